@@ -5,6 +5,7 @@
 pub mod conventions;
 pub mod encoding;
 pub mod error;
+pub mod json;
 pub mod letter;
 
 pub use error::EngineError;

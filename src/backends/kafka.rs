@@ -1,0 +1,313 @@
+//! Kafka DLQ topics through rdkafka (bundled librdkafka): connect with a check that
+//! the topic exists, write a dead letter and wait for the broker's ack, read a topic
+//! partition by partition without joining a consumer group or committing anything.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header as KHeader, Headers as _, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use thiserror::Error;
+
+use crate::engine::{DeadLetter, Header, Headers, LetterId};
+
+/// How long a metadata or watermark request may take before the broker counts as unreachable.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Kafka backend failure, quoting the topic and brokers involved.
+#[derive(Debug, Error)]
+pub enum KafkaBackendError {
+    /// The topic is not in the cluster's metadata.
+    #[error("topic '{topic}' not found on {brokers}")]
+    TopicNotFound {
+        /// Topic asked for.
+        topic: String,
+        /// Bootstrap servers asked.
+        brokers: String,
+    },
+    /// The cluster did not answer in time or refused the connection.
+    #[error("cannot reach Kafka at '{brokers}': {source}")]
+    Unreachable {
+        /// Bootstrap servers asked.
+        brokers: String,
+        /// What librdkafka said.
+        source: Box<KafkaError>,
+    },
+    /// A librdkafka property that it rejected (from `-X key=value`).
+    #[error("bad Kafka property: {0}")]
+    BadProperty(Box<KafkaError>),
+    /// Any other broker or client error, with what was being done.
+    #[error("{what} on {brokers}: {source}")]
+    Kafka {
+        /// What morgue was doing.
+        what: String,
+        /// Bootstrap servers.
+        brokers: String,
+        /// What librdkafka said.
+        source: Box<KafkaError>,
+    },
+}
+
+/// Where a Kafka cluster is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// librdkafka properties passed through as given (`-X key=value`), applied last.
+    pub properties: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// A config for `brokers` with no extra properties.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaConfig {
+            brokers: brokers.into(),
+            properties: Vec::new(),
+        }
+    }
+
+    /// The rdkafka client config: bootstrap servers, no topic auto-creation, then
+    /// `defaults`, then the user's properties (which win).
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("allow.auto.create.topics", "false")
+            .set("log_level", "3");
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn error(&self, what: impl Into<String>, source: KafkaError) -> KafkaBackendError {
+        KafkaBackendError::Kafka {
+            what: what.into(),
+            brokers: self.brokers.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// A consumer for browsing: partitions are assigned by hand and nothing is committed,
+    /// so the team's own DLQ consumer group keeps its offsets.
+    pub fn browse_consumer(&self) -> Result<BaseConsumer, KafkaBackendError> {
+        self.client_config(&[
+            ("group.id", "morgue-browse"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "true"),
+        ])
+        .create()
+        .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
+    }
+
+    /// An idempotent producer that waits for all in-sync replicas.
+    pub fn producer(&self) -> Result<FutureProducer, KafkaBackendError> {
+        self.client_config(&[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("message.timeout.ms", "30000"),
+        ])
+        .create()
+        .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
+    }
+
+    /// The partition ids of `topic`, or a clear error when it does not exist or the cluster is down.
+    pub fn partitions(
+        &self,
+        consumer: &BaseConsumer,
+        topic: &str,
+    ) -> Result<Vec<i32>, KafkaBackendError> {
+        let md = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|source| KafkaBackendError::Unreachable {
+                brokers: self.brokers.clone(),
+                source: Box::new(source),
+            })?;
+        let not_found = || KafkaBackendError::TopicNotFound {
+            topic: topic.to_string(),
+            brokers: self.brokers.clone(),
+        };
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .ok_or_else(not_found)?;
+        match t.error() {
+            Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => {
+                return Err(not_found());
+            }
+            Some(e) => {
+                return Err(self.error(
+                    format!("metadata for topic '{topic}'"),
+                    KafkaError::MetadataFetch(e.into()),
+                ));
+            }
+            None => {}
+        }
+        if t.partitions().is_empty() {
+            return Err(not_found());
+        }
+        Ok(t.partitions().iter().map(|p| p.id()).collect())
+    }
+
+    /// Low and high watermark of every partition of `topic`, in partition order.
+    pub fn watermarks(
+        &self,
+        consumer: &BaseConsumer,
+        topic: &str,
+    ) -> Result<Vec<(i32, i64, i64)>, KafkaBackendError> {
+        let mut out = Vec::new();
+        for p in self.partitions(consumer, topic)? {
+            let (lo, hi) = consumer
+                .fetch_watermarks(topic, p, METADATA_TIMEOUT)
+                .map_err(|e| self.error(format!("watermarks of '{topic}' partition {p}"), e))?;
+            out.push((p, lo, hi));
+        }
+        Ok(out)
+    }
+
+    /// The consumer's next offset in partition `p` of `topic` (-1 when unknown).
+    fn position(
+        &self,
+        consumer: &BaseConsumer,
+        topic: &str,
+        p: i32,
+    ) -> Result<i64, KafkaBackendError> {
+        let pos = consumer
+            .position()
+            .map_err(|e| self.error(format!("position in '{topic}'"), e))?;
+        Ok(pos
+            .find_partition(topic, p)
+            .and_then(|e| e.offset().to_raw())
+            .unwrap_or(-1))
+    }
+
+    /// Writes `letter` to `topic` with its key, value and headers as they are; returns
+    /// its id once the broker has acknowledged it.
+    pub async fn write(
+        &self,
+        producer: &FutureProducer,
+        topic: &str,
+        letter: &DeadLetter,
+    ) -> Result<LetterId, KafkaBackendError> {
+        let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len());
+        for h in letter.headers.iter() {
+            headers = headers.insert(KHeader {
+                key: &h.name,
+                value: h.value.as_deref(),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(k) = &letter.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &letter.value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(ts) = letter.dlq_timestamp_ms {
+            record = record.timestamp(ts);
+        }
+        match producer.send(record, Duration::from_secs(30)).await {
+            Ok(d) => Ok(LetterId::Kafka {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Err((e, _)) => Err(self.error(format!("writing to topic '{topic}'"), e)),
+        }
+    }
+
+    /// Reads every letter of `topic` present now (up to each partition's high watermark),
+    /// calling `each` in per-partition offset order. Joins no group and commits nothing.
+    pub fn read_to_end(
+        &self,
+        topic: &str,
+        mut each: impl FnMut(DeadLetter),
+    ) -> Result<u64, KafkaBackendError> {
+        let consumer = self.browse_consumer()?;
+        let marks = self.watermarks(&consumer, topic)?;
+        let mut tpl = TopicPartitionList::new();
+        for &(p, lo, hi) in &marks {
+            if hi > lo {
+                tpl.add_partition_offset(topic, p, Offset::Offset(lo))
+                    .map_err(|e| self.error("assigning partitions", e))?;
+            }
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| self.error(format!("assigning '{topic}'"), e))?;
+        let mut count = 0u64;
+        // Per partition: high watermark, and whether it has been read up to it.
+        let mut left: Vec<(i32, i64)> = marks
+            .iter()
+            .filter(|m| m.2 > m.1)
+            .map(|m| (m.0, m.2))
+            .collect();
+        while !left.is_empty() {
+            let Some(msg) = consumer.poll(METADATA_TIMEOUT) else {
+                return Err(self.error(format!("reading '{topic}'"), KafkaError::NoMessageReceived));
+            };
+            let (p, reached) = match msg {
+                Ok(msg) => {
+                    let hi = marks
+                        .iter()
+                        .find(|m| m.0 == msg.partition())
+                        .map_or(0, |m| m.2);
+                    if msg.offset() < hi {
+                        each(letter_from_message(&msg));
+                        count += 1;
+                    }
+                    (msg.partition(), msg.offset() + 1 >= hi)
+                }
+                // End of partition as the fetch saw it; trust it only once the position
+                // has passed the watermark taken at the start (a lagging fetch can say
+                // EOF early; control records and compaction can leave the last offset out).
+                Err(KafkaError::PartitionEOF(p)) => {
+                    (p, self.position(&consumer, topic, p)? >= left_hi(&left, p))
+                }
+                Err(e) => return Err(self.error(format!("reading '{topic}'"), e)),
+            };
+            if reached {
+                left.retain(|(q, _)| *q != p);
+            }
+        }
+        Ok(count)
+    }
+}
+
+fn left_hi(left: &[(i32, i64)], p: i32) -> i64 {
+    left.iter().find(|(q, _)| *q == p).map_or(0, |(_, hi)| *hi)
+}
+
+/// Turns a consumed record into a dead letter, keeping every byte and header as received.
+pub fn letter_from_message(msg: &BorrowedMessage<'_>) -> DeadLetter {
+    let headers = msg
+        .headers()
+        .map(|hs| {
+            Headers(
+                hs.iter()
+                    .map(|h| Header {
+                        name: h.key.to_string(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    DeadLetter::from_record(
+        Some(LetterId::Kafka {
+            partition: msg.partition(),
+            offset: msg.offset(),
+        }),
+        msg.timestamp().to_millis(),
+        msg.key().map(<[u8]>::to_vec),
+        msg.payload().map(<[u8]>::to_vec),
+        headers,
+    )
+}

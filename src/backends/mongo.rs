@@ -1,0 +1,99 @@
+//! MongoDB DLQ collections through the official driver: connecting with a clear error
+//! when the server is unreachable or the URI is wrong.
+
+use std::time::Duration;
+
+use mongodb::bson::{Document, doc};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection};
+use thiserror::Error;
+
+/// The collection a DLQ lives in when the profile names none.
+pub const DEFAULT_COLLECTION: &str = "deadletter_messages";
+
+/// A MongoDB backend failure, quoting the URI (without password) or collection.
+#[derive(Debug, Error)]
+pub enum MongoBackendError {
+    /// The URI could not be parsed.
+    #[error("bad MongoDB URI '{uri}': {source}")]
+    BadUri {
+        /// URI as given, password hidden.
+        uri: String,
+        /// What the driver said.
+        source: mongodb::error::Error,
+    },
+    /// No server answered a ping in time.
+    #[error("cannot reach MongoDB at '{uri}': {source}")]
+    Unreachable {
+        /// URI as given, password hidden.
+        uri: String,
+        /// What the driver said.
+        source: mongodb::error::Error,
+    },
+}
+
+/// Where a DLQ collection is.
+#[derive(Debug, Clone)]
+pub struct MongoConfig {
+    /// Connection string, `mongodb://...`.
+    pub uri: String,
+    /// Database name.
+    pub db: String,
+    /// Collection name.
+    pub collection: String,
+}
+
+impl MongoConfig {
+    /// Connects, pings the server, and returns the DLQ collection.
+    pub async fn connect(&self) -> Result<Collection<Document>, MongoBackendError> {
+        let uri = redact(&self.uri);
+        let mut opts =
+            ClientOptions::parse(&self.uri)
+                .await
+                .map_err(|source| MongoBackendError::BadUri {
+                    uri: uri.clone(),
+                    source,
+                })?;
+        opts.server_selection_timeout
+            .get_or_insert(Duration::from_secs(10));
+        opts.app_name.get_or_insert_with(|| "morgue".to_string());
+        let client = Client::with_options(opts).map_err(|source| MongoBackendError::BadUri {
+            uri: uri.clone(),
+            source,
+        })?;
+        let db = client.database(&self.db);
+        db.run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|source| MongoBackendError::Unreachable { uri, source })?;
+        Ok(db.collection(&self.collection))
+    }
+}
+
+/// The URI with any password replaced by `***`, safe to print.
+pub fn redact(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let Some((creds, host)) = rest.split_once('@') else {
+        return uri.to_string();
+    };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_print() {
+        assert_eq!(
+            redact("mongodb://ops:s3cret@db:27017/?authSource=admin"),
+            "mongodb://ops:***@db:27017/?authSource=admin"
+        );
+        assert_eq!(redact("mongodb://db:27017"), "mongodb://db:27017");
+        assert_eq!(redact("mongodb://ops@db"), "mongodb://ops@db");
+    }
+}

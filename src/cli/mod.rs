@@ -1,0 +1,116 @@
+//! The command line: argument parsing, the headless commands (JSON lines on stdout,
+//! one-line errors on stderr), and exit codes (0 ok, 1 error, 2 usage).
+
+mod list;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::backends::kafka::KafkaConfig;
+
+/// morgue: stream, inspect, fix and replay dead letters from Kafka and MongoDB DLQs.
+#[derive(Debug, Parser)]
+#[command(name = "morgue", version, about, long_about = None)]
+pub struct Cli {
+    /// Where the DLQ is.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which DLQ to open.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Kafka bootstrap servers, e.g. 127.0.0.1:9092.
+    #[arg(long, global = true, env = "MORGUE_KAFKA", value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// The DLQ topic.
+    #[arg(long, short = 't', global = true, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// librdkafka property passed through as is (repeatable), as with kcat.
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub property: Vec<(String, String)>,
+}
+
+/// How the headless commands print letters.
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Output {
+    /// One JSON object per letter per line (schema in the README).
+    #[default]
+    Json,
+    /// An aligned table for people.
+    Table,
+}
+
+/// The headless commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every letter in the DLQ now, oldest first per partition.
+    List {
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+/// A mistake in how morgue was called (exit code 2), as opposed to a failure (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got '{s}'")),
+    }
+}
+
+impl BackendArgs {
+    /// The Kafka config and DLQ topic, or a usage error naming what is missing.
+    pub fn kafka(&self) -> anyhow::Result<(KafkaConfig, String)> {
+        let brokers = self
+            .kafka
+            .clone()
+            .ok_or_else(|| UsageError("no DLQ given: pass --kafka BROKERS --topic TOPIC".into()))?;
+        let topic = self
+            .topic
+            .clone()
+            .ok_or_else(|| UsageError(format!("--kafka '{brokers}' needs --topic TOPIC")))?;
+        let mut cfg = KafkaConfig::new(brokers);
+        cfg.properties = self.property.clone();
+        Ok((cfg, topic))
+    }
+}
+
+/// Parses the command line, runs the command, prints any error on one line, and
+/// returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+    eprintln!("morgue: {}", chain.join(": "));
+    if e.downcast_ref::<UsageError>().is_some() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::List { output } => list::run(&cli.backend, output).await,
+    }
+}

@@ -1,0 +1,119 @@
+//! The JSON-lines schema of the headless commands: one object per dead letter,
+//! bytes as UTF-8 text when valid and base64 otherwise, never lossy.
+
+use serde::Serialize;
+
+use super::encoding::EncodedBytes;
+use super::letter::{
+    DeadLetter, FailureContext, LetterId, LetterState, ReplayRecord, SourceCoords,
+};
+
+/// A header as printed: its name and its value (null for a null header).
+#[derive(Debug, Serialize)]
+pub struct HeaderJson {
+    /// Header name.
+    pub name: String,
+    /// Value, UTF-8 or base64.
+    pub value: Option<EncodedBytes>,
+}
+
+/// One dead letter as printed by `morgue list` / `morgue show`.
+#[derive(Debug, Serialize)]
+pub struct LetterJson<'a> {
+    /// `partition:offset` or the document `_id`.
+    pub id: Option<String>,
+    /// DLQ partition (Kafka only).
+    pub partition: Option<i32>,
+    /// DLQ offset (Kafka only).
+    pub offset: Option<i64>,
+    /// DLQ timestamp as RFC 3339 UTC.
+    pub timestamp: Option<String>,
+    /// Key bytes.
+    pub key: Option<EncodedBytes>,
+    /// Value bytes.
+    pub value: Option<EncodedBytes>,
+    /// Size of key, value and headers in bytes.
+    pub size: usize,
+    /// Headers in order.
+    pub headers: Vec<HeaderJson>,
+    /// Where the message came from (all null when unknown).
+    pub source: &'a SourceCoords,
+    /// Why it failed.
+    pub failure: &'a FailureContext,
+    /// new / edited / replayed / resolved.
+    pub state: LetterState,
+    /// Replays so far.
+    pub history: &'a [ReplayRecord],
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+impl<'a> LetterJson<'a> {
+    /// The printable form of `l`.
+    pub fn of(l: &'a DeadLetter) -> Self {
+        let (partition, offset) = match l.id {
+            Some(LetterId::Kafka { partition, offset }) => (Some(partition), Some(offset)),
+            _ => (None, None),
+        };
+        LetterJson {
+            id: l.id.as_ref().map(ToString::to_string),
+            partition,
+            offset,
+            timestamp: l.dlq_timestamp_ms.and_then(rfc3339),
+            key: l.key.as_deref().map(EncodedBytes::of),
+            value: l.value.as_deref().map(EncodedBytes::of),
+            size: l.size(),
+            headers: l
+                .headers
+                .iter()
+                .map(|h| HeaderJson {
+                    name: h.name.clone(),
+                    value: h.value.as_deref().map(EncodedBytes::of),
+                })
+                .collect(),
+            source: &l.source,
+            failure: &l.failure,
+            state: l.state,
+            history: &l.history,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Headers;
+
+    #[test]
+    fn binary_and_text_render_without_loss() {
+        let mut h = Headers::default();
+        h.push("kafka_dlt-original-partition", 3i32.to_be_bytes());
+        let l = DeadLetter::from_record(
+            Some(LetterId::Kafka {
+                partition: 1,
+                offset: 9,
+            }),
+            Some(1_732_700_000_000),
+            None,
+            Some(vec![0xc3, 0x28]),
+            h,
+        );
+        let v = serde_json::to_value(LetterJson::of(&l)).unwrap();
+        assert_eq!(v["id"], "1:9");
+        assert_eq!(v["partition"], 1);
+        assert_eq!(v["timestamp"], "2024-11-27T09:33:20.000Z");
+        assert_eq!(v["key"], serde_json::Value::Null);
+        assert_eq!(v["value"]["encoding"], "base64");
+        assert_eq!(v["value"]["data"], "wyg=");
+        // NUL bytes are valid UTF-8: kept as text, escaped by JSON, not lost.
+        assert_eq!(v["headers"][0]["value"]["data"], "\u{0}\u{0}\u{0}\u{3}");
+        assert_eq!(v["source"]["partition"], 3);
+        assert_eq!(v["source"]["topic"], serde_json::Value::Null);
+        assert_eq!(v["failure"]["reason"], "unknown");
+        assert_eq!(v["state"], "new");
+    }
+}

@@ -1,0 +1,113 @@
+//! `morgue list` as a user runs it: the real binary against the real broker.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestTopic, kafka_brokers};
+use morgue::backends::kafka::KafkaConfig;
+use morgue::engine::{DeadLetter, Headers};
+
+fn morgue(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(args)
+        .env_remove("MORGUE_KAFKA")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn list_prints_one_json_object_per_letter() {
+    let topic = TestTopic::new("cli-list", 1).await;
+    let cfg = KafkaConfig::new(kafka_brokers());
+    let producer = cfg.producer().unwrap();
+    let mut h = Headers::default();
+    h.push("kafka_dlt-original-topic", "trades");
+    h.push(
+        "kafka_dlt-exception-fqcn",
+        "java.lang.IllegalArgumentException",
+    );
+    for (key, value) in [
+        (&b"T-1"[..], &b"{\"px\":1}"[..]),
+        (b"T-2", &[0xde, 0xad, 0xbe, 0xef]),
+    ] {
+        let l = DeadLetter::from_record(
+            None,
+            None,
+            Some(key.to_vec()),
+            Some(value.to_vec()),
+            h.clone(),
+        );
+        cfg.write(&producer, &topic.name, &l).await.unwrap();
+    }
+
+    let brokers = kafka_brokers();
+    let out = morgue(&["list", "--kafka", &brokers, "--topic", &topic.name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], "0:0");
+    assert_eq!(lines[0]["key"]["data"], "T-1");
+    assert_eq!(lines[0]["value"]["encoding"], "utf8");
+    assert_eq!(
+        lines[1]["value"],
+        serde_json::json!({"encoding": "base64", "data": "3q2+7w=="})
+    );
+    assert_eq!(lines[1]["source"]["topic"], "trades");
+    assert_eq!(
+        lines[1]["failure"]["exception_class"],
+        "java.lang.IllegalArgumentException"
+    );
+    assert_eq!(lines[1]["failure"]["reason"], "failed");
+
+    let out = morgue(&[
+        "list",
+        "-o",
+        "table",
+        "--kafka",
+        &brokers,
+        "--topic",
+        &topic.name,
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(
+        table
+            .lines()
+            .nth(2)
+            .unwrap()
+            .contains("IllegalArgumentException"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_missing_topic_exits_1_with_one_quoting_line() {
+    let brokers = kafka_brokers();
+    let out = morgue(&["list", "--kafka", &brokers, "--topic", "orders.dlq.absent"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err,
+        format!("morgue: topic 'orders.dlq.absent' not found on {brokers}\n")
+    );
+}
+
+#[test]
+fn usage_mistakes_exit_2() {
+    let out = morgue(&["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kafka BROKERS --topic TOPIC"));
+    let out = morgue(&["list", "--kafka", "h:1", "-t", "x", "-X", "novalue"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'novalue'"));
+}
