@@ -2,6 +2,7 @@
 //! one-line errors on stderr), and exit codes (0 ok, 1 error, 2 usage).
 
 mod list;
+mod route;
 
 use std::process::ExitCode;
 
@@ -22,7 +23,7 @@ pub struct Cli {
 }
 
 /// Which DLQ to open.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BackendArgs {
     /// Kafka bootstrap servers, e.g. 127.0.0.1:9092.
     #[arg(long, global = true, env = "MORGUE_KAFKA", value_name = "BROKERS")]
@@ -54,6 +55,9 @@ pub enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: Output,
     },
+    /// Consume source topics and run a command per message, with retries; what keeps
+    /// failing goes to the DLQ topic (--topic, default `deadletter-topic`).
+    Route(route::RouteArgs),
 }
 
 /// A mistake in how morgue was called (exit code 2), as opposed to a failure (exit code 1).
@@ -89,6 +93,7 @@ impl BackendArgs {
 /// returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
@@ -97,6 +102,19 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// Warnings and errors go to stderr, one line each; `MORGUE_LOG` (e.g. `debug`,
+/// `morgue=trace`) changes the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MORGUE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
@@ -112,5 +130,6 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::List { output } => list::run(&cli.backend, output).await,
+        Command::Route(args) => route::run(&cli.backend, &args).await,
     }
 }

@@ -1,12 +1,15 @@
-//! The dead-letter engine: the model, header conventions and (later) reading,
-//! filtering and replaying. It knows dead letters, not terminals: nothing here
-//! imports ratatui, crossterm, syntect or arboard.
+//! The dead-letter engine: the model, header conventions, the router that writes
+//! dead letters, and the replay side that reads them back. It knows dead letters,
+//! not terminals: nothing here imports ratatui, crossterm, syntect or arboard.
 
 pub mod conventions;
+pub mod duration;
 pub mod encoding;
 pub mod error;
 pub mod json;
 pub mod letter;
+pub mod router;
+pub mod sink;
 
 pub use error::EngineError;
 pub use letter::{

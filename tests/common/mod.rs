@@ -53,8 +53,16 @@ pub struct TestTopic {
 impl TestTopic {
     /// Creates a fresh topic with `partitions` partitions and waits until it is usable.
     pub async fn new(prefix: &str, partitions: i32) -> TestTopic {
+        Self::with_config(prefix, partitions, &[]).await
+    }
+
+    /// Creates a fresh topic with topic-level `config` entries.
+    pub async fn with_config(prefix: &str, partitions: i32, config: &[(&str, &str)]) -> TestTopic {
         let name = unique(prefix);
-        let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+        let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in config {
+            topic = topic.set(k, v);
+        }
         let res = admin()
             .create_topics(
                 [&topic],
@@ -66,6 +74,21 @@ impl TestTopic {
             r.unwrap();
         }
         TestTopic { name }
+    }
+}
+
+/// Sets a topic-level config entry (e.g. `max.message.bytes`).
+pub async fn alter_topic(topic: &str, key: &str, value: &str) {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let res = admin()
+        .alter_configs(
+            [&AlterConfig::new(ResourceSpecifier::Topic(topic)).set(key, value)],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    for r in res {
+        r.unwrap();
     }
 }
 
@@ -84,4 +107,109 @@ impl Drop for TestTopic {
         })
         .join();
     }
+}
+
+/// Produces one record and waits for the ack; `ts_ms` sets the record timestamp.
+pub async fn produce(
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+    headers: &[(&str, &[u8])],
+    ts_ms: Option<i64>,
+) -> (i32, i64) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .unwrap();
+    let mut hs = OwnedHeaders::new();
+    for (k, v) in headers {
+        hs = hs.insert(Header {
+            key: k,
+            value: Some(*v),
+        });
+    }
+    let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(value).headers(hs);
+    if let Some(k) = key {
+        r = r.key(k);
+    }
+    if let Some(ts) = ts_ms {
+        r = r.timestamp(ts);
+    }
+    let d = p.send(r, Duration::from_secs(10)).await.unwrap();
+    (d.partition, d.offset)
+}
+
+/// Offsets committed by `group` for each partition of `topic` (-1 when none).
+pub fn committed(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).unwrap().offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// High watermark of each partition of `topic`.
+pub fn high_watermarks(topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .collect()
+}
+
+/// Reads every letter in `topic` now, through morgue's own reader.
+pub async fn read_all(topic: &str) -> Vec<morgue::engine::DeadLetter> {
+    let cfg = morgue::backends::kafka::KafkaConfig::new(kafka_brokers());
+    let t = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut v = Vec::new();
+        cfg.read_to_end(&t, |l| v.push(l)).unwrap();
+        v
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls `topic` until it holds at least `n` letters or `secs` pass; returns what it holds.
+pub async fn wait_for_letters(topic: &str, n: usize, secs: u64) -> Vec<morgue::engine::DeadLetter> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = read_all(topic).await;
+        if v.len() >= n || std::time::Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sends SIGTERM to a child process.
+pub fn sigterm(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM failed");
 }

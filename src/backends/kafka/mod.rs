@@ -14,6 +14,9 @@ use thiserror::Error;
 
 use crate::engine::{DeadLetter, Header, Headers, LetterId};
 
+pub mod route;
+pub mod sink;
+
 /// How long a metadata or watermark request may take before the broker counts as unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -85,7 +88,7 @@ impl KafkaConfig {
         c
     }
 
-    fn error(&self, what: impl Into<String>, source: KafkaError) -> KafkaBackendError {
+    pub(crate) fn error(&self, what: impl Into<String>, source: KafkaError) -> KafkaBackendError {
         KafkaBackendError::Kafka {
             what: what.into(),
             brokers: self.brokers.clone(),
