@@ -5,12 +5,15 @@ use std::io::Write;
 use anyhow::Context as _;
 
 use super::{BackendArgs, Output};
+use crate::backends::kafka::replay::load_ledger;
 use crate::engine::DeadLetter;
 use crate::engine::json::{LetterJson, rfc3339};
+use crate::engine::ledger::LEDGER_SUFFIX;
 
 /// Reads the whole DLQ and prints each letter in `output` format.
 pub async fn run(backend: &BackendArgs, output: Output) -> anyhow::Result<()> {
     let (cfg, topic) = backend.kafka()?;
+    let ledger = load_ledger(&cfg, &format!("{topic}{LEDGER_SUFFIX}")).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
@@ -18,7 +21,8 @@ pub async fn run(backend: &BackendArgs, output: Output) -> anyhow::Result<()> {
             writeln!(out, "{}", table_header())?;
         }
         let mut write_err = None;
-        cfg.read_to_end(&topic, |l| {
+        cfg.read_to_end(&topic, |mut l| {
+            ledger.apply(&mut l);
             if write_err.is_none()
                 && let Err(e) = print_letter(&mut out, &l, output)
             {
@@ -45,8 +49,8 @@ fn print_letter(out: &mut impl Write, l: &DeadLetter, output: Output) -> std::io
 
 fn table_header() -> String {
     format!(
-        "{:<12} {:<24} {:<20} {:<16} {:<30} {:<22} {:>8}",
-        "ID", "TIME", "SOURCE", "KEY", "ERROR", "REASON", "SIZE"
+        "{:<12} {:<24} {:<20} {:<16} {:<30} {:<22} {:<9} {:>8}",
+        "ID", "TIME", "SOURCE", "KEY", "ERROR", "REASON", "STATE", "SIZE"
     )
 }
 
@@ -78,13 +82,14 @@ fn table_row(l: &DeadLetter) -> String {
         .unwrap_or("-");
     let error = error.rsplit('.').next().unwrap_or(error);
     format!(
-        "{:<12} {:<24} {:<20} {:<16} {:<30} {:<22} {:>8}",
+        "{:<12} {:<24} {:<20} {:<16} {:<30} {:<22} {:<9} {:>8}",
         clip(&id, 12),
         time,
         clip(source, 20),
         clip(&key, 16),
         clip(error, 30),
         l.failure.reason.as_str(),
+        l.state.as_str(),
         l.size()
     )
 }

@@ -2,6 +2,7 @@
 //! one-line errors on stderr), and exit codes (0 ok, 1 error, 2 usage).
 
 mod list;
+mod replay;
 mod route;
 
 use std::process::ExitCode;
@@ -34,6 +35,12 @@ pub struct BackendArgs {
     /// librdkafka property passed through as is (repeatable), as with kcat.
     #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_property)]
     pub property: Vec<(String, String)>,
+    /// Refuse every write (replay, resolve, edit): for looking at production safely.
+    #[arg(long, global = true, env = "MORGUE_READ_ONLY")]
+    pub read_only: bool,
+    /// The local audit log of writes (default ~/.local/state/morgue/audit.jsonl).
+    #[arg(long, global = true, env = "MORGUE_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 /// How the headless commands print letters.
@@ -55,6 +62,16 @@ pub enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: Output,
     },
+    /// Print one letter, with its ledger state and replay history.
+    Show {
+        /// Letter id (`PARTITION:OFFSET`).
+        id: String,
+    },
+    /// Send letters back to their source topic (or --to), exactly once, recorded in the
+    /// ledger and the audit log.
+    Replay(replay::ReplayArgs),
+    /// Mark letters handled without replaying them.
+    Resolve(replay::ResolveArgs),
     /// Consume source topics and run a command per message, with retries; what keeps
     /// failing goes to the DLQ topic (--topic, default `deadletter-topic`).
     Route(route::RouteArgs),
@@ -130,6 +147,9 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::List { output } => list::run(&cli.backend, output).await,
+        Command::Show { id } => replay::show(&cli.backend, &id).await,
+        Command::Replay(args) => replay::replay(&cli.backend, &args).await,
+        Command::Resolve(args) => replay::resolve(&cli.backend, &args).await,
         Command::Route(args) => route::run(&cli.backend, &args).await,
     }
 }

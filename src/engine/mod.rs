@@ -2,12 +2,16 @@
 //! dead letters, and the replay side that reads them back. It knows dead letters,
 //! not terminals: nothing here imports ratatui, crossterm, syntect or arboard.
 
+pub mod audit;
 pub mod conventions;
 pub mod duration;
 pub mod encoding;
 pub mod error;
+pub mod filter;
 pub mod json;
+pub mod ledger;
 pub mod letter;
+pub mod replay;
 pub mod router;
 pub mod sink;
 

@@ -7,18 +7,20 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header as KHeader, Headers as _, Message, OwnedHeaders};
+use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
-use crate::engine::{DeadLetter, Header, Headers, LetterId};
+use crate::engine::{DeadLetter, LetterId};
 
+pub mod partitioner;
+mod read;
+pub mod replay;
 pub mod route;
 pub mod sink;
 
 /// How long a metadata or watermark request may take before the broker counts as unreachable.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A Kafka backend failure, quoting the topic and brokers involved.
 #[derive(Debug, Error)]
@@ -39,6 +41,19 @@ pub enum KafkaBackendError {
         /// What librdkafka said.
         source: Box<KafkaError>,
     },
+    /// A letter id that is not (or no longer) in the topic.
+    #[error("no letter {id} in topic '{topic}': {why}")]
+    NoSuchLetter {
+        /// The id asked for.
+        id: String,
+        /// The DLQ topic.
+        topic: String,
+        /// Why not.
+        why: String,
+    },
+    /// A background task failed (a panic or cancellation), with what it said.
+    #[error("background task failed: {0}")]
+    Task(String),
     /// A librdkafka property that it rejected (from `-X key=value`).
     #[error("bad Kafka property: {0}")]
     BadProperty(Box<KafkaError>),
@@ -176,22 +191,6 @@ impl KafkaConfig {
         Ok(out)
     }
 
-    /// The consumer's next offset in partition `p` of `topic` (-1 when unknown).
-    fn position(
-        &self,
-        consumer: &BaseConsumer,
-        topic: &str,
-        p: i32,
-    ) -> Result<i64, KafkaBackendError> {
-        let pos = consumer
-            .position()
-            .map_err(|e| self.error(format!("position in '{topic}'"), e))?;
-        Ok(pos
-            .find_partition(topic, p)
-            .and_then(|e| e.offset().to_raw())
-            .unwrap_or(-1))
-    }
-
     /// Writes `letter` to `topic` with its key, value and headers as they are; returns
     /// its id once the broker has acknowledged it.
     pub async fn write(
@@ -225,92 +224,6 @@ impl KafkaConfig {
             Err((e, _)) => Err(self.error(format!("writing to topic '{topic}'"), e)),
         }
     }
-
-    /// Reads every letter of `topic` present now (up to each partition's high watermark),
-    /// calling `each` in per-partition offset order. Joins no group and commits nothing.
-    pub fn read_to_end(
-        &self,
-        topic: &str,
-        mut each: impl FnMut(DeadLetter),
-    ) -> Result<u64, KafkaBackendError> {
-        let consumer = self.browse_consumer()?;
-        let marks = self.watermarks(&consumer, topic)?;
-        let mut tpl = TopicPartitionList::new();
-        for &(p, lo, hi) in &marks {
-            if hi > lo {
-                tpl.add_partition_offset(topic, p, Offset::Offset(lo))
-                    .map_err(|e| self.error("assigning partitions", e))?;
-            }
-        }
-        consumer
-            .assign(&tpl)
-            .map_err(|e| self.error(format!("assigning '{topic}'"), e))?;
-        let mut count = 0u64;
-        // Per partition: high watermark, and whether it has been read up to it.
-        let mut left: Vec<(i32, i64)> = marks
-            .iter()
-            .filter(|m| m.2 > m.1)
-            .map(|m| (m.0, m.2))
-            .collect();
-        while !left.is_empty() {
-            let Some(msg) = consumer.poll(METADATA_TIMEOUT) else {
-                return Err(self.error(format!("reading '{topic}'"), KafkaError::NoMessageReceived));
-            };
-            let (p, reached) = match msg {
-                Ok(msg) => {
-                    let hi = marks
-                        .iter()
-                        .find(|m| m.0 == msg.partition())
-                        .map_or(0, |m| m.2);
-                    if msg.offset() < hi {
-                        each(letter_from_message(&msg));
-                        count += 1;
-                    }
-                    (msg.partition(), msg.offset() + 1 >= hi)
-                }
-                // End of partition as the fetch saw it; trust it only once the position
-                // has passed the watermark taken at the start (a lagging fetch can say
-                // EOF early; control records and compaction can leave the last offset out).
-                Err(KafkaError::PartitionEOF(p)) => {
-                    (p, self.position(&consumer, topic, p)? >= left_hi(&left, p))
-                }
-                Err(e) => return Err(self.error(format!("reading '{topic}'"), e)),
-            };
-            if reached {
-                left.retain(|(q, _)| *q != p);
-            }
-        }
-        Ok(count)
-    }
 }
 
-fn left_hi(left: &[(i32, i64)], p: i32) -> i64 {
-    left.iter().find(|(q, _)| *q == p).map_or(0, |(_, hi)| *hi)
-}
-
-/// Turns a consumed record into a dead letter, keeping every byte and header as received.
-pub fn letter_from_message(msg: &BorrowedMessage<'_>) -> DeadLetter {
-    let headers = msg
-        .headers()
-        .map(|hs| {
-            Headers(
-                hs.iter()
-                    .map(|h| Header {
-                        name: h.key.to_string(),
-                        value: h.value.map(<[u8]>::to_vec),
-                    })
-                    .collect(),
-            )
-        })
-        .unwrap_or_default();
-    DeadLetter::from_record(
-        Some(LetterId::Kafka {
-            partition: msg.partition(),
-            offset: msg.offset(),
-        }),
-        msg.timestamp().to_millis(),
-        msg.key().map(<[u8]>::to_vec),
-        msg.payload().map(<[u8]>::to_vec),
-        headers,
-    )
-}
+pub use read::letter_from_message;
