@@ -1,40 +1,80 @@
-//! `morgue list`: every letter in the DLQ, streamed to stdout as it is read.
+//! `morgue list`: the DLQ's letters (from a position, filtered, optionally followed
+//! live), streamed to stdout as they are read, with their ledger state.
 
 use std::io::Write;
 
 use anyhow::Context as _;
 
-use super::{BackendArgs, Output};
-use crate::backends::kafka::replay::load_ledger;
-use crate::engine::DeadLetter;
-use crate::engine::json::{LetterJson, rfc3339};
-use crate::engine::ledger::LEDGER_SUFFIX;
+use tokio::sync::mpsc;
 
-/// Reads the whole DLQ and prints each letter in `output` format.
-pub async fn run(backend: &BackendArgs, output: Output) -> anyhow::Result<()> {
+use super::{BackendArgs, Output, UsageError};
+use crate::backends::kafka::source::KafkaSource;
+use crate::engine::DeadLetter;
+use crate::engine::filter::Filter;
+use crate::engine::json::{LetterJson, rfc3339};
+use crate::engine::source::{DeadLetterSource as _, SourceEvent, StartAt};
+
+/// Options of `morgue list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+    /// Where to start: beginning, end, an offset (each partition), an RFC 3339 time or an age like 2h.
+    #[arg(long, default_value = "beginning", value_name = "POS")]
+    pub from: String,
+    /// Keep printing new letters as they arrive (Ctrl-C stops), like `tail -f`.
+    #[arg(long)]
+    pub follow: bool,
+    /// Only letters matching this query (see the README's filter syntax).
+    #[arg(long, short = 'f', value_name = "QUERY")]
+    pub filter: Option<String>,
+    /// Stop after this many letters.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+/// Streams the DLQ from `--from` and prints each matching letter as it is read.
+pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let from = StartAt::parse(&args.from, now).map_err(|e| UsageError(format!("--from: {e}")))?;
+    let filter = match &args.filter {
+        Some(q) => Some(Filter::parse(q, now).map_err(|e| UsageError(format!("--filter: {e}")))?),
+        None => None,
+    };
     let (cfg, topic) = backend.kafka()?;
-    let ledger = load_ledger(&cfg, &format!("{topic}{LEDGER_SUFFIX}")).await?;
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        if let Output::Table = output {
-            writeln!(out, "{}", table_header())?;
-        }
-        let mut write_err = None;
-        cfg.read_to_end(&topic, |mut l| {
-            ledger.apply(&mut l);
-            if write_err.is_none()
-                && let Err(e) = print_letter(&mut out, &l, output)
-            {
-                write_err = Some(e);
+    let source = KafkaSource::new(cfg, topic);
+    let (tx, mut rx) = mpsc::channel(8);
+    let follow = args.follow;
+    let reader = tokio::spawn(async move { source.stream(from, follow, tx).await });
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if let Output::Table = args.output {
+        writeln!(out, "{}", table_header())?;
+    }
+    let mut printed = 0u64;
+    'read: while let Some(event) = rx.recv().await {
+        let SourceEvent::Letters(batch) = event else {
+            continue;
+        };
+        for l in &batch {
+            if filter.as_ref().is_some_and(|f| !f.matches(l)) {
+                continue;
             }
-        })?;
-        if let Some(e) = write_err {
-            return Err(e).context("writing to stdout");
+            print_letter(&mut out, l, args.output).context("writing to stdout")?;
+            printed += 1;
+            if args.limit.is_some_and(|n| printed >= n) {
+                break 'read;
+            }
         }
-        out.flush().context("writing to stdout")
-    })
-    .await?
+        if follow {
+            out.flush().context("writing to stdout")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    drop(rx);
+    reader.await??;
+    Ok(())
 }
 
 fn print_letter(out: &mut impl Write, l: &DeadLetter, output: Output) -> std::io::Result<()> {

@@ -56,12 +56,8 @@ pub enum Output {
 /// The headless commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print every letter in the DLQ now, oldest first per partition.
-    List {
-        /// Output format.
-        #[arg(long, short = 'o', value_enum, default_value_t)]
-        output: Output,
-    },
+    /// Print the DLQ's letters, oldest first per partition (or follow it live).
+    List(list::ListArgs),
     /// Print one letter, with its ledger state and replay history.
     Show {
         /// Letter id (`PARTITION:OFFSET`).
@@ -146,7 +142,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::List { output } => list::run(&cli.backend, output).await,
+        Command::List(args) => list::run(&cli.backend, &args).await,
         Command::Show { id } => replay::show(&cli.backend, &id).await,
         Command::Replay(args) => replay::replay(&cli.backend, &args).await,
         Command::Resolve(args) => replay::resolve(&cli.backend, &args).await,

@@ -8,12 +8,15 @@ pub mod duration;
 pub mod encoding;
 pub mod error;
 pub mod filter;
+pub mod index;
 pub mod json;
 pub mod ledger;
 pub mod letter;
 pub mod replay;
 pub mod router;
 pub mod sink;
+pub mod source;
+pub mod store;
 
 pub use error::EngineError;
 pub use letter::{

@@ -119,10 +119,14 @@ pub async fn produce(
 ) -> (i32, i64) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .create()
-        .unwrap();
+    static PRODUCER: std::sync::OnceLock<FutureProducer> = std::sync::OnceLock::new();
+    let p = PRODUCER.get_or_init(|| {
+        ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers())
+            .set("linger.ms", "0")
+            .create()
+            .unwrap()
+    });
     let mut hs = OwnedHeaders::new();
     for (k, v) in headers {
         hs = hs.insert(Header {

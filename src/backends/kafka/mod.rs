@@ -18,6 +18,7 @@ mod read;
 pub mod replay;
 pub mod route;
 pub mod sink;
+pub mod source;
 
 /// How long a metadata or watermark request may take before the broker counts as unreachable.
 pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,227 @@
+//! A Kafka DLQ topic as a [`DeadLetterSource`]: streams every partition from a start
+//! position in batches over a bounded channel, says when it has caught up with what
+//! was there at the start, and keeps following new letters when asked. Letters carry
+//! the state recorded in the ledger. Nothing joins a group or commits.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::replay::load_ledger;
+use super::{KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, letter_from_message};
+use crate::engine::ledger::{LEDGER_SUFFIX, LedgerState};
+use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
+use crate::engine::{DeadLetter, LetterId};
+
+/// Letters per batch sent to the channel.
+const BATCH: usize = 512;
+/// How long an idle poll waits; bounds the latency of a live letter.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// One Kafka DLQ topic, read by hand-assigned partitions.
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    cfg: KafkaConfig,
+    topic: String,
+}
+
+impl KafkaSource {
+    /// A source for `topic`; nothing is contacted until it is used.
+    pub fn new(cfg: KafkaConfig, topic: impl Into<String>) -> Self {
+        KafkaSource {
+            cfg,
+            topic: topic.into(),
+        }
+    }
+
+    fn err(e: impl std::fmt::Display) -> SourceError {
+        SourceError(e.to_string())
+    }
+
+    /// A browse consumer tuned to hand over new letters quickly when following.
+    fn consumer(&self) -> Result<BaseConsumer, KafkaBackendError> {
+        self.cfg
+            .client_config(&[
+                ("group.id", "morgue-browse"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "earliest"),
+                ("enable.partition.eof", "true"),
+                ("fetch.wait.max.ms", "20"),
+            ])
+            .create()
+            .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
+    }
+
+    /// Reads in this thread until caught up (and beyond when `follow`), sending batches.
+    fn run(
+        &self,
+        from: StartAt,
+        follow: bool,
+        ledger: &LedgerState,
+        tx: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), KafkaBackendError> {
+        let consumer = self.consumer()?;
+        let marks = self.cfg.watermarks(&consumer, &self.topic)?;
+        let mut tpl = TopicPartitionList::new();
+        for &(p, lo, hi) in &marks {
+            let start = match from {
+                StartAt::Beginning => Offset::Offset(lo),
+                StartAt::End => Offset::Offset(hi),
+                StartAt::Offset(o) => Offset::Offset(o.clamp(lo, hi)),
+                StartAt::Time(t) => Offset::Offset(t),
+            };
+            tpl.add_partition_offset(&self.topic, p, start)
+                .map_err(|e| self.cfg.error("assigning partitions", e))?;
+        }
+        if let StartAt::Time(_) = from {
+            tpl = consumer
+                .offsets_for_times(tpl, METADATA_TIMEOUT)
+                .map_err(|e| {
+                    self.cfg
+                        .error(format!("offsets for a time in '{}'", self.topic), e)
+                })?;
+        }
+        // What counts as caught up: the high watermark of each partition at the start.
+        let mut behind: Vec<(i32, i64)> = Vec::new();
+        for e in tpl.elements() {
+            let hi = marks
+                .iter()
+                .find(|m| m.0 == e.partition())
+                .map_or(0, |m| m.2);
+            let start = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => hi,
+            };
+            if start < hi {
+                behind.push((e.partition(), hi));
+            }
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| self.cfg.error(format!("assigning '{}'", self.topic), e))?;
+        let mut delivered = 0u64;
+        let mut caught_up = false;
+        let mut batch: Vec<DeadLetter> = Vec::with_capacity(BATCH);
+        loop {
+            if !caught_up && behind.is_empty() {
+                caught_up = true;
+                if !flush(tx, &mut batch)
+                    || tx
+                        .blocking_send(SourceEvent::CaughtUp { delivered })
+                        .is_err()
+                {
+                    return Ok(());
+                }
+                if !follow {
+                    return Ok(());
+                }
+            }
+            let wait = if batch.is_empty() {
+                IDLE_POLL
+            } else {
+                Duration::ZERO
+            };
+            match consumer.poll(wait) {
+                None => {
+                    if !flush(tx, &mut batch) {
+                        return Ok(());
+                    }
+                }
+                Some(Ok(msg)) => {
+                    let mut l = letter_from_message(&msg);
+                    ledger.apply(&mut l);
+                    let (p, o) = (msg.partition(), msg.offset());
+                    behind.retain(|&(q, hi)| !(q == p && o + 1 >= hi));
+                    batch.push(l);
+                    delivered += 1;
+                    if batch.len() >= BATCH && !flush(tx, &mut batch) {
+                        return Ok(());
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    let pos = consumer.position().ok().and_then(|t| {
+                        t.find_partition(&self.topic, p)
+                            .and_then(|e| e.offset().to_raw())
+                    });
+                    if let Some(pos) = pos {
+                        behind.retain(|&(q, hi)| !(q == p && pos >= hi));
+                    }
+                }
+                Some(Err(e)) => return Err(self.cfg.error(format!("reading '{}'", self.topic), e)),
+            }
+        }
+    }
+}
+
+/// Sends the batch if any; false when the receiver is gone.
+fn flush(tx: &mpsc::Sender<SourceEvent>, batch: &mut Vec<DeadLetter>) -> bool {
+    if batch.is_empty() {
+        return !tx.is_closed();
+    }
+    let out = std::mem::replace(batch, Vec::with_capacity(BATCH));
+    tx.blocking_send(SourceEvent::Letters(out)).is_ok()
+}
+
+#[async_trait]
+impl DeadLetterSource for KafkaSource {
+    fn describe(&self) -> String {
+        format!("topic '{}' on {}", self.topic, self.cfg.brokers)
+    }
+
+    async fn count(&self) -> Result<u64, SourceError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = me.cfg.browse_consumer()?;
+            let marks = me.cfg.watermarks(&c, &me.topic)?;
+            Ok::<_, KafkaBackendError>(
+                marks
+                    .iter()
+                    .map(|m| u64::try_from(m.2 - m.1).unwrap_or(0))
+                    .sum(),
+            )
+        })
+        .await
+        .map_err(Self::err)?
+        .map_err(Self::err)
+    }
+
+    async fn stream(
+        &self,
+        from: StartAt,
+        follow: bool,
+        tx: mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        let ledger = load_ledger(&self.cfg, &format!("{}{LEDGER_SUFFIX}", self.topic))
+            .await
+            .map_err(Self::err)?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.run(from, follow, &ledger, &tx))
+            .await
+            .map_err(Self::err)?
+            .map_err(Self::err)
+    }
+
+    async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError> {
+        let LetterId::Kafka { partition, offset } = *id else {
+            return Err(SourceError(format!(
+                "'{id}' is not a Kafka letter id (PARTITION:OFFSET)"
+            )));
+        };
+        let ledger = load_ledger(&self.cfg, &format!("{}{LEDGER_SUFFIX}", self.topic))
+            .await
+            .map_err(Self::err)?;
+        let me = self.clone();
+        let mut l = tokio::task::spawn_blocking(move || me.cfg.fetch(&me.topic, partition, offset))
+            .await
+            .map_err(Self::err)?
+            .map_err(Self::err)?;
+        ledger.apply(&mut l);
+        Ok(l)
+    }
+}

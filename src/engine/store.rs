@@ -1,0 +1,289 @@
+//! The in-memory store of a DLQ being inspected: one [`IndexRow`] per letter, a
+//! per-partition position index for lookups by id, and a small LRU of full letters
+//! fetched on demand. A million letters cost about 60 MB here; payloads cost only
+//! what the cache holds.
+
+use std::collections::HashMap;
+
+use super::index::{Chunked, FLAG_KAFKA_ID, IndexRow, Interner, RowId, pack_id, row_of, unpack_id};
+use super::letter::{DeadLetter, LetterId, LetterState};
+
+/// Full letters kept at most (the selected one, its neighbours, recent searches).
+const CACHE_LETTERS: usize = 256;
+/// Payload bytes kept at most in the cache.
+const CACHE_BYTES: usize = 32 << 20;
+
+/// Index rows, interned names and a payload cache.
+#[derive(Debug, Default)]
+pub struct Store {
+    rows: Chunked<IndexRow>,
+    topics: Interner,
+    errors: Interner,
+    others: Vec<String>,
+    /// Kafka partition → row positions sorted by offset.
+    partitions: HashMap<i32, Vec<u32>>,
+    cache: HashMap<RowId, (DeadLetter, u64)>,
+    cache_bytes: usize,
+    tick: u64,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Self {
+        Store::default()
+    }
+
+    /// Adds `l` (or updates its row when the id is already known) and caches the
+    /// full letter; returns the row position.
+    pub fn insert(&mut self, l: &DeadLetter) -> usize {
+        if let Some(pos) = l.id.as_ref().and_then(|id| self.find(id)) {
+            if let Some(r) = self.rows.get_mut(pos) {
+                r.state = l.state;
+            }
+            return pos;
+        }
+        let row = row_of(l, &mut self.topics, &mut self.errors, &mut self.others);
+        let pos = self.rows.push(row);
+        if let Some(LetterId::Kafka { partition, offset }) = &l.id {
+            let rows = &self.rows;
+            let list = self.partitions.entry(*partition).or_default();
+            let at = list.partition_point(|&p| offset_of(rows, p) < *offset);
+            list.insert(at, u32::try_from(pos).unwrap_or(u32::MAX));
+        }
+        pos
+    }
+
+    /// Number of letters.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The row at `pos`.
+    pub fn row(&self, pos: usize) -> Option<&IndexRow> {
+        self.rows.get(pos)
+    }
+
+    /// All rows in arrival order.
+    pub fn rows(&self) -> impl Iterator<Item = &IndexRow> {
+        self.rows.iter()
+    }
+
+    /// The id of the row at `pos`.
+    pub fn id(&self, pos: usize) -> Option<LetterId> {
+        self.rows.get(pos).map(|r| unpack_id(r, &self.others))
+    }
+
+    /// The source topic name of `row`.
+    pub fn topic(&self, row: &IndexRow) -> Option<&str> {
+        self.topics.get(row.topic)
+    }
+
+    /// The error class (or message) of `row`.
+    pub fn error(&self, row: &IndexRow) -> Option<&str> {
+        self.errors.get(row.error)
+    }
+
+    /// Interned source topics.
+    pub fn topics(&self) -> &Interner {
+        &self.topics
+    }
+
+    /// Interned error classes.
+    pub fn errors(&self) -> &Interner {
+        &self.errors
+    }
+
+    /// The row position of letter `id`.
+    pub fn find(&self, id: &LetterId) -> Option<usize> {
+        match id {
+            LetterId::Kafka { partition, offset } => {
+                let list = self.partitions.get(partition)?;
+                let at = list.partition_point(|&p| offset_of(&self.rows, p) < *offset);
+                let pos = *list.get(at)? as usize;
+                (offset_of(&self.rows, pos as u32) == *offset).then_some(pos)
+            }
+            LetterId::Mongo(_) => {
+                let mut scratch = self.others.clone();
+                let (want, _) = pack_id(Some(id), &mut scratch);
+                self.rows.iter().position(|r| {
+                    r.flags & FLAG_KAFKA_ID == 0
+                        && (r.id() == want || unpack_id(r, &self.others) == *id)
+                })
+            }
+        }
+    }
+
+    /// Sets the state of letter `id` (and of its cached copy); false when unknown.
+    pub fn set_state(&mut self, id: &LetterId, state: LetterState) -> bool {
+        let Some(pos) = self.find(id) else {
+            return false;
+        };
+        if let Some(r) = self.rows.get_mut(pos) {
+            r.state = state;
+            if let Some((l, _)) = self.cache.get_mut(&r.id()) {
+                l.state = state;
+            }
+        }
+        true
+    }
+
+    /// Keeps a fetched letter in the payload cache, evicting the least recently used.
+    pub fn cache_put(&mut self, l: DeadLetter) {
+        let Some(pos) = l.id.as_ref().and_then(|id| self.find(id)) else {
+            return;
+        };
+        let Some(key) = self.rows.get(pos).map(IndexRow::id) else {
+            return;
+        };
+        self.tick += 1;
+        self.cache_bytes += l.size();
+        if let Some((old, _)) = self.cache.insert(key, (l, self.tick)) {
+            self.cache_bytes -= old.size();
+        }
+        while self.cache.len() > CACHE_LETTERS
+            || (self.cache_bytes > CACHE_BYTES && self.cache.len() > 1)
+        {
+            let Some(oldest) = self
+                .cache
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some((old, _)) = self.cache.remove(&oldest) {
+                self.cache_bytes -= old.size();
+            }
+        }
+    }
+
+    /// The cached full letter at row `pos`, if fetched recently.
+    pub fn cached(&mut self, pos: usize) -> Option<&DeadLetter> {
+        let key = self.rows.get(pos)?.id();
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.cache.get_mut(&key)?;
+        entry.1 = tick;
+        Some(&entry.0)
+    }
+
+    /// Letters and payload bytes in the cache.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        (self.cache.len(), self.cache_bytes)
+    }
+}
+
+fn offset_of(rows: &Chunked<IndexRow>, pos: u32) -> i64 {
+    rows.get(pos as usize)
+        .map_or(i64::MIN, |r| i64::from_ne_bytes(r.id_lo.to_ne_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Headers;
+
+    fn letter(p: i32, o: i64, value: usize) -> DeadLetter {
+        DeadLetter::from_record(
+            Some(LetterId::Kafka {
+                partition: p,
+                offset: o,
+            }),
+            None,
+            None,
+            Some(vec![b'x'; value]),
+            Headers::default(),
+        )
+    }
+
+    #[test]
+    fn finds_by_id_whatever_the_arrival_order() {
+        let mut s = Store::new();
+        for (p, o) in [(0, 5), (1, 0), (0, 6), (0, 2), (1, 1)] {
+            s.insert(&letter(p, o, 1));
+        }
+        assert_eq!(s.len(), 5);
+        for (p, o) in [(0, 5), (1, 0), (0, 6), (0, 2), (1, 1)] {
+            let id = LetterId::Kafka {
+                partition: p,
+                offset: o,
+            };
+            let pos = s.find(&id).unwrap();
+            assert_eq!(s.id(pos), Some(id));
+        }
+        assert_eq!(
+            s.find(&LetterId::Kafka {
+                partition: 0,
+                offset: 3
+            }),
+            None
+        );
+        assert_eq!(
+            s.find(&LetterId::Kafka {
+                partition: 9,
+                offset: 0
+            }),
+            None
+        );
+        // Seen again (a rescan): updated, not duplicated.
+        s.insert(&letter(0, 5, 1));
+        assert_eq!(s.len(), 5);
+    }
+
+    #[test]
+    fn state_updates_reach_rows_and_cache() {
+        let mut s = Store::new();
+        let l = letter(0, 1, 3);
+        let pos = s.insert(&l);
+        s.cache_put(l.clone());
+        assert!(s.set_state(&l.id.clone().unwrap(), LetterState::Replayed));
+        assert_eq!(s.row(pos).unwrap().state, LetterState::Replayed);
+        assert_eq!(s.cached(pos).unwrap().state, LetterState::Replayed);
+        assert!(!s.set_state(
+            &LetterId::Kafka {
+                partition: 3,
+                offset: 3
+            },
+            LetterState::Resolved
+        ));
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut s = Store::new();
+        for o in 0..(CACHE_LETTERS as i64 + 10) {
+            let l = letter(0, o, 10);
+            s.insert(&l);
+            s.cache_put(l);
+        }
+        let (n, bytes) = s.cache_usage();
+        assert_eq!(n, CACHE_LETTERS);
+        assert_eq!(bytes, CACHE_LETTERS * 10);
+        assert!(s.cached(0).is_none(), "the oldest was evicted");
+        assert!(s.cached(CACHE_LETTERS + 9).is_some());
+    }
+
+    #[test]
+    fn mongo_ids_are_found() {
+        let mut s = Store::new();
+        let a = LetterId::Mongo("65f0c0ffee0000000000abcd".into());
+        let b = LetterId::Mongo("custom-id".into());
+        for id in [&a, &b] {
+            s.insert(&DeadLetter::from_record(
+                Some(id.clone()),
+                None,
+                None,
+                None,
+                Headers::default(),
+            ));
+        }
+        assert_eq!(s.find(&a), Some(0));
+        assert_eq!(s.find(&b), Some(1));
+        assert_eq!(s.find(&LetterId::Mongo("nope".into())), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! Reading a DLQ topic through the engine's source trait, against the real broker:
+//! start positions, catching up, following live, fetching by id, and disturbing no one.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use morgue::backends::kafka::KafkaConfig;
+use morgue::backends::kafka::source::KafkaSource;
+use morgue::engine::source::{DeadLetterSource, SourceEvent, StartAt};
+use morgue::engine::{DeadLetter, LetterId};
+use tokio::sync::mpsc;
+
+async fn seeded(prefix: &str, n: usize) -> TestTopic {
+    let t = TestTopic::new(prefix, 2).await;
+    for i in 0..n {
+        let key = format!("k{i}");
+        produce(
+            &t.name,
+            Some(key.as_bytes()),
+            format!("{{\"i\":{i}}}").as_bytes(),
+            &[],
+            None,
+        )
+        .await;
+    }
+    t
+}
+
+/// Streams without following; returns the letters and whether CaughtUp came last.
+async fn collect(src: &KafkaSource, from: StartAt) -> (Vec<DeadLetter>, bool) {
+    let (tx, mut rx) = mpsc::channel(2);
+    let s = src.clone();
+    let task = tokio::spawn(async move { s.stream(from, false, tx).await });
+    let mut out = Vec::new();
+    let mut caught_up = false;
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            SourceEvent::Letters(v) => out.extend(v),
+            SourceEvent::CaughtUp { delivered } => {
+                assert_eq!(delivered as usize, out.len());
+                caught_up = true;
+            }
+        }
+    }
+    task.await.unwrap().unwrap();
+    (out, caught_up)
+}
+
+#[tokio::test]
+async fn streams_from_each_start_position_and_catches_up() {
+    let t = seeded("source-positions", 1200).await;
+    let src = KafkaSource::new(KafkaConfig::new(kafka_brokers()), &t.name);
+    assert_eq!(src.count().await.unwrap(), 1200);
+
+    let (all, caught_up) = collect(&src, StartAt::Beginning).await;
+    assert!(caught_up);
+    assert_eq!(all.len(), 1200);
+    let mut values: Vec<_> = all.iter().map(|l| l.value.clone().unwrap()).collect();
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), 1200, "no duplicates");
+
+    let (none, caught_up) = collect(&src, StartAt::End).await;
+    assert!(caught_up && none.is_empty());
+
+    let (tail, _) = collect(&src, StartAt::Offset(550)).await;
+    let marks = high_watermarks(&t.name, 2);
+    let expected: i64 = marks.iter().map(|hi| (hi - 550).max(0)).sum();
+    assert_eq!(tail.len() as i64, expected);
+    assert!(
+        tail.iter()
+            .all(|l| matches!(l.id, Some(LetterId::Kafka { offset, .. }) if offset >= 550))
+    );
+
+    let future = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let (later, caught_up) = collect(&src, StartAt::Time(future)).await;
+    assert!(caught_up && later.is_empty());
+    let (since_epoch, _) = collect(&src, StartAt::Time(0)).await;
+    assert_eq!(since_epoch.len(), 1200);
+}
+
+#[tokio::test]
+async fn follows_new_letters_live() {
+    let t = seeded("source-follow", 3).await;
+    let src = KafkaSource::new(KafkaConfig::new(kafka_brokers()), &t.name);
+    let (tx, mut rx) = mpsc::channel(4);
+    let s = src.clone();
+    let task = tokio::spawn(async move { s.stream(StartAt::Beginning, true, tx).await });
+    let mut seen = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            SourceEvent::Letters(v) => seen += v.len(),
+            SourceEvent::CaughtUp { .. } => break,
+        }
+    }
+    assert_eq!(seen, 3);
+    produce(&t.name, Some(b"live"), b"arrived later", &[], None).await;
+    let got = loop {
+        match tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            SourceEvent::Letters(v) if !v.is_empty() => break v,
+            _ => {}
+        }
+    };
+    assert_eq!(got[0].value.as_deref(), Some(&b"arrived later"[..]));
+    drop(rx);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn fetches_one_letter_and_explains_a_missing_one() {
+    let t = seeded("source-fetch", 4).await;
+    let src = KafkaSource::new(KafkaConfig::new(kafka_brokers()), &t.name);
+    let (all, _) = collect(&src, StartAt::Beginning).await;
+    let want = &all[all.len() - 1];
+    let got = src.fetch(want.id.as_ref().unwrap()).await.unwrap();
+    assert_eq!(&got, want);
+    let err = src
+        .fetch(&LetterId::Kafka {
+            partition: 0,
+            offset: 999,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("no letter 0:999 in topic '{}'", t.name)),
+        "{err}"
+    );
+    let err = src
+        .fetch(&LetterId::Kafka {
+            partition: 9,
+            offset: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the topic has 2 partitions"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn inspecting_commits_nothing_for_anyone() {
+    let t = seeded("source-quiet", 10).await;
+    // The team's DLQ consumer group has committed offset 2 on partition 0.
+    {
+        use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+        use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers())
+            .set("group.id", "deadletter-consumer-group-quiet")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&t.name, 0, Offset::Offset(2))
+            .unwrap();
+        c.commit(&tpl, CommitMode::Sync).unwrap();
+    }
+    let brokers = kafka_brokers();
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(["list", "--kafka", &brokers, "--topic", &t.name])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 10);
+    assert_eq!(
+        committed("deadletter-consumer-group-quiet", &t.name, 2),
+        [2, -1]
+    );
+    assert_eq!(committed("morgue-browse", &t.name, 2), [-1, -1]);
+}
+
+#[tokio::test]
+async fn list_follow_prints_a_letter_produced_after_start() {
+    let t = seeded("source-cli-follow", 1).await;
+    let brokers = kafka_brokers();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args([
+            "list", "--follow", "--from", "end", "--kafka", &brokers, "--topic", &t.name,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::BufReader::new(stdout).lines().next());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    produce(&t.name, Some(b"new"), b"{\"late\":true}", &[], None).await;
+    let line = reader.join().unwrap().unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["value"]["data"], "{\"late\":true}");
+}
