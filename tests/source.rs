@@ -92,15 +92,12 @@ async fn follows_new_letters_live() {
     let s = src.clone();
     let task = tokio::spawn(async move { s.stream(StartAt::Beginning, true, tx).await });
     let mut seen = 0;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), rx.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            SourceEvent::Letters(v) => seen += v.len(),
-            SourceEvent::CaughtUp { .. } => break,
-        }
+    let next = |rx: &mut mpsc::Receiver<SourceEvent>| {
+        let f = tokio::time::timeout(Duration::from_secs(20), rx.recv());
+        async move { f.await.unwrap().unwrap() }
+    };
+    while let SourceEvent::Letters(v) = next(&mut rx).await {
+        seen += v.len();
     }
     assert_eq!(seen, 3);
     produce(&t.name, Some(b"live"), b"arrived later", &[], None).await;
