@@ -84,6 +84,13 @@ async fn streams_from_each_start_position_and_catches_up() {
     assert_eq!(since_epoch.len(), 1200);
 }
 
+async fn next(rx: &mut mpsc::Receiver<SourceEvent>) -> SourceEvent {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn follows_new_letters_live() {
     let t = seeded("source-follow", 3).await;
@@ -92,10 +99,6 @@ async fn follows_new_letters_live() {
     let s = src.clone();
     let task = tokio::spawn(async move { s.stream(StartAt::Beginning, true, tx).await });
     let mut seen = 0;
-    let next = |rx: &mut mpsc::Receiver<SourceEvent>| {
-        let f = tokio::time::timeout(Duration::from_secs(20), rx.recv());
-        async move { f.await.unwrap().unwrap() }
-    };
     while let SourceEvent::Letters(v) = next(&mut rx).await {
         seen += v.len();
     }
