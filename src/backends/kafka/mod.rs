@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -70,6 +72,38 @@ pub enum KafkaBackendError {
     },
 }
 
+/// librdkafka's callbacks routed to `tracing` (a log file in the TUI, stderr in the
+/// CLI), with the end-of-partition notices that browsing produces left out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::warn!("librdkafka {fac}: {message}")
+            }
+            _ => tracing::debug!("librdkafka {fac}: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
+/// A consumer for reading DLQs by hand-assigned partitions.
+pub type Browser = BaseConsumer<Quiet>;
+/// An idempotent producer for dead letters, replays and the ledger.
+pub type Producer = FutureProducer<Quiet>;
+
 /// Where a Kafka cluster is and how to talk to it.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -114,7 +148,7 @@ impl KafkaConfig {
 
     /// A consumer for browsing: partitions are assigned by hand and nothing is committed,
     /// so the team's own DLQ consumer group keeps its offsets.
-    pub fn browse_consumer(&self) -> Result<BaseConsumer, KafkaBackendError> {
+    pub fn browse_consumer(&self) -> Result<Browser, KafkaBackendError> {
         self.client_config(&[
             ("group.id", "morgue-browse"),
             ("enable.auto.commit", "false"),
@@ -122,25 +156,25 @@ impl KafkaConfig {
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "true"),
         ])
-        .create()
+        .create_with_context(Quiet)
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
     }
 
     /// An idempotent producer that waits for all in-sync replicas.
-    pub fn producer(&self) -> Result<FutureProducer, KafkaBackendError> {
+    pub fn producer(&self) -> Result<Producer, KafkaBackendError> {
         self.client_config(&[
             ("enable.idempotence", "true"),
             ("acks", "all"),
             ("message.timeout.ms", "30000"),
         ])
-        .create()
+        .create_with_context(Quiet)
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
     }
 
     /// The partition ids of `topic`, or a clear error when it does not exist or the cluster is down.
     pub fn partitions(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &Browser,
         topic: &str,
     ) -> Result<Vec<i32>, KafkaBackendError> {
         let md = consumer
@@ -179,7 +213,7 @@ impl KafkaConfig {
     /// Low and high watermark of every partition of `topic`, in partition order.
     pub fn watermarks(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &Browser,
         topic: &str,
     ) -> Result<Vec<(i32, i64, i64)>, KafkaBackendError> {
         let mut out = Vec::new();
@@ -196,7 +230,7 @@ impl KafkaConfig {
     /// its id once the broker has acknowledged it.
     pub async fn write(
         &self,
-        producer: &FutureProducer,
+        producer: &Producer,
         topic: &str,
         letter: &DeadLetter,
     ) -> Result<LetterId, KafkaBackendError> {

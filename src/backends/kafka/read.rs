@@ -1,12 +1,12 @@
 //! Reading a DLQ topic without disturbing anyone: partitions are assigned by hand,
 //! nothing is committed, and every byte and header is kept as received.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaBackendError, KafkaConfig, METADATA_TIMEOUT};
+use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT};
 use crate::engine::{DeadLetter, Header, Headers, LetterId};
 
 impl KafkaConfig {
@@ -136,7 +136,7 @@ impl KafkaConfig {
     /// Reads one partition from `from` up to `hi`, while `more` returns true.
     fn scan_partition(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &Browser,
         topic: &str,
         partition: i32,
         from: i64,
@@ -170,12 +170,7 @@ impl KafkaConfig {
     }
 
     /// The consumer's next offset in partition `p` of `topic` (-1 when unknown).
-    fn position(
-        &self,
-        consumer: &BaseConsumer,
-        topic: &str,
-        p: i32,
-    ) -> Result<i64, KafkaBackendError> {
+    fn position(&self, consumer: &Browser, topic: &str, p: i32) -> Result<i64, KafkaBackendError> {
         let pos = consumer
             .position()
             .map_err(|e| self.error(format!("position in '{topic}'"), e))?;

@@ -10,14 +10,13 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use thiserror::Error;
 
 use super::partitioner::choose;
-use super::{KafkaBackendError, KafkaConfig, METADATA_TIMEOUT};
+use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Producer, Quiet};
 use crate::engine::audit::{AuditLog, AuditRecord, now_rfc3339};
 use crate::engine::conventions::MORGUE_REPLAY_ID;
 use crate::engine::encoding::EncodedBytes;
@@ -69,8 +68,8 @@ pub struct KafkaReplayer {
     dlq: String,
     ledger_topic: String,
     policy: ReplayPolicy,
-    producer: FutureProducer,
-    browse: BaseConsumer,
+    producer: Producer,
+    browse: Browser,
     ledger: LedgerState,
     audit: AuditLog,
     who: String,
@@ -374,7 +373,7 @@ pub async fn load_ledger(cfg: &KafkaConfig, topic: &str) -> Result<LedgerState, 
 
 async fn ensure_ledger_topic(
     cfg: &KafkaConfig,
-    browse: &BaseConsumer,
+    browse: &Browser,
     topic: &str,
 ) -> Result<(), KafkaBackendError> {
     match cfg.partitions(browse, topic) {
@@ -382,9 +381,9 @@ async fn ensure_ledger_topic(
         Err(KafkaBackendError::TopicNotFound { .. }) => {}
         Err(e) => return Err(e),
     }
-    let admin: AdminClient<DefaultClientContext> = cfg
+    let admin: AdminClient<Quiet> = cfg
         .client_config(&[])
-        .create()
+        .create_with_context(Quiet)
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
     let res = admin

@@ -11,7 +11,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::{KafkaBackendError, KafkaConfig, letter_from_message};
+use super::{KafkaBackendError, KafkaConfig, Quiet, letter_from_message};
 use crate::engine::Reason;
 use crate::engine::router::{Incoming, Outcome, Processor, Router};
 use crate::engine::sink::DeadLetterSink;
@@ -45,7 +45,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RouterStats, KafkaBackendError> {
     let group = router.config().group.clone();
-    let consumer: StreamConsumer = cfg
+    let consumer: StreamConsumer<Quiet> = cfg
         .client_config(&[
             ("group.id", group.as_str()),
             ("enable.auto.commit", "true"),
@@ -53,7 +53,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             ("auto.commit.interval.ms", "1000"),
             ("auto.offset.reset", "earliest"),
         ])
-        .create()
+        .create_with_context(Quiet)
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
     {
         let browse = cfg.browse_consumer()?;
@@ -124,7 +124,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
 /// acknowledged or shutdown comes; resumes the partition afterwards.
 async fn stall<P: Processor, S: DeadLetterSink>(
     cfg: &KafkaConfig,
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<Quiet>,
     router: &Router<P, S>,
     msg: &Incoming,
     letter: crate::engine::DeadLetter,

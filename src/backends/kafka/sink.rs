@@ -2,16 +2,15 @@
 //! and a write counts only once the broker has acknowledged it.
 
 use async_trait::async_trait;
-use rdkafka::producer::FutureProducer;
 
-use super::{KafkaBackendError, KafkaConfig};
+use super::{KafkaBackendError, KafkaConfig, Producer};
 use crate::engine::sink::{DeadLetterSink, SinkError};
 use crate::engine::{DeadLetter, LetterId};
 
 /// Writes dead letters to one Kafka topic with an idempotent producer.
 pub struct KafkaSink {
     cfg: KafkaConfig,
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
 }
 

@@ -6,14 +6,16 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::replay::load_ledger;
-use super::{KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, letter_from_message};
+use super::{
+    Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet, letter_from_message,
+};
 use crate::engine::ledger::{LEDGER_SUFFIX, LedgerState};
 use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
@@ -44,7 +46,7 @@ impl KafkaSource {
     }
 
     /// A browse consumer tuned to hand over new letters quickly when following.
-    fn consumer(&self) -> Result<BaseConsumer, KafkaBackendError> {
+    fn consumer(&self) -> Result<Browser, KafkaBackendError> {
         self.cfg
             .client_config(&[
                 ("group.id", "morgue-browse"),
@@ -54,7 +56,7 @@ impl KafkaSource {
                 ("enable.partition.eof", "true"),
                 ("fetch.wait.max.ms", "20"),
             ])
-            .create()
+            .create_with_context(Quiet)
             .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
     }
 
