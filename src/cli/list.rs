@@ -48,7 +48,7 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
     let follow = args.follow;
     let reader = tokio::spawn(async move { source.stream(from, follow, tx).await });
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     if let Output::Table = args.output {
         writeln!(out, "{}", table_header())?;
     }

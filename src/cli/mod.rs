@@ -127,7 +127,7 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
+        .with_timer(tracing_subscriber::fmt::time::uptime())
         .try_init();
 }
 

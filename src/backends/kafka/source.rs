@@ -70,6 +70,7 @@ impl KafkaSource {
     ) -> Result<(), KafkaBackendError> {
         let consumer = self.consumer()?;
         let marks = self.cfg.watermarks(&consumer, &self.topic)?;
+        tracing::debug!("'{}': watermarks {marks:?}", self.topic);
         let mut tpl = TopicPartitionList::new();
         for &(p, lo, hi) in &marks {
             let start = match from {
@@ -107,12 +108,14 @@ impl KafkaSource {
         consumer
             .assign(&tpl)
             .map_err(|e| self.cfg.error(format!("assigning '{}'", self.topic), e))?;
+        tracing::debug!("'{}': assigned from {from:?}", self.topic);
         let mut delivered = 0u64;
         let mut caught_up = false;
         let mut batch: Vec<DeadLetter> = Vec::with_capacity(BATCH);
         loop {
             if !caught_up && behind.is_empty() {
                 caught_up = true;
+                tracing::debug!("'{}': caught up after {delivered} letters", self.topic);
                 if !flush(tx, &mut batch)
                     || tx
                         .blocking_send(SourceEvent::CaughtUp { delivered })

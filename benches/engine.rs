@@ -1,0 +1,179 @@
+//! Engine benchmarks against a real broker; prints figures, asserts nothing.
+//!
+//!   cargo bench --bench engine -- raw BROKERS TOPIC        poll only (the librdkafka floor)
+//!   cargo bench --bench engine -- index BROKERS TOPIC      stream into the Store: rate, RSS per letter
+//!   cargo bench --bench engine -- search BROKERS TOPIC Q   stream with a payload filter: rate, first hit
+//!   cargo bench --bench engine -- latency BROKERS TOPIC N  produce N letters while following: ack→store p50/p99
+//!
+//! scripts/bench.sh seeds topics and runs these next to kcat.
+#![allow(clippy::unwrap_used)]
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use morgue::backends::kafka::KafkaConfig;
+use morgue::backends::kafka::source::KafkaSource;
+use morgue::engine::filter::Filter;
+use morgue::engine::source::{DeadLetterSource, SourceEvent, StartAt};
+use morgue::engine::store::Store;
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn raw(brokers: &str, topic: &str) {
+    let cfg = KafkaConfig::new(brokers);
+    let c = cfg.browse_consumer().unwrap();
+    let marks = cfg.watermarks(&c, topic).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for &(p, lo, _) in &marks {
+        tpl.add_partition_offset(topic, p, Offset::Offset(lo)).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let total: i64 = marks.iter().map(|m| m.2 - m.1).sum();
+    let start = Instant::now();
+    let mut n = 0i64;
+    while n < total {
+        match c.poll(Duration::from_secs(10)) {
+            Some(Ok(_)) => n += 1,
+            Some(Err(_)) => {}
+            None => break,
+        }
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!("raw poll: {n} messages in {s:.3}s = {:.0} msgs/s", n as f64 / s);
+}
+
+/// Streams the whole topic; `each` sees every letter. Returns (letters, seconds, first-hit seconds).
+async fn stream(brokers: &str, topic: &str, mut each: impl FnMut(&morgue::engine::DeadLetter) -> bool) -> (u64, f64, Option<f64>) {
+    let src = KafkaSource::new(KafkaConfig::new(brokers), topic);
+    let (tx, mut rx) = mpsc::channel(8);
+    let task = tokio::spawn(async move { src.stream(StartAt::Beginning, false, tx).await });
+    let start = Instant::now();
+    let mut n = 0;
+    let mut first = None;
+    while let Some(ev) = rx.recv().await {
+        if let SourceEvent::Letters(v) = ev {
+            for l in &v {
+                n += 1;
+                if each(l) && first.is_none() {
+                    first = Some(start.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+    task.await.unwrap().unwrap();
+    (n, start.elapsed().as_secs_f64(), first)
+}
+
+async fn index(brokers: &str, topic: &str) {
+    let before = rss_bytes();
+    let mut store = Store::new();
+    let (n, s, _) = stream(brokers, topic, |l| {
+        store.insert(l);
+        false
+    })
+    .await;
+    let after = rss_bytes();
+    let per = (after.saturating_sub(before)) as f64 / n.max(1) as f64;
+    println!("index: {n} letters in {s:.3}s = {:.0} letters/s", n as f64 / s);
+    println!(
+        "index: RSS {:.1} MB before, {:.1} MB after = {per:.1} bytes per letter (row size {} bytes, {} topics, {} error classes)",
+        before as f64 / 1e6,
+        after as f64 / 1e6,
+        std::mem::size_of::<morgue::engine::index::IndexRow>(),
+        store.topics().len(),
+        store.errors().len()
+    );
+}
+
+async fn search(brokers: &str, topic: &str, query: &str) {
+    let (n, plain, _) = stream(brokers, topic, |_| false).await;
+    let f = Filter::parse(query, chrono::Utc::now().timestamp_millis()).unwrap();
+    let mut hits = 0;
+    let (_, s, first) = stream(brokers, topic, |l| {
+        let hit = f.matches(l);
+        hits += u64::from(hit);
+        hit
+    })
+    .await;
+    println!("scan: {n} letters in {plain:.3}s = {:.0} letters/s", n as f64 / plain);
+    println!(
+        "search '{query}': {hits} hits in {s:.3}s = {:.0} letters/s ({:.2}x the scan rate); first hit after {:.3}s",
+        n as f64 / s,
+        plain / s,
+        first.unwrap_or(f64::NAN)
+    );
+}
+
+async fn latency(brokers: &str, topic: &str, count: usize) {
+    let cfg = KafkaConfig::new(brokers);
+    let src = KafkaSource::new(cfg.clone(), topic);
+    let (tx, mut rx) = mpsc::channel(64);
+    let task = tokio::spawn(async move { src.stream(StartAt::End, true, tx).await });
+    // Wait until the follower is caught up before producing.
+    while let Some(ev) = rx.recv().await {
+        if matches!(ev, SourceEvent::CaughtUp { .. }) {
+            break;
+        }
+    }
+    let producer = cfg.producer().unwrap();
+    let acked: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let acks = acked.clone();
+    let topic2 = topic.to_string();
+    let send = tokio::spawn(async move {
+        for i in 0..count {
+            let v = format!("latency-{i}");
+            let r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic2).payload(v.as_bytes());
+            producer.send(r, Duration::from_secs(10)).await.unwrap();
+            acks.lock().unwrap().insert(v, Instant::now());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut lat = Vec::new();
+    while lat.len() < count {
+        let Ok(Some(SourceEvent::Letters(v))) = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await else {
+            break;
+        };
+        let now = Instant::now();
+        for l in v {
+            let key = String::from_utf8_lossy(l.value.as_deref().unwrap_or_default()).into_owned();
+            // A letter can arrive before its ack is recorded: count that as zero latency.
+            let ack = acked.lock().unwrap().get(&key).copied();
+            lat.push(ack.map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64() * 1000.0));
+        }
+    }
+    send.await.unwrap();
+    drop(rx);
+    task.await.unwrap().unwrap();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
+    println!(
+        "live: {} letters, ack -> in the store: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        lat.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["raw", b, t] => raw(b, t),
+        ["index", b, t] => index(b, t).await,
+        ["search", b, t, q] => search(b, t, q).await,
+        ["latency", b, t, n] => latency(b, t, n.parse().unwrap()).await,
+        _ => eprintln!("usage: engine raw|index|search|latency BROKERS TOPIC [QUERY|N]"),
+    }
+}
