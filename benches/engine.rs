@@ -26,7 +26,11 @@ use tokio::sync::mpsc;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -36,7 +40,8 @@ fn raw(brokers: &str, topic: &str) {
     let marks = cfg.watermarks(&c, topic).unwrap();
     let mut tpl = TopicPartitionList::new();
     for &(p, lo, _) in &marks {
-        tpl.add_partition_offset(topic, p, Offset::Offset(lo)).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Offset(lo))
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let total: i64 = marks.iter().map(|m| m.2 - m.1).sum();
@@ -50,11 +55,18 @@ fn raw(brokers: &str, topic: &str) {
         }
     }
     let s = start.elapsed().as_secs_f64();
-    println!("raw poll: {n} messages in {s:.3}s = {:.0} msgs/s", n as f64 / s);
+    println!(
+        "raw poll: {n} messages in {s:.3}s = {:.0} msgs/s",
+        n as f64 / s
+    );
 }
 
 /// Streams the whole topic; `each` sees every letter. Returns (letters, seconds, first-hit seconds).
-async fn stream(brokers: &str, topic: &str, mut each: impl FnMut(&morgue::engine::DeadLetter) -> bool) -> (u64, f64, Option<f64>) {
+async fn stream(
+    brokers: &str,
+    topic: &str,
+    mut each: impl FnMut(&morgue::engine::DeadLetter) -> bool,
+) -> (u64, f64, Option<f64>) {
     let src = KafkaSource::new(KafkaConfig::new(brokers), topic);
     let (tx, mut rx) = mpsc::channel(8);
     let task = tokio::spawn(async move { src.stream(StartAt::Beginning, false, tx).await });
@@ -76,19 +88,34 @@ async fn stream(brokers: &str, topic: &str, mut each: impl FnMut(&morgue::engine
 }
 
 async fn index(brokers: &str, topic: &str) {
+    let total = KafkaSource::new(KafkaConfig::new(brokers), topic)
+        .count()
+        .await
+        .unwrap();
     let before = rss_bytes();
     let mut store = Store::new();
+    // RSS once a tenth is in (librdkafka's buffers are full by then) and at the end:
+    // the growth between the two, per letter, is what one more letter costs.
+    let mut tenth = None;
     let (n, s, _) = stream(brokers, topic, |l| {
         store.insert(l);
+        if store.len() as u64 == total / 10 {
+            tenth = Some(rss_bytes());
+        }
         false
     })
     .await;
     let after = rss_bytes();
-    let per = (after.saturating_sub(before)) as f64 / n.max(1) as f64;
-    println!("index: {n} letters in {s:.3}s = {:.0} letters/s", n as f64 / s);
+    let tenth = tenth.unwrap_or(before);
+    let marginal = after.saturating_sub(tenth) as f64 / (n - total / 10).max(1) as f64;
     println!(
-        "index: RSS {:.1} MB before, {:.1} MB after = {per:.1} bytes per letter (row size {} bytes, {} topics, {} error classes)",
+        "index: {n} letters in {s:.3}s = {:.0} letters/s",
+        n as f64 / s
+    );
+    println!(
+        "index: RSS {:.1} MB at start, {:.1} MB at 10%, {:.1} MB at 100% -> {marginal:.1} bytes per additional letter (row {} bytes; {} topics, {} error classes)",
         before as f64 / 1e6,
+        tenth as f64 / 1e6,
         after as f64 / 1e6,
         std::mem::size_of::<morgue::engine::index::IndexRow>(),
         store.topics().len(),
@@ -97,21 +124,34 @@ async fn index(brokers: &str, topic: &str) {
 }
 
 async fn search(brokers: &str, topic: &str, query: &str) {
-    let (n, plain, _) = stream(brokers, topic, |_| false).await;
     let f = Filter::parse(query, chrono::Utc::now().timestamp_millis()).unwrap();
-    let mut hits = 0;
-    let (_, s, first) = stream(brokers, topic, |l| {
-        let hit = f.matches(l);
-        hits += u64::from(hit);
-        hit
-    })
-    .await;
-    println!("scan: {n} letters in {plain:.3}s = {:.0} letters/s", n as f64 / plain);
+    // Alternate plain scans and searches; the best of three of each evens out the noise
+    // of a broker that shares the machine.
+    let (mut plain, mut searched, mut first, mut n, mut hits) =
+        (f64::MAX, f64::MAX, f64::MAX, 0, 0);
+    for _ in 0..3 {
+        let (count, s, _) = stream(brokers, topic, |_| false).await;
+        plain = plain.min(s);
+        n = count;
+        let mut h = 0;
+        let (_, s, f1) = stream(brokers, topic, |l| {
+            let hit = f.matches(l);
+            h += u64::from(hit);
+            hit
+        })
+        .await;
+        searched = searched.min(s);
+        first = first.min(f1.unwrap_or(f64::MAX));
+        hits = h;
+    }
     println!(
-        "search '{query}': {hits} hits in {s:.3}s = {:.0} letters/s ({:.2}x the scan rate); first hit after {:.3}s",
-        n as f64 / s,
-        plain / s,
-        first.unwrap_or(f64::NAN)
+        "scan: {n} letters in {plain:.3}s = {:.0} letters/s (best of 3)",
+        n as f64 / plain
+    );
+    println!(
+        "search '{query}': {hits} hits in {searched:.3}s = {:.0} letters/s ({:.2}x the scan rate); first hit after {first:.3}s (best of 3)",
+        n as f64 / searched,
+        plain / searched,
     );
 }
 
@@ -127,49 +167,87 @@ async fn latency(brokers: &str, topic: &str, count: usize) {
         }
     }
     let producer = cfg.producer().unwrap();
-    let acked: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    // Per letter: when it was handed to the producer, and when the broker acknowledged it.
+    let acked: std::sync::Arc<std::sync::Mutex<HashMap<String, (Instant, Instant)>>> =
+        Default::default();
     let acks = acked.clone();
     let topic2 = topic.to_string();
     let send = tokio::spawn(async move {
         for i in 0..count {
             let v = format!("latency-{i}");
             let r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic2).payload(v.as_bytes());
+            let sent = Instant::now();
             producer.send(r, Duration::from_secs(10)).await.unwrap();
-            acks.lock().unwrap().insert(v, Instant::now());
+            acks.lock().unwrap().insert(v, (sent, Instant::now()));
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    let mut lat = Vec::new();
-    while lat.len() < count {
-        let Ok(Some(SourceEvent::Letters(v))) = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await else {
+    let mut from_ack = Vec::new();
+    let mut from_send = Vec::new();
+    let mut pending = Vec::new();
+    while from_ack.len() + pending.len() < count {
+        let Ok(Some(SourceEvent::Letters(v))) =
+            tokio::time::timeout(Duration::from_secs(30), rx.recv()).await
+        else {
             break;
         };
         let now = Instant::now();
-        for l in v {
-            let key = String::from_utf8_lossy(l.value.as_deref().unwrap_or_default()).into_owned();
-            // A letter can arrive before its ack is recorded: count that as zero latency.
-            let ack = acked.lock().unwrap().get(&key).copied();
-            lat.push(ack.map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64() * 1000.0));
-        }
+        pending.extend(v.into_iter().map(|l| {
+            (
+                String::from_utf8_lossy(l.value.as_deref().unwrap_or_default()).into_owned(),
+                now,
+            )
+        }));
+        // A letter can reach the store before its ack is processed: settle those later.
+        let acks = acked.lock().unwrap();
+        pending.retain(|(key, at)| match acks.get(key) {
+            Some((sent, ack)) => {
+                from_ack.push(at.saturating_duration_since(*ack).as_secs_f64() * 1000.0);
+                from_send.push(at.saturating_duration_since(*sent).as_secs_f64() * 1000.0);
+                false
+            }
+            None => true,
+        });
     }
     send.await.unwrap();
+    let acks = acked.lock().unwrap().clone();
+    for (key, at) in pending {
+        if let Some((sent, ack)) = acks.get(&key) {
+            from_ack.push(at.saturating_duration_since(*ack).as_secs_f64() * 1000.0);
+            from_send.push(at.saturating_duration_since(*sent).as_secs_f64() * 1000.0);
+        }
+    }
     drop(rx);
     task.await.unwrap().unwrap();
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
-    println!(
-        "live: {} letters, ack -> in the store: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        lat.len(),
-        pct(0.5),
-        pct(0.99),
-        lat.last().copied().unwrap_or(f64::NAN)
-    );
+    for (what, mut lat) in [("broker ack", from_ack), ("producer send", from_send)] {
+        lat.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "live: {} letters, {what} -> in the store: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            lat.len(),
+            pct(0.5),
+            pct(0.99),
+            lat.last().copied().unwrap_or(f64::NAN)
+        );
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["raw", b, t] => raw(b, t),
         ["index", b, t] => index(b, t).await,
         ["search", b, t, q] => search(b, t, q).await,

@@ -2,7 +2,8 @@
 
 Each letter is a ~500-byte JSON trade with the Spring DLT header set (binary
 partition/offset/timestamp), as a JVM consumer would have written it. One price
-in 1000 is negative, so a payload search ($.price<0) has sparse hits.
+in 997 is negative (spread over all partitions), so a payload search
+($.price<0) has sparse hits.
 
 usage: seed.py BROKERS TOPIC N PARTITIONS
 """
@@ -23,7 +24,7 @@ p = Producer({"bootstrap.servers": brokers, "linger.ms": 20, "batch.num.messages
 start = time.time()
 pad = "x" * 220
 for i in range(n):
-    price = -1.5 if i % 1000 == 7 else 100.0 + (i % 97)
+    price = -1.5 if i % 997 == 5 else 100.0 + (i % 97)
     value = json.dumps({"trade_id": f"T-{i:09d}", "symbol": "ACME", "side": "BUY",
                         "qty": 100 + i % 50, "price": price, "venue": "XNYS",
                         "ts": 1732700000000 + i, "note": pad}).encode()

@@ -7,6 +7,9 @@
 //! wins; when two frameworks disagree, the one earlier in [`CONVENTIONS`] wins.
 //! [`encode`] writes morgue's own set: Spring's DLT names plus `morgue-*`.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use chrono::DateTime;
 
 use super::letter::{FailureContext, Header, Headers, Reason, SourceCoords};
@@ -223,18 +226,42 @@ pub fn is_failure_header(name: &str) -> bool {
     convention_of(name).is_some() || name.ends_with("_poisoned")
 }
 
+/// Known header name → (index in [`CONVENTIONS`], index in that convention's map).
+fn header_table() -> &'static HashMap<&'static str, (usize, usize)> {
+    static TABLE: OnceLock<HashMap<&'static str, (usize, usize)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = HashMap::new();
+        for (c, (_, map)) in CONVENTIONS.iter().enumerate() {
+            for (j, (name, _)) in map.iter().enumerate() {
+                t.entry(*name).or_insert((c, j));
+            }
+        }
+        t
+    })
+}
+
 /// Decodes every known convention in `headers` into source coordinates and failure context.
 pub fn decode(headers: &Headers) -> (SourceCoords, FailureContext) {
     let mut src = SourceCoords::default();
     let mut ctx = FailureContext::default();
     let mut key = (None, None, None);
     let mut reason = None;
-    for (name, map) in CONVENTIONS {
+    // One pass over the headers: the last value of each known name, by (convention, entry).
+    let mut found: Vec<(usize, usize, Option<&[u8]>)> = Vec::new();
+    for h in headers.iter() {
+        if let Some(&(c, j)) = header_table().get(h.name.as_str()) {
+            match found.iter_mut().find(|f| f.0 == c && f.1 == j) {
+                Some(f) => f.2 = h.value.as_deref(),
+                None => found.push((c, j, h.value.as_deref())),
+            }
+        }
+    }
+    found.sort_unstable_by_key(|f| (f.0, f.1));
+    for (c, (name, map)) in CONVENTIONS.iter().enumerate() {
         let mut seen = false;
-        for (header, field) in map.iter() {
-            let Some(raw) = headers.last(header) else {
-                continue;
-            };
+        for &(_, j, raw) in found.iter().filter(|f| f.0 == c) {
+            let Some(raw) = raw else { continue };
+            let (header, field) = &map[j];
             seen = true;
             let mut d = Raw {
                 header,

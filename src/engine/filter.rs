@@ -11,6 +11,7 @@
 use regex::Regex;
 
 use super::duration::parse_duration;
+use super::jsonpath;
 use super::letter::DeadLetter;
 
 /// A parsed query: an `or` of `and` groups of (possibly negated) terms.
@@ -304,24 +305,10 @@ impl Term {
 }
 
 fn json_matches(l: &DeadLetter, path: &[String], op: &Op, want: &str) -> bool {
-    let Some(root) = l
-        .value
-        .as_deref()
-        .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
-    else {
+    let Some(found) = l.value.as_deref().and_then(|v| jsonpath::lookup(v, path)) else {
         return false;
     };
-    let mut cur = &root;
-    for seg in path {
-        let next = match seg.parse::<usize>() {
-            Ok(i) if cur.is_array() => cur.get(i),
-            _ => cur.get(seg.as_str()),
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return false,
-        }
-    }
+    let cur = &found;
     let got = match cur {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),

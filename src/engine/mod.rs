@@ -10,6 +10,7 @@ pub mod error;
 pub mod filter;
 pub mod index;
 pub mod json;
+pub mod jsonpath;
 pub mod ledger;
 pub mod letter;
 pub mod replay;

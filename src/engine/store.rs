@@ -36,14 +36,25 @@ impl Store {
     /// Adds `l` (or updates its row when the id is already known) and caches the
     /// full letter; returns the row position.
     pub fn insert(&mut self, l: &DeadLetter) -> usize {
+        if let Some(LetterId::Kafka { partition, offset }) = &l.id {
+            // Fast path: a partition is read in offset order, so a new letter comes last.
+            let last = self.partitions.get(partition).and_then(|v| v.last());
+            if last.is_none_or(|&p| offset_of(&self.rows, p) < *offset) {
+                let pos = self.push(l);
+                self.partitions
+                    .entry(*partition)
+                    .or_default()
+                    .push(u32::try_from(pos).unwrap_or(u32::MAX));
+                return pos;
+            }
+        }
         if let Some(pos) = l.id.as_ref().and_then(|id| self.find(id)) {
             if let Some(r) = self.rows.get_mut(pos) {
                 r.state = l.state;
             }
             return pos;
         }
-        let row = row_of(l, &mut self.topics, &mut self.errors, &mut self.others);
-        let pos = self.rows.push(row);
+        let pos = self.push(l);
         if let Some(LetterId::Kafka { partition, offset }) = &l.id {
             let rows = &self.rows;
             let list = self.partitions.entry(*partition).or_default();
@@ -51,6 +62,11 @@ impl Store {
             list.insert(at, u32::try_from(pos).unwrap_or(u32::MAX));
         }
         pos
+    }
+
+    fn push(&mut self, l: &DeadLetter) -> usize {
+        let row = row_of(l, &mut self.topics, &mut self.errors, &mut self.others);
+        self.rows.push(row)
     }
 
     /// Number of letters.

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The benchmarks of the engine, with kcat as the peer, on the local broker (or the
+# cluster in MORGUE_TEST_KAFKA). Prints figures; asserts nothing.
+#   scripts/bench.sh            100k-letter list/search/latency + 1M-letter index memory
+#   BENCH_SMALL=1 scripts/bench.sh   skip the 1M-letter part
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+scripts/bootstrap.sh
+command -v kcat >/dev/null && command -v bc >/dev/null ||
+  { apt-get update -qq && apt-get install -y -qq kcat bc >&2; }
+eval "$(scripts/services.sh up)"
+B=$MORGUE_TEST_KAFKA
+cargo build --release --quiet
+cargo bench --bench engine --no-run --quiet 2>/dev/null
+ENGINE=$(ls -t target/release/deps/engine-* | grep -v '\.d$' | head -1)
+PY="scripts/services.sh python"
+run_id=$(date +%s)
+
+seed() { # TOPIC N PARTITIONS
+  $PY benches/seed.py "$B" "$1" "$2" "$3"
+}
+
+best_of_3() { # LABEL CMD...: the fastest of three runs, in seconds
+  local label=$1 best="" t0 t1 dt
+  shift
+  for _ in 1 2 3; do
+    t0=$(date +%s.%N)
+    "$@" >/dev/null
+    t1=$(date +%s.%N)
+    dt=$(echo "$t1 - $t0" | bc -l)
+    if [ -z "$best" ] || [ "$(echo "$dt < $best" | bc -l)" = 1 ]; then best=$dt; fi
+  done
+  printf '%-44s %6.3f s  %8.0f letters/s\n' "$label" "$best" "$(echo "$N / $best" | bc -l)"
+}
+
+N=100000
+T100=bench-100k-$run_id
+seed "$T100" $N 4
+echo "== list, $N letters of ~500-byte JSON with 6 Spring headers, 4 partitions (best of 3)"
+best_of_3 "morgue list (JSON lines)" target/release/morgue list --kafka "$B" --topic "$T100"
+best_of_3 "morgue list -o table" target/release/morgue list -o table --kafka "$B" --topic "$T100"
+best_of_3 "kcat -C -e -o beginning (values only)" kcat -C -b "$B" -t "$T100" -e -o beginning -q
+best_of_3 "kcat -C -e -o beginning -J (with headers)" kcat -C -b "$B" -t "$T100" -e -o beginning -q -J
+"$ENGINE" raw "$B" "$T100"
+
+echo "== search (payload predicate) vs plain scan"
+"$ENGINE" search "$B" "$T100" '$.price<0'
+
+echo "== live tail: broker ack -> letter in the store"
+TLIVE=bench-live-$run_id
+seed "$TLIVE" 0 1
+"$ENGINE" latency "$B" "$TLIVE" 2000
+
+if [ -z "${BENCH_SMALL:-}" ]; then
+  echo "== index memory: RSS growth per letter, 100k vs 1M letters"
+  T1M=bench-1m-$run_id
+  seed "$T1M" 1000000 4
+  "$ENGINE" index "$B" "$T100"
+  "$ENGINE" index "$B" "$T1M"
+fi
