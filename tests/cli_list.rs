@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{TestTopic, kafka_brokers};
+use common::{TestTopic, kafka_brokers, produce};
 use morgue::backends::kafka::KafkaConfig;
 use morgue::engine::{DeadLetter, Headers};
 
@@ -87,6 +87,71 @@ async fn list_prints_one_json_object_per_letter() {
             .unwrap()
             .contains("IllegalArgumentException"),
         "{table}"
+    );
+}
+
+#[tokio::test]
+async fn plain_and_spring_producers_both_list_correctly() {
+    let topic = TestTopic::new("cli-list-producers", 1).await;
+    // The simplest consumer just re-publishes key and value: no headers at all.
+    produce(&topic.name, Some(b"plain-key"), b"{\"id\":1}", &[], None).await;
+    // Spring's DeadLetterPublishingRecoverer: binary partition/offset/timestamp.
+    let spring: &[(&str, &[u8])] = &[
+        ("kafka_dlt-original-topic", b"orders"),
+        ("kafka_dlt-original-partition", &5i32.to_be_bytes()),
+        ("kafka_dlt-original-offset", &1234i64.to_be_bytes()),
+        (
+            "kafka_dlt-original-timestamp",
+            &1_732_700_000_000i64.to_be_bytes(),
+        ),
+        ("kafka_dlt-original-consumer-group", b"order-service"),
+        (
+            "kafka_dlt-exception-fqcn",
+            b"org.springframework.kafka.listener.ListenerExecutionFailedException",
+        ),
+        (
+            "kafka_dlt-exception-cause-fqcn",
+            b"com.fasterxml.jackson.core.JsonParseException",
+        ),
+        ("kafka_dlt-exception-message", b"Unexpected character"),
+    ];
+    produce(&topic.name, None, &[0xca, 0xfe, 0x00], spring, None).await;
+
+    let brokers = kafka_brokers();
+    let out = morgue(&["list", "--kafka", &brokers, "--topic", &topic.name]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let plain = &lines[0];
+    assert_eq!(plain["key"]["data"], "plain-key");
+    assert_eq!(plain["headers"], serde_json::json!([]));
+    assert_eq!(
+        plain["source"]["topic"],
+        serde_json::Value::Null,
+        "unknown, not guessed"
+    );
+    assert_eq!(plain["failure"]["reason"], "unknown");
+    let s = &lines[1];
+    assert_eq!(s["key"], serde_json::Value::Null);
+    assert_eq!(
+        s["value"],
+        serde_json::json!({"encoding": "base64", "data": "yv4A"})
+    );
+    assert_eq!(s["source"]["topic"], "orders");
+    assert_eq!(s["source"]["partition"], 5);
+    assert_eq!(s["source"]["offset"], 1234);
+    assert_eq!(s["source"]["timestamp_ms"], 1_732_700_000_000i64);
+    assert_eq!(s["source"]["consumer_group"], "order-service");
+    assert_eq!(
+        s["failure"]["cause_class"],
+        "com.fasterxml.jackson.core.JsonParseException"
+    );
+    assert_eq!(
+        s["failure"]["conventions"],
+        serde_json::json!(["spring-dlt"])
     );
 }
 

@@ -1,6 +1,7 @@
 //! The command line: argument parsing, the headless commands (JSON lines on stdout,
 //! one-line errors on stderr), and exit codes (0 ok, 1 error, 2 usage).
 
+mod info;
 mod list;
 mod replay;
 mod route;
@@ -58,6 +59,8 @@ pub enum Output {
 pub enum Command {
     /// Print the DLQ's letters, oldest first per partition (or follow it live).
     List(list::ListArgs),
+    /// Print how many letters the DLQ holds (per partition) and how many have a state.
+    Info,
     /// Print one letter, with its ledger state and replay history.
     Show {
         /// Letter id (`PARTITION:OFFSET`).
@@ -144,6 +147,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::List(args) => list::run(&cli.backend, &args).await,
+        Command::Info => info::run(&cli.backend).await,
         Command::Show { id } => replay::show(&cli.backend, &id).await,
         Command::Replay(args) => replay::replay(&cli.backend, &args).await,
         Command::Resolve(args) => replay::resolve(&cli.backend, &args).await,
