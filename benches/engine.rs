@@ -88,39 +88,29 @@ async fn stream(
 }
 
 async fn index(brokers: &str, topic: &str) {
-    let total = KafkaSource::new(KafkaConfig::new(brokers), topic)
-        .count()
-        .await
-        .unwrap();
     let before = rss_bytes();
     let mut store = Store::new();
-    // RSS once a tenth is in (librdkafka's buffers are full by then) and at the end:
-    // the growth between the two, per letter, is what one more letter costs.
-    let mut tenth = None;
     let (n, s, _) = stream(brokers, topic, |l| {
         store.insert(l);
-        if store.len() as u64 == total / 10 {
-            tenth = Some(rss_bytes());
-        }
         false
     })
     .await;
+    // Measured once the reader is gone, so librdkafka's prefetch buffers are not counted;
+    // scripts/bench.sh compares two sizes to get the cost of one more letter.
     let after = rss_bytes();
-    let tenth = tenth.unwrap_or(before);
-    let marginal = after.saturating_sub(tenth) as f64 / (n - total / 10).max(1) as f64;
     println!(
         "index: {n} letters in {s:.3}s = {:.0} letters/s",
         n as f64 / s
     );
     println!(
-        "index: RSS {:.1} MB at start, {:.1} MB at 10%, {:.1} MB at 100% -> {marginal:.1} bytes per additional letter (row {} bytes; {} topics, {} error classes)",
+        "index: RSS {:.1} MB before, {:.1} MB after; store heap {:.1} MB = {:.1} bytes per letter (row {} bytes)",
         before as f64 / 1e6,
-        tenth as f64 / 1e6,
         after as f64 / 1e6,
+        store.heap_bytes() as f64 / 1e6,
+        store.heap_bytes() as f64 / n.max(1) as f64,
         std::mem::size_of::<morgue::engine::index::IndexRow>(),
-        store.topics().len(),
-        store.errors().len()
     );
+    println!("index-rss {n} {after}");
 }
 
 async fn search(brokers: &str, topic: &str, query: &str) {

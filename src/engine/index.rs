@@ -109,6 +109,11 @@ impl Interner {
         self.names.len()
     }
 
+    /// Approximate heap bytes (each string is stored twice: list and map).
+    pub fn heap_bytes(&self) -> usize {
+        self.names.iter().map(|s| 2 * s.len() + 48).sum()
+    }
+
     /// True when nothing was interned.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
@@ -166,6 +171,11 @@ impl<T> Chunked<T> {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Elements the allocated chunks can hold.
+    pub fn capacity(&self) -> usize {
+        self.chunks.iter().map(Vec::capacity).sum()
     }
 
     /// Iterates in order.

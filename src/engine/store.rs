@@ -188,6 +188,14 @@ impl Store {
         Some(&entry.0)
     }
 
+    /// Heap bytes held by the index (rows, per-partition positions, names), cache excluded.
+    pub fn heap_bytes(&self) -> usize {
+        let rows = self.rows.capacity() * std::mem::size_of::<IndexRow>();
+        let positions: usize = self.partitions.values().map(|v| v.capacity() * 4).sum();
+        let names: usize = self.others.iter().map(|s| s.capacity() + 24).sum();
+        rows + positions + names + self.topics.heap_bytes() + self.errors.heap_bytes()
+    }
+
     /// Letters and payload bytes in the cache.
     pub fn cache_usage(&self) -> (usize, usize) {
         (self.cache.len(), self.cache_bytes)
