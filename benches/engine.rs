@@ -2,6 +2,7 @@
 //!
 //!   cargo bench --bench engine -- raw BROKERS TOPIC        poll only (the librdkafka floor)
 //!   cargo bench --bench engine -- index BROKERS TOPIC      stream into the Store: rate, RSS per letter
+//!   cargo bench --bench engine -- index-synthetic N        N generated letters into the Store: RSS per letter
 //!   cargo bench --bench engine -- search BROKERS TOPIC Q   stream with a payload filter: rate, first hit
 //!   cargo bench --bench engine -- latency BROKERS TOPIC N  produce N letters while following: ack→store p50/p99
 //!
@@ -111,6 +112,60 @@ async fn index(brokers: &str, topic: &str) {
         std::mem::size_of::<morgue::engine::index::IndexRow>(),
     );
     println!("index-rss {n} {after}");
+}
+
+/// Letters shaped like benches/seed.py's (same headers and value size), built in memory.
+fn synthetic(i: u64) -> morgue::engine::DeadLetter {
+    use morgue::engine::{DeadLetter, Headers, LetterId};
+    let mut h = Headers::default();
+    h.push("kafka_dlt-original-topic", "trades");
+    h.push(
+        "kafka_dlt-original-partition",
+        ((i % 6) as i32).to_be_bytes(),
+    );
+    h.push("kafka_dlt-original-offset", (i as i64).to_be_bytes());
+    h.push(
+        "kafka_dlt-original-timestamp",
+        (1_732_700_000_000 + i as i64).to_be_bytes(),
+    );
+    h.push(
+        "kafka_dlt-exception-fqcn",
+        "com.acme.trades.ValidationException",
+    );
+    h.push("kafka_dlt-exception-message", "price out of band");
+    let value = format!(
+        "{{\"trade_id\": \"T-{i:09}\", \"price\": 100.0, \"note\": \"{}\"}}",
+        "x".repeat(400)
+    );
+    // Arrival as from a broker: batches of 500 from each of 8 partitions in turn.
+    let batch = i / 500;
+    let (partition, offset) = ((batch % 8) as i32, ((batch / 8) * 500 + i % 500) as i64);
+    DeadLetter::from_record(
+        Some(LetterId::Kafka { partition, offset }),
+        Some(1_795_000_000_000 + i as i64),
+        Some(format!("T-{i:09}").into_bytes()),
+        Some(value.into_bytes()),
+        h,
+    )
+}
+
+/// Inserts `n` synthetic letters into a Store: the index's own memory, no broker involved.
+fn index_synthetic(n: u64) {
+    let before = rss_bytes();
+    let mut store = Store::new();
+    let start = Instant::now();
+    for i in 0..n {
+        store.insert(&synthetic(i));
+    }
+    let s = start.elapsed().as_secs_f64();
+    let after = rss_bytes();
+    println!(
+        "index (in memory): {n} letters in {s:.3}s; RSS {:.1} MB -> {:.1} MB = {:.1} bytes per letter; store heap {:.1} bytes per letter",
+        before as f64 / 1e6,
+        after as f64 / 1e6,
+        after.saturating_sub(before) as f64 / n as f64,
+        store.heap_bytes() as f64 / n as f64
+    );
 }
 
 async fn search(brokers: &str, topic: &str, query: &str) {
@@ -240,6 +295,7 @@ async fn main() {
     {
         ["raw", b, t] => raw(b, t),
         ["index", b, t] => index(b, t).await,
+        ["index-synthetic", n] => index_synthetic(n.parse().unwrap()),
         ["search", b, t, q] => search(b, t, q).await,
         ["latency", b, t, n] => latency(b, t, n.parse().unwrap()).await,
         _ => eprintln!("usage: engine raw|index|search|latency BROKERS TOPIC [QUERY|N]"),

@@ -6,7 +6,10 @@ in 997 is negative (spread over all partitions), so a payload search
 ($.price<0) has sparse hits.
 
 usage: seed.py BROKERS TOPIC N PARTITIONS
+Set SEED_ONE_PER_BATCH=1 for Tansu, whose high watermark is only right when every
+produce batch holds one record.
 """
+import os
 import json
 import struct
 import sys
@@ -19,7 +22,9 @@ brokers, topic, n, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(
 admin = AdminClient({"bootstrap.servers": brokers})
 for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
     f.result()
-p = Producer({"bootstrap.servers": brokers, "linger.ms": 20, "batch.num.messages": 2000,
+one = os.environ.get("SEED_ONE_PER_BATCH") == "1"
+p = Producer({"bootstrap.servers": brokers, "linger.ms": 0 if one else 20,
+              "batch.num.messages": 1 if one else 2000,
               "queue.buffering.max.messages": 200000, "compression.type": "none"})
 start = time.time()
 pad = "x" * 220

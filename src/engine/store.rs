@@ -8,6 +8,21 @@ use std::collections::HashMap;
 use super::index::{Chunked, FLAG_KAFKA_ID, IndexRow, Interner, RowId, pack_id, row_of, unpack_id};
 use super::letter::{DeadLetter, LetterId, LetterState};
 
+/// Offsets `first_offset..first_offset + len` of one partition, stored in rows
+/// `first_row..first_row + len`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first_offset: i64,
+    first_row: u32,
+    len: u32,
+}
+
+impl Run {
+    fn end(&self) -> i64 {
+        self.first_offset + i64::from(self.len)
+    }
+}
+
 /// Full letters kept at most (the selected one, its neighbours, recent searches).
 const CACHE_LETTERS: usize = 256;
 /// Payload bytes kept at most in the cache.
@@ -20,8 +35,9 @@ pub struct Store {
     topics: Interner,
     errors: Interner,
     others: Vec<String>,
-    /// Kafka partition → row positions sorted by offset.
-    partitions: HashMap<i32, Vec<u32>>,
+    /// Kafka partition → runs of consecutive offsets stored in consecutive rows,
+    /// sorted by offset. A partition is read in batches, so there are few runs.
+    partitions: HashMap<i32, Vec<Run>>,
     cache: HashMap<RowId, (DeadLetter, u64)>,
     cache_bytes: usize,
     tick: u64,
@@ -36,18 +52,6 @@ impl Store {
     /// Adds `l` (or updates its row when the id is already known) and caches the
     /// full letter; returns the row position.
     pub fn insert(&mut self, l: &DeadLetter) -> usize {
-        if let Some(LetterId::Kafka { partition, offset }) = &l.id {
-            // Fast path: a partition is read in offset order, so a new letter comes last.
-            let last = self.partitions.get(partition).and_then(|v| v.last());
-            if last.is_none_or(|&p| offset_of(&self.rows, p) < *offset) {
-                let pos = self.push(l);
-                self.partitions
-                    .entry(*partition)
-                    .or_default()
-                    .push(u32::try_from(pos).unwrap_or(u32::MAX));
-                return pos;
-            }
-        }
         if let Some(pos) = l.id.as_ref().and_then(|id| self.find(id)) {
             if let Some(r) = self.rows.get_mut(pos) {
                 r.state = l.state;
@@ -56,10 +60,25 @@ impl Store {
         }
         let pos = self.push(l);
         if let Some(LetterId::Kafka { partition, offset }) = &l.id {
-            let rows = &self.rows;
-            let list = self.partitions.entry(*partition).or_default();
-            let at = list.partition_point(|&p| offset_of(rows, p) < *offset);
-            list.insert(at, u32::try_from(pos).unwrap_or(u32::MAX));
+            let row = u32::try_from(pos).unwrap_or(u32::MAX);
+            let runs = self.partitions.entry(*partition).or_default();
+            let at = runs.partition_point(|r| r.first_offset < *offset);
+            // Extend the run just before when this letter continues it in both offset and row.
+            if let Some(prev) = at.checked_sub(1).and_then(|i| runs.get_mut(i))
+                && prev.end() == *offset
+                && prev.first_row + prev.len == row
+            {
+                prev.len += 1;
+            } else {
+                runs.insert(
+                    at,
+                    Run {
+                        first_offset: *offset,
+                        first_row: row,
+                        len: 1,
+                    },
+                );
+            }
         }
         pos
     }
@@ -118,10 +137,11 @@ impl Store {
     pub fn find(&self, id: &LetterId) -> Option<usize> {
         match id {
             LetterId::Kafka { partition, offset } => {
-                let list = self.partitions.get(partition)?;
-                let at = list.partition_point(|&p| offset_of(&self.rows, p) < *offset);
-                let pos = *list.get(at)? as usize;
-                (offset_of(&self.rows, pos as u32) == *offset).then_some(pos)
+                let runs = self.partitions.get(partition)?;
+                let at = runs.partition_point(|r| r.first_offset <= *offset);
+                let run = runs.get(at.checked_sub(1)?)?;
+                (*offset < run.end())
+                    .then(|| (i64::from(run.first_row) + (offset - run.first_offset)) as usize)
             }
             LetterId::Mongo(_) => {
                 let mut scratch = self.others.clone();
@@ -191,7 +211,11 @@ impl Store {
     /// Heap bytes held by the index (rows, per-partition positions, names), cache excluded.
     pub fn heap_bytes(&self) -> usize {
         let rows = self.rows.capacity() * std::mem::size_of::<IndexRow>();
-        let positions: usize = self.partitions.values().map(|v| v.capacity() * 4).sum();
+        let positions: usize = self
+            .partitions
+            .values()
+            .map(|v| v.capacity() * std::mem::size_of::<Run>())
+            .sum();
         let names: usize = self.others.iter().map(|s| s.capacity() + 24).sum();
         rows + positions + names + self.topics.heap_bytes() + self.errors.heap_bytes()
     }
@@ -200,11 +224,6 @@ impl Store {
     pub fn cache_usage(&self) -> (usize, usize) {
         (self.cache.len(), self.cache_bytes)
     }
-}
-
-fn offset_of(rows: &Chunked<IndexRow>, pos: u32) -> i64 {
-    rows.get(pos as usize)
-        .map_or(i64::MIN, |r| i64::from_ne_bytes(r.id_lo.to_ne_bytes()))
 }
 
 #[cfg(test)]
@@ -257,6 +276,50 @@ mod tests {
         // Seen again (a rescan): updated, not duplicated.
         s.insert(&letter(0, 5, 1));
         assert_eq!(s.len(), 5);
+    }
+
+    #[test]
+    fn runs_survive_gaps_interleaving_and_rescans() {
+        let mut s = Store::new();
+        let mut expect = Vec::new();
+        // Two partitions in interleaved batches, offsets with gaps (compaction), then a rescan.
+        for (p, offsets) in [(0, 0..5), (1, 0..3), (0, 5..8), (1, 10..12), (0, 20..22)] {
+            for o in offsets {
+                expect.push((p, o, s.insert(&letter(p, o, 1))));
+            }
+        }
+        assert!(s.partitions[&0].len() <= 3, "{:?}", s.partitions[&0]);
+        for o in 0..8 {
+            s.insert(&letter(0, o, 1));
+        }
+        s.insert(&letter(0, 15, 1));
+        assert_eq!(s.len(), expect.len() + 1);
+        for (p, o, pos) in expect {
+            assert_eq!(
+                s.find(&LetterId::Kafka {
+                    partition: p,
+                    offset: o
+                }),
+                Some(pos)
+            );
+        }
+        for missing in [8, 9, 14, 16, 19, 22] {
+            assert_eq!(
+                s.find(&LetterId::Kafka {
+                    partition: 0,
+                    offset: missing
+                }),
+                None,
+                "{missing}"
+            );
+        }
+        assert_eq!(
+            s.find(&LetterId::Kafka {
+                partition: 0,
+                offset: 15
+            }),
+            Some(s.len() - 1)
+        );
     }
 
     #[test]
