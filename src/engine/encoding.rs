@@ -51,6 +51,28 @@ impl EncodedBytes {
     }
 }
 
+/// Borrowed bytes that serialize exactly like [`EncodedBytes`], without copying text.
+#[derive(Debug, Clone, Copy)]
+pub struct BytesRef<'a>(pub &'a [u8]);
+
+impl Serialize for BytesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("EncodedBytes", 2)?;
+        match std::str::from_utf8(self.0) {
+            Ok(text) => {
+                st.serialize_field("encoding", &Encoding::Utf8)?;
+                st.serialize_field("data", text)?;
+            }
+            Err(_) => {
+                st.serialize_field("encoding", &Encoding::Base64)?;
+                st.serialize_field("data", &STANDARD.encode(self.0))?;
+            }
+        }
+        st.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +90,16 @@ mod tests {
             serde_json::to_string(&b).unwrap(),
             r#"{"encoding":"base64","data":"/wBB"}"#
         );
+    }
+
+    #[test]
+    fn borrowed_and_owned_print_the_same() {
+        for b in [&b"text"[..], &[0xff, 0x01][..], &[][..]] {
+            assert_eq!(
+                serde_json::to_string(&BytesRef(b)).unwrap(),
+                serde_json::to_string(&EncodedBytes::of(b)).unwrap()
+            );
+        }
     }
 
     #[test]

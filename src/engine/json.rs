@@ -3,18 +3,31 @@
 
 use serde::Serialize;
 
-use super::encoding::EncodedBytes;
+use super::encoding::BytesRef;
 use super::letter::{
-    DeadLetter, FailureContext, LetterId, LetterState, ReplayRecord, SourceCoords,
+    DeadLetter, FailureContext, Headers, LetterId, LetterState, ReplayRecord, SourceCoords,
 };
 
 /// A header as printed: its name and its value (null for a null header).
 #[derive(Debug, Serialize)]
-pub struct HeaderJson {
+pub struct HeaderJson<'a> {
     /// Header name.
-    pub name: String,
+    pub name: &'a str,
     /// Value, UTF-8 or base64.
-    pub value: Option<EncodedBytes>,
+    pub value: Option<BytesRef<'a>>,
+}
+
+/// The headers, printed in order without copying them.
+#[derive(Debug)]
+pub struct HeadersJson<'a>(pub &'a Headers);
+
+impl Serialize for HeadersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|h| HeaderJson {
+            name: &h.name,
+            value: h.value.as_deref().map(BytesRef),
+        }))
+    }
 }
 
 /// One dead letter as printed by `morgue list` / `morgue show`.
@@ -29,13 +42,13 @@ pub struct LetterJson<'a> {
     /// DLQ timestamp as RFC 3339 UTC.
     pub timestamp: Option<String>,
     /// Key bytes.
-    pub key: Option<EncodedBytes>,
+    pub key: Option<BytesRef<'a>>,
     /// Value bytes.
-    pub value: Option<EncodedBytes>,
+    pub value: Option<BytesRef<'a>>,
     /// Size of key, value and headers in bytes.
     pub size: usize,
     /// Headers in order.
-    pub headers: Vec<HeaderJson>,
+    pub headers: HeadersJson<'a>,
     /// Where the message came from (all null when unknown).
     pub source: &'a SourceCoords,
     /// Why it failed.
@@ -64,17 +77,10 @@ impl<'a> LetterJson<'a> {
             partition,
             offset,
             timestamp: l.dlq_timestamp_ms.and_then(rfc3339),
-            key: l.key.as_deref().map(EncodedBytes::of),
-            value: l.value.as_deref().map(EncodedBytes::of),
+            key: l.key.as_deref().map(BytesRef),
+            value: l.value.as_deref().map(BytesRef),
             size: l.size(),
-            headers: l
-                .headers
-                .iter()
-                .map(|h| HeaderJson {
-                    name: h.name.clone(),
-                    value: h.value.as_deref().map(EncodedBytes::of),
-                })
-                .collect(),
+            headers: HeadersJson(&l.headers),
             source: &l.source,
             failure: &l.failure,
             state: l.state,
@@ -86,7 +92,6 @@ impl<'a> LetterJson<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Headers;
 
     #[test]
     fn binary_and_text_render_without_loss() {

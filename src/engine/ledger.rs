@@ -93,6 +93,9 @@ impl LedgerState {
 
     /// Sets `letter`'s state and history from its entry, if it has one.
     pub fn apply(&self, letter: &mut DeadLetter) {
+        if self.entries.is_empty() {
+            return;
+        }
         let Some(id) = letter.id.as_ref().map(ToString::to_string) else {
             return;
         };
