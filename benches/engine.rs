@@ -298,6 +298,11 @@ async fn main() {
         ["index-synthetic", n] => index_synthetic(n.parse().unwrap()),
         ["search", b, t, q] => search(b, t, q).await,
         ["latency", b, t, n] => latency(b, t, n.parse().unwrap()).await,
-        _ => eprintln!("usage: engine raw|index|search|latency BROKERS TOPIC [QUERY|N]"),
+        _ => {
+            eprintln!(
+                "usage: engine raw|index|search|latency BROKERS TOPIC [QUERY|N] | index-synthetic N"
+            );
+            std::process::exit(2);
+        }
     }
 }

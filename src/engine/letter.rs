@@ -203,6 +203,8 @@ pub enum LetterState {
     /// Nobody has acted on it.
     #[default]
     New,
+    /// A processor claimed it (MongoDB `processed: true`) and may be working on it.
+    Claimed,
     /// An edited payload is kept with it, not yet replayed.
     Edited,
     /// Sent back to a topic at least once.
@@ -216,6 +218,7 @@ impl LetterState {
     pub fn as_str(self) -> &'static str {
         match self {
             LetterState::New => "new",
+            LetterState::Claimed => "claimed",
             LetterState::Edited => "edited",
             LetterState::Replayed => "replayed",
             LetterState::Resolved => "resolved",

@@ -8,6 +8,8 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
 use thiserror::Error;
 
+pub mod doc;
+
 /// The collection a DLQ lives in when the profile names none.
 pub const DEFAULT_COLLECTION: &str = "deadletter_messages";
 
