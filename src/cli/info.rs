@@ -1,35 +1,34 @@
-//! `morgue info`: how many letters the DLQ holds, per partition, and how many the
-//! ledger has a state for — one JSON object.
+//! `morgue info`: how many letters the DLQ holds (per partition for Kafka), and how
+//! many of them have a state in the ledger — one JSON object.
 
 use serde_json::json;
 
 use super::BackendArgs;
-use crate::backends::kafka::replay::load_ledger;
-use crate::engine::ledger::LEDGER_SUFFIX;
+use super::backend::Dlq;
 
-/// Prints the DLQ's watermarks and ledger size.
+/// Prints the DLQ's size and ledger size.
 pub async fn run(backend: &BackendArgs) -> anyhow::Result<()> {
-    let (cfg, topic) = backend.kafka()?;
-    let ledger_topic = format!("{topic}{LEDGER_SUFFIX}");
-    let ledger = load_ledger(&cfg, &ledger_topic).await?;
-    let (c, t) = (cfg.clone(), topic.clone());
-    let marks = tokio::task::spawn_blocking(move || {
-        let consumer = c.browse_consumer()?;
-        c.watermarks(&consumer, &t)
-    })
-    .await??;
-    let total: i64 = marks.iter().map(|m| m.2 - m.1).sum();
-    let partitions: Vec<_> = marks
-        .iter()
-        .map(|&(p, lo, hi)| json!({"partition": p, "low": lo, "high": hi, "letters": hi - lo}))
-        .collect();
-    let out = json!({
-        "topic": topic,
-        "brokers": cfg.brokers,
-        "letters": total,
-        "partitions": partitions,
-        "ledger": {"topic": ledger_topic, "letters_with_state": ledger.len()},
+    let target = backend.target()?;
+    let opened = target.dlq.open().await?;
+    let ledger = opened.ledger.load().await?;
+    let mut out = json!({
+        "dlq": opened.ledger.dlq(),
+        "letters": opened.source.count().await?,
+        "letters_with_state": ledger.len(),
+        "read_only": target.read_only,
     });
+    if let Dlq::Kafka { cfg, topic } = &target.dlq {
+        let (c, t) = (cfg.clone(), topic.clone());
+        let marks = tokio::task::spawn_blocking(move || {
+            let consumer = c.browse_consumer()?;
+            c.watermarks(&consumer, &t)
+        })
+        .await??;
+        out["partitions"] = marks
+            .iter()
+            .map(|&(p, lo, hi)| json!({"partition": p, "low": lo, "high": hi, "letters": hi - lo}))
+            .collect();
+    }
     println!("{out}");
     Ok(())
 }

@@ -8,11 +8,10 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use super::{BackendArgs, Output, UsageError};
-use crate::backends::kafka::source::KafkaSource;
 use crate::engine::DeadLetter;
 use crate::engine::filter::Filter;
 use crate::engine::json::{LetterJson, rfc3339};
-use crate::engine::source::{DeadLetterSource as _, SourceEvent, StartAt};
+use crate::engine::source::{SourceEvent, StartAt};
 
 /// Options of `morgue list`.
 #[derive(Debug, clap::Args)]
@@ -42,8 +41,7 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
         Some(q) => Some(Filter::parse(q, now).map_err(|e| UsageError(format!("--filter: {e}")))?),
         None => None,
     };
-    let (cfg, topic) = backend.kafka()?;
-    let source = KafkaSource::new(cfg, topic);
+    let source = backend.target()?.dlq.open().await?.source;
     let (tx, mut rx) = mpsc::channel(8);
     let follow = args.follow;
     let reader = tokio::spawn(async move { source.stream(from, follow, tx).await });
@@ -54,8 +52,13 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
     }
     let mut printed = 0u64;
     'read: while let Some(event) = rx.recv().await {
-        let SourceEvent::Letters(batch) = event else {
-            continue;
+        let batch = match event {
+            SourceEvent::Letters(batch) => batch,
+            SourceEvent::Notice(n) => {
+                eprintln!("morgue: {n}");
+                continue;
+            }
+            SourceEvent::CaughtUp { .. } => continue,
         };
         for l in &batch {
             if filter.as_ref().is_some_and(|f| !f.matches(l)) {

@@ -1,6 +1,7 @@
 //! The command line: argument parsing, the headless commands (JSON lines on stdout,
 //! one-line errors on stderr), and exit codes (0 ok, 1 error, 2 usage).
 
+pub mod backend;
 mod info;
 mod list;
 mod replay;
@@ -8,9 +9,9 @@ mod route;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::backends::kafka::KafkaConfig;
+pub use backend::BackendArgs;
 
 /// morgue: stream, inspect, fix and replay dead letters from Kafka and MongoDB DLQs.
 #[derive(Debug, Parser)]
@@ -22,26 +23,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Which DLQ to open.
-#[derive(Debug, Clone, Args)]
-pub struct BackendArgs {
-    /// Kafka bootstrap servers, e.g. 127.0.0.1:9092.
-    #[arg(long, global = true, env = "MORGUE_KAFKA", value_name = "BROKERS")]
-    pub kafka: Option<String>,
-    /// The DLQ topic.
-    #[arg(long, short = 't', global = true, value_name = "TOPIC")]
-    pub topic: Option<String>,
-    /// librdkafka property passed through as is (repeatable), as with kcat.
-    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_property)]
-    pub property: Vec<(String, String)>,
-    /// Refuse every write (replay, resolve, edit): for looking at production safely.
-    #[arg(long, global = true, env = "MORGUE_READ_ONLY")]
-    pub read_only: bool,
-    /// The local audit log of writes (default ~/.local/state/morgue/audit.jsonl).
-    #[arg(long, global = true, env = "MORGUE_AUDIT_LOG", value_name = "PATH")]
-    pub audit_log: Option<std::path::PathBuf>,
 }
 
 /// How the headless commands print letters.
@@ -63,7 +44,7 @@ pub enum Command {
     Info,
     /// Print one letter, with its ledger state and replay history.
     Show {
-        /// Letter id (`PARTITION:OFFSET`).
+        /// Letter id (`PARTITION:OFFSET`, or a MongoDB `_id`).
         id: String,
     },
     /// Send letters back to their source topic (or --to), exactly once, recorded in the
@@ -71,8 +52,12 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Mark letters handled without replaying them.
     Resolve(replay::ResolveArgs),
+    /// Claim MongoDB letters as a processor would (`processed: true`), so none picks them up.
+    Claim(replay::ResolveArgs),
+    /// Release claimed MongoDB letters so a processor picks them up again.
+    Release(replay::ResolveArgs),
     /// Consume source topics and run a command per message, with retries; what keeps
-    /// failing goes to the DLQ topic (--topic, default `deadletter-topic`).
+    /// failing goes to the DLQ (--topic, default `deadletter-topic`, or --mongo).
     Route(route::RouteArgs),
 }
 
@@ -80,30 +65,6 @@ pub enum Command {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
-
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got '{s}'")),
-    }
-}
-
-impl BackendArgs {
-    /// The Kafka config and DLQ topic, or a usage error naming what is missing.
-    pub fn kafka(&self) -> anyhow::Result<(KafkaConfig, String)> {
-        let brokers = self
-            .kafka
-            .clone()
-            .ok_or_else(|| UsageError("no DLQ given: pass --kafka BROKERS --topic TOPIC".into()))?;
-        let topic = self
-            .topic
-            .clone()
-            .ok_or_else(|| UsageError(format!("--kafka '{brokers}' needs --topic TOPIC")))?;
-        let mut cfg = KafkaConfig::new(brokers);
-        cfg.properties = self.property.clone();
-        Ok((cfg, topic))
-    }
-}
 
 /// Parses the command line, runs the command, prints any error on one line, and
 /// returns the exit code.
@@ -151,6 +112,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Show { id } => replay::show(&cli.backend, &id).await,
         Command::Replay(args) => replay::replay(&cli.backend, &args).await,
         Command::Resolve(args) => replay::resolve(&cli.backend, &args).await,
+        Command::Claim(args) => replay::claim(&cli.backend, &args, true).await,
+        Command::Release(args) => replay::claim(&cli.backend, &args, false).await,
         Command::Route(args) => route::run(&cli.backend, &args).await,
     }
 }

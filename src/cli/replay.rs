@@ -8,14 +8,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::json;
 
+use tokio::sync::mpsc;
+
+use super::backend::{Dlq, Opened, Target};
 use super::{BackendArgs, UsageError};
-use crate::backends::kafka::KafkaConfig;
 use crate::backends::kafka::replay::{KafkaReplayer, ReplayError};
-use crate::engine::audit::AuditLog;
 use crate::engine::encoding::EncodedBytes;
 use crate::engine::filter::Filter;
 use crate::engine::json::LetterJson;
 use crate::engine::replay::{ReplayPlan, ReplayPolicy};
+use crate::engine::source::{SourceEvent, StartAt};
 use crate::engine::{DeadLetter, EngineError, LetterId};
 
 /// Options of `morgue replay`.
@@ -58,65 +60,75 @@ pub struct ResolveArgs {
     pub yes: bool,
 }
 
+/// The DLQ opened for reading, and a replayer recording in its ledger.
 async fn open(
     backend: &BackendArgs,
     keep_headers: Vec<String>,
-) -> anyhow::Result<(KafkaConfig, KafkaReplayer)> {
-    let (cfg, topic) = backend.kafka()?;
+) -> anyhow::Result<(Target, Opened, KafkaReplayer)> {
+    let target = backend.target()?;
+    let opened = target.dlq.open().await?;
     let policy = ReplayPolicy {
-        read_only: backend.read_only,
-        dlq_topic: topic.clone(),
+        read_only: target.read_only,
+        dlq_topic: target.dlq.topic(),
         keep_headers,
     };
-    let audit = AuditLog::new(
-        backend
-            .audit_log
-            .clone()
-            .unwrap_or_else(AuditLog::default_path),
-    );
-    let replayer = KafkaReplayer::open(cfg.clone(), &topic, policy, audit).await?;
-    Ok((cfg, replayer))
+    // Reading a MongoDB DLQ needs no Kafka cluster; replaying does (checked before sending).
+    let cluster = target
+        .dlq
+        .replay_cluster()
+        .unwrap_or_else(|_| crate::backends::kafka::KafkaConfig::new(""));
+    let ledger = opened.ledger.clone();
+    let replayer = KafkaReplayer::open(cluster, policy, target.audit.clone(), ledger).await?;
+    Ok((target, opened, replayer))
+}
+
+/// Parses an id: `PARTITION:OFFSET` for a Kafka DLQ, a document `_id` for MongoDB.
+fn parse_id(raw: &str, target: &Target) -> Result<LetterId, UsageError> {
+    match (&target.dlq, raw.parse::<LetterId>()) {
+        (_, Err(e)) => Err(UsageError(e.to_string())),
+        (Dlq::Kafka { .. }, Ok(LetterId::Mongo(_))) => Err(UsageError(format!(
+            "'{raw}' is not a Kafka letter id (PARTITION:OFFSET)"
+        ))),
+        (Dlq::Mongo { .. }, Ok(_)) => Ok(LetterId::Mongo(raw.to_string())),
+        (Dlq::Kafka { .. }, Ok(id)) => Ok(id),
+    }
 }
 
 /// Fetches letters by id, or every letter matching `filter`, with ledger state applied.
 async fn select(
-    cfg: &KafkaConfig,
+    target: &Target,
+    opened: &Opened,
     replayer: &KafkaReplayer,
     ids: &[String],
     filter: Option<&str>,
 ) -> anyhow::Result<Vec<DeadLetter>> {
-    let topic = replayer.dlq().to_string();
     let mut out = Vec::new();
     if let Some(q) = filter {
         let f = Filter::parse(q, chrono::Utc::now().timestamp_millis())
             .map_err(|e| UsageError(format!("--filter: {e}")))?;
-        let (cfg, ledger) = (cfg.clone(), replayer.ledger().clone());
-        return tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            cfg.read_to_end(&topic, |mut l| {
-                ledger.apply(&mut l);
-                if f.matches(&l) {
-                    out.push(l);
+        let (tx, mut rx) = mpsc::channel(8);
+        let source = opened.source.clone();
+        let reader =
+            tokio::spawn(async move { source.stream(StartAt::Beginning, false, tx).await });
+        while let Some(ev) = rx.recv().await {
+            if let SourceEvent::Letters(batch) = ev {
+                for mut l in batch {
+                    replayer.ledger().apply(&mut l);
+                    if f.matches(&l) {
+                        out.push(l);
+                    }
                 }
-            })?;
-            Ok(out)
-        })
-        .await?;
+            }
+        }
+        reader.await??;
+        return Ok(out);
     }
     if ids.is_empty() {
         return Err(UsageError("name letters by ID or --filter QUERY".into()).into());
     }
     for raw in ids {
-        let id: LetterId = raw
-            .parse()
-            .map_err(|e: EngineError| UsageError(e.to_string()))?;
-        let LetterId::Kafka { partition, offset } = id else {
-            return Err(UsageError(format!(
-                "'{raw}' is not a Kafka letter id (PARTITION:OFFSET)"
-            ))
-            .into());
-        };
-        let (c, t) = (cfg.clone(), topic.clone());
-        let mut l = tokio::task::spawn_blocking(move || c.fetch(&t, partition, offset)).await??;
+        let id = parse_id(raw, target)?;
+        let mut l = opened.source.fetch(&id).await?;
         replayer.ledger().apply(&mut l);
         out.push(l);
     }
@@ -125,8 +137,8 @@ async fn select(
 
 /// `morgue show ID`: one letter with its ledger state.
 pub async fn show(backend: &BackendArgs, id: &str) -> anyhow::Result<()> {
-    let (cfg, replayer) = open(backend, Vec::new()).await?;
-    let letters = select(&cfg, &replayer, &[id.to_string()], None).await?;
+    let (target, opened, replayer) = open(backend, Vec::new()).await?;
+    let letters = select(&target, &opened, &replayer, &[id.to_string()], None).await?;
     let mut out = std::io::stdout().lock();
     for l in &letters {
         serde_json::to_writer(&mut out, &LetterJson::of(l))?;
@@ -180,12 +192,19 @@ fn print(v: &serde_json::Value) -> anyhow::Result<()> {
 
 /// `morgue replay`.
 pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<()> {
-    let (cfg, mut replayer) = open(backend, args.keep_headers.clone()).await?;
-    let letters = select(&cfg, &replayer, &args.ids, args.filter.as_deref()).await?;
-    let target = args.to.as_deref();
+    let (target, opened, mut replayer) = open(backend, args.keep_headers.clone()).await?;
+    let letters = select(
+        &target,
+        &opened,
+        &replayer,
+        &args.ids,
+        args.filter.as_deref(),
+    )
+    .await?;
+    let to = args.to.as_deref();
     if args.dry_run {
         for l in &letters {
-            match replayer.plan(l, target, None, args.force) {
+            match replayer.plan(l, to, None, args.force) {
                 Ok(p) => print(&plan_json(&p))?,
                 Err(e) => {
                     print(&json!({"id": id_of(l), "status": "refused", "error": e.to_string()}))?
@@ -198,12 +217,13 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
         eprintln!("morgue: no letters to replay");
         return Ok(());
     }
-    if backend.read_only {
+    if target.read_only {
         return Err(EngineError::ReadOnly(format!("replay of {} letters", letters.len())).into());
     }
+    target.dlq.replay_cluster()?;
     let targets: std::collections::BTreeSet<String> = letters
         .iter()
-        .filter_map(|l| target.or(l.source.topic.as_deref()).map(str::to_string))
+        .filter_map(|l| to.or(l.source.topic.as_deref()).map(str::to_string))
         .collect();
     let targets: Vec<String> = targets.into_iter().collect();
     confirm(
@@ -225,7 +245,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
             tokio::time::sleep(d).await;
         }
         let id = id_of(l);
-        match replayer.replay(l, target, None, args.force).await {
+        match replayer.replay(l, to, None, args.force).await {
             Ok(r) => print(&json!({
                 "id": id, "status": if r.recovered { "recovered" } else { "replayed" },
                 "topic": r.plan.topic, "partition": r.partition, "offset": r.offset,
@@ -250,11 +270,11 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
 
 /// `morgue resolve`.
 pub async fn resolve(backend: &BackendArgs, args: &ResolveArgs) -> anyhow::Result<()> {
-    let (cfg, mut replayer) = open(backend, Vec::new()).await?;
-    if backend.read_only {
+    let (target, opened, mut replayer) = open(backend, Vec::new()).await?;
+    if target.read_only {
         return Err(EngineError::ReadOnly(format!("resolve of {} letters", args.ids.len())).into());
     }
-    let letters = select(&cfg, &replayer, &args.ids, None).await?;
+    let letters = select(&target, &opened, &replayer, &args.ids, None).await?;
     confirm(
         args.yes,
         &format!(
@@ -272,4 +292,56 @@ pub async fn resolve(backend: &BackendArgs, args: &ResolveArgs) -> anyhow::Resul
 
 fn id_of(l: &DeadLetter) -> String {
     l.id.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// `morgue claim` / `morgue release` (MongoDB only).
+pub async fn claim(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> anyhow::Result<()> {
+    let target = backend.target()?;
+    let verb = if claim { "claim" } else { "release" };
+    let Some(dlq) = target.dlq.open().await?.mongo else {
+        return Err(UsageError(format!(
+            "{verb} works on MongoDB DLQs (the processed/process_time claim pattern)"
+        ))
+        .into());
+    };
+    if target.read_only {
+        return Err(EngineError::ReadOnly(format!("{verb} of {} letters", args.ids.len())).into());
+    }
+    confirm(
+        args.yes,
+        &format!("{verb} {} letter(s) in {}", args.ids.len(), dlq.describe()),
+    )?;
+    let who = crate::engine::sink::whoami();
+    for raw in &args.ids {
+        let id = parse_id(raw, &target)?;
+        let changed = if claim {
+            dlq.claim(&id).await
+        } else {
+            dlq.release(&id).await
+        }
+        .map_err(anyhow::Error::msg)?;
+        let status = match (claim, changed) {
+            (true, true) => "claimed",
+            (true, false) => "already-claimed",
+            (false, true) => "released",
+            (false, false) => "not-claimed",
+        };
+        if changed {
+            let record = crate::engine::audit::AuditRecord {
+                at: crate::engine::audit::now_rfc3339(),
+                by: &who,
+                action: verb,
+                dlq: &dlq.describe(),
+                id: raw,
+                topic: None,
+                partition: None,
+                offset: None,
+                replay_id: None,
+                edited: false,
+            };
+            target.audit.append(&record).map_err(anyhow::Error::msg)?;
+        }
+        print(&json!({"id": raw, "status": status}))?;
+    }
+    Ok(())
 }

@@ -11,12 +11,16 @@ use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::BackendArgs;
+use super::backend::Dlq;
+use super::{BackendArgs, UsageError};
+use crate::backends::kafka::KafkaConfig;
 use crate::backends::kafka::route;
 use crate::backends::kafka::sink::KafkaSink;
+use crate::backends::mongo::dlq::MongoDlq;
+use crate::engine::EngineError;
 use crate::engine::duration::parse_duration;
 use crate::engine::router::{Incoming, ProcessError, Processor, RetryPolicy, Router, RouterConfig};
-use crate::engine::sink::{DeadLetterSink as _, hostname};
+use crate::engine::sink::{DeadLetterSink, hostname};
 
 /// Exit status that marks a message as bad data: dead-lettered at once as `failed`.
 pub const EXIT_NOT_RETRYABLE: i32 = 65;
@@ -59,11 +63,24 @@ pub const DEFAULT_DLQ_TOPIC: &str = "deadletter-topic";
 /// Runs the router until SIGINT/SIGTERM, then prints its counts as one JSON line.
 pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> {
     let mut backend = backend.clone();
-    backend
-        .topic
-        .get_or_insert_with(|| DEFAULT_DLQ_TOPIC.to_string());
-    let (cfg, dlq) = backend.kafka()?;
-    let sink = KafkaSink::new(cfg.clone(), &dlq)?;
+    if backend.mongo.is_none() {
+        backend
+            .topic
+            .get_or_insert_with(|| DEFAULT_DLQ_TOPIC.to_string());
+    }
+    let target = backend.target()?;
+    if target.read_only {
+        return Err(EngineError::ReadOnly("routing into the DLQ".into()).into());
+    }
+    let (cfg, sink): (KafkaConfig, Box<dyn DeadLetterSink>) = match target.dlq {
+        Dlq::Kafka { cfg, topic } => (cfg.clone(), Box::new(KafkaSink::new(cfg, &topic)?)),
+        Dlq::Mongo { cfg, map, kafka } => {
+            let kafka = kafka.ok_or_else(|| {
+                UsageError("route needs --kafka BROKERS: the cluster of the source topics".into())
+            })?;
+            (kafka, Box::new(MongoDlq::open(cfg, *map).await?))
+        }
+    };
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

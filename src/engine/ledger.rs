@@ -5,10 +5,31 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use super::encoding::EncodedBytes;
 use super::letter::{DeadLetter, LetterState, ReplayRecord};
+
+/// A ledger that could not be read or written, worded by the backend.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct LedgerError(pub String);
+
+/// Where a DLQ keeps its ledger: a compacted topic next to a Kafka DLQ, the documents
+/// themselves in MongoDB.
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    /// Every letter's latest entry.
+    async fn load(&self) -> Result<LedgerState, LedgerError>;
+
+    /// Stores `entry` durably (acknowledged by the server) as the letter's latest state.
+    async fn record(&self, entry: &LedgerEntry) -> Result<(), LedgerError>;
+
+    /// The DLQ this ledger belongs to, for the audit log (`kafka://brokers/topic`).
+    fn dlq(&self) -> String;
+}
 
 /// Suffix of the ledger topic next to a Kafka DLQ topic.
 pub const LEDGER_SUFFIX: &str = ".morgue-ledger";

@@ -22,6 +22,17 @@ pub trait DeadLetterSink: Send + Sync {
     fn describe(&self) -> String;
 }
 
+#[async_trait]
+impl DeadLetterSink for Box<dyn DeadLetterSink> {
+    async fn write(&self, letter: &DeadLetter) -> Result<LetterId, SinkError> {
+        (**self).write(letter).await
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
 /// `user@host` of whoever runs this process, for the ledger and audit log.
 pub fn whoami() -> String {
     let user = std::env::var("USER")

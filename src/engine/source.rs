@@ -61,6 +61,8 @@ pub enum SourceEvent {
         /// Letters delivered so far.
         delivered: u64,
     },
+    /// Something the user should know about the stream (e.g. which live mode is active).
+    Notice(String),
 }
 
 /// A DLQ that can be read.

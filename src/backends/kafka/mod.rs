@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::engine::{DeadLetter, LetterId};
 
+pub mod ledger;
 pub mod partitioner;
 mod read;
 pub mod replay;

@@ -9,18 +9,19 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use thiserror::Error;
 
 use super::partitioner::choose;
-use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Producer, Quiet};
+use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Producer};
 use crate::engine::audit::{AuditLog, AuditRecord, now_rfc3339};
 use crate::engine::conventions::MORGUE_REPLAY_ID;
 use crate::engine::encoding::EncodedBytes;
-use crate::engine::ledger::{EntryState, LEDGER_SUFFIX, LedgerEntry, LedgerState, PendingReplay};
+use crate::engine::ledger::{
+    EntryState, LedgerEntry, LedgerError, LedgerState, LedgerStore, PendingReplay,
+};
 use crate::engine::replay::{ReplayPlan, ReplayPolicy, plan};
 use crate::engine::sink::whoami;
 use crate::engine::{DeadLetter, EngineError, ReplayRecord};
@@ -34,16 +35,9 @@ pub enum ReplayError {
     /// The broker failed or the target topic does not exist.
     #[error(transparent)]
     Kafka(#[from] KafkaBackendError),
-    /// The ledger holds something that is not a ledger entry.
-    #[error("ledger '{topic}' entry for {id} is unreadable: {why}")]
-    BadLedger {
-        /// Ledger topic.
-        topic: String,
-        /// Letter id.
-        id: String,
-        /// The parse error.
-        why: String,
-    },
+    /// The ledger could not be read or written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     /// The local audit log could not be written (the write itself is done and in the ledger).
     #[error("{0}")]
     Audit(String),
@@ -62,44 +56,38 @@ pub struct Replayed {
     pub recovered: bool,
 }
 
-/// Replays and resolves letters of one Kafka DLQ topic.
+/// Replays letters of one DLQ (a Kafka topic or a MongoDB collection) to a Kafka
+/// cluster, and resolves them, recording both in the DLQ's ledger.
 pub struct KafkaReplayer {
     cfg: KafkaConfig,
-    dlq: String,
-    ledger_topic: String,
     policy: ReplayPolicy,
     producer: Producer,
     browse: Browser,
+    store: std::sync::Arc<dyn LedgerStore>,
     ledger: LedgerState,
     audit: AuditLog,
     who: String,
 }
 
 impl KafkaReplayer {
-    /// Opens the DLQ `dlq` and loads its ledger (`<dlq>.morgue-ledger`, created
-    /// compacted on first use unless the profile is read-only).
+    /// A replayer that sends to the cluster `cfg` and keeps state in `store` (loaded now).
     pub async fn open(
         cfg: KafkaConfig,
-        dlq: &str,
         policy: ReplayPolicy,
         audit: AuditLog,
+        store: std::sync::Arc<dyn LedgerStore>,
     ) -> Result<Self, ReplayError> {
-        let browse = cfg.browse_consumer()?;
-        cfg.partitions(&browse, dlq)?;
-        let ledger_topic = format!("{dlq}{LEDGER_SUFFIX}");
-        let mut me = KafkaReplayer {
+        let ledger = store.load().await?;
+        Ok(KafkaReplayer {
+            browse: cfg.browse_consumer()?,
             producer: cfg.producer()?,
             cfg,
-            dlq: dlq.to_string(),
-            ledger_topic,
             policy,
-            browse,
-            ledger: LedgerState::default(),
+            store,
+            ledger,
             audit,
             who: whoami(),
-        };
-        me.ledger = load_ledger(&me.cfg, &me.ledger_topic).await?;
-        Ok(me)
+        })
     }
 
     /// The ledger as loaded (and updated by this replayer's own writes).
@@ -107,9 +95,9 @@ impl KafkaReplayer {
         &self.ledger
     }
 
-    /// The DLQ topic.
-    pub fn dlq(&self) -> &str {
-        &self.dlq
+    /// The DLQ, as `kafka://brokers/topic` or `mongodb://host/db.collection`.
+    pub fn dlq(&self) -> String {
+        self.store.dlq()
     }
 
     /// Plans a replay without sending anything (for `--dry-run` and confirm dialogs).
@@ -256,23 +244,11 @@ impl KafkaReplayer {
         }
     }
 
-    /// Writes `entry` to the ledger topic (creating it on first use) and waits for the ack.
+    /// Writes `entry` to the ledger and waits for the server's ack.
     async fn record(&mut self, entry: LedgerEntry) -> Result<(), ReplayError> {
         self.policy
             .check_writable(&format!("ledger write for {}", entry.id))?;
-        ensure_ledger_topic(&self.cfg, &self.browse, &self.ledger_topic).await?;
-        let json = serde_json::to_vec(&entry).map_err(|e| ReplayError::Audit(e.to_string()))?;
-        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.ledger_topic)
-            .key(entry.id.as_str())
-            .payload(json.as_slice())
-            .partition(0);
-        self.producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| {
-                self.cfg
-                    .error(format!("writing ledger '{}'", self.ledger_topic), e)
-            })?;
+        self.store.record(&entry).await?;
         self.ledger.insert(entry);
         Ok(())
     }
@@ -308,7 +284,7 @@ impl KafkaReplayer {
         id: &str,
         target: Option<(&PendingReplay, i64)>,
     ) -> Result<(), ReplayError> {
-        let dlq = format!("kafka://{}/{}", self.cfg.brokers, self.dlq);
+        let dlq = self.store.dlq();
         self.audit
             .append(&AuditRecord {
                 at: now_rfc3339(),
@@ -334,76 +310,4 @@ fn stored_edit(entry: Option<&LedgerEntry>) -> Option<Vec<u8>> {
     entry
         .and_then(|e| e.edited_value.as_ref())
         .and_then(|v: &EncodedBytes| v.to_bytes().ok())
-}
-
-/// Reads the ledger topic into the latest entry per letter; a missing topic is an empty ledger.
-pub async fn load_ledger(cfg: &KafkaConfig, topic: &str) -> Result<LedgerState, ReplayError> {
-    let cfg = cfg.clone();
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut state = LedgerState::default();
-        let mut bad = None;
-        let res = cfg.read_to_end(&topic, |l| {
-            let Some(v) = l.value.as_deref() else { return };
-            match serde_json::from_slice::<LedgerEntry>(v) {
-                Ok(e) => state.insert(e),
-                Err(e) => {
-                    let id = l.id.map(|i| i.to_string()).unwrap_or_default();
-                    bad.get_or_insert(ReplayError::BadLedger {
-                        topic: topic.clone(),
-                        id,
-                        why: e.to_string(),
-                    });
-                }
-            }
-        });
-        match res {
-            Ok(_) => {}
-            Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(state),
-            Err(e) => return Err(e.into()),
-        }
-        match bad {
-            Some(e) => Err(e),
-            None => Ok(state),
-        }
-    })
-    .await
-    .map_err(|e| KafkaBackendError::Task(e.to_string()))?
-}
-
-async fn ensure_ledger_topic(
-    cfg: &KafkaConfig,
-    browse: &Browser,
-    topic: &str,
-) -> Result<(), KafkaBackendError> {
-    match cfg.partitions(browse, topic) {
-        Ok(_) => return Ok(()),
-        Err(KafkaBackendError::TopicNotFound { .. }) => {}
-        Err(e) => return Err(e),
-    }
-    let admin: AdminClient<Quiet> = cfg
-        .client_config(&[])
-        .create_with_context(Quiet)
-        .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    let res = admin
-        .create_topics(
-            [&new],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .map_err(|e| cfg.error(format!("creating ledger topic '{topic}'"), e))?;
-    for r in res {
-        match r {
-            Ok(_) => {}
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => {
-                return Err(cfg.error(
-                    format!("creating ledger topic '{t}'"),
-                    rdkafka::error::KafkaError::AdminOp(code),
-                ));
-            }
-        }
-    }
-    Ok(())
 }

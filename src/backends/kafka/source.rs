@@ -12,11 +12,11 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::replay::load_ledger;
+use super::ledger::KafkaLedger;
 use super::{
     Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet, letter_from_message,
 };
-use crate::engine::ledger::{LEDGER_SUFFIX, LedgerState};
+use crate::engine::ledger::{LedgerState, LedgerStore as _};
 use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
 
@@ -202,7 +202,8 @@ impl DeadLetterSource for KafkaSource {
         follow: bool,
         tx: mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {
-        let ledger = load_ledger(&self.cfg, &format!("{}{LEDGER_SUFFIX}", self.topic))
+        let ledger = KafkaLedger::new(self.cfg.clone(), &self.topic)
+            .load()
             .await
             .map_err(Self::err)?;
         let me = self.clone();
@@ -218,7 +219,8 @@ impl DeadLetterSource for KafkaSource {
                 "'{id}' is not a Kafka letter id (PARTITION:OFFSET)"
             )));
         };
-        let ledger = load_ledger(&self.cfg, &format!("{}{LEDGER_SUFFIX}", self.topic))
+        let ledger = KafkaLedger::new(self.cfg.clone(), &self.topic)
+            .load()
             .await
             .map_err(Self::err)?;
         let me = self.clone();

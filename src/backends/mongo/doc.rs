@@ -355,6 +355,11 @@ fn read_state(m: &Document, l: &mut DeadLetter, notes: &mut Vec<String>) {
         Ok("replayed") => LetterState::Replayed,
         Ok("resolved") => LetterState::Resolved,
         Ok("edited") => LetterState::Edited,
+        // An interrupted replay: replayed before if there is history.
+        Ok("replaying") if m.get_array("replays").is_ok_and(|r| !r.is_empty()) => {
+            LetterState::Replayed
+        }
+        Ok("replaying") => LetterState::New,
         Ok("new") | Err(_) => LetterState::New,
         Ok(other) => {
             notes.push(format!(

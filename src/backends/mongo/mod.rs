@@ -8,6 +8,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
 use thiserror::Error;
 
+pub mod dlq;
 pub mod doc;
 
 /// The collection a DLQ lives in when the profile names none.

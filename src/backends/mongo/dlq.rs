@@ -1,0 +1,409 @@
+//! A MongoDB DLQ collection as a sink (the router writes), a source (scan sorted by
+//! `error_time`, live tail by change stream or polling), a ledger (state kept in the
+//! document under `morgue.*`, never touching the original value), and the claim
+//! pattern that processors use.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{FullDocumentType, IndexOptions};
+use mongodb::{Collection, IndexModel};
+use tokio::sync::{OnceCell, mpsc};
+
+use super::doc::{FieldMap, doc_from_letter, get, id_candidates, letter_from_doc};
+use super::{MongoConfig, redact};
+use crate::engine::ledger::{LedgerEntry, LedgerError, LedgerState, LedgerStore};
+use crate::engine::sink::{DeadLetterSink, SinkError};
+use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
+use crate::engine::{DeadLetter, LetterId};
+
+/// Letters per batch sent to the channel.
+const BATCH: usize = 512;
+/// How often the polling tail asks for new documents.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// One DLQ collection.
+#[derive(Clone)]
+pub struct MongoDlq {
+    cfg: MongoConfig,
+    coll: Collection<Document>,
+    map: FieldMap,
+    indexed: std::sync::Arc<OnceCell<()>>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl MongoDlq {
+    /// Connects to the collection named by `cfg`, reading documents through `map`.
+    pub async fn open(cfg: MongoConfig, map: FieldMap) -> Result<Self, super::MongoBackendError> {
+        let coll = cfg.connect().await?;
+        Ok(MongoDlq {
+            cfg,
+            coll,
+            map,
+            indexed: Default::default(),
+        })
+    }
+
+    /// `mongodb://host/db.collection`, password hidden.
+    pub fn describe(&self) -> String {
+        let uri = redact(&self.cfg.uri);
+        let base = uri.split('?').next().unwrap_or(&uri).trim_end_matches('/');
+        format!("{base}/{}.{}", self.cfg.db, self.cfg.collection)
+    }
+
+    fn id_filter(id: &LetterId) -> Result<Document, String> {
+        match id {
+            LetterId::Mongo(s) => Ok(doc! { "_id": { "$in": id_candidates(s) } }),
+            LetterId::Kafka { .. } => Err(format!(
+                "'{id}' is a Kafka id; MongoDB letters are named by _id"
+            )),
+        }
+    }
+
+    /// The unique index on (topic, partition, offset) that makes router retries idempotent.
+    async fn ensure_index(&self) -> Result<(), String> {
+        self.indexed
+            .get_or_try_init(|| async {
+                let keys = doc! { &self.map.topic: 1, &self.map.partition: 1, &self.map.offset: 1 };
+                let filter = doc! {
+                    &self.map.topic: { "$exists": true },
+                    &self.map.partition: { "$exists": true },
+                    &self.map.offset: { "$exists": true },
+                };
+                let opts = IndexOptions::builder()
+                    .unique(true)
+                    .name("morgue_source_position".to_string())
+                    .partial_filter_expression(filter)
+                    .build();
+                self.coll
+                    .create_index(IndexModel::builder().keys(keys).options(opts).build())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("creating the unique index on {}: {e}", self.describe()))
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Claims a letter as the processors do (`processed: true`, `process_time: now`);
+    /// false when it was already claimed.
+    pub async fn claim(&self, id: &LetterId) -> Result<bool, String> {
+        let mut filter = Self::id_filter(id)?;
+        filter.insert(&self.map.processed, doc! { "$exists": false });
+        let set =
+            doc! { "$set": { &self.map.processed: true, &self.map.process_time: DateTime::now() } };
+        let r = self.coll.update_one(filter, set).await.map_err(err)?;
+        Ok(r.modified_count == 1)
+    }
+
+    /// Releases a claim so a processor picks the letter up again; false when it was not claimed.
+    pub async fn release(&self, id: &LetterId) -> Result<bool, String> {
+        let mut filter = Self::id_filter(id)?;
+        filter.insert(&self.map.processed, doc! { "$exists": true });
+        let unset = doc! { "$unset": { &self.map.processed: "", &self.map.process_time: "" } };
+        let r = self.coll.update_one(filter, unset).await.map_err(err)?;
+        Ok(r.modified_count == 1)
+    }
+
+    /// Sends every document from `from`, sorted by `error_time`, in batches.
+    /// Returns the largest `_id` seen and how many letters were sent.
+    async fn scan(
+        &self,
+        from: StartAt,
+        tx: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(Option<Bson>, u64), String> {
+        let mut filter = Document::new();
+        if let StartAt::Time(t) = from {
+            filter.insert(
+                &self.map.error_time,
+                doc! { "$gte": DateTime::from_millis(t) },
+            );
+        }
+        let mut find = self
+            .coll
+            .find(filter)
+            .sort(doc! { &self.map.error_time: 1, "_id": 1 });
+        if let StartAt::Offset(n) = from {
+            find = find.skip(u64::try_from(n).unwrap_or(0));
+        }
+        let mut cursor = find.batch_size(1000).await.map_err(err)?;
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut last_id = None;
+        let mut sent = 0u64;
+        while let Some(d) = cursor.try_next().await.map_err(err)? {
+            sent += 1;
+            if last_id
+                .as_ref()
+                .is_none_or(|l: &Bson| bson_gt(d.get("_id"), l))
+            {
+                last_id = d.get("_id").cloned();
+            }
+            batch.push(letter_from_doc(&d, &self.map));
+            if batch.len() >= BATCH
+                && tx
+                    .send(SourceEvent::Letters(std::mem::take(&mut batch)))
+                    .await
+                    .is_err()
+            {
+                return Ok((last_id, sent));
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(SourceEvent::Letters(batch)).await;
+        }
+        Ok((last_id, sent))
+    }
+
+    /// Polls for documents with a larger `_id` than the last seen (ObjectIds grow with time).
+    async fn poll_tail(
+        &self,
+        mut last: Option<Bson>,
+        tx: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), String> {
+        loop {
+            tokio::time::sleep(POLL_EVERY).await;
+            if tx.is_closed() {
+                return Ok(());
+            }
+            let filter = match &last {
+                Some(l) => doc! { "_id": { "$gt": l.clone() } },
+                None => Document::new(),
+            };
+            let docs: Vec<Document> = self
+                .coll
+                .find(filter)
+                .sort(doc! { "_id": 1 })
+                .await
+                .map_err(err)?
+                .try_collect()
+                .await
+                .map_err(err)?;
+            if let Some(d) = docs.last() {
+                last = d.get("_id").cloned();
+                let letters = docs.iter().map(|d| letter_from_doc(d, &self.map)).collect();
+                if tx.send(SourceEvent::Letters(letters)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn bson_gt(a: Option<&Bson>, b: &Bson) -> bool {
+    match (a, b) {
+        (Some(Bson::ObjectId(x)), Bson::ObjectId(y)) => x > y,
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl DeadLetterSink for MongoDlq {
+    async fn write(&self, letter: &DeadLetter) -> Result<LetterId, SinkError> {
+        self.ensure_index().await.map_err(SinkError)?;
+        let d = doc_from_letter(letter, &self.map, chrono::Utc::now().timestamp_millis());
+        match self.coll.insert_one(d).await {
+            Ok(r) => Ok(id_from_bson(&r.inserted_id)),
+            Err(e) if is_duplicate(&e) => {
+                // A retry of a write whose ack was lost: the letter is already there.
+                let s = &letter.source;
+                let filter = doc! {
+                    &self.map.topic: s.topic.clone(),
+                    &self.map.partition: s.partition,
+                    &self.map.offset: s.offset,
+                };
+                let found = self
+                    .coll
+                    .find_one(filter)
+                    .await
+                    .map_err(|e| SinkError(e.to_string()))?;
+                found
+                    .and_then(|d| d.get("_id").map(id_from_bson))
+                    .ok_or_else(|| {
+                        SinkError(format!(
+                            "duplicate key on {} but no document found",
+                            self.describe()
+                        ))
+                    })
+            }
+            Err(e) => Err(SinkError(format!("writing to {}: {e}", self.describe()))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        MongoDlq::describe(self)
+    }
+}
+
+fn id_from_bson(b: &Bson) -> LetterId {
+    match b {
+        Bson::ObjectId(o) => LetterId::Mongo(o.to_hex()),
+        Bson::String(s) => LetterId::Mongo(s.clone()),
+        other => LetterId::Mongo(other.to_string()),
+    }
+}
+
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
+}
+
+#[async_trait]
+impl DeadLetterSource for MongoDlq {
+    fn describe(&self) -> String {
+        MongoDlq::describe(self)
+    }
+
+    async fn count(&self) -> Result<u64, SourceError> {
+        self.coll
+            .count_documents(doc! {})
+            .await
+            .map_err(|e| SourceError(format!("counting {}: {e}", MongoDlq::describe(self))))
+    }
+
+    async fn stream(
+        &self,
+        from: StartAt,
+        follow: bool,
+        tx: mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        let fail = |e: String| SourceError(format!("reading {}: {e}", MongoDlq::describe(self)));
+        // Open the change stream before scanning so nothing inserted meanwhile is missed
+        // (a letter seen twice is merged by id downstream).
+        let watch = if follow {
+            self.coll
+                .watch()
+                .pipeline([doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace"] } } }])
+                .full_document(FullDocumentType::UpdateLookup)
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            Err(String::new())
+        };
+        let (last, delivered) = if from == StartAt::End {
+            let newest = self
+                .coll
+                .find_one(doc! {})
+                .sort(doc! { "_id": -1 })
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            (newest.and_then(|d| d.get("_id").cloned()), 0)
+        } else {
+            self.scan(from, &tx).await.map_err(fail)?
+        };
+        if tx.send(SourceEvent::CaughtUp { delivered }).await.is_err() || !follow {
+            return Ok(());
+        }
+        match watch {
+            Ok(mut stream) => {
+                let _ = tx
+                    .send(SourceEvent::Notice("live: change stream".into()))
+                    .await;
+                while let Some(ev) = stream.try_next().await.map_err(|e| fail(e.to_string()))? {
+                    let Some(d) = ev.full_document else { continue };
+                    let letter = letter_from_doc(&d, &self.map);
+                    if tx.send(SourceEvent::Letters(vec![letter])).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            }
+            Err(why) => {
+                let note = format!(
+                    "live: polling every {}s (no change streams here: {why})",
+                    POLL_EVERY.as_secs()
+                );
+                let _ = tx.send(SourceEvent::Notice(note)).await;
+                self.poll_tail(last, &tx).await.map_err(fail)
+            }
+        }
+    }
+
+    async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError> {
+        let filter = Self::id_filter(id).map_err(SourceError)?;
+        match self.coll.find_one(filter).await {
+            Ok(Some(d)) => Ok(letter_from_doc(&d, &self.map)),
+            Ok(None) => Err(SourceError(format!(
+                "no letter {id} in {}",
+                MongoDlq::describe(self)
+            ))),
+            Err(e) => Err(SourceError(format!(
+                "reading {}: {e}",
+                MongoDlq::describe(self)
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl LedgerStore for MongoDlq {
+    async fn load(&self) -> Result<LedgerState, LedgerError> {
+        let fail = |e: mongodb::error::Error| {
+            LedgerError(format!("reading ledger of {}: {e}", self.describe()))
+        };
+        let mut cursor = self
+            .coll
+            .find(doc! { "morgue.ledger": { "$exists": true } })
+            .projection(doc! { "morgue.ledger": 1 })
+            .await
+            .map_err(fail)?;
+        let mut state = LedgerState::default();
+        while let Some(d) = cursor.try_next().await.map_err(fail)? {
+            if let Some(Bson::Document(e)) = get(&d, "morgue.ledger") {
+                match mongodb::bson::from_document::<LedgerEntry>(e.clone()) {
+                    Ok(entry) => state.insert(entry),
+                    Err(e) => {
+                        return Err(LedgerError(format!(
+                            "ledger entry of document {} in {} is unreadable: {e}",
+                            d.get("_id").map(ToString::to_string).unwrap_or_default(),
+                            self.describe()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// Records state in the document itself: `morgue.ledger` (the whole entry),
+    /// `morgue.state`, `morgue.replays` and `morgue.edited_value`; the original value is never touched.
+    async fn record(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        let filter = Self::id_filter(&LetterId::Mongo(entry.id.clone())).map_err(LedgerError)?;
+        let ledger = mongodb::bson::to_bson(entry).map_err(|e| LedgerError(e.to_string()))?;
+        let replays =
+            mongodb::bson::to_bson(&entry.history).map_err(|e| LedgerError(e.to_string()))?;
+        let state = mongodb::bson::to_bson(&entry.state).map_err(|e| LedgerError(e.to_string()))?;
+        let edited = entry
+            .edited_value
+            .as_ref()
+            .and_then(|v| v.to_bytes().ok())
+            .map_or(Bson::Null, |b| super::doc::text_or_binary(&b));
+        let update = doc! { "$set": {
+            "morgue.ledger": ledger,
+            "morgue.state": state,
+            "morgue.replays": replays,
+            "morgue.edited_value": edited,
+        } };
+        let r = self
+            .coll
+            .update_one(filter, update)
+            .await
+            .map_err(|e| LedgerError(format!("recording state in {}: {e}", self.describe())))?;
+        if r.matched_count == 0 {
+            return Err(LedgerError(format!(
+                "no letter {} in {}",
+                entry.id,
+                self.describe()
+            )));
+        }
+        Ok(())
+    }
+
+    fn dlq(&self) -> String {
+        self.describe()
+    }
+}

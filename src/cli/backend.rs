@@ -1,0 +1,329 @@
+//! Which DLQ a command works on: flags, or a named profile from the config file that
+//! flags override. A profile can mark a DLQ read-only (every write refused by the
+//! engine) or production, and map MongoDB field names.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use serde::Deserialize;
+
+use super::UsageError;
+use crate::backends::kafka::KafkaConfig;
+use crate::backends::kafka::ledger::KafkaLedger;
+use crate::backends::kafka::source::KafkaSource;
+use crate::backends::mongo::dlq::MongoDlq;
+use crate::backends::mongo::doc::FieldMap;
+use crate::backends::mongo::{DEFAULT_COLLECTION, MongoConfig};
+use crate::engine::audit::AuditLog;
+use crate::engine::ledger::LedgerStore;
+use crate::engine::source::DeadLetterSource;
+
+/// Which DLQ to open.
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// A profile from the config file (flags given as well override it).
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        env = "MORGUE_PROFILE",
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
+    /// The config file (default ~/.config/morgue/config.toml).
+    #[arg(long, global = true, env = "MORGUE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers, e.g. 127.0.0.1:9092 (for a MongoDB DLQ: where replays go).
+    #[arg(long, global = true, env = "MORGUE_KAFKA", value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// The DLQ topic.
+    #[arg(long, short = 't', global = true, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// librdkafka property passed through as is (repeatable), as with kcat.
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub property: Vec<(String, String)>,
+    /// A MongoDB DLQ: connection string.
+    #[arg(long, global = true, env = "MORGUE_MONGO", value_name = "URI")]
+    pub mongo: Option<String>,
+    /// The MongoDB database.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub db: Option<String>,
+    /// The MongoDB collection (default deadletter_messages).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub collection: Option<String>,
+    /// Where a MongoDB field lives, e.g. `value=payload.body` (repeatable).
+    #[arg(long = "field", global = true, value_name = "NAME=PATH", value_parser = parse_pair)]
+    pub fields: Vec<(String, String)>,
+    /// Refuse every write (replay, resolve, claim): for looking at production safely.
+    #[arg(long, global = true, env = "MORGUE_READ_ONLY")]
+    pub read_only: bool,
+    /// The local audit log of writes (default ~/.local/state/morgue/audit.jsonl).
+    #[arg(long, global = true, env = "MORGUE_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+}
+
+/// Parses `KEY=VALUE`; the error quotes the input.
+pub fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got '{s}'")),
+    }
+}
+
+/// One `[profiles.NAME]` table of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Kafka bootstrap servers.
+    pub kafka: Option<String>,
+    /// Kafka DLQ topic.
+    pub topic: Option<String>,
+    /// librdkafka properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// MongoDB connection string.
+    pub mongo: Option<String>,
+    /// MongoDB database.
+    pub db: Option<String>,
+    /// MongoDB collection.
+    pub collection: Option<String>,
+    /// MongoDB field mapping (only the fields that differ from the default shape).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Refuse every write.
+    #[serde(default)]
+    pub read_only: bool,
+    /// A production DLQ: the TUI asks to type the topic name to confirm a replay.
+    #[serde(default)]
+    pub production: bool,
+}
+
+/// The config file: profiles by name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Profiles by name.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// `$XDG_CONFIG_HOME/morgue/config.toml`, else `~/.config/morgue/config.toml`.
+pub fn default_config_path() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("morgue")
+        .join("config.toml")
+}
+
+/// Reads and parses a config file; the error names the file and the line.
+pub fn load_config(path: &std::path::Path) -> Result<Config, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read config '{}': {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(0);
+        let msg = e.message().replace('\n', " ");
+        UsageError(format!("config '{}' line {line}: {msg}", path.display()))
+    })
+}
+
+/// A DLQ, resolved from flags and profile.
+#[derive(Debug, Clone)]
+pub enum Dlq {
+    /// A Kafka topic.
+    Kafka {
+        /// The cluster.
+        cfg: KafkaConfig,
+        /// The DLQ topic.
+        topic: String,
+    },
+    /// A MongoDB collection.
+    Mongo {
+        /// Where it is.
+        cfg: MongoConfig,
+        /// How its documents are shaped.
+        map: Box<FieldMap>,
+        /// Where its letters are replayed.
+        kafka: Option<KafkaConfig>,
+    },
+}
+
+/// Everything a command needs to know about its DLQ.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The DLQ.
+    pub dlq: Dlq,
+    /// Writes are refused.
+    pub read_only: bool,
+    /// A production DLQ.
+    pub production: bool,
+    /// Where writes are audited.
+    pub audit: AuditLog,
+}
+
+/// A DLQ opened for reading and for recording state.
+pub struct Opened {
+    /// Reads letters.
+    pub source: Arc<dyn DeadLetterSource>,
+    /// Keeps state.
+    pub ledger: Arc<dyn LedgerStore>,
+    /// The collection, for MongoDB-only operations (claim/release).
+    pub mongo: Option<MongoDlq>,
+}
+
+impl BackendArgs {
+    fn profile(&self) -> Result<Profile, UsageError> {
+        let Some(name) = &self.profile else {
+            return Ok(Profile::default());
+        };
+        let path = self.config.clone().unwrap_or_else(default_config_path);
+        let mut config = load_config(&path)?;
+        config.profiles.remove(name).ok_or_else(|| {
+            let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+            UsageError(format!(
+                "no profile '{name}' in '{}' (profiles: {})",
+                path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    /// The DLQ and its settings; a usage error names what is missing.
+    pub fn target(&self) -> Result<Target, UsageError> {
+        let p = self.profile()?;
+        let kafka = self.kafka.clone().or(p.kafka);
+        let kafka_cfg = kafka.map(|brokers| {
+            let mut cfg = KafkaConfig::new(brokers);
+            cfg.properties = p.properties.clone().into_iter().collect();
+            cfg.properties.extend(self.property.iter().cloned());
+            cfg
+        });
+        let mongo = self.mongo.clone().or(p.mongo);
+        let dlq = match (mongo, kafka_cfg) {
+            (Some(uri), kafka) => {
+                let db = self.db.clone().or(p.db).ok_or_else(|| {
+                    UsageError(format!(
+                        "--mongo '{}' needs --db NAME",
+                        crate::backends::mongo::redact(&uri)
+                    ))
+                })?;
+                let collection = self
+                    .collection
+                    .clone()
+                    .or(p.collection)
+                    .unwrap_or_else(|| DEFAULT_COLLECTION.to_string());
+                let mut fields = p.fields;
+                fields.extend(self.fields.iter().cloned());
+                Dlq::Mongo {
+                    cfg: MongoConfig {
+                        uri,
+                        db,
+                        collection,
+                    },
+                    map: Box::new(field_map(&fields)?),
+                    kafka,
+                }
+            }
+            (None, Some(cfg)) => {
+                let topic = self.topic.clone().or(p.topic).ok_or_else(|| {
+                    UsageError(format!("--kafka '{}' needs --topic TOPIC", cfg.brokers))
+                })?;
+                Dlq::Kafka { cfg, topic }
+            }
+            (None, None) => {
+                return Err(UsageError(
+                    "no DLQ given: pass --kafka BROKERS --topic TOPIC, --mongo URI --db NAME, or --profile NAME".into(),
+                ));
+            }
+        };
+        Ok(Target {
+            dlq,
+            read_only: self.read_only || p.read_only,
+            production: p.production,
+            audit: AuditLog::new(
+                self.audit_log
+                    .clone()
+                    .unwrap_or_else(AuditLog::default_path),
+            ),
+        })
+    }
+}
+
+fn field_map(fields: &BTreeMap<String, String>) -> Result<FieldMap, UsageError> {
+    let mut value =
+        serde_json::to_value(FieldMap::default()).map_err(|e| UsageError(e.to_string()))?;
+    for (k, v) in fields {
+        match value.get_mut(k) {
+            Some(slot) => *slot = serde_json::Value::String(v.clone()),
+            None => {
+                let known = serde_json::to_value(FieldMap::default())
+                    .ok()
+                    .and_then(|v| {
+                        v.as_object()
+                            .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+                    })
+                    .unwrap_or_default();
+                return Err(UsageError(format!(
+                    "unknown MongoDB field '{k}' (fields: {known})"
+                )));
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(|e| UsageError(e.to_string()))
+}
+
+impl Dlq {
+    /// The DLQ topic (Kafka) or an empty name (MongoDB), for the replay refusals.
+    pub fn topic(&self) -> String {
+        match self {
+            Dlq::Kafka { topic, .. } => topic.clone(),
+            Dlq::Mongo { .. } => String::new(),
+        }
+    }
+
+    /// The cluster replays go to: the DLQ's own, or `--kafka` for a MongoDB DLQ.
+    pub fn replay_cluster(&self) -> Result<KafkaConfig, UsageError> {
+        match self {
+            Dlq::Kafka { cfg, .. } => Ok(cfg.clone()),
+            Dlq::Mongo { kafka: Some(cfg), .. } => Ok(cfg.clone()),
+            Dlq::Mongo { .. } => Err(UsageError(
+                "replaying MongoDB letters needs --kafka BROKERS: the cluster of their source topics".into(),
+            )),
+        }
+    }
+
+    /// Connects: a source to read letters and a ledger to record state.
+    pub async fn open(&self) -> anyhow::Result<Opened> {
+        match self {
+            Dlq::Kafka { cfg, topic } => {
+                let (c, t) = (cfg.clone(), topic.clone());
+                // Say clearly when the DLQ topic itself is missing.
+                tokio::task::spawn_blocking(move || c.partitions(&c.browse_consumer()?, &t))
+                    .await??;
+                Ok(Opened {
+                    source: Arc::new(KafkaSource::new(cfg.clone(), topic.clone())),
+                    ledger: Arc::new(KafkaLedger::new(cfg.clone(), topic)),
+                    mongo: None,
+                })
+            }
+            Dlq::Mongo { cfg, map, .. } => {
+                let dlq = MongoDlq::open(cfg.clone(), (**map).clone()).await?;
+                Ok(Opened {
+                    source: Arc::new(dlq.clone()),
+                    ledger: Arc::new(dlq.clone()),
+                    mongo: Some(dlq),
+                })
+            }
+        }
+    }
+}
