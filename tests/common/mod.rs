@@ -217,3 +217,78 @@ pub fn sigterm(child: &std::process::Child) {
         .success();
     assert!(ok, "kill -TERM failed");
 }
+
+/// A collection created for one test and dropped when dropped.
+pub struct TestCollection {
+    /// Database name.
+    pub db: String,
+    /// Collection name.
+    pub name: String,
+}
+
+impl TestCollection {
+    /// A fresh, uniquely named collection in database `morgue_test`.
+    pub fn new(prefix: &str) -> TestCollection {
+        TestCollection {
+            db: "morgue_test".into(),
+            name: unique(prefix).replace('-', "_"),
+        }
+    }
+
+    /// The driver's handle on it.
+    pub async fn handle(&self) -> mongodb::Collection<mongodb::bson::Document> {
+        let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+        client.database(&self.db).collection(&self.name)
+    }
+
+    /// `--mongo URI --db DB --collection NAME`.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--mongo".into(),
+            mongo_uri(),
+            "--db".into(),
+            self.db.clone(),
+            "--collection".into(),
+            self.name.clone(),
+        ]
+    }
+}
+
+impl Drop for TestCollection {
+    fn drop(&mut self) {
+        let (db, name) = (self.db.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(c) = mongodb::Client::with_uri_str(mongo_uri()).await {
+                    let _ = c
+                        .database(&db)
+                        .collection::<mongodb::bson::Document>(&name)
+                        .drop()
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs a Python script with the project's test virtualenv (pymongo, confluent-kafka).
+pub fn python(script: &str, args: &[&str]) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(format!("{root}/scripts/services.sh"))
+        .arg("python")
+        .arg(format!("{root}/{script}"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
