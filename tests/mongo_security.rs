@@ -1,0 +1,293 @@
+//! Connecting the way production MongoDB deployments require: SCRAM-SHA-256 users,
+//! TLS with a private CA, and a standalone server without change streams (the live
+//! tail falls back to polling). Each test starts its own SecantusDB from the project's
+//! virtualenv; set MORGUE_TEST_MONGO_AUTH_URI / MORGUE_TEST_MONGO_TLS_URI to use
+//! existing servers instead.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::unique;
+use mongodb::bson::doc;
+
+/// A SecantusDB process of this test's own, stopped (and waited for) on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(args: &[&str], storage: &Path) -> Server {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let prefix = Command::new(format!("{root}/scripts/services.sh"))
+            .args(["python", "-c", "import sys; print(sys.prefix)"])
+            .output()
+            .unwrap();
+        let prefix = String::from_utf8(prefix.stdout).unwrap().trim().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(format!("{prefix}/bin/secantusd-py"))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+            ])
+            .arg(storage)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "secantusd did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn morgue(uri: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(args)
+        .args(["--mongo", uri, "--db", "dlq", "--collection", "letters"])
+        .env("MORGUE_AUDIT_LOG", scratch("audit").join("audit.jsonl"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn scram_sha_256_users_connect_and_bad_passwords_are_named() {
+    let (_server, uri, bad) = match std::env::var("MORGUE_TEST_MONGO_AUTH_URI") {
+        Ok(uri) => (None, uri.clone(), uri.replacen(":", ":wrong", 2)),
+        Err(_) => {
+            let dir = scratch("secantus-auth");
+            {
+                let open = Server::start(&[], &dir);
+                let c = mongodb::Client::with_uri_str(format!(
+                    "mongodb://127.0.0.1:{}/?directConnection=true",
+                    open.port
+                ))
+                .await
+                .unwrap();
+                c.database("admin")
+                    .run_command(doc! { "createUser": "ops", "pwd": "s3cret", "roles": [{ "role": "root", "db": "admin" }] })
+                    .await
+                    .unwrap();
+            }
+            let s = Server::start(&["--auth"], &dir);
+            let base = format!(
+                "127.0.0.1:{}/?authSource=admin&authMechanism=SCRAM-SHA-256&directConnection=true",
+                s.port
+            );
+            (
+                Some(s),
+                format!("mongodb://ops:s3cret@{base}"),
+                format!("mongodb://ops:wrong@{base}"),
+            )
+        }
+    };
+    let c = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    c.database("dlq")
+        .collection("letters")
+        .insert_one(doc! { "value": "secret letter", "topic": "t" })
+        .await
+        .unwrap();
+    let out = morgue(&uri, &["list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("secret letter"));
+
+    let out = morgue(&bad, &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("morgue: cannot reach MongoDB at 'mongodb://ops:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong") && !err.contains("s3cret"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it, with openssl.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl {args:?} failed");
+    };
+    let ca =
+        "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign";
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+    ];
+    args.extend([
+        "-subj",
+        "/CN=morgue test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    args.extend(ca.split(' '));
+    run(&args);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]
+    .into_iter()
+    .chain(["-keyout", "key.pem", "-out", "server.csr"])
+    .collect::<Vec<_>>());
+    let ext = "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
+    std::fs::write(dir.join("ext.cnf"), ext).unwrap();
+    let mut sign = vec![
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+    ];
+    sign.extend([
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    run(&sign);
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca() {
+    let (_server, uri) = match std::env::var("MORGUE_TEST_MONGO_TLS_URI") {
+        Ok(uri) => (None, uri),
+        Err(_) => {
+            let dir = scratch("secantus-tls");
+            let (ca, cert, key) = (
+                dir.join("ca.pem"),
+                dir.join("cert.pem"),
+                dir.join("key.pem"),
+            );
+            make_certs(&dir);
+            let s = Server::start(
+                &[
+                    "--tls-cert-file",
+                    cert.to_str().unwrap(),
+                    "--tls-key-file",
+                    key.to_str().unwrap(),
+                ],
+                &dir.join("data"),
+            );
+            let uri = format!(
+                "mongodb://127.0.0.1:{}/?tls=true&tlsCAFile={}&directConnection=true",
+                s.port,
+                ca.display()
+            );
+            (Some(s), uri)
+        }
+    };
+    let c = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    c.database("dlq")
+        .collection("letters")
+        .insert_one(doc! { "value": "over tls", "topic": "t" })
+        .await
+        .unwrap();
+    let out = morgue(&uri, &["list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("over tls"));
+}
+
+#[tokio::test]
+async fn without_change_streams_the_tail_polls_and_says_so() {
+    let s = Server::start(&["--standalone"], Path::new(":memory:"));
+    let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", s.port);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args([
+            "list",
+            "--follow",
+            "--from",
+            "end",
+            "--mongo",
+            &uri,
+            "--db",
+            "dlq",
+            "--collection",
+            "letters",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::BufReader::new(stdout).lines().next());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let c = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    c.database("dlq")
+        .collection("letters")
+        .insert_one(doc! { "value": "polled", "topic": "t" })
+        .await
+        .unwrap();
+    let line = reader.join().unwrap().unwrap().unwrap();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(line.contains("polled"), "{line}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("live: polling every 1s"), "{stderr}");
+}
