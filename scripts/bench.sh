@@ -51,6 +51,24 @@ TLIVE=bench-live-$run_id
 seed "$TLIVE" 0 1
 "$ENGINE" latency "$B" "$TLIVE" 2000
 
+echo "== MongoDB: morgue list vs a plain pymongo loop, 100k documents (best of 3)"
+M=$MORGUE_TEST_MONGO_URI
+MC=dlq100k_$run_id
+$PY benches/seed_mongo.py "$M" bench "$MC" 100000
+best=""
+for _ in 1 2 3; do
+  t=$($PY benches/seed_mongo.py "$M" bench "$MC" --scan | cut -d' ' -f1)
+  if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+done
+printf '%-44s %6.3f s\n' "pymongo: for doc in coll.find(): pass" "$best"
+N=100000
+best_of_3 "morgue list --mongo (sorted by error_time)" target/release/morgue list --mongo "$M" --db bench --collection "$MC"
+$PY - "$M" "$MC" <<'PY'
+import sys, pymongo
+pymongo.MongoClient(sys.argv[1])["bench"][sys.argv[2]].create_index([("error_time", 1), ("_id", 1)])
+PY
+best_of_3 "morgue list --mongo (with an error_time index)" target/release/morgue list --mongo "$M" --db bench --collection "$MC"
+
 echo "== index memory"
 "$ENGINE" index "$B" "$T100"
 if [ -z "${BENCH_SMALL:-}" ]; then

@@ -132,7 +132,7 @@ impl MongoDlq {
         if let StartAt::Offset(n) = from {
             find = find.skip(u64::try_from(n).unwrap_or(0));
         }
-        let mut cursor = find.batch_size(1000).await.map_err(err)?;
+        let mut cursor = find.await.map_err(err)?;
         let mut batch = Vec::with_capacity(BATCH);
         let mut last_id = None;
         let mut sent = 0u64;
