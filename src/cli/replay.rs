@@ -192,6 +192,9 @@ fn print(v: &serde_json::Value) -> anyhow::Result<()> {
 
 /// `morgue replay`.
 pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<()> {
+    if !args.dry_run {
+        refuse_early(backend, "replay", args.ids.len())?;
+    }
     let (target, opened, mut replayer) = open(backend, args.keep_headers.clone()).await?;
     let letters = select(
         &target,
@@ -270,6 +273,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
 
 /// `morgue resolve`.
 pub async fn resolve(backend: &BackendArgs, args: &ResolveArgs) -> anyhow::Result<()> {
+    refuse_early(backend, "resolve", args.ids.len())?;
     let (target, opened, mut replayer) = open(backend, Vec::new()).await?;
     if target.read_only {
         return Err(EngineError::ReadOnly(format!("resolve of {} letters", args.ids.len())).into());
@@ -294,10 +298,25 @@ fn id_of(l: &DeadLetter) -> String {
     l.id.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
+/// Refuses a write in a read-only profile before connecting to anything (the engine
+/// refuses again at the write itself).
+fn refuse_early(backend: &BackendArgs, what: &str, n: usize) -> anyhow::Result<()> {
+    if backend.target()?.read_only {
+        let letters = if n == 0 {
+            "matching".to_string()
+        } else {
+            n.to_string()
+        };
+        return Err(EngineError::ReadOnly(format!("{what} of {letters} letters")).into());
+    }
+    Ok(())
+}
+
 /// `morgue claim` / `morgue release` (MongoDB only).
 pub async fn claim(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> anyhow::Result<()> {
-    let target = backend.target()?;
     let verb = if claim { "claim" } else { "release" };
+    refuse_early(backend, verb, args.ids.len())?;
+    let target = backend.target()?;
     let Some(dlq) = target.dlq.open().await?.mongo else {
         return Err(UsageError(format!(
             "{verb} works on MongoDB DLQs (the processed/process_time claim pattern)"

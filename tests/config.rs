@@ -1,0 +1,99 @@
+//! Config profiles through the binary, as a user meets them: valid fixtures resolve
+//! (flags override them), invalid ones fail with one line on stderr that names the
+//! file and quotes the mistake, with exit code 2. No server is needed.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn morgue(config: &str, args: &[&str]) -> (Option<i32>, String) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(args)
+        .arg("--config")
+        .arg(format!("{root}/tests/{config}"))
+        .env_remove("MORGUE_PROFILE")
+        .env_remove("MORGUE_KAFKA")
+        .env_remove("MORGUE_MONGO")
+        .env_remove("MORGUE_READ_ONLY")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_read_only_profile_refuses_writes_before_touching_anything() {
+    let (code, err) = morgue(
+        "valid_configs/profiles.toml",
+        &["--profile", "orders-prod", "resolve", "0:1", "--yes"],
+    );
+    // The broker at 127.0.0.1:1 is unreachable: the refusal comes before any connection.
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err,
+        "morgue: refused resolve of 1 letters: the profile is read-only\n"
+    );
+    let (code, err) = morgue(
+        "valid_configs/profiles.toml",
+        &["--profile", "orders-prod", "replay", "0:1", "--yes"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("read-only"), "{err}");
+}
+
+#[test]
+fn profiles_resolve_kafka_and_mongo_targets() {
+    let (code, err) = morgue(
+        "valid_configs/profiles.toml",
+        &["--profile", "trades-mongo", "list"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("morgue: cannot reach MongoDB at 'mongodb://127.0.0.1:1/"),
+        "{err}"
+    );
+    // A flag overrides the profile.
+    let other = "mongodb://127.0.0.1:2/?serverSelectionTimeoutMS=200";
+    let (code, err) = morgue(
+        "valid_configs/profiles.toml",
+        &["--profile", "trades-mongo", "--mongo", other, "list"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("morgue: cannot reach MongoDB at 'mongodb://127.0.0.1:2/"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_profile_lists_the_known_ones() {
+    let (code, err) = morgue(
+        "valid_configs/profiles.toml",
+        &["--profile", "nope", "list"],
+    );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no profile 'nope'"), "{err}");
+    assert!(
+        err.contains("(profiles: orders-prod, trades-mongo)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_configs_are_one_line_usage_errors() {
+    for (file, expect) in [
+        ("invalid_configs/unknown_key.toml", "unknown field `topik`"),
+        ("invalid_configs/not_toml.toml", "not_toml.toml' line 1"),
+        (
+            "invalid_configs/unknown_field.toml",
+            "unknown MongoDB field 'colour'",
+        ),
+    ] {
+        let (code, err) = morgue(file, &["--profile", "p", "list"]);
+        assert_eq!(code, Some(2), "{file}: {err}");
+        assert!(err.contains(expect), "{file}: {err}");
+        assert_eq!(err.lines().count(), 1, "{file}: {err}");
+    }
+}
