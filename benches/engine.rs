@@ -3,6 +3,7 @@
 //!   cargo bench --bench engine -- raw BROKERS TOPIC        poll only (the librdkafka floor)
 //!   cargo bench --bench engine -- index BROKERS TOPIC      stream into the Store: rate, RSS per letter
 //!   cargo bench --bench engine -- index-synthetic N        N generated letters into the Store: RSS per letter
+//!   cargo bench --bench engine -- index-mongo URI DB COLL  a MongoDB collection into the Store
 //!   cargo bench --bench engine -- search BROKERS TOPIC Q   stream with a payload filter: rate, first hit
 //!   cargo bench --bench engine -- latency BROKERS TOPIC N  produce N letters while following: ack→store p50/p99
 //!
@@ -66,9 +67,17 @@ fn raw(brokers: &str, topic: &str) {
 async fn stream(
     brokers: &str,
     topic: &str,
-    mut each: impl FnMut(&morgue::engine::DeadLetter) -> bool,
+    each: impl FnMut(&morgue::engine::DeadLetter) -> bool,
 ) -> (u64, f64, Option<f64>) {
     let src = KafkaSource::new(KafkaConfig::new(brokers), topic);
+    stream_from(std::sync::Arc::new(src), each).await
+}
+
+/// Streams a whole DLQ from any source.
+async fn stream_from(
+    src: std::sync::Arc<dyn DeadLetterSource>,
+    mut each: impl FnMut(&morgue::engine::DeadLetter) -> bool,
+) -> (u64, f64, Option<f64>) {
     let (tx, mut rx) = mpsc::channel(8);
     let task = tokio::spawn(async move { src.stream(StartAt::Beginning, false, tx).await });
     let start = Instant::now();
@@ -114,8 +123,9 @@ async fn index(brokers: &str, topic: &str) {
     println!("index-rss {n} {after}");
 }
 
-/// Letters shaped like benches/seed.py's (same headers and value size), built in memory.
-fn synthetic(i: u64) -> morgue::engine::DeadLetter {
+/// Letters shaped like benches/seed.py's (same headers and value size), built in memory;
+/// with `mongo`, identified by ObjectIds instead of partition:offset.
+fn synthetic(i: u64, mongo: bool) -> morgue::engine::DeadLetter {
     use morgue::engine::{DeadLetter, Headers, LetterId};
     let mut h = Headers::default();
     h.push("kafka_dlt-original-topic", "trades");
@@ -140,8 +150,13 @@ fn synthetic(i: u64) -> morgue::engine::DeadLetter {
     // Arrival as from a broker: batches of 500 from each of 8 partitions in turn.
     let batch = i / 500;
     let (partition, offset) = ((batch % 8) as i32, ((batch / 8) * 500 + i % 500) as i64);
+    let id = if mongo {
+        LetterId::Mongo(format!("6a{:022x}", 0x1234_5678_0000u64 + i))
+    } else {
+        LetterId::Kafka { partition, offset }
+    };
     DeadLetter::from_record(
-        Some(LetterId::Kafka { partition, offset }),
+        Some(id),
         Some(1_795_000_000_000 + i as i64),
         Some(format!("T-{i:09}").into_bytes()),
         Some(value.into_bytes()),
@@ -150,21 +165,53 @@ fn synthetic(i: u64) -> morgue::engine::DeadLetter {
 }
 
 /// Inserts `n` synthetic letters into a Store: the index's own memory, no broker involved.
-fn index_synthetic(n: u64) {
+fn index_synthetic(n: u64, mongo: bool) {
     let before = rss_bytes();
     let mut store = Store::new();
     let start = Instant::now();
     for i in 0..n {
-        store.insert(&synthetic(i));
+        store.insert(&synthetic(i, mongo));
     }
     let s = start.elapsed().as_secs_f64();
     let after = rss_bytes();
     println!(
-        "index (in memory): {n} letters in {s:.3}s; RSS {:.1} MB -> {:.1} MB = {:.1} bytes per letter; store heap {:.1} bytes per letter",
+        "index (in memory, {} ids): {n} letters in {s:.3}s; RSS {:.1} MB -> {:.1} MB = {:.1} bytes per letter; store heap {:.1} bytes per letter",
+        if mongo {
+            "ObjectId"
+        } else {
+            "partition:offset"
+        },
         before as f64 / 1e6,
         after as f64 / 1e6,
         after.saturating_sub(before) as f64 / n as f64,
         store.heap_bytes() as f64 / n as f64
+    );
+}
+
+/// Streams a MongoDB collection into a Store: the same index as for Kafka.
+async fn index_mongo(uri: &str, db: &str, coll: &str) {
+    use morgue::backends::mongo::MongoConfig;
+    use morgue::backends::mongo::dlq::MongoDlq;
+    use morgue::backends::mongo::doc::FieldMap;
+    let cfg = MongoConfig {
+        uri: uri.into(),
+        db: db.into(),
+        collection: coll.into(),
+    };
+    let src = MongoDlq::open(cfg, FieldMap::default()).await.unwrap();
+    let before = rss_bytes();
+    let mut store = Store::new();
+    let (n, s, _) = stream_from(std::sync::Arc::new(src), |l| {
+        store.insert(l);
+        false
+    })
+    .await;
+    println!(
+        "index (MongoDB): {n} documents in {s:.3}s = {:.0}/s; RSS {:.1} MB -> {:.1} MB; store heap {:.1} bytes per letter",
+        n as f64 / s,
+        before as f64 / 1e6,
+        rss_bytes() as f64 / 1e6,
+        store.heap_bytes() as f64 / n.max(1) as f64
     );
 }
 
@@ -295,7 +342,9 @@ async fn main() {
     {
         ["raw", b, t] => raw(b, t),
         ["index", b, t] => index(b, t).await,
-        ["index-synthetic", n] => index_synthetic(n.parse().unwrap()),
+        ["index-synthetic", n] => index_synthetic(n.parse().unwrap(), false),
+        ["index-synthetic", n, "mongo"] => index_synthetic(n.parse().unwrap(), true),
+        ["index-mongo", uri, db, coll] => index_mongo(uri, db, coll).await,
         ["search", b, t, q] => search(b, t, q).await,
         ["latency", b, t, n] => latency(b, t, n.parse().unwrap()).await,
         _ => {

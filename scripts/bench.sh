@@ -68,6 +68,7 @@ import sys, pymongo
 pymongo.MongoClient(sys.argv[1])["bench"][sys.argv[2]].create_index([("error_time", 1), ("_id", 1)])
 PY
 best_of_3 "morgue list --mongo (with an error_time index)" target/release/morgue list --mongo "$M" --db bench --collection "$MC"
+"$ENGINE" index-mongo "$M" bench "$MC"
 
 echo "== index memory"
 "$ENGINE" index "$B" "$T100"
@@ -76,4 +77,5 @@ if [ -z "${BENCH_SMALL:-}" ]; then
   # grows past 7 GB), and Tansu reads one-record batches at ~5k letters/s, so the
   # million-letter figure inserts generated letters of the same shape into the store.
   "$ENGINE" index-synthetic 1000000
+  "$ENGINE" index-synthetic 1000000 mongo
 fi

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use super::index::{Chunked, FLAG_KAFKA_ID, IndexRow, Interner, RowId, pack_id, row_of, unpack_id};
+use super::index::{
+    Chunked, FLAG_OBJECT_ID, IndexRow, Interner, RowId, pack_id, row_of, unpack_id,
+};
 use super::letter::{DeadLetter, LetterId, LetterState};
 
 /// Offsets `first_offset..first_offset + len` of one partition, stored in rows
@@ -38,6 +40,9 @@ pub struct Store {
     /// Kafka partition → runs of consecutive offsets stored in consecutive rows,
     /// sorted by offset. A partition is read in batches, so there are few runs.
     partitions: HashMap<i32, Vec<Run>>,
+    /// Rows with document ids, sorted by packed id (ObjectIds mostly arrive in order,
+    /// so this is mostly appended to): four bytes per letter.
+    by_id: Vec<u32>,
     cache: HashMap<RowId, (DeadLetter, u64)>,
     cache_bytes: usize,
     tick: u64,
@@ -79,6 +84,12 @@ impl Store {
                     },
                 );
             }
+        } else if let Some(r) = self.rows.get(pos) {
+            let key = r.id();
+            let rows = &self.rows;
+            let at = self.by_id.partition_point(|&p| row_key(rows, p) < key);
+            self.by_id
+                .insert(at, u32::try_from(pos).unwrap_or(u32::MAX));
         }
         pos
     }
@@ -143,13 +154,25 @@ impl Store {
                 (*offset < run.end())
                     .then(|| (i64::from(run.first_row) + (offset - run.first_offset)) as usize)
             }
-            LetterId::Mongo(_) => {
-                let mut scratch = self.others.clone();
-                let (want, _) = pack_id(Some(id), &mut scratch);
-                self.rows.iter().position(|r| {
-                    r.flags & FLAG_KAFKA_ID == 0
-                        && (r.id() == want || unpack_id(r, &self.others) == *id)
-                })
+            LetterId::Mongo(s) => {
+                let want = match self.others.iter().position(|o| o == s) {
+                    Some(i) => RowId {
+                        hi: u32::MAX,
+                        lo: i as u64,
+                    },
+                    None => {
+                        let (want, flags) = pack_id(Some(id), &mut Vec::new());
+                        if flags & FLAG_OBJECT_ID == 0 {
+                            return None;
+                        }
+                        want
+                    }
+                };
+                let at = self
+                    .by_id
+                    .partition_point(|&p| row_key(&self.rows, p) < want);
+                let pos = *self.by_id.get(at)? as usize;
+                (row_key(&self.rows, pos as u32) == want).then_some(pos)
             }
         }
     }
@@ -216,7 +239,8 @@ impl Store {
             .values()
             .map(|v| v.capacity() * std::mem::size_of::<Run>())
             .sum();
-        let names: usize = self.others.iter().map(|s| s.capacity() + 24).sum();
+        let names: usize = self.others.iter().map(|s| s.capacity() + 24).sum::<usize>()
+            + self.by_id.capacity() * 4;
         rows + positions + names + self.topics.heap_bytes() + self.errors.heap_bytes()
     }
 
@@ -224,6 +248,11 @@ impl Store {
     pub fn cache_usage(&self) -> (usize, usize) {
         (self.cache.len(), self.cache_bytes)
     }
+}
+
+fn row_key(rows: &Chunked<IndexRow>, pos: u32) -> RowId {
+    rows.get(pos as usize)
+        .map_or(RowId { hi: 0, lo: 0 }, IndexRow::id)
 }
 
 #[cfg(test)]
