@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod conventions;
+pub mod decode;
 pub mod duration;
 pub mod encoding;
 pub mod error;
