@@ -20,9 +20,9 @@ pub struct Cli {
     /// Where the DLQ is.
     #[command(flatten)]
     pub backend: BackendArgs,
-    /// What to do.
+    /// What to do; without a command, the terminal UI opens on the DLQ.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// How the headless commands print letters.
@@ -106,7 +106,10 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return crate::tui::runner::run(cli.backend.target()?).await;
+    };
+    match command {
         Command::List(args) => list::run(&cli.backend, &args).await,
         Command::Info => info::run(&cli.backend).await,
         Command::Show { id } => replay::show(&cli.backend, &id).await,

@@ -1,4 +1,11 @@
-//! The terminal UI. For now: the terminal guard that every screen runs under, so a
-//! panic or an error never leaves an on-call engineer's ssh session in raw mode.
+//! The terminal UI, in The Elm Architecture: `app` holds the state and the pure
+//! `update(Action) -> Vec<Effect>`, `runner` does the I/O and the event loop,
+//! `view` and `detail` draw, `keymap` binds keys (and generates the help), and
+//! `terminal` restores the terminal on exit and on panic.
 
+pub mod app;
+pub mod detail;
+pub mod keymap;
+pub mod runner;
 pub mod terminal;
+pub mod view;

@@ -1,0 +1,501 @@
+//! The TUI's state and its one pure function, [`App::update`]: an [`Action`] (a key
+//! or an engine event) changes the state and returns the [`Effect`]s (I/O) that the
+//! runner carries out. Nothing here touches the terminal or the network.
+
+use crate::engine::filter::Filter;
+use crate::engine::replay::ReplayPlan;
+use crate::engine::store::Store;
+use crate::engine::{DeadLetter, LetterId, LetterState};
+
+/// Everything that can happen to the TUI.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Select the previous row (or scroll up in the detail view).
+    Up,
+    /// Select the next row (or scroll down in the detail view).
+    Down,
+    /// Go to the first row.
+    Top,
+    /// Go to the last row.
+    Bottom,
+    /// One page up.
+    PageUp,
+    /// One page down.
+    PageDown,
+    /// Open the selected letter.
+    Open,
+    /// Leave the current screen or dialog.
+    Back,
+    /// Quit morgue.
+    Quit,
+    /// Newest first ⇄ oldest first.
+    ToggleOrder,
+    /// Keep the newest letter selected as letters arrive.
+    ToggleFollow,
+    /// Open the filter line.
+    Filter,
+    /// Show the keys.
+    Help,
+    /// Next detail tab.
+    NextTab,
+    /// Previous detail tab.
+    PrevTab,
+    /// Replay the selected letter (asks first).
+    Replay,
+    /// Mark the selected letter resolved (asks first).
+    Resolve,
+    /// Copy the payload.
+    CopyPayload,
+    /// Copy the whole letter as JSON.
+    CopyLetter,
+    /// A character typed into a dialog.
+    Input(char),
+    /// Delete the last character of a dialog's input.
+    Backspace,
+    /// Confirm a dialog.
+    Submit,
+    /// The terminal has this many rows for the list.
+    Resize(u16),
+    /// Letters read for stream `generation`.
+    Letters {
+        /// Which stream they belong to (stale ones are dropped).
+        generation: u64,
+        /// The letters.
+        letters: Vec<DeadLetter>,
+    },
+    /// Stream `generation` has delivered everything present when it started.
+    CaughtUp {
+        /// Which stream.
+        generation: u64,
+    },
+    /// The DLQ holds this many letters.
+    Total(u64),
+    /// A letter fetched in full.
+    Fetched(Box<DeadLetter>),
+    /// A replay planned for the confirm dialog.
+    Planned(Box<ReplayPlan>),
+    /// A write finished: the letter's new state and a line for the status bar.
+    Done {
+        /// The letter.
+        id: LetterId,
+        /// Its state now.
+        state: LetterState,
+        /// What happened.
+        message: String,
+    },
+    /// Something to say in the status line.
+    Notice(String),
+}
+
+/// I/O for the runner to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// (Re)start reading the DLQ from the beginning, following it, keeping matches of `filter`.
+    Stream {
+        /// Generation stamped on the letters it sends.
+        generation: u64,
+        /// The filter query (already checked).
+        filter: Option<String>,
+    },
+    /// Fetch a letter in full.
+    Fetch(LetterId),
+    /// Plan a replay for the confirm dialog.
+    PlanReplay(LetterId),
+    /// Replay a letter to a topic.
+    Replay {
+        /// The letter.
+        id: LetterId,
+        /// The target topic.
+        topic: String,
+    },
+    /// Mark a letter resolved.
+    Resolve(LetterId),
+    /// Put text on the clipboard.
+    Copy {
+        /// What it is, for the status line.
+        what: String,
+        /// The text.
+        text: String,
+    },
+}
+
+/// The screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// The list of letters.
+    List,
+    /// One letter.
+    Detail,
+    /// The keys.
+    Help,
+}
+
+/// The detail view's tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// The decoded payload.
+    Payload,
+    /// The headers.
+    Headers,
+    /// The failure context.
+    Error,
+    /// Replays.
+    History,
+}
+
+impl Tab {
+    /// All tabs in order.
+    pub const ALL: [Tab; 4] = [Tab::Payload, Tab::Headers, Tab::Error, Tab::History];
+
+    /// The tab's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Payload => "payload",
+            Tab::Headers => "headers",
+            Tab::Error => "error",
+            Tab::History => "history",
+        }
+    }
+}
+
+/// A dialog over the current screen.
+#[derive(Debug, Clone)]
+pub enum Dialog {
+    /// The filter line: what is typed, and the parse error if any.
+    Filter {
+        /// The query being typed.
+        input: String,
+        /// Why it does not parse.
+        error: Option<String>,
+    },
+    /// A replay waiting for its plan.
+    Planning(LetterId),
+    /// A replay to confirm; production profiles must type the topic name.
+    ConfirmReplay {
+        /// What will be sent.
+        plan: Box<ReplayPlan>,
+        /// The letter.
+        id: LetterId,
+        /// What has been typed (production only).
+        typed: String,
+    },
+    /// A resolve to confirm.
+    ConfirmResolve(LetterId),
+}
+
+/// The TUI's whole state.
+#[derive(Debug)]
+pub struct App {
+    /// The letters of the current stream (the filter's matches).
+    pub store: Store,
+    /// Display index of the selected row.
+    pub selected: usize,
+    /// Display index of the first visible row.
+    pub scroll: usize,
+    /// Rows the list shows at once.
+    pub page: usize,
+    /// Newest first (the default) or oldest first.
+    pub newest_first: bool,
+    /// Keep the newest letter selected as letters arrive.
+    pub follow: bool,
+    /// The current screen.
+    pub screen: Screen,
+    /// The detail tab.
+    pub tab: Tab,
+    /// Lines scrolled in the detail view.
+    pub detail_scroll: u16,
+    /// An open dialog.
+    pub dialog: Option<Dialog>,
+    /// The selected letter, fetched in full.
+    pub detail: Option<DeadLetter>,
+    /// The status line.
+    pub status: String,
+    /// The DLQ's name.
+    pub dlq: String,
+    /// Writes are refused.
+    pub read_only: bool,
+    /// Replays need the topic typed.
+    pub production: bool,
+    /// Letters in the DLQ.
+    pub total: Option<u64>,
+    /// The current stream has caught up.
+    pub caught_up: bool,
+    /// The filter applied.
+    pub filter: String,
+    /// The current stream's generation.
+    pub generation: u64,
+    /// Quit after this frame.
+    pub quit: bool,
+}
+
+impl App {
+    /// A new app for the DLQ `dlq`; start it with the effects of [`App::start`].
+    pub fn new(dlq: String, read_only: bool, production: bool) -> Self {
+        App {
+            store: Store::new(),
+            selected: 0,
+            scroll: 0,
+            page: 20,
+            newest_first: true,
+            follow: true,
+            screen: Screen::List,
+            tab: Tab::Payload,
+            detail_scroll: 0,
+            dialog: None,
+            detail: None,
+            status: "loading…".into(),
+            dlq,
+            read_only,
+            production,
+            total: None,
+            caught_up: false,
+            filter: String::new(),
+            generation: 0,
+            quit: false,
+        }
+    }
+
+    /// The first effect: read the DLQ.
+    pub fn start(&mut self) -> Vec<Effect> {
+        self.restream(None)
+    }
+
+    fn restream(&mut self, filter: Option<String>) -> Vec<Effect> {
+        self.generation += 1;
+        self.store = Store::new();
+        self.selected = 0;
+        self.scroll = 0;
+        self.caught_up = false;
+        vec![Effect::Stream {
+            generation: self.generation,
+            filter,
+        }]
+    }
+
+    /// Store position of display row `i`.
+    pub fn position(&self, i: usize) -> Option<usize> {
+        let n = self.store.len();
+        (i < n).then(|| if self.newest_first { n - 1 - i } else { i })
+    }
+
+    /// The selected letter's id.
+    pub fn selected_id(&self) -> Option<LetterId> {
+        self.position(self.selected).and_then(|p| self.store.id(p))
+    }
+
+    fn select(&mut self, i: usize) {
+        let n = self.store.len();
+        self.selected = if n == 0 { 0 } else { i.min(n - 1) };
+        if self.selected < self.scroll {
+            self.scroll = self.selected;
+        } else if self.selected >= self.scroll + self.page.max(1) {
+            self.scroll = self.selected + 1 - self.page.max(1);
+        }
+    }
+
+    fn write_refused(&mut self, what: &str) -> bool {
+        if self.read_only {
+            self.status = format!("refused {what}: the profile is read-only");
+        }
+        self.read_only
+    }
+
+    /// Applies `action`; returns the I/O to do.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        if let Some(d) = self.dialog.take() {
+            return self.update_dialog(d, action);
+        }
+        match action {
+            Action::Up if self.screen == Screen::Detail => self.detail_scroll = self.detail_scroll.saturating_sub(1),
+            Action::Down if self.screen == Screen::Detail => self.detail_scroll = self.detail_scroll.saturating_add(1),
+            Action::Up => self.select(self.selected.saturating_sub(1)),
+            Action::Down => self.select(self.selected + 1),
+            Action::Top => self.select(0),
+            Action::Bottom => self.select(self.store.len().saturating_sub(1)),
+            Action::PageUp => self.select(self.selected.saturating_sub(self.page)),
+            Action::PageDown => self.select(self.selected + self.page),
+            Action::Open if self.screen == Screen::List => {
+                if let Some(id) = self.selected_id() {
+                    self.screen = Screen::Detail;
+                    self.detail_scroll = 0;
+                    if let Some(l) = self.position(self.selected).and_then(|p| self.store.cached(p)).cloned() {
+                        self.detail = Some(l);
+                    } else {
+                        self.detail = None;
+                        return vec![Effect::Fetch(id)];
+                    }
+                }
+            }
+            Action::Back | Action::Open => self.screen = Screen::List,
+            Action::Quit => self.quit = true,
+            Action::ToggleOrder => {
+                self.newest_first = !self.newest_first;
+                self.select(0);
+            }
+            Action::ToggleFollow => {
+                self.follow = !self.follow;
+                self.status = if self.follow { "following new letters" } else { "not following" }.into();
+            }
+            Action::Filter => {
+                self.dialog = Some(Dialog::Filter { input: self.filter.clone(), error: None });
+            }
+            Action::Help => {
+                self.screen = if self.screen == Screen::Help { Screen::List } else { Screen::Help };
+            }
+            Action::NextTab | Action::PrevTab if self.screen == Screen::Detail => {
+                let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
+                let n = Tab::ALL.len();
+                let next = if matches!(action, Action::NextTab) { (i + 1) % n } else { (i + n - 1) % n };
+                self.tab = Tab::ALL[next];
+                self.detail_scroll = 0;
+            }
+            Action::Replay => {
+                if let Some(id) = self.selected_id()
+                    && !self.write_refused("replay")
+                {
+                    self.dialog = Some(Dialog::Planning(id.clone()));
+                    return vec![Effect::PlanReplay(id)];
+                }
+            }
+            Action::Resolve => {
+                if let Some(id) = self.selected_id()
+                    && !self.write_refused("resolve")
+                {
+                    self.dialog = Some(Dialog::ConfirmResolve(id));
+                }
+            }
+            Action::CopyPayload | Action::CopyLetter => return self.copy(matches!(action, Action::CopyLetter)),
+            Action::Resize(rows) => {
+                self.page = usize::from(rows).max(1);
+                self.select(self.selected);
+            }
+            Action::Letters { generation, letters } if generation == self.generation => {
+                let before = self.store.len();
+                for l in &letters {
+                    let pos = self.store.insert(l);
+                    if pos >= before && letters.len() <= 4 {
+                        // Keep a few recent letters for an instant detail view.
+                        self.store.cache_put(l.clone());
+                    }
+                }
+                let added = self.store.len() - before;
+                if self.newest_first && !self.follow && added > 0 && self.store.len() > added {
+                    // Keep the same letter selected while rows arrive above it.
+                    self.selected += added;
+                    self.scroll += added;
+                }
+                if self.follow {
+                    self.select(if self.newest_first { 0 } else { self.store.len().saturating_sub(1) });
+                }
+            }
+            Action::CaughtUp { generation } if generation == self.generation => {
+                self.caught_up = true;
+                self.status = format!("{} letters loaded; following live", self.store.len());
+            }
+            Action::Letters { .. } | Action::CaughtUp { .. } => {}
+            Action::Total(n) => self.total = Some(n),
+            Action::Fetched(l) => {
+                if self.screen == Screen::Detail && l.id == self.selected_id() {
+                    self.store.cache_put((*l).clone());
+                    self.detail = Some(*l);
+                }
+            }
+            Action::Done { id, state, message } => {
+                self.store.set_state(&id, state);
+                if let Some(d) = self.detail.as_mut().filter(|d| d.id.as_ref() == Some(&id)) {
+                    d.state = state;
+                }
+                self.status = message;
+            }
+            Action::Notice(n) => self.status = n,
+            Action::Planned(_) | Action::Input(_) | Action::Backspace | Action::Submit | Action::NextTab | Action::PrevTab => {}
+        }
+        Vec::new()
+    }
+
+    fn update_dialog(&mut self, dialog: Dialog, action: Action) -> Vec<Effect> {
+        match (dialog, action) {
+            (_, Action::Back) => self.status = "cancelled".into(),
+            (Dialog::Filter { mut input, .. }, Action::Input(c)) => {
+                input.push(c);
+                let error = Filter::parse(&input, chrono::Utc::now().timestamp_millis()).err();
+                self.dialog = Some(Dialog::Filter { input, error });
+            }
+            (Dialog::Filter { mut input, .. }, Action::Backspace) => {
+                input.pop();
+                let error = Filter::parse(&input, chrono::Utc::now().timestamp_millis()).err();
+                self.dialog = Some(Dialog::Filter { input, error });
+            }
+            (Dialog::Filter { input, .. }, Action::Submit) => {
+                return match Filter::parse(&input, chrono::Utc::now().timestamp_millis()) {
+                    Err(e) => {
+                        self.dialog = Some(Dialog::Filter { input, error: Some(e) });
+                        Vec::new()
+                    }
+                    Ok(_) => {
+                        self.filter = input.trim().to_string();
+                        self.screen = Screen::List;
+                        self.status = if self.filter.is_empty() { "filter cleared".into() } else { format!("filtering: {}", self.filter) };
+                        let f = (!self.filter.is_empty()).then(|| self.filter.clone());
+                        self.restream(f)
+                    }
+                };
+            }
+            (Dialog::Planning(id), Action::Planned(plan)) if plan.letter_id == id.to_string() => {
+                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed: String::new() });
+            }
+            (Dialog::Planning(_), Action::Notice(n)) => self.status = n,
+            (Dialog::ConfirmReplay { plan, id, mut typed }, Action::Input(c)) => {
+                typed.push(c);
+                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+            }
+            (Dialog::ConfirmReplay { plan, id, mut typed }, Action::Backspace) => {
+                typed.pop();
+                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+            }
+            (Dialog::ConfirmReplay { plan, id, typed }, Action::Submit) => {
+                if self.production && typed != plan.topic {
+                    self.status = format!("type '{}' to confirm a replay in production", plan.topic);
+                    self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+                    return Vec::new();
+                }
+                self.status = format!("replaying {id} to '{}'…", plan.topic);
+                return vec![Effect::Replay { id, topic: plan.topic.clone() }];
+            }
+            (Dialog::ConfirmResolve(id), Action::Submit | Action::Input('y')) => {
+                self.status = format!("resolving {id}…");
+                return vec![Effect::Resolve(id)];
+            }
+            // Engine events still apply while a dialog is open.
+            (d, a @ (Action::Letters { .. } | Action::CaughtUp { .. } | Action::Total(_) | Action::Fetched(_) | Action::Done { .. } | Action::Resize(_))) => {
+                let effects = self.update(a);
+                self.dialog.get_or_insert(d);
+                return effects;
+            }
+            (d, _) => self.dialog = Some(d),
+        }
+        Vec::new()
+    }
+
+    fn copy(&mut self, whole: bool) -> Vec<Effect> {
+        let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
+            self.status = "open the letter first (enter), then copy".into();
+            return Vec::new();
+        };
+        let (what, text) = if whole {
+            let json = serde_json::to_string_pretty(&crate::engine::json::LetterJson::of(l)).unwrap_or_default();
+            ("letter as JSON", json)
+        } else {
+            let text = match l.value.as_deref() {
+                Some(v) => String::from_utf8(v.to_vec()).unwrap_or_else(|_| crate::engine::encoding::EncodedBytes::of(v).data),
+                None => String::new(),
+            };
+            ("payload", text)
+        };
+        vec![Effect::Copy { what: what.into(), text }]
+    }
+}
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;

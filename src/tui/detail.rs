@@ -1,0 +1,213 @@
+//! The detail view of one letter: tabs for the decoded payload, the headers (Spring's
+//! binary numbers decoded), the failure context with the stack trace's first
+//! application frame marked, and the replay history.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Tabs, Wrap};
+
+use super::app::{App, Tab};
+use super::view::Theme;
+use crate::engine::DeadLetter;
+use crate::engine::conventions::{convention_of, quote_bytes};
+use crate::engine::decode::{DEFAULT_CAP, Kind, decode};
+use crate::engine::json::rfc3339;
+
+/// Draws the selected letter (or says it is being fetched).
+pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    let [tabs, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let titles: Vec<&str> = Tab::ALL.iter().map(|t| t.title()).collect();
+    let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+    f.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(theme.pick(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED))),
+        tabs,
+    );
+    let Some(l) = app.detail.as_ref().filter(|d| d.id == app.selected_id()) else {
+        f.render_widget(Paragraph::new("fetching the letter…"), body);
+        return;
+    };
+    let lines = match app.tab {
+        Tab::Payload => payload(l, theme),
+        Tab::Headers => headers(l),
+        Tab::Error => error(l, theme),
+        Tab::History => history(l),
+    };
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.detail_scroll, 0)), body);
+}
+
+fn payload(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
+    let key = match l.key.as_deref() {
+        None => "(null)".to_string(),
+        Some(k) => quote_bytes(k),
+    };
+    let d = decode(l.value.as_deref(), DEFAULT_CAP);
+    let kind = match d.kind {
+        Kind::Json => "JSON",
+        Kind::Xml => "XML",
+        Kind::Text => "text",
+        Kind::Binary => "binary",
+        Kind::Empty => "empty",
+    };
+    let mut out = vec![Line::from(format!(
+        "{}  key {key}  {kind}, {} bytes  state {}",
+        l.id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        l.value.as_ref().map_or(0, Vec::len),
+        l.state.as_str()
+    ))];
+    if let Some(n) = &d.note {
+        out.push(Line::styled(format!("note: {n}"), theme.pick(Style::default().fg(Color::Yellow))));
+    }
+    out.push(Line::from(""));
+    for line in d.text.lines() {
+        out.push(if d.kind == Kind::Json { json_line(line, theme) } else { Line::from(line.to_string()) });
+    }
+    out
+}
+
+/// Colours one line of pretty-printed JSON: keys, strings, numbers and literals.
+fn json_line(line: &str, theme: Theme) -> Line<'static> {
+    let indent = line.len() - line.trim_start().len();
+    let rest = line.trim_start();
+    let mut spans = vec![Span::raw(" ".repeat(indent))];
+    let (key, value) = match rest.find("\": ") {
+        Some(i) if rest.starts_with('"') => (Some(&rest[..=i]), &rest[i + 2..]),
+        _ => (None, rest),
+    };
+    if let Some(k) = key {
+        spans.push(Span::styled(k.to_string(), theme.pick(Style::default().fg(Color::Cyan))));
+        spans.push(Span::raw(":"));
+    }
+    let v = value.trim_end_matches(',');
+    let style = if v.starts_with(" \"") || v.starts_with('"') {
+        Style::default().fg(Color::Green)
+    } else if v.trim().parse::<f64>().is_ok() {
+        Style::default().fg(Color::Magenta)
+    } else if matches!(v.trim(), "true" | "false" | "null") {
+        Style::default().fg(Color::Yellow)
+    } else {
+        Style::default()
+    };
+    spans.push(Span::styled(v.to_string(), theme.pick(style)));
+    if value.ends_with(',') {
+        spans.push(Span::raw(","));
+    }
+    Line::from(spans)
+}
+
+/// A header value for people: text, or a Spring binary number decoded, or hex.
+fn header_value(name: &str, v: &[u8]) -> String {
+    let numeric = name.ends_with("-partition") || name.ends_with("-offset") || name.ends_with("-timestamp") || name.ends_with("-attempts");
+    if let Ok(s) = std::str::from_utf8(v)
+        && !s.chars().any(char::is_control)
+    {
+        return s.to_string();
+    }
+    match (numeric, v.len()) {
+        (true, 4) => format!("{} (4-byte int)", i32::from_be_bytes([v[0], v[1], v[2], v[3]])),
+        (true, 8) => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(v);
+            let n = i64::from_be_bytes(b);
+            match rfc3339(n).filter(|_| name.ends_with("-timestamp")) {
+                Some(t) => format!("{n} = {t} (8-byte long)"),
+                None => format!("{n} (8-byte long)"),
+            }
+        }
+        _ => quote_bytes(v),
+    }
+}
+
+fn headers(l: &DeadLetter) -> Vec<Line<'static>> {
+    if l.headers.is_empty() {
+        return vec![Line::from("no headers: the source is unknown (a plain re-publish?)")];
+    }
+    let width = l.headers.iter().map(|h| h.name.len()).max().unwrap_or(0).min(40);
+    l.headers
+        .iter()
+        .map(|h| {
+            let v = h.value.as_deref().map_or_else(|| "(null)".to_string(), |v| header_value(&h.name, v));
+            let family = convention_of(&h.name).map(|c| format!("  [{c}]")).unwrap_or_default();
+            Line::from(format!("{:<width$}  {v}{family}", h.name))
+        })
+        .collect()
+}
+
+fn field(name: &str, v: Option<String>) -> Line<'static> {
+    Line::from(format!("{name:<16}{}", v.unwrap_or_else(|| "-".into())))
+}
+
+fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
+    let f = &l.failure;
+    let s = &l.source;
+    let mut out = vec![
+        field("exception", f.exception_class.clone()),
+        field("message", f.message.clone()),
+        field("cause", f.cause_class.clone().or(f.cause_message.clone())),
+        field("reason", Some(f.reason.as_str().to_string())),
+        field("attempts", f.attempts.map(|a| a.to_string())),
+        field("processor", f.processor.clone()),
+        field("source topic", s.topic.clone().or(Some("unknown (no convention header)".into()))),
+        field("partition", s.partition.map(|p| p.to_string())),
+        field("offset", s.offset.map(|o| o.to_string())),
+        field("timestamp", s.timestamp_ms.and_then(rfc3339)),
+        field("group", s.consumer_group.clone()),
+        field("written by", (!f.conventions.is_empty()).then(|| f.conventions.join(", "))),
+    ];
+    for n in &f.notes {
+        out.push(Line::styled(format!("note: {n}"), theme.pick(Style::default().fg(Color::Yellow))));
+    }
+    if let Some(trace) = &f.stack_trace {
+        out.push(Line::from(""));
+        let mut marked = false;
+        for (i, line) in trace.lines().enumerate() {
+            // Folded: the first 12 frames, the first application frame marked.
+            let app_frame = !marked && i > 0 && is_app_frame(line);
+            if i >= 12 && !app_frame {
+                continue;
+            }
+            marked |= app_frame;
+            out.push(if app_frame {
+                Line::styled(format!("▶ {line}"), theme.pick(Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)))
+            } else {
+                Line::from(format!("  {line}"))
+            });
+        }
+        let total = trace.lines().count();
+        if total > 12 {
+            out.push(Line::from(format!("  … {} more frames (y copies the letter)", total - 12)));
+        }
+    }
+    out
+}
+
+/// A stack frame of the application rather than a framework or the runtime.
+fn is_app_frame(line: &str) -> bool {
+    const LIBRARY: &[&str] = &["java.", "javax.", "jdk.", "sun.", "org.springframework.", "org.apache.kafka.", "kotlin.", "scala.", "io.micrometer.", "reactor.", "std::", "core::", "tokio::", "<frozen", "site-packages", "/usr/lib/python"];
+    let t = line.trim_start().trim_start_matches("at ");
+    !t.is_empty() && !t.starts_with("...") && !LIBRARY.iter().any(|p| t.contains(p))
+}
+
+fn history(l: &DeadLetter) -> Vec<Line<'static>> {
+    if l.history.is_empty() {
+        return vec![Line::from(format!("not replayed (state: {})", l.state.as_str()))];
+    }
+    l.history
+        .iter()
+        .map(|r| {
+            Line::from(format!(
+                "{}  {} → {}:{}@{}  by {}{}",
+                rfc3339(r.at_ms).unwrap_or_default(),
+                r.replay_id,
+                r.topic,
+                r.partition,
+                r.offset,
+                r.by,
+                if r.edited { "  (edited)" } else { "" }
+            ))
+        })
+        .collect()
+}

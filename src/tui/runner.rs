@@ -1,0 +1,261 @@
+//! The TUI's loop and its I/O. Input, engine events and a tick meet in one `select!`;
+//! [`App::update`] decides, this module carries out the [`Effect`]s on tokio tasks
+//! (never on the UI task) and renders at most every 16 ms. Engine events come through
+//! a bounded channel, so a reader that outruns the screen waits instead of growing.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+
+use super::app::{Action, App, Effect};
+use super::keymap::action_for;
+use super::terminal::TerminalGuard;
+use super::view::{Theme, draw};
+use crate::backends::kafka::replay::KafkaReplayer;
+use crate::cli::backend::Target;
+use crate::engine::LetterState;
+use crate::engine::filter::Filter;
+use crate::engine::replay::ReplayPolicy;
+use crate::engine::source::{DeadLetterSource, SourceEvent, StartAt};
+
+/// The shortest time between two frames.
+const FRAME: Duration = Duration::from_millis(16);
+
+/// Runs the TUI on `target` until the user quits.
+pub async fn run(target: Target) -> anyhow::Result<()> {
+    let opened = target.dlq.open().await?;
+    let policy = ReplayPolicy { read_only: target.read_only, dlq_topic: target.dlq.topic(), keep_headers: Vec::new() };
+    let cluster = target.dlq.replay_cluster().ok();
+    let replayer = match &cluster {
+        Some(c) => Some(KafkaReplayer::open(c.clone(), policy, target.audit.clone(), opened.ledger.clone()).await?),
+        None => None,
+    };
+    let io = Io {
+        source: opened.source.clone(),
+        replayer: Arc::new(Mutex::new(replayer)),
+        stream: None,
+    };
+    let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
+    let guard = TerminalGuard::enter(false)?;
+    let result = event_loop(&mut app, io).await;
+    drop(guard);
+    result
+}
+
+struct Io {
+    source: Arc<dyn DeadLetterSource>,
+    replayer: Arc<Mutex<Option<KafkaReplayer>>>,
+    stream: Option<JoinHandle<()>>,
+}
+
+async fn event_loop(app: &mut App, mut io: Io) -> anyhow::Result<()> {
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    let theme = Theme::from_env();
+    let (tx, mut rx) = mpsc::channel::<Action>(64);
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let rows = terminal.size()?.height.saturating_sub(3);
+    let mut pending = app.start();
+    pending.extend(app.update(Action::Resize(rows)));
+    let src = io.source.clone();
+    let total_tx = tx.clone();
+    tokio::spawn(async move {
+        match src.count().await {
+            Ok(n) => {
+                let _ = total_tx.send(Action::Total(n)).await;
+            }
+            Err(e) => {
+                let _ = total_tx.send(Action::Notice(e.to_string())).await;
+            }
+        }
+    });
+    let mut last_frame = Instant::now() - FRAME;
+    let mut dirty = true;
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        for e in pending.drain(..) {
+            io.run(e, &tx);
+        }
+        if app.quit {
+            break;
+        }
+        if dirty && last_frame.elapsed() >= FRAME {
+            terminal.draw(|f| draw(f, app, theme))?;
+            last_frame = Instant::now();
+            dirty = false;
+        }
+        tokio::select! {
+            biased;
+            ev = input.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
+                    if let Some(a) = action_for(k, app.dialog.is_some()) {
+                        pending = app.update(a);
+                        dirty = true;
+                    }
+                }
+                Some(Ok(Event::Resize(_, h))) => {
+                    terminal.autoresize()?;
+                    pending = app.update(Action::Resize(h.saturating_sub(3)));
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            n = rx.recv_many(&mut batch, 64) => {
+                if n == 0 {
+                    break;
+                }
+                for a in batch.drain(..) {
+                    pending.extend(app.update(a));
+                }
+                dirty = true;
+            }
+            _ = tick.tick() => {}
+        }
+    }
+    if let Some(h) = io.stream.take() {
+        h.abort();
+    }
+    Ok(())
+}
+
+impl Io {
+    /// Starts the task for one effect; results come back as actions on `tx`.
+    fn run(&mut self, effect: Effect, tx: &mpsc::Sender<Action>) {
+        let tx = tx.clone();
+        match effect {
+            Effect::Stream { generation, filter } => {
+                if let Some(h) = self.stream.take() {
+                    h.abort();
+                }
+                let source = self.source.clone();
+                self.stream = Some(tokio::spawn(stream(source, generation, filter, tx)));
+            }
+            Effect::Fetch(id) => {
+                let source = self.source.clone();
+                tokio::spawn(async move {
+                    let a = match source.fetch(&id).await {
+                        Ok(l) => Action::Fetched(Box::new(l)),
+                        Err(e) => Action::Notice(e.to_string()),
+                    };
+                    let _ = tx.send(a).await;
+                });
+            }
+            Effect::PlanReplay(id) => {
+                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                tokio::spawn(async move {
+                    let a = async {
+                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
+                        let r = replayer.lock().await;
+                        let r = r.as_ref().ok_or("replaying MongoDB letters needs --kafka BROKERS")?;
+                        r.plan(&l, None, None, false).map_err(|e| e.to_string())
+                    };
+                    let action = match a.await {
+                        Ok(p) => Action::Planned(Box::new(p)),
+                        Err(e) => Action::Notice(e),
+                    };
+                    let _ = tx.send(action).await;
+                });
+            }
+            Effect::Replay { id, topic } => {
+                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                tokio::spawn(async move {
+                    let result = async {
+                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
+                        let mut r = replayer.lock().await;
+                        let r = r.as_mut().ok_or("replaying MongoDB letters needs --kafka BROKERS")?;
+                        r.replay(&l, Some(&topic), None, false).await.map_err(|e| e.to_string())
+                    };
+                    let a = match result.await {
+                        Ok(done) => Action::Done {
+                            id,
+                            state: LetterState::Replayed,
+                            message: format!("replayed to {}:{}@{}", done.plan.topic, done.partition, done.offset),
+                        },
+                        Err(e) => Action::Notice(format!("replay failed: {e}")),
+                    };
+                    let _ = tx.send(a).await;
+                });
+            }
+            Effect::Resolve(id) => {
+                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                tokio::spawn(async move {
+                    let result = async {
+                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
+                        let mut r = replayer.lock().await;
+                        let r = r.as_mut().ok_or("no ledger: pass --kafka BROKERS")?;
+                        r.resolve(&l).await.map_err(|e| e.to_string())
+                    };
+                    let a = match result.await {
+                        Ok(()) => Action::Done { state: LetterState::Resolved, message: format!("{id} resolved"), id },
+                        Err(e) => Action::Notice(format!("resolve failed: {e}")),
+                    };
+                    let _ = tx.send(a).await;
+                });
+            }
+            Effect::Copy { what, text } => {
+                tokio::spawn(async move {
+                    let how = copy(&text);
+                    let _ = tx.send(Action::Notice(format!("copied the {what} ({} bytes) {how}", text.len()))).await;
+                });
+            }
+        }
+    }
+}
+
+/// Reads the DLQ from the beginning and keeps following it, forwarding the letters
+/// that match `filter` stamped with `generation`.
+async fn stream(source: Arc<dyn DeadLetterSource>, generation: u64, filter: Option<String>, tx: mpsc::Sender<Action>) {
+    let f = filter.as_deref().and_then(|q| Filter::parse(q, chrono::Utc::now().timestamp_millis()).ok());
+    let (etx, mut erx) = mpsc::channel(8);
+    let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, true, etx).await });
+    while let Some(ev) = erx.recv().await {
+        let a = match ev {
+            SourceEvent::Letters(mut v) => {
+                if let Some(f) = &f {
+                    v.retain(|l| f.matches(l));
+                }
+                Action::Letters { generation, letters: v }
+            }
+            SourceEvent::CaughtUp { .. } => Action::CaughtUp { generation },
+            SourceEvent::Notice(n) => Action::Notice(n),
+        };
+        if tx.send(a).await.is_err() {
+            return;
+        }
+    }
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(1), reader).await {
+        let _ = tx.send(Action::Notice(format!("reading stopped: {e}"))).await;
+    }
+}
+
+/// Puts `text` on the clipboard: the system clipboard where a display exists, else an
+/// OSC 52 sequence (works over ssh, wrapped for tmux). Says which.
+fn copy(text: &str) -> &'static str {
+    let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if display && arboard::Clipboard::new().and_then(|mut c| c.set_text(text.to_string())).is_ok() {
+        return "to the system clipboard";
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+    let osc = format!("\x1b]52;c;{b64}\x07");
+    let seq = if std::env::var_os("TMUX").is_some() {
+        format!("\x1bPtmux;{}\x1b\\", osc.replace('\x1b', "\x1b\x1b"))
+    } else {
+        osc
+    };
+    let mut out = std::io::stdout();
+    if out.write_all(seq.as_bytes()).and_then(|()| out.flush()).is_ok() {
+        "through the terminal (OSC 52)"
+    } else {
+        "nowhere: the terminal could not be written"
+    }
+}

@@ -1,0 +1,253 @@
+//! Drawing the App: a header line, the list (only visible rows are built) or the
+//! detail view or the help, a status line, and any dialog on top. Pure: the same App
+//! draws the same frame. `NO_COLOR` turns every style off.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
+
+use super::app::{App, Dialog, Screen};
+use super::detail;
+use super::keymap::KEYS;
+use crate::engine::LetterState;
+use crate::engine::index::{FLAG_NULL_KEY, IndexRow, NO_TIME};
+
+/// Styles, or none of them under `NO_COLOR`.
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    /// False when `NO_COLOR` is set.
+    pub color: bool,
+}
+
+impl Theme {
+    /// From the environment.
+    pub fn from_env() -> Self {
+        Theme { color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
+    }
+
+    /// `s` when colors are on, the plain style otherwise.
+    pub fn pick(&self, s: Style) -> Style {
+        if self.color { s } else { Style::default() }
+    }
+
+    fn selected(&self) -> Style {
+        if self.color {
+            Style::default().bg(Color::Blue).fg(Color::White)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED)
+        }
+    }
+}
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
+    let [top, body, bottom] = Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(f.area());
+    f.render_widget(Paragraph::new(header(app, theme)), top);
+    match app.screen {
+        Screen::List => list(f, app, body, theme),
+        Screen::Detail => detail::draw(f, app, body, theme),
+        Screen::Help => help(f, body),
+    }
+    f.render_widget(Paragraph::new(status(app, theme)), bottom);
+    if let Some(d) = &app.dialog {
+        dialog(f, app, d, theme);
+    }
+}
+
+fn header(app: &App, theme: Theme) -> Line<'static> {
+    let mut spans = vec![Span::styled("morgue ", theme.pick(Style::default().add_modifier(Modifier::BOLD)))];
+    if app.read_only {
+        spans.push(Span::styled("READ-ONLY ", theme.pick(Style::default().fg(Color::Black).bg(Color::Yellow))));
+    }
+    spans.push(Span::raw(app.dlq.clone()));
+    let loaded = app.store.len();
+    let count = match (app.total, app.filter.is_empty()) {
+        (Some(t), true) => format!("  {} letters ({} loaded)", group(t), group(loaded as u64)),
+        (Some(t), false) => format!("  {} of {} match", group(loaded as u64), group(t)),
+        (None, _) => format!("  {} loaded", group(loaded as u64)),
+    };
+    spans.push(Span::raw(count));
+    if !app.filter.is_empty() {
+        spans.push(Span::styled(format!("  /{}", app.filter), theme.pick(Style::default().fg(Color::Cyan))));
+    }
+    let state = if !app.caught_up { "  loading" } else if app.follow { "  live ●" } else { "  live" };
+    spans.push(Span::styled(state, theme.pick(Style::default().fg(Color::Green))));
+    Line::from(spans)
+}
+
+/// 1204331 → "1,204,331".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn status(app: &App, theme: Theme) -> Line<'static> {
+    if let Some(Dialog::Filter { input, error }) = &app.dialog {
+        let mut spans = vec![Span::raw(format!("/{input}")), Span::styled("▏", theme.pick(Style::default().fg(Color::Cyan)))];
+        if let Some(e) = error {
+            spans.push(Span::styled(format!("  {e}"), theme.pick(Style::default().fg(Color::Red))));
+        }
+        return Line::from(spans);
+    }
+    Line::from(vec![
+        Span::raw(app.status.clone()),
+        Span::styled("  ? keys", theme.pick(Style::default().fg(Color::DarkGray))),
+    ])
+}
+
+fn time(ms: i64) -> String {
+    if ms == NO_TIME {
+        return "-".into();
+    }
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn size(n: u32) -> String {
+    match n {
+        0..1000 => format!("{n}B"),
+        1000..1_000_000 => format!("{:.1}K", f64::from(n) / 1e3),
+        _ => format!("{:.1}M", f64::from(n) / 1e6),
+    }
+}
+
+fn key_text(r: &IndexRow) -> String {
+    if r.flags & FLAG_NULL_KEY != 0 {
+        return "(null)".into();
+    }
+    let end = r.key_prefix.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let bytes = &r.key_prefix[..end];
+    // Only 8 bytes are kept per row; a full prefix may have been cut.
+    let more = if end == r.key_prefix.len() { "…" } else { "" };
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.chars().any(char::is_control) => format!("{s}{more}"),
+        _ => format!("0x{}{more}", hex::encode(bytes)),
+    }
+}
+
+fn short_error(e: Option<&str>) -> String {
+    let e = e.unwrap_or("-");
+    if e.contains(' ') { e.to_string() } else { e.rsplit(['.', ':']).next().unwrap_or(e).to_string() }
+}
+
+fn state_style(s: LetterState, theme: Theme) -> Style {
+    theme.pick(match s {
+        LetterState::New => Style::default().fg(Color::Yellow),
+        LetterState::Claimed => Style::default().fg(Color::Magenta),
+        LetterState::Edited => Style::default().fg(Color::Cyan),
+        LetterState::Replayed => Style::default().fg(Color::Green),
+        LetterState::Resolved => Style::default().fg(Color::DarkGray),
+    })
+}
+
+fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    if app.store.is_empty() {
+        let msg = if !app.caught_up {
+            "reading the DLQ…"
+        } else if app.filter.is_empty() {
+            "The DLQ is empty. New dead letters appear here as they arrive."
+        } else {
+            "No letter matches the filter. / to change it, / then enter on an empty line to clear it."
+        };
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let rows_visible = usize::from(area.height.saturating_sub(1));
+    let wide = area.width >= 100;
+    let mut rows = Vec::with_capacity(rows_visible);
+    for i in app.scroll..(app.scroll + rows_visible).min(app.store.len()) {
+        let Some(r) = app.position(i).and_then(|p| app.store.row(p)) else { continue };
+        let mut cells = vec![
+            time(r.dlq_ts_ms),
+            app.store.topic(r).unwrap_or("?").to_string(),
+            key_text(r),
+            short_error(app.store.error(r)),
+        ];
+        if wide {
+            cells.push(r.reason.as_str().to_string());
+        }
+        let state = Span::styled(r.state.as_str(), state_style(r.state, theme));
+        let mut row: Vec<ratatui::widgets::Cell> = cells.into_iter().map(Into::into).collect();
+        row.push(state.into());
+        row.push(size(r.size).into());
+        let style = if i == app.selected { theme.selected() } else { Style::default() };
+        rows.push(Row::new(row).style(style));
+    }
+    let mut widths = vec![Constraint::Length(14), Constraint::Length(16), Constraint::Length(10), Constraint::Fill(1)];
+    let mut titles = vec!["TIME", "SOURCE", "KEY", "ERROR"];
+    if wide {
+        widths.push(Constraint::Length(21));
+        titles.push("REASON");
+    }
+    widths.extend([Constraint::Length(8), Constraint::Length(6)]);
+    titles.extend(["STATE", "SIZE"]);
+    let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
+    f.render_widget(Table::new(rows, widths).header(head), area);
+}
+
+fn help(f: &mut Frame, area: Rect) {
+    let mut lines = vec![Line::from("Keys (this screen is generated from the key map)"), Line::from("")];
+    for b in KEYS {
+        lines.push(Line::from(format!("  {:<10} {}", b.keys, b.desc)));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from("Filter: key:ABC*  topic:trades  error:Timeout  reason:expired  state:new"));
+    lines.push(Line::from("        header.NAME:v  $.price<0  since:15m  /regex/  text  -negate  a or b"));
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
+    let (title, lines): (&str, Vec<Line>) = match d {
+        Dialog::Filter { .. } => return,
+        Dialog::Planning(id) => ("replay", vec![Line::from(format!("planning the replay of {id}…"))]),
+        Dialog::ConfirmResolve(id) => ("resolve", vec![
+            Line::from(format!("Mark {id} resolved without replaying it?")),
+            Line::from("It is recorded in the ledger and the audit log."),
+            Line::from(""),
+            Line::from("enter: resolve   esc: cancel"),
+        ]),
+        Dialog::ConfirmReplay { plan, id, typed } => {
+            let sent: Vec<&str> = plan.headers.iter().map(|h| h.name.as_str()).collect();
+            let stripped: Vec<String> = plan.stripped.iter().map(|(n, _)| n.clone()).collect();
+            let preview = plan
+                .value
+                .as_deref()
+                .map(|v| String::from_utf8_lossy(&v[..v.len().min(60)]).replace(char::is_control, " "))
+                .unwrap_or_else(|| "(null)".into());
+            let mut l = vec![
+                Line::from(format!("Replay {id} to topic '{}'", plan.topic)),
+                Line::from(format!("payload ({}): {preview}", if plan.edited { "edited" } else { "original" })),
+                Line::from(format!("headers sent: {}", sent.join(", "))),
+                Line::from(format!("stripped: {}", if stripped.is_empty() { "none".into() } else { stripped.join(", ") })),
+                Line::from(""),
+            ];
+            if app.production {
+                l.push(Line::styled(format!("production: type '{}' and press enter", plan.topic), theme.pick(Style::default().fg(Color::Red))));
+                l.push(Line::from(format!("> {typed}")));
+            } else {
+                l.push(Line::from("enter: replay   esc: cancel"));
+            }
+            ("replay", l)
+        }
+    };
+    let area = centered(f.area(), 76, lines.len() as u16 + 2);
+    f.render_widget(Clear, area);
+    let block = Block::default().borders(Borders::ALL).title(format!(" {title} "));
+    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: true }), area);
+}
