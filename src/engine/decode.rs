@@ -197,7 +197,11 @@ mod tests {
             full,
             "00000000  61 61 61 61 61 61 61 61  61 61 61 61 61 61 61 61  |aaaaaaaaaaaaaaaa|\n"
         );
-        assert_eq!(d.text.len(), full.len() - 11, "short lines keep the ascii column aligned");
+        assert_eq!(
+            d.text.len(),
+            full.len() - 11,
+            "short lines keep the ascii column aligned"
+        );
         assert!(d.text.starts_with("00000000  de ad be ef 41 "));
         assert!(d.text.ends_with("  |....A|\n"));
     }

@@ -306,8 +306,12 @@ impl App {
             return self.update_dialog(d, action);
         }
         match action {
-            Action::Up if self.screen == Screen::Detail => self.detail_scroll = self.detail_scroll.saturating_sub(1),
-            Action::Down if self.screen == Screen::Detail => self.detail_scroll = self.detail_scroll.saturating_add(1),
+            Action::Up if self.screen == Screen::Detail => {
+                self.detail_scroll = self.detail_scroll.saturating_sub(1)
+            }
+            Action::Down if self.screen == Screen::Detail => {
+                self.detail_scroll = self.detail_scroll.saturating_add(1)
+            }
             Action::Up => self.select(self.selected.saturating_sub(1)),
             Action::Down => self.select(self.selected + 1),
             Action::Top => self.select(0),
@@ -318,7 +322,11 @@ impl App {
                 if let Some(id) = self.selected_id() {
                     self.screen = Screen::Detail;
                     self.detail_scroll = 0;
-                    if let Some(l) = self.position(self.selected).and_then(|p| self.store.cached(p)).cloned() {
+                    if let Some(l) = self
+                        .position(self.selected)
+                        .and_then(|p| self.store.cached(p))
+                        .cloned()
+                    {
                         self.detail = Some(l);
                     } else {
                         self.detail = None;
@@ -334,18 +342,34 @@ impl App {
             }
             Action::ToggleFollow => {
                 self.follow = !self.follow;
-                self.status = if self.follow { "following new letters" } else { "not following" }.into();
+                self.status = if self.follow {
+                    "following new letters"
+                } else {
+                    "not following"
+                }
+                .into();
             }
             Action::Filter => {
-                self.dialog = Some(Dialog::Filter { input: self.filter.clone(), error: None });
+                self.dialog = Some(Dialog::Filter {
+                    input: self.filter.clone(),
+                    error: None,
+                });
             }
             Action::Help => {
-                self.screen = if self.screen == Screen::Help { Screen::List } else { Screen::Help };
+                self.screen = if self.screen == Screen::Help {
+                    Screen::List
+                } else {
+                    Screen::Help
+                };
             }
             Action::NextTab | Action::PrevTab if self.screen == Screen::Detail => {
                 let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
                 let n = Tab::ALL.len();
-                let next = if matches!(action, Action::NextTab) { (i + 1) % n } else { (i + n - 1) % n };
+                let next = if matches!(action, Action::NextTab) {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
                 self.tab = Tab::ALL[next];
                 self.detail_scroll = 0;
             }
@@ -364,12 +388,17 @@ impl App {
                     self.dialog = Some(Dialog::ConfirmResolve(id));
                 }
             }
-            Action::CopyPayload | Action::CopyLetter => return self.copy(matches!(action, Action::CopyLetter)),
+            Action::CopyPayload | Action::CopyLetter => {
+                return self.copy(matches!(action, Action::CopyLetter));
+            }
             Action::Resize(rows) => {
                 self.page = usize::from(rows).max(1);
                 self.select(self.selected);
             }
-            Action::Letters { generation, letters } if generation == self.generation => {
+            Action::Letters {
+                generation,
+                letters,
+            } if generation == self.generation => {
                 let before = self.store.len();
                 for l in &letters {
                     let pos = self.store.insert(l);
@@ -385,7 +414,11 @@ impl App {
                     self.scroll += added;
                 }
                 if self.follow {
-                    self.select(if self.newest_first { 0 } else { self.store.len().saturating_sub(1) });
+                    self.select(if self.newest_first {
+                        0
+                    } else {
+                        self.store.len().saturating_sub(1)
+                    });
                 }
             }
             Action::CaughtUp { generation } if generation == self.generation => {
@@ -408,7 +441,12 @@ impl App {
                 self.status = message;
             }
             Action::Notice(n) => self.status = n,
-            Action::Planned(_) | Action::Input(_) | Action::Backspace | Action::Submit | Action::NextTab | Action::PrevTab => {}
+            Action::Planned(_)
+            | Action::Input(_)
+            | Action::Backspace
+            | Action::Submit
+            | Action::NextTab
+            | Action::PrevTab => {}
         }
         Vec::new()
     }
@@ -429,45 +467,82 @@ impl App {
             (Dialog::Filter { input, .. }, Action::Submit) => {
                 return match Filter::parse(&input, chrono::Utc::now().timestamp_millis()) {
                     Err(e) => {
-                        self.dialog = Some(Dialog::Filter { input, error: Some(e) });
+                        self.dialog = Some(Dialog::Filter {
+                            input,
+                            error: Some(e),
+                        });
                         Vec::new()
                     }
                     Ok(_) => {
                         self.filter = input.trim().to_string();
                         self.screen = Screen::List;
-                        self.status = if self.filter.is_empty() { "filter cleared".into() } else { format!("filtering: {}", self.filter) };
+                        self.status = if self.filter.is_empty() {
+                            "filter cleared".into()
+                        } else {
+                            format!("filtering: {}", self.filter)
+                        };
                         let f = (!self.filter.is_empty()).then(|| self.filter.clone());
                         self.restream(f)
                     }
                 };
             }
             (Dialog::Planning(id), Action::Planned(plan)) if plan.letter_id == id.to_string() => {
-                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed: String::new() });
+                self.dialog = Some(Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    typed: String::new(),
+                });
             }
             (Dialog::Planning(_), Action::Notice(n)) => self.status = n,
-            (Dialog::ConfirmReplay { plan, id, mut typed }, Action::Input(c)) => {
+            (
+                Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    mut typed,
+                },
+                Action::Input(c),
+            ) => {
                 typed.push(c);
                 self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
             }
-            (Dialog::ConfirmReplay { plan, id, mut typed }, Action::Backspace) => {
+            (
+                Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    mut typed,
+                },
+                Action::Backspace,
+            ) => {
                 typed.pop();
                 self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
             }
             (Dialog::ConfirmReplay { plan, id, typed }, Action::Submit) => {
                 if self.production && typed != plan.topic {
-                    self.status = format!("type '{}' to confirm a replay in production", plan.topic);
+                    self.status =
+                        format!("type '{}' to confirm a replay in production", plan.topic);
                     self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
                     return Vec::new();
                 }
                 self.status = format!("replaying {id} to '{}'…", plan.topic);
-                return vec![Effect::Replay { id, topic: plan.topic.clone() }];
+                return vec![Effect::Replay {
+                    id,
+                    topic: plan.topic.clone(),
+                }];
             }
             (Dialog::ConfirmResolve(id), Action::Submit | Action::Input('y')) => {
                 self.status = format!("resolving {id}…");
                 return vec![Effect::Resolve(id)];
             }
             // Engine events still apply while a dialog is open.
-            (d, a @ (Action::Letters { .. } | Action::CaughtUp { .. } | Action::Total(_) | Action::Fetched(_) | Action::Done { .. } | Action::Resize(_))) => {
+            (
+                d,
+                a @ (Action::Letters { .. }
+                | Action::CaughtUp { .. }
+                | Action::Total(_)
+                | Action::Fetched(_)
+                | Action::Done { .. }
+                | Action::Resize(_)),
+            ) => {
                 let effects = self.update(a);
                 self.dialog.get_or_insert(d);
                 return effects;
@@ -483,16 +558,21 @@ impl App {
             return Vec::new();
         };
         let (what, text) = if whole {
-            let json = serde_json::to_string_pretty(&crate::engine::json::LetterJson::of(l)).unwrap_or_default();
+            let json = serde_json::to_string_pretty(&crate::engine::json::LetterJson::of(l))
+                .unwrap_or_default();
             ("letter as JSON", json)
         } else {
             let text = match l.value.as_deref() {
-                Some(v) => String::from_utf8(v.to_vec()).unwrap_or_else(|_| crate::engine::encoding::EncodedBytes::of(v).data),
+                Some(v) => String::from_utf8(v.to_vec())
+                    .unwrap_or_else(|_| crate::engine::encoding::EncodedBytes::of(v).data),
                 None => String::new(),
             };
             ("payload", text)
         };
-        vec![Effect::Copy { what: what.into(), text }]
+        vec![Effect::Copy {
+            what: what.into(),
+            text,
+        }]
     }
 }
 

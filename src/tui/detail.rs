@@ -21,9 +21,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     let titles: Vec<&str> = Tab::ALL.iter().map(|t| t.title()).collect();
     let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
     f.render_widget(
-        Tabs::new(titles)
-            .select(selected)
-            .highlight_style(theme.pick(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED))),
+        Tabs::new(titles).select(selected).highlight_style(
+            theme.pick(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+        ),
         tabs,
     );
     let Some(l) = app.detail.as_ref().filter(|d| d.id == app.selected_id()) else {
@@ -36,7 +36,12 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         Tab::Error => error(l, theme),
         Tab::History => history(l),
     };
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.detail_scroll, 0)), body);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.detail_scroll, 0)),
+        body,
+    );
 }
 
 fn payload(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
@@ -59,14 +64,43 @@ fn payload(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
         l.state.as_str()
     ))];
     if let Some(n) = &d.note {
-        out.push(Line::styled(format!("note: {n}"), theme.pick(Style::default().fg(Color::Yellow))));
+        out.push(Line::styled(
+            format!("note: {n}"),
+            theme.pick(Style::default().fg(Color::Yellow)),
+        ));
     }
     out.push(Line::from(""));
-    for line in d.text.lines() {
-        out.push(if d.kind == Kind::Json { json_line(line, theme) } else { Line::from(line.to_string()) });
+    for line in d.text.lines().take(MAX_LINES) {
+        // Wrapping one enormous line every frame would stall the UI: cut it for display.
+        let shown: String = line.chars().take(MAX_LINE).collect();
+        let cut = shown.len() < line.len();
+        out.push(if d.kind == Kind::Json && !cut {
+            json_line(line, theme)
+        } else {
+            Line::from(shown)
+        });
+        if cut {
+            let more = line.chars().count() - MAX_LINE;
+            out.push(Line::styled(
+                format!("… {more} more characters on this line (y copies all)"),
+                theme.pick(Style::default().fg(Color::Yellow)),
+            ));
+        }
+    }
+    let lines = d.text.lines().count();
+    if lines > MAX_LINES {
+        out.push(Line::from(format!(
+            "… {} more lines (y copies all)",
+            lines - MAX_LINES
+        )));
     }
     out
 }
+
+/// Lines of payload drawn at most.
+const MAX_LINES: usize = 5000;
+/// Characters of one payload line drawn at most.
+const MAX_LINE: usize = 2000;
 
 /// Colours one line of pretty-printed JSON: keys, strings, numbers and literals.
 fn json_line(line: &str, theme: Theme) -> Line<'static> {
@@ -78,7 +112,10 @@ fn json_line(line: &str, theme: Theme) -> Line<'static> {
         _ => (None, rest),
     };
     if let Some(k) = key {
-        spans.push(Span::styled(k.to_string(), theme.pick(Style::default().fg(Color::Cyan))));
+        spans.push(Span::styled(
+            k.to_string(),
+            theme.pick(Style::default().fg(Color::Cyan)),
+        ));
         spans.push(Span::raw(":"));
     }
     let v = value.trim_end_matches(',');
@@ -100,14 +137,25 @@ fn json_line(line: &str, theme: Theme) -> Line<'static> {
 
 /// A header value for people: text, or a Spring binary number decoded, or hex.
 fn header_value(name: &str, v: &[u8]) -> String {
-    let numeric = name.ends_with("-partition") || name.ends_with("-offset") || name.ends_with("-timestamp") || name.ends_with("-attempts");
-    if let Ok(s) = std::str::from_utf8(v)
-        && !s.chars().any(char::is_control)
-    {
-        return s.to_string();
+    let numeric = name.ends_with("-partition")
+        || name.ends_with("-offset")
+        || name.ends_with("-timestamp")
+        || name.ends_with("-attempts");
+    if let Ok(s) = std::str::from_utf8(v) {
+        if !s.chars().any(char::is_control) {
+            return s.to_string();
+        }
+        let lines = s.lines().count();
+        if lines > 1 && !numeric {
+            let first: String = s.lines().next().unwrap_or("").chars().take(80).collect();
+            return format!("{first} … ({lines} lines; see the error tab)");
+        }
     }
     match (numeric, v.len()) {
-        (true, 4) => format!("{} (4-byte int)", i32::from_be_bytes([v[0], v[1], v[2], v[3]])),
+        (true, 4) => format!(
+            "{} (4-byte int)",
+            i32::from_be_bytes([v[0], v[1], v[2], v[3]])
+        ),
         (true, 8) => {
             let mut b = [0u8; 8];
             b.copy_from_slice(v);
@@ -123,14 +171,27 @@ fn header_value(name: &str, v: &[u8]) -> String {
 
 fn headers(l: &DeadLetter) -> Vec<Line<'static>> {
     if l.headers.is_empty() {
-        return vec![Line::from("no headers: the source is unknown (a plain re-publish?)")];
+        return vec![Line::from(
+            "no headers: the source is unknown (a plain re-publish?)",
+        )];
     }
-    let width = l.headers.iter().map(|h| h.name.len()).max().unwrap_or(0).min(40);
+    let width = l
+        .headers
+        .iter()
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(0)
+        .min(40);
     l.headers
         .iter()
         .map(|h| {
-            let v = h.value.as_deref().map_or_else(|| "(null)".to_string(), |v| header_value(&h.name, v));
-            let family = convention_of(&h.name).map(|c| format!("  [{c}]")).unwrap_or_default();
+            let v = h
+                .value
+                .as_deref()
+                .map_or_else(|| "(null)".to_string(), |v| header_value(&h.name, v));
+            let family = convention_of(&h.name)
+                .map(|c| format!("  [{c}]"))
+                .unwrap_or_default();
             Line::from(format!("{:<width$}  {v}{family}", h.name))
         })
         .collect()
@@ -150,15 +211,26 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
         field("reason", Some(f.reason.as_str().to_string())),
         field("attempts", f.attempts.map(|a| a.to_string())),
         field("processor", f.processor.clone()),
-        field("source topic", s.topic.clone().or(Some("unknown (no convention header)".into()))),
+        field(
+            "source topic",
+            s.topic
+                .clone()
+                .or(Some("unknown (no convention header)".into())),
+        ),
         field("partition", s.partition.map(|p| p.to_string())),
         field("offset", s.offset.map(|o| o.to_string())),
         field("timestamp", s.timestamp_ms.and_then(rfc3339)),
         field("group", s.consumer_group.clone()),
-        field("written by", (!f.conventions.is_empty()).then(|| f.conventions.join(", "))),
+        field(
+            "written by",
+            (!f.conventions.is_empty()).then(|| f.conventions.join(", ")),
+        ),
     ];
     for n in &f.notes {
-        out.push(Line::styled(format!("note: {n}"), theme.pick(Style::default().fg(Color::Yellow))));
+        out.push(Line::styled(
+            format!("note: {n}"),
+            theme.pick(Style::default().fg(Color::Yellow)),
+        ));
     }
     if let Some(trace) = &f.stack_trace {
         out.push(Line::from(""));
@@ -171,14 +243,20 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
             }
             marked |= app_frame;
             out.push(if app_frame {
-                Line::styled(format!("▶ {line}"), theme.pick(Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)))
+                Line::styled(
+                    format!("▶ {line}"),
+                    theme.pick(Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)),
+                )
             } else {
                 Line::from(format!("  {line}"))
             });
         }
         let total = trace.lines().count();
         if total > 12 {
-            out.push(Line::from(format!("  … {} more frames (y copies the letter)", total - 12)));
+            out.push(Line::from(format!(
+                "  … {} more frames (y copies the letter)",
+                total - 12
+            )));
         }
     }
     out
@@ -186,14 +264,34 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
 
 /// A stack frame of the application rather than a framework or the runtime.
 fn is_app_frame(line: &str) -> bool {
-    const LIBRARY: &[&str] = &["java.", "javax.", "jdk.", "sun.", "org.springframework.", "org.apache.kafka.", "kotlin.", "scala.", "io.micrometer.", "reactor.", "std::", "core::", "tokio::", "<frozen", "site-packages", "/usr/lib/python"];
+    const LIBRARY: &[&str] = &[
+        "java.",
+        "javax.",
+        "jdk.",
+        "sun.",
+        "org.springframework.",
+        "org.apache.kafka.",
+        "kotlin.",
+        "scala.",
+        "io.micrometer.",
+        "reactor.",
+        "std::",
+        "core::",
+        "tokio::",
+        "<frozen",
+        "site-packages",
+        "/usr/lib/python",
+    ];
     let t = line.trim_start().trim_start_matches("at ");
     !t.is_empty() && !t.starts_with("...") && !LIBRARY.iter().any(|p| t.contains(p))
 }
 
 fn history(l: &DeadLetter) -> Vec<Line<'static>> {
     if l.history.is_empty() {
-        return vec![Line::from(format!("not replayed (state: {})", l.state.as_str()))];
+        return vec![Line::from(format!(
+            "not replayed (state: {})",
+            l.state.as_str()
+        ))];
     }
     l.history
         .iter()

@@ -19,25 +19,120 @@ pub struct Binding {
 
 /// Every binding outside dialogs, in help order.
 pub const KEYS: &[Binding] = &[
-    Binding { keys: "j ↓", desc: "next letter (scroll in detail)", action: || Action::Down, codes: &[KeyCode::Char('j'), KeyCode::Down] },
-    Binding { keys: "k ↑", desc: "previous letter (scroll in detail)", action: || Action::Up, codes: &[KeyCode::Char('k'), KeyCode::Up] },
-    Binding { keys: "g Home", desc: "first letter", action: || Action::Top, codes: &[KeyCode::Char('g'), KeyCode::Home] },
-    Binding { keys: "G End", desc: "last letter", action: || Action::Bottom, codes: &[KeyCode::Char('G'), KeyCode::End] },
-    Binding { keys: "PgUp", desc: "page up", action: || Action::PageUp, codes: &[KeyCode::PageUp] },
-    Binding { keys: "PgDn", desc: "page down", action: || Action::PageDown, codes: &[KeyCode::PageDown] },
-    Binding { keys: "enter", desc: "open the letter / back to the list", action: || Action::Open, codes: &[KeyCode::Enter] },
-    Binding { keys: "esc", desc: "back, close a dialog", action: || Action::Back, codes: &[KeyCode::Esc] },
-    Binding { keys: "tab l", desc: "next detail tab", action: || Action::NextTab, codes: &[KeyCode::Tab, KeyCode::Char('l')] },
-    Binding { keys: "S-tab h", desc: "previous detail tab", action: || Action::PrevTab, codes: &[KeyCode::BackTab, KeyCode::Char('h')] },
-    Binding { keys: "/", desc: "filter (esc in the line cancels)", action: || Action::Filter, codes: &[KeyCode::Char('/')] },
-    Binding { keys: "o", desc: "newest first ⇄ oldest first", action: || Action::ToggleOrder, codes: &[KeyCode::Char('o')] },
-    Binding { keys: "f", desc: "follow the live tail", action: || Action::ToggleFollow, codes: &[KeyCode::Char('f')] },
-    Binding { keys: "r", desc: "replay the letter (asks first)", action: || Action::Replay, codes: &[KeyCode::Char('r')] },
-    Binding { keys: "x", desc: "mark resolved without replaying (asks first)", action: || Action::Resolve, codes: &[KeyCode::Char('x')] },
-    Binding { keys: "y", desc: "copy the payload", action: || Action::CopyPayload, codes: &[KeyCode::Char('y')] },
-    Binding { keys: "Y", desc: "copy the whole letter as JSON", action: || Action::CopyLetter, codes: &[KeyCode::Char('Y')] },
-    Binding { keys: "?", desc: "this help", action: || Action::Help, codes: &[KeyCode::Char('?')] },
-    Binding { keys: "q", desc: "quit", action: || Action::Quit, codes: &[KeyCode::Char('q')] },
+    Binding {
+        keys: "j ↓",
+        desc: "next letter (scroll in detail)",
+        action: || Action::Down,
+        codes: &[KeyCode::Char('j'), KeyCode::Down],
+    },
+    Binding {
+        keys: "k ↑",
+        desc: "previous letter (scroll in detail)",
+        action: || Action::Up,
+        codes: &[KeyCode::Char('k'), KeyCode::Up],
+    },
+    Binding {
+        keys: "g Home",
+        desc: "first letter",
+        action: || Action::Top,
+        codes: &[KeyCode::Char('g'), KeyCode::Home],
+    },
+    Binding {
+        keys: "G End",
+        desc: "last letter",
+        action: || Action::Bottom,
+        codes: &[KeyCode::Char('G'), KeyCode::End],
+    },
+    Binding {
+        keys: "PgUp",
+        desc: "page up",
+        action: || Action::PageUp,
+        codes: &[KeyCode::PageUp],
+    },
+    Binding {
+        keys: "PgDn",
+        desc: "page down",
+        action: || Action::PageDown,
+        codes: &[KeyCode::PageDown],
+    },
+    Binding {
+        keys: "enter",
+        desc: "open the letter / back to the list",
+        action: || Action::Open,
+        codes: &[KeyCode::Enter],
+    },
+    Binding {
+        keys: "esc",
+        desc: "back, close a dialog",
+        action: || Action::Back,
+        codes: &[KeyCode::Esc],
+    },
+    Binding {
+        keys: "tab l",
+        desc: "next detail tab",
+        action: || Action::NextTab,
+        codes: &[KeyCode::Tab, KeyCode::Char('l')],
+    },
+    Binding {
+        keys: "S-tab h",
+        desc: "previous detail tab",
+        action: || Action::PrevTab,
+        codes: &[KeyCode::BackTab, KeyCode::Char('h')],
+    },
+    Binding {
+        keys: "/",
+        desc: "filter (esc in the line cancels)",
+        action: || Action::Filter,
+        codes: &[KeyCode::Char('/')],
+    },
+    Binding {
+        keys: "o",
+        desc: "newest first ⇄ oldest first",
+        action: || Action::ToggleOrder,
+        codes: &[KeyCode::Char('o')],
+    },
+    Binding {
+        keys: "f",
+        desc: "follow the live tail",
+        action: || Action::ToggleFollow,
+        codes: &[KeyCode::Char('f')],
+    },
+    Binding {
+        keys: "r",
+        desc: "replay the letter (asks first)",
+        action: || Action::Replay,
+        codes: &[KeyCode::Char('r')],
+    },
+    Binding {
+        keys: "x",
+        desc: "mark resolved without replaying (asks first)",
+        action: || Action::Resolve,
+        codes: &[KeyCode::Char('x')],
+    },
+    Binding {
+        keys: "y",
+        desc: "copy the payload",
+        action: || Action::CopyPayload,
+        codes: &[KeyCode::Char('y')],
+    },
+    Binding {
+        keys: "Y",
+        desc: "copy the whole letter as JSON",
+        action: || Action::CopyLetter,
+        codes: &[KeyCode::Char('Y')],
+    },
+    Binding {
+        keys: "?",
+        desc: "this help",
+        action: || Action::Help,
+        codes: &[KeyCode::Char('?')],
+    },
+    Binding {
+        keys: "q",
+        desc: "quit",
+        action: || Action::Quit,
+        codes: &[KeyCode::Char('q')],
+    },
 ];
 
 /// The action for `key`; in a dialog, typed characters are input.
@@ -54,7 +149,9 @@ pub fn action_for(key: KeyEvent, in_dialog: bool) -> Option<Action> {
             _ => None,
         };
     }
-    KEYS.iter().find(|b| b.codes.contains(&key.code)).map(|b| (b.action)())
+    KEYS.iter()
+        .find(|b| b.codes.contains(&key.code))
+        .map(|b| (b.action)())
 }
 
 #[cfg(test)]
@@ -67,10 +164,22 @@ mod tests {
 
     #[test]
     fn keys_map_to_actions_and_dialogs_take_text() {
-        assert!(matches!(action_for(key(KeyCode::Char('j')), false), Some(Action::Down)));
-        assert!(matches!(action_for(key(KeyCode::Char('q')), false), Some(Action::Quit)));
-        assert!(matches!(action_for(key(KeyCode::Char('q')), true), Some(Action::Input('q'))));
-        assert!(matches!(action_for(key(KeyCode::Esc), true), Some(Action::Back)));
+        assert!(matches!(
+            action_for(key(KeyCode::Char('j')), false),
+            Some(Action::Down)
+        ));
+        assert!(matches!(
+            action_for(key(KeyCode::Char('q')), false),
+            Some(Action::Quit)
+        ));
+        assert!(matches!(
+            action_for(key(KeyCode::Char('q')), true),
+            Some(Action::Input('q'))
+        ));
+        assert!(matches!(
+            action_for(key(KeyCode::Esc), true),
+            Some(Action::Back)
+        ));
         assert!(action_for(key(KeyCode::F(5)), false).is_none());
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert!(matches!(action_for(ctrl_c, true), Some(Action::Quit)));

@@ -9,3 +9,6 @@ pub mod keymap;
 pub mod runner;
 pub mod terminal;
 pub mod view;
+
+#[cfg(test)]
+mod snapshot_tests;

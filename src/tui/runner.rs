@@ -32,10 +32,22 @@ const FRAME: Duration = Duration::from_millis(16);
 /// Runs the TUI on `target` until the user quits.
 pub async fn run(target: Target) -> anyhow::Result<()> {
     let opened = target.dlq.open().await?;
-    let policy = ReplayPolicy { read_only: target.read_only, dlq_topic: target.dlq.topic(), keep_headers: Vec::new() };
+    let policy = ReplayPolicy {
+        read_only: target.read_only,
+        dlq_topic: target.dlq.topic(),
+        keep_headers: Vec::new(),
+    };
     let cluster = target.dlq.replay_cluster().ok();
     let replayer = match &cluster {
-        Some(c) => Some(KafkaReplayer::open(c.clone(), policy, target.audit.clone(), opened.ledger.clone()).await?),
+        Some(c) => Some(
+            KafkaReplayer::open(
+                c.clone(),
+                policy,
+                target.audit.clone(),
+                opened.ledger.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let io = Io {
@@ -156,7 +168,9 @@ impl Io {
                     let a = async {
                         let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
                         let r = replayer.lock().await;
-                        let r = r.as_ref().ok_or("replaying MongoDB letters needs --kafka BROKERS")?;
+                        let r = r
+                            .as_ref()
+                            .ok_or("replaying MongoDB letters needs --kafka BROKERS")?;
                         r.plan(&l, None, None, false).map_err(|e| e.to_string())
                     };
                     let action = match a.await {
@@ -172,14 +186,21 @@ impl Io {
                     let result = async {
                         let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
                         let mut r = replayer.lock().await;
-                        let r = r.as_mut().ok_or("replaying MongoDB letters needs --kafka BROKERS")?;
-                        r.replay(&l, Some(&topic), None, false).await.map_err(|e| e.to_string())
+                        let r = r
+                            .as_mut()
+                            .ok_or("replaying MongoDB letters needs --kafka BROKERS")?;
+                        r.replay(&l, Some(&topic), None, false)
+                            .await
+                            .map_err(|e| e.to_string())
                     };
                     let a = match result.await {
                         Ok(done) => Action::Done {
                             id,
                             state: LetterState::Replayed,
-                            message: format!("replayed to {}:{}@{}", done.plan.topic, done.partition, done.offset),
+                            message: format!(
+                                "replayed to {}:{}@{}",
+                                done.plan.topic, done.partition, done.offset
+                            ),
                         },
                         Err(e) => Action::Notice(format!("replay failed: {e}")),
                     };
@@ -196,7 +217,11 @@ impl Io {
                         r.resolve(&l).await.map_err(|e| e.to_string())
                     };
                     let a = match result.await {
-                        Ok(()) => Action::Done { state: LetterState::Resolved, message: format!("{id} resolved"), id },
+                        Ok(()) => Action::Done {
+                            state: LetterState::Resolved,
+                            message: format!("{id} resolved"),
+                            id,
+                        },
                         Err(e) => Action::Notice(format!("resolve failed: {e}")),
                     };
                     let _ = tx.send(a).await;
@@ -205,7 +230,12 @@ impl Io {
             Effect::Copy { what, text } => {
                 tokio::spawn(async move {
                     let how = copy(&text);
-                    let _ = tx.send(Action::Notice(format!("copied the {what} ({} bytes) {how}", text.len()))).await;
+                    let _ = tx
+                        .send(Action::Notice(format!(
+                            "copied the {what} ({} bytes) {how}",
+                            text.len()
+                        )))
+                        .await;
                 });
             }
         }
@@ -214,8 +244,15 @@ impl Io {
 
 /// Reads the DLQ from the beginning and keeps following it, forwarding the letters
 /// that match `filter` stamped with `generation`.
-async fn stream(source: Arc<dyn DeadLetterSource>, generation: u64, filter: Option<String>, tx: mpsc::Sender<Action>) {
-    let f = filter.as_deref().and_then(|q| Filter::parse(q, chrono::Utc::now().timestamp_millis()).ok());
+async fn stream(
+    source: Arc<dyn DeadLetterSource>,
+    generation: u64,
+    filter: Option<String>,
+    tx: mpsc::Sender<Action>,
+) {
+    let f = filter
+        .as_deref()
+        .and_then(|q| Filter::parse(q, chrono::Utc::now().timestamp_millis()).ok());
     let (etx, mut erx) = mpsc::channel(8);
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, true, etx).await });
     while let Some(ev) = erx.recv().await {
@@ -224,7 +261,10 @@ async fn stream(source: Arc<dyn DeadLetterSource>, generation: u64, filter: Opti
                 if let Some(f) = &f {
                     v.retain(|l| f.matches(l));
                 }
-                Action::Letters { generation, letters: v }
+                Action::Letters {
+                    generation,
+                    letters: v,
+                }
             }
             SourceEvent::CaughtUp { .. } => Action::CaughtUp { generation },
             SourceEvent::Notice(n) => Action::Notice(n),
@@ -234,15 +274,22 @@ async fn stream(source: Arc<dyn DeadLetterSource>, generation: u64, filter: Opti
         }
     }
     if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(1), reader).await {
-        let _ = tx.send(Action::Notice(format!("reading stopped: {e}"))).await;
+        let _ = tx
+            .send(Action::Notice(format!("reading stopped: {e}")))
+            .await;
     }
 }
 
 /// Puts `text` on the clipboard: the system clipboard where a display exists, else an
 /// OSC 52 sequence (works over ssh, wrapped for tmux). Says which.
 fn copy(text: &str) -> &'static str {
-    let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    if display && arboard::Clipboard::new().and_then(|mut c| c.set_text(text.to_string())).is_ok() {
+    let display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if display
+        && arboard::Clipboard::new()
+            .and_then(|mut c| c.set_text(text.to_string()))
+            .is_ok()
+    {
         return "to the system clipboard";
     }
     let b64 = base64::engine::general_purpose::STANDARD.encode(text);
@@ -253,7 +300,11 @@ fn copy(text: &str) -> &'static str {
         osc
     };
     let mut out = std::io::stdout();
-    if out.write_all(seq.as_bytes()).and_then(|()| out.flush()).is_ok() {
+    if out
+        .write_all(seq.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
+    {
         "through the terminal (OSC 52)"
     } else {
         "nowhere: the terminal could not be written"

@@ -24,7 +24,9 @@ pub struct Theme {
 impl Theme {
     /// From the environment.
     pub fn from_env() -> Self {
-        Theme { color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
+        Theme {
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
     }
 
     /// `s` when colors are on, the plain style otherwise.
@@ -43,7 +45,12 @@ impl Theme {
 
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
-    let [top, body, bottom] = Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(f.area());
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
     f.render_widget(Paragraph::new(header(app, theme)), top);
     match app.screen {
         Screen::List => list(f, app, body, theme),
@@ -57,9 +64,15 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
 }
 
 fn header(app: &App, theme: Theme) -> Line<'static> {
-    let mut spans = vec![Span::styled("morgue ", theme.pick(Style::default().add_modifier(Modifier::BOLD)))];
+    let mut spans = vec![Span::styled(
+        "morgue ",
+        theme.pick(Style::default().add_modifier(Modifier::BOLD)),
+    )];
     if app.read_only {
-        spans.push(Span::styled("READ-ONLY ", theme.pick(Style::default().fg(Color::Black).bg(Color::Yellow))));
+        spans.push(Span::styled(
+            "READ-ONLY ",
+            theme.pick(Style::default().fg(Color::Black).bg(Color::Yellow)),
+        ));
     }
     spans.push(Span::raw(app.dlq.clone()));
     let loaded = app.store.len();
@@ -70,10 +83,22 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
     };
     spans.push(Span::raw(count));
     if !app.filter.is_empty() {
-        spans.push(Span::styled(format!("  /{}", app.filter), theme.pick(Style::default().fg(Color::Cyan))));
+        spans.push(Span::styled(
+            format!("  /{}", app.filter),
+            theme.pick(Style::default().fg(Color::Cyan)),
+        ));
     }
-    let state = if !app.caught_up { "  loading" } else if app.follow { "  live ●" } else { "  live" };
-    spans.push(Span::styled(state, theme.pick(Style::default().fg(Color::Green))));
+    let state = if !app.caught_up {
+        "  loading"
+    } else if app.follow {
+        "  live ●"
+    } else {
+        "  live"
+    };
+    spans.push(Span::styled(
+        state,
+        theme.pick(Style::default().fg(Color::Green)),
+    ));
     Line::from(spans)
 }
 
@@ -82,7 +107,7 @@ pub fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -92,9 +117,15 @@ pub fn group(n: u64) -> String {
 
 fn status(app: &App, theme: Theme) -> Line<'static> {
     if let Some(Dialog::Filter { input, error }) = &app.dialog {
-        let mut spans = vec![Span::raw(format!("/{input}")), Span::styled("▏", theme.pick(Style::default().fg(Color::Cyan)))];
+        let mut spans = vec![
+            Span::raw(format!("/{input}")),
+            Span::styled("▏", theme.pick(Style::default().fg(Color::Cyan))),
+        ];
         if let Some(e) = error {
-            spans.push(Span::styled(format!("  {e}"), theme.pick(Style::default().fg(Color::Red))));
+            spans.push(Span::styled(
+                format!("  {e}"),
+                theme.pick(Style::default().fg(Color::Red)),
+            ));
         }
         return Line::from(spans);
     }
@@ -125,7 +156,11 @@ fn key_text(r: &IndexRow) -> String {
     if r.flags & FLAG_NULL_KEY != 0 {
         return "(null)".into();
     }
-    let end = r.key_prefix.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let end = r
+        .key_prefix
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |i| i + 1);
     let bytes = &r.key_prefix[..end];
     // Only 8 bytes are kept per row; a full prefix may have been cut.
     let more = if end == r.key_prefix.len() { "…" } else { "" };
@@ -137,7 +172,11 @@ fn key_text(r: &IndexRow) -> String {
 
 fn short_error(e: Option<&str>) -> String {
     let e = e.unwrap_or("-");
-    if e.contains(' ') { e.to_string() } else { e.rsplit(['.', ':']).next().unwrap_or(e).to_string() }
+    if e.contains(' ') {
+        e.to_string()
+    } else {
+        e.rsplit(['.', ':']).next().unwrap_or(e).to_string()
+    }
 }
 
 fn state_style(s: LetterState, theme: Theme) -> Style {
@@ -166,7 +205,9 @@ fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     let wide = area.width >= 100;
     let mut rows = Vec::with_capacity(rows_visible);
     for i in app.scroll..(app.scroll + rows_visible).min(app.store.len()) {
-        let Some(r) = app.position(i).and_then(|p| app.store.row(p)) else { continue };
+        let Some(r) = app.position(i).and_then(|p| app.store.row(p)) else {
+            continue;
+        };
         let mut cells = vec![
             time(r.dlq_ts_ms),
             app.store.topic(r).unwrap_or("?").to_string(),
@@ -180,10 +221,19 @@ fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         let mut row: Vec<ratatui::widgets::Cell> = cells.into_iter().map(Into::into).collect();
         row.push(state.into());
         row.push(size(r.size).into());
-        let style = if i == app.selected { theme.selected() } else { Style::default() };
+        let style = if i == app.selected {
+            theme.selected()
+        } else {
+            Style::default()
+        };
         rows.push(Row::new(row).style(style));
     }
-    let mut widths = vec![Constraint::Length(14), Constraint::Length(16), Constraint::Length(10), Constraint::Fill(1)];
+    let mut widths = vec![
+        Constraint::Length(14),
+        Constraint::Length(16),
+        Constraint::Length(10),
+        Constraint::Fill(1),
+    ];
     let mut titles = vec!["TIME", "SOURCE", "KEY", "ERROR"];
     if wide {
         widths.push(Constraint::Length(21));
@@ -196,49 +246,82 @@ fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
 }
 
 fn help(f: &mut Frame, area: Rect) {
-    let mut lines = vec![Line::from("Keys (this screen is generated from the key map)"), Line::from("")];
+    let mut lines = vec![
+        Line::from("Keys (this screen is generated from the key map)"),
+        Line::from(""),
+    ];
     for b in KEYS {
         lines.push(Line::from(format!("  {:<10} {}", b.keys, b.desc)));
     }
     lines.push(Line::from(""));
-    lines.push(Line::from("Filter: key:ABC*  topic:trades  error:Timeout  reason:expired  state:new"));
-    lines.push(Line::from("        header.NAME:v  $.price<0  since:15m  /regex/  text  -negate  a or b"));
+    lines.push(Line::from(
+        "Filter: key:ABC*  topic:trades  error:Timeout  reason:expired  state:new",
+    ));
+    lines.push(Line::from(
+        "        header.NAME:v  $.price<0  since:15m  /regex/  text  -negate  a or b",
+    ));
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
-    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
 }
 
 fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
     let (title, lines): (&str, Vec<Line>) = match d {
         Dialog::Filter { .. } => return,
-        Dialog::Planning(id) => ("replay", vec![Line::from(format!("planning the replay of {id}…"))]),
-        Dialog::ConfirmResolve(id) => ("resolve", vec![
-            Line::from(format!("Mark {id} resolved without replaying it?")),
-            Line::from("It is recorded in the ledger and the audit log."),
-            Line::from(""),
-            Line::from("enter: resolve   esc: cancel"),
-        ]),
+        Dialog::Planning(id) => (
+            "replay",
+            vec![Line::from(format!("planning the replay of {id}…"))],
+        ),
+        Dialog::ConfirmResolve(id) => (
+            "resolve",
+            vec![
+                Line::from(format!("Mark {id} resolved without replaying it?")),
+                Line::from("It is recorded in the ledger and the audit log."),
+                Line::from(""),
+                Line::from("enter: resolve   esc: cancel"),
+            ],
+        ),
         Dialog::ConfirmReplay { plan, id, typed } => {
             let sent: Vec<&str> = plan.headers.iter().map(|h| h.name.as_str()).collect();
             let stripped: Vec<String> = plan.stripped.iter().map(|(n, _)| n.clone()).collect();
             let preview = plan
                 .value
                 .as_deref()
-                .map(|v| String::from_utf8_lossy(&v[..v.len().min(60)]).replace(char::is_control, " "))
+                .map(|v| {
+                    String::from_utf8_lossy(&v[..v.len().min(60)]).replace(char::is_control, " ")
+                })
                 .unwrap_or_else(|| "(null)".into());
             let mut l = vec![
                 Line::from(format!("Replay {id} to topic '{}'", plan.topic)),
-                Line::from(format!("payload ({}): {preview}", if plan.edited { "edited" } else { "original" })),
+                Line::from(format!(
+                    "payload ({}): {preview}",
+                    if plan.edited { "edited" } else { "original" }
+                )),
                 Line::from(format!("headers sent: {}", sent.join(", "))),
-                Line::from(format!("stripped: {}", if stripped.is_empty() { "none".into() } else { stripped.join(", ") })),
+                Line::from(format!(
+                    "stripped: {}",
+                    if stripped.is_empty() {
+                        "none".into()
+                    } else {
+                        stripped.join(", ")
+                    }
+                )),
                 Line::from(""),
             ];
             if app.production {
-                l.push(Line::styled(format!("production: type '{}' and press enter", plan.topic), theme.pick(Style::default().fg(Color::Red))));
+                l.push(Line::styled(
+                    format!("production: type '{}' and press enter", plan.topic),
+                    theme.pick(Style::default().fg(Color::Red)),
+                ));
                 l.push(Line::from(format!("> {typed}")));
             } else {
                 l.push(Line::from("enter: replay   esc: cancel"));
@@ -246,8 +329,16 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             ("replay", l)
         }
     };
-    let area = centered(f.area(), 76, lines.len() as u16 + 2);
+    // Room for the lines as they wrap inside the box.
+    let inner = usize::from(f.area().width.min(76).saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let area = centered(f.area(), 76, u16::try_from(rows + 2).unwrap_or(u16::MAX));
     f.render_widget(Clear, area);
-    let block = Block::default().borders(Borders::ALL).title(format!(" {title} "));
-    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: true }), area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" {title} "));
+    f.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
+        area,
+    );
 }

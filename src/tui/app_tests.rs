@@ -1,0 +1,256 @@
+//! `App::update` without a terminal: navigation, the filter line, the replay and
+//! resolve flows, and engine events.
+
+use super::*;
+use crate::engine::Headers;
+use crate::engine::replay::{ReplayPolicy, plan};
+
+fn letter(offset: i64) -> DeadLetter {
+    let mut h = Headers::default();
+    h.push("kafka_dlt-original-topic", "trades");
+    h.push("kafka_dlt-exception-fqcn", "x.Boom");
+    DeadLetter::from_record(
+        Some(LetterId::Kafka {
+            partition: 0,
+            offset,
+        }),
+        Some(1_795_000_000_000 + offset),
+        Some(format!("K{offset}").into_bytes()),
+        Some(format!("{{\"n\":{offset}}}").into_bytes()),
+        h,
+    )
+}
+
+/// An app that has read `n` letters in its first stream.
+fn loaded(n: i64) -> App {
+    let mut app = App::new("kafka://b/dlq".into(), false, false);
+    let effects = app.start();
+    assert_eq!(
+        effects,
+        vec![Effect::Stream {
+            generation: 1,
+            filter: None
+        }]
+    );
+    app.update(Action::Resize(5));
+    app.update(Action::Letters {
+        generation: 1,
+        letters: (0..n).map(letter).collect(),
+    });
+    app.update(Action::CaughtUp { generation: 1 });
+    app
+}
+
+fn selected_offset(app: &App) -> i64 {
+    match app.selected_id() {
+        Some(LetterId::Kafka { offset, .. }) => offset,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn navigation_is_newest_first_and_pages() {
+    let mut app = loaded(20);
+    assert_eq!(selected_offset(&app), 19, "newest first");
+    app.update(Action::Down);
+    assert_eq!(selected_offset(&app), 18);
+    app.update(Action::PageDown);
+    assert_eq!(selected_offset(&app), 13);
+    assert_eq!(app.scroll, 2, "the selection stays on screen");
+    app.update(Action::Bottom);
+    assert_eq!(selected_offset(&app), 0);
+    app.update(Action::Down);
+    assert_eq!(selected_offset(&app), 0, "stops at the end");
+    app.update(Action::Top);
+    assert_eq!((selected_offset(&app), app.scroll), (19, 0));
+    app.update(Action::ToggleOrder);
+    assert_eq!(selected_offset(&app), 0, "oldest first");
+    app.update(Action::Quit);
+    assert!(app.quit);
+}
+
+#[test]
+fn following_keeps_the_newest_selected_and_not_following_keeps_the_row() {
+    let mut app = loaded(5);
+    app.update(Action::Letters {
+        generation: 1,
+        letters: vec![letter(5)],
+    });
+    assert_eq!(selected_offset(&app), 5);
+    app.update(Action::ToggleFollow);
+    app.update(Action::Down);
+    assert_eq!(selected_offset(&app), 4);
+    app.update(Action::Letters {
+        generation: 1,
+        letters: vec![letter(6), letter(7)],
+    });
+    assert_eq!(selected_offset(&app), 4, "the same letter stays selected");
+}
+
+#[test]
+fn stale_stream_generations_are_dropped() {
+    let mut app = loaded(3);
+    app.update(Action::Filter);
+    for c in "key:K1".chars() {
+        app.update(Action::Input(c));
+    }
+    let effects = app.update(Action::Submit);
+    assert_eq!(
+        effects,
+        vec![Effect::Stream {
+            generation: 2,
+            filter: Some("key:K1".into())
+        }]
+    );
+    assert_eq!(app.store.len(), 0);
+    app.update(Action::Letters {
+        generation: 1,
+        letters: vec![letter(9)],
+    });
+    assert_eq!(app.store.len(), 0, "a letter from the old stream");
+    app.update(Action::Letters {
+        generation: 2,
+        letters: vec![letter(1)],
+    });
+    assert_eq!(app.store.len(), 1);
+    assert_eq!(app.filter, "key:K1");
+}
+
+#[test]
+fn filter_errors_show_in_place_and_submit_nothing() {
+    let mut app = loaded(3);
+    app.update(Action::Filter);
+    for c in "reason:bored".chars() {
+        app.update(Action::Input(c));
+    }
+    let Some(Dialog::Filter { error: Some(e), .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert!(e.contains("unknown reason 'bored'"), "{e}");
+    assert!(app.update(Action::Submit).is_empty());
+    assert!(
+        matches!(app.dialog, Some(Dialog::Filter { .. })),
+        "stays open to fix"
+    );
+    app.update(Action::Back);
+    assert!(app.dialog.is_none());
+    assert_eq!(app.store.len(), 3, "nothing was restarted");
+}
+
+#[test]
+fn opening_fetches_unless_cached() {
+    let mut app = loaded(30);
+    let effects = app.update(Action::Open);
+    assert_eq!(
+        effects,
+        vec![Effect::Fetch(LetterId::Kafka {
+            partition: 0,
+            offset: 29
+        })]
+    );
+    assert_eq!(app.screen, Screen::Detail);
+    app.update(Action::Fetched(Box::new(letter(29))));
+    assert_eq!(
+        app.detail.as_ref().and_then(|d| d.id.clone()),
+        app.selected_id()
+    );
+    app.update(Action::NextTab);
+    assert_eq!(app.tab, Tab::Headers);
+    app.update(Action::PrevTab);
+    app.update(Action::PrevTab);
+    assert_eq!(app.tab, Tab::History);
+    app.update(Action::Back);
+    assert_eq!(app.screen, Screen::List);
+    assert!(app.update(Action::Open).is_empty(), "cached now");
+}
+
+fn planned(app: &App) -> Box<ReplayPlan> {
+    let mut l = letter(selected_offset(app));
+    l.id = app.selected_id();
+    let policy = ReplayPolicy {
+        dlq_topic: "dlq".into(),
+        ..ReplayPolicy::default()
+    };
+    Box::new(plan(&l, None, None, &policy, "rid".into(), false).unwrap())
+}
+
+#[test]
+fn replay_is_planned_confirmed_then_sent() {
+    let mut app = loaded(3);
+    let id = app.selected_id().unwrap();
+    assert_eq!(
+        app.update(Action::Replay),
+        vec![Effect::PlanReplay(id.clone())]
+    );
+    app.update(Action::Planned(planned(&app)));
+    assert!(matches!(app.dialog, Some(Dialog::ConfirmReplay { .. })));
+    let effects = app.update(Action::Submit);
+    assert_eq!(
+        effects,
+        vec![Effect::Replay {
+            id: id.clone(),
+            topic: "trades".into()
+        }]
+    );
+    app.update(Action::Done {
+        id: id.clone(),
+        state: LetterState::Replayed,
+        message: "replayed to trades:0@7".into(),
+    });
+    let pos = app.store.find(&id).unwrap();
+    assert_eq!(app.store.row(pos).unwrap().state, LetterState::Replayed);
+    assert_eq!(app.status, "replayed to trades:0@7");
+}
+
+#[test]
+fn production_replays_need_the_topic_typed() {
+    let mut app = loaded(3);
+    app.production = true;
+    app.update(Action::Replay);
+    app.update(Action::Planned(planned(&app)));
+    assert!(app.update(Action::Submit).is_empty());
+    assert!(app.status.contains("type 'trades'"), "{}", app.status);
+    for c in "trades".chars() {
+        app.update(Action::Input(c));
+    }
+    assert_eq!(app.update(Action::Submit).len(), 1);
+}
+
+#[test]
+fn read_only_refuses_writes_and_esc_cancels() {
+    let mut app = loaded(2);
+    app.read_only = true;
+    assert!(app.update(Action::Replay).is_empty());
+    assert!(app.update(Action::Resolve).is_empty());
+    assert!(app.status.contains("read-only"), "{}", app.status);
+    app.read_only = false;
+    app.update(Action::Resolve);
+    assert!(matches!(app.dialog, Some(Dialog::ConfirmResolve(_))));
+    assert!(app.update(Action::Back).is_empty());
+    assert!(app.dialog.is_none());
+    app.update(Action::Resolve);
+    assert!(matches!(
+        app.update(Action::Submit).as_slice(),
+        [Effect::Resolve(_)]
+    ));
+}
+
+#[test]
+fn copying_needs_the_letter_open() {
+    let mut app = loaded(2);
+    assert!(app.update(Action::CopyPayload).is_empty());
+    app.update(Action::Open);
+    app.update(Action::Fetched(Box::new(letter(1))));
+    let effects = app.update(Action::CopyPayload);
+    assert_eq!(
+        effects,
+        vec![Effect::Copy {
+            what: "payload".into(),
+            text: "{\"n\":1}".into()
+        }]
+    );
+    let Some(Effect::Copy { text, .. }) = app.update(Action::CopyLetter).pop() else {
+        panic!()
+    };
+    assert!(text.contains("\"id\": \"0:1\""), "{text}");
+}

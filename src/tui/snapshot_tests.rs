@@ -1,0 +1,204 @@
+//! Screens rendered into ratatui's `TestBackend` at 80×24 and compared with the
+//! snapshots under `src/tui/snapshots/` (insta). Colours are off, as with NO_COLOR.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::app::{Action, App, Dialog, Screen, Tab};
+use super::view::{Theme, draw};
+use crate::engine::replay::{ReplayPolicy, plan};
+use crate::engine::{DeadLetter, Headers, LetterId};
+
+const NO_COLOR: Theme = Theme { color: false };
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    t.draw(|f| draw(f, app, NO_COLOR)).expect("draw");
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let line: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn spring(offset: i64, value: &[u8]) -> DeadLetter {
+    let mut h = Headers::default();
+    h.push("kafka_dlt-original-topic", "trades");
+    h.push("kafka_dlt-original-partition", 2i32.to_be_bytes());
+    h.push("kafka_dlt-original-offset", (1000 + offset).to_be_bytes());
+    h.push(
+        "kafka_dlt-original-timestamp",
+        1_732_700_000_000i64.to_be_bytes(),
+    );
+    h.push(
+        "kafka_dlt-exception-fqcn",
+        "com.acme.trades.ValidationException",
+    );
+    h.push("kafka_dlt-exception-message", "price must be positive: -3");
+    h.push(
+        "kafka_dlt-exception-stacktrace",
+        "com.acme.trades.ValidationException: price must be positive\n\tat org.springframework.kafka.listener.X.invoke(X.java:10)\n\tat com.acme.trades.PriceCheck.validate(PriceCheck.java:42)\n\tat java.base/java.lang.Thread.run(Thread.java:840)",
+    );
+    DeadLetter::from_record(
+        Some(LetterId::Kafka {
+            partition: 0,
+            offset,
+        }),
+        Some(1_795_000_000_000 + offset * 1000),
+        Some(format!("T-{offset}").into_bytes()),
+        Some(value.to_vec()),
+        h,
+    )
+}
+
+fn app_with(letters: Vec<DeadLetter>) -> App {
+    let mut app = App::new("kafka://127.0.0.1:9092/trades.DLT".into(), false, false);
+    app.start();
+    app.update(Action::Resize(21));
+    app.update(Action::Total(letters.len() as u64));
+    app.update(Action::Letters {
+        generation: 1,
+        letters,
+    });
+    app.update(Action::CaughtUp { generation: 1 });
+    app
+}
+
+fn opened(value: &[u8]) -> App {
+    let mut app = app_with(vec![spring(1, value)]);
+    app.update(Action::Open);
+    app.update(Action::Fetched(Box::new(spring(1, value))));
+    app
+}
+
+#[test]
+fn list() {
+    let letters = (0..30).map(|i| spring(i, br#"{"price": -3}"#)).collect();
+    insta::assert_snapshot!(render(&app_with(letters), 80, 24));
+}
+
+#[test]
+fn list_wide_with_reason_column() {
+    let letters = (0..3).map(|i| spring(i, b"{}")).collect();
+    insta::assert_snapshot!(render(&app_with(letters), 110, 8));
+}
+
+#[test]
+fn empty_dlq() {
+    insta::assert_snapshot!(render(&app_with(Vec::new()), 80, 6));
+}
+
+#[test]
+fn read_only_badge() {
+    let mut app = app_with(vec![spring(1, b"{}")]);
+    app.read_only = true;
+    insta::assert_snapshot!(render(&app, 80, 4));
+}
+
+#[test]
+fn detail_json_payload() {
+    insta::assert_snapshot!(render(
+        &opened(br#"{"trade_id":"T-1","price":-3,"legs":[{"qty":5}]}"#),
+        80,
+        16
+    ));
+}
+
+#[test]
+fn detail_binary_payload() {
+    insta::assert_snapshot!(render(
+        &opened(&[
+            0xca, 0xfe, 0x00, 0x01, b'h', b'i', 0xff, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70,
+            0x80, 0x90, 0xa0
+        ]),
+        80,
+        8
+    ));
+}
+
+#[test]
+fn detail_broken_json() {
+    insta::assert_snapshot!(render(
+        &opened(br#"{"trade_id": "T-1", "price": 12.5"#),
+        80,
+        7
+    ));
+}
+
+#[test]
+fn detail_huge_payload() {
+    let huge = format!("\"{}\"", "z".repeat(300 * 1024));
+    let app = opened(huge.as_bytes());
+    let screen = render(&app, 80, 6);
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn detail_headers_decode_spring_numbers() {
+    let mut app = opened(b"{}");
+    app.update(Action::NextTab);
+    assert_eq!(app.tab, Tab::Headers);
+    insta::assert_snapshot!(render(&app, 100, 11));
+}
+
+#[test]
+fn detail_error_marks_the_first_application_frame() {
+    let mut app = opened(b"{}");
+    app.update(Action::NextTab);
+    app.update(Action::NextTab);
+    insta::assert_snapshot!(render(&app, 80, 22));
+}
+
+#[test]
+fn filter_error_in_place() {
+    let mut app = app_with(vec![spring(1, b"{}")]);
+    app.update(Action::Filter);
+    for c in "since:yesterday".chars() {
+        app.update(Action::Input(c));
+    }
+    insta::assert_snapshot!(render(&app, 100, 4));
+}
+
+#[test]
+fn confirm_replay_dialog() {
+    let mut app = app_with(vec![spring(1, br#"{"price": -3}"#)]);
+    app.production = true;
+    app.update(Action::Replay);
+    let policy = ReplayPolicy {
+        dlq_topic: "trades.DLT".into(),
+        ..ReplayPolicy::default()
+    };
+    let p = plan(
+        &spring(1, br#"{"price": -3}"#),
+        None,
+        None,
+        &policy,
+        "rid".into(),
+        false,
+    )
+    .expect("plan");
+    app.update(Action::Planned(Box::new(p)));
+    assert!(matches!(app.dialog, Some(Dialog::ConfirmReplay { .. })));
+    insta::assert_snapshot!(render(&app, 80, 14));
+}
+
+#[test]
+fn help_screen() {
+    let mut app = app_with(Vec::new());
+    app.update(Action::Help);
+    assert_eq!(app.screen, Screen::Help);
+    insta::assert_snapshot!(render(&app, 80, 30));
+}
+
+#[test]
+fn tiny_terminal_does_not_panic() {
+    let app = opened(b"{\"a\":1}");
+    for (w, h) in [(1, 1), (10, 3), (20, 2), (0, 0)] {
+        let _ = render(&app, w.max(1), h.max(1));
+    }
+}
