@@ -70,6 +70,13 @@ pub enum Action {
     },
     /// The DLQ holds this many letters.
     Total(u64),
+    /// This many letters arrived live (matching the filter or not) in stream `generation`.
+    Arrived {
+        /// Which stream.
+        generation: u64,
+        /// How many.
+        count: u64,
+    },
     /// A letter fetched in full.
     Fetched(Box<DeadLetter>),
     /// A replay planned for the confirm dialog.
@@ -427,6 +434,10 @@ impl App {
             }
             Action::Letters { .. } | Action::CaughtUp { .. } => {}
             Action::Total(n) => self.total = Some(n),
+            Action::Arrived { generation, count } if generation == self.generation => {
+                self.total = Some(self.total.unwrap_or(0) + count);
+            }
+            Action::Arrived { .. } => {}
             Action::Fetched(l) => {
                 if self.screen == Screen::Detail && l.id == self.selected_id() {
                     self.store.cache_put((*l).clone());
@@ -539,6 +550,7 @@ impl App {
                 a @ (Action::Letters { .. }
                 | Action::CaughtUp { .. }
                 | Action::Total(_)
+                | Action::Arrived { .. }
                 | Action::Fetched(_)
                 | Action::Done { .. }
                 | Action::Resize(_)),

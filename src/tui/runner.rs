@@ -255,9 +255,20 @@ async fn stream(
         .and_then(|q| Filter::parse(q, chrono::Utc::now().timestamp_millis()).ok());
     let (etx, mut erx) = mpsc::channel(8);
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, true, etx).await });
+    let mut live = false;
     while let Some(ev) = erx.recv().await {
         let a = match ev {
             SourceEvent::Letters(mut v) => {
+                if live {
+                    let count = v.len() as u64;
+                    if tx
+                        .send(Action::Arrived { generation, count })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
                 if let Some(f) = &f {
                     v.retain(|l| f.matches(l));
                 }
@@ -266,7 +277,10 @@ async fn stream(
                     letters: v,
                 }
             }
-            SourceEvent::CaughtUp { .. } => Action::CaughtUp { generation },
+            SourceEvent::CaughtUp { .. } => {
+                live = true;
+                Action::CaughtUp { generation }
+            }
             SourceEvent::Notice(n) => Action::Notice(n),
         };
         if tx.send(a).await.is_err() {

@@ -1,0 +1,173 @@
+//! The TUI as a person uses it over ssh: the real binary in tmux against the real
+//! broker, driven with send-keys and read with capture-pane.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use morgue::backends::kafka::KafkaConfig;
+use morgue::engine::{DeadLetter, FailureContext, Headers, Reason, SourceCoords, conventions};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str) -> Tmux {
+        let session = unique("morgue-tui");
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                "110",
+                "-y",
+                "30",
+                cmd,
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "tmux new-session failed");
+        Tmux { session }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let ok = Command::new("tmux")
+                .args(["send-keys", "-t", &self.session, k])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen contains `text`; returns the screen.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "'{text}' never appeared; the screen was:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+async fn write_letter(cfg: &KafkaConfig, dlq: &str, source: &str, key: &str, value: &str) {
+    let src = SourceCoords {
+        topic: Some(source.into()),
+        partition: Some(0),
+        offset: Some(7),
+        ..SourceCoords::default()
+    };
+    let f = FailureContext {
+        exception_class: Some("com.acme.PriceException".into()),
+        message: Some("price must be positive".into()),
+        reason: Reason::Failed,
+        ..FailureContext::default()
+    };
+    let l = DeadLetter::from_record(
+        None,
+        None,
+        Some(key.into()),
+        Some(value.into()),
+        Headers(conventions::encode(&src, &f)),
+    );
+    cfg.write(&cfg.producer().unwrap(), dlq, &l).await.unwrap();
+}
+
+#[tokio::test]
+async fn list_live_filter_detail_replay_in_tmux() {
+    let source = TestTopic::new("tui-src", 1).await;
+    let dlq = TestTopic::new("tui-dlq", 1).await;
+    let cfg = KafkaConfig::new(kafka_brokers());
+    write_letter(&cfg, &dlq.name, &source.name, "OLD-1", r#"{"price": -1}"#).await;
+    write_letter(&cfg, &dlq.name, &source.name, "OLD-2", r#"{"price": -2}"#).await;
+    let audit = std::env::temp_dir()
+        .join(unique("tui-audit"))
+        .join("audit.jsonl");
+    let cmd = format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 30",
+        audit.display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        kafka_brokers(),
+        dlq.name
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("OLD-2");
+    t.wait_for("following live");
+
+    // A letter produced after start appears.
+    write_letter(
+        &cfg,
+        &dlq.name,
+        &source.name,
+        "NEW-1",
+        r#"{"price": -3, "sym": "ACME"}"#,
+    )
+    .await;
+    t.wait_for("NEW-1");
+
+    // The filter narrows the list.
+    t.keys(&["/", "key:NEW*", "Enter"]);
+    let s = t.wait_for("1 of 3 match");
+    assert!(!s.contains("OLD-1"), "{s}");
+
+    // The detail shows the decoded payload, then the error.
+    t.keys(&["Enter"]);
+    t.wait_for("\"sym\": \"ACME\"");
+    t.keys(&["Tab", "Tab"]);
+    let s = t.wait_for("com.acme.PriceException");
+    assert!(s.contains(&source.name), "{s}");
+
+    // Replay it: the dialog, then the status and the row's state.
+    t.keys(&["r"]);
+    t.wait_for(&format!("to topic '{}'", source.name));
+    t.keys(&["Enter"]);
+    t.wait_for("replayed to");
+    t.keys(&["Escape"]);
+    t.wait_for("replayed ");
+    let sent = read_all(&source.name).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].value.as_deref(),
+        Some(&br#"{"price": -3, "sym": "ACME"}"#[..])
+    );
+    assert!(sent[0].headers.last("morgue-replay-id").is_some());
+    assert_eq!(std::fs::read_to_string(&audit).unwrap().lines().count(), 1);
+
+    t.keys(&["q"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let s = t.screen();
+    assert!(
+        !s.contains("payload │"),
+        "the terminal is restored after q:\n{s}"
+    );
+}
