@@ -114,7 +114,7 @@ async fn list_live_filter_detail_replay_in_tmux() {
         .join(unique("tui-audit"))
         .join("audit.jsonl");
     let cmd = format!(
-        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 30",
+        "NO_COLOR=1 VISUAL='sed -i s/-3/3/' MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 30",
         audit.display(),
         env!("CARGO_BIN_EXE_morgue"),
         kafka_brokers(),

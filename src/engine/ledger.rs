@@ -38,6 +38,8 @@ pub const LEDGER_SUFFIX: &str = ".morgue-ledger";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryState {
+    /// Nothing pending (an edit was discarded); the history still counts.
+    New,
     /// A replay was started and may or may not have reached the target: verify before resending.
     Replaying,
     /// Replayed; see the history.
@@ -128,8 +130,8 @@ impl LedgerState {
             EntryState::Replayed => LetterState::Replayed,
             EntryState::Resolved => LetterState::Resolved,
             EntryState::Edited => LetterState::Edited,
-            EntryState::Replaying if e.history.is_empty() => LetterState::New,
-            EntryState::Replaying => LetterState::Replayed,
+            EntryState::New | EntryState::Replaying if e.history.is_empty() => LetterState::New,
+            EntryState::New | EntryState::Replaying => LetterState::Replayed,
         };
     }
 }

@@ -2,7 +2,6 @@
 //! or an engine event) changes the state and returns the [`Effect`]s (I/O) that the
 //! runner carries out. Nothing here touches the terminal or the network.
 
-use crate::engine::filter::Filter;
 use crate::engine::replay::ReplayPlan;
 use crate::engine::store::Store;
 use crate::engine::{DeadLetter, LetterId, LetterState};
@@ -44,6 +43,24 @@ pub enum Action {
     Replay,
     /// Mark the selected letter resolved (asks first).
     Resolve,
+    /// Edit the open letter's payload in $EDITOR.
+    Edit,
+    /// Drop the edit kept with the open letter.
+    DiscardEdit,
+    /// The editor returned this text for `id` (or why it failed).
+    Edited {
+        /// The letter.
+        id: LetterId,
+        /// What was saved, or why nothing was.
+        result: Result<String, String>,
+    },
+    /// The edited value kept with a letter (from the ledger).
+    EditedValue {
+        /// The letter.
+        id: LetterId,
+        /// The value.
+        value: Vec<u8>,
+    },
     /// Copy the payload.
     CopyPayload,
     /// Copy the whole letter as JSON.
@@ -117,6 +134,24 @@ pub enum Effect {
     },
     /// Mark a letter resolved.
     Resolve(LetterId),
+    /// Hand the terminal to the editor with `text` (the runner answers with `Edited`).
+    Edit {
+        /// The letter.
+        id: LetterId,
+        /// The text to start from.
+        text: String,
+        /// The original was JSON: the result must be too.
+        json: bool,
+    },
+    /// Keep an edited value with the letter (ledger state `edited`).
+    SaveEdit {
+        /// The letter.
+        id: LetterId,
+        /// The new value.
+        value: Vec<u8>,
+    },
+    /// Drop the edited value kept with a letter.
+    DiscardEdit(LetterId),
     /// Put text on the clipboard.
     Copy {
         /// What it is, for the status line.
@@ -188,6 +223,24 @@ pub enum Dialog {
     },
     /// A resolve to confirm.
     ConfirmResolve(LetterId),
+    /// An edit that is not valid JSON: edit again or drop it.
+    EditInvalid {
+        /// The letter.
+        id: LetterId,
+        /// What was typed (kept for the next try).
+        text: String,
+        /// Why it is not valid.
+        error: String,
+    },
+    /// An edit to review as a diff before it is kept.
+    ReviewEdit {
+        /// The letter.
+        id: LetterId,
+        /// The new value.
+        text: String,
+        /// Line diff against the current value.
+        diff: Vec<(char, String)>,
+    },
 }
 
 /// The TUI's whole state.
@@ -233,6 +286,8 @@ pub struct App {
     pub generation: u64,
     /// Quit after this frame.
     pub quit: bool,
+    /// Edited values kept with letters (from the ledger or this session).
+    pub edits: std::collections::HashMap<LetterId, Vec<u8>>,
 }
 
 impl App {
@@ -259,6 +314,7 @@ impl App {
             filter: String::new(),
             generation: 0,
             quit: false,
+            edits: std::collections::HashMap::new(),
         }
     }
 
@@ -267,7 +323,7 @@ impl App {
         self.restream(None)
     }
 
-    fn restream(&mut self, filter: Option<String>) -> Vec<Effect> {
+    pub(super) fn restream(&mut self, filter: Option<String>) -> Vec<Effect> {
         self.generation += 1;
         self.store = Store::new();
         self.selected = 0;
@@ -398,6 +454,22 @@ impl App {
             Action::CopyPayload | Action::CopyLetter => {
                 return self.copy(matches!(action, Action::CopyLetter));
             }
+            Action::Edit => return self.start_edit(None),
+            Action::DiscardEdit => {
+                if let Some(id) = self.open_id()
+                    && self.edits.contains_key(&id)
+                    && !self.write_refused("discarding an edit")
+                {
+                    return vec![Effect::DiscardEdit(id)];
+                }
+                if !self.read_only {
+                    self.status = "no edit to discard".into();
+                }
+            }
+            Action::Edited { id, result } => return self.edited(id, result),
+            Action::EditedValue { id, value } => {
+                self.edits.insert(id, value);
+            }
             Action::Resize(rows) => {
                 self.page = usize::from(rows).max(1);
                 self.select(self.selected);
@@ -462,105 +534,71 @@ impl App {
         Vec::new()
     }
 
-    fn update_dialog(&mut self, dialog: Dialog, action: Action) -> Vec<Effect> {
-        match (dialog, action) {
-            (_, Action::Back) => self.status = "cancelled".into(),
-            (Dialog::Filter { mut input, .. }, Action::Input(c)) => {
-                input.push(c);
-                let error = Filter::parse(&input, chrono::Utc::now().timestamp_millis()).err();
-                self.dialog = Some(Dialog::Filter { input, error });
-            }
-            (Dialog::Filter { mut input, .. }, Action::Backspace) => {
-                input.pop();
-                let error = Filter::parse(&input, chrono::Utc::now().timestamp_millis()).err();
-                self.dialog = Some(Dialog::Filter { input, error });
-            }
-            (Dialog::Filter { input, .. }, Action::Submit) => {
-                return match Filter::parse(&input, chrono::Utc::now().timestamp_millis()) {
-                    Err(e) => {
-                        self.dialog = Some(Dialog::Filter {
-                            input,
-                            error: Some(e),
-                        });
-                        Vec::new()
-                    }
-                    Ok(_) => {
-                        self.filter = input.trim().to_string();
-                        self.screen = Screen::List;
-                        self.status = if self.filter.is_empty() {
-                            "filter cleared".into()
-                        } else {
-                            format!("filtering: {}", self.filter)
-                        };
-                        let f = (!self.filter.is_empty()).then(|| self.filter.clone());
-                        self.restream(f)
-                    }
-                };
-            }
-            (Dialog::Planning(id), Action::Planned(plan)) if plan.letter_id == id.to_string() => {
-                self.dialog = Some(Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    typed: String::new(),
-                });
-            }
-            (Dialog::Planning(_), Action::Notice(n)) => self.status = n,
-            (
-                Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    mut typed,
-                },
-                Action::Input(c),
-            ) => {
-                typed.push(c);
-                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
-            }
-            (
-                Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    mut typed,
-                },
-                Action::Backspace,
-            ) => {
-                typed.pop();
-                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
-            }
-            (Dialog::ConfirmReplay { plan, id, typed }, Action::Submit) => {
-                if self.production && typed != plan.topic {
-                    self.status =
-                        format!("type '{}' to confirm a replay in production", plan.topic);
-                    self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
-                    return Vec::new();
-                }
-                self.status = format!("replaying {id} to '{}'…", plan.topic);
-                return vec![Effect::Replay {
-                    id,
-                    topic: plan.topic.clone(),
-                }];
-            }
-            (Dialog::ConfirmResolve(id), Action::Submit | Action::Input('y')) => {
-                self.status = format!("resolving {id}…");
-                return vec![Effect::Resolve(id)];
-            }
-            // Engine events still apply while a dialog is open.
-            (
-                d,
-                a @ (Action::Letters { .. }
-                | Action::CaughtUp { .. }
-                | Action::Total(_)
-                | Action::Arrived { .. }
-                | Action::Fetched(_)
-                | Action::Done { .. }
-                | Action::Resize(_)),
-            ) => {
-                let effects = self.update(a);
-                self.dialog.get_or_insert(d);
-                return effects;
-            }
-            (d, _) => self.dialog = Some(d),
+    /// The id of the letter open in the detail view.
+    fn open_id(&self) -> Option<LetterId> {
+        self.detail
+            .as_ref()
+            .filter(|d| d.id == self.selected_id())
+            .and_then(|d| d.id.clone())
+    }
+
+    /// Opens the editor on the open letter's value (or its kept edit, or `retry` text).
+    pub(super) fn start_edit(&mut self, retry: Option<String>) -> Vec<Effect> {
+        if self.write_refused("edit") {
+            return Vec::new();
         }
+        let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
+            self.status = "open the letter first (enter), then e to edit".into();
+            return Vec::new();
+        };
+        let Some(id) = l.id.clone() else {
+            return Vec::new();
+        };
+        let original = l.value.clone().unwrap_or_default();
+        let json = serde_json::from_slice::<serde_json::Value>(&original).is_ok();
+        let text = retry.unwrap_or_else(|| {
+            let current = self.edits.get(&id).cloned().unwrap_or(original);
+            match serde_json::from_slice::<serde_json::Value>(&current) {
+                Ok(v) if json => serde_json::to_string_pretty(&v).unwrap_or_default(),
+                _ => String::from_utf8_lossy(&current).into_owned(),
+            }
+        });
+        if std::str::from_utf8(l.value.as_deref().unwrap_or_default()).is_err() {
+            self.status = "binary payloads cannot be edited as text".into();
+            return Vec::new();
+        }
+        vec![Effect::Edit { id, text, json }]
+    }
+
+    fn edited(&mut self, id: LetterId, result: Result<String, String>) -> Vec<Effect> {
+        let text = match result {
+            Ok(t) => t,
+            Err(e) => {
+                self.status = e;
+                return Vec::new();
+            }
+        };
+        let Some(l) = self.detail.as_ref().filter(|d| d.id.as_ref() == Some(&id)) else {
+            return Vec::new();
+        };
+        let original = l.value.clone().unwrap_or_default();
+        let json = serde_json::from_slice::<serde_json::Value>(&original).is_ok();
+        if let Some(error) = super::editor::invalid_json(&text, json) {
+            self.dialog = Some(Dialog::EditInvalid { id, text, error });
+            return Vec::new();
+        }
+        let before = match serde_json::from_slice::<serde_json::Value>(
+            self.edits.get(&id).unwrap_or(&original),
+        ) {
+            Ok(v) if json => serde_json::to_string_pretty(&v).unwrap_or_default(),
+            _ => String::from_utf8_lossy(self.edits.get(&id).unwrap_or(&original)).into_owned(),
+        };
+        if before == text {
+            self.status = "no change".into();
+            return Vec::new();
+        }
+        let diff = super::editor::diff(&before, &text);
+        self.dialog = Some(Dialog::ReviewEdit { id, text, diff });
         Vec::new()
     }
 

@@ -31,7 +31,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         return;
     };
     let lines = match app.tab {
-        Tab::Payload => payload(l, theme),
+        Tab::Payload => payload(l, l.id.as_ref().and_then(|id| app.edits.get(id)), theme),
         Tab::Headers => headers(l),
         Tab::Error => error(l, theme),
         Tab::History => history(l),
@@ -44,12 +44,13 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     );
 }
 
-fn payload(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
+fn payload(l: &DeadLetter, app_edit: Option<&Vec<u8>>, theme: Theme) -> Vec<Line<'static>> {
     let key = match l.key.as_deref() {
         None => "(null)".to_string(),
         Some(k) => quote_bytes(k),
     };
-    let d = decode(l.value.as_deref(), DEFAULT_CAP);
+    let edited = app_edit.map(Vec::as_slice);
+    let d = decode(edited.or(l.value.as_deref()), DEFAULT_CAP);
     let kind = match d.kind {
         Kind::Json => "JSON",
         Kind::Xml => "XML",
@@ -63,6 +64,12 @@ fn payload(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
         l.value.as_ref().map_or(0, Vec::len),
         l.state.as_str()
     ))];
+    if edited.is_some() {
+        out.push(Line::styled(
+            "edited: this is what a replay sends (u discards the edit)",
+            theme.pick(Style::default().fg(Color::Cyan)),
+        ));
+    }
     if let Some(n) = &d.note {
         out.push(Line::styled(
             format!("note: {n}"),

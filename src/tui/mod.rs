@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod detail;
+mod dialogs;
+pub mod editor;
 pub mod keymap;
 pub mod runner;
 pub mod terminal;

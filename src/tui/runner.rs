@@ -93,8 +93,22 @@ async fn event_loop(app: &mut App, mut io: Io) -> anyhow::Result<()> {
     let mut dirty = true;
     let mut batch = Vec::with_capacity(64);
     loop {
-        for e in pending.drain(..) {
-            io.run(e, &tx);
+        while !pending.is_empty() {
+            for e in std::mem::take(&mut pending) {
+                if let Effect::Edit { id, text, json } = e {
+                    // The editor gets the terminal; no key may be read meanwhile.
+                    drop(input);
+                    super::terminal::restore(false);
+                    let result = tokio::task::block_in_place(|| super::editor::edit(&text, json));
+                    super::terminal::resume(false)?;
+                    input = EventStream::new();
+                    terminal.clear()?;
+                    pending.extend(app.update(Action::Edited { id, result }));
+                    dirty = true;
+                    continue;
+                }
+                io.run(e, &tx);
+            }
         }
         if app.quit {
             break;
@@ -153,13 +167,29 @@ impl Io {
                 self.stream = Some(tokio::spawn(stream(source, generation, filter, tx)));
             }
             Effect::Fetch(id) => {
-                let source = self.source.clone();
+                let (source, replayer) = (self.source.clone(), self.replayer.clone());
                 tokio::spawn(async move {
-                    let a = match source.fetch(&id).await {
-                        Ok(l) => Action::Fetched(Box::new(l)),
-                        Err(e) => Action::Notice(e.to_string()),
-                    };
-                    let _ = tx.send(a).await;
+                    match source.fetch(&id).await {
+                        Ok(l) => {
+                            let kept = replayer
+                                .lock()
+                                .await
+                                .as_ref()
+                                .and_then(|r| r.edited_value(&l));
+                            if let Some(value) = kept {
+                                let _ = tx
+                                    .send(Action::EditedValue {
+                                        id: id.clone(),
+                                        value,
+                                    })
+                                    .await;
+                            }
+                            let _ = tx.send(Action::Fetched(Box::new(l))).await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Action::Notice(e.to_string())).await;
+                        }
+                    }
                 });
             }
             Effect::PlanReplay(id) => {
@@ -223,6 +253,52 @@ impl Io {
                             id,
                         },
                         Err(e) => Action::Notice(format!("resolve failed: {e}")),
+                    };
+                    let _ = tx.send(a).await;
+                });
+            }
+            Effect::Edit { .. } => {
+                // Handled by the event loop, which owns the terminal.
+            }
+            Effect::SaveEdit { id, value } => {
+                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                tokio::spawn(async move {
+                    let result = async {
+                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
+                        let mut r = replayer.lock().await;
+                        let r = r.as_mut().ok_or("no ledger: pass --kafka BROKERS")?;
+                        r.save_edit(&l, value).await.map_err(|e| e.to_string())
+                    };
+                    let a = match result.await {
+                        Ok(()) => Action::Done {
+                            message: format!("edit of {id} kept; r replays it"),
+                            state: LetterState::Edited,
+                            id,
+                        },
+                        Err(e) => Action::Notice(format!("edit not kept: {e}")),
+                    };
+                    let _ = tx.send(a).await;
+                });
+            }
+            Effect::DiscardEdit(id) => {
+                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                tokio::spawn(async move {
+                    let result = async {
+                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
+                        let mut r = replayer.lock().await;
+                        let r = r.as_mut().ok_or("no ledger: pass --kafka BROKERS")?;
+                        r.discard_edit(&l).await.map_err(|e| e.to_string())?;
+                        let mut l2 = l.clone();
+                        r.ledger().apply(&mut l2);
+                        Ok::<_, String>(l2.state)
+                    };
+                    let a = match result.await {
+                        Ok(state) => Action::Done {
+                            message: format!("edit of {id} discarded"),
+                            state,
+                            id,
+                        },
+                        Err(e) => Action::Notice(format!("discard failed: {e}")),
                     };
                     let _ = tx.send(a).await;
                 });

@@ -48,6 +48,17 @@ pub fn restore(mouse: bool) {
     let _ = out.flush();
 }
 
+/// Takes the terminal back after [`restore`] (e.g. when an external editor exits).
+pub fn resume(mouse: bool) -> io::Result<()> {
+    enable_raw_mode()?;
+    let mut out = io::stdout();
+    execute!(out, EnterAlternateScreen)?;
+    if mouse {
+        execute!(out, EnableMouseCapture)?;
+    }
+    Ok(())
+}
+
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {

@@ -281,6 +281,36 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             "replay",
             vec![Line::from(format!("planning the replay of {id}…"))],
         ),
+        Dialog::EditInvalid { error, .. } => (
+            "edit",
+            vec![
+                Line::styled(error.clone(), theme.pick(Style::default().fg(Color::Red))),
+                Line::from(""),
+                Line::from("e or enter: edit again   esc: drop the edit"),
+            ],
+        ),
+        Dialog::ReviewEdit { id, diff, .. } => {
+            let mut l = vec![Line::from(format!(
+                "Keep this edit of {id}? A replay sends it instead of the original."
+            ))];
+            let changed: Vec<&(char, String)> = diff.iter().filter(|(c, _)| *c != ' ').collect();
+            for (c, line) in changed.iter().take(12) {
+                let color = if *c == '+' { Color::Green } else { Color::Red };
+                l.push(Line::styled(
+                    format!("{c} {line}"),
+                    theme.pick(Style::default().fg(color)),
+                ));
+            }
+            if changed.len() > 12 {
+                l.push(Line::from(format!(
+                    "… {} more changed lines",
+                    changed.len() - 12
+                )));
+            }
+            l.push(Line::from(""));
+            l.push(Line::from("enter: keep the edit   esc: drop it"));
+            ("edit", l)
+        }
         Dialog::ConfirmResolve(id) => (
             "resolve",
             vec![

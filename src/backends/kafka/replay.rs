@@ -110,8 +110,55 @@ impl KafkaReplayer {
     ) -> Result<ReplayPlan, ReplayError> {
         let mut l = letter.clone();
         self.ledger.apply(&mut l);
+        let key = l.id.as_ref().map(ToString::to_string).unwrap_or_default();
+        let edited = edited.or_else(|| stored_edit(self.ledger.get(&key)));
         let id = new_replay_id();
         Ok(plan(&l, target, edited, &self.policy, id, force)?)
+    }
+
+    /// The edited value kept with `letter`, if any.
+    pub fn edited_value(&self, letter: &DeadLetter) -> Option<Vec<u8>> {
+        let key = letter
+            .id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        stored_edit(self.ledger.get(&key))
+    }
+
+    /// Keeps an edited value with `letter` (state `edited`) until it is replayed or discarded.
+    pub async fn save_edit(
+        &mut self,
+        letter: &DeadLetter,
+        value: Vec<u8>,
+    ) -> Result<(), ReplayError> {
+        let id = letter
+            .id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        self.policy.check_writable(&format!("edit of {id}"))?;
+        let prev = self.ledger.get(&id).cloned();
+        let mut e = self.entry(&id, EntryState::Edited, prev.as_ref());
+        e.edited_value = Some(EncodedBytes::of(&value));
+        self.record(e).await?;
+        self.audit("edit", &id, None)
+    }
+
+    /// Drops the edited value kept with `letter`; its state goes back to what it was.
+    pub async fn discard_edit(&mut self, letter: &DeadLetter) -> Result<(), ReplayError> {
+        let id = letter
+            .id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        self.policy
+            .check_writable(&format!("discarding the edit of {id}"))?;
+        let prev = self.ledger.get(&id).cloned();
+        let mut e = self.entry(&id, EntryState::New, prev.as_ref());
+        e.edited_value = None;
+        self.record(e).await?;
+        self.audit("discard-edit", &id, None)
     }
 
     /// Replays `letter` to `target` (default: its source topic), exactly once.

@@ -360,6 +360,9 @@ fn read_state(m: &Document, l: &mut DeadLetter, notes: &mut Vec<String>) {
             LetterState::Replayed
         }
         Ok("replaying") => LetterState::New,
+        Ok("new") | Err(_) if m.get_array("replays").is_ok_and(|r| !r.is_empty()) => {
+            LetterState::Replayed
+        }
         Ok("new") | Err(_) => LetterState::New,
         Ok(other) => {
             notes.push(format!(

@@ -1,0 +1,119 @@
+//! What keys and events do while a dialog is open: the filter line (checked as it is
+//! typed), the replay and resolve confirmations, and the edit review.
+
+use super::app::{Action, App, Dialog, Effect, Screen};
+use crate::engine::filter::Filter;
+
+impl App {
+    /// Applies `action` to the open `dialog`.
+    pub(super) fn update_dialog(&mut self, dialog: Dialog, action: Action) -> Vec<Effect> {
+        match (dialog, action) {
+            (_, Action::Back) => self.status = "cancelled".into(),
+            (Dialog::Filter { mut input, .. }, Action::Input(c)) => {
+                input.push(c);
+                let error = Filter::parse(&input, chrono::Utc::now().timestamp_millis()).err();
+                self.dialog = Some(Dialog::Filter { input, error });
+            }
+            (Dialog::Filter { mut input, .. }, Action::Backspace) => {
+                input.pop();
+                let error = Filter::parse(&input, chrono::Utc::now().timestamp_millis()).err();
+                self.dialog = Some(Dialog::Filter { input, error });
+            }
+            (Dialog::Filter { input, .. }, Action::Submit) => {
+                return match Filter::parse(&input, chrono::Utc::now().timestamp_millis()) {
+                    Err(e) => {
+                        self.dialog = Some(Dialog::Filter {
+                            input,
+                            error: Some(e),
+                        });
+                        Vec::new()
+                    }
+                    Ok(_) => {
+                        self.filter = input.trim().to_string();
+                        self.screen = Screen::List;
+                        self.status = if self.filter.is_empty() {
+                            "filter cleared".into()
+                        } else {
+                            format!("filtering: {}", self.filter)
+                        };
+                        let f = (!self.filter.is_empty()).then(|| self.filter.clone());
+                        self.restream(f)
+                    }
+                };
+            }
+            (Dialog::Planning(id), Action::Planned(plan)) if plan.letter_id == id.to_string() => {
+                self.dialog = Some(Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    typed: String::new(),
+                });
+            }
+            (Dialog::Planning(_), Action::Notice(n)) => self.status = n,
+            (
+                Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    mut typed,
+                },
+                Action::Input(c),
+            ) => {
+                typed.push(c);
+                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+            }
+            (
+                Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    mut typed,
+                },
+                Action::Backspace,
+            ) => {
+                typed.pop();
+                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+            }
+            (Dialog::ConfirmReplay { plan, id, typed }, Action::Submit) => {
+                if self.production && typed != plan.topic {
+                    self.status =
+                        format!("type '{}' to confirm a replay in production", plan.topic);
+                    self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+                    return Vec::new();
+                }
+                self.status = format!("replaying {id} to '{}'…", plan.topic);
+                return vec![Effect::Replay {
+                    id,
+                    topic: plan.topic.clone(),
+                }];
+            }
+            (Dialog::EditInvalid { text, .. }, Action::Input('e') | Action::Submit) => {
+                return self.start_edit(Some(text));
+            }
+            (Dialog::ReviewEdit { id, text, .. }, Action::Submit | Action::Input('y')) => {
+                self.status = format!("keeping the edit of {id}…");
+                let value = text.into_bytes();
+                self.edits.insert(id.clone(), value.clone());
+                return vec![Effect::SaveEdit { id, value }];
+            }
+            (Dialog::ConfirmResolve(id), Action::Submit | Action::Input('y')) => {
+                self.status = format!("resolving {id}…");
+                return vec![Effect::Resolve(id)];
+            }
+            // Engine events still apply while a dialog is open.
+            (
+                d,
+                a @ (Action::Letters { .. }
+                | Action::CaughtUp { .. }
+                | Action::Total(_)
+                | Action::Arrived { .. }
+                | Action::Fetched(_)
+                | Action::Done { .. }
+                | Action::Resize(_)),
+            ) => {
+                let effects = self.update(a);
+                self.dialog.get_or_insert(d);
+                return effects;
+            }
+            (d, _) => self.dialog = Some(d),
+        }
+        Vec::new()
+    }
+}
