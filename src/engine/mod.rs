@@ -19,6 +19,7 @@ pub mod router;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod triage;
 
 pub use error::EngineError;
 pub use letter::{

@@ -35,6 +35,8 @@ pub enum Action {
     Filter,
     /// Show the keys.
     Help,
+    /// The triage board: letters grouped by topic and error.
+    Triage,
     /// Next detail tab.
     NextTab,
     /// Previous detail tab.
@@ -134,6 +136,11 @@ pub enum Effect {
     },
     /// Mark a letter resolved.
     Resolve(LetterId),
+    /// Replay every letter matching `query` that was not replayed yet.
+    ReplayGroup {
+        /// The group's filter.
+        query: String,
+    },
     /// Hand the terminal to the editor with `text` (the runner answers with `Edited`).
     Edit {
         /// The letter.
@@ -170,6 +177,8 @@ pub enum Screen {
     Detail,
     /// The keys.
     Help,
+    /// Letters grouped by topic and error.
+    Triage,
 }
 
 /// The detail view's tabs.
@@ -223,6 +232,13 @@ pub enum Dialog {
     },
     /// A resolve to confirm.
     ConfirmResolve(LetterId),
+    /// The replay of a whole triage group to confirm.
+    ConfirmReplayGroup {
+        /// The group's filter.
+        query: String,
+        /// Letters in it.
+        count: u64,
+    },
     /// An edit that is not valid JSON: edit again or drop it.
     EditInvalid {
         /// The letter.
@@ -286,6 +302,10 @@ pub struct App {
     pub generation: u64,
     /// Quit after this frame.
     pub quit: bool,
+    /// The triage board's groups (computed when it opens and as letters arrive).
+    pub groups: Vec<crate::engine::triage::Group>,
+    /// The selected group.
+    pub group: usize,
     /// Edited values kept with letters (from the ledger or this session).
     pub edits: std::collections::HashMap<LetterId, Vec<u8>>,
 }
@@ -314,6 +334,8 @@ impl App {
             filter: String::new(),
             generation: 0,
             quit: false,
+            groups: Vec::new(),
+            group: 0,
             edits: std::collections::HashMap::new(),
         }
     }
@@ -374,6 +396,38 @@ impl App {
             }
             Action::Down if self.screen == Screen::Detail => {
                 self.detail_scroll = self.detail_scroll.saturating_add(1)
+            }
+            Action::Up if self.screen == Screen::Triage => {
+                self.group = self.group.saturating_sub(1)
+            }
+            Action::Down if self.screen == Screen::Triage => {
+                self.group = (self.group + 1).min(self.groups.len().saturating_sub(1));
+            }
+            Action::Open if self.screen == Screen::Triage => {
+                if let Some(g) = self.groups.get(self.group) {
+                    self.filter = g.query();
+                    self.screen = Screen::List;
+                    self.status = format!("filtering: {}", self.filter);
+                    let f = Some(self.filter.clone());
+                    return self.restream(f);
+                }
+            }
+            Action::Replay if self.screen == Screen::Triage => {
+                let group = self.groups.get(self.group).map(|g| (g.query(), g.count));
+                if let Some((query, count)) = group
+                    && !self.write_refused("replay")
+                {
+                    self.dialog = Some(Dialog::ConfirmReplayGroup { query, count });
+                }
+            }
+            Action::Triage => {
+                if self.screen == Screen::Triage {
+                    self.screen = Screen::List;
+                } else {
+                    self.groups = crate::engine::triage::groups(&self.store);
+                    self.group = self.group.min(self.groups.len().saturating_sub(1));
+                    self.screen = Screen::Triage;
+                }
             }
             Action::Up => self.select(self.selected.saturating_sub(1)),
             Action::Down => self.select(self.selected + 1),
@@ -501,6 +555,9 @@ impl App {
                 }
             }
             Action::CaughtUp { generation } if generation == self.generation => {
+                if self.screen == Screen::Triage {
+                    self.groups = crate::engine::triage::groups(&self.store);
+                }
                 self.caught_up = true;
                 self.status = format!("{} letters loaded; following live", self.store.len());
             }

@@ -263,22 +263,91 @@ fn editing_checks_json_shows_a_diff_and_keeps_the_edit() {
     app.update(Action::Fetched(Box::new(letter(1))));
     let id = app.selected_id().unwrap();
     let effects = app.update(Action::Edit);
-    assert_eq!(effects, vec![Effect::Edit { id: id.clone(), text: "{\n  \"n\": 1\n}".into(), json: true }]);
+    assert_eq!(
+        effects,
+        vec![Effect::Edit {
+            id: id.clone(),
+            text: "{\n  \"n\": 1\n}".into(),
+            json: true
+        }]
+    );
 
-    app.update(Action::Edited { id: id.clone(), result: Ok("{\"n\": ".into()) });
-    let Some(Dialog::EditInvalid { error, .. }) = &app.dialog else { panic!("{:?}", app.dialog) };
+    app.update(Action::Edited {
+        id: id.clone(),
+        result: Ok("{\"n\": ".into()),
+    });
+    let Some(Dialog::EditInvalid { error, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
     assert!(error.starts_with("not valid JSON"), "{error}");
     let retry = app.update(Action::Input('e'));
-    assert_eq!(retry, vec![Effect::Edit { id: id.clone(), text: "{\"n\": ".into(), json: true }], "the typed text comes back");
+    assert_eq!(
+        retry,
+        vec![Effect::Edit {
+            id: id.clone(),
+            text: "{\"n\": ".into(),
+            json: true
+        }],
+        "the typed text comes back"
+    );
 
-    app.update(Action::Edited { id: id.clone(), result: Ok("{\n  \"n\": 2\n}".into()) });
-    let Some(Dialog::ReviewEdit { diff, .. }) = &app.dialog else { panic!("{:?}", app.dialog) };
-    assert!(diff.contains(&('-', "  \"n\": 1".to_string())) && diff.contains(&('+', "  \"n\": 2".to_string())));
+    app.update(Action::Edited {
+        id: id.clone(),
+        result: Ok("{\n  \"n\": 2\n}".into()),
+    });
+    let Some(Dialog::ReviewEdit { diff, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert!(
+        diff.contains(&('-', "  \"n\": 1".to_string()))
+            && diff.contains(&('+', "  \"n\": 2".to_string()))
+    );
     let effects = app.update(Action::Submit);
-    assert_eq!(effects, vec![Effect::SaveEdit { id: id.clone(), value: b"{\n  \"n\": 2\n}".to_vec() }]);
+    assert_eq!(
+        effects,
+        vec![Effect::SaveEdit {
+            id: id.clone(),
+            value: b"{\n  \"n\": 2\n}".to_vec()
+        }]
+    );
     assert!(app.edits.contains_key(&id));
-    assert_eq!(app.update(Action::DiscardEdit), vec![Effect::DiscardEdit(id.clone())]);
+    assert_eq!(
+        app.update(Action::DiscardEdit),
+        vec![Effect::DiscardEdit(id.clone())]
+    );
 
-    app.update(Action::Edited { id, result: Err("editor 'vi' exited with exit status: 1".into()) });
+    app.update(Action::Edited {
+        id,
+        result: Err("editor 'vi' exited with exit status: 1".into()),
+    });
     assert!(app.status.contains("exited"), "{}", app.status);
+}
+
+#[test]
+fn the_triage_board_filters_and_replays_a_group() {
+    let mut app = loaded(4);
+    app.update(Action::Triage);
+    assert_eq!(app.screen, Screen::Triage);
+    assert_eq!(app.groups.len(), 1);
+    assert_eq!(app.groups[0].count, 4);
+    app.update(Action::Replay);
+    let Some(Dialog::ConfirmReplayGroup { query, count }) = app.dialog.clone() else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!((query.as_str(), count), ("topic:trades error:x.Boom", 4));
+    assert_eq!(
+        app.update(Action::Submit),
+        vec![Effect::ReplayGroup {
+            query: query.clone()
+        }]
+    );
+    let effects = app.update(Action::Open);
+    assert_eq!(
+        effects,
+        vec![Effect::Stream {
+            generation: 2,
+            filter: Some(query)
+        }]
+    );
+    assert_eq!(app.screen, Screen::List);
 }

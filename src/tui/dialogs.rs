@@ -93,6 +93,10 @@ impl App {
                 self.edits.insert(id.clone(), value.clone());
                 return vec![Effect::SaveEdit { id, value }];
             }
+            (Dialog::ConfirmReplayGroup { query, count }, Action::Submit) => {
+                self.status = format!("replaying {count} letter(s) of {query}…");
+                return vec![Effect::ReplayGroup { query }];
+            }
             (Dialog::ConfirmResolve(id), Action::Submit | Action::Input('y')) => {
                 self.status = format!("resolving {id}…");
                 return vec![Effect::Resolve(id)];

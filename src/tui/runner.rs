@@ -257,6 +257,10 @@ impl Io {
                     let _ = tx.send(a).await;
                 });
             }
+            Effect::ReplayGroup { query } => {
+                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                tokio::spawn(replay_group(source, replayer, query, tx));
+            }
             Effect::Edit { .. } => {
                 // Handled by the event loop, which owns the terminal.
             }
@@ -316,6 +320,64 @@ impl Io {
             }
         }
     }
+}
+
+/// Replays every letter matching `query`, one by one, reporting progress.
+async fn replay_group(
+    source: Arc<dyn DeadLetterSource>,
+    replayer: Arc<Mutex<Option<KafkaReplayer>>>,
+    query: String,
+    tx: mpsc::Sender<Action>,
+) {
+    let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
+        return;
+    };
+    let (etx, mut erx) = mpsc::channel(8);
+    let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, etx).await });
+    let (mut done, mut skipped, mut failed) = (0u64, 0u64, 0u64);
+    while let Some(ev) = erx.recv().await {
+        let SourceEvent::Letters(batch) = ev else {
+            continue;
+        };
+        for l in batch.iter().filter(|l| f.matches(l)) {
+            let Some(id) = l.id.clone() else { continue };
+            let mut guard = replayer.lock().await;
+            let Some(r) = guard.as_mut() else {
+                let _ = tx
+                    .send(Action::Notice("replaying needs --kafka BROKERS".into()))
+                    .await;
+                return;
+            };
+            match r.replay(l, None, None, false).await {
+                Ok(_) => {
+                    done += 1;
+                    let message = format!(
+                        "replayed {done} of the group ({skipped} skipped, {failed} failed)"
+                    );
+                    let _ = tx
+                        .send(Action::Done {
+                            id,
+                            state: LetterState::Replayed,
+                            message,
+                        })
+                        .await;
+                }
+                Err(crate::backends::kafka::replay::ReplayError::Refused(
+                    crate::engine::EngineError::AlreadyReplayed { .. },
+                )) => skipped += 1,
+                Err(e) => {
+                    failed += 1;
+                    let _ = tx.send(Action::Notice(format!("{id}: {e}"))).await;
+                }
+            }
+        }
+    }
+    let _ = reader.await;
+    let _ = tx
+        .send(Action::Notice(format!(
+            "group replay done: {done} replayed, {skipped} already replayed, {failed} failed"
+        )))
+        .await;
 }
 
 /// Reads the DLQ from the beginning and keeps following it, forwarding the letters

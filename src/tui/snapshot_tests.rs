@@ -202,3 +202,27 @@ fn tiny_terminal_does_not_panic() {
         let _ = render(&app, w.max(1), h.max(1));
     }
 }
+
+#[test]
+fn triage_board() {
+    let mut letters: Vec<DeadLetter> = (0..12).map(|i| spring(i, b"{}")).collect();
+    for i in 12..15 {
+        let mut h = Headers::default();
+        h.push("x-original-topic", "payments");
+        h.push("x-exception-message", "Timeout after 30s");
+        letters.push(DeadLetter::from_record(
+            Some(LetterId::Kafka {
+                partition: 1,
+                offset: i,
+            }),
+            Some(1_795_000_000_000 + i * 60_000),
+            None,
+            None,
+            h,
+        ));
+    }
+    let mut app = app_with(letters);
+    app.update(Action::Triage);
+    assert_eq!(app.screen, Screen::Triage);
+    insta::assert_snapshot!(render(&app, 100, 6));
+}

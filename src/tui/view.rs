@@ -56,6 +56,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
         Screen::List => list(f, app, body, theme),
         Screen::Detail => detail::draw(f, app, body, theme),
         Screen::Help => help(f, body),
+        Screen::Triage => triage(f, app, body, theme),
     }
     f.render_widget(Paragraph::new(status(app, theme)), bottom);
     if let Some(d) = &app.dialog {
@@ -245,6 +246,63 @@ fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     f.render_widget(Table::new(rows, widths).header(head), area);
 }
 
+fn spark(counts: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = counts.iter().copied().max().unwrap_or(0).max(1);
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                ' '
+            } else {
+                BARS[((c * 7) / max) as usize]
+            }
+        })
+        .collect()
+}
+
+fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    if app.groups.is_empty() {
+        f.render_widget(Paragraph::new("No letters to group yet."), area);
+        return;
+    }
+    let visible = usize::from(area.height.saturating_sub(1));
+    let skip = app.group.saturating_sub(visible.saturating_sub(1));
+    let rows = app
+        .groups
+        .iter()
+        .enumerate()
+        .skip(skip)
+        .take(visible)
+        .map(|(i, g)| {
+            let style = if i == app.group {
+                theme.selected()
+            } else {
+                Style::default()
+            };
+            Row::new(vec![
+                group(g.count),
+                g.topic.clone().unwrap_or_else(|| "?".into()),
+                short_error(g.error.as_deref()),
+                time(g.first_ms),
+                time(g.last_ms),
+                spark(&g.spark),
+            ])
+            .style(style)
+        });
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(16),
+        Constraint::Fill(1),
+        Constraint::Length(14),
+        Constraint::Length(14),
+        Constraint::Length(16),
+    ];
+    let head = Row::new(["COUNT", "SOURCE", "ERROR", "FIRST", "LAST", "RATE"])
+        .style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
+    f.render_widget(Table::new(rows, widths).header(head), area);
+}
+
 fn help(f: &mut Frame, area: Rect) {
     let mut lines = vec![
         Line::from("Keys (this screen is generated from the key map)"),
@@ -311,6 +369,15 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             l.push(Line::from("enter: keep the edit   esc: drop it"));
             ("edit", l)
         }
+        Dialog::ConfirmReplayGroup { query, count } => (
+            "replay group",
+            vec![
+                Line::from(format!("Replay {count} letter(s) matching: {query}")),
+                Line::from("Each goes to its source topic; letters already replayed are skipped."),
+                Line::from(""),
+                Line::from("enter: replay all   esc: cancel"),
+            ],
+        ),
         Dialog::ConfirmResolve(id) => (
             "resolve",
             vec![
