@@ -2,9 +2,9 @@
 # A live demo on local servers, in one command: starts a Kafka-protocol broker,
 # feeds a `trades` topic with a stream in which some messages fail (broken JSON,
 # negative prices, a flaky downstream that succeeds on retry, expired messages),
-# runs morgue's router over it into `deadletter-topic`, and follows the DLQ.
-# Ctrl-C stops everything it started. Replay from another terminal with the
-# command it prints.
+# runs morgue's router over it into `deadletter-topic`, and opens the TUI on the
+# DLQ. Fix a letter (enter, e) and replay it (r): the router processes it again.
+# q quits the TUI and stops everything the demo started.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -43,10 +43,9 @@ pids+=($!)
   >/dev/null 2>"$ROOT/.services/demo-router.log" &
 pids+=($!)
 cat >&2 <<MSG
-demo: router running (log: .services/demo-router.log); dead letters follow below.
-demo: in another terminal, try:
-  $MORGUE info --kafka $B --topic deadletter-topic
+demo: router running (log: .services/demo-router.log); opening the TUI (? for keys).
+demo: from another terminal, the same DLQ headless:
   $MORGUE list --kafka $B --topic deadletter-topic --filter 'reason:expired' -o table
-  $MORGUE replay --kafka $B --topic deadletter-topic --filter 'error:Timeout' --dry-run
 MSG
-"$MORGUE" list --follow -o table --kafka "$B" --topic deadletter-topic
+sleep 2
+"$MORGUE" --kafka "$B" --topic deadletter-topic

@@ -147,21 +147,41 @@ async fn list_live_filter_detail_replay_in_tmux() {
     let s = t.wait_for("com.acme.PriceException");
     assert!(s.contains(&source.name), "{s}");
 
+    // Fix it in the editor (a scripted VISUAL): review the diff, keep it.
+    t.keys(&["e"]);
+    let s = t.wait_for("Keep this edit");
+    assert!(
+        s.contains("-   \"price\": -3,") && s.contains("+   \"price\": 3,"),
+        "{s}"
+    );
+    t.keys(&["Enter"]);
+    t.wait_for("r replays it");
+    t.keys(&["Tab", "Tab"]);
+    t.wait_for("edited: this is what a replay sends");
+
     // Replay it: the dialog, then the status and the row's state.
     t.keys(&["r"]);
     t.wait_for(&format!("to topic '{}'", source.name));
+    t.wait_for("payload (edited)");
     t.keys(&["Enter"]);
     t.wait_for("replayed to");
     t.keys(&["Escape"]);
     t.wait_for("replayed ");
     let sent = read_all(&source.name).await;
     assert_eq!(sent.len(), 1);
+    let value: serde_json::Value =
+        serde_json::from_slice(sent[0].value.as_deref().unwrap()).unwrap();
     assert_eq!(
-        sent[0].value.as_deref(),
-        Some(&br#"{"price": -3, "sym": "ACME"}"#[..])
+        value,
+        serde_json::json!({"price": 3, "sym": "ACME"}),
+        "the edited payload was sent"
     );
     assert!(sent[0].headers.last("morgue-replay-id").is_some());
-    assert_eq!(std::fs::read_to_string(&audit).unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&audit).unwrap().lines().count(),
+        2,
+        "edit and replay"
+    );
 
     t.keys(&["q"]);
     std::thread::sleep(Duration::from_millis(500));

@@ -234,9 +234,17 @@ impl Processor for ExecProcessor {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
         let code = status.code();
-        let class = match code {
-            Some(c) => format!("exec: exit {c}"),
-            None => "exec: killed by signal".to_string(),
+        // `ValueError: bad price` names its own class; otherwise say how the command ended.
+        let named = last.split_once(": ").map(|(c, _)| c.trim()).filter(|c| {
+            !c.is_empty()
+                && c.len() <= 100
+                && c.chars()
+                    .all(|ch| ch.is_alphanumeric() || "._:$<>-".contains(ch))
+        });
+        let class = match (named, code) {
+            (Some(c), _) => c.to_string(),
+            (None, Some(c)) => format!("exec: exit {c}"),
+            (None, None) => "exec: killed by signal".to_string(),
         };
         let message = if last.is_empty() {
             class.clone()
@@ -307,6 +315,15 @@ mod tests {
         assert_eq!(e.class, "exec: exit 65");
         assert_eq!(e.message, "price is negative");
         assert!(!e.retryable);
+        let e = exec("echo 'json.decoder.JSONDecodeError: Expecting value' >&2; exit 65")
+            .process(&msg(b"x"), 1)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.class, "json.decoder.JSONDecodeError",
+            "the error names its class"
+        );
+        assert_eq!(e.message, "json.decoder.JSONDecodeError: Expecting value");
         let e = exec("exit 3").process(&msg(b"x"), 1).await.unwrap_err();
         assert_eq!(e.class, "exec: exit 3");
         assert!(e.retryable);

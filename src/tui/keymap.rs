@@ -122,6 +122,24 @@ pub const KEYS: &[Binding] = &[
         codes: &[KeyCode::Char('Y')],
     },
     Binding {
+        keys: "e",
+        desc: "edit the payload in $VISUAL/$EDITOR (kept until replayed)",
+        action: || Action::Edit,
+        codes: &[KeyCode::Char('e')],
+    },
+    Binding {
+        keys: "u",
+        desc: "discard the kept edit",
+        action: || Action::DiscardEdit,
+        codes: &[KeyCode::Char('u')],
+    },
+    Binding {
+        keys: "t",
+        desc: "triage board: groups by topic and error (enter filters, r replays a group)",
+        action: || Action::Triage,
+        codes: &[KeyCode::Char('t')],
+    },
+    Binding {
         keys: "?",
         desc: "this help",
         action: || Action::Help,

@@ -101,8 +101,14 @@ async fn event_loop(app: &mut App, mut io: Io) -> anyhow::Result<()> {
                     super::terminal::restore(false);
                     let result = tokio::task::block_in_place(|| super::editor::edit(&text, json));
                     super::terminal::resume(false)?;
+                    // A fresh terminal redraws everything. (`Terminal::clear` would ask the
+                    // terminal for the cursor position, racing the input reader for stdin.)
+                    crossterm::execute!(
+                        std::io::stdout(),
+                        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+                    )?;
+                    terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
                     input = EventStream::new();
-                    terminal.clear()?;
                     pending.extend(app.update(Action::Edited { id, result }));
                     dirty = true;
                     continue;

@@ -427,7 +427,8 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
         }
     };
     // Room for the lines as they wrap inside the box.
-    let inner = usize::from(f.area().width.min(76).saturating_sub(2)).max(1);
+    // Word wrapping breaks early: count on a narrower width than the box has.
+    let inner = usize::from(f.area().width.min(76).saturating_sub(14)).max(1);
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
     let area = centered(f.area(), 76, u16::try_from(rows + 2).unwrap_or(u16::MAX));
     f.render_widget(Clear, area);
