@@ -191,3 +191,56 @@ async fn list_live_filter_detail_replay_in_tmux() {
         "the terminal is restored after q:\n{s}"
     );
 }
+
+#[tokio::test]
+async fn the_same_flow_on_a_mongodb_dlq() {
+    use mongodb::bson::doc;
+    let source = TestTopic::new("tui-mongo-src", 1).await;
+    let c = TestCollection::new("tui");
+    let coll = c.handle().await;
+    coll.insert_one(doc! { "key": "OLD-1", "value": "{\"price\": -1}", "topic": &source.name, "partition": 0, "offset": 1i64, "error_time": mongodb::bson::DateTime::now() })
+        .await
+        .unwrap();
+    let audit = std::env::temp_dir()
+        .join(unique("tui-mongo-audit"))
+        .join("audit.jsonl");
+    let cmd = format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --mongo '{}' --db {} --collection {} --kafka {}; sleep 30",
+        audit.display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        mongo_uri(),
+        c.db,
+        c.name,
+        kafka_brokers()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("OLD-1");
+    t.wait_for("live: change stream");
+
+    // A document inserted after start appears through the change stream.
+    coll.insert_one(doc! { "key": "NEW-1", "value": "{\"price\": -3}", "topic": &source.name, "partition": 0, "offset": 2i64, "error_time": mongodb::bson::DateTime::now() })
+        .await
+        .unwrap();
+    t.wait_for("NEW-1");
+    t.keys(&["/", "key:NEW*", "Enter"]);
+    t.wait_for("1 of 2 match");
+    t.keys(&["Enter"]);
+    t.wait_for("\"price\": -3");
+    t.keys(&["r"]);
+    t.wait_for(&format!("to topic '{}'", source.name));
+    t.keys(&["Enter"]);
+    t.wait_for("replayed to");
+    let sent = read_all(&source.name).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].value.as_deref(), Some(&b"{\"price\": -3}"[..]));
+    let d = coll
+        .find_one(doc! { "key": "NEW-1" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        d.get_document("morgue").unwrap().get_str("state").unwrap(),
+        "replayed"
+    );
+    t.keys(&["q"]);
+}
