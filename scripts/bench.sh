@@ -70,6 +70,10 @@ PY
 best_of_3 "morgue list --mongo (with an error_time index)" target/release/morgue list --mongo "$M" --db bench --collection "$MC"
 "$ENGINE" index-mongo "$M" bench "$MC"
 
+echo "== TUI with a million letters (frames into ratatui's TestBackend)"
+TUI=$(cargo bench --bench tui --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
+"$TUI" 1000000
+
 echo "== index memory"
 "$ENGINE" index "$B" "$T100"
 if [ -z "${BENCH_SMALL:-}" ]; then
