@@ -161,7 +161,7 @@ async fn list_live_filter_detail_replay_in_tmux() {
 
     // Replay it: the dialog, then the status and the row's state.
     t.keys(&["r"]);
-    t.wait_for(&format!("to topic '{}'", source.name));
+    t.wait_for(&format!("to topic: {}", source.name));
     t.wait_for("payload (edited)");
     t.keys(&["Enter"]);
     t.wait_for("replayed to");
@@ -227,7 +227,7 @@ async fn the_same_flow_on_a_mongodb_dlq() {
     t.keys(&["Enter"]);
     t.wait_for("\"price\": -3");
     t.keys(&["r"]);
-    t.wait_for(&format!("to topic '{}'", source.name));
+    t.wait_for(&format!("to topic: {}", source.name));
     t.keys(&["Enter"]);
     t.wait_for("replayed to");
     let sent = read_all(&source.name).await;

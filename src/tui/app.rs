@@ -221,14 +221,19 @@ pub enum Dialog {
     },
     /// A replay waiting for its plan.
     Planning(LetterId),
-    /// A replay to confirm; production profiles must type the topic name.
+    /// A replay to confirm. Typing edits the target topic; production profiles must
+    /// also type the topic name into the confirmation field (`tab` switches).
     ConfirmReplay {
         /// What will be sent.
         plan: Box<ReplayPlan>,
         /// The letter.
         id: LetterId,
-        /// What has been typed (production only).
+        /// The target topic (starts as the plan's).
+        topic: String,
+        /// The confirmation typed (production only).
         typed: String,
+        /// Typing goes to the confirmation field rather than the topic.
+        confirming: bool,
     },
     /// A resolve to confirm.
     ConfirmResolve(LetterId),

@@ -351,3 +351,28 @@ fn the_triage_board_filters_and_replays_a_group() {
     );
     assert_eq!(app.screen, Screen::List);
 }
+
+#[test]
+fn the_replay_target_can_be_changed_in_the_dialog() {
+    let mut app = loaded(2);
+    let id = app.selected_id().unwrap();
+    app.update(Action::Replay);
+    app.update(Action::Planned(planned(&app)));
+    for _ in 0.."trades".len() {
+        app.update(Action::Backspace);
+    }
+    assert!(
+        app.update(Action::Submit).is_empty(),
+        "an empty topic is not sent"
+    );
+    for c in "trades-v2".chars() {
+        app.update(Action::Input(c));
+    }
+    assert_eq!(
+        app.update(Action::Submit),
+        vec![Effect::Replay {
+            id,
+            topic: "trades-v2".into()
+        }]
+    );
+}

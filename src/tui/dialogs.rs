@@ -42,10 +42,14 @@ impl App {
                 };
             }
             (Dialog::Planning(id), Action::Planned(plan)) if plan.letter_id == id.to_string() => {
+                let topic = plan.topic.clone();
+                let confirming = self.production;
                 self.dialog = Some(Dialog::ConfirmReplay {
                     plan,
                     id,
+                    topic,
                     typed: String::new(),
+                    confirming,
                 });
             }
             (Dialog::Planning(_), Action::Notice(n)) => self.status = n,
@@ -53,36 +57,80 @@ impl App {
                 Dialog::ConfirmReplay {
                     plan,
                     id,
+                    mut topic,
                     mut typed,
+                    confirming,
                 },
-                Action::Input(c),
+                a @ (Action::Input(_) | Action::Backspace),
             ) => {
-                typed.push(c);
-                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+                let field = if confirming { &mut typed } else { &mut topic };
+                match a {
+                    Action::Input(c) => field.push(c),
+                    _ => {
+                        field.pop();
+                    }
+                }
+                self.dialog = Some(Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    topic,
+                    typed,
+                    confirming,
+                });
             }
             (
                 Dialog::ConfirmReplay {
                     plan,
                     id,
-                    mut typed,
+                    topic,
+                    typed,
+                    confirming,
                 },
-                Action::Backspace,
+                Action::NextTab | Action::PrevTab,
             ) => {
-                typed.pop();
-                self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+                let confirming = self.production && !confirming;
+                self.dialog = Some(Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    topic,
+                    typed,
+                    confirming,
+                });
             }
-            (Dialog::ConfirmReplay { plan, id, typed }, Action::Submit) => {
-                if self.production && typed != plan.topic {
-                    self.status =
-                        format!("type '{}' to confirm a replay in production", plan.topic);
-                    self.dialog = Some(Dialog::ConfirmReplay { plan, id, typed });
+            (
+                Dialog::ConfirmReplay {
+                    plan,
+                    id,
+                    topic,
+                    typed,
+                    confirming,
+                },
+                Action::Submit,
+            ) => {
+                if topic.trim().is_empty() {
+                    self.status = "name a target topic".into();
+                    self.dialog = Some(Dialog::ConfirmReplay {
+                        plan,
+                        id,
+                        topic,
+                        typed,
+                        confirming,
+                    });
                     return Vec::new();
                 }
-                self.status = format!("replaying {id} to '{}'…", plan.topic);
-                return vec![Effect::Replay {
-                    id,
-                    topic: plan.topic.clone(),
-                }];
+                if self.production && typed != topic {
+                    self.status = format!("type '{topic}' to confirm a replay in production");
+                    self.dialog = Some(Dialog::ConfirmReplay {
+                        plan,
+                        id,
+                        topic,
+                        typed,
+                        confirming: true,
+                    });
+                    return Vec::new();
+                }
+                self.status = format!("replaying {id} to '{topic}'…");
+                return vec![Effect::Replay { id, topic }];
             }
             (Dialog::EditInvalid { text, .. }, Action::Input('e') | Action::Submit) => {
                 return self.start_edit(Some(text));

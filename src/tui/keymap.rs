@@ -163,6 +163,7 @@ pub fn action_for(key: KeyEvent, in_dialog: bool) -> Option<Action> {
             KeyCode::Esc => Some(Action::Back),
             KeyCode::Enter => Some(Action::Submit),
             KeyCode::Backspace => Some(Action::Backspace),
+            KeyCode::Tab | KeyCode::BackTab => Some(Action::NextTab),
             KeyCode::Char(c) => Some(Action::Input(c)),
             _ => None,
         };

@@ -387,7 +387,13 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
                 Line::from("enter: resolve   esc: cancel"),
             ],
         ),
-        Dialog::ConfirmReplay { plan, id, typed } => {
+        Dialog::ConfirmReplay {
+            plan,
+            id,
+            topic,
+            typed,
+            confirming,
+        } => {
             let sent: Vec<&str> = plan.headers.iter().map(|h| h.name.as_str()).collect();
             let stripped: Vec<String> = plan.stripped.iter().map(|(n, _)| n.clone()).collect();
             let preview = plan
@@ -398,7 +404,10 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
                 })
                 .unwrap_or_else(|| "(null)".into());
             let mut l = vec![
-                Line::from(format!("Replay {id} to topic '{}'", plan.topic)),
+                Line::from(format!(
+                    "Replay {id} to topic: {topic}{}",
+                    if *confirming { "" } else { "▏" }
+                )),
                 Line::from(format!(
                     "payload ({}): {preview}",
                     if plan.edited { "edited" } else { "original" }
@@ -416,12 +425,17 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             ];
             if app.production {
                 l.push(Line::styled(
-                    format!("production: type '{}' and press enter", plan.topic),
+                    format!("production: type '{topic}' to confirm (tab edits the topic)"),
                     theme.pick(Style::default().fg(Color::Red)),
                 ));
-                l.push(Line::from(format!("> {typed}")));
+                l.push(Line::from(format!(
+                    "> {typed}{}",
+                    if *confirming { "▏" } else { "" }
+                )));
             } else {
-                l.push(Line::from("enter: replay   esc: cancel"));
+                l.push(Line::from(
+                    "type to change the topic   enter: replay   esc: cancel",
+                ));
             }
             ("replay", l)
         }
