@@ -56,6 +56,13 @@ pub enum Action {
         /// What was saved, or why nothing was.
         result: Result<String, String>,
     },
+    /// Highlighted lines of a letter's payload (from the runner, off the UI task).
+    Highlighted {
+        /// The letter.
+        id: LetterId,
+        /// The lines, styled.
+        lines: Vec<ratatui::text::Line<'static>>,
+    },
     /// The edited value kept with a letter (from the ledger).
     EditedValue {
         /// The letter.
@@ -159,6 +166,15 @@ pub enum Effect {
     },
     /// Drop the edited value kept with a letter.
     DiscardEdit(LetterId),
+    /// Highlight a payload (the latest request wins).
+    Highlight {
+        /// The letter.
+        id: LetterId,
+        /// The pretty-printed text.
+        text: String,
+        /// `json` or `xml`.
+        syntax: &'static str,
+    },
     /// Put text on the clipboard.
     Copy {
         /// What it is, for the status line.
@@ -313,6 +329,8 @@ pub struct App {
     pub group: usize,
     /// Edited values kept with letters (from the ledger or this session).
     pub edits: std::collections::HashMap<LetterId, Vec<u8>>,
+    /// The open letter's payload, highlighted.
+    pub highlighted: Option<(LetterId, Vec<ratatui::text::Line<'static>>)>,
 }
 
 impl App {
@@ -342,6 +360,7 @@ impl App {
             groups: Vec::new(),
             group: 0,
             edits: std::collections::HashMap::new(),
+            highlighted: None,
         }
     }
 
@@ -449,7 +468,9 @@ impl App {
                         .and_then(|p| self.store.cached(p))
                         .cloned()
                     {
+                        let effect = highlight_effect(&l);
                         self.detail = Some(l);
+                        return effect.into_iter().collect();
                     } else {
                         self.detail = None;
                         return vec![Effect::Fetch(id)];
@@ -575,7 +596,18 @@ impl App {
             Action::Fetched(l) => {
                 if self.screen == Screen::Detail && l.id == self.selected_id() {
                     self.store.cache_put((*l).clone());
+                    let effect = highlight_effect(&l);
                     self.detail = Some(*l);
+                    return effect.into_iter().collect();
+                }
+            }
+            Action::Highlighted { id, lines } => {
+                if self
+                    .detail
+                    .as_ref()
+                    .is_some_and(|d| d.id.as_ref() == Some(&id))
+                {
+                    self.highlighted = Some((id, lines));
                 }
             }
             Action::Done { id, state, message } => {
@@ -594,6 +626,14 @@ impl App {
             | Action::PrevTab => {}
         }
         Vec::new()
+    }
+
+    /// The highlighted lines for the open letter, when the runner has made them.
+    pub fn highlighted_for(&self, id: &LetterId) -> Option<&[ratatui::text::Line<'static>]> {
+        self.highlighted
+            .as_ref()
+            .filter(|(h, _)| h == id)
+            .map(|(_, l)| l.as_slice())
     }
 
     /// The id of the letter open in the detail view.
@@ -686,6 +726,26 @@ impl App {
             text,
         }]
     }
+}
+
+/// The highlight request for a letter's payload: pretty JSON or XML under the size cap.
+fn highlight_effect(l: &DeadLetter) -> Option<Effect> {
+    let id = l.id.clone()?;
+    let v = l.value.as_deref()?;
+    if v.len() > super::highlight::MAX_BYTES {
+        return None;
+    }
+    let d = crate::engine::decode::decode(Some(v), super::highlight::MAX_BYTES);
+    let syntax = match d.kind {
+        crate::engine::decode::Kind::Json => "json",
+        crate::engine::decode::Kind::Xml => "xml",
+        _ => return None,
+    };
+    Some(Effect::Highlight {
+        id,
+        text: d.text,
+        syntax,
+    })
 }
 
 #[cfg(test)]

@@ -161,7 +161,14 @@ fn opening_fetches_unless_cached() {
     assert_eq!(app.tab, Tab::History);
     app.update(Action::Back);
     assert_eq!(app.screen, Screen::List);
-    assert!(app.update(Action::Open).is_empty(), "cached now");
+    let effects = app.update(Action::Open);
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::Highlight { syntax: "json", .. }]
+        ),
+        "cached now, so only highlighting: {effects:?}"
+    );
 }
 
 fn planned(app: &App) -> Box<ReplayPlan> {

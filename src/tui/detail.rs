@@ -31,7 +31,14 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         return;
     };
     let lines = match app.tab {
-        Tab::Payload => payload(l, l.id.as_ref().and_then(|id| app.edits.get(id)), theme),
+        Tab::Payload => {
+            let edit = l.id.as_ref().and_then(|id| app.edits.get(id));
+            let highlighted =
+                l.id.as_ref()
+                    .and_then(|id| app.highlighted_for(id))
+                    .filter(|_| edit.is_none());
+            payload(l, edit, highlighted, theme)
+        }
         Tab::Headers => headers(l),
         Tab::Error => error(l, theme),
         Tab::History => history(l),
@@ -44,7 +51,12 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     );
 }
 
-fn payload(l: &DeadLetter, app_edit: Option<&Vec<u8>>, theme: Theme) -> Vec<Line<'static>> {
+fn payload(
+    l: &DeadLetter,
+    app_edit: Option<&Vec<u8>>,
+    highlighted: Option<&[Line<'static>]>,
+    theme: Theme,
+) -> Vec<Line<'static>> {
     let key = match l.key.as_deref() {
         None => "(null)".to_string(),
         Some(k) => quote_bytes(k),
@@ -77,6 +89,10 @@ fn payload(l: &DeadLetter, app_edit: Option<&Vec<u8>>, theme: Theme) -> Vec<Line
         ));
     }
     out.push(Line::from(""));
+    if let Some(h) = highlighted.filter(|_| theme.color) {
+        out.extend(h.iter().cloned());
+        return out;
+    }
     for line in d.text.lines().take(MAX_LINES) {
         // Wrapping one enormous line every frame would stall the UI: cut it for display.
         let shown: String = line.chars().take(MAX_LINE).collect();

@@ -7,6 +7,7 @@ pub mod app;
 pub mod detail;
 mod dialogs;
 pub mod editor;
+pub mod highlight;
 pub mod keymap;
 pub mod runner;
 pub mod terminal;

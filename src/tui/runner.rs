@@ -54,6 +54,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         source: opened.source.clone(),
         replayer: Arc::new(Mutex::new(replayer)),
         stream: None,
+        highlight: None,
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
     let guard = TerminalGuard::enter(false)?;
@@ -66,6 +67,7 @@ struct Io {
     source: Arc<dyn DeadLetterSource>,
     replayer: Arc<Mutex<Option<KafkaReplayer>>>,
     stream: Option<JoinHandle<()>>,
+    highlight: Option<JoinHandle<()>>,
 }
 
 async fn event_loop(app: &mut App, mut io: Io) -> anyhow::Result<()> {
@@ -262,6 +264,19 @@ impl Io {
                     };
                     let _ = tx.send(a).await;
                 });
+            }
+            Effect::Highlight { id, text, syntax } => {
+                if !Theme::from_env().color {
+                    return;
+                }
+                if let Some(h) = self.highlight.take() {
+                    h.abort();
+                }
+                self.highlight = Some(tokio::task::spawn_blocking(move || {
+                    if let Some(lines) = super::highlight::highlight(&text, syntax) {
+                        let _ = tx.blocking_send(Action::Highlighted { id, lines });
+                    }
+                }));
             }
             Effect::ReplayGroup { query } => {
                 let (source, replayer) = (self.source.clone(), self.replayer.clone());

@@ -1,0 +1,80 @@
+//! Syntax highlighting of the selected payload with syntect: run off the UI task by
+//! the runner, for payloads up to [`MAX_BYTES`]; the latest request wins.
+
+use std::sync::OnceLock;
+
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use syntect::easy::HighlightLines;
+use syntect::highlighting::{Theme, ThemeSet};
+use syntect::parsing::SyntaxSet;
+
+/// Payloads larger than this are shown with the plain colouring.
+pub const MAX_BYTES: usize = 64 * 1024;
+
+fn assets() -> &'static (SyntaxSet, Theme) {
+    static ASSETS: OnceLock<(SyntaxSet, Theme)> = OnceLock::new();
+    ASSETS.get_or_init(|| {
+        let ss = SyntaxSet::load_defaults_newlines();
+        let mut themes = ThemeSet::load_defaults();
+        let theme = themes
+            .themes
+            .remove("base16-eighties.dark")
+            .or_else(|| themes.themes.into_values().next())
+            .unwrap_or_default();
+        (ss, theme)
+    })
+}
+
+/// Highlights `text` with the syntax for `extension` (`json`, `xml`); `None` when it is
+/// too big, the syntax is unknown, or highlighting fails.
+pub fn highlight(text: &str, extension: &str) -> Option<Vec<Line<'static>>> {
+    if text.len() > MAX_BYTES {
+        return None;
+    }
+    let (ss, theme) = assets();
+    let syntax = ss.find_syntax_by_extension(extension)?;
+    let mut h = HighlightLines::new(syntax, theme);
+    let mut out = Vec::new();
+    for line in syntect::util::LinesWithEndings::from(text) {
+        let ranges = h.highlight_line(line, ss).ok()?;
+        let spans: Vec<Span<'static>> = ranges
+            .into_iter()
+            .map(|(style, piece)| {
+                let c = style.foreground;
+                Span::styled(
+                    piece.trim_end_matches('\n').to_string(),
+                    Style::default().fg(Color::Rgb(c.r, c.g, c.b)),
+                )
+            })
+            .collect();
+        out.push(Line::from(spans));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_gets_colours_and_keeps_its_text() {
+        let text = "{\n  \"price\": -3\n}";
+        let lines = highlight(text, "json").unwrap();
+        assert_eq!(lines.len(), 3);
+        let second: String = lines[1].spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(second, "  \"price\": -3");
+        let colours: std::collections::HashSet<_> =
+            lines[1].spans.iter().map(|s| s.style.fg).collect();
+        assert!(
+            colours.len() > 1,
+            "keys and numbers are coloured differently"
+        );
+    }
+
+    #[test]
+    fn too_big_or_unknown_is_left_alone() {
+        assert!(highlight(&"x".repeat(MAX_BYTES + 1), "json").is_none());
+        assert!(highlight("a", "no-such-syntax").is_none());
+    }
+}
