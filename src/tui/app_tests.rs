@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::engine::Headers;
+use crate::engine::LetterState;
 use crate::engine::replay::{ReplayPolicy, plan};
 
 fn letter(offset: i64) -> DeadLetter {

@@ -3,6 +3,7 @@
 //! `view` and `detail` draw, `keymap` binds keys (and generates the help), and
 //! `terminal` restores the terminal on exit and on panic.
 
+pub mod action;
 pub mod app;
 pub mod detail;
 mod dialogs;

@@ -465,13 +465,7 @@ fn copy(text: &str) -> &'static str {
     {
         return "to the system clipboard";
     }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(text);
-    let osc = format!("\x1b]52;c;{b64}\x07");
-    let seq = if std::env::var_os("TMUX").is_some() {
-        format!("\x1bPtmux;{}\x1b\\", osc.replace('\x1b', "\x1b\x1b"))
-    } else {
-        osc
-    };
+    let seq = osc52(text, std::env::var_os("TMUX").is_some());
     let mut out = std::io::stdout();
     if out
         .write_all(seq.as_bytes())
@@ -481,5 +475,28 @@ fn copy(text: &str) -> &'static str {
         "through the terminal (OSC 52)"
     } else {
         "nowhere: the terminal could not be written"
+    }
+}
+
+/// The OSC 52 "set clipboard" sequence for `text`, wrapped in tmux's passthrough
+/// (escapes doubled) when running inside tmux.
+pub fn osc52(text: &str, in_tmux: bool) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+    let osc = format!("\x1b]52;c;{b64}\x07");
+    if in_tmux {
+        format!("\x1bPtmux;{}\x1b\\", osc.replace('\x1b', "\x1b\x1b"))
+    } else {
+        osc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::osc52;
+
+    #[test]
+    fn osc52_plain_and_through_tmux() {
+        assert_eq!(osc52("hi", false), "\x1b]52;c;aGk=\x07");
+        assert_eq!(osc52("hi", true), "\x1bPtmux;\x1b\x1b]52;c;aGk=\x07\x1b\\");
     }
 }

@@ -1,0 +1,183 @@
+//! Everything that can happen to the TUI ([`Action`]: keys and engine events) and
+//! everything it can ask for ([`Effect`]: I/O the runner carries out).
+
+use crate::engine::replay::ReplayPlan;
+use crate::engine::{DeadLetter, LetterId, LetterState};
+
+/// Everything that can happen to the TUI.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Select the previous row (or scroll up in the detail view).
+    Up,
+    /// Select the next row (or scroll down in the detail view).
+    Down,
+    /// Go to the first row.
+    Top,
+    /// Go to the last row.
+    Bottom,
+    /// One page up.
+    PageUp,
+    /// One page down.
+    PageDown,
+    /// Open the selected letter.
+    Open,
+    /// Leave the current screen or dialog.
+    Back,
+    /// Quit morgue.
+    Quit,
+    /// Newest first ⇄ oldest first.
+    ToggleOrder,
+    /// Keep the newest letter selected as letters arrive.
+    ToggleFollow,
+    /// Open the filter line.
+    Filter,
+    /// Show the keys.
+    Help,
+    /// The triage board: letters grouped by topic and error.
+    Triage,
+    /// Next detail tab.
+    NextTab,
+    /// Previous detail tab.
+    PrevTab,
+    /// Replay the selected letter (asks first).
+    Replay,
+    /// Mark the selected letter resolved (asks first).
+    Resolve,
+    /// Edit the open letter's payload in $EDITOR.
+    Edit,
+    /// Drop the edit kept with the open letter.
+    DiscardEdit,
+    /// The editor returned this text for `id` (or why it failed).
+    Edited {
+        /// The letter.
+        id: LetterId,
+        /// What was saved, or why nothing was.
+        result: Result<String, String>,
+    },
+    /// Highlighted lines of a letter's payload (from the runner, off the UI task).
+    Highlighted {
+        /// The letter.
+        id: LetterId,
+        /// The lines, styled.
+        lines: Vec<ratatui::text::Line<'static>>,
+    },
+    /// The edited value kept with a letter (from the ledger).
+    EditedValue {
+        /// The letter.
+        id: LetterId,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Copy the payload.
+    CopyPayload,
+    /// Copy the whole letter as JSON.
+    CopyLetter,
+    /// A character typed into a dialog.
+    Input(char),
+    /// Delete the last character of a dialog's input.
+    Backspace,
+    /// Confirm a dialog.
+    Submit,
+    /// The terminal has this many rows for the list.
+    Resize(u16),
+    /// Letters read for stream `generation`.
+    Letters {
+        /// Which stream they belong to (stale ones are dropped).
+        generation: u64,
+        /// The letters.
+        letters: Vec<DeadLetter>,
+    },
+    /// Stream `generation` has delivered everything present when it started.
+    CaughtUp {
+        /// Which stream.
+        generation: u64,
+    },
+    /// The DLQ holds this many letters.
+    Total(u64),
+    /// This many letters arrived live (matching the filter or not) in stream `generation`.
+    Arrived {
+        /// Which stream.
+        generation: u64,
+        /// How many.
+        count: u64,
+    },
+    /// A letter fetched in full.
+    Fetched(Box<DeadLetter>),
+    /// A replay planned for the confirm dialog.
+    Planned(Box<ReplayPlan>),
+    /// A write finished: the letter's new state and a line for the status bar.
+    Done {
+        /// The letter.
+        id: LetterId,
+        /// Its state now.
+        state: LetterState,
+        /// What happened.
+        message: String,
+    },
+    /// Something to say in the status line.
+    Notice(String),
+}
+
+/// I/O for the runner to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// (Re)start reading the DLQ from the beginning, following it, keeping matches of `filter`.
+    Stream {
+        /// Generation stamped on the letters it sends.
+        generation: u64,
+        /// The filter query (already checked).
+        filter: Option<String>,
+    },
+    /// Fetch a letter in full.
+    Fetch(LetterId),
+    /// Plan a replay for the confirm dialog.
+    PlanReplay(LetterId),
+    /// Replay a letter to a topic.
+    Replay {
+        /// The letter.
+        id: LetterId,
+        /// The target topic.
+        topic: String,
+    },
+    /// Mark a letter resolved.
+    Resolve(LetterId),
+    /// Replay every letter matching `query` that was not replayed yet.
+    ReplayGroup {
+        /// The group's filter.
+        query: String,
+    },
+    /// Hand the terminal to the editor with `text` (the runner answers with `Edited`).
+    Edit {
+        /// The letter.
+        id: LetterId,
+        /// The text to start from.
+        text: String,
+        /// The original was JSON: the result must be too.
+        json: bool,
+    },
+    /// Keep an edited value with the letter (ledger state `edited`).
+    SaveEdit {
+        /// The letter.
+        id: LetterId,
+        /// The new value.
+        value: Vec<u8>,
+    },
+    /// Drop the edited value kept with a letter.
+    DiscardEdit(LetterId),
+    /// Highlight a payload (the latest request wins).
+    Highlight {
+        /// The letter.
+        id: LetterId,
+        /// The pretty-printed text.
+        text: String,
+        /// `json` or `xml`.
+        syntax: &'static str,
+    },
+    /// Put text on the clipboard.
+    Copy {
+        /// What it is, for the status line.
+        what: String,
+        /// The text.
+        text: String,
+    },
+}
