@@ -94,12 +94,15 @@ pub enum Action {
     },
     /// The DLQ holds this many letters.
     Total(u64),
-    /// This many letters arrived live (matching the filter or not) in stream `generation`.
+    /// Stream `generation` read this many letters (matching the filter or not):
+    /// scan progress before it caught up, live arrivals after.
     Arrived {
         /// Which stream.
         generation: u64,
         /// How many.
         count: u64,
+        /// After the catch-up: these are new letters, and the DLQ grew.
+        live: bool,
     },
     /// A letter fetched in full.
     Fetched(Box<DeadLetter>),

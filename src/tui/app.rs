@@ -144,6 +144,8 @@ pub struct App {
     pub filter: String,
     /// The current stream's generation.
     pub generation: u64,
+    /// Letters the current stream has read while catching up (for the progress shown).
+    pub scanned: u64,
     /// Quit after this frame.
     pub quit: bool,
     /// The triage board's groups (computed when it opens and as letters arrive).
@@ -179,6 +181,7 @@ impl App {
             caught_up: false,
             filter: String::new(),
             generation: 0,
+            scanned: 0,
             quit: false,
             groups: Vec::new(),
             group: 0,
@@ -198,6 +201,7 @@ impl App {
         self.selected = 0;
         self.scroll = 0;
         self.caught_up = false;
+        self.scanned = 0;
         vec![Effect::Stream {
             generation: self.generation,
             filter,
@@ -412,8 +416,16 @@ impl App {
             }
             Action::Letters { .. } | Action::CaughtUp { .. } => {}
             Action::Total(n) => self.total = Some(n),
-            Action::Arrived { generation, count } if generation == self.generation => {
-                self.total = Some(self.total.unwrap_or(0) + count);
+            Action::Arrived {
+                generation,
+                count,
+                live,
+            } if generation == self.generation => {
+                if live {
+                    self.total = Some(self.total.unwrap_or(0) + count);
+                } else {
+                    self.scanned += count;
+                }
             }
             Action::Arrived { .. } => {}
             Action::Fetched(l) => {

@@ -418,15 +418,17 @@ async fn stream(
     while let Some(ev) = erx.recv().await {
         let a = match ev {
             SourceEvent::Letters(mut v) => {
-                if live {
-                    let count = v.len() as u64;
-                    if tx
-                        .send(Action::Arrived { generation, count })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
+                let count = v.len() as u64;
+                if tx
+                    .send(Action::Arrived {
+                        generation,
+                        count,
+                        live,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
                 if let Some(f) = &f {
                     v.retain(|l| f.matches(l));

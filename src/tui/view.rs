@@ -90,11 +90,19 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
         ));
     }
     let state = if !app.caught_up {
-        "  loading"
+        let verb = if app.filter.is_empty() {
+            "loading"
+        } else {
+            "searching"
+        };
+        match app.total.filter(|t| *t > 0) {
+            Some(t) => format!("  {verb} {}%", (app.scanned * 100 / t).min(100)),
+            None => format!("  {verb}…"),
+        }
     } else if app.follow {
-        "  live ●"
+        "  live ●".to_string()
     } else {
-        "  live"
+        "  live".to_string()
     };
     spans.push(Span::styled(
         state,
