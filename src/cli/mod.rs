@@ -15,7 +15,13 @@ pub use backend::BackendArgs;
 
 /// morgue: stream, inspect, fix and replay dead letters from Kafka and MongoDB DLQs.
 #[derive(Debug, Parser)]
-#[command(name = "morgue", version, about, long_about = None)]
+#[command(
+    name = "morgue",
+    version,
+    about,
+    long_about = None,
+    after_help = "Without a COMMAND, morgue opens the terminal UI on the DLQ (press ? there for the keys)."
+)]
 pub struct Cli {
     /// Where the DLQ is.
     #[command(flatten)]
@@ -38,7 +44,8 @@ pub enum Output {
 /// The headless commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the DLQ's letters, oldest first per partition (or follow it live).
+    /// Print the DLQ's letters, oldest first (per partition for Kafka, by error_time for
+    /// MongoDB), or follow it live.
     List(list::ListArgs),
     /// Print how many letters the DLQ holds (per partition) and how many have a state.
     Info,
