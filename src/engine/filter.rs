@@ -11,8 +11,10 @@
 use regex::Regex;
 
 use super::duration::parse_duration;
+use super::index::{IndexRow, NO_TIME};
 use super::jsonpath;
 use super::letter::DeadLetter;
+use super::store::Store;
 
 /// A parsed query: an `or` of `and` groups of (possibly negated) terms.
 #[derive(Debug, Clone)]
@@ -122,6 +124,34 @@ impl Filter {
             .iter()
             .flatten()
             .any(|(_, t)| matches!(t, Term::Json(..) | Term::Regex(_) | Term::Text(_)))
+    }
+
+    /// True when every term can be answered from an index row alone (source topic,
+    /// reason, state, time), so a filter applies at once without reading payloads.
+    pub fn index_only(&self) -> bool {
+        self.groups.iter().flatten().all(|(_, t)| {
+            matches!(
+                t,
+                Term::Topic(_) | Term::Reason(_) | Term::State(_) | Term::Since(_) | Term::Until(_)
+            )
+        })
+    }
+
+    /// Whether the letter behind `row` matches; exact when [`Filter::index_only`].
+    pub fn matches_row(&self, row: &IndexRow, store: &Store) -> bool {
+        let term = |t: &Term| match t {
+            Term::Topic(g) => store.topic(row).is_some_and(|name| g.is_match(name)),
+            Term::Reason(r) => row.reason.as_str() == r,
+            Term::State(s) => row.state.as_str() == s,
+            Term::Since(t) => row.dlq_ts_ms != NO_TIME && row.dlq_ts_ms >= *t,
+            Term::Until(t) => row.dlq_ts_ms != NO_TIME && row.dlq_ts_ms <= *t,
+            _ => true,
+        };
+        self.groups.is_empty()
+            || self
+                .groups
+                .iter()
+                .any(|g| g.iter().all(|(neg, t)| term(t) != *neg))
     }
 
     /// Whether `l` matches.

@@ -132,3 +132,42 @@ fn errors_quote_what_was_wrong() {
     assert!(err("key:A or").contains("'or' needs a term"));
     assert!(err("\"open").contains("unclosed \""));
 }
+
+#[test]
+fn index_only_filters_agree_with_full_letters() {
+    let mut store = crate::engine::store::Store::new();
+    let mut letters = sample();
+    for (i, l) in letters.iter_mut().enumerate() {
+        l.id = Some(crate::engine::LetterId::Kafka {
+            partition: 0,
+            offset: i as i64,
+        });
+        store.insert(l);
+    }
+    for q in [
+        "topic:trades",
+        "topic:tr* -reason:expired",
+        "reason:failed or since:1m",
+        "state:new until:2h",
+        "-topic:orders",
+    ] {
+        let f = Filter::parse(q, NOW).unwrap();
+        assert!(f.index_only(), "{q}");
+        for (i, l) in letters.iter().enumerate() {
+            assert_eq!(
+                f.matches_row(store.row(i).unwrap(), &store),
+                f.matches(l),
+                "{q} on letter {i}"
+            );
+        }
+    }
+    for q in [
+        "key:ABC*",
+        "error:Timeout",
+        "$.price<0",
+        "bolt",
+        "header.tenant:x",
+    ] {
+        assert!(!Filter::parse(q, NOW).unwrap().index_only(), "{q}");
+    }
+}

@@ -144,6 +144,12 @@ pub struct App {
     pub filter: String,
     /// The current stream's generation.
     pub generation: u64,
+    /// Display order over the store when an index-only filter applies (store positions).
+    pub view: Option<Vec<u32>>,
+    /// The index-only filter behind `view`.
+    pub row_filter: Option<crate::engine::filter::Filter>,
+    /// The current stream carries only a payload filter's matches.
+    pub stream_filtered: bool,
     /// Letters the current stream has read while catching up (for the progress shown).
     pub scanned: u64,
     /// Quit after this frame.
@@ -182,6 +188,9 @@ impl App {
             filter: String::new(),
             generation: 0,
             scanned: 0,
+            view: None,
+            row_filter: None,
+            stream_filtered: false,
             quit: false,
             groups: Vec::new(),
             group: 0,
@@ -202,6 +211,9 @@ impl App {
         self.scroll = 0;
         self.caught_up = false;
         self.scanned = 0;
+        self.view = None;
+        self.row_filter = None;
+        self.stream_filtered = filter.is_some();
         vec![Effect::Stream {
             generation: self.generation,
             filter,
@@ -210,8 +222,12 @@ impl App {
 
     /// Store position of display row `i`.
     pub fn position(&self, i: usize) -> Option<usize> {
-        let n = self.store.len();
-        (i < n).then(|| if self.newest_first { n - 1 - i } else { i })
+        let n = self.visible_len();
+        let k = (i < n).then(|| if self.newest_first { n - 1 - i } else { i })?;
+        match &self.view {
+            Some(v) => v.get(k).map(|&p| p as usize),
+            None => Some(k),
+        }
     }
 
     /// The selected letter's id.
@@ -219,8 +235,8 @@ impl App {
         self.position(self.selected).and_then(|p| self.store.id(p))
     }
 
-    fn select(&mut self, i: usize) {
-        let n = self.store.len();
+    pub(super) fn select(&mut self, i: usize) {
+        let n = self.visible_len();
         self.selected = if n == 0 { 0 } else { i.min(n - 1) };
         if self.selected < self.scroll {
             self.scroll = self.selected;
@@ -283,7 +299,7 @@ impl App {
             Action::Up => self.select(self.selected.saturating_sub(1)),
             Action::Down => self.select(self.selected + 1),
             Action::Top => self.select(0),
-            Action::Bottom => self.select(self.store.len().saturating_sub(1)),
+            Action::Bottom => self.select(self.visible_len().saturating_sub(1)),
             Action::PageUp => self.select(self.selected.saturating_sub(self.page)),
             Action::PageDown => self.select(self.selected + self.page),
             Action::Open if self.screen == Screen::List => {
@@ -386,6 +402,7 @@ impl App {
                 letters,
             } if generation == self.generation => {
                 let before = self.store.len();
+                let shown = self.visible_len();
                 for l in &letters {
                     let pos = self.store.insert(l);
                     if pos >= before && letters.len() <= 4 {
@@ -393,8 +410,9 @@ impl App {
                         self.store.cache_put(l.clone());
                     }
                 }
-                let added = self.store.len() - before;
-                if self.newest_first && !self.follow && added > 0 && self.store.len() > added {
+                self.extend_view(before);
+                let added = self.visible_len() - shown;
+                if self.newest_first && !self.follow && added > 0 && self.visible_len() > added {
                     // Keep the same letter selected while rows arrive above it.
                     self.selected += added;
                     self.scroll += added;
@@ -403,7 +421,7 @@ impl App {
                     self.select(if self.newest_first {
                         0
                     } else {
-                        self.store.len().saturating_sub(1)
+                        self.visible_len().saturating_sub(1)
                     });
                 }
             }
@@ -412,7 +430,7 @@ impl App {
                     self.groups = crate::engine::triage::groups(&self.store);
                 }
                 self.caught_up = true;
-                self.status = format!("{} letters loaded; following live", self.store.len());
+                self.status = format!("{} letters shown; following live", self.visible_len());
             }
             Action::Letters { .. } | Action::CaughtUp { .. } => {}
             Action::Total(n) => self.total = Some(n),

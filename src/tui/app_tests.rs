@@ -410,3 +410,68 @@ fn scan_progress_and_live_growth_are_counted_apart() {
     });
     assert_eq!(app.total, Some(1003), "another stream's counts are ignored");
 }
+
+fn filter(app: &mut App, q: &str) -> Vec<Effect> {
+    app.update(Action::Filter);
+    for _ in 0..app.filter.len() {
+        app.update(Action::Backspace);
+    }
+    for c in q.chars() {
+        app.update(Action::Input(c));
+    }
+    app.update(Action::Submit)
+}
+
+#[test]
+fn index_only_filters_apply_at_once_and_follow_new_letters() {
+    let mut app = loaded(6);
+    let resolved = {
+        let mut l = letter(6);
+        l.state = LetterState::Resolved;
+        l
+    };
+    app.update(Action::Letters {
+        generation: 1,
+        letters: vec![resolved],
+    });
+    assert!(
+        filter(&mut app, "state:resolved").is_empty(),
+        "no re-read for an index-only filter"
+    );
+    assert_eq!(app.visible_len(), 1);
+    assert_eq!(selected_offset(&app), 6);
+    app.update(Action::Letters {
+        generation: 1,
+        letters: vec![letter(7)],
+    });
+    assert_eq!(
+        app.visible_len(),
+        1,
+        "a new letter that does not match stays hidden"
+    );
+    assert!(filter(&mut app, "-state:resolved").is_empty());
+    assert_eq!(app.visible_len(), 7);
+    assert!(filter(&mut app, "").is_empty(), "clearing is instant too");
+    assert_eq!(app.visible_len(), 8);
+
+    // A payload filter re-reads the DLQ; after it, an index filter re-reads everything once.
+    assert_eq!(
+        filter(&mut app, "$.n>3"),
+        vec![Effect::Stream {
+            generation: 2,
+            filter: Some("$.n>3".into())
+        }]
+    );
+    assert_eq!(
+        filter(&mut app, "topic:trades"),
+        vec![Effect::Stream {
+            generation: 3,
+            filter: None
+        }]
+    );
+    app.update(Action::Letters {
+        generation: 3,
+        letters: (0..3).map(letter).collect(),
+    });
+    assert_eq!(app.visible_len(), 3);
+}

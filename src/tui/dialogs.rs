@@ -29,15 +29,8 @@ impl App {
                         Vec::new()
                     }
                     Ok(_) => {
-                        self.filter = input.trim().to_string();
                         self.screen = Screen::List;
-                        self.status = if self.filter.is_empty() {
-                            "filter cleared".into()
-                        } else {
-                            format!("filtering: {}", self.filter)
-                        };
-                        let f = (!self.filter.is_empty()).then(|| self.filter.clone());
-                        self.restream(f)
+                        self.apply_filter(input.trim().to_string())
                     }
                 };
             }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod detail;
 mod dialogs;
 pub mod editor;
+mod filtering;
 pub mod highlight;
 pub mod keymap;
 pub mod runner;

@@ -76,7 +76,7 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
         ));
     }
     spans.push(Span::raw(app.dlq.clone()));
-    let loaded = app.store.len();
+    let loaded = app.visible_len();
     let count = match (app.total, app.filter.is_empty()) {
         (Some(t), true) => format!("  {} letters ({} loaded)", group(t), group(loaded as u64)),
         (Some(t), false) => format!("  {} of {} match", group(loaded as u64), group(t)),
@@ -199,7 +199,7 @@ fn state_style(s: LetterState, theme: Theme) -> Style {
 }
 
 fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
-    if app.store.is_empty() {
+    if app.visible_len() == 0 {
         let msg = if !app.caught_up {
             "reading the DLQ…"
         } else if app.filter.is_empty() {
@@ -213,7 +213,7 @@ fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     let rows_visible = usize::from(area.height.saturating_sub(1));
     let wide = area.width >= 100;
     let mut rows = Vec::with_capacity(rows_visible);
-    for i in app.scroll..(app.scroll + rows_visible).min(app.store.len()) {
+    for i in app.scroll..(app.scroll + rows_visible).min(app.visible_len()) {
         let Some(r) = app.position(i).and_then(|p| app.store.row(p)) else {
             continue;
         };
