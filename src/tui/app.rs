@@ -3,6 +3,7 @@
 //! runner carries out. Nothing here touches the terminal or the network.
 
 pub use super::action::{Action, Effect};
+use super::letter_ops::highlight_effect;
 use crate::engine::replay::ReplayPlan;
 use crate::engine::store::Store;
 use crate::engine::{DeadLetter, LetterId};
@@ -245,7 +246,7 @@ impl App {
         }
     }
 
-    fn write_refused(&mut self, what: &str) -> bool {
+    pub(super) fn write_refused(&mut self, what: &str) -> bool {
         if self.read_only {
             self.status = format!("refused {what}: the profile is read-only");
         }
@@ -496,109 +497,6 @@ impl App {
             .filter(|d| d.id == self.selected_id())
             .and_then(|d| d.id.clone())
     }
-
-    /// Opens the editor on the open letter's value (or its kept edit, or `retry` text).
-    pub(super) fn start_edit(&mut self, retry: Option<String>) -> Vec<Effect> {
-        if self.write_refused("edit") {
-            return Vec::new();
-        }
-        let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
-            self.status = "open the letter first (enter), then e to edit".into();
-            return Vec::new();
-        };
-        let Some(id) = l.id.clone() else {
-            return Vec::new();
-        };
-        let original = l.value.clone().unwrap_or_default();
-        let json = serde_json::from_slice::<serde_json::Value>(&original).is_ok();
-        let text = retry.unwrap_or_else(|| {
-            let current = self.edits.get(&id).cloned().unwrap_or(original);
-            match serde_json::from_slice::<serde_json::Value>(&current) {
-                Ok(v) if json => serde_json::to_string_pretty(&v).unwrap_or_default(),
-                _ => String::from_utf8_lossy(&current).into_owned(),
-            }
-        });
-        if std::str::from_utf8(l.value.as_deref().unwrap_or_default()).is_err() {
-            self.status = "binary payloads cannot be edited as text".into();
-            return Vec::new();
-        }
-        vec![Effect::Edit { id, text, json }]
-    }
-
-    fn edited(&mut self, id: LetterId, result: Result<String, String>) -> Vec<Effect> {
-        let text = match result {
-            Ok(t) => t,
-            Err(e) => {
-                self.status = e;
-                return Vec::new();
-            }
-        };
-        let Some(l) = self.detail.as_ref().filter(|d| d.id.as_ref() == Some(&id)) else {
-            return Vec::new();
-        };
-        let original = l.value.clone().unwrap_or_default();
-        let json = serde_json::from_slice::<serde_json::Value>(&original).is_ok();
-        if let Some(error) = super::editor::invalid_json(&text, json) {
-            self.dialog = Some(Dialog::EditInvalid { id, text, error });
-            return Vec::new();
-        }
-        let before = match serde_json::from_slice::<serde_json::Value>(
-            self.edits.get(&id).unwrap_or(&original),
-        ) {
-            Ok(v) if json => serde_json::to_string_pretty(&v).unwrap_or_default(),
-            _ => String::from_utf8_lossy(self.edits.get(&id).unwrap_or(&original)).into_owned(),
-        };
-        if before == text {
-            self.status = "no change".into();
-            return Vec::new();
-        }
-        let diff = super::editor::diff(&before, &text);
-        self.dialog = Some(Dialog::ReviewEdit { id, text, diff });
-        Vec::new()
-    }
-
-    fn copy(&mut self, whole: bool) -> Vec<Effect> {
-        let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
-            self.status = "open the letter first (enter), then copy".into();
-            return Vec::new();
-        };
-        let (what, text) = if whole {
-            let json = serde_json::to_string_pretty(&crate::engine::json::LetterJson::of(l))
-                .unwrap_or_default();
-            ("letter as JSON", json)
-        } else {
-            let text = match l.value.as_deref() {
-                Some(v) => String::from_utf8(v.to_vec())
-                    .unwrap_or_else(|_| crate::engine::encoding::EncodedBytes::of(v).data),
-                None => String::new(),
-            };
-            ("payload", text)
-        };
-        vec![Effect::Copy {
-            what: what.into(),
-            text,
-        }]
-    }
-}
-
-/// The highlight request for a letter's payload: pretty JSON or XML under the size cap.
-fn highlight_effect(l: &DeadLetter) -> Option<Effect> {
-    let id = l.id.clone()?;
-    let v = l.value.as_deref()?;
-    if v.len() > super::highlight::MAX_BYTES {
-        return None;
-    }
-    let d = crate::engine::decode::decode(Some(v), super::highlight::MAX_BYTES);
-    let syntax = match d.kind {
-        crate::engine::decode::Kind::Json => "json",
-        crate::engine::decode::Kind::Xml => "xml",
-        _ => return None,
-    };
-    Some(Effect::Highlight {
-        id,
-        text: d.text,
-        syntax,
-    })
 }
 
 #[cfg(test)]

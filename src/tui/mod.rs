@@ -11,6 +11,7 @@ pub mod editor;
 mod filtering;
 pub mod highlight;
 pub mod keymap;
+mod letter_ops;
 pub mod runner;
 pub mod terminal;
 pub mod view;
