@@ -39,8 +39,10 @@ pub enum Action {
     NextTab,
     /// Previous detail tab.
     PrevTab,
-    /// Replay the selected letter (asks first).
+    /// Replay the selected letter, or the marked ones (asks first).
     Replay,
+    /// Mark or unmark the selected letter for a replay of several.
+    Mark,
     /// Mark the selected letter resolved (asks first).
     Resolve,
     /// Edit the open letter's payload in $EDITOR.
@@ -144,6 +146,8 @@ pub enum Effect {
     },
     /// Mark a letter resolved.
     Resolve(LetterId),
+    /// Replay these letters, one by one.
+    ReplayMany(Vec<LetterId>),
     /// Replay every letter matching `query` that was not replayed yet.
     ReplayGroup {
         /// The group's filter.

@@ -77,6 +77,8 @@ pub enum Dialog {
     },
     /// A resolve to confirm.
     ConfirmResolve(LetterId),
+    /// The replay of the marked letters to confirm.
+    ConfirmReplayMany(Vec<LetterId>),
     /// The replay of a whole triage group to confirm.
     ConfirmReplayGroup {
         /// The group's filter.
@@ -161,6 +163,8 @@ pub struct App {
     pub group: usize,
     /// Edited values kept with letters (from the ledger or this session).
     pub edits: std::collections::HashMap<LetterId, Vec<u8>>,
+    /// Letters marked for a replay of several.
+    pub marked: std::collections::BTreeSet<LetterId>,
     /// The open letter's payload, highlighted.
     pub highlighted: Option<(LetterId, Vec<ratatui::text::Line<'static>>)>,
 }
@@ -197,6 +201,7 @@ impl App {
             group: 0,
             edits: std::collections::HashMap::new(),
             highlighted: None,
+            marked: std::collections::BTreeSet::new(),
         }
     }
 
@@ -321,6 +326,10 @@ impl App {
                     }
                 }
             }
+            Action::Back if self.screen == Screen::List && !self.marked.is_empty() => {
+                self.marked.clear();
+                self.status = "marks cleared".into();
+            }
             Action::Back | Action::Open => self.screen = Screen::List,
             Action::Quit => self.quit = true,
             Action::ToggleOrder => {
@@ -359,6 +368,23 @@ impl App {
                 };
                 self.tab = Tab::ALL[next];
                 self.detail_scroll = 0;
+            }
+            Action::Mark => {
+                if let Some(id) = self.selected_id() {
+                    if !self.marked.remove(&id) {
+                        self.marked.insert(id);
+                    }
+                    self.status =
+                        format!("{} marked; r replays them, esc unmarks", self.marked.len());
+                    self.select(self.selected + 1);
+                }
+            }
+            Action::Replay if self.screen == Screen::List && !self.marked.is_empty() => {
+                if !self.write_refused("replay") {
+                    self.dialog = Some(Dialog::ConfirmReplayMany(
+                        self.marked.iter().cloned().collect(),
+                    ));
+                }
             }
             Action::Replay => {
                 if let Some(id) = self.selected_id()

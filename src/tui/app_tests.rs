@@ -475,3 +475,20 @@ fn index_only_filters_apply_at_once_and_follow_new_letters() {
     });
     assert_eq!(app.visible_len(), 3);
 }
+
+#[test]
+fn marked_letters_are_replayed_together() {
+    let mut app = loaded(5);
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    assert_eq!(app.marked.len(), 2);
+    let ids: Vec<LetterId> = app.marked.iter().cloned().collect();
+    app.update(Action::Replay);
+    assert!(matches!(&app.dialog, Some(Dialog::ConfirmReplayMany(v)) if v.len() == 2));
+    assert_eq!(app.update(Action::Submit), vec![Effect::ReplayMany(ids)]);
+    assert!(app.marked.is_empty());
+    app.update(Action::Mark);
+    app.update(Action::Back);
+    assert!(app.marked.is_empty(), "esc unmarks");
+    assert_eq!(app.screen, Screen::List);
+}

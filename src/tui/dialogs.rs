@@ -134,6 +134,11 @@ impl App {
                 self.edits.insert(id.clone(), value.clone());
                 return vec![Effect::SaveEdit { id, value }];
             }
+            (Dialog::ConfirmReplayMany(ids), Action::Submit) => {
+                self.status = format!("replaying {} marked letter(s)…", ids.len());
+                self.marked.clear();
+                return vec![Effect::ReplayMany(ids)];
+            }
             (Dialog::ConfirmReplayGroup { query, count }, Action::Submit) => {
                 self.status = format!("replaying {count} letter(s) of {query}…");
                 return vec![Effect::ReplayGroup { query }];

@@ -104,6 +104,12 @@ pub const KEYS: &[Binding] = &[
         codes: &[KeyCode::Char('r')],
     },
     Binding {
+        keys: "space",
+        desc: "mark the letter (r then replays the marked ones; esc unmarks all)",
+        action: || Action::Mark,
+        codes: &[KeyCode::Char(' ')],
+    },
+    Binding {
         keys: "x",
         desc: "mark resolved without replaying (asks first)",
         action: || Action::Resolve,

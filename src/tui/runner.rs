@@ -19,12 +19,12 @@ use super::app::{Action, App, Effect};
 use super::keymap::action_for;
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
-use crate::backends::kafka::replay::KafkaReplayer;
+use crate::backends::kafka::replay::{KafkaReplayer, ReplayError};
 use crate::cli::backend::Target;
-use crate::engine::LetterState;
 use crate::engine::filter::Filter;
 use crate::engine::replay::ReplayPolicy;
 use crate::engine::source::{DeadLetterSource, SourceEvent, StartAt};
+use crate::engine::{DeadLetter, EngineError, LetterId, LetterState};
 
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
@@ -278,6 +278,10 @@ impl Io {
                     }
                 }));
             }
+            Effect::ReplayMany(ids) => {
+                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                tokio::spawn(replay_many(source, replayer, ids, tx));
+            }
             Effect::ReplayGroup { query } => {
                 let (source, replayer) = (self.source.clone(), self.replayer.clone());
                 tokio::spawn(replay_group(source, replayer, query, tx));
@@ -343,6 +347,63 @@ impl Io {
     }
 }
 
+/// Counts of a replay of several letters, reported as it goes.
+#[derive(Default)]
+struct Bulk {
+    done: u64,
+    skipped: u64,
+    failed: u64,
+}
+
+impl Bulk {
+    /// Replays one letter; false when there is no cluster to replay to.
+    async fn replay(
+        &mut self,
+        replayer: &Mutex<Option<KafkaReplayer>>,
+        l: &DeadLetter,
+        tx: &mpsc::Sender<Action>,
+    ) -> bool {
+        let Some(id) = l.id.clone() else { return true };
+        let mut guard = replayer.lock().await;
+        let Some(r) = guard.as_mut() else {
+            let _ = tx
+                .send(Action::Notice("replaying needs --kafka BROKERS".into()))
+                .await;
+            return false;
+        };
+        match r.replay(l, None, None, false).await {
+            Ok(_) => {
+                self.done += 1;
+                let message = format!(
+                    "replayed {} ({} skipped, {} failed)",
+                    self.done, self.skipped, self.failed
+                );
+                let _ = tx
+                    .send(Action::Done {
+                        id,
+                        state: LetterState::Replayed,
+                        message,
+                    })
+                    .await;
+            }
+            Err(ReplayError::Refused(EngineError::AlreadyReplayed { .. })) => self.skipped += 1,
+            Err(e) => {
+                self.failed += 1;
+                let _ = tx.send(Action::Notice(format!("{id}: {e}"))).await;
+            }
+        }
+        true
+    }
+
+    async fn report(&self, tx: &mpsc::Sender<Action>) {
+        let msg = format!(
+            "replay done: {} replayed, {} already replayed, {} failed",
+            self.done, self.skipped, self.failed
+        );
+        let _ = tx.send(Action::Notice(msg)).await;
+    }
+}
+
 /// Replays every letter matching `query`, one by one, reporting progress.
 async fn replay_group(
     source: Arc<dyn DeadLetterSource>,
@@ -355,50 +416,43 @@ async fn replay_group(
     };
     let (etx, mut erx) = mpsc::channel(8);
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, etx).await });
-    let (mut done, mut skipped, mut failed) = (0u64, 0u64, 0u64);
+    let mut bulk = Bulk::default();
     while let Some(ev) = erx.recv().await {
         let SourceEvent::Letters(batch) = ev else {
             continue;
         };
         for l in batch.iter().filter(|l| f.matches(l)) {
-            let Some(id) = l.id.clone() else { continue };
-            let mut guard = replayer.lock().await;
-            let Some(r) = guard.as_mut() else {
-                let _ = tx
-                    .send(Action::Notice("replaying needs --kafka BROKERS".into()))
-                    .await;
+            if !bulk.replay(&replayer, l, &tx).await {
                 return;
-            };
-            match r.replay(l, None, None, false).await {
-                Ok(_) => {
-                    done += 1;
-                    let message = format!(
-                        "replayed {done} of the group ({skipped} skipped, {failed} failed)"
-                    );
-                    let _ = tx
-                        .send(Action::Done {
-                            id,
-                            state: LetterState::Replayed,
-                            message,
-                        })
-                        .await;
-                }
-                Err(crate::backends::kafka::replay::ReplayError::Refused(
-                    crate::engine::EngineError::AlreadyReplayed { .. },
-                )) => skipped += 1,
-                Err(e) => {
-                    failed += 1;
-                    let _ = tx.send(Action::Notice(format!("{id}: {e}"))).await;
-                }
             }
         }
     }
     let _ = reader.await;
-    let _ = tx
-        .send(Action::Notice(format!(
-            "group replay done: {done} replayed, {skipped} already replayed, {failed} failed"
-        )))
-        .await;
+    bulk.report(&tx).await;
+}
+
+/// Replays the letters `ids`, one by one, reporting progress.
+async fn replay_many(
+    source: Arc<dyn DeadLetterSource>,
+    replayer: Arc<Mutex<Option<KafkaReplayer>>>,
+    ids: Vec<LetterId>,
+    tx: mpsc::Sender<Action>,
+) {
+    let mut bulk = Bulk::default();
+    for id in ids {
+        match source.fetch(&id).await {
+            Ok(l) => {
+                if !bulk.replay(&replayer, &l, &tx).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                bulk.failed += 1;
+                let _ = tx.send(Action::Notice(e.to_string())).await;
+            }
+        }
+    }
+    bulk.report(&tx).await;
 }
 
 /// Reads the DLQ from the beginning and keeps following it, forwarding the letters

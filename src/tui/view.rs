@@ -214,11 +214,13 @@ fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     let wide = area.width >= 100;
     let mut rows = Vec::with_capacity(rows_visible);
     for i in app.scroll..(app.scroll + rows_visible).min(app.visible_len()) {
-        let Some(r) = app.position(i).and_then(|p| app.store.row(p)) else {
+        let Some((pos, r)) = app.position(i).and_then(|p| Some((p, app.store.row(p)?))) else {
             continue;
         };
+        let marked =
+            !app.marked.is_empty() && app.store.id(pos).is_some_and(|id| app.marked.contains(&id));
         let mut cells = vec![
-            time(r.dlq_ts_ms),
+            format!("{}{}", if marked { "•" } else { " " }, time(r.dlq_ts_ms)),
             app.store.topic(r).unwrap_or("?").to_string(),
             key_text(r),
             short_error(app.store.error(r)),
@@ -238,7 +240,7 @@ fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         rows.push(Row::new(row).style(style));
     }
     let mut widths = vec![
-        Constraint::Length(14),
+        Constraint::Length(15),
         Constraint::Length(16),
         Constraint::Length(10),
         Constraint::Fill(1),
@@ -377,6 +379,18 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             l.push(Line::from("enter: keep the edit   esc: drop it"));
             ("edit", l)
         }
+        Dialog::ConfirmReplayMany(ids) => (
+            "replay marked",
+            vec![
+                Line::from(format!(
+                    "Replay the {} marked letter(s) to their source topics?",
+                    ids.len()
+                )),
+                Line::from("Letters already replayed are skipped."),
+                Line::from(""),
+                Line::from("enter: replay all   esc: cancel"),
+            ],
+        ),
         Dialog::ConfirmReplayGroup { query, count } => (
             "replay group",
             vec![
