@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -24,9 +24,9 @@ fn morgue(args: &[&str], audit: &std::path::Path) -> Output {
         .unwrap()
 }
 
-fn router(source: &str, dlq: &str, group: &str, script: &str) -> Child {
+fn router(source: &str, dlq: &str, group: &str, script: &str) -> Spawned {
     let b = kafka_brokers();
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let child = Command::new(env!("CARGO_BIN_EXE_morgue"))
         .args([
             "route",
             "--kafka",
@@ -47,10 +47,12 @@ fn router(source: &str, dlq: &str, group: &str, script: &str) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Spawned::new(child)
 }
 
-fn stop(child: Child) -> serde_json::Value {
+fn stop(child: Spawned) -> serde_json::Value {
+    let child = child.take();
     sigterm(&child);
     let out = child.wait_with_output().unwrap();
     assert!(

@@ -188,12 +188,14 @@ async fn router_to_mongo_then_replay_to_kafka_records_state_in_the_document() {
         ],
     );
     args.extend(["--max-attempts".into(), "1".into()]);
-    let router = Command::new(env!("CARGO_BIN_EXE_morgue"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let router = Spawned::new(
+        Command::new(env!("CARGO_BIN_EXE_morgue"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let coll = c.handle().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while coll.count_documents(doc! {}).await.unwrap() < 2 && Instant::now() < deadline {
@@ -204,6 +206,7 @@ async fn router_to_mongo_then_replay_to_kafka_records_state_in_the_document() {
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let router = router.take();
     sigterm(&router);
     let out = router.wait_with_output().unwrap();
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

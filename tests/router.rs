@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use morgue::engine::{DeadLetter, Reason};
@@ -17,7 +17,7 @@ const SCRIPT: &str = r#"v=$(cat | tr -d '\000'); case "$v" in
   *down*) echo "downstream unavailable" >&2; exit 1;;
 esac"#;
 
-fn route(source: &str, dlq: &str, group: &str, extra: &[&str]) -> Child {
+fn route(source: &str, dlq: &str, group: &str, extra: &[&str]) -> Spawned {
     let brokers = kafka_brokers();
     let mut args = vec![
         "route",
@@ -39,15 +39,18 @@ fn route(source: &str, dlq: &str, group: &str, extra: &[&str]) -> Child {
         "1h",
     ];
     args.extend_from_slice(extra);
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    Spawned::new(
+        Command::new(env!("CARGO_BIN_EXE_morgue"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
-fn stop(child: Child) -> (serde_json::Value, String) {
+fn stop(child: Spawned) -> (serde_json::Value, String) {
+    let child = child.take();
     sigterm(&child);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

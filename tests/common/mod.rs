@@ -292,3 +292,27 @@ pub fn python(script: &str, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A child process that is killed if a test fails before stopping it.
+pub struct Spawned(Option<std::process::Child>);
+
+impl Spawned {
+    /// Guards `child`.
+    pub fn new(child: std::process::Child) -> Self {
+        Spawned(Some(child))
+    }
+
+    /// The child, no longer guarded (the caller stops it).
+    pub fn take(mut self) -> std::process::Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
