@@ -112,13 +112,27 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             .store_offset(&incoming.topic, incoming.partition, incoming.offset)
             .map_err(|e| cfg.error("storing the consumed offset", e))?;
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => {}
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => return Err(cfg.error("committing offsets at shutdown", e)),
+    // A broker that is gone must not hold the shutdown: commit on a thread, wait a while.
+    let final_commit = tokio::task::spawn_blocking(move || {
+        let r = consumer.commit_consumer_state(CommitMode::Sync);
+        drop(consumer);
+        r
+    });
+    match tokio::time::timeout(SHUTDOWN_COMMIT, final_commit).await {
+        Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => {}
+        Ok(Ok(Err(e))) => return Err(cfg.error("committing offsets at shutdown", e)),
+        Ok(Err(e)) => return Err(KafkaBackendError::Task(e.to_string())),
+        Err(_) => tracing::warn!(
+            "could not commit the last offsets within {}s ({} unreachable?); those messages will be consumed again",
+            SHUTDOWN_COMMIT.as_secs(),
+            cfg.brokers
+        ),
     }
     Ok(stats)
 }
+
+/// How long the last commit may take at shutdown.
+const SHUTDOWN_COMMIT: Duration = Duration::from_secs(10);
 
 /// Pauses the message's partition and retries the dead-letter write until it is
 /// acknowledged or shutdown comes; resumes the partition afterwards.

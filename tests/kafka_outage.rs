@@ -1,0 +1,180 @@
+//! A broker that goes away, on a private noida-db started by this test: commands say
+//! so in one line and stop, and the router still shuts down on SIGTERM instead of
+//! hanging on its last commit.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Spawned, sigterm, unique};
+
+/// A noida-db of this test's own, killed on drop.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let prefix = Command::new(format!("{root}/scripts/services.sh"))
+            .args(["python", "-c", "import sys; print(sys.prefix)"])
+            .output()
+            .unwrap();
+        let prefix = String::from_utf8(prefix.stdout).unwrap().trim().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(unique("noida-outage"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new(format!("{prefix}/bin/noida-db"))
+            .args([
+                "start",
+                "--only",
+                "kafka",
+                "--kafka-port",
+                &port.to_string(),
+                "--host",
+                "127.0.0.1",
+                "--data-dir",
+            ])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "noida-db did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Broker {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// Kills the wrapper and the server it started (its own process group).
+    fn kill(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-9", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+        let port: u16 = self.addr.rsplit(':').next().unwrap().parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the broker on port {port} would not stop"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn morgue(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+async fn create(addr: &str, topics: &[&str]) {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+        .collect();
+    for r in admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_broker_that_goes_away_is_reported_and_the_router_still_stops() {
+    let mut broker = Broker::start();
+    let (src, dlq) = ("outage-src", "outage-dlq");
+    create(&broker.addr, &[src, dlq]).await;
+    let router = Spawned::new(
+        Command::new(env!("CARGO_BIN_EXE_morgue"))
+            .args([
+                "route",
+                "--kafka",
+                &broker.addr,
+                "--topic",
+                dlq,
+                "--source",
+                src,
+                "--group",
+                "outage",
+                "--exec",
+                "cat >/dev/null",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let router = router.take();
+    let stopped = Instant::now();
+    sigterm(&router);
+    let out = tokio::task::spawn_blocking(move || router.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let waited = stopped.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["processed"], 0);
+    println!(
+        "router stopped {} ms after SIGTERM with the broker gone",
+        waited.as_millis()
+    );
+    assert!(
+        waited < Duration::from_secs(60),
+        "the router hung on shutdown"
+    );
+
+    // Reading from the dead broker: one line that names it, exit 1.
+    let out = morgue(&["list", "--kafka", &broker.addr, "--topic", dlq]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("morgue: cannot reach Kafka at '{}'", broker.addr)),
+        "{err}"
+    );
+}
