@@ -182,6 +182,10 @@ async fn list_live_filter_detail_replay_in_tmux() {
         2,
         "edit and replay"
     );
+    assert!(
+        audit.with_file_name("morgue.log").exists(),
+        "the TUI logs to a file, not the screen"
+    );
 
     t.keys(&["q"]);
     std::thread::sleep(Duration::from_millis(500));

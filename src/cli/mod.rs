@@ -77,7 +77,7 @@ pub struct UsageError(pub String);
 /// returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.command.is_none());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
@@ -91,18 +91,54 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Warnings and errors go to stderr, one line each; `MORGUE_LOG` (e.g. `debug`,
-/// `morgue=trace`) changes the level.
-fn init_logging() {
+/// Warnings and errors go to stderr, one line each (the TUI's to [`log_path`]);
+/// `MORGUE_LOG` (e.g. `debug`, `morgue=trace`) changes the level.
+fn init_logging(tui: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MORGUE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_timer(tracing_subscriber::fmt::time::uptime())
-        .try_init();
+        .with_timer(tracing_subscriber::fmt::time::uptime());
+    if !tui {
+        let _ = builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init();
+        return;
+    }
+    // The TUI owns the screen: its logs go to a file, never to the terminal.
+    let path = log_path();
+    let file = path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        });
+    match file {
+        Ok(f) => {
+            let _ = builder
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false)
+                .try_init();
+        }
+        Err(_) => {
+            let _ = builder.with_writer(std::io::sink).try_init();
+        }
+    }
+}
+
+/// Where the TUI logs: `$MORGUE_LOG_FILE`, else `morgue.log` next to the audit log.
+pub fn log_path() -> std::path::PathBuf {
+    std::env::var_os("MORGUE_LOG_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            crate::engine::audit::AuditLog::default_path().with_file_name("morgue.log")
+        })
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
