@@ -3,7 +3,7 @@
 //! (never on the UI task) and renders at most every 16 ms. Engine events come through
 //! a bounded channel, so a reader that outruns the screen waits instead of growing.
 
-use std::io::Write;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -218,53 +218,10 @@ impl Io {
                     let _ = tx.send(action).await;
                 });
             }
-            Effect::Replay { id, topic } => {
-                let (source, replayer) = (self.source.clone(), self.replayer.clone());
-                tokio::spawn(async move {
-                    let result = async {
-                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
-                        let mut r = replayer.lock().await;
-                        let r = r
-                            .as_mut()
-                            .ok_or("replaying MongoDB letters needs --kafka BROKERS")?;
-                        r.replay(&l, Some(&topic), None, false)
-                            .await
-                            .map_err(|e| e.to_string())
-                    };
-                    let a = match result.await {
-                        Ok(done) => Action::Done {
-                            id,
-                            state: LetterState::Replayed,
-                            message: format!(
-                                "replayed to {}:{}@{}",
-                                done.plan.topic, done.partition, done.offset
-                            ),
-                        },
-                        Err(e) => Action::Notice(format!("replay failed: {e}")),
-                    };
-                    let _ = tx.send(a).await;
-                });
-            }
-            Effect::Resolve(id) => {
-                let (source, replayer) = (self.source.clone(), self.replayer.clone());
-                tokio::spawn(async move {
-                    let result = async {
-                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
-                        let mut r = replayer.lock().await;
-                        let r = r.as_mut().ok_or("no ledger: pass --kafka BROKERS")?;
-                        r.resolve(&l).await.map_err(|e| e.to_string())
-                    };
-                    let a = match result.await {
-                        Ok(()) => Action::Done {
-                            state: LetterState::Resolved,
-                            message: format!("{id} resolved"),
-                            id,
-                        },
-                        Err(e) => Action::Notice(format!("resolve failed: {e}")),
-                    };
-                    let _ = tx.send(a).await;
-                });
-            }
+            Effect::Replay { id, topic } => self.write(id, LetterWrite::Replay(topic), tx),
+            Effect::Resolve(id) => self.write(id, LetterWrite::Resolve, tx),
+            Effect::SaveEdit { id, value } => self.write(id, LetterWrite::SaveEdit(value), tx),
+            Effect::DiscardEdit(id) => self.write(id, LetterWrite::DiscardEdit, tx),
             Effect::Highlight { id, text, syntax } => {
                 if !Theme::from_env().color {
                     return;
@@ -289,49 +246,6 @@ impl Io {
             Effect::Edit { .. } => {
                 // Handled by the event loop, which owns the terminal.
             }
-            Effect::SaveEdit { id, value } => {
-                let (source, replayer) = (self.source.clone(), self.replayer.clone());
-                tokio::spawn(async move {
-                    let result = async {
-                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
-                        let mut r = replayer.lock().await;
-                        let r = r.as_mut().ok_or("no ledger: pass --kafka BROKERS")?;
-                        r.save_edit(&l, value).await.map_err(|e| e.to_string())
-                    };
-                    let a = match result.await {
-                        Ok(()) => Action::Done {
-                            message: format!("edit of {id} kept; r replays it"),
-                            state: LetterState::Edited,
-                            id,
-                        },
-                        Err(e) => Action::Notice(format!("edit not kept: {e}")),
-                    };
-                    let _ = tx.send(a).await;
-                });
-            }
-            Effect::DiscardEdit(id) => {
-                let (source, replayer) = (self.source.clone(), self.replayer.clone());
-                tokio::spawn(async move {
-                    let result = async {
-                        let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
-                        let mut r = replayer.lock().await;
-                        let r = r.as_mut().ok_or("no ledger: pass --kafka BROKERS")?;
-                        r.discard_edit(&l).await.map_err(|e| e.to_string())?;
-                        let mut l2 = l.clone();
-                        r.ledger().apply(&mut l2);
-                        Ok::<_, String>(l2.state)
-                    };
-                    let a = match result.await {
-                        Ok(state) => Action::Done {
-                            message: format!("edit of {id} discarded"),
-                            state,
-                            id,
-                        },
-                        Err(e) => Action::Notice(format!("discard failed: {e}")),
-                    };
-                    let _ = tx.send(a).await;
-                });
-            }
             Effect::Copy { what, text } => {
                 tokio::spawn(async move {
                     let how = copy(&text);
@@ -344,6 +258,70 @@ impl Io {
                 });
             }
         }
+    }
+}
+
+/// A write on one letter, carried out through the replayer (and so the ledger).
+enum LetterWrite {
+    Replay(String),
+    Resolve,
+    SaveEdit(Vec<u8>),
+    DiscardEdit,
+}
+
+impl Io {
+    /// Fetches letter `id`, does `w` with the replayer, and reports the new state or the error.
+    fn write(&self, id: LetterId, w: LetterWrite, tx: mpsc::Sender<Action>) {
+        let (source, replayer) = (self.source.clone(), self.replayer.clone());
+        tokio::spawn(async move {
+            let what = match &w {
+                LetterWrite::Replay(_) => "replay",
+                LetterWrite::Resolve => "resolve",
+                LetterWrite::SaveEdit(_) => "edit",
+                LetterWrite::DiscardEdit => "discard",
+            };
+            let result = async {
+                let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
+                let mut guard = replayer.lock().await;
+                let r = guard
+                    .as_mut()
+                    .ok_or("writes need --kafka BROKERS (the replay cluster and ledger)")?;
+                let done = match w {
+                    LetterWrite::Replay(topic) => {
+                        r.replay(&l, Some(&topic), None, false).await.map(|d| {
+                            (
+                                LetterState::Replayed,
+                                format!(
+                                    "replayed to {}:{}@{}",
+                                    d.plan.topic, d.partition, d.offset
+                                ),
+                            )
+                        })
+                    }
+                    LetterWrite::Resolve => r
+                        .resolve(&l)
+                        .await
+                        .map(|()| (LetterState::Resolved, format!("{id} resolved"))),
+                    LetterWrite::SaveEdit(v) => r.save_edit(&l, v).await.map(|()| {
+                        (
+                            LetterState::Edited,
+                            format!("edit of {id} kept; r replays it"),
+                        )
+                    }),
+                    LetterWrite::DiscardEdit => r.discard_edit(&l).await.map(|()| {
+                        let mut now = l.clone();
+                        r.ledger().apply(&mut now);
+                        (now.state, format!("edit of {id} discarded"))
+                    }),
+                };
+                done.map_err(|e| e.to_string())
+            };
+            let a = match result.await {
+                Ok((state, message)) => Action::Done { id, state, message },
+                Err(e) => Action::Notice(format!("{what} failed: {e}")),
+            };
+            let _ = tx.send(a).await;
+        });
     }
 }
 
