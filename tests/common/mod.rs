@@ -73,7 +73,42 @@ impl TestTopic {
         for r in res {
             r.unwrap();
         }
+        wait_until_ready(&name, partitions);
         TestTopic { name }
+    }
+}
+
+/// Waits until the metadata shows every partition of a new topic with a leader: a
+/// topic is not usable everywhere the moment its creation is acknowledged.
+fn wait_until_ready(topic: &str, partitions: i32) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = c
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|md| {
+                md.topics().iter().find(|t| t.name() == topic).map(|t| {
+                    t.error().is_none()
+                        && t.partitions().len() == partitions as usize
+                        && t.partitions()
+                            .iter()
+                            .all(|p| p.leader() >= 0 && p.error().is_none())
+                })
+            })
+            .unwrap_or(false);
+        if ready {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "topic '{topic}' never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
