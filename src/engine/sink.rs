@@ -37,8 +37,28 @@ impl DeadLetterSink for Box<dyn DeadLetterSink> {
 pub fn whoami() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(user_from_passwd)
+        .unwrap_or_else(|| "unknown".to_string());
     format!("{user}@{}", hostname())
+}
+
+/// The name of this process's user from /etc/passwd (for sessions without `$USER`).
+fn user_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
 }
 
 /// This machine's host name, or `unknown`.
@@ -50,4 +70,13 @@ pub fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_user_is_found_without_environment() {
+        let name = super::user_from_passwd().expect("this process's user is in /etc/passwd");
+        assert!(!name.is_empty() && !name.contains(':'), "{name}");
+    }
 }
