@@ -7,7 +7,6 @@
 mod common;
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -61,15 +60,6 @@ fn stop(child: Spawned) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-async fn wait_committed(group: &str, topic: &str, partitions: i32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while committed(group, topic, partitions) != high_watermarks(topic, partitions)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn lines(out: &Output) -> Vec<serde_json::Value> {

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Spawned, sigterm, unique};
+use common::{Spawned, free_port, sigterm, unique, venv_bin, wait_for_port};
 
 /// A noida-db of this test's own, killed on drop.
 struct Broker {
@@ -19,20 +19,10 @@ struct Broker {
 
 impl Broker {
     fn start() -> Broker {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let prefix = Command::new(format!("{root}/scripts/services.sh"))
-            .args(["python", "-c", "import sys; print(sys.prefix)"])
-            .output()
-            .unwrap();
-        let prefix = String::from_utf8(prefix.stdout).unwrap().trim().to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(unique("noida-outage"));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(format!("{prefix}/bin/noida-db"))
+        let child = Command::new(venv_bin("noida-db"))
             .args([
                 "start",
                 "--only",
@@ -49,11 +39,7 @@ impl Broker {
             .process_group(0)
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "noida-db did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_port(port, "noida-db");
         Broker {
             child,
             addr: format!("127.0.0.1:{port}"),

@@ -201,11 +201,7 @@ async fn router_to_mongo_then_replay_to_kafka_records_state_in_the_document() {
     while coll.count_documents(doc! {}).await.unwrap() < 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    while committed(&group, &source.name, 1) != high_watermarks(&source.name, 1)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_committed(&group, &source.name, 1).await;
     let router = router.take();
     sigterm(&router);
     let out = router.wait_with_output().unwrap();

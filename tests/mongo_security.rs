@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::unique;
+use common::{free_port, unique, venv_bin, wait_for_port};
 use mongodb::bson::doc;
 
 /// A SecantusDB process of this test's own, stopped (and waited for) on drop.
@@ -23,18 +23,8 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str], storage: &Path) -> Server {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let prefix = Command::new(format!("{root}/scripts/services.sh"))
-            .args(["python", "-c", "import sys; print(sys.prefix)"])
-            .output()
-            .unwrap();
-        let prefix = String::from_utf8(prefix.stdout).unwrap().trim().to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(format!("{prefix}/bin/secantusd-py"))
+        let port = free_port();
+        let child = Command::new(venv_bin("secantusd-py"))
             .args([
                 "--host",
                 "127.0.0.1",
@@ -48,14 +38,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "secantusd did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_port(port, "secantusd");
         Server { child, port }
     }
 }
@@ -81,6 +64,23 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(unique(name));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Inserts a letter whose value is `text` through `uri`, then lists it with morgue.
+async fn insert_and_list(uri: &str, text: &str) {
+    let c = mongodb::Client::with_uri_str(uri).await.unwrap();
+    c.database("dlq")
+        .collection("letters")
+        .insert_one(doc! { "value": text, "topic": "t" })
+        .await
+        .unwrap();
+    let out = morgue(uri, &["list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(text));
 }
 
 fn morgue(uri: &str, args: &[&str]) -> std::process::Output {
@@ -124,19 +124,7 @@ async fn scram_sha_256_users_connect_and_bad_passwords_are_named() {
             )
         }
     };
-    let c = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    c.database("dlq")
-        .collection("letters")
-        .insert_one(doc! { "value": "secret letter", "topic": "t" })
-        .await
-        .unwrap();
-    let out = morgue(&uri, &["list"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("secret letter"));
+    insert_and_list(&uri, "secret letter").await;
 
     let out = morgue(&bad, &["list"]);
     assert_eq!(out.status.code(), Some(1));
@@ -239,19 +227,7 @@ async fn tls_with_a_private_ca() {
             (Some(s), uri)
         }
     };
-    let c = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    c.database("dlq")
-        .collection("letters")
-        .insert_one(doc! { "value": "over tls", "topic": "t" })
-        .await
-        .unwrap();
-    let out = morgue(&uri, &["list"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("over tls"));
+    insert_and_list(&uri, "over tls").await;
 }
 
 #[tokio::test]

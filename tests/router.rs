@@ -99,10 +99,7 @@ async fn failures_reach_the_dlq_with_reasons_and_offsets_are_committed() {
     let letters = wait_for_letters(&dlq.name, 3, 60).await;
     let marks = high_watermarks(&source.name, 2);
     // Wait for the commit of everything, then stop.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while committed(&group, &source.name, 2) != marks && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_until(30, || committed(&group, &source.name, 2) == marks).await;
     let (stats, stderr) = stop(child);
     assert_eq!(letters.len(), 3, "{letters:#?}\n{stderr}");
     assert_eq!(
@@ -174,10 +171,7 @@ async fn a_dlq_write_failure_commits_nothing_past_it_and_loses_nothing() {
 
     let child = route(&source.name, &dlq.name, &group, &["--dlq-attempts", "2"]);
     // The first message is committed; the poison one (offset 1) is not, however long we wait.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while committed(&group, &source.name, 1) != [1] && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_until(30, || committed(&group, &source.name, 1) == [1]).await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(committed(&group, &source.name, 1), [1]);
     assert!(read_all(&dlq.name).await.is_empty());
@@ -185,10 +179,7 @@ async fn a_dlq_write_failure_commits_nothing_past_it_and_loses_nothing() {
     // The DLQ recovers: the stalled letter is written, then the rest is processed.
     alter_topic(&dlq.name, "max.message.bytes", "1048576").await;
     let letters = wait_for_letters(&dlq.name, 1, 30).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while committed(&group, &source.name, 1) != [3] && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_until(30, || committed(&group, &source.name, 1) == [3]).await;
     let (stats, stderr) = stop(child);
     assert_eq!(letters.len(), 1, "{stderr}");
     assert_eq!(letters[0].value.as_deref(), Some(&b"poison-1"[..]));
@@ -214,10 +205,7 @@ async fn shutdown_during_a_stall_commits_nothing_and_a_restart_delivers() {
 
     let child = route(&source.name, &good.name, &group, &[]);
     let letters = wait_for_letters(&good.name, 1, 30).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while committed(&group, &source.name, 1) != [1] && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_until(30, || committed(&group, &source.name, 1) == [1]).await;
     stop(child);
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].value.as_deref(), Some(&b"poison-2"[..]));

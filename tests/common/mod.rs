@@ -130,17 +130,9 @@ pub async fn alter_topic(topic: &str, key: &str, value: &str) {
 impl Drop for TestTopic {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop may run inside a runtime: delete from a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let _ = admin().delete_topics(&[&name], &AdminOptions::new()).await;
-            });
-        })
-        .join();
+        cleanup(move || async move {
+            let _ = admin().delete_topics(&[&name], &AdminOptions::new()).await;
+        });
     }
 }
 
@@ -292,22 +284,15 @@ impl TestCollection {
 impl Drop for TestCollection {
     fn drop(&mut self) {
         let (db, name) = (self.db.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(c) = mongodb::Client::with_uri_str(mongo_uri()).await {
-                    let _ = c
-                        .database(&db)
-                        .collection::<mongodb::bson::Document>(&name)
-                        .drop()
-                        .await;
-                }
-            });
-        })
-        .join();
+        cleanup(move || async move {
+            if let Ok(c) = mongodb::Client::with_uri_str(mongo_uri()).await {
+                let _ = c
+                    .database(&db)
+                    .collection::<mongodb::bson::Document>(&name)
+                    .drop()
+                    .await;
+            }
+        });
     }
 }
 
@@ -350,4 +335,64 @@ impl Drop for Spawned {
             let _ = c.wait();
         }
     }
+}
+
+/// Path of a program installed in the project's test virtualenv (installed on first use).
+pub fn venv_bin(program: &str) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(format!("{root}/scripts/services.sh"))
+        .args(["python", "-c", "import sys; print(sys.prefix)"])
+        .output()
+        .unwrap();
+    let prefix = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    format!("{prefix}/bin/{program}")
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on loopback `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls `done` every 200 ms until it is true or `secs` pass (the caller asserts after).
+pub async fn wait_until(secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !done() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `group` has committed everything in `topic`.
+pub async fn wait_committed(group: &str, topic: &str, partitions: i32) {
+    wait_until(30, || {
+        committed(group, topic, partitions) == high_watermarks(topic, partitions)
+    })
+    .await;
+}
+
+/// Runs async cleanup from `Drop`, which may itself run inside a runtime.
+fn cleanup<F: std::future::Future<Output = ()>>(make: impl FnOnce() -> F + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(make());
+    })
+    .join();
 }
