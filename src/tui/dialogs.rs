@@ -47,84 +47,13 @@ impl App {
             }
             (Dialog::Planning(_), Action::Notice(n)) => self.status = n,
             (
-                Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    mut topic,
-                    mut typed,
-                    confirming,
-                },
-                a @ (Action::Input(_) | Action::Backspace),
-            ) => {
-                let field = if confirming { &mut typed } else { &mut topic };
-                match a {
-                    Action::Input(c) => field.push(c),
-                    _ => {
-                        field.pop();
-                    }
-                }
-                self.dialog = Some(Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    topic,
-                    typed,
-                    confirming,
-                });
-            }
-            (
-                Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    topic,
-                    typed,
-                    confirming,
-                },
-                Action::NextTab | Action::PrevTab,
-            ) => {
-                let confirming = self.production && !confirming;
-                self.dialog = Some(Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    topic,
-                    typed,
-                    confirming,
-                });
-            }
-            (
-                Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    topic,
-                    typed,
-                    confirming,
-                },
-                Action::Submit,
-            ) => {
-                if topic.trim().is_empty() {
-                    self.status = "name a target topic".into();
-                    self.dialog = Some(Dialog::ConfirmReplay {
-                        plan,
-                        id,
-                        topic,
-                        typed,
-                        confirming,
-                    });
-                    return Vec::new();
-                }
-                if self.production && typed != topic {
-                    self.status = format!("type '{topic}' to confirm a replay in production");
-                    self.dialog = Some(Dialog::ConfirmReplay {
-                        plan,
-                        id,
-                        topic,
-                        typed,
-                        confirming: true,
-                    });
-                    return Vec::new();
-                }
-                self.status = format!("replaying {id} to '{topic}'…");
-                return vec![Effect::Replay { id, topic }];
-            }
+                d @ Dialog::ConfirmReplay { .. },
+                a @ (Action::Input(_)
+                | Action::Backspace
+                | Action::NextTab
+                | Action::PrevTab
+                | Action::Submit),
+            ) => return self.confirm_replay(d, a),
             (Dialog::EditInvalid { text, .. }, Action::Input('e') | Action::Submit) => {
                 return self.start_edit(Some(text));
             }
@@ -164,6 +93,47 @@ impl App {
             }
             (d, _) => self.dialog = Some(d),
         }
+        Vec::new()
+    }
+
+    /// Typing, switching fields and confirming in the replay dialog `d`.
+    fn confirm_replay(&mut self, mut d: Dialog, action: Action) -> Vec<Effect> {
+        let Dialog::ConfirmReplay {
+            id,
+            topic,
+            typed,
+            confirming,
+            ..
+        } = &mut d
+        else {
+            return Vec::new();
+        };
+        let field = if *confirming {
+            &mut *typed
+        } else {
+            &mut *topic
+        };
+        match action {
+            Action::Input(c) => field.push(c),
+            Action::Backspace => {
+                field.pop();
+            }
+            Action::NextTab | Action::PrevTab => *confirming = self.production && !*confirming,
+            Action::Submit if topic.trim().is_empty() => self.status = "name a target topic".into(),
+            Action::Submit if self.production && typed != topic => {
+                self.status = format!("type '{topic}' to confirm a replay in production");
+                *confirming = true;
+            }
+            Action::Submit => {
+                self.status = format!("replaying {id} to '{topic}'…");
+                return vec![Effect::Replay {
+                    id: id.clone(),
+                    topic: topic.clone(),
+                }];
+            }
+            _ => {}
+        }
+        self.dialog = Some(d);
         Vec::new()
     }
 }
