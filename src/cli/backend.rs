@@ -13,12 +13,15 @@ use super::UsageError;
 use crate::backends::kafka::KafkaConfig;
 use crate::backends::kafka::ledger::KafkaLedger;
 use crate::backends::kafka::source::KafkaSource;
+use crate::backends::kafka::target::KafkaTarget;
 use crate::backends::mongo::dlq::MongoDlq;
 use crate::backends::mongo::doc::FieldMap;
 use crate::backends::mongo::{DEFAULT_COLLECTION, MongoConfig};
 use crate::engine::audit::AuditLog;
 use crate::engine::ledger::LedgerStore;
+use crate::engine::replay::ReplayPolicy;
 use crate::engine::source::DeadLetterSource;
+use crate::engine::writer::{ReplayTarget, Writer};
 
 /// Which DLQ to open.
 #[derive(Debug, Clone, Args)]
@@ -173,6 +176,8 @@ pub struct Opened {
     pub source: Arc<dyn DeadLetterSource>,
     /// Keeps state.
     pub ledger: Arc<dyn LedgerStore>,
+    /// Where replays go (None: a MongoDB DLQ without `--kafka`).
+    pub target: Option<Arc<dyn ReplayTarget>>,
     /// The collection, for MongoDB-only operations (claim/release).
     pub mongo: Option<MongoDlq>,
 }
@@ -282,6 +287,24 @@ fn field_map(fields: &BTreeMap<String, String>) -> Result<FieldMap, UsageError> 
     serde_json::from_value(value).map_err(|e| UsageError(e.to_string()))
 }
 
+impl Target {
+    /// The one writer for this DLQ's letters: the policy of this target, the ledger and
+    /// replay target of `opened`, this target's audit log.
+    pub fn writer(&self, opened: &Opened, keep_headers: Vec<String>) -> Writer {
+        let policy = ReplayPolicy {
+            read_only: self.read_only,
+            dlq_topic: self.dlq.topic(),
+            keep_headers,
+        };
+        Writer::new(
+            policy,
+            opened.ledger.clone(),
+            opened.target.clone(),
+            self.audit.clone(),
+        )
+    }
+}
+
 impl Dlq {
     /// The DLQ topic (Kafka) or an empty name (MongoDB), for the replay refusals.
     pub fn topic(&self) -> String {
@@ -310,17 +333,27 @@ impl Dlq {
                 // Say clearly when the DLQ topic itself is missing.
                 tokio::task::spawn_blocking(move || c.partitions(&c.browse_consumer()?, &t))
                     .await??;
+                let ledger = Arc::new(KafkaLedger::new(cfg.clone(), topic));
                 Ok(Opened {
-                    source: Arc::new(KafkaSource::new(cfg.clone(), topic.clone())),
-                    ledger: Arc::new(KafkaLedger::new(cfg.clone(), topic)),
+                    source: Arc::new(KafkaSource::with_ledger(
+                        cfg.clone(),
+                        topic.clone(),
+                        ledger.clone(),
+                    )),
+                    ledger,
+                    target: Some(Arc::new(KafkaTarget::new(cfg.clone(), topic))),
                     mongo: None,
                 })
             }
-            Dlq::Mongo { cfg, map, .. } => {
+            Dlq::Mongo { cfg, map, kafka } => {
                 let dlq = MongoDlq::open(cfg.clone(), (**map).clone()).await?;
+                let name = format!("mongo.{}.{}", cfg.db, cfg.collection);
                 Ok(Opened {
                     source: Arc::new(dlq.clone()),
                     ledger: Arc::new(dlq.clone()),
+                    target: kafka.as_ref().map(|k| {
+                        Arc::new(KafkaTarget::new(k.clone(), &name)) as Arc<dyn ReplayTarget>
+                    }),
                     mongo: Some(dlq),
                 })
             }

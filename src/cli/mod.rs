@@ -1,5 +1,6 @@
 //! The command line: argument parsing, the headless commands (JSON lines on stdout,
-//! one-line errors on stderr), and exit codes (0 ok, 1 error, 2 usage).
+//! one-line errors on stderr), and exit codes (0 ok, 1 error, 2 usage, 3 a replay was
+//! sent but not recorded: `sent-unconfirmed`, which the next run confirms).
 
 pub mod backend;
 mod info;
@@ -72,6 +73,11 @@ pub enum Command {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Replays that reached their target but could not be recorded (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unconfirmed(pub String);
 
 /// Parses the command line, runs the command, prints any error on one line, and
 /// returns the exit code.
@@ -146,6 +152,8 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     eprintln!("morgue: {}", chain.join(": "));
     if e.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(2)
+    } else if e.downcast_ref::<Unconfirmed>().is_some() {
+        ExitCode::from(3)
     } else {
         ExitCode::from(1)
     }

@@ -1,9 +1,10 @@
-//! `morgue show`, `morgue replay` and `morgue resolve` on a Kafka DLQ: letters are
-//! chosen by id or filter, writes are confirmed (a terminal prompt or `--yes`), and
-//! each result is one JSON line on stdout.
+//! `morgue show`, `morgue replay` and `morgue resolve`: letters are chosen by id or
+//! filter, writes are confirmed (a terminal prompt or `--yes`) and carried out by the
+//! engine's [`Writer`], and each result is one JSON line on stdout. A filtered replay
+//! streams: letters are read, replayed and dropped a window at a time.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -11,14 +12,21 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::backend::{Dlq, Opened, Target};
-use super::{BackendArgs, UsageError};
-use crate::backends::kafka::replay::{KafkaReplayer, ReplayError};
+use super::{BackendArgs, Unconfirmed, UsageError};
+use crate::engine::EngineError;
+use crate::engine::duration::parse_duration;
 use crate::engine::encoding::EncodedBytes;
 use crate::engine::filter::Filter;
 use crate::engine::json::LetterJson;
-use crate::engine::replay::{ReplayPlan, ReplayPolicy};
+use crate::engine::replay::ReplayPlan;
 use crate::engine::source::{SourceEvent, StartAt};
-use crate::engine::{DeadLetter, EngineError, LetterId};
+use crate::engine::writer::{Outcome, Writer};
+use crate::engine::{DeadLetter, LetterId};
+
+/// Letters replayed together (one announce, one transaction, one confirm).
+const WINDOW: usize = 500;
+/// Payload bytes held at once by a streaming replay.
+const WINDOW_BYTES: usize = 64 << 20;
 
 /// Options of `morgue replay`.
 #[derive(Debug, clap::Args)]
@@ -47,6 +55,10 @@ pub struct ReplayArgs {
     /// Keep this header although it would be stripped (repeatable).
     #[arg(long = "keep-header", value_name = "NAME")]
     pub keep_headers: Vec<String>,
+    /// Take over another session's unconfirmed replay once it is this old (it is then
+    /// verified in the target and sent only if it never arrived).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub takeover_after: Duration,
 }
 
 /// Options of `morgue resolve`.
@@ -60,26 +72,15 @@ pub struct ResolveArgs {
     pub yes: bool,
 }
 
-/// The DLQ opened for reading, and a replayer recording in its ledger.
+/// Opens the DLQ and its writer.
 async fn open(
     backend: &BackendArgs,
-    keep_headers: Vec<String>,
-) -> anyhow::Result<(Target, Opened, KafkaReplayer)> {
+    keep: Vec<String>,
+) -> anyhow::Result<(Target, Opened, Writer)> {
     let target = backend.target()?;
     let opened = target.dlq.open().await?;
-    let policy = ReplayPolicy {
-        read_only: target.read_only,
-        dlq_topic: target.dlq.topic(),
-        keep_headers,
-    };
-    // Reading a MongoDB DLQ needs no Kafka cluster; replaying does (checked before sending).
-    let cluster = target
-        .dlq
-        .replay_cluster()
-        .unwrap_or_else(|_| crate::backends::kafka::KafkaConfig::new(""));
-    let ledger = opened.ledger.clone();
-    let replayer = KafkaReplayer::open(cluster, policy, target.audit.clone(), ledger).await?;
-    Ok((target, opened, replayer))
+    let writer = target.writer(&opened, keep);
+    Ok((target, opened, writer))
 }
 
 /// Parses an id: `PARTITION:OFFSET` for a Kafka DLQ, a document `_id` for MongoDB.
@@ -94,51 +95,76 @@ fn parse_id(raw: &str, target: &Target) -> Result<LetterId, UsageError> {
     }
 }
 
-/// Fetches letters by id, or every letter matching `filter`, with ledger state applied.
-async fn select(
+/// Fetches letters by id, with their state read fresh from the ledger.
+async fn fetch(
     target: &Target,
     opened: &Opened,
-    replayer: &KafkaReplayer,
+    writer: &Writer,
     ids: &[String],
-    filter: Option<&str>,
 ) -> anyhow::Result<Vec<DeadLetter>> {
     let mut out = Vec::new();
-    if let Some(q) = filter {
-        let f = Filter::parse(q, chrono::Utc::now().timestamp_millis())
-            .map_err(|e| UsageError(format!("--filter: {e}")))?;
-        let (tx, mut rx) = mpsc::channel(8);
+    for raw in ids {
+        let id = parse_id(raw, target)?;
+        out.push(opened.source.fetch(&id).await?);
+    }
+    writer.refresh(&mut out).await?;
+    Ok(out)
+}
+
+/// The letters matching a filter, read a window at a time (at most [`WINDOW`]
+/// letters or [`WINDOW_BYTES`] of payload); the reader waits while a window is worked on.
+struct Windows {
+    rx: mpsc::Receiver<SourceEvent>,
+    reader: Option<tokio::task::JoinHandle<Result<(), crate::engine::source::SourceError>>>,
+    filter: Filter,
+    carry: std::vec::IntoIter<DeadLetter>,
+}
+
+impl Windows {
+    fn open(opened: &Opened, filter: Filter) -> Self {
+        let (tx, rx) = mpsc::channel(2);
         let source = opened.source.clone();
         let reader =
             tokio::spawn(async move { source.stream(StartAt::Beginning, false, tx).await });
-        while let Some(ev) = rx.recv().await {
-            if let SourceEvent::Letters(batch) = ev {
-                for mut l in batch {
-                    replayer.ledger().apply(&mut l);
-                    if f.matches(&l) {
-                        out.push(l);
-                    }
+        Windows {
+            rx,
+            reader: Some(reader),
+            filter,
+            carry: Vec::new().into_iter(),
+        }
+    }
+
+    /// The next window, or None at the end (a read error is returned then).
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<DeadLetter>>> {
+        let (mut window, mut bytes) = (Vec::new(), 0usize);
+        loop {
+            for l in self.carry.by_ref() {
+                if !self.filter.matches(&l) {
+                    continue;
+                }
+                bytes += l.size();
+                window.push(l);
+                if window.len() >= WINDOW || bytes >= WINDOW_BYTES {
+                    return Ok(Some(window));
                 }
             }
+            match self.rx.recv().await {
+                Some(SourceEvent::Letters(batch)) => self.carry = batch.into_iter(),
+                Some(_) => {}
+                None => break,
+            }
         }
-        reader.await??;
-        return Ok(out);
+        if let Some(r) = self.reader.take() {
+            r.await??;
+        }
+        Ok((!window.is_empty()).then_some(window))
     }
-    if ids.is_empty() {
-        return Err(UsageError("name letters by ID or --filter QUERY".into()).into());
-    }
-    for raw in ids {
-        let id = parse_id(raw, target)?;
-        let mut l = opened.source.fetch(&id).await?;
-        replayer.ledger().apply(&mut l);
-        out.push(l);
-    }
-    Ok(out)
 }
 
 /// `morgue show ID`: one letter with its ledger state.
 pub async fn show(backend: &BackendArgs, id: &str) -> anyhow::Result<()> {
-    let (target, opened, replayer) = open(backend, Vec::new()).await?;
-    let letters = select(&target, &opened, &replayer, &[id.to_string()], None).await?;
+    let (target, opened, writer) = open(backend, Vec::new()).await?;
+    let letters = fetch(&target, &opened, &writer, &[id.to_string()]).await?;
     let mut out = std::io::stdout().lock();
     for l in &letters {
         serde_json::to_writer(&mut out, &LetterJson::of(l))?;
@@ -190,83 +216,221 @@ fn print(v: &serde_json::Value) -> anyhow::Result<()> {
     out.flush().context("writing to stdout")
 }
 
+/// The JSON line of one replay outcome.
+fn outcome_json(id: &str, o: &Outcome) -> serde_json::Value {
+    let status = o.status();
+    match o {
+        Outcome::Replayed {
+            topic,
+            partition,
+            offset,
+            replay_id,
+            edited,
+            ..
+        } => json!({
+            "id": id, "status": status, "topic": topic, "partition": partition,
+            "offset": offset, "replay_id": replay_id, "edited": edited,
+        }),
+        Outcome::SentUnconfirmed {
+            topic,
+            partition,
+            offset,
+            replay_id,
+            why,
+        } => json!({
+            "id": id, "status": status, "topic": topic, "partition": partition,
+            "offset": offset, "replay_id": replay_id, "error": why,
+        }),
+        Outcome::Skipped(why) | Outcome::Failed(why) => {
+            json!({"id": id, "status": status, "error": why})
+        }
+    }
+}
+
+/// What a replay run did, for the closing line and the exit code.
+#[derive(Default)]
+struct Tally {
+    replayed: u64,
+    recovered: u64,
+    skipped: u64,
+    unconfirmed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, id: &str, o: &Outcome) -> anyhow::Result<()> {
+        match o {
+            Outcome::Replayed {
+                recovered: true, ..
+            } => self.recovered += 1,
+            Outcome::Replayed { .. } => self.replayed += 1,
+            Outcome::Skipped(why) => {
+                self.skipped += 1;
+                eprintln!("morgue: skipped: {why}");
+            }
+            Outcome::SentUnconfirmed { why, .. } => {
+                self.unconfirmed += 1;
+                eprintln!("morgue: {id} was sent but not recorded: {why}");
+            }
+            Outcome::Failed(why) => {
+                self.failed += 1;
+                eprintln!("morgue: {id}: {why}");
+            }
+        }
+        print(&outcome_json(id, o))
+    }
+
+    fn finish(&self) -> anyhow::Result<()> {
+        let total = self.replayed + self.recovered + self.skipped + self.unconfirmed + self.failed;
+        let line = format!(
+            "{total} letter(s): {} replayed, {} recovered, {} skipped, {} sent-unconfirmed, {} failed",
+            self.replayed, self.recovered, self.skipped, self.unconfirmed, self.failed
+        );
+        if self.failed > 0 {
+            anyhow::bail!("{line}");
+        }
+        if self.unconfirmed > 0 {
+            return Err(Unconfirmed(format!(
+                "{line}; the next replay confirms them without sending"
+            ))
+            .into());
+        }
+        if total == 0 {
+            eprintln!("morgue: no letters to replay");
+        } else {
+            eprintln!("morgue: {line}");
+        }
+        Ok(())
+    }
+}
+
+/// Waits so that `done` letters take at least `done / rate` seconds from `start`.
+async fn pace(start: Instant, done: u64, rate: Option<f64>) {
+    if let Some(r) = rate.filter(|r| *r > 0.0) {
+        let due = start + Duration::from_secs_f64(done as f64 / r);
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
 /// `morgue replay`.
 pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<()> {
     if !args.dry_run {
         refuse_early(backend, "replay", args.ids.len())?;
     }
-    let (target, opened, mut replayer) = open(backend, args.keep_headers.clone()).await?;
-    let letters = select(
-        &target,
-        &opened,
-        &replayer,
-        &args.ids,
-        args.filter.as_deref(),
-    )
-    .await?;
+    let (target, opened, writer) = open(backend, args.keep_headers.clone()).await?;
+    let writer = writer.with_takeover_after(args.takeover_after);
     let to = args.to.as_deref();
-    if args.dry_run {
-        for l in &letters {
-            match replayer.plan(l, to, None, args.force) {
-                Ok(p) => print(&plan_json(&p))?,
-                Err(e) => {
-                    print(&json!({"id": id_of(l), "status": "refused", "error": e.to_string()}))?
-                }
-            }
+    let filter = match &args.filter {
+        Some(q) => Some(
+            Filter::parse(q, chrono::Utc::now().timestamp_millis())
+                .map_err(|e| UsageError(format!("--filter: {e}")))?,
+        ),
+        None if args.ids.is_empty() => {
+            return Err(UsageError("name letters by ID or --filter QUERY".into()).into());
         }
-        return Ok(());
-    }
-    if letters.is_empty() {
-        eprintln!("morgue: no letters to replay");
-        return Ok(());
+        None => None,
+    };
+    if args.dry_run {
+        let dry = |letters: Vec<DeadLetter>| {
+            let writer = &writer;
+            async move {
+                for l in &letters {
+                    match writer.plan(l, to, args.force).await {
+                        Ok(p) => print(&plan_json(&p))?,
+                        Err(e) => print(
+                            &json!({"id": id_of(l), "status": "refused", "error": e.to_string()}),
+                        )?,
+                    }
+                }
+                Ok(())
+            }
+        };
+        return match filter {
+            Some(f) => {
+                let mut w = Windows::open(&opened, f);
+                while let Some(letters) = w.next().await? {
+                    dry(letters).await?;
+                }
+                Ok(())
+            }
+            None => dry(fetch(&target, &opened, &writer, &args.ids).await?).await,
+        };
     }
     if target.read_only {
-        return Err(EngineError::ReadOnly(format!("replay of {} letters", letters.len())).into());
+        return Err(EngineError::ReadOnly("replay".into()).into());
     }
     target.dlq.replay_cluster()?;
-    let targets: std::collections::BTreeSet<String> = letters
-        .iter()
-        .filter_map(|l| to.or(l.source.topic.as_deref()).map(str::to_string))
-        .collect();
-    let targets: Vec<String> = targets.into_iter().collect();
-    confirm(
-        args.yes,
-        &format!(
-            "replay {} letter(s) from '{}' to {}",
-            letters.len(),
-            replayer.dlq(),
-            targets.join(", ")
-        ),
-    )?;
-    let interval = args
-        .rate
-        .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(1.0 / r));
-    let mut failures = 0;
-    for (i, l) in letters.iter().enumerate() {
-        if let (Some(d), true) = (interval, i > 0) {
-            tokio::time::sleep(d).await;
-        }
-        let id = id_of(l);
-        match replayer.replay(l, to, None, args.force).await {
-            Ok(r) => print(&json!({
-                "id": id, "status": if r.recovered { "recovered" } else { "replayed" },
-                "topic": r.plan.topic, "partition": r.partition, "offset": r.offset,
-                "replay_id": r.plan.replay_id, "edited": r.plan.edited,
-            }))?,
-            Err(ReplayError::Refused(e @ EngineError::AlreadyReplayed { .. })) => {
-                eprintln!("morgue: skipped: {e}");
-                print(&json!({"id": id, "status": "skipped", "error": e.to_string()}))?;
+    let whither = to.map_or_else(|| "their source topics".to_string(), |t| format!("'{t}'"));
+    let mut tally = Tally::default();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let rate = args.rate;
+    match filter {
+        Some(f) => {
+            let q = args.filter.as_deref().unwrap_or_default();
+            confirm(
+                args.yes,
+                &format!(
+                    "replay every letter matching '{q}' in '{}' to {whither}",
+                    writer.dlq()
+                ),
+            )?;
+            let mut w = Windows::open(&opened, f);
+            while let Some(letters) = w.next().await? {
+                run_window(
+                    &writer, letters, to, args.force, rate, start, &mut sent, &mut tally,
+                )
+                .await?;
             }
-            Err(e) => {
-                failures += 1;
-                eprintln!("morgue: {e}");
-                print(&json!({"id": id, "status": "failed", "error": e.to_string()}))?;
+        }
+        None => {
+            let letters = fetch(&target, &opened, &writer, &args.ids).await?;
+            confirm(
+                args.yes,
+                &format!(
+                    "replay {} letter(s) from '{}' to {whither}",
+                    letters.len(),
+                    writer.dlq()
+                ),
+            )?;
+            for chunk in letters.chunks(WINDOW) {
+                run_window(
+                    &writer,
+                    chunk.to_vec(),
+                    to,
+                    args.force,
+                    rate,
+                    start,
+                    &mut sent,
+                    &mut tally,
+                )
+                .await?;
             }
         }
     }
-    if failures > 0 {
-        anyhow::bail!("{failures} of {} letter(s) not replayed", letters.len());
+    tally.finish()
+}
+
+/// Replays one window; with `--rate`, in slices paced to the rate.
+#[allow(clippy::too_many_arguments)]
+async fn run_window(
+    writer: &Writer,
+    letters: Vec<DeadLetter>,
+    to: Option<&str>,
+    force: bool,
+    rate: Option<f64>,
+    start: Instant,
+    sent: &mut u64,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    // With a rate, a slice is about a tenth of a second's worth of letters.
+    let slice = rate.map_or(WINDOW, |r| ((r / 10.0).ceil() as usize).clamp(1, WINDOW));
+    for part in letters.chunks(slice) {
+        pace(start, *sent, rate).await;
+        for (id, o) in writer.replay(part, to, force).await {
+            tally.add(&id, &o)?;
+        }
+        *sent += part.len() as u64;
     }
     Ok(())
 }
@@ -274,21 +438,21 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
 /// `morgue resolve`.
 pub async fn resolve(backend: &BackendArgs, args: &ResolveArgs) -> anyhow::Result<()> {
     refuse_early(backend, "resolve", args.ids.len())?;
-    let (target, opened, mut replayer) = open(backend, Vec::new()).await?;
-    if target.read_only {
-        return Err(EngineError::ReadOnly(format!("resolve of {} letters", args.ids.len())).into());
-    }
-    let letters = select(&target, &opened, &replayer, &args.ids, None).await?;
+    let (target, opened, writer) = open(backend, Vec::new()).await?;
+    writer
+        .policy()
+        .check_writable(&format!("resolve of {} letters", args.ids.len()))?;
+    let letters = fetch(&target, &opened, &writer, &args.ids).await?;
     confirm(
         args.yes,
         &format!(
             "mark {} letter(s) in '{}' resolved",
             letters.len(),
-            replayer.dlq()
+            writer.dlq()
         ),
     )?;
     for l in &letters {
-        replayer.resolve(l).await?;
+        writer.resolve(l).await?;
         print(&json!({"id": id_of(l), "status": "resolved"}))?;
     }
     Ok(())
@@ -312,20 +476,20 @@ fn refuse_early(backend: &BackendArgs, what: &str, n: usize) -> anyhow::Result<(
     Ok(())
 }
 
-/// `morgue claim` / `morgue release` (MongoDB only).
+/// `morgue claim` / `morgue release` (MongoDB only), refused by the engine's policy in a read-only profile.
 pub async fn claim(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> anyhow::Result<()> {
     let verb = if claim { "claim" } else { "release" };
     refuse_early(backend, verb, args.ids.len())?;
-    let target = backend.target()?;
-    let Some(dlq) = target.dlq.open().await?.mongo else {
+    let (target, opened, writer) = open(backend, Vec::new()).await?;
+    let Some(dlq) = opened.mongo.clone() else {
         return Err(UsageError(format!(
             "{verb} works on MongoDB DLQs (the processed/process_time claim pattern)"
         ))
         .into());
     };
-    if target.read_only {
-        return Err(EngineError::ReadOnly(format!("{verb} of {} letters", args.ids.len())).into());
-    }
+    writer
+        .policy()
+        .check_writable(&format!("{verb} of {} letters", args.ids.len()))?;
     confirm(
         args.yes,
         &format!("{verb} {} letter(s) in {}", args.ids.len(), dlq.describe()),

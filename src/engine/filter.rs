@@ -232,9 +232,11 @@ fn parse_term(t: &str, now_ms: i64) -> Result<Term, String> {
             )),
         },
         "state" => match value {
-            "new" | "edited" | "replayed" | "resolved" => Ok(Term::State(value.into())),
+            "new" | "edited" | "replaying" | "replayed" | "resolved" | "claimed" => {
+                Ok(Term::State(value.into()))
+            }
             _ => Err(format!(
-                "unknown state '{value}' (new, edited, replayed, resolved)"
+                "unknown state '{value}' (new, edited, replaying, replayed, resolved, claimed)"
             )),
         },
         "since" => parse_time(value, now_ms).map(Term::Since),

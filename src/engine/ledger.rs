@@ -1,7 +1,9 @@
 //! The replay ledger: the latest state of every letter that someone acted on,
 //! keyed by letter id and shared by everyone inspecting the same DLQ. A Kafka DLQ
-//! keeps it in a compacted companion topic; each entry carries the letter's whole
-//! replay history, so compaction (which keeps only the latest entry) loses nothing.
+//! keeps it in a compacted companion topic; a MongoDB DLQ in the documents. Each
+//! entry carries the letter's whole replay history (compaction keeps only the latest
+//! entry) and a version: every write is conditional on the version it read, so two
+//! operators can never both move a letter from the same state (see [`LedgerStore::write`]).
 
 use std::collections::HashMap;
 
@@ -12,20 +14,52 @@ use thiserror::Error;
 use super::encoding::EncodedBytes;
 use super::letter::{DeadLetter, LetterState, ReplayRecord};
 
-/// A ledger that could not be read or written, worded by the backend.
+/// A ledger that could not be read or written.
 #[derive(Debug, Error)]
-#[error("{0}")]
-pub struct LedgerError(pub String);
+pub enum LedgerError {
+    /// The server could not be reached or did not answer in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The server refused the read or write (permissions, a deleted topic…).
+    #[error("{0}")]
+    Refused(String),
+    /// The letter is not in the DLQ.
+    #[error("{0}")]
+    NotFound(String),
+    /// Anything else, worded by the backend.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Why a conditional ledger write was not made: what the ledger holds instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Someone wrote the letter since it was read; its entry now.
+    Changed(Box<LedgerEntry>),
+    /// Another letter with the same source message holds the replay; its entry.
+    Copy(Box<LedgerEntry>),
+}
 
 /// Where a DLQ keeps its ledger: a compacted topic next to a Kafka DLQ, the documents
 /// themselves in MongoDB.
 #[async_trait]
 pub trait LedgerStore: Send + Sync {
-    /// Every letter's latest entry.
+    /// Every letter's latest entry, as the server holds it now.
     async fn load(&self) -> Result<LedgerState, LedgerError>;
 
-    /// Stores `entry` durably (acknowledged by the server) as the letter's latest state.
-    async fn record(&self, entry: &LedgerEntry) -> Result<(), LedgerError>;
+    /// The latest entries of the letters `ids`, and of the letters holding the source
+    /// messages `sources` (for copies), read fresh from the server.
+    async fn current(&self, ids: &[String], sources: &[String])
+    -> Result<LedgerState, LedgerError>;
+
+    /// Writes each entry only if the letter's stored version is `entry.version - 1`
+    /// (0: no entry yet) and, for a `replaying` entry with a source key, no other
+    /// letter of that source is replaying or replayed (unless `entry.force`). The check
+    /// and the write are one atomic step on the server. One result per entry, in order.
+    async fn write(
+        &self,
+        entries: Vec<LedgerEntry>,
+    ) -> Result<Vec<Result<(), Conflict>>, LedgerError>;
 
     /// The DLQ this ledger belongs to, for the audit log (`kafka://brokers/topic`).
     fn dlq(&self) -> String;
@@ -38,7 +72,7 @@ pub const LEDGER_SUFFIX: &str = ".morgue-ledger";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryState {
-    /// Nothing pending (an edit was discarded); the history still counts.
+    /// Nothing pending (an edit was discarded, a pending replay cleared); the history still counts.
     New,
     /// A replay was started and may or may not have reached the target: verify before resending.
     Replaying,
@@ -61,6 +95,18 @@ pub struct LedgerEntry {
     pub by: String,
     /// When, epoch milliseconds.
     pub at_ms: i64,
+    /// 1 for a letter's first entry, one more for each write after it.
+    #[serde(default)]
+    pub version: u64,
+    /// The writer's session (one per process), to tell its own pending replays from others'.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session: String,
+    /// The source message's key (`topic/partition/offset`), shared by copies of one message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Written with `--force`: copies are not checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
     /// The replay in progress (state `replaying`): its id, target and where to look for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingReplay>,
@@ -70,6 +116,21 @@ pub struct LedgerEntry {
     /// The edited value, kept until replayed or discarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_value: Option<EncodedBytes>,
+}
+
+impl LedgerEntry {
+    /// Whether this entry holds the source message against copies (replaying or replayed).
+    pub fn holds_source(&self) -> bool {
+        self.state == EntryState::Replaying || !self.history.is_empty()
+    }
+
+    /// `user@host since HH:MM:SS`, for messages about who holds a letter.
+    pub fn holder(&self) -> String {
+        let since = chrono::DateTime::from_timestamp_millis(self.at_ms)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        format!("{} since {since}", self.by)
+    }
 }
 
 /// A replay that was announced but not yet confirmed.
@@ -87,21 +148,93 @@ pub struct PendingReplay {
     pub edited: bool,
 }
 
-/// The latest entry per letter, as read from the ledger.
+/// The source key of a letter: `topic/partition/offset` of the original message, when all are known.
+pub fn source_key(l: &DeadLetter) -> Option<String> {
+    let s = &l.source;
+    Some(format!(
+        "{}/{}/{}",
+        s.topic.as_deref()?,
+        s.partition?,
+        s.offset?
+    ))
+}
+
+/// The latest entry per letter, as read from the ledger, with copies indexed by source.
 #[derive(Debug, Clone, Default)]
 pub struct LedgerState {
     entries: HashMap<String, LedgerEntry>,
+    by_source: HashMap<String, String>,
 }
 
 impl LedgerState {
     /// Applies an entry read from the ledger (later entries replace earlier ones).
     pub fn insert(&mut self, entry: LedgerEntry) {
+        if let Some(src) = &entry.source {
+            if entry.holds_source() {
+                self.by_source
+                    .entry(src.clone())
+                    .or_insert_with(|| entry.id.clone());
+            } else if self.by_source.get(src) == Some(&entry.id) {
+                self.by_source.remove(src);
+            }
+        }
         self.entries.insert(entry.id.clone(), entry);
     }
 
     /// The latest entry for letter `id`.
     pub fn get(&self, id: &str) -> Option<&LedgerEntry> {
         self.entries.get(id)
+    }
+
+    /// The entry of another letter that holds source `key` (replaying or replayed), if any.
+    pub fn copy_holder(&self, key: &str, id: &str) -> Option<&LedgerEntry> {
+        let other = self.by_source.get(key).filter(|o| o.as_str() != id)?;
+        self.entries.get(other).filter(|e| e.holds_source())
+    }
+
+    /// The entries of `ids` and the holders of `sources`: what one decision needs.
+    pub fn subset(&self, ids: &[String], sources: &[String]) -> LedgerState {
+        let mut out = LedgerState::default();
+        for id in ids {
+            if let Some(e) = self.entries.get(id) {
+                out.insert(e.clone());
+            }
+        }
+        for src in sources {
+            if let Some(e) = self.by_source.get(src).and_then(|id| self.entries.get(id)) {
+                out.insert(e.clone());
+            }
+        }
+        out
+    }
+
+    /// The version the next write of letter `id` must carry.
+    pub fn next_version(&self, id: &str) -> u64 {
+        self.entries.get(id).map_or(1, |e| e.version + 1)
+    }
+
+    /// Whether `entry` may be written over what this state holds (see [`LedgerStore::write`]).
+    pub fn check(&self, entry: &LedgerEntry) -> Result<(), Conflict> {
+        let have = self.entries.get(&entry.id);
+        if have.map_or(0, |e| e.version) + 1 != entry.version {
+            if let Some(e) = have {
+                return Err(Conflict::Changed(Box::new(e.clone())));
+            }
+            return Err(Conflict::Changed(Box::new(LedgerEntry {
+                version: 0,
+                ..entry.clone()
+            })));
+        }
+        if entry.state == EntryState::Replaying && !entry.force {
+            if let Some(other) = entry
+                .source
+                .as_deref()
+                .and_then(|k| self.copy_holder(k, &entry.id))
+            {
+                return Err(Conflict::Copy(Box::new(other.clone())));
+            }
+        }
+        Ok(())
     }
 
     /// Number of letters with an entry.
@@ -114,7 +247,7 @@ impl LedgerState {
         self.entries.is_empty()
     }
 
-    /// Sets `letter`'s state and history from its entry, if it has one.
+    /// Sets `letter`'s state, history, holder and copy link from its entry (or a copy's).
     pub fn apply(&self, letter: &mut DeadLetter) {
         if self.entries.is_empty() {
             return;
@@ -122,17 +255,33 @@ impl LedgerState {
         let Some(id) = letter.id.as_ref().map(ToString::to_string) else {
             return;
         };
-        let Some(e) = self.entries.get(&id) else {
-            return;
-        };
-        letter.history = e.history.clone();
-        letter.state = match e.state {
-            EntryState::Replayed => LetterState::Replayed,
-            EntryState::Resolved => LetterState::Resolved,
-            EntryState::Edited => LetterState::Edited,
-            EntryState::New | EntryState::Replaying if e.history.is_empty() => LetterState::New,
-            EntryState::New | EntryState::Replaying => LetterState::Replayed,
-        };
+        if let Some(e) = self.entries.get(&id) {
+            letter.history = e.history.clone();
+            letter.held_by = None;
+            letter.state = match e.state {
+                EntryState::Replayed => LetterState::Replayed,
+                EntryState::Resolved => LetterState::Resolved,
+                EntryState::Edited => LetterState::Edited,
+                EntryState::Replaying => {
+                    letter.held_by = Some(e.holder());
+                    LetterState::Replaying
+                }
+                EntryState::New if e.history.is_empty() => LetterState::New,
+                EntryState::New => LetterState::Replayed,
+            };
+        }
+        if letter.history.is_empty() && letter.state != LetterState::Replaying {
+            if let Some(other) = source_key(letter).and_then(|k| self.copy_holder(&k, &id)) {
+                letter.copy_of = Some(other.id.clone());
+                if matches!(letter.state, LetterState::New | LetterState::Edited) {
+                    letter.state = if other.state == EntryState::Replaying {
+                        LetterState::Replaying
+                    } else {
+                        LetterState::Replayed
+                    };
+                }
+            }
+        }
     }
 }
 
@@ -147,6 +296,10 @@ mod tests {
             state,
             by: "ann@jump".into(),
             at_ms: 1,
+            version: 1,
+            session: String::new(),
+            source: None,
+            force: false,
             pending: None,
             history: (0..history)
                 .map(|i| ReplayRecord {
@@ -178,12 +331,59 @@ mod tests {
             Headers::default(),
         );
         s.apply(&mut l);
-        assert_eq!(l.state, LetterState::New);
+        assert_eq!(l.state, LetterState::Replaying);
+        assert!(l.held_by.as_deref().unwrap().starts_with("ann@jump since "));
         s.insert(entry(EntryState::Replayed, 2));
         s.apply(&mut l);
         assert_eq!(l.state, LetterState::Replayed);
         assert_eq!(l.history.len(), 2);
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn writes_are_checked_against_the_version_and_copies() {
+        let mut s = LedgerState::default();
+        let mut first = entry(EntryState::Replaying, 0);
+        first.source = Some("orders/1/17".into());
+        assert_eq!(s.check(&first), Ok(()));
+        s.insert(first.clone());
+        // The same version again: someone else wrote it first.
+        assert!(matches!(s.check(&first), Err(Conflict::Changed(_))));
+        let mut next = first.clone();
+        next.version = 2;
+        assert_eq!(s.check(&next), Ok(()));
+        // Another letter of the same source message is a copy, unless forced.
+        let mut copy = first.clone();
+        copy.id = "1:5".into();
+        match s.check(&copy) {
+            Err(Conflict::Copy(e)) => assert_eq!(e.id, "0:1"),
+            other => panic!("{other:?}"),
+        }
+        copy.force = true;
+        assert_eq!(s.check(&copy), Ok(()));
+        // A letter of that source shows as a copy of the one that holds it.
+        let mut l = DeadLetter::from_record(
+            Some(LetterId::Kafka {
+                partition: 1,
+                offset: 5,
+            }),
+            None,
+            None,
+            None,
+            Headers::default(),
+        );
+        l.source.topic = Some("orders".into());
+        l.source.partition = Some(1);
+        l.source.offset = Some(17);
+        s.apply(&mut l);
+        assert_eq!(l.copy_of.as_deref(), Some("0:1"));
+        assert_eq!(l.state, LetterState::Replaying);
+        // Cleared without a send: the source is free again.
+        let mut cleared = next.clone();
+        cleared.state = EntryState::New;
+        s.insert(cleared);
+        copy.force = false;
+        assert_eq!(s.check(&copy), Ok(()));
     }
 
     #[test]

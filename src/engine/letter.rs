@@ -207,6 +207,8 @@ pub enum LetterState {
     Claimed,
     /// An edited payload is kept with it, not yet replayed.
     Edited,
+    /// A replay was announced and not yet confirmed: see who holds it before acting.
+    Replaying,
     /// Sent back to a topic at least once.
     Replayed,
     /// Marked handled without a replay.
@@ -220,6 +222,7 @@ impl LetterState {
             LetterState::New => "new",
             LetterState::Claimed => "claimed",
             LetterState::Edited => "edited",
+            LetterState::Replaying => "replaying",
             LetterState::Replayed => "replayed",
             LetterState::Resolved => "resolved",
         }
@@ -266,6 +269,10 @@ pub struct DeadLetter {
     pub state: LetterState,
     /// Replays so far, oldest first.
     pub history: Vec<ReplayRecord>,
+    /// Who holds it and since when, while a replay is announced and not yet confirmed.
+    pub held_by: Option<String>,
+    /// The letter (same source topic, partition and offset) whose replay counts for this one.
+    pub copy_of: Option<String>,
 }
 
 impl DeadLetter {
@@ -288,6 +295,8 @@ impl DeadLetter {
             failure,
             state: LetterState::New,
             history: Vec::new(),
+            held_by: None,
+            copy_of: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod duration;
 pub mod encoding;
 pub mod error;
+pub mod fault;
 pub mod filter;
 pub mod index;
 pub mod json;
@@ -20,6 +21,7 @@ pub mod sink;
 pub mod source;
 pub mod store;
 pub mod triage;
+pub mod writer;
 
 pub use error::EngineError;
 pub use letter::{

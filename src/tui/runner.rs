@@ -12,19 +12,18 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::app::{Action, App, Effect};
 use super::keymap::action_for;
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
-use crate::backends::kafka::replay::{KafkaReplayer, ReplayError};
 use crate::cli::backend::Target;
 use crate::engine::filter::Filter;
-use crate::engine::replay::ReplayPolicy;
 use crate::engine::source::{DeadLetterSource, SourceEvent, StartAt};
-use crate::engine::{DeadLetter, EngineError, LetterId, LetterState};
+use crate::engine::writer::{Outcome, Writer, shown_state};
+use crate::engine::{DeadLetter, LetterId};
 
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
@@ -32,27 +31,10 @@ const FRAME: Duration = Duration::from_millis(16);
 /// Runs the TUI on `target` until the user quits.
 pub async fn run(target: Target) -> anyhow::Result<()> {
     let opened = target.dlq.open().await?;
-    let policy = ReplayPolicy {
-        read_only: target.read_only,
-        dlq_topic: target.dlq.topic(),
-        keep_headers: Vec::new(),
-    };
-    let cluster = target.dlq.replay_cluster().ok();
-    let replayer = match &cluster {
-        Some(c) => Some(
-            KafkaReplayer::open(
-                c.clone(),
-                policy,
-                target.audit.clone(),
-                opened.ledger.clone(),
-            )
-            .await?,
-        ),
-        None => None,
-    };
+    let writer = target.writer(&opened, Vec::new());
     let io = Io {
         source: opened.source.clone(),
-        replayer: Arc::new(Mutex::new(replayer)),
+        writer: Arc::new(writer),
         stream: None,
         highlight: None,
     };
@@ -65,7 +47,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
 
 struct Io {
     source: Arc<dyn DeadLetterSource>,
-    replayer: Arc<Mutex<Option<KafkaReplayer>>>,
+    writer: Arc<Writer>,
     stream: Option<JoinHandle<()>>,
     highlight: Option<JoinHandle<()>>,
 }
@@ -175,15 +157,11 @@ impl Io {
                 self.stream = Some(tokio::spawn(stream(source, generation, filter, tx)));
             }
             Effect::Fetch(id) => {
-                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                let (source, writer) = (self.source.clone(), self.writer.clone());
                 tokio::spawn(async move {
                     match source.fetch(&id).await {
                         Ok(l) => {
-                            let kept = replayer
-                                .lock()
-                                .await
-                                .as_ref()
-                                .and_then(|r| r.edited_value(&l));
+                            let kept = writer.edited_value(&l).await.ok().flatten();
                             if let Some(value) = kept {
                                 let _ = tx
                                     .send(Action::EditedValue {
@@ -201,15 +179,14 @@ impl Io {
                 });
             }
             Effect::PlanReplay(id) => {
-                let (source, replayer) = (self.source.clone(), self.replayer.clone());
+                let (source, writer) = (self.source.clone(), self.writer.clone());
                 tokio::spawn(async move {
                     let a = async {
                         let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
-                        let r = replayer.lock().await;
-                        let r = r
-                            .as_ref()
-                            .ok_or("replaying MongoDB letters needs --kafka BROKERS")?;
-                        r.plan(&l, None, None, false).map_err(|e| e.to_string())
+                        writer
+                            .plan(&l, None, false)
+                            .await
+                            .map_err(|e| e.to_string())
                     };
                     let action = match a.await {
                         Ok(p) => Action::Planned(Box::new(p)),
@@ -236,12 +213,12 @@ impl Io {
                 }));
             }
             Effect::ReplayMany(ids) => {
-                let (source, replayer) = (self.source.clone(), self.replayer.clone());
-                tokio::spawn(replay_many(source, replayer, ids, tx));
+                let (source, writer) = (self.source.clone(), self.writer.clone());
+                tokio::spawn(replay_many(source, writer, ids, tx));
             }
             Effect::ReplayGroup { query } => {
-                let (source, replayer) = (self.source.clone(), self.replayer.clone());
-                tokio::spawn(replay_group(source, replayer, query, tx));
+                let (source, writer) = (self.source.clone(), self.writer.clone());
+                tokio::spawn(replay_group(source, writer, query, tx));
             }
             Effect::Edit { .. } => {
                 // Handled by the event loop, which owns the terminal.
@@ -261,7 +238,7 @@ impl Io {
     }
 }
 
-/// A write on one letter, carried out through the replayer (and so the ledger).
+/// A write on one letter, carried out through the engine's writer (and so the ledger).
 enum LetterWrite {
     Replay(String),
     Resolve,
@@ -270,9 +247,9 @@ enum LetterWrite {
 }
 
 impl Io {
-    /// Fetches letter `id`, does `w` with the replayer, and reports the new state or the error.
+    /// Fetches letter `id`, does `w` with the writer, and reports the new state or the error.
     fn write(&self, id: LetterId, w: LetterWrite, tx: mpsc::Sender<Action>) {
-        let (source, replayer) = (self.source.clone(), self.replayer.clone());
+        let (source, writer) = (self.source.clone(), self.writer.clone());
         tokio::spawn(async move {
             let what = match &w {
                 LetterWrite::Replay(_) => "replay",
@@ -282,43 +259,42 @@ impl Io {
             };
             let result = async {
                 let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
-                let mut guard = replayer.lock().await;
-                let r = guard
-                    .as_mut()
-                    .ok_or("writes need --kafka BROKERS (the replay cluster and ledger)")?;
-                let done = match w {
+                let entry = match w {
                     LetterWrite::Replay(topic) => {
-                        r.replay(&l, Some(&topic), None, false).await.map(|d| {
-                            (
-                                LetterState::Replayed,
-                                format!(
-                                    "replayed to {}:{}@{}",
-                                    d.plan.topic, d.partition, d.offset
-                                ),
-                            )
-                        })
+                        let done = writer.replay(std::slice::from_ref(&l), Some(&topic), false);
+                        return match done.await.pop().map(|(_, o)| o) {
+                            Some(Outcome::Replayed {
+                                topic,
+                                partition,
+                                offset,
+                                ..
+                            }) => Ok((
+                                crate::engine::LetterState::Replayed,
+                                format!("replayed to {topic}:{partition}@{offset}"),
+                            )),
+                            Some(Outcome::SentUnconfirmed { why, .. }) => Err(format!(
+                                "sent but not recorded ({why}); the next replay confirms it"
+                            )),
+                            Some(Outcome::Skipped(why) | Outcome::Failed(why)) => Err(why),
+                            None => Err("nothing happened".into()),
+                        };
                     }
-                    LetterWrite::Resolve => r
-                        .resolve(&l)
-                        .await
-                        .map(|()| (LetterState::Resolved, format!("{id} resolved"))),
-                    LetterWrite::SaveEdit(v) => r.save_edit(&l, v).await.map(|()| {
-                        (
-                            LetterState::Edited,
-                            format!("edit of {id} kept; r replays it"),
-                        )
-                    }),
-                    LetterWrite::DiscardEdit => r.discard_edit(&l).await.map(|()| {
-                        let mut now = l.clone();
-                        r.ledger().apply(&mut now);
-                        (now.state, format!("edit of {id} discarded"))
-                    }),
+                    LetterWrite::Resolve => writer.resolve(&l).await,
+                    LetterWrite::SaveEdit(v) => writer.save_edit(&l, v).await,
+                    LetterWrite::DiscardEdit => writer.discard_edit(&l).await,
+                }
+                .map_err(|e| e.to_string())?;
+                let state = shown_state(entry.state, !entry.history.is_empty());
+                let message = match what {
+                    "resolve" => format!("{id} resolved"),
+                    "edit" => format!("edit of {id} kept; r replays it"),
+                    _ => format!("edit of {id} discarded"),
                 };
-                done.map_err(|e| e.to_string())
+                Ok((state, message))
             };
             let a = match result.await {
                 Ok((state, message)) => Action::Done { id, state, message },
-                Err(e) => Action::Notice(format!("{what} failed: {e}")),
+                Err(e) => Action::Notice(format!("{what} refused: {e}")),
             };
             let _ = tx.send(a).await;
         });
@@ -334,101 +310,92 @@ struct Bulk {
 }
 
 impl Bulk {
-    /// Replays one letter; false when there is no cluster to replay to.
-    async fn replay(
-        &mut self,
-        replayer: &Mutex<Option<KafkaReplayer>>,
-        l: &DeadLetter,
-        tx: &mpsc::Sender<Action>,
-    ) -> bool {
-        let Some(id) = l.id.clone() else { return true };
-        let mut guard = replayer.lock().await;
-        let Some(r) = guard.as_mut() else {
-            let _ = tx
-                .send(Action::Notice("replaying needs --kafka BROKERS".into()))
-                .await;
-            return false;
-        };
-        match r.replay(l, None, None, false).await {
-            Ok(_) => {
-                self.done += 1;
-                let message = format!(
-                    "replayed {} ({} skipped, {} failed)",
-                    self.done, self.skipped, self.failed
-                );
-                let _ = tx
-                    .send(Action::Done {
-                        id,
-                        state: LetterState::Replayed,
-                        message,
-                    })
-                    .await;
-            }
-            Err(ReplayError::Refused(EngineError::AlreadyReplayed { .. })) => self.skipped += 1,
-            Err(e) => {
-                self.failed += 1;
-                let _ = tx.send(Action::Notice(format!("{id}: {e}"))).await;
+    /// Replays a window of letters through the writer, reporting each one.
+    async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Action>) {
+        for (id, o) in writer.replay(letters, None, false).await {
+            let Ok(id) = id.parse::<LetterId>() else {
+                continue;
+            };
+            match o {
+                Outcome::Replayed { .. } => {
+                    self.done += 1;
+                    let message = format!(
+                        "replayed {} ({} skipped, {} failed)",
+                        self.done, self.skipped, self.failed
+                    );
+                    let state = crate::engine::LetterState::Replayed;
+                    let _ = tx.send(Action::Done { id, state, message }).await;
+                }
+                Outcome::Skipped(_) => self.skipped += 1,
+                Outcome::SentUnconfirmed { why, .. } | Outcome::Failed(why) => {
+                    self.failed += 1;
+                    let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
+                }
             }
         }
-        true
     }
 
     async fn report(&self, tx: &mpsc::Sender<Action>) {
         let msg = format!(
-            "replay done: {} replayed, {} already replayed, {} failed",
+            "replay done: {} replayed, {} skipped (replayed or held by others), {} failed",
             self.done, self.skipped, self.failed
         );
         let _ = tx.send(Action::Notice(msg)).await;
     }
 }
 
-/// Replays every letter matching `query`, one by one, reporting progress.
+/// Letters replayed together by a bulk replay from the TUI.
+const WINDOW: usize = 200;
+
+/// Replays every letter matching `query`, a window at a time, reporting progress.
 async fn replay_group(
     source: Arc<dyn DeadLetterSource>,
-    replayer: Arc<Mutex<Option<KafkaReplayer>>>,
+    writer: Arc<Writer>,
     query: String,
     tx: mpsc::Sender<Action>,
 ) {
     let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
         return;
     };
-    let (etx, mut erx) = mpsc::channel(8);
+    let (etx, mut erx) = mpsc::channel(2);
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, etx).await });
     let mut bulk = Bulk::default();
+    let mut window = Vec::new();
     while let Some(ev) = erx.recv().await {
         let SourceEvent::Letters(batch) = ev else {
             continue;
         };
-        for l in batch.iter().filter(|l| f.matches(l)) {
-            if !bulk.replay(&replayer, l, &tx).await {
-                return;
-            }
+        window.extend(batch.into_iter().filter(|l| f.matches(l)));
+        if window.len() >= WINDOW {
+            bulk.replay(&writer, &std::mem::take(&mut window), &tx)
+                .await;
         }
     }
+    bulk.replay(&writer, &window, &tx).await;
     let _ = reader.await;
     bulk.report(&tx).await;
 }
 
-/// Replays the letters `ids`, one by one, reporting progress.
+/// Replays the letters `ids`, a window at a time, reporting progress.
 async fn replay_many(
     source: Arc<dyn DeadLetterSource>,
-    replayer: Arc<Mutex<Option<KafkaReplayer>>>,
+    writer: Arc<Writer>,
     ids: Vec<LetterId>,
     tx: mpsc::Sender<Action>,
 ) {
     let mut bulk = Bulk::default();
-    for id in ids {
-        match source.fetch(&id).await {
-            Ok(l) => {
-                if !bulk.replay(&replayer, &l, &tx).await {
-                    return;
+    for chunk in ids.chunks(WINDOW) {
+        let mut letters = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            match source.fetch(id).await {
+                Ok(l) => letters.push(l),
+                Err(e) => {
+                    bulk.failed += 1;
+                    let _ = tx.send(Action::Notice(e.to_string())).await;
                 }
             }
-            Err(e) => {
-                bulk.failed += 1;
-                let _ = tx.send(Action::Notice(e.to_string())).await;
-            }
         }
+        bulk.replay(&writer, &letters, &tx).await;
     }
     bulk.report(&tx).await;
 }

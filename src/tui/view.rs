@@ -193,6 +193,7 @@ fn state_style(s: LetterState, theme: Theme) -> Style {
         LetterState::New => Style::default().fg(Color::Yellow),
         LetterState::Claimed => Style::default().fg(Color::Magenta),
         LetterState::Edited => Style::default().fg(Color::Cyan),
+        LetterState::Replaying => Style::default().fg(Color::LightBlue),
         LetterState::Replayed => Style::default().fg(Color::Green),
         LetterState::Resolved => Style::default().fg(Color::DarkGray),
     })

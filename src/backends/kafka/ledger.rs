@@ -1,34 +1,78 @@
 //! The ledger of a Kafka DLQ: a compacted topic `<dlq>.morgue-ledger`, one partition,
 //! keyed by letter id, each value a JSON [`LedgerEntry`]. Created on the first write.
+//!
+//! Reading: one long-lived `read_committed` consumer per session tails the topic into
+//! a [`LedgerState`]; every read first catches up to the partition's end, so a
+//! decision is always made on what is committed now, and costs only what is new.
+//!
+//! Writing (compare-and-set): every session of this DLQ writes under one shared
+//! `transactional.id`, `morgue-ledger.<dlq>`. Initialising it fences the others, so
+//! while a session's producer is live nobody else can commit to the ledger. After each
+//! initialisation the session catches up; it then checks each entry's version (and
+//! copies) against what it has read and commits the valid ones in one transaction. A
+//! commit succeeds only if nobody initialised since, so the check was made on the
+//! complete ledger. Aborted entries are invisible to `read_committed` readers and
+//! dropped by compaction; a reader that reads uncommitted could see a losing entry,
+//! so every morgue reader reads committed.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureRecord;
+use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::OnceCell;
 
-use super::{KafkaBackendError, KafkaConfig, Producer, Quiet};
-use crate::engine::ledger::{LEDGER_SUFFIX, LedgerEntry, LedgerError, LedgerState, LedgerStore};
+use super::txn::{Txn, TxnRecord};
+use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
+use crate::engine::ledger::{
+    Conflict, LEDGER_SUFFIX, LedgerEntry, LedgerError, LedgerState, LedgerStore,
+};
+use crate::engine::writer::TargetError;
+
+/// How many times a write is retried after losing the shared producer.
+const WRITE_ATTEMPTS: u32 = 6;
 
 /// The ledger topic next to one DLQ topic.
 pub struct KafkaLedger {
     cfg: KafkaConfig,
     dlq: String,
     topic: String,
-    producer: OnceCell<Producer>,
+    txn: Txn,
+    created: OnceCell<()>,
+    view: Arc<Mutex<View>>,
+}
+
+impl std::fmt::Debug for KafkaLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KafkaLedger({})", self.topic)
+    }
+}
+
+/// The tailing reader and what it has read.
+#[derive(Default)]
+struct View {
+    consumer: Option<Browser>,
+    /// The next offset to read.
+    next: i64,
+    state: LedgerState,
 }
 
 impl KafkaLedger {
     /// The ledger of DLQ topic `dlq`; nothing is contacted yet.
     pub fn new(cfg: KafkaConfig, dlq: &str) -> Self {
         KafkaLedger {
+            txn: Txn::new(cfg.clone(), format!("morgue-ledger.{dlq}")),
             cfg,
             dlq: dlq.to_string(),
             topic: format!("{dlq}{LEDGER_SUFFIX}"),
-            producer: OnceCell::new(),
+            created: OnceCell::new(),
+            view: Arc::new(Mutex::new(View::default())),
         }
     }
 
@@ -37,7 +81,35 @@ impl KafkaLedger {
         &self.topic
     }
 
-    async fn ensure_topic(&self) -> Result<(), KafkaBackendError> {
+    /// Reads what is new in the ledger, up to its end now, then runs `f` on the state.
+    async fn caught_up<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LedgerState) -> T + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let (cfg, topic, view) = (self.cfg.clone(), self.topic.clone(), self.view.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut v = view
+                .lock()
+                .map_err(|_| LedgerError::Other("ledger view poisoned".into()))?;
+            catch_up(&cfg, &topic, &mut v)?;
+            Ok(f(&v.state))
+        })
+        .await
+        .map_err(|e| LedgerError::Other(format!("background task failed: {e}")))?
+    }
+
+    async fn ensure_topic(&self) -> Result<(), LedgerError> {
+        self.created
+            .get_or_try_init(|| async {
+                self.create_topic()
+                    .await
+                    .map_err(|e| LedgerError::Refused(e.to_string()))
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn create_topic(&self) -> Result<(), KafkaBackendError> {
         let (cfg, topic) = (self.cfg.clone(), self.topic.clone());
         let exists = tokio::task::spawn_blocking(move || {
             match cfg.partitions(&cfg.browse_consumer()?, &topic) {
@@ -76,66 +148,189 @@ impl KafkaLedger {
         }
         Ok(())
     }
+
+    /// One attempt: check `entries` on the caught-up state, commit the valid ones.
+    async fn try_write(
+        &self,
+        entries: &[LedgerEntry],
+        retry: bool,
+    ) -> Result<Vec<Result<(), Conflict>>, TargetError> {
+        let mut slot = self.txn.lock().await;
+        self.txn.ensure(&mut slot).await?;
+        let batch = entries.to_vec();
+        let checked = self
+            .caught_up(move |state| check_batch(state, &batch, retry))
+            .await
+            .map_err(|e| TargetError::NotSent(e.to_string()))?;
+        let mut json = Vec::new();
+        for (e, r) in entries.iter().zip(&checked) {
+            if matches!(r, Ok(true)) {
+                let v = serde_json::to_vec(e)
+                    .map_err(|err| TargetError::Refused(format!("ledger entry {}: {err}", e.id)))?;
+                json.push((e, v));
+            }
+        }
+        if !json.is_empty() {
+            let records: Vec<TxnRecord<'_>> = json
+                .iter()
+                .map(|(e, v)| TxnRecord {
+                    topic: &self.topic,
+                    partition: 0,
+                    key: Some(e.id.as_bytes()),
+                    value: Some(v.as_slice()),
+                    headers: None,
+                })
+                .collect();
+            self.txn.run(&mut slot, &records).await?;
+            if let Ok(mut v) = self.view.lock() {
+                for (e, _) in &json {
+                    v.state.insert((*e).clone());
+                }
+            }
+        }
+        Ok(checked.into_iter().map(|r| r.map(|_| ())).collect())
+    }
+}
+
+/// Checks a batch against the state: Ok(true) to write, Ok(false) when an earlier
+/// attempt already wrote exactly this entry, Err when it conflicts. Entries of one
+/// batch see each other (two copies in one batch: the second conflicts).
+fn check_batch(
+    state: &LedgerState,
+    entries: &[LedgerEntry],
+    retry: bool,
+) -> Vec<Result<bool, Conflict>> {
+    let mut sources = HashSet::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        if retry && state.get(&e.id) == Some(e) {
+            out.push(Ok(false));
+            continue;
+        }
+        let mut r = state.check(e).map(|()| true);
+        if r.is_ok() && e.holds_source() && !e.force {
+            if let Some(src) = &e.source {
+                if !sources.insert(src.clone()) {
+                    r = Err(Conflict::Copy(Box::new(e.clone())));
+                }
+            }
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// Reads the ledger topic from where the view stopped up to its end now.
+fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), LedgerError> {
+    let unreachable = |e: KafkaBackendError| match e {
+        KafkaBackendError::Unreachable { .. } => LedgerError::Unreachable(e.to_string()),
+        other => LedgerError::Other(other.to_string()),
+    };
+    if v.consumer.is_none() {
+        let c = cfg.browse_consumer().map_err(unreachable)?;
+        match cfg.partitions(&c, topic) {
+            Ok(_) => {}
+            Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(()),
+            Err(e) => return Err(unreachable(e)),
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .map_err(|e| LedgerError::Other(e.to_string()))?;
+        c.assign(&tpl)
+            .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
+        v.consumer = Some(c);
+    }
+    let Some(c) = v.consumer.as_ref() else {
+        return Ok(());
+    };
+    let (_, hi) = c
+        .fetch_watermarks(topic, 0, METADATA_TIMEOUT)
+        .map_err(|e| LedgerError::Unreachable(format!("reading ledger '{topic}': {e}")))?;
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    while v.next < hi {
+        if Instant::now() > deadline {
+            return Err(LedgerError::Unreachable(format!(
+                "reading ledger '{topic}': stuck at offset {} of {hi} (an open transaction?)",
+                v.next
+            )));
+        }
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => {
+                v.next = msg.offset() + 1;
+                let Some(bytes) = msg.payload() else { continue };
+                match serde_json::from_slice::<LedgerEntry>(bytes) {
+                    Ok(e) => v.state.insert(e),
+                    Err(e) => {
+                        tracing::warn!(
+                            "ledger '{topic}' entry at offset {} is unreadable, skipped: {e}",
+                            msg.offset()
+                        );
+                    }
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {
+                // Control records (commit markers) and aborted entries have no message:
+                // the position says how far the reader really got.
+                let pos = c
+                    .position()
+                    .ok()
+                    .and_then(|p| p.find_partition(topic, 0).and_then(|e| e.offset().to_raw()))
+                    .unwrap_or(-1);
+                if pos > v.next {
+                    v.next = pos;
+                }
+            }
+            Some(Err(e)) => {
+                return Err(LedgerError::Unreachable(format!(
+                    "reading ledger '{topic}': {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
 impl LedgerStore for KafkaLedger {
-    /// Reads the topic into the latest entry per letter; a missing topic is an empty ledger.
+    /// The whole ledger as committed now (a missing topic is an empty ledger).
     async fn load(&self) -> Result<LedgerState, LedgerError> {
-        let (cfg, topic) = (self.cfg.clone(), self.topic.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut state = LedgerState::default();
-            let mut bad = None;
-            let res = cfg.read_to_end(&topic, |l| {
-                let Some(v) = l.value.as_deref() else { return };
-                match serde_json::from_slice::<LedgerEntry>(v) {
-                    Ok(e) => state.insert(e),
-                    Err(e) => {
-                        let id = l.id.map(|i| i.to_string()).unwrap_or_default();
-                        bad.get_or_insert(format!(
-                            "ledger '{topic}' entry at {id} is unreadable: {e}"
-                        ));
-                    }
-                }
-            });
-            match res {
-                Ok(_) | Err(KafkaBackendError::TopicNotFound { .. }) => {}
-                Err(e) => return Err(LedgerError(e.to_string())),
-            }
-            match bad {
-                Some(e) => Err(LedgerError(e)),
-                None => Ok(state),
-            }
-        })
-        .await
-        .map_err(|e| LedgerError(format!("background task failed: {e}")))?
+        self.caught_up(LedgerState::clone).await
     }
 
-    async fn record(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
-        self.ensure_topic()
+    async fn current(
+        &self,
+        ids: &[String],
+        sources: &[String],
+    ) -> Result<LedgerState, LedgerError> {
+        let (ids, sources) = (ids.to_vec(), sources.to_vec());
+        self.caught_up(move |state| state.subset(&ids, &sources))
             .await
-            .map_err(|e| LedgerError(e.to_string()))?;
-        let producer = self
-            .producer
-            .get_or_try_init(|| async { self.cfg.producer() })
-            .await
-            .map_err(|e| LedgerError(e.to_string()))?;
-        let json = serde_json::to_vec(entry).map_err(|e| LedgerError(e.to_string()))?;
-        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.topic)
-            .key(entry.id.as_str())
-            .payload(json.as_slice())
-            .partition(0);
-        producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| {
-                LedgerError(
-                    self.cfg
-                        .error(format!("writing ledger '{}'", self.topic), e)
-                        .to_string(),
-                )
-            })?;
-        Ok(())
+    }
+
+    async fn write(
+        &self,
+        entries: Vec<LedgerEntry>,
+    ) -> Result<Vec<Result<(), Conflict>>, LedgerError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_topic().await?;
+        let mut last = String::new();
+        for attempt in 0..WRITE_ATTEMPTS {
+            match self.try_write(&entries, attempt > 0).await {
+                Ok(r) => return Ok(r),
+                Err(TargetError::Refused(e)) => return Err(LedgerError::Refused(e)),
+                Err(TargetError::NotSent(e) | TargetError::Unknown(e)) => {
+                    last = e;
+                    let ms = 20u64 << attempt.min(5);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+            }
+        }
+        Err(LedgerError::Unreachable(format!(
+            "writing ledger '{}': {last}",
+            self.topic
+        )))
     }
 
     fn dlq(&self) -> String {

@@ -18,10 +18,11 @@ use crate::engine::{DeadLetter, LetterId};
 pub mod ledger;
 pub mod partitioner;
 mod read;
-pub mod replay;
 pub mod route;
 pub mod sink;
 pub mod source;
+pub mod target;
+pub mod txn;
 
 /// How long a metadata or watermark request may take before the broker counts as unreachable.
 pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,6 +161,7 @@ impl KafkaConfig {
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "true"),
+            ("isolation.level", "read_committed"),
         ])
         .create_with_context(Quiet)
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))

@@ -99,36 +99,41 @@ impl KafkaConfig {
         found.ok_or_else(|| missing("it was deleted (compaction or a transaction marker)".into()))
     }
 
-    /// The offset of the first record in `topic`/`partition` at or after `from` whose
-    /// header `name` equals `value`, reading up to the current end.
-    pub fn find_by_header(
+    /// For each of `values`, the offset of the first committed record in
+    /// `topic`/`partition` at or after `from` whose last header `name` equals it,
+    /// reading up to the current end (one pass for all of them).
+    pub fn find_headers(
         &self,
         topic: &str,
         partition: i32,
         from: i64,
         name: &str,
-        value: &[u8],
-    ) -> Result<Option<i64>, KafkaBackendError> {
+        values: &[Vec<u8>],
+    ) -> Result<Vec<Option<i64>>, KafkaBackendError> {
         let consumer = self.browse_consumer()?;
         let (lo, hi) = consumer
             .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
             .map_err(|e| self.error(format!("watermarks of '{topic}' partition {partition}"), e))?;
+        let mut found = vec![None; values.len()];
         let from = from.max(lo);
-        if from >= hi {
-            return Ok(None);
+        if from >= hi || values.is_empty() {
+            return Ok(found);
         }
-        let mut found = None;
+        let mut left = values.len();
         self.scan_partition(&consumer, topic, partition, from, hi, |msg| {
-            let hit = msg.headers().is_some_and(|hs| {
-                hs.iter()
-                    .filter(|h| h.key == name)
-                    .last()
-                    .is_some_and(|h| h.value == Some(value))
-            });
-            if hit {
-                found = Some(msg.offset());
+            let value = msg
+                .headers()
+                .and_then(|hs| hs.iter().filter(|h| h.key == name).last())
+                .and_then(|h| h.value);
+            if let Some(v) = value {
+                for (i, want) in values.iter().enumerate() {
+                    if found[i].is_none() && want.as_slice() == v {
+                        found[i] = Some(msg.offset());
+                        left -= 1;
+                    }
+                }
             }
-            !hit
+            left > 0
         })?;
         Ok(found)
     }

@@ -3,6 +3,7 @@
 //! was there at the start, and keeps following new letters when asked. Letters carry
 //! the state recorded in the ledger. Nothing joins a group or commits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,14 +31,27 @@ const IDLE_POLL: Duration = Duration::from_millis(50);
 pub struct KafkaSource {
     cfg: KafkaConfig,
     topic: String,
+    ledger: Arc<KafkaLedger>,
 }
 
 impl KafkaSource {
-    /// A source for `topic`; nothing is contacted until it is used.
+    /// A source for `topic` with a ledger reader of its own; nothing is contacted yet.
     pub fn new(cfg: KafkaConfig, topic: impl Into<String>) -> Self {
+        let topic = topic.into();
+        let ledger = Arc::new(KafkaLedger::new(cfg.clone(), &topic));
+        Self::with_ledger(cfg, topic, ledger)
+    }
+
+    /// A source for `topic` sharing `ledger`'s tailing reader (one per session).
+    pub fn with_ledger(
+        cfg: KafkaConfig,
+        topic: impl Into<String>,
+        ledger: Arc<KafkaLedger>,
+    ) -> Self {
         KafkaSource {
             cfg,
             topic: topic.into(),
+            ledger,
         }
     }
 
@@ -202,10 +216,7 @@ impl DeadLetterSource for KafkaSource {
         follow: bool,
         tx: mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {
-        let ledger = KafkaLedger::new(self.cfg.clone(), &self.topic)
-            .load()
-            .await
-            .map_err(Self::err)?;
+        let ledger = self.ledger.load().await.map_err(Self::err)?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.run(from, follow, &ledger, &tx))
             .await
@@ -219,14 +230,17 @@ impl DeadLetterSource for KafkaSource {
                 "'{id}' is not a Kafka letter id (PARTITION:OFFSET)"
             )));
         };
-        let ledger = KafkaLedger::new(self.cfg.clone(), &self.topic)
-            .load()
-            .await
-            .map_err(Self::err)?;
         let me = self.clone();
         let mut l = tokio::task::spawn_blocking(move || me.cfg.fetch(&me.topic, partition, offset))
             .await
             .map_err(Self::err)?
+            .map_err(Self::err)?;
+        let ids = [id.to_string()];
+        let sources: Vec<String> = crate::engine::ledger::source_key(&l).into_iter().collect();
+        let ledger = self
+            .ledger
+            .current(&ids, &sources)
+            .await
             .map_err(Self::err)?;
         ledger.apply(&mut l);
         Ok(l)

@@ -13,9 +13,8 @@ use mongodb::options::{FullDocumentType, IndexOptions};
 use mongodb::{Collection, IndexModel};
 use tokio::sync::{OnceCell, mpsc};
 
-use super::doc::{FieldMap, doc_from_letter, get, id_candidates, letter_from_doc};
+use super::doc::{FieldMap, doc_from_letter, id_candidates, letter_from_doc};
 use super::{MongoConfig, redact};
-use crate::engine::ledger::{LedgerEntry, LedgerError, LedgerState, LedgerStore};
 use crate::engine::sink::{DeadLetterSink, SinkError};
 use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
@@ -29,7 +28,7 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct MongoDlq {
     cfg: MongoConfig,
-    coll: Collection<Document>,
+    pub(super) coll: Collection<Document>,
     map: FieldMap,
     indexed: std::sync::Arc<OnceCell<()>>,
 }
@@ -57,7 +56,7 @@ impl MongoDlq {
         format!("{base}/{}.{}", self.cfg.db, self.cfg.collection)
     }
 
-    fn id_filter(id: &LetterId) -> Result<Document, String> {
+    pub(super) fn id_filter(id: &LetterId) -> Result<Document, String> {
         match id {
             LetterId::Mongo(s) => Ok(doc! { "_id": { "$in": id_candidates(s) } }),
             LetterId::Kafka { .. } => Err(format!(
@@ -336,74 +335,5 @@ impl DeadLetterSource for MongoDlq {
                 MongoDlq::describe(self)
             ))),
         }
-    }
-}
-
-#[async_trait]
-impl LedgerStore for MongoDlq {
-    async fn load(&self) -> Result<LedgerState, LedgerError> {
-        let fail = |e: mongodb::error::Error| {
-            LedgerError(format!("reading ledger of {}: {e}", self.describe()))
-        };
-        let mut cursor = self
-            .coll
-            .find(doc! { "morgue.ledger": { "$exists": true } })
-            .projection(doc! { "morgue.ledger": 1 })
-            .await
-            .map_err(fail)?;
-        let mut state = LedgerState::default();
-        while let Some(d) = cursor.try_next().await.map_err(fail)? {
-            if let Some(Bson::Document(e)) = get(&d, "morgue.ledger") {
-                match mongodb::bson::from_document::<LedgerEntry>(e.clone()) {
-                    Ok(entry) => state.insert(entry),
-                    Err(e) => {
-                        return Err(LedgerError(format!(
-                            "ledger entry of document {} in {} is unreadable: {e}",
-                            d.get("_id").map(ToString::to_string).unwrap_or_default(),
-                            self.describe()
-                        )));
-                    }
-                }
-            }
-        }
-        Ok(state)
-    }
-
-    /// Records state in the document itself: `morgue.ledger` (the whole entry),
-    /// `morgue.state`, `morgue.replays` and `morgue.edited_value`; the original value is never touched.
-    async fn record(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
-        let filter = Self::id_filter(&LetterId::Mongo(entry.id.clone())).map_err(LedgerError)?;
-        let ledger = mongodb::bson::to_bson(entry).map_err(|e| LedgerError(e.to_string()))?;
-        let replays =
-            mongodb::bson::to_bson(&entry.history).map_err(|e| LedgerError(e.to_string()))?;
-        let state = mongodb::bson::to_bson(&entry.state).map_err(|e| LedgerError(e.to_string()))?;
-        let edited = entry
-            .edited_value
-            .as_ref()
-            .and_then(|v| v.to_bytes().ok())
-            .map_or(Bson::Null, |b| super::doc::text_or_binary(&b));
-        let update = doc! { "$set": {
-            "morgue.ledger": ledger,
-            "morgue.state": state,
-            "morgue.replays": replays,
-            "morgue.edited_value": edited,
-        } };
-        let r = self
-            .coll
-            .update_one(filter, update)
-            .await
-            .map_err(|e| LedgerError(format!("recording state in {}: {e}", self.describe())))?;
-        if r.matched_count == 0 {
-            return Err(LedgerError(format!(
-                "no letter {} in {}",
-                entry.id,
-                self.describe()
-            )));
-        }
-        Ok(())
-    }
-
-    fn dlq(&self) -> String {
-        self.describe()
     }
 }

@@ -7,6 +7,7 @@ use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::ledger::LedgerEntry;
 use crate::engine::{
     DeadLetter, FailureContext, Header, Headers, LetterId, LetterState, Reason, ReplayRecord,
 };
@@ -355,11 +356,15 @@ fn read_state(m: &Document, l: &mut DeadLetter, notes: &mut Vec<String>) {
         Ok("replayed") => LetterState::Replayed,
         Ok("resolved") => LetterState::Resolved,
         Ok("edited") => LetterState::Edited,
-        // An interrupted replay: replayed before if there is history.
-        Ok("replaying") if m.get_array("replays").is_ok_and(|r| !r.is_empty()) => {
-            LetterState::Replayed
+        // A replay announced and not confirmed: whoever holds it, and since when.
+        Ok("replaying") => {
+            l.held_by = m
+                .get_document("ledger")
+                .ok()
+                .and_then(|e| mongodb::bson::from_document::<LedgerEntry>(e.clone()).ok())
+                .map(|e| e.holder());
+            LetterState::Replaying
         }
-        Ok("replaying") => LetterState::New,
         Ok("new") | Err(_) if m.get_array("replays").is_ok_and(|r| !r.is_empty()) => {
             LetterState::Replayed
         }

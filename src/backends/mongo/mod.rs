@@ -10,6 +10,7 @@ use thiserror::Error;
 
 pub mod dlq;
 pub mod doc;
+pub mod ledger;
 
 /// The collection a DLQ lives in when the profile names none.
 pub const DEFAULT_COLLECTION: &str = "deadletter_messages";

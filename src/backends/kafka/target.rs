@@ -1,0 +1,181 @@
+//! A Kafka cluster as a [`ReplayTarget`]: partitions chosen as the Java client would
+//! (murmur2 of the key), messages sent in transactions under the DLQ's shared
+//! `transactional.id` (`morgue-replay.<dlq>`), and pending replays looked up by their
+//! `morgue-replay-id` header among committed messages only.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::KafkaConfig;
+use super::partitioner::choose;
+use super::txn::{Txn, TxnRecord};
+use crate::engine::conventions::MORGUE_REPLAY_ID;
+use crate::engine::ledger::PendingReplay;
+use crate::engine::writer::{Outgoing, ReplayTarget, TargetError};
+
+/// How long a partition count or end offset is reused before it is asked again.
+const CACHE_FOR: Duration = Duration::from_secs(5);
+
+/// Runs `f` on a blocking thread with a copy of `cfg`.
+async fn blocking<T: Send + 'static>(
+    cfg: &KafkaConfig,
+    f: impl FnOnce(KafkaConfig) -> Result<T, String> + Send + 'static,
+) -> Result<T, TargetError> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || f(cfg))
+        .await
+        .map_err(|e| TargetError::NotSent(format!("background task failed: {e}")))?
+        .map_err(TargetError::NotSent)
+}
+
+/// Replays to one Kafka cluster on behalf of one DLQ.
+pub struct KafkaTarget {
+    cfg: KafkaConfig,
+    txn: Txn,
+    partitions: Mutex<HashMap<String, (i32, Instant)>>,
+    ends: Mutex<HashMap<(String, i32), (i64, Instant)>>,
+}
+
+impl KafkaTarget {
+    /// A target on `cfg` for replays from the DLQ named `dlq` (a topic, or `mongo.<db>.<coll>`).
+    pub fn new(cfg: KafkaConfig, dlq: &str) -> Self {
+        KafkaTarget {
+            txn: Txn::new(cfg.clone(), format!("morgue-replay.{dlq}")),
+            cfg,
+            partitions: Mutex::new(HashMap::new()),
+            ends: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, TargetError> {
+        if let Some((n, at)) = self.cached_partitions(topic) {
+            if at.elapsed() < CACHE_FOR {
+                return Ok(n);
+            }
+        }
+        let t = topic.to_string();
+        let t2 = t.clone();
+        let parts = blocking(&self.cfg, move |cfg| {
+            let c = cfg.browse_consumer().map_err(|e| e.to_string())?;
+            cfg.partitions(&c, &t2).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| TargetError::Refused(e.to_string()))?;
+        let n = i32::try_from(parts.len()).unwrap_or(i32::MAX);
+        if let Ok(mut m) = self.partitions.lock() {
+            m.insert(t, (n, Instant::now()));
+        }
+        Ok(n)
+    }
+
+    fn cached_partitions(&self, topic: &str) -> Option<(i32, Instant)> {
+        self.partitions.lock().ok()?.get(topic).copied()
+    }
+}
+
+#[async_trait]
+impl ReplayTarget for KafkaTarget {
+    async fn place(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        source_partition: Option<i32>,
+    ) -> Result<(i32, i64), TargetError> {
+        let n = self.partition_count(topic).await?;
+        let partition = choose(key, n, source_partition);
+        let k = (topic.to_string(), partition);
+        let cached = self.ends.lock().ok().and_then(|m| m.get(&k).copied());
+        if let Some((end, at)) = cached {
+            // Offsets only grow: an earlier end is still at or before where the message lands.
+            if at.elapsed() < CACHE_FOR {
+                return Ok((partition, end));
+            }
+        }
+        let t = topic.to_string();
+        let end = blocking(&self.cfg, move |cfg| {
+            let c = cfg.browse_consumer().map_err(|e| e.to_string())?;
+            rdkafka::consumer::Consumer::fetch_watermarks(
+                &c,
+                &t,
+                partition,
+                super::METADATA_TIMEOUT,
+            )
+            .map(|(_, hi)| hi)
+            .map_err(|e| format!("watermarks of '{t}' partition {partition}: {e}"))
+        })
+        .await?;
+        if let Ok(mut m) = self.ends.lock() {
+            m.insert(k, (end, Instant::now()));
+        }
+        Ok((partition, end))
+    }
+
+    async fn epoch(&self) -> Result<u64, TargetError> {
+        let mut slot = self.txn.lock().await;
+        self.txn.ensure(&mut slot).await?;
+        Ok(slot.epoch())
+    }
+
+    async fn fence(&self) -> Result<u64, TargetError> {
+        let mut slot = self.txn.lock().await;
+        Txn::reset(&mut slot);
+        self.txn.ensure(&mut slot).await?;
+        Ok(slot.epoch())
+    }
+
+    async fn find(&self, pending: &[PendingReplay]) -> Result<Vec<Option<i64>>, TargetError> {
+        let mut groups: HashMap<(String, i32), Vec<usize>> = HashMap::new();
+        for (i, p) in pending.iter().enumerate() {
+            groups
+                .entry((p.topic.clone(), p.partition))
+                .or_default()
+                .push(i);
+        }
+        let mut out = vec![None; pending.len()];
+        for ((topic, partition), idx) in groups {
+            let from = idx
+                .iter()
+                .map(|&i| pending[i].from_offset)
+                .min()
+                .unwrap_or(0);
+            let wanted: Vec<Vec<u8>> = idx
+                .iter()
+                .map(|&i| pending[i].replay_id.as_bytes().to_vec())
+                .collect();
+            let found = blocking(&self.cfg, move |cfg| {
+                cfg.find_headers(&topic, partition, from, MORGUE_REPLAY_ID, &wanted)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| TargetError::Unknown(e.to_string()))?;
+            for (j, &i) in idx.iter().enumerate() {
+                out[i] = found.get(j).copied().flatten();
+            }
+        }
+        Ok(out)
+    }
+
+    async fn send(&self, epoch: u64, msgs: &[Outgoing]) -> Result<Vec<i64>, TargetError> {
+        let mut slot = self.txn.lock().await;
+        if !slot.ready() || slot.epoch() != epoch {
+            return Err(TargetError::NotSent(format!(
+                "the producer '{}' was re-initialised",
+                self.txn.id()
+            )));
+        }
+        let records: Vec<TxnRecord<'_>> = msgs
+            .iter()
+            .map(|m| TxnRecord {
+                topic: &m.plan.topic,
+                partition: m.partition,
+                key: m.plan.key.as_deref(),
+                value: m.plan.value.as_deref(),
+                headers: Some(&m.plan.headers),
+            })
+            .collect();
+        self.txn.run(&mut slot, &records).await
+    }
+}

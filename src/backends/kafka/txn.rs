@@ -1,0 +1,217 @@
+//! A transactional producer under a `transactional.id` that every morgue session of
+//! one DLQ shares. Initialising it fences every other holder (KIP-98): the broker
+//! aborts their open transaction and rejects their later commits. That fencing is
+//! what the ledger's mutual exclusion and the replay's "provably not sent" rest on.
+//! The producer lives for the session; a fatal error (fenced, broken) drops it and
+//! the next use initialises a new one, under a new local epoch number.
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header as KHeader, OwnedHeaders};
+use rdkafka::producer::{FutureRecord, Producer as _};
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::{KafkaConfig, Producer, Quiet};
+use crate::engine::Headers;
+use crate::engine::writer::TargetError;
+
+/// How long a transaction may stay open on the broker before it aborts it.
+const TXN_TIMEOUT_MS: &str = "60000";
+/// How long init, commit and abort may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One record to produce inside a transaction.
+pub struct TxnRecord<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Key bytes.
+    pub key: Option<&'a [u8]>,
+    /// Value bytes.
+    pub value: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: Option<&'a Headers>,
+}
+
+/// The session's producer slot: the producer (once initialised) and its epoch number.
+#[derive(Default)]
+pub struct Slot {
+    producer: Option<Producer>,
+    epoch: u64,
+}
+
+impl Slot {
+    /// The local epoch: one more each time a producer is initialised.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// True when a producer is initialised.
+    pub fn ready(&self) -> bool {
+        self.producer.is_some()
+    }
+}
+
+/// A shared `transactional.id` on one cluster.
+pub struct Txn {
+    cfg: KafkaConfig,
+    id: String,
+    slot: Mutex<Slot>,
+}
+
+impl Txn {
+    /// A producer for `transactional_id` on `cfg`; nothing is contacted yet.
+    pub fn new(cfg: KafkaConfig, transactional_id: String) -> Self {
+        Txn {
+            cfg,
+            id: transactional_id,
+            slot: Mutex::new(Slot::default()),
+        }
+    }
+
+    /// The `transactional.id`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Exclusive use of the slot (one transaction at a time per session).
+    pub async fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().await
+    }
+
+    /// Makes sure the slot holds an initialised producer; true when one was just
+    /// initialised (so every earlier holder, this session's included, is fenced).
+    pub async fn ensure(&self, slot: &mut Slot) -> Result<bool, TargetError> {
+        if slot.producer.is_some() {
+            return Ok(false);
+        }
+        let producer: Producer = self
+            .cfg
+            .client_config(&[
+                ("transactional.id", self.id.as_str()),
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("transaction.timeout.ms", TXN_TIMEOUT_MS),
+                ("message.timeout.ms", "30000"),
+            ])
+            .create_with_context(Quiet)
+            .map_err(|e| TargetError::Refused(format!("bad Kafka property: {e}")))?;
+        let p = producer.clone();
+        let brokers = self.cfg.brokers.clone();
+        let id = self.id.clone();
+        tokio::task::spawn_blocking(move || p.init_transactions(CALL_TIMEOUT))
+            .await
+            .map_err(|e| TargetError::NotSent(format!("background task failed: {e}")))?
+            .map_err(|e| {
+                TargetError::NotSent(format!(
+                    "cannot start transactions as '{id}' on {brokers}: {e}"
+                ))
+            })?;
+        slot.producer = Some(producer);
+        slot.epoch += 1;
+        Ok(true)
+    }
+
+    /// Drops the producer so the next [`Txn::ensure`] initialises a new one (fencing the others).
+    pub fn reset(slot: &mut Slot) {
+        slot.producer = None;
+    }
+
+    /// Produces `records` in one transaction and commits it; their offsets. On a
+    /// failure the transaction is aborted (`NotSent`) or, when that is not certain,
+    /// the producer is dropped and the outcome is `Unknown`.
+    pub async fn run(
+        &self,
+        slot: &mut Slot,
+        records: &[TxnRecord<'_>],
+    ) -> Result<Vec<i64>, TargetError> {
+        let Some(p) = slot.producer.clone() else {
+            return Err(TargetError::NotSent("no initialised producer".into()));
+        };
+        if let Err(e) = p.begin_transaction() {
+            Self::reset(slot);
+            return Err(TargetError::NotSent(
+                self.says("beginning a transaction", &e),
+            ));
+        }
+        let mut futures = Vec::with_capacity(records.len());
+        let mut failed = None;
+        for r in records {
+            let mut rec: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(r.topic).partition(r.partition);
+            if let Some(k) = r.key {
+                rec = rec.key(k);
+            }
+            if let Some(v) = r.value {
+                rec = rec.payload(v);
+            }
+            if let Some(hs) = r.headers {
+                let mut headers = OwnedHeaders::new_with_capacity(hs.len());
+                for h in hs.iter() {
+                    headers = headers.insert(KHeader {
+                        key: &h.name,
+                        value: h.value.as_deref(),
+                    });
+                }
+                rec = rec.headers(headers);
+            }
+            match p.send_result(rec) {
+                Ok(f) => futures.push(f),
+                Err((e, _)) => {
+                    failed = Some(self.says(&format!("producing to '{}'", r.topic), &e));
+                    break;
+                }
+            }
+        }
+        let mut offsets = Vec::with_capacity(futures.len());
+        for f in futures {
+            match f.await {
+                Ok(Ok(d)) => offsets.push(d.offset),
+                Ok(Err((e, _))) => {
+                    failed.get_or_insert_with(|| self.says("producing", &e));
+                }
+                Err(_) => {
+                    failed.get_or_insert_with(|| "the producer went away".to_string());
+                }
+            }
+        }
+        if let Some(why) = failed {
+            return Err(self.abort(slot, p, why).await);
+        }
+        let mut tries = 0;
+        loop {
+            let c = p.clone();
+            let res = tokio::task::spawn_blocking(move || c.commit_transaction(CALL_TIMEOUT))
+                .await
+                .map_err(|e| TargetError::Unknown(format!("background task failed: {e}")))?;
+            match res {
+                Ok(()) => return Ok(offsets),
+                Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                    let why = format!("committing: {e}");
+                    return Err(self.abort(slot, p, why).await);
+                }
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < 3 => tries += 1,
+                Err(e) => {
+                    Self::reset(slot);
+                    return Err(TargetError::Unknown(self.says("committing", &e)));
+                }
+            }
+        }
+    }
+
+    async fn abort(&self, slot: &mut Slot, p: Producer, why: String) -> TargetError {
+        let res = tokio::task::spawn_blocking(move || p.abort_transaction(CALL_TIMEOUT)).await;
+        if !matches!(res, Ok(Ok(()))) {
+            // An abort that fails leaves the transaction to the broker's timeout or to the
+            // next holder's fencing; either way it never commits.
+            Self::reset(slot);
+        }
+        TargetError::NotSent(why)
+    }
+
+    fn says(&self, what: &str, e: &KafkaError) -> String {
+        format!("{what} as '{}' on {}: {e}", self.id, self.cfg.brokers)
+    }
+}

@@ -1,0 +1,26 @@
+//! Test-only pauses inside the write protocol, so that a test can SIGKILL a process
+//! or break a server at an exact step. Compiled into debug builds only (the test
+//! builds); a release binary has none. `MORGUE_TEST_PAUSE=announced:3000,sent:3000`
+//! makes the writer print `morgue-test-pause: announced` on stderr and sleep 3 s
+//! right after the step named.
+
+/// Pauses at `step` when `MORGUE_TEST_PAUSE` names it (debug builds only).
+#[cfg(debug_assertions)]
+pub async fn pause(step: &str) {
+    let Ok(spec) = std::env::var("MORGUE_TEST_PAUSE") else {
+        return;
+    };
+    for part in spec.split(',') {
+        if let Some((name, ms)) = part.split_once(':') {
+            if name.trim() == step {
+                let ms = ms.trim().parse::<u64>().unwrap_or(0);
+                eprintln!("morgue-test-pause: {step}");
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+        }
+    }
+}
+
+/// Pauses at `step` when `MORGUE_TEST_PAUSE` names it (debug builds only).
+#[cfg(not(debug_assertions))]
+pub async fn pause(_step: &str) {}

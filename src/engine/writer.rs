@@ -1,0 +1,775 @@
+//! Every write to a DLQ goes through the [`Writer`]: replay, resolve, keep or discard
+//! an edit. It owns the policy (read-only profiles, forbidden targets), the ledger
+//! protocol and the audit log, so the CLI, the TUI and library users get the same
+//! guarantees. Backends supply only a [`LedgerStore`] (conditional writes) and a
+//! [`ReplayTarget`] (fenced sends and look-ups).
+//!
+//! # Exactly once, and its failure model
+//! A replay is three steps: **announce** (a conditional ledger write moves the
+//! letter to `replaying` with a replay id, target partition and that partition's end
+//! offset), **send** (one Kafka transaction on the target cluster, under a
+//! `transactional.id` shared by everyone replaying from this DLQ), **confirm** (a
+//! conditional write to `replayed`, with the offset).
+//! - Two operators: the announce is a compare-and-set on the letter's version (and on
+//!   its source message, for copies), decided by the server; the loser reports
+//!   `skipped` with who holds the letter and since when.
+//! - A crash anywhere: the letter stays `replaying`. Whoever acts on it next takes it
+//!   over with a conditional write, then re-initialises the shared `transactional.id`
+//!   (which aborts any transaction the old holder still had open: KIP-98 fencing), and
+//!   only then looks for the replay id in the target partition (committed messages
+//!   only). Found: confirmed, nothing sent. Not found: it was provably not sent, and
+//!   never will be by the old holder, whose producer is fenced and who re-reads the
+//!   ledger after every re-initialisation before sending again.
+//! - A send acknowledged whose confirm or audit write then fails is `sent-unconfirmed`:
+//!   the letter stays `replaying` and the next run confirms it without sending.
+//!
+//! A `replaying` letter held by another live session is skipped until
+//! `takeover_after` has passed since its announce; that delay only decides who
+//! finishes the work, never whether a message is sent twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use super::audit::{AuditLog, AuditRecord, now_rfc3339};
+use super::encoding::EncodedBytes;
+use super::error::EngineError;
+use super::fault;
+use super::ledger::{
+    Conflict, EntryState, LedgerEntry, LedgerError, LedgerState, LedgerStore, PendingReplay,
+    source_key,
+};
+use super::letter::{DeadLetter, LetterState, ReplayRecord};
+use super::replay::{ReplayPlan, ReplayPolicy, plan};
+use super::sink::whoami;
+
+/// How many times a send or a conditional write is tried before giving up.
+const ATTEMPTS: u32 = 8;
+
+/// One message to send: the plan and the partition announced for it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// What to send.
+    pub plan: ReplayPlan,
+    /// Where.
+    pub partition: i32,
+}
+
+/// A send that did not complete.
+#[derive(Debug, Error)]
+pub enum TargetError {
+    /// Nothing reached the target (the transaction was aborted or never begun): safe to retry.
+    #[error("{0}")]
+    NotSent(String),
+    /// The outcome is unknown: look for the replay ids before sending again.
+    #[error("{0}")]
+    Unknown(String),
+    /// The target refuses (missing topic, authorisation): retrying will not help.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Where replays go: a Kafka cluster, written with a fenced transactional producer.
+#[async_trait]
+pub trait ReplayTarget: Send + Sync {
+    /// The partition a message with `key` goes to in `topic`, and that partition's end offset now.
+    async fn place(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        source_partition: Option<i32>,
+    ) -> Result<(i32, i64), TargetError>;
+
+    /// The current epoch of this session's producer, initialising one if needed.
+    async fn epoch(&self) -> Result<u64, TargetError>;
+
+    /// Re-initialises the shared `transactional.id`, fencing every other holder; the new epoch.
+    async fn fence(&self) -> Result<u64, TargetError>;
+
+    /// For each pending replay, the offset of its message if it was committed to its target.
+    async fn find(&self, pending: &[PendingReplay]) -> Result<Vec<Option<i64>>, TargetError>;
+
+    /// Sends `msgs` in one transaction if the producer is still at `epoch`; their offsets.
+    async fn send(&self, epoch: u64, msgs: &[Outgoing]) -> Result<Vec<i64>, TargetError>;
+}
+
+/// What happened to one letter of a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent and recorded (or found sent by an interrupted earlier run, `recovered`).
+    Replayed {
+        /// Target topic.
+        topic: String,
+        /// Target partition.
+        partition: i32,
+        /// Target offset.
+        offset: i64,
+        /// The `morgue-replay-id` stamped on it.
+        replay_id: String,
+        /// True when an edited value was sent.
+        edited: bool,
+        /// True when this run only confirmed what an earlier run had sent.
+        recovered: bool,
+    },
+    /// Not sent by this run, and why (already replayed, held by someone else, a copy).
+    Skipped(String),
+    /// Sent (the broker acknowledged it) but not recorded: the next run confirms it.
+    SentUnconfirmed {
+        /// Target topic.
+        topic: String,
+        /// Target partition.
+        partition: i32,
+        /// Target offset.
+        offset: i64,
+        /// The `morgue-replay-id` stamped on it.
+        replay_id: String,
+        /// Why it is not recorded.
+        why: String,
+    },
+    /// Not sent, and why.
+    Failed(String),
+}
+
+impl Outcome {
+    /// The status word printed for it (`replayed`, `recovered`, `skipped`, `sent-unconfirmed`, `failed`).
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Replayed {
+                recovered: true, ..
+            } => "recovered",
+            Outcome::Replayed { .. } => "replayed",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::SentUnconfirmed { .. } => "sent-unconfirmed",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// A write other than a replay that did not happen.
+#[derive(Debug, Error)]
+pub enum WriteError {
+    /// The engine refused it (read-only, forbidden target…).
+    #[error(transparent)]
+    Refused(#[from] EngineError),
+    /// The ledger could not be read or written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A pending replay could not be verified, so nothing else may touch the letter yet.
+    #[error("{0}")]
+    Pending(String),
+    /// The audit log could not be written (the write itself is in the ledger).
+    #[error("{0}")]
+    Audit(String),
+}
+
+/// The one path for writes to a DLQ's letters, shared by every front end.
+pub struct Writer {
+    policy: ReplayPolicy,
+    ledger: Arc<dyn LedgerStore>,
+    target: Option<Arc<dyn ReplayTarget>>,
+    audit: AuditLog,
+    who: String,
+    session: String,
+    takeover_after: Duration,
+}
+
+/// A letter taken through announce, send and confirm.
+struct Item {
+    id: String,
+    entry: LedgerEntry,
+    out: Outgoing,
+}
+
+impl Writer {
+    /// A writer recording in `ledger`, replaying to `target` (None: replays are refused
+    /// with a message naming what is missing), auditing to `audit`.
+    pub fn new(
+        policy: ReplayPolicy,
+        ledger: Arc<dyn LedgerStore>,
+        target: Option<Arc<dyn ReplayTarget>>,
+        audit: AuditLog,
+    ) -> Self {
+        Writer {
+            policy,
+            ledger,
+            target,
+            audit,
+            who: whoami(),
+            session: uuid::Uuid::new_v4().to_string(),
+            takeover_after: Duration::from_secs(10),
+        }
+    }
+
+    /// After how long another session's unconfirmed replay is taken over instead of skipped.
+    pub fn with_takeover_after(mut self, d: Duration) -> Self {
+        self.takeover_after = d;
+        self
+    }
+
+    /// The DLQ, as `kafka://brokers/topic` or `mongodb://host/db.collection`.
+    pub fn dlq(&self) -> String {
+        self.ledger.dlq()
+    }
+
+    /// The policy writes are checked against.
+    pub fn policy(&self) -> &ReplayPolicy {
+        &self.policy
+    }
+
+    /// The ledger entries of `letters`, read fresh, applied to them.
+    pub async fn refresh(&self, letters: &mut [DeadLetter]) -> Result<LedgerState, LedgerError> {
+        let ids: Vec<String> = letters.iter().map(id_of).collect();
+        let sources: Vec<String> = letters.iter().filter_map(source_key).collect();
+        let state = self.ledger.current(&ids, &sources).await?;
+        for l in letters.iter_mut() {
+            state.apply(l);
+        }
+        Ok(state)
+    }
+
+    /// Plans a replay without sending anything (for `--dry-run` and confirm dialogs).
+    pub async fn plan(
+        &self,
+        letter: &DeadLetter,
+        target: Option<&str>,
+        force: bool,
+    ) -> Result<ReplayPlan, WriteError> {
+        let mut l = letter.clone();
+        let state = self.refresh(std::slice::from_mut(&mut l)).await?;
+        let edited = stored_edit(state.get(&id_of(&l)));
+        if let Some(why) = self.skip_reason(&l, &state, force) {
+            return Err(WriteError::Pending(why));
+        }
+        Ok(plan(&l, target, edited, &self.policy, new_id(), true)?)
+    }
+
+    /// The edited value kept with `letter`, read fresh from the ledger.
+    pub async fn edited_value(&self, letter: &DeadLetter) -> Result<Option<Vec<u8>>, LedgerError> {
+        let id = id_of(letter);
+        let state = self.ledger.current(std::slice::from_ref(&id), &[]).await?;
+        Ok(stored_edit(state.get(&id)))
+    }
+
+    /// Why `l` (with fresh state applied) is not replayed now, or None.
+    fn skip_reason(&self, l: &DeadLetter, state: &LedgerState, force: bool) -> Option<String> {
+        let id = id_of(l);
+        if let Some(e) = state.get(&id).filter(|e| e.state == EntryState::Replaying) {
+            if !self.may_take_over(e) {
+                return Some(format!("{id} is being replayed by {}", e.holder()));
+            }
+            return None;
+        }
+        if force {
+            return None;
+        }
+        if let Some(r) = l.history.last() {
+            return Some(format!(
+                "{id} was already replayed to {}:{}@{} by {}; pass --force to replay it again",
+                r.topic, r.partition, r.offset, r.by
+            ));
+        }
+        let other = l.copy_of.as_deref()?;
+        let holder = state
+            .get(other)
+            .map(LedgerEntry::holder)
+            .unwrap_or_default();
+        Some(format!(
+            "{id} is a copy of {other} (same source message), replayed by {holder}; pass --force to send it again"
+        ))
+    }
+
+    fn may_take_over(&self, e: &LedgerEntry) -> bool {
+        let age = chrono::Utc::now().timestamp_millis() - e.at_ms;
+        e.session == self.session
+            || u128::try_from(age.max(0)).unwrap_or(0) >= self.takeover_after.as_millis()
+    }
+
+    /// A new entry for letter `id` following `prev`, written by this session.
+    fn next(&self, id: &str, state: EntryState, prev: Option<&LedgerEntry>) -> LedgerEntry {
+        LedgerEntry {
+            id: id.to_string(),
+            state,
+            by: self.who.clone(),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            version: prev.map_or(1, |p| p.version + 1),
+            session: self.session.clone(),
+            source: prev.and_then(|p| p.source.clone()),
+            force: false,
+            pending: None,
+            history: prev.map(|p| p.history.clone()).unwrap_or_default(),
+            edited_value: prev.and_then(|p| p.edited_value.clone()),
+        }
+    }
+
+    /// Replays `letters` to `target` (default: each one's source topic), exactly once
+    /// each; one outcome per letter, in order. `force` sends letters already replayed.
+    pub async fn replay(
+        &self,
+        letters: &[DeadLetter],
+        target: Option<&str>,
+        force: bool,
+    ) -> Vec<(String, Outcome)> {
+        let ids: Vec<String> = letters.iter().map(id_of).collect();
+        let fail_all = |why: String| {
+            ids.iter()
+                .map(|id| (id.clone(), Outcome::Failed(why.clone())))
+                .collect::<Vec<_>>()
+        };
+        if let Err(e) = self
+            .policy
+            .check_writable(&format!("replay of {} letter(s)", letters.len()))
+        {
+            return fail_all(e.to_string());
+        }
+        let Some(t) = self.target.clone() else {
+            return fail_all(
+                "replaying MongoDB letters needs --kafka BROKERS: the cluster of their source topics"
+                    .into(),
+            );
+        };
+        let sources: Vec<String> = letters.iter().filter_map(source_key).collect();
+        let state = match self.ledger.current(&ids, &sources).await {
+            Ok(s) => s,
+            Err(e) => return fail_all(e.to_string()),
+        };
+        let epoch = match t.epoch().await {
+            Ok(e) => e,
+            Err(e) => return fail_all(e.to_string()),
+        };
+        let mut done: Vec<(String, Outcome)> = Vec::new();
+        let (mut fresh, mut taken) = (Vec::new(), Vec::new());
+        for letter in letters {
+            let mut l = letter.clone();
+            state.apply(&mut l);
+            let id = id_of(&l);
+            if let Some(why) = self.skip_reason(&l, &state, force) {
+                done.push((id, Outcome::Skipped(why)));
+                continue;
+            }
+            let prev = state.get(&id);
+            match prev.filter(|e| e.state == EntryState::Replaying) {
+                Some(e) => match self.takeover_item(&l, e, target) {
+                    Ok(item) => taken.push(item),
+                    Err(why) => done.push((id, Outcome::Failed(why))),
+                },
+                None => match self.announce_item(&l, prev, target, force, &*t).await {
+                    Ok(item) => fresh.push(item),
+                    Err(why) => done.push((id, Outcome::Failed(why))),
+                },
+            }
+        }
+        let n_fresh = fresh.len();
+        let entries: Vec<LedgerEntry> = fresh
+            .iter()
+            .chain(&taken)
+            .map(|i| i.entry.clone())
+            .collect();
+        match self.ledger.write(entries).await {
+            Ok(results) => {
+                let mut all: Vec<Item> = fresh.into_iter().chain(taken).collect();
+                let mut kept = Vec::new();
+                for (i, (item, r)) in all.drain(..).zip(results).enumerate() {
+                    match r {
+                        Ok(()) => kept.push((i < n_fresh, item)),
+                        Err(c) => {
+                            done.push((item.id.clone(), Outcome::Skipped(lost(&item.id, &c))))
+                        }
+                    }
+                }
+                let (fresh, taken): (Vec<_>, Vec<_>) = kept.into_iter().partition(|(f, _)| *f);
+                fault::pause("announced").await;
+                let fresh = fresh.into_iter().map(|(_, i)| i).collect();
+                let taken = taken.into_iter().map(|(_, i)| i).collect();
+                done.extend(self.deliver(&*t, fresh, Some(epoch)).await);
+                done.extend(self.deliver(&*t, taken, None).await);
+            }
+            Err(e) => {
+                for i in fresh.iter().chain(&taken) {
+                    done.push((i.id.clone(), Outcome::Failed(e.to_string())));
+                }
+            }
+        }
+        // Report in the order asked.
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(pos) = done.iter().position(|(d, _)| *d == id) {
+                out.push(done.swap_remove(pos));
+            }
+        }
+        out
+    }
+
+    /// The announce entry and message for a letter nobody holds.
+    async fn announce_item(
+        &self,
+        l: &DeadLetter,
+        prev: Option<&LedgerEntry>,
+        target: Option<&str>,
+        force: bool,
+        t: &dyn ReplayTarget,
+    ) -> Result<Item, String> {
+        let id = id_of(l);
+        let edited = stored_edit(prev);
+        let p = plan(l, target, edited, &self.policy, new_id(), true).map_err(|e| e.to_string())?;
+        let (partition, from_offset) = t
+            .place(&p.topic, p.key.as_deref(), l.source.partition)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut entry = self.next(&id, EntryState::Replaying, prev);
+        entry.source = source_key(l);
+        entry.force = force;
+        entry.pending = Some(PendingReplay {
+            replay_id: p.replay_id.clone(),
+            topic: p.topic.clone(),
+            partition,
+            from_offset,
+            edited: p.edited,
+        });
+        Ok(Item {
+            id,
+            entry,
+            out: Outgoing { plan: p, partition },
+        })
+    }
+
+    /// The takeover entry and message for a letter left `replaying` (same replay id and target).
+    fn takeover_item(
+        &self,
+        l: &DeadLetter,
+        e: &LedgerEntry,
+        _target: Option<&str>,
+    ) -> Result<Item, String> {
+        let id = id_of(l);
+        let p = e
+            .pending
+            .clone()
+            .ok_or_else(|| format!("{id} is replaying but its entry names no target"))?;
+        let value = match &e.pending {
+            Some(pp) if pp.edited => stored_edit(Some(e)),
+            _ => None,
+        };
+        let mut entry = self.next(&id, EntryState::Replaying, Some(e));
+        entry.pending = Some(p.clone());
+        entry.force = e.force;
+        let out = plan(
+            l,
+            Some(&p.topic),
+            value,
+            &self.policy,
+            p.replay_id.clone(),
+            true,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Item {
+            id,
+            entry,
+            out: Outgoing {
+                plan: out,
+                partition: p.partition,
+            },
+        })
+    }
+
+    /// Sends announced items and confirms them. `announced_at`: the producer epoch
+    /// before the announce; None for takeovers, which fence and search first.
+    async fn deliver(
+        &self,
+        t: &dyn ReplayTarget,
+        mut items: Vec<Item>,
+        announced_at: Option<u64>,
+    ) -> Vec<(String, Outcome)> {
+        let mut out = Vec::new();
+        let mut sent: Vec<(Item, i64, bool)> = Vec::new();
+        if items.is_empty() {
+            return out;
+        }
+        let (mut checked, mut search) = (announced_at, false);
+        if announced_at.is_none() {
+            match t.fence().await {
+                Ok(e) => (checked, search) = (Some(e), true),
+                Err(e) => return fail_items(items, &e.to_string()),
+            }
+        }
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let epoch = match t.epoch().await {
+                Ok(e) => e,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            if checked != Some(epoch) {
+                // Re-initialised since the claim: send only what is still ours.
+                match self.still_ours(items, &mut out).await {
+                    Ok(rest) => items = rest,
+                    Err((rest, e)) => {
+                        items = rest;
+                        last = e;
+                        continue;
+                    }
+                }
+                checked = Some(epoch);
+                search = true;
+            }
+            if search && !items.is_empty() {
+                let pending: Vec<PendingReplay> = items
+                    .iter()
+                    .filter_map(|i| i.entry.pending.clone())
+                    .collect();
+                match t.find(&pending).await {
+                    Ok(found) => {
+                        let mut rest = Vec::new();
+                        for (item, f) in items.into_iter().zip(found) {
+                            match f {
+                                Some(offset) => sent.push((item, offset, true)),
+                                None => rest.push(item),
+                            }
+                        }
+                        items = rest;
+                        search = false;
+                    }
+                    Err(e) => {
+                        last = e.to_string();
+                        continue;
+                    }
+                }
+            }
+            if items.is_empty() {
+                break;
+            }
+            let msgs: Vec<Outgoing> = items.iter().map(|i| i.out.clone()).collect();
+            match t.send(epoch, &msgs).await {
+                Ok(offsets) => {
+                    sent.extend(items.drain(..).zip(offsets).map(|(i, o)| (i, o, false)));
+                    break;
+                }
+                Err(TargetError::NotSent(e)) => last = e,
+                Err(TargetError::Unknown(e)) => {
+                    last = e;
+                    search = true;
+                }
+                Err(TargetError::Refused(e)) => {
+                    out.extend(self.clear(items, &e).await);
+                    items = Vec::new();
+                    break;
+                }
+            }
+        }
+        out.extend(fail_items(items, &last));
+        fault::pause("sent").await;
+        out.extend(self.confirm(sent).await);
+        out
+    }
+
+    /// Keeps the items whose ledger entry is still the one this session wrote; the
+    /// others are reported (taken over, or confirmed by whoever took them over).
+    async fn still_ours(
+        &self,
+        items: Vec<Item>,
+        out: &mut Vec<(String, Outcome)>,
+    ) -> Result<Vec<Item>, (Vec<Item>, String)> {
+        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        let state = match self.ledger.current(&ids, &[]).await {
+            Ok(s) => s,
+            Err(e) => return Err((items, e.to_string())),
+        };
+        let mut rest = Vec::new();
+        for item in items {
+            match state.get(&item.id) {
+                Some(e) if e.version == item.entry.version => rest.push(item),
+                Some(e) => out.push((item.id.clone(), settled(&item, e))),
+                None => out.push((
+                    item.id.clone(),
+                    Outcome::Failed("its ledger entry is gone".into()),
+                )),
+            }
+        }
+        Ok(rest)
+    }
+
+    /// Clears the pending replay of items that were provably not sent.
+    async fn clear(&self, items: Vec<Item>, why: &str) -> Vec<(String, Outcome)> {
+        let entries = items
+            .iter()
+            .map(|i| self.next(&i.id, EntryState::New, Some(&i.entry)))
+            .collect();
+        let _ = self.ledger.write(entries).await;
+        fail_items(items, why)
+    }
+
+    /// Records sent messages as replayed, then audits them.
+    async fn confirm(&self, sent: Vec<(Item, i64, bool)>) -> Vec<(String, Outcome)> {
+        if sent.is_empty() {
+            return Vec::new();
+        }
+        let entries: Vec<LedgerEntry> = sent
+            .iter()
+            .map(|(item, offset, _)| self.confirmed(item, *offset))
+            .collect();
+        let results = self.ledger.write(entries).await;
+        let mut out = Vec::new();
+        for (i, (item, offset, recovered)) in sent.into_iter().enumerate() {
+            let p = &item.out.plan;
+            let unconfirmed = |why: String| Outcome::SentUnconfirmed {
+                topic: p.topic.clone(),
+                partition: item.out.partition,
+                offset,
+                replay_id: p.replay_id.clone(),
+                why,
+            };
+            let recorded = match &results {
+                Err(e) => Err(format!("the ledger could not record it: {e}")),
+                Ok(r) => match r.get(i) {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(Conflict::Changed(cur)))
+                        if cur.history.iter().any(|h| h.replay_id == p.replay_id) =>
+                    {
+                        Ok(())
+                    }
+                    Some(Err(c)) => Err(format!(
+                        "the ledger changed meanwhile: {}",
+                        lost(&item.id, c)
+                    )),
+                    None => Err("the ledger gave no answer".into()),
+                },
+            };
+            let action = if recorded.is_ok() {
+                "replay"
+            } else {
+                "replay-unconfirmed"
+            };
+            let audited = self.audit(action, &item.id, Some((&item, offset)));
+            let outcome = match (recorded, audited) {
+                (Ok(()), Ok(())) => Outcome::Replayed {
+                    topic: p.topic.clone(),
+                    partition: item.out.partition,
+                    offset,
+                    replay_id: p.replay_id.clone(),
+                    edited: p.edited,
+                    recovered,
+                },
+                (Err(e), _) => unconfirmed(e),
+                (Ok(()), Err(e)) => unconfirmed(format!(
+                    "recorded in the ledger, but the audit log could not be written: {e}"
+                )),
+            };
+            out.push((item.id.clone(), outcome));
+        }
+        out
+    }
+
+    fn confirmed(&self, item: &Item, offset: i64) -> LedgerEntry {
+        let mut e = self.next(&item.id, EntryState::Replayed, Some(&item.entry));
+        let p = &item.out.plan;
+        e.history.push(ReplayRecord {
+            replay_id: p.replay_id.clone(),
+            topic: p.topic.clone(),
+            partition: item.out.partition,
+            offset,
+            by: self.who.clone(),
+            at_ms: e.at_ms,
+            edited: p.edited,
+        });
+        e.edited_value = None;
+        e
+    }
+
+    fn audit(&self, action: &str, id: &str, sent: Option<(&Item, i64)>) -> Result<(), String> {
+        let dlq = self.ledger.dlq();
+        self.audit.append(&AuditRecord {
+            at: now_rfc3339(),
+            by: &self.who,
+            action,
+            dlq: &dlq,
+            id,
+            topic: sent.map(|(i, _)| i.out.plan.topic.as_str()),
+            partition: sent.map(|(i, _)| i.out.partition),
+            offset: sent.map(|(_, o)| o),
+            replay_id: sent.map(|(i, _)| i.out.plan.replay_id.as_str()),
+            edited: sent.is_some_and(|(i, _)| i.out.plan.edited),
+        })
+    }
+}
+
+#[path = "writer_state.rs"]
+mod state_writes;
+
+fn id_of(l: &DeadLetter) -> String {
+    l.id.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn stored_edit(entry: Option<&LedgerEntry>) -> Option<Vec<u8>> {
+    entry
+        .and_then(|e| e.edited_value.as_ref())
+        .and_then(|v: &EncodedBytes| v.to_bytes().ok())
+}
+
+fn fail_items(items: Vec<Item>, why: &str) -> Vec<(String, Outcome)> {
+    items
+        .into_iter()
+        .map(|i| (i.id, Outcome::Failed(why.to_string())))
+        .collect()
+}
+
+/// A short, growing, jittered pause between attempts (liveness only; correctness never waits on it).
+fn backoff(attempt: u32) -> Duration {
+    let base = 20u64 << attempt.min(6);
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * base / 255;
+    Duration::from_millis(base / 2 + jitter)
+}
+
+/// Why a conditional write lost, naming who holds the letter.
+fn lost(id: &str, c: &Conflict) -> String {
+    match c {
+        Conflict::Changed(e) if e.state == EntryState::Replaying => {
+            format!("{id} is being replayed by {}", e.holder())
+        }
+        Conflict::Changed(e) if !e.history.is_empty() => {
+            format!("{id} was replayed by {}", e.holder())
+        }
+        Conflict::Changed(e) => format!("{id} was changed by {} (now {:?})", e.holder(), e.state),
+        Conflict::Copy(e) => format!(
+            "{id} is a copy of {} (same source message), held by {}",
+            e.id,
+            e.holder()
+        ),
+    }
+}
+
+/// What became of an item someone else took over.
+fn settled(item: &Item, e: &LedgerEntry) -> Outcome {
+    let rid = &item.out.plan.replay_id;
+    match e.history.iter().find(|h| &h.replay_id == rid) {
+        Some(h) => Outcome::Replayed {
+            topic: h.topic.clone(),
+            partition: h.partition,
+            offset: h.offset,
+            replay_id: rid.clone(),
+            edited: h.edited,
+            recovered: true,
+        },
+        None => Outcome::Skipped(format!("{} was taken over by {}", item.id, e.holder())),
+    }
+}
+
+/// The state a letter shows after a write, for front ends that update a row.
+pub fn shown_state(state: EntryState, history: bool) -> LetterState {
+    match state {
+        EntryState::Replayed => LetterState::Replayed,
+        EntryState::Resolved => LetterState::Resolved,
+        EntryState::Edited => LetterState::Edited,
+        EntryState::Replaying => LetterState::Replaying,
+        EntryState::New if history => LetterState::Replayed,
+        EntryState::New => LetterState::New,
+    }
+}
