@@ -53,8 +53,12 @@ pub struct LetterJson<'a> {
     pub source: &'a SourceCoords,
     /// Why it failed.
     pub failure: &'a FailureContext,
-    /// new / edited / replayed / resolved.
+    /// new / claimed / edited / replaying / replayed / resolved.
     pub state: LetterState,
+    /// While `replaying`: who holds the replay and since when (`user@host since …`).
+    pub held_by: Option<&'a str>,
+    /// The letter of the same source message whose replay counts for this one.
+    pub copy_of: Option<&'a str>,
     /// Replays so far.
     pub history: &'a [ReplayRecord],
 }
@@ -84,6 +88,8 @@ impl<'a> LetterJson<'a> {
             source: &l.source,
             failure: &l.failure,
             state: l.state,
+            held_by: l.held_by.as_deref(),
+            copy_of: l.copy_of.as_deref(),
             history: &l.history,
         }
     }
