@@ -373,3 +373,36 @@ async fn a_confirm_that_fails_is_sent_unconfirmed_and_the_next_run_confirms_it()
     r.assert_exactly_once().await;
     assert_eq!(r.states().get("replayed"), Some(&1));
 }
+
+#[tokio::test]
+async fn the_tui_refuses_a_letter_another_operator_replayed_a_second_ago() {
+    let r = Race::new("tui-late", 1).await;
+    let id = json_lines(&r.morgue(&["list"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tui = Tmux::start(&format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 60",
+        r.audit.display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        kafka_brokers(),
+        r.dlq.name
+    ));
+    tui.wait_for(&r.keys[0][..8]);
+    // The dialog is open in the TUI when the other operator replays the letter.
+    tui.keys(&["r"]);
+    tui.wait_for(&format!("to topic: {}", r.source.name));
+    let out = r.morgue(&["replay", &id, "--yes"]);
+    assert_eq!(
+        json_lines(&out)[0]["status"],
+        "replayed",
+        "{}",
+        stderr(&out)
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    tui.keys(&["Enter"]);
+    let who = morgue::engine::sink::whoami();
+    let screen = tui.wait_for("already replayed");
+    assert!(screen.contains(&format!("by {who}")), "{screen}");
+    r.assert_exactly_once().await;
+}
