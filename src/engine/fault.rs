@@ -11,12 +11,12 @@ pub async fn pause(step: &str) {
         return;
     };
     for part in spec.split(',') {
-        if let Some((name, ms)) = part.split_once(':') {
-            if name.trim() == step {
-                let ms = ms.trim().parse::<u64>().unwrap_or(0);
-                eprintln!("morgue-test-pause: {step}");
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-            }
+        if let Some((name, ms)) = part.split_once(':')
+            && name.trim() == step
+        {
+            let ms = ms.trim().parse::<u64>().unwrap_or(0);
+            eprintln!("morgue-test-pause: {step}");
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
     }
 }

@@ -225,14 +225,14 @@ impl LedgerState {
                 ..entry.clone()
             })));
         }
-        if entry.state == EntryState::Replaying && !entry.force {
-            if let Some(other) = entry
+        if entry.state == EntryState::Replaying
+            && !entry.force
+            && let Some(other) = entry
                 .source
                 .as_deref()
                 .and_then(|k| self.copy_holder(k, &entry.id))
-            {
-                return Err(Conflict::Copy(Box::new(other.clone())));
-            }
+        {
+            return Err(Conflict::Copy(Box::new(other.clone())));
         }
         Ok(())
     }
@@ -270,16 +270,17 @@ impl LedgerState {
                 EntryState::New => LetterState::Replayed,
             };
         }
-        if letter.history.is_empty() && letter.state != LetterState::Replaying {
-            if let Some(other) = source_key(letter).and_then(|k| self.copy_holder(&k, &id)) {
-                letter.copy_of = Some(other.id.clone());
-                if matches!(letter.state, LetterState::New | LetterState::Edited) {
-                    letter.state = if other.state == EntryState::Replaying {
-                        LetterState::Replaying
-                    } else {
-                        LetterState::Replayed
-                    };
-                }
+        if letter.history.is_empty()
+            && letter.state != LetterState::Replaying
+            && let Some(other) = source_key(letter).and_then(|k| self.copy_holder(&k, &id))
+        {
+            letter.copy_of = Some(other.id.clone());
+            if matches!(letter.state, LetterState::New | LetterState::Edited) {
+                letter.state = if other.state == EntryState::Replaying {
+                    LetterState::Replaying
+                } else {
+                    LetterState::Replayed
+                };
             }
         }
     }

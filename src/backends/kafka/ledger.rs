@@ -208,12 +208,13 @@ fn check_batch(
             continue;
         }
         let mut r = state.check(e).map(|()| true);
-        if r.is_ok() && e.holds_source() && !e.force {
-            if let Some(src) = &e.source {
-                if !sources.insert(src.clone()) {
-                    r = Err(Conflict::Copy(Box::new(e.clone())));
-                }
-            }
+        if r.is_ok()
+            && e.holds_source()
+            && !e.force
+            && let Some(src) = &e.source
+            && !sources.insert(src.clone())
+        {
+            r = Err(Conflict::Copy(Box::new(e.clone())));
         }
         out.push(r);
     }

@@ -51,10 +51,10 @@ impl KafkaTarget {
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32, TargetError> {
-        if let Some((n, at)) = self.cached_partitions(topic) {
-            if at.elapsed() < CACHE_FOR {
-                return Ok(n);
-            }
+        if let Some((n, at)) = self.cached_partitions(topic)
+            && at.elapsed() < CACHE_FOR
+        {
+            return Ok(n);
         }
         let t = topic.to_string();
         let t2 = t.clone();

@@ -116,12 +116,12 @@ impl MongoDlq {
 
     /// One conditional write.
     async fn write_one(&self, entry: &LedgerEntry) -> Result<Result<(), Conflict>, LedgerError> {
-        if entry.state == crate::engine::ledger::EntryState::Replaying && !entry.force {
-            if let Some(src) = &entry.source {
-                if let Some(holder) = self.claim_source(src, &entry.id).await? {
-                    return Ok(Err(Conflict::Copy(Box::new(holder))));
-                }
-            }
+        if entry.state == crate::engine::ledger::EntryState::Replaying
+            && !entry.force
+            && let Some(src) = &entry.source
+            && let Some(holder) = self.claim_source(src, &entry.id).await?
+        {
+            return Ok(Err(Conflict::Copy(Box::new(holder))));
         }
         let mut filter =
             Self::id_filter(&LetterId::Mongo(entry.id.clone())).map_err(LedgerError::Other)?;
