@@ -55,8 +55,9 @@ pub enum Command {
         /// Letter id (`PARTITION:OFFSET`, or a MongoDB `_id`).
         id: String,
     },
-    /// Send letters back to their source topic (or --to), exactly once, recorded in the
-    /// ledger and the audit log.
+    /// Send letters back to their source topic (or --to), exactly once even with other
+    /// operators at work, recorded in the ledger and the audit log (exit 3: sent but not
+    /// recorded; the next replay confirms it).
     Replay(replay::ReplayArgs),
     /// Mark letters handled without replaying them.
     Resolve(replay::ResolveArgs),

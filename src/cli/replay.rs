@@ -40,7 +40,7 @@ pub struct ReplayArgs {
     /// Target topic (default: each letter's source topic).
     #[arg(long, value_name = "TOPIC")]
     pub to: Option<String>,
-    /// Replay letters that were already replayed.
+    /// Replay letters that were already replayed, and copies of a source message that was.
     #[arg(long)]
     pub force: bool,
     /// Print exactly what would be sent and change nothing.
@@ -250,6 +250,8 @@ fn outcome_json(id: &str, o: &Outcome) -> serde_json::Value {
 /// What a replay run did, for the closing line and the exit code.
 #[derive(Default)]
 struct Tally {
+    /// When the first letter was handed to the writer.
+    started: Option<Instant>,
     replayed: u64,
     recovered: u64,
     skipped: u64,
@@ -282,9 +284,15 @@ impl Tally {
 
     fn finish(&self) -> anyhow::Result<()> {
         let total = self.replayed + self.recovered + self.skipped + self.unconfirmed + self.failed;
+        let secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
         let line = format!(
-            "{total} letter(s): {} replayed, {} recovered, {} skipped, {} sent-unconfirmed, {} failed",
-            self.replayed, self.recovered, self.skipped, self.unconfirmed, self.failed
+            "{total} letter(s): {} replayed, {} recovered, {} skipped, {} sent-unconfirmed, {} failed in {secs:.2} s ({:.0}/s)",
+            self.replayed,
+            self.recovered,
+            self.skipped,
+            self.unconfirmed,
+            self.failed,
+            total as f64 / secs.max(1e-9)
         );
         if self.failed > 0 {
             anyhow::bail!("{line}");
@@ -362,7 +370,6 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     target.dlq.replay_cluster()?;
     let whither = to.map_or_else(|| "their source topics".to_string(), |t| format!("'{t}'"));
     let mut tally = Tally::default();
-    let start = Instant::now();
     let mut sent = 0u64;
     let rate = args.rate;
     match filter {
@@ -378,7 +385,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
             let mut w = Windows::open(&opened, f);
             while let Some(letters) = w.next().await? {
                 run_window(
-                    &writer, letters, to, args.force, rate, start, &mut sent, &mut tally,
+                    &writer, letters, to, args.force, rate, &mut sent, &mut tally,
                 )
                 .await?;
             }
@@ -400,7 +407,6 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
                     to,
                     args.force,
                     rate,
-                    start,
                     &mut sent,
                     &mut tally,
                 )
@@ -419,10 +425,10 @@ async fn run_window(
     to: Option<&str>,
     force: bool,
     rate: Option<f64>,
-    start: Instant,
     sent: &mut u64,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
+    let start = *tally.started.get_or_insert_with(Instant::now);
     // With a rate, a slice is about a tenth of a second's worth of letters.
     let slice = rate.map_or(WINDOW, |r| ((r / 10.0).ceil() as usize).clamp(1, WINDOW));
     for part in letters.chunks(slice) {

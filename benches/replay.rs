@@ -1,0 +1,92 @@
+//! Ledger operation latency against a real broker; prints figures, asserts nothing.
+//!
+//!   cargo bench --bench replay -- ledger-ops BROKERS DLQ TARGET N
+//!
+//! Opens the DLQ as a session does (one tailing ledger reader, one writer), then times:
+//! the first catch-up of the ledger, opening a letter (fetch + its fresh state) N
+//! times, and replaying one letter (`--force`, to TARGET) N times. scripts/bench.sh
+//! runs it on a DLQ whose ledger holds 100k entries and on one whose ledger is empty.
+#![allow(clippy::unwrap_used)]
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use morgue::backends::kafka::KafkaConfig;
+use morgue::backends::kafka::ledger::KafkaLedger;
+use morgue::backends::kafka::source::KafkaSource;
+use morgue::backends::kafka::target::KafkaTarget;
+use morgue::engine::LetterId;
+use morgue::engine::audit::AuditLog;
+use morgue::engine::ledger::LedgerStore;
+use morgue::engine::replay::ReplayPolicy;
+use morgue::engine::source::DeadLetterSource;
+use morgue::engine::writer::{Outcome, Writer};
+
+fn pcts(mut v: Vec<f64>) -> String {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    format!("p50 {:.2} ms  p99 {:.2} ms", at(0.5), at(0.99))
+}
+
+async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
+    let cfg = KafkaConfig::new(brokers);
+    let ledger = Arc::new(KafkaLedger::new(cfg.clone(), dlq));
+    let source = KafkaSource::with_ledger(cfg.clone(), dlq, ledger.clone());
+    let t0 = Instant::now();
+    let entries = ledger.load().await.unwrap().len();
+    let first = t0.elapsed().as_secs_f64() * 1e3;
+    let audit = std::env::temp_dir().join(format!("bench-audit-{}.jsonl", std::process::id()));
+    let writer = Writer::new(
+        ReplayPolicy {
+            dlq_topic: dlq.to_string(),
+            ..ReplayPolicy::default()
+        },
+        ledger.clone(),
+        Some(Arc::new(KafkaTarget::new(cfg.clone(), dlq))),
+        AuditLog::new(&audit),
+    );
+    let ids: Vec<LetterId> = (0..n)
+        .map(|i| LetterId::Kafka {
+            partition: (i % 4) as i32,
+            offset: (i * 7) as i64,
+        })
+        .collect();
+    let mut open = Vec::new();
+    for id in &ids {
+        let t = Instant::now();
+        source.fetch(id).await.unwrap();
+        open.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut replay = Vec::new();
+    for id in &ids {
+        let l = source.fetch(id).await.unwrap();
+        let t = Instant::now();
+        let out = writer.replay(std::slice::from_ref(&l), Some(target), true).await;
+        replay.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(matches!(out[0].1, Outcome::Replayed { .. }), "{out:?}");
+    }
+    println!(
+        "ledger of {entries:>6} entries: first catch-up {first:.0} ms; open a letter {}; replay one {}",
+        pcts(open),
+        pcts(replay)
+    );
+    let _ = std::fs::remove_file(audit);
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["ledger-ops", b, dlq, target, n] => ledger_ops(b, dlq, target, n.parse().unwrap()).await,
+        _ => {
+            eprintln!("usage: replay ledger-ops BROKERS DLQ TARGET N");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Replay benchmarks on the local broker (or MORGUE_TEST_KAFKA); prints figures, asserts nothing.
+#   - bulk replay of 100k letters with the ledger on, next to `kcat -P` of the same messages
+#   - --rate accuracy (200/s and 2000/s)
+#   - peak resident memory of a bulk replay, 10k vs 100k letters (the window keeps it flat)
+#   - ledger operation latency (open a letter, replay one) with 100k ledger entries vs none
+# Called by scripts/bench.sh; runs alone too (it starts what it needs).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+scripts/bootstrap.sh
+command -v kcat >/dev/null && command -v bc >/dev/null && [ -x /usr/bin/time ] ||
+  { apt-get update -qq && apt-get install -y -qq kcat bc time >&2; }
+eval "$(scripts/services.sh up)"
+B=$MORGUE_TEST_KAFKA
+cargo build --release --quiet
+BENCH=$(cargo bench --bench replay --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
+PY="scripts/services.sh python"
+id=$(date +%s)
+export MORGUE_AUDIT_LOG=$(mktemp -d)/audit.jsonl
+
+topic() { # NAME PARTITIONS
+  $PY - "$B" "$1" "$2" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+a = AdminClient({"bootstrap.servers": sys.argv[1]})
+for f in a.create_topics([NewTopic(sys.argv[2], int(sys.argv[3]), 1)]).values():
+    f.result()
+PY
+}
+
+# replay DLQ TARGET [ARGS...]: prints "<seconds> <max RSS KiB> <closing line>"
+replay() {
+  local dlq=$1 to=$2 err
+  shift 2
+  err=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$err.time" target/release/morgue replay --kafka "$B" --topic "$dlq" \
+    --filter 'topic:trades' --to "$to" --yes "$@" >/dev/null 2>"$err" || true
+  echo "$(cat "$err.time") $(grep -o '[0-9]* letter(s):.*' "$err" | tail -1)"
+  rm -f "$err" "$err.time"
+}
+
+N=100000
+DLQ=bench-replay-$id
+$PY benches/seed.py "$B" "$DLQ" $N 4
+topic "$DLQ-to" 6
+topic "$DLQ-kcat" 6
+echo "== bulk replay, $N letters of ~500-byte JSON, ledger on, 4 -> 6 partitions"
+read -r secs rss rest <<<"$(replay "$DLQ" "$DLQ-to")"
+printf '%-44s %7.2f s  %8.0f letters/s  (peak RSS %d MiB)  %s\n' "morgue replay --filter" "$secs" "$(echo "$N / $secs" | bc -l)" $((rss / 1024)) "$rest"
+kcat -C -b "$B" -t "$DLQ" -e -q -K '\t' -f '%k\t%s\n' >"/tmp/$DLQ.tsv"
+t0=$(date +%s.%N)
+kcat -P -b "$B" -t "$DLQ-kcat" -K '\t' -l "/tmp/$DLQ.tsv"
+t1=$(date +%s.%N)
+k=$(echo "$t1 - $t0" | bc -l)
+printf '%-44s %7.2f s  %8.0f letters/s\n' "kcat -P (same keys and values)" "$k" "$(echo "$N / $k" | bc -l)"
+printf '%-44s %7.2f\n' "morgue / kcat rate" "$(echo "$k / $secs" | bc -l)"
+rm -f "/tmp/$DLQ.tsv"
+
+echo "== peak resident memory of a bulk replay"
+SMALL=bench-replay-small-$id
+$PY benches/seed.py "$B" "$SMALL" 10000 4
+topic "$SMALL-to" 6
+read -r secs rss rest <<<"$(replay "$SMALL" "$SMALL-to")"
+printf '%-44s %7d MiB\n' "10k letters" $((rss / 1024))
+read -r secs rss rest <<<"$(replay "$DLQ" "$DLQ-to" --force)"
+printf '%-44s %7d MiB  (second pass, --force: ledger of 100k entries held)\n' "100k letters" $((rss / 1024))
+
+echo "== --rate accuracy"
+RATE=bench-rate-$id
+$PY benches/seed.py "$B" "$RATE" 10000 4
+topic "$RATE-to" 6
+for r in 200:1000 2000:10000; do
+  rate=${r%%:*}
+  n=${r##*:}
+  filter_n=$([ "$n" = 1000 ] && echo "key:T-000000*" || echo "topic:trades")
+  err=$(mktemp)
+  target/release/morgue replay --kafka "$B" --topic "$RATE" --filter "$filter_n" --to "$RATE-to" \
+    --yes --force --rate "$rate" >/dev/null 2>"$err" || true
+  got=$(grep -o '([0-9]*/s)' "$err" | tail -1 | tr -dc 0-9)
+  printf '%-44s %7s letters/s  (%+.1f %%)\n' "--rate $rate over $n letters" "$got" "$(echo "($got - $rate) * 100 / $rate" | bc -l)"
+  rm -f "$err"
+done
+
+echo "== ledger operations (50 samples each)"
+EMPTY=bench-ledger-empty-$id
+$PY benches/seed.py "$B" "$EMPTY" 1000 4
+topic "$EMPTY-to" 6
+"$BENCH" ledger-ops "$B" "$EMPTY" "$EMPTY-to" 50
+"$BENCH" ledger-ops "$B" "$DLQ" "$DLQ-to" 50
