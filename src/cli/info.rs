@@ -10,11 +10,11 @@ use super::backend::Dlq;
 pub async fn run(backend: &BackendArgs) -> anyhow::Result<()> {
     let target = backend.target()?;
     let opened = target.dlq.open().await?;
-    let ledger = opened.ledger.load().await?;
+    let with_state = opened.ledger.len().await?;
     let mut out = json!({
         "dlq": opened.ledger.dlq(),
         "letters": opened.source.count().await?,
-        "letters_with_state": ledger.len(),
+        "letters_with_state": with_state,
         "read_only": target.read_only,
     });
     if let Dlq::Kafka { cfg, topic } = &target.dlq {

@@ -67,13 +67,24 @@ impl AuditLog {
 
     /// Appends one record and syncs it to disk; the error names the file.
     pub fn append(&self, record: &AuditRecord<'_>) -> Result<(), String> {
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends records in one write and one sync (a bulk replay's window).
+    pub fn append_all(&self, records: &[AuditRecord<'_>]) -> Result<(), String> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let fail =
             |e: std::io::Error| format!("cannot write audit log '{}': {e}", self.path.display());
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
-        let mut line = serde_json::to_vec(record).map_err(|e| format!("audit record: {e}"))?;
-        line.push(b'\n');
+        let mut line = Vec::with_capacity(records.len() * 256);
+        for r in records {
+            serde_json::to_writer(&mut line, r).map_err(|e| format!("audit record: {e}"))?;
+            line.push(b'\n');
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -47,6 +47,11 @@ pub trait LedgerStore: Send + Sync {
     /// Every letter's latest entry, as the server holds it now.
     async fn load(&self) -> Result<LedgerState, LedgerError>;
 
+    /// How many letters have an entry.
+    async fn len(&self) -> Result<usize, LedgerError> {
+        Ok(self.load().await?.len())
+    }
+
     /// The latest entries of the letters `ids`, and of the letters holding the source
     /// messages `sources` (for copies), read fresh from the server.
     async fn current(&self, ids: &[String], sources: &[String])

@@ -330,10 +330,12 @@ impl Writer {
             );
         };
         let sources: Vec<String> = letters.iter().filter_map(source_key).collect();
+        let t0 = std::time::Instant::now();
         let state = match self.ledger.current(&ids, &sources).await {
             Ok(s) => s,
             Err(e) => return fail_all(e.to_string()),
         };
+        tracing::debug!("replay of {}: ledger read in {:?}", ids.len(), t0.elapsed());
         let epoch = match t.epoch().await {
             Ok(e) => e,
             Err(e) => return fail_all(e.to_string()),
@@ -366,7 +368,10 @@ impl Writer {
             .chain(&taken)
             .map(|i| i.entry.clone())
             .collect();
-        match self.ledger.write(entries).await {
+        let t1 = std::time::Instant::now();
+        let announced = self.ledger.write(entries).await;
+        tracing::debug!("replay of {}: planned in {:?}, announced in {:?}", ids.len(), t1 - t0, t1.elapsed());
+        match announced {
             Ok(results) => {
                 let mut all: Vec<Item> = fresh.into_iter().chain(taken).collect();
                 let mut kept = Vec::new();
@@ -544,7 +549,10 @@ impl Writer {
                 break;
             }
             let msgs: Vec<Outgoing> = items.iter().map(|i| i.out.clone()).collect();
-            match t.send(epoch, &msgs).await {
+            let ts = std::time::Instant::now();
+            let res = t.send(epoch, &msgs).await;
+            tracing::debug!("{} messages sent in {:?}", msgs.len(), ts.elapsed());
+            match res {
                 Ok(offsets) => {
                     sent.extend(items.drain(..).zip(offsets).map(|(i, o)| (i, o, false)));
                     break;
@@ -563,7 +571,10 @@ impl Writer {
         }
         out.extend(fail_items(items, &last));
         fault::pause("sent").await;
+        let t = std::time::Instant::now();
+        let n = sent.len();
         out.extend(self.confirm(sent).await);
+        tracing::debug!("{n} sent, confirmed in {:?}", t.elapsed());
         out
     }
 
@@ -613,22 +624,18 @@ impl Writer {
             .map(|(item, offset, _)| self.confirmed(item, *offset))
             .collect();
         let results = self.ledger.write(entries).await;
-        let mut out = Vec::new();
-        for (i, (item, offset, recovered)) in sent.into_iter().enumerate() {
-            let p = &item.out.plan;
-            let unconfirmed = |why: String| Outcome::SentUnconfirmed {
-                topic: p.topic.clone(),
-                partition: item.out.partition,
-                offset,
-                replay_id: p.replay_id.clone(),
-                why,
-            };
-            let recorded = match &results {
+        let recorded: Vec<Result<(), String>> = sent
+            .iter()
+            .enumerate()
+            .map(|(i, (item, _, _))| match &results {
                 Err(e) => Err(format!("the ledger could not record it: {e}")),
                 Ok(r) => match r.get(i) {
                     Some(Ok(())) => Ok(()),
                     Some(Err(Conflict::Changed(cur)))
-                        if cur.history.iter().any(|h| h.replay_id == p.replay_id) =>
+                        if cur
+                            .history
+                            .iter()
+                            .any(|h| h.replay_id == item.out.plan.replay_id) =>
                     {
                         Ok(())
                     }
@@ -638,14 +645,43 @@ impl Writer {
                     )),
                     None => Err("the ledger gave no answer".into()),
                 },
+            })
+            .collect();
+        // One write and one sync for the whole window.
+        let (at, dlq) = (now_rfc3339(), self.ledger.dlq());
+        let records: Vec<AuditRecord<'_>> = sent
+            .iter()
+            .zip(&recorded)
+            .map(|((item, offset, _), r)| AuditRecord {
+                at: at.clone(),
+                by: &self.who,
+                action: if r.is_ok() {
+                    "replay"
+                } else {
+                    "replay-unconfirmed"
+                },
+                dlq: &dlq,
+                id: &item.id,
+                topic: Some(item.out.plan.topic.as_str()),
+                partition: Some(item.out.partition),
+                offset: Some(*offset),
+                replay_id: Some(item.out.plan.replay_id.as_str()),
+                edited: item.out.plan.edited,
+            })
+            .collect();
+        let audited = self.audit.append_all(&records);
+        drop(records);
+        let mut out = Vec::with_capacity(sent.len());
+        for ((item, offset, recovered), r) in sent.into_iter().zip(recorded) {
+            let p = &item.out.plan;
+            let unconfirmed = |why: String| Outcome::SentUnconfirmed {
+                topic: p.topic.clone(),
+                partition: item.out.partition,
+                offset,
+                replay_id: p.replay_id.clone(),
+                why,
             };
-            let action = if recorded.is_ok() {
-                "replay"
-            } else {
-                "replay-unconfirmed"
-            };
-            let audited = self.audit(action, &item.id, Some((&item, offset)));
-            let outcome = match (recorded, audited) {
+            let outcome = match (r, &audited) {
                 (Ok(()), Ok(())) => Outcome::Replayed {
                     topic: p.topic.clone(),
                     partition: item.out.partition,
@@ -680,7 +716,8 @@ impl Writer {
         e
     }
 
-    fn audit(&self, action: &str, id: &str, sent: Option<(&Item, i64)>) -> Result<(), String> {
+    /// Audits a write that sent nothing (resolve, edit, a reconciled replay).
+    fn audit(&self, action: &str, id: &str) -> Result<(), String> {
         let dlq = self.ledger.dlq();
         self.audit.append(&AuditRecord {
             at: now_rfc3339(),
@@ -688,11 +725,11 @@ impl Writer {
             action,
             dlq: &dlq,
             id,
-            topic: sent.map(|(i, _)| i.out.plan.topic.as_str()),
-            partition: sent.map(|(i, _)| i.out.partition),
-            offset: sent.map(|(_, o)| o),
-            replay_id: sent.map(|(i, _)| i.out.plan.replay_id.as_str()),
-            edited: sent.is_some_and(|(i, _)| i.out.plan.edited),
+            topic: None,
+            partition: None,
+            offset: None,
+            replay_id: None,
+            edited: false,
         })
     }
 }

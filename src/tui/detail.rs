@@ -310,14 +310,25 @@ fn is_app_frame(line: &str) -> bool {
 }
 
 fn history(l: &DeadLetter) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    if let Some(who) = &l.held_by {
+        out.push(Line::from(format!(
+            "being replayed by {who} (unconfirmed: the next write verifies it in the target)"
+        )));
+    }
+    if let Some(other) = &l.copy_of {
+        out.push(Line::from(format!(
+            "a copy of {other} (same source message): its replay counts for this one"
+        )));
+    }
     if l.history.is_empty() {
-        return vec![Line::from(format!(
+        out.push(Line::from(format!(
             "not replayed (state: {})",
             l.state.as_str()
-        ))];
+        )));
+        return out;
     }
-    l.history
-        .iter()
+    out.extend(l.history.iter()
         .map(|r| {
             Line::from(format!(
                 "{}  {} → {}:{}@{}  by {}{}",
@@ -329,6 +340,6 @@ fn history(l: &DeadLetter) -> Vec<Line<'static>> {
                 r.by,
                 if r.edited { "  (edited)" } else { "" }
             ))
-        })
-        .collect()
+        }));
+    out
 }

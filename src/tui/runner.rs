@@ -345,7 +345,7 @@ impl Bulk {
 }
 
 /// Letters replayed together by a bulk replay from the TUI.
-const WINDOW: usize = 200;
+const WINDOW: usize = 500;
 
 /// Replays every letter matching `query`, a window at a time, reporting progress.
 async fn replay_group(

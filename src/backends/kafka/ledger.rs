@@ -81,6 +81,19 @@ impl KafkaLedger {
         &self.topic
     }
 
+    /// Reads what is new in the ledger, up to its end now.
+    pub async fn catch_up(&self) -> Result<(), LedgerError> {
+        self.caught_up(|_| ()).await
+    }
+
+    /// Sets `letter`'s state from the view as read so far (no I/O; waits only while a
+    /// catch-up holds the view).
+    pub fn apply(&self, letter: &mut crate::engine::DeadLetter) {
+        if let Ok(v) = self.view.lock() {
+            v.state.apply(letter);
+        }
+    }
+
     /// Reads what is new in the ledger, up to its end now, then runs `f` on the state.
     async fn caught_up<T: Send + 'static>(
         &self,
@@ -221,6 +234,24 @@ fn check_batch(
     out
 }
 
+/// The session's ledger reader: read committed, short fetch waits, and a small
+/// prefetch queue (the ledger can hold millions of entries; what matters is the view).
+fn tail_consumer(cfg: &KafkaConfig) -> Result<Browser, KafkaBackendError> {
+    cfg.client_config(&[
+        ("group.id", "morgue-ledger"),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.partition.eof", "true"),
+        ("isolation.level", "read_committed"),
+        ("fetch.wait.max.ms", "10"),
+        ("queued.max.messages.kbytes", "4096"),
+        ("fetch.max.bytes", "4194304"),
+    ])
+    .create_with_context(Quiet)
+    .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
+}
+
 /// Reads the ledger topic from where the view stopped up to its end now.
 fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), LedgerError> {
     let unreachable = |e: KafkaBackendError| match e {
@@ -228,7 +259,7 @@ fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), LedgerEr
         other => LedgerError::Other(other.to_string()),
     };
     if v.consumer.is_none() {
-        let c = cfg.browse_consumer().map_err(unreachable)?;
+        let c = tail_consumer(cfg).map_err(unreachable)?;
         match cfg.partitions(&c, topic) {
             Ok(_) => {}
             Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(()),
@@ -296,6 +327,10 @@ impl LedgerStore for KafkaLedger {
     /// The whole ledger as committed now (a missing topic is an empty ledger).
     async fn load(&self) -> Result<LedgerState, LedgerError> {
         self.caught_up(LedgerState::clone).await
+    }
+
+    async fn len(&self) -> Result<usize, LedgerError> {
+        self.caught_up(LedgerState::len).await
     }
 
     async fn current(

@@ -17,7 +17,7 @@ use super::ledger::KafkaLedger;
 use super::{
     Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet, letter_from_message,
 };
-use crate::engine::ledger::{LedgerState, LedgerStore as _};
+use crate::engine::ledger::LedgerStore as _;
 use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
 
@@ -79,7 +79,7 @@ impl KafkaSource {
         &self,
         from: StartAt,
         follow: bool,
-        ledger: &LedgerState,
+        ledger: &KafkaLedger,
         tx: &mpsc::Sender<SourceEvent>,
     ) -> Result<(), KafkaBackendError> {
         let consumer = self.consumer()?;
@@ -216,8 +216,10 @@ impl DeadLetterSource for KafkaSource {
         follow: bool,
         tx: mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {
-        let ledger = self.ledger.load().await.map_err(Self::err)?;
+        // Caught up once; letters then take their state from the session's live view.
+        self.ledger.catch_up().await.map_err(Self::err)?;
         let me = self.clone();
+        let ledger = self.ledger.clone();
         tokio::task::spawn_blocking(move || me.run(from, follow, &ledger, &tx))
             .await
             .map_err(Self::err)?

@@ -4,12 +4,12 @@
 //! `morgue-replay-id` header among committed messages only.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::KafkaConfig;
+use super::{Browser, KafkaConfig};
 use super::partitioner::choose;
 use super::txn::{Txn, TxnRecord};
 use crate::engine::conventions::MORGUE_REPLAY_ID;
@@ -31,10 +31,24 @@ async fn blocking<T: Send + 'static>(
         .map_err(TargetError::NotSent)
 }
 
+/// The session's metadata client, created on first use.
+fn metadata_client<'a>(
+    cfg: &KafkaConfig,
+    slot: &'a std::sync::OnceLock<Browser>,
+) -> Result<&'a Browser, String> {
+    if let Some(c) = slot.get() {
+        return Ok(c);
+    }
+    let c = cfg.browse_consumer().map_err(|e| e.to_string())?;
+    Ok(slot.get_or_init(|| c))
+}
+
 /// Replays to one Kafka cluster on behalf of one DLQ.
 pub struct KafkaTarget {
     cfg: KafkaConfig,
     txn: Txn,
+    /// One metadata client for the session (partition counts, end offsets).
+    meta: Arc<std::sync::OnceLock<Browser>>,
     partitions: Mutex<HashMap<String, (i32, Instant)>>,
     ends: Mutex<HashMap<(String, i32), (i64, Instant)>>,
 }
@@ -44,6 +58,7 @@ impl KafkaTarget {
     pub fn new(cfg: KafkaConfig, dlq: &str) -> Self {
         KafkaTarget {
             txn: Txn::new(cfg.clone(), format!("morgue-replay.{dlq}")),
+            meta: Arc::new(std::sync::OnceLock::new()),
             cfg,
             partitions: Mutex::new(HashMap::new()),
             ends: Mutex::new(HashMap::new()),
@@ -58,9 +73,10 @@ impl KafkaTarget {
         }
         let t = topic.to_string();
         let t2 = t.clone();
+        let meta = self.meta.clone();
         let parts = blocking(&self.cfg, move |cfg| {
-            let c = cfg.browse_consumer().map_err(|e| e.to_string())?;
-            cfg.partitions(&c, &t2).map_err(|e| e.to_string())
+            let c = metadata_client(&cfg, &meta)?;
+            cfg.partitions(c, &t2).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| TargetError::Refused(e.to_string()))?;
@@ -95,10 +111,11 @@ impl ReplayTarget for KafkaTarget {
             }
         }
         let t = topic.to_string();
+        let meta = self.meta.clone();
         let end = blocking(&self.cfg, move |cfg| {
-            let c = cfg.browse_consumer().map_err(|e| e.to_string())?;
+            let c = metadata_client(&cfg, &meta)?;
             rdkafka::consumer::Consumer::fetch_watermarks(
-                &c,
+                c,
                 &t,
                 partition,
                 super::METADATA_TIMEOUT,
