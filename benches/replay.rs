@@ -51,7 +51,7 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
     let ids: Vec<LetterId> = (0..n)
         .map(|i| LetterId::Kafka {
             partition: (i % 4) as i32,
-            offset: (i * 7) as i64,
+            offset: (i * 3) as i64,
         })
         .collect();
     let mut open = Vec::new();
@@ -64,7 +64,9 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
     for id in &ids {
         let l = source.fetch(id).await.unwrap();
         let t = Instant::now();
-        let out = writer.replay(std::slice::from_ref(&l), Some(target), true).await;
+        let out = writer
+            .replay(std::slice::from_ref(&l), Some(target), true)
+            .await;
         replay.push(t.elapsed().as_secs_f64() * 1e3);
         assert!(matches!(out[0].1, Outcome::Replayed { .. }), "{out:?}");
     }
@@ -82,7 +84,12 @@ async fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["ledger-ops", b, dlq, target, n] => ledger_ops(b, dlq, target, n.parse().unwrap()).await,
         _ => {
             eprintln!("usage: replay ledger-ops BROKERS DLQ TARGET N");

@@ -252,6 +252,9 @@ fn outcome_json(id: &str, o: &Outcome) -> serde_json::Value {
 struct Tally {
     /// When the first letter was handed to the writer.
     started: Option<Instant>,
+    /// When the first batch was done, and how many letters it held: the steady state
+    /// (pacing and the rate reported) is measured from there, without start-up costs.
+    steady: Option<(Instant, u64)>,
     replayed: u64,
     recovered: u64,
     skipped: u64,
@@ -285,14 +288,16 @@ impl Tally {
     fn finish(&self) -> anyhow::Result<()> {
         let total = self.replayed + self.recovered + self.skipped + self.unconfirmed + self.failed;
         let secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let steady = match self.steady {
+            Some((t, first)) if total > first => format!(
+                ", {:.0}/s after the first batch",
+                (total - first) as f64 / t.elapsed().as_secs_f64().max(1e-9)
+            ),
+            _ => String::new(),
+        };
         let line = format!(
-            "{total} letter(s): {} replayed, {} recovered, {} skipped, {} sent-unconfirmed, {} failed in {secs:.2} s ({:.0}/s)",
-            self.replayed,
-            self.recovered,
-            self.skipped,
-            self.unconfirmed,
-            self.failed,
-            total as f64 / secs.max(1e-9)
+            "{total} letter(s): {} replayed, {} recovered, {} skipped, {} sent-unconfirmed, {} failed in {secs:.2} s{steady}",
+            self.replayed, self.recovered, self.skipped, self.unconfirmed, self.failed,
         );
         if self.failed > 0 {
             anyhow::bail!("{line}");
@@ -428,15 +433,18 @@ async fn run_window(
     sent: &mut u64,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
-    let start = *tally.started.get_or_insert_with(Instant::now);
+    tally.started.get_or_insert_with(Instant::now);
     // With a rate, a slice is about a tenth of a second's worth of letters.
     let slice = rate.map_or(WINDOW, |r| ((r / 10.0).ceil() as usize).clamp(1, WINDOW));
     for part in letters.chunks(slice) {
-        pace(start, *sent, rate).await;
+        if let Some((from, first)) = tally.steady {
+            pace(from, *sent - first, rate).await;
+        }
         for (id, o) in writer.replay(part, to, force).await {
             tally.add(&id, &o)?;
         }
         *sent += part.len() as u64;
+        tally.steady.get_or_insert((Instant::now(), *sent));
     }
     Ok(())
 }

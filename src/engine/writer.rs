@@ -370,7 +370,12 @@ impl Writer {
             .collect();
         let t1 = std::time::Instant::now();
         let announced = self.ledger.write(entries).await;
-        tracing::debug!("replay of {}: planned in {:?}, announced in {:?}", ids.len(), t1 - t0, t1.elapsed());
+        tracing::debug!(
+            "replay of {}: planned in {:?}, announced in {:?}",
+            ids.len(),
+            t1 - t0,
+            t1.elapsed()
+        );
         match announced {
             Ok(results) => {
                 let mut all: Vec<Item> = fresh.into_iter().chain(taken).collect();

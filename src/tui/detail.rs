@@ -328,18 +328,17 @@ fn history(l: &DeadLetter) -> Vec<Line<'static>> {
         )));
         return out;
     }
-    out.extend(l.history.iter()
-        .map(|r| {
-            Line::from(format!(
-                "{}  {} → {}:{}@{}  by {}{}",
-                rfc3339(r.at_ms).unwrap_or_default(),
-                r.replay_id,
-                r.topic,
-                r.partition,
-                r.offset,
-                r.by,
-                if r.edited { "  (edited)" } else { "" }
-            ))
-        }));
+    out.extend(l.history.iter().map(|r| {
+        Line::from(format!(
+            "{}  {} → {}:{}@{}  by {}{}",
+            rfc3339(r.at_ms).unwrap_or_default(),
+            r.replay_id,
+            r.topic,
+            r.partition,
+            r.offset,
+            r.by,
+            if r.edited { "  (edited)" } else { "" }
+        ))
+    }));
     out
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Browser, KafkaConfig};
 use super::partitioner::choose;
 use super::txn::{Txn, TxnRecord};
+use super::{Browser, KafkaConfig};
 use crate::engine::conventions::MORGUE_REPLAY_ID;
 use crate::engine::ledger::PendingReplay;
 use crate::engine::writer::{Outgoing, ReplayTarget, TargetError};
@@ -114,14 +114,9 @@ impl ReplayTarget for KafkaTarget {
         let meta = self.meta.clone();
         let end = blocking(&self.cfg, move |cfg| {
             let c = metadata_client(&cfg, &meta)?;
-            rdkafka::consumer::Consumer::fetch_watermarks(
-                c,
-                &t,
-                partition,
-                super::METADATA_TIMEOUT,
-            )
-            .map(|(_, hi)| hi)
-            .map_err(|e| format!("watermarks of '{t}' partition {partition}: {e}"))
+            rdkafka::consumer::Consumer::fetch_watermarks(c, &t, partition, super::METADATA_TIMEOUT)
+                .map(|(_, hi)| hi)
+                .map_err(|e| format!("watermarks of '{t}' partition {partition}: {e}"))
         })
         .await?;
         if let Ok(mut m) = self.ends.lock() {
