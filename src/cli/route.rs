@@ -55,6 +55,10 @@ pub struct RouteArgs {
     /// DLQ write attempts before the partition is paused.
     #[arg(long, default_value_t = 5)]
     pub dlq_attempts: u32,
+    /// On SIGINT/SIGTERM, how long the running command may take to finish before its
+    /// process group is killed and its message left uncommitted (a second signal: at once).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
 }
 
 /// The DLQ topic `route` writes to when `--topic` is not given.
@@ -62,6 +66,7 @@ pub const DEFAULT_DLQ_TOPIC: &str = "deadletter-topic";
 
 /// Runs the router until SIGINT/SIGTERM, then prints its counts as one JSON line.
 pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> {
+    let mut signals = Signals::listen()?;
     let mut backend = backend.clone();
     if backend.mongo.is_none() {
         backend
@@ -82,9 +87,19 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         }
     };
     let (tx, rx) = watch::channel(false);
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let grace = args.grace;
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.recv().await;
+        eprintln!(
+            "morgue: stopping: no new messages; the running command has {grace:?} to finish (signal again to stop now)"
+        );
         let _ = tx.send(true);
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {}
+            _ = signals.recv() => {}
+        }
+        let _ = abort_tx.send(true);
     });
     let router_cfg = RouterConfig {
         group: args.group.clone(),
@@ -102,7 +117,7 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         command: args.exec.clone(),
         timeout: args.timeout,
     };
-    let router = Router::new(router_cfg, processor, sink, rx.clone());
+    let router = Router::new(router_cfg, processor, sink, rx.clone()).with_abort(abort_rx);
     eprintln!(
         "morgue: routing {:?} (group '{}') to {}; Ctrl-C stops",
         args.sources,
@@ -114,20 +129,23 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGINT and SIGTERM, listened for from the start so that none is missed.
+struct Signals(tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals(
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.0.recv() => {}
+            _ = self.1.recv() => {}
         }
     }
 }
@@ -163,7 +181,7 @@ impl Processor for ExecProcessor {
         cmd.arg("-c")
             .arg(&self.command)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .env("MORGUE_TOPIC", &msg.topic)
@@ -191,6 +209,9 @@ impl Processor for ExecProcessor {
                 stack_trace: stack,
                 retryable,
             };
+        // Its own process group: a terminal's Ctrl-C reaches morgue, not the command,
+        // and a timeout or an abort kills the command with everything it started.
+        cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|e| {
             fail(
                 "exec: spawn".into(),
@@ -199,23 +220,50 @@ impl Processor for ExecProcessor {
                 true,
             )
         })?;
-        let mut stdin = child.stdin.take();
+        let group = KillGroup(child.id());
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
         let value = msg.value.clone().unwrap_or_default();
-        let mut stderr = child.stderr.take();
-        let io = async {
-            if let Some(s) = stdin.as_mut() {
+        // stdin, stdout and stderr are served at once, so a chatty command never blocks
+        // on a full pipe; the last STDERR_KEEP bytes of stderr are kept.
+        let feed = async move {
+            if let Some(mut s) = stdin {
                 // A command that exits without reading stdin is fine: ignore EPIPE.
                 let _ = s.write_all(&value).await;
             }
-            drop(stdin);
-            let mut err = Vec::new();
-            if let Some(e) = stderr.as_mut() {
-                let _ = e.take(64 * 1024).read_to_end(&mut err).await;
-            }
-            let status = child.wait().await;
-            (status, err)
         };
-        let (status, err) = tokio::time::timeout(self.timeout, io).await.map_err(|_| {
+        let drain_out = async move {
+            if let Some(mut o) = stdout {
+                let _ = tokio::io::copy(&mut o, &mut tokio::io::sink()).await;
+            }
+        };
+        let drain_err = async move {
+            let mut keep = Tail::default();
+            if let Some(mut e) = stderr {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = e.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    keep.push(&buf[..n]);
+                }
+            }
+            keep.into_bytes()
+        };
+        let run = async {
+            let (feed, out, err) = (
+                tokio::spawn(feed),
+                tokio::spawn(drain_out),
+                tokio::spawn(drain_err),
+            );
+            let status = child.wait().await;
+            // Done: whatever it left running is killed, which closes the pipes.
+            drop(group);
+            let _ = tokio::join!(feed, out);
+            (status, err.await.unwrap_or_default())
+        };
+        let (status, err) = tokio::time::timeout(self.timeout, run).await.map_err(|_| {
             fail(
                 "exec: timeout".into(),
                 format!("'{}' ran longer than {:?}", self.command, self.timeout),
@@ -258,6 +306,40 @@ impl Processor for ExecProcessor {
             stack,
             code != Some(EXIT_NOT_RETRYABLE),
         ))
+    }
+}
+
+/// How much of a command's stderr is kept (the end of it).
+const STDERR_KEEP: usize = 64 * 1024;
+
+/// The last [`STDERR_KEEP`] bytes written to a pipe.
+#[derive(Default)]
+struct Tail(std::collections::VecDeque<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend(bytes);
+        let over = self.0.len().saturating_sub(STDERR_KEEP);
+        self.0.drain(..over);
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.0.into()
+    }
+}
+
+/// Kills a command's whole process group when dropped: on a timeout, when morgue
+/// aborts the attempt, and after it exits (whatever it left running in the background).
+struct KillGroup(Option<u32>);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) {
+            // SAFETY: killpg only sends a signal; a group that is gone gives ESRCH.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
     }
 }
 
@@ -338,6 +420,41 @@ mod tests {
         let e = p.process(&msg(b""), 1).await.unwrap_err();
         assert_eq!(e.class, "exec: timeout");
         assert!(e.retryable);
+    }
+
+    #[tokio::test]
+    async fn a_chatty_command_is_drained_and_its_stderr_tail_kept() {
+        // 300 KB of stderr and exit 0: a success, not a timeout.
+        let ok = ExecProcessor {
+            command: "head -c 300000 /dev/zero | tr '\\0' x >&2; head -c 300000 /dev/zero; exit 0"
+                .into(),
+            timeout: Duration::from_secs(5),
+        };
+        assert_eq!(ok.process(&msg(b""), 1).await, Ok(()));
+        // 3 MB of stderr then the error: the last line is the message, the tail is kept.
+        let e = exec("head -c 3000000 /dev/zero | tr '\\0' y >&2; echo >&2; echo 'ValueError: last words' >&2; exit 3")
+            .process(&msg(b""), 1)
+            .await
+            .unwrap_err();
+        assert_eq!(e.class, "ValueError");
+        assert_eq!(e.message, "ValueError: last words");
+        assert!(e.stack_trace.unwrap().ends_with("ValueError: last words\n"));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_what_the_command_started() {
+        let mark = std::env::temp_dir().join(format!("morgue-orphan-{}", std::process::id()));
+        let _ = std::fs::remove_file(&mark);
+        let p = ExecProcessor {
+            command: format!("(sleep 1; touch {}) & sleep 5", mark.display()),
+            timeout: Duration::from_millis(200),
+        };
+        assert_eq!(
+            p.process(&msg(b""), 1).await.unwrap_err().class,
+            "exec: timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!mark.exists(), "the background child outlived the timeout");
     }
 
     #[test]

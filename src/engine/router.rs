@@ -133,6 +133,7 @@ pub struct Router<P, S> {
     processor: P,
     sink: S,
     shutdown: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
 }
 
 impl<P: Processor, S: DeadLetterSink> Router<P, S> {
@@ -142,8 +143,22 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
             cfg,
             processor,
             sink,
+            abort: shutdown.clone(),
             shutdown,
         }
+    }
+
+    /// Graceful shutdown: when `shutdown` turns true the running attempt may still
+    /// finish (a success is committed; a failure is abandoned, never dead-lettered, and
+    /// no retry starts); when `abort` turns true it is dropped at once.
+    pub fn with_abort(mut self, abort: watch::Receiver<bool>) -> Self {
+        self.abort = abort;
+        self
+    }
+
+    /// True once shutdown was asked for.
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
     }
 
     /// The configuration in use.
@@ -177,13 +192,18 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
         let max = self.cfg.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            let mut shutdown = self.shutdown.clone();
+            if self.stopping() {
+                return Outcome::Abandoned;
+            }
+            let mut abort = self.abort.clone();
             let result = tokio::select! {
                 r = self.processor.process(msg, attempt) => r,
-                _ = shutdown.wait_for(|s| *s) => return Outcome::Abandoned,
+                _ = abort.wait_for(|s| *s) => return Outcome::Abandoned,
             };
             let err = match result {
                 Ok(()) => return Outcome::Processed { attempts: attempt },
+                // A failure while stopping may be the stop's doing: never dead-letter it.
+                Err(_) if self.stopping() => return Outcome::Abandoned,
                 Err(e) => e,
             };
             if !err.retryable {
