@@ -1,8 +1,9 @@
 //! The router's Kafka loop: consume source topics in a consumer group, hand each
 //! message to the engine's [`Router`], and store its offset for commit only when the
 //! outcome says it is processed or its dead letter is acknowledged. A DLQ that stays
-//! down pauses the partition and is retried until it answers or shutdown comes.
+//! down pauses that partition only and is retried until it answers or shutdown comes.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -36,8 +37,23 @@ pub struct RouterStats {
 /// Wait between DLQ writes while a partition is paused on an unreachable DLQ.
 const STALLED_RETRY: Duration = Duration::from_secs(2);
 
+/// How often the consumer is polled while a command runs (group liveness, rebalances).
+const KEEP_POLLING: Duration = Duration::from_millis(200);
+
+/// A partition held back because the DLQ refused its dead letter.
+struct Stalled {
+    msg: Incoming,
+    letter: crate::engine::DeadLetter,
+}
+
 /// Runs the router over `sources` in consumer group `router.config().group` until
 /// `shutdown` turns true, then commits what was stored and returns the counts.
+///
+/// One message is processed at a time. While it is, every assigned partition is
+/// paused and the consumer keeps being polled, so the group never takes a slow
+/// command for a dead member. A partition whose dead letter the DLQ refuses is paused
+/// on its own and retried in the background; the other partitions keep flowing. A
+/// message whose partition was revoked while it ran is not committed.
 pub async fn run<P: Processor, S: DeadLetterSink>(
     cfg: &KafkaConfig,
     sources: &[String],
@@ -67,9 +83,16 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
         .map_err(|e| cfg.error(format!("subscribing to {topics:?}"), e))?;
 
     let mut stats = RouterStats::default();
+    let mut stalled: HashMap<(String, i32), Stalled> = HashMap::new();
+    let mut retry = tokio::time::interval(STALLED_RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let msg = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
+            _ = retry.tick(), if !stalled.is_empty() => {
+                retry_stalled(cfg, &consumer, router, &mut stalled, &mut stats).await?;
+                continue;
+            }
             m = consumer.recv() => m,
         };
         let msg = match msg {
@@ -79,6 +102,11 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 continue;
             }
         };
+        let key = (msg.topic().to_string(), msg.partition());
+        if stalled.contains_key(&key) {
+            // Fetched before the pause took hold; read again from the stalled offset on resume.
+            continue;
+        }
         let l = letter_from_message(&msg);
         let incoming = Incoming {
             topic: msg.topic().to_string(),
@@ -89,97 +117,210 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             value: l.value,
             headers: l.headers,
         };
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut outcome = router.handle(&incoming, now).await;
-        if let Outcome::DlqUnavailable { letter, error } = outcome {
-            stats.dlq_stalls += 1;
-            outcome = stall(cfg, &consumer, router, &incoming, *letter, &error).await?;
+        drop(msg);
+        let outcome = handle_polling(cfg, &consumer, router, &incoming, &stalled).await?;
+        if !assigned(&consumer, &incoming.topic, incoming.partition) {
+            tracing::warn!(
+                "{}:{} was revoked while {} ran; not committed (its new owner consumes it)",
+                incoming.topic,
+                incoming.partition,
+                incoming.offset
+            );
+            stats.abandoned += 1;
+            continue;
         }
-        match &outcome {
-            Outcome::Processed { .. } => stats.processed += 1,
-            Outcome::DeadLettered { reason, .. } => match reason {
-                Reason::Expired => stats.expired += 1,
-                Reason::MaxAttemptsExceeded => stats.max_attempts_exceeded += 1,
-                _ => stats.failed += 1,
-            },
-            Outcome::Abandoned | Outcome::DlqUnavailable { .. } => {
+        match outcome {
+            Outcome::DlqUnavailable { letter, error } => {
+                stats.dlq_stalls += 1;
+                pause(cfg, &consumer, &incoming.topic, incoming.partition, true)?;
+                tracing::error!(
+                    "DLQ {} refused the dead letter of {}:{}:{} ({error}); partition paused, nothing committed past it; the other partitions go on",
+                    router.sink().describe(),
+                    incoming.topic,
+                    incoming.partition,
+                    incoming.offset
+                );
+                stalled.insert(
+                    key,
+                    Stalled {
+                        msg: incoming,
+                        letter: *letter,
+                    },
+                );
+                continue;
+            }
+            Outcome::Abandoned => {
                 stats.abandoned += 1;
                 break;
             }
+            done => count(&mut stats, &done),
         }
         // rd_kafka_offset_store takes the processed offset; librdkafka commits offset + 1.
         consumer
             .store_offset(&incoming.topic, incoming.partition, incoming.offset)
             .map_err(|e| cfg.error("storing the consumed offset", e))?;
     }
-    // A broker that is gone must not hold the shutdown: commit on a thread, wait a while.
-    let final_commit = tokio::task::spawn_blocking(move || {
-        let r = consumer.commit_consumer_state(CommitMode::Sync);
-        drop(consumer);
-        r
-    });
-    match tokio::time::timeout(SHUTDOWN_COMMIT, final_commit).await {
-        Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => {}
-        Ok(Ok(Err(e))) => return Err(cfg.error("committing offsets at shutdown", e)),
-        Ok(Err(e)) => return Err(KafkaBackendError::Task(e.to_string())),
-        Err(_) => tracing::warn!(
-            "could not commit the last offsets within {}s ({} unreachable?); those messages will be consumed again",
-            SHUTDOWN_COMMIT.as_secs(),
-            cfg.brokers
-        ),
-    }
+    stats.abandoned += stalled.len() as u64;
+    final_commit(cfg, consumer).await?;
     Ok(stats)
 }
 
-/// How long the last commit may take at shutdown.
-const SHUTDOWN_COMMIT: Duration = Duration::from_secs(10);
+fn count(stats: &mut RouterStats, outcome: &Outcome) {
+    match outcome {
+        Outcome::Processed { .. } => stats.processed += 1,
+        Outcome::DeadLettered { reason, .. } => match reason {
+            Reason::Expired => stats.expired += 1,
+            Reason::MaxAttemptsExceeded => stats.max_attempts_exceeded += 1,
+            _ => stats.failed += 1,
+        },
+        Outcome::Abandoned | Outcome::DlqUnavailable { .. } => stats.abandoned += 1,
+    }
+}
 
-/// Pauses the message's partition and retries the dead-letter write until it is
-/// acknowledged or shutdown comes; resumes the partition afterwards.
-async fn stall<P: Processor, S: DeadLetterSink>(
+/// Handles one message; once it takes longer than [`KEEP_POLLING`], every assigned
+/// partition is paused and the consumer keeps being polled; a message that still arrives (a partition assigned meanwhile)
+/// is left for later by seeking back to it.
+async fn handle_polling<P: Processor, S: DeadLetterSink>(
     cfg: &KafkaConfig,
     consumer: &StreamConsumer<Quiet>,
     router: &Router<P, S>,
     msg: &Incoming,
-    letter: crate::engine::DeadLetter,
-    error: &str,
+    stalled: &HashMap<(String, i32), Stalled>,
 ) -> Result<Outcome, KafkaBackendError> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&msg.topic, msg.partition, Offset::Offset(msg.offset))
-        .map_err(|e| cfg.error("pausing", e))?;
-    consumer.pause(&tpl).map_err(|e| {
-        cfg.error(
-            format!("pausing '{}' partition {}", msg.topic, msg.partition),
-            e,
-        )
-    })?;
-    tracing::error!(
-        "DLQ {} refused the dead letter of {}:{}:{} ({error}); partition paused, nothing committed past it",
-        router.sink().describe(),
-        msg.topic,
-        msg.partition,
-        msg.offset
-    );
+    let now = chrono::Utc::now().timestamp_millis();
+    let work = router.handle(msg, now);
+    tokio::pin!(work);
+    // Most messages are done before the consumer needs polling.
+    if let Ok(o) = tokio::time::timeout(KEEP_POLLING, &mut work).await {
+        return Ok(o);
+    }
+    let held = consumer
+        .assignment()
+        .map_err(|e| cfg.error("reading the assignment", e))?;
+    consumer
+        .pause(&held)
+        .map_err(|e| cfg.error("pausing while processing", e))?;
+    let mut tick = tokio::time::interval(KEEP_POLLING);
     let outcome = loop {
-        if router.sleep(STALLED_RETRY).await {
-            break Outcome::Abandoned;
-        }
-        match router.deliver(letter.clone()).await {
-            Outcome::DlqUnavailable { .. } => continue,
-            other => break other,
+        tokio::select! {
+            o = &mut work => break o,
+            _ = tick.tick() => {}
+            m = consumer.recv() => {
+                if let Ok(m) = m {
+                    // A newly assigned partition: read this message again later.
+                    let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
+                    drop(m);
+                    pause(cfg, consumer, &t, p, true)?;
+                    let _ = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(5));
+                }
+            }
         }
     };
-    consumer.resume(&tpl).map_err(|e| {
+    // Resume what is assigned now, except the partitions held back by a stalled DLQ.
+    let now_held = consumer
+        .assignment()
+        .map_err(|e| cfg.error("reading the assignment", e))?;
+    let mut resume = TopicPartitionList::new();
+    for e in now_held.elements() {
+        if !stalled.contains_key(&(e.topic().to_string(), e.partition())) {
+            resume.add_partition(e.topic(), e.partition());
+        }
+    }
+    let _ = consumer.resume(&resume);
+    Ok(outcome)
+}
+
+/// True when `topic`/`partition` is still assigned to this member.
+fn assigned(consumer: &StreamConsumer<Quiet>, topic: &str, partition: i32) -> bool {
+    consumer
+        .assignment()
+        .map(|a| a.find_partition(topic, partition).is_some())
+        .unwrap_or(false)
+}
+
+fn pause(
+    cfg: &KafkaConfig,
+    consumer: &StreamConsumer<Quiet>,
+    topic: &str,
+    partition: i32,
+    on: bool,
+) -> Result<(), KafkaBackendError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let r = if on {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    r.map_err(|e| {
         cfg.error(
-            format!("resuming '{}' partition {}", msg.topic, msg.partition),
+            format!("pausing/resuming '{topic}' partition {partition}"),
             e,
         )
-    })?;
-    if outcome.committable() {
+    })
+}
+
+/// Tries each stalled dead letter again; a delivered one is committed and its
+/// partition resumed from the next message.
+async fn retry_stalled<P: Processor, S: DeadLetterSink>(
+    cfg: &KafkaConfig,
+    consumer: &StreamConsumer<Quiet>,
+    router: &Router<P, S>,
+    stalled: &mut HashMap<(String, i32), Stalled>,
+    stats: &mut RouterStats,
+) -> Result<(), KafkaBackendError> {
+    let keys: Vec<(String, i32)> = stalled.keys().cloned().collect();
+    for key in keys {
+        let Some(s) = stalled.get(&key) else { continue };
+        let outcome = router.deliver(s.letter.clone()).await;
+        if !outcome.committable() {
+            continue;
+        }
+        let Some(s) = stalled.remove(&key) else {
+            continue;
+        };
+        count(stats, &outcome);
+        let (t, p, o) = (s.msg.topic, s.msg.partition, s.msg.offset);
+        if !assigned(consumer, &t, p) {
+            continue;
+        }
+        consumer
+            .store_offset(&t, p, o)
+            .map_err(|e| cfg.error("storing the consumed offset", e))?;
+        let _ = consumer.seek(&t, p, Offset::Offset(o + 1), Duration::from_secs(5));
+        pause(cfg, consumer, &t, p, false)?;
         tracing::warn!(
-            "DLQ {} is writable again; partition resumed",
+            "DLQ {} took the dead letter of {t}:{p}:{o}; partition resumed",
             router.sink().describe()
         );
     }
-    Ok(outcome)
+    Ok(())
 }
+
+/// Commits what was stored; a broker that is gone must not hold the shutdown.
+async fn final_commit(
+    cfg: &KafkaConfig,
+    consumer: StreamConsumer<Quiet>,
+) -> Result<(), KafkaBackendError> {
+    let commit = tokio::task::spawn_blocking(move || {
+        let r = consumer.commit_consumer_state(CommitMode::Sync);
+        drop(consumer);
+        r
+    });
+    match tokio::time::timeout(SHUTDOWN_COMMIT, commit).await {
+        Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(cfg.error("committing offsets at shutdown", e)),
+        Ok(Err(e)) => Err(KafkaBackendError::Task(e.to_string())),
+        Err(_) => {
+            tracing::warn!(
+                "could not commit the last offsets within {}s ({} unreachable?); those messages will be consumed again",
+                SHUTDOWN_COMMIT.as_secs(),
+                cfg.brokers
+            );
+            Ok(())
+        }
+    }
+}
+
+/// How long the last commit may take at shutdown.
+const SHUTDOWN_COMMIT: Duration = Duration::from_secs(10);

@@ -1,0 +1,120 @@
+//! `morgue route` and its consumer group against the real broker: a DLQ that refuses
+//! one partition's letters holds back only that partition, and a command slower than
+//! `max.poll.interval.ms` does not get the router thrown out of its group.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+async fn produce_to(topic: &str, partition: i32, key: &str, value: &[u8]) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .unwrap();
+    p.send(
+        FutureRecord::to(topic)
+            .partition(partition)
+            .key(key)
+            .payload(value),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+}
+
+fn route(source: &str, dlq: &str, group: &str, exec: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(["route", "--kafka", &kafka_brokers(), "--topic", dlq])
+        .args(["--source", source, "--group", group, "--exec", exec])
+        .args(["--max-attempts", "1", "--dlq-attempts", "1"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(child: Child) -> (serde_json::Value, String) {
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "route failed: {err}");
+    (serde_json::from_slice(&out.stdout).unwrap(), err)
+}
+
+#[tokio::test]
+async fn a_dlq_refusing_one_partition_holds_back_only_that_partition() {
+    let source = TestTopic::new("part-src", 2).await;
+    // Letters over 1500 bytes are refused until the limit is raised.
+    let dlq = TestTopic::with_config("part-dlq", 1, &[("max.message.bytes", "1500")]).await;
+    let group = unique("part-group");
+    let big = format!("poison {}", "x".repeat(4000));
+    produce_to(&source.name, 0, "a-1", b"fine").await;
+    produce_to(&source.name, 0, "a-2", big.as_bytes()).await;
+    produce_to(&source.name, 0, "a-3", b"fine").await;
+    let exec = r#"case "$(cat)" in poison*) echo "poison" >&2; exit 65;; esac"#;
+    let child = route(&source.name, &dlq.name, &group, exec, &[]);
+    // Partition 0 stalls at its poison letter...
+    let (g, t) = (group.clone(), source.name.clone());
+    wait_until(60, move || committed(&g, &t, 2)[0] == 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // ...and what arrives on partition 1 meanwhile is processed to its end.
+    for i in 0..5 {
+        let v = if i == 2 { "poison small" } else { "fine" };
+        produce_to(&source.name, 1, &format!("b-{i}"), v.as_bytes()).await;
+    }
+    let (g, t) = (group.clone(), source.name.clone());
+    wait_until(60, move || committed(&g, &t, 2) == [1, 5]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        committed(&group, &source.name, 2),
+        [1, 5],
+        "partition 0 committed past its stall"
+    );
+    let letters = read_all(&dlq.name).await;
+    assert_eq!(letters.len(), 1, "only partition 1's letter got through");
+    // The DLQ takes big letters again: partition 0 resumes and finishes.
+    alter_topic(&dlq.name, "max.message.bytes", "1048576").await;
+    let (g, t) = (group.clone(), source.name.clone());
+    wait_until(60, move || committed(&g, &t, 2) == [3, 5]).await;
+    let (stats, err) = stop(child);
+    assert_eq!(read_all(&dlq.name).await.len(), 2, "{err}");
+    assert_eq!(stats["dlq_stalls"], 1, "{stats}");
+    assert_eq!(stats["processed"], 6, "{stats}");
+    assert_eq!(stats["failed"], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn a_command_slower_than_the_poll_interval_keeps_the_group_membership() {
+    let source = TestTopic::new("slow-src", 1).await;
+    let dlq = TestTopic::new("slow-dlq", 1).await;
+    let group = unique("slow-group");
+    produce_to(&source.name, 0, "slow", b"slow").await;
+    produce_to(&source.name, 0, "quick", b"quick").await;
+    // The first command takes twice the poll interval.
+    let exec = r#"[ "$(cat)" = slow ] && sleep 14; true"#;
+    let extra = [
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "max.poll.interval.ms=7000",
+        "--timeout",
+        "60s",
+    ];
+    let child = route(&source.name, &dlq.name, &group, exec, &extra);
+    let (g, t) = (group.clone(), source.name.clone());
+    wait_until(90, move || committed(&g, &t, 1) == [2]).await;
+    let (stats, err) = stop(child);
+    assert_eq!(stats["processed"], 2, "{stats} {err}");
+    assert!(
+        !err.contains("maximum poll interval"),
+        "the router was taken for dead: {err}"
+    );
+    assert_eq!(committed(&group, &source.name, 1), [2]);
+}
