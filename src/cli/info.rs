@@ -10,7 +10,7 @@ use super::backend::Dlq;
 pub async fn run(backend: &BackendArgs) -> anyhow::Result<()> {
     let target = backend.target()?;
     let opened = target.dlq.open().await?;
-    let with_state = opened.ledger.len().await?;
+    let with_state = opened.ledger.count().await?;
     let mut out = json!({
         "dlq": opened.ledger.dlq(),
         "letters": opened.source.count().await?,

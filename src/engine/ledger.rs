@@ -48,7 +48,7 @@ pub trait LedgerStore: Send + Sync {
     async fn load(&self) -> Result<LedgerState, LedgerError>;
 
     /// How many letters have an entry.
-    async fn len(&self) -> Result<usize, LedgerError> {
+    async fn count(&self) -> Result<usize, LedgerError> {
         Ok(self.load().await?.len())
     }
 

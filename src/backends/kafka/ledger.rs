@@ -329,7 +329,7 @@ impl LedgerStore for KafkaLedger {
         self.caught_up(LedgerState::clone).await
     }
 
-    async fn len(&self) -> Result<usize, LedgerError> {
+    async fn count(&self) -> Result<usize, LedgerError> {
         self.caught_up(LedgerState::len).await
     }
 
