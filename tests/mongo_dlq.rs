@@ -262,11 +262,7 @@ async fn router_to_mongo_then_replay_to_kafka_records_state_in_the_document() {
     assert_eq!(sent.len(), 2);
 
     let id = listed[0]["id"].as_str().unwrap();
-    let d = coll
-        .find_one(doc! { "_id": mongodb::bson::oid::ObjectId::parse_str(id).unwrap() })
-        .await
-        .unwrap()
-        .unwrap();
+    let d = coll.find_one(doc! { "_id": id }).await.unwrap().unwrap();
     let m = d.get_document("morgue").unwrap();
     assert_eq!(m.get_str("state").unwrap(), "replayed");
     let replays = m.get_array("replays").unwrap();

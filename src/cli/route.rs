@@ -83,7 +83,12 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
             let kafka = kafka.ok_or_else(|| {
                 UsageError("route needs --kafka BROKERS: the cluster of the source topics".into())
             })?;
-            (kafka, Box::new(MongoDlq::open(cfg, *map).await?))
+            let k = kafka.clone();
+            let cluster = tokio::task::spawn_blocking(move || k.cluster_id())
+                .await??
+                .unwrap_or_else(|| kafka.brokers.clone());
+            let sink = MongoDlq::open(cfg, *map).await?.with_origin(cluster);
+            (kafka, Box::new(sink))
         }
     };
     let (tx, rx) = watch::channel(false);

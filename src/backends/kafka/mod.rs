@@ -217,6 +217,12 @@ impl KafkaConfig {
         Ok(t.partitions().iter().map(|p| p.id()).collect())
     }
 
+    /// The cluster's id, as the brokers report it (None from a cluster that has none).
+    pub fn cluster_id(&self) -> Result<Option<String>, KafkaBackendError> {
+        let c = self.browse_consumer()?;
+        Ok(c.client().fetch_cluster_id(METADATA_TIMEOUT))
+    }
+
     /// Low and high watermark of every partition of `topic`, in partition order.
     pub fn watermarks(
         &self,

@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use mongodb::Collection;
 use mongodb::bson::{Bson, DateTime, Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{FullDocumentType, IndexOptions};
-use mongodb::{Collection, IndexModel};
-use tokio::sync::{OnceCell, mpsc};
+use mongodb::options::FullDocumentType;
+use tokio::sync::mpsc;
 
-use super::doc::{FieldMap, doc_from_letter, id_candidates, letter_from_doc};
+use super::doc::{FieldMap, id_candidates, letter_from_doc};
 use super::{MongoConfig, redact};
-use crate::engine::sink::{DeadLetterSink, SinkError};
 use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
 
@@ -29,8 +27,9 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 pub struct MongoDlq {
     cfg: MongoConfig,
     pub(super) coll: Collection<Document>,
-    map: FieldMap,
-    indexed: std::sync::Arc<OnceCell<()>>,
+    pub(super) map: FieldMap,
+    /// The Kafka cluster the router consumes, part of the `_id`s it writes.
+    pub(super) origin: Option<String>,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -45,8 +44,15 @@ impl MongoDlq {
             cfg,
             coll,
             map,
-            indexed: Default::default(),
+            origin: None,
         })
+    }
+
+    /// Names the Kafka cluster the router consumes (its cluster id), so that the
+    /// `_id`s of dead letters from another cluster never collide.
+    pub fn with_origin(mut self, cluster: impl Into<String>) -> Self {
+        self.origin = Some(cluster.into());
+        self
     }
 
     /// `mongodb://host/db.collection`, password hidden.
@@ -63,31 +69,6 @@ impl MongoDlq {
                 "'{id}' is a Kafka id; MongoDB letters are named by _id"
             )),
         }
-    }
-
-    /// The unique index on (topic, partition, offset) that makes router retries idempotent.
-    async fn ensure_index(&self) -> Result<(), String> {
-        self.indexed
-            .get_or_try_init(|| async {
-                let keys = doc! { &self.map.topic: 1, &self.map.partition: 1, &self.map.offset: 1 };
-                let filter = doc! {
-                    &self.map.topic: { "$exists": true },
-                    &self.map.partition: { "$exists": true },
-                    &self.map.offset: { "$exists": true },
-                };
-                let opts = IndexOptions::builder()
-                    .unique(true)
-                    .name("morgue_source_position".to_string())
-                    .partial_filter_expression(filter)
-                    .build();
-                self.coll
-                    .create_index(IndexModel::builder().keys(keys).options(opts).build())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("creating the unique index on {}: {e}", self.describe()))
-            })
-            .await
-            .map(|_| ())
     }
 
     /// Claims a letter as the processors do (`processed: true`, `process_time: now`);
@@ -201,54 +182,13 @@ fn bson_gt(a: Option<&Bson>, b: &Bson) -> bool {
     }
 }
 
-#[async_trait]
-impl DeadLetterSink for MongoDlq {
-    async fn write(&self, letter: &DeadLetter) -> Result<LetterId, SinkError> {
-        self.ensure_index().await.map_err(SinkError)?;
-        let d = doc_from_letter(letter, &self.map, chrono::Utc::now().timestamp_millis());
-        match self.coll.insert_one(d).await {
-            Ok(r) => Ok(id_from_bson(&r.inserted_id)),
-            Err(e) if is_duplicate(&e) => {
-                // A retry of a write whose ack was lost: the letter is already there.
-                let s = &letter.source;
-                let filter = doc! {
-                    &self.map.topic: s.topic.clone(),
-                    &self.map.partition: s.partition,
-                    &self.map.offset: s.offset,
-                };
-                let found = self
-                    .coll
-                    .find_one(filter)
-                    .await
-                    .map_err(|e| SinkError(e.to_string()))?;
-                found
-                    .and_then(|d| d.get("_id").map(id_from_bson))
-                    .ok_or_else(|| {
-                        SinkError(format!(
-                            "duplicate key on {} but no document found",
-                            self.describe()
-                        ))
-                    })
-            }
-            Err(e) => Err(SinkError(format!("writing to {}: {e}", self.describe()))),
-        }
-    }
-
-    fn describe(&self) -> String {
-        MongoDlq::describe(self)
-    }
-}
-
-fn id_from_bson(b: &Bson) -> LetterId {
+/// A document `_id` as a letter id.
+pub(super) fn id_from_bson(b: &Bson) -> LetterId {
     match b {
         Bson::ObjectId(o) => LetterId::Mongo(o.to_hex()),
         Bson::String(s) => LetterId::Mongo(s.clone()),
         other => LetterId::Mongo(other.to_string()),
     }
-}
-
-fn is_duplicate(e: &mongodb::error::Error) -> bool {
-    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
 }
 
 #[async_trait]

@@ -17,6 +17,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 
 use super::dlq::MongoDlq;
 use super::doc::{get, id_candidates, text_or_binary};
+use super::sink::is_duplicate;
 use crate::engine::LetterId;
 use crate::engine::ledger::{Conflict, LedgerEntry, LedgerError, LedgerState, LedgerStore};
 
@@ -174,10 +175,6 @@ impl MongoDlq {
             }
         }
     }
-}
-
-fn is_duplicate(e: &mongodb::error::Error) -> bool {
-    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
 }
 
 #[async_trait]

@@ -11,6 +11,7 @@ use thiserror::Error;
 pub mod dlq;
 pub mod doc;
 pub mod ledger;
+pub mod sink;
 
 /// The collection a DLQ lives in when the profile names none.
 pub const DEFAULT_COLLECTION: &str = "deadletter_messages";

@@ -1,0 +1,108 @@
+//! A MongoDB collection as the router's [`DeadLetterSink`], idempotent without
+//! touching the team's indexes: a dead letter morgue writes gets a deterministic
+//! `_id` from where its message was consumed (Kafka cluster id, topic, partition,
+//! offset and record time), so a retried write finds the first one by its key, and two
+//! failures of one message written by the team's own code never stall morgue.
+//! Readers accept any `_id`. A write the server refuses is one line that says why.
+
+use async_trait::async_trait;
+use mongodb::bson::Bson;
+use mongodb::error::{ErrorKind, WriteFailure};
+
+use super::dlq::{MongoDlq, id_from_bson};
+use super::doc::doc_from_letter;
+use crate::engine::sink::{DeadLetterSink, SinkError};
+use crate::engine::{DeadLetter, LetterId};
+
+/// The `_id` morgue gives the dead letter of a consumed message:
+/// `m.<cluster>.<topic>.<partition>.<offset>.<timestamp>` (the timestamp tells a
+/// recreated topic's message from the old one at the same offset).
+pub fn letter_key(cluster: &str, l: &DeadLetter) -> Option<String> {
+    let s = &l.source;
+    Some(format!(
+        "m.{cluster}.{}.{}.{}.{}",
+        s.topic.as_deref()?,
+        s.partition?,
+        s.offset?,
+        s.timestamp_ms
+            .map_or_else(|| "-".to_string(), |t| t.to_string())
+    ))
+}
+
+/// One line for a driver error: the server's code and message, not its raw reply.
+pub fn short(e: &mongodb::error::Error) -> String {
+    let line = match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => format!("error {}: {}", w.code, w.message),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
+            format!("write concern error {}: {}", w.code, w.message)
+        }
+        ErrorKind::Command(c) => format!("{} ({}): {}", c.code_name, c.code, c.message),
+        other => other.to_string(),
+    };
+    let line = line.lines().next().unwrap_or_default().to_string();
+    if line.len() > 300 {
+        let mut end = 300;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        return format!("{}…", &line[..end]);
+    }
+    line
+}
+
+/// True for a duplicate-key error (11000).
+pub(super) fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
+}
+
+#[async_trait]
+impl DeadLetterSink for MongoDlq {
+    async fn write(&self, letter: &DeadLetter) -> Result<LetterId, SinkError> {
+        let mut d = doc_from_letter(letter, &self.map, chrono::Utc::now().timestamp_millis());
+        let key = letter_key(self.origin.as_deref().unwrap_or("kafka"), letter);
+        if let Some(k) = &key {
+            d.insert("_id", Bson::String(k.clone()));
+        }
+        match self.coll.insert_one(d).await {
+            Ok(r) => Ok(id_from_bson(&r.inserted_id)),
+            // A retry of a write whose ack was lost: the letter is already there.
+            Err(e) if is_duplicate(&e) && key.is_some() => {
+                Ok(LetterId::Mongo(key.unwrap_or_default()))
+            }
+            Err(e) => Err(SinkError(format!(
+                "writing to {}: {}",
+                self.describe(),
+                short(&e)
+            ))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        MongoDlq::describe(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Headers;
+
+    #[test]
+    fn the_key_names_cluster_topic_partition_offset_and_time() {
+        let mut l = DeadLetter::from_record(None, None, None, None, Headers::default());
+        assert_eq!(
+            letter_key("c1", &l),
+            None,
+            "no source: the server picks the _id"
+        );
+        l.source.topic = Some("trades.v2".into());
+        l.source.partition = Some(3);
+        l.source.offset = Some(42);
+        assert_eq!(letter_key("c1", &l).unwrap(), "m.c1.trades.v2.3.42.-");
+        l.source.timestamp_ms = Some(1_732_700_000_000);
+        let k = letter_key("c1", &l).unwrap();
+        assert_eq!(k, "m.c1.trades.v2.3.42.1732700000000");
+        assert!(k.parse::<LetterId>().is_ok(), "usable as a letter id");
+        assert_ne!(letter_key("c2", &l), Some(k));
+    }
+}
