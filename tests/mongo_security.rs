@@ -252,18 +252,39 @@ async fn without_change_streams_the_tail_polls_and_says_so() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || std::io::BufReader::new(stdout).lines().next());
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(3)
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let c = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    c.database("dlq")
-        .collection("letters")
-        .insert_one(doc! { "value": "polled", "topic": "t" })
+    let coll = c.database("dlq").collection("letters");
+    coll.insert_one(doc! { "value": "polled", "topic": "t" })
         .await
         .unwrap();
-    let line = reader.join().unwrap().unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A writer whose clock is two minutes behind, and a writer with its own string ids:
+    // neither sorts after what the tail has seen, and neither is missed.
+    let ago = (chrono::Utc::now().timestamp() - 120) as u32;
+    let mut bytes = [7u8; 12];
+    bytes[..4].copy_from_slice(&ago.to_be_bytes());
+    let lagging = mongodb::bson::oid::ObjectId::from_bytes(bytes);
+    coll.insert_one(doc! { "_id": lagging, "value": "lagging clock", "topic": "t" })
+        .await
+        .unwrap();
+    coll.insert_one(doc! { "_id": "aaa-own-id", "value": "string id", "topic": "t" })
+        .await
+        .unwrap();
+    let lines = reader.join().unwrap();
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(line.contains("polled"), "{line}");
+    let text = lines.join("\n");
+    for v in ["polled", "lagging clock", "string id"] {
+        assert!(text.contains(v), "'{v}' was missed: {text}");
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("live: polling every 1s"), "{stderr}");
 }

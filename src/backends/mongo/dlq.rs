@@ -3,6 +3,7 @@
 //! document under `morgue.*`, never touching the original value), and the claim
 //! pattern that processors use.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +22,10 @@ use crate::engine::{DeadLetter, LetterId};
 const BATCH: usize = 512;
 /// How often the polling tail asks for new documents.
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How far behind the newest ObjectId a polled document's may be (lagging clocks).
+const POLL_OVERLAP: Duration = Duration::from_secs(300);
+/// Every this many polls, the polling tail lists every `_id` to catch what no window showed.
+const SWEEP_EVERY: u64 = 30;
 
 /// One DLQ collection.
 #[derive(Clone)]
@@ -141,37 +146,113 @@ impl MongoDlq {
     }
 
     /// Polls for documents with a larger `_id` than the last seen (ObjectIds grow with time).
+    /// Every `_id` in the collection now (the polling tail's memory of what exists).
+    async fn all_ids(&self) -> Result<HashSet<String>, String> {
+        let mut cursor = self
+            .coll
+            .find(doc! {})
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(err)?;
+        let mut ids = HashSet::new();
+        while let Some(d) = cursor.try_next().await.map_err(err)? {
+            if let Some(id) = d.get("_id") {
+                ids.insert(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The live tail without change streams. Each second it reads the documents whose
+    /// ObjectId is at most [`POLL_OVERLAP`] older than the newest seen (writers' clocks
+    /// lag); when the collection holds more documents than it knows, and every
+    /// [`SWEEP_EVERY`] polls anyway, it lists every `_id` and reads the ones it has not
+    /// seen (string ids, far-lagging clocks). `known` holds every id seen so far.
     async fn poll_tail(
         &self,
-        mut last: Option<Bson>,
+        mut newest: Option<Bson>,
+        mut known: HashSet<String>,
         tx: &mpsc::Sender<SourceEvent>,
     ) -> Result<(), String> {
-        loop {
+        for polls in 1u64.. {
             tokio::time::sleep(POLL_EVERY).await;
             if tx.is_closed() {
                 return Ok(());
             }
-            let filter = match &last {
-                Some(l) => doc! { "_id": { "$gt": l.clone() } },
-                None => Document::new(),
-            };
-            let docs: Vec<Document> = self
-                .coll
-                .find(filter)
-                .sort(doc! { "_id": 1 })
-                .await
-                .map_err(err)?
-                .try_collect()
-                .await
-                .map_err(err)?;
-            if let Some(d) = docs.last() {
-                last = d.get("_id").cloned();
-                let letters = docs.iter().map(|d| letter_from_doc(d, &self.map)).collect();
-                if tx.send(SourceEvent::Letters(letters)).await.is_err() {
-                    return Ok(());
+            let mut fresh: Vec<Document> = Vec::new();
+            if let Some(Bson::ObjectId(o)) = &newest {
+                let since = o.timestamp().timestamp_millis() / 1000
+                    - i64::try_from(POLL_OVERLAP.as_secs()).unwrap_or(0);
+                let mut bytes = [0u8; 12];
+                bytes[..4].copy_from_slice(&u32::try_from(since.max(0)).unwrap_or(0).to_be_bytes());
+                let low = mongodb::bson::oid::ObjectId::from_bytes(bytes);
+                let docs: Vec<Document> = self
+                    .coll
+                    .find(doc! { "_id": { "$gte": low } })
+                    .await
+                    .map_err(err)?
+                    .try_collect()
+                    .await
+                    .map_err(err)?;
+                fresh.extend(docs.into_iter().filter(|d| {
+                    d.get("_id")
+                        .is_some_and(|i| !known.contains(&i.to_string()))
+                }));
+            }
+            let count = self.coll.count_documents(doc! {}).await.map_err(err)?;
+            let shown = known.len() as u64 + fresh.len() as u64;
+            if count > shown || polls % SWEEP_EVERY == 0 {
+                let pending: HashSet<String> = fresh
+                    .iter()
+                    .filter_map(|d| d.get("_id").map(ToString::to_string))
+                    .collect();
+                let unseen: Vec<Bson> = self
+                    .coll
+                    .find(doc! {})
+                    .projection(doc! { "_id": 1 })
+                    .await
+                    .map_err(err)?
+                    .try_collect::<Vec<Document>>()
+                    .await
+                    .map_err(err)?
+                    .into_iter()
+                    .filter_map(|d| d.get("_id").cloned())
+                    .filter(|i| {
+                        !known.contains(&i.to_string()) && !pending.contains(&i.to_string())
+                    })
+                    .collect();
+                if !unseen.is_empty() {
+                    let docs: Vec<Document> = self
+                        .coll
+                        .find(doc! { "_id": { "$in": unseen } })
+                        .await
+                        .map_err(err)?
+                        .try_collect()
+                        .await
+                        .map_err(err)?;
+                    fresh.extend(docs);
                 }
             }
+            if fresh.is_empty() {
+                continue;
+            }
+            for d in &fresh {
+                if let Some(id) = d.get("_id") {
+                    known.insert(id.to_string());
+                    if newest.as_ref().is_none_or(|n| bson_gt(Some(id), n)) {
+                        newest = Some(id.clone());
+                    }
+                }
+            }
+            let letters = fresh
+                .iter()
+                .map(|d| letter_from_doc(d, &self.map))
+                .collect();
+            if tx.send(SourceEvent::Letters(letters)).await.is_err() {
+                return Ok(());
+            }
         }
+        Ok(())
     }
 }
 
@@ -223,6 +304,11 @@ impl DeadLetterSource for MongoDlq {
         } else {
             Err(String::new())
         };
+        // Polling needs to know what exists, to tell what is new.
+        let known = match (&watch, follow) {
+            (Err(_), true) => Some(self.all_ids().await.map_err(fail)?),
+            _ => None,
+        };
         let (last, delivered) = if from == StartAt::End {
             let newest = self
                 .coll
@@ -257,7 +343,9 @@ impl DeadLetterSource for MongoDlq {
                     POLL_EVERY.as_secs()
                 );
                 let _ = tx.send(SourceEvent::Notice(note)).await;
-                self.poll_tail(last, &tx).await.map_err(fail)
+                self.poll_tail(last, known.unwrap_or_default(), &tx)
+                    .await
+                    .map_err(fail)
             }
         }
     }
