@@ -83,3 +83,6 @@ if [ -z "${BENCH_SMALL:-}" ]; then
   "$ENGINE" index-synthetic 1000000
   "$ENGINE" index-synthetic 1000000 mongo
 fi
+
+echo "== replay"
+scripts/bench_replay.sh

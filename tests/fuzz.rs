@@ -77,7 +77,13 @@ fn header_value() -> impl Strategy<Value = Option<Vec<u8>>> {
 }
 
 fn letter(value: Option<Vec<u8>>) -> DeadLetter {
-    DeadLetter::from_record(None, Some(0), Some(b"k".to_vec()), value, Headers::default())
+    DeadLetter::from_record(
+        None,
+        Some(0),
+        Some(b"k".to_vec()),
+        value,
+        Headers::default(),
+    )
 }
 
 #[test]

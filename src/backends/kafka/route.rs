@@ -216,13 +216,16 @@ async fn handle_polling<P: Processor, S: DeadLetterSink>(
             }
         }
     };
-    // Resume what is assigned now, except the partitions held back by a stalled DLQ.
+    // Resume what was and is assigned, except the partitions held back by a stalled DLQ.
     let now_held = consumer
         .assignment()
         .map_err(|e| cfg.error("reading the assignment", e))?;
+    // (A pause outlives a rebalance in librdkafka: what was held before is resumed too,
+    // or a partition lost and assigned back meanwhile would stay paused for good.)
     let mut resume = TopicPartitionList::new();
-    for e in now_held.elements() {
-        if !stalled.contains_key(&(e.topic().to_string(), e.partition())) {
+    for e in held.elements().iter().chain(now_held.elements().iter()) {
+        let key = (e.topic().to_string(), e.partition());
+        if !stalled.contains_key(&key) && resume.find_partition(&key.0, key.1).is_none() {
             resume.add_partition(e.topic(), e.partition());
         }
     }

@@ -1,5 +1,7 @@
 //! A DLQ topic as the router's sink: the topic must exist (it is never auto-created),
-//! and a write counts only once the broker has acknowledged it.
+//! and a write counts only once the broker has acknowledged it. An idempotent producer
+//! turns fatal when the broker forgets its producer id (a broker restarted without that
+//! state); the sink then starts a new producer, so the next retry can succeed.
 
 use async_trait::async_trait;
 
@@ -10,7 +12,7 @@ use crate::engine::{DeadLetter, LetterId};
 /// Writes dead letters to one Kafka topic with an idempotent producer.
 pub struct KafkaSink {
     cfg: KafkaConfig,
-    producer: Producer,
+    producer: std::sync::RwLock<Producer>,
     topic: String,
 }
 
@@ -19,7 +21,7 @@ impl KafkaSink {
     pub fn new(cfg: KafkaConfig, topic: &str) -> Result<Self, KafkaBackendError> {
         cfg.partitions(&cfg.browse_consumer()?, topic)?;
         Ok(KafkaSink {
-            producer: cfg.producer()?,
+            producer: std::sync::RwLock::new(cfg.producer()?),
             cfg,
             topic: topic.to_string(),
         })
@@ -29,13 +31,33 @@ impl KafkaSink {
 #[async_trait]
 impl DeadLetterSink for KafkaSink {
     async fn write(&self, letter: &DeadLetter) -> Result<LetterId, SinkError> {
-        self.cfg
-            .write(&self.producer, &self.topic, letter)
-            .await
-            .map_err(|e| SinkError(e.to_string()))
+        let producer = self
+            .producer
+            .read()
+            .map_err(|_| SinkError("producer lock poisoned".into()))?
+            .clone();
+        match self.cfg.write(&producer, &self.topic, letter).await {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                if is_fatal(&e) {
+                    tracing::warn!("the DLQ producer failed for good ({e}); starting a new one");
+                    if let (Ok(fresh), Ok(mut slot)) = (self.cfg.producer(), self.producer.write())
+                    {
+                        *slot = fresh;
+                    }
+                }
+                Err(SinkError(e.to_string()))
+            }
+        }
     }
 
     fn describe(&self) -> String {
         format!("topic '{}' on {}", self.topic, self.cfg.brokers)
     }
+}
+
+/// True when the producer that returned `e` can no longer be used.
+fn is_fatal(e: &KafkaBackendError) -> bool {
+    matches!(e, KafkaBackendError::Kafka { source, .. }
+        if source.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::Fatal))
 }
