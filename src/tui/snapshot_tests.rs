@@ -226,3 +226,20 @@ fn triage_board() {
     assert_eq!(app.screen, Screen::Triage);
     insta::assert_snapshot!(render(&app, 100, 6));
 }
+
+#[test]
+fn a_replaying_copy_shows_who_holds_it() {
+    let mut l = spring(1, b"{}");
+    l.state = crate::engine::LetterState::Replaying;
+    l.held_by = Some("ann@jump-1 since 2026-11-28 10:02:03 UTC".into());
+    l.copy_of = Some("0:17".into());
+    let mut app = app_with(vec![l.clone()]);
+    let list = render(&app, 100, 4);
+    assert!(list.contains("replaying"), "{list}");
+    app.update(Action::Open);
+    app.update(Action::Fetched(Box::new(l)));
+    for _ in 0..3 {
+        app.update(Action::NextTab);
+    }
+    insta::assert_snapshot!(render(&app, 100, 8));
+}

@@ -251,7 +251,7 @@ fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         widths.push(Constraint::Length(21));
         titles.push("REASON");
     }
-    widths.extend([Constraint::Length(8), Constraint::Length(6)]);
+    widths.extend([Constraint::Length(9), Constraint::Length(6)]);
     titles.extend(["STATE", "SIZE"]);
     let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
     f.render_widget(Table::new(rows, widths).header(head), area);
