@@ -8,10 +8,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::procs::{json_lines, kill_at, stderr};
 use common::tmux::Tmux;
 use common::*;
 use morgue::engine::{FailureContext, Headers, Reason, SourceCoords, conventions};
@@ -145,17 +145,6 @@ impl Race {
     }
 }
 
-fn json_lines(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// Statuses of one process's report, counted.
 fn tally(out: &Output) -> HashMap<String, usize> {
     let mut m = HashMap::new();
@@ -164,30 +153,6 @@ fn tally(out: &Output) -> HashMap<String, usize> {
             .or_insert(0) += 1;
     }
     m
-}
-
-/// Starts `cmd`, waits until it prints `marker` on stderr (it then pauses there for
-/// seconds), runs `meanwhile`, and SIGKILLs it at a random moment of the pause.
-fn kill_at<T>(mut cmd: Command, marker: &str, meanwhile: impl FnOnce() -> T) -> Option<T> {
-    let mut child: Child = cmd.spawn().unwrap();
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let marker = marker.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if line.contains(&marker) {
-                let _ = tx.send(());
-                return;
-            }
-        }
-    });
-    let hit = rx.recv_timeout(Duration::from_secs(60)).is_ok();
-    let out = hit.then(meanwhile);
-    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 6;
-    std::thread::sleep(Duration::from_millis(jitter));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    out
 }
 
 #[tokio::test]

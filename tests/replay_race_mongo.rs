@@ -9,8 +9,8 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
+use common::procs::{json_lines, kill_at, stderr};
 use common::tmux::Tmux;
 use common::*;
 use mongodb::bson::{DateTime, doc};
@@ -95,47 +95,11 @@ impl Race {
     }
 }
 
-fn json_lines(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn count(out: &Output, status: &str) -> usize {
     json_lines(out)
         .iter()
         .filter(|r| r["status"] == status)
         .count()
-}
-
-/// Starts `cmd`, runs `meanwhile` once it pauses at `marker`, and SIGKILLs it during the pause.
-fn kill_at<T>(mut cmd: Command, marker: &str, meanwhile: impl FnOnce() -> T) -> Option<T> {
-    let mut child: Child = cmd.spawn().unwrap();
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let marker = marker.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if line.contains(&marker) {
-                let _ = tx.send(());
-                return;
-            }
-        }
-    });
-    let out = rx
-        .recv_timeout(Duration::from_secs(60))
-        .ok()
-        .map(|()| meanwhile());
-    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 6;
-    std::thread::sleep(Duration::from_millis(jitter));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    out
 }
 
 #[tokio::test]

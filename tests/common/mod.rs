@@ -2,6 +2,7 @@
 //! self-cleaning topics and collections so tests never see each other's data.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod procs;
 pub mod tmux;
 
 use std::sync::atomic::{AtomicU32, Ordering};
