@@ -263,7 +263,7 @@ async fn the_broker_killed_twice_mid_run_loses_nothing() {
     create(&b, "chaos-dlq", 1).await;
     produce_all(&b, "chaos-src", n).await;
     let log = std::env::temp_dir().join(unique("chaos-log"));
-    let r = router(&b, "chaos-src", "chaos-dlq", "chaos", &log);
+    let r = Spawned::new(router(&b, "chaos-src", "chaos-dlq", "chaos", &log));
     for _ in 0..2 {
         // Kill it once some more work is done, and bring it back on the same data.
         let before = std::fs::read_to_string(&log)
@@ -284,7 +284,7 @@ async fn the_broker_killed_twice_mid_run_loses_nothing() {
         broker.restart();
     }
     settle("broker restarts", &b, "chaos-dlq", &log, n, 2).await;
-    stop(r);
+    stop(r.take());
 }
 
 #[tokio::test]
@@ -296,8 +296,8 @@ async fn three_routers_one_killed_one_added_lose_nothing() {
     produce_all(&b, &source.name, n).await;
     let group = unique("chaos-scale");
     let log = std::env::temp_dir().join(unique("chaos-scale-log"));
-    let mut routers: Vec<Child> = (0..3)
-        .map(|_| router(&b, &source.name, &dlq.name, &group, &log))
+    let mut routers: Vec<Spawned> = (0..3)
+        .map(|_| Spawned::new(router(&b, &source.name, &dlq.name, &group, &log)))
         .collect();
     let l = log.clone();
     wait_until(120, move || {
@@ -315,19 +315,25 @@ async fn three_routers_one_killed_one_added_lose_nothing() {
     // that does: MORGUE_CHAOS_SIGKILL_MEMBER=1.
     let victim = routers.remove(0);
     if std::env::var_os("MORGUE_CHAOS_SIGKILL_MEMBER").is_some() {
-        let mut v = victim;
+        let mut v = victim.take();
         v.kill().unwrap();
         v.wait().unwrap();
     } else {
-        stop(victim);
+        stop(victim.take());
     }
-    routers.push(router(&b, &source.name, &dlq.name, &group, &log));
+    routers.push(Spawned::new(router(
+        &b,
+        &source.name,
+        &dlq.name,
+        &group,
+        &log,
+    )));
     settle("scale-out", &b, &dlq.name, &log, n, 1).await;
     // No partition was left behind: the group committed to the end of each.
     let ends = high_watermarks(&source.name, 6);
     let (g, t) = (group.clone(), source.name.clone());
     wait_until(60, move || committed(&g, &t, 6) == ends).await;
     for r in routers {
-        stop(r);
+        stop(r.take());
     }
 }

@@ -59,7 +59,7 @@ async fn a_dlq_refusing_one_partition_holds_back_only_that_partition() {
     produce_to(&source.name, 0, "a-2", big.as_bytes()).await;
     produce_to(&source.name, 0, "a-3", b"fine").await;
     let exec = r#"case "$(cat)" in poison*) echo "poison" >&2; exit 65;; esac"#;
-    let child = route(&source.name, &dlq.name, &group, exec, &[]);
+    let child = Spawned::new(route(&source.name, &dlq.name, &group, exec, &[]));
     // Partition 0 stalls at its poison letter...
     let (g, t) = (group.clone(), source.name.clone());
     wait_until(60, move || committed(&g, &t, 2)[0] == 1).await;
@@ -83,7 +83,7 @@ async fn a_dlq_refusing_one_partition_holds_back_only_that_partition() {
     alter_topic(&dlq.name, "max.message.bytes", "1048576").await;
     let (g, t) = (group.clone(), source.name.clone());
     wait_until(60, move || committed(&g, &t, 2) == [3, 5]).await;
-    let (stats, err) = stop(child);
+    let (stats, err) = stop(child.take());
     assert_eq!(read_all(&dlq.name).await.len(), 2, "{err}");
     assert_eq!(stats["dlq_stalls"], 1, "{stats}");
     assert_eq!(stats["processed"], 6, "{stats}");
@@ -107,10 +107,10 @@ async fn a_command_slower_than_the_poll_interval_keeps_the_group_membership() {
         "--timeout",
         "60s",
     ];
-    let child = route(&source.name, &dlq.name, &group, exec, &extra);
+    let child = Spawned::new(route(&source.name, &dlq.name, &group, exec, &extra));
     let (g, t) = (group.clone(), source.name.clone());
     wait_until(90, move || committed(&g, &t, 1) == [2]).await;
-    let (stats, err) = stop(child);
+    let (stats, err) = stop(child.take());
     assert_eq!(stats["processed"], 2, "{stats} {err}");
     assert!(
         !err.contains("maximum poll interval"),

@@ -67,16 +67,16 @@ async fn a_failure_during_the_stop_is_abandoned_not_dead_lettered() {
     produce(&source.name, Some(b"k"), b"v", &[], None).await;
     // The last (only) attempt fails two seconds after the signal.
     let exec = format!("touch {}/started; sleep 2; exit 3", dir.display());
-    let child = route(
+    let child = Spawned::new(route(
         &source.name,
         &dlq.name,
         &group,
         &exec,
         &["--max-attempts", "1"],
-    );
+    ));
     wait_file(&dir.join("started")).await;
     signal(&child, "INT");
-    let s = stats(child);
+    let s = stats(child.take());
     assert_eq!(s["abandoned"], 1, "{s}");
     assert_eq!(s["max_attempts_exceeded"], 0, "{s}");
     assert!(
@@ -103,10 +103,10 @@ async fn the_running_command_may_finish_and_is_committed() {
         "touch {d}/started; sleep 2; touch {d}/done",
         d = dir.display()
     );
-    let child = route(&source.name, &dlq.name, &group, &exec, &[]);
+    let child = Spawned::new(route(&source.name, &dlq.name, &group, &exec, &[]));
     wait_file(&dir.join("started")).await;
     signal(&child, "TERM");
-    let s = stats(child);
+    let s = stats(child.take());
     assert_eq!(s["processed"], 1, "{s}");
     assert!(dir.join("done").exists());
     assert_eq!(committed(&group, &source.name, 1), vec![1]);
@@ -127,14 +127,20 @@ async fn a_second_signal_or_the_end_of_grace_kills_the_command_group() {
             "touch {d}/started; (sleep 4; touch {d}/orphan) & sleep 4; touch {d}/done",
             d = dir.display()
         );
-        let child = route(&source.name, &dlq.name, &group, &exec, &["--grace", grace]);
+        let child = Spawned::new(route(
+            &source.name,
+            &dlq.name,
+            &group,
+            &exec,
+            &["--grace", grace],
+        ));
         wait_file(&dir.join("started")).await;
         signal(&child, "INT");
         if second {
             tokio::time::sleep(Duration::from_millis(300)).await;
             signal(&child, "INT");
         }
-        let s = stats(child);
+        let s = stats(child.take());
         assert_eq!(s["abandoned"], 1, "{s}");
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!dir.join("done").exists(), "the command survived the stop");
@@ -163,17 +169,17 @@ async fn signals_at_random_moments_never_dead_letter_because_of_the_signal() {
     }
     let exec = r#"v=$(cat); sleep 0.2; case "$v" in bad-*) echo "rejected $v" >&2; exit 1;; esac"#;
     for round in 0..20 {
-        let child = route(
+        let child = Spawned::new(route(
             &source.name,
             &dlq.name,
             &group,
             exec,
             &["--max-attempts", "3", "--grace", "300ms"],
-        );
+        ));
         let ms = 300 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 8;
         tokio::time::sleep(Duration::from_millis(ms)).await;
         signal(&child, if round % 2 == 0 { "INT" } else { "TERM" });
-        stats(child);
+        stats(child.take());
         // Every dead letter used all its attempts: none was written because of a signal.
         for l in read_all(&dlq.name).await {
             assert_eq!(
@@ -193,18 +199,18 @@ async fn signals_at_random_moments_never_dead_letter_because_of_the_signal() {
         );
     }
     // A last run without signals finishes the rest: each bad message dead-lettered.
-    let child = route(
+    let child = Spawned::new(route(
         &source.name,
         &dlq.name,
         &group,
         exec,
         &["--max-attempts", "3"],
-    );
+    ));
     let g = group.clone();
     let t = source.name.clone();
     wait_until(120, move || committed(&g, &t, 1)[0] == N as i64).await;
     signal(&child, "TERM");
-    stats(child);
+    stats(child.take());
     let mut keys: Vec<String> = read_all(&dlq.name)
         .await
         .iter()

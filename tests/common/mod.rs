@@ -331,6 +331,14 @@ impl Spawned {
     }
 }
 
+impl std::ops::Deref for Spawned {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &std::process::Child {
+        self.0.as_ref().unwrap()
+    }
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
         if let Some(c) = self.0.as_mut() {
