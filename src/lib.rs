@@ -1,6 +1,7 @@
 //! morgue: read, triage and replay dead letters from Kafka topics and MongoDB
 //! collections. `engine` is the terminal-free core (model, header conventions, router,
-//! replay planning, ledger, filter, index, payload decoding); `backends` talk to Kafka
+//! replay planning and the one write path with its exactly-once protocol, ledger,
+//! filter, index, payload decoding); `backends` talk to Kafka
 //! and MongoDB; `cli` is the command line; `tui` is the terminal UI.
 
 pub mod backends;

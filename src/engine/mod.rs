@@ -1,5 +1,6 @@
 //! The dead-letter engine: the model, header conventions, the router that writes
-//! dead letters, and the replay side that reads them back. It knows dead letters,
+//! dead letters, and the replay side that reads them back and writes to them through
+//! one [`writer::Writer`] (exactly-once replay, resolve, edits). It knows dead letters,
 //! not terminals: nothing here imports ratatui, crossterm, syntect or arboard.
 
 pub mod audit;

@@ -1,6 +1,8 @@
 //! Kafka DLQ topics through rdkafka (bundled librdkafka): connect with a check that
 //! the topic exists, write a dead letter and wait for the broker's ack, read a topic
-//! partition by partition without joining a consumer group or committing anything.
+//! partition by partition without joining a consumer group or committing anything;
+//! the ledger topic and the replay target, both written under shared, fenced
+//! `transactional.id`s (`ledger`, `target`, `txn`).
 
 use std::time::Duration;
 
