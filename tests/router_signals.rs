@@ -176,7 +176,7 @@ async fn signals_at_random_moments_never_dead_letter_because_of_the_signal() {
             exec,
             &["--max-attempts", "3", "--grace", "300ms"],
         ));
-        let ms = 300 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 8;
+        let ms = 800 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 8;
         tokio::time::sleep(Duration::from_millis(ms)).await;
         signal(&child, if round % 2 == 0 { "INT" } else { "TERM" });
         stats(child.take());
