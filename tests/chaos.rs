@@ -337,3 +337,163 @@ async fn three_routers_one_killed_one_added_lose_nothing() {
         stop(r.take());
     }
 }
+
+/// A SecantusDB of this test's own on a storage directory, SIGKILLed and restarted on it.
+struct Mongo {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Mongo {
+    fn start() -> Mongo {
+        let dir = std::env::temp_dir().join(unique("chaos-secantus"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut m = Mongo {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        m.restart();
+        m
+    }
+
+    fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(venv_bin("secantusd-py"))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--storage-path",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_for_port(self.port, "secantusd");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-9", "--", &format!("-{}", c.id())])
+                .status();
+            let _ = c.wait();
+        }
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Mongo {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn the_mongodb_dlq_killed_mid_run_loses_nothing() {
+    let n = messages() / 2;
+    let b = kafka_brokers();
+    let mut mongo = Mongo::start();
+    let source = TestTopic::new("chaos-mongo-src", 3).await;
+    produce_all(&b, &source.name, n).await;
+    let group = unique("chaos-mongo");
+    let log = std::env::temp_dir().join(unique("chaos-mongo-log"));
+    let r = Spawned::new(
+        Command::new(env!("CARGO_BIN_EXE_morgue"))
+            .args([
+                "route",
+                "--kafka",
+                &b,
+                "--source",
+                &source.name,
+                "--group",
+                &group,
+            ])
+            .args([
+                "--exec",
+                &exec(&log),
+                "--max-attempts",
+                "1",
+                "--dlq-attempts",
+                "2",
+            ])
+            .args([
+                "--mongo",
+                &mongo.uri(),
+                "--db",
+                "chaos",
+                "--collection",
+                "dlq",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(router_log(&log))
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    let l = log.clone();
+    wait_until(120, move || {
+        std::fs::read_to_string(&l)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= n / 4
+    })
+    .await;
+    mongo.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    mongo.restart();
+    // Every message is processed (the log) or dead-lettered (a document with its key).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let coll = mongodb::Client::with_uri_str(mongo.uri())
+        .await
+        .unwrap()
+        .database("chaos")
+        .collection::<mongodb::bson::Document>("dlq");
+    loop {
+        let processed: std::collections::HashSet<String> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let mut dead = std::collections::HashSet::new();
+        if let Ok(mut c) = coll.find(mongodb::bson::doc! {}).await {
+            use futures::TryStreamExt;
+            while let Ok(Some(d)) = c.try_next().await {
+                if let Some(mongodb::bson::Bson::Binary(k)) = d.get("key") {
+                    dead.insert(String::from_utf8_lossy(&k.bytes).into_owned());
+                }
+            }
+        }
+        let covered = (0..n)
+            .filter(|i| processed.contains(&key(*i)) || dead.contains(&key(*i)))
+            .count();
+        if covered == n || Instant::now() > deadline {
+            let docs = coll
+                .count_documents(mongodb::bson::doc! {})
+                .await
+                .unwrap_or(0);
+            println!(
+                "chaos mongodb restart: messages {n}, kills 1, lost {}, dead letters {} for {} poison messages",
+                n - covered,
+                docs,
+                (0..n).filter(|i| i % 100 < 5).count()
+            );
+            assert_eq!(covered, n, "{} messages lost", n - covered);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    stop(r.take());
+}

@@ -64,7 +64,7 @@ pub fn groups(store: &Store) -> Vec<Group> {
             hi = hi.max(r.dlq_ts_ms);
         }
     }
-    let span = (hi - lo).max(1);
+    let span = hi.saturating_sub(lo).max(1);
     let mut sparks: HashMap<(u32, u32), [u64; SPARK]> = HashMap::new();
     if lo <= hi {
         for r in store.rows().filter(|r| r.dlq_ts_ms != NO_TIME) {
@@ -138,5 +138,23 @@ mod tests {
         assert_eq!(g[1].spark[0], 3);
         assert_eq!(g[1].query(), "topic:orders error:\"x.Bad Data\"");
         assert_eq!(g[0].query(), "topic:trades error:x.Timeout");
+    }
+
+    #[test]
+    fn letters_without_a_time_still_group() {
+        let mut s = Store::new();
+        for i in 0..3 {
+            let mut l = letter(i, "trades", "x.Timeout", 0);
+            l.dlq_timestamp_ms = None;
+            s.insert(&l);
+        }
+        let g = groups(&s);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].count, 3);
+        assert_eq!(
+            g[0].spark.iter().sum::<u64>(),
+            0,
+            "nothing to place in time"
+        );
     }
 }

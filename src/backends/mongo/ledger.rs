@@ -80,7 +80,13 @@ impl MongoDlq {
     async fn claim_source(&self, src: &str, id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
         let claims = self.sources();
         for _ in 0..4 {
-            match claims.insert_one(doc! { "_id": src, "letter": id }).await {
+            let durable = mongodb::options::WriteConcern::builder()
+                .journal(true)
+                .build();
+            let claim = claims
+                .insert_one(doc! { "_id": src, "letter": id })
+                .write_concern(durable);
+            match claim.await {
                 Ok(_) => return Ok(None),
                 Err(e) if !is_duplicate(&e) => return Err(self.fail("claiming a source in", &e)),
                 Err(_) => {}
@@ -144,9 +150,14 @@ impl MongoDlq {
             "morgue.replays": mongodb::bson::to_bson(&entry.history).map_err(bad)?,
             "morgue.edited_value": edited,
         } };
+        // Journaled before acknowledged: a replay is sent on the strength of this write.
+        let durable = mongodb::options::WriteConcern::builder()
+            .journal(true)
+            .build();
         let r = self
             .coll
             .update_one(filter, update)
+            .write_concern(durable)
             .await
             .map_err(|e| self.fail("recording state in", &e))?;
         if r.matched_count == 1 {

@@ -63,7 +63,12 @@ impl DeadLetterSink for MongoDlq {
         if let Some(k) = &key {
             d.insert("_id", Bson::String(k.clone()));
         }
-        match self.coll.insert_one(d).await {
+        // Acknowledged only once journaled: the offset is committed on this ack, so a
+        // server crash right after it must not lose the letter.
+        let durable = mongodb::options::WriteConcern::builder()
+            .journal(true)
+            .build();
+        match self.coll.insert_one(d).write_concern(durable).await {
             Ok(r) => Ok(id_from_bson(&r.inserted_id)),
             // A retry of a write whose ack was lost: the letter is already there.
             Err(e) if is_duplicate(&e) && key.is_some() => {
