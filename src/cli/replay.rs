@@ -31,7 +31,7 @@ const WINDOW_BYTES: usize = 64 << 20;
 /// Options of `morgue replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// Letter ids (`PARTITION:OFFSET`).
+    /// Letter ids (`PARTITION:OFFSET`, or a MongoDB `_id`).
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
     /// Replay every letter matching this query instead (see the README's filter syntax).
@@ -64,7 +64,7 @@ pub struct ReplayArgs {
 /// Options of `morgue resolve`.
 #[derive(Debug, clap::Args)]
 pub struct ResolveArgs {
-    /// Letter ids (`PARTITION:OFFSET`).
+    /// Letter ids (`PARTITION:OFFSET`, or a MongoDB `_id`).
     #[arg(value_name = "ID", required = true)]
     pub ids: Vec<String>,
     /// Do not ask for confirmation (scripts).
