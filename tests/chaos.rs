@@ -186,40 +186,78 @@ async fn settle(label: &str, brokers: &str, dlq: &str, log: &Path, n: usize, kil
     }
 }
 
-/// A noida-db of this test's own that can be SIGKILLed and started again on its data.
-struct Broker {
+/// A server of this test's own on a data directory of its own, SIGKILLed (its whole
+/// process group) and started again on the same port and data.
+struct Server {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Program and the arguments before the data directory (`{port}` is replaced).
+    cmd: (&'static str, &'static [&'static str]),
 }
 
-impl Broker {
-    fn start() -> Broker {
-        let dir = std::env::temp_dir().join(unique("chaos-noida"));
+impl Server {
+    fn start(name: &str, cmd: (&'static str, &'static [&'static str])) -> Server {
+        let dir = std::env::temp_dir().join(unique(name));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut b = Broker {
+        let mut s = Server {
             child: None,
             port: free_port(),
             dir,
+            cmd,
         };
-        b.restart();
-        b
+        s.restart();
+        s
+    }
+
+    /// noida-db with only its Kafka protocol.
+    fn kafka() -> Server {
+        Server::start(
+            "chaos-noida",
+            (
+                "noida-db",
+                &[
+                    "start",
+                    "--only",
+                    "kafka",
+                    "--kafka-port",
+                    "{port}",
+                    "--host",
+                    "127.0.0.1",
+                    "--data-dir",
+                ],
+            ),
+        )
+    }
+
+    /// SecantusDB (a one-node replica set) on a storage directory.
+    fn mongo() -> Server {
+        Server::start(
+            "chaos-secantus",
+            (
+                "secantusd-py",
+                &["--host", "127.0.0.1", "--port", "{port}", "--storage-path"],
+            ),
+        )
     }
 
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
+    fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+
     fn restart(&mut self) {
-        let child = Command::new(venv_bin("noida-db"))
-            .args([
-                "start",
-                "--only",
-                "kafka",
-                "--kafka-port",
-                &self.port.to_string(),
-            ])
-            .args(["--host", "127.0.0.1", "--data-dir"])
+        let port = self.port.to_string();
+        let args = self
+            .cmd
+            .1
+            .iter()
+            .map(|a| if *a == "{port}" { port.as_str() } else { a });
+        let child = Command::new(venv_bin(self.cmd.0))
+            .args(args)
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -227,7 +265,7 @@ impl Broker {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        wait_for_port(self.port, "noida-db");
+        wait_for_port(self.port, self.cmd.0);
     }
 
     fn kill(&mut self) {
@@ -243,7 +281,7 @@ impl Broker {
     }
 }
 
-impl Drop for Broker {
+impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
@@ -257,7 +295,7 @@ fn stop(mut c: Child) {
 #[tokio::test]
 async fn the_broker_killed_twice_mid_run_loses_nothing() {
     let n = messages();
-    let mut broker = Broker::start();
+    let mut broker = Server::kafka();
     let b = broker.addr();
     create(&b, "chaos-src", 3).await;
     create(&b, "chaos-dlq", 1).await;
@@ -338,73 +376,11 @@ async fn three_routers_one_killed_one_added_lose_nothing() {
     }
 }
 
-/// A SecantusDB of this test's own on a storage directory, SIGKILLed and restarted on it.
-struct Mongo {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Mongo {
-    fn start() -> Mongo {
-        let dir = std::env::temp_dir().join(unique("chaos-secantus"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut m = Mongo {
-            child: None,
-            port: free_port(),
-            dir,
-        };
-        m.restart();
-        m
-    }
-
-    fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(venv_bin("secantusd-py"))
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--storage-path",
-            ])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for_port(self.port, "secantusd");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-9", "--", &format!("-{}", c.id())])
-                .status();
-            let _ = c.wait();
-        }
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Mongo {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test]
 async fn the_mongodb_dlq_killed_mid_run_loses_nothing() {
     let n = messages() / 2;
     let b = kafka_brokers();
-    let mut mongo = Mongo::start();
+    let mut mongo = Server::mongo();
     let source = TestTopic::new("chaos-mongo-src", 3).await;
     produce_all(&b, &source.name, n).await;
     let group = unique("chaos-mongo");

@@ -124,6 +124,18 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
+    /// The state a letter with this entry shows (a `new` entry with history was replayed).
+    pub fn shown_state(&self) -> LetterState {
+        match self.state {
+            EntryState::Replayed => LetterState::Replayed,
+            EntryState::Resolved => LetterState::Resolved,
+            EntryState::Edited => LetterState::Edited,
+            EntryState::Replaying => LetterState::Replaying,
+            EntryState::New if self.history.is_empty() => LetterState::New,
+            EntryState::New => LetterState::Replayed,
+        }
+    }
+
     /// Whether this entry holds the source message against copies (replaying or replayed).
     pub fn holds_source(&self) -> bool {
         self.state == EntryState::Replaying || !self.history.is_empty()
@@ -262,18 +274,8 @@ impl LedgerState {
         };
         if let Some(e) = self.entries.get(&id) {
             letter.history = e.history.clone();
-            letter.held_by = None;
-            letter.state = match e.state {
-                EntryState::Replayed => LetterState::Replayed,
-                EntryState::Resolved => LetterState::Resolved,
-                EntryState::Edited => LetterState::Edited,
-                EntryState::Replaying => {
-                    letter.held_by = Some(e.holder());
-                    LetterState::Replaying
-                }
-                EntryState::New if e.history.is_empty() => LetterState::New,
-                EntryState::New => LetterState::Replayed,
-            };
+            letter.state = e.shown_state();
+            letter.held_by = (e.state == EntryState::Replaying).then(|| e.holder());
         }
         if letter.history.is_empty()
             && letter.state != LetterState::Replaying

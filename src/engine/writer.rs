@@ -41,7 +41,7 @@ use super::ledger::{
     Conflict, EntryState, LedgerEntry, LedgerError, LedgerState, LedgerStore, PendingReplay,
     source_key,
 };
-use super::letter::{DeadLetter, LetterState, ReplayRecord};
+use super::letter::{DeadLetter, ReplayRecord};
 use super::replay::{ReplayPlan, ReplayPolicy, plan};
 use super::sink::whoami;
 
@@ -352,7 +352,7 @@ impl Writer {
             }
             let prev = state.get(&id);
             match prev.filter(|e| e.state == EntryState::Replaying) {
-                Some(e) => match self.takeover_item(&l, e, target) {
+                Some(e) => match self.takeover_item(&l, e) {
                     Ok(item) => taken.push(item),
                     Err(why) => done.push((id, Outcome::Failed(why))),
                 },
@@ -445,12 +445,7 @@ impl Writer {
     }
 
     /// The takeover entry and message for a letter left `replaying` (same replay id and target).
-    fn takeover_item(
-        &self,
-        l: &DeadLetter,
-        e: &LedgerEntry,
-        _target: Option<&str>,
-    ) -> Result<Item, String> {
+    fn takeover_item(&self, l: &DeadLetter, e: &LedgerEntry) -> Result<Item, String> {
         let id = id_of(l);
         let p = e
             .pending
@@ -564,17 +559,5 @@ fn settled(item: &Item, e: &LedgerEntry) -> Outcome {
             recovered: true,
         },
         None => Outcome::Skipped(format!("{} was taken over by {}", item.id, e.holder())),
-    }
-}
-
-/// The state a letter shows after a write, for front ends that update a row.
-pub fn shown_state(state: EntryState, history: bool) -> LetterState {
-    match state {
-        EntryState::Replayed => LetterState::Replayed,
-        EntryState::Resolved => LetterState::Resolved,
-        EntryState::Edited => LetterState::Edited,
-        EntryState::Replaying => LetterState::Replaying,
-        EntryState::New if history => LetterState::Replayed,
-        EntryState::New => LetterState::New,
     }
 }

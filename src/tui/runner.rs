@@ -22,7 +22,7 @@ use super::view::{Theme, draw};
 use crate::cli::backend::Target;
 use crate::engine::filter::Filter;
 use crate::engine::source::{DeadLetterSource, SourceEvent, StartAt};
-use crate::engine::writer::{Outcome, Writer, shown_state};
+use crate::engine::writer::{Outcome, Writer};
 use crate::engine::{DeadLetter, LetterId};
 
 /// The shortest time between two frames.
@@ -284,7 +284,7 @@ impl Io {
                     LetterWrite::DiscardEdit => writer.discard_edit(&l).await,
                 }
                 .map_err(|e| e.to_string())?;
-                let state = shown_state(entry.state, !entry.history.is_empty());
+                let state = entry.shown_state();
                 let message = match what {
                     "resolve" => format!("{id} resolved"),
                     "edit" => format!("edit of {id} kept; r replays it"),
