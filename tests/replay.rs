@@ -266,7 +266,16 @@ async fn sigkill_mid_bulk_replay_then_resume_replays_each_letter_once() {
     let before = read_all(&d.source.name).await.len();
     assert!(before > 0 && before < N, "killed after {before} of {N}");
 
-    let out = d.morgue(&["replay", "--filter", &filter, "--yes"]);
+    // The killed run may have left letters `replaying`; the operator who killed
+    // it takes them over at once instead of waiting out the default 10 s.
+    let out = d.morgue(&[
+        "replay",
+        "--filter",
+        &filter,
+        "--yes",
+        "--takeover-after",
+        "0s",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let sent = read_all(&d.source.name).await;
     assert_eq!(sent.len(), N, "every letter exactly once");

@@ -257,7 +257,11 @@ impl Writer {
         let id = id_of(l);
         if let Some(e) = state.get(&id).filter(|e| e.state == EntryState::Replaying) {
             if !self.may_take_over(e) {
-                return Some(format!("{id} is being replayed by {}", e.holder()));
+                return Some(format!(
+                    "{id} is being replayed by {}; taken over {}s after that (--takeover-after)",
+                    e.holder(),
+                    self.takeover_after.as_secs()
+                ));
             }
             return None;
         }
