@@ -197,6 +197,7 @@ async fn index_mongo(uri: &str, db: &str, coll: &str) {
         uri: uri.into(),
         db: db.into(),
         collection: coll.into(),
+        connect_timeout: std::time::Duration::from_secs(10),
     };
     let src = MongoDlq::open(cfg, FieldMap::default()).await.unwrap();
     let before = rss_bytes();

@@ -3,7 +3,8 @@
 //! restarted twice mid-run; three routers in one group over six partitions, one
 //! SIGKILLed and one added mid-run. Afterwards every produced key is counted: processed
 //! plus dead-lettered must cover all of them (0 lost); duplicates are counted and
-//! printed. `MORGUE_CHAOS_MESSAGES` sets the size (scripts/chaos.sh runs 200k).
+//! printed. `MORGUE_CHAOS_MESSAGES` sets the size (600 in the suite, 20k in
+//! scripts/chaos.sh, which takes `MORGUE_CHAOS_MESSAGES=200000`).
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -126,6 +126,7 @@ async fn the_sink_is_binary_safe_and_idempotent() {
         uri: mongo_uri(),
         db: c.db.clone(),
         collection: c.name.clone(),
+        connect_timeout: std::time::Duration::from_secs(10),
     };
     let dlq = MongoDlq::open(cfg, FieldMap::default()).await.unwrap();
     let l = letter(5, &[0xff, 0xfe, 0x00]);

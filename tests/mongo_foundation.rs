@@ -13,6 +13,7 @@ async fn connects_and_keeps_binary_values_intact() {
         uri: mongo_uri(),
         db: "morgue_test".into(),
         collection: unique("foundation"),
+        connect_timeout: std::time::Duration::from_secs(10),
     };
     let coll = cfg.connect().await.unwrap();
     let bytes = vec![0xff, 0x00, 0x80];
@@ -35,6 +36,7 @@ async fn an_unreachable_server_is_quoted() {
         uri: "mongodb://ops:pw@127.0.0.1:1/?serverSelectionTimeoutMS=300".into(),
         db: "x".into(),
         collection: "y".into(),
+        connect_timeout: std::time::Duration::from_secs(10),
     };
     let err = cfg.connect().await.unwrap_err();
     assert!(
@@ -55,6 +57,7 @@ async fn a_bad_uri_is_quoted() {
         uri: "postgres://nope".into(),
         db: "x".into(),
         collection: "y".into(),
+        connect_timeout: std::time::Duration::from_secs(10),
     };
     let err = cfg.connect().await.unwrap_err();
     assert!(

@@ -65,6 +65,10 @@ pub struct BackendArgs {
     /// The local audit log of writes (default ~/.local/state/morgue/audit.jsonl).
     #[arg(long, global = true, env = "MORGUE_AUDIT_LOG", value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// How long to wait for the broker or server before saying it cannot be reached.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s",
+          value_parser = crate::engine::duration::parse_duration)]
+    pub connect_timeout: std::time::Duration,
 }
 
 /// Parses `KEY=VALUE`; the error quotes the input.
@@ -209,6 +213,7 @@ impl BackendArgs {
         let kafka = self.kafka.clone().or(p.kafka);
         let kafka_cfg = kafka.map(|brokers| {
             let mut cfg = KafkaConfig::new(brokers);
+            cfg.connect_timeout = self.connect_timeout;
             cfg.properties = p.properties.clone().into_iter().collect();
             cfg.properties.extend(self.property.iter().cloned());
             cfg
@@ -234,6 +239,7 @@ impl BackendArgs {
                         uri,
                         db,
                         collection,
+                        connect_timeout: self.connect_timeout,
                     },
                     map: Box::new(field_map(&fields)?),
                     kafka,

@@ -29,6 +29,5 @@ pub async fn run(backend: &BackendArgs) -> anyhow::Result<()> {
             .map(|&(p, lo, hi)| json!({"partition": p, "low": lo, "high": hi, "letters": hi - lo}))
             .collect();
     }
-    println!("{out}");
-    Ok(())
+    super::print_line(out)
 }

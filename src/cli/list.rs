@@ -3,11 +3,9 @@
 
 use std::io::Write;
 
-use anyhow::Context as _;
-
 use tokio::sync::mpsc;
 
-use super::{BackendArgs, Output, UsageError};
+use super::{BackendArgs, Output, UsageError, stdout_error};
 use crate::engine::DeadLetter;
 use crate::engine::filter::Filter;
 use crate::engine::json::{LetterJson, rfc3339};
@@ -48,7 +46,7 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     if let Output::Table = args.output {
-        writeln!(out, "{}", table_header())?;
+        writeln!(out, "{}", table_header()).map_err(stdout_error)?;
     }
     let mut printed = 0u64;
     'read: while let Some(event) = rx.recv().await {
@@ -64,17 +62,17 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
             if filter.as_ref().is_some_and(|f| !f.matches(l)) {
                 continue;
             }
-            print_letter(&mut out, l, args.output).context("writing to stdout")?;
+            print_letter(&mut out, l, args.output).map_err(stdout_error)?;
             printed += 1;
             if args.limit.is_some_and(|n| printed >= n) {
                 break 'read;
             }
         }
         if follow {
-            out.flush().context("writing to stdout")?;
+            out.flush().map_err(stdout_error)?;
         }
     }
-    out.flush().context("writing to stdout")?;
+    out.flush().map_err(stdout_error)?;
     drop(rx);
     reader.await??;
     Ok(())

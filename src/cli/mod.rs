@@ -75,6 +75,30 @@ pub enum Command {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Stdout was closed by its reader (`morgue list | head`): the command ends quietly
+/// with status 0, as `grep` does.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout closed")]
+pub struct StdoutClosed;
+
+/// The error for a failed write to stdout: [`StdoutClosed`] for a closed pipe.
+pub(crate) fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(e).context("writing to stdout")
+    }
+}
+
+/// Prints one line on stdout (a closed pipe becomes [`StdoutClosed`]).
+pub(crate) fn print_line(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
+}
+
 /// Replays that reached their target but could not be recorded (exit code 3).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -94,49 +118,67 @@ pub fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
-/// Warnings and errors go to stderr, one line each (the TUI's to [`log_path`]);
-/// `MORGUE_LOG` (e.g. `debug`, `morgue=trace`) changes the level.
+/// Warnings and errors go to stderr, one line each; librdkafka's own log (a broker
+/// that cannot be reached is retried and logged many times) goes to [`log_path`], as
+/// does everything the TUI logs. `MORGUE_LOG` (e.g. `debug`, `morgue=trace`) sets
+/// the level and, for the headless commands, sends librdkafka's log to stderr too.
 fn init_logging(tui: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MORGUE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_timer(tracing_subscriber::fmt::time::uptime());
-    if !tui {
-        let _ = builder
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let chosen = std::env::var("MORGUE_LOG").ok();
+    let level = || EnvFilter::new(chosen.as_deref().unwrap_or("warn"));
+    if tui {
+        // The TUI owns the screen: its logs go to the file, never to the terminal.
+        let _ = tracing_subscriber::registry()
+            .with(file_layer().map(|l| l.with_filter(level())))
             .try_init();
         return;
     }
-    // The TUI owns the screen: its logs go to a file, never to the terminal.
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_timer(tracing_subscriber::fmt::time::uptime());
+    let (to_stderr, to_file) = match chosen {
+        Some(_) => (level(), None),
+        None => (
+            EnvFilter::new("warn,librdkafka=off"),
+            file_layer().map(|l| l.with_filter(EnvFilter::new("off,librdkafka=warn"))),
+        ),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(stderr.with_filter(to_stderr))
+        .with(to_file)
+        .try_init();
+}
+
+/// A layer writing to the log file (created with its directory); None when it cannot be opened.
+fn file_layer<S>() -> Option<impl tracing_subscriber::Layer<S>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     let path = log_path();
-    let file = path
-        .parent()
-        .map(std::fs::create_dir_all)
-        .transpose()
-        .and_then(|_| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-        });
-    match file {
-        Ok(f) => {
-            let _ = builder
-                .with_writer(std::sync::Mutex::new(f))
-                .with_ansi(false)
-                .try_init();
-        }
-        Err(_) => {
-            let _ = builder.with_writer(std::io::sink).try_init();
-        }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ok()?;
     }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    Some(
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::sync::Mutex::new(f))
+            .with_ansi(false)
+            .with_timer(tracing_subscriber::fmt::time::SystemTime),
+    )
 }
 
 /// Where the TUI logs: `$MORGUE_LOG_FILE`, else `morgue.log` next to the audit log.
@@ -149,8 +191,18 @@ pub fn log_path() -> std::path::PathBuf {
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
-    let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-    eprintln!("morgue: {}", chain.join(": "));
+    // One line: each cause once (errors that print their source are not repeated).
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    eprintln!("morgue: {line}");
     if e.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(2)
     } else if e.downcast_ref::<Unconfirmed>().is_some() {
@@ -162,7 +214,15 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let Some(command) = cli.command else {
-        return crate::tui::runner::run(cli.backend.target()?).await;
+        let target = cli.backend.target()?;
+        use std::io::IsTerminal as _;
+        if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+            return Err(UsageError(
+                "the terminal UI needs a terminal on stdin and stdout; in scripts and pipes use `morgue list` (JSON lines) or another command (see --help)".into(),
+            )
+            .into());
+        }
+        return crate::tui::runner::run(target).await;
     };
     match command {
         Command::List(args) => list::run(&cli.backend, &args).await,

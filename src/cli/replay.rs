@@ -6,7 +6,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use serde_json::json;
 
 use tokio::sync::mpsc;
@@ -165,10 +164,8 @@ impl Windows {
 pub async fn show(backend: &BackendArgs, id: &str) -> anyhow::Result<()> {
     let (target, opened, writer) = open(backend, Vec::new()).await?;
     let letters = fetch(&target, &opened, &writer, &[id.to_string()]).await?;
-    let mut out = std::io::stdout().lock();
     for l in &letters {
-        serde_json::to_writer(&mut out, &LetterJson::of(l))?;
-        writeln!(out)?;
+        super::print_line(serde_json::to_string(&LetterJson::of(l))?)?;
     }
     Ok(())
 }
@@ -210,10 +207,7 @@ fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
 }
 
 fn print(v: &serde_json::Value) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, v)?;
-    writeln!(out)?;
-    out.flush().context("writing to stdout")
+    super::print_line(v)
 }
 
 /// The JSON line of one replay outcome.

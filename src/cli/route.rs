@@ -130,7 +130,7 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         router.sink().describe()
     );
     let stats = route::run(&cfg, &args.sources, &router, rx).await?;
-    println!("{}", serde_json::to_string(&stats)?);
+    super::print_line(serde_json::to_string(&stats)?)?;
     Ok(())
 }
 

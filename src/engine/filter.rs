@@ -219,6 +219,10 @@ fn parse_term(t: &str, now_ms: i64) -> Result<Term, String> {
     if let Some(name) = field.strip_prefix("header.") {
         return Ok(Term::Header(name.to_string(), Glob::new(value)?));
     }
+    let known = ["key", "topic", "error", "reason", "state", "since", "until"];
+    if value.is_empty() && known.contains(&field) {
+        return Err(format!("'{t}' needs a value after ':'"));
+    }
     match field {
         "key" => Ok(Term::Key(Glob::new(value)?)),
         "topic" => Ok(Term::Topic(Glob::new(value)?)),
@@ -273,6 +277,9 @@ fn parse_json_term(path: &str, whole: &str) -> Result<Term, String> {
             let segs: Vec<String> = p.split('.').map(str::to_string).collect();
             if segs.iter().any(String::is_empty) {
                 return Err(format!("bad JSON path in '{whole}'"));
+            }
+            if v.is_empty() {
+                return Err(format!("'{whole}' needs a value after '{sym}'"));
             }
             let v = v.trim_matches('"').to_string();
             return Ok(Term::Json(segs, make(&v)?, v));

@@ -128,6 +128,10 @@ fn errors_quote_what_was_wrong() {
     assert!(err("since:yesterday").contains("bad time 'yesterday'"));
     assert!(err("/[unclosed/").starts_with("bad regex '/[unclosed/'"));
     assert!(err("$.price").contains("'$.price' needs an operator"));
+    assert!(err("$.n>").contains("'$.n>' needs a value after '>'"));
+    assert!(err("$.n!=").contains("'$.n!=' needs a value after '!='"));
+    assert!(err("key:").contains("'key:' needs a value"));
+    assert!(err("since:").contains("'since:' needs a value"));
     assert!(err("or key:A").contains("'or' needs a term"));
     assert!(err("key:A or").contains("'or' needs a term"));
     assert!(err("\"open").contains("unclosed \""));

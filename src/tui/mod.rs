@@ -1,10 +1,12 @@
 //! The terminal UI, in The Elm Architecture: `app` holds the state and the pure
-//! `update(Action) -> Vec<Effect>`, `runner` does the I/O and the event loop,
+//! `update(Action) -> Vec<Effect>`, `runner` does the I/O and the event loop
+//! (on a `console`: the real terminal, or the soak benchmark's),
 //! `view` and `detail` draw, `keymap` binds keys (and generates the help), and
 //! `terminal` restores the terminal on exit and on panic.
 
 pub mod action;
 pub mod app;
+pub mod console;
 pub mod detail;
 mod dialogs;
 pub mod editor;

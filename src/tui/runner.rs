@@ -8,18 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use crossterm::event::{Event, EventStream, KeyEventKind};
+use crossterm::event::{Event, KeyEventKind};
 use futures::StreamExt;
-use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::app::{Action, App, Effect};
+use super::console::{Console, Crossterm};
 use super::keymap::action_for;
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
-use crate::cli::backend::Target;
+use crate::cli::backend::{Opened, Target};
 use crate::engine::filter::Filter;
 use crate::engine::source::{DeadLetterSource, SourceEvent, StartAt};
 use crate::engine::writer::{Outcome, Writer};
@@ -31,7 +30,19 @@ const FRAME: Duration = Duration::from_millis(16);
 /// Runs the TUI on `target` until the user quits.
 pub async fn run(target: Target) -> anyhow::Result<()> {
     let opened = target.dlq.open().await?;
-    let writer = target.writer(&opened, Vec::new());
+    let guard = TerminalGuard::enter(false)?;
+    let result = run_on(&target, &opened, Crossterm).await;
+    drop(guard);
+    result
+}
+
+/// Runs the TUI's loop for an opened DLQ on `console` until the user quits.
+pub async fn run_on<C: Console>(
+    target: &Target,
+    opened: &Opened,
+    console: C,
+) -> anyhow::Result<()> {
+    let writer = target.writer(opened, Vec::new());
     let io = Io {
         source: opened.source.clone(),
         writer: Arc::new(writer),
@@ -39,10 +50,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         highlight: None,
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
-    let guard = TerminalGuard::enter(false)?;
-    let result = event_loop(&mut app, io).await;
-    drop(guard);
-    result
+    event_loop(&mut app, io, console).await
 }
 
 struct Io {
@@ -52,11 +60,10 @@ struct Io {
     highlight: Option<JoinHandle<()>>,
 }
 
-async fn event_loop(app: &mut App, mut io: Io) -> anyhow::Result<()> {
-    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> anyhow::Result<()> {
+    let (mut terminal, mut input) = console.open()?;
     let theme = Theme::from_env();
     let (tx, mut rx) = mpsc::channel::<Action>(64);
-    let mut input = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let rows = terminal.size()?.height.saturating_sub(3);
     let mut pending = app.start();
@@ -82,17 +89,9 @@ async fn event_loop(app: &mut App, mut io: Io) -> anyhow::Result<()> {
                 if let Effect::Edit { id, text, json } = e {
                     // The editor gets the terminal; no key may be read meanwhile.
                     drop(input);
-                    super::terminal::restore(false);
-                    let result = tokio::task::block_in_place(|| super::editor::edit(&text, json));
-                    super::terminal::resume(false)?;
-                    // A fresh terminal redraws everything. (`Terminal::clear` would ask the
-                    // terminal for the cursor position, racing the input reader for stdin.)
-                    crossterm::execute!(
-                        std::io::stdout(),
-                        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
-                    )?;
-                    terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-                    input = EventStream::new();
+                    drop(terminal);
+                    let result = console.edit(&text, json)?;
+                    (terminal, input) = console.open()?;
                     pending.extend(app.update(Action::Edited { id, result }));
                     dirty = true;
                     continue;

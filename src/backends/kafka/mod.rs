@@ -76,8 +76,9 @@ pub enum KafkaBackendError {
     },
 }
 
-/// librdkafka's callbacks routed to `tracing` (a log file in the TUI, stderr in the
-/// CLI), with the end-of-partition notices that browsing produces left out.
+/// librdkafka's callbacks routed to `tracing` under the target `librdkafka` (the log
+/// file by default; see `cli::init_logging`), with the end-of-partition notices that
+/// browsing produces left out.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Quiet;
 
@@ -88,9 +89,9 @@ impl ClientContext for Quiet {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
-                tracing::warn!("librdkafka {fac}: {message}")
+                tracing::warn!(target: "librdkafka", "librdkafka {fac}: {message}")
             }
-            _ => tracing::debug!("librdkafka {fac}: {message}"),
+            _ => tracing::debug!(target: "librdkafka", "librdkafka {fac}: {message}"),
         }
     }
 
@@ -100,7 +101,7 @@ impl ClientContext for Quiet {
             KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
         );
         if !eof {
-            tracing::warn!("librdkafka: {error}: {reason}");
+            tracing::warn!(target: "librdkafka", "librdkafka: {error}: {reason}");
         }
     }
 }
@@ -119,6 +120,9 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// librdkafka properties passed through as given (`-X key=value`), applied last.
     pub properties: Vec<(String, String)>,
+    /// How long the first contact (metadata, watermarks) may take before the cluster
+    /// counts as unreachable (`--connect-timeout`, default 10 s).
+    pub connect_timeout: Duration,
 }
 
 impl KafkaConfig {
@@ -127,6 +131,7 @@ impl KafkaConfig {
         KafkaConfig {
             brokers: brokers.into(),
             properties: Vec::new(),
+            connect_timeout: METADATA_TIMEOUT,
         }
     }
 
@@ -187,7 +192,7 @@ impl KafkaConfig {
         topic: &str,
     ) -> Result<Vec<i32>, KafkaBackendError> {
         let md = consumer
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .fetch_metadata(Some(topic), self.connect_timeout)
             .map_err(|source| KafkaBackendError::Unreachable {
                 brokers: self.brokers.clone(),
                 source: Box::new(source),
@@ -222,7 +227,7 @@ impl KafkaConfig {
     /// The cluster's id, as the brokers report it (None from a cluster that has none).
     pub fn cluster_id(&self) -> Result<Option<String>, KafkaBackendError> {
         let c = self.browse_consumer()?;
-        Ok(c.client().fetch_cluster_id(METADATA_TIMEOUT))
+        Ok(c.client().fetch_cluster_id(self.connect_timeout))
     }
 
     /// Low and high watermark of every partition of `topic`, in partition order.
@@ -234,7 +239,7 @@ impl KafkaConfig {
         let mut out = Vec::new();
         for p in self.partitions(consumer, topic)? {
             let (lo, hi) = consumer
-                .fetch_watermarks(topic, p, METADATA_TIMEOUT)
+                .fetch_watermarks(topic, p, self.connect_timeout)
                 .map_err(|e| self.error(format!("watermarks of '{topic}' partition {p}"), e))?;
             out.push((p, lo, hi));
         }

@@ -28,12 +28,12 @@ pub enum MongoBackendError {
         source: mongodb::error::Error,
     },
     /// No server answered a ping in time.
-    #[error("cannot reach MongoDB at '{uri}': {source}")]
+    #[error("cannot reach MongoDB at '{uri}': {cause}")]
     Unreachable {
         /// URI as given, password hidden.
         uri: String,
-        /// What the driver said.
-        source: mongodb::error::Error,
+        /// What the driver said, on one line.
+        cause: String,
     },
 }
 
@@ -46,6 +46,9 @@ pub struct MongoConfig {
     pub db: String,
     /// Collection name.
     pub collection: String,
+    /// How long to look for a server before it counts as unreachable (unless the URI
+    /// sets `serverSelectionTimeoutMS`).
+    pub connect_timeout: Duration,
 }
 
 impl MongoConfig {
@@ -60,7 +63,7 @@ impl MongoConfig {
                     source,
                 })?;
         opts.server_selection_timeout
-            .get_or_insert(Duration::from_secs(10));
+            .get_or_insert(self.connect_timeout);
         opts.app_name.get_or_insert_with(|| "morgue".to_string());
         let client = Client::with_options(opts).map_err(|source| MongoBackendError::BadUri {
             uri: uri.clone(),
@@ -69,8 +72,26 @@ impl MongoConfig {
         let db = client.database(&self.db);
         db.run_command(doc! { "ping": 1 })
             .await
-            .map_err(|source| MongoBackendError::Unreachable { uri, source })?;
+            .map_err(|e| MongoBackendError::Unreachable {
+                uri,
+                cause: unreachable_cause(&e, self.connect_timeout),
+            })?;
         Ok(db.collection(&self.collection))
+    }
+}
+
+/// Why no server answered, on one line: the driver's server-selection error is a dump
+/// of its topology; the first server's error in it is what a person can act on.
+fn unreachable_cause(e: &mongodb::error::Error, waited: Duration) -> String {
+    let mongodb::error::ErrorKind::ServerSelection { message, .. } = &*e.kind else {
+        return sink::short(e);
+    };
+    let first = message
+        .split_once("Error: Kind: ")
+        .map(|(_, rest)| rest.split(", labels").next().unwrap_or(rest).trim());
+    match first {
+        Some(why) => format!("no server answered within {waited:?}: {why}"),
+        None => format!("no server answered within {waited:?}"),
     }
 }
 
