@@ -1,6 +1,7 @@
 //! Error hygiene through the binary: what a person sees when the broker or server
 //! cannot be reached, when there is no terminal for the TUI, when stdout is closed
-//! early (`| head`), and when a filter term lacks its operand. One line each.
+//! early (`| head`), and when a filter term lacks its operand: one line each. And
+//! `info` on a transactional DLQ, whose offsets count the commit markers too.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -150,4 +151,45 @@ async fn a_closed_stdout_ends_quietly_with_status_0() {
         "nothing to say about a closed pipe"
     );
     assert_eq!(out.status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn info_labels_offsets_as_an_estimate_and_counts_exactly_on_request() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    let topic = TestTopic::new("info-txn", 1).await;
+    // One transaction per letter, as Spring writes them: a marker after each.
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("transactional.id", unique("info-seed"))
+        .create()
+        .unwrap();
+    let t = std::time::Duration::from_secs(10);
+    p.init_transactions(t).unwrap();
+    for i in 0..20 {
+        let key = format!("{i:08}-0000-4000-8000-{i:012}");
+        p.begin_transaction().unwrap();
+        p.send(FutureRecord::to(&topic.name).key(&key).payload("{}"), t)
+            .await
+            .unwrap();
+        p.commit_transaction(t).unwrap();
+    }
+    let (log, brokers) = (log_file(), kafka_brokers());
+    let info = |extra: &[&str]| {
+        let mut args = vec!["info", "--kafka", &brokers, "--topic", &topic.name];
+        args.extend(extra);
+        let out = morgue(&args, &log);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let estimate = info(&[]);
+    assert_eq!(estimate["exact"], false, "{estimate}");
+    assert!(estimate["letters"].as_u64().unwrap() >= 20, "{estimate}");
+    let exact = info(&["--exact"]);
+    assert_eq!(exact["exact"], true, "{exact}");
+    assert_eq!(exact["letters"], 20, "{exact}");
 }

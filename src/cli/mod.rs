@@ -49,7 +49,12 @@ pub enum Command {
     /// MongoDB), or follow it live.
     List(list::ListArgs),
     /// Print how many letters the DLQ holds (per partition) and how many have a state.
-    Info,
+    /// A Kafka count from offsets is an upper bound (`"exact": false`).
+    Info {
+        /// Count by reading the topic: exact on transactional and compacted DLQs.
+        #[arg(long)]
+        exact: bool,
+    },
     /// Print one letter, with its ledger state and replay history.
     Show {
         /// Letter id (`PARTITION:OFFSET`, or a MongoDB `_id`).
@@ -226,7 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match command {
         Command::List(args) => list::run(&cli.backend, &args).await,
-        Command::Info => info::run(&cli.backend).await,
+        Command::Info { exact } => info::run(&cli.backend, exact).await,
         Command::Show { id } => replay::show(&cli.backend, &id).await,
         Command::Replay(args) => replay::replay(&cli.backend, &args).await,
         Command::Resolve(args) => replay::resolve(&cli.backend, &args).await,

@@ -457,7 +457,7 @@ impl App {
                     self.groups = crate::engine::triage::groups(&self.store);
                 }
                 self.caught_up = true;
-                self.status = format!("{} letters shown; following live", self.visible_len());
+                self.status = "caught up; following live".to_string();
             }
             Action::Letters { .. } | Action::CaughtUp { .. } => {}
             Action::Total(n) => self.total = Some(n),

@@ -492,3 +492,31 @@ fn marked_letters_are_replayed_together() {
     assert!(app.marked.is_empty(), "esc unmarks");
     assert_eq!(app.screen, Screen::List);
 }
+
+#[test]
+fn the_header_counts_what_was_read_once_caught_up() {
+    use crate::tui::view::count_label;
+    // A transactional DLQ: 400 offsets (a commit marker after each letter) hold 200.
+    let mut app = App::new("kafka://b/dlq".into(), false, false);
+    app.start();
+    app.update(Action::Total(400));
+    app.update(Action::Letters {
+        generation: 1,
+        letters: (0..120).map(|i| letter(2 * i)).collect(),
+    });
+    assert_eq!(
+        count_label(&app),
+        "120 of ~400 letters",
+        "an estimate while loading"
+    );
+    app.update(Action::Letters {
+        generation: 1,
+        letters: (120..200).map(|i| letter(2 * i)).collect(),
+    });
+    app.update(Action::CaughtUp { generation: 1 });
+    assert_eq!(count_label(&app), "200 letters", "exact once caught up");
+    assert_eq!(count_label(&loaded(1)), "1 letter");
+    let mut app = loaded(10);
+    filter(&mut app, "state:resolved");
+    assert_eq!(count_label(&app), "0 of 10 letters match");
+}

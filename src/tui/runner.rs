@@ -81,8 +81,8 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
         }
     });
     let mut last_frame = Instant::now() - FRAME;
-    let mut dirty = true;
-    let mut batch = Vec::with_capacity(64);
+    let (mut dirty, mut urgent) = (true, false);
+    let mut batch = Vec::with_capacity(8);
     loop {
         while !pending.is_empty() {
             for e in std::mem::take(&mut pending) {
@@ -93,7 +93,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
                     let result = console.edit(&text, json)?;
                     (terminal, input) = console.open()?;
                     pending.extend(app.update(Action::Edited { id, result }));
-                    dirty = true;
+                    urgent = true;
                     continue;
                 }
                 io.run(e, &tx);
@@ -102,30 +102,33 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
         if app.quit {
             break;
         }
-        if dirty && last_frame.elapsed() >= FRAME {
+        // A key is answered at once; what the engine sends is drawn at most every FRAME.
+        if urgent || (dirty && last_frame.elapsed() >= FRAME) {
             terminal.draw(|f| draw(f, app, theme))?;
             last_frame = Instant::now();
-            dirty = false;
+            (dirty, urgent) = (false, false);
         }
+        let next_frame = tokio::time::Instant::from_std(last_frame + FRAME);
         tokio::select! {
             biased;
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
                     if let Some(a) = action_for(k, app.dialog.is_some()) {
                         pending = app.update(a);
-                        dirty = true;
+                        urgent = true;
                     }
                 }
                 Some(Ok(Event::Resize(_, h))) => {
                     terminal.autoresize()?;
                     pending = app.update(Action::Resize(h.saturating_sub(3)));
-                    dirty = true;
+                    urgent = true;
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
-            n = rx.recv_many(&mut batch, 64) => {
+            // Few actions at a time (each may carry 512 letters), so a key never waits long.
+            n = rx.recv_many(&mut batch, 8) => {
                 if n == 0 {
                     break;
                 }
@@ -134,6 +137,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
                 }
                 dirty = true;
             }
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = tick.tick() => {}
         }
     }

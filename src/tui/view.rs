@@ -76,13 +76,7 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
         ));
     }
     spans.push(Span::raw(app.dlq.clone()));
-    let loaded = app.visible_len();
-    let count = match (app.total, app.filter.is_empty()) {
-        (Some(t), true) => format!("  {} letters ({} loaded)", group(t), group(loaded as u64)),
-        (Some(t), false) => format!("  {} of {} match", group(loaded as u64), group(t)),
-        (None, _) => format!("  {} loaded", group(loaded as u64)),
-    };
-    spans.push(Span::raw(count));
+    spans.push(Span::raw(format!("  {}", count_label(app))));
     if !app.filter.is_empty() {
         spans.push(Span::styled(
             format!("  /{}", app.filter),
@@ -109,6 +103,25 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
         theme.pick(Style::default().fg(Color::Green)),
     ));
     Line::from(spans)
+}
+
+/// `1 letter`, `2,000 letters`.
+pub fn plural(n: u64, word: &str) -> String {
+    format!("{} {word}{}", group(n), if n == 1 { "" } else { "s" })
+}
+
+/// The header's count. Once caught up it is what was read, exact on transactional and
+/// compacted topics; while loading, the offset span (`~`) is only an upper bound.
+pub(crate) fn count_label(app: &App) -> String {
+    let (shown, read) = (app.visible_len() as u64, app.store.len() as u64);
+    let estimate = app.total.filter(|t| !app.caught_up && *t > read);
+    match (app.filter.is_empty(), app.view.is_some(), estimate) {
+        (true, _, None) => plural(read, "letter"),
+        (true, _, Some(t)) => format!("{} of ~{}", group(read), plural(t, "letter")),
+        (false, true, _) => format!("{} of {} match", group(shown), plural(read, "letter")),
+        (false, false, Some(t)) => format!("{} match (~{} to search)", group(shown), group(t)),
+        (false, false, None) => format!("{} match", group(shown)),
+    }
 }
 
 /// 1204331 → "1,204,331".
