@@ -310,7 +310,7 @@ async fn the_broker_killed_twice_mid_run_loses_nothing() {
             .lines()
             .count();
         let l = log.clone();
-        wait_until(120, move || {
+        wait_until(120 + n as u64 / 400, move || {
             std::fs::read_to_string(&l)
                 .unwrap_or_default()
                 .lines()

@@ -4,8 +4,8 @@
 //! fetched on demand (see `store`).
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
+use super::keys::{self, KeyArena};
 use super::letter::{DeadLetter, LetterId, LetterState, Reason};
 
 /// A letter's id packed in 12 bytes: Kafka `partition:offset`, a 12-byte ObjectId, or
@@ -28,6 +28,8 @@ pub const FLAG_KAFKA_ID: u8 = 4;
 pub const FLAG_OBJECT_ID: u8 = 8;
 /// Bit in [`IndexRow::flags`]: the value is not valid UTF-8.
 pub const FLAG_BINARY_VALUE: u8 = 16;
+/// Shift of the two bits in [`IndexRow::flags`] that say how the key cell is read.
+pub const KEY_KIND_SHIFT: u8 = 5;
 
 /// Sentinel for an unknown time.
 pub const NO_TIME: i64 = i64::MIN;
@@ -39,12 +41,10 @@ pub struct IndexRow {
     pub id_lo: u64,
     /// DLQ timestamp, epoch ms ([`NO_TIME`] when unknown).
     pub dlq_ts_ms: i64,
-    /// Original timestamp, epoch ms ([`NO_TIME`] when unknown).
-    pub source_ts_ms: i64,
-    /// First 8 bytes of the key (zero-padded).
-    pub key_prefix: [u8; 8],
-    /// 32-bit hash of the whole key, to tell keys with the same prefix apart.
-    pub key_hash: u32,
+    /// The key, whole (see [`keys`](super::keys): inline, a packed UUID, or the arena).
+    pub key: [u8; keys::CELL],
+    /// Interned error message, normalised (0 = none; see `Store::message`).
+    pub message: u32,
     /// Bytes of key + value + headers.
     pub size: u32,
     /// Packed id, high part (see [`RowId`]).
@@ -200,14 +200,6 @@ impl<T> Chunked<T> {
     }
 }
 
-/// A stable 32-bit hash of `bytes` (SipHash with fixed keys, folded).
-pub fn fnv32(bytes: &[u8]) -> u32 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    let v = h.finish();
-    (v ^ (v >> 32)) as u32
-}
-
 /// Packs a letter id; other (non-ObjectId) Mongo ids go to `others`.
 pub fn pack_id(id: Option<&LetterId>, others: &mut Vec<String>) -> (RowId, u8) {
     match id {
@@ -274,15 +266,20 @@ pub fn row_of(
     topics: &mut Interner,
     errors: &mut Interner,
     others: &mut Vec<String>,
+    arena: &mut KeyArena,
 ) -> IndexRow {
     let (id, mut flags) = pack_id(l.id.as_ref(), others);
-    let mut key_prefix = [0u8; 8];
-    if let Some(k) = &l.key {
-        let n = k.len().min(8);
-        key_prefix[..n].copy_from_slice(&k[..n]);
-    } else {
-        flags |= FLAG_NULL_KEY;
-    }
+    let key = match &l.key {
+        Some(k) => {
+            let (cell, kind) = keys::pack(k, arena);
+            flags |= kind << KEY_KIND_SHIFT;
+            cell
+        }
+        None => {
+            flags |= FLAG_NULL_KEY;
+            [0u8; keys::CELL]
+        }
+    };
     match &l.value {
         None => flags |= FLAG_NULL_VALUE,
         Some(v) if std::str::from_utf8(v).is_err() => flags |= FLAG_BINARY_VALUE,
@@ -297,9 +294,8 @@ pub fn row_of(
         id_lo: id.lo,
         id_hi: id.hi,
         dlq_ts_ms: l.dlq_timestamp_ms.unwrap_or(NO_TIME),
-        source_ts_ms: l.source.timestamp_ms.unwrap_or(NO_TIME),
-        key_prefix,
-        key_hash: l.key.as_deref().map_or(0, fnv32),
+        key,
+        message: 0,
         size: u32::try_from(l.size()).unwrap_or(u32::MAX),
         topic: topics.intern(l.source.topic.as_deref()),
         error: errors.intern(error),
@@ -337,7 +333,13 @@ mod tests {
             let mut topics = Interner::default();
             let mut errors = Interner::default();
             let l = DeadLetter::from_record(Some(id.clone()), None, None, None, Headers::default());
-            let row = row_of(&l, &mut topics, &mut errors, &mut others);
+            let row = row_of(
+                &l,
+                &mut topics,
+                &mut errors,
+                &mut others,
+                &mut KeyArena::default(),
+            );
             assert_eq!(unpack_id(&row, &others), id);
         }
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use super::index::{
     Chunked, FLAG_OBJECT_ID, IndexRow, Interner, RowId, pack_id, row_of, unpack_id,
 };
+use super::keys::{self, KeyArena};
 use super::letter::{DeadLetter, LetterId, LetterState};
 
 /// Offsets `first_offset..first_offset + len` of one partition, stored in rows
@@ -27,6 +28,10 @@ impl Run {
 
 /// Full letters kept at most (the selected one, its neighbours, recent searches).
 const CACHE_LETTERS: usize = 256;
+/// Distinct normalised messages kept; later new ones are not indexed (the letter
+/// still has its message; only the list's ERROR column shows the class alone).
+const MAX_MESSAGES: usize = 100_000;
+
 /// Payload bytes kept at most in the cache.
 const CACHE_BYTES: usize = 32 << 20;
 
@@ -43,6 +48,12 @@ pub struct Store {
     /// Rows with document ids, sorted by packed id (ObjectIds mostly arrive in order,
     /// so this is mostly appended to): four bytes per letter.
     by_id: Vec<u32>,
+    /// Keys too long for their row.
+    keys: KeyArena,
+    /// Characters of the widest key and source topic seen (for the list's columns).
+    widest: (usize, usize),
+    /// Normalised error messages (see `fingerprint`), at most [`MAX_MESSAGES`].
+    messages: Interner,
     cache: HashMap<RowId, (DeadLetter, u64)>,
     cache_bytes: usize,
     tick: u64,
@@ -95,7 +106,31 @@ impl Store {
     }
 
     fn push(&mut self, l: &DeadLetter) -> usize {
-        let row = row_of(l, &mut self.topics, &mut self.errors, &mut self.others);
+        let key_w = l
+            .key
+            .as_deref()
+            .map_or(6, |k| match std::str::from_utf8(k) {
+                Ok(s) => s.chars().count(),
+                Err(_) => 2 + 2 * k.len(),
+            });
+        let topic_w = l.source.topic.as_deref().map_or(1, |t| t.chars().count());
+        self.widest = (self.widest.0.max(key_w), self.widest.1.max(topic_w));
+        let mut row = row_of(
+            l,
+            &mut self.topics,
+            &mut self.errors,
+            &mut self.others,
+            &mut self.keys,
+        );
+        // With a class, the message is indexed apart (the class is the error).
+        if let (Some(_), Some(m)) = (&l.failure.exception_class, &l.failure.message) {
+            let m = super::fingerprint::normalize(m);
+            row.message = match self.messages.find(&m) {
+                Some(id) => id,
+                None if self.messages.len() < MAX_MESSAGES => self.messages.intern(Some(&m)),
+                None => 0,
+            };
+        }
         self.rows.push(row)
     }
 
@@ -127,6 +162,23 @@ impl Store {
     /// The source topic name of `row`.
     pub fn topic(&self, row: &IndexRow) -> Option<&str> {
         self.topics.get(row.topic)
+    }
+
+    /// The key of `row` as stored (None for a null key), and whether it was cut.
+    pub fn key(&self, row: &IndexRow) -> Option<(Vec<u8>, bool)> {
+        let kind = (row.flags >> super::index::KEY_KIND_SHIFT) & 3;
+        (row.flags & super::index::FLAG_NULL_KEY == 0)
+            .then(|| keys::unpack(&row.key, kind, &self.keys))
+    }
+
+    /// Characters of the widest key and of the widest source topic stored so far.
+    pub fn widest(&self) -> (usize, usize) {
+        self.widest
+    }
+
+    /// The normalised error message of `row`, when it has a class and a message.
+    pub fn message(&self, row: &IndexRow) -> Option<&str> {
+        self.messages.get(row.message)
     }
 
     /// The error class (or message) of `row`.
@@ -241,7 +293,12 @@ impl Store {
             .sum();
         let names: usize = self.others.iter().map(|s| s.capacity() + 24).sum::<usize>()
             + self.by_id.capacity() * 4;
-        rows + positions + names + self.topics.heap_bytes() + self.errors.heap_bytes()
+        rows + positions
+            + names
+            + self.topics.heap_bytes()
+            + self.errors.heap_bytes()
+            + self.messages.heap_bytes()
+            + self.keys.heap_bytes()
     }
 
     /// Letters and payload bytes in the cache.

@@ -1,7 +1,7 @@
 //! The terminal UI, in The Elm Architecture: `app` holds the state and the pure
 //! `update(Action) -> Vec<Effect>`, `runner` does the I/O and the event loop
 //! (on a `console`: the real terminal, or the soak benchmark's),
-//! `view` and `detail` draw, `keymap` binds keys (and generates the help), and
+//! `view`, `list_pane` and `detail` draw, `keymap` binds keys (and generates the help), and
 //! `terminal` restores the terminal on exit and on panic.
 
 pub mod action;
@@ -14,6 +14,7 @@ mod filtering;
 pub mod highlight;
 pub mod keymap;
 mod letter_ops;
+mod list_pane;
 pub mod runner;
 pub mod terminal;
 pub mod view;

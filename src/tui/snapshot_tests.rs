@@ -88,6 +88,29 @@ fn list_wide_with_reason_column() {
     insta::assert_snapshot!(render(&app_with(letters), 110, 8));
 }
 
+/// Letters keyed by UUIDs from three source topics, with order ids in their messages.
+fn uuid_keyed() -> Vec<DeadLetter> {
+    (0..40)
+        .map(|i| {
+            let mut l = spring(i, br#"{"price": -3}"#);
+            l.key = Some(format!("{i:08x}-3b4d-4e5f-8a7b-9c0d1e2f3a4b").into_bytes());
+            l.source.topic = Some(["trades", "orders.v2", "payments-eu"][(i % 3) as usize].into());
+            l.failure.message = Some(format!("order {} rejected: price {} below 0", 9000 + i, -i));
+            l.failure.attempts = Some(3);
+            l
+        })
+        .collect()
+}
+
+#[test]
+fn list_with_uuid_keys_at_80_120_and_200_columns() {
+    for (w, h) in [(80, 24), (120, 30), (200, 50)] {
+        let mut app = app_with(uuid_keyed());
+        app.update(Action::Resize(h - 3));
+        insta::assert_snapshot!(format!("list_uuid_{w}x{h}"), render(&app, w, h));
+    }
+}
+
 #[test]
 fn empty_dlq() {
     insta::assert_snapshot!(render(&app_with(Vec::new()), 80, 6));

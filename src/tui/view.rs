@@ -11,8 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 use super::app::{App, Dialog, Screen};
 use super::detail;
 use super::keymap::KEYS;
-use crate::engine::LetterState;
-use crate::engine::index::{FLAG_NULL_KEY, IndexRow, NO_TIME};
+use crate::engine::index::NO_TIME;
 
 /// Styles, or none of them under `NO_COLOR`.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +33,8 @@ impl Theme {
         if self.color { s } else { Style::default() }
     }
 
-    fn selected(&self) -> Style {
+    /// The selected row.
+    pub fn selected(&self) -> Style {
         if self.color {
             Style::default().bg(Color::Blue).fg(Color::White)
         } else {
@@ -53,7 +53,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
     .areas(f.area());
     f.render_widget(Paragraph::new(header(app, theme)), top);
     match app.screen {
-        Screen::List => list(f, app, body, theme),
+        Screen::List => super::list_pane::draw(f, app, body, theme),
         Screen::Detail => detail::draw(f, app, body, theme),
         Screen::Help => help(f, body),
         Screen::Triage => triage(f, app, body, theme),
@@ -157,7 +157,8 @@ fn status(app: &App, theme: Theme) -> Line<'static> {
     ])
 }
 
-fn time(ms: i64) -> String {
+/// `MM-DD HH:MM:SS` in UTC, `-` when unknown.
+pub(super) fn time(ms: i64) -> String {
     if ms == NO_TIME {
         return "-".into();
     }
@@ -166,108 +167,14 @@ fn time(ms: i64) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn size(n: u32) -> String {
-    match n {
-        0..1000 => format!("{n}B"),
-        1000..1_000_000 => format!("{:.1}K", f64::from(n) / 1e3),
-        _ => format!("{:.1}M", f64::from(n) / 1e6),
-    }
-}
-
-fn key_text(r: &IndexRow) -> String {
-    if r.flags & FLAG_NULL_KEY != 0 {
-        return "(null)".into();
-    }
-    let end = r
-        .key_prefix
-        .iter()
-        .rposition(|&b| b != 0)
-        .map_or(0, |i| i + 1);
-    let bytes = &r.key_prefix[..end];
-    // Only 8 bytes are kept per row; a full prefix may have been cut.
-    let more = if end == r.key_prefix.len() { "…" } else { "" };
-    match std::str::from_utf8(bytes) {
-        Ok(s) if !s.chars().any(char::is_control) => format!("{s}{more}"),
-        _ => format!("0x{}{more}", hex::encode(bytes)),
-    }
-}
-
-fn short_error(e: Option<&str>) -> String {
+/// The last segment of an exception class (`x.y.Boom` → `Boom`); messages stay whole.
+pub(super) fn short_error(e: Option<&str>) -> String {
     let e = e.unwrap_or("-");
     if e.contains(' ') {
         e.to_string()
     } else {
         e.rsplit(['.', ':']).next().unwrap_or(e).to_string()
     }
-}
-
-fn state_style(s: LetterState, theme: Theme) -> Style {
-    theme.pick(match s {
-        LetterState::New => Style::default().fg(Color::Yellow),
-        LetterState::Claimed => Style::default().fg(Color::Magenta),
-        LetterState::Edited => Style::default().fg(Color::Cyan),
-        LetterState::Replaying => Style::default().fg(Color::LightBlue),
-        LetterState::Replayed => Style::default().fg(Color::Green),
-        LetterState::Resolved => Style::default().fg(Color::DarkGray),
-    })
-}
-
-fn list(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
-    if app.visible_len() == 0 {
-        let msg = if !app.caught_up {
-            "reading the DLQ…"
-        } else if app.filter.is_empty() {
-            "The DLQ is empty. New dead letters appear here as they arrive."
-        } else {
-            "No letter matches the filter. / to change it, / then enter on an empty line to clear it."
-        };
-        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
-        return;
-    }
-    let rows_visible = usize::from(area.height.saturating_sub(1));
-    let wide = area.width >= 100;
-    let mut rows = Vec::with_capacity(rows_visible);
-    for i in app.scroll..(app.scroll + rows_visible).min(app.visible_len()) {
-        let Some((pos, r)) = app.position(i).and_then(|p| Some((p, app.store.row(p)?))) else {
-            continue;
-        };
-        let marked =
-            !app.marked.is_empty() && app.store.id(pos).is_some_and(|id| app.marked.contains(&id));
-        let mut cells = vec![
-            format!("{}{}", if marked { "•" } else { " " }, time(r.dlq_ts_ms)),
-            app.store.topic(r).unwrap_or("?").to_string(),
-            key_text(r),
-            short_error(app.store.error(r)),
-        ];
-        if wide {
-            cells.push(r.reason.as_str().to_string());
-        }
-        let state = Span::styled(r.state.as_str(), state_style(r.state, theme));
-        let mut row: Vec<ratatui::widgets::Cell> = cells.into_iter().map(Into::into).collect();
-        row.push(state.into());
-        row.push(size(r.size).into());
-        let style = if i == app.selected {
-            theme.selected()
-        } else {
-            Style::default()
-        };
-        rows.push(Row::new(row).style(style));
-    }
-    let mut widths = vec![
-        Constraint::Length(15),
-        Constraint::Length(16),
-        Constraint::Length(10),
-        Constraint::Fill(1),
-    ];
-    let mut titles = vec!["TIME", "SOURCE", "KEY", "ERROR"];
-    if wide {
-        widths.push(Constraint::Length(21));
-        titles.push("REASON");
-    }
-    widths.extend([Constraint::Length(9), Constraint::Length(6)]);
-    titles.extend(["STATE", "SIZE"]);
-    let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
-    f.render_widget(Table::new(rows, widths).header(head), area);
 }
 
 fn spark(counts: &[u64]) -> String {

@@ -1,0 +1,124 @@
+//! Error messages with their variable parts masked, so that letters failing the same
+//! way read (and group) the same: `order 8f1c…-… of jane@x.io: '42.00' > 10` becomes
+//! `order <uuid> of <email>: '…' > #`. UUIDs, e-mail addresses, hex ids (eight or more
+//! hex digits with a digit among them), quoted values and digit runs are masked; the
+//! first line only, at most [`MAX_CHARS`] characters.
+
+/// Longest normalised message kept.
+pub const MAX_CHARS: usize = 160;
+
+/// `message` with its variable parts masked.
+pub fn normalize(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default().trim();
+    let mut out = String::with_capacity(line.len().min(MAX_CHARS + 8));
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        if out.chars().count() >= MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if (c == '\'' || c == '"')
+            && let Some(end) = rest[1..].find(c)
+        {
+            out.push(c);
+            out.push('…');
+            out.push(c);
+            rest = &rest[end + 2..];
+            continue;
+        }
+        let word_len = rest
+            .find(|ch: char| !(ch.is_alphanumeric() || "-_.@+".contains(ch)))
+            .unwrap_or(rest.len());
+        if word_len == 0 {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        mask_word(&rest[..word_len], &mut out);
+        rest = &rest[word_len..];
+    }
+    out
+}
+
+/// Appends `word` masked: a whole UUID, e-mail or hex id, else its digit runs.
+fn mask_word(word: &str, out: &mut String) {
+    let trimmed = word.trim_end_matches(['.', '-']);
+    let tail = &word[trimmed.len()..];
+    if is_uuid(trimmed) {
+        out.push_str("<uuid>");
+    } else if is_email(trimmed) {
+        out.push_str("<email>");
+    } else if is_hex_id(trimmed) {
+        out.push_str("<hex>");
+    } else {
+        let mut in_digits = false;
+        for ch in trimmed.chars() {
+            if ch.is_ascii_digit() {
+                if !in_digits {
+                    out.push('#');
+                }
+                in_digits = true;
+            } else {
+                out.push(ch);
+                in_digits = false;
+            }
+        }
+    }
+    out.push_str(tail);
+}
+
+fn is_uuid(w: &str) -> bool {
+    w.len() == 36 && uuid::Uuid::try_parse(w).is_ok()
+}
+
+fn is_email(w: &str) -> bool {
+    w.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !host.starts_with('.')
+    })
+}
+
+fn is_hex_id(w: &str) -> bool {
+    let w = w.strip_prefix("0x").unwrap_or(w);
+    w.len() >= 8
+        && w.chars().all(|c| c.is_ascii_hexdigit())
+        && w.chars().any(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn variable_parts_are_masked() {
+        for (raw, want) in [
+            (
+                "order 6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b of jane.doe@example.com: '42.00' > 10",
+                "order <uuid> of <email>: '…' > #",
+            ),
+            ("price must be positive: -3", "price must be positive: -#"),
+            ("timed out after 30000ms", "timed out after #ms"),
+            (
+                "object 65f0c0ffee0000000000abcd not found.",
+                "object <hex> not found.",
+            ),
+            ("field \"amount\" is required", "field \"…\" is required"),
+            ("no digits at all", "no digits at all"),
+            ("first line\nat com.acme.X(X.java:10)", "first line"),
+            ("it's broken", "it's broken"),
+            ("", ""),
+        ] {
+            assert_eq!(normalize(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn equal_failures_normalise_equal_and_long_ones_are_cut() {
+        assert_eq!(
+            normalize("order 17 of 3 failed"),
+            normalize("order 99812 of 12 failed")
+        );
+        let long = normalize(&"word ".repeat(100));
+        assert!(long.chars().count() <= super::MAX_CHARS + 1, "{long}");
+        assert!(long.ends_with('…'));
+    }
+}

@@ -1,0 +1,248 @@
+//! The list of letters. Only the rows on screen are built, and the columns are sized
+//! from everything loaded: keys up to 40 characters (UUIDs included) and source topics up to 24
+//! are shown whole while ERROR keeps at least [`ERROR_MIN`] columns; wider terminals
+//! add the reason, the letter's id (what `morgue show` takes) and the attempts.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Span;
+use ratatui::widgets::{Paragraph, Row, Table, Wrap};
+
+use super::app::App;
+use super::view::{Theme, short_error, time};
+use crate::engine::LetterState;
+use crate::engine::index::IndexRow;
+
+/// ERROR gets at least this many columns before optional columns are added.
+const ERROR_MIN: u16 = 24;
+/// Optional columns are added only while ERROR keeps this many.
+const ERROR_COMFORT: u16 = 40;
+/// Longest key and source shown whole.
+const KEY_MAX: usize = 40;
+const SOURCE_MAX: usize = 24;
+/// TIME (with the mark), STATE, SIZE.
+const TIME_W: u16 = 15;
+const STATE_W: u16 = 9;
+const SIZE_W: u16 = 6;
+const REASON_W: u16 = 21;
+const ATTEMPTS_W: u16 = 3;
+
+/// Which columns are drawn, and how wide the sized ones are.
+#[derive(Debug, PartialEq, Eq)]
+struct Columns {
+    source: u16,
+    key: u16,
+    error: u16,
+    reason: bool,
+    id: Option<u16>,
+    attempts: bool,
+}
+
+impl Columns {
+    /// Fits the columns into `width` for rows whose widest source, key and id are given.
+    fn fit(width: u16, source: usize, key: usize, id: usize) -> Columns {
+        let clamp = |n: usize, lo: usize, hi: usize| n.clamp(lo, hi) as u16;
+        let mut c = Columns {
+            source: clamp(source, 6, SOURCE_MAX),
+            key: clamp(key, 3, KEY_MAX),
+            error: 0,
+            reason: false,
+            id: None,
+            attempts: false,
+        };
+        // Six columns, five gaps of one.
+        let fixed = TIME_W + STATE_W + SIZE_W + 5;
+        let left = |c: &Columns| width.saturating_sub(fixed + c.source + c.key);
+        // Too narrow: the key gives way first (to 12), then the source (to 8).
+        while left(&c) < ERROR_MIN && c.key > 12 {
+            c.key -= 1;
+        }
+        while left(&c) < ERROR_MIN && c.source > 8 {
+            c.source -= 1;
+        }
+        c.error = left(&c);
+        // Then, while ERROR stays comfortable: the reason, the id, the attempts.
+        let mut add = |w: u16| {
+            let room = c.error > ERROR_COMFORT + w;
+            if room {
+                c.error -= w + 1;
+            }
+            room
+        };
+        let id_w = clamp(id, 2, 24);
+        let reason = add(REASON_W);
+        let id = reason && add(id_w);
+        let attempts = id && add(ATTEMPTS_W);
+        (c.reason, c.id, c.attempts) = (reason, id.then_some(id_w), attempts);
+        c
+    }
+}
+
+/// Draws the list pane.
+pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    if app.visible_len() == 0 {
+        let msg = if !app.caught_up {
+            "reading the DLQ…"
+        } else if app.filter.is_empty() {
+            "The DLQ is empty. New dead letters appear here as they arrive."
+        } else {
+            "No letter matches the filter. / to change it, / then enter on an empty line to clear it."
+        };
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let rows_visible = usize::from(area.height.saturating_sub(1));
+    let end = (app.scroll + rows_visible).min(app.visible_len());
+    // Display index, store position and row of each row on screen, with its texts.
+    let shown: Vec<(usize, usize, &IndexRow, String, String)> = (app.scroll..end)
+        .filter_map(|i| {
+            let pos = app.position(i)?;
+            let r = app.store.row(pos)?;
+            let id = app
+                .store
+                .id(pos)
+                .map(|id| id.to_string())
+                .unwrap_or_default();
+            Some((i, pos, r, key_text(app, r), id))
+        })
+        .collect();
+    // Sized from everything loaded (so scrolling does not move them), ids from the screen.
+    let (key_w, source_w) = app.store.widest();
+    let id_w = shown.iter().map(|s| s.4.len()).max().unwrap_or(0);
+    let cols = Columns::fit(area.width, source_w, key_w, id_w);
+    let rows = shown.iter().map(|(i, pos, r, key, id)| {
+        let marked = !app.marked.is_empty()
+            && app
+                .store
+                .id(*pos)
+                .is_some_and(|id| app.marked.contains(&id));
+        let mut cells: Vec<ratatui::widgets::Cell> = vec![
+            format!("{}{}", if marked { "•" } else { " " }, time(r.dlq_ts_ms)).into(),
+            cut(app.store.topic(r).unwrap_or("?"), cols.source).into(),
+            cut(key, cols.key).into(),
+            cut(&error_text(app, r), cols.error).into(),
+        ];
+        if cols.reason {
+            cells.push(r.reason.as_str().into());
+        }
+        if let Some(w) = cols.id {
+            cells.push(cut(id, w).into());
+        }
+        if cols.attempts {
+            cells.push(match r.attempts {
+                0 => "-".to_string().into(),
+                n => n.to_string().into(),
+            });
+        }
+        cells.push(Span::styled(r.state.as_str(), state_style(r.state, theme)).into());
+        cells.push(size(r.size).into());
+        let style = if *i == app.selected {
+            theme.selected()
+        } else {
+            Style::default()
+        };
+        Row::new(cells).style(style)
+    });
+    let mut widths = vec![
+        Constraint::Length(TIME_W),
+        Constraint::Length(cols.source),
+        Constraint::Length(cols.key),
+        Constraint::Fill(1),
+    ];
+    let mut titles = vec!["TIME", "SOURCE", "KEY", "ERROR"];
+    if cols.reason {
+        widths.push(Constraint::Length(REASON_W));
+        titles.push("REASON");
+    }
+    if let Some(w) = cols.id {
+        widths.push(Constraint::Length(w));
+        titles.push("ID");
+    }
+    if cols.attempts {
+        widths.push(Constraint::Length(ATTEMPTS_W));
+        titles.push("ATT");
+    }
+    widths.extend([Constraint::Length(STATE_W), Constraint::Length(SIZE_W)]);
+    titles.extend(["STATE", "SIZE"]);
+    let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
+    f.render_widget(Table::new(rows, widths).header(head), area);
+}
+
+/// The short class and the normalised message: `ValidationException: price must be positive: -#`.
+fn error_text(app: &App, r: &IndexRow) -> String {
+    let class = short_error(app.store.error(r));
+    match app.store.message(r) {
+        Some(m) if !m.is_empty() => format!("{class}: {m}"),
+        _ => class,
+    }
+}
+
+/// `s` in at most `w` columns, with `…` when cut.
+fn cut(s: &str, w: u16) -> String {
+    let w = usize::from(w);
+    if s.chars().count() <= w {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(w.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The key as text: `(null)`, the UTF-8 text, or hex for binary keys.
+fn key_text(app: &App, r: &IndexRow) -> String {
+    let Some((bytes, more)) = app.store.key(r) else {
+        return "(null)".into();
+    };
+    let more = if more { "…" } else { "" };
+    match std::str::from_utf8(&bytes) {
+        Ok(s) if !s.chars().any(char::is_control) => format!("{s}{more}"),
+        _ => format!("0x{}{more}", hex::encode(&bytes)),
+    }
+}
+
+fn size(n: u32) -> String {
+    match n {
+        0..1000 => format!("{n}B"),
+        1000..1_000_000 => format!("{:.1}K", f64::from(n) / 1e3),
+        _ => format!("{:.1}M", f64::from(n) / 1e6),
+    }
+}
+
+/// The colour of a state.
+pub fn state_style(s: LetterState, theme: Theme) -> Style {
+    theme.pick(match s {
+        LetterState::New => Style::default().fg(Color::Yellow),
+        LetterState::Claimed => Style::default().fg(Color::Magenta),
+        LetterState::Edited => Style::default().fg(Color::Cyan),
+        LetterState::Replaying => Style::default().fg(Color::LightBlue),
+        LetterState::Replayed => Style::default().fg(Color::Green),
+        LetterState::Resolved => Style::default().fg(Color::DarkGray),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_keys_are_whole_at_120_columns_and_extras_come_with_width() {
+        let c = Columns::fit(120, 8, 36, 8);
+        assert_eq!((c.source, c.key), (8, 36));
+        assert!(c.error >= ERROR_MIN, "{c:?}");
+        assert!(!c.reason && c.id.is_none());
+        let c = Columns::fit(200, 8, 36, 8);
+        assert!(c.reason && c.id == Some(8) && c.attempts, "{c:?}");
+        assert!(c.error >= ERROR_COMFORT, "{c:?}");
+    }
+
+    #[test]
+    fn narrow_terminals_shrink_the_key_then_the_source() {
+        let c = Columns::fit(80, 20, 36, 8);
+        assert_eq!(c.error, ERROR_MIN, "{c:?}");
+        assert_eq!(c.key, 12);
+        assert!(c.source < 20 && c.source >= 8, "{c:?}");
+        assert_eq!(cut("6f1c2a9e-3b4d-4e5f", 8), "6f1c2a9…");
+        assert_eq!(cut("short", 8), "short");
+    }
+}
