@@ -142,7 +142,10 @@ fn synthetic(i: u64, mongo: bool) -> morgue::engine::DeadLetter {
         "kafka_dlt-exception-fqcn",
         "com.acme.trades.ValidationException",
     );
-    h.push("kafka_dlt-exception-message", "price out of band");
+    h.push(
+        "kafka_dlt-exception-message",
+        format!("price out of band for trade {i}"),
+    );
     let value = format!(
         "{{\"trade_id\": \"T-{i:09}\", \"price\": 100.0, \"note\": \"{}\"}}",
         "x".repeat(400)
@@ -158,7 +161,8 @@ fn synthetic(i: u64, mongo: bool) -> morgue::engine::DeadLetter {
     DeadLetter::from_record(
         Some(id),
         Some(1_795_000_000_000 + i as i64),
-        Some(format!("T-{i:09}").into_bytes()),
+        // 36-character keys, as UUID-keyed producers write them.
+        Some(format!("{i:08x}-0000-4000-8000-{i:012x}").into_bytes()),
         Some(value.into_bytes()),
         h,
     )
