@@ -333,6 +333,34 @@ async fn latency(brokers: &str, topic: &str, count: usize) {
     }
 }
 
+/// Where a headless command's first 200 ms go: one browse consumer's stages, timed.
+fn startup(b: &str, t: &str) {
+    let cfg = KafkaConfig::new(b);
+    let t0 = Instant::now();
+    let mark = |what: &str| {
+        println!(
+            "startup: {:>7.1} ms  {what}",
+            t0.elapsed().as_secs_f64() * 1e3
+        )
+    };
+    let c = cfg.browse_consumer().unwrap();
+    mark("consumer created");
+    cfg.partitions(&c, t).unwrap();
+    mark("metadata");
+    let marks = cfg.watermarks(&c, t).unwrap();
+    mark("watermarks");
+    let mut tpl = TopicPartitionList::new();
+    for (p, lo, _) in &marks {
+        tpl.add_partition_offset(t, *p, Offset::Offset(*lo))
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    while c.poll(Duration::from_millis(100)).is_none() {}
+    mark("first message");
+    drop(c);
+    mark("consumer dropped");
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -346,6 +374,7 @@ async fn main() {
         .as_slice()
     {
         ["raw", b, t] => raw(b, t),
+        ["startup", b, t] => startup(b, t),
         ["index", b, t] => index(b, t).await,
         ["index-synthetic", n] => index_synthetic(n.parse().unwrap(), false),
         ["index-synthetic", n, "mongo"] => index_synthetic(n.parse().unwrap(), true),

@@ -335,17 +335,20 @@ impl Dlq {
     pub async fn open(&self) -> anyhow::Result<Opened> {
         match self {
             Dlq::Kafka { cfg, topic } => {
-                let (c, t) = (cfg.clone(), topic.clone());
-                // Say clearly when the DLQ topic itself is missing.
-                tokio::task::spawn_blocking(move || c.partitions(&c.browse_consumer()?, &t))
-                    .await??;
+                // The topic is checked (a clear error when missing) while the
+                // ledger's reader connects and reads: each costs a round of connections.
                 let ledger = Arc::new(KafkaLedger::new(cfg.clone(), topic));
+                let (source, read) = tokio::join!(
+                    KafkaSource::open(cfg.clone(), topic, ledger.clone()),
+                    ledger.catch_up()
+                );
+                let source = source?;
+                // A ledger that cannot be read now is reported by the first use.
+                if let Err(e) = read {
+                    tracing::debug!("ledger of '{topic}' not read at open: {e}");
+                }
                 Ok(Opened {
-                    source: Arc::new(KafkaSource::with_ledger(
-                        cfg.clone(),
-                        topic.clone(),
-                        ledger.clone(),
-                    )),
+                    source: Arc::new(source),
                     ledger,
                     target: Some(Arc::new(KafkaTarget::new(cfg.clone(), topic))),
                     mongo: None,

@@ -57,10 +57,23 @@ impl std::fmt::Debug for KafkaLedger {
 /// The tailing reader and what it has read.
 #[derive(Default)]
 struct View {
+    /// The tail reader, kept from the first catch-up on (even while the ledger topic
+    /// does not exist yet: a client costs a connection and ~100 ms to set up and tear down).
     consumer: Option<Browser>,
+    /// The ledger's partition is assigned to `consumer`.
+    assigned: bool,
     /// The next offset to read.
     next: i64,
     state: LedgerState,
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        // Tearing a client down waits for its threads; a command ending need not.
+        if let Some(c) = self.consumer.take() {
+            std::thread::spawn(move || drop(c));
+        }
+    }
 }
 
 impl KafkaLedger {
@@ -259,8 +272,13 @@ fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), LedgerEr
         other => LedgerError::Other(other.to_string()),
     };
     if v.consumer.is_none() {
-        let c = tail_consumer(cfg).map_err(unreachable)?;
-        match cfg.partitions(&c, topic) {
+        v.consumer = Some(tail_consumer(cfg).map_err(unreachable)?);
+    }
+    let Some(c) = v.consumer.as_ref() else {
+        return Ok(());
+    };
+    if !v.assigned {
+        match cfg.partitions(c, topic) {
             Ok(_) => {}
             Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(()),
             Err(e) => return Err(unreachable(e)),
@@ -270,11 +288,8 @@ fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), LedgerEr
             .map_err(|e| LedgerError::Other(e.to_string()))?;
         c.assign(&tpl)
             .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
-        v.consumer = Some(c);
+        v.assigned = true;
     }
-    let Some(c) = v.consumer.as_ref() else {
-        return Ok(());
-    };
     let (_, hi) = c
         .fetch_watermarks(topic, 0, METADATA_TIMEOUT)
         .map_err(|e| LedgerError::Unreachable(format!("reading ledger '{topic}': {e}")))?;

@@ -14,9 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::ledger::KafkaLedger;
-use super::{
-    Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet, letter_from_message,
-};
+use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, letter_from_message};
 use crate::engine::ledger::LedgerStore as _;
 use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
@@ -27,11 +25,23 @@ const BATCH: usize = 512;
 const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// One Kafka DLQ topic, read by hand-assigned partitions.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaSource {
     cfg: KafkaConfig,
     topic: String,
     ledger: Arc<KafkaLedger>,
+    /// The client that checked the topic at [`KafkaSource::open`], connected already;
+    /// the first read takes it instead of setting up another.
+    spare: Arc<std::sync::Mutex<Option<Browser>>>,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("brokers", &self.cfg.brokers)
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KafkaSource {
@@ -52,26 +62,42 @@ impl KafkaSource {
             cfg,
             topic: topic.into(),
             ledger,
+            spare: Arc::default(),
         }
+    }
+
+    /// A source for `topic` after checking that it exists (a clear error when not);
+    /// the client that checked is kept for the first read.
+    pub async fn open(
+        cfg: KafkaConfig,
+        topic: &str,
+        ledger: Arc<KafkaLedger>,
+    ) -> Result<Self, KafkaBackendError> {
+        let me = Self::with_ledger(cfg, topic, ledger);
+        let m = me.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let c = m.cfg.browse_consumer()?;
+            m.cfg.partitions(&c, &m.topic)?;
+            Ok::<_, KafkaBackendError>(c)
+        })
+        .await
+        .map_err(|e| KafkaBackendError::Task(e.to_string()))??;
+        if let Ok(mut spare) = me.spare.lock() {
+            *spare = Some(checked);
+        }
+        Ok(me)
     }
 
     fn err(e: impl std::fmt::Display) -> SourceError {
         SourceError(e.to_string())
     }
 
-    /// A browse consumer tuned to hand over new letters quickly when following.
+    /// A browse consumer: the spare one from `open`, or a new one.
     fn consumer(&self) -> Result<Browser, KafkaBackendError> {
-        self.cfg
-            .client_config(&[
-                ("group.id", "morgue-browse"),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", "earliest"),
-                ("enable.partition.eof", "true"),
-                ("fetch.wait.max.ms", "20"),
-            ])
-            .create_with_context(Quiet)
-            .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
+        match self.spare.lock().ok().and_then(|mut s| s.take()) {
+            Some(c) => Ok(c),
+            None => self.cfg.browse_consumer(),
+        }
     }
 
     /// Reads in this thread until caught up (and beyond when `follow`), sending batches.
@@ -83,7 +109,21 @@ impl KafkaSource {
         tx: &mpsc::Sender<SourceEvent>,
     ) -> Result<(), KafkaBackendError> {
         let consumer = self.consumer()?;
-        let marks = self.cfg.watermarks(&consumer, &self.topic)?;
+        let result = self.read(&consumer, from, follow, ledger, tx);
+        // Tearing a client down waits for its threads; the reader's caller need not.
+        std::thread::spawn(move || drop(consumer));
+        result
+    }
+
+    fn read(
+        &self,
+        consumer: &Browser,
+        from: StartAt,
+        follow: bool,
+        ledger: &KafkaLedger,
+        tx: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), KafkaBackendError> {
+        let marks = self.cfg.watermarks(consumer, &self.topic)?;
         tracing::debug!("'{}': watermarks {marks:?}", self.topic);
         let mut tpl = TopicPartitionList::new();
         for &(p, lo, hi) in &marks {
@@ -197,7 +237,9 @@ impl DeadLetterSource for KafkaSource {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let c = me.cfg.browse_consumer()?;
-            let marks = me.cfg.watermarks(&c, &me.topic)?;
+            let marks = me.cfg.watermarks(&c, &me.topic);
+            std::thread::spawn(move || drop(c));
+            let marks = marks?;
             Ok::<_, KafkaBackendError>(
                 marks
                     .iter()
