@@ -105,6 +105,10 @@ pub struct Profile {
     /// A production DLQ: the TUI asks to type the topic name to confirm a replay.
     #[serde(default)]
     pub production: bool,
+    /// Which topics `morgue dlqs` and the overview list (globs; default: the
+    /// conventions' names, `*.DLT`, `*-dlq`, `dlq.*`, `deadletter*`, …).
+    #[serde(default)]
+    pub dlq_patterns: Vec<String>,
 }
 
 /// The config file: profiles by name.
@@ -207,17 +211,40 @@ impl BackendArgs {
         })
     }
 
-    /// The DLQ and its settings; a usage error names what is missing.
-    pub fn target(&self) -> Result<Target, UsageError> {
-        let p = self.profile()?;
-        let kafka = self.kafka.clone().or(p.kafka);
-        let kafka_cfg = kafka.map(|brokers| {
+    /// The Kafka cluster of the flags and profile (None when neither names one).
+    fn kafka_config(&self, p: &Profile) -> Option<KafkaConfig> {
+        self.kafka.clone().or(p.kafka.clone()).map(|brokers| {
             let mut cfg = KafkaConfig::new(brokers);
             cfg.connect_timeout = self.connect_timeout;
             cfg.properties = p.properties.clone().into_iter().collect();
             cfg.properties.extend(self.property.iter().cloned());
             cfg
-        });
+        })
+    }
+
+    /// The cluster whose DLQs the overview lists, and the topic patterns to list.
+    pub fn cluster(&self, patterns: &[String]) -> Result<(KafkaConfig, Vec<String>), UsageError> {
+        let p = self.profile()?;
+        let cfg = self.kafka_config(&p).ok_or_else(|| {
+            UsageError("no cluster given: pass --kafka BROKERS or --profile NAME".into())
+        })?;
+        let patterns = if !patterns.is_empty() {
+            patterns.to_vec()
+        } else if !p.dlq_patterns.is_empty() {
+            p.dlq_patterns
+        } else {
+            crate::engine::overview::DEFAULT_PATTERNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        Ok((cfg, patterns))
+    }
+
+    /// The DLQ and its settings; a usage error names what is missing.
+    pub fn target(&self) -> Result<Target, UsageError> {
+        let p = self.profile()?;
+        let kafka_cfg = self.kafka_config(&p);
         let mongo = self.mongo.clone().or(p.mongo);
         let dlq = match (mongo, kafka_cfg) {
             (Some(uri), kafka) => {

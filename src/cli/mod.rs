@@ -3,6 +3,7 @@
 //! sent but not recorded: `sent-unconfirmed`, which the next run confirms).
 
 pub mod backend;
+mod dlqs;
 mod info;
 mod list;
 mod replay;
@@ -55,6 +56,9 @@ pub enum Command {
         #[arg(long)]
         exact: bool,
     },
+    /// Print every DLQ topic of the cluster at a glance: letters, arrivals in the last
+    /// hour and day, oldest letter, time before retention deletes it, states.
+    Dlqs(dlqs::DlqsArgs),
     /// Print one letter, with its ledger state and replay history.
     Show {
         /// Letter id (`PARTITION:OFFSET`, or a MongoDB `_id`).
@@ -232,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::List(args) => list::run(&cli.backend, &args).await,
         Command::Info { exact } => info::run(&cli.backend, exact).await,
+        Command::Dlqs(args) => dlqs::run(&cli.backend, &args).await,
         Command::Show { id } => replay::show(&cli.backend, &id).await,
         Command::Replay(args) => replay::replay(&cli.backend, &args).await,
         Command::Resolve(args) => replay::resolve(&cli.backend, &args).await,

@@ -254,6 +254,15 @@ impl LedgerState {
         Ok(())
     }
 
+    /// How many letters the ledger holds in each shown state (`replayed`, …).
+    pub fn states(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for e in self.entries.values() {
+            *out.entry(e.shown_state().as_str()).or_insert(0) += 1;
+        }
+        out
+    }
+
     /// Number of letters with an entry.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -177,21 +177,6 @@ pub(super) fn short_error(e: Option<&str>) -> String {
     }
 }
 
-fn spark(counts: &[u64]) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let max = counts.iter().copied().max().unwrap_or(0).max(1);
-    counts
-        .iter()
-        .map(|&c| {
-            if c == 0 {
-                ' '
-            } else {
-                BARS[((c * 7) / max) as usize]
-            }
-        })
-        .collect()
-}
-
 fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     if app.groups.is_empty() {
         f.render_widget(Paragraph::new("No letters to group yet."), area);
@@ -217,7 +202,7 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
                 short_error(g.error.as_deref()),
                 time(g.first_ms),
                 time(g.last_ms),
-                spark(&g.spark),
+                crate::engine::overview::sparkline(&g.spark),
             ])
             .style(style)
         });

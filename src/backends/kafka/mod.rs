@@ -18,6 +18,7 @@ use thiserror::Error;
 use crate::engine::{DeadLetter, LetterId};
 
 pub mod ledger;
+pub mod overview;
 pub mod partitioner;
 mod read;
 pub mod route;

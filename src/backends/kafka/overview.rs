@@ -1,0 +1,190 @@
+//! Every DLQ topic of a cluster at a glance ([`DlqSummary`]), from one metadata
+//! request, batched list-offsets requests (earliest, latest, one per hour of the last
+//! day, then at [`OLDER`] marks), one describe-configs request for `retention.ms`,
+//! and the ledger of each DLQ that has one. Letters are never read: the oldest
+//! letter's time is bracketed by the marks (to the hour in the last day, to the day
+//! in the last week, coarser beyond) and reported as the older end of its bracket,
+//! so "deleted in" errs early.
+
+use std::collections::HashMap;
+
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::ledger::KafkaLedger;
+use super::{KafkaBackendError, KafkaConfig, Quiet};
+use crate::engine::ledger::LedgerStore;
+use crate::engine::overview::{DlqSummary, HOURS, is_morgue_topic, matches_any};
+
+/// Ages (days) beyond the last day at which the oldest letter is bracketed.
+const OLDER: [i64; 13] = [2, 3, 4, 5, 6, 7, 10, 14, 21, 30, 60, 90, 365];
+const HOUR_MS: i64 = 3_600_000;
+
+/// The DLQ topics of the cluster whose names match `patterns`, by name.
+pub async fn overview(
+    cfg: &KafkaConfig,
+    patterns: &[String],
+) -> Result<Vec<DlqSummary>, KafkaBackendError> {
+    let (c, p) = (cfg.clone(), patterns.to_vec());
+    let (mut out, ledgers) = tokio::task::spawn_blocking(move || offsets(&c, &p))
+        .await
+        .map_err(|e| KafkaBackendError::Task(e.to_string()))??;
+    retention(cfg, &mut out).await;
+    let reads = out
+        .iter()
+        .filter(|s| ledgers.contains(&s.name))
+        .map(|s| async move {
+            let ledger = KafkaLedger::new(cfg.clone(), &s.name);
+            (s.name.clone(), ledger.load().await)
+        });
+    let states: HashMap<String, _> = futures::future::join_all(reads).await.into_iter().collect();
+    for s in &mut out {
+        match states.get(&s.name) {
+            Some(Ok(state)) => s.states = state.states(),
+            Some(Err(e)) => tracing::warn!("ledger of '{}' not read: {e}", s.name),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Sizes, hourly arrivals and oldest records; also the DLQs that have a ledger topic.
+fn offsets(
+    cfg: &KafkaConfig,
+    patterns: &[String],
+) -> Result<(Vec<DlqSummary>, Vec<String>), KafkaBackendError> {
+    let c = cfg.browse_consumer()?;
+    let md = c
+        .fetch_metadata(None, cfg.connect_timeout)
+        .map_err(|source| KafkaBackendError::Unreachable {
+            brokers: cfg.brokers.clone(),
+            source: Box::new(source),
+        })?;
+    let names: std::collections::HashSet<&str> = md.topics().iter().map(|t| t.name()).collect();
+    let mut ledgers = Vec::new();
+    let mut out = Vec::new();
+    let mut all = TopicPartitionList::new();
+    for t in md.topics() {
+        if is_morgue_topic(t.name()) || !matches_any(t.name(), patterns) {
+            continue;
+        }
+        if names.contains(format!("{}.morgue-ledger", t.name()).as_str()) {
+            ledgers.push(t.name().to_string());
+        }
+        for p in t.partitions() {
+            all.add_partition(t.name(), p.id());
+        }
+        out.push(DlqSummary {
+            name: t.name().to_string(),
+            kind: "kafka",
+            partitions: t.partitions().len(),
+            hourly: vec![0; HOURS],
+            ..DlqSummary::default()
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    if out.is_empty() {
+        return Ok((out, ledgers));
+    }
+    let at = |offset: Offset| -> Result<HashMap<(String, i32), i64>, KafkaBackendError> {
+        let mut tpl = all.clone();
+        tpl.set_all_offsets(offset)
+            .map_err(|e| cfg.error("listing offsets", e))?;
+        let got = c
+            .offsets_for_times(tpl, cfg.connect_timeout)
+            .map_err(|e| cfg.error("listing offsets", e))?;
+        Ok(got
+            .elements()
+            .iter()
+            .filter_map(|e| Some(((e.topic().to_string(), e.partition()), e.offset().to_raw()?)))
+            .collect())
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    // Offset of the first record at or after each mark (-1: none, i.e. the end).
+    // Mark times, oldest first: OLDER days ago, then every hour of the last day.
+    let mut times: Vec<i64> = OLDER.iter().rev().map(|d| now - d * 24 * HOUR_MS).collect();
+    times.extend((0..=HOURS).rev().map(|h| now - h as i64 * HOUR_MS));
+    // All requests at once (librdkafka handles are thread-safe): one round trip of time.
+    let mut asked: Vec<Offset> = vec![Offset::Beginning, Offset::End];
+    asked.extend(times.iter().map(|t| Offset::Offset(*t)));
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = asked
+            .iter()
+            .map(|o| {
+                let at = &at;
+                scope.spawn(move || at(*o))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(KafkaBackendError::Task("panicked".into())))
+            })
+            .collect()
+    });
+    let mut answers = answers
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
+    let (Some(low), Some(high)) = (answers.next(), answers.next()) else {
+        return Ok((out, ledgers));
+    };
+    let marks: Vec<_> = answers.collect();
+    let hours = OLDER.len();
+    for ((topic, partition), hi) in &high {
+        let Some(s) = out.iter_mut().find(|s| &s.name == topic) else {
+            continue;
+        };
+        let key = (topic.clone(), *partition);
+        let lo = low.get(&key).copied().unwrap_or(*hi);
+        s.letters += u64::try_from(hi - lo).unwrap_or(0);
+        let pos = |m: &HashMap<(String, i32), i64>| match m.get(&key) {
+            Some(&o) if o >= 0 => o.max(lo),
+            _ => *hi,
+        };
+        for h in 0..HOURS {
+            let (from, to) = (&marks[hours + h], &marks[hours + h + 1]);
+            s.hourly[h] += u64::try_from(pos(to) - pos(from)).unwrap_or(0);
+        }
+        if *hi > lo {
+            // The latest mark with every letter at or after it (None: older than all marks).
+            let older = marks.iter().zip(&times).rev().find(|(m, _)| pos(m) == lo);
+            let t = older.map_or(times[0] - 365 * 24 * HOUR_MS, |(_, &t)| t);
+            s.oldest_ms = Some(s.oldest_ms.map_or(t, |o| o.min(t)));
+        }
+    }
+    std::thread::spawn(move || drop(c));
+    Ok((out, ledgers))
+}
+
+/// `retention.ms` of each DLQ topic, in one describe-configs request.
+async fn retention(cfg: &KafkaConfig, out: &mut [DlqSummary]) {
+    let admin: Result<AdminClient<Quiet>, _> = cfg.client_config(&[]).create_with_context(Quiet);
+    let Ok(admin) = admin else { return };
+    let specs: Vec<ResourceSpecifier> = out
+        .iter()
+        .map(|s| ResourceSpecifier::Topic(&s.name))
+        .collect();
+    let opts = AdminOptions::new().request_timeout(Some(cfg.connect_timeout));
+    let Ok(results) = admin.describe_configs(&specs, &opts).await else {
+        return;
+    };
+    let by_name: HashMap<String, i64> = results
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let name = match &r.specifier {
+                rdkafka::admin::OwnedResourceSpecifier::Topic(n) => n.clone(),
+                _ => return None,
+            };
+            let ms = r.get("retention.ms")?.value.as_deref()?.parse().ok()?;
+            Some((name, ms))
+        })
+        .collect();
+    for s in out {
+        s.retention_ms = by_name.get(&s.name).copied();
+    }
+    std::thread::spawn(move || drop(admin));
+}

@@ -1,0 +1,119 @@
+//! `morgue dlqs` against the real broker: every matching DLQ with its size, arrivals
+//! per hour, oldest letter, time before retention deletes it, and ledger states.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestTopic, kafka_brokers, produce, unique};
+
+fn dlqs(pattern: &str, audit: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(["dlqs", "--kafka", &kafka_brokers(), "--pattern", pattern])
+        .env("MORGUE_AUDIT_LOG", audit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_overview_lists_each_dlq_with_its_figures_and_no_other_topic() {
+    let run = unique("ovw");
+    let hour = 3_600_000i64;
+    let now = chrono::Utc::now().timestamp_millis();
+    // Three letters written 30 hours, 5 hours and 10 minutes ago; retention 3 days.
+    let busy = TestTopic::with_config(
+        &format!("{run}-orders"),
+        2,
+        &[("retention.ms", "259200000")],
+    )
+    .await;
+    for (i, age) in [30 * hour, 5 * hour, hour / 6].into_iter().enumerate() {
+        let key = format!("{i:08}-0000-4000-8000-{i:012}");
+        produce(
+            &busy.name,
+            Some(key.as_bytes()),
+            b"{}",
+            &[],
+            Some(now - age),
+        )
+        .await;
+    }
+    let empty = TestTopic::new(&format!("{run}-payments"), 1).await;
+    let audit = std::env::temp_dir().join(format!("{run}-audit.jsonl"));
+    // A letter resolved: the ledger topic appears next to the DLQ, not as a DLQ.
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args([
+            "resolve",
+            "--kafka",
+            &kafka_brokers(),
+            "--topic",
+            &busy.name,
+        ])
+        .args(["--yes", "--audit-log"])
+        .arg(&audit)
+        .arg(first_id(&busy.name))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let got = dlqs(&format!("{run}-*"), &audit);
+    let names: Vec<&str> = got.iter().map(|d| d["dlq"].as_str().unwrap()).collect();
+    assert_eq!(names, [busy.name.as_str(), empty.name.as_str()], "{got:?}");
+    let b = &got[0];
+    assert_eq!(b["letters"], 3, "{b}");
+    assert_eq!(b["partitions"], 2);
+    assert_eq!(b["last_day"], 2, "30 hours ago is not in the last day: {b}");
+    assert_eq!(b["last_hour"], 1, "{b}");
+    let oldest_age = b["oldest_age_s"].as_i64().unwrap();
+    assert!(
+        (30 * 3600..=48 * 3600).contains(&oldest_age),
+        "the oldest letter is 30 h old, bracketed at 2 days at most: {b}"
+    );
+    assert_eq!(b["retention_ms"], 259_200_000i64);
+    let deleted_in = b["deleted_in_s"].as_i64().unwrap();
+    assert!(
+        (23 * 3600..=42 * 3600).contains(&deleted_in),
+        "deleted within 3 days of the oldest letter, erring early: {b}"
+    );
+    assert_eq!(b["states"]["resolved"], 1, "{b}");
+    let e = &got[1];
+    assert_eq!(
+        (e["letters"].as_u64(), e["last_day"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(e["oldest"].is_null());
+    let _ = std::fs::remove_file(audit);
+}
+
+/// The id of the first letter of `topic` (partition 0 or 1, whichever holds one).
+fn first_id(topic: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args([
+            "list",
+            "--kafka",
+            &kafka_brokers(),
+            "--topic",
+            topic,
+            "--limit",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    line["id"].as_str().unwrap().to_string()
+}
