@@ -68,7 +68,7 @@ async fn list_live_filter_detail_replay_in_tmux() {
 
     // The filter narrows the list.
     t.keys(&["/", "key:NEW*", "Enter"]);
-    let s = t.wait_for("1 of 3 match");
+    let s = t.wait_for("1 of ~3 match");
     assert!(!s.contains("OLD-1"), "{s}");
 
     // The detail shows the decoded payload, then the error.
@@ -158,7 +158,7 @@ async fn the_same_flow_on_a_mongodb_dlq() {
         .unwrap();
     t.wait_for("NEW-1");
     t.keys(&["/", "key:NEW*", "Enter"]);
-    t.wait_for("1 of 2 match");
+    t.wait_for("1 of ~2 match");
     t.keys(&["Enter"]);
     t.wait_for("\"price\": -3");
     t.keys(&["r"]);
@@ -178,4 +178,39 @@ async fn the_same_flow_on_a_mongodb_dlq() {
         "replayed"
     );
     t.keys(&["q"]);
+}
+
+#[tokio::test]
+async fn the_overview_opens_a_dlq_and_esc_comes_back() {
+    let run = unique("ovt");
+    let a = TestTopic::new(&format!("{run}-a"), 1).await;
+    let _b = TestTopic::new(&format!("{run}-b"), 2).await;
+    let _c = TestTopic::new(&format!("{run}-c"), 1).await;
+    let cfg = KafkaConfig::new(kafka_brokers());
+    write_letter(&cfg, &a.name, "trades", "OV-1", r#"{"price": -1}"#).await;
+    write_letter(&cfg, &a.name, "trades", "OV-2", r#"{"price": -2}"#).await;
+    let cmd = format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --pattern '{run}-*'; sleep 30",
+        std::env::temp_dir().join(format!("{run}.jsonl")).display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        kafka_brokers(),
+    );
+    let t = Tmux::start(&cmd);
+    let s = t.wait_for("3 DLQs");
+    assert!(s.contains("~2 letters"), "{s}");
+    t.wait_for(&a.name);
+    // The first DLQ (by name) is selected: open it, then come back.
+    t.keys(&["Enter"]);
+    t.wait_for("OV-2");
+    t.wait_for("2 letters");
+    t.keys(&["Escape"]);
+    let s = t.wait_for(&format!("back from {}", a.name));
+    assert!(s.contains("3 DLQs"), "{s}");
+    t.keys(&["q"]);
+    // The terminal is given back: the overview leaves the screen.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while t.screen().contains("3 DLQs") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!t.screen().contains("3 DLQs"), "{}", t.screen());
 }

@@ -65,6 +65,10 @@ pub struct BackendArgs {
     /// The local audit log of writes (default ~/.local/state/morgue/audit.jsonl).
     #[arg(long, global = true, env = "MORGUE_AUDIT_LOG", value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// Which topics are DLQs, for `dlqs` and the overview (a glob, repeatable; default:
+    /// the profile's `dlq_patterns`, else `*.DLT`, `*-dlt`, `*.dlq`, `*-dlq`, `dlq.*`, `deadletter*`, …).
+    #[arg(long = "pattern", global = true, value_name = "GLOB")]
+    pub patterns: Vec<String>,
     /// How long to wait for the broker or server before saying it cannot be reached.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s",
           value_parser = crate::engine::duration::parse_duration)]
@@ -222,8 +226,19 @@ impl BackendArgs {
         })
     }
 
+    /// True when a cluster is named but no DLQ in it (no topic, no MongoDB): the TUI
+    /// then opens the overview of the cluster's DLQs.
+    pub fn wants_overview(&self) -> Result<bool, UsageError> {
+        let p = self.profile()?;
+        let kafka = self.kafka.is_some() || p.kafka.is_some();
+        let dlq =
+            self.topic.is_some() || p.topic.is_some() || self.mongo.is_some() || p.mongo.is_some();
+        Ok(kafka && !dlq)
+    }
+
     /// The cluster whose DLQs the overview lists, and the topic patterns to list.
-    pub fn cluster(&self, patterns: &[String]) -> Result<(KafkaConfig, Vec<String>), UsageError> {
+    pub fn cluster(&self) -> Result<(KafkaConfig, Vec<String>), UsageError> {
+        let patterns = &self.patterns;
         let p = self.profile()?;
         let cfg = self.kafka_config(&p).ok_or_else(|| {
             UsageError("no cluster given: pass --kafka BROKERS or --profile NAME".into())

@@ -6,16 +6,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::{BackendArgs, Output, print_line};
-use crate::engine::overview::{DlqSummary, sparkline};
+use crate::engine::overview::{DlqSummary, age, sparkline};
 use crate::tui::view::group;
 
 /// Options of `morgue dlqs`.
 #[derive(Debug, Args)]
 pub struct DlqsArgs {
-    /// Which topics are DLQs (a glob, repeatable; default: the profile's `dlq_patterns`,
-    /// else the conventions' names: `*.DLT`, `*-dlt`, `*.dlq`, `*-dlq`, `dlq.*`, `deadletter*`, …).
-    #[arg(long = "pattern", value_name = "GLOB")]
-    pub patterns: Vec<String>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Json)]
     pub output: Output,
@@ -23,7 +19,7 @@ pub struct DlqsArgs {
 
 /// Prints the overview of the cluster's DLQs.
 pub async fn run(backend: &BackendArgs, args: &DlqsArgs) -> anyhow::Result<()> {
-    let (cfg, patterns) = backend.cluster(&args.patterns)?;
+    let (cfg, patterns) = backend.cluster()?;
     let dlqs = crate::backends::kafka::overview::overview(&cfg, &patterns).await?;
     let now = chrono::Utc::now().timestamp_millis();
     match args.output {
@@ -94,17 +90,4 @@ fn summary_row(d: &DlqSummary, now_ms: i64) -> String {
         },
         sparkline(&d.hourly)
     )
-}
-
-/// `4d23h`, `5h`, `12m`, `40s`, as k9s shows ages; `now` for zero or less.
-pub fn age(ms: i64) -> String {
-    let s = ms / 1000;
-    match s {
-        i64::MIN..=0 => "now".into(),
-        1..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h", s / 3600),
-        _ if s % 86_400 < 3600 => format!("{}d", s / 86_400),
-        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
-    }
 }

@@ -22,7 +22,7 @@ pub use backend::BackendArgs;
     version,
     about,
     long_about = None,
-    after_help = "Without a COMMAND, morgue opens the terminal UI on the DLQ (press ? there for the keys)."
+    after_help = "Without a COMMAND, morgue opens the terminal UI on the DLQ (press ? there for the keys); given a cluster without a topic, on the overview of its DLQs."
 )]
 pub struct Cli {
     /// Where the DLQ is.
@@ -223,15 +223,32 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let Some(command) = cli.command else {
-        let target = cli.backend.target()?;
+        let overview = cli.backend.wants_overview()?;
+        let target = if overview {
+            None
+        } else {
+            Some(cli.backend.target()?)
+        };
         use std::io::IsTerminal as _;
         if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
             return Err(UsageError(
-                "the terminal UI needs a terminal on stdin and stdout; in scripts and pipes use `morgue list` (JSON lines) or another command (see --help)".into(),
+                "the terminal UI needs a terminal on stdin and stdout; in scripts and pipes use `morgue list` (JSON lines), `morgue dlqs` or another command (see --help)".into(),
             )
             .into());
         }
-        return crate::tui::runner::run(target).await;
+        return match target {
+            Some(t) => crate::tui::runner::run(t).await,
+            None => {
+                let (cfg, patterns) = cli.backend.cluster()?;
+                let backend = cli.backend.clone();
+                crate::tui::overview::run(cfg, patterns, move |topic| {
+                    let mut b = backend.clone();
+                    b.topic = Some(topic.to_string());
+                    Ok(b.target()?)
+                })
+                .await
+            }
+        };
     };
     match command {
         Command::List(args) => list::run(&cli.backend, &args).await,

@@ -82,6 +82,19 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
+/// `4d23h`, `5h`, `12m`, `40s`, as k9s shows ages; `now` for zero or less.
+pub fn age(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        i64::MIN..=0 => "now".into(),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ if s % 86_400 < 3600 => format!("{}d", s / 86_400),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// Counts as a bar sparkline, one character each (blank for zero).
 pub fn sparkline(counts: &[u64]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -145,5 +158,9 @@ mod tests {
         assert_eq!(s.deleted_in_ms(3_000), Some(5_000));
         s.retention_ms = Some(-1);
         assert_eq!(s.deleted_in_ms(3_000), None);
+        assert_eq!(age(0), "now");
+        assert_eq!(age(90_000), "1m");
+        assert_eq!(age((4 * 86_400 + 23 * 3600) * 1000), "4d23h");
+        assert_eq!(sparkline(&[0, 1, 7]), " ▂█");
     }
 }

@@ -157,6 +157,8 @@ pub struct App {
     pub scanned: u64,
     /// Quit after this frame.
     pub quit: bool,
+    /// Opened from the overview: `esc` on the list goes back to it.
+    pub from_overview: bool,
     /// The triage board's groups (computed when it opens and as letters arrive).
     pub groups: Vec<crate::engine::triage::Group>,
     /// The selected group.
@@ -197,6 +199,7 @@ impl App {
             row_filter: None,
             stream_filtered: false,
             quit: false,
+            from_overview: false,
             groups: Vec::new(),
             group: 0,
             edits: std::collections::HashMap::new(),
@@ -329,6 +332,11 @@ impl App {
             Action::Back if self.screen == Screen::List && !self.marked.is_empty() => {
                 self.marked.clear();
                 self.status = "marks cleared".into();
+            }
+            Action::Back
+                if self.from_overview && self.screen == Screen::List && self.dialog.is_none() =>
+            {
+                self.quit = true;
             }
             Action::Back | Action::Open => self.screen = Screen::List,
             Action::Quit => self.quit = true,

@@ -15,6 +15,7 @@ pub mod highlight;
 pub mod keymap;
 mod letter_ops;
 mod list_pane;
+pub mod overview;
 pub mod runner;
 pub mod terminal;
 pub mod view;

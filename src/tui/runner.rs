@@ -31,16 +31,18 @@ const FRAME: Duration = Duration::from_millis(16);
 pub async fn run(target: Target) -> anyhow::Result<()> {
     let opened = target.dlq.open().await?;
     let guard = TerminalGuard::enter(false)?;
-    let result = run_on(&target, &opened, Crossterm).await;
+    let result = run_on(&target, &opened, Crossterm, false).await;
     drop(guard);
     result
 }
 
-/// Runs the TUI's loop for an opened DLQ on `console` until the user quits.
+/// Runs the TUI's loop for an opened DLQ on `console` until the user quits (or,
+/// `from_overview`, goes back to it with `esc`).
 pub async fn run_on<C: Console>(
     target: &Target,
     opened: &Opened,
     console: C,
+    from_overview: bool,
 ) -> anyhow::Result<()> {
     let writer = target.writer(opened, Vec::new());
     let io = Io {
@@ -50,6 +52,7 @@ pub async fn run_on<C: Console>(
         highlight: None,
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
+    app.from_overview = from_overview;
     event_loop(&mut app, io, console).await
 }
 

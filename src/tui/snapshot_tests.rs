@@ -266,3 +266,60 @@ fn a_replaying_copy_shows_who_holds_it() {
     }
     insta::assert_snapshot!(render(&app, 100, 8));
 }
+
+#[test]
+fn overview_at_80_120_and_200_columns() {
+    use crate::engine::overview::{DlqSummary, HOURS};
+    use crate::tui::overview::{Overview, draw};
+    let now = 1_795_000_000_000i64;
+    let hour = 3_600_000i64;
+    let dlq =
+        |name: &str, letters: u64, per_hour: u64, oldest_h: i64, states: &[(&'static str, u64)]| {
+            DlqSummary {
+                name: name.into(),
+                kind: "kafka",
+                partitions: 6,
+                letters,
+                hourly: (0..HOURS as u64).map(|h| per_hour * (h % 5)).collect(),
+                oldest_ms: Some(now - oldest_h * hour),
+                retention_ms: Some(7 * 24 * hour),
+                states: states.iter().copied().collect(),
+                ..DlqSummary::default()
+            }
+        };
+    let ov = Overview {
+        cluster: "kafka://127.0.0.1:9092".into(),
+        dlqs: vec![
+            dlq(
+                "orders.DLT",
+                48_211,
+                120,
+                150,
+                &[("replayed", 310), ("resolved", 12)],
+            ),
+            dlq("payments-eu-settlement-retry.dlq", 7, 0, 3, &[]),
+            dlq(
+                "deadletter-topic",
+                1_204_331,
+                2_000,
+                160,
+                &[("replaying", 1)],
+            ),
+        ],
+        selected: 1,
+        status: "enter opens a DLQ · r refreshes (also every 10s) · q quits".into(),
+        fetched_ms: Some(now),
+    };
+    for (w, h) in [(80, 24), (120, 30), (200, 50)] {
+        let mut t = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+        t.draw(|f| draw(f, &ov, NO_COLOR)).expect("draw");
+        let buf = t.backend().buffer().clone();
+        let text: String = (0..buf.area.height)
+            .map(|y| {
+                let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+                format!("{}\n", line.trim_end())
+            })
+            .collect();
+        insta::assert_snapshot!(format!("overview_{w}x{h}"), text);
+    }
+}

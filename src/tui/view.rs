@@ -119,8 +119,11 @@ pub(crate) fn count_label(app: &App) -> String {
         (true, _, None) => plural(read, "letter"),
         (true, _, Some(t)) => format!("{} of ~{}", group(read), plural(t, "letter")),
         (false, true, _) => format!("{} of {} match", group(shown), plural(read, "letter")),
-        (false, false, Some(t)) => format!("{} match (~{} to search)", group(shown), group(t)),
-        (false, false, None) => format!("{} match", group(shown)),
+        // A payload filter's stream holds only its matches: the total is the offsets'.
+        (false, false, _) => match app.total {
+            Some(t) => format!("{} of ~{} match", group(shown), group(t)),
+            None => format!("{} match", group(shown)),
+        },
     }
 }
 

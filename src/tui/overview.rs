@@ -1,0 +1,278 @@
+//! The overview: every DLQ of the cluster at a glance, refreshed every
+//! [`REFRESH`]; `enter` opens the selected DLQ in the list (whose `esc` comes back
+//! here), `r` refreshes now, `q` quits. The figures are those of `morgue dlqs`
+//! (`engine::overview`), fetched off the UI task.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers};
+use futures::StreamExt;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Row, Table};
+use tokio::sync::mpsc;
+
+use super::console::{Console, Crossterm};
+use super::terminal::TerminalGuard;
+use super::view::{Theme, group};
+use crate::backends::kafka::KafkaConfig;
+use crate::cli::backend::Target;
+use crate::engine::overview::{DlqSummary, age, sparkline};
+
+/// How often the figures are fetched again.
+pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// What the overview shows.
+#[derive(Debug, Default)]
+pub struct Overview {
+    /// `kafka://BROKERS`.
+    pub cluster: String,
+    /// The DLQs, by name.
+    pub dlqs: Vec<DlqSummary>,
+    /// The selected row.
+    pub selected: usize,
+    /// The last line of news (errors included).
+    pub status: String,
+    /// When the figures were fetched (epoch ms), None before the first answer.
+    pub fetched_ms: Option<i64>,
+}
+
+/// Runs the overview of `cfg`'s DLQs matching `patterns`; `target` makes the
+/// target of a DLQ topic for opening it.
+pub async fn run(
+    cfg: KafkaConfig,
+    patterns: Vec<String>,
+    target: impl Fn(&str) -> anyhow::Result<Target>,
+) -> anyhow::Result<()> {
+    let guard = TerminalGuard::enter(false)?;
+    let result = overview_loop(cfg, patterns, target).await;
+    drop(guard);
+    result
+}
+
+async fn overview_loop(
+    cfg: KafkaConfig,
+    patterns: Vec<String>,
+    target: impl Fn(&str) -> anyhow::Result<Target>,
+) -> anyhow::Result<()> {
+    let theme = Theme::from_env();
+    let mut ov = Overview {
+        cluster: format!("kafka://{}", cfg.brokers),
+        status: "reading the cluster…".into(),
+        ..Overview::default()
+    };
+    let (tx, mut rx) = mpsc::channel(4);
+    let fetch = |tx: mpsc::Sender<Result<Vec<DlqSummary>, String>>| {
+        let (cfg, patterns) = (cfg.clone(), patterns.clone());
+        tokio::spawn(async move {
+            let got = crate::backends::kafka::overview::overview(&cfg, &patterns).await;
+            let _ = tx.send(got.map_err(|e| e.to_string())).await;
+        });
+    };
+    fetch(tx.clone());
+    let mut next = Instant::now() + REFRESH;
+    let (mut terminal, mut input) = Crossterm.open()?;
+    loop {
+        terminal.draw(|f| draw(f, &ov, theme))?;
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
+                    let ctrl_c = k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c');
+                    match k.code {
+                        _ if ctrl_c => break,
+                        KeyCode::Char('q') => break,
+                        KeyCode::Down | KeyCode::Char('j') => ov.select(ov.selected + 1),
+                        KeyCode::Up | KeyCode::Char('k') => ov.select(ov.selected.saturating_sub(1)),
+                        KeyCode::Home | KeyCode::Char('g') => ov.select(0),
+                        KeyCode::End | KeyCode::Char('G') => ov.select(usize::MAX),
+                        KeyCode::Char('r') => {
+                            ov.status = "refreshing…".into();
+                            fetch(tx.clone());
+                        }
+                        KeyCode::Enter => {
+                            let Some(name) = ov.dlqs.get(ov.selected).map(|d| d.name.clone()) else {
+                                continue;
+                            };
+                            // The DLQ's own loop reads the keys until `esc` brings us back.
+                            drop(input);
+                            drop(terminal);
+                            clear_screen()?;
+                            ov.status = open(&name, &target).await;
+                            clear_screen()?;
+                            (terminal, input) = Crossterm.open()?;
+                            fetch(tx.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            got = rx.recv() => match got {
+                Some(Ok(dlqs)) => {
+                    ov.dlqs = dlqs;
+                    ov.select(ov.selected);
+                    ov.fetched_ms = Some(chrono::Utc::now().timestamp_millis());
+                    // News (back from a DLQ) stays; a failed read gives way once it answers.
+                    if ov.status.ends_with('…') || ov.status.starts_with("cannot read") {
+                        ov.status = help();
+                    }
+                }
+                Some(Err(e)) => ov.status = format!("cannot read the cluster: {e}"),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(next.into()) => {
+                next = Instant::now() + REFRESH;
+                fetch(tx.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens DLQ `name` in the list until the user goes back; what to say then.
+async fn open(name: &str, target: &impl Fn(&str) -> anyhow::Result<Target>) -> String {
+    let run = async {
+        let t = target(name)?;
+        let opened = t.dlq.open().await?;
+        super::runner::run_on(&t, &opened, Crossterm, true).await
+    };
+    match run.await {
+        Ok(()) => format!("back from {name}"),
+        Err(e) => format!("cannot open {name}: {e}"),
+    }
+}
+
+/// The keys, for the status line.
+fn help() -> String {
+    format!(
+        "enter opens a DLQ · r refreshes (also every {}s) · q quits",
+        REFRESH.as_secs()
+    )
+}
+
+/// Blanks the screen for a fresh `Terminal`, which draws only what differs from a
+/// blank one. (`Terminal::clear` would ask the terminal for the cursor position,
+/// racing the input reader for stdin.)
+fn clear_screen() -> std::io::Result<()> {
+    crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+    )
+}
+
+impl Overview {
+    fn select(&mut self, i: usize) {
+        self.selected = i.min(self.dlqs.len().saturating_sub(1));
+    }
+}
+
+/// Draws the overview: a header, one row per DLQ, the status line.
+pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
+    let [head, body, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    let total: u64 = ov.dlqs.iter().map(|d| d.letters).sum();
+    let day: u64 = ov.dlqs.iter().map(DlqSummary::last_day).sum();
+    f.render_widget(
+        Paragraph::new(Line::from(format!(
+            "morgue {}  {} DLQs  ~{} letters, {} in the last day",
+            ov.cluster,
+            ov.dlqs.len(),
+            group(total),
+            group(day)
+        )))
+        .style(theme.pick(Style::default().add_modifier(Modifier::BOLD))),
+        head,
+    );
+    f.render_widget(Paragraph::new(ov.status.clone()), foot);
+    if ov.dlqs.is_empty() {
+        let msg = if ov.fetched_ms.is_some() {
+            "No DLQ topic on this cluster matches the patterns (--pattern GLOB, or dlq_patterns in the profile)."
+        } else {
+            "reading the cluster…"
+        };
+        f.render_widget(Paragraph::new(msg), body);
+        return;
+    }
+    let now = ov
+        .fetched_ms
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    // The name whole (up to 48), then the sparkline, then the states, as width allows.
+    let name_w = ov
+        .dlqs
+        .iter()
+        .map(|d| d.name.chars().count())
+        .max()
+        .unwrap_or(3)
+        .clamp(3, 48) as u16;
+    let fixed = 10 + 7 + 8 + 7 + 10 + 6;
+    let spark = body.width >= fixed + name_w + 25;
+    let wide = body.width >= fixed + name_w + 25 + 29;
+    let visible = usize::from(body.height.saturating_sub(1));
+    let skip = ov.selected.saturating_sub(visible.saturating_sub(1));
+    let rows = ov
+        .dlqs
+        .iter()
+        .enumerate()
+        .skip(skip)
+        .take(visible)
+        .map(|(i, d)| {
+            let mut cells = vec![
+                d.name.clone(),
+                format!("~{}", group(d.letters)),
+                group(d.last_hour()),
+                group(d.last_day()),
+                d.oldest_ms.map_or("-".into(), |o| age(now - o)),
+                d.deleted_in_ms(now).map_or("-".into(), age),
+            ];
+            if wide {
+                cells.push(states(d));
+            }
+            if spark {
+                cells.push(sparkline(&d.hourly));
+            }
+            let style = if i == ov.selected {
+                theme.selected()
+            } else {
+                Style::default()
+            };
+            Row::new(cells).style(style)
+        });
+    let mut widths = vec![
+        Constraint::Length(name_w.min(body.width.saturating_sub(fixed))),
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(10),
+    ];
+    let mut titles = vec!["DLQ", "LETTERS", "1H", "24H", "OLDEST", "DELETED IN"];
+    if wide {
+        widths.push(Constraint::Length(28));
+        titles.push("STATES");
+    }
+    if spark {
+        widths.push(Constraint::Length(24));
+        titles.push("PER HOUR (24H)");
+    }
+    let header = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
+    f.render_widget(Table::new(rows, widths).header(header), body);
+}
+
+fn states(d: &DlqSummary) -> String {
+    if d.states.is_empty() {
+        return "-".into();
+    }
+    d.states
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
