@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks of the engine, with kcat as the peer, on the local broker (or the
 # cluster in MORGUE_TEST_KAFKA). Prints figures; asserts nothing.
-#   scripts/bench.sh                 100k-letter list/search/latency/index + 1M-letter index memory
+#   scripts/bench.sh                 100k-letter list/search/latency/index + 1M-letter index memory,
+#                                    start-up, the overview over 2000 topics, replay
 #   BENCH_SMALL=1 scripts/bench.sh   skip the 1M-letter part
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -83,6 +84,23 @@ if [ -z "${BENCH_SMALL:-}" ]; then
   "$ENGINE" index-synthetic 1000000
   "$ENGINE" index-synthetic 1000000 mongo
 fi
+
+echo "== start-up: a one-letter DLQ, morgue list vs kcat -C -J -e (median of 9)"
+TONE=bench-one-$run_id
+seed "$TONE" 1 1
+median9() { # CMD...: the median wall time of nine runs, in seconds
+  for _ in 1 2 3 4 5 6 7 8 9; do
+    t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l
+  done | sort -n | sed -n 5p
+}
+printf 'morgue list  %.4f s\n' "$(median9 target/release/morgue list --kafka "$B" --topic "$TONE")"
+printf 'kcat -C -J -e %.4f s\n' "$(median9 kcat -C -J -e -q -b "$B" -t "$TONE")"
+
+echo "== overview: morgue dlqs over 2000 topics (100 holding letters), best of 3"
+OVW=ovw-$run_id
+$PY benches/seed_topics.py "$B" "$OVW" 2000
+N=2000
+best_of_3 "morgue dlqs --pattern '$OVW-*'" target/release/morgue dlqs --kafka "$B" --pattern "$OVW-*"
 
 echo "== replay"
 scripts/bench_replay.sh
