@@ -121,6 +121,9 @@ pub enum Action {
     },
     /// Something to say in the status line.
     Notice(String),
+    /// The wall clock now (epoch ms), for filters with relative times: `update`
+    /// never reads the clock itself.
+    Clock(i64),
 }
 
 /// I/O for the runner to carry out.

@@ -159,6 +159,8 @@ pub struct App {
     pub quit: bool,
     /// Opened from the overview: `esc` on the list goes back to it.
     pub from_overview: bool,
+    /// The wall clock as last told by [`Action::Clock`] (epoch ms).
+    pub now_ms: i64,
     /// The triage board's groups (computed when it opens and as letters arrive).
     pub groups: Vec<crate::engine::triage::Group>,
     /// The selected group.
@@ -200,6 +202,7 @@ impl App {
             stream_filtered: false,
             quit: false,
             from_overview: false,
+            now_ms: 0,
             groups: Vec::new(),
             group: 0,
             edits: std::collections::HashMap::new(),
@@ -506,6 +509,7 @@ impl App {
                 self.status = message;
             }
             Action::Notice(n) => self.status = n,
+            Action::Clock(ms) => self.now_ms = ms,
             Action::Planned(_)
             | Action::Input(_)
             | Action::Backspace

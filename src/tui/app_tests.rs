@@ -520,3 +520,40 @@ fn the_header_counts_what_was_read_once_caught_up() {
     filter(&mut app, "state:resolved");
     assert_eq!(count_label(&app), "0 of 10 letters match");
 }
+
+#[test]
+fn news_arriving_while_a_dialog_is_open_is_kept() {
+    let mut app = loaded(3);
+    app.update(Action::Filter);
+    assert!(app.dialog.is_some());
+    app.update(Action::Notice("reading stopped: broker gone".into()));
+    assert_eq!(app.status, "reading stopped: broker gone");
+    let id = LetterId::Kafka {
+        partition: 0,
+        offset: 1,
+    };
+    app.update(Action::EditedValue {
+        id: id.clone(),
+        value: b"{\"n\":9}".to_vec(),
+    });
+    assert_eq!(
+        app.edits.get(&id).map(Vec::as_slice),
+        Some(&b"{\"n\":9}"[..])
+    );
+    assert!(
+        matches!(app.dialog, Some(Dialog::Filter { .. })),
+        "the dialog stays open"
+    );
+}
+
+#[test]
+fn relative_times_in_filters_count_from_the_clock_given() {
+    let mut app = loaded(20);
+    // Letter n was written at 1_795_000_000_000 + n ms.
+    app.update(Action::Clock(1_795_000_000_000 + 3_600_000 + 10));
+    filter(&mut app, "since:1h");
+    assert_eq!(app.visible_len(), 10, "letters 10..20 are within the hour");
+    app.update(Action::Clock(1_795_000_000_000 + 3_600_000 + 15));
+    filter(&mut app, "since:1h");
+    assert_eq!(app.visible_len(), 5, "the same filter, a later clock");
+}

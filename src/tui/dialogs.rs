@@ -11,16 +11,16 @@ impl App {
             (_, Action::Back) => self.status = "cancelled".into(),
             (Dialog::Filter { mut input, .. }, Action::Input(c)) => {
                 input.push(c);
-                let error = Filter::parse(&input, chrono::Utc::now().timestamp_millis()).err();
+                let error = Filter::parse(&input, self.now_ms).err();
                 self.dialog = Some(Dialog::Filter { input, error });
             }
             (Dialog::Filter { mut input, .. }, Action::Backspace) => {
                 input.pop();
-                let error = Filter::parse(&input, chrono::Utc::now().timestamp_millis()).err();
+                let error = Filter::parse(&input, self.now_ms).err();
                 self.dialog = Some(Dialog::Filter { input, error });
             }
             (Dialog::Filter { input, .. }, Action::Submit) => {
-                return match Filter::parse(&input, chrono::Utc::now().timestamp_millis()) {
+                return match Filter::parse(&input, self.now_ms) {
                     Err(e) => {
                         self.dialog = Some(Dialog::Filter {
                             input,
@@ -76,7 +76,7 @@ impl App {
                 self.status = format!("resolving {id}…");
                 return vec![Effect::Resolve(id)];
             }
-            // Engine events still apply while a dialog is open.
+            // Engine events still apply while a dialog is open; none is dropped.
             (
                 d,
                 a @ (Action::Letters { .. }
@@ -85,6 +85,10 @@ impl App {
                 | Action::Arrived { .. }
                 | Action::Fetched(_)
                 | Action::Done { .. }
+                | Action::Notice(_)
+                | Action::Clock(_)
+                | Action::Highlighted { .. }
+                | Action::EditedValue { .. }
                 | Action::Resize(_)),
             ) => {
                 let effects = self.update(a);

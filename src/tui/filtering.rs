@@ -19,7 +19,7 @@ impl App {
         } else {
             format!("filtering: {}", self.filter)
         };
-        let parsed = Filter::parse(&self.filter, chrono::Utc::now().timestamp_millis()).ok();
+        let parsed = Filter::parse(&self.filter, self.now_ms).ok();
         let index_only = parsed
             .as_ref()
             .filter(|f| !f.is_empty() && f.index_only())

@@ -69,6 +69,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
     let (tx, mut rx) = mpsc::channel::<Action>(64);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let rows = terminal.size()?.height.saturating_sub(3);
+    app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
     let mut pending = app.start();
     pending.extend(app.update(Action::Resize(rows)));
     let src = io.source.clone();
@@ -117,6 +118,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
                     if let Some(a) = action_for(k, app.dialog.is_some()) {
+                        app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
                         pending = app.update(a);
                         urgent = true;
                     }
