@@ -68,7 +68,7 @@ async fn list_live_filter_detail_replay_in_tmux() {
 
     // The filter narrows the list.
     t.keys(&["/", "key:NEW*", "Enter"]);
-    let s = t.wait_for("1 of ~3 match");
+    let s = t.wait_for("1 of 3 letters match");
     assert!(!s.contains("OLD-1"), "{s}");
 
     // The detail shows the decoded payload, then the error.
@@ -158,7 +158,7 @@ async fn the_same_flow_on_a_mongodb_dlq() {
         .unwrap();
     t.wait_for("NEW-1");
     t.keys(&["/", "key:NEW*", "Enter"]);
-    t.wait_for("1 of ~2 match");
+    t.wait_for("1 of 2 letters match");
     t.keys(&["Enter"]);
     t.wait_for("\"price\": -3");
     t.keys(&["r"]);

@@ -126,13 +126,18 @@ impl Filter {
             .any(|(_, t)| matches!(t, Term::Json(..) | Term::Regex(_) | Term::Text(_)))
     }
 
-    /// True when every term can be answered from an index row alone (source topic,
-    /// reason, state, time), so a filter applies at once without reading payloads.
+    /// True when every term can be answered from an index row alone (key, source
+    /// topic, reason, state, time), so a filter applies at once without reading payloads.
     pub fn index_only(&self) -> bool {
         self.groups.iter().flatten().all(|(_, t)| {
             matches!(
                 t,
-                Term::Topic(_) | Term::Reason(_) | Term::State(_) | Term::Since(_) | Term::Until(_)
+                Term::Key(_)
+                    | Term::Topic(_)
+                    | Term::Reason(_)
+                    | Term::State(_)
+                    | Term::Since(_)
+                    | Term::Until(_)
             )
         })
     }
@@ -140,6 +145,9 @@ impl Filter {
     /// Whether the letter behind `row` matches; exact when [`Filter::index_only`].
     pub fn matches_row(&self, row: &IndexRow, store: &Store) -> bool {
         let term = |t: &Term| match t {
+            Term::Key(g) => store
+                .key(row)
+                .is_some_and(|(k, _)| g.is_match(&String::from_utf8_lossy(&k))),
             Term::Topic(g) => store.topic(row).is_some_and(|name| g.is_match(name)),
             Term::Reason(r) => row.reason.as_str() == r,
             Term::State(s) => row.state.as_str() == s,

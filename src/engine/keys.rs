@@ -1,18 +1,19 @@
 //! Letter keys in the index, whole, in 16 bytes of the row (plus two flag bits) and an
-//! arena for the few that need it: keys of up to 16 bytes sit in the row, canonical
-//! UUIDs (36 characters, the commonest long key) are packed into 16 bytes, and other
-//! keys go to an append-only arena (up to [`MAX_KEPT`] bytes each), the row holding
-//! where. So the list shows keys whole and the row stays 56 bytes. (A key kept in the
-//! row loses trailing NUL bytes: the index is for display; the letter keeps its key.)
+//! arena for the few that need it: keys of up to 15 bytes sit in the row with their
+//! length, canonical UUIDs (36 characters, the commonest long key) are packed into 16
+//! bytes, and other keys go to an append-only arena (up to [`MAX_KEPT`] bytes each),
+//! the row holding where. So the list shows keys whole, `key:` filters are answered
+//! from the index, and the row stays 56 bytes.
 
 /// Bytes of a row's key cell.
 pub const CELL: usize = 16;
-/// Longest key kept whole in the arena; longer ones are cut there (and shown with `…`).
-pub const MAX_KEPT: usize = 64;
+/// Longest key kept whole in the arena; longer ones are cut there (shown with `…`,
+/// and a `key:` filter compares their first [`MAX_KEPT`] bytes).
+pub const MAX_KEPT: usize = 256;
 
 /// How a cell is to be read (two bits of the row's flags).
 pub type Kind = u8;
-/// The key itself, zero-padded.
+/// The key itself, its length in the last byte.
 const INLINE: Kind = 0;
 /// A lowercase UUID.
 const UUID_LOWER: Kind = 1;
@@ -67,8 +68,9 @@ impl KeyArena {
 /// row nor a UUID.
 pub fn pack(key: &[u8], arena: &mut KeyArena) -> ([u8; CELL], Kind) {
     let mut cell = [0u8; CELL];
-    if key.len() <= CELL {
+    if key.len() < CELL {
         cell[..key.len()].copy_from_slice(key);
+        cell[CELL - 1] = key.len() as u8;
         return (cell, INLINE);
     }
     if let Some((bytes, upper)) = uuid_bytes(key) {
@@ -86,8 +88,8 @@ pub fn pack(key: &[u8], arena: &mut KeyArena) -> ([u8; CELL], Kind) {
 pub fn unpack(cell: &[u8; CELL], kind: Kind, arena: &KeyArena) -> (Vec<u8>, bool) {
     match kind {
         INLINE => {
-            let end = cell.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-            (cell[..end].to_vec(), false)
+            let len = usize::from(cell[CELL - 1]).min(CELL - 1);
+            (cell[..len].to_vec(), false)
         }
         tag @ (UUID_LOWER | UUID_UPPER) => {
             let u = uuid::Uuid::from_bytes(*cell);
@@ -138,11 +140,12 @@ mod tests {
     #[test]
     fn keys_come_back_whole() {
         let mut arena = KeyArena::default();
-        let long = "order-".repeat(20);
+        let long = "order-".repeat(50);
         for key in [
             "",
             "ORD-ALPHA-1",
             "exactly-sixteen!",
+            "fifteen-bytes!!",
             "6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b",
             "6F1C2A9E-3B4D-4E5F-8A7B-9C0D1E2F3A4B",
             // Not canonical: mixed case, or a UUID-length string of something else.
@@ -161,10 +164,10 @@ mod tests {
         let (kept, cut) = unpack(&cell, kind, &arena);
         assert!(cut);
         assert_eq!(kept, &long.as_bytes()[..MAX_KEPT]);
-        // Binary keys survive as bytes (but for trailing NULs in the row).
-        let bin = [0u8, 0xff, 0x10, 0];
+        // Binary keys survive as bytes, trailing NULs included (a big-endian long).
+        let bin = 256u64.to_be_bytes();
         let (cell, kind) = pack(&bin, &mut arena);
-        assert_eq!(unpack(&cell, kind, &arena).0, bin[..3]);
+        assert_eq!(unpack(&cell, kind, &arena).0, bin);
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn following_keeps_the_newest_selected_and_not_following_keeps_the_row() {
 fn stale_stream_generations_are_dropped() {
     let mut app = loaded(3);
     app.update(Action::Filter);
-    for c in "key:K1".chars() {
+    for c in "$.n=1".chars() {
         app.update(Action::Input(c));
     }
     let effects = app.update(Action::Submit);
@@ -100,7 +100,7 @@ fn stale_stream_generations_are_dropped() {
         effects,
         vec![Effect::Stream {
             generation: 2,
-            filter: Some("key:K1".into())
+            filter: Some("$.n=1".into())
         }]
     );
     assert_eq!(app.store.len(), 0);
@@ -114,7 +114,7 @@ fn stale_stream_generations_are_dropped() {
         letters: vec![letter(1)],
     });
     assert_eq!(app.store.len(), 1);
-    assert_eq!(app.filter, "key:K1");
+    assert_eq!(app.filter, "$.n=1");
 }
 
 #[test]
