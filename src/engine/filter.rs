@@ -28,6 +28,7 @@ enum Term {
     Key(Glob),
     Topic(Glob),
     Error(String),
+    Fingerprint(String),
     Reason(String),
     State(String),
     Header(String, Glob),
@@ -127,12 +128,13 @@ impl Filter {
     }
 
     /// True when every term can be answered from an index row alone (key, source
-    /// topic, reason, state, time), so a filter applies at once without reading payloads.
+    /// topic, fingerprint, reason, state, time), so a filter applies at once without reading payloads.
     pub fn index_only(&self) -> bool {
         self.groups.iter().flatten().all(|(_, t)| {
             matches!(
                 t,
                 Term::Key(_)
+                    | Term::Fingerprint(_)
                     | Term::Topic(_)
                     | Term::Reason(_)
                     | Term::State(_)
@@ -149,6 +151,7 @@ impl Filter {
                 .key(row)
                 .is_some_and(|(k, _)| g.is_match(&String::from_utf8_lossy(&k))),
             Term::Topic(g) => store.topic(row).is_some_and(|name| g.is_match(name)),
+            Term::Fingerprint(f) => store.fingerprint(row) == *f,
             Term::Reason(r) => row.reason.as_str() == r,
             Term::State(s) => row.state.as_str() == s,
             Term::Since(t) => row.dlq_ts_ms != NO_TIME && row.dlq_ts_ms >= *t,
@@ -227,7 +230,16 @@ fn parse_term(t: &str, now_ms: i64) -> Result<Term, String> {
     if let Some(name) = field.strip_prefix("header.") {
         return Ok(Term::Header(name.to_string(), Glob::new(value)?));
     }
-    let known = ["key", "topic", "error", "reason", "state", "since", "until"];
+    let known = [
+        "key",
+        "topic",
+        "error",
+        "fingerprint",
+        "reason",
+        "state",
+        "since",
+        "until",
+    ];
     if value.is_empty() && known.contains(&field) {
         return Err(format!("'{t}' needs a value after ':'"));
     }
@@ -235,6 +247,7 @@ fn parse_term(t: &str, now_ms: i64) -> Result<Term, String> {
         "key" => Ok(Term::Key(Glob::new(value)?)),
         "topic" => Ok(Term::Topic(Glob::new(value)?)),
         "error" => Ok(Term::Error(value.to_lowercase())),
+        "fingerprint" => Ok(Term::Fingerprint(value.to_lowercase())),
         "reason" => match value {
             "failed" | "max-attempts-exceeded" | "expired" | "unknown" => {
                 Ok(Term::Reason(value.into()))
@@ -256,7 +269,7 @@ fn parse_term(t: &str, now_ms: i64) -> Result<Term, String> {
         // A URL or a `host:port` is free text, not an unknown field.
         _ if field.contains(['.', '/']) || field.is_empty() => Ok(Term::Text(t.to_lowercase())),
         _ => Err(format!(
-            "unknown field '{field}' in '{t}' (key, topic, error, reason, state, header.NAME, since, until)"
+            "unknown field '{field}' in '{t}' (key, topic, error, fingerprint, reason, state, header.NAME, since, until)"
         )),
     }
 }
@@ -324,6 +337,7 @@ impl Term {
         match self {
             Term::Key(g) => l.key.is_some() && g.is_match(&text(l.key.as_deref())),
             Term::Topic(g) => l.source.topic.as_deref().is_some_and(|t| g.is_match(t)),
+            Term::Fingerprint(f) => super::fingerprint::of_letter(l) == *f,
             Term::Error(s) => [&f.exception_class, &f.message, &f.cause_class]
                 .iter()
                 .any(|v| {

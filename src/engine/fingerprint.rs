@@ -2,10 +2,41 @@
 //! way read (and group) the same: `order 8f1c…-… of jane@x.io: '42.00' > 10` becomes
 //! `order <uuid> of <email>: '…' > #`. UUIDs, e-mail addresses, hex ids (eight or more
 //! hex digits with a digit among them), quoted values and digit runs are masked; the
-//! first line only, at most [`MAX_CHARS`] characters.
+//! first line only, at most [`MAX_CHARS`] characters. A failure's fingerprint
+//! ([`id`]) is a short stable hash of its error class and normalised message: the
+//! triage board groups by it and `fingerprint:ID` filters on it. (The first
+//! application frame is not part of it: the index does not keep stack traces.)
 
 /// Longest normalised message kept.
 pub const MAX_CHARS: usize = 160;
+
+/// The fingerprint of a failure: 8 hex digits of FNV-1a over the error (class, or
+/// message when there is no class) and the normalised message.
+pub fn id(error: Option<&str>, normalized: Option<&str>) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in error
+        .unwrap_or_default()
+        .bytes()
+        .chain([0u8])
+        .chain(normalized.unwrap_or_default().bytes())
+    {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+/// The fingerprint of a letter, as the index computes it.
+pub fn of_letter(l: &crate::engine::DeadLetter) -> String {
+    let f = &l.failure;
+    let error = f.exception_class.as_deref().or(f.message.as_deref());
+    let message = f
+        .exception_class
+        .as_ref()
+        .and(f.message.as_deref())
+        .map(normalize);
+    id(error, message.as_deref())
+}
 
 /// `message` with its variable parts masked.
 pub fn normalize(message: &str) -> String {
@@ -109,6 +140,17 @@ mod tests {
         ] {
             assert_eq!(normalize(raw), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_tell_failures_apart() {
+        let a = super::id(Some("x.Boom"), Some("order # failed"));
+        assert_eq!(a, super::id(Some("x.Boom"), Some("order # failed")));
+        assert_eq!(a.len(), 8);
+        assert_ne!(a, super::id(Some("x.Boom"), Some("order # late")));
+        assert_ne!(a, super::id(Some("x.Bang"), Some("order # failed")));
+        // A known value: the hash must not change between builds or machines.
+        assert_eq!(super::id(None, None), "050c5d1f");
     }
 
     #[test]

@@ -181,6 +181,11 @@ impl Store {
         self.messages.get(row.message)
     }
 
+    /// The failure's fingerprint (see `fingerprint::id`) of `row`.
+    pub fn fingerprint(&self, row: &IndexRow) -> String {
+        super::fingerprint::id(self.error(row), self.message(row))
+    }
+
     /// The error class (or message) of `row`.
     pub fn error(&self, row: &IndexRow) -> Option<&str> {
         self.errors.get(row.error)
@@ -194,6 +199,11 @@ impl Store {
     /// Interned error classes.
     pub fn errors(&self) -> &Interner {
         &self.errors
+    }
+
+    /// Interned normalised messages.
+    pub fn messages(&self) -> &Interner {
+        &self.messages
     }
 
     /// The row position of letter `id`.

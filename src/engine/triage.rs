@@ -1,5 +1,6 @@
-//! The triage board's numbers: letters grouped by source topic and error, with
-//! counts, first and last seen, and arrivals over time for a sparkline. Computed from
+//! The triage board's numbers: letters grouped by source topic and failure
+//! fingerprint (error class and normalised message, see `fingerprint`), with counts,
+//! first and last seen, and arrivals over time for a sparkline. Computed from
 //! the index alone, so it costs one pass over compact rows and no payload.
 
 use std::collections::HashMap;
@@ -10,13 +11,17 @@ use super::store::Store;
 /// Buckets of a group's sparkline.
 pub const SPARK: usize = 16;
 
-/// Letters with the same source topic and error.
+/// Letters with the same source topic and failure fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     /// Source topic (`None` when unknown).
     pub topic: Option<String>,
     /// Error class or message (`None` when the letter says nothing).
     pub error: Option<String>,
+    /// The normalised message shared by the group (with a class), its sample.
+    pub message: Option<String>,
+    /// The failure's fingerprint (`fingerprint:ID` selects it).
+    pub fingerprint: String,
     /// Letters in the group.
     pub count: u64,
     /// Oldest DLQ time, epoch ms.
@@ -41,20 +46,18 @@ impl Group {
         if let Some(t) = &self.topic {
             q.push(format!("topic:{}", quote(t)));
         }
-        if let Some(e) = &self.error {
-            q.push(format!("error:{}", quote(e)));
-        }
+        q.push(format!("fingerprint:{}", self.fingerprint));
         q.join(" ")
     }
 }
 
 /// Groups every letter of `store`, largest group first.
 pub fn groups(store: &Store) -> Vec<Group> {
-    let mut by: HashMap<(u32, u32), (u64, i64, i64)> = HashMap::new();
+    let mut by: HashMap<(u32, u32, u32), (u64, i64, i64)> = HashMap::new();
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for r in store.rows() {
         let e = by
-            .entry((r.topic, r.error))
+            .entry((r.topic, r.error, r.message))
             .or_insert((0, i64::MAX, i64::MIN));
         e.0 += 1;
         if r.dlq_ts_ms != NO_TIME {
@@ -65,22 +68,30 @@ pub fn groups(store: &Store) -> Vec<Group> {
         }
     }
     let span = hi.saturating_sub(lo).max(1);
-    let mut sparks: HashMap<(u32, u32), [u64; SPARK]> = HashMap::new();
+    let mut sparks: HashMap<(u32, u32, u32), [u64; SPARK]> = HashMap::new();
     if lo <= hi {
         for r in store.rows().filter(|r| r.dlq_ts_ms != NO_TIME) {
             let b = (((r.dlq_ts_ms - lo) as i128 * (SPARK as i128 - 1)) / span as i128) as usize;
-            sparks.entry((r.topic, r.error)).or_insert([0; SPARK])[b.min(SPARK - 1)] += 1;
+            sparks
+                .entry((r.topic, r.error, r.message))
+                .or_insert([0; SPARK])[b.min(SPARK - 1)] += 1;
         }
     }
     let mut out: Vec<Group> = by
         .into_iter()
-        .map(|((t, e), (count, first, last))| Group {
-            topic: store.topics().get(t).map(str::to_string),
-            error: store.errors().get(e).map(str::to_string),
-            count,
-            first_ms: if first == i64::MAX { NO_TIME } else { first },
-            last_ms: if last == i64::MIN { NO_TIME } else { last },
-            spark: sparks.get(&(t, e)).copied().unwrap_or([0; SPARK]),
+        .map(|((t, e, m), (count, first, last))| {
+            let error = store.errors().get(e).map(str::to_string);
+            let message = store.messages().get(m).map(str::to_string);
+            Group {
+                topic: store.topics().get(t).map(str::to_string),
+                fingerprint: super::fingerprint::id(error.as_deref(), message.as_deref()),
+                error,
+                message,
+                count,
+                first_ms: if first == i64::MAX { NO_TIME } else { first },
+                last_ms: if last == i64::MIN { NO_TIME } else { last },
+                spark: sparks.get(&(t, e, m)).copied().unwrap_or([0; SPARK]),
+            }
         })
         .collect();
     out.sort_by(|a, b| {
@@ -88,6 +99,7 @@ pub fn groups(store: &Store) -> Vec<Group> {
             .cmp(&a.count)
             .then_with(|| a.topic.cmp(&b.topic))
             .then_with(|| a.error.cmp(&b.error))
+            .then_with(|| a.message.cmp(&b.message))
     });
     out
 }
@@ -136,8 +148,38 @@ mod tests {
             "the newest letter falls in the last bucket"
         );
         assert_eq!(g[1].spark[0], 3);
-        assert_eq!(g[1].query(), "topic:orders error:\"x.Bad Data\"");
-        assert_eq!(g[0].query(), "topic:trades error:x.Timeout");
+        let fp = crate::engine::fingerprint::id(Some("x.Bad Data"), None);
+        assert_eq!(g[1].query(), format!("topic:orders fingerprint:{fp}"));
+        // The query selects exactly the group, from the index and from the letters.
+        let f = crate::engine::filter::Filter::parse(&g[0].query(), 0).unwrap();
+        assert!(f.index_only());
+        let rows: Vec<_> = s.rows().filter(|r| f.matches_row(r, &s)).collect();
+        assert_eq!(rows.len(), 10);
+        assert!(f.matches(&letter(0, "trades", "x.Timeout", 1)));
+        assert!(!f.matches(&letter(0, "orders", "x.Timeout", 1)));
+    }
+
+    #[test]
+    fn one_class_with_different_messages_makes_different_groups() {
+        let mut s = Store::new();
+        for (i, m) in ["order 17 rejected", "order 99 rejected", "price -3 below 0"]
+            .iter()
+            .enumerate()
+        {
+            let mut l = letter(i as i64, "trades", "x.Invalid", 1000);
+            l.failure.message = Some(m.to_string());
+            s.insert(&l);
+        }
+        let g = groups(&s);
+        assert_eq!(g.len(), 2, "{g:?}");
+        assert_eq!(
+            (g[0].count, g[0].message.as_deref()),
+            (2, Some("order # rejected"))
+        );
+        let f = crate::engine::filter::Filter::parse(&g[0].query(), 0).unwrap();
+        let mut l = letter(7, "trades", "x.Invalid", 1);
+        l.failure.message = Some("order 123456 rejected".into());
+        assert!(f.matches(&l), "a new letter of the group matches its query");
     }
 
     #[test]

@@ -284,11 +284,10 @@ impl App {
             }
             Action::Open if self.screen == Screen::Triage => {
                 if let Some(g) = self.groups.get(self.group) {
-                    self.filter = g.query();
+                    let query = g.query();
                     self.screen = Screen::List;
-                    self.status = format!("filtering: {}", self.filter);
-                    let f = Some(self.filter.clone());
-                    return self.restream(f);
+                    // Topic and fingerprint are in the index: the list filters at once.
+                    return self.apply_filter(query);
                 }
             }
             Action::Replay if self.screen == Screen::Triage => {

@@ -202,7 +202,10 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             Row::new(vec![
                 group(g.count),
                 g.topic.clone().unwrap_or_else(|| "?".into()),
-                short_error(g.error.as_deref()),
+                match &g.message {
+                    Some(m) => format!("{}: {m}", short_error(g.error.as_deref())),
+                    None => short_error(g.error.as_deref()),
+                },
                 time(g.first_ms),
                 time(g.last_ms),
                 crate::engine::overview::sparkline(&g.spark),
