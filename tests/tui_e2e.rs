@@ -54,6 +54,9 @@ async fn list_live_filter_detail_replay_in_tmux() {
     let t = Tmux::start(&cmd);
     t.wait_for("OLD-2");
     t.wait_for("following live");
+    // The topic's retention.ms (7 days by default) is read: the header says when
+    // the oldest letter goes.
+    t.wait_for("oldest deleted in 6d23h");
 
     // A letter produced after start appears.
     write_letter(

@@ -85,6 +85,11 @@ pub trait DeadLetterSource: Send + Sync {
 
     /// The letter `id`, with its state.
     async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError>;
+
+    /// How long the DLQ keeps a letter before deleting it (ms), when it does.
+    async fn retention_ms(&self) -> Option<i64> {
+        None
+    }
 }
 
 #[cfg(test)]

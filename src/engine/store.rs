@@ -54,6 +54,8 @@ pub struct Store {
     widest: (usize, usize),
     /// Normalised error messages (see `fingerprint`), at most [`MAX_MESSAGES`].
     messages: Interner,
+    /// The oldest DLQ time stored (epoch ms).
+    oldest_ms: Option<i64>,
     cache: HashMap<RowId, (DeadLetter, u64)>,
     cache_bytes: usize,
     tick: u64,
@@ -114,6 +116,9 @@ impl Store {
                 Err(_) => 2 + 2 * k.len(),
             });
         let topic_w = l.source.topic.as_deref().map_or(1, |t| t.chars().count());
+        if let Some(ts) = l.dlq_timestamp_ms {
+            self.oldest_ms = Some(self.oldest_ms.map_or(ts, |o| o.min(ts)));
+        }
         self.widest = (self.widest.0.max(key_w), self.widest.1.max(topic_w));
         let mut row = row_of(
             l,
@@ -169,6 +174,11 @@ impl Store {
         let kind = (row.flags >> super::index::KEY_KIND_SHIFT) & 3;
         (row.flags & super::index::FLAG_NULL_KEY == 0)
             .then(|| keys::unpack(&row.key, kind, &self.keys))
+    }
+
+    /// The oldest DLQ time stored (epoch ms).
+    pub fn oldest_ms(&self) -> Option<i64> {
+        self.oldest_ms
     }
 
     /// Characters of the widest key and of the widest source topic stored so far.

@@ -121,6 +121,8 @@ pub enum Action {
     },
     /// Something to say in the status line.
     Notice(String),
+    /// The DLQ's retention (ms; -1 forever), for flagging letters about to be deleted.
+    Retention(Option<i64>),
     /// The wall clock now (epoch ms), for filters with relative times: `update`
     /// never reads the clock itself.
     Clock(i64),

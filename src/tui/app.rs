@@ -161,6 +161,8 @@ pub struct App {
     pub from_overview: bool,
     /// The wall clock as last told by [`Action::Clock`] (epoch ms).
     pub now_ms: i64,
+    /// The DLQ's retention in ms (None: unknown or none).
+    pub retention_ms: Option<i64>,
     /// The triage board's groups (computed when it opens and as letters arrive).
     pub groups: Vec<crate::engine::triage::Group>,
     /// The selected group.
@@ -173,7 +175,17 @@ pub struct App {
     pub highlighted: Option<(LetterId, Vec<ratatui::text::Line<'static>>)>,
 }
 
+/// Letters this close to deletion by retention are flagged in the list.
+pub const DELETION_WARNING_MS: i64 = 24 * 3_600_000;
+
 impl App {
+    /// When retention deletes a letter written at `ts_ms` (None: no retention known).
+    pub fn deleted_at(&self, ts_ms: i64) -> Option<i64> {
+        self.retention_ms
+            .filter(|_| ts_ms != crate::engine::index::NO_TIME)
+            .map(|r| ts_ms + r)
+    }
+
     /// A new app for the DLQ `dlq`; start it with the effects of [`App::start`].
     pub fn new(dlq: String, read_only: bool, production: bool) -> Self {
         App {
@@ -203,6 +215,7 @@ impl App {
             quit: false,
             from_overview: false,
             now_ms: 0,
+            retention_ms: None,
             groups: Vec::new(),
             group: 0,
             edits: std::collections::HashMap::new(),
@@ -509,6 +522,7 @@ impl App {
             }
             Action::Notice(n) => self.status = n,
             Action::Clock(ms) => self.now_ms = ms,
+            Action::Retention(ms) => self.retention_ms = ms.filter(|r| *r >= 0),
             Action::Planned(_)
             | Action::Input(_)
             | Action::Backspace

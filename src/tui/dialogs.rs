@@ -87,6 +87,7 @@ impl App {
                 | Action::Done { .. }
                 | Action::Notice(_)
                 | Action::Clock(_)
+                | Action::Retention(_)
                 | Action::Highlighted { .. }
                 | Action::EditedValue { .. }
                 | Action::Resize(_)),

@@ -1,7 +1,8 @@
 //! The list of letters. Only the rows on screen are built, and the columns are sized
 //! from everything loaded: keys up to 40 characters (UUIDs included) and source topics up to 24
 //! are shown whole while ERROR keeps at least [`ERROR_MIN`] columns; wider terminals
-//! add the reason, the letter's id (what `morgue show` takes) and the attempts.
+//! add the reason, the letter's id (what `morgue show` takes) and the attempts. A `!`
+//! before the time flags a letter that retention deletes within a day.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -9,7 +10,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
 use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
-use super::app::App;
+use super::app::{App, DELETION_WARNING_MS};
 use super::view::{Theme, short_error, time};
 use crate::engine::LetterState;
 use crate::engine::index::IndexRow;
@@ -118,7 +119,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
                 .id(*pos)
                 .is_some_and(|id| app.marked.contains(&id));
         let mut cells: Vec<ratatui::widgets::Cell> = vec![
-            format!("{}{}", if marked { "•" } else { " " }, time(r.dlq_ts_ms)).into(),
+            format!("{}{}", flag(app, marked, r), time(r.dlq_ts_ms)).into(),
             cut(app.store.topic(r).unwrap_or("?"), cols.source).into(),
             cut(key, cols.key).into(),
             cut(&error_text(app, r), cols.error).into(),
@@ -175,6 +176,18 @@ fn error_text(app: &App, r: &IndexRow) -> String {
     match app.store.message(r) {
         Some(m) if !m.is_empty() => format!("{class}: {m}"),
         _ => class,
+    }
+}
+
+/// `•` for a marked letter, `!` for one that retention deletes within a day.
+fn flag(app: &App, marked: bool, r: &IndexRow) -> &'static str {
+    let soon = app
+        .deleted_at(r.dlq_ts_ms)
+        .is_some_and(|at| at - app.now_ms < DELETION_WARNING_MS);
+    match (marked, soon) {
+        (true, _) => "•",
+        (false, true) => "!",
+        (false, false) => " ",
     }
 }
 

@@ -72,6 +72,12 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
     app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
     let mut pending = app.start();
     pending.extend(app.update(Action::Resize(rows)));
+    let (src, retention_tx) = (io.source.clone(), tx.clone());
+    tokio::spawn(async move {
+        let _ = retention_tx
+            .send(Action::Retention(src.retention_ms().await))
+            .await;
+    });
     let src = io.source.clone();
     let total_tx = tx.clone();
     tokio::spawn(async move {
@@ -143,7 +149,9 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
                 dirty = true;
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
+            }
         }
     }
     if let Some(h) = io.stream.take() {

@@ -323,3 +323,18 @@ fn overview_at_80_120_and_200_columns() {
         insta::assert_snapshot!(format!("overview_{w}x{h}"), text);
     }
 }
+
+#[test]
+fn letters_near_deletion_by_retention_are_flagged() {
+    let letters = (0..10).map(|i| spring(i, b"{}")).collect();
+    let mut app = app_with(letters);
+    // Retention two days; now is one day and 5 s after the first letter: letters
+    // 0..=4 are deleted within a day.
+    app.update(Action::Retention(Some(2 * 86_400_000)));
+    app.update(Action::Clock(1_795_000_000_000 + 86_400_000 + 5_000));
+    let screen = render(&app, 80, 16);
+    let flagged = screen.lines().filter(|l| l.starts_with('!')).count();
+    assert_eq!(flagged, 5, "{screen}");
+    assert!(screen.contains("oldest deleted in 23h"), "{screen}");
+    insta::assert_snapshot!(screen);
+}

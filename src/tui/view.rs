@@ -77,6 +77,18 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
     }
     spans.push(Span::raw(app.dlq.clone()));
     spans.push(Span::raw(format!("  {}", count_label(app))));
+    if let Some(at) = app.store.oldest_ms().and_then(|o| app.deleted_at(o)) {
+        let left = at - app.now_ms;
+        let style = if left < super::app::DELETION_WARNING_MS {
+            Style::default().fg(Color::Red)
+        } else {
+            Style::default()
+        };
+        spans.push(Span::styled(
+            format!("  oldest deleted in {}", crate::engine::overview::age(left)),
+            theme.pick(style),
+        ));
+    }
     if !app.filter.is_empty() {
         spans.push(Span::styled(
             format!("  /{}", app.filter),

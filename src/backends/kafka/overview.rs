@@ -159,6 +159,16 @@ fn offsets(
     Ok((out, ledgers))
 }
 
+/// `retention.ms` of `topic` (None when unknown; -1 keeps letters forever).
+pub async fn topic_retention(cfg: &KafkaConfig, topic: &str) -> Option<i64> {
+    let mut one = [DlqSummary {
+        name: topic.to_string(),
+        ..DlqSummary::default()
+    }];
+    retention(cfg, &mut one).await;
+    one[0].retention_ms
+}
+
 /// `retention.ms` of each DLQ topic, in one describe-configs request.
 async fn retention(cfg: &KafkaConfig, out: &mut [DlqSummary]) {
     let admin: Result<AdminClient<Quiet>, _> = cfg.client_config(&[]).create_with_context(Quiet);

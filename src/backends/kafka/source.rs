@@ -268,6 +268,10 @@ impl DeadLetterSource for KafkaSource {
             .map_err(Self::err)
     }
 
+    async fn retention_ms(&self) -> Option<i64> {
+        super::overview::topic_retention(&self.cfg, &self.topic).await
+    }
+
     async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError> {
         let LetterId::Kafka { partition, offset } = *id else {
             return Err(SourceError(format!(
