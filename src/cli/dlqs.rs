@@ -69,12 +69,6 @@ pub fn summary_json(d: &DlqSummary, now_ms: i64) -> serde_json::Value {
 }
 
 fn summary_row(d: &DlqSummary, now_ms: i64) -> String {
-    let states = d
-        .states
-        .iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     format!(
         "{:<40} {:>10} {:>7} {:>8} {:>8} {:>10}  {:<24} {}",
         d.name,
@@ -83,11 +77,7 @@ fn summary_row(d: &DlqSummary, now_ms: i64) -> String {
         group(d.last_day()),
         d.oldest_ms.map_or("-".into(), |o| age(now_ms - o)),
         d.deleted_in_ms(now_ms).map_or("-".into(), age),
-        if states.is_empty() {
-            "-".into()
-        } else {
-            states
-        },
+        d.states_text(),
         sparkline(&d.hourly)
     )
 }

@@ -59,6 +59,18 @@ impl DlqSummary {
         self.hourly.iter().sum()
     }
 
+    /// Letters by state as text, `replayed 310, resolved 12` (`-` for none).
+    pub fn states_text(&self) -> String {
+        if self.states.is_empty() {
+            return "-".into();
+        }
+        self.states
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Milliseconds until retention deletes the oldest letter (negative: due now).
     pub fn deleted_in_ms(&self, now_ms: i64) -> Option<i64> {
         match (self.oldest_ms, self.retention_ms) {

@@ -11,7 +11,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
 use super::app::{App, DELETION_WARNING_MS};
-use super::view::{Theme, short_error, time};
+use super::view::{Theme, error_line, time};
 use crate::engine::LetterState;
 use crate::engine::index::IndexRow;
 
@@ -122,7 +122,11 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             format!("{}{}", flag(app, marked, r), time(r.dlq_ts_ms)).into(),
             cut(app.store.topic(r).unwrap_or("?"), cols.source).into(),
             cut(key, cols.key).into(),
-            cut(&error_text(app, r), cols.error).into(),
+            cut(
+                &error_line(app.store.error(r), app.store.message(r)),
+                cols.error,
+            )
+            .into(),
         ];
         if cols.reason {
             cells.push(r.reason.as_str().into());
@@ -168,15 +172,6 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     titles.extend(["STATE", "SIZE"]);
     let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
     f.render_widget(Table::new(rows, widths).header(head), area);
-}
-
-/// The short class and the normalised message: `ValidationException: price must be positive: -#`.
-fn error_text(app: &App, r: &IndexRow) -> String {
-    let class = short_error(app.store.error(r));
-    match app.store.message(r) {
-        Some(m) if !m.is_empty() => format!("{class}: {m}"),
-        _ => class,
-    }
 }
 
 /// `•` for a marked letter, `!` for one that retention deletes within a day.

@@ -233,7 +233,7 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
                 d.deleted_in_ms(now).map_or("-".into(), age),
             ];
             if wide {
-                cells.push(states(d));
+                cells.push(d.states_text());
             }
             if spark {
                 cells.push(sparkline(&d.hourly));
@@ -264,15 +264,4 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
     }
     let header = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
     f.render_widget(Table::new(rows, widths).header(header), body);
-}
-
-fn states(d: &DlqSummary) -> String {
-    if d.states.is_empty() {
-        return "-".into();
-    }
-    d.states
-        .iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

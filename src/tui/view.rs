@@ -182,6 +182,15 @@ pub(super) fn time(ms: i64) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// The short class and the normalised message: `ValidationException: price must be positive: -#`.
+pub(super) fn error_line(error: Option<&str>, message: Option<&str>) -> String {
+    let class = short_error(error);
+    match message {
+        Some(m) if !m.is_empty() => format!("{class}: {m}"),
+        _ => class,
+    }
+}
+
 /// The last segment of an exception class (`x.y.Boom` → `Boom`); messages stay whole.
 pub(super) fn short_error(e: Option<&str>) -> String {
     let e = e.unwrap_or("-");
@@ -214,10 +223,7 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             Row::new(vec![
                 group(g.count),
                 g.topic.clone().unwrap_or_else(|| "?".into()),
-                match &g.message {
-                    Some(m) => format!("{}: {m}", short_error(g.error.as_deref())),
-                    None => short_error(g.error.as_deref()),
-                },
+                error_line(g.error.as_deref(), g.message.as_deref()),
                 time(g.first_ms),
                 time(g.last_ms),
                 crate::engine::overview::sparkline(&g.spark),
