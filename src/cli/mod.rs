@@ -36,7 +36,7 @@ pub struct Cli {
 /// How the headless commands print letters.
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum Output {
-    /// One JSON object per letter per line (schema in the README).
+    /// One JSON object per line: a letter, a replay outcome or a DLQ (schemas in the README).
     #[default]
     Json,
     /// An aligned table for people.
