@@ -279,6 +279,8 @@ fn main() {
         read_only: true,
         production: false,
         audit: AuditLog::new(&audit),
+        group: None,
+        confirm_after_ms: morgue::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
     };
     let clock = Arc::new(Mutex::new(Clock::default()));
     let (keys, rx) = mpsc::channel(16);

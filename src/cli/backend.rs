@@ -73,6 +73,15 @@ pub struct BackendArgs {
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s",
           value_parser = crate::engine::duration::parse_duration)]
     pub connect_timeout: std::time::Duration,
+    /// The source consumer group, to show whether it has read a replayed message
+    /// (default: the letter's `kafka_dlt-original-consumer-group` header, or the profile's `group`).
+    #[arg(long, global = true, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// How long a replayed letter is watched for failing again before it counts as
+    /// `confirmed` (default: the profile's `confirm_after`, else 10m).
+    #[arg(long, global = true, value_name = "DURATION",
+          value_parser = crate::engine::duration::parse_duration)]
+    pub confirm_after: Option<std::time::Duration>,
 }
 
 /// Parses `KEY=VALUE`; the error quotes the input.
@@ -113,6 +122,10 @@ pub struct Profile {
     /// conventions' names, `*.DLT`, `*-dlq`, `dlq.*`, `deadletter*`, …).
     #[serde(default)]
     pub dlq_patterns: Vec<String>,
+    /// The source consumer group (see `--group`).
+    pub group: Option<String>,
+    /// How long a replayed letter is watched for failing again, e.g. `10m` (see `--confirm-after`).
+    pub confirm_after: Option<String>,
 }
 
 /// The config file: profiles by name.
@@ -180,6 +193,10 @@ pub struct Target {
     pub production: bool,
     /// Where writes are audited.
     pub audit: AuditLog,
+    /// The source consumer group given by flag or profile.
+    pub group: Option<String>,
+    /// How long a replayed letter is watched for failing again, ms.
+    pub confirm_after_ms: i64,
 }
 
 /// A DLQ opened for reading and for recording state.
@@ -299,7 +316,17 @@ impl BackendArgs {
                 ));
             }
         };
+        let confirm_after = match (self.confirm_after, &p.confirm_after) {
+            (Some(d), _) => d,
+            (None, Some(s)) => crate::engine::duration::parse_duration(s)
+                .map_err(|e| UsageError(format!("profile confirm_after: {e}")))?,
+            (None, None) => std::time::Duration::from_millis(
+                crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS.unsigned_abs(),
+            ),
+        };
         Ok(Target {
+            confirm_after_ms: i64::try_from(confirm_after.as_millis()).unwrap_or(i64::MAX),
+            group: self.group.clone().or(p.group),
             dlq,
             read_only: self.read_only || p.read_only,
             production: p.production,

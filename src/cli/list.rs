@@ -1,5 +1,6 @@
 //! `morgue list`: the DLQ's letters (from a position, filtered, optionally followed
-//! live), streamed to stdout as they are read, with their ledger state.
+//! live), streamed to stdout as they are read, with their ledger state and, for
+//! replayed letters, what became of the replay (see `engine::outcome`).
 
 use std::io::Write;
 
@@ -9,6 +10,7 @@ use super::{BackendArgs, Output, UsageError, stdout_error};
 use crate::engine::DeadLetter;
 use crate::engine::filter::Filter;
 use crate::engine::json::{LetterJson, rfc3339};
+use crate::engine::outcome::{self, Watch};
 use crate::engine::source::{SourceEvent, StartAt};
 
 /// Options of `morgue list`.
@@ -39,7 +41,14 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
         Some(q) => Some(Filter::parse(q, now).map_err(|e| UsageError(format!("--filter: {e}")))?),
         None => None,
     };
-    let source = backend.target()?.dlq.open().await?.source;
+    let target = backend.target()?;
+    let source = target.dlq.open().await?.source;
+    // Replayed letters show what became of their replay: a read of the DLQ's tail
+    // since the earliest replay (nothing when none was replayed or only new letters are asked).
+    let watch = match from {
+        StartAt::End => Watch::new(target.confirm_after_ms),
+        _ => outcome::prepare(source.as_ref(), target.confirm_after_ms).await?,
+    };
     let (tx, mut rx) = mpsc::channel(8);
     let follow = args.follow;
     let reader = tokio::spawn(async move { source.stream(from, follow, tx).await });
@@ -58,7 +67,9 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
             }
             SourceEvent::CaughtUp { .. } => continue,
         };
-        for l in &batch {
+        for mut l in batch {
+            watch.settle(&mut l, now);
+            let l = &l;
             if filter.as_ref().is_some_and(|f| !f.matches(l)) {
                 continue;
             }

@@ -17,6 +17,7 @@ use crate::engine::duration::parse_duration;
 use crate::engine::encoding::EncodedBytes;
 use crate::engine::filter::Filter;
 use crate::engine::json::LetterJson;
+use crate::engine::outcome;
 use crate::engine::replay::ReplayPlan;
 use crate::engine::source::{SourceEvent, StartAt};
 use crate::engine::writer::{Outcome, Writer};
@@ -163,7 +164,15 @@ impl Windows {
 /// `morgue show ID`: one letter with its ledger state.
 pub async fn show(backend: &BackendArgs, id: &str) -> anyhow::Result<()> {
     let (target, opened, writer) = open(backend, Vec::new()).await?;
-    let letters = fetch(&target, &opened, &writer, &[id.to_string()]).await?;
+    let mut letters = fetch(&target, &opened, &writer, &[id.to_string()]).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    if letters.iter().any(|l| !l.history.is_empty()) {
+        let watch = outcome::prepare(opened.source.as_ref(), target.confirm_after_ms).await?;
+        for l in &mut letters {
+            watch.settle(l, now);
+            l.consumed = writer.consumed(l, target.group.as_deref()).await;
+        }
+    }
     for l in &letters {
         super::print_line(serde_json::to_string(&LetterJson::of(l))?)?;
     }

@@ -2,7 +2,7 @@
 //!
 //! Terms are separated by spaces (all must match) and grouped with `or`; `-` negates
 //! a term. Terms: `key:GLOB`, `topic:GLOB`, `error:TEXT` (exception class or message),
-//! `reason:R`, `state:S`, `header.NAME:GLOB`, `since:T` / `until:T` (RFC 3339, a date,
+//! `reason:R`, `state:S` (`replayed` includes `confirmed` and `failed-again`), `header.NAME:GLOB`, `since:T` / `until:T` (RFC 3339, a date,
 //! or an age such as `15m`), `$.json.path OP VALUE` (OP is `=`, `!=`, `<`, `>` or `~`
 //! for a regex), `/regex/` (value or key) and free text (value, key or error).
 //! Terms that only look at index fields answer without the payload; see
@@ -13,8 +13,15 @@ use regex::Regex;
 use super::duration::parse_duration;
 use super::index::{IndexRow, NO_TIME};
 use super::jsonpath;
-use super::letter::DeadLetter;
+use super::letter::{DeadLetter, LetterState};
 use super::store::Store;
+
+/// Whether state `s` is asked for by `state:{want}`; `replayed` also takes the letters
+/// whose replay has an outcome (`confirmed`, `failed-again`).
+fn state_matches(s: LetterState, want: &str) -> bool {
+    s.as_str() == want
+        || (want == "replayed" && matches!(s, LetterState::Confirmed | LetterState::FailedAgain))
+}
 
 /// A parsed query: an `or` of `and` groups of (possibly negated) terms.
 #[derive(Debug, Clone)]
@@ -153,7 +160,7 @@ impl Filter {
             Term::Topic(g) => store.topic(row).is_some_and(|name| g.is_match(name)),
             Term::Fingerprint(f) => store.fingerprint(row) == *f,
             Term::Reason(r) => row.reason.as_str() == r,
-            Term::State(s) => row.state.as_str() == s,
+            Term::State(s) => state_matches(row.state, s),
             Term::Since(t) => row.dlq_ts_ms != NO_TIME && row.dlq_ts_ms >= *t,
             Term::Until(t) => row.dlq_ts_ms != NO_TIME && row.dlq_ts_ms <= *t,
             _ => true,
@@ -257,11 +264,10 @@ fn parse_term(t: &str, now_ms: i64) -> Result<Term, String> {
             )),
         },
         "state" => match value {
-            "new" | "edited" | "replaying" | "replayed" | "resolved" | "claimed" => {
-                Ok(Term::State(value.into()))
-            }
+            "new" | "edited" | "replaying" | "replayed" | "resolved" | "claimed" | "confirmed"
+            | "failed-again" => Ok(Term::State(value.into())),
             _ => Err(format!(
-                "unknown state '{value}' (new, edited, replaying, replayed, resolved, claimed)"
+                "unknown state '{value}' (new, edited, replaying, replayed, confirmed, failed-again, resolved, claimed)"
             )),
         },
         "since" => parse_time(value, now_ms).map(Term::Since),
@@ -345,7 +351,7 @@ impl Term {
                         .is_some_and(|v| v.to_lowercase().contains(s.as_str()))
                 }),
             Term::Reason(r) => f.reason.as_str() == r,
-            Term::State(s) => l.state.as_str() == s,
+            Term::State(s) => state_matches(l.state, s),
             Term::Header(n, g) => l
                 .headers
                 .last(n)

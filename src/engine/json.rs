@@ -7,6 +7,7 @@ use super::encoding::BytesRef;
 use super::letter::{
     DeadLetter, FailureContext, Headers, LetterId, LetterState, ReplayRecord, SourceCoords,
 };
+use super::outcome::{Consumed, Outcome};
 
 /// A header as printed: its name and its value (null for a null header).
 #[derive(Debug, Serialize)]
@@ -61,6 +62,13 @@ pub struct LetterJson<'a> {
     pub copy_of: Option<&'a str>,
     /// Replays so far.
     pub history: &'a [ReplayRecord],
+    /// What became of the latest replay: `watching` (with `until_ms`), `confirmed` or
+    /// `failed-again` (with the new letters' ids); absent when never replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'a Outcome>,
+    /// Whether the source consumer group has read past the latest replay (`show` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed: Option<&'a Consumed>,
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC with milliseconds.
@@ -91,6 +99,8 @@ impl<'a> LetterJson<'a> {
             held_by: l.held_by.as_deref(),
             copy_of: l.copy_of.as_deref(),
             history: &l.history,
+            outcome: l.outcome.as_ref(),
+            consumed: l.consumed.as_ref(),
         }
     }
 }

@@ -163,6 +163,9 @@ pub struct PendingReplay {
     pub from_offset: i64,
     /// True when the value sent is an edited one.
     pub edited: bool,
+    /// The key sent (copied into the replay record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<EncodedBytes>,
 }
 
 /// The source key of a letter: `topic/partition/offset` of the original message, when all are known.
@@ -196,6 +199,11 @@ impl LedgerState {
             }
         }
         self.entries.insert(entry.id.clone(), entry);
+    }
+
+    /// Every letter's latest entry, in no order.
+    pub fn entries(&self) -> impl Iterator<Item = &LedgerEntry> {
+        self.entries.values()
     }
 
     /// The latest entry for letter `id`.
@@ -327,6 +335,7 @@ mod tests {
                     by: "ann@jump".into(),
                     at_ms: 1,
                     edited: false,
+                    key: None,
                 })
                 .collect(),
             edited_value: None,
@@ -412,6 +421,7 @@ mod tests {
             partition: 2,
             from_offset: 10,
             edited: true,
+            key: None,
         });
         e.edited_value = Some(EncodedBytes::of(&[0xff]));
         let json = serde_json::to_string(&e).unwrap();

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::conventions;
+use super::encoding::EncodedBytes;
 use super::error::EngineError;
+use super::outcome::{Consumed, Outcome};
 
 /// Where a dead letter lives in its DLQ: a Kafka `partition:offset` or a MongoDB `_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -213,6 +215,11 @@ pub enum LetterState {
     Replayed,
     /// Marked handled without a replay.
     Resolved,
+    /// Replayed, and no new failure of it arrived within the watch window.
+    Confirmed,
+    /// Replayed, and the same message arrived in the DLQ again (see [`Outcome`]).
+    #[serde(rename = "failed-again")]
+    FailedAgain,
 }
 
 impl LetterState {
@@ -225,6 +232,8 @@ impl LetterState {
             LetterState::Replaying => "replaying",
             LetterState::Replayed => "replayed",
             LetterState::Resolved => "resolved",
+            LetterState::Confirmed => "confirmed",
+            LetterState::FailedAgain => "failed-again",
         }
     }
 }
@@ -246,6 +255,9 @@ pub struct ReplayRecord {
     pub at_ms: i64,
     /// True when the payload sent was an edited one.
     pub edited: bool,
+    /// The key sent, to recognise the message failing again (absent in old entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<EncodedBytes>,
 }
 
 /// A dead letter as read from any DLQ backend.
@@ -273,6 +285,10 @@ pub struct DeadLetter {
     pub held_by: Option<String>,
     /// The letter (same source topic, partition and offset) whose replay counts for this one.
     pub copy_of: Option<String>,
+    /// What became of the latest replay (see [`outcome`](super::outcome)), when replayed.
+    pub outcome: Option<Outcome>,
+    /// Whether the source consumer group has read past the latest replay (`show`, detail).
+    pub consumed: Option<Consumed>,
 }
 
 impl DeadLetter {
@@ -297,6 +313,8 @@ impl DeadLetter {
             history: Vec::new(),
             held_by: None,
             copy_of: None,
+            outcome: None,
+            consumed: None,
         }
     }
 

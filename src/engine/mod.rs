@@ -18,6 +18,7 @@ pub mod jsonpath;
 pub mod keys;
 pub mod ledger;
 pub mod letter;
+pub mod outcome;
 pub mod overview;
 pub mod replay;
 pub mod router;

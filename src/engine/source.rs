@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
+use super::ledger::LedgerState;
 use super::letter::{DeadLetter, LetterId};
 
 /// A read failure, worded by the backend (it quotes the topic or collection).
@@ -85,6 +86,11 @@ pub trait DeadLetterSource: Send + Sync {
 
     /// The letter `id`, with its state.
     async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError>;
+
+    /// The ledger as the server holds it now (empty for a DLQ without one).
+    async fn ledger(&self) -> Result<LedgerState, SourceError> {
+        Ok(LedgerState::default())
+    }
 
     /// How long the DLQ keeps a letter before deleting it (ms), when it does.
     async fn retention_ms(&self) -> Option<i64> {

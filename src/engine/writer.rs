@@ -42,6 +42,7 @@ use super::ledger::{
     source_key,
 };
 use super::letter::{DeadLetter, ReplayRecord};
+use super::outcome::Consumed;
 use super::replay::{ReplayPlan, ReplayPolicy, plan};
 use super::sink::whoami;
 
@@ -90,6 +91,14 @@ pub trait ReplayTarget: Send + Sync {
 
     /// For each pending replay, the offset of its message if it was committed to its target.
     async fn find(&self, pending: &[PendingReplay]) -> Result<Vec<Option<i64>>, TargetError>;
+
+    /// The offset `group` has committed on `topic` partition `partition` (None: nothing).
+    async fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, TargetError>;
 
     /// Sends `msgs` in one transaction if the producer is still at `epoch`; their offsets.
     async fn send(&self, epoch: u64, msgs: &[Outgoing]) -> Result<Vec<i64>, TargetError>;
@@ -243,6 +252,24 @@ impl Writer {
             return Err(WriteError::Pending(why));
         }
         Ok(plan(&l, target, edited, &self.policy, new_id(), true)?)
+    }
+
+    /// Whether the source consumer group (`group`, else the letter's own) has read past
+    /// `letter`'s latest replay; None when either is unknown or there is no target.
+    pub async fn consumed(&self, letter: &DeadLetter, group: Option<&str>) -> Option<Consumed> {
+        let last = letter.history.last()?;
+        let group = group.or(letter.source.consumer_group.as_deref())?;
+        let target = self.target.as_ref()?;
+        match target.committed(group, &last.topic, last.partition).await {
+            Ok(c) => Some(Consumed::new(group.to_string(), c, last.offset)),
+            Err(e) => {
+                tracing::warn!(
+                    "committed offset of group '{group}' on '{}': {e}",
+                    last.topic
+                );
+                None
+            }
+        }
     }
 
     /// The edited value kept with `letter`, read fresh from the ledger.
@@ -440,6 +467,7 @@ impl Writer {
             partition,
             from_offset,
             edited: p.edited,
+            key: p.key.as_deref().map(EncodedBytes::of),
         });
         Ok(Item {
             id,

@@ -244,6 +244,10 @@ impl Writer {
             by: self.who.clone(),
             at_ms: e.at_ms,
             edited: p.edited,
+            key: p
+                .key
+                .as_deref()
+                .map(crate::engine::encoding::EncodedBytes::of),
         });
         e.edited_value = None;
         e

@@ -115,6 +115,7 @@ impl Writer {
                     by: self.who.clone(),
                     at_ms: done.at_ms,
                     edited: p.edited,
+                    key: p.key.clone(),
                 });
                 done.edited_value = None;
                 done

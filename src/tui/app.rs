@@ -161,6 +161,8 @@ pub struct App {
     pub from_overview: bool,
     /// The wall clock as last told by [`Action::Clock`] (epoch ms).
     pub now_ms: i64,
+    /// How long a replayed letter is watched for failing again, ms.
+    confirm_after_ms: i64,
     /// The DLQ's retention in ms (None: unknown or none).
     pub retention_ms: Option<i64>,
     /// The triage board's groups (computed when it opens and as letters arrive).
@@ -215,6 +217,7 @@ impl App {
             quit: false,
             from_overview: false,
             now_ms: 0,
+            confirm_after_ms: crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
             retention_ms: None,
             groups: Vec::new(),
             group: 0,
@@ -222,6 +225,12 @@ impl App {
             highlighted: None,
             marked: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// How long a replayed letter is watched for failing again (`--confirm-after`).
+    pub fn set_confirm_after(&mut self, window_ms: i64) {
+        self.confirm_after_ms = window_ms;
+        self.store.set_confirm_after(window_ms);
     }
 
     /// The first effect: read the DLQ.
@@ -232,6 +241,8 @@ impl App {
     pub(super) fn restream(&mut self, filter: Option<String>) -> Vec<Effect> {
         self.generation += 1;
         self.store = Store::new();
+        self.store.set_confirm_after(self.confirm_after_ms);
+        self.store.tick(self.now_ms);
         self.selected = 0;
         self.scroll = 0;
         self.caught_up = false;
@@ -335,6 +346,8 @@ impl App {
                         .and_then(|p| self.store.cached(p))
                         .cloned()
                     {
+                        let mut l = l;
+                        self.store.settle(&mut l);
                         let effect = highlight_effect(&l);
                         self.detail = Some(l);
                         return effect.into_iter().collect();
@@ -476,6 +489,7 @@ impl App {
                 }
             }
             Action::CaughtUp { generation } if generation == self.generation => {
+                self.store.rescan_failures();
                 if self.screen == Screen::Triage {
                     self.groups = crate::engine::triage::groups(&self.store);
                 }
@@ -498,6 +512,8 @@ impl App {
             Action::Arrived { .. } => {}
             Action::Fetched(l) => {
                 if self.screen == Screen::Detail && l.id == self.selected_id() {
+                    let mut l = l;
+                    self.store.settle(&mut l);
                     self.store.cache_put((*l).clone());
                     let effect = highlight_effect(&l);
                     self.detail = Some(*l);
@@ -521,7 +537,10 @@ impl App {
                 self.status = message;
             }
             Action::Notice(n) => self.status = n,
-            Action::Clock(ms) => self.now_ms = ms,
+            Action::Clock(ms) => {
+                self.now_ms = ms;
+                self.store.tick(ms);
+            }
             Action::Retention(ms) => self.retention_ms = ms.filter(|r| *r >= 0),
             Action::Planned(_)
             | Action::Input(_)

@@ -14,6 +14,7 @@ use crate::engine::DeadLetter;
 use crate::engine::conventions::{convention_of, quote_bytes};
 use crate::engine::decode::{DEFAULT_CAP, Kind, decode};
 use crate::engine::json::rfc3339;
+use crate::engine::outcome::Outcome;
 
 /// Draws the selected letter (or says it is being fetched).
 pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
@@ -340,5 +341,16 @@ fn history(l: &DeadLetter) -> Vec<Line<'static>> {
             if r.edited { "  (edited)" } else { "" }
         ))
     }));
+    if let Some(o) = &l.outcome {
+        let colour = match o {
+            Outcome::FailedAgain { .. } => Color::Red,
+            Outcome::Confirmed { .. } => Color::Green,
+            Outcome::Watching { .. } => Color::Yellow,
+        };
+        out.push(Line::styled(o.text(), Style::default().fg(colour)));
+    }
+    if let Some(c) = &l.consumed {
+        out.push(Line::from(c.text()));
+    }
     out
 }

@@ -38,11 +38,13 @@ struct Columns {
     reason: bool,
     id: Option<u16>,
     attempts: bool,
+    /// STATE: 9, or wider when a row on screen has a longer state (`failed-again`).
+    state: u16,
 }
 
 impl Columns {
-    /// Fits the columns into `width` for rows whose widest source, key and id are given.
-    fn fit(width: u16, source: usize, key: usize, id: usize) -> Columns {
+    /// Fits the columns into `width` for rows whose widest source, key, id and state are given.
+    fn fit(width: u16, source: usize, key: usize, id: usize, state: usize) -> Columns {
         let clamp = |n: usize, lo: usize, hi: usize| n.clamp(lo, hi) as u16;
         let mut c = Columns {
             source: clamp(source, 6, SOURCE_MAX),
@@ -51,9 +53,10 @@ impl Columns {
             reason: false,
             id: None,
             attempts: false,
+            state: clamp(state, usize::from(STATE_W), 16),
         };
         // Six columns, five gaps of one.
-        let fixed = TIME_W + STATE_W + SIZE_W + 5;
+        let fixed = TIME_W + c.state + SIZE_W + 5;
         let left = |c: &Columns| width.saturating_sub(fixed + c.source + c.key);
         // Too narrow: the key gives way first (to 12), then the source (to 8).
         while left(&c) < ERROR_MIN && c.key > 12 {
@@ -111,7 +114,8 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     // Sized from everything loaded (so scrolling does not move them), ids from the screen.
     let (key_w, source_w) = app.store.widest();
     let id_w = shown.iter().map(|s| s.4.len()).max().unwrap_or(0);
-    let cols = Columns::fit(area.width, source_w, key_w, id_w);
+    let state_w = shown.iter().map(|s| s.2.state.as_str().len()).max();
+    let cols = Columns::fit(area.width, source_w, key_w, id_w, state_w.unwrap_or(0));
     let rows = shown.iter().map(|(i, pos, r, key, id)| {
         let marked = !app.marked.is_empty()
             && app
@@ -168,7 +172,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         widths.push(Constraint::Length(ATTEMPTS_W));
         titles.push("ATT");
     }
-    widths.extend([Constraint::Length(STATE_W), Constraint::Length(SIZE_W)]);
+    widths.extend([Constraint::Length(cols.state), Constraint::Length(SIZE_W)]);
     titles.extend(["STATE", "SIZE"]);
     let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
     f.render_widget(Table::new(rows, widths).header(head), area);
@@ -226,6 +230,10 @@ pub fn state_style(s: LetterState, theme: Theme) -> Style {
         LetterState::Replaying => Style::default().fg(Color::LightBlue),
         LetterState::Replayed => Style::default().fg(Color::Green),
         LetterState::Resolved => Style::default().fg(Color::DarkGray),
+        LetterState::Confirmed => Style::default()
+            .fg(Color::Green)
+            .add_modifier(Modifier::BOLD),
+        LetterState::FailedAgain => Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
     })
 }
 
@@ -235,21 +243,24 @@ mod tests {
 
     #[test]
     fn uuid_keys_are_whole_at_120_columns_and_extras_come_with_width() {
-        let c = Columns::fit(120, 8, 36, 8);
+        let c = Columns::fit(120, 8, 36, 8, 3);
         assert_eq!((c.source, c.key), (8, 36));
         assert!(c.error >= ERROR_MIN, "{c:?}");
         assert!(!c.reason && c.id.is_none());
-        let c = Columns::fit(200, 8, 36, 8);
+        let c = Columns::fit(200, 8, 36, 8, 3);
         assert!(c.reason && c.id == Some(8) && c.attempts, "{c:?}");
         assert!(c.error >= ERROR_COMFORT, "{c:?}");
     }
 
     #[test]
     fn narrow_terminals_shrink_the_key_then_the_source() {
-        let c = Columns::fit(80, 20, 36, 8);
+        let c = Columns::fit(80, 20, 36, 8, 3);
         assert_eq!(c.error, ERROR_MIN, "{c:?}");
         assert_eq!(c.key, 12);
         assert!(c.source < 20 && c.source >= 8, "{c:?}");
+        // A `failed-again` row on screen widens STATE.
+        assert_eq!(Columns::fit(80, 20, 36, 8, 12).state, 12);
+        assert_eq!(c.state, STATE_W);
         assert_eq!(cut("6f1c2a9e-3b4d-4e5f", 8), "6f1c2a9…");
         assert_eq!(cut("short", 8), "short");
     }

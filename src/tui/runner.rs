@@ -50,9 +50,11 @@ pub async fn run_on<C: Console>(
         writer: Arc::new(writer),
         stream: None,
         highlight: None,
+        group: target.group.clone(),
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
     app.from_overview = from_overview;
+    app.set_confirm_after(target.confirm_after_ms);
     event_loop(&mut app, io, console).await
 }
 
@@ -61,6 +63,8 @@ struct Io {
     writer: Arc<Writer>,
     stream: Option<JoinHandle<()>>,
     highlight: Option<JoinHandle<()>>,
+    /// The source consumer group given by flag or profile.
+    group: Option<String>,
 }
 
 async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> anyhow::Result<()> {
@@ -174,9 +178,10 @@ impl Io {
             }
             Effect::Fetch(id) => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
+                let group = self.group.clone();
                 tokio::spawn(async move {
                     match source.fetch(&id).await {
-                        Ok(l) => {
+                        Ok(mut l) => {
                             let kept = writer.edited_value(&l).await.ok().flatten();
                             if let Some(value) = kept {
                                 let _ = tx
@@ -186,7 +191,15 @@ impl Io {
                                     })
                                     .await;
                             }
-                            let _ = tx.send(Action::Fetched(Box::new(l))).await;
+                            let replayed = !l.history.is_empty();
+                            let _ = tx.send(Action::Fetched(Box::new(l.clone()))).await;
+                            // Then, for a replayed letter, whether its group has read the replay.
+                            if replayed {
+                                l.consumed = writer.consumed(&l, group.as_deref()).await;
+                                if l.consumed.is_some() {
+                                    let _ = tx.send(Action::Fetched(Box::new(l))).await;
+                                }
+                            }
                         }
                         Err(e) => {
                             let _ = tx.send(Action::Notice(e.to_string())).await;

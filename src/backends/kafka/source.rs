@@ -268,6 +268,11 @@ impl DeadLetterSource for KafkaSource {
             .map_err(Self::err)
     }
 
+    async fn ledger(&self) -> Result<crate::engine::ledger::LedgerState, SourceError> {
+        use crate::engine::ledger::LedgerStore;
+        self.ledger.load().await.map_err(Self::err)
+    }
+
     async fn retention_ms(&self) -> Option<i64> {
         super::overview::topic_retention(&self.cfg, &self.topic).await
     }

@@ -125,6 +125,32 @@ impl ReplayTarget for KafkaTarget {
         Ok((partition, end))
     }
 
+    async fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, TargetError> {
+        let (group, topic) = (group.to_string(), topic.to_string());
+        blocking(&self.cfg, move |cfg| {
+            // Asking for a group's offsets does not join it: no rebalance for its members.
+            let c: rdkafka::consumer::BaseConsumer<super::Quiet> = cfg
+                .client_config(&[("group.id", &group), ("enable.auto.commit", "false")])
+                .create_with_context(super::Quiet)
+                .map_err(|e| e.to_string())?;
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            let got = rdkafka::consumer::Consumer::committed_offsets(&c, tpl, cfg.connect_timeout)
+                .map_err(|e| format!("offsets of group '{group}': {e}"))?;
+            std::thread::spawn(move || drop(c));
+            Ok(got
+                .find_partition(&topic, partition)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|o| *o >= 0))
+        })
+        .await
+    }
+
     async fn epoch(&self) -> Result<u64, TargetError> {
         let mut slot = self.txn.lock().await;
         self.txn.ensure(&mut slot).await?;

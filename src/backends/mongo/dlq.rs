@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::doc::{FieldMap, id_candidates, letter_from_doc};
 use super::{MongoConfig, redact};
+use crate::engine::ledger::{LedgerState, LedgerStore};
 use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
 
@@ -348,6 +349,12 @@ impl DeadLetterSource for MongoDlq {
                     .map_err(fail)
             }
         }
+    }
+
+    async fn ledger(&self) -> Result<LedgerState, SourceError> {
+        LedgerStore::load(self)
+            .await
+            .map_err(|e| SourceError(e.to_string()))
     }
 
     async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError> {
