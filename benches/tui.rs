@@ -67,7 +67,7 @@ fn main() {
     let before = rss();
     let mut app = App::new("kafka://bench/dlq".into(), false, false);
     app.start();
-    app.update(Action::Resize(47));
+    app.update(Action::Resize(47, 200));
     let start = Instant::now();
     let mut i = 0;
     while i < n {

@@ -206,6 +206,15 @@ async fn the_overview_opens_a_dlq_and_esc_comes_back() {
     t.keys(&["Enter"]);
     t.wait_for("OV-2");
     t.wait_for("2 letters");
+    // Wide enough for the preview: it fetches the selected letter and follows the cursor.
+    t.resize(160, 30);
+    t.wait_for("preview (v hides)");
+    t.wait_for("\"price\": -2");
+    t.keys(&["j"]);
+    t.wait_for("\"price\": -1");
+    t.keys(&["v"]);
+    let s = t.wait_for("preview off");
+    assert!(!s.contains("\"price\""), "{s}");
     t.keys(&["Escape"]);
     let s = t.wait_for(&format!("back from {}", a.name));
     assert!(s.contains("3 DLQs"), "{s}");

@@ -115,6 +115,39 @@ fn is_hex_id(w: &str) -> bool {
         && w.chars().any(|c| c.is_ascii_digit())
 }
 
+/// A stack frame of the application rather than a framework or the runtime.
+pub fn is_app_frame(line: &str) -> bool {
+    const LIBRARY: &[&str] = &[
+        "java.",
+        "javax.",
+        "jdk.",
+        "sun.",
+        "org.springframework.",
+        "org.apache.kafka.",
+        "kotlin.",
+        "scala.",
+        "io.micrometer.",
+        "reactor.",
+        "std::",
+        "core::",
+        "tokio::",
+        "<frozen",
+        "site-packages",
+        "/usr/lib/python",
+    ];
+    let t = line.trim_start().trim_start_matches("at ");
+    !t.is_empty() && !t.starts_with("...") && !LIBRARY.iter().any(|p| t.contains(p))
+}
+
+/// The first application frame of a stack trace (the exception's own line skipped).
+pub fn first_app_frame(trace: &str) -> Option<&str> {
+    trace
+        .lines()
+        .skip(1)
+        .find(|l| is_app_frame(l))
+        .map(str::trim)
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize;

@@ -35,6 +35,8 @@ pub enum Action {
     Help,
     /// The triage board: letters grouped by topic and error.
     Triage,
+    /// Show or hide the preview beside the list (wide terminals).
+    TogglePreview,
     /// Next detail tab.
     NextTab,
     /// Previous detail tab.
@@ -81,7 +83,7 @@ pub enum Action {
     /// Confirm a dialog.
     Submit,
     /// The terminal has this many rows for the list.
-    Resize(u16),
+    Resize(u16, u16),
     /// Letters read for stream `generation`.
     Letters {
         /// Which stream they belong to (stale ones are dropped).

@@ -4,6 +4,7 @@
 
 pub use super::action::{Action, Effect};
 use super::letter_ops::highlight_effect;
+use super::preview::Preview;
 use crate::engine::replay::ReplayPlan;
 use crate::engine::store::Store;
 use crate::engine::{DeadLetter, LetterId};
@@ -163,6 +164,10 @@ pub struct App {
     pub now_ms: i64,
     /// How long a replayed letter is watched for failing again, ms.
     confirm_after_ms: i64,
+    /// Terminal width in columns.
+    pub cols: u16,
+    /// The preview beside the list.
+    pub preview: Preview,
     /// The DLQ's retention in ms (None: unknown or none).
     pub retention_ms: Option<i64>,
     /// The triage board's groups (computed when it opens and as letters arrive).
@@ -217,6 +222,8 @@ impl App {
             quit: false,
             from_overview: false,
             now_ms: 0,
+            cols: 0,
+            preview: Preview::default(),
             confirm_after_ms: crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
             retention_ms: None,
             groups: Vec::new(),
@@ -290,6 +297,12 @@ impl App {
 
     /// Applies `action`; returns the I/O to do.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let mut effects = self.handle(action);
+        effects.extend(self.sync_preview());
+        effects
+    }
+
+    fn handle(&mut self, action: Action) -> Vec<Effect> {
         if let Some(d) = self.dialog.take() {
             return self.update_dialog(d, action);
         }
@@ -456,7 +469,9 @@ impl App {
             Action::EditedValue { id, value } => {
                 self.edits.insert(id, value);
             }
-            Action::Resize(rows) => {
+            Action::TogglePreview => self.toggle_preview(),
+            Action::Resize(rows, cols) => {
+                self.cols = cols;
                 self.page = usize::from(rows).max(1);
                 self.select(self.selected);
             }
@@ -510,11 +525,12 @@ impl App {
                 }
             }
             Action::Arrived { .. } => {}
-            Action::Fetched(l) => {
+            Action::Fetched(mut l) => {
+                self.preview_fetch_ended();
+                self.store.settle(&mut l);
+                // Kept for the detail view and the preview (which takes it from the cache).
+                self.store.cache_put((*l).clone());
                 if self.screen == Screen::Detail && l.id == self.selected_id() {
-                    let mut l = l;
-                    self.store.settle(&mut l);
-                    self.store.cache_put((*l).clone());
                     let effect = highlight_effect(&l);
                     self.detail = Some(*l);
                     return effect.into_iter().collect();
@@ -536,7 +552,11 @@ impl App {
                 }
                 self.status = message;
             }
-            Action::Notice(n) => self.status = n,
+            Action::Notice(n) => {
+                // A failed fetch ends with a notice: let the preview ask again.
+                self.preview_fetch_ended();
+                self.status = n;
+            }
             Action::Clock(ms) => {
                 self.now_ms = ms;
                 self.store.tick(ms);

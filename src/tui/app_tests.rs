@@ -33,7 +33,7 @@ fn loaded(n: i64) -> App {
             filter: None
         }]
     );
-    app.update(Action::Resize(5));
+    app.update(Action::Resize(5, 100));
     app.update(Action::Letters {
         generation: 1,
         letters: (0..n).map(letter).collect(),
@@ -555,4 +555,49 @@ fn relative_times_in_filters_count_from_the_clock_given() {
     app.update(Action::Clock(1_795_000_000_000 + 3_600_000 + 15));
     filter(&mut app, "since:1h");
     assert_eq!(app.visible_len(), 5, "the same filter, a later clock");
+}
+
+#[test]
+fn the_preview_follows_the_cursor_with_one_fetch_at_a_time() {
+    let mut app = loaded(20);
+    assert!(!app.preview_shown(), "too narrow at 100 columns");
+    let fetch = |o: i64| {
+        vec![Effect::Fetch(LetterId::Kafka {
+            partition: 0,
+            offset: o,
+        })]
+    };
+    assert_eq!(app.update(Action::Resize(5, 160)), fetch(19));
+    // Scrolling while the fetch is out asks for nothing more.
+    for _ in 0..3 {
+        assert!(app.update(Action::Down).is_empty());
+    }
+    // The answer for 19 comes back: the letter now under the cursor is fetched next.
+    assert_eq!(app.update(Action::Fetched(Box::new(letter(19)))), fetch(16));
+    assert_eq!(app.update(Action::Fetched(Box::new(letter(16)))), vec![]);
+    assert_eq!(
+        app.preview.letter.as_ref().and_then(|l| l.id.clone()),
+        app.selected_id()
+    );
+    // Back up past 17 and 18 to 19: 17 is fetched, and once it is back, 19 comes
+    // from the cache without a fetch.
+    assert_eq!(app.update(Action::Up), fetch(17));
+    assert!(app.update(Action::Up).is_empty());
+    assert!(app.update(Action::Up).is_empty());
+    assert_eq!(selected_offset(&app), 19);
+    assert_eq!(app.update(Action::Fetched(Box::new(letter(17)))), vec![]);
+    assert_eq!(
+        app.preview.letter.as_ref().and_then(|l| l.id.clone()),
+        app.selected_id()
+    );
+    // A failed fetch does not leave the preview waiting forever.
+    app.update(Action::Down);
+    app.update(Action::Down);
+    app.update(Action::Down);
+    app.update(Action::Down);
+    assert_eq!(app.update(Action::Notice("broker gone".into())), fetch(15));
+    // Hidden: nothing is fetched.
+    app.update(Action::TogglePreview);
+    app.update(Action::Fetched(Box::new(letter(15))));
+    assert!(app.update(Action::Down).is_empty());
 }

@@ -52,7 +52,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     );
 }
 
-fn payload(
+pub(super) fn payload(
     l: &DeadLetter,
     app_edit: Option<&Vec<u8>>,
     highlighted: Option<&[Line<'static>]>,
@@ -261,7 +261,7 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
         let mut marked = false;
         for (i, line) in trace.lines().enumerate() {
             // Folded: the first 12 frames, the first application frame marked.
-            let app_frame = !marked && i > 0 && is_app_frame(line);
+            let app_frame = !marked && i > 0 && crate::engine::fingerprint::is_app_frame(line);
             if i >= 12 && !app_frame {
                 continue;
             }
@@ -284,30 +284,6 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
         }
     }
     out
-}
-
-/// A stack frame of the application rather than a framework or the runtime.
-fn is_app_frame(line: &str) -> bool {
-    const LIBRARY: &[&str] = &[
-        "java.",
-        "javax.",
-        "jdk.",
-        "sun.",
-        "org.springframework.",
-        "org.apache.kafka.",
-        "kotlin.",
-        "scala.",
-        "io.micrometer.",
-        "reactor.",
-        "std::",
-        "core::",
-        "tokio::",
-        "<frozen",
-        "site-packages",
-        "/usr/lib/python",
-    ];
-    let t = line.trim_start().trim_start_matches("at ");
-    !t.is_empty() && !t.starts_with("...") && !LIBRARY.iter().any(|p| t.contains(p))
 }
 
 fn history(l: &DeadLetter) -> Vec<Line<'static>> {

@@ -90,7 +90,7 @@ impl App {
                 | Action::Retention(_)
                 | Action::Highlighted { .. }
                 | Action::EditedValue { .. }
-                | Action::Resize(_)),
+                | Action::Resize(..)),
             ) => {
                 let effects = self.update(a);
                 self.dialog.get_or_insert(d);

@@ -146,6 +146,12 @@ pub const KEYS: &[Binding] = &[
         codes: &[KeyCode::Char('t')],
     },
     Binding {
+        keys: "v",
+        desc: "preview beside the list (terminals of 140 columns or more)",
+        action: || Action::TogglePreview,
+        codes: &[KeyCode::Char('v')],
+    },
+    Binding {
         keys: "?",
         desc: "this help",
         action: || Action::Help,

@@ -16,6 +16,7 @@ pub mod keymap;
 mod letter_ops;
 mod list_pane;
 pub mod overview;
+pub mod preview;
 pub mod runner;
 pub mod terminal;
 pub mod view;

@@ -72,10 +72,11 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
     let theme = Theme::from_env();
     let (tx, mut rx) = mpsc::channel::<Action>(64);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let rows = terminal.size()?.height.saturating_sub(3);
+    let size = terminal.size()?;
+    let rows = size.height.saturating_sub(3);
     app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
     let mut pending = app.start();
-    pending.extend(app.update(Action::Resize(rows)));
+    pending.extend(app.update(Action::Resize(rows, size.width)));
     let (src, retention_tx) = (io.source.clone(), tx.clone());
     tokio::spawn(async move {
         let _ = retention_tx
@@ -133,9 +134,9 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
                         urgent = true;
                     }
                 }
-                Some(Ok(Event::Resize(_, h))) => {
+                Some(Ok(Event::Resize(w, h))) => {
                     terminal.autoresize()?;
-                    pending = app.update(Action::Resize(h.saturating_sub(3)));
+                    pending = app.update(Action::Resize(h.saturating_sub(3), w));
                     urgent = true;
                 }
                 Some(Ok(_)) => {}

@@ -59,7 +59,7 @@ fn spring(offset: i64, value: &[u8]) -> DeadLetter {
 fn app_with(letters: Vec<DeadLetter>) -> App {
     let mut app = App::new("kafka://127.0.0.1:9092/trades.DLT".into(), false, false);
     app.start();
-    app.update(Action::Resize(21));
+    app.update(Action::Resize(21, 100));
     app.update(Action::Total(letters.len() as u64));
     app.update(Action::Letters {
         generation: 1,
@@ -106,7 +106,7 @@ fn uuid_keyed() -> Vec<DeadLetter> {
 fn list_with_uuid_keys_at_80_120_and_200_columns() {
     for (w, h) in [(80, 24), (120, 30), (200, 50)] {
         let mut app = app_with(uuid_keyed());
-        app.update(Action::Resize(h - 3));
+        app.update(Action::Resize(h - 3, w));
         insta::assert_snapshot!(format!("list_uuid_{w}x{h}"), render(&app, w, h));
     }
 }
@@ -336,5 +336,47 @@ fn letters_near_deletion_by_retention_are_flagged() {
     let flagged = screen.lines().filter(|l| l.starts_with('!')).count();
     assert_eq!(flagged, 5, "{screen}");
     assert!(screen.contains("oldest deleted in 23h"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn preview_beside_the_list_at_160_columns() {
+    let mut app = app_with(vec![
+        spring(0, br#"{"sym":"ACME","price":-3}"#),
+        spring(1, br#"{"sym":"INIT","price":-1}"#),
+    ]);
+    app.update(Action::Resize(27, 160));
+    insta::assert_snapshot!(render(&app, 160, 30));
+    // `v` hides it; the list takes the whole width again.
+    app.update(Action::TogglePreview);
+    let hidden = render(&app, 160, 30);
+    assert!(!hidden.contains("preview (v hides)") && hidden.contains("preview off"));
+}
+
+#[test]
+fn history_tab_with_a_replay_that_failed_again() {
+    let mut first = spring(0, br#"{"price":-3}"#);
+    first.state = crate::engine::LetterState::Replayed;
+    first.history = vec![crate::engine::letter::ReplayRecord {
+        replay_id: "r-1".into(),
+        topic: "trades".into(),
+        partition: 2,
+        offset: 1200,
+        by: "ann@jump".into(),
+        at_ms: 1_795_000_010_000,
+        edited: false,
+        key: None,
+    }];
+    let mut again = spring(1, br#"{"price":-3}"#);
+    again.headers.push("morgue-replay-id", "r-1");
+    let mut app = app_with(vec![first, again]);
+    app.update(Action::Bottom);
+    assert_eq!(
+        app.store.row(0).map(|r| r.state),
+        Some(crate::engine::LetterState::FailedAgain)
+    );
+    app.update(Action::Open);
+    app.tab = Tab::History;
+    let screen = render(&app, 100, 14);
     insta::assert_snapshot!(screen);
 }

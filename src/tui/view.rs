@@ -53,6 +53,11 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
     .areas(f.area());
     f.render_widget(Paragraph::new(header(app, theme)), top);
     match app.screen {
+        Screen::List if app.preview_shown() => {
+            let (list, preview) = super::preview::split(body);
+            super::list_pane::draw(f, app, list, theme);
+            super::preview::draw(f, app, preview, theme);
+        }
         Screen::List => super::list_pane::draw(f, app, body, theme),
         Screen::Detail => detail::draw(f, app, body, theme),
         Screen::Help => help(f, body),

@@ -34,6 +34,16 @@ impl Tmux {
         Tmux { session }
     }
 
+    /// Resizes the session's window to `cols`×`rows` (the program sees a resize event).
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let ok = Command::new("tmux")
+            .args(["resize-window", "-t", &self.session])
+            .args(["-x", &cols.to_string(), "-y", &rows.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "tmux resize-window failed");
+    }
+
     /// Types `keys`, one tmux key name or string each.
     pub fn keys(&self, keys: &[&str]) {
         for k in keys {
