@@ -337,6 +337,11 @@ fn letters_near_deletion_by_retention_are_flagged() {
     assert_eq!(flagged, 5, "{screen}");
     assert!(screen.contains("oldest deleted in 23h"), "{screen}");
     insta::assert_snapshot!(screen);
+    // The triage board says when each group's oldest letter goes.
+    app.update(Action::Triage);
+    let board = render(&app, 120, 8);
+    assert!(board.contains("DELETED"), "{board}");
+    assert!(board.contains("!23h"), "{board}");
 }
 
 #[test]

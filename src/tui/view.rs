@@ -225,17 +225,27 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             } else {
                 Style::default()
             };
-            Row::new(vec![
+            let mut cells = vec![
                 group(g.count),
                 g.topic.clone().unwrap_or_else(|| "?".into()),
                 error_line(g.error.as_deref(), g.message.as_deref()),
                 time(g.first_ms),
                 time(g.last_ms),
                 crate::engine::overview::sparkline(&g.spark),
-            ])
-            .style(style)
+            ];
+            // When retention deletes the group's oldest letter (`!` within a day).
+            if let Some(at) = app.deleted_at(g.first_ms) {
+                let left = at - app.now_ms;
+                let soon = if left < super::app::DELETION_WARNING_MS {
+                    "!"
+                } else {
+                    " "
+                };
+                cells.push(format!("{soon}{}", crate::engine::overview::age(left)));
+            }
+            Row::new(cells).style(style)
         });
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(8),
         Constraint::Length(16),
         Constraint::Fill(1),
@@ -243,8 +253,12 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         Constraint::Length(14),
         Constraint::Length(16),
     ];
-    let head = Row::new(["COUNT", "SOURCE", "ERROR", "FIRST", "LAST", "RATE"])
-        .style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
+    let mut titles = vec!["COUNT", "SOURCE", "ERROR", "FIRST", "LAST", "RATE"];
+    if app.retention_ms.is_some() {
+        widths.push(Constraint::Length(9));
+        titles.push("DELETED");
+    }
+    let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
     f.render_widget(Table::new(rows, widths).header(head), area);
 }
 
