@@ -8,9 +8,10 @@ use std::process::Command;
 
 use common::{TestTopic, kafka_brokers, produce, unique};
 
-fn dlqs(pattern: &str, audit: &std::path::Path) -> Vec<serde_json::Value> {
+fn dlqs(pattern: Option<&str>, audit: &std::path::Path) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
-        .args(["dlqs", "--kafka", &kafka_brokers(), "--pattern", pattern])
+        .args(["dlqs", "--kafka", &kafka_brokers()])
+        .args(pattern.map(|p| ["--pattern", p]).into_iter().flatten())
         .env("MORGUE_AUDIT_LOG", audit)
         .output()
         .unwrap();
@@ -71,7 +72,7 @@ async fn the_overview_lists_each_dlq_with_its_figures_and_no_other_topic() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let got = dlqs(&format!("{run}-*"), &audit);
+    let got = dlqs(Some(&format!("{run}-*")), &audit);
     let names: Vec<&str> = got.iter().map(|d| d["dlq"].as_str().unwrap()).collect();
     assert_eq!(names, [busy.name.as_str(), empty.name.as_str()], "{got:?}");
     let b = &got[0];
@@ -116,4 +117,68 @@ fn first_id(topic: &str) -> String {
         .unwrap();
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     line["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn kafka_connect_dlqs_are_listed_whatever_their_names() {
+    let run = unique("ovc");
+    // A Connect cluster's config topic: one sink with a DLQ, one deleted, one without.
+    let configs = TestTopic::named(format!("{run}-connect-configs"), 1, &[]).await;
+    let sink_dlq = TestTopic::new(&format!("{run}-jdbc-sink-errors"), 1).await;
+    let gone = TestTopic::new(&format!("{run}-old-sink-errors"), 1).await;
+    let props = |dlq: &str| {
+        format!(
+            r#"{{"properties":{{"connector.class":"io.confluent.connect.jdbc.JdbcSinkConnector","errors.tolerance":"all","errors.deadletterqueue.topic.name":"{dlq}"}}}}"#
+        )
+    };
+    produce(
+        &configs.name,
+        Some(b"connector-jdbc"),
+        props(&sink_dlq.name).as_bytes(),
+        &[],
+        None,
+    )
+    .await;
+    produce(
+        &configs.name,
+        Some(b"connector-old"),
+        props(&gone.name).as_bytes(),
+        &[],
+        None,
+    )
+    .await;
+    produce(
+        &configs.name,
+        Some(b"task-jdbc-0"),
+        br#"{"properties":{}}"#,
+        &[],
+        None,
+    )
+    .await;
+    produce(
+        &configs.name,
+        Some(b"connector-plain"),
+        br#"{"properties":{"connector.class":"x"}}"#,
+        &[],
+        None,
+    )
+    .await;
+    common::produce_tombstone(&configs.name, b"connector-old").await;
+    produce(&sink_dlq.name, Some(b"k"), b"{}", &[], None).await;
+    let audit = std::env::temp_dir().join(format!("{run}-audit.jsonl"));
+    // The default patterns match none of these names: only Connect's configuration
+    // names the DLQ.
+    let listed = dlqs(None, &audit);
+    let names: Vec<&str> = listed.iter().map(|d| d["dlq"].as_str().unwrap()).collect();
+    assert!(names.contains(&sink_dlq.name.as_str()), "{names:?}");
+    assert!(
+        !names.contains(&gone.name.as_str()),
+        "a deleted connector: {names:?}"
+    );
+    assert!(!names.contains(&configs.name.as_str()), "{names:?}");
+    let d = listed
+        .iter()
+        .find(|d| d["dlq"] == sink_dlq.name.as_str())
+        .unwrap();
+    assert_eq!(d["letters"], 1);
 }

@@ -19,6 +19,7 @@ use crate::backends::mongo::doc::FieldMap;
 use crate::backends::mongo::{DEFAULT_COLLECTION, MongoConfig};
 use crate::engine::audit::AuditLog;
 use crate::engine::ledger::LedgerStore;
+use crate::engine::overview::DlqNames;
 use crate::engine::replay::ReplayPolicy;
 use crate::engine::source::DeadLetterSource;
 use crate::engine::writer::{ReplayTarget, Writer};
@@ -65,8 +66,9 @@ pub struct BackendArgs {
     /// The local audit log of writes (default ~/.local/state/morgue/audit.jsonl).
     #[arg(long, global = true, env = "MORGUE_AUDIT_LOG", value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
-    /// Which topics are DLQs, for `dlqs` and the overview (a glob, repeatable; default:
-    /// the profile's `dlq_patterns`, else `*.DLT`, `*-dlt`, `*.dlq`, `*-dlq`, `dlq.*`, `deadletter*`, …).
+    /// Which topics are DLQs, for `dlqs` and the overview (a glob, repeatable: exactly
+    /// what it matches; default: the profile's `dlq_patterns`, else `*.DLT`, `*-dlt`,
+    /// `*.dlq`, `*-dlq`, `dlq.*`, `deadletter*`, …, plus the DLQs Kafka Connect's connectors name).
     #[arg(long = "pattern", global = true, value_name = "GLOB")]
     pub patterns: Vec<String>,
     /// How long to wait for the broker or server before saying it cannot be reached.
@@ -253,14 +255,16 @@ impl BackendArgs {
         Ok(kafka && !dlq)
     }
 
-    /// The cluster whose DLQs the overview lists, and the topic patterns to list.
-    pub fn cluster(&self) -> Result<(KafkaConfig, Vec<String>), UsageError> {
+    /// The cluster whose DLQs the overview lists, and which topics to list: `--pattern`
+    /// lists exactly what it matches; the profile's `dlq_patterns` or the conventions'
+    /// names also take the DLQs Kafka Connect's connectors name.
+    pub fn cluster(&self) -> Result<(KafkaConfig, DlqNames), UsageError> {
         let patterns = &self.patterns;
         let p = self.profile()?;
         let cfg = self.kafka_config(&p).ok_or_else(|| {
             UsageError("no cluster given: pass --kafka BROKERS or --profile NAME".into())
         })?;
-        let patterns = if !patterns.is_empty() {
+        let globs = if !patterns.is_empty() {
             patterns.to_vec()
         } else if !p.dlq_patterns.is_empty() {
             p.dlq_patterns
@@ -270,7 +274,8 @@ impl BackendArgs {
                 .map(|s| s.to_string())
                 .collect()
         };
-        Ok((cfg, patterns))
+        let connect = patterns.is_empty();
+        Ok((cfg, DlqNames { globs, connect }))
     }
 
     /// The DLQ and its settings; a usage error names what is missing.

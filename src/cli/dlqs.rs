@@ -43,7 +43,7 @@ pub async fn run(backend: &BackendArgs, args: &DlqsArgs) -> anyhow::Result<()> {
         eprintln!(
             "morgue: no topic on {} matches {} (--pattern GLOB, or dlq_patterns in the profile)",
             cfg.brokers,
-            patterns.join(" ")
+            patterns.globs.join(" ")
         );
     }
     Ok(())

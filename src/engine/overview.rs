@@ -22,6 +22,23 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
     "*.deadletter*",
 ];
 
+/// Which topics count as DLQs: names matching `globs`, and with `connect` also those
+/// that Kafka Connect's sink connectors name as their dead letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqNames {
+    /// Name patterns (`*` and `?`).
+    pub globs: Vec<String>,
+    /// Also the topics named by `errors.deadletterqueue.topic.name` in Connect's config topics.
+    pub connect: bool,
+}
+
+impl DlqNames {
+    /// Whether `topic` is a DLQ, given the DLQ names Connect's configuration gives.
+    pub fn matches(&self, topic: &str, connect_dlqs: &[String]) -> bool {
+        matches_any(topic, &self.globs) || (self.connect && connect_dlqs.iter().any(|d| d == topic))
+    }
+}
+
 /// Hours of history in [`DlqSummary::hourly`].
 pub const HOURS: usize = 24;
 

@@ -19,7 +19,7 @@ use super::terminal::TerminalGuard;
 use super::view::{Theme, group};
 use crate::backends::kafka::KafkaConfig;
 use crate::cli::backend::Target;
-use crate::engine::overview::{DlqSummary, age, sparkline};
+use crate::engine::overview::{DlqNames, DlqSummary, age, sparkline};
 
 /// How often the figures are fetched again.
 pub const REFRESH: Duration = Duration::from_secs(10);
@@ -39,11 +39,11 @@ pub struct Overview {
     pub fetched_ms: Option<i64>,
 }
 
-/// Runs the overview of `cfg`'s DLQs matching `patterns`; `target` makes the
+/// Runs the overview of `cfg`'s DLQs that `patterns` selects; `target` makes the
 /// target of a DLQ topic for opening it.
 pub async fn run(
     cfg: KafkaConfig,
-    patterns: Vec<String>,
+    patterns: DlqNames,
     target: impl Fn(&str) -> anyhow::Result<Target>,
 ) -> anyhow::Result<()> {
     let guard = TerminalGuard::enter(false)?;
@@ -54,7 +54,7 @@ pub async fn run(
 
 async fn overview_loop(
     cfg: KafkaConfig,
-    patterns: Vec<String>,
+    patterns: DlqNames,
     target: impl Fn(&str) -> anyhow::Result<Target>,
 ) -> anyhow::Result<()> {
     let theme = Theme::from_env();

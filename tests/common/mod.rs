@@ -61,7 +61,11 @@ impl TestTopic {
 
     /// Creates a fresh topic with topic-level `config` entries.
     pub async fn with_config(prefix: &str, partitions: i32, config: &[(&str, &str)]) -> TestTopic {
-        let name = unique(prefix);
+        Self::named(unique(prefix), partitions, config).await
+    }
+
+    /// Creates the topic `name` exactly (the caller makes it unique).
+    pub async fn named(name: String, partitions: i32, config: &[(&str, &str)]) -> TestTopic {
         let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
         for (k, v) in config {
             topic = topic.set(k, v);
@@ -173,6 +177,17 @@ pub async fn produce(
     }
     let d = p.send(r, Duration::from_secs(10)).await.unwrap();
     (d.partition, d.offset)
+}
+
+/// Writes a record with `key` and a null value (a tombstone) to `topic`.
+pub async fn produce_tombstone(topic: &str, key: &[u8]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .unwrap();
+    let r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key);
+    p.send(r, Duration::from_secs(10)).await.unwrap();
 }
 
 /// Offsets committed by `group` for each partition of `topic` (-1 when none).

@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use crate::engine::{DeadLetter, LetterId};
 
+pub mod connect;
 pub mod ledger;
 pub mod overview;
 pub mod partitioner;

@@ -1,5 +1,6 @@
-//! Every DLQ topic of a cluster at a glance ([`DlqSummary`]), from one metadata
-//! request, batched list-offsets requests (earliest, latest, one per hour of the last
+//! Every DLQ topic of a cluster at a glance ([`DlqSummary`]): the topics whose names
+//! match the patterns and those Kafka Connect's connectors name (see [`connect`](super::connect)),
+//! from one metadata request, batched list-offsets requests (earliest, latest, one per hour of the last
 //! day, then at [`OLDER`] marks), one describe-configs request for `retention.ms`,
 //! and the ledger of each DLQ that has one. Letters are never read: the oldest
 //! letter's time is bracketed by the marks (to the hour in the last day, to the day
@@ -15,18 +16,18 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::ledger::KafkaLedger;
 use super::{KafkaBackendError, KafkaConfig, Quiet};
 use crate::engine::ledger::LedgerStore;
-use crate::engine::overview::{DlqSummary, HOURS, is_morgue_topic, matches_any};
+use crate::engine::overview::{DlqNames, DlqSummary, HOURS, is_morgue_topic};
 
 /// Ages (days) beyond the last day at which the oldest letter is bracketed.
 const OLDER: [i64; 13] = [2, 3, 4, 5, 6, 7, 10, 14, 21, 30, 60, 90, 365];
 const HOUR_MS: i64 = 3_600_000;
 
-/// The DLQ topics of the cluster whose names match `patterns`, by name.
+/// The DLQ topics of the cluster that `names` selects, by name.
 pub async fn overview(
     cfg: &KafkaConfig,
-    patterns: &[String],
+    names: &DlqNames,
 ) -> Result<Vec<DlqSummary>, KafkaBackendError> {
-    let (c, p) = (cfg.clone(), patterns.to_vec());
+    let (c, p) = (cfg.clone(), names.clone());
     let (mut out, ledgers) = tokio::task::spawn_blocking(move || offsets(&c, &p))
         .await
         .map_err(|e| KafkaBackendError::Task(e.to_string()))??;
@@ -52,7 +53,7 @@ pub async fn overview(
 /// Sizes, hourly arrivals and oldest records; also the DLQs that have a ledger topic.
 fn offsets(
     cfg: &KafkaConfig,
-    patterns: &[String],
+    wanted: &DlqNames,
 ) -> Result<(Vec<DlqSummary>, Vec<String>), KafkaBackendError> {
     let c = cfg.browse_consumer()?;
     let md = c
@@ -62,11 +63,22 @@ fn offsets(
             source: Box::new(source),
         })?;
     let names: std::collections::HashSet<&str> = md.topics().iter().map(|t| t.name()).collect();
+    // Kafka Connect's DLQs count whatever their names.
+    let config_topics: Vec<String> = names
+        .iter()
+        .filter(|n| super::connect::is_config_topic(n))
+        .map(|n| n.to_string())
+        .collect();
+    let connect_dlqs = if config_topics.is_empty() || !wanted.connect {
+        Vec::new()
+    } else {
+        super::connect::dlq_names(cfg, &c, &config_topics)
+    };
     let mut ledgers = Vec::new();
     let mut out = Vec::new();
     let mut all = TopicPartitionList::new();
     for t in md.topics() {
-        if is_morgue_topic(t.name()) || !matches_any(t.name(), patterns) {
+        if is_morgue_topic(t.name()) || !wanted.matches(t.name(), &connect_dlqs) {
             continue;
         }
         if names.contains(format!("{}.morgue-ledger", t.name()).as_str()) {
