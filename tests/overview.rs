@@ -182,3 +182,72 @@ async fn kafka_connect_dlqs_are_listed_whatever_their_names() {
         .unwrap();
     assert_eq!(d["letters"], 1);
 }
+
+#[tokio::test]
+async fn mongodb_dlq_collections_are_listed_with_their_figures() {
+    use mongodb::bson::{DateTime, doc};
+    let c = common::TestCollection::new("ovm_deadletter");
+    let other = common::TestCollection::new("ovm_orders");
+    let coll = c.handle().await;
+    let hour = 3_600_000i64;
+    let now = chrono::Utc::now().timestamp_millis();
+    for (i, age) in [30 * hour, 5 * hour, hour / 6].into_iter().enumerate() {
+        coll.insert_one(doc! {
+            "key": format!("{i:08}-0000-4000-8000-{i:012}"),
+            "value": "{}",
+            "topic": "orders",
+            "error_time": DateTime::from_millis(now - age),
+        })
+        .await
+        .unwrap();
+    }
+    other
+        .handle()
+        .await
+        .insert_one(doc! { "n": 1 })
+        .await
+        .unwrap();
+    // A TTL index on the time: the collection's retention (3 days).
+    coll.create_index(
+        mongodb::IndexModel::builder()
+            .keys(doc! { "error_time": 1 })
+            .options(
+                mongodb::options::IndexOptions::builder()
+                    .expire_after(std::time::Duration::from_secs(3 * 86_400))
+                    .build(),
+            )
+            .build(),
+    )
+    .await
+    .unwrap();
+    let prefix = c.name.split('_').take(2).collect::<Vec<_>>().join("_");
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(["dlqs", "--mongo", &common::mongo_uri(), "--db", &c.db])
+        .args(["--pattern", &format!("{prefix}*")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|d| d["dlq"].as_str().unwrap()).collect();
+    assert_eq!(names, vec![c.name.as_str()], "only the matching collection");
+    let d = &listed[0];
+    assert_eq!(d["kind"], "mongo");
+    assert_eq!(d["letters"], 3);
+    assert_eq!(
+        (d["last_hour"].as_u64(), d["last_day"].as_u64()),
+        (Some(1), Some(2)),
+        "{d}"
+    );
+    let age = d["oldest_age_s"].as_i64().unwrap();
+    assert!((30 * 3600..30 * 3600 + 120).contains(&age), "{d}");
+    assert_eq!(d["retention_ms"], 3 * 86_400_000i64);
+    assert!(d["deleted_in_s"].as_i64().unwrap() < 42 * 3600 + 1, "{d}");
+}

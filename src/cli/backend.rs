@@ -19,7 +19,7 @@ use crate::backends::mongo::doc::FieldMap;
 use crate::backends::mongo::{DEFAULT_COLLECTION, MongoConfig};
 use crate::engine::audit::AuditLog;
 use crate::engine::ledger::LedgerStore;
-use crate::engine::overview::DlqNames;
+use crate::engine::overview::{DlqNames, DlqSummary};
 use crate::engine::replay::ReplayPolicy;
 use crate::engine::source::DeadLetterSource;
 use crate::engine::writer::{ReplayTarget, Writer};
@@ -84,6 +84,59 @@ pub struct BackendArgs {
     #[arg(long, global = true, value_name = "DURATION",
           value_parser = crate::engine::duration::parse_duration)]
     pub confirm_after: Option<std::time::Duration>,
+    /// Open the Kafka topic even when a MongoDB is given (set by the overview).
+    #[arg(skip)]
+    pub kafka_only: bool,
+}
+
+/// What the overview lists: a Kafka cluster's DLQ topics and a MongoDB database's DLQ
+/// collections, by name.
+#[derive(Debug, Clone)]
+pub struct Clusters {
+    /// The Kafka cluster, when given.
+    pub kafka: Option<KafkaConfig>,
+    /// The MongoDB database (its `collection` unused) and the field map, when given
+    /// without a collection.
+    pub mongo: Option<(MongoConfig, FieldMap)>,
+    /// Which names are DLQs.
+    pub names: DlqNames,
+}
+
+impl Clusters {
+    /// `kafka://BROKERS`, `mongodb://HOST/DB`, or both joined by ` + `.
+    pub fn label(&self) -> String {
+        let kafka = self
+            .kafka
+            .as_ref()
+            .map(|k| format!("kafka://{}", k.brokers));
+        let mongo = self.mongo.as_ref().map(|(m, _)| {
+            let uri = crate::backends::mongo::redact(&m.uri);
+            let base = uri
+                .split('?')
+                .next()
+                .unwrap_or(&uri)
+                .trim_end_matches('/')
+                .to_string();
+            format!("{base}/{}", m.db)
+        });
+        [kafka, mongo]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+
+    /// Every DLQ of both, Kafka topics first, each by name.
+    pub async fn overview(&self) -> anyhow::Result<Vec<DlqSummary>> {
+        let mut out = match &self.kafka {
+            Some(k) => crate::backends::kafka::overview::overview(k, &self.names).await?,
+            None => Vec::new(),
+        };
+        if let Some((m, map)) = &self.mongo {
+            out.extend(crate::backends::mongo::overview::overview(m, map, &self.names).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// Parses `KEY=VALUE`; the error quotes the input.
@@ -245,25 +298,54 @@ impl BackendArgs {
         })
     }
 
-    /// True when a cluster is named but no DLQ in it (no topic, no MongoDB): the TUI
-    /// then opens the overview of the cluster's DLQs.
+    /// True when a Kafka cluster or a MongoDB database is named but no DLQ in it (no
+    /// topic, no collection): the TUI then opens the overview of their DLQs.
     pub fn wants_overview(&self) -> Result<bool, UsageError> {
         let p = self.profile()?;
         let kafka = self.kafka.is_some() || p.kafka.is_some();
-        let dlq =
-            self.topic.is_some() || p.topic.is_some() || self.mongo.is_some() || p.mongo.is_some();
-        Ok(kafka && !dlq)
+        let mongo = self.mongo.is_some() || p.mongo.is_some();
+        let dlq = self.topic.is_some()
+            || p.topic.is_some()
+            || self.collection.is_some()
+            || p.collection.is_some();
+        Ok((kafka || mongo) && !dlq)
     }
 
-    /// The cluster whose DLQs the overview lists, and which topics to list: `--pattern`
+    /// Where the overview looks and which names it lists: the Kafka cluster's topics and
+    /// the MongoDB database's collections (when no collection is named). `--pattern`
     /// lists exactly what it matches; the profile's `dlq_patterns` or the conventions'
     /// names also take the DLQs Kafka Connect's connectors name.
-    pub fn cluster(&self) -> Result<(KafkaConfig, DlqNames), UsageError> {
+    pub fn clusters(&self) -> Result<Clusters, UsageError> {
         let patterns = &self.patterns;
         let p = self.profile()?;
-        let cfg = self.kafka_config(&p).ok_or_else(|| {
-            UsageError("no cluster given: pass --kafka BROKERS or --profile NAME".into())
-        })?;
+        let kafka = self.kafka_config(&p);
+        let collection = self.collection.is_some() || p.collection.is_some();
+        let mongo = match (self.mongo.clone().or(p.mongo.clone()), collection) {
+            (Some(uri), false) => {
+                let db = self.db.clone().or(p.db.clone()).ok_or_else(|| {
+                    UsageError(format!(
+                        "--mongo '{}' needs --db NAME",
+                        crate::backends::mongo::redact(&uri)
+                    ))
+                })?;
+                let mut fields = p.fields.clone();
+                fields.extend(self.fields.iter().cloned());
+                let cfg = MongoConfig {
+                    uri,
+                    db,
+                    collection: String::new(),
+                    connect_timeout: self.connect_timeout,
+                };
+                Some((cfg, field_map(&fields)?))
+            }
+            _ => None,
+        };
+        if kafka.is_none() && mongo.is_none() {
+            return Err(UsageError(
+                "no cluster given: pass --kafka BROKERS, --mongo URI --db NAME, or --profile NAME"
+                    .into(),
+            ));
+        }
         let globs = if !patterns.is_empty() {
             patterns.to_vec()
         } else if !p.dlq_patterns.is_empty() {
@@ -275,14 +357,18 @@ impl BackendArgs {
                 .collect()
         };
         let connect = patterns.is_empty();
-        Ok((cfg, DlqNames { globs, connect }))
+        Ok(Clusters {
+            kafka,
+            mongo,
+            names: DlqNames { globs, connect },
+        })
     }
 
     /// The DLQ and its settings; a usage error names what is missing.
     pub fn target(&self) -> Result<Target, UsageError> {
         let p = self.profile()?;
         let kafka_cfg = self.kafka_config(&p);
-        let mongo = self.mongo.clone().or(p.mongo);
+        let mongo = self.mongo.clone().or(p.mongo).filter(|_| !self.kafka_only);
         let dlq = match (mongo, kafka_cfg) {
             (Some(uri), kafka) => {
                 let db = self.db.clone().or(p.db).ok_or_else(|| {

@@ -1,4 +1,5 @@
-//! `morgue dlqs`: every DLQ topic of a cluster at a glance, one JSON object per DLQ
+//! `morgue dlqs`: every DLQ topic of a Kafka cluster and DLQ collection of a MongoDB
+//! database at a glance, one JSON object per DLQ
 //! (or a table): letters, arrivals in the last hour and day, the oldest letter's age,
 //! time left before retention deletes it, letters by state, and arrivals per hour.
 
@@ -19,8 +20,8 @@ pub struct DlqsArgs {
 
 /// Prints the overview of the cluster's DLQs.
 pub async fn run(backend: &BackendArgs, args: &DlqsArgs) -> anyhow::Result<()> {
-    let (cfg, patterns) = backend.cluster()?;
-    let dlqs = crate::backends::kafka::overview::overview(&cfg, &patterns).await?;
+    let clusters = backend.clusters()?;
+    let dlqs = clusters.overview().await?;
     let now = chrono::Utc::now().timestamp_millis();
     match args.output {
         Output::Json => {
@@ -41,9 +42,9 @@ pub async fn run(backend: &BackendArgs, args: &DlqsArgs) -> anyhow::Result<()> {
     }
     if dlqs.is_empty() {
         eprintln!(
-            "morgue: no topic on {} matches {} (--pattern GLOB, or dlq_patterns in the profile)",
-            cfg.brokers,
-            patterns.globs.join(" ")
+            "morgue: no topic or collection of {} matches {} (--pattern GLOB, or dlq_patterns in the profile)",
+            clusters.label(),
+            clusters.names.globs.join(" ")
         );
     }
     Ok(())
@@ -71,7 +72,7 @@ pub fn summary_json(d: &DlqSummary, now_ms: i64) -> serde_json::Value {
 fn summary_row(d: &DlqSummary, now_ms: i64) -> String {
     format!(
         "{:<40} {:>10} {:>7} {:>8} {:>8} {:>10}  {:<24} {}",
-        d.name,
+        d.label(),
         format!("{}{}", if d.exact { "" } else { "~" }, group(d.letters)),
         group(d.last_hour()),
         group(d.last_day()),

@@ -239,11 +239,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return match target {
             Some(t) => crate::tui::runner::run(t).await,
             None => {
-                let (cfg, patterns) = cli.backend.cluster()?;
+                let clusters = cli.backend.clusters()?;
                 let backend = cli.backend.clone();
-                crate::tui::overview::run(cfg, patterns, move |topic| {
+                crate::tui::overview::run(clusters, move |d| {
                     let mut b = backend.clone();
-                    b.topic = Some(topic.to_string());
+                    if d.kind == "mongo" {
+                        b.collection = Some(d.name.clone());
+                    } else {
+                        b.topic = Some(d.name.clone());
+                        b.kafka_only = true;
+                    }
                     Ok(b.target()?)
                 })
                 .await

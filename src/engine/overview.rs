@@ -66,6 +66,14 @@ pub struct DlqSummary {
 }
 
 impl DlqSummary {
+    /// The name as listed: the topic, or `mongo:COLLECTION`.
+    pub fn label(&self) -> String {
+        match self.kind {
+            "mongo" => format!("mongo:{}", self.name),
+            _ => self.name.clone(),
+        }
+    }
+
     /// Letters of the last hour.
     pub fn last_hour(&self) -> u64 {
         self.hourly.last().copied().unwrap_or(0)

@@ -17,9 +17,8 @@ use tokio::sync::mpsc;
 use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
 use super::view::{Theme, group};
-use crate::backends::kafka::KafkaConfig;
-use crate::cli::backend::Target;
-use crate::engine::overview::{DlqNames, DlqSummary, age, sparkline};
+use crate::cli::backend::{Clusters, Target};
+use crate::engine::overview::{DlqSummary, age, sparkline};
 
 /// How often the figures are fetched again.
 pub const REFRESH: Duration = Duration::from_secs(10);
@@ -39,35 +38,33 @@ pub struct Overview {
     pub fetched_ms: Option<i64>,
 }
 
-/// Runs the overview of `cfg`'s DLQs that `patterns` selects; `target` makes the
-/// target of a DLQ topic for opening it.
+/// Runs the overview of the DLQs of `clusters`; `target` makes the target of a DLQ
+/// for opening it.
 pub async fn run(
-    cfg: KafkaConfig,
-    patterns: DlqNames,
-    target: impl Fn(&str) -> anyhow::Result<Target>,
+    clusters: Clusters,
+    target: impl Fn(&DlqSummary) -> anyhow::Result<Target>,
 ) -> anyhow::Result<()> {
     let guard = TerminalGuard::enter(false)?;
-    let result = overview_loop(cfg, patterns, target).await;
+    let result = overview_loop(clusters, target).await;
     drop(guard);
     result
 }
 
 async fn overview_loop(
-    cfg: KafkaConfig,
-    patterns: DlqNames,
-    target: impl Fn(&str) -> anyhow::Result<Target>,
+    clusters: Clusters,
+    target: impl Fn(&DlqSummary) -> anyhow::Result<Target>,
 ) -> anyhow::Result<()> {
     let theme = Theme::from_env();
     let mut ov = Overview {
-        cluster: format!("kafka://{}", cfg.brokers),
+        cluster: clusters.label(),
         status: "reading the cluster…".into(),
         ..Overview::default()
     };
     let (tx, mut rx) = mpsc::channel(4);
     let fetch = |tx: mpsc::Sender<Result<Vec<DlqSummary>, String>>| {
-        let (cfg, patterns) = (cfg.clone(), patterns.clone());
+        let clusters = clusters.clone();
         tokio::spawn(async move {
-            let got = crate::backends::kafka::overview::overview(&cfg, &patterns).await;
+            let got = clusters.overview().await;
             let _ = tx.send(got.map_err(|e| e.to_string())).await;
         });
     };
@@ -92,14 +89,14 @@ async fn overview_loop(
                             fetch(tx.clone());
                         }
                         KeyCode::Enter => {
-                            let Some(name) = ov.dlqs.get(ov.selected).map(|d| d.name.clone()) else {
+                            let Some(d) = ov.dlqs.get(ov.selected).cloned() else {
                                 continue;
                             };
                             // The DLQ's own loop reads the keys until `esc` brings us back.
                             drop(input);
                             drop(terminal);
                             clear_screen()?;
-                            ov.status = open(&name, &target).await;
+                            ov.status = open(&d, &target).await;
                             clear_screen()?;
                             (terminal, input) = Crossterm.open()?;
                             fetch(tx.clone());
@@ -134,9 +131,10 @@ async fn overview_loop(
 }
 
 /// Opens DLQ `name` in the list until the user goes back; what to say then.
-async fn open(name: &str, target: &impl Fn(&str) -> anyhow::Result<Target>) -> String {
+async fn open(d: &DlqSummary, target: &impl Fn(&DlqSummary) -> anyhow::Result<Target>) -> String {
+    let name = &d.name;
     let run = async {
-        let t = target(name)?;
+        let t = target(d)?;
         let opened = t.dlq.open().await?;
         super::runner::run_on(&t, &opened, Crossterm, true).await
     };
@@ -194,7 +192,7 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
     f.render_widget(Paragraph::new(ov.status.clone()), foot);
     if ov.dlqs.is_empty() {
         let msg = if ov.fetched_ms.is_some() {
-            "No DLQ topic on this cluster matches the patterns (--pattern GLOB, or dlq_patterns in the profile)."
+            "No DLQ topic or collection matches the patterns (--pattern GLOB, or dlq_patterns in the profile)."
         } else {
             "reading the cluster…"
         };
@@ -208,7 +206,7 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
     let name_w = ov
         .dlqs
         .iter()
-        .map(|d| d.name.chars().count())
+        .map(|d| d.label().chars().count())
         .max()
         .unwrap_or(3)
         .clamp(3, 48) as u16;
@@ -225,7 +223,7 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
         .take(visible)
         .map(|(i, d)| {
             let mut cells = vec![
-                d.name.clone(),
+                d.label(),
                 format!("~{}", group(d.letters)),
                 group(d.last_hour()),
                 group(d.last_day()),

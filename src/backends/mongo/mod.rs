@@ -11,6 +11,7 @@ use thiserror::Error;
 pub mod dlq;
 pub mod doc;
 pub mod ledger;
+pub mod overview;
 pub mod sink;
 
 /// The collection a DLQ lives in when the profile names none.
@@ -35,6 +36,9 @@ pub enum MongoBackendError {
         /// What the driver said, on one line.
         cause: String,
     },
+    /// A request the server refused or failed, worded with what was asked.
+    #[error("{0}")]
+    Request(String),
 }
 
 /// Where a DLQ collection is.
@@ -54,6 +58,11 @@ pub struct MongoConfig {
 impl MongoConfig {
     /// Connects, pings the server, and returns the DLQ collection.
     pub async fn connect(&self) -> Result<Collection<Document>, MongoBackendError> {
+        Ok(self.database().await?.collection(&self.collection))
+    }
+
+    /// Connects, pings the server, and returns the database.
+    pub async fn database(&self) -> Result<mongodb::Database, MongoBackendError> {
         let uri = redact(&self.uri);
         let mut opts =
             ClientOptions::parse(&self.uri)
@@ -76,7 +85,7 @@ impl MongoConfig {
                 uri,
                 cause: unreachable_cause(&e, self.connect_timeout),
             })?;
-        Ok(db.collection(&self.collection))
+        Ok(db)
     }
 }
 
