@@ -7,7 +7,9 @@ in 997 is negative (spread over all partitions), so a payload search
 
 usage: seed.py BROKERS TOPIC N PARTITIONS
 Set SEED_ONE_PER_BATCH=1 for Tansu, whose high watermark is only right when every
-produce batch holds one record.
+produce batch holds one record. Set SEED_TRANSACTIONAL=1 to write each letter in its
+own transaction, as Spring with transactions, Kafka Streams or Connect exactly-once
+do: a commit marker follows each letter, so offsets count twice the letters.
 """
 import os
 import json
@@ -23,9 +25,15 @@ admin = AdminClient({"bootstrap.servers": brokers})
 for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
     f.result()
 one = os.environ.get("SEED_ONE_PER_BATCH") == "1"
-p = Producer({"bootstrap.servers": brokers, "linger.ms": 0 if one else 20,
-              "batch.num.messages": 1 if one else 2000,
-              "queue.buffering.max.messages": 200000, "compression.type": "none"})
+txn = os.environ.get("SEED_TRANSACTIONAL") == "1"
+conf = {"bootstrap.servers": brokers, "linger.ms": 0 if one or txn else 20,
+        "batch.num.messages": 1 if one else 2000,
+        "queue.buffering.max.messages": 200000, "compression.type": "none"}
+if txn:
+    conf["transactional.id"] = f"seed-{topic}"
+p = Producer(conf)
+if txn:
+    p.init_transactions()
 start = time.time()
 pad = "x" * 220
 for i in range(n):
@@ -41,12 +49,16 @@ for i in range(n):
         ("kafka_dlt-exception-fqcn", b"com.acme.trades.ValidationException"),
         ("kafka_dlt-exception-message", b"price out of band"),
     ]
+    if txn:
+        p.begin_transaction()
     while True:
         try:
             p.produce(topic, key=f"T-{i:09d}".encode(), value=value, headers=headers, partition=i % partitions)
             break
         except BufferError:
             p.poll(0.05)
+    if txn:
+        p.commit_transaction()
     if i % 10000 == 0:
         p.poll(0)
 p.flush(120)

@@ -17,7 +17,7 @@ ENGINE=$(cargo bench --bench engine --no-run 2>&1 | sed -n 's/.*Executable .*(\(
 PY="scripts/services.sh python"
 run_id=$(date +%s)
 
-seed() { # TOPIC N PARTITIONS
+seed() { # TOPIC N PARTITIONS (SEED_TRANSACTIONAL=1: one transaction per letter)
   $PY benches/seed.py "$B" "$1" "$2" "$3"
 }
 
@@ -43,6 +43,16 @@ best_of_3 "morgue list -o table" target/release/morgue list -o table --kafka "$B
 best_of_3 "kcat -C -e -o beginning (values only)" kcat -C -b "$B" -t "$T100" -e -o beginning -q
 best_of_3 "kcat -C -e -o beginning -J (with headers)" kcat -C -b "$B" -t "$T100" -e -o beginning -q -J
 "$ENGINE" raw "$B" "$T100"
+
+echo "== a transactional DLQ: 50k letters, one transaction each (a commit marker after each letter)"
+N=50000
+TTXN=bench-txn-$run_id
+SEED_TRANSACTIONAL=1 seed "$TTXN" $N 4
+best_of_3 "morgue list (transactional)" target/release/morgue list --kafka "$B" --topic "$TTXN"
+best_of_3 "kcat -C -e -J (transactional)" kcat -C -b "$B" -t "$TTXN" -e -o beginning -q -J
+"$ENGINE" raw "$B" "$TTXN"
+"$ENGINE" index "$B" "$TTXN"
+N=100000
 
 echo "== search (payload predicate) vs plain scan"
 "$ENGINE" search "$B" "$T100" '$.price<0'

@@ -12,18 +12,43 @@ use super::keys::{self, KeyArena};
 use super::letter::{DeadLetter, LetterId, LetterState};
 use super::outcome::Watch;
 
-/// Offsets `first_offset..first_offset + len` of one partition, stored in rows
-/// `first_row..first_row + len`.
+/// Offsets `first_offset + k * step` (`k < len`) of one partition, stored in rows
+/// `first_row + k`. The step is 1 for plain topics and 2 for a DLQ written one
+/// transaction per letter (a commit marker takes every other offset), so both cost
+/// a few runs per batch rather than one per letter.
 #[derive(Debug, Clone, Copy)]
 struct Run {
     first_offset: i64,
     first_row: u32,
     len: u32,
+    step: u32,
 }
 
 impl Run {
-    fn end(&self) -> i64 {
-        self.first_offset + i64::from(self.len)
+    /// The offset the next letter of this run would have.
+    fn next(&self) -> i64 {
+        self.first_offset + i64::from(self.len) * i64::from(self.step)
+    }
+
+    /// Whether a letter at `offset` in row `row` continues the run.
+    fn continues(&self, offset: i64, row: u32) -> bool {
+        if self.first_row + self.len != row || offset <= self.first_offset {
+            return false;
+        }
+        if self.len == 1 {
+            // The second letter sets the step (small gaps only: markers, not holes).
+            return offset - self.first_offset <= 4;
+        }
+        offset == self.next()
+    }
+
+    /// The row of `offset`, when the run holds it.
+    fn row(&self, offset: i64) -> Option<usize> {
+        let d = offset - self.first_offset;
+        let step = i64::from(self.step);
+        let k = d / step;
+        (d >= 0 && d % step == 0 && k < i64::from(self.len))
+            .then(|| (i64::from(self.first_row) + k) as usize)
     }
 }
 
@@ -169,9 +194,11 @@ impl Store {
             let at = runs.partition_point(|r| r.first_offset < *offset);
             // Extend the run just before when this letter continues it in both offset and row.
             if let Some(prev) = at.checked_sub(1).and_then(|i| runs.get_mut(i))
-                && prev.end() == *offset
-                && prev.first_row + prev.len == row
+                && prev.continues(*offset, row)
             {
+                if prev.len == 1 {
+                    prev.step = u32::try_from(*offset - prev.first_offset).unwrap_or(1);
+                }
                 prev.len += 1;
             } else {
                 runs.insert(
@@ -180,6 +207,7 @@ impl Store {
                         first_offset: *offset,
                         first_row: row,
                         len: 1,
+                        step: 1,
                     },
                 );
             }
@@ -307,9 +335,9 @@ impl Store {
             LetterId::Kafka { partition, offset } => {
                 let runs = self.partitions.get(partition)?;
                 let at = runs.partition_point(|r| r.first_offset <= *offset);
-                let run = runs.get(at.checked_sub(1)?)?;
-                (*offset < run.end())
-                    .then(|| (i64::from(run.first_row) + (offset - run.first_offset)) as usize)
+                // The last run starting at or before it holds it; with steps, an earlier
+                // one can (a letter arriving out of order inside a run's span).
+                runs[..at].iter().rev().take(8).find_map(|r| r.row(*offset))
             }
             LetterId::Mongo(s) => {
                 let want = match self.others.iter().position(|o| o == s) {
@@ -467,6 +495,40 @@ mod tests {
         // Seen again (a rescan): updated, not duplicated.
         s.insert(&letter(0, 5, 1));
         assert_eq!(s.len(), 5);
+    }
+
+    #[test]
+    fn a_commit_marker_after_each_letter_costs_no_run_per_letter() {
+        let mut s = Store::new();
+        // One transaction per letter: letters at even offsets, markers between.
+        for o in (0..2000).step_by(2) {
+            s.insert(&letter(0, o, 1));
+        }
+        // Then transactions of three letters: a marker after every third.
+        for k in 0..100 {
+            for o in 0..3 {
+                s.insert(&letter(0, 2000 + k * 4 + o, 1));
+            }
+        }
+        assert!(s.partitions[&0].len() <= 101, "{}", s.partitions[&0].len());
+        let find = |s: &Store, o: i64| {
+            s.find(&LetterId::Kafka {
+                partition: 0,
+                offset: o,
+            })
+        };
+        assert_eq!(find(&s, 0), Some(0));
+        assert_eq!(find(&s, 1998), Some(999));
+        assert_eq!(find(&s, 1), None, "a marker's offset");
+        assert_eq!(find(&s, 2000), Some(1000));
+        assert_eq!(find(&s, 2002), Some(1002));
+        assert_eq!(find(&s, 2003), None);
+        assert_eq!(find(&s, 2399), None);
+        assert_eq!(find(&s, 2398), Some(1299));
+        // A letter inside a run's span, arriving late, is still found.
+        let late = s.insert(&letter(0, 7, 1));
+        assert_eq!(find(&s, 7), Some(late));
+        assert_eq!(find(&s, 8), Some(4));
     }
 
     #[test]
