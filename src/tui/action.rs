@@ -130,6 +130,28 @@ pub enum Action {
     Clock(i64),
 }
 
+impl Action {
+    /// True for what the engine and the terminal report (letters, counts, fetched
+    /// letters, results, notices, the clock, resizes) rather than what a key asks.
+    pub fn is_event(&self) -> bool {
+        matches!(
+            self,
+            Action::Letters { .. }
+                | Action::CaughtUp { .. }
+                | Action::Total(_)
+                | Action::Arrived { .. }
+                | Action::Fetched(_)
+                | Action::Done { .. }
+                | Action::Notice(_)
+                | Action::Clock(_)
+                | Action::Retention(_)
+                | Action::Highlighted { .. }
+                | Action::EditedValue { .. }
+                | Action::Resize(..)
+        )
+    }
+}
+
 /// I/O for the runner to carry out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {

@@ -76,26 +76,6 @@ impl App {
                 self.status = format!("resolving {id}…");
                 return vec![Effect::Resolve(id)];
             }
-            // Engine events still apply while a dialog is open; none is dropped.
-            (
-                d,
-                a @ (Action::Letters { .. }
-                | Action::CaughtUp { .. }
-                | Action::Total(_)
-                | Action::Arrived { .. }
-                | Action::Fetched(_)
-                | Action::Done { .. }
-                | Action::Notice(_)
-                | Action::Clock(_)
-                | Action::Retention(_)
-                | Action::Highlighted { .. }
-                | Action::EditedValue { .. }
-                | Action::Resize(..)),
-            ) => {
-                let effects = self.update(a);
-                self.dialog.get_or_insert(d);
-                return effects;
-            }
             (d, _) => self.dialog = Some(d),
         }
         Vec::new()

@@ -10,6 +10,7 @@ pub mod console;
 pub mod detail;
 mod dialogs;
 pub mod editor;
+mod events;
 mod filtering;
 pub mod highlight;
 pub mod keymap;

@@ -1,0 +1,111 @@
+//! What the engine and the terminal report, applied to the [`App`] whatever the screen
+//! or dialog: letters read, catching up, counts, fetched letters, highlighting, the
+//! results of writes, notices, the clock, retention and resizes.
+
+use super::action::{Action, Effect};
+use super::app::{App, Screen};
+use super::letter_ops::highlight_effect;
+
+impl App {
+    /// Applies one engine event (see [`Action::is_event`]); returns the I/O to do.
+    pub(super) fn on_event(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::EditedValue { id, value } => {
+                self.edits.insert(id, value);
+            }
+            Action::Resize(rows, cols) => {
+                self.cols = cols;
+                self.page = usize::from(rows).max(1);
+                self.select(self.selected);
+            }
+            Action::Letters {
+                generation,
+                letters,
+            } if generation == self.generation => {
+                let before = self.store.len();
+                let shown = self.visible_len();
+                for l in &letters {
+                    let pos = self.store.insert(l);
+                    if pos >= before && letters.len() <= 4 {
+                        // Keep a few recent letters for an instant detail view.
+                        self.store.cache_put(l.clone());
+                    }
+                }
+                self.extend_view(before);
+                let added = self.visible_len() - shown;
+                if self.newest_first && !self.follow && added > 0 && self.visible_len() > added {
+                    // Keep the same letter selected while rows arrive above it.
+                    self.selected += added;
+                    self.scroll += added;
+                }
+                if self.follow {
+                    self.select(if self.newest_first {
+                        0
+                    } else {
+                        self.visible_len().saturating_sub(1)
+                    });
+                }
+            }
+            Action::CaughtUp { generation } if generation == self.generation => {
+                self.store.rescan_failures();
+                if self.screen == Screen::Triage {
+                    self.groups = crate::engine::triage::groups(&self.store);
+                }
+                self.caught_up = true;
+                self.status = "caught up; following live".to_string();
+            }
+            Action::Letters { .. } | Action::CaughtUp { .. } => {}
+            Action::Total(n) => self.total = Some(n),
+            Action::Arrived {
+                generation,
+                count,
+                live,
+            } if generation == self.generation => {
+                if live {
+                    self.total = Some(self.total.unwrap_or(0) + count);
+                } else {
+                    self.scanned += count;
+                }
+            }
+            Action::Arrived { .. } => {}
+            Action::Fetched(mut l) => {
+                self.preview_fetch_ended();
+                self.store.settle(&mut l);
+                // Kept for the detail view and the preview (which takes it from the cache).
+                self.store.cache_put((*l).clone());
+                if self.screen == Screen::Detail && l.id == self.selected_id() {
+                    let effect = highlight_effect(&l);
+                    self.detail = Some(*l);
+                    return effect.into_iter().collect();
+                }
+            }
+            Action::Highlighted { id, lines }
+                if self
+                    .detail
+                    .as_ref()
+                    .is_some_and(|d| d.id.as_ref() == Some(&id)) =>
+            {
+                self.highlighted = Some((id, lines));
+            }
+            Action::Done { id, state, message } => {
+                self.store.set_state(&id, state);
+                if let Some(d) = self.detail.as_mut().filter(|d| d.id.as_ref() == Some(&id)) {
+                    d.state = state;
+                }
+                self.status = message;
+            }
+            Action::Notice(n) => {
+                // A failed fetch ends with a notice: let the preview ask again.
+                self.preview_fetch_ended();
+                self.status = n;
+            }
+            Action::Clock(ms) => {
+                self.now_ms = ms;
+                self.store.tick(ms);
+            }
+            Action::Retention(ms) => self.retention_ms = ms.filter(|r| *r >= 0),
+            _ => {}
+        }
+        Vec::new()
+    }
+}
