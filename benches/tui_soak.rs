@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use morgue::backends::kafka::KafkaConfig;
-use morgue::cli::backend::{Dlq, Target};
+use morgue::backends::open::{Dlq, Target};
 use morgue::engine::audit::AuditLog;
 use morgue::tui::console::Console;
 use ratatui::Terminal;

@@ -1,5 +1,7 @@
 //! Backends put dead letters in and take them out of real servers: a Kafka topic
-//! (`kafka`) or a MongoDB collection (`mongo`). Backend-specific knobs stay here.
+//! (`kafka`) or a MongoDB collection (`mongo`). Backend-specific knobs stay here;
+//! `open` turns a resolved DLQ into the engine's traits for any front end.
 
 pub mod kafka;
 pub mod mongo;
+pub mod open;

@@ -4,25 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 use serde::Deserialize;
 
 use super::UsageError;
 use crate::backends::kafka::KafkaConfig;
-use crate::backends::kafka::ledger::KafkaLedger;
-use crate::backends::kafka::source::KafkaSource;
-use crate::backends::kafka::target::KafkaTarget;
-use crate::backends::mongo::dlq::MongoDlq;
 use crate::backends::mongo::doc::FieldMap;
 use crate::backends::mongo::{DEFAULT_COLLECTION, MongoConfig};
+pub use crate::backends::open::{Clusters, Dlq, Opened, Target};
 use crate::engine::audit::AuditLog;
-use crate::engine::ledger::LedgerStore;
-use crate::engine::overview::{DlqNames, DlqSummary};
-use crate::engine::replay::ReplayPolicy;
-use crate::engine::source::DeadLetterSource;
-use crate::engine::writer::{ReplayTarget, Writer};
+use crate::engine::overview::DlqNames;
 
 /// Which DLQ to open.
 #[derive(Debug, Clone, Args)]
@@ -87,56 +79,6 @@ pub struct BackendArgs {
     /// Open the Kafka topic even when a MongoDB is given (set by the overview).
     #[arg(skip)]
     pub kafka_only: bool,
-}
-
-/// What the overview lists: a Kafka cluster's DLQ topics and a MongoDB database's DLQ
-/// collections, by name.
-#[derive(Debug, Clone)]
-pub struct Clusters {
-    /// The Kafka cluster, when given.
-    pub kafka: Option<KafkaConfig>,
-    /// The MongoDB database (its `collection` unused) and the field map, when given
-    /// without a collection.
-    pub mongo: Option<(MongoConfig, FieldMap)>,
-    /// Which names are DLQs.
-    pub names: DlqNames,
-}
-
-impl Clusters {
-    /// `kafka://BROKERS`, `mongodb://HOST/DB`, or both joined by ` + `.
-    pub fn label(&self) -> String {
-        let kafka = self
-            .kafka
-            .as_ref()
-            .map(|k| format!("kafka://{}", k.brokers));
-        let mongo = self.mongo.as_ref().map(|(m, _)| {
-            let uri = crate::backends::mongo::redact(&m.uri);
-            let base = uri
-                .split('?')
-                .next()
-                .unwrap_or(&uri)
-                .trim_end_matches('/')
-                .to_string();
-            format!("{base}/{}", m.db)
-        });
-        [kafka, mongo]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" + ")
-    }
-
-    /// Every DLQ of both, Kafka topics first, each by name.
-    pub async fn overview(&self) -> anyhow::Result<Vec<DlqSummary>> {
-        let mut out = match &self.kafka {
-            Some(k) => crate::backends::kafka::overview::overview(k, &self.names).await?,
-            None => Vec::new(),
-        };
-        if let Some((m, map)) = &self.mongo {
-            out.extend(crate::backends::mongo::overview::overview(m, map, &self.names).await?);
-        }
-        Ok(out)
-    }
 }
 
 /// Parses `KEY=VALUE`; the error quotes the input.
@@ -214,56 +156,6 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, UsageError> {
         let msg = e.message().replace('\n', " ");
         UsageError(format!("config '{}' line {line}: {msg}", path.display()))
     })
-}
-
-/// A DLQ, resolved from flags and profile.
-#[derive(Debug, Clone)]
-pub enum Dlq {
-    /// A Kafka topic.
-    Kafka {
-        /// The cluster.
-        cfg: KafkaConfig,
-        /// The DLQ topic.
-        topic: String,
-    },
-    /// A MongoDB collection.
-    Mongo {
-        /// Where it is.
-        cfg: MongoConfig,
-        /// How its documents are shaped.
-        map: Box<FieldMap>,
-        /// Where its letters are replayed.
-        kafka: Option<KafkaConfig>,
-    },
-}
-
-/// Everything a command needs to know about its DLQ.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The DLQ.
-    pub dlq: Dlq,
-    /// Writes are refused.
-    pub read_only: bool,
-    /// A production DLQ.
-    pub production: bool,
-    /// Where writes are audited.
-    pub audit: AuditLog,
-    /// The source consumer group given by flag or profile.
-    pub group: Option<String>,
-    /// How long a replayed letter is watched for failing again, ms.
-    pub confirm_after_ms: i64,
-}
-
-/// A DLQ opened for reading and for recording state.
-pub struct Opened {
-    /// Reads letters.
-    pub source: Arc<dyn DeadLetterSource>,
-    /// Keeps state.
-    pub ledger: Arc<dyn LedgerStore>,
-    /// Where replays go (None: a MongoDB DLQ without `--kafka`).
-    pub target: Option<Arc<dyn ReplayTarget>>,
-    /// The collection, for MongoDB-only operations (claim/release).
-    pub mongo: Option<MongoDlq>,
 }
 
 impl BackendArgs {
@@ -451,81 +343,4 @@ fn field_map(fields: &BTreeMap<String, String>) -> Result<FieldMap, UsageError> 
         }
     }
     serde_json::from_value(value).map_err(|e| UsageError(e.to_string()))
-}
-
-impl Target {
-    /// The one writer for this DLQ's letters: the policy of this target, the ledger and
-    /// replay target of `opened`, this target's audit log.
-    pub fn writer(&self, opened: &Opened, keep_headers: Vec<String>) -> Writer {
-        let policy = ReplayPolicy {
-            read_only: self.read_only,
-            dlq_topic: self.dlq.topic(),
-            keep_headers,
-        };
-        Writer::new(
-            policy,
-            opened.ledger.clone(),
-            opened.target.clone(),
-            self.audit.clone(),
-        )
-    }
-}
-
-impl Dlq {
-    /// The DLQ topic (Kafka) or an empty name (MongoDB), for the replay refusals.
-    pub fn topic(&self) -> String {
-        match self {
-            Dlq::Kafka { topic, .. } => topic.clone(),
-            Dlq::Mongo { .. } => String::new(),
-        }
-    }
-
-    /// The cluster replays go to: the DLQ's own, or `--kafka` for a MongoDB DLQ.
-    pub fn replay_cluster(&self) -> Result<KafkaConfig, UsageError> {
-        match self {
-            Dlq::Kafka { cfg, .. } => Ok(cfg.clone()),
-            Dlq::Mongo { kafka: Some(cfg), .. } => Ok(cfg.clone()),
-            Dlq::Mongo { .. } => Err(UsageError(
-                "replaying MongoDB letters needs --kafka BROKERS: the cluster of their source topics".into(),
-            )),
-        }
-    }
-
-    /// Connects: a source to read letters and a ledger to record state.
-    pub async fn open(&self) -> anyhow::Result<Opened> {
-        match self {
-            Dlq::Kafka { cfg, topic } => {
-                // The topic is checked (a clear error when missing) while the
-                // ledger's reader connects and reads: each costs a round of connections.
-                let ledger = Arc::new(KafkaLedger::new(cfg.clone(), topic));
-                let (source, read) = tokio::join!(
-                    KafkaSource::open(cfg.clone(), topic, ledger.clone()),
-                    ledger.catch_up()
-                );
-                let source = source?;
-                // A ledger that cannot be read now is reported by the first use.
-                if let Err(e) = read {
-                    tracing::debug!("ledger of '{topic}' not read at open: {e}");
-                }
-                Ok(Opened {
-                    source: Arc::new(source),
-                    ledger,
-                    target: Some(Arc::new(KafkaTarget::new(cfg.clone(), topic))),
-                    mongo: None,
-                })
-            }
-            Dlq::Mongo { cfg, map, kafka } => {
-                let dlq = MongoDlq::open(cfg.clone(), (**map).clone()).await?;
-                let name = format!("mongo.{}.{}", cfg.db, cfg.collection);
-                Ok(Opened {
-                    source: Arc::new(dlq.clone()),
-                    ledger: Arc::new(dlq.clone()),
-                    target: kafka.as_ref().map(|k| {
-                        Arc::new(KafkaTarget::new(k.clone(), &name)) as Arc<dyn ReplayTarget>
-                    }),
-                    mongo: Some(dlq),
-                })
-            }
-        }
-    }
 }

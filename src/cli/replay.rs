@@ -375,7 +375,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     if target.read_only {
         return Err(EngineError::ReadOnly("replay".into()).into());
     }
-    target.dlq.replay_cluster()?;
+    target.dlq.replay_cluster().map_err(UsageError)?;
     let whither = to.map_or_else(|| "their source topics".to_string(), |t| format!("'{t}'"));
     let mut tally = Tally::default();
     let mut sent = 0u64;

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
 use super::view::{Theme, group};
-use crate::cli::backend::{Clusters, Target};
+use crate::backends::open::{Clusters, Target};
 use crate::engine::overview::{DlqSummary, age, sparkline};
 
 /// How often the figures are fetched again.

@@ -18,7 +18,7 @@ use super::console::{Console, Crossterm};
 use super::keymap::action_for;
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
-use crate::cli::backend::{Opened, Target};
+use crate::backends::open::{Opened, Target};
 use crate::engine::filter::Filter;
 use crate::engine::source::{DeadLetterSource, SourceEvent, StartAt};
 use crate::engine::writer::{Outcome, Writer};
