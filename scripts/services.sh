@@ -20,6 +20,10 @@ SECANTUS_VERSION="0.7.0b3"
 # Fixture clients used by tests and benchmarks (PyPI builds bundle a current librdkafka).
 PYMONGO_VERSION="4.20.1"
 CONFLUENT_VERSION="2.16.1"
+# The real serializers for the payload-format fixtures (Avro with the registry, MessagePack, CBOR).
+FASTAVRO_VERSION="1.13.1"
+MSGPACK_VERSION="1.2.4"
+CBOR2_VERSION="6.3.0"
 WAIT_SECONDS="${MORGUE_SERVICES_WAIT:-60}"
 
 log() { echo "services: $*" >&2; }
@@ -33,14 +37,16 @@ ensure_venv() {
   if ! "$VENV/bin/python" - <<PY 2>/dev/null
 import importlib.metadata as m
 want = {"noida-db": "$NOIDA_VERSION", "secantusdb": "$SECANTUS_VERSION",
-        "pymongo": "$PYMONGO_VERSION", "confluent-kafka": "$CONFLUENT_VERSION"}
+        "pymongo": "$PYMONGO_VERSION", "confluent-kafka": "$CONFLUENT_VERSION",
+        "fastavro": "$FASTAVRO_VERSION", "msgpack": "$MSGPACK_VERSION", "cbor2": "$CBOR2_VERSION"}
 raise SystemExit(0 if all(m.version(k) == v for k, v in want.items()) else 1)
 PY
   then
     log "installing noida-db==$NOIDA_VERSION secantusdb==$SECANTUS_VERSION and fixture clients"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
       "noida-db==$NOIDA_VERSION" "secantusdb==$SECANTUS_VERSION" \
-      "pymongo==$PYMONGO_VERSION" "confluent-kafka==$CONFLUENT_VERSION" >&2
+      "pymongo==$PYMONGO_VERSION" "confluent-kafka[avro,schemaregistry]==$CONFLUENT_VERSION" \
+      "fastavro==$FASTAVRO_VERSION" "msgpack==$MSGPACK_VERSION" "cbor2==$CBOR2_VERSION" >&2
   fi
 }
 

@@ -2,7 +2,8 @@
 # The whole test suite on a fresh machine, in one command:
 #   installs missing system packages (apt, as root), starts the real Kafka- and
 #   MongoDB-protocol servers (scripts/services.sh), checks formatting and lints,
-#   runs every test, stops the servers it started, and exits with the tests' status.
+#   runs every test, builds and checks the static release binary (scripts/release.sh),
+#   stops the servers it started, and exits with the tests' status.
 # To run against your own cluster instead, set MORGUE_TEST_KAFKA and/or
 # MORGUE_TEST_MONGO_URI first; nothing is started for what is given.
 set -euo pipefail
@@ -29,3 +30,5 @@ cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
 echo "test: suite finished in $(( $(date +%s) - start ))s" >&2
+# The static release binary, built and checked against the same broker.
+scripts/release.sh

@@ -76,6 +76,19 @@ pub struct BackendArgs {
     #[arg(long, global = true, value_name = "DURATION",
           value_parser = crate::engine::duration::parse_duration)]
     pub confirm_after: Option<std::time::Duration>,
+    /// A Confluent-compatible schema registry for framed Avro and JSON Schema payloads
+    /// (`http://user:pass@host:8081`; default: the profile's `schema_registry`).
+    #[arg(
+        long,
+        global = true,
+        env = "MORGUE_SCHEMA_REGISTRY",
+        value_name = "URL"
+    )]
+    pub schema_registry: Option<String>,
+    /// A directory of schemas by registry id (`17.avsc`, `17.json`), read before any
+    /// registry (default: the profile's `schemas`).
+    #[arg(long, global = true, env = "MORGUE_SCHEMAS", value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
     /// Open the Kafka topic even when a MongoDB is given (set by the overview).
     #[arg(skip)]
     pub kafka_only: bool,
@@ -123,6 +136,10 @@ pub struct Profile {
     pub group: Option<String>,
     /// How long a replayed letter is watched for failing again, e.g. `10m` (see `--confirm-after`).
     pub confirm_after: Option<String>,
+    /// The schema registry (see `--schema-registry`).
+    pub schema_registry: Option<String>,
+    /// The schema directory (see `--schemas`).
+    pub schemas: Option<PathBuf>,
 }
 
 /// The config file: profiles by name.
@@ -187,6 +204,15 @@ impl BackendArgs {
             cfg.properties = p.properties.clone().into_iter().collect();
             cfg.properties.extend(self.property.iter().cloned());
             cfg
+        })
+    }
+
+    /// Where the decoders find schemas: flags, else the profile.
+    pub fn schema_source(&self) -> Result<crate::engine::decoders::SchemaSource, UsageError> {
+        let p = self.profile()?;
+        Ok(crate::engine::decoders::SchemaSource {
+            registry: self.schema_registry.clone().or(p.schema_registry),
+            dir: self.schemas.clone().or(p.schemas),
         })
     }
 

@@ -67,6 +67,7 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
             }
             SourceEvent::CaughtUp { .. } => continue,
         };
+        crate::engine::decoders::prepare_letters(&batch).await;
         for mut l in batch {
             watch.settle(&mut l, now);
             let l = &l;

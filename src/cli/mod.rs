@@ -8,10 +8,11 @@ mod info;
 mod list;
 mod replay;
 mod route;
+mod shell;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{FromArgMatches, Parser, Subcommand, ValueEnum};
 
 pub use backend::BackendArgs;
 
@@ -48,9 +49,17 @@ pub enum Output {
 pub enum Command {
     /// Print the DLQ's letters, oldest first (per partition for Kafka, by error_time for
     /// MongoDB), or follow it live.
+    #[command(after_help = "Examples:
+  morgue list --kafka broker:9092 --topic orders.DLT -o table
+  morgue list --profile orders-prod -f 'error:Timeout since:2h' | jq .key
+  morgue list --kafka broker:9092 --topic orders.DLT --from end --follow
+  morgue list --mongo mongodb://db:27017 --db trading -f '$.price<0' -n 20")]
     List(list::ListArgs),
     /// Print how many letters the DLQ holds (per partition) and how many have a state.
     /// A Kafka count from offsets is an upper bound (`"exact": false`).
+    #[command(after_help = "Examples:
+  morgue info --kafka broker:9092 --topic orders.DLT
+  morgue info --kafka broker:9092 --topic orders.DLT --exact")]
     Info {
         /// Count by reading the topic: exact on transactional and compacted DLQs.
         #[arg(long)]
@@ -58,8 +67,15 @@ pub enum Command {
     },
     /// Print every DLQ topic of the cluster at a glance: letters, arrivals in the last
     /// hour and day, oldest letter, time before retention deletes it, states.
+    #[command(after_help = "Examples:
+  morgue dlqs --kafka broker:9092 -o table
+  morgue dlqs --kafka broker:9092 --pattern 'payments.*.DLT'
+  morgue dlqs --mongo mongodb://db:27017 --db trading")]
     Dlqs(dlqs::DlqsArgs),
     /// Print one letter, with its ledger state and replay history.
+    #[command(after_help = "Examples:
+  morgue show --kafka broker:9092 --topic orders.DLT 2:1734
+  morgue show --profile orders-prod 2:1734 --group orders-service")]
     Show {
         /// Letter id (`PARTITION:OFFSET`, or a MongoDB `_id`).
         id: String,
@@ -67,16 +83,43 @@ pub enum Command {
     /// Send letters back to their source topic (or --to), exactly once even with other
     /// operators at work, recorded in the ledger and the audit log (exit 3: sent but not
     /// recorded; the next replay confirms it).
+    #[command(after_help = "Examples:
+  morgue replay --kafka broker:9092 --topic orders.DLT 2:1734 --dry-run
+  morgue replay --kafka broker:9092 --topic orders.DLT -f 'error:Timeout' --rate 50 --yes
+  morgue replay --mongo mongodb://db:27017 --db trading --kafka broker:9092 65f0c0ffee0000000000abcd")]
     Replay(replay::ReplayArgs),
     /// Mark letters handled without replaying them.
+    #[command(after_help = "Examples:
+  morgue resolve --kafka broker:9092 --topic orders.DLT 2:1734 --yes
+  morgue resolve --kafka broker:9092 --topic orders.DLT -f 'topic:legacy-*' --yes")]
     Resolve(replay::ResolveArgs),
     /// Claim MongoDB letters as a processor would (`processed: true`), so none picks them up.
+    #[command(after_help = "Examples:
+  morgue claim --mongo mongodb://db:27017 --db trading 65f0c0ffee0000000000abcd --yes")]
     Claim(replay::ResolveArgs),
     /// Release claimed MongoDB letters so a processor picks them up again.
+    #[command(after_help = "Examples:
+  morgue release --mongo mongodb://db:27017 --db trading 65f0c0ffee0000000000abcd --yes")]
     Release(replay::ResolveArgs),
     /// Consume source topics and run a command per message, with retries; what keeps
     /// failing goes to the DLQ (--topic, default `deadletter-topic`, or --mongo).
+    #[command(after_help = "Examples:
+  morgue route --kafka broker:9092 --source trades --group trades-app --exec ./process.sh
+  morgue route --kafka broker:9092 --source trades --mongo mongodb://db:27017 --db trading --exec ./process.sh")]
     Route(route::RouteArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:
+  morgue completions bash > /etc/bash_completion.d/morgue
+  morgue completions zsh > \"${fpath[1]}/_morgue\"
+  morgue completions fish > ~/.config/fish/completions/morgue.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Examples:
+  morgue man > /usr/local/share/man/man1/morgue.1 && man morgue")]
+    Man,
 }
 
 /// A mistake in how morgue was called (exit code 2), as opposed to a failure (exit code 1).
@@ -116,7 +159,10 @@ pub struct Unconfirmed(pub String);
 /// Parses the command line, runs the command, prints any error on one line, and
 /// returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&shell::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(cli.command.is_none());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -222,6 +268,9 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::engine::decoders::install(crate::engine::decoders::Registry::new(
+        cli.backend.schema_source()?,
+    ));
     let Some(command) = cli.command else {
         let overview = cli.backend.wants_overview()?;
         let target = if overview {
@@ -256,6 +305,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         };
     };
     match command {
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man => shell::man(),
         Command::List(args) => list::run(&cli.backend, &args).await,
         Command::Info { exact } => info::run(&cli.backend, exact).await,
         Command::Dlqs(args) => dlqs::run(&cli.backend, &args).await,

@@ -165,6 +165,7 @@ impl Windows {
 pub async fn show(backend: &BackendArgs, id: &str) -> anyhow::Result<()> {
     let (target, opened, writer) = open(backend, Vec::new()).await?;
     let mut letters = fetch(&target, &opened, &writer, &[id.to_string()]).await?;
+    crate::engine::decoders::prepare_letters(&letters).await;
     let now = chrono::Utc::now().timestamp_millis();
     if letters.iter().any(|l| !l.history.is_empty()) {
         let watch = outcome::prepare(opened.source.as_ref(), target.confirm_after_ms).await?;

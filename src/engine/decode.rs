@@ -1,9 +1,13 @@
-//! Turning a payload into something a person can read: JSON pretty-printed, XML and
-//! text as they are, base64 recognised and decoded, anything else as a hex dump — with
+//! Turning a payload into something a person can read: the binary formats of the
+//! [`decoders`](super::decoders) registry (Avro, CBOR, compressed, …) as JSON, JSON
+//! pretty-printed, XML and text as they are, base64 recognised and decoded, anything
+//! else as a hex dump (with the reason when a decoder recognised it but failed) — with
 //! a size cap above which only a prefix is shown, and a note saying what was done.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+
+use super::decoders::Attempt;
 
 /// What a payload turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +35,9 @@ pub struct Decoded {
     pub truncated: bool,
     /// One line about what was done (`not valid JSON: …`, `base64 of 120 bytes`, …).
     pub note: Option<String>,
+    /// The binary format it was decoded from (`Avro (schema 17, subject trades-value)`),
+    /// by the [`decoders`](super::decoders) registry.
+    pub format: Option<String>,
 }
 
 /// Payloads larger than this show a prefix only, unless asked otherwise.
@@ -45,8 +52,31 @@ pub fn decode(bytes: Option<&[u8]>, cap: usize) -> Decoded {
             text: text.into(),
             truncated: false,
             note: None,
+            format: None,
         };
     };
+    match super::decoders::global().decode(all) {
+        Attempt::Decoded(s) => {
+            return Decoded {
+                kind: Kind::Json,
+                text: serde_json::to_string_pretty(&s.value).unwrap_or_default(),
+                truncated: false,
+                note: None,
+                format: Some(s.format),
+            };
+        }
+        Attempt::Failed(why) => {
+            let shown = &all[..all.len().min(cap)];
+            return Decoded {
+                kind: Kind::Binary,
+                text: hex_dump(shown),
+                truncated: all.len() > cap,
+                note: Some(why),
+                format: None,
+            };
+        }
+        Attempt::NotMine => {}
+    }
     let truncated = all.len() > cap;
     let shown = &all[..all.len().min(cap)];
     let cap_note =
@@ -70,6 +100,7 @@ pub fn decode(bytes: Option<&[u8]>, cap: usize) -> Decoded {
             text: hex_dump(shown),
             truncated,
             note: with_cap(None),
+            format: None,
         };
     };
     let trimmed = text.trim_start();
@@ -80,12 +111,14 @@ pub fn decode(bytes: Option<&[u8]>, cap: usize) -> Decoded {
                 text: serde_json::to_string_pretty(&v).unwrap_or_else(|_| text.to_string()),
                 truncated,
                 note: None,
+                format: None,
             },
             Err(e) => Decoded {
                 kind: Kind::Text,
                 text: text.to_string(),
                 truncated,
                 note: Some(format!("not valid JSON: {e}")),
+                format: None,
             },
         };
     }
@@ -95,6 +128,7 @@ pub fn decode(bytes: Option<&[u8]>, cap: usize) -> Decoded {
             text: text.to_string(),
             truncated,
             note: with_cap(None),
+            format: None,
         };
     }
     if let Some(inner) = base64_payload(text) {
@@ -111,6 +145,7 @@ pub fn decode(bytes: Option<&[u8]>, cap: usize) -> Decoded {
         text: text.to_string(),
         truncated,
         note: with_cap(None),
+        format: None,
     }
 }
 

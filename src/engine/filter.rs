@@ -372,7 +372,22 @@ impl Term {
 }
 
 fn json_matches(l: &DeadLetter, path: &[String], op: &Op, want: &str) -> bool {
-    let Some(found) = l.value.as_deref().and_then(|v| jsonpath::lookup(v, path)) else {
+    let Some(found) = l.value.as_deref().and_then(|v| {
+        jsonpath::lookup(v, path).or_else(|| {
+            // Not JSON: a binary format's decoded value (Avro, CBOR, compressed, …).
+            let json_text = v
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| matches!(b, b'{' | b'['));
+            if json_text {
+                return None;
+            }
+            match super::decoders::global().decode(v) {
+                super::decoders::Attempt::Decoded(s) => jsonpath::lookup_value(&s.value, path),
+                _ => None,
+            }
+        })
+    }) else {
         return false;
     };
     let cur = &found;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::decoders::Attempt;
 use super::encoding::BytesRef;
 use super::letter::{
     DeadLetter, FailureContext, Headers, LetterId, LetterState, ReplayRecord, SourceCoords,
@@ -69,6 +70,46 @@ pub struct LetterJson<'a> {
     /// Whether the source consumer group has read past the latest replay (`show` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumed: Option<&'a Consumed>,
+    /// The value of a binary format (Avro, CBOR, MessagePack, compressed…), decoded:
+    /// `{format, schema_id, subject, value}`; absent for plain bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<DecodedJson>,
+    /// The key, decoded the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded_key: Option<DecodedJson>,
+    /// Why a value in a recognised format could not be decoded (e.g. a schema not found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_error: Option<String>,
+}
+
+/// A binary payload decoded by the decoder registry.
+#[derive(Debug, Serialize)]
+pub struct DecodedJson {
+    /// `Avro (schema 17, subject trades-value)`, `CBOR`, `gzip, then JSON`, …
+    pub format: String,
+    /// The schema id of the wire format, when it names one.
+    pub schema_id: Option<u32>,
+    /// The registry subject, when known.
+    pub subject: Option<String>,
+    /// The value.
+    pub value: serde_json::Value,
+}
+
+/// The decoded form of `bytes`, or why a recognised format failed.
+fn decode_bytes(bytes: Option<&[u8]>) -> (Option<DecodedJson>, Option<String>) {
+    match bytes.map(|b| super::decoders::global().decode(b)) {
+        Some(Attempt::Decoded(s)) => (
+            Some(DecodedJson {
+                format: s.format,
+                schema_id: s.schema_id,
+                subject: s.subject,
+                value: s.value,
+            }),
+            None,
+        ),
+        Some(Attempt::Failed(why)) => (None, Some(why)),
+        _ => (None, None),
+    }
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC with milliseconds.
@@ -84,7 +125,12 @@ impl<'a> LetterJson<'a> {
             Some(LetterId::Kafka { partition, offset }) => (Some(partition), Some(offset)),
             _ => (None, None),
         };
+        let (decoded, decode_error) = decode_bytes(l.value.as_deref());
+        let (decoded_key, _) = decode_bytes(l.key.as_deref());
         LetterJson {
+            decoded,
+            decoded_key,
+            decode_error,
             id: l.id.as_ref().map(ToString::to_string),
             partition,
             offset,

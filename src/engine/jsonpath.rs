@@ -9,6 +9,19 @@ use std::fmt;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+/// The value at `path` (object keys, array indexes) in an already decoded value.
+pub fn lookup_value(value: &Value, path: &[String]) -> Option<Value> {
+    let mut cur = value;
+    for seg in path {
+        cur = match cur {
+            Value::Object(o) => o.get(seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur.clone())
+}
+
 /// The value at `path` in the JSON text `bytes`; `None` when the text is not JSON or the
 /// path is absent.
 pub fn lookup(bytes: &[u8], path: &[String]) -> Option<Value> {

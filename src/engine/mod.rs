@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod conventions;
 pub mod decode;
+pub mod decoders;
 pub mod duration;
 pub mod encoding;
 pub mod error;

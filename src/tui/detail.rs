@@ -64,12 +64,13 @@ pub(super) fn payload(
     };
     let edited = app_edit.map(Vec::as_slice);
     let d = decode(edited.or(l.value.as_deref()), DEFAULT_CAP);
-    let kind = match d.kind {
-        Kind::Json => "JSON",
-        Kind::Xml => "XML",
-        Kind::Text => "text",
-        Kind::Binary => "binary",
-        Kind::Empty => "empty",
+    let kind = match (&d.format, d.kind) {
+        (Some(f), _) => f.as_str(),
+        (None, Kind::Json) => "JSON",
+        (None, Kind::Xml) => "XML",
+        (None, Kind::Text) => "text",
+        (None, Kind::Binary) => "binary",
+        (None, Kind::Empty) => "empty",
     };
     let mut out = vec![Line::from(format!(
         "{}  key {key}  {kind}, {} bytes  state {}",

@@ -75,10 +75,20 @@ impl App {
                 .unwrap_or_default();
             ("letter as JSON", json)
         } else {
-            let text = match l.value.as_deref() {
-                Some(v) => String::from_utf8(v.to_vec())
+            // A binary format copies as its decoded JSON; other bytes as they are.
+            let decoded = l.value.as_deref().and_then(|v| {
+                match crate::engine::decoders::global().decode(v) {
+                    crate::engine::decoders::Attempt::Decoded(s) => {
+                        serde_json::to_string_pretty(&s.value).ok()
+                    }
+                    _ => None,
+                }
+            });
+            let text = match (decoded, l.value.as_deref()) {
+                (Some(json), _) => json,
+                (None, Some(v)) => String::from_utf8(v.to_vec())
                     .unwrap_or_else(|_| crate::engine::encoding::EncodedBytes::of(v).data),
-                None => String::new(),
+                (None, None) => String::new(),
             };
             ("payload", text)
         };

@@ -183,6 +183,9 @@ impl Io {
                 tokio::spawn(async move {
                     match source.fetch(&id).await {
                         Ok(mut l) => {
+                            // Schemas are fetched here, off the UI task.
+                            crate::engine::decoders::prepare_letters(std::slice::from_ref(&l))
+                                .await;
                             let kept = writer.edited_value(&l).await.ok().flatten();
                             if let Some(value) = kept {
                                 let _ = tx
@@ -395,6 +398,7 @@ async fn replay_group(
         let SourceEvent::Letters(batch) = ev else {
             continue;
         };
+        crate::engine::decoders::prepare_letters(&batch).await;
         window.extend(batch.into_iter().filter(|l| f.matches(l)));
         if window.len() >= WINDOW {
             bulk.replay(&writer, &std::mem::take(&mut window), &tx)
@@ -460,6 +464,7 @@ async fn stream(
                     return;
                 }
                 if let Some(f) = &f {
+                    crate::engine::decoders::prepare_letters(&v).await;
                     v.retain(|l| f.matches(l));
                 }
                 Action::Letters {

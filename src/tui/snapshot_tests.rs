@@ -145,6 +145,18 @@ fn detail_binary_payload() {
 }
 
 #[test]
+fn detail_names_binary_formats_and_why_one_failed() {
+    // MessagePack {"sym": "ACME", "px": -3}: decoded, and named in the header.
+    let msgpack = render(&opened(b"\x82\xa3sym\xa4ACME\xa2px\xfd"), 80, 9);
+    assert!(msgpack.contains("MessagePack"), "{msgpack}");
+    insta::assert_snapshot!(msgpack);
+    // A Confluent frame without any schema source: hex, and the reason.
+    let framed = render(&opened(b"\x00\x00\x00\x00\x11\x06T-1"), 80, 9);
+    assert!(framed.contains("no schema registry"), "{framed}");
+    assert!(framed.contains("00000000  00 00 00 00 11"), "{framed}");
+}
+
+#[test]
 fn detail_broken_json() {
     insta::assert_snapshot!(render(
         &opened(br#"{"trade_id": "T-1", "price": 12.5"#),

@@ -1,0 +1,89 @@
+//! Confluent's wire format: byte `0x00`, a 4-byte big-endian schema id, then the body —
+//! Avro (a datum), JSON Schema (JSON text) or Protobuf (message-index varints, then
+//! the message). The schema says which.
+
+use super::schemas::SchemaKind;
+use super::{Attempt, Decoder, Registry, Structured};
+
+/// The Confluent-framed decoder.
+pub struct Confluent;
+
+/// The schema id and body of a framed payload.
+pub fn frame(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let (&magic, rest) = bytes.split_first()?;
+    if magic != 0 || rest.len() < 4 {
+        return None;
+    }
+    let id = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    Some((id, &rest[4..]))
+}
+
+impl Decoder for Confluent {
+    fn needs(&self, bytes: &[u8]) -> Option<u32> {
+        frame(bytes).map(|(id, _)| id)
+    }
+
+    fn decode(&self, bytes: &[u8], reg: &Registry) -> Attempt {
+        let Some((id, body)) = frame(bytes) else {
+            return Attempt::NotMine;
+        };
+        let schema = match reg.schemas.get(id) {
+            Some(Ok(s)) => s,
+            Some(Err(why)) => return Attempt::Failed(why),
+            None if reg.schemas.is_unconfigured() => {
+                // Without any schema source, say so rather than pretending to fetch.
+                return Attempt::Failed(format!(
+                    "Confluent-framed payload with schema {id}: no schema registry (--schema-registry URL) or schema directory (--schemas DIR) given"
+                ));
+            }
+            None => return Attempt::Failed(format!("schema {id} not fetched yet")),
+        };
+        let named = |kind: &str| match &schema.subject {
+            Some(s) => format!("{kind} (schema {id}, subject {s})"),
+            None => format!("{kind} (schema {id})"),
+        };
+        let value = match schema.kind {
+            SchemaKind::Avro => avro(body, &schema.avro).map(|v| (named("Avro"), v)),
+            SchemaKind::Json => serde_json::from_slice(body)
+                .map(|v| (named("JSON Schema"), v))
+                .map_err(|e| format!("JSON Schema payload with schema {id}: not JSON: {e}")),
+            SchemaKind::Protobuf => Err(format!(
+                "Protobuf payload with schema {id}: Protobuf decoding is not built in yet"
+            )),
+        };
+        match value {
+            Ok((format, value)) => Attempt::Decoded(Structured {
+                format,
+                schema_id: Some(id),
+                subject: schema.subject.clone(),
+                value,
+            }),
+            Err(why) => Attempt::Failed(why),
+        }
+    }
+}
+
+/// An Avro datum as JSON.
+fn avro(
+    mut body: &[u8],
+    schema: &Option<(apache_avro::Schema, Vec<apache_avro::Schema>)>,
+) -> Result<serde_json::Value, String> {
+    let Some((main, refs)) = schema else {
+        return Err("no Avro schema".into());
+    };
+    let len = body.len();
+    let bad = |e: apache_avro::Error| format!("not an Avro datum of its schema: {e}");
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(main)
+        .writer_schemata(refs.iter().collect())
+        .map_err(bad)?
+        .build()
+        .map_err(bad)?;
+    let v = reader.read_value(&mut body).map_err(bad)?;
+    if !body.is_empty() {
+        return Err(format!(
+            "not an Avro datum of its schema: {} of {len} bytes left over",
+            body.len()
+        ));
+    }
+    serde_json::Value::try_from(v).map_err(|e| format!("Avro value not representable as JSON: {e}"))
+}

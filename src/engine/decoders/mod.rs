@@ -1,0 +1,146 @@
+//! The decoder registry: every binary payload format morgue reads, tried in order on a
+//! payload before the plain readings of [`decode`](super::decode) (JSON, XML, text,
+//! base64, hex):
+//!
+//! 1. Confluent's wire format (`0x00`, a 4-byte schema id, the body): Avro and JSON
+//!    Schema, with the schema from a registry or a local `<id>.avsc` ([`confluent`]).
+//! 2. gzip, zstd, snappy and lz4 by their magic bytes, then decoded again ([`compress`]).
+//! 3. CBOR and MessagePack maps and arrays that fill the payload ([`selfdescribing`]).
+//!
+//! A decoder is a synchronous `decode` over what is cached, plus an optional
+//! asynchronous step ([`Registry::prepare`]) that fetches the schemas a payload needs,
+//! which the TUI runs off the UI task and `list` before printing. A decoder that
+//! recognises a payload but cannot decode it says why (`schema 17 not found at …: 404`),
+//! and the bytes are shown as hex with that reason. Adding a format is one module and
+//! one line in [`Registry::new`].
+
+pub mod compress;
+pub mod confluent;
+pub mod schemas;
+pub mod selfdescribing;
+
+use std::sync::{Arc, OnceLock};
+
+pub use schemas::{SchemaSource, SchemaStore};
+
+/// A payload decoded into a value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Structured {
+    /// What it was: `Avro (schema 17, subject trades-value)`, `MessagePack`, `gzip, then JSON`…
+    pub format: String,
+    /// The schema id, when the wire format names one.
+    pub schema_id: Option<u32>,
+    /// The subject, when the registry says.
+    pub subject: Option<String>,
+    /// The value, as JSON.
+    pub value: serde_json::Value,
+}
+
+/// What a decoder makes of some bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Decoded.
+    Decoded(Structured),
+    /// Not this format.
+    NotMine,
+    /// This format, but it cannot be decoded: why, on one line.
+    Failed(String),
+}
+
+/// One payload format.
+pub trait Decoder: Send + Sync {
+    /// Decodes `bytes` from what `reg` has cached; never does I/O.
+    fn decode(&self, bytes: &[u8], reg: &Registry) -> Attempt;
+
+    /// The schema id `bytes` needs fetched before [`Decoder::decode`] can succeed.
+    fn needs(&self, _bytes: &[u8]) -> Option<u32> {
+        None
+    }
+}
+
+/// The decoders in the order they are tried, and the schemas they share.
+pub struct Registry {
+    decoders: Vec<Box<dyn Decoder>>,
+    /// Schemas by id: from a registry or a directory, cached for the session.
+    pub schemas: SchemaStore,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("decoders", &self.decoders.len())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Every built-in decoder, reading schemas from `source`.
+    pub fn new(source: SchemaSource) -> Self {
+        Registry {
+            decoders: vec![
+                Box::new(confluent::Confluent),
+                Box::new(compress::Compressed),
+                Box::new(selfdescribing::Cbor),
+                Box::new(selfdescribing::MessagePack),
+            ],
+            schemas: SchemaStore::new(source),
+        }
+    }
+
+    /// The first decoder's answer that is not [`Attempt::NotMine`].
+    pub fn decode(&self, bytes: &[u8]) -> Attempt {
+        for d in &self.decoders {
+            match d.decode(bytes, self) {
+                Attempt::NotMine => continue,
+                other => return other,
+            }
+        }
+        Attempt::NotMine
+    }
+
+    /// Fetches what `bytes` needs (a schema by id) into the cache; errors are cached
+    /// too and reported by [`Registry::decode`].
+    pub async fn prepare(&self, bytes: Option<&[u8]>) {
+        let Some(bytes) = bytes else {
+            return;
+        };
+        let mut current = std::borrow::Cow::Borrowed(bytes);
+        // A compressed payload may hold a framed one: look inside once.
+        if let Some(inner) = compress::decompress(&current).and_then(Result::ok) {
+            current = std::borrow::Cow::Owned(inner);
+        }
+        for d in &self.decoders {
+            if let Some(id) = d.needs(&current) {
+                self.schemas.fetch(id).await;
+            }
+        }
+    }
+}
+
+/// Fetches what the values and keys of `letters` need, with the process's registry.
+pub async fn prepare_letters(letters: &[crate::engine::DeadLetter]) {
+    let reg = global();
+    if reg.schemas.is_unconfigured() {
+        return;
+    }
+    for l in letters {
+        reg.prepare(l.value.as_deref()).await;
+        reg.prepare(l.key.as_deref()).await;
+    }
+}
+
+static GLOBAL: OnceLock<Arc<Registry>> = OnceLock::new();
+
+/// Sets the process's registry (once, at start-up, from the flags and profile).
+pub fn install(r: Registry) {
+    let _ = GLOBAL.set(Arc::new(r));
+}
+
+/// The process's registry (built-in decoders without schemas when none was installed).
+pub fn global() -> &'static Registry {
+    GLOBAL.get_or_init(|| Arc::new(Registry::new(SchemaSource::default())))
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,168 @@
+use std::io::Write;
+
+use proptest::prelude::*;
+
+use super::*;
+
+const TRADE: &str = r#"{"type":"record","name":"Trade","namespace":"acme","fields":[
+    {"name":"id","type":"string"},{"name":"price","type":"double"},{"name":"qty","type":"int"}]}"#;
+
+fn with_dir() -> (Registry, tempdir::Dir) {
+    let dir = tempdir::Dir::new();
+    std::fs::write(dir.0.join("17.avsc"), TRADE).unwrap();
+    let reg = Registry::new(SchemaSource {
+        registry: None,
+        dir: Some(dir.0.clone()),
+    });
+    reg.schemas.fetch_blocking(17);
+    (reg, dir)
+}
+
+/// A tiny self-removing temporary directory.
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            let p = std::env::temp_dir().join(format!(
+                "morgue-decoders-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn framed(id: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend(id.to_be_bytes());
+    out.extend(body);
+    out
+}
+
+fn trade_datum(price: f64) -> Vec<u8> {
+    use apache_avro::types::Value;
+    let schema = apache_avro::Schema::parse_str(TRADE).unwrap();
+    let v = Value::Record(vec![
+        ("id".into(), Value::String("T-1".into())),
+        ("price".into(), Value::Double(price)),
+        ("qty".into(), Value::Int(5)),
+    ]);
+    apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(v)
+        .unwrap()
+}
+
+#[test]
+fn confluent_avro_with_a_local_schema() {
+    let (reg, _dir) = with_dir();
+    match reg.decode(&framed(17, &trade_datum(-3.5))) {
+        Attempt::Decoded(s) => {
+            assert_eq!(s.format, "Avro (schema 17)");
+            assert_eq!(s.schema_id, Some(17));
+            assert_eq!(s.value["price"], -3.5);
+            assert_eq!(s.value["id"], "T-1");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A cut body, an unknown id, and no schema source at all: one line each, saying why.
+    let Attempt::Failed(why) = reg.decode(&framed(17, &trade_datum(1.0)[..3])) else {
+        panic!()
+    };
+    assert!(why.starts_with("not an Avro datum of its schema"), "{why}");
+    reg.schemas.fetch_blocking(18);
+    let Attempt::Failed(why) = reg.decode(&framed(18, b"x")) else {
+        panic!()
+    };
+    assert!(why.contains("schema 18: no 18.avsc"), "{why}");
+    let bare = Registry::new(SchemaSource::default());
+    let Attempt::Failed(why) = bare.decode(&framed(17, b"x")) else {
+        panic!()
+    };
+    assert!(
+        why.contains("no schema registry (--schema-registry URL)"),
+        "{why}"
+    );
+}
+
+#[test]
+fn compressed_payloads_are_decoded_again() {
+    let (reg, _dir) = with_dir();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(br#"{"price": -1}"#).unwrap();
+    let gz = gz.finish().unwrap();
+    match reg.decode(&gz) {
+        Attempt::Decoded(s) => {
+            assert_eq!(s.format, "gzip, then JSON");
+            assert_eq!(s.value["price"], -1);
+        }
+        other => panic!("{other:?}"),
+    }
+    let zst = zstd::encode_all(&framed(17, &trade_datum(2.0))[..], 3).unwrap();
+    match reg.decode(&zst) {
+        Attempt::Decoded(s) => assert_eq!(s.format, "zstd, then Avro (schema 17)"),
+        other => panic!("{other:?}"),
+    }
+    let lz = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    let mut lz = lz;
+    lz.write_all(b"plain words").unwrap();
+    let lz = lz.finish().unwrap();
+    match reg.decode(&lz) {
+        Attempt::Decoded(s) => assert_eq!(s.value, "plain words"),
+        other => panic!("{other:?}"),
+    }
+    let mut sn = snap::write::FrameEncoder::new(Vec::new());
+    sn.write_all(b"[1,2]").unwrap();
+    let sn = sn.into_inner().unwrap();
+    assert!(matches!(reg.decode(&sn), Attempt::Decoded(s) if s.value == serde_json::json!([1, 2])));
+    let Attempt::Failed(why) = reg.decode(&gz[..gz.len() / 2]) else {
+        panic!()
+    };
+    assert!(why.starts_with("gzip payload does not decompress"), "{why}");
+}
+
+#[test]
+fn cbor_and_messagepack_maps_but_not_text_or_noise() {
+    let reg = Registry::new(SchemaSource::default());
+    // {"sym": "ACME", "px": -3}
+    let msgpack = b"\x82\xa3sym\xa4ACME\xa2px\xfd";
+    match reg.decode(msgpack) {
+        Attempt::Decoded(s) => {
+            assert_eq!(s.format, "MessagePack");
+            assert_eq!(s.value, serde_json::json!({"sym": "ACME", "px": -3}));
+        }
+        other => panic!("{other:?}"),
+    }
+    let cbor = b"\xa2csymdACMEbpx\x22";
+    match reg.decode(cbor) {
+        Attempt::Decoded(s) => {
+            assert_eq!(s.format, "CBOR");
+            assert_eq!(s.value, serde_json::json!({"sym": "ACME", "px": -3}));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(reg.decode(br#"{"a":1}"#), Attempt::NotMine);
+    assert_eq!(reg.decode(b"\x82\xa3sym"), Attempt::NotMine, "cut short");
+    assert_eq!(reg.decode(&[0xff, 0xfe, 0x00, 0x01]), Attempt::NotMine);
+}
+
+proptest! {
+    #[test]
+    fn no_bytes_make_a_decoder_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64), id in 0u32..20) {
+        let (reg, _dir) = with_dir();
+        let _ = reg.decode(&bytes);
+        let _ = reg.decode(&framed(17, &bytes));
+        let _ = reg.decode(&framed(id, &bytes));
+        let full = framed(17, &trade_datum(1.0));
+        let cut = bytes.len() % full.len();
+        let _ = reg.decode(&full[..cut]);
+    }
+}

@@ -1,0 +1,168 @@
+//! Payloads as their producers wrote them, read by the real binary from the real broker:
+//! Avro in Confluent's wire format (serialized by confluent-kafka's AvroSerializer
+//! against a schema registry), MessagePack, CBOR and gzip, and a frame whose schema the
+//! registry lacks. The registry is the stand-in of `tests/fixtures/schema_registry.py`
+//! (with basic auth), or the real one in MORGUE_TEST_SCHEMA_REGISTRY.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+
+use common::procs::{json_lines, stderr};
+use common::*;
+
+/// The registry under test (`http://user:pass@host:port`) and the stand-in's guard.
+fn registry() -> (String, Option<Spawned>) {
+    if let Ok(url) = std::env::var("MORGUE_TEST_SCHEMA_REGISTRY") {
+        return (url, None);
+    }
+    let port = free_port();
+    let child = Command::new(venv_bin("python"))
+        .args([
+            "tests/fixtures/schema_registry.py",
+            &port.to_string(),
+            "oncall:s3cret",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Spawned::new(child);
+    wait_for_port(port, "the schema registry stand-in");
+    (
+        format!("http://oncall:s3cret@127.0.0.1:{port}"),
+        Some(guard),
+    )
+}
+
+fn morgue(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(args)
+        .env_remove("MORGUE_SCHEMA_REGISTRY")
+        .env_remove("MORGUE_SCHEMAS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    out
+}
+
+#[tokio::test]
+async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
+    let dlq = TestTopic::new("formats-dlq", 1).await;
+    let (url, _guard) = registry();
+    let written = python(
+        "tests/fixtures/payload_writer.py",
+        &[&kafka_brokers(), &dlq.name, &url],
+    );
+    let ids: HashMap<String, String> = written
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = format!("{}:{}", v["partition"], v["offset"]);
+            (v["label"].as_str().unwrap().to_string(), id)
+        })
+        .collect();
+    assert_eq!(ids.len(), 6, "{written}");
+    let b = kafka_brokers();
+    let base = ["--kafka", b.as_str(), "--topic", dlq.name.as_str()];
+    let list = |extra: &[&str]| {
+        let mut args = vec!["list"];
+        args.extend(base);
+        args.extend(extra);
+        json_lines(&morgue(&args))
+    };
+
+    let all = list(&["--schema-registry", &url]);
+    let by_id: HashMap<String, &serde_json::Value> = all
+        .iter()
+        .map(|l| (l["id"].as_str().unwrap().to_string(), l))
+        .collect();
+    let avro = by_id[&ids["avro-negative"]];
+    let d = &avro["decoded"];
+    assert!(
+        d["format"].as_str().unwrap().starts_with(&format!(
+            "Avro (schema {}, subject trades-value)",
+            d["schema_id"]
+        )),
+        "{d}"
+    );
+    assert_eq!(d["subject"], "trades-value");
+    assert_eq!(
+        d["value"],
+        serde_json::json!({"id": "T-1", "price": -3.5, "qty": 5})
+    );
+    // The raw value is still there, lossless (base64: Avro is not UTF-8 text).
+    assert_eq!(avro["value"]["encoding"], "base64");
+    assert_eq!(by_id[&ids["msgpack"]]["decoded"]["format"], "MessagePack");
+    assert_eq!(by_id[&ids["msgpack"]]["decoded"]["value"]["price"], -1);
+    assert_eq!(by_id[&ids["cbor"]]["decoded"]["format"], "CBOR");
+    assert_eq!(
+        by_id[&ids["gzip-json"]]["decoded"]["format"],
+        "gzip, then JSON"
+    );
+    let unknown = by_id[&ids["unknown-schema"]];
+    assert!(unknown.get("decoded").is_none());
+    let why = unknown["decode_error"].as_str().unwrap();
+    assert!(why.contains("/schemas/ids/999: 404"), "{why}");
+    assert!(
+        !why.contains("s3cret"),
+        "the password is never printed: {why}"
+    );
+
+    // The JSON path filter reads the decoded values of every format.
+    let negative = list(&["--schema-registry", &url, "-f", "$.price<0"]);
+    let mut got: Vec<&str> = negative.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    got.sort();
+    let mut want = vec![
+        ids["avro-negative"].as_str(),
+        ids["msgpack"].as_str(),
+        ids["gzip-json"].as_str(),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+
+    // Offline: the same schema from a directory, by id; without any, a clear reason.
+    let schema_id = d["schema_id"].as_u64().unwrap();
+    let dir = std::env::temp_dir().join(unique("schemas"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = python(
+        "tests/fixtures/schema_text.py",
+        &[&url, &schema_id.to_string()],
+    );
+    std::fs::write(dir.join(format!("{schema_id}.avsc")), schema).unwrap();
+    let offline = list(&["--schemas", dir.to_str().unwrap(), "-f", "$.price<0"]);
+    assert!(
+        offline
+            .iter()
+            .any(|l| l["id"] == ids["avro-negative"].as_str()
+                && l["decoded"]["format"] == format!("Avro (schema {schema_id})")),
+        "{offline:?}"
+    );
+    let bare = list(&[]);
+    let avro = bare
+        .iter()
+        .find(|l| l["id"] == ids["avro-positive"].as_str())
+        .unwrap();
+    assert!(
+        avro["decode_error"]
+            .as_str()
+            .unwrap()
+            .contains("no schema registry (--schema-registry URL)"),
+        "{avro}"
+    );
+
+    // `show` decodes the same way.
+    let shown = json_lines(&morgue(&[
+        "show",
+        "--kafka",
+        &b,
+        "--topic",
+        &dlq.name,
+        "--schema-registry",
+        &url,
+        &ids["avro-positive"],
+    ]));
+    assert_eq!(shown[0]["decoded"]["value"]["price"], 101.25);
+}
