@@ -27,7 +27,7 @@ export CC_x86_64_unknown_linux_musl=musl-gcc
 start=$(date +%s)
 cargo build --release --locked --target "$TARGET" --features static
 built=$(( $(date +%s) - start ))
-BIN=target/$TARGET/release/morgue
+BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/morgue
 
 mkdir -p dist
 rm -rf "dist/$NAME" "dist/$NAME.tar.gz"
