@@ -66,7 +66,7 @@ rm -rf "$DEB"
 
 echo "== checks"
 BIN=dist/$NAME/morgue
-file "$BIN" | tee /dev/stderr | grep -q "statically linked"
+file "$BIN" | tee /dev/stderr | grep -qE "statically linked|static-pie linked"
 if ldd "$BIN" 2>&1 | grep -q "=>"; then
   echo "release: $BIN links shared libraries:" >&2; ldd "$BIN" >&2; exit 1
 fi

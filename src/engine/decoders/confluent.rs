@@ -1,6 +1,6 @@
 //! Confluent's wire format: byte `0x00`, a 4-byte big-endian schema id, then the body —
 //! Avro (a datum), JSON Schema (JSON text) or Protobuf (message-index varints, then
-//! the message). The schema says which.
+//! the message: [`protobuf`](super::protobuf)). The schema says which.
 
 use super::schemas::SchemaKind;
 use super::{Attempt, Decoder, Registry, Structured};
@@ -47,9 +47,13 @@ impl Decoder for Confluent {
             SchemaKind::Json => serde_json::from_slice(body)
                 .map(|v| (named("JSON Schema"), v))
                 .map_err(|e| format!("JSON Schema payload with schema {id}: not JSON: {e}")),
-            SchemaKind::Protobuf => Err(format!(
-                "Protobuf payload with schema {id}: Protobuf decoding is not built in yet"
-            )),
+            SchemaKind::Protobuf => match &schema.proto {
+                Some(p) => p
+                    .decode(body)
+                    .map(|(name, v)| (named(&format!("Protobuf {name}")), v))
+                    .map_err(|e| format!("Protobuf payload with schema {id}: {e}")),
+                None => Err(format!("schema {id}: no compiled Protobuf schema")),
+            },
         };
         match value {
             Ok((format, value)) => Attempt::Decoded(Structured {

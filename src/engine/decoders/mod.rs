@@ -2,8 +2,9 @@
 //! payload before the plain readings of [`decode`](super::decode) (JSON, XML, text,
 //! base64, hex):
 //!
-//! 1. Confluent's wire format (`0x00`, a 4-byte schema id, the body): Avro and JSON
-//!    Schema, with the schema from a registry or a local `<id>.avsc` ([`confluent`]).
+//! 1. Confluent's wire format (`0x00`, a 4-byte schema id, the body): Avro, JSON Schema
+//!    and Protobuf, with the schema from a registry or a local `<id>.avsc` /
+//!    `<id>.json` / `<id>.proto` ([`confluent`], [`protobuf`]).
 //! 2. gzip, zstd, snappy and lz4 by their magic bytes, then decoded again ([`compress`]).
 //! 3. CBOR and MessagePack maps and arrays that fill the payload ([`selfdescribing`]).
 //!
@@ -16,6 +17,7 @@
 
 pub mod compress;
 pub mod confluent;
+pub mod protobuf;
 pub mod schemas;
 pub mod selfdescribing;
 

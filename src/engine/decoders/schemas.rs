@@ -40,6 +40,8 @@ pub struct Loaded {
     pub subject: Option<String>,
     /// For Avro: the schema and the schemas it references.
     pub avro: Option<(apache_avro::Schema, Vec<apache_avro::Schema>)>,
+    /// For Protobuf: the compiled schema.
+    pub proto: Option<super::protobuf::ProtoSchema>,
 }
 
 /// A schema lookup's result, cached.
@@ -140,11 +142,11 @@ fn load(source: &SchemaSource, id: u32) -> Lookup {
     loaded(kind, text, &refs, subject).map_err(|e| format!("schema {id} at {}: {e}", client.shown))
 }
 
-/// The texts of the schemas `body` references, dependencies first.
+/// The schemas `body` references (`(name, text)`), dependencies first.
 fn references(
     client: &Client,
     body: &serde_json::Value,
-    out: &mut Vec<String>,
+    out: &mut Vec<(String, String)>,
     depth: u8,
 ) -> Result<(), String> {
     let Some(refs) = body["references"].as_array() else {
@@ -159,17 +161,29 @@ fn references(
         };
         let sub = client.get(&format!("/subjects/{subject}/versions/{version}"))?;
         references(client, &sub, out, depth + 1)?;
-        if let Some(t) = sub["schema"].as_str() {
-            out.push(t.to_string());
+        let name = r["name"].as_str().unwrap_or(subject);
+        if let Some(t) = sub["schema"].as_str()
+            && !out.iter().any(|(n, _)| n == name)
+        {
+            out.push((name.to_string(), t.to_string()));
         }
     }
     Ok(())
 }
 
-fn loaded(kind: SchemaKind, text: &str, refs: &[String], subject: Option<String>) -> Lookup {
+fn loaded(
+    kind: SchemaKind,
+    text: &str,
+    refs: &[(String, String)],
+    subject: Option<String>,
+) -> Lookup {
+    let proto = match kind {
+        SchemaKind::Protobuf => Some(super::protobuf::ProtoSchema::compile(text, refs)?),
+        _ => None,
+    };
     let avro = match kind {
         SchemaKind::Avro => {
-            let mut all: Vec<&str> = refs.iter().map(String::as_str).collect();
+            let mut all: Vec<&str> = refs.iter().map(|(_, t)| t.as_str()).collect();
             all.push(text);
             let mut parsed = apache_avro::Schema::parse_list(all).map_err(|e| e.to_string())?;
             let main = parsed.pop().ok_or("empty Avro schema")?;
@@ -181,6 +195,7 @@ fn loaded(kind: SchemaKind, text: &str, refs: &[String], subject: Option<String>
         kind,
         subject,
         avro,
+        proto,
     }))
 }
 
