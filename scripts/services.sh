@@ -24,6 +24,7 @@ CONFLUENT_VERSION="2.16.1"
 FASTAVRO_VERSION="1.13.1"
 MSGPACK_VERSION="1.2.4"
 CBOR2_VERSION="6.3.0"
+PROTOBUF_VERSION="7.36.2"
 WAIT_SECONDS="${MORGUE_SERVICES_WAIT:-60}"
 
 log() { echo "services: $*" >&2; }
@@ -38,15 +39,17 @@ ensure_venv() {
 import importlib.metadata as m
 want = {"noida-db": "$NOIDA_VERSION", "secantusdb": "$SECANTUS_VERSION",
         "pymongo": "$PYMONGO_VERSION", "confluent-kafka": "$CONFLUENT_VERSION",
-        "fastavro": "$FASTAVRO_VERSION", "msgpack": "$MSGPACK_VERSION", "cbor2": "$CBOR2_VERSION"}
+        "fastavro": "$FASTAVRO_VERSION", "msgpack": "$MSGPACK_VERSION", "cbor2": "$CBOR2_VERSION",
+        "protobuf": "$PROTOBUF_VERSION"}
 raise SystemExit(0 if all(m.version(k) == v for k, v in want.items()) else 1)
 PY
   then
     log "installing noida-db==$NOIDA_VERSION secantusdb==$SECANTUS_VERSION and fixture clients"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
       "noida-db==$NOIDA_VERSION" "secantusdb==$SECANTUS_VERSION" \
-      "pymongo==$PYMONGO_VERSION" "confluent-kafka[avro,schemaregistry]==$CONFLUENT_VERSION" \
-      "fastavro==$FASTAVRO_VERSION" "msgpack==$MSGPACK_VERSION" "cbor2==$CBOR2_VERSION" >&2
+      "pymongo==$PYMONGO_VERSION" "confluent-kafka[avro,schemaregistry,protobuf]==$CONFLUENT_VERSION" \
+      "fastavro==$FASTAVRO_VERSION" "msgpack==$MSGPACK_VERSION" "cbor2==$CBOR2_VERSION" \
+      "protobuf==$PROTOBUF_VERSION" >&2
   fi
 }
 

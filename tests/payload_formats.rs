@@ -64,7 +64,7 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
             (v["label"].as_str().unwrap().to_string(), id)
         })
         .collect();
-    assert_eq!(ids.len(), 6, "{written}");
+    assert_eq!(ids.len(), 7, "{written}");
     let b = kafka_brokers();
     let base = ["--kafka", b.as_str(), "--topic", dlq.name.as_str()];
     let list = |extra: &[&str]| {
@@ -119,6 +119,7 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
         ids["avro-negative"].as_str(),
         ids["msgpack"].as_str(),
         ids["gzip-json"].as_str(),
+        ids["protobuf"].as_str(),
     ];
     want.sort();
     assert_eq!(got, want);

@@ -166,3 +166,54 @@ proptest! {
         let _ = reg.decode(&full[..cut]);
     }
 }
+
+#[test]
+fn protobuf_from_proto_source_with_message_indexes() {
+    let dir = tempdir::Dir::new();
+    std::fs::write(
+        dir.0.join("20.proto"),
+        r#"syntax = "proto3"; package acme;
+           import "google/protobuf/timestamp.proto";
+           message Quote { string sym = 1; double price = 2;
+             message Leg { int32 qty = 1; }
+             repeated Leg legs = 3; google.protobuf.Timestamp at = 4; }"#,
+    )
+    .unwrap();
+    let reg = Registry::new(SchemaSource {
+        registry: None,
+        dir: Some(dir.0.clone()),
+    });
+    reg.schemas.fetch_blocking(20);
+    // The first message (indexes: a single 0), sym "PB", price -9.5.
+    let mut quote = vec![0x00, 0x0a, 2, b'P', b'B', 0x11];
+    quote.extend((-9.5f64).to_le_bytes());
+    match reg.decode(&framed(20, &quote)) {
+        Attempt::Decoded(s) => {
+            assert_eq!(s.format, "Protobuf acme.Quote (schema 20)");
+            assert_eq!(s.value, serde_json::json!({"sym": "PB", "price": -9.5}));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The nested Leg: indexes [0, 0] as zig-zag varints (count 2), then qty 3.
+    match reg.decode(&framed(20, &[0x04, 0x00, 0x00, 0x08, 0x03])) {
+        Attempt::Decoded(s) => {
+            assert_eq!(s.format, "Protobuf acme.Quote.Leg (schema 20)");
+            assert_eq!(s.value, serde_json::json!({"qty": 3}));
+        }
+        other => panic!("{other:?}"),
+    }
+    let Attempt::Failed(why) = reg.decode(&framed(20, &[0x02, 0x0e, 0x0a])) else {
+        panic!()
+    };
+    assert!(why.contains("no message #7 in the schema"), "{why}");
+    // A schema that does not compile: the reason, on one line.
+    std::fs::write(dir.0.join("21.proto"), "syntax = \"proto3\"; message {").unwrap();
+    reg.schemas.fetch_blocking(21);
+    let Attempt::Failed(why) = reg.decode(&framed(21, &[0])) else {
+        panic!()
+    };
+    assert!(
+        why.starts_with("schema 21 in '") && !why.contains('\n'),
+        "{why}"
+    );
+}
