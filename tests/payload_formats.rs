@@ -167,3 +167,87 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
     ]));
     assert_eq!(shown[0]["decoded"]["value"]["price"], 101.25);
 }
+
+#[tokio::test]
+async fn an_avro_letter_edited_in_the_tui_is_replayed_under_its_schema() {
+    let source = TestTopic::new("formats-src", 1).await;
+    let dlq = TestTopic::new("formats-edit-dlq", 1).await;
+    let (url, _guard) = registry();
+    let written = python(
+        "tests/fixtures/payload_writer.py",
+        &[&kafka_brokers(), &dlq.name, &url, &source.name],
+    );
+    let first: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
+    let avro_id = format!("{}:{}", first["partition"], first["offset"]);
+    // A dry run shows the decoded and the encoded forms.
+    let plan = json_lines(&morgue(&[
+        "replay",
+        "--dry-run",
+        "--kafka",
+        &kafka_brokers(),
+        "--topic",
+        &dlq.name,
+        "--schema-registry",
+        &url,
+        &avro_id,
+    ]));
+    assert_eq!(plan[0]["decoded"]["value"]["price"], -3.5, "{plan:?}");
+    assert_eq!(plan[0]["value"]["encoding"], "base64");
+    let audit = std::env::temp_dir()
+        .join(unique("formats-audit"))
+        .join("audit.jsonl");
+    // The editor: the first time a price the schema refuses, then the fix.
+    let editor = audit.with_file_name("editor.sh");
+    std::fs::create_dir_all(audit.parent().unwrap()).unwrap();
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nif grep -q cheap \"$1\"; then sed -i 's/\"cheap\"/3.5/' \"$1\"; else sed -i 's/-3.5/\"cheap\"/' \"$1\"; fi\n",
+    )
+    .unwrap();
+    let cmd = format!(
+        "NO_COLOR=1 VISUAL='sh {}' MORGUE_AUDIT_LOG={} {} --kafka {} --topic {} --schema-registry '{url}'; sleep 30",
+        editor.display(),
+        audit.display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        kafka_brokers(),
+        dlq.name
+    );
+    let t = common::tmux::Tmux::start(&cmd);
+    t.wait_for("following live");
+    // The Avro letter (key …000000000000), decoded and named in the payload tab.
+    t.keys(&["/", "key:*-000000000000", "Enter"]);
+    t.wait_for("1 of 7 letters match");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Avro (schema");
+    assert!(s.contains("\"price\": -3.5"), "{s}");
+    // An edit that does not fit the schema is refused with the field, and nothing is
+    // kept; edited again, it is encoded under the schema.
+    t.keys(&["e"]);
+    t.wait_for("$.price: expected double, got \"cheap\"");
+    t.keys(&["e"]);
+    let s = t.wait_for("Keep this edit");
+    assert!(
+        s.contains("-   \"price\": -3.5,") && s.contains("+   \"price\": 3.5,"),
+        "{s}"
+    );
+    t.keys(&["Enter"]);
+    t.wait_for("r replays it");
+    t.keys(&["r"]);
+    t.wait_for(&format!("to topic: {}", source.name));
+    t.keys(&["Enter"]);
+    t.wait_for("replayed to");
+    t.keys(&["q"]);
+    // The Python deserializer reads the replayed message as the edited value.
+    let read = python(
+        "tests/fixtures/avro_reader.py",
+        &[&kafka_brokers(), &source.name, &url],
+    );
+    let values: Vec<serde_json::Value> = read
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        vec![serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5})]
+    );
+}

@@ -108,6 +108,8 @@ async fn fetch(
         out.push(opened.source.fetch(&id).await?);
     }
     writer.refresh(&mut out).await?;
+    // Schemas for decoding (filters, dry runs, JSON), fetched once per id.
+    crate::engine::decoders::prepare_letters(&out).await;
     Ok(out)
 }
 
@@ -149,7 +151,11 @@ impl Windows {
                 }
             }
             match self.rx.recv().await {
-                Some(SourceEvent::Letters(batch)) => self.carry = batch.into_iter(),
+                Some(SourceEvent::Letters(batch)) => {
+                    // A payload filter may read decoded values: their schemas first.
+                    crate::engine::decoders::prepare_letters(&batch).await;
+                    self.carry = batch.into_iter();
+                }
                 Some(_) => {}
                 None => break,
             }
@@ -165,7 +171,6 @@ impl Windows {
 pub async fn show(backend: &BackendArgs, id: &str) -> anyhow::Result<()> {
     let (target, opened, writer) = open(backend, Vec::new()).await?;
     let mut letters = fetch(&target, &opened, &writer, &[id.to_string()]).await?;
-    crate::engine::decoders::prepare_letters(&letters).await;
     let now = chrono::Utc::now().timestamp_millis();
     if letters.iter().any(|l| !l.history.is_empty()) {
         let watch = outcome::prepare(opened.source.as_ref(), target.confirm_after_ms).await?;
@@ -187,6 +192,7 @@ fn plan_json(p: &ReplayPlan) -> serde_json::Value {
         "topic": p.topic,
         "key": p.key.as_deref().map(EncodedBytes::of),
         "value": p.value.as_deref().map(EncodedBytes::of),
+        "decoded": crate::engine::json::decode_bytes(p.value.as_deref()).0,
         "edited": p.edited,
         "headers": p.headers.iter().map(|h| json!({"name": h.name, "value": h.value.as_deref().map(EncodedBytes::of)})).collect::<Vec<_>>(),
         "stripped": p.stripped.iter().map(|(n, why)| json!({"name": n, "why": why})).collect::<Vec<_>>(),

@@ -95,8 +95,8 @@ pub struct DecodedJson {
     pub value: serde_json::Value,
 }
 
-/// The decoded form of `bytes`, or why a recognised format failed.
-fn decode_bytes(bytes: Option<&[u8]>) -> (Option<DecodedJson>, Option<String>) {
+/// The decoded form of `bytes` (a binary format), or why a recognised format failed.
+pub fn decode_bytes(bytes: Option<&[u8]>) -> (Option<DecodedJson>, Option<String>) {
     match bytes.map(|b| super::decoders::global().decode(b)) {
         Some(Attempt::Decoded(s)) => (
             Some(DecodedJson {

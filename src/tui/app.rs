@@ -104,6 +104,9 @@ pub enum Dialog {
         text: String,
         /// Line diff against the current value.
         diff: Vec<(char, String)>,
+        /// The bytes kept: the text re-encoded in the payload's format (Avro, Protobuf,
+        /// …) under its schema, or None for the text itself.
+        encoded: Option<Vec<u8>>,
     },
 }
 

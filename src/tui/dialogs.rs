@@ -57,9 +57,14 @@ impl App {
             (Dialog::EditInvalid { text, .. }, Action::Input('e') | Action::Submit) => {
                 return self.start_edit(Some(text));
             }
-            (Dialog::ReviewEdit { id, text, .. }, Action::Submit | Action::Input('y')) => {
+            (
+                Dialog::ReviewEdit {
+                    id, text, encoded, ..
+                },
+                Action::Submit | Action::Input('y'),
+            ) => {
                 self.status = format!("keeping the edit of {id}…");
-                let value = text.into_bytes();
+                let value = encoded.unwrap_or_else(|| text.into_bytes());
                 self.edits.insert(id.clone(), value.clone());
                 return vec![Effect::SaveEdit { id, value }];
             }

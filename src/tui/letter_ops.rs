@@ -18,18 +18,12 @@ impl App {
             return Vec::new();
         };
         let original = l.value.clone().unwrap_or_default();
-        let json = serde_json::from_slice::<serde_json::Value>(&original).is_ok();
-        let text = retry.unwrap_or_else(|| {
-            let current = self.edits.get(&id).cloned().unwrap_or(original);
-            match serde_json::from_slice::<serde_json::Value>(&current) {
-                Ok(v) if json => serde_json::to_string_pretty(&v).unwrap_or_default(),
-                _ => String::from_utf8_lossy(&current).into_owned(),
-            }
-        });
-        if std::str::from_utf8(l.value.as_deref().unwrap_or_default()).is_err() {
+        let current = self.edits.get(&id).cloned().unwrap_or(original);
+        let Some((shown, json)) = editable(&current) else {
             self.status = "binary payloads cannot be edited as text".into();
             return Vec::new();
-        }
+        };
+        let text = retry.unwrap_or(shown);
         vec![Effect::Edit { id, text, json }]
     }
 
@@ -45,23 +39,42 @@ impl App {
             return Vec::new();
         };
         let original = l.value.clone().unwrap_or_default();
-        let json = serde_json::from_slice::<serde_json::Value>(&original).is_ok();
+        let structured = matches!(
+            crate::engine::decoders::global().decode(&original),
+            crate::engine::decoders::Attempt::Decoded(_)
+        );
+        let json = structured || serde_json::from_slice::<serde_json::Value>(&original).is_ok();
         if let Some(error) = super::editor::invalid_json(&text, json) {
             self.dialog = Some(Dialog::EditInvalid { id, text, error });
             return Vec::new();
         }
-        let before = match serde_json::from_slice::<serde_json::Value>(
-            self.edits.get(&id).unwrap_or(&original),
-        ) {
-            Ok(v) if json => serde_json::to_string_pretty(&v).unwrap_or_default(),
-            _ => String::from_utf8_lossy(self.edits.get(&id).unwrap_or(&original)).into_owned(),
+        // A binary format is written back under its schema: a mismatch is refused here.
+        let encoded = if structured {
+            let value = serde_json::from_str(&text).unwrap_or_default();
+            let reg = crate::engine::decoders::global();
+            match crate::engine::decoders::encode::reencode(&original, &value, reg) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    self.dialog = Some(Dialog::EditInvalid { id, text, error });
+                    return Vec::new();
+                }
+            }
+        } else {
+            None
         };
+        let current = self.edits.get(&id).unwrap_or(&original);
+        let before = editable(current).map(|(t, _)| t).unwrap_or_default();
         if before == text {
             self.status = "no change".into();
             return Vec::new();
         }
         let diff = super::editor::diff(&before, &text);
-        self.dialog = Some(Dialog::ReviewEdit { id, text, diff });
+        self.dialog = Some(Dialog::ReviewEdit {
+            id,
+            text,
+            diff,
+            encoded,
+        });
         Vec::new()
     }
 
@@ -97,6 +110,26 @@ impl App {
             text,
         }]
     }
+}
+
+/// The text an editor gets for `bytes` and whether it must stay JSON: a binary
+/// format's decoded value or a JSON payload pretty-printed, other text as it is; None
+/// for bytes that are neither.
+fn editable(bytes: &[u8]) -> Option<(String, bool)> {
+    if let crate::engine::decoders::Attempt::Decoded(s) =
+        crate::engine::decoders::global().decode(bytes)
+    {
+        return Some((
+            serde_json::to_string_pretty(&s.value).unwrap_or_default(),
+            true,
+        ));
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        return Some((serde_json::to_string_pretty(&v).unwrap_or_default(), true));
+    }
+    std::str::from_utf8(bytes)
+        .ok()
+        .map(|t| (t.to_string(), false))
 }
 
 /// The highlight request for a letter's payload: pretty JSON or XML under the size cap.

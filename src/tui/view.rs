@@ -367,22 +367,41 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
         } => {
             let sent: Vec<&str> = plan.headers.iter().map(|h| h.name.as_str()).collect();
             let stripped: Vec<String> = plan.stripped.iter().map(|(n, _)| n.clone()).collect();
-            let preview = plan
-                .value
-                .as_deref()
-                .map(|v| {
+            let value = plan.value.as_deref();
+            // A binary format shows decoded, with the start of the bytes sent.
+            let decoded = value.and_then(|v| match crate::engine::decoders::global().decode(v) {
+                crate::engine::decoders::Attempt::Decoded(s) => Some((s, v)),
+                _ => None,
+            });
+            let preview = match (&decoded, value) {
+                (Some((s, _)), _) => s.value.to_string().chars().take(60).collect(),
+                (None, Some(v)) => {
                     String::from_utf8_lossy(&v[..v.len().min(60)]).replace(char::is_control, " ")
-                })
-                .unwrap_or_else(|| "(null)".into());
+                }
+                (None, None) => "(null)".into(),
+            };
             let mut l = vec![
                 Line::from(format!(
                     "Replay {id} to topic: {topic}{}",
                     if *confirming { "" } else { "▏" }
                 )),
                 Line::from(format!(
-                    "payload ({}): {preview}",
-                    if plan.edited { "edited" } else { "original" }
+                    "payload ({}{}): {preview}",
+                    if plan.edited { "edited" } else { "original" },
+                    decoded
+                        .as_ref()
+                        .map_or(String::new(), |(s, _)| format!(", {}", s.format))
                 )),
+            ];
+            if let Some((_, v)) = &decoded {
+                l.push(Line::from(format!(
+                    "encoded: {} bytes, {}{}",
+                    v.len(),
+                    hex::encode(&v[..v.len().min(16)]),
+                    if v.len() > 16 { "…" } else { "" }
+                )));
+            }
+            l.extend([
                 Line::from(format!("headers sent: {}", sent.join(", "))),
                 Line::from(format!(
                     "stripped: {}",
@@ -393,7 +412,7 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
                     }
                 )),
                 Line::from(""),
-            ];
+            ]);
             if app.production {
                 l.push(Line::styled(
                     format!("production: type '{topic}' to confirm (tab edits the topic)"),

@@ -17,6 +17,7 @@
 
 pub mod compress;
 pub mod confluent;
+pub mod encode;
 pub mod protobuf;
 pub mod schemas;
 pub mod selfdescribing;

@@ -81,6 +81,21 @@ impl ProtoSchema {
     }
 }
 
+impl ProtoSchema {
+    /// The framed body of `edited` as the same message type as `body` (its message
+    /// indexes kept); a JSON that does not fit the type is refused with serde's reason.
+    pub fn encode(&self, body: &[u8], edited: &serde_json::Value) -> Result<Vec<u8>, String> {
+        use prost::Message as _;
+        let (path, msg) = indexes(body)?;
+        let desc = self.message(&path)?;
+        let m = DynamicMessage::deserialize(desc.clone(), edited)
+            .map_err(|e| format!("$: not a {}: {e}", desc.full_name()))?;
+        let mut out = body[..body.len() - msg.len()].to_vec();
+        out.extend(m.encode_to_vec());
+        Ok(out)
+    }
+}
+
 /// The message index path and the rest of the body.
 fn indexes(body: &[u8]) -> Result<(Vec<usize>, &[u8]), String> {
     let mut rest = body;

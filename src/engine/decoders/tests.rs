@@ -217,3 +217,65 @@ fn protobuf_from_proto_source_with_message_indexes() {
         "{why}"
     );
 }
+
+#[test]
+fn edits_are_encoded_back_under_the_schema_or_refused_with_the_field() {
+    use super::encode::reencode;
+    let (reg, _dir) = with_dir();
+    let original = framed(17, &trade_datum(-3.5));
+    let fixed = serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5});
+    let bytes = reencode(&original, &fixed, &reg).unwrap();
+    assert_eq!(&bytes[..5], &original[..5], "same frame and schema id");
+    match reg.decode(&bytes) {
+        Attempt::Decoded(s) => assert_eq!(s.value, fixed),
+        other => panic!("{other:?}"),
+    }
+    let bad = |v: serde_json::Value| reencode(&original, &v, &reg).unwrap_err();
+    assert_eq!(
+        bad(serde_json::json!({"id": "T-1", "price": "cheap", "qty": 5})),
+        "$.price: expected double, got \"cheap\""
+    );
+    assert_eq!(
+        bad(serde_json::json!({"id": "T-1", "price": 1.0})),
+        "$.qty: missing (the schema has no default)"
+    );
+    assert_eq!(
+        bad(serde_json::json!({"id": "T-1", "price": 1.0, "qty": 5, "venue": "X"})),
+        "$.venue: not a field of acme.Trade"
+    );
+    assert_eq!(
+        bad(serde_json::json!({"id": "T-1", "price": 1.0, "qty": 3_000_000_000i64})),
+        "$.qty: expected int, got 3000000000"
+    );
+    // MessagePack is written again from the JSON.
+    let msgpack = b"\x82\xa3sym\xa4ACME\xa2px\xfd";
+    let edited = serde_json::json!({"sym": "ACME", "px": 3});
+    let bytes = reencode(msgpack, &edited, &reg).unwrap();
+    assert!(matches!(reg.decode(&bytes), Attempt::Decoded(s) if s.value == edited));
+    // Plain JSON is not this module's business.
+    assert!(reencode(br#"{"a":1}"#, &edited, &reg).is_err());
+}
+
+#[test]
+fn protobuf_edits_keep_the_message_indexes() {
+    let dir = tempdir::Dir::new();
+    std::fs::write(
+        dir.0.join("20.proto"),
+        "syntax = \"proto3\"; package acme; message Quote { string sym = 1; double price = 2; \
+         message Leg { int32 qty = 1; } }",
+    )
+    .unwrap();
+    let reg = Registry::new(SchemaSource {
+        registry: None,
+        dir: Some(dir.0.clone()),
+    });
+    reg.schemas.fetch_blocking(20);
+    let leg = framed(20, &[0x04, 0x00, 0x00, 0x08, 0x03]);
+    let bytes = super::encode::reencode(&leg, &serde_json::json!({"qty": 7}), &reg).unwrap();
+    assert_eq!(&bytes[..8], &leg[..8], "frame, id and indexes kept");
+    assert!(
+        matches!(reg.decode(&bytes), Attempt::Decoded(s) if s.value == serde_json::json!({"qty": 7}))
+    );
+    let why = super::encode::reencode(&leg, &serde_json::json!({"qty": "many"}), &reg).unwrap_err();
+    assert!(why.starts_with("$: not a acme.Quote.Leg"), "{why}");
+}
