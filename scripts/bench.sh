@@ -54,6 +54,22 @@ best_of_3 "kcat -C -e -J (transactional)" kcat -C -b "$B" -t "$TTXN" -e -o begin
 "$ENGINE" index "$B" "$TTXN"
 N=100000
 
+echo "== Avro decoding: morgue list (decoded JSON) vs the confluent-kafka AvroDeserializer loop, $N letters"
+REG_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+$PY tests/fixtures/schema_registry.py "$REG_PORT" & REG_PID=$!
+sleep 1
+REG=http://127.0.0.1:$REG_PORT
+TAVRO=bench-avro-$run_id
+$PY benches/avro_bench.py seed "$B" "$TAVRO" "$REG" $N
+best_of_3 "morgue list --schema-registry (Avro decoded)" target/release/morgue list --kafka "$B" --topic "$TAVRO" --schema-registry "$REG"
+best=""
+for _ in 1 2 3; do
+  t=$($PY benches/avro_bench.py read "$B" "$TAVRO" "$REG" | cut -d' ' -f1)
+  if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+done
+printf '%-44s %6.3f s  %8.0f letters/s\n' "python AvroDeserializer loop" "$best" "$(echo "$N / $best" | bc -l)"
+kill $REG_PID
+
 echo "== search (payload predicate) vs plain scan"
 "$ENGINE" search "$B" "$T100" '$.price<0'
 
