@@ -38,6 +38,11 @@ pub enum Dlq {
         /// Where its letters are replayed.
         kafka: Option<KafkaConfig>,
     },
+    /// An exported file (`morgue open`): read-only.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+    },
 }
 
 /// Everything a command needs to know about its DLQ.
@@ -142,7 +147,7 @@ impl Dlq {
     pub fn topic(&self) -> String {
         match self {
             Dlq::Kafka { topic, .. } => topic.clone(),
-            Dlq::Mongo { .. } => String::new(),
+            Dlq::Mongo { .. } | Dlq::File { .. } => String::new(),
         }
     }
 
@@ -151,6 +156,7 @@ impl Dlq {
         match self {
             Dlq::Kafka { cfg, .. } => Ok(cfg.clone()),
             Dlq::Mongo { kafka: Some(cfg), .. } => Ok(cfg.clone()),
+            Dlq::File { .. } => Err("an exported file is read-only: import it to replay".into()),
             Dlq::Mongo { .. } => Err(
                 "replaying MongoDB letters needs --kafka BROKERS: the cluster of their source topics".into(),
             ),
@@ -177,6 +183,15 @@ impl Dlq {
                     source: Arc::new(source),
                     ledger,
                     target: Some(Arc::new(KafkaTarget::new(cfg.clone(), topic))),
+                    mongo: None,
+                })
+            }
+            Dlq::File { path } => {
+                let file = super::file::FileDlq::open(path).map_err(anyhow::Error::msg)?;
+                Ok(Opened {
+                    source: Arc::new(file.clone()),
+                    ledger: Arc::new(file),
+                    target: None,
                     mongo: None,
                 })
             }

@@ -3,6 +3,7 @@
 //! sent but not recorded: `sent-unconfirmed`, which the next run confirms).
 
 pub mod backend;
+mod bundle;
 mod dlqs;
 mod info;
 mod list;
@@ -107,6 +108,19 @@ pub enum Command {
   morgue route --kafka broker:9092 --source trades --group trades-app --exec ./process.sh
   morgue route --kafka broker:9092 --source trades --mongo mongodb://db:27017 --db trading --exec ./process.sh")]
     Route(route::RouteArgs),
+    /// Write letters to a file: a manifest line (source DLQ, time, who, filter, the
+    /// letters' ledger history), then one letter per line, bytes exact.
+    #[command(after_help = "Examples:
+  morgue export --kafka broker:9092 --topic orders.DLT -f 'error:Timeout since:2h' -o incident-4711.jsonl
+  morgue export --profile orders-prod -o - | gzip > letters.jsonl.gz")]
+    Export(bundle::ExportArgs),
+    /// Open the terminal UI on an exported file, read-only (filter, triage, detail, copy).
+    #[command(after_help = "Examples:
+  morgue open incident-4711.jsonl")]
+    Open {
+        /// The file written by `morgue export`.
+        file: std::path::PathBuf,
+    },
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:
   morgue completions bash > /etc/bash_completion.d/morgue
@@ -267,6 +281,17 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     }
 }
 
+/// The TUI's refusal without a terminal, pointing to the headless commands.
+fn needs_terminal() -> Result<(), UsageError> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(UsageError(
+            "the terminal UI needs a terminal on stdin and stdout; in scripts and pipes use `morgue list` (JSON lines), `morgue dlqs` or another command (see --help)".into(),
+        ));
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     crate::engine::decoders::install(crate::engine::decoders::Registry::new(
         cli.backend.schema_source()?,
@@ -278,13 +303,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } else {
             Some(cli.backend.target()?)
         };
-        use std::io::IsTerminal as _;
-        if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-            return Err(UsageError(
-                "the terminal UI needs a terminal on stdin and stdout; in scripts and pipes use `morgue list` (JSON lines), `morgue dlqs` or another command (see --help)".into(),
-            )
-            .into());
-        }
+        needs_terminal()?;
         return match target {
             Some(t) => crate::tui::runner::run(t).await,
             None => {
@@ -306,6 +325,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match command {
         Command::Completions { shell } => shell::completions(shell),
+        Command::Export(args) => bundle::export(&cli.backend, &args).await,
+        Command::Open { file } => {
+            let target = bundle::open_target(&cli.backend, file)?;
+            needs_terminal()?;
+            crate::tui::runner::run(target).await
+        }
         Command::Man => shell::man(),
         Command::List(args) => list::run(&cli.backend, &args).await,
         Command::Info { exact } => info::run(&cli.backend, exact).await,

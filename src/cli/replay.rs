@@ -91,6 +91,7 @@ fn parse_id(raw: &str, target: &Target) -> Result<LetterId, UsageError> {
             "'{raw}' is not a Kafka letter id (PARTITION:OFFSET)"
         ))),
         (Dlq::Mongo { .. }, Ok(_)) => Ok(LetterId::Mongo(raw.to_string())),
+        (Dlq::File { .. }, Ok(id)) => Ok(id),
         (Dlq::Kafka { .. }, Ok(id)) => Ok(id),
     }
 }

@@ -79,6 +79,11 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
     }
     let (cfg, sink): (KafkaConfig, Box<dyn DeadLetterSink>) = match target.dlq {
         Dlq::Kafka { cfg, topic } => (cfg.clone(), Box::new(KafkaSink::new(cfg, &topic)?)),
+        Dlq::File { path } => {
+            return Err(
+                UsageError(format!("cannot route into the file '{}'", path.display())).into(),
+            );
+        }
         Dlq::Mongo { cfg, map, kafka } => {
             let kafka = kafka.ok_or_else(|| {
                 UsageError("route needs --kafka BROKERS: the cluster of the source topics".into())

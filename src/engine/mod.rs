@@ -4,6 +4,7 @@
 //! not terminals: nothing here imports ratatui, crossterm, syntect or arboard.
 
 pub mod audit;
+pub mod bundle;
 pub mod conventions;
 pub mod decode;
 pub mod decoders;

@@ -1,0 +1,147 @@
+//! `morgue export` (letters to a file with a manifest) and `morgue open` (the TUI on
+//! such a file, read-only): the incident bundle to attach to a ticket.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+
+use super::{BackendArgs, UsageError, stdout_error};
+use crate::backends::open::{Dlq, Target};
+use crate::engine::bundle::{FORMAT, Manifest};
+use crate::engine::filter::Filter;
+use crate::engine::json::LetterJson;
+use crate::engine::source::{SourceEvent, StartAt};
+
+/// Options of `morgue export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Only letters matching this query.
+    #[arg(long, short = 'f', value_name = "QUERY")]
+    pub filter: Option<String>,
+    /// Where to write (`-`: stdout).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// Writes the manifest, then every matching letter, to `--output`.
+pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let filter = match &args.filter {
+        Some(q) => Some(
+            Filter::parse(q, now.timestamp_millis())
+                .map_err(|e| UsageError(format!("--filter: {e}")))?,
+        ),
+        None => None,
+    };
+    let target = backend.target()?;
+    let opened = target.dlq.open().await?;
+    // Letters go to a scratch file first: the manifest, written first, counts them.
+    let scratch = tempfile(&args.output)?;
+    let mut body = BufWriter::new(std::fs::File::create(&scratch)?);
+    let (tx, mut rx) = mpsc::channel(8);
+    let source = opened.source.clone();
+    let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, tx).await });
+    let mut ids = Vec::new();
+    while let Some(event) = rx.recv().await {
+        let SourceEvent::Letters(batch) = event else {
+            continue;
+        };
+        crate::engine::decoders::prepare_letters(&batch).await;
+        for l in &batch {
+            if filter.as_ref().is_some_and(|f| !f.matches(l)) {
+                continue;
+            }
+            serde_json::to_writer(&mut body, &LetterJson::of(l))?;
+            body.write_all(b"\n")?;
+            if let Some(id) = &l.id {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    reader.await??;
+    body.flush()?;
+    drop(body);
+    let ledger = opened.ledger.current(&ids, &[]).await?;
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        dlq: opened.ledger.dlq(),
+        exported_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        by: crate::engine::sink::whoami(),
+        filter: args.filter.clone(),
+        letters: ids.len() as u64,
+        ledger: ledger.entries().cloned().collect(),
+    };
+    let result = write_out(&args.output, &manifest, &scratch);
+    let _ = std::fs::remove_file(&scratch);
+    result?;
+    eprintln!(
+        "morgue: exported {} letter{} of {}",
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" },
+        manifest.dlq
+    );
+    Ok(())
+}
+
+fn tempfile(output: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let dir = match output.parent() {
+        Some(d) if output != std::path::Path::new("-") && !d.as_os_str().is_empty() => {
+            d.to_path_buf()
+        }
+        _ => std::env::temp_dir(),
+    };
+    Ok(dir.join(format!(".morgue-export-{}.tmp", uuid::Uuid::new_v4())))
+}
+
+fn write_out(
+    output: &std::path::Path,
+    manifest: &Manifest,
+    scratch: &std::path::Path,
+) -> anyhow::Result<()> {
+    let copy = |out: &mut dyn Write| -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, manifest)?;
+        out.write_all(b"\n")?;
+        let mut lines = std::io::BufReader::new(std::fs::File::open(scratch)?);
+        loop {
+            let buf = lines.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len();
+            out.write_all(buf)?;
+            lines.consume(n);
+        }
+        out.flush()
+    };
+    if output == std::path::Path::new("-") {
+        let stdout = std::io::stdout();
+        let mut out = BufWriter::new(stdout.lock());
+        return copy(&mut out).map_err(stdout_error);
+    }
+    // Written beside the target, then renamed: a reader never sees half a file.
+    let part = output.with_extension("part");
+    let mut out = BufWriter::new(std::fs::File::create(&part)?);
+    copy(&mut out)?;
+    drop(out);
+    std::fs::rename(&part, output)?;
+    Ok(())
+}
+
+/// The target of `morgue open FILE`: the file, read-only.
+pub fn open_target(backend: &BackendArgs, path: PathBuf) -> anyhow::Result<Target> {
+    crate::backends::file::FileDlq::open(&path).map_err(UsageError)?;
+    Ok(Target {
+        dlq: Dlq::File { path },
+        read_only: true,
+        production: false,
+        audit: crate::engine::audit::AuditLog::new(
+            backend
+                .audit_log
+                .clone()
+                .unwrap_or_else(crate::engine::audit::AuditLog::default_path),
+        ),
+        group: None,
+        confirm_after_ms: crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
+    })
+}

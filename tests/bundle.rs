@@ -1,0 +1,154 @@
+//! Letters as files, with the real binary and broker: `export` writes the manifest and
+//! the letters byte-exact (what `list` prints), `open` shows the file in the TUI with
+//! every write refused.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::procs::{json_lines, stderr};
+use common::tmux::Tmux;
+use common::*;
+
+fn morgue(args: &[&str], audit: &std::path::Path) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(args)
+        .env("MORGUE_AUDIT_LOG", audit)
+        .env_remove("MORGUE_READ_ONLY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    out
+}
+
+#[tokio::test]
+async fn export_writes_a_manifest_and_exact_letters_that_open_shows_read_only() {
+    let dlq = TestTopic::new("bundle-dlq", 2).await;
+    let uuid = |i: u8| format!("6f1c2a9e-3b4d-4e5f-9a8b-{i:012}");
+    for i in 0..4u8 {
+        let exception: &[u8] = if i % 2 == 0 {
+            b"com.acme.PriceException"
+        } else {
+            b"com.acme.TimeoutException"
+        };
+        let binary = [0xff, 0x00, i];
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("kafka_dlt-original-topic", b"orders"),
+            ("kafka_dlt-exception-fqcn", exception),
+            ("binary", &binary),
+        ];
+        let value = format!("{{\"n\": {i}}}");
+        produce(
+            &dlq.name,
+            Some(uuid(i).as_bytes()),
+            value.as_bytes(),
+            &headers,
+            None,
+        )
+        .await;
+    }
+    produce(
+        &dlq.name,
+        Some(&[0xff, 0xfe]),
+        &[0x00, 0x01, 0xfe],
+        &[],
+        None,
+    )
+    .await;
+    let dir = std::env::temp_dir().join(unique("bundle"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let audit = dir.join("audit.jsonl");
+    let b = kafka_brokers();
+    let base = ["--kafka", b.as_str(), "--topic", dlq.name.as_str()];
+    let with = |cmd: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.extend(base.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |cmd: &[&str]| {
+        let args = with(cmd);
+        morgue(&args.iter().map(String::as_str).collect::<Vec<_>>(), &audit)
+    };
+    let listed = json_lines(&run(&["list"]));
+    let first = listed
+        .iter()
+        .find(|l| l["key"]["data"] == uuid(0).as_str())
+        .unwrap();
+    let resolved_id = first["id"].as_str().unwrap().to_string();
+    run(&["resolve", &resolved_id, "--yes"]);
+
+    // Everything but the timeouts: 3 letters, one of them resolved.
+    let file = dir.join("incident.jsonl");
+    let out = run(&[
+        "export",
+        "--filter=-error:Timeout",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&out).contains("exported 3 letters"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines = text.lines();
+    let manifest: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(manifest["format"], "morgue-export/1");
+    assert_eq!(manifest["dlq"], format!("kafka://{b}/{}", dlq.name));
+    assert_eq!(manifest["filter"], "-error:Timeout");
+    assert_eq!(manifest["letters"], 3);
+    assert!(manifest["by"].as_str().unwrap().contains('@'));
+    let ledger = manifest["ledger"].as_array().unwrap();
+    assert_eq!(ledger.len(), 1, "{manifest}");
+    assert_eq!(ledger[0]["id"], resolved_id.as_str());
+    assert_eq!(ledger[0]["state"], "resolved");
+    // The letters are what `list` prints for them, byte for byte.
+    let now_listed = json_lines(&run(&["list", "--filter=-error:Timeout"]));
+    let exported: Vec<serde_json::Value> =
+        lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(exported, now_listed);
+    assert!(
+        exported
+            .iter()
+            .any(|l| l["key"]["encoding"] == "base64" && l["value"]["encoding"] == "base64"),
+        "the binary letter is kept: {exported:?}"
+    );
+
+    // The file in the TUI: letters, states and triage work; writes are refused.
+    let cmd = format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} open {}; sleep 30",
+        audit.display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        file.display()
+    );
+    let t = Tmux::start(&cmd);
+    let s = t.wait_for("3 letters");
+    assert!(s.contains("READ-ONLY") && s.contains("file://"), "{s}");
+    t.wait_for("resolved");
+    t.keys(&["Enter"]);
+    t.wait_for("payload");
+    t.keys(&["r"]);
+    t.wait_for("read-only");
+    t.keys(&["Escape", "t"]);
+    t.wait_for("PriceException");
+    t.keys(&["q"]);
+    let audited = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(audited.lines().count(), 1, "only the resolve: {audited}");
+
+    // Not an export: one line that says so.
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": \"0:1\"}\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(["open", bad.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a morgue export"),
+        "{}",
+        stderr(&out)
+    );
+}
