@@ -137,6 +137,125 @@ async fn export_writes_a_manifest_and_exact_letters_that_open_shows_read_only() 
     let audited = std::fs::read_to_string(&audit).unwrap();
     assert_eq!(audited.lines().count(), 1, "only the resolve: {audited}");
 
+    // Imported into another topic twice: written once, bytes as exported.
+    let staging = TestTopic::new("bundle-staging", 3).await;
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import", file.to_str().unwrap(), "--kafka", b.as_str()];
+        args.extend(["--topic", staging.name.as_str()]);
+        args.extend(extra);
+        Command::new(env!("CARGO_BIN_EXE_morgue"))
+            .args(&args)
+            .env("MORGUE_AUDIT_LOG", &audit)
+            .env_remove("MORGUE_READ_ONLY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let refused = import(&[]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "asks first: {}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("pass --yes"),
+        "{}",
+        stderr(&refused)
+    );
+    let ro = import(&["--yes", "--read-only"]);
+    assert!(
+        !ro.status.success() && stderr(&ro).contains("read-only"),
+        "{}",
+        stderr(&ro)
+    );
+    let first = json_lines(&import(&["--yes"]));
+    assert_eq!(
+        (
+            first[0]["written"].as_u64(),
+            first[0]["already_there"].as_u64()
+        ),
+        (Some(3), Some(0))
+    );
+    let again = json_lines(&import(&["--yes"]));
+    assert_eq!(
+        (
+            again[0]["written"].as_u64(),
+            again[0]["already_there"].as_u64()
+        ),
+        (Some(0), Some(3))
+    );
+    let landed = read_all(&staging.name).await;
+    assert_eq!(landed.len(), 3);
+    for l in &exported {
+        let key = l["key"]["data"].clone();
+        let got = landed
+            .iter()
+            .find(|m| {
+                serde_json::to_value(morgue::engine::encoding::EncodedBytes::of(
+                    m.key.as_deref().unwrap(),
+                ))
+                .unwrap()["data"]
+                    == key
+            })
+            .unwrap();
+        let value = morgue::engine::encoding::EncodedBytes::of(got.value.as_deref().unwrap());
+        assert_eq!(serde_json::to_value(value).unwrap(), l["value"]);
+        let names: Vec<&str> = got.headers.iter().map(|h| h.name.as_str()).collect();
+        let want: Vec<&str> = l["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(&names[..want.len()], &want[..], "headers in order");
+        assert_eq!(names.last(), Some(&"morgue-import-id"));
+    }
+    let audited = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(
+        audited.lines().filter(|l| l.contains("\"import\"")).count(),
+        3,
+        "{audited}"
+    );
+
+    // And into a MongoDB collection, twice.
+    let c = TestCollection::new("bundle_import");
+    let mut margs = vec![
+        "import".to_string(),
+        file.to_str().unwrap().to_string(),
+        "--yes".into(),
+    ];
+    margs.extend(c.args());
+    for (written, there) in [(3, 0), (0, 3)] {
+        let out = morgue(
+            &margs.iter().map(String::as_str).collect::<Vec<_>>(),
+            &audit,
+        );
+        let got = json_lines(&out);
+        assert_eq!(
+            (got[0]["written"].as_u64(), got[0]["already_there"].as_u64()),
+            (Some(written), Some(there))
+        );
+    }
+    let mut listed = vec!["list".to_string()];
+    listed.extend(c.args());
+    let docs = json_lines(&morgue(
+        &listed.iter().map(String::as_str).collect::<Vec<_>>(),
+        &audit,
+    ));
+    assert_eq!(docs.len(), 3);
+    let mut got: Vec<String> = docs
+        .iter()
+        .map(|d| d["value"]["data"].to_string())
+        .collect();
+    let mut want: Vec<String> = exported
+        .iter()
+        .map(|d| d["value"]["data"].to_string())
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "values as exported");
+
     // Not an export: one line that says so.
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, "{\"id\": \"0:1\"}\n").unwrap();

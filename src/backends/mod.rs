@@ -3,6 +3,7 @@
 //! `open` turns a resolved DLQ into the engine's traits for any front end.
 
 pub mod file;
+pub mod import;
 pub mod kafka;
 pub mod mongo;
 pub mod open;

@@ -145,3 +145,78 @@ pub fn open_target(backend: &BackendArgs, path: PathBuf) -> anyhow::Result<Targe
         confirm_after_ms: crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
     })
 }
+
+/// Options of `morgue import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The file written by `morgue export`.
+    pub file: PathBuf,
+    /// Do not ask (needed without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Writes the file's letters that the DLQ does not hold yet; audits each.
+pub async fn import(backend: &BackendArgs, args: &ImportArgs) -> anyhow::Result<()> {
+    use crate::backends::import::{import_id, into_kafka, into_mongo};
+    let target = backend.target()?;
+    if target.read_only {
+        return Err(crate::engine::EngineError::ReadOnly("importing into the DLQ".into()).into());
+    }
+    let file = crate::backends::file::FileDlq::open(&args.file).map_err(UsageError)?;
+    let mut letters = Vec::new();
+    let from = file.manifest().dlq.clone();
+    file.for_each(|l| {
+        let id = l.id.as_ref().map(ToString::to_string).unwrap_or_default();
+        letters.push((import_id(&from, &id), l));
+        true
+    })
+    .map_err(anyhow::Error::msg)?;
+    let opened = target.dlq.open().await?;
+    let dlq = opened.ledger.dlq();
+    super::replay::confirm(
+        args.yes,
+        &format!(
+            "import {} letters exported from {from} into {dlq}",
+            letters.len()
+        ),
+    )?;
+    let done = match (&target.dlq, &opened.mongo) {
+        (Dlq::Kafka { cfg, topic }, _) => into_kafka(cfg, topic, letters).await?,
+        (Dlq::Mongo { .. }, Some(m)) => into_mongo(m, letters).await?,
+        _ => {
+            return Err(
+                UsageError("import needs a Kafka topic or a MongoDB collection".into()).into(),
+            );
+        }
+    };
+    let by = crate::engine::sink::whoami();
+    let at = crate::engine::audit::now_rfc3339();
+    let records: Vec<_> = done
+        .written
+        .iter()
+        .map(|id| crate::engine::audit::AuditRecord {
+            at: at.clone(),
+            by: &by,
+            action: "import",
+            dlq: &dlq,
+            id,
+            topic: None,
+            partition: None,
+            offset: None,
+            replay_id: None,
+            edited: false,
+        })
+        .collect();
+    target
+        .audit
+        .append_all(&records)
+        .map_err(|e| anyhow::anyhow!("imported, but the audit log could not be written: {e}"))?;
+    super::print_line(serde_json::json!({
+        "file": args.file.display().to_string(),
+        "from": from,
+        "into": dlq,
+        "written": done.written.len(),
+        "already_there": done.present,
+    }))
+}

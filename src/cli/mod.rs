@@ -114,6 +114,12 @@ pub enum Command {
   morgue export --kafka broker:9092 --topic orders.DLT -f 'error:Timeout since:2h' -o incident-4711.jsonl
   morgue export --profile orders-prod -o - | gzip > letters.jsonl.gz")]
     Export(bundle::ExportArgs),
+    /// Write an exported file's letters into a DLQ (asks first), keys, values and headers
+    /// as exported; letters already imported there are not written again.
+    #[command(after_help = "Examples:
+  morgue import incident-4711.jsonl --kafka staging:9092 --topic orders.DLT --yes
+  morgue import incident-4711.jsonl --mongo mongodb://staging:27017 --db trading")]
+    Import(bundle::ImportArgs),
     /// Open the terminal UI on an exported file, read-only (filter, triage, detail, copy).
     #[command(after_help = "Examples:
   morgue open incident-4711.jsonl")]
@@ -326,6 +332,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Completions { shell } => shell::completions(shell),
         Command::Export(args) => bundle::export(&cli.backend, &args).await,
+        Command::Import(args) => bundle::import(&cli.backend, &args).await,
         Command::Open { file } => {
             let target = bundle::open_target(&cli.backend, file)?;
             needs_terminal()?;

@@ -202,7 +202,7 @@ fn plan_json(p: &ReplayPlan) -> serde_json::Value {
 }
 
 /// Asks on the terminal; refuses without one unless `--yes`.
-fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+pub(super) fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }

@@ -50,6 +50,24 @@ pub fn short(e: &mongodb::error::Error) -> String {
     line
 }
 
+impl super::dlq::MongoDlq {
+    /// Inserts `l` as a document with `_id` `id`; false when that `_id` exists.
+    pub async fn insert_with_id(
+        &self,
+        id: &str,
+        l: &DeadLetter,
+        now_ms: i64,
+    ) -> anyhow::Result<bool> {
+        let mut d = super::doc::doc_from_letter(l, &self.map, now_ms);
+        d.insert("_id", id);
+        match self.coll.insert_one(d).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate(&e) => Ok(false),
+            Err(e) => Err(anyhow::anyhow!("inserting '{id}': {}", short(&e))),
+        }
+    }
+}
+
 /// True for a duplicate-key error (11000).
 pub(super) fn is_duplicate(e: &mongodb::error::Error) -> bool {
     matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
