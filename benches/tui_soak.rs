@@ -281,6 +281,7 @@ fn main() {
         audit: AuditLog::new(&audit),
         group: None,
         confirm_after_ms: morgue::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
+        redact: None,
     };
     let clock = Arc::new(Mutex::new(Clock::default()));
     let (keys, rx) = mpsc::channel(16);

@@ -271,3 +271,75 @@ async fn export_writes_a_manifest_and_exact_letters_that_open_shows_read_only() 
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn a_redacted_export_piped_into_open_shows_masked_letters() {
+    let dlq = TestTopic::new("bundle-pii", 1).await;
+    let headers: Vec<(&str, &[u8])> = vec![
+        ("kafka_dlt-original-topic", b"signups"),
+        ("kafka_dlt-exception-fqcn", b"com.acme.SignupException"),
+        (
+            "kafka_dlt-exception-message",
+            b"duplicate e-mail ann.lee@example.com",
+        ),
+    ];
+    let value = br#"{"email":"ann.lee@example.com","card":"4111 1111 1111 1111","plan":"gold"}"#;
+    produce(
+        &dlq.name,
+        Some(b"6f1c2a9e-3b4d-4e5f-9a8b-000000000001"),
+        value,
+        &headers,
+        None,
+    )
+    .await;
+    let dir = std::env::temp_dir().join(unique("bundle-pii"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let audit = dir.join("audit.jsonl");
+    // As a file: the manifest says what was redacted; nothing of the PII is left.
+    let file = dir.join("pii.jsonl");
+    morgue(
+        &[
+            "export",
+            "--redact",
+            "pii",
+            "-o",
+            file.to_str().unwrap(),
+            "--kafka",
+            &kafka_brokers(),
+            "--topic",
+            &dlq.name,
+        ],
+        &audit,
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains("ann.lee@example.com") && !text.contains("4111"),
+        "{text}"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(manifest["redaction"]["spec"], "pii");
+    let letter: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(letter["value"]["data"].as_str().unwrap()).unwrap();
+    assert_eq!(v["email"], "*******************");
+    assert_eq!(v["plan"], "gold");
+    assert_eq!(
+        letter["failure"]["message"],
+        "duplicate e-mail *******************"
+    );
+    // Piped straight into the TUI.
+    let cmd = format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={a} {m} export --redact pii -o - --kafka {b} --topic {t} | NO_COLOR=1 MORGUE_AUDIT_LOG={a} {m} open -; sleep 30",
+        a = audit.display(),
+        m = env!("CARGO_BIN_EXE_morgue"),
+        b = kafka_brokers(),
+        t = dlq.name
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("1 letter");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("\"plan\": \"gold\"");
+    assert!(s.contains("\"email\": \"*******************\""), "{s}");
+    assert!(!s.contains("ann.lee"), "{s}");
+    t.keys(&["q"]);
+}

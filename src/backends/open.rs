@@ -60,6 +60,9 @@ pub struct Target {
     pub group: Option<String>,
     /// How long a replayed letter is watched for failing again, ms.
     pub confirm_after_ms: i64,
+    /// A redaction that every letter leaving through this target must get (profile
+    /// `redact`): exports and the TUI's copy.
+    pub redact: Option<String>,
 }
 
 /// A DLQ opened for reading and for recording state.

@@ -140,6 +140,8 @@ pub struct Profile {
     pub schema_registry: Option<String>,
     /// The schema directory (see `--schemas`).
     pub schemas: Option<PathBuf>,
+    /// A redaction made mandatory for exports and copies (`pii`, see `export --redact`).
+    pub redact: Option<String>,
 }
 
 /// The config file: profiles by name.
@@ -336,6 +338,14 @@ impl BackendArgs {
         Ok(Target {
             confirm_after_ms: i64::try_from(confirm_after.as_millis()).unwrap_or(i64::MAX),
             group: self.group.clone().or(p.group),
+            redact: match p.redact {
+                Some(r) => {
+                    crate::engine::redact::Redaction::parse(&r)
+                        .map_err(|e| UsageError(format!("profile redact: {e}")))?;
+                    Some(r)
+                }
+                None => None,
+            },
             dlq,
             read_only: self.read_only || p.read_only,
             production: p.production,

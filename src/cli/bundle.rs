@@ -22,6 +22,11 @@ pub struct ExportArgs {
     /// Where to write (`-`: stdout).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
+    /// Mask before writing: `$.json.path`, `header:NAME`, `/regex/`, `pii` (e-mails,
+    /// card numbers), `hash` (sha256 instead of `***`), comma-separated; added to the
+    /// profile's mandatory `redact`.
+    #[arg(long, value_name = "SPEC")]
+    pub redact: Option<String>,
 }
 
 /// Writes the manifest, then every matching letter, to `--output`.
@@ -35,6 +40,18 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
         None => None,
     };
     let target = backend.target()?;
+    let spec: Vec<&str> = [target.redact.as_deref(), args.redact.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let redaction = match spec.is_empty() {
+        true => None,
+        false => Some(
+            crate::engine::redact::Redaction::parse(&spec.join(","))
+                .map_err(|e| UsageError(format!("--redact: {e}")))?,
+        ),
+    };
+    let mut notes = Vec::new();
     let opened = target.dlq.open().await?;
     // Letters go to a scratch file first: the manifest, written first, counts them.
     let scratch = tempfile(&args.output)?;
@@ -48,11 +65,14 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
             continue;
         };
         crate::engine::decoders::prepare_letters(&batch).await;
-        for l in &batch {
-            if filter.as_ref().is_some_and(|f| !f.matches(l)) {
+        for mut l in batch {
+            if filter.as_ref().is_some_and(|f| !f.matches(&l)) {
                 continue;
             }
-            serde_json::to_writer(&mut body, &LetterJson::of(l))?;
+            if let Some(r) = &redaction {
+                notes.extend(r.letter(&mut l, crate::engine::decoders::global()));
+            }
+            serde_json::to_writer(&mut body, &LetterJson::of(&l))?;
             body.write_all(b"\n")?;
             if let Some(id) = &l.id {
                 ids.push(id.to_string());
@@ -71,6 +91,10 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
         filter: args.filter.clone(),
         letters: ids.len() as u64,
         ledger: ledger.entries().cloned().collect(),
+        redaction: redaction.map(|r| crate::engine::bundle::RedactionNote {
+            spec: r.spec().to_string(),
+            notes,
+        }),
     };
     let result = write_out(&args.output, &manifest, &scratch);
     let _ = std::fs::remove_file(&scratch);
@@ -128,8 +152,17 @@ fn write_out(
     Ok(())
 }
 
-/// The target of `morgue open FILE`: the file, read-only.
+/// The target of `morgue open FILE` (`-`: stdin, kept in a temporary file): the file,
+/// read-only.
 pub fn open_target(backend: &BackendArgs, path: PathBuf) -> anyhow::Result<Target> {
+    let path = if path == std::path::Path::new("-") {
+        let tmp = std::env::temp_dir().join(format!("morgue-open-{}.jsonl", uuid::Uuid::new_v4()));
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
+        tmp
+    } else {
+        path
+    };
     crate::backends::file::FileDlq::open(&path).map_err(UsageError)?;
     Ok(Target {
         dlq: Dlq::File { path },
@@ -143,6 +176,7 @@ pub fn open_target(backend: &BackendArgs, path: PathBuf) -> anyhow::Result<Targe
         ),
         group: None,
         confirm_after_ms: crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
+        redact: None,
     })
 }
 

@@ -334,8 +334,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => bundle::export(&cli.backend, &args).await,
         Command::Import(args) => bundle::import(&cli.backend, &args).await,
         Command::Open { file } => {
+            // `open -` reads the file from stdin; the keys then come from /dev/tty.
+            let piped = file == std::path::Path::new("-");
             let target = bundle::open_target(&cli.backend, file)?;
-            needs_terminal()?;
+            if !piped {
+                needs_terminal()?;
+            }
             crate::tui::runner::run(target).await
         }
         Command::Man => shell::man(),

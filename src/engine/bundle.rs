@@ -29,6 +29,18 @@ pub struct Manifest {
     pub letters: u64,
     /// The ledger entries of the exported letters (their states and replay history).
     pub ledger: Vec<LedgerEntry>,
+    /// What was redacted, when anything was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<RedactionNote>,
+}
+
+/// What an export redacted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedactionNote {
+    /// The spec (`pii,$.card.number,header:authorization`).
+    pub spec: String,
+    /// One line per letter part that could not be kept (raw bytes dropped).
+    pub notes: Vec<String>,
 }
 
 impl Manifest {

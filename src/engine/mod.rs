@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod letter;
 pub mod outcome;
 pub mod overview;
+pub mod redact;
 pub mod replay;
 pub mod router;
 pub mod sink;

@@ -171,6 +171,8 @@ pub struct App {
     pub cols: u16,
     /// The preview beside the list.
     pub preview: Preview,
+    /// A redaction the profile makes mandatory for copies (`y`, `Y`).
+    pub redact: Option<crate::engine::redact::Redaction>,
     /// The DLQ's retention in ms (None: unknown or none).
     pub retention_ms: Option<i64>,
     /// The triage board's groups (computed when it opens and as letters arrive).
@@ -227,6 +229,7 @@ impl App {
             now_ms: 0,
             cols: 0,
             preview: Preview::default(),
+            redact: None,
             confirm_after_ms: crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
             retention_ms: None,
             groups: Vec::new(),

@@ -261,6 +261,16 @@ fn copying_needs_the_letter_open() {
         panic!()
     };
     assert!(text.contains("\"id\": \"0:1\""), "{text}");
+    // A profile's mandatory redaction masks what is copied.
+    app.redact = Some(crate::engine::redact::Redaction::parse("$.n").unwrap());
+    let Some(Effect::Copy { text, .. }) = app.update(Action::CopyPayload).pop() else {
+        panic!()
+    };
+    assert_eq!(text, "{\"n\":9}");
+    let Some(Effect::Copy { text, .. }) = app.update(Action::CopyLetter).pop() else {
+        panic!()
+    };
+    assert!(text.contains("{\\\"n\\\":9}"), "{text}");
 }
 
 #[test]

@@ -83,6 +83,17 @@ impl App {
             self.status = "open the letter first (enter), then copy".into();
             return Vec::new();
         };
+        // A profile's mandatory redaction applies to what leaves through the clipboard.
+        let redacted;
+        let l = match &self.redact {
+            Some(r) => {
+                let mut c = l.clone();
+                r.letter(&mut c, crate::engine::decoders::global());
+                redacted = c;
+                &redacted
+            }
+            None => l,
+        };
         let (what, text) = if whole {
             let json = serde_json::to_string_pretty(&crate::engine::json::LetterJson::of(l))
                 .unwrap_or_default();

@@ -55,6 +55,10 @@ pub async fn run_on<C: Console>(
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
     app.from_overview = from_overview;
     app.set_confirm_after(target.confirm_after_ms);
+    app.redact = target
+        .redact
+        .as_deref()
+        .and_then(|r| crate::engine::redact::Redaction::parse(r).ok());
     event_loop(&mut app, io, console).await
 }
 
