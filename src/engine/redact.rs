@@ -50,10 +50,7 @@ impl Redaction {
         };
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if item == "pii" {
-                r.patterns
-                    .push(Regex::new(EMAIL).map_err(|e| e.to_string())?);
-                r.patterns
-                    .push(Regex::new(CARD).map_err(|e| e.to_string())?);
+                r.patterns.extend(PII.iter().cloned());
             } else if item == "hash" {
                 r.hash = true;
             } else if let Some(name) = item.strip_prefix("header:") {
