@@ -66,8 +66,9 @@ pub enum Command {
         #[arg(long)]
         exact: bool,
     },
-    /// Print every DLQ topic of the cluster at a glance: letters, arrivals in the last
-    /// hour and day, oldest letter, time before retention deletes it, states.
+    /// Print every DLQ topic of the cluster (and DLQ collection of a MongoDB database) at a
+    /// glance: letters, arrivals in the last hour and day, oldest letter, time before
+    /// retention deletes it, states.
     #[command(after_help = "Examples:
   morgue dlqs --kafka broker:9092 -o table
   morgue dlqs --kafka broker:9092 --pattern 'payments.*.DLT'
