@@ -97,3 +97,73 @@ fn invalid_configs_are_one_line_usage_errors() {
         assert_eq!(err.lines().count(), 1, "{file}: {err}");
     }
 }
+
+fn stdout_of(config: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(args)
+        .arg("--config")
+        .arg(format!("{root}/tests/{config}"))
+        .env_remove("MORGUE_PROFILE")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_check_names_file_line_profile_and_key_of_each_mistake() {
+    let (code, out, _) = stdout_of("valid_configs/profiles.toml", &["config", "check"]);
+    assert_eq!(code, Some(0));
+    assert!(out.ends_with("profiles.toml': 2 profiles ok\n"), "{out}");
+    let (code, _, err) = stdout_of("invalid_configs/bad_values.toml", &["config", "check"]);
+    assert_eq!(code, Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines.iter().any(|l| l
+            .contains("bad_values.toml' line 5: profile 'p' key 'confirm_after'")
+            && l.contains("'soon'")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("line 9: profile 'q' key 'redact'") && l.contains("'bogus'")),
+        "{err}"
+    );
+    let (code, _, err) = stdout_of("invalid_configs/unknown_key.toml", &["config", "check"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown field `topik`"), "{err}");
+}
+
+#[test]
+fn config_show_and_profiles_never_print_a_secret() {
+    let (code, out, err) = stdout_of("valid_configs/secrets.toml", &["config", "show"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("hunter2") && !out.contains("s3cret"), "{out}");
+    assert!(out.contains("\"sasl.password\" = \"***\""), "{out}");
+    assert!(out.contains("mongodb://ops:***@db:27017"), "{out}");
+    assert!(
+        out.contains("sasl.username") && out.contains("ops"),
+        "{out}"
+    );
+    let (code, out, _) = stdout_of("valid_configs/profiles.toml", &["profiles"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("orders-prod") && out.contains("read-only production"),
+        "{out}"
+    );
+    assert!(
+        out.contains("trades-mongo") && out.contains("trading.failed_trades"),
+        "{out}"
+    );
+    let (_, out, _) = stdout_of("valid_configs/secrets.toml", &["profiles"]);
+    assert!(
+        !out.contains("hunter2") && out.contains("redacted"),
+        "{out}"
+    );
+}

@@ -103,7 +103,7 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
 }
 
 /// One `[profiles.NAME]` table of the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Kafka bootstrap servers.

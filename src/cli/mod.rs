@@ -4,6 +4,7 @@
 
 pub mod backend;
 mod bundle;
+mod config_cmd;
 mod dlqs;
 mod info;
 mod list;
@@ -128,6 +129,19 @@ pub enum Command {
         /// The file written by `morgue export`.
         file: std::path::PathBuf,
     },
+    /// Check or show the config file (`~/.config/morgue/config.toml`, `--config`).
+    #[command(after_help = "Examples:
+  morgue config check
+  morgue config show --config ./team.toml")]
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        cmd: config_cmd::ConfigCommand,
+    },
+    /// List the config file's profiles: name, DLQ, read-only / production / redacted.
+    #[command(after_help = "Examples:
+  morgue profiles")]
+    Profiles,
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:
   morgue completions bash > /etc/bash_completion.d/morgue
@@ -344,6 +358,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::tui::runner::run(target).await
         }
         Command::Man => shell::man(),
+        Command::Config { cmd } => config_cmd::config(&cli.backend, &cmd),
+        Command::Profiles => config_cmd::profiles(&cli.backend),
         Command::List(args) => list::run(&cli.backend, &args).await,
         Command::Info { exact } => info::run(&cli.backend, exact).await,
         Command::Dlqs(args) => dlqs::run(&cli.backend, &args).await,

@@ -1,0 +1,189 @@
+//! `morgue config check` (every mistake of the config file, each naming the file, the
+//! line and the key), `morgue config show` (the profiles as read, secrets masked) and
+//! `morgue profiles` (one line per profile).
+
+use super::backend::{Profile, default_config_path, load_config};
+use super::{BackendArgs, UsageError, print_line};
+
+/// What `morgue config` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Check the config file: syntax, keys, and each profile's values.
+    Check,
+    /// Print the profiles as read, with passwords and secrets masked.
+    Show,
+}
+
+fn path_of(backend: &BackendArgs) -> std::path::PathBuf {
+    backend.config.clone().unwrap_or_else(default_config_path)
+}
+
+/// Runs `morgue config …`.
+pub fn config(backend: &BackendArgs, cmd: &ConfigCommand) -> anyhow::Result<()> {
+    let path = path_of(backend);
+    let config = load_config(&path)?;
+    match cmd {
+        ConfigCommand::Check => {
+            let text = std::fs::read_to_string(&path)?;
+            let mistakes: Vec<String> = config
+                .profiles
+                .iter()
+                .flat_map(|(name, p)| check(name, p))
+                .map(|(name, key, why)| {
+                    let line = line_of(&text, &name, key);
+                    format!(
+                        "config '{}' line {line}: profile '{name}' key '{key}': {why}",
+                        path.display()
+                    )
+                })
+                .collect();
+            if let Some(first) = mistakes.first() {
+                for m in &mistakes[1..] {
+                    eprintln!("morgue: {m}");
+                }
+                return Err(UsageError(first.clone()).into());
+            }
+            print_line(format!(
+                "config '{}': {} profile{} ok",
+                path.display(),
+                config.profiles.len(),
+                if config.profiles.len() == 1 { "" } else { "s" }
+            ))
+        }
+        ConfigCommand::Show => {
+            let mut shown = config.profiles.clone();
+            for p in shown.values_mut() {
+                mask(p);
+            }
+            let mut out = toml::Table::new();
+            out.insert(
+                "profiles".into(),
+                toml::Value::try_from(&shown).map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
+            print_line(format!(
+                "# {}\n{}",
+                path.display(),
+                toml::to_string(&out)?.trim_end()
+            ))
+        }
+    }
+}
+
+/// Runs `morgue profiles`: name, where, and the flags that matter.
+pub fn profiles(backend: &BackendArgs) -> anyhow::Result<()> {
+    let path = path_of(backend);
+    if !path.exists() && backend.config.is_none() {
+        return print_line(format!("no config file at '{}'", path.display()));
+    }
+    let config = load_config(&path)?;
+    for (name, p) in &config.profiles {
+        let dlq = match (&p.kafka, &p.topic, &p.mongo) {
+            (_, _, Some(uri)) => format!(
+                "mongo {} {}.{}",
+                crate::backends::mongo::redact(uri),
+                p.db.as_deref().unwrap_or("?"),
+                p.collection
+                    .as_deref()
+                    .unwrap_or(crate::backends::mongo::DEFAULT_COLLECTION)
+            ),
+            (Some(k), Some(t), None) => format!("kafka {k} topic {t}"),
+            (Some(k), None, None) => format!("kafka {k} (overview)"),
+            _ => "no DLQ".to_string(),
+        };
+        let flags: Vec<&str> = [
+            (p.read_only, "read-only"),
+            (p.production, "production"),
+            (p.redact.is_some(), "redacted"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect();
+        print_line(format!("{name:<20} {dlq}  {}", flags.join(" ")).trim_end())?;
+    }
+    Ok(())
+}
+
+/// The mistakes in one profile's values: (profile, key, why).
+fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
+    let mut out = Vec::new();
+    let mut bad = |key, why: String| out.push((name.to_string(), key, why));
+    if let Some(d) = &p.confirm_after
+        && let Err(e) = crate::engine::duration::parse_duration(d)
+    {
+        bad("confirm_after", e.to_string());
+    }
+    if let Some(r) = &p.redact
+        && let Err(e) = crate::engine::redact::Redaction::parse(r)
+    {
+        bad("redact", e);
+    }
+    if p.mongo.is_some() && p.db.is_none() {
+        bad("db", "a profile with mongo needs db".into());
+    }
+    if p.topic.is_some() && p.kafka.is_none() {
+        bad("topic", "a topic needs kafka (the brokers)".into());
+    }
+    for g in &p.dlq_patterns {
+        if g.trim().is_empty() {
+            bad("dlq_patterns", "an empty pattern".into());
+        }
+    }
+    out
+}
+
+/// The line of `key` in `[profiles.NAME]` (1 when not found).
+fn line_of(text: &str, profile: &str, key: &str) -> usize {
+    let header = format!("[profiles.{profile}]");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t == header || t == format!("[profiles.\"{profile}\"]");
+        } else if inside
+            && t.split('=')
+                .next()
+                .is_some_and(|k| k.trim().trim_matches('"') == key)
+        {
+            return i + 1;
+        }
+    }
+    1
+}
+
+/// Masks what must never print: passwords in URIs and secret-looking properties.
+fn mask(p: &mut Profile) {
+    if let Some(m) = &p.mongo {
+        p.mongo = Some(crate::backends::mongo::redact(m));
+    }
+    if let Some(r) = &p.schema_registry {
+        p.schema_registry = Some(crate::backends::mongo::redact(r));
+    }
+    for (k, v) in p.properties.iter_mut() {
+        let k = k.to_ascii_lowercase();
+        if [
+            "password",
+            "secret",
+            "token",
+            "oauthbearer.config",
+            "key.pem",
+        ]
+        .iter()
+        .any(|s| k.contains(s))
+        {
+            *v = "***".into();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_in_their_profile() {
+        let text = "[profiles.a]\nconfirm_after = \"x\"\n[profiles.b]\nkafka = \"k\"\nconfirm_after = \"soon\"\n";
+        assert_eq!(line_of(text, "b", "confirm_after"), 5);
+        assert_eq!(line_of(text, "a", "confirm_after"), 2);
+    }
+}
