@@ -126,6 +126,66 @@ async fn scram_sha_256_users_connect_and_bad_passwords_are_named() {
     };
     insert_and_list(&uri, "secret letter").await;
 
+    // A profile with the user in the URI and the password in a file (as mounted
+    // secrets are): it connects, and the password is never printed.
+    if _server.is_some() {
+        let dir = scratch("secret-profile");
+        std::fs::write(dir.join("pw"), "s3cret\n").unwrap();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[profiles.p]\nmongo = \"{}\"\ndb = \"dlq\"\ncollection = \"letters\"\npassword_file = \"{}\"\n",
+                uri.replacen(":s3cret@", "@", 1),
+                dir.join("pw").display()
+            ),
+        )
+        .unwrap();
+        let run = |extra: &[(&str, &str)]| {
+            Command::new(env!("CARGO_BIN_EXE_morgue"))
+                .args([
+                    "--config",
+                    config.to_str().unwrap(),
+                    "--profile",
+                    "p",
+                    "list",
+                ])
+                .envs(extra.iter().copied())
+                .env("MORGUE_AUDIT_LOG", dir.join("audit.jsonl"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let out = run(&[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("secret letter"));
+        let shown = Command::new(env!("CARGO_BIN_EXE_morgue"))
+            .args(["--config", config.to_str().unwrap(), "config", "show"])
+            .output()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&shown.stdout).contains("s3cret"));
+        // A password_env that is not set: one line naming the variable.
+        std::fs::write(
+            &config,
+            format!(
+                "[profiles.p]\nmongo = \"{}\"\ndb = \"dlq\"\npassword_env = \"MORGUE_TEST_NO_SUCH_PW\"\n",
+                uri.replacen(":s3cret@", "@", 1)
+            ),
+        )
+        .unwrap();
+        let out = run(&[]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("password_env 'MORGUE_TEST_NO_SUCH_PW' is not set"),
+            "{err}"
+        );
+    }
+
     let out = morgue(&bad, &["list"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -142,6 +142,10 @@ pub struct Profile {
     pub schemas: Option<PathBuf>,
     /// A redaction made mandatory for exports and copies (`pii`, see `export --redact`).
     pub redact: Option<String>,
+    /// An environment variable holding the password (MongoDB URI user, `sasl.username`).
+    pub password_env: Option<String>,
+    /// A file holding the password (its first line), as mounted secrets are.
+    pub password_file: Option<PathBuf>,
 }
 
 /// The config file: profiles by name.
@@ -177,6 +181,49 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, UsageError> {
     })
 }
 
+/// Puts the profile's secret (`password_env`, `password_file`) where it is needed: the
+/// MongoDB URI's password (when the URI names a user without one) and librdkafka's
+/// `sasl.password` (when `sasl.username` is set without it). The secret itself is never
+/// printed: errors name the variable or the file.
+fn with_secret(name: &str, p: &mut Profile) -> Result<(), UsageError> {
+    let secret = match (&p.password_env, &p.password_file) {
+        (Some(var), _) => std::env::var(var).map_err(|_| {
+            UsageError(format!("profile '{name}': password_env '{var}' is not set"))
+        })?,
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map_err(|e| {
+                UsageError(format!(
+                    "profile '{name}': password_file '{}': {}",
+                    file.display(),
+                    e.kind()
+                ))
+            })?
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+        (None, None) => return Ok(()),
+    };
+    if let Some(uri) = &p.mongo
+        && let Some((scheme, rest)) = uri.split_once("://")
+        && let Some((user, host)) = rest.split_once('@')
+        && !user.contains(':')
+    {
+        let encoded: String = secret
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        p.mongo = Some(format!("{scheme}://{user}:{encoded}@{host}"));
+    }
+    if p.properties.contains_key("sasl.username") && !p.properties.contains_key("sasl.password") {
+        p.properties.insert("sasl.password".into(), secret);
+    }
+    Ok(())
+}
+
 impl BackendArgs {
     fn profile(&self) -> Result<Profile, UsageError> {
         let Some(name) = &self.profile else {
@@ -184,7 +231,7 @@ impl BackendArgs {
         };
         let path = self.config.clone().unwrap_or_else(default_config_path);
         let mut config = load_config(&path)?;
-        config.profiles.remove(name).ok_or_else(|| {
+        let mut p = config.profiles.remove(name).ok_or_else(|| {
             let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
             UsageError(format!(
                 "no profile '{name}' in '{}' (profiles: {})",
@@ -195,7 +242,9 @@ impl BackendArgs {
                     known.join(", ")
                 }
             ))
-        })
+        })?;
+        with_secret(name, &mut p)?;
+        Ok(p)
     }
 
     /// The Kafka cluster of the flags and profile (None when neither names one).
@@ -379,4 +428,38 @@ fn field_map(fields: &BTreeMap<String, String>) -> Result<FieldMap, UsageError> 
         }
     }
     serde_json::from_value(value).map_err(|e| UsageError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_goes_to_the_uri_and_sasl_and_errors_name_only_the_source() {
+        let dir = std::env::temp_dir().join(format!("morgue-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pw"), "p@ss word\n").unwrap();
+        let mut p = Profile {
+            mongo: Some("mongodb://ops@db:27017/?authSource=admin".into()),
+            password_file: Some(dir.join("pw")),
+            ..Profile::default()
+        };
+        p.properties.insert("sasl.username".into(), "ops".into());
+        with_secret("x", &mut p).unwrap();
+        assert_eq!(
+            p.mongo.as_deref(),
+            Some("mongodb://ops:p%40ss%20word@db:27017/?authSource=admin")
+        );
+        assert_eq!(p.properties["sasl.password"], "p@ss word");
+        let mut missing = Profile {
+            password_file: Some(dir.join("nope")),
+            ..Profile::default()
+        };
+        let e = with_secret("x", &mut missing).unwrap_err().0;
+        assert!(
+            e.contains("password_file") && e.contains("nope") && !e.contains("p@ss"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
