@@ -13,7 +13,8 @@ TARGET=x86_64-unknown-linux-musl
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 NAME=morgue-$VERSION-$TARGET
 
-rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+installed=$(rustup target list --installed)
+grep -qx "$TARGET" <<<"$installed" || rustup target add "$TARGET"
 need=()
 command -v musl-gcc >/dev/null || need+=(musl-tools)
 command -v file >/dev/null || need+=(file)
@@ -66,19 +67,24 @@ rm -rf "$DEB"
 
 echo "== checks"
 BIN=dist/$NAME/morgue
-file "$BIN" | tee /dev/stderr | grep -qE "statically linked|static-pie linked"
-if ldd "$BIN" 2>&1 | grep -q "=>"; then
+# Captured, not piped into grep -q: an early exit would break the pipe (and pipefail).
+desc=$(file "$BIN")
+echo "$desc"
+grep -qE "statically linked|static-pie linked" <<<"$desc"
+libs=$(ldd "$BIN" 2>&1 || true)
+if grep -q "=>" <<<"$libs"; then
   echo "release: $BIN links shared libraries:" >&2; ldd "$BIN" >&2; exit 1
 fi
 "$BIN" --version
-dpkg-deb --contents "dist/morgue_${VERSION}_amd64.deb" | grep -q "usr/share/man/man1/morgue.1.gz"
+contents=$(dpkg-deb --contents "dist/morgue_${VERSION}_amd64.deb")
+grep -q "usr/share/man/man1/morgue.1.gz" <<<"$contents"
 eval "$(scripts/services.sh up)"
 B=$MORGUE_TEST_KAFKA
 T=release-check-$(date +%s)-$$
 printf '{"check":true}\n' | kcat -P -b "$B" -t "$T" -k "6f1c2a9e-3b4d-4e5f-9a8b-1c2d3e4f5a6b" \
   -H "kafka_dlt-original-topic=orders" -H "kafka_dlt-exception-fqcn=com.acme.Boom"
 got=$("$BIN" list --kafka "$B" --topic "$T")
-echo "$got" | grep -q '"data":"6f1c2a9e-3b4d-4e5f-9a8b-1c2d3e4f5a6b"' ||
+grep -q '"data":"6f1c2a9e-3b4d-4e5f-9a8b-1c2d3e4f5a6b"' <<<"$got" ||
   { echo "release: the static binary did not list the letter: $got" >&2; exit 1; }
 printf 'release: %s (%s bytes), %s.tar.gz, morgue_%s_amd64.deb; built in %s s; checks passed\n' \
   "$BIN" "$(stat -c %s "$BIN")" "dist/$NAME" "$VERSION" "$built"
