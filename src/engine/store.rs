@@ -1,12 +1,13 @@
 //! The in-memory store of a DLQ being inspected: one [`IndexRow`] per letter, a
 //! per-partition position index for lookups by id, and a small LRU of full letters
 //! fetched on demand. A million letters cost about 60 MB here; payloads cost only
-//! what the cache holds.
+//! what the cache holds. Replayed letters are watched for failing again in
+//! `store/watching.rs`.
 
 use std::collections::HashMap;
 
 use super::index::{
-    Chunked, FLAG_OBJECT_ID, IndexRow, Interner, NO_TIME, RowId, pack_id, row_of, unpack_id,
+    Chunked, FLAG_OBJECT_ID, IndexRow, Interner, RowId, pack_id, row_of, unpack_id,
 };
 use super::keys::{self, KeyArena};
 use super::letter::{DeadLetter, LetterId, LetterState};
@@ -111,79 +112,6 @@ impl Store {
         self.index_position(l, pos);
         self.follow_up(l);
         pos
-    }
-
-    /// Watches `l` when it was replayed, and moves the letters it shows failing again.
-    fn follow_up(&mut self, l: &DeadLetter) {
-        if let Some(id) = l.id.as_ref().filter(|_| !l.history.is_empty()) {
-            self.watch.register(id, l.key.as_deref(), &l.history);
-            self.settle_row(id);
-        }
-        for x in self.watch.observe(l) {
-            self.settle_row(&x);
-        }
-    }
-
-    /// Sets the state of watched letter `id`'s row from its replay's outcome.
-    fn settle_row(&mut self, id: &LetterId) {
-        let Some(o) = self.watch.outcome(id, self.now_ms) else {
-            return;
-        };
-        if let Some(r) = self.find(id).and_then(|pos| self.rows.get(pos)) {
-            let state = super::outcome::shown_state(r.state, &o);
-            if state != r.state {
-                self.set_state(id, state);
-            }
-        }
-    }
-
-    /// Sets the watch window (before the first letter) to `window_ms`.
-    pub fn set_confirm_after(&mut self, window_ms: i64) {
-        self.watch = Watch::new(window_ms);
-    }
-
-    /// Moves the clock to `now_ms`: replayed letters whose window has ended without a
-    /// new failure become `confirmed`.
-    pub fn tick(&mut self, now_ms: i64) {
-        self.now_ms = now_ms;
-        for id in self.watch.confirmed_by(now_ms) {
-            self.settle_row(&id);
-        }
-    }
-
-    /// Looks for letters that show a watched letter failing again by key and topic,
-    /// over every row (once caught up: a partition read before another can hold the
-    /// new failure of a letter registered later).
-    pub fn rescan_failures(&mut self) {
-        if self.watch.is_empty() {
-            return;
-        }
-        let mut hits = Vec::new();
-        for pos in 0..self.rows.len() {
-            let Some(r) = self.rows.get(pos) else {
-                continue;
-            };
-            let (Some(topic), Some((key, _))) = (self.topics.get(r.topic), self.key(r)) else {
-                continue;
-            };
-            if r.dlq_ts_ms != NO_TIME
-                && self.watch.watches_key(&key, topic)
-                && let Some(id) = self.id(pos)
-            {
-                hits.extend(self.watch.key_match(&key, topic, r.dlq_ts_ms, &id));
-            }
-        }
-        for x in hits {
-            self.settle_row(&x);
-        }
-    }
-
-    /// Registers a freshly fetched letter's history and sets its outcome and state.
-    pub fn settle(&mut self, l: &mut DeadLetter) {
-        if let Some(id) = l.id.as_ref().filter(|_| !l.history.is_empty()) {
-            self.watch.register(id, l.key.as_deref(), &l.history);
-        }
-        self.watch.settle(l, self.now_ms);
     }
 
     /// Records where letter `l` (at row `pos`) is, for lookups by id.
@@ -444,6 +372,8 @@ fn row_key(rows: &Chunked<IndexRow>, pos: u32) -> RowId {
     rows.get(pos as usize)
         .map_or(RowId { hi: 0, lo: 0 }, IndexRow::id)
 }
+
+mod watching;
 
 #[cfg(test)]
 mod tests {
