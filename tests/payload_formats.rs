@@ -36,6 +36,13 @@ fn registry() -> (String, Option<Spawned>) {
     )
 }
 
+/// The schemas the writer's unframed payloads were written with.
+const TRADE_AVSC: &str = r#"{"type": "record", "name": "Trade", "namespace": "acme", "fields": [
+    {"name": "id", "type": "string"}, {"name": "price", "type": "double"},
+    {"name": "qty", "type": "int"}]}"#;
+const QUOTE_PROTO: &str = "syntax = \"proto3\";\npackage acme;\n\
+    message Quote { string sym = 1; double price = 2; message Leg { int32 qty = 1; } repeated Leg legs = 3; }\n";
+
 fn morgue(args: &[&str]) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
         .args(args)
@@ -64,7 +71,7 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
             (v["label"].as_str().unwrap().to_string(), id)
         })
         .collect();
-    assert_eq!(ids.len(), 7, "{written}");
+    assert_eq!(ids.len(), 10, "{written}");
     let b = kafka_brokers();
     let base = ["--kafka", b.as_str(), "--topic", dlq.name.as_str()];
     let list = |extra: &[&str]| {
@@ -74,7 +81,21 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
         json_lines(&morgue(&args))
     };
 
-    let all = list(&["--schema-registry", &url]);
+    // The unframed letters' source topics are mapped to local schema files.
+    let dir = std::env::temp_dir().join(unique("schemas"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Trade.avsc"), TRADE_AVSC).unwrap();
+    std::fs::write(dir.join("quote.proto"), QUOTE_PROTO).unwrap();
+    let maps = [
+        "--schema-map",
+        "trades-*=Trade.avsc",
+        "--schema-map",
+        "quotes-*=quote.proto:acme.Quote",
+    ];
+    let mut with_registry = vec!["--schema-registry", url.as_str(), "--schemas"];
+    with_registry.push(dir.to_str().unwrap());
+    with_registry.extend(maps);
+    let all = list(&with_registry);
     let by_id: HashMap<String, &serde_json::Value> = all
         .iter()
         .map(|l| (l["id"].as_str().unwrap().to_string(), l))
@@ -102,6 +123,27 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
         by_id[&ids["gzip-json"]]["decoded"]["format"],
         "gzip, then JSON"
     );
+    let js = &by_id[&ids["json-schema"]]["decoded"];
+    assert!(
+        js["format"]
+            .as_str()
+            .unwrap()
+            .starts_with("JSON Schema (schema "),
+        "{js}"
+    );
+    assert_eq!(js["value"], serde_json::json!({"sym": "JS", "price": -4}));
+    let raw = &by_id[&ids["avro-unframed"]]["decoded"];
+    assert_eq!(raw["format"], "Avro (acme.Trade, unframed)");
+    assert_eq!(
+        raw["value"],
+        serde_json::json!({"id": "T-3", "price": -2.0, "qty": 1})
+    );
+    let raw = &by_id[&ids["protobuf-unframed"]]["decoded"];
+    assert_eq!(raw["format"], "Protobuf acme.Quote (unframed)");
+    assert_eq!(
+        raw["value"],
+        serde_json::json!({"sym": "RAW", "price": 8.5})
+    );
     let unknown = by_id[&ids["unknown-schema"]];
     assert!(unknown.get("decoded").is_none());
     let why = unknown["decode_error"].as_str().unwrap();
@@ -112,7 +154,9 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
     );
 
     // The JSON path filter reads the decoded values of every format.
-    let negative = list(&["--schema-registry", &url, "-f", "$.price<0"]);
+    let mut filtered = with_registry.clone();
+    filtered.extend(["-f", "$.price<0"]);
+    let negative = list(&filtered);
     let mut got: Vec<&str> = negative.iter().map(|l| l["id"].as_str().unwrap()).collect();
     got.sort();
     let mut want = vec![
@@ -120,14 +164,14 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
         ids["msgpack"].as_str(),
         ids["gzip-json"].as_str(),
         ids["protobuf"].as_str(),
+        ids["json-schema"].as_str(),
+        ids["avro-unframed"].as_str(),
     ];
     want.sort();
     assert_eq!(got, want);
 
     // Offline: the same schema from a directory, by id; without any, a clear reason.
     let schema_id = d["schema_id"].as_u64().unwrap();
-    let dir = std::env::temp_dir().join(unique("schemas"));
-    std::fs::create_dir_all(&dir).unwrap();
     let schema = python(
         "tests/fixtures/schema_text.py",
         &[&url, &schema_id.to_string()],
@@ -153,6 +197,27 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
             .contains("no schema registry (--schema-registry URL)"),
         "{avro}"
     );
+
+    // The same mapping from a profile, files relative to the config file.
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.raw]\nkafka = \"{b}\"\ntopic = \"{}\"\n\n[profiles.raw.schemas]\n\
+             \"trades-*\" = \"Trade.avsc\"\n\"quotes-*\" = \"quote.proto:acme.Quote\"\n",
+            dlq.name
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let by_profile = json_lines(&morgue(&["list", "--config", cfg, "--profile", "raw"]));
+    let raw = by_profile
+        .iter()
+        .find(|l| l["id"] == ids["protobuf-unframed"].as_str())
+        .unwrap();
+    assert_eq!(raw["decoded"]["value"]["sym"], "RAW", "{raw}");
+    let checked = morgue(&["config", "check", "--config", cfg]);
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("1 profile ok"));
 
     // `show` decodes the same way.
     let shown = json_lines(&morgue(&[

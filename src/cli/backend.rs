@@ -86,9 +86,14 @@ pub struct BackendArgs {
     )]
     pub schema_registry: Option<String>,
     /// A directory of schemas by registry id (`17.avsc`, `17.json`), read before any
-    /// registry (default: the profile's `schemas`).
+    /// registry, and of the files `--schema-map` names (default: the profile's `schema_dir`).
     #[arg(long, global = true, env = "MORGUE_SCHEMAS", value_name = "DIR")]
     pub schemas: Option<PathBuf>,
+    /// A schema for unframed Avro or Protobuf payloads from the source topics a glob
+    /// matches (repeatable; before the profile's `[profiles.X.schemas]`):
+    /// `trades*=Trade.avsc`, `quotes=Quote.proto:acme.Quote`.
+    #[arg(long, global = true, value_name = "GLOB=FILE[:MESSAGE]", value_parser = parse_pair)]
+    pub schema_map: Vec<(String, String)>,
     /// Open the Kafka topic even when a MongoDB is given (set by the overview).
     #[arg(skip)]
     pub kafka_only: bool,
@@ -139,13 +144,27 @@ pub struct Profile {
     /// The schema registry (see `--schema-registry`).
     pub schema_registry: Option<String>,
     /// The schema directory (see `--schemas`).
-    pub schemas: Option<PathBuf>,
+    pub schema_dir: Option<PathBuf>,
+    /// Schemas for unframed payloads by source topic glob (a table:
+    /// `"trades*" = "Trade.proto:acme.Trade"`, files relative to `schema_dir`, else to
+    /// the config file), or the schema directory (a string, as `schema_dir`).
+    pub schemas: Option<SchemasSetting>,
     /// A redaction made mandatory for exports and copies (`pii`, see `export --redact`).
     pub redact: Option<String>,
     /// An environment variable holding the password (MongoDB URI user, `sasl.username`).
     pub password_env: Option<String>,
     /// A file holding the password (its first line), as mounted secrets are.
     pub password_file: Option<PathBuf>,
+}
+
+/// A profile's `schemas`: a directory, or schemas mapped to source topic globs.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum SchemasSetting {
+    /// The schema directory (as `schema_dir`).
+    Dir(PathBuf),
+    /// `"GLOB" = "FILE[:MESSAGE]"`.
+    Map(BTreeMap<String, String>),
 }
 
 /// The config file: profiles by name.
@@ -258,12 +277,32 @@ impl BackendArgs {
         })
     }
 
-    /// Where the decoders find schemas: flags, else the profile.
+    /// Where the decoders find schemas: flags, else the profile. Mapped files are
+    /// taken from the schema directory, else from the config file's (profile) or the
+    /// working directory (`--schema-map`).
     pub fn schema_source(&self) -> Result<crate::engine::decoders::SchemaSource, UsageError> {
+        use crate::engine::decoders::mapped::Mapping;
         let p = self.profile()?;
+        let (profile_dir, profile_map) = match p.schemas {
+            Some(SchemasSetting::Dir(d)) => (Some(d), BTreeMap::new()),
+            Some(SchemasSetting::Map(m)) => (p.schema_dir, m),
+            None => (p.schema_dir, BTreeMap::new()),
+        };
+        let dir = self.schemas.clone().or(profile_dir);
+        let config_dir = self.config.clone().unwrap_or_else(default_config_path);
+        let config_dir = config_dir.parent().map(std::path::Path::to_path_buf);
+        let mut mapped = Vec::new();
+        for (glob, file) in &self.schema_map {
+            mapped.push(Mapping::parse(glob, file, dir.as_deref()).map_err(UsageError)?);
+        }
+        for (glob, file) in &profile_map {
+            let base = dir.as_deref().or(config_dir.as_deref());
+            mapped.push(Mapping::parse(glob, file, base).map_err(UsageError)?);
+        }
         Ok(crate::engine::decoders::SchemaSource {
             registry: self.schema_registry.clone().or(p.schema_registry),
-            dir: self.schemas.clone().or(p.schemas),
+            dir,
+            mapped,
         })
     }
 

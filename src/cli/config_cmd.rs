@@ -124,6 +124,13 @@ fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
     if p.topic.is_some() && p.kafka.is_none() {
         bad("topic", "a topic needs kafka (the brokers)".into());
     }
+    if let Some(super::backend::SchemasSetting::Map(m)) = &p.schemas {
+        for (glob, file) in m {
+            if let Err(e) = crate::engine::decoders::mapped::Mapping::parse(glob, file, None) {
+                bad("schemas", e);
+            }
+        }
+    }
     for g in &p.dlq_patterns {
         if g.trim().is_empty() {
             bad("dlq_patterns", "an empty pattern".into());

@@ -193,7 +193,7 @@ fn plan_json(p: &ReplayPlan) -> serde_json::Value {
         "topic": p.topic,
         "key": p.key.as_deref().map(EncodedBytes::of),
         "value": p.value.as_deref().map(EncodedBytes::of),
-        "decoded": crate::engine::json::decode_bytes(p.value.as_deref()).0,
+        "decoded": crate::engine::json::decode_bytes(p.value.as_deref(), Some(&p.topic)).0,
         "edited": p.edited,
         "headers": p.headers.iter().map(|h| json!({"name": h.name, "value": h.value.as_deref().map(EncodedBytes::of)})).collect::<Vec<_>>(),
         "stripped": p.stripped.iter().map(|(n, why)| json!({"name": n, "why": why})).collect::<Vec<_>>(),

@@ -43,8 +43,9 @@ pub struct Decoded {
 /// Payloads larger than this show a prefix only, unless asked otherwise.
 pub const DEFAULT_CAP: usize = 256 * 1024;
 
-/// Decodes `bytes`, showing at most `cap` bytes of it.
-pub fn decode(bytes: Option<&[u8]>, cap: usize) -> Decoded {
+/// Decodes `bytes`, a payload of a letter from source `topic` (which may map a schema),
+/// showing at most `cap` bytes of it.
+pub fn decode(bytes: Option<&[u8]>, topic: Option<&str>, cap: usize) -> Decoded {
     let Some(all) = bytes.filter(|b| !b.is_empty()) else {
         let text = if bytes.is_some() { "(empty)" } else { "(null)" };
         return Decoded {
@@ -55,7 +56,7 @@ pub fn decode(bytes: Option<&[u8]>, cap: usize) -> Decoded {
             format: None,
         };
     };
-    match super::decoders::global().decode(all) {
+    match super::decoders::global().decode(all, topic) {
         Attempt::Decoded(s) => {
             return Decoded {
                 kind: Kind::Json,
@@ -132,7 +133,7 @@ pub fn decode(bytes: Option<&[u8]>, cap: usize) -> Decoded {
         };
     }
     if let Some(inner) = base64_payload(text) {
-        let mut d = decode(Some(&inner), cap);
+        let mut d = decode(Some(&inner), topic, cap);
         let what = format!("base64 of {} bytes, decoded", inner.len());
         d.note = Some(match d.note {
             Some(n) => format!("{what}; {n}"),
@@ -202,7 +203,7 @@ mod tests {
 
     #[test]
     fn json_is_pretty_printed() {
-        let d = decode(Some(br#"{"a":1,"b":[true,null]}"#), DEFAULT_CAP);
+        let d = decode(Some(br#"{"a":1,"b":[true,null]}"#), None, DEFAULT_CAP);
         assert_eq!(d.kind, Kind::Json);
         assert_eq!(
             d.text,
@@ -213,7 +214,7 @@ mod tests {
 
     #[test]
     fn broken_json_is_text_with_the_parse_error() {
-        let d = decode(Some(br#"{"price": 12.5"#), DEFAULT_CAP);
+        let d = decode(Some(br#"{"price": 12.5"#), None, DEFAULT_CAP);
         assert_eq!(d.kind, Kind::Text);
         assert_eq!(d.text, r#"{"price": 12.5"#);
         assert!(
@@ -225,7 +226,7 @@ mod tests {
 
     #[test]
     fn binary_becomes_a_hex_dump() {
-        let d = decode(Some(&[0xde, 0xad, 0xbe, 0xef, b'A']), DEFAULT_CAP);
+        let d = decode(Some(&[0xde, 0xad, 0xbe, 0xef, b'A']), None, DEFAULT_CAP);
         assert_eq!(d.kind, Kind::Binary);
         let full = hex_dump(&[b'a'; 16]);
         assert_eq!(
@@ -244,29 +245,32 @@ mod tests {
     #[test]
     fn base64_is_recognised_and_decoded() {
         let enc = STANDARD.encode(br#"{"wrapped": true}"#);
-        let d = decode(Some(enc.as_bytes()), DEFAULT_CAP);
+        let d = decode(Some(enc.as_bytes()), None, DEFAULT_CAP);
         assert_eq!(d.kind, Kind::Json);
         assert!(d.text.contains("\"wrapped\": true"));
         assert_eq!(d.note.as_deref(), Some("base64 of 17 bytes, decoded"));
-        let plain = decode(Some(b"HelloWorldHelloWorld"), DEFAULT_CAP);
+        let plain = decode(Some(b"HelloWorldHelloWorld"), None, DEFAULT_CAP);
         assert_eq!(plain.kind, Kind::Text, "a word is not base64");
     }
 
     #[test]
     fn xml_text_and_empty() {
         assert_eq!(
-            decode(Some(b"<trade id='1'/>"), DEFAULT_CAP).kind,
+            decode(Some(b"<trade id='1'/>"), None, DEFAULT_CAP).kind,
             Kind::Xml
         );
-        assert_eq!(decode(Some(b"plain words"), DEFAULT_CAP).kind, Kind::Text);
-        assert_eq!(decode(None, DEFAULT_CAP).text, "(null)");
-        assert_eq!(decode(Some(b""), DEFAULT_CAP).text, "(empty)");
+        assert_eq!(
+            decode(Some(b"plain words"), None, DEFAULT_CAP).kind,
+            Kind::Text
+        );
+        assert_eq!(decode(None, None, DEFAULT_CAP).text, "(null)");
+        assert_eq!(decode(Some(b""), None, DEFAULT_CAP).text, "(empty)");
     }
 
     #[test]
     fn a_huge_payload_shows_a_prefix_and_says_so() {
         let big = format!("{{\"x\": \"{}é\"}}", "a".repeat(100));
-        let d = decode(Some(big.as_bytes()), 108);
+        let d = decode(Some(big.as_bytes()), None, 108);
         assert!(d.truncated);
         assert_eq!(d.text.len(), 107, "the cut does not split é");
         assert!(d.note.unwrap().contains("showing the first 108 of"));

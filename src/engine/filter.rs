@@ -382,7 +382,7 @@ fn json_matches(l: &DeadLetter, path: &[String], op: &Op, want: &str) -> bool {
             if json_text {
                 return None;
             }
-            match super::decoders::global().decode(v) {
+            match super::decoders::global().decode(v, l.source.topic.as_deref()) {
                 super::decoders::Attempt::Decoded(s) => jsonpath::lookup_value(&s.value, path),
                 _ => None,
             }

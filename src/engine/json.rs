@@ -95,9 +95,13 @@ pub struct DecodedJson {
     pub value: serde_json::Value,
 }
 
-/// The decoded form of `bytes` (a binary format), or why a recognised format failed.
-pub fn decode_bytes(bytes: Option<&[u8]>) -> (Option<DecodedJson>, Option<String>) {
-    match bytes.map(|b| super::decoders::global().decode(b)) {
+/// The decoded form of `bytes` (a binary format) of a letter from source `topic`, or
+/// why a recognised format failed.
+pub fn decode_bytes(
+    bytes: Option<&[u8]>,
+    topic: Option<&str>,
+) -> (Option<DecodedJson>, Option<String>) {
+    match bytes.map(|b| super::decoders::global().decode(b, topic)) {
         Some(Attempt::Decoded(s)) => (
             Some(DecodedJson {
                 format: s.format,
@@ -125,8 +129,8 @@ impl<'a> LetterJson<'a> {
             Some(LetterId::Kafka { partition, offset }) => (Some(partition), Some(offset)),
             _ => (None, None),
         };
-        let (decoded, decode_error) = decode_bytes(l.value.as_deref());
-        let (decoded_key, _) = decode_bytes(l.key.as_deref());
+        let (decoded, decode_error) = decode_bytes(l.value.as_deref(), l.source.topic.as_deref());
+        let (decoded_key, _) = decode_bytes(l.key.as_deref(), None);
         LetterJson {
             decoded,
             decoded_key,

@@ -63,7 +63,11 @@ pub(super) fn payload(
         Some(k) => quote_bytes(k),
     };
     let edited = app_edit.map(Vec::as_slice);
-    let d = decode(edited.or(l.value.as_deref()), DEFAULT_CAP);
+    let d = decode(
+        edited.or(l.value.as_deref()),
+        l.source.topic.as_deref(),
+        DEFAULT_CAP,
+    );
     let kind = match (&d.format, d.kind) {
         (Some(f), _) => f.as_str(),
         (None, Kind::Json) => "JSON",

@@ -19,7 +19,7 @@ impl App {
         };
         let original = l.value.clone().unwrap_or_default();
         let current = self.edits.get(&id).cloned().unwrap_or(original);
-        let Some((shown, json)) = editable(&current) else {
+        let Some((shown, json)) = editable(&current, l.source.topic.as_deref()) else {
             self.status = "binary payloads cannot be edited as text".into();
             return Vec::new();
         };
@@ -39,8 +39,9 @@ impl App {
             return Vec::new();
         };
         let original = l.value.clone().unwrap_or_default();
+        let topic = l.source.topic.clone();
         let structured = matches!(
-            crate::engine::decoders::global().decode(&original),
+            crate::engine::decoders::global().decode(&original, topic.as_deref()),
             crate::engine::decoders::Attempt::Decoded(_)
         );
         let json = structured || serde_json::from_slice::<serde_json::Value>(&original).is_ok();
@@ -52,7 +53,12 @@ impl App {
         let encoded = if structured {
             let value = serde_json::from_str(&text).unwrap_or_default();
             let reg = crate::engine::decoders::global();
-            match crate::engine::decoders::encode::reencode(&original, &value, reg) {
+            match crate::engine::decoders::encode::reencode(
+                &original,
+                &value,
+                reg,
+                topic.as_deref(),
+            ) {
                 Ok(bytes) => Some(bytes),
                 Err(error) => {
                     self.dialog = Some(Dialog::EditInvalid { id, text, error });
@@ -63,7 +69,9 @@ impl App {
             None
         };
         let current = self.edits.get(&id).unwrap_or(&original);
-        let before = editable(current).map(|(t, _)| t).unwrap_or_default();
+        let before = editable(current, topic.as_deref())
+            .map(|(t, _)| t)
+            .unwrap_or_default();
         if before == text {
             self.status = "no change".into();
             return Vec::new();
@@ -101,7 +109,7 @@ impl App {
         } else {
             // A binary format copies as its decoded JSON; other bytes as they are.
             let decoded = l.value.as_deref().and_then(|v| {
-                match crate::engine::decoders::global().decode(v) {
+                match crate::engine::decoders::global().decode(v, l.source.topic.as_deref()) {
                     crate::engine::decoders::Attempt::Decoded(s) => {
                         serde_json::to_string_pretty(&s.value).ok()
                     }
@@ -126,9 +134,9 @@ impl App {
 /// The text an editor gets for `bytes` and whether it must stay JSON: a binary
 /// format's decoded value or a JSON payload pretty-printed, other text as it is; None
 /// for bytes that are neither.
-fn editable(bytes: &[u8]) -> Option<(String, bool)> {
+fn editable(bytes: &[u8], topic: Option<&str>) -> Option<(String, bool)> {
     if let crate::engine::decoders::Attempt::Decoded(s) =
-        crate::engine::decoders::global().decode(bytes)
+        crate::engine::decoders::global().decode(bytes, topic)
     {
         return Some((
             serde_json::to_string_pretty(&s.value).unwrap_or_default(),
@@ -150,7 +158,11 @@ pub(super) fn highlight_effect(l: &DeadLetter) -> Option<Effect> {
     if v.len() > super::highlight::MAX_BYTES {
         return None;
     }
-    let d = crate::engine::decode::decode(Some(v), super::highlight::MAX_BYTES);
+    let d = crate::engine::decode::decode(
+        Some(v),
+        l.source.topic.as_deref(),
+        super::highlight::MAX_BYTES,
+    );
     let syntax = match d.kind {
         crate::engine::decode::Kind::Json => "json",
         crate::engine::decode::Kind::Xml => "xml",

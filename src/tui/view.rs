@@ -369,9 +369,11 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             let stripped: Vec<String> = plan.stripped.iter().map(|(n, _)| n.clone()).collect();
             let value = plan.value.as_deref();
             // A binary format shows decoded, with the start of the bytes sent.
-            let decoded = value.and_then(|v| match crate::engine::decoders::global().decode(v) {
-                crate::engine::decoders::Attempt::Decoded(s) => Some((s, v)),
-                _ => None,
+            let decoded = value.and_then(|v| {
+                match crate::engine::decoders::global().decode(v, Some(&plan.topic)) {
+                    crate::engine::decoders::Attempt::Decoded(s) => Some((s, v)),
+                    _ => None,
+                }
             });
             let preview = match (&decoded, value) {
                 (Some((s, _)), _) => s.value.to_string().chars().take(60).collect(),

@@ -1,7 +1,7 @@
 //! Compressed payloads, recognised by their magic bytes — gzip (`1f 8b`), zstd
 //! (`28 b5 2f fd`), lz4 frames (`04 22 4d 18`) and snappy framed streams (`ff 06 00 00
 //! sNaPpY`) — decompressed (at most [`MAX_OUT`] bytes) and decoded again: by the other
-//! decoders, else as JSON or text.
+//! decoders, else as JSON or text. An edit is compressed again with the same codec.
 
 use std::io::Read;
 
@@ -55,8 +55,35 @@ pub fn decompress(bytes: &[u8]) -> Option<Result<Vec<u8>, String>> {
     })
 }
 
+/// `bytes` compressed again with `name` (a [`kind`]), for an edited payload.
+pub fn compress(name: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| format!("{name} compression failed: {e}");
+    match name {
+        "gzip" => {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            w.write_all(bytes).map_err(fail)?;
+            w.finish().map_err(fail)
+        }
+        "zstd" => zstd::encode_all(bytes, 0).map_err(fail),
+        "lz4" => {
+            let mut w = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            w.write_all(bytes).map_err(fail)?;
+            w.finish()
+                .map_err(|e| format!("{name} compression failed: {e}"))
+        }
+        "snappy" => {
+            let mut w = snap::write::FrameEncoder::new(Vec::new());
+            w.write_all(bytes).map_err(fail)?;
+            w.into_inner()
+                .map_err(|e| format!("{name} compression failed: {}", e.error()))
+        }
+        other => Err(format!("unknown compression '{other}'")),
+    }
+}
+
 impl Decoder for Compressed {
-    fn decode(&self, bytes: &[u8], reg: &Registry) -> Attempt {
+    fn decode(&self, bytes: &[u8], reg: &Registry, topic: Option<&str>) -> Attempt {
         let name = match kind(bytes) {
             Some(n) => n,
             None => return Attempt::NotMine,
@@ -66,7 +93,7 @@ impl Decoder for Compressed {
             Some(Err(why)) => return Attempt::Failed(why),
             None => return Attempt::NotMine,
         };
-        match reg.decode(&inner) {
+        match reg.decode(&inner, topic) {
             Attempt::Decoded(mut s) => {
                 s.format = format!("{name}, then {}", s.format);
                 Attempt::Decoded(s)

@@ -23,7 +23,7 @@ impl Decoder for Confluent {
         frame(bytes).map(|(id, _)| id)
     }
 
-    fn decode(&self, bytes: &[u8], reg: &Registry) -> Attempt {
+    fn decode(&self, bytes: &[u8], reg: &Registry, _topic: Option<&str>) -> Attempt {
         let Some((id, body)) = frame(bytes) else {
             return Attempt::NotMine;
         };
@@ -43,7 +43,10 @@ impl Decoder for Confluent {
             None => format!("{kind} (schema {id})"),
         };
         let value = match schema.kind {
-            SchemaKind::Avro => avro(body, &schema.avro).map(|v| (named("Avro"), v)),
+            SchemaKind::Avro => match &schema.avro {
+                Some((main, refs)) => avro(body, main, refs).map(|v| (named("Avro"), v)),
+                None => Err("no Avro schema".into()),
+            },
             SchemaKind::Json => serde_json::from_slice(body)
                 .map(|v| (named("JSON Schema"), v))
                 .map_err(|e| format!("JSON Schema payload with schema {id}: not JSON: {e}")),
@@ -67,14 +70,12 @@ impl Decoder for Confluent {
     }
 }
 
-/// An Avro datum as JSON.
-fn avro(
+/// An Avro datum of `main` (which may name types of `refs`), all of `body`, as JSON.
+pub(super) fn avro(
     mut body: &[u8],
-    schema: &Option<(apache_avro::Schema, Vec<apache_avro::Schema>)>,
+    main: &apache_avro::Schema,
+    refs: &[apache_avro::Schema],
 ) -> Result<serde_json::Value, String> {
-    let Some((main, refs)) = schema else {
-        return Err("no Avro schema".into());
-    };
     let len = body.len();
     let bad = |e: apache_avro::Error| format!("not an Avro datum of its schema: {e}");
     let reader = apache_avro::reader::datum::GenericDatumReader::builder(main)

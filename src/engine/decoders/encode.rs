@@ -2,7 +2,9 @@
 //! frame keeps its schema id (and Protobuf its message indexes), the JSON is checked
 //! against the schema first, and a mismatch is refused with the field's path and the
 //! reason (`$.legs.0.qty: expected int, got "three"`). MessagePack and CBOR are written
-//! again from the JSON. Compressed payloads are not re-encoded.
+//! again from the JSON, unframed Avro and Protobuf under their topic's mapped schema
+//! ([`mapped`](super::mapped)), and a compressed payload is encoded inside, then
+//! compressed again with the same codec.
 
 use std::collections::HashMap;
 
@@ -15,9 +17,35 @@ use super::confluent::frame;
 use super::schemas::SchemaKind;
 use super::{Attempt, Registry};
 
-/// The bytes of `edited` in the format of `original` (which must decode with `reg`).
-pub fn reencode(original: &[u8], edited: &Json, reg: &Registry) -> Result<Vec<u8>, String> {
-    let Attempt::Decoded(s) = reg.decode(original) else {
+/// The bytes of `edited` in the format of `original` (which must decode with `reg`), a
+/// payload of a letter from source `topic`.
+pub fn reencode(
+    original: &[u8],
+    edited: &Json,
+    reg: &Registry,
+    topic: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    if let (Some(name), Some(Ok(inner))) = (
+        super::compress::kind(original),
+        super::compress::decompress(original),
+    ) {
+        let plain = match reg.decode(&inner, topic) {
+            Attempt::Decoded(_) => reencode(&inner, edited, reg, topic)?,
+            _ if serde_json::from_slice::<Json>(&inner).is_ok() => {
+                serde_json::to_vec(edited).map_err(|e| e.to_string())?
+            }
+            _ => match edited {
+                Json::String(text) => text.clone().into_bytes(),
+                _ => {
+                    return Err(format!(
+                        "$: the {name} payload held text: expected a string"
+                    ));
+                }
+            },
+        };
+        return super::compress::compress(name, &plain);
+    }
+    let Attempt::Decoded(s) = reg.decode(original, topic) else {
         return Err("the payload is not in a format that can be re-encoded".into());
     };
     if let Some((id, body)) = frame(original) {
@@ -53,7 +81,8 @@ pub fn reencode(original: &[u8], edited: &Json, reg: &Registry) -> Result<Vec<u8
             ciborium::ser::into_writer(edited, &mut out).map_err(|e| e.to_string())?;
             Ok(out)
         }
-        other => Err(format!("{other} payloads cannot be re-encoded yet")),
+        other => super::mapped::encode(reg, topic, edited)
+            .unwrap_or_else(|| Err(format!("{other} payloads cannot be re-encoded yet"))),
     }
 }
 
@@ -77,7 +106,7 @@ fn to_msgpack(v: &Json) -> rmpv::Value {
 }
 
 /// An Avro datum of `edited` under `main`, checked field by field.
-fn avro_bytes(main: &Schema, refs: &[Schema], edited: &Json) -> Result<Vec<u8>, String> {
+pub(super) fn avro_bytes(main: &Schema, refs: &[Schema], edited: &Json) -> Result<Vec<u8>, String> {
     let mut names = HashMap::new();
     for s in refs.iter().chain(std::iter::once(main)) {
         collect_names(s, &mut names);

@@ -5,8 +5,10 @@
 //! 1. Confluent's wire format (`0x00`, a 4-byte schema id, the body): Avro, JSON Schema
 //!    and Protobuf, with the schema from a registry or a local `<id>.avsc` /
 //!    `<id>.json` / `<id>.proto` ([`confluent`], [`protobuf`]).
-//! 2. gzip, zstd, snappy and lz4 by their magic bytes, then decoded again ([`compress`]).
-//! 3. CBOR and MessagePack maps and arrays that fill the payload ([`selfdescribing`]).
+//! 2. Unframed Avro and Protobuf, by a schema the profile maps to the letter's source
+//!    topic ([`mapped`]).
+//! 3. gzip, zstd, snappy and lz4 by their magic bytes, then decoded again ([`compress`]).
+//! 4. CBOR and MessagePack maps and arrays that fill the payload ([`selfdescribing`]).
 //!
 //! A decoder is a synchronous `decode` over what is cached, plus an optional
 //! asynchronous step ([`Registry::prepare`]) that fetches the schemas a payload needs,
@@ -18,6 +20,7 @@
 pub mod compress;
 pub mod confluent;
 pub mod encode;
+pub mod mapped;
 pub mod protobuf;
 pub mod schemas;
 pub mod selfdescribing;
@@ -52,8 +55,9 @@ pub enum Attempt {
 
 /// One payload format.
 pub trait Decoder: Send + Sync {
-    /// Decodes `bytes` from what `reg` has cached; never does I/O.
-    fn decode(&self, bytes: &[u8], reg: &Registry) -> Attempt;
+    /// Decodes `bytes`, a payload of a letter from source `topic`, from what `reg` has
+    /// cached; never waits on the network.
+    fn decode(&self, bytes: &[u8], reg: &Registry, topic: Option<&str>) -> Attempt;
 
     /// The schema id `bytes` needs fetched before [`Decoder::decode`] can succeed.
     fn needs(&self, _bytes: &[u8]) -> Option<u32> {
@@ -64,6 +68,8 @@ pub trait Decoder: Send + Sync {
 /// The decoders in the order they are tried, and the schemas they share.
 pub struct Registry {
     decoders: Vec<Box<dyn Decoder>>,
+    /// The topic-mapped schemas (tried first, see [`mapped`]).
+    mapped: mapped::Mapped,
     /// Schemas by id: from a registry or a directory, cached for the session.
     pub schemas: SchemaStore,
 }
@@ -86,19 +92,27 @@ impl Registry {
                 Box::new(selfdescribing::Cbor),
                 Box::new(selfdescribing::MessagePack),
             ],
+            mapped: mapped::Mapped::new(&source.mapped),
             schemas: SchemaStore::new(source),
         }
     }
 
-    /// The first decoder's answer that is not [`Attempt::NotMine`].
-    pub fn decode(&self, bytes: &[u8]) -> Attempt {
+    /// The first decoder's answer that is not [`Attempt::NotMine`], for a payload of a
+    /// letter from source `topic` (None: unknown, or a key).
+    pub fn decode(&self, bytes: &[u8], topic: Option<&str>) -> Attempt {
+        // A mapped schema first; when it does not fit, the others may still read the
+        // payload, and its reason stands only when none does.
+        let mapped = self.mapped.decode(bytes, self, topic);
+        if let Attempt::Decoded(_) = mapped {
+            return mapped;
+        }
         for d in &self.decoders {
-            match d.decode(bytes, self) {
+            match d.decode(bytes, self, topic) {
                 Attempt::NotMine => continue,
                 other => return other,
             }
         }
-        Attempt::NotMine
+        mapped
     }
 
     /// Fetches what `bytes` needs (a schema by id) into the cache; errors are cached

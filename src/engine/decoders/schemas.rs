@@ -18,6 +18,8 @@ pub struct SchemaSource {
     pub registry: Option<String>,
     /// A directory of `<id>.avsc` / `<id>.json` / `<id>.proto` files.
     pub dir: Option<PathBuf>,
+    /// Schemas for unframed payloads, by source topic.
+    pub mapped: Vec<super::mapped::Mapping>,
 }
 
 /// What kind of schema an id names.

@@ -24,7 +24,7 @@ fn structured(format: &str, value: serde_json::Value) -> Attempt {
 }
 
 impl Decoder for Cbor {
-    fn decode(&self, bytes: &[u8], _reg: &Registry) -> Attempt {
+    fn decode(&self, bytes: &[u8], _reg: &Registry, _topic: Option<&str>) -> Attempt {
         // Major types 4 (array) and 5 (map).
         if !candidate(bytes) || !matches!(bytes[0] >> 5, 4 | 5) {
             return Attempt::NotMine;
@@ -77,7 +77,7 @@ fn cbor_json(v: ciborium::Value) -> Result<serde_json::Value, String> {
 }
 
 impl Decoder for MessagePack {
-    fn decode(&self, bytes: &[u8], _reg: &Registry) -> Attempt {
+    fn decode(&self, bytes: &[u8], _reg: &Registry, _topic: Option<&str>) -> Attempt {
         // fixmap, fixarray, array16/32, map16/32.
         let first = bytes.first().copied().unwrap_or(0);
         let container = matches!(first, 0x80..=0x9f | 0xdc..=0xdf);

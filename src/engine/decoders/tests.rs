@@ -13,6 +13,7 @@ fn with_dir() -> (Registry, tempdir::Dir) {
     let reg = Registry::new(SchemaSource {
         registry: None,
         dir: Some(dir.0.clone()),
+        ..Default::default()
     });
     reg.schemas.fetch_blocking(17);
     (reg, dir)
@@ -64,7 +65,7 @@ fn trade_datum(price: f64) -> Vec<u8> {
 #[test]
 fn confluent_avro_with_a_local_schema() {
     let (reg, _dir) = with_dir();
-    match reg.decode(&framed(17, &trade_datum(-3.5))) {
+    match reg.decode(&framed(17, &trade_datum(-3.5)), None) {
         Attempt::Decoded(s) => {
             assert_eq!(s.format, "Avro (schema 17)");
             assert_eq!(s.schema_id, Some(17));
@@ -74,17 +75,17 @@ fn confluent_avro_with_a_local_schema() {
         other => panic!("{other:?}"),
     }
     // A cut body, an unknown id, and no schema source at all: one line each, saying why.
-    let Attempt::Failed(why) = reg.decode(&framed(17, &trade_datum(1.0)[..3])) else {
+    let Attempt::Failed(why) = reg.decode(&framed(17, &trade_datum(1.0)[..3]), None) else {
         panic!()
     };
     assert!(why.starts_with("not an Avro datum of its schema"), "{why}");
     reg.schemas.fetch_blocking(18);
-    let Attempt::Failed(why) = reg.decode(&framed(18, b"x")) else {
+    let Attempt::Failed(why) = reg.decode(&framed(18, b"x"), None) else {
         panic!()
     };
     assert!(why.contains("schema 18: no 18.avsc"), "{why}");
     let bare = Registry::new(SchemaSource::default());
-    let Attempt::Failed(why) = bare.decode(&framed(17, b"x")) else {
+    let Attempt::Failed(why) = bare.decode(&framed(17, b"x"), None) else {
         panic!()
     };
     assert!(
@@ -99,7 +100,7 @@ fn compressed_payloads_are_decoded_again() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(br#"{"price": -1}"#).unwrap();
     let gz = gz.finish().unwrap();
-    match reg.decode(&gz) {
+    match reg.decode(&gz, None) {
         Attempt::Decoded(s) => {
             assert_eq!(s.format, "gzip, then JSON");
             assert_eq!(s.value["price"], -1);
@@ -107,7 +108,7 @@ fn compressed_payloads_are_decoded_again() {
         other => panic!("{other:?}"),
     }
     let zst = zstd::encode_all(&framed(17, &trade_datum(2.0))[..], 3).unwrap();
-    match reg.decode(&zst) {
+    match reg.decode(&zst, None) {
         Attempt::Decoded(s) => assert_eq!(s.format, "zstd, then Avro (schema 17)"),
         other => panic!("{other:?}"),
     }
@@ -115,15 +116,17 @@ fn compressed_payloads_are_decoded_again() {
     let mut lz = lz;
     lz.write_all(b"plain words").unwrap();
     let lz = lz.finish().unwrap();
-    match reg.decode(&lz) {
+    match reg.decode(&lz, None) {
         Attempt::Decoded(s) => assert_eq!(s.value, "plain words"),
         other => panic!("{other:?}"),
     }
     let mut sn = snap::write::FrameEncoder::new(Vec::new());
     sn.write_all(b"[1,2]").unwrap();
     let sn = sn.into_inner().unwrap();
-    assert!(matches!(reg.decode(&sn), Attempt::Decoded(s) if s.value == serde_json::json!([1, 2])));
-    let Attempt::Failed(why) = reg.decode(&gz[..gz.len() / 2]) else {
+    assert!(
+        matches!(reg.decode(&sn, None), Attempt::Decoded(s) if s.value == serde_json::json!([1, 2]))
+    );
+    let Attempt::Failed(why) = reg.decode(&gz[..gz.len() / 2], None) else {
         panic!()
     };
     assert!(why.starts_with("gzip payload does not decompress"), "{why}");
@@ -134,7 +137,7 @@ fn cbor_and_messagepack_maps_but_not_text_or_noise() {
     let reg = Registry::new(SchemaSource::default());
     // {"sym": "ACME", "px": -3}
     let msgpack = b"\x82\xa3sym\xa4ACME\xa2px\xfd";
-    match reg.decode(msgpack) {
+    match reg.decode(msgpack, None) {
         Attempt::Decoded(s) => {
             assert_eq!(s.format, "MessagePack");
             assert_eq!(s.value, serde_json::json!({"sym": "ACME", "px": -3}));
@@ -142,28 +145,69 @@ fn cbor_and_messagepack_maps_but_not_text_or_noise() {
         other => panic!("{other:?}"),
     }
     let cbor = b"\xa2csymdACMEbpx\x22";
-    match reg.decode(cbor) {
+    match reg.decode(cbor, None) {
         Attempt::Decoded(s) => {
             assert_eq!(s.format, "CBOR");
             assert_eq!(s.value, serde_json::json!({"sym": "ACME", "px": -3}));
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(reg.decode(br#"{"a":1}"#), Attempt::NotMine);
-    assert_eq!(reg.decode(b"\x82\xa3sym"), Attempt::NotMine, "cut short");
-    assert_eq!(reg.decode(&[0xff, 0xfe, 0x00, 0x01]), Attempt::NotMine);
+    assert_eq!(reg.decode(br#"{"a":1}"#, None), Attempt::NotMine);
+    assert_eq!(
+        reg.decode(b"\x82\xa3sym", None),
+        Attempt::NotMine,
+        "cut short"
+    );
+    assert_eq!(
+        reg.decode(&[0xff, 0xfe, 0x00, 0x01], None),
+        Attempt::NotMine
+    );
+}
+
+/// A registry with every decoder armed: Avro id 17, Protobuf id 20, and unframed Avro
+/// and Protobuf mapped to topics `t` and `q`.
+fn armed() -> (Registry, tempdir::Dir) {
+    let dir = tempdir::Dir::new();
+    std::fs::write(dir.0.join("17.avsc"), TRADE).unwrap();
+    let quote = "syntax = \"proto3\"; package acme; message Quote { string sym = 1; \
+                 double price = 2; message Leg { int32 qty = 1; } repeated Leg legs = 3; }";
+    std::fs::write(dir.0.join("20.proto"), quote).unwrap();
+    std::fs::write(dir.0.join("Trade.avsc"), TRADE).unwrap();
+    std::fs::write(dir.0.join("quote.proto"), quote).unwrap();
+    let map = |g, f| super::mapped::Mapping::parse(g, f, Some(&dir.0)).unwrap();
+    let reg = Registry::new(SchemaSource {
+        dir: Some(dir.0.clone()),
+        mapped: vec![map("t", "Trade.avsc"), map("q", "quote.proto:acme.Quote")],
+        ..Default::default()
+    });
+    reg.schemas.fetch_blocking(17);
+    reg.schemas.fetch_blocking(20);
+    (reg, dir)
 }
 
 proptest! {
     #[test]
-    fn no_bytes_make_a_decoder_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64), id in 0u32..20) {
-        let (reg, _dir) = with_dir();
-        let _ = reg.decode(&bytes);
-        let _ = reg.decode(&framed(17, &bytes));
-        let _ = reg.decode(&framed(id, &bytes));
+    fn no_bytes_make_a_decoder_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64), id in 0u32..24) {
+        let (reg, _dir) = armed();
         let full = framed(17, &trade_datum(1.0));
         let cut = bytes.len() % full.len();
-        let _ = reg.decode(&full[..cut]);
+        let gz = super::compress::compress("gzip", &bytes).unwrap();
+        let payloads = [
+            bytes.clone(),
+            framed(17, &bytes),
+            framed(20, &bytes),
+            framed(id, &bytes),
+            full[..cut].to_vec(),
+            trade_datum(1.0)[..cut.min(12)].to_vec(),
+            gz[..gz.len() - cut.min(gz.len())].to_vec(),
+        ];
+        for p in &payloads {
+            for topic in [None, Some("t"), Some("q")] {
+                if let Attempt::Failed(why) = reg.decode(p, topic) {
+                    prop_assert!(!why.is_empty() && !why.contains('\n'), "{why:?}");
+                }
+            }
+        }
     }
 }
 
@@ -182,12 +226,13 @@ fn protobuf_from_proto_source_with_message_indexes() {
     let reg = Registry::new(SchemaSource {
         registry: None,
         dir: Some(dir.0.clone()),
+        ..Default::default()
     });
     reg.schemas.fetch_blocking(20);
     // The first message (indexes: a single 0), sym "PB", price -9.5.
     let mut quote = vec![0x00, 0x0a, 2, b'P', b'B', 0x11];
     quote.extend((-9.5f64).to_le_bytes());
-    match reg.decode(&framed(20, &quote)) {
+    match reg.decode(&framed(20, &quote), None) {
         Attempt::Decoded(s) => {
             assert_eq!(s.format, "Protobuf acme.Quote (schema 20)");
             assert_eq!(s.value, serde_json::json!({"sym": "PB", "price": -9.5}));
@@ -195,21 +240,21 @@ fn protobuf_from_proto_source_with_message_indexes() {
         other => panic!("{other:?}"),
     }
     // The nested Leg: indexes [0, 0] as zig-zag varints (count 2), then qty 3.
-    match reg.decode(&framed(20, &[0x04, 0x00, 0x00, 0x08, 0x03])) {
+    match reg.decode(&framed(20, &[0x04, 0x00, 0x00, 0x08, 0x03]), None) {
         Attempt::Decoded(s) => {
             assert_eq!(s.format, "Protobuf acme.Quote.Leg (schema 20)");
             assert_eq!(s.value, serde_json::json!({"qty": 3}));
         }
         other => panic!("{other:?}"),
     }
-    let Attempt::Failed(why) = reg.decode(&framed(20, &[0x02, 0x0e, 0x0a])) else {
+    let Attempt::Failed(why) = reg.decode(&framed(20, &[0x02, 0x0e, 0x0a]), None) else {
         panic!()
     };
     assert!(why.contains("no message #7 in the schema"), "{why}");
     // A schema that does not compile: the reason, on one line.
     std::fs::write(dir.0.join("21.proto"), "syntax = \"proto3\"; message {").unwrap();
     reg.schemas.fetch_blocking(21);
-    let Attempt::Failed(why) = reg.decode(&framed(21, &[0])) else {
+    let Attempt::Failed(why) = reg.decode(&framed(21, &[0]), None) else {
         panic!()
     };
     assert!(
@@ -224,13 +269,13 @@ fn edits_are_encoded_back_under_the_schema_or_refused_with_the_field() {
     let (reg, _dir) = with_dir();
     let original = framed(17, &trade_datum(-3.5));
     let fixed = serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5});
-    let bytes = reencode(&original, &fixed, &reg).unwrap();
+    let bytes = reencode(&original, &fixed, &reg, None).unwrap();
     assert_eq!(&bytes[..5], &original[..5], "same frame and schema id");
-    match reg.decode(&bytes) {
+    match reg.decode(&bytes, None) {
         Attempt::Decoded(s) => assert_eq!(s.value, fixed),
         other => panic!("{other:?}"),
     }
-    let bad = |v: serde_json::Value| reencode(&original, &v, &reg).unwrap_err();
+    let bad = |v: serde_json::Value| reencode(&original, &v, &reg, None).unwrap_err();
     assert_eq!(
         bad(serde_json::json!({"id": "T-1", "price": "cheap", "qty": 5})),
         "$.price: expected double, got \"cheap\""
@@ -250,10 +295,10 @@ fn edits_are_encoded_back_under_the_schema_or_refused_with_the_field() {
     // MessagePack is written again from the JSON.
     let msgpack = b"\x82\xa3sym\xa4ACME\xa2px\xfd";
     let edited = serde_json::json!({"sym": "ACME", "px": 3});
-    let bytes = reencode(msgpack, &edited, &reg).unwrap();
-    assert!(matches!(reg.decode(&bytes), Attempt::Decoded(s) if s.value == edited));
+    let bytes = reencode(msgpack, &edited, &reg, None).unwrap();
+    assert!(matches!(reg.decode(&bytes, None), Attempt::Decoded(s) if s.value == edited));
     // Plain JSON is not this module's business.
-    assert!(reencode(br#"{"a":1}"#, &edited, &reg).is_err());
+    assert!(reencode(br#"{"a":1}"#, &edited, &reg, None).is_err());
 }
 
 #[test]
@@ -268,14 +313,111 @@ fn protobuf_edits_keep_the_message_indexes() {
     let reg = Registry::new(SchemaSource {
         registry: None,
         dir: Some(dir.0.clone()),
+        ..Default::default()
     });
     reg.schemas.fetch_blocking(20);
     let leg = framed(20, &[0x04, 0x00, 0x00, 0x08, 0x03]);
-    let bytes = super::encode::reencode(&leg, &serde_json::json!({"qty": 7}), &reg).unwrap();
+    let bytes = super::encode::reencode(&leg, &serde_json::json!({"qty": 7}), &reg, None).unwrap();
     assert_eq!(&bytes[..8], &leg[..8], "frame, id and indexes kept");
     assert!(
-        matches!(reg.decode(&bytes), Attempt::Decoded(s) if s.value == serde_json::json!({"qty": 7}))
+        matches!(reg.decode(&bytes, None), Attempt::Decoded(s) if s.value == serde_json::json!({"qty": 7}))
     );
-    let why = super::encode::reencode(&leg, &serde_json::json!({"qty": "many"}), &reg).unwrap_err();
+    let why =
+        super::encode::reencode(&leg, &serde_json::json!({"qty": "many"}), &reg, None).unwrap_err();
     assert!(why.starts_with("$: not a acme.Quote.Leg"), "{why}");
+}
+
+fn mapped(dir: &tempdir::Dir, glob: &str, target: &str) -> Registry {
+    Registry::new(SchemaSource {
+        mapped: vec![super::mapped::Mapping::parse(glob, target, Some(&dir.0)).unwrap()],
+        ..Default::default()
+    })
+}
+
+#[test]
+fn unframed_avro_is_read_by_the_schema_mapped_to_its_source_topic() {
+    let dir = tempdir::Dir::new();
+    std::fs::write(dir.0.join("Trade.avsc"), TRADE).unwrap();
+    let reg = mapped(&dir, "trades*", "Trade.avsc");
+    let datum = trade_datum(-3.5);
+    match reg.decode(&datum, Some("trades.eu")) {
+        Attempt::Decoded(s) => {
+            assert_eq!(s.format, "Avro (acme.Trade, unframed)");
+            assert_eq!(s.value["price"], -3.5);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another topic, or no topic (a key), is not mapped.
+    assert!(!matches!(
+        reg.decode(&datum, Some("quotes")),
+        Attempt::Decoded(_)
+    ));
+    assert!(!matches!(reg.decode(&datum, None), Attempt::Decoded(_)));
+    // Text on a mapped topic is still read as text; binary that does not fit says why.
+    assert_eq!(
+        reg.decode(b"{\"price\": 1}", Some("trades")),
+        Attempt::NotMine
+    );
+    let Attempt::Failed(why) = reg.decode(&[0xff, 0xfe, 0x01], Some("trades")) else {
+        panic!("binary that is not a Trade must fail");
+    };
+    assert!(why.contains("mapped to 'trades*'"), "{why}");
+    // An edit is encoded unframed under the same schema, and checked first.
+    let edited = serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5});
+    let bytes = super::encode::reencode(&datum, &edited, &reg, Some("trades")).unwrap();
+    assert_eq!(bytes, trade_datum(3.5));
+    let bad = serde_json::json!({"id": "T-1", "price": "cheap", "qty": 5});
+    let why = super::encode::reencode(&datum, &bad, &reg, Some("trades")).unwrap_err();
+    assert!(why.contains("$.price"), "{why}");
+}
+
+#[test]
+fn unframed_protobuf_names_its_message_and_a_missing_file_says_so() {
+    let dir = tempdir::Dir::new();
+    std::fs::write(
+        dir.0.join("quote.proto"),
+        "syntax = \"proto3\"; package acme; message Other { int32 n = 1; } \
+         message Quote { string sym = 1; double price = 2; }",
+    )
+    .unwrap();
+    let reg = mapped(&dir, "quotes", "quote.proto:acme.Quote");
+    let mut quote = vec![0x0a, 2, b'P', b'B', 0x11];
+    quote.extend((-9.5f64).to_le_bytes());
+    match reg.decode(&quote, Some("quotes")) {
+        Attempt::Decoded(s) => {
+            assert_eq!(s.format, "Protobuf acme.Quote (unframed)");
+            assert_eq!(s.value, serde_json::json!({"sym": "PB", "price": -9.5}));
+        }
+        other => panic!("{other:?}"),
+    }
+    let edited = serde_json::json!({"sym": "PB", "price": 9.5});
+    let bytes = super::encode::reencode(&quote, &edited, &reg, Some("quotes")).unwrap();
+    assert!(matches!(reg.decode(&bytes, Some("quotes")), Attempt::Decoded(s) if s.value == edited));
+
+    let missing = mapped(&dir, "quotes", "nope.proto:acme.Quote");
+    let Attempt::Failed(why) = missing.decode(&quote, Some("quotes")) else {
+        panic!("a missing schema file must fail");
+    };
+    assert!(why.contains("nope.proto"), "{why}");
+    let why = super::mapped::Mapping::parse("q", "Quote.json", None).unwrap_err();
+    assert!(why.contains("'Quote.json'"), "{why}");
+}
+
+#[test]
+fn compressed_payloads_are_compressed_again_after_an_edit() {
+    let reg = Registry::new(SchemaSource::default());
+    for name in ["gzip", "zstd", "lz4", "snappy"] {
+        let original = super::compress::compress(name, br#"{"sym":"GZ","price":-7}"#).unwrap();
+        assert_eq!(super::compress::kind(&original), Some(name));
+        let edited = serde_json::json!({"sym": "GZ", "price": 7});
+        let bytes = super::encode::reencode(&original, &edited, &reg, None).unwrap();
+        assert_eq!(super::compress::kind(&bytes), Some(name), "same codec");
+        match reg.decode(&bytes, None) {
+            Attempt::Decoded(s) => {
+                assert_eq!(s.format, format!("{name}, then JSON"));
+                assert_eq!(s.value, edited);
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }

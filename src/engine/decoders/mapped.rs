@@ -1,0 +1,188 @@
+//! Unframed Avro and Protobuf payloads, by the topic a letter came from: the profile's
+//! `[profiles.X.schemas] "trades*" = "Trade.proto:acme.Trade"` (or `--schema-map`)
+//! names a local `.avsc`, or a `.proto` file and a message type (the file's first
+//! message when none is named), for the source topics a glob matches. A `.proto` file
+//! is compiled at run time by protox with its directory as the import path. Each file
+//! is read and compiled once, on the first payload that needs it.
+//!
+//! A payload that is Confluent-framed and whose schema id is known is left to the
+//! [`confluent`](super::confluent) decoder; one that does not fit its mapped schema
+//! falls through to the other decoders (and says why when none reads it).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+
+use super::{Attempt, Decoder, Registry, Structured};
+
+/// A schema for the source topics a glob matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// The source topics (`*` any run, `?` one character).
+    pub glob: String,
+    /// A `.avsc` or `.proto` file.
+    pub file: PathBuf,
+    /// For `.proto`: the message type's full name (default: the file's first message).
+    pub message: Option<String>,
+}
+
+impl Mapping {
+    /// `GLOB` and `FILE[:MESSAGE]`, a relative file taken from `dir`; the error quotes the input.
+    pub fn parse(glob: &str, target: &str, dir: Option<&Path>) -> Result<Mapping, String> {
+        let (file, message) = match target.rsplit_once(':') {
+            Some((f, m)) if f.ends_with(".proto") && !m.is_empty() => (f, Some(m.to_string())),
+            _ => (target, None),
+        };
+        if !(file.ends_with(".avsc") || file.ends_with(".proto")) {
+            return Err(format!(
+                "schema map '{glob}' = '{target}': expected a .avsc file or FILE.proto[:MESSAGE]"
+            ));
+        }
+        let file = PathBuf::from(file);
+        let file = match dir {
+            Some(d) if file.is_relative() => d.join(file),
+            _ => file,
+        };
+        Ok(Mapping {
+            glob: glob.to_string(),
+            file,
+            message,
+        })
+    }
+}
+
+/// A mapped schema, compiled.
+enum Compiled {
+    Avro(apache_avro::Schema),
+    Proto(MessageDescriptor),
+}
+
+/// The topic-mapped decoder.
+pub struct Mapped {
+    maps: Vec<(Mapping, OnceLock<Result<Compiled, String>>)>,
+}
+
+impl Mapped {
+    /// A decoder for `maps`, tried in order.
+    pub fn new(maps: &[Mapping]) -> Self {
+        Mapped {
+            maps: maps.iter().map(|m| (m.clone(), OnceLock::new())).collect(),
+        }
+    }
+
+    /// The mapping for `topic` and its compiled schema.
+    fn schema(&self, topic: &str) -> Option<(&Mapping, &Result<Compiled, String>)> {
+        let (m, cell) = self.maps.iter().find(|(m, _)| {
+            crate::engine::overview::matches_any(topic, std::slice::from_ref(&m.glob))
+        })?;
+        Some((m, cell.get_or_init(|| compile(m))))
+    }
+}
+
+fn compile(m: &Mapping) -> Result<Compiled, String> {
+    let shown = m.file.display();
+    if m.file.extension().is_some_and(|e| e == "avsc") {
+        let text = std::fs::read_to_string(&m.file).map_err(|e| format!("'{shown}': {e}"))?;
+        return apache_avro::Schema::parse_str(&text)
+            .map(Compiled::Avro)
+            .map_err(|e| format!("'{shown}': {e}"));
+    }
+    let dir = m.file.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let name = m.file.file_name().unwrap_or_default();
+    let pool = protox::compile([name], [dir])
+        .ok()
+        .and_then(|set| prost_reflect::DescriptorPool::from_file_descriptor_set(set).ok());
+    let pool = match pool {
+        Some(p) => p,
+        None => {
+            // Compile again for the reason (protox's error is long: its first line).
+            let why = protox::compile([name], [dir])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "does not compile".into());
+            return Err(format!("'{shown}': {}", why.lines().next().unwrap_or("")));
+        }
+    };
+    let file = pool
+        .files()
+        .find(|f| Path::new(f.name()) == Path::new(name));
+    let desc = match &m.message {
+        Some(full) => pool.get_message_by_name(full),
+        None => file.and_then(|f| f.messages().next()),
+    };
+    desc.map(Compiled::Proto).ok_or_else(|| match &m.message {
+        Some(full) => format!("'{shown}' has no message {full}"),
+        None => format!("'{shown}' has no message"),
+    })
+}
+
+impl Decoder for Mapped {
+    fn decode(&self, bytes: &[u8], reg: &Registry, topic: Option<&str>) -> Attempt {
+        let Some((m, compiled)) = topic.and_then(|t| self.schema(t)) else {
+            return Attempt::NotMine;
+        };
+        // A frame whose schema is known is the framed decoder's.
+        let framed = super::confluent::frame(bytes)
+            .is_some_and(|(id, _)| matches!(reg.schemas.get(id), Some(Ok(_))));
+        // Compressed payloads are decoded again once expanded; text is read as text.
+        if framed || super::compress::kind(bytes).is_some() {
+            return Attempt::NotMine;
+        }
+        let compiled = match compiled {
+            Ok(c) => c,
+            Err(why) => return Attempt::Failed(format!("schema mapped to '{}': {why}", m.glob)),
+        };
+        let read = match compiled {
+            Compiled::Avro(schema) => super::confluent::avro(bytes, schema, &[])
+                .map(|v| (format!("Avro ({}, unframed)", schema_name(schema)), v)),
+            Compiled::Proto(desc) => {
+                proto(bytes, desc).map(|v| (format!("Protobuf {} (unframed)", desc.full_name()), v))
+            }
+        };
+        let (format, value) = match read {
+            Ok(got) => got,
+            Err(_) if std::str::from_utf8(bytes).is_ok() => return Attempt::NotMine,
+            Err(why) => return Attempt::Failed(format!("{why} (mapped to '{}')", m.glob)),
+        };
+        Attempt::Decoded(Structured {
+            format,
+            schema_id: None,
+            subject: None,
+            value,
+        })
+    }
+}
+
+fn schema_name(s: &apache_avro::Schema) -> String {
+    match s {
+        apache_avro::Schema::Record(r) => r.name.fullname(None),
+        other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)).to_lowercase(),
+    }
+}
+
+fn proto(bytes: &[u8], desc: &MessageDescriptor) -> Result<serde_json::Value, String> {
+    let m = DynamicMessage::decode(desc.clone(), bytes)
+        .map_err(|e| format!("not an unframed {} message: {e}", desc.full_name()))?;
+    serde_json::to_value(&m).map_err(|e| e.to_string())
+}
+
+/// The bytes of `edited` under the schema mapped to `topic` (None: no mapping).
+pub fn encode(
+    reg: &Registry,
+    topic: Option<&str>,
+    edited: &serde_json::Value,
+) -> Option<Result<Vec<u8>, String>> {
+    let (_, compiled) = reg.mapped.schema(topic?)?;
+    Some(match compiled {
+        Err(why) => Err(why.clone()),
+        Ok(Compiled::Avro(schema)) => super::encode::avro_bytes(schema, &[], edited),
+        Ok(Compiled::Proto(desc)) => {
+            use prost::Message as _;
+            DynamicMessage::deserialize(desc.clone(), edited)
+                .map(|m| m.encode_to_vec())
+                .map_err(|e| format!("$: not a {}: {e}", desc.full_name()))
+        }
+    })
+}
