@@ -234,7 +234,7 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
 }
 
 #[tokio::test]
-async fn an_avro_letter_edited_in_the_tui_is_replayed_under_its_schema() {
+async fn avro_and_protobuf_letters_edited_in_the_tui_are_replayed_under_their_schemas() {
     let source = TestTopic::new("formats-src", 1).await;
     let dlq = TestTopic::new("formats-edit-dlq", 1).await;
     let (url, _guard) = registry();
@@ -258,19 +258,33 @@ async fn an_avro_letter_edited_in_the_tui_is_replayed_under_its_schema() {
     ]));
     assert_eq!(plan[0]["decoded"]["value"]["price"], -3.5, "{plan:?}");
     assert_eq!(plan[0]["value"]["encoding"], "base64");
+    // Since the letter was written, its subject gained a version with a defaulted field:
+    // with --schema-version latest the edit is encoded under it.
+    let v2 = TRADE_AVSC.replace(
+        r#"{"name": "qty", "type": "int"}"#,
+        r#"{"name": "qty", "type": "int"}, {"name": "note", "type": "string", "default": ""}"#,
+    );
+    assert_ne!(v2, TRADE_AVSC);
+    let v2_id = python(
+        "tests/fixtures/register_schema.py",
+        &[&url, "trades-value", &v2],
+    );
     let audit = std::env::temp_dir()
         .join(unique("formats-audit"))
         .join("audit.jsonl");
-    // The editor: the first time a price the schema refuses, then the fix.
+    // The editor: for the Avro letter first a price the schema refuses, then the fix;
+    // for the Protobuf one (sym "PB") the price made positive.
     let editor = audit.with_file_name("editor.sh");
     std::fs::create_dir_all(audit.parent().unwrap()).unwrap();
     std::fs::write(
         &editor,
-        "#!/bin/sh\nif grep -q cheap \"$1\"; then sed -i 's/\"cheap\"/3.5/' \"$1\"; else sed -i 's/-3.5/\"cheap\"/' \"$1\"; fi\n",
+        "#!/bin/sh\nif grep -q cheap \"$1\"; then sed -i 's/\"cheap\"/3.5/' \"$1\"; \
+         elif grep -q '\"PB\"' \"$1\"; then sed -i 's/-9.5/9.5/' \"$1\"; \
+         else sed -i 's/-3.5/\"cheap\"/' \"$1\"; fi\n",
     )
     .unwrap();
     let cmd = format!(
-        "NO_COLOR=1 VISUAL='sh {}' MORGUE_AUDIT_LOG={} {} --kafka {} --topic {} --schema-registry '{url}'; sleep 30",
+        "NO_COLOR=1 VISUAL='sh {}' MORGUE_AUDIT_LOG={} {} --kafka {} --topic {} --schema-registry '{url}' --schema-version latest; sleep 30",
         editor.display(),
         audit.display(),
         env!("CARGO_BIN_EXE_morgue"),
@@ -281,7 +295,7 @@ async fn an_avro_letter_edited_in_the_tui_is_replayed_under_its_schema() {
     t.wait_for("following live");
     // The Avro letter (key …000000000000), decoded and named in the payload tab.
     t.keys(&["/", "key:*-000000000000", "Enter"]);
-    t.wait_for("1 of 7 letters match");
+    t.wait_for("1 of 10 letters match");
     t.keys(&["Enter"]);
     let s = t.wait_for("Avro (schema");
     assert!(s.contains("\"price\": -3.5"), "{s}");
@@ -301,18 +315,142 @@ async fn an_avro_letter_edited_in_the_tui_is_replayed_under_its_schema() {
     t.wait_for(&format!("to topic: {}", source.name));
     t.keys(&["Enter"]);
     t.wait_for("replayed to");
+    // The Protobuf letter (key …000000000005): its message indexes are kept.
+    t.keys(&["Escape", "/", "C-u", "key:*-000000000005", "Enter"]);
+    t.wait_for("1 of 10 letters match");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Protobuf acme.Quote (schema");
+    assert!(s.contains("\"price\": -9.5"), "{s}");
+    t.keys(&["e"]);
+    let s = t.wait_for("Keep this edit");
+    assert!(s.contains("+   \"price\": 9.5,"), "{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("r replays it");
+    t.keys(&["r"]);
+    t.wait_for(&format!("to topic: {}", source.name));
+    t.keys(&["Enter"]);
+    // The Python deserializers read the replayed messages as the edited values, the
+    // Avro one under the latest version of its subject.
+    let mut values = Vec::new();
+    for _ in 0..40 {
+        let read = python(
+            "tests/fixtures/value_reader.py",
+            &[&kafka_brokers(), &source.name, &url],
+        );
+        values = read
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if values.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     t.keys(&["q"]);
-    // The Python deserializer reads the replayed message as the edited value.
-    let read = python(
-        "tests/fixtures/avro_reader.py",
-        &[&kafka_brokers(), &source.name, &url],
-    );
-    let values: Vec<serde_json::Value> = read
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(
         values,
-        vec![serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5})]
+        vec![
+            serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5, "note": ""}),
+            serde_json::json!({"sym": "PB", "price": 9.5, "legs": [{"qty": 3}]}),
+        ]
     );
+    let frames = common::procs::json_lines(&morgue(&[
+        "list",
+        "--kafka",
+        &kafka_brokers(),
+        "--topic",
+        &source.name,
+        "--schema-registry",
+        &url,
+    ]));
+    assert_eq!(
+        frames[0]["decoded"]["schema_id"].to_string(),
+        v2_id.trim(),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_https_registry_is_read_with_its_ca_and_a_client_certificate() {
+    if std::env::var("MORGUE_TEST_SCHEMA_REGISTRY").is_ok() {
+        eprintln!("TLS is tested on the stand-in only (it serves the same schemas on both ports)");
+        return;
+    }
+    let certs = std::env::temp_dir().join(unique("registry-certs"));
+    let made = Command::new("bash")
+        .arg("tests/fixtures/make_certs.sh")
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let (port, tls_port) = (free_port(), free_port());
+    let pem = |f: &str| certs.join(f).to_str().unwrap().to_string();
+    let child = Command::new(venv_bin("python"))
+        .args([
+            "tests/fixtures/schema_registry.py",
+            &port.to_string(),
+            "oncall:s3cret",
+        ])
+        .args([
+            tls_port.to_string(),
+            pem("server.pem"),
+            pem("server.key"),
+            pem("ca.pem"),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Spawned::new(child);
+    wait_for_port(port, "the schema registry stand-in");
+    wait_for_port(tls_port, "the stand-in's TLS port");
+    let dlq = TestTopic::new("formats-tls-dlq", 1).await;
+    // The producers register over plain HTTP; morgue reads over HTTPS.
+    let written = python(
+        "tests/fixtures/payload_writer.py",
+        &[
+            &kafka_brokers(),
+            &dlq.name,
+            &format!("http://oncall:s3cret@127.0.0.1:{port}"),
+        ],
+    );
+    let first: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
+    let avro_id = format!("{}:{}", first["partition"], first["offset"]);
+    let https = format!("https://oncall:s3cret@127.0.0.1:{tls_port}");
+    let b = kafka_brokers();
+    let show = |extra: &[&str]| {
+        let mut args = vec!["show", "--kafka", &b, "--topic", &dlq.name];
+        args.extend(["--schema-registry", https.as_str()]);
+        args.extend(extra);
+        args.push(&avro_id);
+        json_lines(&morgue(&args)).remove(0)
+    };
+    let (ca, cert, key) = (pem("ca.pem"), pem("client.pem"), pem("client.key"));
+    let full = show(&[
+        "--schema-registry-ca",
+        &ca,
+        "--schema-registry-cert",
+        &cert,
+        "--schema-registry-key",
+        &key,
+    ]);
+    assert_eq!(full["decoded"]["value"]["price"], -3.5, "{full}");
+    // Without the client certificate the registry refuses the handshake; without the
+    // CA the registry's certificate is not trusted. Each says so on one line, with the
+    // URL and never the password, and the bytes are still there.
+    for (extra, why) in [
+        (
+            vec!["--schema-registry-ca", ca.as_str()],
+            "CertificateRequired",
+        ),
+        (vec![], "UnknownIssuer"),
+    ] {
+        let l = show(&extra);
+        let e = l["decode_error"].as_str().unwrap_or_default();
+        assert!(
+            e.contains(&format!("https://127.0.0.1:{tls_port}/schemas/ids/")) && e.contains(why),
+            "{extra:?}: {l}"
+        );
+        assert!(!e.contains("s3cret") && !e.contains('\n'), "{e}");
+        assert_eq!(l["value"]["encoding"], "base64");
+    }
 }

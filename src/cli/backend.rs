@@ -85,6 +85,22 @@ pub struct BackendArgs {
         value_name = "URL"
     )]
     pub schema_registry: Option<String>,
+    /// CA certificates (PEM) to trust for an `https` schema registry (default: the
+    /// profile's `schema_registry_ca`, else the built-in roots).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub schema_registry_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a schema registry that asks for one, with
+    /// `--schema-registry-key` (default: the profile's `schema_registry_cert`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub schema_registry_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM; default: the profile's `schema_registry_key`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub schema_registry_key: Option<PathBuf>,
+    /// Which schema an edited framed payload is encoded under: `same` (the id it was
+    /// written with) or `latest` (its subject's latest version, checked compatible
+    /// first; default: the profile's `schema_version`, else same).
+    #[arg(long, global = true, value_name = "same|latest", value_parser = ["same", "latest"])]
+    pub schema_version: Option<String>,
     /// A directory of schemas by registry id (`17.avsc`, `17.json`), read before any
     /// registry, and of the files `--schema-map` names (default: the profile's `schema_dir`).
     #[arg(long, global = true, env = "MORGUE_SCHEMAS", value_name = "DIR")]
@@ -143,6 +159,14 @@ pub struct Profile {
     pub confirm_after: Option<String>,
     /// The schema registry (see `--schema-registry`).
     pub schema_registry: Option<String>,
+    /// `same` or `latest` (see `--schema-version`).
+    pub schema_version: Option<String>,
+    /// The registry's CA certificates (see `--schema-registry-ca`).
+    pub schema_registry_ca: Option<PathBuf>,
+    /// The registry client certificate (see `--schema-registry-cert`).
+    pub schema_registry_cert: Option<PathBuf>,
+    /// The registry client key (see `--schema-registry-key`).
+    pub schema_registry_key: Option<PathBuf>,
     /// The schema directory (see `--schemas`).
     pub schema_dir: Option<PathBuf>,
     /// Schemas for unframed payloads by source topic glob (a table:
@@ -289,6 +313,15 @@ impl BackendArgs {
             None => (p.schema_dir, BTreeMap::new()),
         };
         let dir = self.schemas.clone().or(profile_dir);
+        if let Some(v) = p
+            .schema_version
+            .as_ref()
+            .filter(|v| *v != "same" && *v != "latest")
+        {
+            return Err(UsageError(format!(
+                "profile schema_version '{v}' is neither 'same' nor 'latest'"
+            )));
+        }
         let config_dir = self.config.clone().unwrap_or_else(default_config_path);
         let config_dir = config_dir.parent().map(std::path::Path::to_path_buf);
         let mut mapped = Vec::new();
@@ -303,6 +336,13 @@ impl BackendArgs {
             registry: self.schema_registry.clone().or(p.schema_registry),
             dir,
             mapped,
+            latest: self.schema_version.as_ref().or(p.schema_version.as_ref())
+                == Some(&"latest".to_string()),
+            tls: crate::engine::decoders::schemas::RegistryTls {
+                ca: self.schema_registry_ca.clone().or(p.schema_registry_ca),
+                cert: self.schema_registry_cert.clone().or(p.schema_registry_cert),
+                key: self.schema_registry_key.clone().or(p.schema_registry_key),
+            },
         })
     }
 

@@ -118,6 +118,15 @@ fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
     {
         bad("redact", e);
     }
+    if let Some(v) = &p.schema_version
+        && v != "same"
+        && v != "latest"
+    {
+        bad(
+            "schema_version",
+            format!("'{v}' is neither 'same' nor 'latest'"),
+        );
+    }
     if p.mongo.is_some() && p.db.is_none() {
         bad("db", "a profile with mongo needs db".into());
     }

@@ -176,7 +176,13 @@ impl Redaction {
         if let Ok(j) = serde_json::from_slice::<Json>(&raw) {
             l.value = serde_json::to_vec(&self.value(&j)).ok();
         } else if let Attempt::Decoded(s) = reg.decode(&raw, l.source.topic.as_deref()) {
-            match reencode(&raw, &self.value(&s.value), reg, l.source.topic.as_deref()) {
+            match reencode(
+                &raw,
+                &self.value(&s.value),
+                reg,
+                l.source.topic.as_deref(),
+                false,
+            ) {
                 Ok(bytes) => l.value = Some(bytes),
                 Err(e) => {
                     l.value = None;

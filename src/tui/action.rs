@@ -80,6 +80,8 @@ pub enum Action {
     Input(char),
     /// Delete the last character of a dialog's input.
     Backspace,
+    /// Clear a dialog's input (ctrl-u, as in a shell).
+    ClearInput,
     /// Confirm a dialog.
     Submit,
     /// The terminal has this many rows for the list.

@@ -480,6 +480,7 @@ impl App {
             Action::Planned(_)
             | Action::Input(_)
             | Action::Backspace
+            | Action::ClearInput
             | Action::Submit
             | Action::NextTab
             | Action::PrevTab => {}

@@ -58,9 +58,13 @@ pub(super) fn payload(
     highlighted: Option<&[Line<'static>]>,
     theme: Theme,
 ) -> Vec<Line<'static>> {
+    // A key in a binary format (a framed Avro key, …) shows decoded, with its format.
     let key = match l.key.as_deref() {
         None => "(null)".to_string(),
-        Some(k) => quote_bytes(k),
+        Some(k) => match crate::engine::decoders::global().decode(k, None) {
+            crate::engine::decoders::Attempt::Decoded(s) => format!("{} ({})", s.value, s.format),
+            _ => quote_bytes(k),
+        },
     };
     let edited = app_edit.map(Vec::as_slice);
     let d = decode(

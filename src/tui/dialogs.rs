@@ -14,8 +14,12 @@ impl App {
                 let error = Filter::parse(&input, self.now_ms).err();
                 self.dialog = Some(Dialog::Filter { input, error });
             }
-            (Dialog::Filter { mut input, .. }, Action::Backspace) => {
-                input.pop();
+            (Dialog::Filter { mut input, .. }, a @ (Action::Backspace | Action::ClearInput)) => {
+                if matches!(a, Action::ClearInput) {
+                    input.clear();
+                } else {
+                    input.pop();
+                }
                 let error = Filter::parse(&input, self.now_ms).err();
                 self.dialog = Some(Dialog::Filter { input, error });
             }
@@ -50,6 +54,7 @@ impl App {
                 d @ Dialog::ConfirmReplay { .. },
                 a @ (Action::Input(_)
                 | Action::Backspace
+                | Action::ClearInput
                 | Action::NextTab
                 | Action::PrevTab
                 | Action::Submit),
@@ -108,6 +113,7 @@ impl App {
             Action::Backspace => {
                 field.pop();
             }
+            Action::ClearInput => field.clear(),
             Action::NextTab | Action::PrevTab => *confirming = self.production && !*confirming,
             Action::Submit if topic.trim().is_empty() => self.status = "name a target topic".into(),
             Action::Submit if self.production && typed != topic => {

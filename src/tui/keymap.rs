@@ -171,6 +171,10 @@ pub fn action_for(key: KeyEvent, in_dialog: bool) -> Option<Action> {
         return Some(Action::Quit);
     }
     if in_dialog {
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            // ctrl-u clears the line, as in a shell; other control keys type nothing.
+            return (key.code == KeyCode::Char('u')).then_some(Action::ClearInput);
+        }
         return match key.code {
             KeyCode::Esc => Some(Action::Back),
             KeyCode::Enter => Some(Action::Submit),
@@ -191,6 +195,17 @@ mod tests {
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn ctrl_u_clears_a_dialog_line_and_other_control_keys_type_nothing() {
+        let ctrl = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+        assert!(matches!(
+            action_for(ctrl('u'), true),
+            Some(Action::ClearInput)
+        ));
+        assert!(action_for(ctrl('w'), true).is_none());
+        assert!(matches!(action_for(ctrl('c'), true), Some(Action::Quit)));
     }
 
     #[test]

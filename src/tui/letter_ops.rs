@@ -58,6 +58,7 @@ impl App {
                 &value,
                 reg,
                 topic.as_deref(),
+                reg.schemas.wants_latest(),
             ) {
                 Ok(bytes) => Some(bytes),
                 Err(error) => {

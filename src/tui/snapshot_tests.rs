@@ -157,6 +157,18 @@ fn detail_names_binary_formats_and_why_one_failed() {
 }
 
 #[test]
+fn a_binary_key_shows_decoded_with_its_format() {
+    // A MessagePack key {"acct": 7}; the list shows its bytes, the detail its value.
+    let mut l = spring(1, br#"{"price": -3}"#);
+    l.key = Some(b"\x81\xa4acct\x07".to_vec());
+    let mut app = app_with(vec![l.clone()]);
+    app.update(Action::Open);
+    app.update(Action::Fetched(Box::new(l)));
+    let shown = render(&app, 100, 9);
+    assert!(shown.contains(r#"key {"acct":7} (MessagePack)"#), "{shown}");
+}
+
+#[test]
 fn detail_broken_json() {
     insta::assert_snapshot!(render(
         &opened(br#"{"trade_id": "T-1", "price": 12.5"#),

@@ -14,23 +14,28 @@ use apache_avro::types::Value as Avro;
 use serde_json::Value as Json;
 
 use super::confluent::frame;
-use super::schemas::SchemaKind;
+use std::sync::Arc;
+
+use super::schemas::{Loaded, SchemaKind};
 use super::{Attempt, Registry};
 
 /// The bytes of `edited` in the format of `original` (which must decode with `reg`), a
-/// payload of a letter from source `topic`.
+/// payload of a letter from source `topic`. With `to_latest`, a framed payload is
+/// encoded under its subject's latest version, once that version is found compatible
+/// (readers of the original schema can read it).
 pub fn reencode(
     original: &[u8],
     edited: &Json,
     reg: &Registry,
     topic: Option<&str>,
+    to_latest: bool,
 ) -> Result<Vec<u8>, String> {
     if let (Some(name), Some(Ok(inner))) = (
         super::compress::kind(original),
         super::compress::decompress(original),
     ) {
         let plain = match reg.decode(&inner, topic) {
-            Attempt::Decoded(_) => reencode(&inner, edited, reg, topic)?,
+            Attempt::Decoded(_) => reencode(&inner, edited, reg, topic, to_latest)?,
             _ if serde_json::from_slice::<Json>(&inner).is_ok() => {
                 serde_json::to_vec(edited).map_err(|e| e.to_string())?
             }
@@ -49,9 +54,13 @@ pub fn reencode(
         return Err("the payload is not in a format that can be re-encoded".into());
     };
     if let Some((id, body)) = frame(original) {
-        let schema = match reg.schemas.get(id) {
+        let original_schema = match reg.schemas.get(id) {
             Some(Ok(s)) => s,
             _ => return Err(format!("schema {id} is not loaded")),
+        };
+        let (id, schema) = match to_latest {
+            true => latest(reg, id, &original_schema, body)?,
+            false => (id, original_schema),
         };
         let mut out = vec![0];
         out.extend(id.to_be_bytes());
@@ -84,6 +93,54 @@ pub fn reencode(
         other => super::mapped::encode(reg, topic, edited)
             .unwrap_or_else(|| Err(format!("{other} payloads cannot be re-encoded yet"))),
     }
+}
+
+/// The latest version of the subject of schema `id`, checked: an Avro schema readers of
+/// `id` can read, a Protobuf one with the same message at the same indexes.
+fn latest(
+    reg: &Registry,
+    id: u32,
+    original: &Loaded,
+    body: &[u8],
+) -> Result<(u32, Arc<Loaded>), String> {
+    let subject = original
+        .subject
+        .as_deref()
+        .ok_or_else(|| format!("schema {id} has no subject: its latest version cannot be found"))?;
+    let (latest_id, latest) = match reg.schemas.latest(subject) {
+        Some(got) => got?,
+        None => return Err(format!("the latest version of {subject} is not loaded")),
+    };
+    let refuse = |why: String| {
+        format!(
+            "schema {latest_id} (latest of {subject}) does not fit readers of schema {id}: {why}"
+        )
+    };
+    match (&original.avro, &latest.avro, &original.proto, &latest.proto) {
+        (Some((was, _)), Some((now, _)), _, _) => {
+            apache_avro::schema_compatibility::SchemaCompatibility::can_read(now, was)
+                .map_err(|e| refuse(e.to_string()))?;
+        }
+        (_, _, Some(was), Some(now)) => {
+            let (a, b) = (
+                was.message_name(body)?,
+                now.message_name(body).map_err(refuse)?,
+            );
+            if a != b {
+                return Err(refuse(format!(
+                    "its message at these indexes is {b}, not {a}"
+                )));
+            }
+        }
+        _ if original.kind != latest.kind => {
+            return Err(refuse(format!(
+                "{:?}, not {:?}",
+                latest.kind, original.kind
+            )));
+        }
+        _ => {}
+    }
+    Ok((latest_id, latest))
 }
 
 fn to_msgpack(v: &Json) -> rmpv::Value {

@@ -129,6 +129,13 @@ impl Registry {
         for d in &self.decoders {
             if let Some(id) = d.needs(&current) {
                 self.schemas.fetch(id).await;
+                // An edit may be encoded under the subject's latest version: have it too.
+                if self.schemas.wants_latest()
+                    && let Some(Ok(s)) = self.schemas.get(id)
+                    && let Some(subject) = &s.subject
+                {
+                    self.schemas.fetch_latest(subject).await;
+                }
             }
         }
     }

@@ -69,6 +69,12 @@ impl ProtoSchema {
         Ok(m)
     }
 
+    /// The full name of the message type a framed body's indexes point at.
+    pub fn message_name(&self, body: &[u8]) -> Result<String, String> {
+        let (path, _) = indexes(body)?;
+        Ok(self.message(&path)?.full_name().to_string())
+    }
+
     /// Decodes a framed body (message indexes, then the message) as JSON, with the
     /// message type's full name.
     pub fn decode(&self, body: &[u8]) -> Result<(String, serde_json::Value), String> {

@@ -2,8 +2,10 @@
 //! `<id>.json`, `<id>.proto`: offline, and first), else from a Confluent-compatible
 //! schema registry (`GET /schemas/ids/{id}` with its `schemaType` and `references`,
 //! each reference by `GET /subjects/{subject}/versions/{version}`, and the subject by
-//! `GET /schemas/ids/{id}/versions`). Basic auth comes from the URL's user info. Each
-//! id is asked once per session; a failure is remembered with its reason.
+//! `GET /schemas/ids/{id}/versions`). Basic auth comes from the URL's user info; an
+//! `https` registry may have its own CA and ask for a client certificate
+//! ([`RegistryTls`]). Each id is asked once per session (10 s at most); a failure is
+//! remembered with its reason.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +22,68 @@ pub struct SchemaSource {
     pub dir: Option<PathBuf>,
     /// Schemas for unframed payloads, by source topic.
     pub mapped: Vec<super::mapped::Mapping>,
+    /// TLS files for an `https` registry.
+    pub tls: RegistryTls,
+    /// Re-encode edits under the latest version of the letter's subject
+    /// (`--schema-version latest`) rather than the schema id it was written with.
+    pub latest: bool,
+}
+
+/// PEM files for an `https` schema registry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryTls {
+    /// The CA certificates to trust instead of the built-in roots.
+    pub ca: Option<PathBuf>,
+    /// A client certificate (chain), when the registry asks for one.
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub key: Option<PathBuf>,
+}
+
+impl RegistryTls {
+    /// The TLS settings of these files; the error names the file.
+    fn config(&self) -> Result<ureq::tls::TlsConfig, String> {
+        use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+        let read = |what: &str, p: &PathBuf| {
+            std::fs::read(p).map_err(|e| format!("schema registry {what} '{}': {e}", p.display()))
+        };
+        let certs = |what: &str, p: &PathBuf| -> Result<Vec<Certificate<'static>>, String> {
+            let pem = read(what, p)?;
+            let all: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if all.is_empty() {
+                return Err(format!(
+                    "schema registry {what} '{}': no PEM certificate in it",
+                    p.display()
+                ));
+            }
+            Ok(all)
+        };
+        let mut b = TlsConfig::builder();
+        if let Some(ca) = &self.ca {
+            b = b.root_certs(RootCerts::new_with_certs(&certs("CA", ca)?));
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let chain = certs("certificate", cert)?;
+                let k = PrivateKey::from_pem(&read("key", key)?)
+                    .map_err(|e| format!("schema registry key '{}': {e}", key.display()))?;
+                b = b.client_cert(Some(ClientCert::new_with_certs(&chain, k)));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(
+                    "a schema registry client certificate needs both its certificate and its key"
+                        .into(),
+                );
+            }
+        }
+        Ok(b.build())
+    }
 }
 
 /// What kind of schema an id names.
@@ -49,11 +113,16 @@ pub struct Loaded {
 /// A schema lookup's result, cached.
 pub type Lookup = Result<Arc<Loaded>, String>;
 
+/// The latest version of a subject: its id and schema, or why it could not be had.
+pub type LatestLookup = Result<(u32, Arc<Loaded>), String>;
+
 /// Schemas fetched so far, by id.
 #[derive(Debug)]
 pub struct SchemaStore {
     source: SchemaSource,
     cache: Mutex<HashMap<u32, Lookup>>,
+    /// The latest version of each subject asked for: its id and schema.
+    latest: Mutex<HashMap<String, LatestLookup>>,
 }
 
 impl SchemaStore {
@@ -62,6 +131,31 @@ impl SchemaStore {
         SchemaStore {
             source,
             cache: Mutex::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True when edits are re-encoded under their subject's latest version.
+    pub fn wants_latest(&self) -> bool {
+        self.source.latest
+    }
+
+    /// The latest version of `subject` as cached (None: not asked yet).
+    pub fn latest(&self, subject: &str) -> Option<LatestLookup> {
+        self.latest.lock().ok()?.get(subject).cloned()
+    }
+
+    /// Fetches the latest version of `subject` into the cache unless it is there.
+    pub async fn fetch_latest(&self, subject: &str) {
+        if self.latest(subject).is_some() {
+            return;
+        }
+        let (source, s) = (self.source.clone(), subject.to_string());
+        let got = tokio::task::spawn_blocking(move || load_latest(&source, &s))
+            .await
+            .unwrap_or_else(|e| Err(format!("subject {subject}: lookup task failed: {e}")));
+        if let Ok(mut c) = self.latest.lock() {
+            c.insert(subject.to_string(), got);
         }
     }
 
@@ -87,6 +181,26 @@ impl SchemaStore {
         if let Ok(mut c) = self.cache.lock() {
             c.insert(id, got);
         }
+    }
+
+    /// Loads `id` and `latest` from the directory as versions of `subject`, `latest`
+    /// the latest (tests: the directory has no subjects).
+    #[cfg(test)]
+    pub fn put_versions(&self, subject: &str, id: u32, latest: u32) {
+        let with_subject = |id| {
+            load(&self.source, id).map(|l| {
+                let mut l = Arc::try_unwrap(l).expect("fresh");
+                l.subject = Some(subject.to_string());
+                Arc::new(l)
+            })
+        };
+        let mut cache = self.cache.lock().expect("cache");
+        cache.insert(id, with_subject(id));
+        let mut c = self.latest.lock().expect("latest");
+        c.insert(
+            subject.to_string(),
+            with_subject(latest).map(|l| (latest, l)),
+        );
     }
 
     /// Loads schema `id` now, on this thread (tests and tools).
@@ -125,13 +239,9 @@ fn load(source: &SchemaSource, id: u32) -> Lookup {
             ),
         });
     };
-    let client = Client::new(url);
+    let client = Client::new(url, &source.tls)?;
     let body = client.get(&format!("/schemas/ids/{id}"))?;
-    let kind = match body["schemaType"].as_str().unwrap_or("AVRO") {
-        "PROTOBUF" => SchemaKind::Protobuf,
-        "JSON" => SchemaKind::Json,
-        _ => SchemaKind::Avro,
-    };
+    let kind = kind_of(&body);
     let text = body["schema"]
         .as_str()
         .ok_or_else(|| format!("schema {id} at {}: no 'schema' in the answer", client.shown))?;
@@ -142,6 +252,35 @@ fn load(source: &SchemaSource, id: u32) -> Lookup {
         .ok()
         .and_then(|v| v[0]["subject"].as_str().map(str::to_string));
     loaded(kind, text, &refs, subject).map_err(|e| format!("schema {id} at {}: {e}", client.shown))
+}
+
+/// The kind a registry answer names (`schemaType`, Avro when absent).
+fn kind_of(body: &serde_json::Value) -> SchemaKind {
+    match body["schemaType"].as_str().unwrap_or("AVRO") {
+        "PROTOBUF" => SchemaKind::Protobuf,
+        "JSON" => SchemaKind::Json,
+        _ => SchemaKind::Avro,
+    }
+}
+
+/// `GET /subjects/{subject}/versions/latest`: its id and schema.
+fn load_latest(source: &SchemaSource, subject: &str) -> LatestLookup {
+    let url = source.registry.as_ref().ok_or_else(|| {
+        format!("--schema-version latest needs a schema registry (subject {subject})")
+    })?;
+    let client = Client::new(url, &source.tls)?;
+    let body = client.get(&format!("/subjects/{subject}/versions/latest"))?;
+    let id = body["id"]
+        .as_u64()
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| format!("subject {subject} at {}: no id in the answer", client.shown))?;
+    let kind = kind_of(&body);
+    let text = body["schema"].as_str().unwrap_or_default();
+    let mut refs = Vec::new();
+    references(&client, &body, &mut refs, 0)?;
+    let loaded = loaded(kind, text, &refs, Some(subject.to_string()))
+        .map_err(|e| format!("subject {subject} at {}: {e}", client.shown))?;
+    Ok((id, loaded))
 }
 
 /// The schemas `body` references (`(name, text)`), dependencies first.
@@ -206,10 +345,17 @@ struct Client {
     base: String,
     shown: String,
     auth: Option<String>,
+    agent: ureq::Agent,
 }
 
 impl Client {
-    fn new(url: &str) -> Client {
+    fn new(url: &str, tls: &RegistryTls) -> Result<Client, String> {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .tls_config(tls.config()?)
+                .timeout_global(Some(std::time::Duration::from_secs(10)))
+                .build(),
+        );
         let url = url.trim_end_matches('/');
         let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
         let (auth, host) = match rest.split_once('@') {
@@ -223,17 +369,18 @@ impl Client {
             None => (None, rest),
         };
         let base = format!("{scheme}://{host}");
-        Client {
+        Ok(Client {
             shown: base.clone(),
             base,
             auth,
-        }
+            agent,
+        })
     }
 
     /// GET `path` as JSON; the error names the URL (never the password) and the status.
     fn get(&self, path: &str) -> Result<serde_json::Value, String> {
         let url = format!("{}{path}", self.base);
-        let mut req = ureq::get(&url).header(
+        let mut req = self.agent.get(&url).header(
             "Accept",
             "application/vnd.schemaregistry.v1+json, application/json",
         );

@@ -269,13 +269,13 @@ fn edits_are_encoded_back_under_the_schema_or_refused_with_the_field() {
     let (reg, _dir) = with_dir();
     let original = framed(17, &trade_datum(-3.5));
     let fixed = serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5});
-    let bytes = reencode(&original, &fixed, &reg, None).unwrap();
+    let bytes = reencode(&original, &fixed, &reg, None, false).unwrap();
     assert_eq!(&bytes[..5], &original[..5], "same frame and schema id");
     match reg.decode(&bytes, None) {
         Attempt::Decoded(s) => assert_eq!(s.value, fixed),
         other => panic!("{other:?}"),
     }
-    let bad = |v: serde_json::Value| reencode(&original, &v, &reg, None).unwrap_err();
+    let bad = |v: serde_json::Value| reencode(&original, &v, &reg, None, false).unwrap_err();
     assert_eq!(
         bad(serde_json::json!({"id": "T-1", "price": "cheap", "qty": 5})),
         "$.price: expected double, got \"cheap\""
@@ -295,10 +295,10 @@ fn edits_are_encoded_back_under_the_schema_or_refused_with_the_field() {
     // MessagePack is written again from the JSON.
     let msgpack = b"\x82\xa3sym\xa4ACME\xa2px\xfd";
     let edited = serde_json::json!({"sym": "ACME", "px": 3});
-    let bytes = reencode(msgpack, &edited, &reg, None).unwrap();
+    let bytes = reencode(msgpack, &edited, &reg, None, false).unwrap();
     assert!(matches!(reg.decode(&bytes, None), Attempt::Decoded(s) if s.value == edited));
     // Plain JSON is not this module's business.
-    assert!(reencode(br#"{"a":1}"#, &edited, &reg, None).is_err());
+    assert!(reencode(br#"{"a":1}"#, &edited, &reg, None, false).is_err());
 }
 
 #[test]
@@ -317,13 +317,14 @@ fn protobuf_edits_keep_the_message_indexes() {
     });
     reg.schemas.fetch_blocking(20);
     let leg = framed(20, &[0x04, 0x00, 0x00, 0x08, 0x03]);
-    let bytes = super::encode::reencode(&leg, &serde_json::json!({"qty": 7}), &reg, None).unwrap();
+    let bytes =
+        super::encode::reencode(&leg, &serde_json::json!({"qty": 7}), &reg, None, false).unwrap();
     assert_eq!(&bytes[..8], &leg[..8], "frame, id and indexes kept");
     assert!(
         matches!(reg.decode(&bytes, None), Attempt::Decoded(s) if s.value == serde_json::json!({"qty": 7}))
     );
-    let why =
-        super::encode::reencode(&leg, &serde_json::json!({"qty": "many"}), &reg, None).unwrap_err();
+    let why = super::encode::reencode(&leg, &serde_json::json!({"qty": "many"}), &reg, None, false)
+        .unwrap_err();
     assert!(why.starts_with("$: not a acme.Quote.Leg"), "{why}");
 }
 
@@ -364,10 +365,10 @@ fn unframed_avro_is_read_by_the_schema_mapped_to_its_source_topic() {
     assert!(why.contains("mapped to 'trades*'"), "{why}");
     // An edit is encoded unframed under the same schema, and checked first.
     let edited = serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5});
-    let bytes = super::encode::reencode(&datum, &edited, &reg, Some("trades")).unwrap();
+    let bytes = super::encode::reencode(&datum, &edited, &reg, Some("trades"), false).unwrap();
     assert_eq!(bytes, trade_datum(3.5));
     let bad = serde_json::json!({"id": "T-1", "price": "cheap", "qty": 5});
-    let why = super::encode::reencode(&datum, &bad, &reg, Some("trades")).unwrap_err();
+    let why = super::encode::reencode(&datum, &bad, &reg, Some("trades"), false).unwrap_err();
     assert!(why.contains("$.price"), "{why}");
 }
 
@@ -391,7 +392,7 @@ fn unframed_protobuf_names_its_message_and_a_missing_file_says_so() {
         other => panic!("{other:?}"),
     }
     let edited = serde_json::json!({"sym": "PB", "price": 9.5});
-    let bytes = super::encode::reencode(&quote, &edited, &reg, Some("quotes")).unwrap();
+    let bytes = super::encode::reencode(&quote, &edited, &reg, Some("quotes"), false).unwrap();
     assert!(matches!(reg.decode(&bytes, Some("quotes")), Attempt::Decoded(s) if s.value == edited));
 
     let missing = mapped(&dir, "quotes", "nope.proto:acme.Quote");
@@ -410,7 +411,7 @@ fn compressed_payloads_are_compressed_again_after_an_edit() {
         let original = super::compress::compress(name, br#"{"sym":"GZ","price":-7}"#).unwrap();
         assert_eq!(super::compress::kind(&original), Some(name));
         let edited = serde_json::json!({"sym": "GZ", "price": 7});
-        let bytes = super::encode::reencode(&original, &edited, &reg, None).unwrap();
+        let bytes = super::encode::reencode(&original, &edited, &reg, None, false).unwrap();
         assert_eq!(super::compress::kind(&bytes), Some(name), "same codec");
         match reg.decode(&bytes, None) {
             Attempt::Decoded(s) => {
@@ -420,4 +421,44 @@ fn compressed_payloads_are_compressed_again_after_an_edit() {
             other => panic!("{name}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn an_edit_moves_to_the_latest_version_only_when_readers_of_the_old_can_read_it() {
+    let dir = tempdir::Dir::new();
+    std::fs::write(dir.0.join("17.avsc"), TRADE).unwrap();
+    // 18 adds a field with a default: readers of 17 skip it. 19 turns price into a string.
+    let v18 = TRADE.replace(
+        r#"{"name":"qty","type":"int"}"#,
+        r#"{"name":"qty","type":"int"},{"name":"note","type":"string","default":""}"#,
+    );
+    assert_ne!(v18, TRADE);
+    std::fs::write(dir.0.join("18.avsc"), &v18).unwrap();
+    std::fs::write(
+        dir.0.join("19.avsc"),
+        TRADE.replace(r#""type":"double""#, r#""type":"string""#),
+    )
+    .unwrap();
+    let reg = Registry::new(SchemaSource {
+        dir: Some(dir.0.clone()),
+        latest: true,
+        ..Default::default()
+    });
+    let original = framed(17, &trade_datum(-3.5));
+    let edited = serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5, "note": "fixed"});
+    reg.schemas.put_versions("trades-value", 17, 18);
+    let bytes = super::encode::reencode(&original, &edited, &reg, None, true).unwrap();
+    assert_eq!(&bytes[..5], &[0, 0, 0, 0, 18], "framed with the latest id");
+    reg.schemas.fetch_blocking(18);
+    assert!(matches!(reg.decode(&bytes, None), Attempt::Decoded(s) if s.value == edited));
+    // The same edit under the id it was written with drops nothing it can keep.
+    let same = super::encode::reencode(&original, &edited, &reg, None, false);
+    assert!(same.unwrap_err().contains("note"), "17 has no field note");
+
+    reg.schemas.put_versions("trades-value", 17, 19);
+    let why = super::encode::reencode(&original, &edited, &reg, None, true).unwrap_err();
+    assert!(
+        why.starts_with("schema 19 (latest of trades-value) does not fit readers of schema 17:"),
+        "{why}"
+    );
 }
