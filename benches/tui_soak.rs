@@ -272,6 +272,7 @@ fn main() {
     });
     let audit = std::env::temp_dir().join(format!("soak-audit-{}.jsonl", std::process::id()));
     let target = Target {
+        profile: None,
         dlq: Dlq::Kafka {
             cfg: KafkaConfig::new(&brokers),
             topic: topic.clone(),

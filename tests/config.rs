@@ -26,7 +26,7 @@ fn morgue(config: &str, args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn a_read_only_profile_refuses_writes_before_touching_anything() {
     let (code, err) = morgue(
-        "valid_configs/profiles.toml",
+        "configs/valid/profiles.toml",
         &["--profile", "orders-prod", "resolve", "0:1", "--yes"],
     );
     // The broker at 127.0.0.1:1 is unreachable: the refusal comes before any connection.
@@ -36,7 +36,7 @@ fn a_read_only_profile_refuses_writes_before_touching_anything() {
         "morgue: refused resolve of 1 letters: the profile is read-only\n"
     );
     let (code, err) = morgue(
-        "valid_configs/profiles.toml",
+        "configs/valid/profiles.toml",
         &["--profile", "orders-prod", "replay", "0:1", "--yes"],
     );
     assert_eq!(code, Some(1));
@@ -46,7 +46,7 @@ fn a_read_only_profile_refuses_writes_before_touching_anything() {
 #[test]
 fn profiles_resolve_kafka_and_mongo_targets() {
     let (code, err) = morgue(
-        "valid_configs/profiles.toml",
+        "configs/valid/profiles.toml",
         &["--profile", "trades-mongo", "list"],
     );
     assert_eq!(code, Some(1));
@@ -57,7 +57,7 @@ fn profiles_resolve_kafka_and_mongo_targets() {
     // A flag overrides the profile.
     let other = "mongodb://127.0.0.1:2/?serverSelectionTimeoutMS=200";
     let (code, err) = morgue(
-        "valid_configs/profiles.toml",
+        "configs/valid/profiles.toml",
         &["--profile", "trades-mongo", "--mongo", other, "list"],
     );
     assert_eq!(code, Some(1));
@@ -70,7 +70,7 @@ fn profiles_resolve_kafka_and_mongo_targets() {
 #[test]
 fn a_missing_profile_lists_the_known_ones() {
     let (code, err) = morgue(
-        "valid_configs/profiles.toml",
+        "configs/valid/profiles.toml",
         &["--profile", "nope", "list"],
     );
     assert_eq!(code, Some(2));
@@ -84,10 +84,10 @@ fn a_missing_profile_lists_the_known_ones() {
 #[test]
 fn invalid_configs_are_one_line_usage_errors() {
     for (file, expect) in [
-        ("invalid_configs/unknown_key.toml", "unknown field `topik`"),
-        ("invalid_configs/not_toml.toml", "not_toml.toml' line 1"),
+        ("configs/invalid/unknown_key.toml", "unknown field `topik`"),
+        ("configs/invalid/not_toml.toml", "not_toml.toml' line 2"),
         (
-            "invalid_configs/unknown_field.toml",
+            "configs/invalid/unknown_field.toml",
             "unknown MongoDB field 'colour'",
         ),
     ] {
@@ -114,35 +114,88 @@ fn stdout_of(config: &str, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// The fixtures of a directory under `tests/configs`, by absolute path.
+fn fixtures(dir: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs")
+        .join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{root:?}");
+    files
+}
+
+fn check(file: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(["config", "check", "--config"])
+        .arg(file)
+        .env_remove("MORGUE_PROFILE")
+        .output()
+        .unwrap()
+}
+
 #[test]
-fn config_check_names_file_line_profile_and_key_of_each_mistake() {
-    let (code, out, _) = stdout_of("valid_configs/profiles.toml", &["config", "check"]);
+fn every_invalid_fixture_gets_exactly_its_messages_from_config_check() {
+    // Each file under tests/configs/invalid says what `config check` must print, one
+    // `# expect: ` line per mistake, in the file's order, `{file}` for its path.
+    for file in fixtures("invalid") {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let want: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .map(|l| l.replace("{file}", file.to_str().unwrap()))
+            .collect();
+        assert!(!want.is_empty(), "{file:?} has no # expect: line");
+        let out = check(&file);
+        assert_eq!(out.status.code(), Some(2), "{file:?}");
+        let got: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(got, want, "{file:?}");
+        assert!(out.stdout.is_empty(), "{file:?}");
+    }
+}
+
+#[test]
+fn every_valid_fixture_passes_config_check() {
+    for file in fixtures("valid") {
+        let out = check(&file);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("ok"), "{file:?}: {stdout}");
+    }
+    let (code, out, _) = stdout_of("configs/valid/profiles.toml", &["config", "check"]);
     assert_eq!(code, Some(0));
     assert!(out.ends_with("profiles.toml': 2 profiles ok\n"), "{out}");
-    let (code, _, err) = stdout_of("invalid_configs/bad_values.toml", &["config", "check"]);
-    assert_eq!(code, Some(2), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 2, "{err}");
-    assert!(
-        lines.iter().any(|l| l
-            .contains("bad_values.toml' line 5: profile 'p' key 'confirm_after'")
-            && l.contains("'soon'")),
-        "{err}"
+    // The example the binary prints (assets/config.example.toml) is valid too.
+    let example = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(example.status.success());
+    let file = std::env::temp_dir().join(format!("morgue-example-{}.toml", std::process::id()));
+    std::fs::write(&file, &example.stdout).unwrap();
+    let out = check(&file);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        format!("config '{}': 4 profiles ok", file.display())
     );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("line 9: profile 'q' key 'redact'") && l.contains("'bogus'")),
-        "{err}"
-    );
-    let (code, _, err) = stdout_of("invalid_configs/unknown_key.toml", &["config", "check"]);
-    assert_eq!(code, Some(2));
-    assert!(err.contains("unknown field `topik`"), "{err}");
 }
 
 #[test]
 fn config_show_and_profiles_never_print_a_secret() {
-    let (code, out, err) = stdout_of("valid_configs/secrets.toml", &["config", "show"]);
+    let (code, out, err) = stdout_of("configs/valid/secrets.toml", &["config", "show"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!out.contains("hunter2") && !out.contains("s3cret"), "{out}");
     assert!(out.contains("\"sasl.password\" = \"***\""), "{out}");
@@ -151,7 +204,7 @@ fn config_show_and_profiles_never_print_a_secret() {
         out.contains("sasl.username") && out.contains("ops"),
         "{out}"
     );
-    let (code, out, _) = stdout_of("valid_configs/profiles.toml", &["profiles"]);
+    let (code, out, _) = stdout_of("configs/valid/profiles.toml", &["profiles"]);
     assert_eq!(code, Some(0));
     assert!(
         out.contains("orders-prod") && out.contains("read-only production"),
@@ -161,7 +214,7 @@ fn config_show_and_profiles_never_print_a_secret() {
         out.contains("trades-mongo") && out.contains("trading.failed_trades"),
         "{out}"
     );
-    let (_, out, _) = stdout_of("valid_configs/secrets.toml", &["profiles"]);
+    let (_, out, _) = stdout_of("configs/valid/secrets.toml", &["profiles"]);
     assert!(
         !out.contains("hunter2") && out.contains("redacted"),
         "{out}"

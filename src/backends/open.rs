@@ -63,6 +63,8 @@ pub struct Target {
     /// A redaction that every letter leaving through this target must get (profile
     /// `redact`): exports and the TUI's copy.
     pub redact: Option<String>,
+    /// The profile it was made from (shown as current in the TUI's profile picker).
+    pub profile: Option<String>,
 }
 
 /// A DLQ opened for reading and for recording state.

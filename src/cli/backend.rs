@@ -195,6 +195,11 @@ pub enum SchemasSetting {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The TUI's colours: `"dark"`, `"light"`, or a `[theme]` table (see `assets/themes/`).
+    pub theme: Option<crate::tui::theme::ThemeSetting>,
+    /// Key overrides by action (see `assets/keymap.toml`).
+    #[serde(default)]
+    pub keys: BTreeMap<String, crate::tui::keymap::KeyList>,
     /// Profiles by name.
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
@@ -225,7 +230,8 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, UsageError> {
 }
 
 /// Puts the profile's secret (`password_env`, `password_file`) where it is needed: the
-/// MongoDB URI's password (when the URI names a user without one) and librdkafka's
+/// MongoDB URI's and the schema registry URL's password (when they name a user without
+/// one) and librdkafka's
 /// `sasl.password` (when `sasl.username` is set without it). The secret itself is never
 /// printed: errors name the variable or the file.
 fn with_secret(name: &str, p: &mut Profile) -> Result<(), UsageError> {
@@ -245,11 +251,12 @@ fn with_secret(name: &str, p: &mut Profile) -> Result<(), UsageError> {
             .to_string(),
         (None, None) => return Ok(()),
     };
-    if let Some(uri) = &p.mongo
-        && let Some((scheme, rest)) = uri.split_once("://")
-        && let Some((user, host)) = rest.split_once('@')
-        && !user.contains(':')
-    {
+    let with_password = |uri: &Option<String>| -> Option<String> {
+        let (scheme, rest) = uri.as_ref()?.split_once("://")?;
+        let (user, host) = rest.split_once('@')?;
+        if user.contains(':') {
+            return None;
+        }
         let encoded: String = secret
             .bytes()
             .map(|b| match b {
@@ -259,7 +266,13 @@ fn with_secret(name: &str, p: &mut Profile) -> Result<(), UsageError> {
                 _ => format!("%{b:02X}"),
             })
             .collect();
-        p.mongo = Some(format!("{scheme}://{user}:{encoded}@{host}"));
+        Some(format!("{scheme}://{user}:{encoded}@{host}"))
+    };
+    if let Some(uri) = with_password(&p.mongo) {
+        p.mongo = Some(uri);
+    }
+    if let Some(url) = with_password(&p.schema_registry) {
+        p.schema_registry = Some(url);
     }
     if p.properties.contains_key("sasl.username") && !p.properties.contains_key("sasl.password") {
         p.properties.insert("sasl.password".into(), secret);
@@ -299,6 +312,33 @@ impl BackendArgs {
             cfg.properties.extend(self.property.iter().cloned());
             cfg
         })
+    }
+
+    /// These arguments for profile `name` (the TUI's `P`): the flags that name a DLQ
+    /// or its cluster's schemas are dropped so the profile's apply; `--read-only`,
+    /// `--config` and the audit log stay.
+    pub fn for_profile(&self, name: &str) -> BackendArgs {
+        BackendArgs {
+            profile: Some(name.to_string()),
+            kafka: None,
+            topic: None,
+            property: Vec::new(),
+            mongo: None,
+            db: None,
+            collection: None,
+            fields: Vec::new(),
+            patterns: Vec::new(),
+            group: None,
+            schema_registry: None,
+            schema_registry_ca: None,
+            schema_registry_cert: None,
+            schema_registry_key: None,
+            schema_version: None,
+            schemas: None,
+            schema_map: Vec::new(),
+            kafka_only: false,
+            ..self.clone()
+        }
     }
 
     /// Where the decoders find schemas: flags, else the profile. Mapped files are
@@ -464,6 +504,7 @@ impl BackendArgs {
             ),
         };
         Ok(Target {
+            profile: self.profile.clone(),
             confirm_after_ms: i64::try_from(confirm_after.as_millis()).unwrap_or(i64::MAX),
             group: self.group.clone().or(p.group),
             redact: match p.redact {
@@ -486,7 +527,8 @@ impl BackendArgs {
     }
 }
 
-fn field_map(fields: &BTreeMap<String, String>) -> Result<FieldMap, UsageError> {
+/// The MongoDB field map of a profile's `fields` (only the fields that differ).
+pub fn field_map(fields: &BTreeMap<String, String>) -> Result<FieldMap, UsageError> {
     let mut value =
         serde_json::to_value(FieldMap::default()).map_err(|e| UsageError(e.to_string()))?;
     for (k, v) in fields {

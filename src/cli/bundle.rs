@@ -70,7 +70,7 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
                 continue;
             }
             if let Some(r) = &redaction {
-                notes.extend(r.letter(&mut l, crate::engine::decoders::global()));
+                notes.extend(r.letter(&mut l, &crate::engine::decoders::global()));
             }
             serde_json::to_writer(&mut body, &LetterJson::of(&l))?;
             body.write_all(b"\n")?;
@@ -165,6 +165,7 @@ pub fn open_target(backend: &BackendArgs, path: PathBuf) -> anyhow::Result<Targe
     };
     crate::backends::file::FileDlq::open(&path).map_err(UsageError)?;
     Ok(Target {
+        profile: None,
         dlq: Dlq::File { path },
         read_only: true,
         production: false,

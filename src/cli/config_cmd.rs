@@ -2,8 +2,10 @@
 //! line and the key), `morgue config show` (the profiles as read, secrets masked) and
 //! `morgue profiles` (one line per profile).
 
-use super::backend::{Profile, default_config_path, load_config};
+use super::backend::{Config, Profile, default_config_path, load_config};
 use super::{BackendArgs, UsageError, print_line};
+use crate::tui::keymap::Keymap;
+use crate::tui::theme::{Palette, ThemeSetting};
 
 /// What `morgue config` does.
 #[derive(Debug, clap::Subcommand)]
@@ -12,36 +14,127 @@ pub enum ConfigCommand {
     Check,
     /// Print the profiles as read, with passwords and secrets masked.
     Show,
+    /// Print an example config file, every key explained (assets/config.example.toml).
+    Example,
 }
+
+/// The example config file, as shipped.
+pub const EXAMPLE: &str = include_str!("../../assets/config.example.toml");
 
 fn path_of(backend: &BackendArgs) -> std::path::PathBuf {
     backend.config.clone().unwrap_or_else(default_config_path)
 }
 
+/// The keymap and palette of the config file (the shipped ones when there is no
+/// file); a mistake names the file, the line and the key.
+pub fn ui(backend: &BackendArgs) -> Result<(Keymap, Palette), UsageError> {
+    let path = path_of(backend);
+    if !path.exists() && backend.config.is_none() {
+        return Ok((
+            Keymap::defaults(),
+            Palette::shipped("dark").map_err(UsageError)?,
+        ));
+    }
+    let config = load_config(&path)?;
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mistakes = ui_mistakes(&config);
+    if let Some((table, key, why)) = mistakes.into_iter().next() {
+        let line = line_in(&text, table, &key);
+        return Err(UsageError(format!(
+            "config '{}' line {line}: {}key '{key}': {why}",
+            path.display(),
+            if table.is_empty() {
+                String::new()
+            } else {
+                format!("[{table}] ")
+            }
+        )));
+    }
+    let keymap = Keymap::with(&config.keys).map_err(UsageError)?;
+    let palette = match &config.theme {
+        Some(t) => Palette::of(t).map_err(UsageError)?,
+        None => Palette::shipped("dark").map_err(UsageError)?,
+    };
+    Ok((keymap, palette))
+}
+
+/// The mistakes of `[keys]` and `theme`: (table, key, why).
+fn ui_mistakes(config: &Config) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    for (action, keys) in &config.keys {
+        let one = std::collections::BTreeMap::from([(action.clone(), keys.clone())]);
+        if let Err(e) = Keymap::with(&one) {
+            out.push(("keys", action.clone(), e));
+        }
+    }
+    match &config.theme {
+        Some(t @ ThemeSetting::Name(_)) => {
+            if let Err(e) = Palette::of(t) {
+                out.push(("", "theme".into(), e));
+            }
+        }
+        Some(ThemeSetting::Custom(table)) => {
+            for (k, v) in table {
+                let mut one = std::collections::BTreeMap::from([(k.clone(), v.clone())]);
+                if k != "base"
+                    && let Some(b) = table.get("base")
+                {
+                    one.insert("base".into(), b.clone());
+                }
+                if let Err(e) = Palette::of(&ThemeSetting::Custom(one)) {
+                    out.push(("theme", k.clone(), e));
+                }
+            }
+        }
+        None => {}
+    }
+    out
+}
+
 /// Runs `morgue config …`.
 pub fn config(backend: &BackendArgs, cmd: &ConfigCommand) -> anyhow::Result<()> {
+    if let ConfigCommand::Example = cmd {
+        return print_line(EXAMPLE.trim_end());
+    }
     let path = path_of(backend);
     let config = load_config(&path)?;
     match cmd {
+        ConfigCommand::Example => Ok(()),
         ConfigCommand::Check => {
             let text = std::fs::read_to_string(&path)?;
-            let mistakes: Vec<String> = config
+            let ui = ui_mistakes(&config).into_iter().map(|(table, key, why)| {
+                let line = line_in(&text, table, &key);
+                let place = match table {
+                    "" => String::new(),
+                    t => format!("[{t}] "),
+                };
+                let m = format!(
+                    "config '{}' line {line}: {place}key '{key}': {why}",
+                    path.display()
+                );
+                (line, m)
+            });
+            let mut mistakes: Vec<(usize, String)> = config
                 .profiles
                 .iter()
                 .flat_map(|(name, p)| check(name, p))
                 .map(|(name, key, why)| {
                     let line = line_of(&text, &name, key);
-                    format!(
+                    let m = format!(
                         "config '{}' line {line}: profile '{name}' key '{key}': {why}",
                         path.display()
-                    )
+                    );
+                    (line, m)
                 })
+                .chain(ui)
                 .collect();
-            if let Some(first) = mistakes.first() {
-                for m in &mistakes[1..] {
+            // In the file's order; the last one is the command's error.
+            mistakes.sort();
+            if let Some((_, last)) = mistakes.pop() {
+                for (_, m) in &mistakes {
                     eprintln!("morgue: {m}");
                 }
-                return Err(UsageError(first.clone()).into());
+                return Err(UsageError(last).into());
             }
             print_line(format!(
                 "config '{}': {} profile{} ok",
@@ -77,6 +170,30 @@ pub fn profiles(backend: &BackendArgs) -> anyhow::Result<()> {
     }
     let config = load_config(&path)?;
     for (name, p) in &config.profiles {
+        print_line(format!("{name:<20} {}", summary(p)).trim_end())?;
+    }
+    Ok(())
+}
+
+/// The config file's profiles for the TUI's picker (none when there is no file or it
+/// does not read).
+pub fn rows(backend: &BackendArgs) -> Vec<crate::tui::profiles::ProfileRow> {
+    load_config(&path_of(backend))
+        .map(|c| {
+            c.profiles
+                .iter()
+                .map(|(name, p)| crate::tui::profiles::ProfileRow {
+                    name: name.clone(),
+                    dlq: summary(p),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where a profile's DLQ is, and the flags that matter (`kafka H topic T  read-only`).
+fn summary(p: &Profile) -> String {
+    {
         let dlq = match (&p.kafka, &p.topic, &p.mongo) {
             (_, _, Some(uri)) => format!(
                 "mongo {} {}.{}",
@@ -99,9 +216,8 @@ pub fn profiles(backend: &BackendArgs) -> anyhow::Result<()> {
         .filter(|(on, _)| *on)
         .map(|(_, f)| *f)
         .collect();
-        print_line(format!("{name:<20} {dlq}  {}", flags.join(" ")).trim_end())?;
+        format!("{dlq}  {}", flags.join(" ")).trim_end().to_string()
     }
-    Ok(())
 }
 
 /// The mistakes in one profile's values: (profile, key, why).
@@ -127,6 +243,9 @@ fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
             format!("'{v}' is neither 'same' nor 'latest'"),
         );
     }
+    if let Err(e) = super::backend::field_map(&p.fields) {
+        bad("fields", e.0);
+    }
     if p.mongo.is_some() && p.db.is_none() {
         bad("db", "a profile with mongo needs db".into());
     }
@@ -149,13 +268,28 @@ fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
 }
 
 /// The line of `key` in `[profiles.NAME]` (1 when not found).
+/// A key that is a table of its own (`[profiles.NAME.schemas]`) is found by its header.
 fn line_of(text: &str, profile: &str, key: &str) -> usize {
-    let header = format!("[profiles.{profile}]");
-    let mut inside = false;
+    match line_in(text, &format!("profiles.{profile}"), key) {
+        1 => text
+            .lines()
+            .position(|l| l.trim() == format!("[profiles.{profile}.{key}]"))
+            .map_or(1, |i| i + 1),
+        n => n,
+    }
+}
+
+/// The line of `key` in table `[TABLE]` ("": before any table; 1 when not found).
+fn line_in(text: &str, table: &str, key: &str) -> usize {
+    let quoted = match table.split_once('.') {
+        Some((a, b)) => format!("[{a}.\"{b}\"]"),
+        None => format!("[\"{table}\"]"),
+    };
+    let mut inside = table.is_empty();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.starts_with('[') {
-            inside = t == header || t == format!("[profiles.\"{profile}\"]");
+            inside = t == format!("[{table}]") || t == quoted;
         } else if inside
             && t.split('=')
                 .next()

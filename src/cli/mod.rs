@@ -313,25 +313,38 @@ fn needs_terminal() -> Result<(), UsageError> {
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    crate::engine::decoders::install(crate::engine::decoders::Registry::new(
-        cli.backend.schema_source()?,
-    ));
-    let Some(command) = cli.command else {
-        let overview = cli.backend.wants_overview()?;
-        let target = if overview {
-            None
-        } else {
-            Some(cli.backend.target()?)
+/// Sets the TUI's keys, colours and profile list from the config file.
+fn install_ui(backend: &BackendArgs) -> Result<(), UsageError> {
+    let (keymap, palette) = config_cmd::ui(backend)?;
+    crate::tui::keymap::install(keymap);
+    crate::tui::theme::install(palette);
+    crate::tui::profiles::install(config_cmd::rows(backend));
+    Ok(())
+}
+
+/// The TUI on the DLQ (or the overview) the arguments name, then on each profile
+/// chosen with `P` (`switched`: the arguments were made for one), until the user quits.
+async fn tui(mut backend: BackendArgs, mut switched: bool) -> anyhow::Result<()> {
+    install_ui(&backend)?;
+    loop {
+        if switched {
+            // The new profile's schemas: a registry of its own cluster.
+            crate::engine::decoders::install(crate::engine::decoders::Registry::new(
+                backend.schema_source()?,
+            ));
+        }
+        let target = match backend.wants_overview()? {
+            true => None,
+            false => Some(backend.target()?),
         };
         needs_terminal()?;
-        return match target {
-            Some(t) => crate::tui::runner::run(t).await,
+        let next = match target {
+            Some(t) => crate::tui::runner::run(t).await?,
             None => {
-                let clusters = cli.backend.clusters()?;
-                let backend = cli.backend.clone();
+                let clusters = backend.clusters()?;
+                let b = backend.clone();
                 crate::tui::overview::run(clusters, move |d| {
-                    let mut b = backend.clone();
+                    let mut b = b.clone();
                     if d.kind == "mongo" {
                         b.collection = Some(d.name.clone());
                     } else {
@@ -340,9 +353,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Ok(b.target()?)
                 })
-                .await
+                .await?
             }
         };
+        let Some(profile) = next else {
+            return Ok(());
+        };
+        backend = backend.for_profile(&profile);
+        switched = true;
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::engine::decoders::install(crate::engine::decoders::Registry::new(
+        cli.backend.schema_source()?,
+    ));
+    let Some(command) = cli.command else {
+        return tui(cli.backend, false).await;
     };
     match command {
         Command::Completions { shell } => shell::completions(shell),
@@ -352,10 +379,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // `open -` reads the file from stdin; the keys then come from /dev/tty.
             let piped = file == std::path::Path::new("-");
             let target = bundle::open_target(&cli.backend, file)?;
+            install_ui(&cli.backend)?;
             if !piped {
                 needs_terminal()?;
             }
-            crate::tui::runner::run(target).await
+            match crate::tui::runner::run(target).await? {
+                Some(profile) => tui(cli.backend.for_profile(&profile), true).await,
+                None => Ok(()),
+            }
         }
         Command::Man => shell::man(),
         Command::Config { cmd } => config_cmd::config(&cli.backend, &cmd),

@@ -82,6 +82,8 @@ pub enum Action {
     Backspace,
     /// Clear a dialog's input (ctrl-u, as in a shell).
     ClearInput,
+    /// Open the list of the config file's profiles, to switch to one.
+    PickProfile,
     /// Confirm a dialog.
     Submit,
     /// The terminal has this many rows for the list.

@@ -96,6 +96,11 @@ pub enum Dialog {
         /// Why it is not valid.
         error: String,
     },
+    /// The profile picker (`P`): the selected row.
+    Profiles {
+        /// Index into the config file's profiles.
+        selected: usize,
+    },
     /// An edit to review as a diff before it is kept.
     ReviewEdit {
         /// The letter.
@@ -185,6 +190,10 @@ pub struct App {
     pub marked: std::collections::BTreeSet<LetterId>,
     /// The open letter's payload, highlighted.
     pub highlighted: Option<(LetterId, Vec<ratatui::text::Line<'static>>)>,
+    /// The profile this DLQ was opened with.
+    pub profile: Option<String>,
+    /// The profile to open next, chosen in the picker (the session then ends).
+    pub switch_to: Option<String>,
 }
 
 /// Letters this close to deletion by retention are flagged in the list.
@@ -237,6 +246,8 @@ impl App {
             edits: std::collections::HashMap::new(),
             highlighted: None,
             marked: std::collections::BTreeSet::new(),
+            profile: None,
+            switch_to: None,
         }
     }
 
@@ -317,6 +328,12 @@ impl App {
             return self.update_dialog(d, action);
         }
         match action {
+            Action::Up if self.screen == Screen::Help => {
+                self.detail_scroll = self.detail_scroll.saturating_sub(1)
+            }
+            Action::Down if self.screen == Screen::Help => {
+                self.detail_scroll = self.detail_scroll.saturating_add(1)
+            }
             Action::Up if self.screen == Screen::Detail => {
                 self.detail_scroll = self.detail_scroll.saturating_sub(1)
             }
@@ -411,6 +428,7 @@ impl App {
                 });
             }
             Action::Help => {
+                self.detail_scroll = 0;
                 self.screen = if self.screen == Screen::Help {
                     Screen::List
                 } else {
@@ -477,6 +495,7 @@ impl App {
             }
             Action::Edited { id, result } => return self.edited(id, result),
             Action::TogglePreview => self.toggle_preview(),
+            Action::PickProfile => self.pick_profile(),
             Action::Planned(_)
             | Action::Input(_)
             | Action::Backspace

@@ -42,7 +42,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         }
         Tab::Headers => headers(l),
         Tab::Error => error(l, theme),
-        Tab::History => history(l),
+        Tab::History => history(l, theme),
     };
     f.render_widget(
         Paragraph::new(lines)
@@ -295,7 +295,7 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
     out
 }
 
-fn history(l: &DeadLetter) -> Vec<Line<'static>> {
+fn history(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     if let Some(who) = &l.held_by {
         out.push(Line::from(format!(
@@ -332,7 +332,10 @@ fn history(l: &DeadLetter) -> Vec<Line<'static>> {
             Outcome::Confirmed { .. } => Color::Green,
             Outcome::Watching { .. } => Color::Yellow,
         };
-        out.push(Line::styled(o.text(), Style::default().fg(colour)));
+        out.push(Line::styled(
+            o.text(),
+            theme.pick(Style::default().fg(colour)),
+        ));
     }
     if let Some(c) = &l.consumed {
         out.push(Line::from(c.text()));

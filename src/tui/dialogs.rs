@@ -86,6 +86,7 @@ impl App {
                 self.status = format!("resolving {id}…");
                 return vec![Effect::Resolve(id)];
             }
+            (Dialog::Profiles { selected }, a) => return self.update_profiles(selected, a),
             (d, _) => self.dialog = Some(d),
         }
         Vec::new()

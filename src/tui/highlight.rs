@@ -19,7 +19,7 @@ fn assets() -> &'static (SyntaxSet, Theme) {
         let mut themes = ThemeSet::load_defaults();
         let theme = themes
             .themes
-            .remove("base16-eighties.dark")
+            .remove(super::theme::Theme::highlight())
             .or_else(|| themes.themes.into_values().next())
             .unwrap_or_default();
         (ss, theme)

@@ -1,244 +1,322 @@
-//! Keys → actions. One table drives both the key handling and the `?` help screen,
-//! so the help can never drift from what the keys do.
+//! Keys → actions. The default keys are `assets/keymap.toml` (compiled in); the config
+//! file's `[keys]` table overrides them per action. One [`Keymap`] drives both the key
+//! handling and the `?` help screen, so the help shows the keys that work.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::Action;
 
-/// One binding: the keys, the action, and what the help says.
-pub struct Binding {
-    /// Key names as shown in the help.
-    pub keys: &'static str,
-    /// What it does.
+/// The default keymap, as shipped.
+pub const DEFAULT_KEYMAP: &str = include_str!("../../assets/keymap.toml");
+
+/// An action a key can be bound to, by its name in the keymap.
+pub struct Command {
+    /// Its name in `[keys]`.
+    pub name: &'static str,
+    /// What the help says.
     pub desc: &'static str,
     /// The action it sends.
     pub action: fn() -> Action,
-    /// Key codes that trigger it.
-    pub codes: &'static [KeyCode],
 }
 
-/// Every binding outside dialogs, in help order.
-pub const KEYS: &[Binding] = &[
-    Binding {
-        keys: "j ↓",
-        desc: "next letter (scroll in detail)",
-        action: || Action::Down,
-        codes: &[KeyCode::Char('j'), KeyCode::Down],
-    },
-    Binding {
-        keys: "k ↑",
-        desc: "previous letter (scroll in detail)",
-        action: || Action::Up,
-        codes: &[KeyCode::Char('k'), KeyCode::Up],
-    },
-    Binding {
-        keys: "g Home",
-        desc: "first letter",
-        action: || Action::Top,
-        codes: &[KeyCode::Char('g'), KeyCode::Home],
-    },
-    Binding {
-        keys: "G End",
-        desc: "last letter",
-        action: || Action::Bottom,
-        codes: &[KeyCode::Char('G'), KeyCode::End],
-    },
-    Binding {
-        keys: "PgUp",
-        desc: "page up",
-        action: || Action::PageUp,
-        codes: &[KeyCode::PageUp],
-    },
-    Binding {
-        keys: "PgDn",
-        desc: "page down",
-        action: || Action::PageDown,
-        codes: &[KeyCode::PageDown],
-    },
-    Binding {
-        keys: "enter",
-        desc: "open the letter / back to the list",
-        action: || Action::Open,
-        codes: &[KeyCode::Enter],
-    },
-    Binding {
-        keys: "esc",
-        desc: "back, close a dialog",
-        action: || Action::Back,
-        codes: &[KeyCode::Esc],
-    },
-    Binding {
-        keys: "tab l",
-        desc: "next detail tab",
-        action: || Action::NextTab,
-        codes: &[KeyCode::Tab, KeyCode::Char('l')],
-    },
-    Binding {
-        keys: "S-tab h",
-        desc: "previous detail tab",
-        action: || Action::PrevTab,
-        codes: &[KeyCode::BackTab, KeyCode::Char('h')],
-    },
-    Binding {
-        keys: "/",
-        desc: "filter (esc in the line cancels)",
-        action: || Action::Filter,
-        codes: &[KeyCode::Char('/')],
-    },
-    Binding {
-        keys: "o",
-        desc: "newest first ⇄ oldest first",
-        action: || Action::ToggleOrder,
-        codes: &[KeyCode::Char('o')],
-    },
-    Binding {
-        keys: "f",
-        desc: "follow the live tail",
-        action: || Action::ToggleFollow,
-        codes: &[KeyCode::Char('f')],
-    },
-    Binding {
-        keys: "r",
-        desc: "replay the letter (asks first)",
-        action: || Action::Replay,
-        codes: &[KeyCode::Char('r')],
-    },
-    Binding {
-        keys: "space",
-        desc: "mark the letter (r then replays the marked ones; esc unmarks all)",
-        action: || Action::Mark,
-        codes: &[KeyCode::Char(' ')],
-    },
-    Binding {
-        keys: "x",
-        desc: "mark resolved without replaying (asks first)",
-        action: || Action::Resolve,
-        codes: &[KeyCode::Char('x')],
-    },
-    Binding {
-        keys: "y",
-        desc: "copy the payload",
-        action: || Action::CopyPayload,
-        codes: &[KeyCode::Char('y')],
-    },
-    Binding {
-        keys: "Y",
-        desc: "copy the whole letter as JSON",
-        action: || Action::CopyLetter,
-        codes: &[KeyCode::Char('Y')],
-    },
-    Binding {
-        keys: "e",
-        desc: "edit the payload in $VISUAL/$EDITOR (kept until replayed)",
-        action: || Action::Edit,
-        codes: &[KeyCode::Char('e')],
-    },
-    Binding {
-        keys: "u",
-        desc: "discard the kept edit",
-        action: || Action::DiscardEdit,
-        codes: &[KeyCode::Char('u')],
-    },
-    Binding {
-        keys: "t",
-        desc: "triage board: groups by topic and error (enter filters, r replays a group)",
-        action: || Action::Triage,
-        codes: &[KeyCode::Char('t')],
-    },
-    Binding {
-        keys: "v",
-        desc: "preview beside the list (terminals of 140 columns or more)",
-        action: || Action::TogglePreview,
-        codes: &[KeyCode::Char('v')],
-    },
-    Binding {
-        keys: "?",
-        desc: "this help",
-        action: || Action::Help,
-        codes: &[KeyCode::Char('?')],
-    },
-    Binding {
-        keys: "q",
-        desc: "quit",
-        action: || Action::Quit,
-        codes: &[KeyCode::Char('q')],
-    },
+/// Every command outside dialogs, in help order.
+pub const COMMANDS: &[Command] = &[
+    cmd("down", "next letter (scroll in detail)", || Action::Down),
+    cmd("up", "previous letter (scroll in detail)", || Action::Up),
+    cmd("top", "first letter", || Action::Top),
+    cmd("bottom", "last letter", || Action::Bottom),
+    cmd("page_up", "page up", || Action::PageUp),
+    cmd("page_down", "page down", || Action::PageDown),
+    cmd("open", "open the letter / back to the list", || {
+        Action::Open
+    }),
+    cmd("back", "back, close a dialog", || Action::Back),
+    cmd("next_tab", "next detail tab", || Action::NextTab),
+    cmd("previous_tab", "previous detail tab", || Action::PrevTab),
+    cmd("filter", "filter (esc in the line cancels)", || {
+        Action::Filter
+    }),
+    cmd("order", "newest first ⇄ oldest first", || {
+        Action::ToggleOrder
+    }),
+    cmd("follow", "follow the live tail", || Action::ToggleFollow),
+    cmd("replay", "replay the letter (asks first)", || {
+        Action::Replay
+    }),
+    cmd(
+        "mark",
+        "mark the letter (replay then sends the marked ones; esc unmarks)",
+        || Action::Mark,
+    ),
+    cmd(
+        "resolve",
+        "mark resolved without replaying (asks first)",
+        || Action::Resolve,
+    ),
+    cmd("copy_payload", "copy the payload", || Action::CopyPayload),
+    cmd("copy_letter", "copy the whole letter as JSON", || {
+        Action::CopyLetter
+    }),
+    cmd(
+        "edit",
+        "edit the payload in $VISUAL/$EDITOR (kept until replayed)",
+        || Action::Edit,
+    ),
+    cmd("discard_edit", "discard the kept edit", || {
+        Action::DiscardEdit
+    }),
+    cmd(
+        "triage",
+        "triage board: groups by topic and error (enter filters)",
+        || Action::Triage,
+    ),
+    cmd(
+        "preview",
+        "preview beside the list (terminals of 140 columns or more)",
+        || Action::TogglePreview,
+    ),
+    cmd(
+        "profile",
+        "switch to another profile of the config file",
+        || Action::PickProfile,
+    ),
+    cmd("help", "this help", || Action::Help),
+    cmd("quit", "quit", || Action::Quit),
 ];
 
-/// The action for `key`; in a dialog, typed characters are input.
-pub fn action_for(key: KeyEvent, in_dialog: bool) -> Option<Action> {
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        return Some(Action::Quit);
-    }
-    if in_dialog {
-        if key.modifiers.contains(KeyModifiers::CONTROL) {
-            // ctrl-u clears the line, as in a shell; other control keys type nothing.
-            return (key.code == KeyCode::Char('u')).then_some(Action::ClearInput);
+const fn cmd(name: &'static str, desc: &'static str, action: fn() -> Action) -> Command {
+    Command { name, desc, action }
+}
+
+/// A key and its modifiers (ctrl, alt; shift is part of the character).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    code: KeyCode,
+    mods: KeyModifiers,
+}
+
+impl Key {
+    /// Parses `j`, `G`, `space`, `shift-tab`, `ctrl-r`, `f5`…; the error quotes the name.
+    pub fn parse(name: &str) -> Result<Key, String> {
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = name;
+        loop {
+            if let Some(r) = rest.strip_prefix("ctrl-").filter(|r| !r.is_empty()) {
+                mods |= KeyModifiers::CONTROL;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("alt-").filter(|r| !r.is_empty()) {
+                mods |= KeyModifiers::ALT;
+                rest = r;
+            } else {
+                break;
+            }
         }
-        return match key.code {
-            KeyCode::Esc => Some(Action::Back),
-            KeyCode::Enter => Some(Action::Submit),
-            KeyCode::Backspace => Some(Action::Backspace),
-            KeyCode::Tab | KeyCode::BackTab => Some(Action::NextTab),
-            KeyCode::Char(c) => Some(Action::Input(c)),
-            _ => None,
+        let code = match rest {
+            "space" => KeyCode::Char(' '),
+            "enter" => KeyCode::Enter,
+            "esc" => KeyCode::Esc,
+            "tab" => KeyCode::Tab,
+            "shift-tab" | "backtab" => KeyCode::BackTab,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pgup" => KeyCode::PageUp,
+            "pgdn" => KeyCode::PageDown,
+            "backspace" => KeyCode::Backspace,
+            "delete" => KeyCode::Delete,
+            f if f.len() > 1
+                && f.starts_with('f')
+                && f[1..].parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)) =>
+            {
+                KeyCode::F(f[1..].parse().unwrap_or(1))
+            }
+            c if c.chars().count() == 1 => KeyCode::Char(c.chars().next().unwrap_or(' ')),
+            _ => return Err(format!("unknown key '{name}'")),
         };
+        if code == KeyCode::Char('c') && mods == KeyModifiers::CONTROL {
+            return Err(format!("'{name}' always quits and cannot be bound"));
+        }
+        Ok(Key { code, mods })
     }
-    KEYS.iter()
-        .find(|b| b.codes.contains(&key.code))
-        .map(|b| (b.action)())
+
+    fn of(e: KeyEvent) -> Key {
+        Key {
+            code: e.code,
+            mods: e.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT),
+        }
+    }
+
+    /// The key as the help shows it.
+    pub fn label(&self) -> String {
+        let base = match self.code {
+            KeyCode::Char(' ') => "space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Enter => "enter".into(),
+            KeyCode::Esc => "esc".into(),
+            KeyCode::Tab => "tab".into(),
+            KeyCode::BackTab => "S-tab".into(),
+            KeyCode::Up => "↑".into(),
+            KeyCode::Down => "↓".into(),
+            KeyCode::Left => "←".into(),
+            KeyCode::Right => "→".into(),
+            KeyCode::Home => "Home".into(),
+            KeyCode::End => "End".into(),
+            KeyCode::PageUp => "PgUp".into(),
+            KeyCode::PageDown => "PgDn".into(),
+            KeyCode::Backspace => "backspace".into(),
+            KeyCode::Delete => "delete".into(),
+            KeyCode::F(n) => format!("F{n}"),
+            other => format!("{other:?}"),
+        };
+        let ctrl = if self.mods.contains(KeyModifiers::CONTROL) {
+            "C-"
+        } else {
+            ""
+        };
+        let alt = if self.mods.contains(KeyModifiers::ALT) {
+            "M-"
+        } else {
+            ""
+        };
+        format!("{ctrl}{alt}{base}")
+    }
+}
+
+/// One action's name or key list in `[keys]`: `"R"` or `["R", "ctrl-r"]`.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum KeyList {
+    /// One key.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl KeyList {
+    fn names(&self) -> Vec<&str> {
+        match self {
+            KeyList::One(k) => vec![k.as_str()],
+            KeyList::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// The keys of each [`COMMANDS`] entry.
+#[derive(Debug, Clone)]
+pub struct Keymap {
+    keys: Vec<Vec<Key>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Shipped {
+    keys: BTreeMap<String, KeyList>,
+}
+
+impl Keymap {
+    /// The shipped keys (`assets/keymap.toml`).
+    pub fn defaults() -> Keymap {
+        let shipped: Result<Shipped, _> = toml::from_str(DEFAULT_KEYMAP);
+        let mut map = Keymap {
+            keys: vec![Vec::new(); COMMANDS.len()],
+        };
+        // The shipped file is checked by a test; a broken one leaves actions unbound.
+        if let Ok(s) = shipped {
+            for (name, list) in &s.keys {
+                let _ = map.bind(name, list);
+            }
+        }
+        map
+    }
+
+    /// The shipped keys with `overrides` (the config file's `[keys]`) put over them; the
+    /// error names the action or the key.
+    pub fn with(overrides: &BTreeMap<String, KeyList>) -> Result<Keymap, String> {
+        let mut map = Keymap::defaults();
+        for (name, list) in overrides {
+            map.bind(name, list)?;
+        }
+        Ok(map)
+    }
+
+    /// Gives `list` to action `name`, taking its keys from any other action.
+    fn bind(&mut self, name: &str, list: &KeyList) -> Result<(), String> {
+        let i = COMMANDS
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+                format!("unknown action '{name}' (actions: {})", known.join(", "))
+            })?;
+        let keys = list
+            .names()
+            .into_iter()
+            .map(Key::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        for other in &mut self.keys {
+            other.retain(|k| !keys.contains(k));
+        }
+        self.keys[i] = keys;
+        Ok(())
+    }
+
+    /// The action for `key`; in a dialog, typed characters are input.
+    pub fn action_for(&self, key: KeyEvent, in_dialog: bool) -> Option<Action> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return Some(Action::Quit);
+        }
+        if in_dialog {
+            if key.modifiers.contains(KeyModifiers::CONTROL) {
+                // ctrl-u clears the line, as in a shell; other control keys type nothing.
+                return (key.code == KeyCode::Char('u')).then_some(Action::ClearInput);
+            }
+            return match key.code {
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Enter => Some(Action::Submit),
+                KeyCode::Backspace => Some(Action::Backspace),
+                KeyCode::Tab | KeyCode::BackTab => Some(Action::NextTab),
+                KeyCode::Up => Some(Action::Up),
+                KeyCode::Down => Some(Action::Down),
+                KeyCode::Char(c) => Some(Action::Input(c)),
+                _ => None,
+            };
+        }
+        let k = Key::of(key);
+        let i = self.keys.iter().position(|ks| ks.contains(&k))?;
+        Some((COMMANDS[i].action)())
+    }
+
+    /// The help rows: keys as shown, and what they do (unbound actions left out).
+    pub fn help(&self) -> Vec<(String, &'static str)> {
+        COMMANDS
+            .iter()
+            .zip(&self.keys)
+            .filter(|(_, ks)| !ks.is_empty())
+            .map(|(c, ks)| {
+                let labels: Vec<String> = ks.iter().map(Key::label).collect();
+                (labels.join(" "), c.desc)
+            })
+            .collect()
+    }
+}
+
+static CURRENT: OnceLock<Keymap> = OnceLock::new();
+
+/// Sets the process's keymap (once, at start-up, from the config file).
+pub fn install(k: Keymap) {
+    let _ = CURRENT.set(k);
+}
+
+/// The process's keymap (the shipped keys when none was installed).
+pub fn current() -> &'static Keymap {
+    CURRENT.get_or_init(Keymap::defaults)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(code: KeyCode) -> KeyEvent {
-        KeyEvent::new(code, KeyModifiers::NONE)
-    }
-
-    #[test]
-    fn ctrl_u_clears_a_dialog_line_and_other_control_keys_type_nothing() {
-        let ctrl = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
-        assert!(matches!(
-            action_for(ctrl('u'), true),
-            Some(Action::ClearInput)
-        ));
-        assert!(action_for(ctrl('w'), true).is_none());
-        assert!(matches!(action_for(ctrl('c'), true), Some(Action::Quit)));
-    }
-
-    #[test]
-    fn keys_map_to_actions_and_dialogs_take_text() {
-        assert!(matches!(
-            action_for(key(KeyCode::Char('j')), false),
-            Some(Action::Down)
-        ));
-        assert!(matches!(
-            action_for(key(KeyCode::Char('q')), false),
-            Some(Action::Quit)
-        ));
-        assert!(matches!(
-            action_for(key(KeyCode::Char('q')), true),
-            Some(Action::Input('q'))
-        ));
-        assert!(matches!(
-            action_for(key(KeyCode::Esc), true),
-            Some(Action::Back)
-        ));
-        assert!(action_for(key(KeyCode::F(5)), false).is_none());
-        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert!(matches!(action_for(ctrl_c, true), Some(Action::Quit)));
-    }
-
-    #[test]
-    fn no_key_is_bound_twice() {
-        let mut seen = Vec::new();
-        for b in KEYS {
-            for c in b.codes {
-                assert!(!seen.contains(c), "{c:?} bound twice");
-                seen.push(*c);
-            }
-        }
-    }
-}
+#[path = "keymap_tests.rs"]
+mod tests;

@@ -56,7 +56,7 @@ impl App {
             match crate::engine::decoders::encode::reencode(
                 &original,
                 &value,
-                reg,
+                &reg,
                 topic.as_deref(),
                 reg.schemas.wants_latest(),
             ) {
@@ -97,7 +97,7 @@ impl App {
         let l = match &self.redact {
             Some(r) => {
                 let mut c = l.clone();
-                r.letter(&mut c, crate::engine::decoders::global());
+                r.letter(&mut c, &crate::engine::decoders::global());
                 redacted = c;
                 &redacted
             }

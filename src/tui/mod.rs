@@ -18,8 +18,10 @@ mod letter_ops;
 mod list_pane;
 pub mod overview;
 pub mod preview;
+pub mod profiles;
 pub mod runner;
 pub mod terminal;
+pub mod theme;
 pub mod view;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers};
+use crossterm::event::{Event, KeyCode, KeyEventKind};
 use futures::StreamExt;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -14,6 +14,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Row, Table};
 use tokio::sync::mpsc;
 
+use super::app::Action;
 use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
 use super::view::{Theme, group};
@@ -39,11 +40,11 @@ pub struct Overview {
 }
 
 /// Runs the overview of the DLQs of `clusters`; `target` makes the target of a DLQ
-/// for opening it.
+/// for opening it. Returns the profile chosen with `P` in a DLQ opened from here.
 pub async fn run(
     clusters: Clusters,
     target: impl Fn(&DlqSummary) -> anyhow::Result<Target>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let guard = TerminalGuard::enter(false)?;
     let result = overview_loop(clusters, target).await;
     drop(guard);
@@ -53,8 +54,8 @@ pub async fn run(
 async fn overview_loop(
     clusters: Clusters,
     target: impl Fn(&DlqSummary) -> anyhow::Result<Target>,
-) -> anyhow::Result<()> {
-    let theme = Theme::from_env();
+) -> anyhow::Result<Option<String>> {
+    let theme = Theme::current();
     let mut ov = Overview {
         cluster: clusters.label(),
         status: "reading the cluster…".into(),
@@ -76,19 +77,18 @@ async fn overview_loop(
         tokio::select! {
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
-                    let ctrl_c = k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c');
-                    match k.code {
-                        _ if ctrl_c => break,
-                        KeyCode::Char('q') => break,
-                        KeyCode::Down | KeyCode::Char('j') => ov.select(ov.selected + 1),
-                        KeyCode::Up | KeyCode::Char('k') => ov.select(ov.selected.saturating_sub(1)),
-                        KeyCode::Home | KeyCode::Char('g') => ov.select(0),
-                        KeyCode::End | KeyCode::Char('G') => ov.select(usize::MAX),
-                        KeyCode::Char('r') => {
+                    // The keymap's moves, open and quit; `r` refreshes.
+                    match super::keymap::current().action_for(k, false) {
+                        Some(Action::Quit) => break,
+                        Some(Action::Down) => ov.select(ov.selected + 1),
+                        Some(Action::Up) => ov.select(ov.selected.saturating_sub(1)),
+                        Some(Action::Top) => ov.select(0),
+                        Some(Action::Bottom) => ov.select(usize::MAX),
+                        _ if k.code == KeyCode::Char('r') => {
                             ov.status = "refreshing…".into();
                             fetch(tx.clone());
                         }
-                        KeyCode::Enter => {
+                        Some(Action::Open) => {
                             let Some(d) = ov.dlqs.get(ov.selected).cloned() else {
                                 continue;
                             };
@@ -96,7 +96,11 @@ async fn overview_loop(
                             drop(input);
                             drop(terminal);
                             clear_screen()?;
-                            ov.status = open(&d, &target).await;
+                            let (status, switch) = open(&d, &target).await;
+                            if switch.is_some() {
+                                return Ok(switch);
+                            }
+                            ov.status = status;
                             clear_screen()?;
                             (terminal, input) = Crossterm.open()?;
                             fetch(tx.clone());
@@ -127,11 +131,15 @@ async fn overview_loop(
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
-/// Opens DLQ `name` in the list until the user goes back; what to say then.
-async fn open(d: &DlqSummary, target: &impl Fn(&DlqSummary) -> anyhow::Result<Target>) -> String {
+/// Opens DLQ `name` in the list until the user goes back; what to say then, and the
+/// profile chosen there with `P`.
+async fn open(
+    d: &DlqSummary,
+    target: &impl Fn(&DlqSummary) -> anyhow::Result<Target>,
+) -> (String, Option<String>) {
     let name = &d.name;
     let run = async {
         let t = target(d)?;
@@ -139,8 +147,8 @@ async fn open(d: &DlqSummary, target: &impl Fn(&DlqSummary) -> anyhow::Result<Ta
         super::runner::run_on(&t, &opened, Crossterm, true).await
     };
     match run.await {
-        Ok(()) => format!("back from {name}"),
-        Err(e) => format!("cannot open {name}: {e}"),
+        Ok(switch) => (format!("back from {name}"), switch),
+        Err(e) => (format!("cannot open {name}: {e}"), None),
     }
 }
 

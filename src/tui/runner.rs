@@ -15,7 +15,6 @@ use tokio::task::JoinHandle;
 
 use super::app::{Action, App, Effect};
 use super::console::{Console, Crossterm};
-use super::keymap::action_for;
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
 use crate::backends::open::{Opened, Target};
@@ -27,8 +26,8 @@ use crate::engine::{DeadLetter, LetterId};
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
 
-/// Runs the TUI on `target` until the user quits.
-pub async fn run(target: Target) -> anyhow::Result<()> {
+/// Runs the TUI on `target` until the user quits; the profile chosen with `P`, if any.
+pub async fn run(target: Target) -> anyhow::Result<Option<String>> {
     let opened = target.dlq.open().await?;
     let guard = TerminalGuard::enter(false)?;
     let result = run_on(&target, &opened, Crossterm, false).await;
@@ -37,13 +36,13 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
 }
 
 /// Runs the TUI's loop for an opened DLQ on `console` until the user quits (or,
-/// `from_overview`, goes back to it with `esc`).
+/// `from_overview`, goes back to it with `esc`); the profile chosen with `P`, if any.
 pub async fn run_on<C: Console>(
     target: &Target,
     opened: &Opened,
     console: C,
     from_overview: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let writer = target.writer(opened, Vec::new());
     let io = Io {
         source: opened.source.clone(),
@@ -59,7 +58,9 @@ pub async fn run_on<C: Console>(
         .redact
         .as_deref()
         .and_then(|r| crate::engine::redact::Redaction::parse(r).ok());
-    event_loop(&mut app, io, console).await
+    app.profile = target.profile.clone();
+    event_loop(&mut app, io, console).await?;
+    Ok(app.switch_to)
 }
 
 struct Io {
@@ -73,7 +74,7 @@ struct Io {
 
 async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> anyhow::Result<()> {
     let (mut terminal, mut input) = console.open()?;
-    let theme = Theme::from_env();
+    let theme = Theme::current();
     let (tx, mut rx) = mpsc::channel::<Action>(64);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let size = terminal.size()?;
@@ -132,7 +133,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
             biased;
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
-                    if let Some(a) = action_for(k, app.dialog.is_some()) {
+                    if let Some(a) = super::keymap::current().action_for(k, app.dialog.is_some()) {
                         app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
                         pending = app.update(a);
                         urgent = true;
@@ -237,7 +238,7 @@ impl Io {
             Effect::SaveEdit { id, value } => self.write(id, LetterWrite::SaveEdit(value), tx),
             Effect::DiscardEdit(id) => self.write(id, LetterWrite::DiscardEdit, tx),
             Effect::Highlight { id, text, syntax } => {
-                if !Theme::from_env().color {
+                if !Theme::current().color {
                     return;
                 }
                 if let Some(h) = self.highlight.take() {

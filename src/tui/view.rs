@@ -10,38 +10,9 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
 use super::app::{App, Dialog, Screen};
 use super::detail;
-use super::keymap::KEYS;
 use crate::engine::index::NO_TIME;
 
-/// Styles, or none of them under `NO_COLOR`.
-#[derive(Debug, Clone, Copy)]
-pub struct Theme {
-    /// False when `NO_COLOR` is set.
-    pub color: bool,
-}
-
-impl Theme {
-    /// From the environment.
-    pub fn from_env() -> Self {
-        Theme {
-            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        }
-    }
-
-    /// `s` when colors are on, the plain style otherwise.
-    pub fn pick(&self, s: Style) -> Style {
-        if self.color { s } else { Style::default() }
-    }
-
-    /// The selected row.
-    pub fn selected(&self) -> Style {
-        if self.color {
-            Style::default().bg(Color::Blue).fg(Color::White)
-        } else {
-            Style::default().add_modifier(Modifier::REVERSED)
-        }
-    }
-}
+pub use super::theme::Theme;
 
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
@@ -60,7 +31,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
         }
         Screen::List => super::list_pane::draw(f, app, body, theme),
         Screen::Detail => detail::draw(f, app, body, theme),
-        Screen::Help => help(f, body),
+        Screen::Help => help(f, body, app.detail_scroll),
         Screen::Triage => triage(f, app, body, theme),
     }
     f.render_widget(Paragraph::new(status(app, theme)), bottom);
@@ -262,13 +233,12 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     f.render_widget(Table::new(rows, widths).header(head), area);
 }
 
-fn help(f: &mut Frame, area: Rect) {
-    let mut lines = vec![
-        Line::from("Keys (this screen is generated from the key map)"),
-        Line::from(""),
-    ];
-    for b in KEYS {
-        lines.push(Line::from(format!("  {:<10} {}", b.keys, b.desc)));
+fn help(f: &mut Frame, area: Rect, scroll: u16) {
+    let mut lines = vec![Line::from(
+        "Keys: the shipped ones with the config file's [keys] (j/k scroll, ? or esc closes)",
+    )];
+    for (keys, desc) in super::keymap::current().help() {
+        lines.push(Line::from(format!("  {keys:<10} {desc}")));
     }
     lines.push(Line::from(""));
     lines.push(Line::from(
@@ -277,7 +247,12 @@ fn help(f: &mut Frame, area: Rect) {
     lines.push(Line::from(
         "        header.NAME:v  $.price<0  since:15m  /regex/  text  -negate  a or b",
     ));
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
@@ -294,6 +269,9 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
     let (title, lines): (&str, Vec<Line>) = match d {
         Dialog::Filter { .. } => return,
+        Dialog::Profiles { selected } => {
+            ("profiles", super::profiles::lines(app, *selected, theme))
+        }
         Dialog::Planning(id) => (
             "replay",
             vec![Line::from(format!("planning the replay of {id}…"))],

@@ -25,7 +25,7 @@ pub mod protobuf;
 pub mod schemas;
 pub mod selfdescribing;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 pub use schemas::{SchemaSource, SchemaStore};
 
@@ -153,16 +153,28 @@ pub async fn prepare_letters(letters: &[crate::engine::DeadLetter]) {
     }
 }
 
-static GLOBAL: OnceLock<Arc<Registry>> = OnceLock::new();
+static GLOBAL: RwLock<Option<Arc<Registry>>> = RwLock::new(None);
 
-/// Sets the process's registry (once, at start-up, from the flags and profile).
+/// Sets the process's registry: at start-up from the flags and profile, and again when
+/// the TUI switches profile.
 pub fn install(r: Registry) {
-    let _ = GLOBAL.set(Arc::new(r));
+    if let Ok(mut g) = GLOBAL.write() {
+        *g = Some(Arc::new(r));
+    }
 }
 
 /// The process's registry (built-in decoders without schemas when none was installed).
-pub fn global() -> &'static Registry {
-    GLOBAL.get_or_init(|| Arc::new(Registry::new(SchemaSource::default())))
+pub fn global() -> Arc<Registry> {
+    if let Ok(g) = GLOBAL.read()
+        && let Some(r) = g.as_ref()
+    {
+        return r.clone();
+    }
+    let fresh = Arc::new(Registry::new(SchemaSource::default()));
+    if let Ok(mut g) = GLOBAL.write() {
+        return g.get_or_insert(fresh).clone();
+    }
+    fresh
 }
 
 #[cfg(test)]

@@ -1,0 +1,101 @@
+//! Switching profile inside the TUI (`P`, as k9s switches context): a dialog lists the
+//! config file's profiles with their DLQs; `enter` ends this DLQ's session and the
+//! command line opens the chosen profile's DLQ in its place (its own read-only,
+//! production and redaction settings, schemas and ledger).
+
+use std::sync::OnceLock;
+
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+
+use super::app::{Action, App, Dialog, Effect};
+use super::view::Theme;
+
+/// A profile as the picker shows it: its name and where its DLQ is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRow {
+    /// The profile's name.
+    pub name: String,
+    /// Its DLQ, as `morgue profiles` says it (`kafka 10.0.0.5:9092 topic trades.DLT`).
+    pub dlq: String,
+}
+
+static PROFILES: OnceLock<Vec<ProfileRow>> = OnceLock::new();
+
+/// Sets the profiles the picker offers (once, at start-up, from the config file).
+pub fn install(rows: Vec<ProfileRow>) {
+    let _ = PROFILES.set(rows);
+}
+
+/// The profiles the picker offers.
+pub fn rows() -> &'static [ProfileRow] {
+    PROFILES.get().map_or(&[], Vec::as_slice)
+}
+
+impl App {
+    /// Opens the picker on the current profile (or says there is none to pick).
+    pub(super) fn pick_profile(&mut self) {
+        let rows = rows();
+        if rows.is_empty() {
+            self.status = "no profiles in the config file (see `morgue profiles`)".into();
+            return;
+        }
+        let selected = rows
+            .iter()
+            .position(|r| Some(&r.name) == self.profile.as_ref())
+            .unwrap_or(0);
+        self.dialog = Some(Dialog::Profiles { selected });
+    }
+
+    /// Moves in the picker, or switches to the selected profile.
+    pub(super) fn update_profiles(&mut self, selected: usize, action: Action) -> Vec<Effect> {
+        let last = rows().len().saturating_sub(1);
+        let selected = match action {
+            Action::Down | Action::Input('j') => (selected + 1).min(last),
+            Action::Up | Action::Input('k') => selected.saturating_sub(1),
+            Action::Submit => {
+                if let Some(r) = rows().get(selected) {
+                    if Some(&r.name) == self.profile.as_ref() {
+                        self.status = format!("already on profile {}", r.name);
+                    } else {
+                        self.status = format!("switching to profile {}…", r.name);
+                        self.switch_to = Some(r.name.clone());
+                        self.quit = true;
+                    }
+                }
+                return Vec::new();
+            }
+            _ => selected,
+        };
+        self.dialog = Some(Dialog::Profiles { selected });
+        Vec::new()
+    }
+}
+
+/// The picker's lines.
+pub(super) fn lines(app: &App, selected: usize, theme: Theme) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    for (i, r) in rows().iter().enumerate() {
+        let current = if Some(&r.name) == app.profile.as_ref() {
+            "*"
+        } else {
+            " "
+        };
+        let text = format!("{current} {:<16} {}", r.name, r.dlq);
+        out.push(if i == selected {
+            Line::styled(text, theme.selected())
+        } else {
+            Line::from(text)
+        });
+    }
+    out.push(Line::from(""));
+    out.push(Line::styled(
+        "j/k: choose   enter: switch (this DLQ closes)   esc: stay   * current",
+        theme.pick(
+            Style::default()
+                .fg(Color::DarkGray)
+                .add_modifier(Modifier::DIM),
+        ),
+    ));
+    out
+}
