@@ -226,3 +226,76 @@ async fn the_overview_opens_a_dlq_and_esc_comes_back() {
     }
     assert!(!t.screen().contains("3 DLQs"), "{}", t.screen());
 }
+
+#[tokio::test]
+async fn keys_theme_and_profiles_come_from_the_config_file() {
+    let a = TestTopic::new("tui-prof-a", 1).await;
+    let b = TestTopic::new("tui-prof-b", 1).await;
+    let cfg = KafkaConfig::new(kafka_brokers());
+    write_letter(&cfg, &a.name, "trades", "PA-1", r#"{"price": -1}"#).await;
+    write_letter(&cfg, &b.name, "trades", "PB-1", r#"{"price": -2}"#).await;
+    let dir = std::env::temp_dir().join(unique("tui-config"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "theme = \"light\"\n\n[keys]\nreplay = \"R\"\n\n\
+             [profiles.alpha]\nkafka = \"{k}\"\ntopic = \"{}\"\n\n\
+             [profiles.beta]\nkafka = \"{k}\"\ntopic = \"{}\"\nread_only = true\n",
+            a.name,
+            b.name,
+            k = kafka_brokers()
+        ),
+    )
+    .unwrap();
+    // Colours on: the light theme's selected row is #0550ae.
+    let cmd = format!(
+        "MORGUE_AUDIT_LOG={} {} --config {} --profile alpha; sleep 30",
+        dir.join("audit.jsonl").display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        config.display(),
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("PA-1");
+    t.wait_for("following live");
+    let ansi = t.screen_ansi();
+    assert!(
+        ansi.contains("48;2;5;80;174"),
+        "light theme's selection: {ansi:?}"
+    );
+    // The help shows the override, and the keys do what it says.
+    t.keys(&["?"]);
+    let s = t.wait_for("replay the letter (asks first)");
+    assert!(
+        s.lines()
+            .any(|l| l.trim_start().starts_with("R ") && l.contains("replay the letter")),
+        "{s}"
+    );
+    t.keys(&["Escape", "r"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!t.screen().contains("to topic:"), "r is no longer replay");
+    t.keys(&["R"]);
+    t.wait_for("to topic: trades");
+    t.keys(&["Escape"]);
+    t.wait_for("cancelled");
+    // P lists the profiles, the current one starred; enter opens the other's DLQ with
+    // its own settings (beta is read-only).
+    t.keys(&["P"]);
+    let s = t.wait_for("● alpha");
+    assert!(
+        s.contains(&format!(
+            "○ beta             kafka {} topic {}  read-only",
+            kafka_brokers(),
+            b.name
+        )),
+        "{s}"
+    );
+    t.keys(&["j", "Enter"]);
+    let s = t.wait_for("PB-1");
+    assert!(s.contains(&b.name) && !s.contains("PA-1"), "{s}");
+    t.wait_for("READ-ONLY");
+    t.keys(&["R"]);
+    t.wait_for("refused replay: the profile is read-only");
+    t.keys(&["q"]);
+}

@@ -76,10 +76,11 @@ impl App {
 pub(super) fn lines(app: &App, selected: usize, theme: Theme) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     for (i, r) in rows().iter().enumerate() {
+        // A marker first: the box trims a line's leading spaces.
         let current = if Some(&r.name) == app.profile.as_ref() {
-            "*"
+            "●"
         } else {
-            " "
+            "○"
         };
         let text = format!("{current} {:<16} {}", r.name, r.dlq);
         out.push(if i == selected {
@@ -90,7 +91,7 @@ pub(super) fn lines(app: &App, selected: usize, theme: Theme) -> Vec<Line<'stati
     }
     out.push(Line::from(""));
     out.push(Line::styled(
-        "j/k: choose   enter: switch (this DLQ closes)   esc: stay   * current",
+        "j/k: choose   enter: switch (this DLQ closes)   esc: stay   ● current",
         theme.pick(
             Style::default()
                 .fg(Color::DarkGray)

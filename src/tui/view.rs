@@ -412,9 +412,14 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
     };
     // Room for the lines as they wrap inside the box.
     // Word wrapping breaks early: count on a narrower width than the box has.
-    let inner = usize::from(f.area().width.min(76).saturating_sub(14)).max(1);
+    // The profile list is as wide as its longest line can use.
+    let width = match d {
+        Dialog::Profiles { .. } => f.area().width.saturating_sub(4).clamp(76, 140),
+        _ => 76,
+    };
+    let inner = usize::from(f.area().width.min(width).saturating_sub(14)).max(1);
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let area = centered(f.area(), 76, u16::try_from(rows + 2).unwrap_or(u16::MAX));
+    let area = centered(f.area(), width, u16::try_from(rows + 2).unwrap_or(u16::MAX));
     f.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
