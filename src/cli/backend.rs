@@ -131,9 +131,22 @@ pub struct Profile {
     pub kafka: Option<String>,
     /// Kafka DLQ topic.
     pub topic: Option<String>,
-    /// librdkafka properties.
+    /// librdkafka properties (over those the keys below make).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// SASL: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or `OAUTHBEARER` (see [`security`](super::security)).
+    pub sasl_mechanism: Option<String>,
+    /// The SASL user; the password comes from `password_env` or `password_file`.
+    pub sasl_username: Option<String>,
+    /// TLS to the brokers (implied by any `tls_*` file).
+    #[serde(default)]
+    pub tls: bool,
+    /// CA certificates (PEM) to trust for the brokers.
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM), with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
     /// MongoDB connection string.
     pub mongo: Option<String>,
     /// MongoDB database.
@@ -274,7 +287,8 @@ fn with_secret(name: &str, p: &mut Profile) -> Result<(), UsageError> {
     if let Some(url) = with_password(&p.schema_registry) {
         p.schema_registry = Some(url);
     }
-    if p.properties.contains_key("sasl.username") && !p.properties.contains_key("sasl.password") {
+    let sasl_user = p.properties.contains_key("sasl.username") || p.sasl_username.is_some();
+    if sasl_user && !p.properties.contains_key("sasl.password") {
         p.properties.insert("sasl.password".into(), secret);
     }
     Ok(())
@@ -308,7 +322,9 @@ impl BackendArgs {
         self.kafka.clone().or(p.kafka.clone()).map(|brokers| {
             let mut cfg = KafkaConfig::new(brokers);
             cfg.connect_timeout = self.connect_timeout;
-            cfg.properties = p.properties.clone().into_iter().collect();
+            // The security keys' properties, then the profile's own, then -X.
+            cfg.properties = super::security::properties(p).into_iter().collect();
+            cfg.properties.extend(p.properties.clone());
             cfg.properties.extend(self.property.iter().cloned());
             cfg
         })

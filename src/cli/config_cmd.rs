@@ -246,6 +246,9 @@ fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
     if let Err(e) = super::backend::field_map(&p.fields) {
         bad("fields", e.0);
     }
+    for (key, why) in super::security::check(p) {
+        bad(key, why);
+    }
     if p.mongo.is_some() && p.db.is_none() {
         bad("db", "a profile with mongo needs db".into());
     }

@@ -10,6 +10,7 @@ mod info;
 mod list;
 mod replay;
 mod route;
+pub mod security;
 mod shell;
 
 use std::process::ExitCode;

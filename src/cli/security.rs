@@ -1,0 +1,233 @@
+//! Kafka security from a profile's keys, as kafkactl's `sasl:` and `tls:` blocks: the
+//! librdkafka properties they stand for. The profile's own `properties` and `-X` are
+//! applied after these, so either can still say anything librdkafka takes.
+//!
+//! | profile | librdkafka |
+//! |---|---|
+//! | `sasl_mechanism` | `sasl.mechanisms`, and `security.protocol` `SASL_PLAINTEXT` (`SASL_SSL` with TLS) |
+//! | `sasl_username` | `sasl.username`; `sasl.password` from `password_env` / `password_file` |
+//! | `tls = true`, or any `tls_*` | `security.protocol` `SSL` (`SASL_SSL` with SASL) |
+//! | `tls_ca`, `tls_cert`, `tls_key` | `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location` |
+//!
+//! `OAUTHBEARER` takes its token settings as properties (`sasl.oauthbearer.config`, or
+//! an OIDC `sasl.oauthbearer.method`); OIDC needs a librdkafka built with curl, which
+//! this one is not (`morgue --version` lists the features).
+
+use std::collections::BTreeMap;
+
+use super::backend::Profile;
+
+/// The SASL mechanisms librdkafka offers here.
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+
+/// The librdkafka properties of `p`'s security keys (none when it has none).
+pub fn properties(p: &Profile) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let tls = p.tls || p.tls_ca.is_some() || p.tls_cert.is_some() || p.tls_key.is_some();
+    let protocol = match (&p.sasl_mechanism, tls) {
+        (Some(_), true) => Some("SASL_SSL"),
+        (Some(_), false) => Some("SASL_PLAINTEXT"),
+        (None, true) => Some("SSL"),
+        (None, false) => None,
+    };
+    let mut set = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            out.insert(k.to_string(), v);
+        }
+    };
+    set("security.protocol", protocol.map(str::to_string));
+    set("sasl.mechanisms", p.sasl_mechanism.clone());
+    set("sasl.username", p.sasl_username.clone());
+    let path = |f: &Option<std::path::PathBuf>| f.as_ref().map(|f| f.display().to_string());
+    set("ssl.ca.location", path(&p.tls_ca));
+    set("ssl.certificate.location", path(&p.tls_cert));
+    set("ssl.key.location", path(&p.tls_key));
+    out
+}
+
+/// The mistakes in `p`'s security keys: (key, why). The files are not opened here
+/// (the config may be checked away from the host that has them); librdkafka names a
+/// missing one when it connects.
+pub fn check(p: &Profile) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(m) = &p.sasl_mechanism {
+        if !MECHANISMS.contains(&m.as_str()) {
+            out.push((
+                "sasl_mechanism",
+                format!("'{m}' is not one of {}", MECHANISMS.join(", ")),
+            ));
+        } else if m != "OAUTHBEARER"
+            && p.sasl_username.is_none()
+            && !p.properties.contains_key("sasl.username")
+        {
+            out.push(("sasl_mechanism", format!("{m} needs sasl_username")));
+        }
+    } else if p.sasl_username.is_some() {
+        out.push(("sasl_username", "a SASL user needs sasl_mechanism".into()));
+    }
+    if p.tls_cert.is_some() != p.tls_key.is_some() {
+        let key = if p.tls_cert.is_some() {
+            "tls_cert"
+        } else {
+            "tls_key"
+        };
+        out.push((
+            key,
+            "a client certificate needs both tls_cert and tls_key".into(),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(p: &Profile) -> Vec<(String, String)> {
+        properties(p).into_iter().collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = v
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn each_mechanism_and_tls_make_exactly_their_properties() {
+        assert!(props(&Profile::default()).is_empty());
+        for m in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            let p = Profile {
+                sasl_mechanism: Some(m.into()),
+                sasl_username: Some("oncall".into()),
+                ..Profile::default()
+            };
+            assert_eq!(
+                props(&p),
+                pairs(&[
+                    ("security.protocol", "SASL_PLAINTEXT"),
+                    ("sasl.mechanisms", m),
+                    ("sasl.username", "oncall"),
+                ])
+            );
+        }
+        let oauth = Profile {
+            sasl_mechanism: Some("OAUTHBEARER".into()),
+            tls: true,
+            ..Profile::default()
+        };
+        assert_eq!(
+            props(&oauth),
+            pairs(&[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanisms", "OAUTHBEARER")
+            ])
+        );
+        let mtls = Profile {
+            tls_ca: Some("/etc/ca.pem".into()),
+            tls_cert: Some("/etc/me.pem".into()),
+            tls_key: Some("/etc/me.key".into()),
+            ..Profile::default()
+        };
+        assert_eq!(
+            props(&mtls),
+            pairs(&[
+                ("security.protocol", "SSL"),
+                ("ssl.ca.location", "/etc/ca.pem"),
+                ("ssl.certificate.location", "/etc/me.pem"),
+                ("ssl.key.location", "/etc/me.key"),
+            ])
+        );
+        let both = Profile {
+            sasl_mechanism: Some("SCRAM-SHA-512".into()),
+            sasl_username: Some("oncall".into()),
+            tls_ca: Some("/etc/ca.pem".into()),
+            ..Profile::default()
+        };
+        assert_eq!(properties(&both)["security.protocol"], "SASL_SSL");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let bad = Profile {
+            sasl_mechanism: Some("GSSAPI".into()),
+            tls_cert: Some("/nonexistent/me.pem".into()),
+            ..Profile::default()
+        };
+        let got: Vec<String> = check(&bad)
+            .into_iter()
+            .map(|(k, w)| format!("{k}: {w}"))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "sasl_mechanism: 'GSSAPI' is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER",
+                "tls_cert: a client certificate needs both tls_cert and tls_key",
+            ]
+        );
+        let no_user = Profile {
+            sasl_mechanism: Some("PLAIN".into()),
+            ..Profile::default()
+        };
+        assert_eq!(
+            check(&no_user),
+            vec![("sasl_mechanism", "PLAIN needs sasl_username".to_string())]
+        );
+    }
+}
+
+#[cfg(test)]
+mod through_the_profile {
+    use clap::Parser as _;
+
+    use crate::backends::open::Dlq;
+
+    /// The librdkafka properties the command line makes of a profile, in the order set.
+    fn resolved(config: &str, extra: &[&str]) -> Vec<(String, String)> {
+        let dir = std::env::temp_dir().join(format!("morgue-sec-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut args = vec![
+            "morgue",
+            "--config",
+            path.to_str().unwrap(),
+            "--profile",
+            "p",
+        ];
+        args.extend(extra);
+        let cli = crate::cli::Cli::try_parse_from(args).unwrap();
+        let target = cli.backend.target().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        match target.dlq {
+            Dlq::Kafka { cfg, .. } => cfg.properties,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_secret_the_keys_the_profile_properties_and_x_apply_in_that_order() {
+        // SAFETY: set before the first read, and no other test reads this variable.
+        unsafe { std::env::set_var("MORGUE_TEST_SEC_PW", "s3cret") };
+        let got = resolved(
+            "[profiles.p]\nkafka = \"b:9093\"\ntopic = \"t\"\nsasl_mechanism = \"SCRAM-SHA-512\"\n\
+             sasl_username = \"oncall\"\npassword_env = \"MORGUE_TEST_SEC_PW\"\ntls = true\n\
+             [profiles.p.properties]\n\"ssl.endpoint.identification.algorithm\" = \"none\"\n",
+            &["-X", "sasl.username=breakglass"],
+        );
+        let last = |k: &str| {
+            got.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(last("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(last("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+        assert_eq!(last("sasl.password"), Some("s3cret"));
+        assert_eq!(last("ssl.endpoint.identification.algorithm"), Some("none"));
+        assert_eq!(last("sasl.username"), Some("breakglass"), "-X comes last");
+    }
+}
