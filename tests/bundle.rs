@@ -348,3 +348,101 @@ async fn a_redacted_export_piped_into_open_shows_masked_letters() {
     assert!(!s.contains("ann.lee"), "{s}");
     t.keys(&["q"]);
 }
+
+#[tokio::test]
+async fn two_imports_at_once_write_each_letter_once() {
+    let dlq = TestTopic::new("bundle-race-dlq", 2).await;
+    for i in 0..40u32 {
+        let key = format!("6f1c2a9e-3b4d-4e5f-9a8b-{i:012}");
+        let value = format!("{{\"n\": {i}}}");
+        let headers: Vec<(&str, &[u8])> = vec![("kafka_dlt-original-topic", b"orders")];
+        produce(
+            &dlq.name,
+            Some(key.as_bytes()),
+            value.as_bytes(),
+            &headers,
+            None,
+        )
+        .await;
+    }
+    let dir = std::env::temp_dir().join(unique("bundle-race"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, audit) = (dir.join("letters.jsonl"), dir.join("audit.jsonl"));
+    let b = kafka_brokers();
+    morgue(
+        &[
+            "export",
+            "--kafka",
+            &b,
+            "--topic",
+            &dlq.name,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+        &audit,
+    );
+    let staging = TestTopic::new("bundle-race-staging", 3).await;
+    let import = |pause: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_morgue"));
+        c.args(["import", file.to_str().unwrap(), "--yes", "--kafka", &b])
+            .args(["--topic", &staging.name])
+            .env("MORGUE_AUDIT_LOG", &audit)
+            .env_remove("MORGUE_READ_ONLY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = pause {
+            c.env("MORGUE_TEST_PAUSE", p);
+        }
+        c
+    };
+    // The first import has read what the topic holds (nothing) and waits before writing.
+    let mut first = import(Some("import-read:4000")).spawn().unwrap();
+    let mut err = std::io::BufReader::new(first.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("morgue-test-pause: import-read") {
+        line.clear();
+        assert_ne!(
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap(),
+            0,
+            "no pause"
+        );
+    }
+    // Meanwhile a second import runs: it fences the first and writes every letter.
+    let second = import(None).output().unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(json_lines(&second)[0]["written"].as_u64(), Some(40));
+    // The first wakes up fenced: it writes nothing and says so.
+    let first = first.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(!first.status.success(), "the fenced import must fail");
+    assert!(
+        rest.contains(&format!("another import into '{}' took over", staging.name))
+            && rest.to_lowercase().contains("fenced"),
+        "{rest}"
+    );
+    let landed = read_all(&staging.name).await;
+    let mut ids: Vec<String> = landed
+        .iter()
+        .map(|m| {
+            let h = m.headers.last("morgue-import-id").unwrap();
+            String::from_utf8_lossy(h).into_owned()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((landed.len(), ids.len()), (40, 40));
+    // Run again, the first finds the second's letters and writes none.
+    let again = import(None).output().unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = json_lines(&again);
+    assert_eq!(
+        (
+            again[0]["written"].as_u64(),
+            again[0]["already_there"].as_u64()
+        ),
+        (Some(0), Some(40))
+    );
+    assert_eq!(read_all(&staging.name).await.len(), 40);
+}

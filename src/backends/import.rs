@@ -7,7 +7,8 @@
 //!   initialising it fences any other import into the topic, then the topic is read
 //!   (committed records only) for the ids present, and the missing letters are written
 //!   in one transaction. Two imports at once: the fenced one fails to commit and writes
-//!   nothing; run again, it finds the other's letters.
+//!   nothing; run again, it finds the other's letters (`tests/bundle.rs` pauses one
+//!   import between its read and its write while another runs).
 //! - MongoDB: each letter's document `_id` is its import id; a duplicate is skipped by
 //!   the server's unique `_id`.
 
@@ -58,6 +59,8 @@ pub async fn into_kafka(
         Ok::<_, anyhow::Error>((ids, i32::try_from(n).unwrap_or(1)))
     })
     .await??;
+    // Tests stop here, between reading what is present and writing the rest.
+    crate::engine::fault::pause("import-read").await;
     let mut out = Imported::default();
     let mut todo = Vec::new();
     for (iid, mut l) in letters {
@@ -84,8 +87,16 @@ pub async fn into_kafka(
             headers: Some(&l.headers),
         })
         .collect();
-    if !records.is_empty() {
-        txn.run(&mut slot, &records).await?;
+    if !records.is_empty()
+        && let Err(e) = txn.run(&mut slot, &records).await
+    {
+        let e = e.to_string();
+        if e.to_lowercase().contains("fenced") {
+            anyhow::bail!(
+                "another import into '{topic}' took over while this one ran, so this one wrote nothing; run it again to import what is still missing ({e})"
+            );
+        }
+        anyhow::bail!(e);
     }
     Ok(out)
 }

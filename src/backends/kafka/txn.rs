@@ -178,6 +178,14 @@ impl Txn {
             }
         }
         if let Some(why) = failed {
+            // A fenced producer's messages fail as "purged": say why they were.
+            let why = match p.client().fatal_error() {
+                Some((code, reason)) => format!(
+                    "producing as '{}' on {}: {reason} ({code:?})",
+                    self.id, self.cfg.brokers
+                ),
+                None => why,
+            };
             return Err(self.abort(slot, p, why).await);
         }
         let mut tries = 0;
