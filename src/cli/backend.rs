@@ -242,58 +242,6 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, UsageError> {
     })
 }
 
-/// Puts the profile's secret (`password_env`, `password_file`) where it is needed: the
-/// MongoDB URI's and the schema registry URL's password (when they name a user without
-/// one) and librdkafka's
-/// `sasl.password` (when `sasl.username` is set without it). The secret itself is never
-/// printed: errors name the variable or the file.
-fn with_secret(name: &str, p: &mut Profile) -> Result<(), UsageError> {
-    let secret = match (&p.password_env, &p.password_file) {
-        (Some(var), _) => std::env::var(var).map_err(|_| {
-            UsageError(format!("profile '{name}': password_env '{var}' is not set"))
-        })?,
-        (None, Some(file)) => std::fs::read_to_string(file)
-            .map_err(|e| {
-                UsageError(format!(
-                    "profile '{name}': password_file '{}': {}",
-                    file.display(),
-                    e.kind()
-                ))
-            })?
-            .trim_end_matches(['\r', '\n'])
-            .to_string(),
-        (None, None) => return Ok(()),
-    };
-    let with_password = |uri: &Option<String>| -> Option<String> {
-        let (scheme, rest) = uri.as_ref()?.split_once("://")?;
-        let (user, host) = rest.split_once('@')?;
-        if user.contains(':') {
-            return None;
-        }
-        let encoded: String = secret
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        Some(format!("{scheme}://{user}:{encoded}@{host}"))
-    };
-    if let Some(uri) = with_password(&p.mongo) {
-        p.mongo = Some(uri);
-    }
-    if let Some(url) = with_password(&p.schema_registry) {
-        p.schema_registry = Some(url);
-    }
-    let sasl_user = p.properties.contains_key("sasl.username") || p.sasl_username.is_some();
-    if sasl_user && !p.properties.contains_key("sasl.password") {
-        p.properties.insert("sasl.password".into(), secret);
-    }
-    Ok(())
-}
-
 impl BackendArgs {
     fn profile(&self) -> Result<Profile, UsageError> {
         let Some(name) = &self.profile else {
@@ -313,7 +261,7 @@ impl BackendArgs {
                 }
             ))
         })?;
-        with_secret(name, &mut p)?;
+        super::security::with_secret(name, &mut p)?;
         Ok(p)
     }
 
@@ -565,38 +513,4 @@ pub fn field_map(fields: &BTreeMap<String, String>) -> Result<FieldMap, UsageErr
         }
     }
     serde_json::from_value(value).map_err(|e| UsageError(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_secret_goes_to_the_uri_and_sasl_and_errors_name_only_the_source() {
-        let dir = std::env::temp_dir().join(format!("morgue-secret-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("pw"), "p@ss word\n").unwrap();
-        let mut p = Profile {
-            mongo: Some("mongodb://ops@db:27017/?authSource=admin".into()),
-            password_file: Some(dir.join("pw")),
-            ..Profile::default()
-        };
-        p.properties.insert("sasl.username".into(), "ops".into());
-        with_secret("x", &mut p).unwrap();
-        assert_eq!(
-            p.mongo.as_deref(),
-            Some("mongodb://ops:p%40ss%20word@db:27017/?authSource=admin")
-        );
-        assert_eq!(p.properties["sasl.password"], "p@ss word");
-        let mut missing = Profile {
-            password_file: Some(dir.join("nope")),
-            ..Profile::default()
-        };
-        let e = with_secret("x", &mut missing).unwrap_err().0;
-        assert!(
-            e.contains("password_file") && e.contains("nope") && !e.contains("p@ss"),
-            "{e}"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }
