@@ -242,7 +242,8 @@ async fn keys_theme_and_profiles_come_from_the_config_file() {
         format!(
             "theme = \"light\"\n\n[keys]\nreplay = \"R\"\n\n\
              [profiles.alpha]\nkafka = \"{k}\"\ntopic = \"{}\"\n\n\
-             [profiles.beta]\nkafka = \"{k}\"\ntopic = \"{}\"\nread_only = true\n",
+             [profiles.beta]\nkafka = \"{k}\"\ntopic = \"{}\"\nread_only = true\n\n\
+             [profiles.gamma]\nkafka = \"127.0.0.1:1\"\ntopic = \"nowhere\"\n",
             a.name,
             b.name,
             k = kafka_brokers()
@@ -251,7 +252,7 @@ async fn keys_theme_and_profiles_come_from_the_config_file() {
     .unwrap();
     // Colours on: the light theme's selected row is #0550ae.
     let cmd = format!(
-        "MORGUE_AUDIT_LOG={} {} --config {} --profile alpha; sleep 30",
+        "MORGUE_AUDIT_LOG={} {} --config {} --profile alpha --connect-timeout 2s; sleep 30",
         dir.join("audit.jsonl").display(),
         env!("CARGO_BIN_EXE_morgue"),
         config.display(),
@@ -297,5 +298,10 @@ async fn keys_theme_and_profiles_come_from_the_config_file() {
     t.wait_for("READ-ONLY");
     t.keys(&["R"]);
     t.wait_for("refused replay: the profile is read-only");
+    // A profile whose broker does not answer: back on beta, with the reason.
+    t.keys(&["P", "j", "Enter"]);
+    let s = t.wait_for("cannot open profile 'gamma': cannot reach Kafka at '127.0.0.1:1'");
+    assert!(s.contains("READ-ONLY") && s.contains(&b.name), "{s}");
+    t.wait_for("PB-1");
     t.keys(&["q"]);
 }

@@ -327,41 +327,65 @@ fn install_ui(backend: &BackendArgs) -> Result<(), UsageError> {
 /// chosen with `P` (`switched`: the arguments were made for one), until the user quits.
 async fn tui(mut backend: BackendArgs, mut switched: bool) -> anyhow::Result<()> {
     install_ui(&backend)?;
+    // The arguments before the last switch, to go back to when a profile does not open.
+    let mut previous: Option<BackendArgs> = None;
+    let mut notice = None;
     loop {
-        if switched {
-            // The new profile's schemas: a registry of its own cluster.
-            crate::engine::decoders::install(crate::engine::decoders::Registry::new(
-                backend.schema_source()?,
-            ));
-        }
-        let target = match backend.wants_overview()? {
-            true => None,
-            false => Some(backend.target()?),
-        };
-        needs_terminal()?;
-        let next = match target {
-            Some(t) => crate::tui::runner::run(t).await?,
-            None => {
-                let clusters = backend.clusters()?;
-                let b = backend.clone();
-                crate::tui::overview::run(clusters, move |d| {
-                    let mut b = b.clone();
-                    if d.kind == "mongo" {
-                        b.collection = Some(d.name.clone());
-                    } else {
-                        b.topic = Some(d.name.clone());
-                        b.kafka_only = true;
-                    }
-                    Ok(b.target()?)
-                })
-                .await?
+        let next = match session(&backend, switched, notice.take()).await {
+            Ok(next) => next,
+            Err(e) => {
+                let Some(back) = previous.take() else {
+                    return Err(e);
+                };
+                let name = backend.profile.clone().unwrap_or_default();
+                notice = Some(format!("cannot open profile '{name}': {e}"));
+                backend = back;
+                continue;
             }
         };
         let Some(profile) = next else {
             return Ok(());
         };
+        previous = Some(backend.clone());
         backend = backend.for_profile(&profile);
         switched = true;
+    }
+}
+
+/// One TUI session on what `backend` names: the profile chosen with `P`, if any.
+async fn session(
+    backend: &BackendArgs,
+    switched: bool,
+    notice: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    if switched {
+        // This profile's schemas: a registry of its own cluster.
+        crate::engine::decoders::install(crate::engine::decoders::Registry::new(
+            backend.schema_source()?,
+        ));
+    }
+    let target = match backend.wants_overview()? {
+        true => None,
+        false => Some(backend.target()?),
+    };
+    needs_terminal()?;
+    match target {
+        Some(t) => crate::tui::runner::run(t, notice).await,
+        None => {
+            let clusters = backend.clusters()?;
+            let b = backend.clone();
+            crate::tui::overview::run(clusters, move |d| {
+                let mut b = b.clone();
+                if d.kind == "mongo" {
+                    b.collection = Some(d.name.clone());
+                } else {
+                    b.topic = Some(d.name.clone());
+                    b.kafka_only = true;
+                }
+                Ok(b.target()?)
+            })
+            .await
+        }
     }
 }
 
@@ -384,7 +408,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !piped {
                 needs_terminal()?;
             }
-            match crate::tui::runner::run(target).await? {
+            match crate::tui::runner::run(target, None).await? {
                 Some(profile) => tui(cli.backend.for_profile(&profile), true).await,
                 None => Ok(()),
             }

@@ -194,6 +194,8 @@ pub struct App {
     pub profile: Option<String>,
     /// The profile to open next, chosen in the picker (the session then ends).
     pub switch_to: Option<String>,
+    /// Shown in place of the status until the next key (why a chosen profile did not open).
+    pub notice: Option<String>,
 }
 
 /// Letters this close to deletion by retention are flagged in the list.
@@ -248,6 +250,7 @@ impl App {
             marked: std::collections::BTreeSet::new(),
             profile: None,
             switch_to: None,
+            notice: None,
         }
     }
 
@@ -324,6 +327,7 @@ impl App {
         if action.is_event() {
             return self.on_event(action);
         }
+        self.notice = None;
         if let Some(d) = self.dialog.take() {
             return self.update_dialog(d, action);
         }

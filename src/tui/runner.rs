@@ -26,11 +26,12 @@ use crate::engine::{DeadLetter, LetterId};
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
 
-/// Runs the TUI on `target` until the user quits; the profile chosen with `P`, if any.
-pub async fn run(target: Target) -> anyhow::Result<Option<String>> {
+/// Runs the TUI on `target` until the user quits, showing `notice` until the first key;
+/// the profile chosen with `P`, if any.
+pub async fn run(target: Target, notice: Option<String>) -> anyhow::Result<Option<String>> {
     let opened = target.dlq.open().await?;
     let guard = TerminalGuard::enter(false)?;
-    let result = run_on(&target, &opened, Crossterm, false).await;
+    let result = run_with(&target, &opened, Crossterm, false, notice).await;
     drop(guard);
     result
 }
@@ -42,6 +43,16 @@ pub async fn run_on<C: Console>(
     opened: &Opened,
     console: C,
     from_overview: bool,
+) -> anyhow::Result<Option<String>> {
+    run_with(target, opened, console, from_overview, None).await
+}
+
+async fn run_with<C: Console>(
+    target: &Target,
+    opened: &Opened,
+    console: C,
+    from_overview: bool,
+    notice: Option<String>,
 ) -> anyhow::Result<Option<String>> {
     let writer = target.writer(opened, Vec::new());
     let io = Io {
@@ -59,6 +70,7 @@ pub async fn run_on<C: Console>(
         .as_deref()
         .and_then(|r| crate::engine::redact::Redaction::parse(r).ok());
     app.profile = target.profile.clone();
+    app.notice = notice;
     event_loop(&mut app, io, console).await?;
     Ok(app.switch_to)
 }

@@ -142,8 +142,13 @@ fn status(app: &App, theme: Theme) -> Line<'static> {
         }
         return Line::from(spans);
     }
+    // A notice (a profile that would not open) stays until the next key.
+    let text = match &app.notice {
+        Some(n) => Span::styled(n.clone(), theme.pick(Style::default().fg(Color::Red))),
+        None => Span::raw(app.status.clone()),
+    };
     Line::from(vec![
-        Span::raw(app.status.clone()),
+        text,
         Span::styled("  ? keys", theme.pick(Style::default().fg(Color::DarkGray))),
     ])
 }
