@@ -56,7 +56,9 @@ pub enum Command {
   morgue list --kafka broker:9092 --topic orders.DLT -o table
   morgue list --profile orders-prod -f 'error:Timeout since:2h' | jq .key
   morgue list --kafka broker:9092 --topic orders.DLT --from end --follow
-  morgue list --mongo mongodb://db:27017 --db trading -f '$.price<0' -n 20")]
+  morgue list --mongo mongodb://db:27017 --db trading -f '$.price<0' -n 20
+  morgue list --profile trades --schema-registry https://sr:8081 --schema-registry-ca ca.pem -f '$.qty>100'
+  morgue list --kafka broker:9092 --topic trades.DLT --schemas ./schemas --schema-map 'trades*=Trade.proto:acme.Trade'")]
     List(list::ListArgs),
     /// Print how many letters the DLQ holds (per partition) and how many have a state.
     /// A Kafka count from offsets is an upper bound (`"exact": false`).
@@ -130,10 +132,11 @@ pub enum Command {
         /// The file written by `morgue export`.
         file: std::path::PathBuf,
     },
-    /// Check or show the config file (`~/.config/morgue/config.toml`, `--config`).
+    /// Check, show or start the config file (`~/.config/morgue/config.toml`, `--config`).
     #[command(after_help = "Examples:
   morgue config check
-  morgue config show --config ./team.toml")]
+  morgue config show --config ./team.toml
+  morgue config example > ~/.config/morgue/config.toml")]
     Config {
         /// What to do with it.
         #[command(subcommand)]
