@@ -91,20 +91,11 @@ fn compile(m: &Mapping) -> Result<Compiled, String> {
     let dir = m.file.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = dir.unwrap_or(Path::new("."));
     let name = m.file.file_name().unwrap_or_default();
-    let pool = protox::compile([name], [dir])
-        .ok()
-        .and_then(|set| prost_reflect::DescriptorPool::from_file_descriptor_set(set).ok());
-    let pool = match pool {
-        Some(p) => p,
-        None => {
-            // Compile again for the reason (protox's error is long: its first line).
-            let why = protox::compile([name], [dir])
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "does not compile".into());
-            return Err(format!("'{shown}': {}", why.lines().next().unwrap_or("")));
-        }
-    };
+    // protox's errors run to several lines: the first says what is wrong.
+    let first = |e: String| format!("'{shown}': {}", e.lines().next().unwrap_or(""));
+    let set = protox::compile([name], [dir]).map_err(|e| first(e.to_string()))?;
+    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(set)
+        .map_err(|e| first(e.to_string()))?;
     let file = pool
         .files()
         .find(|f| Path::new(f.name()) == Path::new(name));
