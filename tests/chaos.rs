@@ -11,10 +11,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::Server;
 use common::*;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -184,107 +185,6 @@ async fn settle(label: &str, brokers: &str, dlq: &str, log: &Path, n: usize, kil
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// A server of this test's own on a data directory of its own, SIGKILLed (its whole
-/// process group) and started again on the same port and data.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    /// Program and the arguments before the data directory (`{port}` is replaced).
-    cmd: (&'static str, &'static [&'static str]),
-}
-
-impl Server {
-    fn start(name: &str, cmd: (&'static str, &'static [&'static str])) -> Server {
-        let dir = std::env::temp_dir().join(unique(name));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            dir,
-            cmd,
-        };
-        s.restart();
-        s
-    }
-
-    /// noida-db with only its Kafka protocol.
-    fn kafka() -> Server {
-        Server::start(
-            "chaos-noida",
-            (
-                "noida-db",
-                &[
-                    "start",
-                    "--only",
-                    "kafka",
-                    "--kafka-port",
-                    "{port}",
-                    "--host",
-                    "127.0.0.1",
-                    "--data-dir",
-                ],
-            ),
-        )
-    }
-
-    /// SecantusDB (a one-node replica set) on a storage directory.
-    fn mongo() -> Server {
-        Server::start(
-            "chaos-secantus",
-            (
-                "secantusd-py",
-                &["--host", "127.0.0.1", "--port", "{port}", "--storage-path"],
-            ),
-        )
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
-    }
-
-    fn restart(&mut self) {
-        let port = self.port.to_string();
-        let args = self
-            .cmd
-            .1
-            .iter()
-            .map(|a| if *a == "{port}" { port.as_str() } else { a });
-        let child = Command::new(venv_bin(self.cmd.0))
-            .args(args)
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for_port(self.port, self.cmd.0);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-9", "--", &format!("-{}", c.id())])
-                .status();
-            let _ = c.wait();
-        }
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

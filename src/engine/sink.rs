@@ -20,6 +20,13 @@ pub trait DeadLetterSink: Send + Sync {
 
     /// Where letters go, for messages (`topic 'x' on host:port`).
     fn describe(&self) -> String;
+
+    /// The Kafka topic letters go to when it is on the cluster the router consumes
+    /// from: the router reads it again after a broker went away, to find letters the
+    /// broker acknowledged and then lost. None for any other sink.
+    fn kafka_topic(&self) -> Option<&str> {
+        None
+    }
 }
 
 #[async_trait]
@@ -30,6 +37,10 @@ impl DeadLetterSink for Box<dyn DeadLetterSink> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn kafka_topic(&self) -> Option<&str> {
+        (**self).kafka_topic()
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod procs;
+pub mod server;
 pub mod tmux;
 
 use std::sync::atomic::{AtomicU32, Ordering};

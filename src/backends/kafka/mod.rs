@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod overview;
 pub mod partitioner;
 mod read;
+pub mod recheck;
 pub mod route;
 pub mod sink;
 pub mod source;

@@ -138,6 +138,26 @@ impl KafkaConfig {
         Ok(found)
     }
 
+    /// Reads partition `partition` of `topic` from `from` (or its first offset) up to
+    /// its current end, while `more` returns true.
+    pub(crate) fn scan_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        more: impl FnMut(&BorrowedMessage<'_>) -> bool,
+    ) -> Result<(), KafkaBackendError> {
+        let consumer = self.browse_consumer()?;
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, partition, self.connect_timeout)
+            .map_err(|e| self.error(format!("watermarks of '{topic}' partition {partition}"), e))?;
+        let from = from.max(lo);
+        if from >= hi {
+            return Ok(());
+        }
+        self.scan_partition(&consumer, topic, partition, from, hi, more)
+    }
+
     /// Reads one partition from `from` up to `hi`, while `more` returns true.
     fn scan_partition(
         &self,

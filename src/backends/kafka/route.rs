@@ -2,17 +2,20 @@
 //! message to the engine's [`Router`], and store its offset for commit only when the
 //! outcome says it is processed or its dead letter is acknowledged. A DLQ that stays
 //! down pauses that partition only and is retried until it answers or shutdown comes.
+//! After a broker went away, the dead letters written since the last such check are
+//! looked up in the DLQ, and a lost one is written again ([`super::recheck`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::{KafkaBackendError, KafkaConfig, Quiet, letter_from_message};
+use super::recheck::{Recheck, RouteConsumer, RouterContext, rewind};
+use super::{KafkaBackendError, KafkaConfig, letter_from_message};
 use crate::engine::Reason;
 use crate::engine::router::{Incoming, Outcome, Processor, Router};
 use crate::engine::sink::DeadLetterSink;
@@ -61,7 +64,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RouterStats, KafkaBackendError> {
     let group = router.config().group.clone();
-    let consumer: StreamConsumer<Quiet> = cfg
+    let consumer: RouteConsumer = cfg
         .client_config(&[
             ("group.id", group.as_str()),
             ("enable.auto.commit", "true"),
@@ -69,7 +72,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             ("auto.commit.interval.ms", "1000"),
             ("auto.offset.reset", "earliest"),
         ])
-        .create_with_context(Quiet)
+        .create_with_context(RouterContext::default())
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
     {
         let browse = cfg.browse_consumer()?;
@@ -86,11 +89,21 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     let mut stalled: HashMap<(String, i32), Stalled> = HashMap::new();
     let mut retry = tokio::time::interval(STALLED_RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let dlq = router.sink().kafka_topic().map(str::to_string);
+    let mut recheck = Recheck::default();
+    let mut next_check = tokio::time::Instant::now();
     loop {
+        let due = dlq.is_some() && recheck.due(consumer.context());
+        if let (true, Some(dlq)) = (due && tokio::time::Instant::now() >= next_check, &dlq) {
+            next_check = tokio::time::Instant::now() + STALLED_RETRY;
+            recheck_dlq(cfg, &consumer, dlq, &mut recheck, &mut stalled).await?;
+            continue;
+        }
         let msg = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep_until(next_check), if due => continue,
             _ = retry.tick(), if !stalled.is_empty() => {
-                retry_stalled(cfg, &consumer, router, &mut stalled, &mut stats).await?;
+                retry_stalled(cfg, &consumer, router, &mut stalled, &mut stats, &mut recheck).await?;
                 continue;
             }
             m = consumer.recv() => m,
@@ -153,7 +166,13 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 stats.abandoned += 1;
                 break;
             }
-            done => count(&mut stats, &done),
+            done => {
+                if let Outcome::DeadLettered { id, .. } = &done {
+                    let n = consumer.context().went_away();
+                    recheck.record(&incoming.topic, incoming.partition, incoming.offset, id, n);
+                }
+                count(&mut stats, &done)
+            }
         }
         // rd_kafka_offset_store takes the processed offset; librdkafka commits offset + 1.
         consumer
@@ -182,7 +201,7 @@ fn count(stats: &mut RouterStats, outcome: &Outcome) {
 /// is left for later by seeking back to it.
 async fn handle_polling<P: Processor, S: DeadLetterSink>(
     cfg: &KafkaConfig,
-    consumer: &StreamConsumer<Quiet>,
+    consumer: &RouteConsumer,
     router: &Router<P, S>,
     msg: &Incoming,
     stalled: &HashMap<(String, i32), Stalled>,
@@ -234,7 +253,7 @@ async fn handle_polling<P: Processor, S: DeadLetterSink>(
 }
 
 /// True when `topic`/`partition` is still assigned to this member.
-fn assigned(consumer: &StreamConsumer<Quiet>, topic: &str, partition: i32) -> bool {
+fn assigned(consumer: &RouteConsumer, topic: &str, partition: i32) -> bool {
     consumer
         .assignment()
         .map(|a| a.find_partition(topic, partition).is_some())
@@ -243,7 +262,7 @@ fn assigned(consumer: &StreamConsumer<Quiet>, topic: &str, partition: i32) -> bo
 
 fn pause(
     cfg: &KafkaConfig,
-    consumer: &StreamConsumer<Quiet>,
+    consumer: &RouteConsumer,
     topic: &str,
     partition: i32,
     on: bool,
@@ -267,10 +286,11 @@ fn pause(
 /// partition resumed from the next message.
 async fn retry_stalled<P: Processor, S: DeadLetterSink>(
     cfg: &KafkaConfig,
-    consumer: &StreamConsumer<Quiet>,
+    consumer: &RouteConsumer,
     router: &Router<P, S>,
     stalled: &mut HashMap<(String, i32), Stalled>,
     stats: &mut RouterStats,
+    recheck: &mut Recheck,
 ) -> Result<(), KafkaBackendError> {
     let keys: Vec<(String, i32)> = stalled.keys().cloned().collect();
     for key in keys {
@@ -284,6 +304,9 @@ async fn retry_stalled<P: Processor, S: DeadLetterSink>(
         };
         count(stats, &outcome);
         let (t, p, o) = (s.msg.topic, s.msg.partition, s.msg.offset);
+        if let Outcome::DeadLettered { id, .. } = &outcome {
+            recheck.record(&t, p, o, id, consumer.context().went_away());
+        }
         if !assigned(consumer, &t, p) {
             continue;
         }
@@ -300,11 +323,48 @@ async fn retry_stalled<P: Processor, S: DeadLetterSink>(
     Ok(())
 }
 
-/// Commits what was stored; a broker that is gone must not hold the shutdown.
-async fn final_commit(
+/// After a broker went away: looks in the DLQ for every dead letter written since the
+/// last look, and sends each source partition with a missing one back to it (see
+/// [`super::recheck`]). A DLQ that cannot be read yet is tried again later.
+async fn recheck_dlq(
     cfg: &KafkaConfig,
-    consumer: StreamConsumer<Quiet>,
+    consumer: &RouteConsumer,
+    dlq: &str,
+    recheck: &mut Recheck,
+    stalled: &mut HashMap<(String, i32), Stalled>,
 ) -> Result<(), KafkaBackendError> {
+    let went_away = consumer.context().went_away();
+    let mut r = std::mem::take(recheck);
+    let (c, t) = (cfg.clone(), dlq.to_string());
+    let (r, res) = tokio::task::spawn_blocking(move || {
+        let res = r.check(&c, &t, went_away);
+        (r, res)
+    })
+    .await
+    .map_err(|e| KafkaBackendError::Task(e.to_string()))?;
+    *recheck = r;
+    let lost = match res {
+        Ok(lost) => lost,
+        Err(e) => {
+            tracing::warn!("a broker went away; the DLQ cannot be checked yet ({e}); trying again");
+            return Ok(());
+        }
+    };
+    for key in lost.keys() {
+        // A stall after the lost letter is read again from the rewound offset.
+        if stalled.remove(key).is_some() {
+            let _ = pause(cfg, consumer, &key.0, key.1, false);
+        }
+    }
+    if let Err(e) = rewind(cfg, consumer, &lost) {
+        tracing::warn!("rewinding to dead letters the broker lost failed ({e}); trying again");
+        recheck.retry(lost);
+    }
+    Ok(())
+}
+
+/// Commits what was stored; a broker that is gone must not hold the shutdown.
+async fn final_commit(cfg: &KafkaConfig, consumer: RouteConsumer) -> Result<(), KafkaBackendError> {
     let commit = tokio::task::spawn_blocking(move || {
         let r = consumer.commit_consumer_state(CommitMode::Sync);
         drop(consumer);

@@ -54,6 +54,10 @@ impl DeadLetterSink for KafkaSink {
     fn describe(&self) -> String {
         format!("topic '{}' on {}", self.topic, self.cfg.brokers)
     }
+
+    fn kafka_topic(&self) -> Option<&str> {
+        Some(&self.topic)
+    }
 }
 
 /// True when the producer that returned `e` can no longer be used.
