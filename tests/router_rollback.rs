@@ -8,7 +8,8 @@
 //! the broker is killed, its saved state put back, the router's commit made again on a
 //! port the router does not know, and the broker started where the router finds it.
 //! The router must notice the letter is gone, read its message again and dead-letter it
-//! again; nothing may be lost.
+//! again; nothing may be lost. The broker is always a noida-db of the test's own (a
+//! cluster given by `MORGUE_TEST_KAFKA` cannot be rolled back).
 #![allow(clippy::unwrap_used)]
 
 mod common;
