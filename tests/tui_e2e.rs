@@ -280,6 +280,10 @@ async fn keys_theme_and_profiles_come_from_the_config_file() {
     t.wait_for("to topic: trades");
     t.keys(&["Escape"]);
     t.wait_for("cancelled");
+    // Hints name the key the user has.
+    t.keys(&["Space"]);
+    t.wait_for("1 marked; R replays them, esc unmarks");
+    t.keys(&["Escape"]);
     // P lists the profiles, the current one starred; enter opens the other's DLQ with
     // its own settings (beta is read-only).
     t.keys(&["P"]);

@@ -455,8 +455,12 @@ impl App {
                     if !self.marked.remove(&id) {
                         self.marked.insert(id);
                     }
-                    self.status =
-                        format!("{} marked; r replays them, esc unmarks", self.marked.len());
+                    self.status = format!(
+                        "{} marked; {} replays them, {} unmarks",
+                        self.marked.len(),
+                        super::keymap::key("replay"),
+                        super::keymap::key("back")
+                    );
                     self.select(self.selected + 1);
                 }
             }

@@ -115,7 +115,10 @@ pub(super) fn payload(
         if cut {
             let more = line.chars().count() - MAX_LINE;
             out.push(Line::styled(
-                format!("… {more} more characters on this line (y copies all)"),
+                format!(
+                    "… {more} more characters on this line ({} copies all)",
+                    super::keymap::key("copy_payload")
+                ),
                 theme.pick(Style::default().fg(Color::Yellow)),
             ));
         }
@@ -123,8 +126,9 @@ pub(super) fn payload(
     let lines = d.text.lines().count();
     if lines > MAX_LINES {
         out.push(Line::from(format!(
-            "… {} more lines (y copies all)",
-            lines - MAX_LINES
+            "… {} more lines ({} copies all)",
+            lines - MAX_LINES,
+            super::keymap::key("copy_payload")
         )));
     }
     out
@@ -287,8 +291,9 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
         let total = trace.lines().count();
         if total > 12 {
             out.push(Line::from(format!(
-                "  … {} more frames (y copies the letter)",
-                total - 12
+                "  … {} more frames ({} copies the letter)",
+                total - 12,
+                super::keymap::key("copy_letter")
             )));
         }
     }

@@ -291,6 +291,16 @@ impl Keymap {
         Some((COMMANDS[i].action)())
     }
 
+    /// The first key of action `name` as shown (`R`, `C-r`), for hints in the status
+    /// line; `[keys] name` when the action has none.
+    pub fn key(&self, name: &str) -> String {
+        COMMANDS
+            .iter()
+            .position(|c| c.name == name)
+            .and_then(|i| self.keys[i].first())
+            .map_or_else(|| format!("[keys] {name}"), Key::label)
+    }
+
     /// The help rows: keys as shown, and what they do (unbound actions left out).
     pub fn help(&self) -> Vec<(String, &'static str)> {
         COMMANDS
@@ -315,6 +325,11 @@ pub fn install(k: Keymap) {
 /// The process's keymap (the shipped keys when none was installed).
 pub fn current() -> &'static Keymap {
     CURRENT.get_or_init(Keymap::defaults)
+}
+
+/// The first key of action `name` in the process's keymap, for hints.
+pub fn key(name: &str) -> String {
+    current().key(name)
 }
 
 #[cfg(test)]

@@ -127,3 +127,18 @@ fn bad_overrides_are_named() {
     assert_eq!(Key::parse("f5").unwrap().label(), "F5");
     assert_eq!(Key::parse("alt-shift-tab").unwrap().label(), "M-S-tab");
 }
+
+#[test]
+fn hints_name_the_keys_the_user_has() {
+    let shipped = Keymap::defaults();
+    assert_eq!(shipped.key("replay"), "r");
+    assert_eq!(shipped.key("open"), "enter");
+    assert_eq!(shipped.key("copy_letter"), "Y");
+    let map = Keymap::with(&overrides(&[("replay", "R"), ("help", "ctrl-h")])).unwrap();
+    assert_eq!(map.key("replay"), "R");
+    assert_eq!(map.key("help"), "C-h");
+    // `r` went to replay's old place only if given; an action left keyless says so.
+    let map = Keymap::with(&overrides(&[("edit", "r")])).unwrap();
+    assert_eq!(map.key("edit"), "r");
+    assert_eq!(map.key("replay"), "[keys] replay");
+}

@@ -11,7 +11,11 @@ impl App {
             return Vec::new();
         }
         let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
-            self.status = "open the letter first (enter), then e to edit".into();
+            self.status = format!(
+                "open the letter first ({}), then {} to edit",
+                super::keymap::key("open"),
+                super::keymap::key("edit")
+            );
             return Vec::new();
         };
         let Some(id) = l.id.clone() else {
@@ -89,7 +93,10 @@ impl App {
 
     pub(super) fn copy(&mut self, whole: bool) -> Vec<Effect> {
         let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
-            self.status = "open the letter first (enter), then copy".into();
+            self.status = format!(
+                "open the letter first ({}), then copy",
+                super::keymap::key("open")
+            );
             return Vec::new();
         };
         // A profile's mandatory redaction applies to what leaves through the clipboard.

@@ -155,8 +155,10 @@ async fn open(
 /// The keys, for the status line.
 fn help() -> String {
     format!(
-        "enter opens a DLQ · r refreshes (also every {}s) · q quits",
-        REFRESH.as_secs()
+        "{} opens a DLQ · r refreshes (also every {}s) · {} quits",
+        super::keymap::key("open"),
+        REFRESH.as_secs(),
+        super::keymap::key("quit")
     )
 }
 

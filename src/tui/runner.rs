@@ -337,7 +337,10 @@ impl Io {
                 let state = entry.shown_state();
                 let message = match what {
                     "resolve" => format!("{id} resolved"),
-                    "edit" => format!("edit of {id} kept; r replays it"),
+                    "edit" => format!(
+                        "edit of {id} kept; {} replays it",
+                        super::keymap::key("replay")
+                    ),
                     _ => format!("edit of {id} discarded"),
                 };
                 Ok((state, message))

@@ -149,7 +149,10 @@ fn status(app: &App, theme: Theme) -> Line<'static> {
     };
     Line::from(vec![
         text,
-        Span::styled("  ? keys", theme.pick(Style::default().fg(Color::DarkGray))),
+        Span::styled(
+            format!("  {} keys", super::keymap::key("help")),
+            theme.pick(Style::default().fg(Color::DarkGray)),
+        ),
     ])
 }
 
@@ -239,9 +242,14 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
 }
 
 fn help(f: &mut Frame, area: Rect, scroll: u16) {
-    let mut lines = vec![Line::from(
-        "Keys: the shipped ones with the config file's [keys] (j/k scroll, ? or esc closes)",
-    )];
+    let k = super::keymap::key;
+    let mut lines = vec![Line::from(format!(
+        "Keys: the shipped ones with the config file's [keys] ({}/{} scroll, {} or {} closes)",
+        k("down"),
+        k("up"),
+        k("help"),
+        k("back")
+    ))];
     for (keys, desc) in super::keymap::current().help() {
         lines.push(Line::from(format!("  {keys:<10} {desc}")));
     }
