@@ -132,6 +132,43 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
         "{js}"
     );
     assert_eq!(js["value"], serde_json::json!({"sym": "JS", "price": -4}));
+    // An edit of it is checked against the schema JSONSerializer registered.
+    {
+        use morgue::engine::decoders::{Registry, encode::reencode, schemas::SchemaSource};
+        let raw = &by_id[&ids["json-schema"]]["value"];
+        let bytes = match raw["encoding"].as_str().unwrap() {
+            "utf8" => raw["data"].as_str().unwrap().as_bytes().to_vec(),
+            _ => base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                raw["data"].as_str().unwrap(),
+            )
+            .unwrap(),
+        };
+        let reg = Registry::new(SchemaSource {
+            registry: Some(url.clone()),
+            ..Default::default()
+        });
+        reg.schemas
+            .fetch_blocking(js["schema_id"].as_u64().unwrap() as u32);
+        let e = reencode(
+            &bytes,
+            &serde_json::json!({"sym": "JS", "price": "high"}),
+            &reg,
+            None,
+            false,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("$.price: ") && e.contains("high"), "{e}");
+        let fixed = reencode(
+            &bytes,
+            &serde_json::json!({"sym": "JS", "price": 4}),
+            &reg,
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(&fixed[..5], &bytes[..5], "same frame and schema id");
+    }
     let raw = &by_id[&ids["avro-unframed"]]["decoded"];
     assert_eq!(raw["format"], "Avro (acme.Trade, unframed)");
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Edits of decoded payloads, encoded back into the payload's own format: a Confluent
 //! frame keeps its schema id (and Protobuf its message indexes), the JSON is checked
-//! against the schema first, and a mismatch is refused with the field's path and the
-//! reason (`$.legs.0.qty: expected int, got "three"`). MessagePack and CBOR are written
+//! against the schema first (Avro, Protobuf, JSON Schema), and a mismatch is refused
+//! with the field's path and the reason (`$.legs.0.qty: expected int, got "three"`). MessagePack and CBOR are written
 //! again from the JSON, unframed Avro and Protobuf under their topic's mapped schema
 //! ([`mapped`](super::mapped)), and a compressed payload is encoded inside, then
 //! compressed again with the same codec.
@@ -58,9 +58,10 @@ pub fn reencode(
             Some(Ok(s)) => s,
             _ => return Err(format!("schema {id} is not loaded")),
         };
+        let original_id = id;
         let (id, schema) = match to_latest {
             true => latest(reg, id, &original_schema, body)?,
-            false => (id, original_schema),
+            false => (id, original_schema.clone()),
         };
         let mut out = vec![0];
         out.extend(id.to_be_bytes());
@@ -74,6 +75,9 @@ pub fn reencode(
                 out.extend(p.encode(body, edited)?);
             }
             SchemaKind::Json => {
+                // Valid under the schema it is framed with, and under the one its readers had.
+                check_json(&schema, id, edited)?;
+                check_json(&original_schema, original_id, edited)?;
                 out.extend(serde_json::to_vec(edited).map_err(|e| e.to_string())?);
             }
         }
@@ -92,6 +96,15 @@ pub fn reencode(
         }
         other => super::mapped::encode(reg, topic, edited)
             .unwrap_or_else(|| Err(format!("{other} payloads cannot be re-encoded yet"))),
+    }
+}
+
+/// Checks `edited` against JSON Schema `id`; a schema that did not compile refuses.
+fn check_json(schema: &Loaded, id: u32, edited: &Json) -> Result<(), String> {
+    match &schema.json {
+        Some(Ok(s)) => s.check(edited),
+        Some(Err(e)) => Err(format!("schema {id} cannot check the edit: {e}")),
+        None => Err(format!("schema {id} is not a JSON Schema")),
     }
 }
 

@@ -20,6 +20,7 @@
 pub mod compress;
 pub mod confluent;
 pub mod encode;
+pub mod json_schema;
 pub mod mapped;
 pub mod protobuf;
 pub mod schemas;

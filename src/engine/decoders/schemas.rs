@@ -108,6 +108,9 @@ pub struct Loaded {
     pub avro: Option<(apache_avro::Schema, Vec<apache_avro::Schema>)>,
     /// For Protobuf: the compiled schema.
     pub proto: Option<super::protobuf::ProtoSchema>,
+    /// For JSON Schema: the compiled schema, or why it does not compile (decoding
+    /// needs no schema; only edits are refused then).
+    pub json: Option<Result<super::json_schema::JsonSchema, String>>,
 }
 
 /// A schema lookup's result, cached.
@@ -332,11 +335,16 @@ fn loaded(
         }
         _ => None,
     };
+    let json = match kind {
+        SchemaKind::Json => Some(super::json_schema::JsonSchema::compile(text, refs)),
+        _ => None,
+    };
     Ok(Arc::new(Loaded {
         kind,
         subject,
         avro,
         proto,
+        json,
     }))
 }
 

@@ -462,3 +462,66 @@ fn an_edit_moves_to_the_latest_version_only_when_readers_of_the_old_can_read_it(
         "{why}"
     );
 }
+
+#[test]
+fn json_schema_edits_are_checked_against_the_schema_of_their_frame() {
+    use super::encode::reencode;
+    let dir = tempdir::Dir::new();
+    let schema = r#"{"type":"object","properties":{"id":{"type":"string"},
+        "price":{"type":"number","minimum":0}},"required":["id","price"]}"#;
+    std::fs::write(dir.0.join("21.json"), schema).unwrap();
+    let dangling = r#"{"type":"object","properties":{"leg":{"$ref":"leg.json"}}}"#;
+    std::fs::write(dir.0.join("22.json"), dangling).unwrap();
+    let reg = Registry::new(SchemaSource {
+        dir: Some(dir.0.clone()),
+        ..Default::default()
+    });
+    reg.schemas.fetch_blocking(21);
+    reg.schemas.fetch_blocking(22);
+    let original = framed(21, br#"{"id":"T-1","price":-1}"#);
+    let fixed = serde_json::json!({"id": "T-1", "price": 2.5});
+    let bytes = reencode(&original, &fixed, &reg, None, false).unwrap();
+    assert_eq!(bytes, framed(21, br#"{"id":"T-1","price":2.5}"#));
+    let e = reencode(
+        &original,
+        &serde_json::json!({"id": "T-1", "price": -2}),
+        &reg,
+        None,
+        false,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("$.price: ") && e.contains("minimum"), "{e}");
+    let e = reencode(
+        &original,
+        &serde_json::json!({"id": 7, "price": 1}),
+        &reg,
+        None,
+        false,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("$.id: ") && e.contains("string"), "{e}");
+    // A schema that does not compile refuses edits, but its letters still decode.
+    let broken = framed(22, br#"{"id":"T-2"}"#);
+    assert!(matches!(reg.decode(&broken, None), Attempt::Decoded(_)));
+    let e = reencode(&broken, &fixed, &reg, None, false).unwrap_err();
+    assert!(
+        e.starts_with("schema 22 cannot check the edit: ") && e.contains("leg.json"),
+        "{e}"
+    );
+    // Under the latest version (23 caps the price): valid under both, or refused.
+    let v23 = schema.replace(r#""minimum":0"#, r#""minimum":0,"maximum":100"#);
+    assert_ne!(v23, schema);
+    std::fs::write(dir.0.join("23.json"), v23).unwrap();
+    reg.schemas.put_versions("trades-value", 21, 23);
+    let bytes = reencode(&original, &fixed, &reg, None, true).unwrap();
+    assert_eq!(&bytes[..5], &[0, 0, 0, 0, 23], "framed with the latest id");
+    let e = reencode(
+        &original,
+        &serde_json::json!({"id": "T-1", "price": 500}),
+        &reg,
+        None,
+        true,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("$.price: ") && e.contains("100"), "{e}");
+}
