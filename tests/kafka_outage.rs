@@ -119,24 +119,57 @@ async fn a_broker_that_goes_away_is_reported_and_the_router_still_stops() {
                 "--group",
                 "outage",
                 "--exec",
-                "cat >/dev/null",
+                r#"[ "$(cat)" = poison ] && exit 65; true"#,
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // One dead letter first: after the broker goes, the router looks for it in the DLQ
+    // (and cannot), which must not hold its shutdown either.
+    {
+        use rdkafka::ClientConfig;
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &broker.addr)
+            .create()
+            .unwrap();
+        p.send(
+            FutureRecord::to(src).key("k").payload("poison"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+    let cfg = morgue::backends::kafka::KafkaConfig::new(broker.addr.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cfg.read_to_end(dlq, |_| {}).unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the poison message was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     broker.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let router = router.take();
     let stopped = Instant::now();
     sigterm(&router);
-    let out = tokio::task::spawn_blocking(move || router.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let pid = router.id();
+    let out = match tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::task::spawn_blocking(move || router.wait_with_output()),
+    )
+    .await
+    {
+        Ok(done) => done.unwrap().unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("the router did not stop within 90 s of SIGTERM with the broker gone");
+        }
+    };
     let waited = stopped.elapsed();
     assert!(
         out.status.success(),
@@ -145,6 +178,7 @@ async fn a_broker_that_goes_away_is_reported_and_the_router_still_stops() {
     );
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stats["processed"], 0);
+    assert_eq!(stats["failed"], 1);
     println!(
         "router stopped {} ms after SIGTERM with the broker gone",
         waited.as_millis()

@@ -95,8 +95,13 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     loop {
         let due = dlq.is_some() && recheck.due(consumer.context());
         if let (true, Some(dlq)) = (due && tokio::time::Instant::now() >= next_check, &dlq) {
+            // A broker still away can hold the check for the connect timeout; a stop
+            // does not wait for it, and the consumer is polled between two tries.
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                r = recheck_dlq(cfg, &consumer, dlq, &mut recheck, &mut stalled) => r?,
+            }
             next_check = tokio::time::Instant::now() + STALLED_RETRY;
-            recheck_dlq(cfg, &consumer, dlq, &mut recheck, &mut stalled).await?;
             continue;
         }
         let msg = tokio::select! {
