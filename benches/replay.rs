@@ -23,7 +23,7 @@ use morgue::engine::audit::AuditLog;
 use morgue::engine::ledger::LedgerStore;
 use morgue::engine::replay::ReplayPolicy;
 use morgue::engine::source::DeadLetterSource;
-use morgue::engine::writer::{Outcome, Writer};
+use morgue::engine::writer::{ReplayOutcome, Writer};
 
 fn pcts(mut v: Vec<f64>) -> String {
     v.sort_by(f64::total_cmp);
@@ -47,7 +47,8 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
         ledger.clone(),
         Some(Arc::new(KafkaTarget::new(cfg.clone(), dlq))),
         AuditLog::new(&audit),
-    );
+    )
+    .with_atomic(Some(ledger.clone()));
     let ids: Vec<LetterId> = (0..n)
         .map(|i| LetterId::Kafka {
             partition: (i % 4) as i32,
@@ -68,7 +69,10 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
             .replay(std::slice::from_ref(&l), Some(target), true)
             .await;
         replay.push(t.elapsed().as_secs_f64() * 1e3);
-        assert!(matches!(out[0].1, Outcome::Replayed { .. }), "{out:?}");
+        assert!(
+            matches!(out[0].1, ReplayOutcome::Replayed { .. }),
+            "{out:?}"
+        );
     }
     println!(
         "ledger of {entries:>6} entries: first catch-up {first:.0} ms; open a letter {}; replay one {}",

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::procs::{json_lines, kill_at, stderr};
 use common::tmux::Tmux;
@@ -202,11 +202,12 @@ async fn three_processes_and_a_tui_replay_each_key_exactly_once() {
 }
 
 #[tokio::test]
-async fn sigkill_inside_the_announce_confirm_window_never_doubles() {
+async fn sigkill_at_each_step_of_the_transaction_never_doubles() {
     const N: usize = 40;
-    for round in 0..6 {
+    // After the ledger was checked, after the messages and entries were produced (the
+    // transaction open), after the commit (before the audit).
+    for (round, step) in ["checked", "produced", "committed"].iter().enumerate() {
         let r = Race::new(&format!("kill{round}"), N).await;
-        let step = if round % 2 == 0 { "announced" } else { "sent" };
         // The victim is killed inside the window while a survivor replays alongside.
         let mut victim = r.replay_all(&[]);
         victim.env("MORGUE_TEST_PAUSE", format!("{step}:5000"));
@@ -216,50 +217,103 @@ async fn sigkill_inside_the_announce_confirm_window_never_doubles() {
         let survivor = survivor.unwrap_or_else(|| panic!("round {round}: never paused at {step}"));
         let out = survivor.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        // Whatever the victim left `replaying` is finished by the next run.
-        let out = r.replay_all(&["--takeover-after", "0s"]).output().unwrap();
+        // Whatever the victim left undone is done by the next run.
+        let out = r.replay_all(&[]).output().unwrap();
         assert!(out.status.success(), "round {round}: {}", stderr(&out));
         r.assert_exactly_once().await;
         assert_eq!(r.states().get("replayed"), Some(&N), "round {round}");
     }
 }
 
+/// A `replaying` ledger entry as a morgue of the three-step protocol left it when it
+/// was killed between its announce and its confirm; `sent`: its message reached the target.
+async fn left_replaying(r: &Race, id: &str, key: &str, sent: bool) {
+    let ledger = format!("{}.morgue-ledger", r.dlq.name);
+    let replay_id = uuid::Uuid::new_v4().to_string();
+    let partition = morgue::backends::kafka::partitioner::choose(Some(key.as_bytes()), 3, Some(0));
+    let from = high_watermarks(&r.source.name, 3)[partition as usize];
+    if sent {
+        let hs: &[(&str, &[u8])] = &[(conventions::MORGUE_REPLAY_ID, replay_id.as_bytes())];
+        produce_to(&r.source.name, partition, key, hs).await;
+    }
+    let entry = serde_json::json!({
+        "id": id, "state": "replaying", "by": "old@host", "at_ms": 1_732_700_000_000i64,
+        "version": 1, "session": "killed", "source": null,
+        "pending": {"replay_id": replay_id, "topic": r.source.name, "partition": partition,
+                    "from_offset": from, "edited": false},
+        "history": [],
+    });
+    produce(
+        &ledger,
+        Some(id.as_bytes()),
+        entry.to_string().as_bytes(),
+        &[],
+        None,
+    )
+    .await;
+}
+
+/// Produces `key` to one partition with headers `hs`.
+async fn produce_to(topic: &str, partition: i32, key: &str, hs: &[(&str, &[u8])]) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .unwrap();
+    let mut headers = OwnedHeaders::new();
+    for (k, v) in hs {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(*v),
+        });
+    }
+    p.send(
+        FutureRecord::to(topic)
+            .partition(partition)
+            .key(key)
+            .payload("{}")
+            .headers(headers),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
-async fn a_pending_replay_is_reconciled_before_a_resolve() {
+async fn a_pending_replay_left_by_an_older_morgue_is_reconciled_before_a_resolve() {
     let r = Race::new("pending", 2).await;
-    let ids: Vec<String> = json_lines(&r.morgue(&["list"]))
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect();
-    for (id, step) in ids.iter().zip(["sent", "announced"]) {
-        let mut victim = r.command(&["replay", id, "--yes"]);
-        victim.env("MORGUE_TEST_PAUSE", format!("{step}:5000"));
-        assert!(kill_at(victim, &format!("morgue-test-pause: {step}"), || ()).is_some());
+    let listed = json_lines(&r.morgue(&["list"]));
+    let ledger = format!("{}.morgue-ledger", r.dlq.name);
+    let _ledger = TestTopic::named(ledger, 1, &[("cleanup.policy", "compact")]).await;
+    for (l, sent) in listed.iter().zip([true, false]) {
+        let id = l["id"].as_str().unwrap();
+        left_replaying(&r, id, l["key"]["data"].as_str().unwrap(), sent).await;
         let shown = &json_lines(&r.morgue(&["show", id]))[0];
         assert_eq!(shown["state"], "replaying", "{shown}");
         assert!(
-            shown["held_by"].as_str().unwrap().contains(" since "),
+            shown["held_by"]
+                .as_str()
+                .unwrap()
+                .starts_with("old@host since "),
             "{shown}"
         );
         let out = r.morgue(&["resolve", id, "--yes"]);
         assert!(out.status.success(), "{}", stderr(&out));
         let shown = &json_lines(&r.morgue(&["show", id]))[0];
         assert_eq!(shown["state"], "resolved");
-        // Killed after the send: the resolve found and recorded it.
+        // Sent before the kill: the resolve found and recorded it.
         let history = shown["history"].as_array().unwrap().len();
-        assert_eq!(history, usize::from(step == "sent"), "{shown}");
+        assert_eq!(history, usize::from(sent), "{shown}");
         // A replay afterwards sends only what never went out.
         let out = r.morgue(&["replay", id, "--yes"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        let status = json_lines(&out)[0]["status"].clone();
-        assert_eq!(
-            status,
-            if step == "sent" {
-                "skipped"
-            } else {
-                "replayed"
-            }
-        );
+        let line = &json_lines(&out)[0];
+        let (status, reason) = if sent {
+            ("skipped", "replayed-before")
+        } else {
+            ("replayed", "")
+        };
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["reason"].as_str().unwrap_or(""), reason, "{line}");
     }
     r.assert_exactly_once().await;
     let audit = std::fs::read_to_string(&r.audit).unwrap();
@@ -307,34 +361,29 @@ async fn copies_of_one_source_message_replay_once() {
 }
 
 #[tokio::test]
-async fn a_confirm_that_fails_is_sent_unconfirmed_and_the_next_run_confirms_it() {
-    let r = Race::new("unconfirmed", 1).await;
+async fn a_ledger_that_refuses_the_record_sends_nothing_and_the_next_run_replays_once() {
+    let r = Race::new("refused", 1).await;
     let id = json_lines(&r.morgue(&["list"]))[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
     let ledger = format!("{}.morgue-ledger", r.dlq.name);
-    let mut cmd = r.command(&["replay", &id, "--yes"]);
-    cmd.env("MORGUE_TEST_PAUSE", "sent:4000");
-    let child = cmd.spawn().unwrap();
-    // While it waits between the send and the confirm, the ledger starts refusing writes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while read_all(&r.source.name).await.is_empty() {
-        assert!(Instant::now() < deadline, "the send never arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let _ledger = TestTopic::named(ledger.clone(), 1, &[("cleanup.policy", "compact")]).await;
+    // The ledger refuses every entry: the message and its entry share one transaction,
+    // so the message is not delivered either.
     alter_topic(&ledger, "max.message.bytes", "64").await;
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = r.morgue(&["replay", &id, "--yes"]);
+    assert!(!out.status.success(), "{}", stderr(&out));
     let line = &json_lines(&out)[0];
-    assert_eq!(line["status"], "sent-unconfirmed", "{line}");
-    let audit = std::fs::read_to_string(&r.audit).unwrap();
-    assert!(audit.contains("\"replay-unconfirmed\""), "{audit}");
+    assert_eq!(line["status"], "failed", "{line}");
+    assert!(line["error"].as_str().unwrap().contains(&ledger), "{line}");
+    assert!(r.arrived().await.is_empty(), "{:?}", r.arrived().await);
+    assert_eq!(r.states().get("new"), Some(&1));
 
     alter_topic(&ledger, "max.message.bytes", "1048588").await;
-    let out = r.morgue(&["replay", &id, "--yes", "--takeover-after", "0s"]);
+    let out = r.morgue(&["replay", &id, "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(json_lines(&out)[0]["status"], "recovered");
+    assert_eq!(json_lines(&out)[0]["status"], "replayed");
     r.assert_exactly_once().await;
     assert_eq!(r.states().get("replayed"), Some(&1));
 }

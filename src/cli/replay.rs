@@ -20,7 +20,7 @@ use crate::engine::json::LetterJson;
 use crate::engine::outcome;
 use crate::engine::replay::ReplayPlan;
 use crate::engine::source::{SourceEvent, StartAt};
-use crate::engine::writer::{Outcome, Writer};
+use crate::engine::writer::{NotDone, ReplayOutcome as Outcome, Writer};
 use crate::engine::{DeadLetter, LetterId};
 
 /// Letters replayed together (one announce, one transaction, one confirm).
@@ -252,10 +252,24 @@ fn outcome_json(id: &str, o: &Outcome) -> serde_json::Value {
             "id": id, "status": status, "topic": topic, "partition": partition,
             "offset": offset, "replay_id": replay_id, "error": why,
         }),
-        Outcome::Skipped(why) | Outcome::Failed(why) => {
-            json!({"id": id, "status": status, "error": why})
-        }
+        Outcome::Skipped(why) | Outcome::Failed(why) => not_done_json(id, status, why),
     }
+}
+
+/// A skipped or failed letter: the reason code, who and since when, and the prose.
+fn not_done_json(id: &str, status: &str, why: &NotDone) -> serde_json::Value {
+    let mut v =
+        json!({"id": id, "status": status, "reason": why.reason.as_str(), "error": why.message});
+    if let Some(by) = &why.by {
+        v["by"] = json!(by);
+    }
+    if let Some(t) = why
+        .since_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+    {
+        v["since"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    v
 }
 
 /// What a replay run did, for the closing line and the exit code.
@@ -452,7 +466,7 @@ async fn run_window(
             pace(from, *sent - first, rate).await;
         }
         for (id, o) in writer.replay(part, to, force).await {
-            tally.add(&id, &o)?;
+            tally.add(&id.to_string(), &o)?;
         }
         *sent += part.len() as u64;
         tally.steady.get_or_insert((Instant::now(), *sent));

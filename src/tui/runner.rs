@@ -20,7 +20,7 @@ use super::view::{Theme, draw};
 use crate::backends::open::{Opened, Target};
 use crate::engine::filter::Filter;
 use crate::engine::source::{DeadLetterSource, SourceEvent, StartAt};
-use crate::engine::writer::{Outcome, Writer};
+use crate::engine::writer::{ReplayOutcome as Outcome, Writer};
 use crate::engine::{DeadLetter, LetterId};
 
 /// The shortest time between two frames.
@@ -325,7 +325,7 @@ impl Io {
                             Some(Outcome::SentUnconfirmed { why, .. }) => Err(format!(
                                 "sent but not recorded ({why}); the next replay confirms it"
                             )),
-                            Some(Outcome::Skipped(why) | Outcome::Failed(why)) => Err(why),
+                            Some(Outcome::Skipped(why) | Outcome::Failed(why)) => Err(why.message),
                             None => Err("nothing happened".into()),
                         };
                     }
@@ -359,6 +359,8 @@ impl Io {
 struct Bulk {
     done: u64,
     skipped: u64,
+    /// Skipped letters by reason, in the order the reasons first came.
+    why_skipped: Vec<(crate::engine::writer::Reason, u64)>,
     failed: u64,
 }
 
@@ -366,9 +368,6 @@ impl Bulk {
     /// Replays a window of letters through the writer, reporting each one.
     async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Action>) {
         for (id, o) in writer.replay(letters, None, false).await {
-            let Ok(id) = id.parse::<LetterId>() else {
-                continue;
-            };
             match o {
                 Outcome::Replayed { .. } => {
                     self.done += 1;
@@ -379,8 +378,18 @@ impl Bulk {
                     let state = crate::engine::LetterState::Replayed;
                     let _ = tx.send(Action::Done { id, state, message }).await;
                 }
-                Outcome::Skipped(_) => self.skipped += 1,
-                Outcome::SentUnconfirmed { why, .. } | Outcome::Failed(why) => {
+                Outcome::Skipped(why) => {
+                    self.skipped += 1;
+                    match self.why_skipped.iter_mut().find(|(r, _)| *r == why.reason) {
+                        Some((_, n)) => *n += 1,
+                        None => self.why_skipped.push((why.reason, 1)),
+                    }
+                }
+                Outcome::SentUnconfirmed { why, .. } => {
+                    self.failed += 1;
+                    let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
+                }
+                Outcome::Failed(why) => {
                     self.failed += 1;
                     let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
                 }
@@ -389,8 +398,18 @@ impl Bulk {
     }
 
     async fn report(&self, tx: &mpsc::Sender<Action>) {
+        let why: Vec<String> = self
+            .why_skipped
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join(", "))
+        };
         let msg = format!(
-            "replay done: {} replayed, {} skipped (replayed or held by others), {} failed",
+            "replay done: {} replayed, {} skipped{why}, {} failed",
             self.done, self.skipped, self.failed
         );
         let _ = tx.send(Action::Notice(msg)).await;

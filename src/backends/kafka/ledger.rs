@@ -28,12 +28,13 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::OnceCell;
 
-use super::txn::{Txn, TxnRecord};
+use super::txn::{Slot, Txn, TxnRecord};
 use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
+use crate::engine::fault;
 use crate::engine::ledger::{
     Conflict, LEDGER_SUFFIX, LedgerEntry, LedgerError, LedgerState, LedgerStore,
 };
-use crate::engine::writer::TargetError;
+use crate::engine::writer::{AtomicReplay, Outgoing, TargetError};
 
 /// How many times a write is retried after losing the shared producer.
 const WRITE_ATTEMPTS: u32 = 6;
@@ -184,10 +185,7 @@ impl KafkaLedger {
         let mut slot = self.txn.lock().await;
         self.txn.ensure(&mut slot).await?;
         let batch = entries.to_vec();
-        let checked = self
-            .caught_up(move |state| check_batch(state, &batch, retry))
-            .await
-            .map_err(|e| TargetError::NotSent(e.to_string()))?;
+        let checked = self.checked(&mut slot, batch, retry).await?;
         let mut json = Vec::new();
         for (e, r) in entries.iter().zip(&checked) {
             if matches!(r, Ok(true)) {
@@ -215,6 +213,116 @@ impl KafkaLedger {
             }
         }
         Ok(checked.into_iter().map(|r| r.map(|_| ())).collect())
+    }
+}
+
+impl KafkaLedger {
+    /// Catches up and checks `batch` (see [`check_batch`]). A ledger that cannot be read
+    /// to its end (another session stopped inside a transaction) drops the producer, so
+    /// the next attempt's initialisation aborts that transaction and fences its holder.
+    async fn checked(
+        &self,
+        slot: &mut Slot,
+        batch: Vec<LedgerEntry>,
+        retry: bool,
+    ) -> Result<Vec<Result<bool, Conflict>>, TargetError> {
+        match self
+            .caught_up(move |state| check_batch(state, &batch, retry))
+            .await
+        {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                Txn::reset(slot);
+                Err(TargetError::NotSent(e.to_string()))
+            }
+        }
+    }
+
+    /// The ledger record of `e`, as JSON.
+    fn record_json(e: &LedgerEntry) -> Result<Vec<u8>, TargetError> {
+        serde_json::to_vec(e)
+            .map_err(|err| TargetError::Refused(format!("ledger entry {}: {err}", e.id)))
+    }
+}
+
+#[async_trait]
+impl AtomicReplay for KafkaLedger {
+    async fn send_recorded(
+        &self,
+        batch: &[(LedgerEntry, Outgoing)],
+    ) -> Result<Vec<Result<i64, Conflict>>, TargetError> {
+        self.ensure_topic()
+            .await
+            .map_err(|e| TargetError::Refused(e.to_string()))?;
+        let mut slot = self.txn.lock().await;
+        self.txn.ensure(&mut slot).await?;
+        let entries: Vec<LedgerEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
+        let checked = self.checked(&mut slot, entries, false).await?;
+        fault::pause("checked").await;
+        let pass: Vec<usize> = (0..batch.len())
+            .filter(|&i| matches!(checked.get(i), Some(Ok(true))))
+            .collect();
+        let mut offsets = vec![-1; batch.len()];
+        if !pass.is_empty() {
+            let p = self.txn.begin(&mut slot)?;
+            let msgs: Vec<TxnRecord<'_>> = pass
+                .iter()
+                .map(|&i| {
+                    let m = &batch[i].1;
+                    TxnRecord {
+                        topic: &m.plan.topic,
+                        partition: m.partition,
+                        key: m.plan.key.as_deref(),
+                        value: m.plan.value.as_deref(),
+                        headers: Some(&m.plan.headers),
+                    }
+                })
+                .collect();
+            let sent = match self.txn.produce(&p, &msgs).await {
+                Ok(o) => o,
+                Err(e) => return Err(self.txn.abort(&mut slot, p, e).await),
+            };
+            drop(msgs);
+            let mut written = Vec::with_capacity(pass.len());
+            for (&i, offset) in pass.iter().zip(sent) {
+                let mut e = batch[i].0.clone();
+                if let Some(h) = e.history.last_mut() {
+                    h.offset = offset;
+                }
+                offsets[i] = offset;
+                let json = match Self::record_json(&e) {
+                    Ok(j) => j,
+                    Err(err) => return Err(self.txn.abort(&mut slot, p, err).await),
+                };
+                written.push((e, json));
+            }
+            let records: Vec<TxnRecord<'_>> = written
+                .iter()
+                .map(|(e, v)| TxnRecord {
+                    topic: &self.topic,
+                    partition: 0,
+                    key: Some(e.id.as_bytes()),
+                    value: Some(v.as_slice()),
+                    headers: None,
+                })
+                .collect();
+            if let Err(e) = self.txn.produce(&p, &records).await {
+                return Err(self.txn.abort(&mut slot, p, e).await);
+            }
+            drop(records);
+            fault::pause("produced").await;
+            self.txn.commit(&mut slot, p).await?;
+            if let Ok(mut v) = self.view.lock() {
+                for (e, _) in written {
+                    v.state.insert(e);
+                }
+            }
+        }
+        Ok(checked
+            .into_iter()
+            .zip(offsets)
+            .map(|(r, o)| r.map(|_| o))
+            .collect())
     }
 }
 

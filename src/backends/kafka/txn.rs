@@ -10,6 +10,7 @@ use std::time::Duration;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{FutureRecord, Producer as _};
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::{KafkaConfig, Producer, Quiet};
@@ -127,6 +128,19 @@ impl Txn {
         slot: &mut Slot,
         records: &[TxnRecord<'_>],
     ) -> Result<Vec<i64>, TargetError> {
+        let p = self.begin(slot)?;
+        match self.produce(&p, records).await {
+            Ok(offsets) => {
+                self.commit(slot, p).await?;
+                Ok(offsets)
+            }
+            Err(e) => Err(self.abort(slot, p, e).await),
+        }
+    }
+
+    /// Begins a transaction on the slot's producer; the producer, for [`Txn::produce`]
+    /// and [`Txn::commit`] (or [`Txn::abort`] with the reason).
+    pub fn begin(&self, slot: &mut Slot) -> Result<Producer, TargetError> {
         let Some(p) = slot.producer.clone() else {
             return Err(TargetError::NotSent("no initialised producer".into()));
         };
@@ -136,8 +150,21 @@ impl Txn {
                 self.says("beginning a transaction", &e),
             ));
         }
+        Ok(p)
+    }
+
+    /// Produces `records` inside the open transaction, all in flight at once; their
+    /// offsets once every one is acknowledged, or why one was not: `Refused` when the
+    /// broker will never take it (too large, not authorised, no such topic), else
+    /// `NotSent`. Either way the caller aborts the transaction.
+    pub async fn produce(
+        &self,
+        p: &Producer,
+        records: &[TxnRecord<'_>],
+    ) -> Result<Vec<i64>, TargetError> {
         let mut futures = Vec::with_capacity(records.len());
         let mut failed = None;
+        let mut refused = false;
         for r in records {
             let mut rec: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(r.topic).partition(r.partition);
@@ -157,37 +184,49 @@ impl Txn {
                 }
                 rec = rec.headers(headers);
             }
-            match p.send_result(rec) {
-                Ok(f) => futures.push(f),
-                Err((e, _)) => {
+            match send_waiting(p, rec).await {
+                Ok(f) => futures.push((r.topic, f)),
+                Err(e) => {
+                    refused |= never_taken(&e);
                     failed = Some(self.says(&format!("producing to '{}'", r.topic), &e));
                     break;
                 }
             }
         }
         let mut offsets = Vec::with_capacity(futures.len());
-        for f in futures {
+        for (topic, f) in futures {
             match f.await {
                 Ok(Ok(d)) => offsets.push(d.offset),
                 Ok(Err((e, _))) => {
-                    failed.get_or_insert_with(|| self.says("producing", &e));
+                    refused |= never_taken(&e);
+                    failed.get_or_insert_with(|| self.says(&format!("producing to '{topic}'"), &e));
                 }
                 Err(_) => {
                     failed.get_or_insert_with(|| "the producer went away".to_string());
                 }
             }
         }
-        if let Some(why) = failed {
-            // A fenced producer's messages fail as "purged": say why they were.
-            let why = match p.client().fatal_error() {
-                Some((code, reason)) => format!(
-                    "producing as '{}' on {}: {reason} ({code:?})",
-                    self.id, self.cfg.brokers
-                ),
-                None => why,
-            };
-            return Err(self.abort(slot, p, why).await);
-        }
+        let Some(why) = failed else {
+            return Ok(offsets);
+        };
+        // A fenced producer's messages fail as "purged": say why they were.
+        let why = match p.client().fatal_error() {
+            Some((code, reason)) => format!(
+                "producing as '{}' on {}: {reason} ({code:?})",
+                self.id, self.cfg.brokers
+            ),
+            None => why,
+        };
+        Err(if refused {
+            TargetError::Refused(why)
+        } else {
+            TargetError::NotSent(why)
+        })
+    }
+
+    /// Commits the open transaction. `NotSent` when the broker aborted it (fenced by
+    /// another session), `Unknown` when the outcome is not known (the producer is dropped).
+    pub async fn commit(&self, slot: &mut Slot, p: Producer) -> Result<(), TargetError> {
         let mut tries = 0;
         loop {
             let c = p.clone();
@@ -195,9 +234,9 @@ impl Txn {
                 .await
                 .map_err(|e| TargetError::Unknown(format!("background task failed: {e}")))?;
             match res {
-                Ok(()) => return Ok(offsets),
+                Ok(()) => return Ok(()),
                 Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
-                    let why = format!("committing: {e}");
+                    let why = TargetError::NotSent(format!("committing: {e}"));
                     return Err(self.abort(slot, p, why).await);
                 }
                 Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < 3 => tries += 1,
@@ -209,17 +248,54 @@ impl Txn {
         }
     }
 
-    async fn abort(&self, slot: &mut Slot, p: Producer, why: String) -> TargetError {
+    /// Aborts the open transaction (dropping the producer if that fails); `why`, which
+    /// holds either way: an aborted transaction never commits.
+    pub async fn abort(&self, slot: &mut Slot, p: Producer, why: TargetError) -> TargetError {
         let res = tokio::task::spawn_blocking(move || p.abort_transaction(CALL_TIMEOUT)).await;
         if !matches!(res, Ok(Ok(()))) {
             // An abort that fails leaves the transaction to the broker's timeout or to the
             // next holder's fencing; either way it never commits.
             Self::reset(slot);
         }
-        TargetError::NotSent(why)
+        why
     }
 
     fn says(&self, what: &str, e: &KafkaError) -> String {
         format!("{what} as '{}' on {}: {e}", self.id, self.cfg.brokers)
+    }
+}
+
+/// Whether the broker will never take a record that failed with `e`.
+fn never_taken(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::UnknownTopicOrPartition
+                | C::UnknownTopic
+                | C::UnknownPartition
+        )
+    )
+}
+
+/// Queues `rec`, waiting for room when the producer's queue is full (a large window
+/// produces faster than the broker acknowledges).
+async fn send_waiting<'a>(
+    p: &Producer,
+    mut rec: FutureRecord<'a, [u8], [u8]>,
+) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
+    loop {
+        match p.send_result(rec) {
+            Ok(f) => return Ok(f),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! re-initialisation), then record them as replayed and audit them, a window at a time.
 
 use super::{
-    ATTEMPTS, Conflict, EntryState, Item, LedgerEntry, Outcome, Outgoing, PendingReplay,
-    ReplayRecord, ReplayTarget, TargetError, Writer, backoff, fail_items, lost, settled,
+    ATTEMPTS, Conflict, EntryState, Item, LedgerEntry, NotDone, Outgoing, PendingReplay, Reason,
+    ReplayOutcome, ReplayRecord, ReplayTarget, TargetError, Writer, backoff, fail_items, settled,
+    target_not_done,
 };
 use crate::engine::audit::{AuditRecord, now_rfc3339};
 use crate::engine::fault;
@@ -17,7 +18,7 @@ impl Writer {
         t: &dyn ReplayTarget,
         mut items: Vec<Item>,
         announced_at: Option<u64>,
-    ) -> Vec<(String, Outcome)> {
+    ) -> Vec<(String, ReplayOutcome)> {
         let mut out = Vec::new();
         let mut sent: Vec<(Item, i64, bool)> = Vec::new();
         if items.is_empty() {
@@ -27,10 +28,10 @@ impl Writer {
         if announced_at.is_none() {
             match t.fence().await {
                 Ok(e) => (checked, search) = (Some(e), true),
-                Err(e) => return fail_items(items, &e.to_string()),
+                Err(e) => return fail_items(items, &target_not_done(&e)),
             }
         }
-        let mut last = String::new();
+        let mut last = NotDone::new(Reason::Unreachable, "no attempt was made");
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
@@ -38,7 +39,7 @@ impl Writer {
             let epoch = match t.epoch().await {
                 Ok(e) => e,
                 Err(e) => {
-                    last = e.to_string();
+                    last = target_not_done(&e);
                     continue;
                 }
             };
@@ -48,7 +49,7 @@ impl Writer {
                     Ok(rest) => items = rest,
                     Err((rest, e)) => {
                         items = rest;
-                        last = e;
+                        last = NotDone::new(Reason::Unreachable, e);
                         continue;
                     }
                 }
@@ -73,7 +74,7 @@ impl Writer {
                         search = false;
                     }
                     Err(e) => {
-                        last = e.to_string();
+                        last = target_not_done(&e);
                         continue;
                     }
                 }
@@ -90,13 +91,13 @@ impl Writer {
                     sent.extend(items.drain(..).zip(offsets).map(|(i, o)| (i, o, false)));
                     break;
                 }
-                Err(TargetError::NotSent(e)) => last = e,
-                Err(TargetError::Unknown(e)) => {
-                    last = e;
+                Err(e @ TargetError::NotSent(_)) => last = target_not_done(&e),
+                Err(e @ TargetError::Unknown(_)) => {
+                    last = target_not_done(&e);
                     search = true;
                 }
-                Err(TargetError::Refused(e)) => {
-                    out.extend(self.clear(items, &e).await);
+                Err(e @ TargetError::Refused(_)) => {
+                    out.extend(self.clear(items, &target_not_done(&e)).await);
                     items = Vec::new();
                     break;
                 }
@@ -116,7 +117,7 @@ impl Writer {
     async fn still_ours(
         &self,
         items: Vec<Item>,
-        out: &mut Vec<(String, Outcome)>,
+        out: &mut Vec<(String, ReplayOutcome)>,
     ) -> Result<Vec<Item>, (Vec<Item>, String)> {
         let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
         let state = match self.ledger.current(&ids, &[]).await {
@@ -130,7 +131,10 @@ impl Writer {
                 Some(e) => out.push((item.id.clone(), settled(&item, e))),
                 None => out.push((
                     item.id.clone(),
-                    Outcome::Failed("its ledger entry is gone".into()),
+                    ReplayOutcome::Failed(NotDone::new(
+                        Reason::Changed,
+                        format!("{}: its ledger entry is gone", item.id),
+                    )),
                 )),
             }
         }
@@ -138,7 +142,7 @@ impl Writer {
     }
 
     /// Clears the pending replay of items that were provably not sent.
-    async fn clear(&self, items: Vec<Item>, why: &str) -> Vec<(String, Outcome)> {
+    async fn clear(&self, items: Vec<Item>, why: &NotDone) -> Vec<(String, ReplayOutcome)> {
         let entries = items
             .iter()
             .map(|i| self.next(&i.id, EntryState::New, Some(&i.entry)))
@@ -148,7 +152,7 @@ impl Writer {
     }
 
     /// Records sent messages as replayed, then audits them.
-    async fn confirm(&self, sent: Vec<(Item, i64, bool)>) -> Vec<(String, Outcome)> {
+    async fn confirm(&self, sent: Vec<(Item, i64, bool)>) -> Vec<(String, ReplayOutcome)> {
         if sent.is_empty() {
             return Vec::new();
         }
@@ -174,13 +178,22 @@ impl Writer {
                     }
                     Some(Err(c)) => Err(format!(
                         "the ledger changed meanwhile: {}",
-                        lost(&item.id, c)
+                        NotDone::lost(&item.id, c, true)
                     )),
                     None => Err("the ledger gave no answer".into()),
                 },
             })
             .collect();
-        // One write and one sync for the whole window.
+        self.audited(sent, recorded)
+    }
+
+    /// Audits sent messages (one write and one sync for the whole window) and reports
+    /// each as replayed, or sent-unconfirmed when it was not `recorded` or not audited.
+    pub(super) fn audited(
+        &self,
+        sent: Vec<(Item, i64, bool)>,
+        recorded: Vec<Result<(), String>>,
+    ) -> Vec<(String, ReplayOutcome)> {
         let (at, dlq) = (now_rfc3339(), self.ledger.dlq());
         let records: Vec<AuditRecord<'_>> = sent
             .iter()
@@ -202,12 +215,16 @@ impl Writer {
                 edited: item.out.plan.edited,
             })
             .collect();
-        let audited = self.audit.append_all(&records);
+        let audited = if records.is_empty() {
+            Ok(())
+        } else {
+            self.audit.append_all(&records)
+        };
         drop(records);
         let mut out = Vec::with_capacity(sent.len());
         for ((item, offset, recovered), r) in sent.into_iter().zip(recorded) {
             let p = &item.out.plan;
-            let unconfirmed = |why: String| Outcome::SentUnconfirmed {
+            let unconfirmed = |why: String| ReplayOutcome::SentUnconfirmed {
                 topic: p.topic.clone(),
                 partition: item.out.partition,
                 offset,
@@ -215,7 +232,7 @@ impl Writer {
                 why,
             };
             let outcome = match (r, &audited) {
-                (Ok(()), Ok(())) => Outcome::Replayed {
+                (Ok(()), Ok(())) => ReplayOutcome::Replayed {
                     topic: p.topic.clone(),
                     partition: item.out.partition,
                     offset,

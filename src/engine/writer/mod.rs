@@ -1,31 +1,45 @@
 //! Every write to a DLQ goes through the [`Writer`]: replay, resolve, keep or discard
 //! an edit. It owns the policy (read-only profiles, forbidden targets), the ledger
 //! protocol and the audit log, so the CLI, the TUI and library users get the same
-//! guarantees. Backends supply only a [`LedgerStore`] (conditional writes) and a
-//! [`ReplayTarget`] (fenced sends and look-ups).
+//! guarantees. Backends supply a [`LedgerStore`] (conditional writes), a
+//! [`ReplayTarget`] (fenced sends and look-ups) and, where the ledger and the target
+//! share one cluster, an [`AtomicReplay`] (send and record in one transaction).
 //!
 //! # Exactly once, and its failure model
-//! A replay is three steps: **announce** (a conditional ledger write moves the
-//! letter to `replaying` with a replay id, target partition and that partition's end
-//! offset), **send** (one Kafka transaction on the target cluster, under a
-//! `transactional.id` shared by everyone replaying from this DLQ), **confirm** (a
-//! conditional write to `replayed`, with the offset).
+//! The model: any number of operators (CLI, TUI, hosts) on one DLQ at once; a
+//! SIGKILL between any two writes; a holder that is alive but slow (paced over
+//! minutes, stopped with ctrl-z, asleep); a broker frozen or restarted. Safety comes
+//! from the servers only; no timer decides whether a message is sent.
+//!
+//! **One step** (a Kafka DLQ, replayed to its own cluster, see [`atomic`]): the
+//! messages and their `replayed` ledger entries are produced in one Kafka transaction
+//! under the `transactional.id` that every session of this DLQ shares for its ledger.
+//! The ledger is read, and each entry's version checked, after this session's
+//! producer was initialised; the commit succeeds only if nobody initialised since, so
+//! the check held at commit. A holder that is slow, stopped or killed holds nothing:
+//! another session's initialisation aborts its open transaction and fences its
+//! producer; when it wakes it re-reads the ledger and reports `taken-over`.
+//!
+//! **Three steps** (a MongoDB DLQ, or a letter left `replaying` by an older morgue):
+//! **announce** (a conditional ledger write moves the letter to `replaying` with a
+//! replay id, target partition and that partition's end offset), **send** (one Kafka
+//! transaction under `morgue-replay.<dlq>`, shared by everyone replaying from this
+//! DLQ), **confirm** (a conditional write to `replayed`, with the offset).
 //! - Two operators: the announce is a compare-and-set on the letter's version (and on
 //!   its source message, for copies), decided by the server; the loser reports
 //!   `skipped` with who holds the letter and since when.
-//! - A crash anywhere: the letter stays `replaying`. Whoever acts on it next takes it
-//!   over with a conditional write, then re-initialises the shared `transactional.id`
-//!   (which aborts any transaction the old holder still had open: KIP-98 fencing), and
-//!   only then looks for the replay id in the target partition (committed messages
-//!   only). Found: confirmed, nothing sent. Not found: it was provably not sent, and
-//!   never will be by the old holder, whose producer is fenced and who re-reads the
-//!   ledger after every re-initialisation before sending again.
+//! - A crash anywhere: the letter stays `replaying`. Whoever acts on it after
+//!   `takeover_after` takes it over with a conditional write, then re-initialises the
+//!   shared `transactional.id` (which aborts any transaction the old holder still had
+//!   open: KIP-98 fencing), and only then looks for the replay id in the target
+//!   partition (committed messages only). Found: confirmed, nothing sent. Not found: it
+//!   was provably not sent, and never will be by the old holder, whose producer is
+//!   fenced and who re-reads the ledger after every re-initialisation before sending.
 //! - A send acknowledged whose confirm or audit write then fails is `sent-unconfirmed`:
 //!   the letter stays `replaying` and the next run confirms it without sending.
 //!
-//! A `replaying` letter held by another live session is skipped until
-//! `takeover_after` has passed since its announce; that delay only decides who
-//! finishes the work, never whether a message is sent twice.
+//! Announces are made a window at a time, just before the window's send, so a paced
+//! replay holds only the letters it is sending now.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,10 +55,11 @@ use super::ledger::{
     Conflict, EntryState, LedgerEntry, LedgerError, LedgerState, LedgerStore, PendingReplay,
     source_key,
 };
-use super::letter::{DeadLetter, ReplayRecord};
+use super::letter::{DeadLetter, LetterId, ReplayRecord};
 use super::outcome::Consumed;
 use super::replay::{ReplayPlan, ReplayPolicy, plan};
 use super::sink::whoami;
+pub use atomic::AtomicReplay;
 
 /// How many times a send or a conditional write is tried before giving up.
 const ATTEMPTS: u32 = 8;
@@ -106,7 +121,7 @@ pub trait ReplayTarget: Send + Sync {
 
 /// What happened to one letter of a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ReplayOutcome {
     /// Sent and recorded (or found sent by an interrupted earlier run, `recovered`).
     Replayed {
         /// Target topic.
@@ -123,7 +138,7 @@ pub enum Outcome {
         recovered: bool,
     },
     /// Not sent by this run, and why (already replayed, held by someone else, a copy).
-    Skipped(String),
+    Skipped(NotDone),
     /// Sent (the broker acknowledged it) but not recorded: the next run confirms it.
     SentUnconfirmed {
         /// Target topic.
@@ -138,20 +153,28 @@ pub enum Outcome {
         why: String,
     },
     /// Not sent, and why.
-    Failed(String),
+    Failed(NotDone),
 }
 
-impl Outcome {
+impl ReplayOutcome {
     /// The status word printed for it (`replayed`, `recovered`, `skipped`, `sent-unconfirmed`, `failed`).
     pub fn status(&self) -> &'static str {
         match self {
-            Outcome::Replayed {
+            ReplayOutcome::Replayed {
                 recovered: true, ..
             } => "recovered",
-            Outcome::Replayed { .. } => "replayed",
-            Outcome::Skipped(_) => "skipped",
-            Outcome::SentUnconfirmed { .. } => "sent-unconfirmed",
-            Outcome::Failed(_) => "failed",
+            ReplayOutcome::Replayed { .. } => "replayed",
+            ReplayOutcome::Skipped(_) => "skipped",
+            ReplayOutcome::SentUnconfirmed { .. } => "sent-unconfirmed",
+            ReplayOutcome::Failed(_) => "failed",
+        }
+    }
+
+    /// Why nothing was sent, for a skipped or failed letter.
+    pub fn not_done(&self) -> Option<&NotDone> {
+        match self {
+            ReplayOutcome::Skipped(n) | ReplayOutcome::Failed(n) => Some(n),
+            _ => None,
         }
     }
 }
@@ -178,6 +201,7 @@ pub struct Writer {
     policy: ReplayPolicy,
     ledger: Arc<dyn LedgerStore>,
     target: Option<Arc<dyn ReplayTarget>>,
+    atomic: Option<Arc<dyn AtomicReplay>>,
     audit: AuditLog,
     who: String,
     session: String,
@@ -204,11 +228,19 @@ impl Writer {
             policy,
             ledger,
             target,
+            atomic: None,
             audit,
             who: whoami(),
             session: uuid::Uuid::new_v4().to_string(),
             takeover_after: Duration::from_secs(10),
         }
+    }
+
+    /// Sends and records replays in one transaction through `atomic` (the ledger and
+    /// the target on one cluster) instead of announce, send and confirm.
+    pub fn with_atomic(mut self, atomic: Option<Arc<dyn AtomicReplay>>) -> Self {
+        self.atomic = atomic;
+        self
     }
 
     /// After how long another session's unconfirmed replay is taken over instead of skipped.
@@ -249,7 +281,7 @@ impl Writer {
         let state = self.refresh(std::slice::from_mut(&mut l)).await?;
         let edited = stored_edit(state.get(&id_of(&l)));
         if let Some(why) = self.skip_reason(&l, &state, force) {
-            return Err(WriteError::Pending(why));
+            return Err(WriteError::Pending(why.message));
         }
         Ok(plan(&l, target, edited, &self.policy, new_id(), true)?)
     }
@@ -280,14 +312,18 @@ impl Writer {
     }
 
     /// Why `l` (with fresh state applied) is not replayed now, or None.
-    fn skip_reason(&self, l: &DeadLetter, state: &LedgerState, force: bool) -> Option<String> {
+    fn skip_reason(&self, l: &DeadLetter, state: &LedgerState, force: bool) -> Option<NotDone> {
         let id = id_of(l);
         if let Some(e) = state.get(&id).filter(|e| e.state == EntryState::Replaying) {
             if !self.may_take_over(e) {
-                return Some(format!(
-                    "{id} is being replayed by {}; taken over {}s after that (--takeover-after)",
-                    e.holder(),
-                    self.takeover_after.as_secs()
+                return Some(NotDone::by(
+                    Reason::Held,
+                    e,
+                    format!(
+                        "{id} is being replayed by {}; taken over {}s after that (--takeover-after)",
+                        e.holder(),
+                        self.takeover_after.as_secs()
+                    ),
                 ));
             }
             return None;
@@ -296,19 +332,26 @@ impl Writer {
             return None;
         }
         if let Some(r) = l.history.last() {
-            return Some(format!(
-                "{id} was already replayed to {}:{}@{} by {}; pass --force to replay it again",
-                r.topic, r.partition, r.offset, r.by
-            ));
+            return Some(NotDone {
+                reason: Reason::ReplayedBefore,
+                by: Some(r.by.clone()),
+                since_ms: Some(r.at_ms),
+                message: format!(
+                    "{id} was already replayed to {}:{}@{} by {}; pass --force to replay it again",
+                    r.topic, r.partition, r.offset, r.by
+                ),
+            });
         }
         let other = l.copy_of.as_deref()?;
-        let holder = state
-            .get(other)
-            .map(LedgerEntry::holder)
-            .unwrap_or_default();
-        Some(format!(
+        let entry = state.get(other);
+        let holder = entry.map(LedgerEntry::holder).unwrap_or_default();
+        let message = format!(
             "{id} is a copy of {other} (same source message), replayed by {holder}; pass --force to send it again"
-        ))
+        );
+        Some(match entry {
+            Some(e) => NotDone::by(Reason::Copy, e, message),
+            None => NotDone::new(Reason::Copy, message),
+        })
     }
 
     fn may_take_over(&self, e: &LedgerEntry) -> bool {
@@ -341,134 +384,189 @@ impl Writer {
         letters: &[DeadLetter],
         target: Option<&str>,
         force: bool,
-    ) -> Vec<(String, Outcome)> {
+    ) -> Vec<(LetterId, ReplayOutcome)> {
         let ids: Vec<String> = letters.iter().map(id_of).collect();
-        let fail_all = |why: String| {
+        let done = self.replay_by_id(letters, &ids, target, force).await;
+        // Report in the order asked, under the letters' own ids.
+        let mut by_id: std::collections::HashMap<String, ReplayOutcome> =
+            done.into_iter().collect();
+        letters
+            .iter()
+            .zip(ids)
+            .filter_map(|(l, id)| {
+                let o = by_id.remove(&id)?;
+                let lid = l.id.clone().unwrap_or(LetterId::Mongo(String::new()));
+                Some((lid, o))
+            })
+            .collect()
+    }
+
+    async fn replay_by_id(
+        &self,
+        letters: &[DeadLetter],
+        ids: &[String],
+        target: Option<&str>,
+        force: bool,
+    ) -> Vec<(String, ReplayOutcome)> {
+        let fail_all = |why: NotDone| {
             ids.iter()
-                .map(|id| (id.clone(), Outcome::Failed(why.clone())))
+                .map(|id| (id.clone(), ReplayOutcome::Failed(why.clone())))
                 .collect::<Vec<_>>()
         };
         if let Err(e) = self
             .policy
             .check_writable(&format!("replay of {} letter(s)", letters.len()))
         {
-            return fail_all(e.to_string());
+            return fail_all(NotDone::new(Reason::ReadOnly, e.to_string()));
         }
         let Some(t) = self.target.clone() else {
-            return fail_all(
-                "replaying MongoDB letters needs --kafka BROKERS: the cluster of their source topics"
-                    .into(),
-            );
+            return fail_all(NotDone::new(
+                Reason::NoTarget,
+                "replaying MongoDB letters needs --kafka BROKERS: the cluster of their source topics",
+            ));
         };
         let sources: Vec<String> = letters.iter().filter_map(source_key).collect();
         let t0 = std::time::Instant::now();
-        let state = match self.ledger.current(&ids, &sources).await {
+        let state = match self.ledger.current(ids, &sources).await {
             Ok(s) => s,
-            Err(e) => return fail_all(e.to_string()),
+            Err(e) => return fail_all(NotDone::new(Reason::Unreachable, e.to_string())),
         };
         tracing::debug!("replay of {}: ledger read in {:?}", ids.len(), t0.elapsed());
-        let epoch = match t.epoch().await {
-            Ok(e) => e,
-            Err(e) => return fail_all(e.to_string()),
-        };
-        let mut done: Vec<(String, Outcome)> = Vec::new();
+        let mut done: Vec<(String, ReplayOutcome)> = Vec::new();
         let (mut fresh, mut taken) = (Vec::new(), Vec::new());
         for letter in letters {
             let mut l = letter.clone();
             state.apply(&mut l);
             let id = id_of(&l);
+            if l.id.is_none() {
+                let why = NotDone::new(Reason::NoId, "a letter without an id cannot be replayed");
+                done.push((id, ReplayOutcome::Failed(why)));
+                continue;
+            }
             if let Some(why) = self.skip_reason(&l, &state, force) {
-                done.push((id, Outcome::Skipped(why)));
+                done.push((id, ReplayOutcome::Skipped(why)));
                 continue;
             }
             let prev = state.get(&id);
-            match prev.filter(|e| e.state == EntryState::Replaying) {
-                Some(e) => match self.takeover_item(&l, e) {
-                    Ok(item) => taken.push(item),
-                    Err(why) => done.push((id, Outcome::Failed(why))),
-                },
-                None => match self.announce_item(&l, prev, target, force, &*t).await {
-                    Ok(item) => fresh.push(item),
-                    Err(why) => done.push((id, Outcome::Failed(why))),
-                },
+            let item = match prev.filter(|e| e.state == EntryState::Replaying) {
+                Some(e) => self.takeover_item(&l, e).map(|i| (i, true)),
+                None => self
+                    .fresh_item(&l, prev, target, force, &*t)
+                    .await
+                    .map(|i| (i, false)),
+            };
+            match item {
+                Ok((item, true)) => taken.push(item),
+                Ok((item, false)) => fresh.push(item),
+                Err(why) => done.push((id, ReplayOutcome::Failed(why))),
             }
         }
+        if let Some(a) = self.atomic.clone() {
+            // Sent and recorded in one transaction: nothing to announce.
+            done.extend(self.deliver_atomic(&*a, fresh).await);
+            fresh = Vec::new();
+        }
+        done.extend(self.announced(&*t, fresh, taken).await);
+        done
+    }
+
+    /// Announces `fresh` and `taken` letters in one ledger write (just before their
+    /// send), then delivers and confirms those still ours.
+    async fn announced(
+        &self,
+        t: &dyn ReplayTarget,
+        fresh: Vec<Item>,
+        taken: Vec<Item>,
+    ) -> Vec<(String, ReplayOutcome)> {
+        let mut done = Vec::new();
+        if fresh.is_empty() && taken.is_empty() {
+            return done;
+        }
+        let epoch = match t.epoch().await {
+            Ok(e) => e,
+            Err(e) => {
+                let why = target_not_done(&e);
+                return fail_items(fresh.into_iter().chain(taken).collect(), &why);
+            }
+        };
         let n_fresh = fresh.len();
         let entries: Vec<LedgerEntry> = fresh
             .iter()
             .chain(&taken)
             .map(|i| i.entry.clone())
             .collect();
-        let t1 = std::time::Instant::now();
-        let announced = self.ledger.write(entries).await;
-        tracing::debug!(
-            "replay of {}: planned in {:?}, announced in {:?}",
-            ids.len(),
-            t1 - t0,
-            t1.elapsed()
-        );
-        match announced {
+        match self.ledger.write(entries).await {
             Ok(results) => {
-                let mut all: Vec<Item> = fresh.into_iter().chain(taken).collect();
-                let mut kept = Vec::new();
-                for (i, (item, r)) in all.drain(..).zip(results).enumerate() {
+                let all: Vec<Item> = fresh.into_iter().chain(taken).collect();
+                let (mut fresh, mut taken) = (Vec::new(), Vec::new());
+                for (i, (item, r)) in all.into_iter().zip(results).enumerate() {
                     match r {
-                        Ok(()) => kept.push((i < n_fresh, item)),
+                        Ok(()) if i < n_fresh => fresh.push(item),
+                        Ok(()) => taken.push(item),
                         Err(c) => {
-                            done.push((item.id.clone(), Outcome::Skipped(lost(&item.id, &c))))
+                            let why = NotDone::lost(&item.id, &c, false);
+                            done.push((item.id.clone(), ReplayOutcome::Skipped(why)));
                         }
                     }
                 }
-                let (fresh, taken): (Vec<_>, Vec<_>) = kept.into_iter().partition(|(f, _)| *f);
                 fault::pause("announced").await;
-                let fresh = fresh.into_iter().map(|(_, i)| i).collect();
-                let taken = taken.into_iter().map(|(_, i)| i).collect();
-                done.extend(self.deliver(&*t, fresh, Some(epoch)).await);
-                done.extend(self.deliver(&*t, taken, None).await);
+                done.extend(self.deliver(t, fresh, Some(epoch)).await);
+                done.extend(self.deliver(t, taken, None).await);
             }
             Err(e) => {
-                for i in fresh.iter().chain(&taken) {
-                    done.push((i.id.clone(), Outcome::Failed(e.to_string())));
-                }
+                let why = NotDone::new(ledger_reason(&e), e.to_string());
+                done.extend(fail_items(fresh.into_iter().chain(taken).collect(), &why));
             }
         }
-        // Report in the order asked.
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(pos) = done.iter().position(|(d, _)| *d == id) {
-                out.push(done.swap_remove(pos));
-            }
-        }
-        out
+        done
     }
 
-    /// The announce entry and message for a letter nobody holds.
-    async fn announce_item(
+    /// The entry and message for a letter nobody holds: `replaying` to announce it, or
+    /// `replayed` (offset filled in by the backend) when it is sent in one step.
+    async fn fresh_item(
         &self,
         l: &DeadLetter,
         prev: Option<&LedgerEntry>,
         target: Option<&str>,
         force: bool,
         t: &dyn ReplayTarget,
-    ) -> Result<Item, String> {
+    ) -> Result<Item, NotDone> {
         let id = id_of(l);
         let edited = stored_edit(prev);
-        let p = plan(l, target, edited, &self.policy, new_id(), true).map_err(|e| e.to_string())?;
+        let p = plan(l, target, edited, &self.policy, new_id(), true)
+            .map_err(|e| NotDone::new(Reason::Forbidden, e.to_string()))?;
         let (partition, from_offset) = t
             .place(&p.topic, p.key.as_deref(), l.source.partition)
             .await
-            .map_err(|e| e.to_string())?;
-        let mut entry = self.next(&id, EntryState::Replaying, prev);
+            .map_err(|e| target_not_done(&e))?;
+        let mut entry = if self.atomic.is_some() {
+            let mut e = self.next(&id, EntryState::Replayed, prev);
+            e.history.push(ReplayRecord {
+                replay_id: p.replay_id.clone(),
+                topic: p.topic.clone(),
+                partition,
+                offset: -1,
+                by: self.who.clone(),
+                at_ms: e.at_ms,
+                edited: p.edited,
+                key: p.key.as_deref().map(EncodedBytes::of),
+            });
+            e.edited_value = None;
+            e
+        } else {
+            let mut e = self.next(&id, EntryState::Replaying, prev);
+            e.pending = Some(PendingReplay {
+                replay_id: p.replay_id.clone(),
+                topic: p.topic.clone(),
+                partition,
+                from_offset,
+                edited: p.edited,
+                key: p.key.as_deref().map(EncodedBytes::of),
+            });
+            e
+        };
         entry.source = source_key(l);
         entry.force = force;
-        entry.pending = Some(PendingReplay {
-            replay_id: p.replay_id.clone(),
-            topic: p.topic.clone(),
-            partition,
-            from_offset,
-            edited: p.edited,
-            key: p.key.as_deref().map(EncodedBytes::of),
-        });
         Ok(Item {
             id,
             entry,
@@ -477,12 +575,14 @@ impl Writer {
     }
 
     /// The takeover entry and message for a letter left `replaying` (same replay id and target).
-    fn takeover_item(&self, l: &DeadLetter, e: &LedgerEntry) -> Result<Item, String> {
+    fn takeover_item(&self, l: &DeadLetter, e: &LedgerEntry) -> Result<Item, NotDone> {
         let id = id_of(l);
-        let p = e
-            .pending
-            .clone()
-            .ok_or_else(|| format!("{id} is replaying but its entry names no target"))?;
+        let p = e.pending.clone().ok_or_else(|| {
+            NotDone::new(
+                Reason::Forbidden,
+                format!("{id} is replaying but its entry names no target"),
+            )
+        })?;
         let value = match &e.pending {
             Some(pp) if pp.edited => stored_edit(Some(e)),
             _ => None,
@@ -498,7 +598,7 @@ impl Writer {
             p.replay_id.clone(),
             true,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| NotDone::new(Reason::Forbidden, e.to_string()))?;
         Ok(Item {
             id,
             entry,
@@ -527,10 +627,12 @@ impl Writer {
     }
 }
 
-#[path = "writer_send.rs"]
+mod atomic;
 mod send;
-#[path = "writer_state.rs"]
-mod state_writes;
+mod state;
+mod verdict;
+
+pub use verdict::{NotDone, Reason};
 
 fn id_of(l: &DeadLetter) -> String {
     l.id.as_ref().map(ToString::to_string).unwrap_or_default()
@@ -546,11 +648,28 @@ fn stored_edit(entry: Option<&LedgerEntry>) -> Option<Vec<u8>> {
         .and_then(|v: &EncodedBytes| v.to_bytes().ok())
 }
 
-fn fail_items(items: Vec<Item>, why: &str) -> Vec<(String, Outcome)> {
+fn fail_items(items: Vec<Item>, why: &NotDone) -> Vec<(String, ReplayOutcome)> {
     items
         .into_iter()
-        .map(|i| (i.id, Outcome::Failed(why.to_string())))
+        .map(|i| (i.id, ReplayOutcome::Failed(why.clone())))
         .collect()
+}
+
+/// Why a send that did not complete sent nothing.
+fn target_not_done(e: &TargetError) -> NotDone {
+    let reason = match e {
+        TargetError::Refused(_) => Reason::Refused,
+        TargetError::NotSent(_) | TargetError::Unknown(_) => Reason::Unreachable,
+    };
+    NotDone::new(reason, e.to_string())
+}
+
+/// The reason for a ledger that could not be read or written.
+fn ledger_reason(e: &LedgerError) -> Reason {
+    match e {
+        LedgerError::Refused(_) => Reason::Refused,
+        _ => Reason::Unreachable,
+    }
 }
 
 /// A short, growing, jittered pause between attempts (liveness only; correctness never waits on it).
@@ -560,29 +679,11 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter)
 }
 
-/// Why a conditional write lost, naming who holds the letter.
-fn lost(id: &str, c: &Conflict) -> String {
-    match c {
-        Conflict::Changed(e) if e.state == EntryState::Replaying => {
-            format!("{id} is being replayed by {}", e.holder())
-        }
-        Conflict::Changed(e) if !e.history.is_empty() => {
-            format!("{id} was replayed by {}", e.holder())
-        }
-        Conflict::Changed(e) => format!("{id} was changed by {} (now {:?})", e.holder(), e.state),
-        Conflict::Copy(e) => format!(
-            "{id} is a copy of {} (same source message), held by {}",
-            e.id,
-            e.holder()
-        ),
-    }
-}
-
 /// What became of an item someone else took over.
-fn settled(item: &Item, e: &LedgerEntry) -> Outcome {
+fn settled(item: &Item, e: &LedgerEntry) -> ReplayOutcome {
     let rid = &item.out.plan.replay_id;
     match e.history.iter().find(|h| &h.replay_id == rid) {
-        Some(h) => Outcome::Replayed {
+        Some(h) => ReplayOutcome::Replayed {
             topic: h.topic.clone(),
             partition: h.partition,
             offset: h.offset,
@@ -590,6 +691,10 @@ fn settled(item: &Item, e: &LedgerEntry) -> Outcome {
             edited: h.edited,
             recovered: true,
         },
-        None => Outcome::Skipped(format!("{} was taken over by {}", item.id, e.holder())),
+        None => ReplayOutcome::Skipped(NotDone::by(
+            Reason::TakenOver,
+            e,
+            format!("{} was taken over by {}", item.id, e.holder()),
+        )),
     }
 }
