@@ -47,8 +47,7 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
         ledger.clone(),
         Some(Arc::new(KafkaTarget::new(cfg.clone(), dlq))),
         AuditLog::new(&audit),
-    )
-    .with_atomic(Some(ledger.clone()));
+    );
     let ids: Vec<LetterId> = (0..n)
         .map(|i| LetterId::Kafka {
             partition: (i % 4) as i32,

@@ -1,159 +1,23 @@
 //! Exactly-once replay under company and crashes, against the real broker: several
-//! `morgue replay` processes and a TUI on one DLQ at once, SIGKILLs inside the
-//! announce→confirm window, a pending replay resolved, copies of one source message,
-//! a ledger that refuses the confirm. Every DLQ is written transactionally (a commit
+//! `morgue replay` processes and a TUI on one DLQ at once, SIGKILLs at each step of
+//! the replay protocol, a pending replay left by an older morgue resolved,
+//! copies of one source message, a ledger that refuses the record. Every DLQ is written transactionally (a commit
 //! marker after each letter) with 36-character keys.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::collections::HashMap;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::Duration;
 
 use common::procs::{json_lines, kill_at, stderr};
+use common::race::{Race, seed, tally};
 use common::tmux::Tmux;
 use common::*;
-use morgue::engine::{FailureContext, Headers, Reason, SourceCoords, conventions};
+use morgue::engine::conventions;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-
-/// A transactional DLQ of `n` letters for `source`, one transaction per letter as
-/// Spring writes them; letter `i` failed at source offset `offsets(i)`. Returns the keys.
-async fn seed(dlq: &str, source: &str, n: usize, offsets: impl Fn(usize) -> i64) -> Vec<String> {
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("transactional.id", unique("seed"))
-        .create()
-        .unwrap();
-    p.init_transactions(Duration::from_secs(10)).unwrap();
-    let mut keys = Vec::new();
-    for i in 0..n {
-        let key = uuid::Uuid::new_v4().to_string();
-        let src = SourceCoords {
-            topic: Some(source.into()),
-            partition: Some(0),
-            offset: Some(offsets(i)),
-            timestamp_ms: Some(1_732_700_000_000),
-            consumer_group: Some("trades".into()),
-        };
-        let f = FailureContext {
-            exception_class: Some("com.acme.TradeRejected".into()),
-            message: Some(format!("trade {i} rejected")),
-            reason: Reason::Failed,
-            ..FailureContext::default()
-        };
-        let mut hs = OwnedHeaders::new();
-        for h in Headers(conventions::encode(&src, &f)).iter() {
-            hs = hs.insert(Header {
-                key: &h.name,
-                value: h.value.as_deref(),
-            });
-        }
-        let value = format!("{{\"trade\":{i}}}");
-        p.begin_transaction().unwrap();
-        p.send(
-            FutureRecord::to(dlq)
-                .key(key.as_str())
-                .payload(value.as_str())
-                .headers(hs),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-        p.commit_transaction(Duration::from_secs(10)).unwrap();
-        keys.push(key);
-    }
-    keys
-}
-
-struct Race {
-    dlq: TestTopic,
-    source: TestTopic,
-    audit: std::path::PathBuf,
-    keys: Vec<String>,
-}
-
-impl Race {
-    async fn new(prefix: &str, n: usize) -> Race {
-        let source = TestTopic::new(&format!("{prefix}-src"), 3).await;
-        let dlq = TestTopic::new(&format!("{prefix}-dlq"), 2).await;
-        let keys = seed(&dlq.name, &source.name, n, |i| i as i64).await;
-        let audit = std::env::temp_dir()
-            .join(unique("race-audit"))
-            .join("audit.jsonl");
-        Race {
-            dlq,
-            source,
-            audit,
-            keys,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_morgue"));
-        c.args(args)
-            .args(["--kafka", &kafka_brokers(), "--topic", &self.dlq.name])
-            .env("MORGUE_AUDIT_LOG", &self.audit)
-            .env_remove("MORGUE_READ_ONLY")
-            .env_remove("MORGUE_TEST_PAUSE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn morgue(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn replay_all(&self, extra: &[&str]) -> Command {
-        let filter = format!("topic:{}", self.source.name);
-        let mut args = vec!["replay", "--filter", &filter, "--yes"];
-        args.extend_from_slice(extra);
-        self.command(&args)
-    }
-
-    /// Keys in the source topic, with how often each arrived (committed messages only).
-    async fn arrived(&self) -> HashMap<String, usize> {
-        let mut m = HashMap::new();
-        for l in read_all(&self.source.name).await {
-            let k = String::from_utf8(l.key.unwrap()).unwrap();
-            *m.entry(k).or_insert(0) += 1;
-        }
-        m
-    }
-
-    /// Asserts every seeded key arrived exactly once.
-    async fn assert_exactly_once(&self) {
-        let got = self.arrived().await;
-        let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(twice.is_empty(), "sent more than once: {twice:?}");
-        let missing = self.keys.iter().filter(|k| !got.contains_key(*k)).count();
-        assert_eq!(missing, 0, "{missing} of {} never arrived", self.keys.len());
-        assert_eq!(got.len(), self.keys.len());
-    }
-
-    fn states(&self) -> HashMap<String, usize> {
-        let mut m = HashMap::new();
-        for l in json_lines(&self.morgue(&["list"])) {
-            *m.entry(l["state"].as_str().unwrap().to_string())
-                .or_insert(0) += 1;
-        }
-        m
-    }
-}
-
-/// Statuses of one process's report, counted.
-fn tally(out: &Output) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for r in json_lines(out) {
-        *m.entry(r["status"].as_str().unwrap().to_string())
-            .or_insert(0) += 1;
-    }
-    m
-}
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 #[tokio::test]
 async fn three_processes_and_a_tui_replay_each_key_exactly_once() {
@@ -202,11 +66,14 @@ async fn three_processes_and_a_tui_replay_each_key_exactly_once() {
 }
 
 #[tokio::test]
-async fn sigkill_at_each_step_of_the_transaction_never_doubles() {
+async fn sigkill_at_each_step_of_the_protocol_never_doubles() {
     const N: usize = 40;
-    // After the ledger was checked, after the messages and entries were produced (the
-    // transaction open), after the commit (before the audit).
-    for (round, step) in ["checked", "produced", "committed"].iter().enumerate() {
+    // After the claim, after the claim's sender was opened, inside the open transaction,
+    // after the commit (before the confirm).
+    for (round, step) in ["announced", "opened", "produced", "sent"]
+        .iter()
+        .enumerate()
+    {
         let r = Race::new(&format!("kill{round}"), N).await;
         // The victim is killed inside the window while a survivor replays alongside.
         let mut victim = r.replay_all(&[]);
@@ -217,8 +84,8 @@ async fn sigkill_at_each_step_of_the_transaction_never_doubles() {
         let survivor = survivor.unwrap_or_else(|| panic!("round {round}: never paused at {step}"));
         let out = survivor.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        // Whatever the victim left undone is done by the next run.
-        let out = r.replay_all(&[]).output().unwrap();
+        // Whatever the victim left `replaying` is finished by the next run.
+        let out = r.replay_all(&["--takeover-after", "0s"]).output().unwrap();
         assert!(out.status.success(), "round {round}: {}", stderr(&out));
         r.assert_exactly_once().await;
         assert_eq!(r.states().get("replayed"), Some(&N), "round {round}");
@@ -328,6 +195,7 @@ async fn copies_of_one_source_message_replay_once() {
     // Letters 0 and 1 are one source message (offset 17) dead-lettered twice.
     seed(&dlq.name, &source.name, 3, |i| if i < 2 { 17 } else { 18 }).await;
     let r = Race {
+        brokers: kafka_brokers(),
         keys: Vec::new(),
         audit: std::env::temp_dir()
             .join(unique("copies"))

@@ -17,7 +17,7 @@ use crate::engine::ledger::LedgerStore;
 use crate::engine::overview::{DlqNames, DlqSummary};
 use crate::engine::replay::ReplayPolicy;
 use crate::engine::source::DeadLetterSource;
-use crate::engine::writer::{AtomicReplay, ReplayTarget, Writer};
+use crate::engine::writer::{ReplayTarget, Writer};
 
 /// A DLQ, resolved from flags and profile.
 #[derive(Debug, Clone)]
@@ -75,9 +75,6 @@ pub struct Opened {
     pub ledger: Arc<dyn LedgerStore>,
     /// Where replays go (None: a MongoDB DLQ without `--kafka`).
     pub target: Option<Arc<dyn ReplayTarget>>,
-    /// Sends and records a replay in one transaction (a Kafka DLQ: its ledger and its
-    /// source topics share the cluster); None where the three-step protocol is used.
-    pub atomic: Option<Arc<dyn AtomicReplay>>,
     /// The collection, for MongoDB-only operations (claim/release).
     pub mongo: Option<MongoDlq>,
 }
@@ -147,7 +144,6 @@ impl Target {
             opened.target.clone(),
             self.audit.clone(),
         )
-        .with_atomic(opened.atomic.clone())
     }
 }
 
@@ -190,7 +186,6 @@ impl Dlq {
                 }
                 Ok(Opened {
                     source: Arc::new(source),
-                    atomic: Some(ledger.clone()),
                     ledger,
                     target: Some(Arc::new(KafkaTarget::new(cfg.clone(), topic))),
                     mongo: None,
@@ -202,7 +197,6 @@ impl Dlq {
                     source: Arc::new(file.clone()),
                     ledger: Arc::new(file),
                     target: None,
-                    atomic: None,
                     mongo: None,
                 })
             }
@@ -215,7 +209,6 @@ impl Dlq {
                     target: kafka.as_ref().map(|k| {
                         Arc::new(KafkaTarget::new(k.clone(), &name)) as Arc<dyn ReplayTarget>
                     }),
-                    atomic: None,
                     mongo: Some(dlq),
                 })
             }

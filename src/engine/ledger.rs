@@ -167,6 +167,14 @@ pub struct PendingReplay {
     /// The key sent (copied into the replay record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<EncodedBytes>,
+    /// The claim's token: its sender's transactional id is `morgue-replay.<dlq>.<token>`
+    /// (empty in entries of older versions, which sent as `morgue-replay.<dlq>`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub txn: String,
+    /// Tokens of earlier claims of this replay (taken over): their senders are fenced
+    /// before the message is looked for, and before anything is sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<String>,
 }
 
 /// The source key of a letter: `topic/partition/offset` of the original message, when all are known.
@@ -200,6 +208,40 @@ impl LedgerState {
             }
         }
         self.entries.insert(entry.id.clone(), entry);
+    }
+
+    /// Applies an entry read from a ledger log, in log order, only if it is valid where
+    /// it stands (see [`LedgerState::check`]); a letter with no entry yet takes any
+    /// version (compaction may have removed its earlier entries). True when applied.
+    pub fn accept(&mut self, entry: LedgerEntry) -> bool {
+        let ok = match self.check(&entry) {
+            Ok(()) => true,
+            Err(Conflict::Changed(_)) => !self.entries.contains_key(&entry.id),
+            Err(Conflict::Copy(_)) => false,
+        };
+        if ok {
+            self.insert(entry);
+        }
+        ok
+    }
+
+    /// Why `entry` could not be written over this state: the letter's entry, or the copy
+    /// holding its source.
+    pub fn conflict(&self, entry: &LedgerEntry) -> Conflict {
+        if let Some(e) = self.entries.get(&entry.id) {
+            return Conflict::Changed(Box::new(e.clone()));
+        }
+        if let Some(other) = entry
+            .source
+            .as_deref()
+            .and_then(|k| self.copy_holder(k, &entry.id))
+        {
+            return Conflict::Copy(Box::new(other.clone()));
+        }
+        Conflict::Changed(Box::new(LedgerEntry {
+            version: 0,
+            ..entry.clone()
+        }))
     }
 
     /// Every letter's latest entry, in no order.
@@ -427,6 +469,8 @@ mod tests {
             from_offset: 10,
             edited: true,
             key: None,
+            txn: "t".into(),
+            earlier: vec!["s".into()],
         });
         e.edited_value = Some(EncodedBytes::of(&[0xff]));
         let json = serde_json::to_string(&e).unwrap();

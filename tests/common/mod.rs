@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod procs;
+pub mod race;
 pub mod server;
 pub mod tmux;
 
@@ -42,8 +43,12 @@ pub fn unique(prefix: &str) -> String {
 }
 
 fn admin() -> AdminClient<DefaultClientContext> {
+    admin_on(&kafka_brokers())
+}
+
+fn admin_on(brokers: &str) -> AdminClient<DefaultClientContext> {
     ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .unwrap()
 }
@@ -67,11 +72,21 @@ impl TestTopic {
 
     /// Creates the topic `name` exactly (the caller makes it unique).
     pub async fn named(name: String, partitions: i32, config: &[(&str, &str)]) -> TestTopic {
+        Self::named_on(&kafka_brokers(), name, partitions, config).await
+    }
+
+    /// Creates the topic `name` exactly on `brokers` (a test's own broker).
+    pub async fn named_on(
+        brokers: &str,
+        name: String,
+        partitions: i32,
+        config: &[(&str, &str)],
+    ) -> TestTopic {
         let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
         for (k, v) in config {
             topic = topic.set(k, v);
         }
-        let res = admin()
+        let res = admin_on(brokers)
             .create_topics(
                 [&topic],
                 &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
@@ -81,17 +96,17 @@ impl TestTopic {
         for r in res {
             r.unwrap();
         }
-        wait_until_ready(&name, partitions);
+        wait_until_ready(brokers, &name, partitions);
         TestTopic { name }
     }
 }
 
 /// Waits until the metadata shows every partition of a new topic with a leader: a
 /// topic is not usable everywhere the moment its creation is acknowledged.
-fn wait_until_ready(topic: &str, partitions: i32) {
+fn wait_until_ready(brokers: &str, topic: &str, partitions: i32) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -231,7 +246,12 @@ pub fn high_watermarks(topic: &str, partitions: i32) -> Vec<i64> {
 
 /// Reads every letter in `topic` now, through morgue's own reader.
 pub async fn read_all(topic: &str) -> Vec<morgue::engine::DeadLetter> {
-    let cfg = morgue::backends::kafka::KafkaConfig::new(kafka_brokers());
+    read_all_on(&kafka_brokers(), topic).await
+}
+
+/// Reads every letter in `topic` on `brokers` now (committed messages only).
+pub async fn read_all_on(brokers: &str, topic: &str) -> Vec<morgue::engine::DeadLetter> {
+    let cfg = morgue::backends::kafka::KafkaConfig::new(brokers);
     let t = topic.to_string();
     tokio::task::spawn_blocking(move || {
         let mut v = Vec::new();

@@ -44,3 +44,37 @@ pub fn kill_at<T>(mut cmd: Command, marker: &str, meanwhile: impl FnOnce() -> T)
     child.wait().unwrap();
     out
 }
+
+/// Starts reading `child`'s piped stderr on a thread of its own and waits until it
+/// prints `marker` (at most `secs` seconds); the child and the reader, for [`finish`].
+pub fn wait_marker(
+    mut child: Child,
+    marker: &str,
+    secs: u64,
+) -> (Child, std::thread::JoinHandle<String>) {
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = marker.to_string();
+    let reader = std::thread::spawn(move || {
+        let marker = wanted;
+        let mut all = String::new();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains(&marker) {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(secs * 20))
+        .unwrap_or_else(|_| panic!("'{marker}' never came"));
+    (child, reader)
+}
+
+/// Waits for a child started by [`wait_marker`]; its output with the whole stderr.
+pub fn finish(child: Child, reader: std::thread::JoinHandle<String>) -> Output {
+    let mut out = child.wait_with_output().unwrap();
+    out.stderr = reader.join().unwrap().into_bytes();
+    out
+}

@@ -123,6 +123,24 @@ impl Server {
         }
     }
 
+    /// Freezes it (SIGSTOP to its process group): alive, holding its connections, answering nothing.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([sig, "--", &format!("-{}", c.id())])
+                .status();
+        }
+    }
+
     /// Copies its data directory to `to` (stop it first).
     pub fn save(&self, to: &Path) {
         copy_dir(&self.dir, to);

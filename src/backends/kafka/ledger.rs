@@ -1,51 +1,45 @@
-//! The ledger of a Kafka DLQ: a compacted topic `<dlq>.morgue-ledger`, one partition,
-//! keyed by letter id, each value a JSON [`LedgerEntry`]. Created on the first write.
+//! The ledger of a Kafka DLQ: a topic `<dlq>.morgue-ledger`, one partition, each
+//! record a JSON [`LedgerEntry`] under a key of its own. Created on the first write.
 //!
-//! Reading: one long-lived `read_committed` consumer per session tails the topic into
-//! a [`LedgerState`]; every read first catches up to the partition's end, so a
-//! decision is always made on what is committed now, and costs only what is new.
+//! The log's order is the ledger's compare-and-set. Every reader folds the records in
+//! order and applies one only if it is valid where it stands (its version follows the
+//! letter's, no copy holds its source; see [`LedgerState::accept`]), so every session
+//! reaches the same state from the same log. A write appends its entries (an
+//! idempotent producer, acks from all replicas), then reads the ledger up to them: the
+//! fold's verdict on each is the write's answer. Two sessions that write the same
+//! version of a letter both append; the one earlier in the log wins, for everyone.
 //!
-//! Writing (compare-and-set): every session of this DLQ writes under one shared
-//! `transactional.id`, `morgue-ledger.<dlq>`. Initialising it fences the others, so
-//! while a session's producer is live nobody else can commit to the ledger. After each
-//! initialisation the session catches up; it then checks each entry's version (and
-//! copies) against what it has read and commits the valid ones in one transaction. A
-//! commit succeeds only if nobody initialised since, so the check was made on the
-//! complete ledger. Aborted entries are invisible to `read_committed` readers and
-//! dropped by compaction; a reader that reads uncommitted could see a losing entry,
-//! so every morgue reader reads committed.
+//! No ledger write is transactional, so nothing in the ledger is ever aborted. Records
+//! of older versions (written in transactions under `morgue-ledger.<dlq>`, keyed by
+//! letter id and perhaps compacted) fold the same way. Every record has a key of its
+//! own, so compaction removes nothing the fold needs.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::OnceCell;
 
-use super::txn::{Slot, Txn, TxnRecord};
-use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
-use crate::engine::fault;
+use super::ledger_view::{View, catch_up};
+use super::{KafkaBackendError, KafkaConfig, Producer, Quiet};
 use crate::engine::ledger::{
     Conflict, LEDGER_SUFFIX, LedgerEntry, LedgerError, LedgerState, LedgerStore,
 };
-use crate::engine::writer::{AtomicReplay, Outgoing, TargetError};
 
-/// How many times a write is retried after losing the shared producer.
-const WRITE_ATTEMPTS: u32 = 6;
+/// How long an append may wait for its acknowledgement.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The ledger topic next to one DLQ topic.
 pub struct KafkaLedger {
     cfg: KafkaConfig,
     dlq: String,
     topic: String,
-    txn: Txn,
     created: OnceCell<()>,
+    producer: Mutex<Option<Producer>>,
     view: Arc<Mutex<View>>,
 }
 
@@ -55,24 +49,10 @@ impl std::fmt::Debug for KafkaLedger {
     }
 }
 
-/// The tailing reader and what it has read.
-#[derive(Default)]
-struct View {
-    /// The tail reader, kept from the first catch-up on (even while the ledger topic
-    /// does not exist yet: a client costs a connection and ~100 ms to set up and tear down).
-    consumer: Option<Browser>,
-    /// The ledger's partition is assigned to `consumer`.
-    assigned: bool,
-    /// The next offset to read.
-    next: i64,
-    state: LedgerState,
-}
-
-impl Drop for View {
+impl Drop for KafkaLedger {
     fn drop(&mut self) {
-        // Tearing a client down waits for its threads; a command ending need not.
-        if let Some(c) = self.consumer.take() {
-            std::thread::spawn(move || drop(c));
+        if let Some(p) = self.producer.get_mut().ok().and_then(Option::take) {
+            std::thread::spawn(move || drop(p));
         }
     }
 }
@@ -81,11 +61,11 @@ impl KafkaLedger {
     /// The ledger of DLQ topic `dlq`; nothing is contacted yet.
     pub fn new(cfg: KafkaConfig, dlq: &str) -> Self {
         KafkaLedger {
-            txn: Txn::new(cfg.clone(), format!("morgue-ledger.{dlq}")),
             cfg,
             dlq: dlq.to_string(),
             topic: format!("{dlq}{LEDGER_SUFFIX}"),
             created: OnceCell::new(),
+            producer: Mutex::new(None),
             view: Arc::new(Mutex::new(View::default())),
         }
     }
@@ -108,10 +88,10 @@ impl KafkaLedger {
         }
     }
 
-    /// Reads what is new in the ledger, up to its end now, then runs `f` on the state.
+    /// Reads what is new in the ledger, up to its end now, then runs `f` on the view.
     async fn caught_up<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&LedgerState) -> T + Send + 'static,
+        f: impl FnOnce(&View) -> T + Send + 'static,
     ) -> Result<T, LedgerError> {
         let (cfg, topic, view) = (self.cfg.clone(), self.topic.clone(), self.view.clone());
         tokio::task::spawn_blocking(move || {
@@ -119,10 +99,85 @@ impl KafkaLedger {
                 .lock()
                 .map_err(|_| LedgerError::Other("ledger view poisoned".into()))?;
             catch_up(&cfg, &topic, &mut v)?;
-            Ok(f(&v.state))
+            Ok(f(&v))
         })
         .await
         .map_err(|e| LedgerError::Other(format!("background task failed: {e}")))?
+    }
+
+    /// The session's appending producer, created on first use.
+    fn producer(&self) -> Result<Producer, LedgerError> {
+        let mut slot = self
+            .producer
+            .lock()
+            .map_err(|_| LedgerError::Other("ledger producer poisoned".into()))?;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let p: Producer = self
+            .cfg
+            .client_config(&[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "2"),
+                ("message.timeout.ms", "30000"),
+            ])
+            .create_with_context(Quiet)
+            .map_err(|e| LedgerError::Refused(format!("bad Kafka property: {e}")))?;
+        *slot = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Appends `entries`, all in flight at once; their offsets once all are acknowledged.
+    async fn append(&self, entries: &[LedgerEntry]) -> Result<Vec<i64>, LedgerError> {
+        let p = self.producer()?;
+        let mut futures = Vec::with_capacity(entries.len());
+        for e in entries {
+            let json = serde_json::to_vec(e)
+                .map_err(|err| LedgerError::Other(format!("ledger entry {}: {err}", e.id)))?;
+            let key = format!("{}/{}", e.id, uuid::Uuid::new_v4());
+            let mut rec: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.topic)
+                .partition(0)
+                .key(key.as_str())
+                .payload(json.as_slice());
+            let f = loop {
+                match p.send_result(rec) {
+                    Ok(f) => break f,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        rec = r;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((err, _)) => return Err(self.append_error(&err)),
+                }
+            };
+            futures.push(f);
+        }
+        let mut offsets = Vec::with_capacity(futures.len());
+        for f in futures {
+            match tokio::time::timeout(APPEND_TIMEOUT, f).await {
+                Ok(Ok(Ok(d))) => offsets.push(d.offset),
+                Ok(Ok(Err((err, _)))) => return Err(self.append_error(&err)),
+                Ok(Err(_)) | Err(_) => {
+                    return Err(LedgerError::Unreachable(format!(
+                        "writing ledger '{}' on {}: no acknowledgement",
+                        self.topic, self.cfg.brokers
+                    )));
+                }
+            }
+        }
+        Ok(offsets)
+    }
+
+    fn append_error(&self, e: &KafkaError) -> LedgerError {
+        let why = format!(
+            "writing ledger '{}' on {}: {e}",
+            self.topic, self.cfg.brokers
+        );
+        if super::txn::never_taken(e) {
+            LedgerError::Refused(why)
+        } else {
+            LedgerError::Unreachable(why)
+        }
     }
 
     async fn ensure_topic(&self) -> Result<(), LedgerError> {
@@ -175,285 +230,17 @@ impl KafkaLedger {
         }
         Ok(())
     }
-
-    /// One attempt: check `entries` on the caught-up state, commit the valid ones.
-    async fn try_write(
-        &self,
-        entries: &[LedgerEntry],
-        retry: bool,
-    ) -> Result<Vec<Result<(), Conflict>>, TargetError> {
-        let mut slot = self.txn.lock().await;
-        self.txn.ensure(&mut slot).await?;
-        let batch = entries.to_vec();
-        let checked = self.checked(&mut slot, batch, retry).await?;
-        let mut json = Vec::new();
-        for (e, r) in entries.iter().zip(&checked) {
-            if matches!(r, Ok(true)) {
-                let v = serde_json::to_vec(e)
-                    .map_err(|err| TargetError::Refused(format!("ledger entry {}: {err}", e.id)))?;
-                json.push((e, v));
-            }
-        }
-        if !json.is_empty() {
-            let records: Vec<TxnRecord<'_>> = json
-                .iter()
-                .map(|(e, v)| TxnRecord {
-                    topic: &self.topic,
-                    partition: 0,
-                    key: Some(e.id.as_bytes()),
-                    value: Some(v.as_slice()),
-                    headers: None,
-                })
-                .collect();
-            self.txn.run(&mut slot, &records).await?;
-            if let Ok(mut v) = self.view.lock() {
-                for (e, _) in &json {
-                    v.state.insert((*e).clone());
-                }
-            }
-        }
-        Ok(checked.into_iter().map(|r| r.map(|_| ())).collect())
-    }
-}
-
-impl KafkaLedger {
-    /// Catches up and checks `batch` (see [`check_batch`]). A ledger that cannot be read
-    /// to its end (another session stopped inside a transaction) drops the producer, so
-    /// the next attempt's initialisation aborts that transaction and fences its holder.
-    async fn checked(
-        &self,
-        slot: &mut Slot,
-        batch: Vec<LedgerEntry>,
-        retry: bool,
-    ) -> Result<Vec<Result<bool, Conflict>>, TargetError> {
-        match self
-            .caught_up(move |state| check_batch(state, &batch, retry))
-            .await
-        {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                Txn::reset(slot);
-                Err(TargetError::NotSent(e.to_string()))
-            }
-        }
-    }
-
-    /// The ledger record of `e`, as JSON.
-    fn record_json(e: &LedgerEntry) -> Result<Vec<u8>, TargetError> {
-        serde_json::to_vec(e)
-            .map_err(|err| TargetError::Refused(format!("ledger entry {}: {err}", e.id)))
-    }
-}
-
-#[async_trait]
-impl AtomicReplay for KafkaLedger {
-    async fn send_recorded(
-        &self,
-        batch: &[(LedgerEntry, Outgoing)],
-    ) -> Result<Vec<Result<i64, Conflict>>, TargetError> {
-        self.ensure_topic()
-            .await
-            .map_err(|e| TargetError::Refused(e.to_string()))?;
-        let mut slot = self.txn.lock().await;
-        self.txn.ensure(&mut slot).await?;
-        let entries: Vec<LedgerEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
-        let checked = self.checked(&mut slot, entries, false).await?;
-        fault::pause("checked").await;
-        let pass: Vec<usize> = (0..batch.len())
-            .filter(|&i| matches!(checked.get(i), Some(Ok(true))))
-            .collect();
-        let mut offsets = vec![-1; batch.len()];
-        if !pass.is_empty() {
-            let p = self.txn.begin(&mut slot)?;
-            let msgs: Vec<TxnRecord<'_>> = pass
-                .iter()
-                .map(|&i| {
-                    let m = &batch[i].1;
-                    TxnRecord {
-                        topic: &m.plan.topic,
-                        partition: m.partition,
-                        key: m.plan.key.as_deref(),
-                        value: m.plan.value.as_deref(),
-                        headers: Some(&m.plan.headers),
-                    }
-                })
-                .collect();
-            let sent = match self.txn.produce(&p, &msgs).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.txn.abort(&mut slot, p, e).await),
-            };
-            drop(msgs);
-            let mut written = Vec::with_capacity(pass.len());
-            for (&i, offset) in pass.iter().zip(sent) {
-                let mut e = batch[i].0.clone();
-                if let Some(h) = e.history.last_mut() {
-                    h.offset = offset;
-                }
-                offsets[i] = offset;
-                let json = match Self::record_json(&e) {
-                    Ok(j) => j,
-                    Err(err) => return Err(self.txn.abort(&mut slot, p, err).await),
-                };
-                written.push((e, json));
-            }
-            let records: Vec<TxnRecord<'_>> = written
-                .iter()
-                .map(|(e, v)| TxnRecord {
-                    topic: &self.topic,
-                    partition: 0,
-                    key: Some(e.id.as_bytes()),
-                    value: Some(v.as_slice()),
-                    headers: None,
-                })
-                .collect();
-            if let Err(e) = self.txn.produce(&p, &records).await {
-                return Err(self.txn.abort(&mut slot, p, e).await);
-            }
-            drop(records);
-            fault::pause("produced").await;
-            self.txn.commit(&mut slot, p).await?;
-            if let Ok(mut v) = self.view.lock() {
-                for (e, _) in written {
-                    v.state.insert(e);
-                }
-            }
-        }
-        Ok(checked
-            .into_iter()
-            .zip(offsets)
-            .map(|(r, o)| r.map(|_| o))
-            .collect())
-    }
-}
-
-/// Checks a batch against the state: Ok(true) to write, Ok(false) when an earlier
-/// attempt already wrote exactly this entry, Err when it conflicts. Entries of one
-/// batch see each other (two copies in one batch: the second conflicts).
-fn check_batch(
-    state: &LedgerState,
-    entries: &[LedgerEntry],
-    retry: bool,
-) -> Vec<Result<bool, Conflict>> {
-    let mut sources = HashSet::new();
-    let mut out = Vec::with_capacity(entries.len());
-    for e in entries {
-        if retry && state.get(&e.id) == Some(e) {
-            out.push(Ok(false));
-            continue;
-        }
-        let mut r = state.check(e).map(|()| true);
-        if r.is_ok()
-            && e.holds_source()
-            && !e.force
-            && let Some(src) = &e.source
-            && !sources.insert(src.clone())
-        {
-            r = Err(Conflict::Copy(Box::new(e.clone())));
-        }
-        out.push(r);
-    }
-    out
-}
-
-/// The session's ledger reader: read committed, short fetch waits, and a small
-/// prefetch queue (the ledger can hold millions of entries; what matters is the view).
-fn tail_consumer(cfg: &KafkaConfig) -> Result<Browser, KafkaBackendError> {
-    cfg.client_config(&[
-        ("group.id", "morgue-ledger"),
-        ("enable.auto.commit", "false"),
-        ("enable.auto.offset.store", "false"),
-        ("auto.offset.reset", "earliest"),
-        ("enable.partition.eof", "true"),
-        ("isolation.level", "read_committed"),
-        ("fetch.wait.max.ms", "10"),
-        ("queued.max.messages.kbytes", "4096"),
-        ("fetch.max.bytes", "4194304"),
-    ])
-    .create_with_context(Quiet)
-    .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
-}
-
-/// Reads the ledger topic from where the view stopped up to its end now.
-fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), LedgerError> {
-    let unreachable = |e: KafkaBackendError| match e {
-        KafkaBackendError::Unreachable { .. } => LedgerError::Unreachable(e.to_string()),
-        other => LedgerError::Other(other.to_string()),
-    };
-    if v.consumer.is_none() {
-        v.consumer = Some(tail_consumer(cfg).map_err(unreachable)?);
-    }
-    let Some(c) = v.consumer.as_ref() else {
-        return Ok(());
-    };
-    if !v.assigned {
-        match cfg.partitions(c, topic) {
-            Ok(_) => {}
-            Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(()),
-            Err(e) => return Err(unreachable(e)),
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .map_err(|e| LedgerError::Other(e.to_string()))?;
-        c.assign(&tpl)
-            .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
-        v.assigned = true;
-    }
-    let (_, hi) = c
-        .fetch_watermarks(topic, 0, METADATA_TIMEOUT)
-        .map_err(|e| LedgerError::Unreachable(format!("reading ledger '{topic}': {e}")))?;
-    let deadline = Instant::now() + METADATA_TIMEOUT;
-    while v.next < hi {
-        if Instant::now() > deadline {
-            return Err(LedgerError::Unreachable(format!(
-                "reading ledger '{topic}': stuck at offset {} of {hi} (an open transaction?)",
-                v.next
-            )));
-        }
-        match c.poll(Duration::from_millis(100)) {
-            Some(Ok(msg)) => {
-                v.next = msg.offset() + 1;
-                let Some(bytes) = msg.payload() else { continue };
-                match serde_json::from_slice::<LedgerEntry>(bytes) {
-                    Ok(e) => v.state.insert(e),
-                    Err(e) => {
-                        tracing::warn!(
-                            "ledger '{topic}' entry at offset {} is unreadable, skipped: {e}",
-                            msg.offset()
-                        );
-                    }
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => {
-                // Control records (commit markers) and aborted entries have no message:
-                // the position says how far the reader really got.
-                let pos = c
-                    .position()
-                    .ok()
-                    .and_then(|p| p.find_partition(topic, 0).and_then(|e| e.offset().to_raw()))
-                    .unwrap_or(-1);
-                if pos > v.next {
-                    v.next = pos;
-                }
-            }
-            Some(Err(e)) => {
-                return Err(LedgerError::Unreachable(format!(
-                    "reading ledger '{topic}': {e}"
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]
 impl LedgerStore for KafkaLedger {
     /// The whole ledger as committed now (a missing topic is an empty ledger).
     async fn load(&self) -> Result<LedgerState, LedgerError> {
-        self.caught_up(LedgerState::clone).await
+        self.caught_up(|v| v.state.clone()).await
     }
 
     async fn count(&self) -> Result<usize, LedgerError> {
-        self.caught_up(LedgerState::len).await
+        self.caught_up(|v| v.state.len()).await
     }
 
     async fn current(
@@ -462,7 +249,7 @@ impl LedgerStore for KafkaLedger {
         sources: &[String],
     ) -> Result<LedgerState, LedgerError> {
         let (ids, sources) = (ids.to_vec(), sources.to_vec());
-        self.caught_up(move |state| state.subset(&ids, &sources))
+        self.caught_up(move |v| v.state.subset(&ids, &sources))
             .await
     }
 
@@ -474,22 +261,24 @@ impl LedgerStore for KafkaLedger {
             return Ok(Vec::new());
         }
         self.ensure_topic().await?;
-        let mut last = String::new();
-        for attempt in 0..WRITE_ATTEMPTS {
-            match self.try_write(&entries, attempt > 0).await {
-                Ok(r) => return Ok(r),
-                Err(TargetError::Refused(e)) => return Err(LedgerError::Refused(e)),
-                Err(TargetError::NotSent(e) | TargetError::Unknown(e)) => {
-                    last = e;
-                    let ms = 20u64 << attempt.min(5);
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                }
-            }
-        }
-        Err(LedgerError::Unreachable(format!(
-            "writing ledger '{}': {last}",
-            self.topic
-        )))
+        let offsets = self.append(&entries).await?;
+        let topic = self.topic.clone();
+        // Read up to them: the fold's verdict on each is the answer.
+        self.caught_up(move |v| {
+            entries
+                .iter()
+                .zip(&offsets)
+                .map(|(e, &o)| match v.verdict(o) {
+                    Some(true) => Ok(Ok(())),
+                    Some(false) => Ok(Err(v.state.conflict(e))),
+                    None => Err(LedgerError::Unreachable(format!(
+                        "ledger '{topic}': the entry of {} at offset {o} was not read back",
+                        e.id
+                    ))),
+                })
+                .collect()
+        })
+        .await?
     }
 
     fn dlq(&self) -> String {

@@ -1,7 +1,13 @@
 //! A Kafka cluster as a [`ReplayTarget`]: partitions chosen as the Java client would
-//! (murmur2 of the key), messages sent in transactions under the DLQ's shared
-//! `transactional.id` (`morgue-replay.<dlq>`), and pending replays looked up by their
+//! (murmur2 of the key), each claim's messages sent in one transaction under the
+//! claim's own `transactional.id` (`morgue-replay.<dlq>.<token>`; `morgue-replay.<dlq>`
+//! for claims of older versions), and pending replays looked up by their
 //! `morgue-replay-id` header among committed messages only.
+//!
+//! A transactional id is used for one transaction: a producer id whose transaction was
+//! aborted is never written with again, so no reader ever has to read past an aborted
+//! transaction of a producer that writes on (some Kafka-protocol brokers then hide that
+//! producer's later batches from `read_committed` readers).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,7 +52,9 @@ fn metadata_client<'a>(
 /// Replays to one Kafka cluster on behalf of one DLQ.
 pub struct KafkaTarget {
     cfg: KafkaConfig,
-    txn: Txn,
+    dlq: String,
+    /// The opened senders, by claim token.
+    senders: tokio::sync::Mutex<HashMap<String, Txn>>,
     /// One metadata client for the session (partition counts, end offsets).
     meta: Arc<std::sync::OnceLock<Browser>>,
     partitions: Mutex<HashMap<String, (i32, Instant)>>,
@@ -57,7 +65,8 @@ impl KafkaTarget {
     /// A target on `cfg` for replays from the DLQ named `dlq` (a topic, or `mongo.<db>.<coll>`).
     pub fn new(cfg: KafkaConfig, dlq: &str) -> Self {
         KafkaTarget {
-            txn: Txn::new(cfg.clone(), format!("morgue-replay.{dlq}")),
+            dlq: dlq.to_string(),
+            senders: tokio::sync::Mutex::new(HashMap::new()),
             meta: Arc::new(std::sync::OnceLock::new()),
             cfg,
             partitions: Mutex::new(HashMap::new()),
@@ -90,6 +99,30 @@ impl KafkaTarget {
     fn cached_partitions(&self, topic: &str) -> Option<(i32, Instant)> {
         self.partitions.lock().ok()?.get(topic).copied()
     }
+
+    /// The transactional id of claim `token`.
+    fn txn_id(&self, token: &str) -> String {
+        if token.is_empty() {
+            format!("morgue-replay.{}", self.dlq)
+        } else {
+            format!("morgue-replay.{}.{token}", self.dlq)
+        }
+    }
+
+    /// A sender for claim `token`, initialised (fencing every other sender of it).
+    async fn initialised(&self, token: &str) -> Result<Txn, TargetError> {
+        let txn = Txn::new(self.cfg.clone(), self.txn_id(token));
+        {
+            let mut slot = txn.lock().await;
+            txn.ensure(&mut slot).await?;
+        }
+        Ok(txn)
+    }
+}
+
+/// Drops a sender off the runtime's threads (a client's teardown waits for its threads).
+fn retire(txn: Txn) {
+    std::thread::spawn(move || drop(txn));
 }
 
 #[async_trait]
@@ -151,17 +184,17 @@ impl ReplayTarget for KafkaTarget {
         .await
     }
 
-    async fn epoch(&self) -> Result<u64, TargetError> {
-        let mut slot = self.txn.lock().await;
-        self.txn.ensure(&mut slot).await?;
-        Ok(slot.epoch())
+    async fn open(&self, txn: &str) -> Result<(), TargetError> {
+        let sender = self.initialised(txn).await?;
+        if let Some(old) = self.senders.lock().await.insert(txn.to_string(), sender) {
+            retire(old);
+        }
+        Ok(())
     }
 
-    async fn fence(&self) -> Result<u64, TargetError> {
-        let mut slot = self.txn.lock().await;
-        Txn::reset(&mut slot);
-        self.txn.ensure(&mut slot).await?;
-        Ok(slot.epoch())
+    async fn fence(&self, txn: &str) -> Result<(), TargetError> {
+        retire(self.initialised(txn).await?);
+        Ok(())
     }
 
     async fn find(&self, pending: &[PendingReplay]) -> Result<Vec<Option<i64>>, TargetError> {
@@ -196,14 +229,13 @@ impl ReplayTarget for KafkaTarget {
         Ok(out)
     }
 
-    async fn send(&self, epoch: u64, msgs: &[Outgoing]) -> Result<Vec<i64>, TargetError> {
-        let mut slot = self.txn.lock().await;
-        if !slot.ready() || slot.epoch() != epoch {
+    async fn send(&self, txn: &str, msgs: &[Outgoing]) -> Result<Vec<i64>, TargetError> {
+        let Some(sender) = self.senders.lock().await.remove(txn) else {
             return Err(TargetError::NotSent(format!(
-                "the producer '{}' was re-initialised",
-                self.txn.id()
+                "no sender opened as '{}'",
+                self.txn_id(txn)
             )));
-        }
+        };
         let records: Vec<TxnRecord<'_>> = msgs
             .iter()
             .map(|m| TxnRecord {
@@ -214,6 +246,12 @@ impl ReplayTarget for KafkaTarget {
                 headers: Some(&m.plan.headers),
             })
             .collect();
-        self.txn.run(&mut slot, &records).await
+        let mut slot = sender.lock().await;
+        let res = sender.run(&mut slot, &records).await;
+        drop(slot);
+        drop(records);
+        // One transaction per claim: the sender is not used again, whatever happened.
+        retire(sender);
+        res
     }
 }

@@ -131,6 +131,7 @@ impl Txn {
         let p = self.begin(slot)?;
         match self.produce(&p, records).await {
             Ok(offsets) => {
+                crate::engine::fault::pause("produced").await;
                 self.commit(slot, p).await?;
                 Ok(offsets)
             }
@@ -240,6 +241,12 @@ impl Txn {
                     return Err(self.abort(slot, p, why).await);
                 }
                 Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < 3 => tries += 1,
+                Err(e) if fenced(&e) => {
+                    // Someone initialised this id since: the broker aborted the
+                    // transaction before it let them in, so nothing was committed.
+                    Self::reset(slot);
+                    return Err(TargetError::NotSent(self.says("committing", &e)));
+                }
                 Err(e) => {
                     Self::reset(slot);
                     return Err(TargetError::Unknown(self.says("committing", &e)));
@@ -265,8 +272,17 @@ impl Txn {
     }
 }
 
+/// Whether `e` says another producer initialised the same transactional id.
+fn fenced(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch)
+    )
+}
+
 /// Whether the broker will never take a record that failed with `e`.
-fn never_taken(e: &KafkaError) -> bool {
+pub(super) fn never_taken(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
         e.rdkafka_error_code(),

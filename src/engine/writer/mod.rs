@@ -1,50 +1,47 @@
 //! Every write to a DLQ goes through the [`Writer`]: replay, resolve, keep or discard
 //! an edit. It owns the policy (read-only profiles, forbidden targets), the ledger
 //! protocol and the audit log, so the CLI, the TUI and library users get the same
-//! guarantees. Backends supply a [`LedgerStore`] (conditional writes), a
-//! [`ReplayTarget`] (fenced sends and look-ups) and, where the ledger and the target
-//! share one cluster, an [`AtomicReplay`] (send and record in one transaction).
+//! guarantees. Backends supply only a [`LedgerStore`] (conditional writes) and a
+//! [`ReplayTarget`] (fenced sends and look-ups).
 //!
 //! # Exactly once, and its failure model
-//! The model: any number of operators (CLI, TUI, hosts) on one DLQ at once; a
-//! SIGKILL between any two writes; a holder that is alive but slow (paced over
-//! minutes, stopped with ctrl-z, asleep); a broker frozen or restarted. Safety comes
-//! from the servers only; no timer decides whether a message is sent.
+//! The model: any number of operators (CLI, TUI, hosts) on one DLQ at once; a SIGKILL
+//! between any two writes; a holder that is alive but slow (paced over minutes,
+//! stopped with ctrl-z, asleep); a broker frozen or restarted. Safety comes from the
+//! servers only; a timer decides who finishes a stalled replay, never whether a
+//! message is sent twice.
 //!
-//! **One step** (a Kafka DLQ, replayed to its own cluster, see [`atomic`]): the
-//! messages and their `replayed` ledger entries are produced in one Kafka transaction
-//! under the `transactional.id` that every session of this DLQ shares for its ledger.
-//! The ledger is read, and each entry's version checked, after this session's
-//! producer was initialised; the commit succeeds only if nobody initialised since, so
-//! the check held at commit. A holder that is slow, stopped or killed holds nothing:
-//! another session's initialisation aborts its open transaction and fences its
-//! producer; when it wakes it re-reads the ledger and reports `taken-over`.
+//! A replay of a window of letters is three steps:
+//! 1. **claim**: one conditional ledger write per letter moves it to `replaying` with a
+//!    replay id, its target partition and that partition's end offset, and the
+//!    window's claim token. The ledger decides (MongoDB: a conditional update; Kafka:
+//!    the order of the ledger log, see the Kafka ledger); the loser reports `skipped`
+//!    with who holds the letter and since when.
+//! 2. **send**: the window's messages in one Kafka transaction under the claim's own
+//!    `transactional.id` (`morgue-replay.<dlq>.<token>`). After initialising it, and
+//!    before producing, the sender reads the ledger again: a claim taken over in the
+//!    meantime is not sent.
+//! 3. **confirm**: a conditional write to `replayed`, with the offset, then the audit log.
 //!
-//! **Three steps** (a MongoDB DLQ, or a letter left `replaying` by an older morgue):
-//! **announce** (a conditional ledger write moves the letter to `replaying` with a
-//! replay id, target partition and that partition's end offset), **send** (one Kafka
-//! transaction under `morgue-replay.<dlq>`, shared by everyone replaying from this
-//! DLQ), **confirm** (a conditional write to `replayed`, with the offset).
-//! - Two operators: the announce is a compare-and-set on the letter's version (and on
-//!   its source message, for copies), decided by the server; the loser reports
-//!   `skipped` with who holds the letter and since when.
-//! - A crash anywhere: the letter stays `replaying`. Whoever acts on it after
-//!   `takeover_after` takes it over with a conditional write, then re-initialises the
-//!   shared `transactional.id` (which aborts any transaction the old holder still had
-//!   open: KIP-98 fencing), and only then looks for the replay id in the target
-//!   partition (committed messages only). Found: confirmed, nothing sent. Not found: it
-//!   was provably not sent, and never will be by the old holder, whose producer is
-//!   fenced and who re-reads the ledger after every re-initialisation before sending.
+//! - A crash anywhere leaves the letter `replaying`. Whoever acts on it after
+//!   `takeover_after` claims it over (a conditional write), then initialises the old
+//!   claim's transactional id, which aborts the old sender's open transaction and
+//!   refuses its later commits (KIP-98 fencing), and only then looks for the replay id
+//!   among the target's committed messages. Found: confirmed, nothing sent. Not found:
+//!   it was provably not sent and never will be by the old holder, so it is sent under
+//!   the new claim.
+//! - A slow holder (stopped inside its transaction, asleep) is fenced the same way
+//!   when it is taken over; when it wakes its commit is refused and it reports
+//!   `taken-over`. Claims are made a window at a time, just before that window's send,
+//!   so a paced replay only ever holds the letters it is sending now.
+//! - A claim's token is used for one transaction only: after a failed send the letters
+//!   are released (or, when the outcome is unknown, left for the next run to verify).
 //! - A send acknowledged whose confirm or audit write then fails is `sent-unconfirmed`:
 //!   the letter stays `replaying` and the next run confirms it without sending.
-//!
-//! Announces are made a window at a time, just before the window's send, so a paced
-//! replay holds only the letters it is sending now.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use thiserror::Error;
 
 use super::audit::{AuditLog, AuditRecord, now_rfc3339};
@@ -59,65 +56,9 @@ use super::letter::{DeadLetter, LetterId, ReplayRecord};
 use super::outcome::Consumed;
 use super::replay::{ReplayPlan, ReplayPolicy, plan};
 use super::sink::whoami;
-pub use atomic::AtomicReplay;
 
 /// How many times a send or a conditional write is tried before giving up.
 const ATTEMPTS: u32 = 8;
-
-/// One message to send: the plan and the partition announced for it.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// What to send.
-    pub plan: ReplayPlan,
-    /// Where.
-    pub partition: i32,
-}
-
-/// A send that did not complete.
-#[derive(Debug, Error)]
-pub enum TargetError {
-    /// Nothing reached the target (the transaction was aborted or never begun): safe to retry.
-    #[error("{0}")]
-    NotSent(String),
-    /// The outcome is unknown: look for the replay ids before sending again.
-    #[error("{0}")]
-    Unknown(String),
-    /// The target refuses (missing topic, authorisation): retrying will not help.
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// Where replays go: a Kafka cluster, written with a fenced transactional producer.
-#[async_trait]
-pub trait ReplayTarget: Send + Sync {
-    /// The partition a message with `key` goes to in `topic`, and that partition's end offset now.
-    async fn place(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        source_partition: Option<i32>,
-    ) -> Result<(i32, i64), TargetError>;
-
-    /// The current epoch of this session's producer, initialising one if needed.
-    async fn epoch(&self) -> Result<u64, TargetError>;
-
-    /// Re-initialises the shared `transactional.id`, fencing every other holder; the new epoch.
-    async fn fence(&self) -> Result<u64, TargetError>;
-
-    /// For each pending replay, the offset of its message if it was committed to its target.
-    async fn find(&self, pending: &[PendingReplay]) -> Result<Vec<Option<i64>>, TargetError>;
-
-    /// The offset `group` has committed on `topic` partition `partition` (None: nothing).
-    async fn committed(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Option<i64>, TargetError>;
-
-    /// Sends `msgs` in one transaction if the producer is still at `epoch`; their offsets.
-    async fn send(&self, epoch: u64, msgs: &[Outgoing]) -> Result<Vec<i64>, TargetError>;
-}
 
 /// What happened to one letter of a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,18 +142,20 @@ pub struct Writer {
     policy: ReplayPolicy,
     ledger: Arc<dyn LedgerStore>,
     target: Option<Arc<dyn ReplayTarget>>,
-    atomic: Option<Arc<dyn AtomicReplay>>,
     audit: AuditLog,
     who: String,
     session: String,
     takeover_after: Duration,
 }
 
-/// A letter taken through announce, send and confirm.
+/// A letter taken through claim, send and confirm.
 struct Item {
     id: String,
     entry: LedgerEntry,
     out: Outgoing,
+    /// Taken over from another claim: the earlier claims' senders are fenced, then the
+    /// message is looked for, before anything is sent.
+    takes_over: bool,
 }
 
 impl Writer {
@@ -228,19 +171,11 @@ impl Writer {
             policy,
             ledger,
             target,
-            atomic: None,
             audit,
             who: whoami(),
             session: uuid::Uuid::new_v4().to_string(),
             takeover_after: Duration::from_secs(10),
         }
-    }
-
-    /// Sends and records replays in one transaction through `atomic` (the ledger and
-    /// the target on one cluster) instead of announce, send and confirm.
-    pub fn with_atomic(mut self, atomic: Option<Arc<dyn AtomicReplay>>) -> Self {
-        self.atomic = atomic;
-        self
     }
 
     /// After how long another session's unconfirmed replay is taken over instead of skipped.
@@ -429,11 +364,13 @@ impl Writer {
         let t0 = std::time::Instant::now();
         let state = match self.ledger.current(ids, &sources).await {
             Ok(s) => s,
-            Err(e) => return fail_all(NotDone::new(Reason::Unreachable, e.to_string())),
+            Err(e) => return fail_all(NotDone::new(ledger_reason(&e), e.to_string())),
         };
         tracing::debug!("replay of {}: ledger read in {:?}", ids.len(), t0.elapsed());
+        // One claim token for the window: its sender's transactional id.
+        let token = new_id();
         let mut done: Vec<(String, ReplayOutcome)> = Vec::new();
-        let (mut fresh, mut taken) = (Vec::new(), Vec::new());
+        let mut items = Vec::new();
         for letter in letters {
             let mut l = letter.clone();
             state.apply(&mut l);
@@ -449,60 +386,37 @@ impl Writer {
             }
             let prev = state.get(&id);
             let item = match prev.filter(|e| e.state == EntryState::Replaying) {
-                Some(e) => self.takeover_item(&l, e).map(|i| (i, true)),
-                None => self
-                    .fresh_item(&l, prev, target, force, &*t)
-                    .await
-                    .map(|i| (i, false)),
+                Some(e) => self.takeover_item(&l, e, &token),
+                None => self.fresh_item(&l, prev, target, force, &*t, &token).await,
             };
             match item {
-                Ok((item, true)) => taken.push(item),
-                Ok((item, false)) => fresh.push(item),
+                Ok(item) => items.push(item),
                 Err(why) => done.push((id, ReplayOutcome::Failed(why))),
             }
         }
-        if let Some(a) = self.atomic.clone() {
-            // Sent and recorded in one transaction: nothing to announce.
-            done.extend(self.deliver_atomic(&*a, fresh).await);
-            fresh = Vec::new();
-        }
-        done.extend(self.announced(&*t, fresh, taken).await);
+        done.extend(self.claimed(&*t, items, &token).await);
         done
     }
 
-    /// Announces `fresh` and `taken` letters in one ledger write (just before their
-    /// send), then delivers and confirms those still ours.
-    async fn announced(
+    /// Claims `items` in one ledger write (just before their send), then delivers and
+    /// confirms the ones this run won.
+    async fn claimed(
         &self,
         t: &dyn ReplayTarget,
-        fresh: Vec<Item>,
-        taken: Vec<Item>,
+        items: Vec<Item>,
+        token: &str,
     ) -> Vec<(String, ReplayOutcome)> {
         let mut done = Vec::new();
-        if fresh.is_empty() && taken.is_empty() {
+        if items.is_empty() {
             return done;
         }
-        let epoch = match t.epoch().await {
-            Ok(e) => e,
-            Err(e) => {
-                let why = target_not_done(&e);
-                return fail_items(fresh.into_iter().chain(taken).collect(), &why);
-            }
-        };
-        let n_fresh = fresh.len();
-        let entries: Vec<LedgerEntry> = fresh
-            .iter()
-            .chain(&taken)
-            .map(|i| i.entry.clone())
-            .collect();
+        let entries: Vec<LedgerEntry> = items.iter().map(|i| i.entry.clone()).collect();
         match self.ledger.write(entries).await {
             Ok(results) => {
-                let all: Vec<Item> = fresh.into_iter().chain(taken).collect();
-                let (mut fresh, mut taken) = (Vec::new(), Vec::new());
-                for (i, (item, r)) in all.into_iter().zip(results).enumerate() {
+                let mut won = Vec::new();
+                for (item, r) in items.into_iter().zip(results) {
                     match r {
-                        Ok(()) if i < n_fresh => fresh.push(item),
-                        Ok(()) => taken.push(item),
+                        Ok(()) => won.push(item),
                         Err(c) => {
                             let why = NotDone::lost(&item.id, &c, false);
                             done.push((item.id.clone(), ReplayOutcome::Skipped(why)));
@@ -510,19 +424,18 @@ impl Writer {
                     }
                 }
                 fault::pause("announced").await;
-                done.extend(self.deliver(t, fresh, Some(epoch)).await);
-                done.extend(self.deliver(t, taken, None).await);
+                done.extend(self.deliver(t, won, token).await);
             }
             Err(e) => {
+                // Claims the server may have taken are finished by the next run.
                 let why = NotDone::new(ledger_reason(&e), e.to_string());
-                done.extend(fail_items(fresh.into_iter().chain(taken).collect(), &why));
+                done.extend(fail_items(items, &why));
             }
         }
         done
     }
 
-    /// The entry and message for a letter nobody holds: `replaying` to announce it, or
-    /// `replayed` (offset filled in by the backend) when it is sent in one step.
+    /// The claim entry and message for a letter nobody holds.
     async fn fresh_item(
         &self,
         l: &DeadLetter,
@@ -530,6 +443,7 @@ impl Writer {
         target: Option<&str>,
         force: bool,
         t: &dyn ReplayTarget,
+        token: &str,
     ) -> Result<Item, NotDone> {
         let id = id_of(l);
         let edited = stored_edit(prev);
@@ -539,54 +453,40 @@ impl Writer {
             .place(&p.topic, p.key.as_deref(), l.source.partition)
             .await
             .map_err(|e| target_not_done(&e))?;
-        let mut entry = if self.atomic.is_some() {
-            let mut e = self.next(&id, EntryState::Replayed, prev);
-            e.history.push(ReplayRecord {
-                replay_id: p.replay_id.clone(),
-                topic: p.topic.clone(),
-                partition,
-                offset: -1,
-                by: self.who.clone(),
-                at_ms: e.at_ms,
-                edited: p.edited,
-                key: p.key.as_deref().map(EncodedBytes::of),
-            });
-            e.edited_value = None;
-            e
-        } else {
-            let mut e = self.next(&id, EntryState::Replaying, prev);
-            e.pending = Some(PendingReplay {
-                replay_id: p.replay_id.clone(),
-                topic: p.topic.clone(),
-                partition,
-                from_offset,
-                edited: p.edited,
-                key: p.key.as_deref().map(EncodedBytes::of),
-            });
-            e
-        };
+        let mut entry = self.next(&id, EntryState::Replaying, prev);
         entry.source = source_key(l);
         entry.force = force;
+        entry.pending = Some(PendingReplay {
+            replay_id: p.replay_id.clone(),
+            topic: p.topic.clone(),
+            partition,
+            from_offset,
+            edited: p.edited,
+            key: p.key.as_deref().map(EncodedBytes::of),
+            txn: token.to_string(),
+            earlier: Vec::new(),
+        });
         Ok(Item {
             id,
             entry,
             out: Outgoing { plan: p, partition },
+            takes_over: false,
         })
     }
 
-    /// The takeover entry and message for a letter left `replaying` (same replay id and target).
-    fn takeover_item(&self, l: &DeadLetter, e: &LedgerEntry) -> Result<Item, NotDone> {
+    /// The takeover entry and message for a letter left `replaying`: the same replay id
+    /// and target, claimed under this run's token.
+    fn takeover_item(&self, l: &DeadLetter, e: &LedgerEntry, token: &str) -> Result<Item, NotDone> {
         let id = id_of(l);
-        let p = e.pending.clone().ok_or_else(|| {
+        let mut p = e.pending.clone().ok_or_else(|| {
             NotDone::new(
                 Reason::Forbidden,
                 format!("{id} is replaying but its entry names no target"),
             )
         })?;
-        let value = match &e.pending {
-            Some(pp) if pp.edited => stored_edit(Some(e)),
-            _ => None,
-        };
+        let value = if p.edited { stored_edit(Some(e)) } else { None };
+        let old = std::mem::replace(&mut p.txn, token.to_string());
+        p.earlier.push(old);
         let mut entry = self.next(&id, EntryState::Replaying, Some(e));
         entry.pending = Some(p.clone());
         entry.force = e.force;
@@ -606,6 +506,7 @@ impl Writer {
                 plan: out,
                 partition: p.partition,
             },
+            takes_over: true,
         })
     }
 
@@ -627,11 +528,12 @@ impl Writer {
     }
 }
 
-mod atomic;
 mod send;
 mod state;
+mod target;
 mod verdict;
 
+pub use target::{Outgoing, ReplayTarget, TargetError};
 pub use verdict::{NotDone, Reason};
 
 fn id_of(l: &DeadLetter) -> String {
@@ -679,22 +581,16 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter)
 }
 
-/// What became of an item someone else took over.
+/// What became of an item someone else took over: skipped, whether or not the other
+/// session has delivered it yet (this run sent nothing).
 fn settled(item: &Item, e: &LedgerEntry) -> ReplayOutcome {
     let rid = &item.out.plan.replay_id;
-    match e.history.iter().find(|h| &h.replay_id == rid) {
-        Some(h) => ReplayOutcome::Replayed {
-            topic: h.topic.clone(),
-            partition: h.partition,
-            offset: h.offset,
-            replay_id: rid.clone(),
-            edited: h.edited,
-            recovered: true,
-        },
-        None => ReplayOutcome::Skipped(NotDone::by(
-            Reason::TakenOver,
-            e,
-            format!("{} was taken over by {}", item.id, e.holder()),
-        )),
-    }
+    let message = match e.history.iter().find(|h| &h.replay_id == rid) {
+        Some(h) => format!(
+            "{} was taken over and replayed to {}:{}@{} by {}",
+            item.id, h.topic, h.partition, h.offset, h.by
+        ),
+        None => format!("{} was taken over by {}", item.id, e.holder()),
+    };
+    ReplayOutcome::Skipped(NotDone::by(Reason::TakenOver, e, message))
 }

@@ -1,114 +1,145 @@
-//! The send and confirm half of a replay: deliver announced letters (fencing and
-//! looking up first when taking over, re-checking the ledger after every
-//! re-initialisation), then record them as replayed and audit them, a window at a time.
+//! The send and confirm half of a replay: deliver claimed letters (fencing old holders
+//! and looking their messages up first when taking over, reading the ledger again once
+//! the claim's sender is initialised), then record them as replayed and audit them,
+//! a window at a time.
+
+use std::collections::BTreeSet;
 
 use super::{
-    ATTEMPTS, Conflict, EntryState, Item, LedgerEntry, NotDone, Outgoing, PendingReplay, Reason,
-    ReplayOutcome, ReplayRecord, ReplayTarget, TargetError, Writer, backoff, fail_items, settled,
+    Conflict, EntryState, Item, LedgerEntry, NotDone, Outgoing, PendingReplay, Reason,
+    ReplayOutcome, ReplayRecord, ReplayTarget, TargetError, Writer, fail_items, settled,
     target_not_done,
 };
 use crate::engine::audit::{AuditRecord, now_rfc3339};
 use crate::engine::fault;
 
 impl Writer {
-    /// Sends announced items and confirms them. `announced_at`: the producer epoch
-    /// before the announce; None for takeovers, which fence and search first.
+    /// Sends claimed items under the claim `token` and confirms them. Items taken over
+    /// from another holder first fence that holder's sender and look for its messages.
     pub(super) async fn deliver(
         &self,
         t: &dyn ReplayTarget,
-        mut items: Vec<Item>,
-        announced_at: Option<u64>,
+        items: Vec<Item>,
+        token: &str,
     ) -> Vec<(String, ReplayOutcome)> {
         let mut out = Vec::new();
         let mut sent: Vec<(Item, i64, bool)> = Vec::new();
         if items.is_empty() {
             return out;
         }
-        let (mut checked, mut search) = (announced_at, false);
-        if announced_at.is_none() {
-            match t.fence().await {
-                Ok(e) => (checked, search) = (Some(e), true),
-                Err(e) => return fail_items(items, &target_not_done(&e)),
+        let (taken, mut items): (Vec<Item>, Vec<Item>) =
+            items.into_iter().partition(|i| i.takes_over);
+        if !taken.is_empty() {
+            match self.recover(t, taken).await {
+                Ok((found, rest)) => {
+                    sent.extend(found);
+                    items.extend(rest);
+                }
+                Err((rest, why)) => out.extend(fail_items(rest, &why)),
             }
         }
-        let mut last = NotDone::new(Reason::Unreachable, "no attempt was made");
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            let epoch = match t.epoch().await {
-                Ok(e) => e,
-                Err(e) => {
-                    last = target_not_done(&e);
-                    continue;
-                }
-            };
-            if checked != Some(epoch) {
-                // Re-initialised since the claim: send only what is still ours.
-                match self.still_ours(items, &mut out).await {
-                    Ok(rest) => items = rest,
-                    Err((rest, e)) => {
-                        items = rest;
-                        last = NotDone::new(Reason::Unreachable, e);
-                        continue;
-                    }
-                }
-                checked = Some(epoch);
-                search = true;
-            }
-            if search && !items.is_empty() {
-                let pending: Vec<PendingReplay> = items
-                    .iter()
-                    .filter_map(|i| i.entry.pending.clone())
-                    .collect();
-                match t.find(&pending).await {
-                    Ok(found) => {
-                        let mut rest = Vec::new();
-                        for (item, f) in items.into_iter().zip(found) {
-                            match f {
-                                Some(offset) => sent.push((item, offset, true)),
-                                None => rest.push(item),
-                            }
-                        }
-                        items = rest;
-                        search = false;
-                    }
-                    Err(e) => {
-                        last = target_not_done(&e);
-                        continue;
-                    }
-                }
-            }
-            if items.is_empty() {
-                break;
-            }
-            let msgs: Vec<Outgoing> = items.iter().map(|i| i.out.clone()).collect();
-            let ts = std::time::Instant::now();
-            let res = t.send(epoch, &msgs).await;
-            tracing::debug!("{} messages sent in {:?}", msgs.len(), ts.elapsed());
-            match res {
-                Ok(offsets) => {
-                    sent.extend(items.drain(..).zip(offsets).map(|(i, o)| (i, o, false)));
-                    break;
-                }
-                Err(e @ TargetError::NotSent(_)) => last = target_not_done(&e),
-                Err(e @ TargetError::Unknown(_)) => {
-                    last = target_not_done(&e);
-                    search = true;
-                }
-                Err(e @ TargetError::Refused(_)) => {
-                    out.extend(self.clear(items, &target_not_done(&e)).await);
-                    items = Vec::new();
-                    break;
-                }
-            }
+        if !items.is_empty() {
+            out.extend(self.send_claimed(t, items, token, &mut sent).await);
         }
-        out.extend(fail_items(items, &last));
         fault::pause("sent").await;
         let t = std::time::Instant::now();
         let n = sent.len();
         out.extend(self.confirm(sent).await);
         tracing::debug!("{n} sent, confirmed in {:?}", t.elapsed());
+        out
+    }
+
+    /// Fences the senders of the claims `taken` took over, then looks for their
+    /// messages: found ones are sent already (`recovered`), the others still to send.
+    /// On failure they stay `replaying` under this run's claim; the next run verifies.
+    #[allow(clippy::type_complexity)]
+    async fn recover(
+        &self,
+        t: &dyn ReplayTarget,
+        taken: Vec<Item>,
+    ) -> Result<(Vec<(Item, i64, bool)>, Vec<Item>), (Vec<Item>, NotDone)> {
+        let old: BTreeSet<String> = taken
+            .iter()
+            .filter_map(|i| i.entry.pending.as_ref())
+            .flat_map(|p| p.earlier.iter().cloned())
+            .collect();
+        for txn in old {
+            if let Err(e) = t.fence(&txn).await {
+                return Err((taken, target_not_done(&e)));
+            }
+        }
+        let pending: Vec<PendingReplay> = taken
+            .iter()
+            .filter_map(|i| i.entry.pending.clone())
+            .collect();
+        let found = match t.find(&pending).await {
+            Ok(f) => f,
+            Err(e) => return Err((taken, target_not_done(&e))),
+        };
+        let (mut sent, mut rest) = (Vec::new(), Vec::new());
+        for (item, f) in taken.into_iter().zip(found) {
+            match f {
+                Some(offset) => sent.push((item, offset, true)),
+                None => rest.push(item),
+            }
+        }
+        Ok((sent, rest))
+    }
+
+    /// Opens the claim's sender, keeps what is still this run's, sends it in one
+    /// transaction; sent items go to `sent`, the others are reported.
+    async fn send_claimed(
+        &self,
+        t: &dyn ReplayTarget,
+        items: Vec<Item>,
+        token: &str,
+        sent: &mut Vec<(Item, i64, bool)>,
+    ) -> Vec<(String, ReplayOutcome)> {
+        let mut out = Vec::new();
+        if let Err(e) = t.open(token).await {
+            out.extend(self.clear(items, &target_not_done(&e)).await);
+            return out;
+        }
+        // Anyone who took a letter over before the sender was opened is seen now; anyone
+        // after it has fenced the sender.
+        let items = match self.still_ours(items, &mut out).await {
+            Ok(rest) => rest,
+            Err((rest, e)) => {
+                let why = NotDone::new(Reason::Unreachable, e);
+                out.extend(self.clear(rest, &why).await);
+                return out;
+            }
+        };
+        if items.is_empty() {
+            return out;
+        }
+        fault::pause("opened").await;
+        let msgs: Vec<Outgoing> = items.iter().map(|i| i.out.clone()).collect();
+        let ts = std::time::Instant::now();
+        let res = t.send(token, &msgs).await;
+        tracing::debug!("{} messages sent in {:?}", msgs.len(), ts.elapsed());
+        drop(msgs);
+        match res {
+            Ok(offsets) => sent.extend(items.into_iter().zip(offsets).map(|(i, o)| (i, o, false))),
+            Err(e @ (TargetError::NotSent(_) | TargetError::Refused(_))) => {
+                // Nothing was sent. Letters taken over meanwhile were fenced away.
+                let mut taken = Vec::new();
+                let rest = match self.still_ours(items, &mut taken).await {
+                    Ok(rest) => rest,
+                    Err((rest, _)) => rest,
+                };
+                out.extend(taken);
+                out.extend(self.clear(rest, &target_not_done(&e)).await);
+            }
+            Err(e @ TargetError::Unknown(_)) => {
+                // Perhaps sent: left `replaying`, the next run looks for it.
+                let why = NotDone::new(
+                    Reason::Unreachable,
+                    format!("{e}; the next replay looks for it before sending"),
+                );
+                out.extend(fail_items(items, &why));
+            }
+        }
         out
     }
 
@@ -127,7 +158,9 @@ impl Writer {
         let mut rest = Vec::new();
         for item in items {
             match state.get(&item.id) {
-                Some(e) if e.version == item.entry.version => rest.push(item),
+                Some(e) if e.version == item.entry.version && e.session == item.entry.session => {
+                    rest.push(item)
+                }
                 Some(e) => out.push((item.id.clone(), settled(&item, e))),
                 None => out.push((
                     item.id.clone(),
@@ -145,7 +178,14 @@ impl Writer {
     async fn clear(&self, items: Vec<Item>, why: &NotDone) -> Vec<(String, ReplayOutcome)> {
         let entries = items
             .iter()
-            .map(|i| self.next(&i.id, EntryState::New, Some(&i.entry)))
+            .map(|i| {
+                let back = if i.entry.edited_value.is_some() {
+                    EntryState::Edited
+                } else {
+                    EntryState::New
+                };
+                self.next(&i.id, back, Some(&i.entry))
+            })
             .collect();
         let _ = self.ledger.write(entries).await;
         fail_items(items, why)

@@ -5,7 +5,7 @@
 use super::{ATTEMPTS, WriteError, Writer, backoff, id_of};
 use crate::engine::encoding::EncodedBytes;
 use crate::engine::fault;
-use crate::engine::ledger::{EntryState, LedgerEntry};
+use crate::engine::ledger::{EntryState, LedgerEntry, PendingReplay};
 use crate::engine::letter::{DeadLetter, ReplayRecord};
 
 impl Writer {
@@ -86,8 +86,16 @@ impl Writer {
                 e.holder()
             )));
         };
+        // Claimed over under a token of this session's (never used to send), so the
+        // old holder's sender, fenced below, cannot be mistaken for ours.
         let mut mine = self.next(&id, EntryState::Replaying, Some(e));
-        mine.pending = Some(p.clone());
+        let mut earlier = p.earlier.clone();
+        earlier.push(p.txn.clone());
+        mine.pending = Some(PendingReplay {
+            txn: super::new_id(),
+            earlier,
+            ..p.clone()
+        });
         let took = self.ledger.write(vec![mine.clone()]).await?;
         if !matches!(took.first(), Some(Ok(()))) {
             return Ok(()); // someone else moved it; the caller reads it again
@@ -98,7 +106,10 @@ impl Writer {
                 p.topic
             ))
         };
-        t.fence().await.map_err(pending_err)?;
+        t.fence(&p.txn).await.map_err(pending_err)?;
+        for old in &p.earlier {
+            t.fence(old).await.map_err(pending_err)?;
+        }
         let found = t
             .find(std::slice::from_ref(&p))
             .await

@@ -1,0 +1,224 @@
+//! Exactly once for as long as a replay takes: paced bulk replays (`--rate`) that last
+//! several times `--takeover-after`, two and three operators overlapping (CLI and TUI),
+//! an operator stopped inside its open transaction for longer than `--takeover-after`,
+//! and the broker frozen and restarted mid-replay. Each test checks that the source
+//! topic holds every letter exactly once and that no process reported `replayed` for a
+//! message it did not deliver.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Child, Output};
+use std::time::Duration;
+
+use common::procs::stderr;
+use common::race::{Race, reasons, tally};
+use common::server::Server;
+use common::tmux::Tmux;
+use common::*;
+
+/// Waits for every child and returns their outputs.
+fn outputs(children: Vec<Child>) -> Vec<Output> {
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+/// How many letters each report says it replayed, and the total.
+fn replayed(outs: &[Output]) -> usize {
+    outs.iter()
+        .map(|o| tally(o).get("replayed").copied().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test]
+async fn two_paced_operators_on_one_dlq_send_each_letter_once() {
+    const N: usize = 200;
+    let r = Race::new("paced2", N).await;
+    // Each replay takes about 10 s: five times --takeover-after.
+    let args = ["--rate", "20", "--takeover-after", "2s"];
+    let outs = outputs(vec![
+        r.replay_all(&args).spawn().unwrap(),
+        r.replay_all(&args).spawn().unwrap(),
+    ]);
+    for out in &outs {
+        assert!(out.status.success(), "{}", stderr(out));
+        let t = tally(out);
+        let done = t.get("replayed").copied().unwrap_or(0) + t.get("skipped").copied().unwrap_or(0);
+        assert_eq!(done, N, "{t:?}\n{}", stderr(out));
+        // A skipped letter says why, in a word scripts can match.
+        for (why, _) in reasons(out) {
+            assert!(
+                ["replayed-before", "taken-over", "held"].contains(&why.as_str()),
+                "{why}: {}",
+                stderr(out)
+            );
+        }
+    }
+    dump("paced2", &outs);
+    assert_eq!(replayed(&outs), N);
+    r.assert_exactly_once().await;
+    r.assert_reports_true(&outs.iter().collect::<Vec<_>>())
+        .await;
+    assert_eq!(r.states().get("replayed"), Some(&N));
+}
+
+#[tokio::test]
+async fn three_operators_at_different_rates_and_a_tui_send_each_letter_once() {
+    const N: usize = 150;
+    let r = Race::new("paced3", N).await;
+    let tui = Tmux::start(&format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 60",
+        r.audit.display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        kafka_brokers(),
+        r.dlq.name
+    ));
+    tui.wait_for(&format!("{N} letters"));
+    tui.keys(&["t"]);
+    tui.wait_for("TradeRejected");
+    let procs: Vec<Child> = ["15", "25", "40"]
+        .iter()
+        .map(|rate| {
+            r.replay_all(&["--rate", rate, "--takeover-after", "2s"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // The TUI replays the whole group while the paced replays run.
+    std::thread::sleep(Duration::from_secs(2));
+    tui.keys(&["r"]);
+    tui.wait_for("letter(s) matching");
+    tui.keys(&["Enter"]);
+    let outs = outputs(procs);
+    let screen = tui.wait_for("replay done:");
+    for out in &outs {
+        assert!(out.status.success(), "{}", stderr(out));
+    }
+    let tui_sent: usize = screen
+        .split("replay done: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(replayed(&outs) + tui_sent, N, "{screen}");
+    r.assert_exactly_once().await;
+    r.assert_reports_true(&outs.iter().collect::<Vec<_>>())
+        .await;
+}
+
+#[tokio::test]
+async fn an_operator_stopped_inside_its_transaction_is_fenced_and_sends_nothing_twice() {
+    const N: usize = 60;
+    let r = Race::new("stopped", N).await;
+    // The slow one pauses inside every open transaction, so the stop lands in one.
+    let mut slow = r.replay_all(&["--rate", "10", "--takeover-after", "1s"]);
+    slow.env("MORGUE_TEST_PAUSE", "produced:300");
+    let slow = slow.spawn().unwrap();
+    let pid = slow.id();
+    let (slow, err) = common::procs::wait_marker(slow, "morgue-test-pause: produced", 3);
+    signal(pid, "-STOP");
+    // Stopped for longer than --takeover-after while another operator does the work.
+    std::thread::sleep(Duration::from_secs(2));
+    let fast = r.replay_all(&["--takeover-after", "1s"]).output().unwrap();
+    assert!(fast.status.success(), "{}", stderr(&fast));
+    std::thread::sleep(Duration::from_secs(2));
+    signal(pid, "-CONT");
+    let slow = common::procs::finish(slow, err);
+    assert!(slow.status.success(), "{}", stderr(&slow));
+    let t = tally(&slow);
+    assert_eq!(
+        t.get("replayed").copied().unwrap_or(0) + t.get("skipped").copied().unwrap_or(0),
+        N,
+        "{t:?}"
+    );
+    // The letters of its interrupted transaction went to the other operator.
+    assert!(
+        reasons(&slow).get("taken-over").copied().unwrap_or(0) > 0,
+        "{:?}\n{}",
+        reasons(&slow),
+        stderr(&slow)
+    );
+    assert_eq!(replayed(&[fast.clone(), slow.clone()]), N);
+    r.assert_exactly_once().await;
+    r.assert_reports_true(&[&fast, &slow]).await;
+}
+
+#[tokio::test]
+async fn the_broker_frozen_then_restarted_mid_replay_never_doubles() {
+    const N: usize = 80;
+    let mut broker = Server::kafka();
+    let r = Race::on(&broker.addr(), "frozen", N).await;
+    let args = ["--rate", "10", "--takeover-after", "2s"];
+    let mut outs = Vec::new();
+    // Frozen for longer than --takeover-after and the clients' request timeouts.
+    let procs = vec![
+        r.replay_all(&args).spawn().unwrap(),
+        r.replay_all(&args).spawn().unwrap(),
+    ];
+    wait_arrivals(&r, 10).await;
+    broker.freeze();
+    std::thread::sleep(Duration::from_secs(12));
+    broker.thaw();
+    outs.extend(outputs(procs));
+    // Stopped and started again on the same data, mid-replay.
+    let procs = vec![
+        r.replay_all(&args).spawn().unwrap(),
+        r.replay_all(&args).spawn().unwrap(),
+    ];
+    wait_arrivals(&r, 40).await;
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.restart();
+    outs.extend(outputs(procs));
+    // Whatever was left (claims of runs that failed while the broker was away) is
+    // finished by a last run; a failed run said why in one line each.
+    let last = r.replay_all(&["--takeover-after", "0s"]).output().unwrap();
+    assert!(last.status.success(), "{}", stderr(&last));
+    outs.push(last);
+    for out in &outs {
+        for line in stderr(out).lines() {
+            assert!(!line.contains("panicked"), "{line}");
+        }
+    }
+    dump("frozen", &outs);
+    let ledger = format!("{}.morgue-ledger", r.dlq.name);
+    let d = std::process::Command::new(format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
+        .args(["/tmp/ledgerdump.py", &r.brokers, &ledger])
+        .output()
+        .unwrap();
+    std::fs::write("/tmp/frozen-ledger.txt", [d.stdout, d.stderr].concat()).unwrap();
+    eprintln!("arrived: {}", r.arrived().await.len());
+    r.assert_exactly_once().await;
+    r.assert_reports_true(&outs.iter().collect::<Vec<_>>())
+        .await;
+    assert_eq!(replayed(&outs), N);
+}
+
+/// Keeps the operators' outputs under /tmp for a look after a failure.
+fn dump(name: &str, outs: &[Output]) {
+    for (i, o) in outs.iter().enumerate() {
+        std::fs::write(format!("/tmp/{name}-{i}.err"), &o.stderr).unwrap();
+        std::fs::write(format!("/tmp/{name}-{i}.out"), &o.stdout).unwrap();
+    }
+}
+
+/// Waits until at least `n` letters arrived in the source topic.
+async fn wait_arrivals(r: &Race, n: usize) {
+    for _ in 0..600 {
+        if r.arrived().await.len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("fewer than {n} letters arrived in 60 s");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
