@@ -92,6 +92,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   morgue replay --kafka broker:9092 --topic orders.DLT 2:1734 --dry-run
   morgue replay --kafka broker:9092 --topic orders.DLT -f 'error:Timeout' --rate 50 --yes
+  morgue replay ... -f 'key:K*' --yes | jq -r 'select(.status==\"skipped\") | [.id, .reason, .by] | @tsv'
   morgue replay --mongo mongodb://db:27017 --db trading --kafka broker:9092 65f0c0ffee0000000000abcd")]
     Replay(replay::ReplayArgs),
     /// Mark letters handled without replaying them.

@@ -1,7 +1,8 @@
 //! `morgue show`, `morgue replay` and `morgue resolve`: letters are chosen by id or
 //! filter, writes are confirmed (a terminal prompt or `--yes`) and carried out by the
-//! engine's [`Writer`], and each result is one JSON line on stdout. A filtered replay
-//! streams: letters are read, replayed and dropped a window at a time.
+//! engine's [`Writer`], and each result is one JSON line on stdout (a skipped or failed
+//! letter with its `reason` code, `by` and `since`). A filtered replay streams: letters
+//! are read, claimed, replayed and dropped a window at a time.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -55,8 +56,9 @@ pub struct ReplayArgs {
     /// Keep this header although it would be stripped (repeatable).
     #[arg(long = "keep-header", value_name = "NAME")]
     pub keep_headers: Vec<String>,
-    /// Take over another session's unconfirmed replay once it is this old (it is then
-    /// verified in the target and sent only if it never arrived).
+    /// Take over another session's claim once it is this old: its sender is fenced, its
+    /// message looked for in the target, and sent only if it never arrived (a slow
+    /// holder taken over sends nothing and reports `taken-over`).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub takeover_after: Duration,
 }
