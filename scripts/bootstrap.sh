@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages morgue's build and tests need, only when missing:
 # a C toolchain, make and pkg-config for the bundled librdkafka, OpenSSL and zlib
-# headers for its ssl/zlib support, Python's venv for the test servers, and tmux for
-# end-to-end tests. Runs `apt-get update` once before installing anything.
+# headers for its ssl/zlib support, Python's venv for the test servers, tmux for
+# end-to-end tests, and kcat (a test produces with it as a team's script would).
+# Runs `apt-get update` once before installing anything.
 set -euo pipefail
 
 need=()
@@ -15,6 +16,7 @@ have_cmd make || need+=(make)
 have_cmd pkg-config || need+=(pkg-config)
 have_cmd perl || need+=(perl)
 have_cmd tmux || need+=(tmux)
+have_cmd kcat || need+=(kcat)
 have_cmd openssl || need+=(openssl)
 have_pkg libssl-dev || need+=(libssl-dev)
 have_pkg zlib1g-dev || need+=(zlib1g-dev)
