@@ -24,7 +24,7 @@ use crate::engine::source::{SourceEvent, StartAt};
 use crate::engine::writer::{NotDone, ReplayOutcome as Outcome, Writer};
 use crate::engine::{DeadLetter, LetterId};
 
-/// Letters replayed together (one announce, one transaction, one confirm).
+/// Letters replayed together (one claim, one transaction, one confirm).
 const WINDOW: usize = 2000;
 /// Payload bytes held at once by a streaming replay.
 const WINDOW_BYTES: usize = 64 << 20;

@@ -2,7 +2,9 @@
 //! or break a server at an exact step. Compiled into debug builds only (the test
 //! builds); a release binary has none. `MORGUE_TEST_PAUSE=announced:3000,sent:3000`
 //! makes the writer print `morgue-test-pause: announced` on stderr and sleep 3 s
-//! right after the step named.
+//! right after the step named. The replay's steps: `announced` (claimed), `opened`
+//! (the claim's sender initialised and the ledger read again), `produced` (inside the
+//! open transaction), `sent` (committed, not yet confirmed), `reconciled`.
 
 /// Pauses at `step` when `MORGUE_TEST_PAUSE` names it (debug builds only).
 #[cfg(debug_assertions)]

@@ -460,6 +460,42 @@ mod tests {
     }
 
     #[test]
+    fn the_fold_applies_the_first_of_two_writes_of_one_version() {
+        let mut s = LedgerState::default();
+        let mut a = entry(EntryState::Replaying, 0);
+        a.source = Some("orders/0/7".into());
+        a.session = "a".into();
+        let mut b = a.clone();
+        b.session = "b".into();
+        assert!(s.accept(a.clone()));
+        // The same version again, later in the log: refused, for every reader.
+        assert!(!s.accept(b.clone()));
+        assert_eq!(s.get("0:1").map(|e| e.session.as_str()), Some("a"));
+        assert!(matches!(s.conflict(&b), Conflict::Changed(e) if e.session == "a"));
+        // A copy of the same source message cannot claim it while `a` holds it.
+        let mut copy = a.clone();
+        copy.id = "1:9".into();
+        assert!(!s.accept(copy.clone()));
+        assert!(matches!(s.conflict(&copy), Conflict::Copy(e) if e.id == "0:1"));
+        // The next version follows.
+        let mut done = a.clone();
+        done.version = 2;
+        done.state = EntryState::Replayed;
+        assert!(s.accept(done));
+    }
+
+    #[test]
+    fn the_fold_takes_a_later_version_of_a_letter_it_has_not_seen() {
+        // Compaction of an older ledger keeps only a letter's latest entry.
+        let mut s = LedgerState::default();
+        let mut e = entry(EntryState::Replayed, 1);
+        e.version = 3;
+        assert!(s.accept(e.clone()));
+        e.version = 3;
+        assert!(!s.accept(e));
+    }
+
+    #[test]
     fn entries_round_trip_as_json() {
         let mut e = entry(EntryState::Replaying, 1);
         e.pending = Some(PendingReplay {

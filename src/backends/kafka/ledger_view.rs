@@ -171,3 +171,41 @@ pub fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), Ledg
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ledger::EntryState;
+
+    fn entry(id: &str, version: u64) -> LedgerEntry {
+        LedgerEntry {
+            id: id.into(),
+            state: EntryState::Resolved,
+            by: "ann@jump".into(),
+            at_ms: 1,
+            version,
+            session: String::new(),
+            source: None,
+            force: false,
+            pending: None,
+            history: Vec::new(),
+            edited_value: None,
+        }
+    }
+
+    #[test]
+    fn verdicts_are_kept_per_offset_with_gaps_for_markers() {
+        let mut v = View::default();
+        assert!(v.fold(10, entry("0:1", 1)));
+        // Offset 11 is a commit marker of an older version's transaction: no record.
+        assert!(!v.fold(12, entry("0:1", 1)));
+        assert!(v.fold(13, entry("0:1", 2)));
+        assert_eq!(v.verdict(10), Some(true));
+        assert_eq!(v.verdict(11), None);
+        assert_eq!(v.verdict(12), Some(false));
+        assert_eq!(v.verdict(13), Some(true));
+        assert_eq!(v.verdict(9), None);
+        assert_eq!(v.verdict(14), None);
+        assert_eq!(v.state.get("0:1").map(|e| e.version), Some(2));
+    }
+}

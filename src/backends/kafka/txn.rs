@@ -1,9 +1,8 @@
-//! A transactional producer under a `transactional.id` that every morgue session of
-//! one DLQ shares. Initialising it fences every other holder (KIP-98): the broker
-//! aborts their open transaction and rejects their later commits. That fencing is
-//! what the ledger's mutual exclusion and the replay's "provably not sent" rest on.
-//! The producer lives for the session; a fatal error (fenced, broken) drops it and
-//! the next use initialises a new one, under a new local epoch number.
+//! A transactional producer under one `transactional.id` (a replay claim's, an
+//! import's). Initialising it fences every other holder of the id (KIP-98): the broker
+//! aborts their open transaction and rejects their later commits. That fencing is what
+//! a replay's "provably not sent" rests on. A fatal error (fenced, broken) drops the
+//! producer; the next use initialises a new one, under a new local epoch number.
 
 use std::time::Duration;
 
@@ -55,7 +54,7 @@ impl Slot {
     }
 }
 
-/// A shared `transactional.id` on one cluster.
+/// A `transactional.id` on one cluster.
 pub struct Txn {
     cfg: KafkaConfig,
     id: String,

@@ -60,66 +60,6 @@ use super::sink::whoami;
 /// How many times a send or a conditional write is tried before giving up.
 const ATTEMPTS: u32 = 8;
 
-/// What happened to one letter of a replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplayOutcome {
-    /// Sent and recorded (or found sent by an interrupted earlier run, `recovered`).
-    Replayed {
-        /// Target topic.
-        topic: String,
-        /// Target partition.
-        partition: i32,
-        /// Target offset.
-        offset: i64,
-        /// The `morgue-replay-id` stamped on it.
-        replay_id: String,
-        /// True when an edited value was sent.
-        edited: bool,
-        /// True when this run only confirmed what an earlier run had sent.
-        recovered: bool,
-    },
-    /// Not sent by this run, and why (already replayed, held by someone else, a copy).
-    Skipped(NotDone),
-    /// Sent (the broker acknowledged it) but not recorded: the next run confirms it.
-    SentUnconfirmed {
-        /// Target topic.
-        topic: String,
-        /// Target partition.
-        partition: i32,
-        /// Target offset.
-        offset: i64,
-        /// The `morgue-replay-id` stamped on it.
-        replay_id: String,
-        /// Why it is not recorded.
-        why: String,
-    },
-    /// Not sent, and why.
-    Failed(NotDone),
-}
-
-impl ReplayOutcome {
-    /// The status word printed for it (`replayed`, `recovered`, `skipped`, `sent-unconfirmed`, `failed`).
-    pub fn status(&self) -> &'static str {
-        match self {
-            ReplayOutcome::Replayed {
-                recovered: true, ..
-            } => "recovered",
-            ReplayOutcome::Replayed { .. } => "replayed",
-            ReplayOutcome::Skipped(_) => "skipped",
-            ReplayOutcome::SentUnconfirmed { .. } => "sent-unconfirmed",
-            ReplayOutcome::Failed(_) => "failed",
-        }
-    }
-
-    /// Why nothing was sent, for a skipped or failed letter.
-    pub fn not_done(&self) -> Option<&NotDone> {
-        match self {
-            ReplayOutcome::Skipped(n) | ReplayOutcome::Failed(n) => Some(n),
-            _ => None,
-        }
-    }
-}
-
 /// A write other than a replay that did not happen.
 #[derive(Debug, Error)]
 pub enum WriteError {
@@ -534,7 +474,7 @@ mod target;
 mod verdict;
 
 pub use target::{Outgoing, ReplayTarget, TargetError};
-pub use verdict::{NotDone, Reason};
+pub use verdict::{NotDone, Reason, ReplayOutcome};
 
 fn id_of(l: &DeadLetter) -> String {
     l.id.as_ref().map(ToString::to_string).unwrap_or_default()

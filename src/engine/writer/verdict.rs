@@ -1,6 +1,6 @@
-//! Why a letter was not replayed by a run, typed: a [`Reason`] code that scripts and
-//! front ends match on, who holds or replayed the letter and since when, and one line
-//! of prose that quotes the letter and the value at fault.
+//! What a replay did with each letter, typed: [`ReplayOutcome`], and for a letter it
+//! did not replay a [`Reason`] code that scripts and front ends match on, who holds or
+//! replayed the letter and since when, and one line of prose that quotes the letter.
 
 use std::fmt;
 
@@ -137,5 +137,65 @@ impl NotDone {
 impl fmt::Display for NotDone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// What happened to one letter of a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// Sent and recorded (or found sent by an interrupted earlier run, `recovered`).
+    Replayed {
+        /// Target topic.
+        topic: String,
+        /// Target partition.
+        partition: i32,
+        /// Target offset.
+        offset: i64,
+        /// The `morgue-replay-id` stamped on it.
+        replay_id: String,
+        /// True when an edited value was sent.
+        edited: bool,
+        /// True when this run only confirmed what an earlier run had sent.
+        recovered: bool,
+    },
+    /// Not sent by this run, and why (already replayed, held by someone else, a copy).
+    Skipped(NotDone),
+    /// Sent (the broker acknowledged it) but not recorded: the next run confirms it.
+    SentUnconfirmed {
+        /// Target topic.
+        topic: String,
+        /// Target partition.
+        partition: i32,
+        /// Target offset.
+        offset: i64,
+        /// The `morgue-replay-id` stamped on it.
+        replay_id: String,
+        /// Why it is not recorded.
+        why: String,
+    },
+    /// Not sent, and why.
+    Failed(NotDone),
+}
+
+impl ReplayOutcome {
+    /// The status word printed for it (`replayed`, `recovered`, `skipped`, `sent-unconfirmed`, `failed`).
+    pub fn status(&self) -> &'static str {
+        match self {
+            ReplayOutcome::Replayed {
+                recovered: true, ..
+            } => "recovered",
+            ReplayOutcome::Replayed { .. } => "replayed",
+            ReplayOutcome::Skipped(_) => "skipped",
+            ReplayOutcome::SentUnconfirmed { .. } => "sent-unconfirmed",
+            ReplayOutcome::Failed(_) => "failed",
+        }
+    }
+
+    /// Why nothing was sent, for a skipped or failed letter.
+    pub fn not_done(&self) -> Option<&NotDone> {
+        match self {
+            ReplayOutcome::Skipped(n) | ReplayOutcome::Failed(n) => Some(n),
+            _ => None,
+        }
     }
 }
