@@ -101,14 +101,19 @@ impl Txn {
         let p = producer.clone();
         let brokers = self.cfg.brokers.clone();
         let id = self.id.clone();
-        tokio::task::spawn_blocking(move || p.init_transactions(CALL_TIMEOUT))
-            .await
-            .map_err(|e| TargetError::NotSent(format!("background task failed: {e}")))?
-            .map_err(|e| {
-                TargetError::NotSent(format!(
-                    "cannot start transactions as '{id}' on {brokers}: {e}"
-                ))
-            })?;
+        tokio::task::spawn_blocking(move || {
+            // Connected first: a coordinator asked for before any broker connection is
+            // up is asked again only after librdkafka's retry interval (~0.5 s).
+            let _ = p.client().fetch_metadata(None, CALL_TIMEOUT);
+            p.init_transactions(CALL_TIMEOUT)
+        })
+        .await
+        .map_err(|e| TargetError::NotSent(format!("background task failed: {e}")))?
+        .map_err(|e| {
+            TargetError::NotSent(format!(
+                "cannot start transactions as '{id}' on {brokers}: {e}"
+            ))
+        })?;
         slot.producer = Some(producer);
         slot.epoch += 1;
         Ok(true)

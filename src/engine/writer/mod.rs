@@ -334,6 +334,7 @@ impl Writer {
                 Err(why) => done.push((id, ReplayOutcome::Failed(why))),
             }
         }
+        tracing::debug!("replay of {}: planned in {:?}", ids.len(), t0.elapsed());
         done.extend(self.claimed(&*t, items, &token).await);
         done
     }
@@ -351,7 +352,10 @@ impl Writer {
             return done;
         }
         let entries: Vec<LedgerEntry> = items.iter().map(|i| i.entry.clone()).collect();
-        match self.ledger.write(entries).await {
+        let t0 = std::time::Instant::now();
+        let written = self.ledger.write(entries).await;
+        tracing::debug!("{} claimed in {:?}", items.len(), t0.elapsed());
+        match written {
             Ok(results) => {
                 let mut won = Vec::new();
                 for (item, r) in items.into_iter().zip(results) {

@@ -96,6 +96,7 @@ impl Writer {
         sent: &mut Vec<(Item, i64, bool)>,
     ) -> Vec<(String, ReplayOutcome)> {
         let mut out = Vec::new();
+        let t0 = std::time::Instant::now();
         if let Err(e) = t.open(token).await {
             out.extend(self.clear(items, &target_not_done(&e)).await);
             return out;
@@ -113,6 +114,7 @@ impl Writer {
         if items.is_empty() {
             return out;
         }
+        tracing::debug!("sender opened and claims read again in {:?}", t0.elapsed());
         fault::pause("opened").await;
         let msgs: Vec<Outgoing> = items.iter().map(|i| i.out.clone()).collect();
         let ts = std::time::Instant::now();
