@@ -34,8 +34,16 @@ fn replayed(outs: &[Output]) -> usize {
 
 #[tokio::test]
 async fn two_paced_operators_on_one_dlq_send_each_letter_once() {
-    const N: usize = 200;
-    let r = Race::new("paced2", N).await;
+    two_paced_operators(Race::new("paced2", 200).await).await;
+}
+
+#[tokio::test]
+async fn two_paced_operators_on_one_mongodb_dlq_send_each_letter_once() {
+    two_paced_operators(Race::mongo("paced2m", 200).await).await;
+}
+
+async fn two_paced_operators(r: Race) {
+    let n = r.keys.len();
     // Each replay takes about 10 s: five times --takeover-after.
     let args = ["--rate", "20", "--takeover-after", "2s"];
     let outs = outputs(vec![
@@ -46,7 +54,7 @@ async fn two_paced_operators_on_one_dlq_send_each_letter_once() {
         assert!(out.status.success(), "{}", stderr(out));
         let t = tally(out);
         let done = t.get("replayed").copied().unwrap_or(0) + t.get("skipped").copied().unwrap_or(0);
-        assert_eq!(done, N, "{t:?}\n{}", stderr(out));
+        assert_eq!(done, n, "{t:?}\n{}", stderr(out));
         // A skipped letter says why, in a word scripts can match.
         for (why, _) in reasons(out) {
             assert!(
@@ -56,12 +64,11 @@ async fn two_paced_operators_on_one_dlq_send_each_letter_once() {
             );
         }
     }
-    dump("paced2", &outs);
-    assert_eq!(replayed(&outs), N);
+    assert_eq!(replayed(&outs), n);
     r.assert_exactly_once().await;
     r.assert_reports_true(&outs.iter().collect::<Vec<_>>())
         .await;
-    assert_eq!(r.states().get("replayed"), Some(&N));
+    assert_eq!(r.states().get("replayed"), Some(&n));
 }
 
 #[tokio::test]
@@ -110,8 +117,16 @@ async fn three_operators_at_different_rates_and_a_tui_send_each_letter_once() {
 
 #[tokio::test]
 async fn an_operator_stopped_inside_its_transaction_is_fenced_and_sends_nothing_twice() {
-    const N: usize = 60;
-    let r = Race::new("stopped", N).await;
+    stopped_inside_its_transaction(Race::new("stopped", 60).await).await;
+}
+
+#[tokio::test]
+async fn a_mongodb_operator_stopped_inside_its_transaction_sends_nothing_twice() {
+    stopped_inside_its_transaction(Race::mongo("stoppedm", 60).await).await;
+}
+
+async fn stopped_inside_its_transaction(r: Race) {
+    let n = r.keys.len();
     // The slow one pauses inside every open transaction, so the stop lands in one.
     let mut slow = r.replay_all(&["--rate", "10", "--takeover-after", "1s"]);
     slow.env("MORGUE_TEST_PAUSE", "produced:300");
@@ -130,7 +145,7 @@ async fn an_operator_stopped_inside_its_transaction_is_fenced_and_sends_nothing_
     let t = tally(&slow);
     assert_eq!(
         t.get("replayed").copied().unwrap_or(0) + t.get("skipped").copied().unwrap_or(0),
-        N,
+        n,
         "{t:?}"
     );
     // The letters of its interrupted transaction went to the other operator.
@@ -140,7 +155,7 @@ async fn an_operator_stopped_inside_its_transaction_is_fenced_and_sends_nothing_
         reasons(&slow),
         stderr(&slow)
     );
-    assert_eq!(replayed(&[fast.clone(), slow.clone()]), N);
+    assert_eq!(replayed(&[fast.clone(), slow.clone()]), n);
     r.assert_exactly_once().await;
     r.assert_reports_true(&[&fast, &slow]).await;
 }
@@ -182,26 +197,10 @@ async fn the_broker_frozen_then_restarted_mid_replay_never_doubles() {
             assert!(!line.contains("panicked"), "{line}");
         }
     }
-    dump("frozen", &outs);
-    let ledger = format!("{}.morgue-ledger", r.dlq.name);
-    let d = std::process::Command::new(format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
-        .args(["/tmp/ledgerdump.py", &r.brokers, &ledger])
-        .output()
-        .unwrap();
-    std::fs::write("/tmp/frozen-ledger.txt", [d.stdout, d.stderr].concat()).unwrap();
-    eprintln!("arrived: {}", r.arrived().await.len());
     r.assert_exactly_once().await;
     r.assert_reports_true(&outs.iter().collect::<Vec<_>>())
         .await;
     assert_eq!(replayed(&outs), N);
-}
-
-/// Keeps the operators' outputs under /tmp for a look after a failure.
-fn dump(name: &str, outs: &[Output]) {
-    for (i, o) in outs.iter().enumerate() {
-        std::fs::write(format!("/tmp/{name}-{i}.err"), &o.stderr).unwrap();
-        std::fs::write(format!("/tmp/{name}-{i}.out"), &o.stdout).unwrap();
-    }
 }
 
 /// Waits until at least `n` letters arrived in the source topic.

@@ -195,6 +195,7 @@ async fn copies_of_one_source_message_replay_once() {
     // Letters 0 and 1 are one source message (offset 17) dead-lettered twice.
     seed(&dlq.name, &source.name, 3, |i| if i < 2 { 17 } else { 18 }).await;
     let r = Race {
+        mongo: None,
         brokers: kafka_brokers(),
         keys: Vec::new(),
         audit: std::env::temp_dir()

@@ -1,6 +1,7 @@
-//! A replay race on a Kafka DLQ: a transactional DLQ (a commit marker after each
-//! letter, as Spring writes them) of letters with 36-character keys, `morgue`
-//! processes on it, and the checks that every letter reached its source topic once.
+//! A replay race: a DLQ of letters with 36-character keys — a transactional Kafka topic
+//! (a commit marker after each letter, as Spring writes them) or a MongoDB collection
+//! (as a team's own writer stores them) — `morgue` processes on it, and the checks that
+//! every letter reached its source topic once.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::procs::json_lines;
-use super::{TestTopic, kafka_brokers, read_all_on, unique};
+use super::{TestCollection, TestTopic, kafka_brokers, read_all_on, unique};
 
 /// A transactional DLQ of `n` letters for `source` on `brokers`, one transaction per
 /// letter; letter `i` failed at source offset `offsets(i)`. Returns the keys.
@@ -88,6 +89,8 @@ pub struct Race {
     pub source: TestTopic,
     pub audit: std::path::PathBuf,
     pub keys: Vec<String>,
+    /// The MongoDB DLQ, when the race is on one (replays still go to `brokers`).
+    pub mongo: Option<TestCollection>,
 }
 
 impl Race {
@@ -109,15 +112,48 @@ impl Race {
             dlq,
             source,
             keys,
+            mongo: None,
+        }
+    }
+
+    /// `n` documents in a MongoDB DLQ whose source topic is on the shared broker.
+    pub async fn mongo(prefix: &str, n: usize) -> Race {
+        use mongodb::bson::{DateTime, doc};
+        let brokers = kafka_brokers();
+        let source = TestTopic::named_on(&brokers, unique(&format!("{prefix}-src")), 3, &[]).await;
+        let dlq = TestTopic::named_on(&brokers, unique(&format!("{prefix}-unused")), 1, &[]).await;
+        let coll = TestCollection::new(prefix);
+        let keys: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        let docs = keys.iter().enumerate().map(|(i, key)| {
+            doc! {
+                "key": key, "value": format!("{{\"trade\":{i}}}"),
+                "topic": &source.name, "partition": 0, "offset": i as i64,
+                "error_time": DateTime::now(),
+                "morgue": { "failure": { "exception_class": "com.acme.TradeRejected", "message": format!("trade {i}") } },
+            }
+        });
+        coll.handle().await.insert_many(docs).await.unwrap();
+        Race {
+            brokers,
+            audit: std::env::temp_dir()
+                .join(unique("race-audit"))
+                .join("audit.jsonl"),
+            dlq,
+            source,
+            keys,
+            mongo: Some(coll),
         }
     }
 
     /// `morgue ARGS --kafka … --topic DLQ`, output piped, no test pause.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_morgue"));
-        c.args(args)
-            .args(["--kafka", &self.brokers, "--topic", &self.dlq.name])
-            .env("MORGUE_AUDIT_LOG", &self.audit)
+        c.args(args).args(["--kafka", &self.brokers]);
+        match &self.mongo {
+            Some(coll) => c.args(coll.args()),
+            None => c.args(["--topic", &self.dlq.name]),
+        };
+        c.env("MORGUE_AUDIT_LOG", &self.audit)
             .env_remove("MORGUE_READ_ONLY")
             .env_remove("MORGUE_TEST_PAUSE")
             .stdin(Stdio::null())
