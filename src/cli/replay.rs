@@ -461,12 +461,21 @@ async fn run_window(
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
     tally.started.get_or_insert_with(Instant::now);
-    // With a rate, a slice is about a tenth of a second's worth of letters.
-    let slice = rate.map_or(WINDOW, |r| ((r / 10.0).ceil() as usize).clamp(1, WINDOW));
-    for part in letters.chunks(slice) {
+    // With a rate, a slice is about a tenth of a second's worth of letters, more when
+    // the sends fell behind the schedule (each slice costs a claim and a confirm).
+    let base = rate.map_or(WINDOW, |r| ((r / 10.0).ceil() as usize).clamp(1, WINDOW));
+    let mut rest = letters.as_slice();
+    while !rest.is_empty() {
+        let mut n = base;
         if let Some((from, first)) = tally.steady {
             pace(from, *sent - first, rate).await;
+            if let Some(r) = rate.filter(|r| *r > 0.0) {
+                let due = (from.elapsed().as_secs_f64() * r) as u64;
+                n = n.max(usize::try_from(due.saturating_sub(*sent - first)).unwrap_or(n));
+            }
         }
+        let (part, tail) = rest.split_at(n.min(rest.len()).min(WINDOW));
+        rest = tail;
         for (id, o) in writer.replay(part, to, force).await {
             tally.add(&id.to_string(), &o)?;
         }
