@@ -12,10 +12,8 @@ use std::process::{Child, Output};
 use std::time::Duration;
 
 use common::procs::stderr;
-use common::race::{Race, reasons, tally};
+use common::race::{Race, reasons, tally, tui_on_triage, tui_replay_group, tui_sent};
 use common::server::Server;
-use common::tmux::Tmux;
-use common::*;
 
 /// Waits for every child and returns their outputs.
 fn outputs(children: Vec<Child>) -> Vec<Output> {
@@ -75,16 +73,7 @@ async fn two_paced_operators(r: Race) {
 async fn three_operators_at_different_rates_and_a_tui_send_each_letter_once() {
     const N: usize = 150;
     let r = Race::new("paced3", N).await;
-    let tui = Tmux::start(&format!(
-        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 60",
-        r.audit.display(),
-        env!("CARGO_BIN_EXE_morgue"),
-        kafka_brokers(),
-        r.dlq.name
-    ));
-    tui.wait_for(&format!("{N} letters"));
-    tui.keys(&["t"]);
-    tui.wait_for("TradeRejected");
+    let tui = tui_on_triage(&r);
     let procs: Vec<Child> = ["15", "25", "40"]
         .iter()
         .map(|rate| {
@@ -95,20 +84,12 @@ async fn three_operators_at_different_rates_and_a_tui_send_each_letter_once() {
         .collect();
     // The TUI replays the whole group while the paced replays run.
     std::thread::sleep(Duration::from_secs(2));
-    tui.keys(&["r"]);
-    tui.wait_for("letter(s) matching");
-    tui.keys(&["Enter"]);
+    tui_replay_group(&tui);
     let outs = outputs(procs);
-    let screen = tui.wait_for("replay done:");
+    let (tui_sent, screen) = tui_sent(&tui);
     for out in &outs {
         assert!(out.status.success(), "{}", stderr(out));
     }
-    let tui_sent: usize = screen
-        .split("replay done: ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
     assert_eq!(replayed(&outs) + tui_sent, N, "{screen}");
     r.assert_exactly_once().await;
     r.assert_reports_true(&outs.iter().collect::<Vec<_>>())

@@ -11,7 +11,7 @@ use std::process::{Child, Output};
 use std::time::Duration;
 
 use common::procs::{json_lines, kill_at, stderr};
-use common::race::{Race, seed, tally};
+use common::race::{Race, seed, tally, tui_on_triage, tui_replay_group, tui_sent};
 use common::tmux::Tmux;
 use common::*;
 use morgue::engine::conventions;
@@ -24,25 +24,14 @@ async fn three_processes_and_a_tui_replay_each_key_exactly_once() {
     const N: usize = 200;
     let r = Race::new("race", N).await;
     // The TUI: triage board, replay the whole group.
-    let tui = Tmux::start(&format!(
-        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 60",
-        r.audit.display(),
-        env!("CARGO_BIN_EXE_morgue"),
-        kafka_brokers(),
-        r.dlq.name
-    ));
-    tui.wait_for(&format!("{N} letters"));
-    tui.keys(&["t"]);
-    tui.wait_for("TradeRejected");
+    let tui = tui_on_triage(&r);
     let procs: Vec<Child> = (0..3).map(|_| r.replay_all(&[]).spawn().unwrap()).collect();
-    tui.keys(&["r"]);
-    tui.wait_for("letter(s) matching");
-    tui.keys(&["Enter"]);
+    tui_replay_group(&tui);
     let outs: Vec<Output> = procs
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
         .collect();
-    let screen = tui.wait_for("replay done:");
+    let (tui_sent, screen) = tui_sent(&tui);
     let mut sent_by_cli = 0;
     for out in &outs {
         assert!(out.status.success(), "{}", stderr(out));
@@ -54,12 +43,6 @@ async fn three_processes_and_a_tui_replay_each_key_exactly_once() {
         sent_by_cli += replayed;
     }
     // The TUI's own count closes the books: everything was sent once, by someone.
-    let tui_sent: usize = screen
-        .split("replay done: ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
     assert_eq!(sent_by_cli + tui_sent, N, "{screen}");
     r.assert_exactly_once().await;
     assert_eq!(r.states().get("replayed"), Some(&N));

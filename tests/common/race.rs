@@ -14,6 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::procs::json_lines;
+use super::tmux::Tmux;
 use super::{TestCollection, TestTopic, kafka_brokers, read_all_on, unique};
 
 /// A transactional DLQ of `n` letters for `source` on `brokers`, one transaction per
@@ -106,9 +107,7 @@ impl Race {
         let keys = seed_on(brokers, &dlq.name, &source.name, n, |i| i as i64).await;
         Race {
             brokers: brokers.to_string(),
-            audit: std::env::temp_dir()
-                .join(unique("race-audit"))
-                .join("audit.jsonl"),
+            audit: audit_path(),
             dlq,
             source,
             keys,
@@ -135,9 +134,7 @@ impl Race {
         coll.handle().await.insert_many(docs).await.unwrap();
         Race {
             brokers,
-            audit: std::env::temp_dir()
-                .join(unique("race-audit"))
-                .join("audit.jsonl"),
+            audit: audit_path(),
             dlq,
             source,
             keys,
@@ -145,15 +142,22 @@ impl Race {
         }
     }
 
-    /// `morgue ARGS --kafka … --topic DLQ`, output piped, no test pause.
+    /// The options that name this DLQ (and, for MongoDB, the cluster replays go to).
+    pub fn dlq_args(&self) -> Vec<String> {
+        let mut a = vec!["--kafka".to_string(), self.brokers.clone()];
+        match &self.mongo {
+            Some(coll) => a.extend(coll.args()),
+            None => a.extend(["--topic".to_string(), self.dlq.name.clone()]),
+        }
+        a
+    }
+
+    /// `morgue ARGS` on this DLQ, output piped, no test pause.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_morgue"));
-        c.args(args).args(["--kafka", &self.brokers]);
-        match &self.mongo {
-            Some(coll) => c.args(coll.args()),
-            None => c.args(["--topic", &self.dlq.name]),
-        };
-        c.env("MORGUE_AUDIT_LOG", &self.audit)
+        c.args(args)
+            .args(self.dlq_args())
+            .env("MORGUE_AUDIT_LOG", &self.audit)
             .env_remove("MORGUE_READ_ONLY")
             .env_remove("MORGUE_TEST_PAUSE")
             .stdin(Stdio::null())
@@ -231,6 +235,47 @@ impl Race {
             }
         }
     }
+}
+
+/// The TUI on a race's DLQ, on the triage board once every letter is loaded.
+pub fn tui_on_triage(r: &Race) -> Tmux {
+    let args: Vec<String> = r.dlq_args().iter().map(|a| format!("'{a}'")).collect();
+    let tui = Tmux::start(&format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} {}; sleep 60",
+        r.audit.display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        args.join(" ")
+    ));
+    tui.wait_for(&format!("{} letters", r.keys.len()));
+    tui.keys(&["t"]);
+    tui.wait_for("TradeRejected");
+    tui
+}
+
+/// Replays the triage board's group from the TUI, confirming the dialog.
+pub fn tui_replay_group(tui: &Tmux) {
+    tui.keys(&["r"]);
+    tui.wait_for("letter(s) matching");
+    tui.keys(&["Enter"]);
+}
+
+/// How many letters the TUI's group replay sent, from its closing line; and the screen.
+pub fn tui_sent(tui: &Tmux) -> (usize, String) {
+    let screen = tui.wait_for("replay done:");
+    let sent = screen
+        .split("replay done: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    (sent, screen)
+}
+
+/// Where a race's operators write their audit log.
+fn audit_path() -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(unique("race-audit"))
+        .join("audit.jsonl")
 }
 
 /// Statuses of one process's report, counted.
