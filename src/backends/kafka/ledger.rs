@@ -30,6 +30,8 @@ use crate::engine::ledger::{
     Conflict, LEDGER_SUFFIX, LedgerEntry, LedgerError, LedgerState, LedgerStore,
 };
 
+/// How many times a write reads the ledger again to find its own entries.
+const READ_BACK_TRIES: u32 = 50;
 /// How long an append may wait for its acknowledgement.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -262,23 +264,39 @@ impl LedgerStore for KafkaLedger {
         }
         self.ensure_topic().await?;
         let offsets = self.append(&entries).await?;
-        let topic = self.topic.clone();
-        // Read up to them: the fold's verdict on each is the answer.
-        self.caught_up(move |v| {
-            entries
-                .iter()
-                .zip(&offsets)
-                .map(|(e, &o)| match v.verdict(o) {
-                    Some(true) => Ok(Ok(())),
-                    Some(false) => Ok(Err(v.state.conflict(e))),
-                    None => Err(LedgerError::Unreachable(format!(
-                        "ledger '{topic}': the entry of {} at offset {o} was not read back",
-                        e.id
-                    ))),
+        let last = offsets.iter().copied().max().unwrap_or(0);
+        // Read up to them: the fold's verdict on each is the answer. A reader that does
+        // not see a new ledger topic yet (metadata not yet spread) is asked again.
+        let entries = Arc::new(entries);
+        for _ in 0..READ_BACK_TRIES {
+            let (entries, offsets, topic) = (entries.clone(), offsets.clone(), self.topic.clone());
+            let got = self
+                .caught_up(move |v| {
+                    (v.next > last).then(|| {
+                        entries
+                            .iter()
+                            .zip(&offsets)
+                            .map(|(e, &o)| match v.verdict(o) {
+                                Some(true) => Ok(Ok(())),
+                                Some(false) => Ok(Err(v.state.conflict(e))),
+                                None => Err(LedgerError::Other(format!(
+                                    "ledger '{topic}': no verdict on the entry of {} at offset {o}",
+                                    e.id
+                                ))),
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                    })
                 })
-                .collect()
-        })
-        .await?
+                .await?;
+            if let Some(results) = got {
+                return results;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(LedgerError::Unreachable(format!(
+            "ledger '{}': the entries written at offsets up to {last} were not read back",
+            self.topic
+        )))
     }
 
     fn dlq(&self) -> String {
