@@ -2,7 +2,7 @@
 //! import's). Initialising it fences every other holder of the id (KIP-98): the broker
 //! aborts their open transaction and rejects their later commits. That fencing is what
 //! a replay's "provably not sent" rests on. A fatal error (fenced, broken) drops the
-//! producer; the next use initialises a new one, under a new local epoch number.
+//! producer; the next use initialises a new one.
 
 use std::time::Duration;
 
@@ -35,23 +35,10 @@ pub struct TxnRecord<'a> {
     pub headers: Option<&'a Headers>,
 }
 
-/// The session's producer slot: the producer (once initialised) and its epoch number.
+/// The producer slot: the producer, once initialised.
 #[derive(Default)]
 pub struct Slot {
     producer: Option<Producer>,
-    epoch: u64,
-}
-
-impl Slot {
-    /// The local epoch: one more each time a producer is initialised.
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// True when a producer is initialised.
-    pub fn ready(&self) -> bool {
-        self.producer.is_some()
-    }
 }
 
 /// A `transactional.id` on one cluster.
@@ -69,11 +56,6 @@ impl Txn {
             id: transactional_id,
             slot: Mutex::new(Slot::default()),
         }
-    }
-
-    /// The `transactional.id`.
-    pub fn id(&self) -> &str {
-        &self.id
     }
 
     /// Exclusive use of the slot (one transaction at a time per session).
@@ -115,7 +97,6 @@ impl Txn {
             ))
         })?;
         slot.producer = Some(producer);
-        slot.epoch += 1;
         Ok(true)
     }
 
