@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Replay benchmarks on the local broker (or MORGUE_TEST_KAFKA); prints figures, asserts nothing.
 #   - bulk replay of 100k letters with the ledger on, next to `kcat -P` of the same messages
+#   - the same by two operators at once (wall time, and duplicates in the target: must be 0)
 #   - --rate accuracy (200/s and 2000/s)
-#   - peak resident memory of a bulk replay, 10k vs 100k letters (the window keeps it flat)
+#   - peak resident memory of a bulk replay, 10k vs 100k letters (BENCH_REPLAY_1M=1: and 1M)
 #   - ledger operation latency (open a letter, replay one) with 100k ledger entries vs none
 # Called by scripts/bench.sh; runs alone too (it starts what it needs).
 set -euo pipefail
@@ -58,6 +59,22 @@ printf '%-44s %7.2f s  %8.0f letters/s\n' "kcat -P (same keys and values)" "$k" 
 printf '%-44s %7.2f\n' "morgue / kcat rate" "$(echo "$k / $secs" | bc -l)"
 rm -f "/tmp/$DLQ.tsv"
 
+echo "== two operators at once, the same $N letters"
+TWO=bench-replay-two-$id
+$PY benches/seed.py "$B" "$TWO" $N 4
+topic "$TWO-to" 6
+t0=$(date +%s.%N)
+replay "$TWO" "$TWO-to" >"/tmp/$TWO.a" &
+replay "$TWO" "$TWO-to" >"/tmp/$TWO.b"
+wait
+t1=$(date +%s.%N)
+w=$(echo "$t1 - $t0" | bc -l)
+for f in a b; do printf '%-44s %s\n' "operator $f" "$(cut -d' ' -f3- "/tmp/$TWO.$f")"; done
+arrived=$(kcat -C -b "$B" -t "$TWO-to" -e -q -f '%k\n' | sort)
+printf '%-44s %7.2f s  %8.0f letters/s  %d arrived, %d duplicated\n' "both, wall" "$w" \
+  "$(echo "$N / $w" | bc -l)" "$(wc -l <<<"$arrived")" "$(uniq -d <<<"$arrived" | wc -l)"
+rm -f "/tmp/$TWO.a" "/tmp/$TWO.b"
+
 echo "== ledger operations (50 samples each)"
 EMPTY=bench-ledger-empty-$id
 $PY benches/seed.py "$B" "$EMPTY" 1000 4
@@ -72,6 +89,13 @@ topic "$SMALL-to" 6
 read -r secs rss rest <<<"$(replay "$SMALL" "$SMALL-to")"
 printf '%-44s %7d MiB\n' "10k letters" $((rss / 1024))
 printf '%-44s %7d MiB  (first pass above; the ledger view then holds 100k entries)\n' "100k letters" $((RSS100 / 1024))
+if [ "${BENCH_REPLAY_1M:-0}" = 1 ]; then
+  BIG=bench-replay-big-$id
+  $PY benches/seed.py "$B" "$BIG" 1000000 4
+  topic "$BIG-to" 6
+  read -r secs rss rest <<<"$(replay "$BIG" "$BIG-to")"
+  printf '%-44s %7d MiB  %.1f s  %s\n' "1M letters" $((rss / 1024)) "$secs" "$rest"
+fi
 
 echo "== --rate accuracy"
 RATE=bench-rate-$id
