@@ -192,6 +192,12 @@ impl ReplayTarget for KafkaTarget {
         Ok(())
     }
 
+    async fn close(&self, txn: &str) {
+        if let Some(sender) = self.senders.lock().await.remove(txn) {
+            retire(sender);
+        }
+    }
+
     async fn fence(&self, txn: &str) -> Result<(), TargetError> {
         retire(self.initialised(txn).await?);
         Ok(())

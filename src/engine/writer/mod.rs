@@ -353,7 +353,9 @@ impl Writer {
         }
         let entries: Vec<LedgerEntry> = items.iter().map(|i| i.entry.clone()).collect();
         let t0 = std::time::Instant::now();
-        let written = self.ledger.write(entries).await;
+        // The claim's sender is initialised while the claims are written: it sends only
+        // after reading the ledger again, so a takeover is seen or fences it either way.
+        let (written, opened) = tokio::join!(self.ledger.write(entries), t.open(token));
         tracing::debug!("{} claimed in {:?}", items.len(), t0.elapsed());
         match written {
             Ok(results) => {
@@ -368,10 +370,11 @@ impl Writer {
                     }
                 }
                 fault::pause("announced").await;
-                done.extend(self.deliver(t, won, token).await);
+                done.extend(self.deliver(t, won, token, opened).await);
             }
             Err(e) => {
                 // Claims the server may have taken are finished by the next run.
+                t.close(token).await;
                 let why = NotDone::new(ledger_reason(&e), e.to_string());
                 done.extend(fail_items(items, &why));
             }

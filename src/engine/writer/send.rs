@@ -14,19 +14,18 @@ use crate::engine::audit::{AuditRecord, now_rfc3339};
 use crate::engine::fault;
 
 impl Writer {
-    /// Sends claimed items under the claim `token` and confirms them. Items taken over
-    /// from another holder first fence that holder's sender and look for its messages.
+    /// Sends claimed items under the claim `token` (its sender `opened`, or why not) and
+    /// confirms them. Items taken over from another holder first fence that holder's
+    /// sender and look for its messages.
     pub(super) async fn deliver(
         &self,
         t: &dyn ReplayTarget,
         items: Vec<Item>,
         token: &str,
+        opened: Result<(), TargetError>,
     ) -> Vec<(String, ReplayOutcome)> {
         let mut out = Vec::new();
         let mut sent: Vec<(Item, i64, bool)> = Vec::new();
-        if items.is_empty() {
-            return out;
-        }
         let (taken, mut items): (Vec<Item>, Vec<Item>) =
             items.into_iter().partition(|i| i.takes_over);
         if !taken.is_empty() {
@@ -38,8 +37,10 @@ impl Writer {
                 Err((rest, why)) => out.extend(fail_items(rest, &why)),
             }
         }
-        if !items.is_empty() {
-            out.extend(self.send_claimed(t, items, token, &mut sent).await);
+        if items.is_empty() {
+            t.close(token).await;
+        } else {
+            out.extend(self.send_claimed(t, items, token, opened, &mut sent).await);
         }
         fault::pause("sent").await;
         let t = std::time::Instant::now();
@@ -86,18 +87,19 @@ impl Writer {
         Ok((sent, rest))
     }
 
-    /// Opens the claim's sender, keeps what is still this run's, sends it in one
-    /// transaction; sent items go to `sent`, the others are reported.
+    /// With the claim's sender opened, keeps what is still this run's and sends it in
+    /// one transaction; sent items go to `sent`, the others are reported.
     async fn send_claimed(
         &self,
         t: &dyn ReplayTarget,
         items: Vec<Item>,
         token: &str,
+        opened: Result<(), TargetError>,
         sent: &mut Vec<(Item, i64, bool)>,
     ) -> Vec<(String, ReplayOutcome)> {
         let mut out = Vec::new();
         let t0 = std::time::Instant::now();
-        if let Err(e) = t.open(token).await {
+        if let Err(e) = opened {
             out.extend(self.clear(items, &target_not_done(&e)).await);
             return out;
         }
@@ -106,12 +108,14 @@ impl Writer {
         let items = match self.still_ours(items, &mut out).await {
             Ok(rest) => rest,
             Err((rest, e)) => {
+                t.close(token).await;
                 let why = NotDone::new(Reason::Unreachable, e);
                 out.extend(self.clear(rest, &why).await);
                 return out;
             }
         };
         if items.is_empty() {
+            t.close(token).await;
             return out;
         }
         tracing::debug!("sender opened and claims read again in {:?}", t0.elapsed());

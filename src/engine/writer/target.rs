@@ -47,6 +47,9 @@ pub trait ReplayTarget: Send + Sync {
     /// transaction is aborted, its later commits refused).
     async fn open(&self, txn: &str) -> Result<(), TargetError>;
 
+    /// Drops the sender of claim `txn` unused (nothing of the claim was left to send).
+    async fn close(&self, txn: &str);
+
     /// Fences the sender of claim `txn` without keeping a sender of it (a takeover).
     async fn fence(&self, txn: &str) -> Result<(), TargetError>;
 
