@@ -58,9 +58,8 @@ pub trait LedgerStore: Send + Sync {
     -> Result<LedgerState, LedgerError>;
 
     /// Writes each entry only if the letter's stored version is `entry.version - 1`
-    /// (0: no entry yet) and, for an entry that starts holding its source message
-    /// (`replaying`, or `replayed` in one step), no other letter of that source is
-    /// replaying or replayed (unless `entry.force`). The check
+    /// (0: no entry yet) and, for a `replaying` entry with a source key, no other
+    /// letter of that source is replaying or replayed (unless `entry.force`). The check
     /// and the write are one atomic step on the server. One result per entry, in order.
     async fn write(
         &self,
@@ -293,11 +292,7 @@ impl LedgerState {
                 ..entry.clone()
             })));
         }
-        // A letter claims its source message when it starts holding it: announced
-        // (`replaying`), or replayed in one step (a send recorded in the same transaction).
-        let claims = matches!(entry.state, EntryState::Replaying | EntryState::Replayed)
-            && have.is_none_or(|e| !e.holds_source());
-        if claims
+        if entry.state == EntryState::Replaying
             && !entry.force
             && let Some(other) = entry
                 .source

@@ -19,7 +19,7 @@ use crate::engine::{DeadLetter, LetterId};
 
 pub mod connect;
 pub mod ledger;
-pub mod ledger_view;
+mod ledger_view;
 pub mod overview;
 pub mod partitioner;
 mod read;

@@ -63,11 +63,11 @@ impl Txn {
         self.slot.lock().await
     }
 
-    /// Makes sure the slot holds an initialised producer; true when one was just
-    /// initialised (so every earlier holder, this session's included, is fenced).
-    pub async fn ensure(&self, slot: &mut Slot) -> Result<bool, TargetError> {
+    /// Makes sure the slot holds an initialised producer (initialising one fences every
+    /// earlier holder of the id).
+    pub async fn ensure(&self, slot: &mut Slot) -> Result<(), TargetError> {
         if slot.producer.is_some() {
-            return Ok(false);
+            return Ok(());
         }
         let producer: Producer = self
             .cfg
@@ -97,7 +97,7 @@ impl Txn {
             ))
         })?;
         slot.producer = Some(producer);
-        Ok(true)
+        Ok(())
     }
 
     /// Drops the producer so the next [`Txn::ensure`] initialises a new one (fencing the others).
