@@ -294,3 +294,111 @@ async fn sigkill_mid_bulk_replay_then_resume_replays_each_letter_once() {
     assert!(json_lines(&out).iter().all(|r| r["status"] == "skipped"));
     assert_eq!(read_all(&d.source.name).await.len(), N);
 }
+
+/// A ledger entry of letter `0:i` (36-character source key) at `version`.
+fn ledger_entry(i: usize, version: u64) -> morgue::engine::ledger::LedgerEntry {
+    use morgue::engine::ledger::{EntryState, LedgerEntry};
+    LedgerEntry {
+        id: format!("0:{i}"),
+        state: if version == 1 {
+            EntryState::Replaying
+        } else {
+            EntryState::Replayed
+        },
+        by: "ann@jump".into(),
+        at_ms: 1_732_700_000_000,
+        version,
+        session: "s".into(),
+        source: Some(format!("orders/0/{i}")),
+        force: false,
+        pending: None,
+        history: (1..version)
+            .map(|_| morgue::engine::ReplayRecord {
+                replay_id: uuid::Uuid::new_v4().to_string(),
+                topic: "orders".into(),
+                partition: 0,
+                offset: i as i64,
+                by: "ann@jump".into(),
+                at_ms: 1_732_700_000_000,
+                edited: false,
+                key: None,
+            })
+            .collect(),
+        edited_value: None,
+    }
+}
+
+#[tokio::test]
+async fn a_long_ledger_is_folded_small_and_old_entries_are_read_back() {
+    use morgue::backends::kafka::ledger::KafkaLedger;
+    use morgue::engine::ledger::{Conflict, LedgerStore};
+    // More letters than a session keeps whole: their entries are read back on demand.
+    const N: usize = 9_000;
+    let dlq = unique("long-dlq");
+    let cfg = KafkaConfig::new(kafka_brokers());
+    let writer = KafkaLedger::new(cfg.clone(), &dlq);
+    for version in [1, 2] {
+        for chunk in (0..N).collect::<Vec<_>>().chunks(3_000) {
+            let entries = chunk.iter().map(|&i| ledger_entry(i, version)).collect();
+            let got = writer.write(entries).await.unwrap();
+            assert!(got.iter().all(Result::is_ok));
+        }
+    }
+    // A new session folds 18,000 records.
+    let reader = KafkaLedger::new(cfg, &dlq);
+    assert_eq!(reader.count().await.unwrap(), N);
+    assert_eq!(reader.states().await.unwrap().get("replayed"), Some(&(N as u64)));
+    let ids = vec!["0:0".to_string(), "0:8999".into(), "0:77".into()];
+    let now = reader.current(&ids, &["orders/0/5".into()]).await.unwrap();
+    for id in &ids {
+        let e = now.get(id).unwrap();
+        assert_eq!((e.version, e.history.len()), (2, 1), "{id}");
+    }
+    assert_eq!(
+        now.copy_holder("orders/0/5", "1:5").map(|e| e.id.as_str()),
+        Some("0:5")
+    );
+    // A stale write and a copy are refused with the entries that won, read back.
+    let mut copy = ledger_entry(5, 1);
+    copy.id = "1:5".into();
+    let got = reader
+        .write(vec![ledger_entry(1, 2), copy])
+        .await
+        .unwrap();
+    match &got[0] {
+        Err(Conflict::Changed(e)) => assert_eq!((e.version, e.history.len()), (2, 1)),
+        other => panic!("{other:?}"),
+    }
+    match &got[1] {
+        Err(Conflict::Copy(e)) => assert_eq!(e.id, "0:5"),
+        other => panic!("{other:?}"),
+    }
+    // Letters read from the DLQ take their state and history from old entries.
+    let mut letters: Vec<DeadLetter> = [3, 8_998]
+        .iter()
+        .map(|&o| {
+            DeadLetter::from_record(
+                Some(morgue::engine::LetterId::Kafka {
+                    partition: 0,
+                    offset: o,
+                }),
+                None,
+                None,
+                None,
+                Headers::default(),
+            )
+        })
+        .collect();
+    let r2 = std::sync::Arc::new(reader);
+    let r3 = r2.clone();
+    let letters = tokio::task::spawn_blocking(move || {
+        r3.apply(&mut letters).unwrap();
+        letters
+    })
+    .await
+    .unwrap();
+    for l in &letters {
+        assert_eq!(l.state, morgue::engine::LetterState::Replayed);
+        assert_eq!(l.history.len(), 1);
+    }
+}

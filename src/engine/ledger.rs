@@ -89,6 +89,21 @@ pub enum EntryState {
     Edited,
 }
 
+impl EntryState {
+    /// The state a letter shows with an entry in this state (`replayed`: its history
+    /// lists a completed replay; a `new` entry with history was replayed).
+    pub fn shown(self, replayed: bool) -> LetterState {
+        match self {
+            EntryState::Replayed => LetterState::Replayed,
+            EntryState::Resolved => LetterState::Resolved,
+            EntryState::Edited => LetterState::Edited,
+            EntryState::Replaying => LetterState::Replaying,
+            EntryState::New if replayed => LetterState::Replayed,
+            EntryState::New => LetterState::New,
+        }
+    }
+}
+
 /// One ledger record: the full current state of one letter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
@@ -126,14 +141,7 @@ pub struct LedgerEntry {
 impl LedgerEntry {
     /// The state a letter with this entry shows (a `new` entry with history was replayed).
     pub fn shown_state(&self) -> LetterState {
-        match self.state {
-            EntryState::Replayed => LetterState::Replayed,
-            EntryState::Resolved => LetterState::Resolved,
-            EntryState::Edited => LetterState::Edited,
-            EntryState::Replaying => LetterState::Replaying,
-            EntryState::New if self.history.is_empty() => LetterState::New,
-            EntryState::New => LetterState::Replayed,
-        }
+        self.state.shown(!self.history.is_empty())
     }
 
     /// Whether this entry holds the source message against copies (replaying or replayed).
@@ -209,21 +217,6 @@ impl LedgerState {
         self.entries.insert(entry.id.clone(), entry);
     }
 
-    /// Applies an entry read from a ledger log, in log order, only if it is valid where
-    /// it stands (see [`LedgerState::check`]); a letter with no entry yet takes any
-    /// version (compaction may have removed its earlier entries). True when applied.
-    pub fn accept(&mut self, entry: LedgerEntry) -> bool {
-        let ok = match self.check(&entry) {
-            Ok(()) => true,
-            Err(Conflict::Changed(_)) => !self.entries.contains_key(&entry.id),
-            Err(Conflict::Copy(_)) => false,
-        };
-        if ok {
-            self.insert(entry);
-        }
-        ok
-    }
-
     /// Why `entry` could not be written over this state: the letter's entry, or the copy
     /// holding its source.
     pub fn conflict(&self, entry: &LedgerEntry) -> Conflict {
@@ -278,30 +271,6 @@ impl LedgerState {
     /// The version the next write of letter `id` must carry.
     pub fn next_version(&self, id: &str) -> u64 {
         self.entries.get(id).map_or(1, |e| e.version + 1)
-    }
-
-    /// Whether `entry` may be written over what this state holds (see [`LedgerStore::write`]).
-    pub fn check(&self, entry: &LedgerEntry) -> Result<(), Conflict> {
-        let have = self.entries.get(&entry.id);
-        if have.map_or(0, |e| e.version) + 1 != entry.version {
-            if let Some(e) = have {
-                return Err(Conflict::Changed(Box::new(e.clone())));
-            }
-            return Err(Conflict::Changed(Box::new(LedgerEntry {
-                version: 0,
-                ..entry.clone()
-            })));
-        }
-        if entry.state == EntryState::Replaying
-            && !entry.force
-            && let Some(other) = entry
-                .source
-                .as_deref()
-                .and_then(|k| self.copy_holder(k, &entry.id))
-        {
-            return Err(Conflict::Copy(Box::new(other.clone())));
-        }
-        Ok(())
     }
 
     /// How many letters the ledger holds in each shown state (`replayed`, …).
@@ -409,27 +378,11 @@ mod tests {
     }
 
     #[test]
-    fn writes_are_checked_against_the_version_and_copies() {
+    fn a_letter_of_a_held_source_shows_as_a_copy() {
         let mut s = LedgerState::default();
         let mut first = entry(EntryState::Replaying, 0);
         first.source = Some("orders/1/17".into());
-        assert_eq!(s.check(&first), Ok(()));
         s.insert(first.clone());
-        // The same version again: someone else wrote it first.
-        assert!(matches!(s.check(&first), Err(Conflict::Changed(_))));
-        let mut next = first.clone();
-        next.version = 2;
-        assert_eq!(s.check(&next), Ok(()));
-        // Another letter of the same source message is a copy, unless forced.
-        let mut copy = first.clone();
-        copy.id = "1:5".into();
-        match s.check(&copy) {
-            Err(Conflict::Copy(e)) => assert_eq!(e.id, "0:1"),
-            other => panic!("{other:?}"),
-        }
-        copy.force = true;
-        assert_eq!(s.check(&copy), Ok(()));
-        // A letter of that source shows as a copy of the one that holds it.
         let mut l = DeadLetter::from_record(
             Some(LetterId::Kafka {
                 partition: 1,
@@ -446,48 +399,15 @@ mod tests {
         s.apply(&mut l);
         assert_eq!(l.copy_of.as_deref(), Some("0:1"));
         assert_eq!(l.state, LetterState::Replaying);
+        let mut copy = first.clone();
+        copy.id = "1:5".into();
+        assert!(matches!(s.conflict(&copy), Conflict::Copy(e) if e.id == "0:1"));
         // Cleared without a send: the source is free again.
-        let mut cleared = next.clone();
+        let mut cleared = first;
+        cleared.version = 2;
         cleared.state = EntryState::New;
         s.insert(cleared);
-        copy.force = false;
-        assert_eq!(s.check(&copy), Ok(()));
-    }
-
-    #[test]
-    fn the_fold_applies_the_first_of_two_writes_of_one_version() {
-        let mut s = LedgerState::default();
-        let mut a = entry(EntryState::Replaying, 0);
-        a.source = Some("orders/0/7".into());
-        a.session = "a".into();
-        let mut b = a.clone();
-        b.session = "b".into();
-        assert!(s.accept(a.clone()));
-        // The same version again, later in the log: refused, for every reader.
-        assert!(!s.accept(b.clone()));
-        assert_eq!(s.get("0:1").map(|e| e.session.as_str()), Some("a"));
-        assert!(matches!(s.conflict(&b), Conflict::Changed(e) if e.session == "a"));
-        // A copy of the same source message cannot claim it while `a` holds it.
-        let mut copy = a.clone();
-        copy.id = "1:9".into();
-        assert!(!s.accept(copy.clone()));
-        assert!(matches!(s.conflict(&copy), Conflict::Copy(e) if e.id == "0:1"));
-        // The next version follows.
-        let mut done = a.clone();
-        done.version = 2;
-        done.state = EntryState::Replayed;
-        assert!(s.accept(done));
-    }
-
-    #[test]
-    fn the_fold_takes_a_later_version_of_a_letter_it_has_not_seen() {
-        // Compaction of an older ledger keeps only a letter's latest entry.
-        let mut s = LedgerState::default();
-        let mut e = entry(EntryState::Replayed, 1);
-        e.version = 3;
-        assert!(s.accept(e.clone()));
-        e.version = 3;
-        assert!(!s.accept(e));
+        assert!(s.copy_holder("orders/1/17", "1:5").is_none());
     }
 
     #[test]

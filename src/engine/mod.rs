@@ -19,6 +19,7 @@ pub mod json;
 pub mod jsonpath;
 pub mod keys;
 pub mod ledger;
+pub mod ledger_fold;
 pub mod letter;
 pub mod outcome;
 pub mod overview;

@@ -3,7 +3,7 @@
 //!
 //! The log's order is the ledger's compare-and-set. Every reader folds the records in
 //! order and applies one only if it is valid where it stands (its version follows the
-//! letter's, no copy holds its source; see [`LedgerState::accept`]), so every session
+//! letter's, no copy holds its source; see `engine::ledger_fold`), so every session
 //! reaches the same state from the same log. A write appends its entries (an
 //! idempotent producer, acks from all replicas), then reads the ledger up to them: the
 //! fold's verdict on each is the write's answer. Two sessions that write the same
@@ -24,7 +24,7 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::OnceCell;
 
-use super::ledger_view::{View, catch_up};
+use super::ledger_view::View;
 use super::{KafkaBackendError, KafkaConfig, Producer, Quiet};
 use crate::engine::ledger::{
     Conflict, LEDGER_SUFFIX, LedgerEntry, LedgerError, LedgerState, LedgerStore,
@@ -62,13 +62,14 @@ impl Drop for KafkaLedger {
 impl KafkaLedger {
     /// The ledger of DLQ topic `dlq`; nothing is contacted yet.
     pub fn new(cfg: KafkaConfig, dlq: &str) -> Self {
+        let topic = format!("{dlq}{LEDGER_SUFFIX}");
         KafkaLedger {
+            view: Arc::new(Mutex::new(View::new(cfg.clone(), &topic))),
             cfg,
             dlq: dlq.to_string(),
-            topic: format!("{dlq}{LEDGER_SUFFIX}"),
+            topic,
             created: OnceCell::new(),
             producer: Mutex::new(None),
-            view: Arc::new(Mutex::new(View::default())),
         }
     }
 
@@ -79,29 +80,37 @@ impl KafkaLedger {
 
     /// Reads what is new in the ledger, up to its end now.
     pub async fn catch_up(&self) -> Result<(), LedgerError> {
-        self.caught_up(|_| ()).await
+        self.caught_up(|_| Ok(())).await
     }
 
-    /// Sets `letter`'s state from the view as read so far (no I/O; waits only while a
-    /// catch-up holds the view).
-    pub fn apply(&self, letter: &mut crate::engine::DeadLetter) {
-        if let Ok(v) = self.view.lock() {
-            v.state.apply(letter);
-        }
+    /// Sets the letters' state, history and holders from the view as read so far;
+    /// reads back the entries it does not hold whole. Blocking: call it off the runtime.
+    pub fn apply(&self, letters: &mut [crate::engine::DeadLetter]) -> Result<(), LedgerError> {
+        self.view
+            .lock()
+            .map_err(|_| LedgerError::Other("ledger view poisoned".into()))?
+            .apply(letters)
+    }
+
+    /// How many letters are in each shown state, as the ledger holds it now.
+    pub async fn states(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, u64>, LedgerError> {
+        self.caught_up(|v| Ok(v.fold.states())).await
     }
 
     /// Reads what is new in the ledger, up to its end now, then runs `f` on the view.
     async fn caught_up<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&View) -> T + Send + 'static,
+        f: impl FnOnce(&mut View) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
-        let (cfg, topic, view) = (self.cfg.clone(), self.topic.clone(), self.view.clone());
+        let view = self.view.clone();
         tokio::task::spawn_blocking(move || {
             let mut v = view
                 .lock()
                 .map_err(|_| LedgerError::Other("ledger view poisoned".into()))?;
-            catch_up(&cfg, &topic, &mut v)?;
-            Ok(f(&v))
+            v.catch_up()?;
+            f(&mut v)
         })
         .await
         .map_err(|e| LedgerError::Other(format!("background task failed: {e}")))?
@@ -234,15 +243,21 @@ impl KafkaLedger {
     }
 }
 
+/// Why `e` was refused: the letter's entry now, or the copy holding its source.
+fn conflict(v: &mut View, e: &LedgerEntry) -> Result<Conflict, LedgerError> {
+    let sources: Vec<String> = e.source.iter().cloned().collect();
+    Ok(v.subset(std::slice::from_ref(&e.id), &sources)?.conflict(e))
+}
+
 #[async_trait]
 impl LedgerStore for KafkaLedger {
     /// The whole ledger as committed now (a missing topic is an empty ledger).
     async fn load(&self) -> Result<LedgerState, LedgerError> {
-        self.caught_up(|v| v.state.clone()).await
+        self.caught_up(View::everything).await
     }
 
     async fn count(&self) -> Result<usize, LedgerError> {
-        self.caught_up(|v| v.state.len()).await
+        self.caught_up(|v| Ok(v.fold.len())).await
     }
 
     async fn current(
@@ -251,8 +266,7 @@ impl LedgerStore for KafkaLedger {
         sources: &[String],
     ) -> Result<LedgerState, LedgerError> {
         let (ids, sources) = (ids.to_vec(), sources.to_vec());
-        self.caught_up(move |v| v.state.subset(&ids, &sources))
-            .await
+        self.caught_up(move |v| v.subset(&ids, &sources)).await
     }
 
     async fn write(
@@ -272,24 +286,27 @@ impl LedgerStore for KafkaLedger {
             let (entries, offsets, topic) = (entries.clone(), offsets.clone(), self.topic.clone());
             let got = self
                 .caught_up(move |v| {
-                    (v.next > last).then(|| {
-                        entries
-                            .iter()
-                            .zip(&offsets)
-                            .map(|(e, &o)| match v.verdict(o) {
-                                Some(true) => Ok(Ok(())),
-                                Some(false) => Ok(Err(v.state.conflict(e))),
-                                None => Err(LedgerError::Other(format!(
+                    if v.next <= last {
+                        return Ok(None);
+                    }
+                    let mut out = Vec::with_capacity(entries.len());
+                    for (e, &o) in entries.iter().zip(&offsets) {
+                        out.push(match v.verdict(o) {
+                            Some(true) => Ok(()),
+                            Some(false) => Err(conflict(v, e)?),
+                            None => {
+                                return Err(LedgerError::Other(format!(
                                     "ledger '{topic}': no verdict on the entry of {} at offset {o}",
                                     e.id
-                                ))),
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
+                                )));
+                            }
+                        });
+                    }
+                    Ok(Some(out))
                 })
                 .await?;
             if let Some(results) = got {
-                return results;
+                return Ok(results);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -1,12 +1,12 @@
 //! A session's view of a Kafka ledger: one long-lived reader tails the ledger topic
-//! and folds its records, in log order, into a [`LedgerState`]. The fold is the
-//! ledger's compare-and-set: a record is applied only if it is valid where it stands
-//! in the log (its version follows the letter's, its source is not held by a copy),
-//! so every reader of the same log reaches the same state, and a writer learns whether
-//! its record won by reading up to it. The fold's verdict on recent records is kept
-//! (a byte per offset) for writers to look up.
+//! and folds its records, in log order, into a compact [`Fold`] (the ledger's
+//! compare-and-set; see `engine::ledger_fold`). The fold's verdict on recent records is
+//! kept (a byte per offset) for writers to look up. Full entries are not kept, save
+//! those of the latest records: a decision that needs one reads it back from the
+//! ledger at the offset its slot names, so memory grows by a slot per letter, not by
+//! an entry.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
@@ -15,41 +15,76 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
-use crate::engine::ledger::{LedgerEntry, LedgerError, LedgerState};
+use crate::engine::DeadLetter;
+use crate::engine::ledger::{LedgerEntry, LedgerError, LedgerState, source_key};
+use crate::engine::ledger_fold::{Fold, Record};
 
 /// How many recent offsets keep their verdict (a byte each).
 const VERDICTS: usize = 1 << 22;
+/// How many of the latest applied entries are kept whole (a bulk replay's window
+/// confirms what it claimed without reading it back).
+const RECENT: usize = 8192;
+/// Wanted offsets further apart than this are read in separate scans.
+const SCAN_GAP: i64 = 4096;
 
 /// The tailing reader and what it has read.
-#[derive(Default)]
 pub struct View {
+    cfg: KafkaConfig,
+    topic: String,
     /// The tail reader, kept from the first catch-up on (even while the ledger topic
     /// does not exist yet: a client costs a connection and ~100 ms to set up and tear down).
     consumer: Option<Browser>,
     /// The ledger's partition is assigned to `consumer`.
     assigned: bool,
+    /// The reader of entries at given offsets, created on first use.
+    fetcher: Option<Browser>,
     /// The next offset to read.
     pub next: i64,
-    /// The letters' state as folded so far.
-    pub state: LedgerState,
+    /// The letters' slots as folded so far.
+    pub fold: Fold,
     /// The fold's verdict on offsets `verdicts_from..`: 0 no record, 1 applied, 2 refused.
     verdicts: VecDeque<u8>,
     verdicts_from: i64,
+    /// The latest applied entries, by ascending offset.
+    recent: VecDeque<(i64, LedgerEntry)>,
 }
 
 impl Drop for View {
     fn drop(&mut self) {
         // Tearing a client down waits for its threads; a command ending need not.
-        if let Some(c) = self.consumer.take() {
-            std::thread::spawn(move || drop(c));
+        let clients: Vec<Browser> = self
+            .consumer
+            .take()
+            .into_iter()
+            .chain(self.fetcher.take())
+            .collect();
+        if !clients.is_empty() {
+            std::thread::spawn(move || drop(clients));
         }
     }
 }
 
 impl View {
-    /// Folds the record at `offset` into the state; true when it was applied.
-    fn fold(&mut self, offset: i64, entry: LedgerEntry) -> bool {
-        let applied = self.state.accept(entry);
+    /// The view of ledger topic `topic`; nothing is read yet.
+    pub fn new(cfg: KafkaConfig, topic: &str) -> Self {
+        View {
+            cfg,
+            topic: topic.to_string(),
+            consumer: None,
+            assigned: false,
+            fetcher: None,
+            next: 0,
+            fold: Fold::default(),
+            verdicts: VecDeque::new(),
+            verdicts_from: 0,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Folds the record at `offset`; true when it was applied. `whole` is the full
+    /// entry, when the caller parsed it, to keep among the recent ones.
+    fn fold(&mut self, offset: i64, r: &Record<'_>, whole: Option<LedgerEntry>) -> bool {
+        let applied = self.fold.accept(offset, r);
         if self.verdicts.is_empty() {
             self.verdicts_from = offset;
         }
@@ -60,6 +95,12 @@ impl View {
         while self.verdicts.len() > VERDICTS {
             self.verdicts.pop_front();
             self.verdicts_from += 1;
+        }
+        if applied && let Some(e) = whole {
+            self.recent.push_back((offset, e));
+            while self.recent.len() > RECENT {
+                self.recent.pop_front();
+            }
         }
         applied
     }
@@ -72,6 +113,160 @@ impl View {
             Some(2) => Some(false),
             _ => None,
         }
+    }
+
+    /// The latest entries of letters `ids` and of the letters holding `sources`, each
+    /// checked to be the one asked for (ids and sources are kept by hash).
+    pub fn subset(
+        &mut self,
+        ids: &[String],
+        sources: &[String],
+    ) -> Result<LedgerState, LedgerError> {
+        let mut state = LedgerState::default();
+        if self.fold.is_empty() {
+            return Ok(state);
+        }
+        let of_ids: Vec<(&String, i64)> = ids
+            .iter()
+            .filter_map(|id| Some((id, self.fold.slot(id)?.offset)))
+            .collect();
+        let of_sources: Vec<(&String, i64)> = sources
+            .iter()
+            .filter_map(|s| Some((s, self.fold.source_holder(s)?.offset)))
+            .collect();
+        let offsets: Vec<i64> = of_ids.iter().chain(&of_sources).map(|w| w.1).collect();
+        let mut got = self.entries(&offsets)?;
+        for (id, o) in of_ids {
+            let e = self.take(&mut got, o)?;
+            if &e.id != id {
+                return Err(self.clash(id, &e));
+            }
+            state.insert(e);
+        }
+        for (src, o) in of_sources {
+            let e = self.take(&mut got, o)?;
+            if e.source.as_ref() != Some(src) {
+                return Err(self.clash(src, &e));
+            }
+            state.insert(e);
+        }
+        Ok(state)
+    }
+
+    /// Every letter's latest entry, read back whole (the closed-loop watch needs their
+    /// histories; memory grows with the ledger here).
+    pub fn everything(&mut self) -> Result<LedgerState, LedgerError> {
+        let offsets: Vec<i64> = self.fold.slots().map(|s| s.offset).collect();
+        let mut state = LedgerState::default();
+        for (_, e) in self.entries(&offsets)? {
+            state.insert(e);
+        }
+        Ok(state)
+    }
+
+    /// Sets each letter's state, history, holder and copy link from its entry.
+    pub fn apply(&mut self, letters: &mut [DeadLetter]) -> Result<(), LedgerError> {
+        if self.fold.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::new();
+        let mut sources = Vec::new();
+        for l in letters.iter() {
+            let Some(id) = l.id.as_ref().map(ToString::to_string) else {
+                continue;
+            };
+            if self.fold.slot(&id).is_some() {
+                ids.push(id.clone());
+            }
+            if let Some(k) = source_key(l).filter(|k| self.fold.holder(k, &id).is_some()) {
+                sources.push(k);
+            }
+        }
+        if ids.is_empty() && sources.is_empty() {
+            return Ok(());
+        }
+        let state = self.subset(&ids, &sources)?;
+        for l in letters.iter_mut() {
+            state.apply(l);
+        }
+        Ok(())
+    }
+
+    fn take(
+        &self,
+        got: &mut HashMap<i64, LedgerEntry>,
+        o: i64,
+    ) -> Result<LedgerEntry, LedgerError> {
+        got.get(&o).cloned().ok_or_else(|| {
+            LedgerError::Other(format!(
+                "ledger '{}': the entry at offset {o} is gone (was the topic compacted or truncated?)",
+                self.topic
+            ))
+        })
+    }
+
+    fn clash(&self, wanted: &str, e: &LedgerEntry) -> LedgerError {
+        LedgerError::Other(format!(
+            "ledger '{}': '{wanted}' and letter '{}' share a hash; nothing written for them",
+            self.topic, e.id
+        ))
+    }
+
+    /// The entries at `offsets`: the recent ones from memory, the others read back in
+    /// as few scans as their spread allows.
+    fn entries(&mut self, offsets: &[i64]) -> Result<HashMap<i64, LedgerEntry>, LedgerError> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        let recent_from = self.recent.front().map_or(i64::MAX, |r| r.0);
+        for &o in offsets {
+            if o >= recent_from
+                && let Ok(i) = self.recent.binary_search_by_key(&o, |r| r.0)
+            {
+                out.insert(o, self.recent[i].1.clone());
+            } else {
+                missing.push(o);
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        if self.fetcher.is_none() {
+            self.fetcher = Some(tail_consumer(&self.cfg).map_err(unreachable)?);
+        }
+        let Some(c) = self.fetcher.as_ref() else {
+            return Ok(out);
+        };
+        let mut start = 0;
+        while start < missing.len() {
+            let mut end = start;
+            while end + 1 < missing.len() && missing[end + 1] - missing[end] <= SCAN_GAP {
+                end += 1;
+            }
+            let (from, last) = (missing[start], missing[end]);
+            let wanted = &missing[start..=end];
+            self.cfg
+                .scan_partition(c, &self.topic, 0, from, last + 1, |msg| {
+                    let o = msg.offset();
+                    if wanted.binary_search(&o).is_ok()
+                        && let Some(e) = msg.payload().and_then(|b| serde_json::from_slice(b).ok())
+                    {
+                        out.insert(o, e);
+                    }
+                    o < last
+                })
+                .map_err(unreachable)?;
+            start = end + 1;
+        }
+        Ok(out)
+    }
+}
+
+fn unreachable(e: KafkaBackendError) -> LedgerError {
+    match e {
+        KafkaBackendError::Unreachable { .. } => LedgerError::Unreachable(e.to_string()),
+        other => LedgerError::Other(other.to_string()),
     }
 }
 
@@ -94,54 +289,68 @@ fn tail_consumer(cfg: &KafkaConfig) -> Result<Browser, KafkaBackendError> {
     .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
 }
 
-/// Reads the ledger topic from where the view stopped up to its end now.
-pub fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), LedgerError> {
-    let unreachable = |e: KafkaBackendError| match e {
-        KafkaBackendError::Unreachable { .. } => LedgerError::Unreachable(e.to_string()),
-        other => LedgerError::Other(other.to_string()),
-    };
-    if v.consumer.is_none() {
-        v.consumer = Some(tail_consumer(cfg).map_err(unreachable)?);
-    }
-    let Some(c) = v.consumer.as_ref() else {
-        return Ok(());
-    };
-    if !v.assigned {
-        match cfg.partitions(c, topic) {
-            Ok(_) => {}
-            Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(()),
-            Err(e) => return Err(unreachable(e)),
+impl View {
+    /// Reads the ledger topic from where the view stopped up to its end now.
+    pub fn catch_up(&mut self) -> Result<(), LedgerError> {
+        let (cfg, topic) = (self.cfg.clone(), self.topic.clone());
+        if self.consumer.is_none() {
+            self.consumer = Some(tail_consumer(&cfg).map_err(unreachable)?);
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .map_err(|e| LedgerError::Other(e.to_string()))?;
-        c.assign(&tpl)
-            .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
-        v.assigned = true;
-    }
-    let (_, hi) = c
-        .fetch_watermarks(topic, 0, METADATA_TIMEOUT)
-        .map_err(|e| LedgerError::Unreachable(format!("reading ledger '{topic}': {e}")))?;
-    let deadline = Instant::now() + METADATA_TIMEOUT;
-    while v.next < hi {
-        if Instant::now() > deadline {
-            return Err(LedgerError::Unreachable(format!(
-                "reading ledger '{topic}': stuck at offset {} of {hi} (an open transaction?)",
-                v.next
-            )));
-        }
-        let Some(c) = v.consumer.as_ref() else {
+        let Some(c) = self.consumer.as_ref() else {
             return Ok(());
         };
+        if !self.assigned {
+            match cfg.partitions(c, &topic) {
+                Ok(_) => {}
+                Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(()),
+                Err(e) => return Err(unreachable(e)),
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+                .map_err(|e| LedgerError::Other(e.to_string()))?;
+            c.assign(&tpl)
+                .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
+            self.assigned = true;
+        }
+        let (_, hi) = c
+            .fetch_watermarks(&topic, 0, METADATA_TIMEOUT)
+            .map_err(|e| LedgerError::Unreachable(format!("reading ledger '{topic}': {e}")))?;
+        let deadline = Instant::now() + METADATA_TIMEOUT;
+        while self.next < hi {
+            if Instant::now() > deadline {
+                return Err(LedgerError::Unreachable(format!(
+                    "reading ledger '{topic}': stuck at offset {} of {hi} (an open transaction?)",
+                    self.next
+                )));
+            }
+            let Some(c) = self.consumer.take() else {
+                return Ok(());
+            };
+            let polled = self.read_one(&c, hi);
+            self.consumer = Some(c);
+            polled?;
+        }
+        Ok(())
+    }
+
+    /// Polls the tail reader once and folds what it read.
+    fn read_one(&mut self, c: &Browser, hi: i64) -> Result<(), LedgerError> {
+        let topic = &self.topic;
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(msg)) => {
                 let offset = msg.offset();
-                v.next = offset + 1;
-                let Some(bytes) = msg.payload() else { continue };
-                match serde_json::from_slice::<LedgerEntry>(bytes) {
-                    Ok(e) => {
-                        let applied = v.fold(offset, e);
-                        tracing::trace!("ledger '{topic}' record at {offset}: applied {applied}");
+                self.next = offset + 1;
+                let Some(bytes) = msg.payload() else {
+                    return Ok(());
+                };
+                match serde_json::from_slice::<Record<'_>>(bytes) {
+                    Ok(r) => {
+                        // Only the latest entries are kept whole; only they are parsed whole.
+                        let whole = (hi - offset <= RECENT as i64)
+                            .then(|| serde_json::from_slice::<LedgerEntry>(bytes).ok())
+                            .flatten();
+                        let applied = self.fold(offset, &r, whole);
+                        tracing::trace!("ledger record at {offset}: applied {applied}");
                     }
                     Err(e) => {
                         tracing::warn!(
@@ -158,8 +367,8 @@ pub fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), Ledg
                     .ok()
                     .and_then(|p| p.find_partition(topic, 0).and_then(|e| e.offset().to_raw()))
                     .unwrap_or(-1);
-                if pos > v.next {
-                    v.next = pos;
+                if pos > self.next {
+                    self.next = pos;
                 }
             }
             Some(Err(e)) => {
@@ -168,8 +377,8 @@ pub fn catch_up(cfg: &KafkaConfig, topic: &str, v: &mut View) -> Result<(), Ledg
                 )));
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -193,19 +402,51 @@ mod tests {
         }
     }
 
+    fn view() -> View {
+        View::new(KafkaConfig::new("127.0.0.1:1"), "dlq.morgue-ledger")
+    }
+
+    fn fold(v: &mut View, offset: i64, e: LedgerEntry) -> bool {
+        v.fold(offset, &Record::of(&e), Some(e.clone()))
+    }
+
     #[test]
     fn verdicts_are_kept_per_offset_with_gaps_for_markers() {
-        let mut v = View::default();
-        assert!(v.fold(10, entry("0:1", 1)));
+        let mut v = view();
+        assert!(fold(&mut v, 10, entry("0:1", 1)));
         // Offset 11 is a commit marker of an older version's transaction: no record.
-        assert!(!v.fold(12, entry("0:1", 1)));
-        assert!(v.fold(13, entry("0:1", 2)));
+        assert!(!fold(&mut v, 12, entry("0:1", 1)));
+        assert!(fold(&mut v, 13, entry("0:1", 2)));
         assert_eq!(v.verdict(10), Some(true));
         assert_eq!(v.verdict(11), None);
         assert_eq!(v.verdict(12), Some(false));
         assert_eq!(v.verdict(13), Some(true));
         assert_eq!(v.verdict(9), None);
         assert_eq!(v.verdict(14), None);
-        assert_eq!(v.state.get("0:1").map(|e| e.version), Some(2));
+        assert_eq!(v.fold.slot("0:1").map(|s| s.version), Some(2));
+    }
+
+    #[test]
+    fn recent_entries_are_read_from_memory_and_checked_for_their_id() {
+        let mut v = view();
+        let mut held = entry("0:1", 1);
+        held.state = EntryState::Replaying;
+        held.source = Some("orders/0/7".into());
+        assert!(fold(&mut v, 3, held));
+        assert!(fold(&mut v, 4, entry("0:2", 1)));
+        // No broker at 127.0.0.1:1: these come from the recent entries alone.
+        let s = v
+            .subset(&["0:2".into(), "0:9".into()], &["orders/0/7".into()])
+            .unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            s.copy_holder("orders/0/7", "1:1").map(|e| e.id.as_str()),
+            Some("0:1")
+        );
+        assert!(s.get("0:9").is_none());
+        // An entry found under another letter's slot is refused, not returned.
+        v.recent[1].1 = entry("0:3", 1);
+        let e = v.subset(&["0:2".into()], &[]).unwrap_err().to_string();
+        assert!(e.contains("'0:2' and letter '0:3' share a hash"), "{e}");
     }
 }

@@ -15,7 +15,6 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::ledger::KafkaLedger;
 use super::{KafkaBackendError, KafkaConfig, Quiet};
-use crate::engine::ledger::LedgerStore;
 use crate::engine::overview::{DlqNames, DlqSummary, HOURS, is_morgue_topic};
 
 /// Ages (days) beyond the last day at which the oldest letter is bracketed.
@@ -37,12 +36,12 @@ pub async fn overview(
         .filter(|s| ledgers.contains(&s.name))
         .map(|s| async move {
             let ledger = KafkaLedger::new(cfg.clone(), &s.name);
-            (s.name.clone(), ledger.load().await)
+            (s.name.clone(), ledger.states().await)
         });
     let states: HashMap<String, _> = futures::future::join_all(reads).await.into_iter().collect();
     for s in &mut out {
         match states.get(&s.name) {
-            Some(Ok(state)) => s.states = state.states(),
+            Some(Ok(states)) => s.states = states.clone(),
             Some(Err(e)) => tracing::warn!("ledger of '{}' not read: {e}", s.name),
             None => {}
         }

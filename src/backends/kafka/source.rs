@@ -170,7 +170,7 @@ impl KafkaSource {
             if !caught_up && behind.is_empty() {
                 caught_up = true;
                 tracing::debug!("'{}': caught up after {delivered} letters", self.topic);
-                if !flush(tx, &mut batch)
+                if !flush(tx, &mut batch, ledger)
                     || tx
                         .blocking_send(SourceEvent::CaughtUp { delivered })
                         .is_err()
@@ -188,18 +188,17 @@ impl KafkaSource {
             };
             match consumer.poll(wait) {
                 None => {
-                    if !flush(tx, &mut batch) {
+                    if !flush(tx, &mut batch, ledger) {
                         return Ok(());
                     }
                 }
                 Some(Ok(msg)) => {
-                    let mut l = letter_from_message(&msg);
-                    ledger.apply(&mut l);
+                    let l = letter_from_message(&msg);
                     let (p, o) = (msg.partition(), msg.offset());
                     behind.retain(|&(q, hi)| !(q == p && o + 1 >= hi));
                     batch.push(l);
                     delivered += 1;
-                    if batch.len() >= BATCH && !flush(tx, &mut batch) {
+                    if batch.len() >= BATCH && !flush(tx, &mut batch, ledger) {
                         return Ok(());
                     }
                 }
@@ -218,12 +217,22 @@ impl KafkaSource {
     }
 }
 
-/// Sends the batch if any; false when the receiver is gone.
-fn flush(tx: &mpsc::Sender<SourceEvent>, batch: &mut Vec<DeadLetter>) -> bool {
+/// Sends the batch if any, each letter's state set from the ledger; false when the
+/// receiver is gone.
+fn flush(
+    tx: &mpsc::Sender<SourceEvent>,
+    batch: &mut Vec<DeadLetter>,
+    ledger: &KafkaLedger,
+) -> bool {
     if batch.is_empty() {
         return !tx.is_closed();
     }
-    let out = std::mem::replace(batch, Vec::with_capacity(BATCH));
+    let mut out = std::mem::replace(batch, Vec::with_capacity(BATCH));
+    if let Err(e) = ledger.apply(&mut out) {
+        let _ = tx.blocking_send(SourceEvent::Notice(format!(
+            "letters shown without their ledger state: {e}"
+        )));
+    }
     tx.blocking_send(SourceEvent::Letters(out)).is_ok()
 }
 
