@@ -6,10 +6,38 @@
 //! the first catch-up of the ledger, opening a letter (fetch + its fresh state) N
 //! times, and replaying one letter (`--force`, to TARGET) N times. scripts/bench.sh
 //! runs it on a DLQ whose ledger holds 100k entries and on one whose ledger is empty.
+//!
+//!   cargo bench --bench replay -- fold N
+//!
+//! Folds N ledger records of N letters (36-character source keys, one replay each)
+//! as a session's ledger view does, and prints the heap the fold holds and its speed.
 #![allow(clippy::unwrap_used)]
 
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// mimalloc, counting the bytes held now and at most.
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let now = HELD.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to mimalloc.
+        unsafe { mimalloc::MiMalloc.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        HELD.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to mimalloc.
+        unsafe { mimalloc::MiMalloc.dealloc(p, l) }
+    }
+}
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,6 +109,39 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
     let _ = std::fs::remove_file(audit);
 }
 
+/// Folds `n` records as JSON off the wire, as the view does; prints held bytes and speed.
+fn fold(n: usize) {
+    use morgue::engine::ledger_fold::{Fold, Record};
+    let records: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"id":"{}:{}","state":"replayed","by":"ann@jump-01","at_ms":1764700000000,"version":2,"session":"{}","source":"orders-{:08}-aaaa-bbbb-cccc-ddddeeeeffff/3/{i}","history":[{{"replay_id":"{}","topic":"orders","partition":3,"offset":{i},"by":"ann@jump-01","at_ms":1764700000000,"edited":false}}]}}"#,
+                i % 4,
+                i / 4,
+                uuid::Uuid::new_v4(),
+                i % 1000,
+                uuid::Uuid::new_v4()
+            )
+        })
+        .collect();
+    let before = HELD.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let mut f = Fold::default();
+    for (o, r) in records.iter().enumerate() {
+        let rec: Record<'_> = serde_json::from_str(r).unwrap();
+        f.accept(&rec, || o as u64);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let held = HELD.load(Ordering::Relaxed) - before;
+    println!(
+        "fold of {n} letters: {:.1} MiB held ({:.0} bytes/letter), {:.0} records/s",
+        held as f64 / 1048576.0,
+        held as f64 / n as f64,
+        n as f64 / secs
+    );
+    assert_eq!(f.len(), n);
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -94,8 +155,9 @@ async fn main() {
         .as_slice()
     {
         ["ledger-ops", b, dlq, target, n] => ledger_ops(b, dlq, target, n.parse().unwrap()).await,
+        ["fold", n] => fold(n.parse().unwrap()),
         _ => {
-            eprintln!("usage: replay ledger-ops BROKERS DLQ TARGET N");
+            eprintln!("usage: replay ledger-ops BROKERS DLQ TARGET N | replay fold N");
             std::process::exit(2);
         }
     }

@@ -347,7 +347,10 @@ async fn a_long_ledger_is_folded_small_and_old_entries_are_read_back() {
     // A new session folds 18,000 records.
     let reader = KafkaLedger::new(cfg, &dlq);
     assert_eq!(reader.count().await.unwrap(), N);
-    assert_eq!(reader.states().await.unwrap().get("replayed"), Some(&(N as u64)));
+    assert_eq!(
+        reader.states().await.unwrap().get("replayed"),
+        Some(&(N as u64))
+    );
     let ids = vec!["0:0".to_string(), "0:8999".into(), "0:77".into()];
     let now = reader.current(&ids, &["orders/0/5".into()]).await.unwrap();
     for id in &ids {
@@ -361,10 +364,7 @@ async fn a_long_ledger_is_folded_small_and_old_entries_are_read_back() {
     // A stale write and a copy are refused with the entries that won, read back.
     let mut copy = ledger_entry(5, 1);
     copy.id = "1:5".into();
-    let got = reader
-        .write(vec![ledger_entry(1, 2), copy])
-        .await
-        .unwrap();
+    let got = reader.write(vec![ledger_entry(1, 2), copy]).await.unwrap();
     match &got[0] {
         Err(Conflict::Changed(e)) => assert_eq!((e.version, e.history.len()), (2, 1)),
         other => panic!("{other:?}"),

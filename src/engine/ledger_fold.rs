@@ -5,9 +5,9 @@
 //! by reading up to it.
 //!
 //! The fold keeps what judging the next record needs and no more: per letter a
-//! 16-byte [`Slot`] (version, state, whether it has a history, and the log offset of
-//! its latest entry, where the full entry is read back on demand), per held source
-//! message the letter holding it. Letters and sources are keyed by a 64-bit hash of
+//! 16-byte [`Slot`] (version, state, whether it has a history, and where the reader
+//! keeps its latest entry, to read it back whole on demand), per held source message
+//! the letter holding it. Letters and sources are keyed by a 64-bit hash of
 //! their id: a million letters cost about 48 MB. Whoever reads a full entry back
 //! checks that it is the letter asked for, so two ids sharing a hash (odds about 3 in
 //! 10^8 at a million letters) make a write fail or be refused, never succeed twice.
@@ -24,8 +24,9 @@ use super::letter::LetterState;
 /// What the fold keeps of one letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
-    /// The log offset of the letter's latest applied entry.
-    pub offset: i64,
+    /// Where the reader keeps the letter's latest applied entry (the Kafka view: its
+    /// place in a local spill file).
+    pub at: u64,
     /// That entry's version.
     pub version: u32,
     /// That entry's state.
@@ -102,10 +103,10 @@ pub struct Fold {
 }
 
 impl Fold {
-    /// Applies the record at `offset` if it is valid where it stands; true when applied.
-    /// A letter the fold has not seen takes any version (compaction of an older
-    /// ledger may have removed its earlier entries).
-    pub fn accept(&mut self, offset: i64, r: &Record<'_>) -> bool {
+    /// Applies record `r` if it is valid where it stands; true when applied. `at` says
+    /// where the reader keeps the whole entry. A letter the fold has not seen takes any
+    /// version (compaction of an older ledger may have removed its earlier entries).
+    pub fn accept(&mut self, r: &Record<'_>, at: impl FnOnce() -> u64) -> bool {
         let id = key(&r.id);
         let have = self.slots.get(&id).copied();
         let follows = match have {
@@ -123,7 +124,7 @@ impl Fold {
             return false;
         }
         let slot = Slot {
-            offset,
+            at: at(),
             version: u32::try_from(r.version).unwrap_or(u32::MAX),
             state: r.state,
             history: !r.history.is_empty(),
@@ -204,29 +205,26 @@ mod tests {
     fn the_first_of_two_writes_of_one_version_wins() {
         let mut f = Fold::default();
         let a = rec("0:1", 1, EntryState::Replaying, Some("orders/0/7"));
-        assert!(f.accept(10, &a));
+        assert!(f.accept(&a, || 10));
         // The same version again, later in the log: refused, for every reader.
-        assert!(!f.accept(11, &a));
-        assert_eq!(f.slot("0:1").map(|s| s.offset), Some(10));
+        assert!(!f.accept(&a, || 11));
+        assert_eq!(f.slot("0:1").map(|s| s.at), Some(10));
         // A copy of the same source message cannot claim it while `0:1` holds it…
         let copy = rec("1:9", 1, EntryState::Replaying, Some("orders/0/7"));
-        assert!(!f.accept(12, &copy));
-        assert_eq!(f.holder("orders/0/7", "1:9").map(|s| s.offset), Some(10));
+        assert!(!f.accept(&copy, || 12));
+        assert_eq!(f.holder("orders/0/7", "1:9").map(|s| s.at), Some(10));
         // …unless forced.
-        assert!(f.accept(
-            13,
-            &Record {
-                force: true,
-                ..rec("1:9", 1, EntryState::Replaying, Some("orders/0/7"))
-            }
-        ));
+        let forced = Record {
+            force: true,
+            ..rec("1:9", 1, EntryState::Replaying, Some("orders/0/7"))
+        };
+        assert!(f.accept(&forced, || 13));
         // The next version follows; a release frees the source.
-        assert!(f.accept(14, &rec("0:1", 2, EntryState::New, Some("orders/0/7"))));
+        let released = rec("0:1", 2, EntryState::New, Some("orders/0/7"));
+        assert!(f.accept(&released, || 14));
         assert!(f.holder("orders/0/7", "2:2").is_none());
-        assert!(f.accept(
-            15,
-            &rec("2:2", 1, EntryState::Replaying, Some("orders/0/7"))
-        ));
+        let other = rec("2:2", 1, EntryState::Replaying, Some("orders/0/7"));
+        assert!(f.accept(&other, || 15));
         assert_eq!(f.len(), 3);
     }
 
@@ -236,8 +234,8 @@ mod tests {
         let mut f = Fold::default();
         let mut r = rec("0:1", 3, EntryState::Replayed, None);
         r.history = vec![IgnoredAny];
-        assert!(f.accept(5, &r));
-        assert!(!f.accept(6, &r));
+        assert!(f.accept(&r, || 5));
+        assert!(!f.accept(&r, || 6));
         assert_eq!(
             f.slot("0:1").map(Slot::shown_state),
             Some(LetterState::Replayed)

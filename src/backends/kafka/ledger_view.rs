@@ -1,10 +1,10 @@
 //! A session's view of a Kafka ledger: one long-lived reader tails the ledger topic
 //! and folds its records, in log order, into a compact [`Fold`] (the ledger's
 //! compare-and-set; see `engine::ledger_fold`). The fold's verdict on recent records is
-//! kept (a byte per offset) for writers to look up. Full entries are not kept, save
-//! those of the latest records: a decision that needs one reads it back from the
-//! ledger at the offset its slot names, so memory grows by a slot per letter, not by
-//! an entry.
+//! kept (a byte per offset) for writers to look up. Whole entries are kept in memory
+//! only for the latest records; every applied entry goes to the session's spill file
+//! (see `spill`), where a decision or a letter that needs it reads it back. Memory
+//! grows by a slot per letter (about 50 bytes), not by an entry.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::spill::Spill;
 use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
 use crate::engine::DeadLetter;
 use crate::engine::ledger::{LedgerEntry, LedgerError, LedgerState, source_key};
@@ -24,8 +25,6 @@ const VERDICTS: usize = 1 << 22;
 /// How many of the latest applied entries are kept whole (a bulk replay's window
 /// confirms what it claimed without reading it back).
 const RECENT: usize = 8192;
-/// Wanted offsets further apart than this are read in separate scans.
-const SCAN_GAP: i64 = 4096;
 
 /// The tailing reader and what it has read.
 pub struct View {
@@ -36,8 +35,8 @@ pub struct View {
     consumer: Option<Browser>,
     /// The ledger's partition is assigned to `consumer`.
     assigned: bool,
-    /// The reader of entries at given offsets, created on first use.
-    fetcher: Option<Browser>,
+    /// Every applied entry's bytes, opened on the first one.
+    spill: Option<Spill>,
     /// The next offset to read.
     pub next: i64,
     /// The letters' slots as folded so far.
@@ -45,21 +44,15 @@ pub struct View {
     /// The fold's verdict on offsets `verdicts_from..`: 0 no record, 1 applied, 2 refused.
     verdicts: VecDeque<u8>,
     verdicts_from: i64,
-    /// The latest applied entries, by ascending offset.
-    recent: VecDeque<(i64, LedgerEntry)>,
+    /// The latest applied entries, by ascending place in the spill file.
+    recent: VecDeque<(u64, LedgerEntry)>,
 }
 
 impl Drop for View {
     fn drop(&mut self) {
         // Tearing a client down waits for its threads; a command ending need not.
-        let clients: Vec<Browser> = self
-            .consumer
-            .take()
-            .into_iter()
-            .chain(self.fetcher.take())
-            .collect();
-        if !clients.is_empty() {
-            std::thread::spawn(move || drop(clients));
+        if let Some(c) = self.consumer.take() {
+            std::thread::spawn(move || drop(c));
         }
     }
 }
@@ -72,7 +65,7 @@ impl View {
             topic: topic.to_string(),
             consumer: None,
             assigned: false,
-            fetcher: None,
+            spill: None,
             next: 0,
             fold: Fold::default(),
             verdicts: VecDeque::new(),
@@ -81,10 +74,24 @@ impl View {
         }
     }
 
-    /// Folds the record at `offset`; true when it was applied. `whole` is the full
-    /// entry, when the caller parsed it, to keep among the recent ones.
-    fn fold(&mut self, offset: i64, r: &Record<'_>, whole: Option<LedgerEntry>) -> bool {
-        let applied = self.fold.accept(offset, r);
+    /// Folds record `r` (read as `bytes`) at `offset`; true when it was applied.
+    /// `whole` is the full entry, when the caller parsed it, to keep among the recent ones.
+    fn fold(
+        &mut self,
+        offset: i64,
+        bytes: &[u8],
+        r: &Record<'_>,
+        whole: Option<LedgerEntry>,
+    ) -> Result<bool, LedgerError> {
+        if self.spill.is_none() {
+            self.spill = Some(Spill::new().map_err(|e| self.spill_error(&e))?);
+        }
+        let at = match self.spill.as_mut().map(|s| s.append(bytes)) {
+            Some(Ok(at)) => at,
+            Some(Err(e)) => return Err(self.spill_error(&e)),
+            None => return Ok(false),
+        };
+        let applied = self.fold.accept(r, || at);
         if self.verdicts.is_empty() {
             self.verdicts_from = offset;
         }
@@ -97,12 +104,20 @@ impl View {
             self.verdicts_from += 1;
         }
         if applied && let Some(e) = whole {
-            self.recent.push_back((offset, e));
+            self.recent.push_back((at, e));
             while self.recent.len() > RECENT {
                 self.recent.pop_front();
             }
         }
-        applied
+        Ok(applied)
+    }
+
+    fn spill_error(&self, e: &std::io::Error) -> LedgerError {
+        LedgerError::Other(format!(
+            "ledger '{}': the session's spill file in {}: {e}",
+            self.topic,
+            std::env::temp_dir().display()
+        ))
     }
 
     /// Whether the record at `offset` was applied (None: not read, or too old to know).
@@ -126,16 +141,16 @@ impl View {
         if self.fold.is_empty() {
             return Ok(state);
         }
-        let of_ids: Vec<(&String, i64)> = ids
+        let of_ids: Vec<(&String, u64)> = ids
             .iter()
-            .filter_map(|id| Some((id, self.fold.slot(id)?.offset)))
+            .filter_map(|id| Some((id, self.fold.slot(id)?.at)))
             .collect();
-        let of_sources: Vec<(&String, i64)> = sources
+        let of_sources: Vec<(&String, u64)> = sources
             .iter()
-            .filter_map(|s| Some((s, self.fold.source_holder(s)?.offset)))
+            .filter_map(|s| Some((s, self.fold.source_holder(s)?.at)))
             .collect();
-        let offsets: Vec<i64> = of_ids.iter().chain(&of_sources).map(|w| w.1).collect();
-        let mut got = self.entries(&offsets)?;
+        let places: Vec<u64> = of_ids.iter().chain(&of_sources).map(|w| w.1).collect();
+        let mut got = self.entries(&places)?;
         for (id, o) in of_ids {
             let e = self.take(&mut got, o)?;
             if &e.id != id {
@@ -156,9 +171,9 @@ impl View {
     /// Every letter's latest entry, read back whole (the closed-loop watch needs their
     /// histories; memory grows with the ledger here).
     pub fn everything(&mut self) -> Result<LedgerState, LedgerError> {
-        let offsets: Vec<i64> = self.fold.slots().map(|s| s.offset).collect();
+        let places: Vec<u64> = self.fold.slots().map(|s| s.at).collect();
         let mut state = LedgerState::default();
-        for (_, e) in self.entries(&offsets)? {
+        for (_, e) in self.entries(&places)? {
             state.insert(e);
         }
         Ok(state)
@@ -194,12 +209,12 @@ impl View {
 
     fn take(
         &self,
-        got: &mut HashMap<i64, LedgerEntry>,
-        o: i64,
+        got: &mut HashMap<u64, LedgerEntry>,
+        at: u64,
     ) -> Result<LedgerEntry, LedgerError> {
-        got.get(&o).cloned().ok_or_else(|| {
+        got.get(&at).cloned().ok_or_else(|| {
             LedgerError::Other(format!(
-                "ledger '{}': the entry at offset {o} is gone (was the topic compacted or truncated?)",
+                "ledger '{}': an entry kept at {at} cannot be read back",
                 self.topic
             ))
         })
@@ -212,52 +227,31 @@ impl View {
         ))
     }
 
-    /// The entries at `offsets`: the recent ones from memory, the others read back in
-    /// as few scans as their spread allows.
-    fn entries(&mut self, offsets: &[i64]) -> Result<HashMap<i64, LedgerEntry>, LedgerError> {
+    /// The entries kept at `places`: the recent ones from memory, the others read back
+    /// from the spill file.
+    fn entries(&mut self, places: &[u64]) -> Result<HashMap<u64, LedgerEntry>, LedgerError> {
         let mut out = HashMap::new();
-        let mut missing = Vec::new();
-        let recent_from = self.recent.front().map_or(i64::MAX, |r| r.0);
-        for &o in offsets {
-            if o >= recent_from
-                && let Ok(i) = self.recent.binary_search_by_key(&o, |r| r.0)
-            {
-                out.insert(o, self.recent[i].1.clone());
-            } else {
-                missing.push(o);
+        for &at in places {
+            if out.contains_key(&at) {
+                continue;
             }
-        }
-        missing.sort_unstable();
-        missing.dedup();
-        if missing.is_empty() {
-            return Ok(out);
-        }
-        if self.fetcher.is_none() {
-            self.fetcher = Some(tail_consumer(&self.cfg).map_err(unreachable)?);
-        }
-        let Some(c) = self.fetcher.as_ref() else {
-            return Ok(out);
-        };
-        let mut start = 0;
-        while start < missing.len() {
-            let mut end = start;
-            while end + 1 < missing.len() && missing[end + 1] - missing[end] <= SCAN_GAP {
-                end += 1;
+            if let Ok(i) = self.recent.binary_search_by_key(&at, |r| r.0) {
+                out.insert(at, self.recent[i].1.clone());
+                continue;
             }
-            let (from, last) = (missing[start], missing[end]);
-            let wanted = &missing[start..=end];
-            self.cfg
-                .scan_partition(c, &self.topic, 0, from, last + 1, |msg| {
-                    let o = msg.offset();
-                    if wanted.binary_search(&o).is_ok()
-                        && let Some(e) = msg.payload().and_then(|b| serde_json::from_slice(b).ok())
-                    {
-                        out.insert(o, e);
-                    }
-                    o < last
-                })
-                .map_err(unreachable)?;
-            start = end + 1;
+            let bytes = match self.spill.as_mut().map(|s| s.read(at)) {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return Err(self.spill_error(&e)),
+                None => continue,
+            };
+            match serde_json::from_slice(&bytes) {
+                Ok(e) => {
+                    out.insert(at, e);
+                }
+                Err(e) => {
+                    tracing::warn!("ledger '{}': a kept entry is unreadable: {e}", self.topic)
+                }
+            }
         }
         Ok(out)
     }
@@ -283,6 +277,8 @@ fn tail_consumer(cfg: &KafkaConfig) -> Result<Browser, KafkaBackendError> {
         ("isolation.level", "read_committed"),
         ("fetch.wait.max.ms", "10"),
         ("queued.max.messages.kbytes", "4096"),
+        // A full queue otherwise pauses fetching for a second (librdkafka's default).
+        ("fetch.queue.backoff.ms", "5"),
         ("fetch.max.bytes", "4194304"),
     ])
     .create_with_context(Quiet)
@@ -349,7 +345,7 @@ impl View {
                         let whole = (hi - offset <= RECENT as i64)
                             .then(|| serde_json::from_slice::<LedgerEntry>(bytes).ok())
                             .flatten();
-                        let applied = self.fold(offset, &r, whole);
+                        let applied = self.fold(offset, bytes, &r, whole)?;
                         tracing::trace!("ledger record at {offset}: applied {applied}");
                     }
                     Err(e) => {
@@ -407,7 +403,9 @@ mod tests {
     }
 
     fn fold(v: &mut View, offset: i64, e: LedgerEntry) -> bool {
-        v.fold(offset, &Record::of(&e), Some(e.clone()))
+        let bytes = serde_json::to_vec(&e).unwrap();
+        v.fold(offset, &bytes, &Record::of(&e), Some(e.clone()))
+            .unwrap()
     }
 
     #[test]
@@ -434,7 +432,7 @@ mod tests {
         held.source = Some("orders/0/7".into());
         assert!(fold(&mut v, 3, held));
         assert!(fold(&mut v, 4, entry("0:2", 1)));
-        // No broker at 127.0.0.1:1: these come from the recent entries alone.
+        // No broker at 127.0.0.1:1: these come from memory and the spill file.
         let s = v
             .subset(&["0:2".into(), "0:9".into()], &["orders/0/7".into()])
             .unwrap();
@@ -444,8 +442,14 @@ mod tests {
             Some("0:1")
         );
         assert!(s.get("0:9").is_none());
+        // Dropped from memory, entries are read back from the spill file.
+        v.recent.clear();
+        let s = v.subset(&["0:1".into(), "0:2".into()], &[]).unwrap();
+        assert_eq!(s.get("0:1").map(|e| e.state), Some(EntryState::Replaying));
+        assert_eq!(s.get("0:2").map(|e| e.version), Some(1));
         // An entry found under another letter's slot is refused, not returned.
-        v.recent[1].1 = entry("0:3", 1);
+        let at = v.fold.slot("0:2").unwrap().at;
+        v.recent.push_back((at, entry("0:3", 1)));
         let e = v.subset(&["0:2".into()], &[]).unwrap_err().to_string();
         assert!(e.contains("'0:2' and letter '0:3' share a hash"), "{e}");
     }

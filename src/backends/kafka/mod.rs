@@ -27,6 +27,7 @@ pub mod recheck;
 pub mod route;
 pub mod sink;
 pub mod source;
+mod spill;
 pub mod target;
 pub mod txn;
 
@@ -179,6 +180,11 @@ impl KafkaConfig {
             ("isolation.level", "read_committed"),
             // Hands over new letters quickly when following.
             ("fetch.wait.max.ms", "20"),
+            // Prefetches 16 MB at most, in responses of 8 MB (librdkafka's defaults are
+            // 64 and 50), and fetches again soon after the reader has taken from a full queue.
+            ("queued.max.messages.kbytes", "16384"),
+            ("fetch.max.bytes", "8388608"),
+            ("fetch.queue.backoff.ms", "20"),
         ])
         .create_with_context(Quiet)
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))

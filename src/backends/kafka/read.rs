@@ -159,7 +159,7 @@ impl KafkaConfig {
     }
 
     /// Reads one partition from `from` up to `hi`, while `more` returns true.
-    pub(super) fn scan_partition(
+    fn scan_partition(
         &self,
         consumer: &Browser,
         topic: &str,
