@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use morgue::backends::kafka::KafkaConfig;
 use morgue::backends::kafka::source::KafkaSource;
-use morgue::engine::filter::Filter;
-use morgue::engine::source::{DeadLetterSource, SourceEvent, StartAt};
-use morgue::engine::store::Store;
+use morgue::engine::read::filter::Filter;
+use morgue::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
+use morgue::engine::read::store::Store;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
@@ -121,7 +121,7 @@ async fn index(brokers: &str, topic: &str) {
         after as f64 / 1e6,
         store.heap_bytes() as f64 / 1e6,
         store.heap_bytes() as f64 / n.max(1) as f64,
-        std::mem::size_of::<morgue::engine::index::IndexRow>(),
+        std::mem::size_of::<morgue::engine::read::index::IndexRow>(),
     );
     println!("index-rss {n} {after}");
 }

@@ -47,11 +47,11 @@ use morgue::backends::kafka::ledger::KafkaLedger;
 use morgue::backends::kafka::source::KafkaSource;
 use morgue::backends::kafka::target::KafkaTarget;
 use morgue::engine::LetterId;
-use morgue::engine::audit::AuditLog;
-use morgue::engine::ledger::LedgerStore;
-use morgue::engine::replay::ReplayPolicy;
-use morgue::engine::source::DeadLetterSource;
-use morgue::engine::writer::{ReplayOutcome, Writer};
+use morgue::engine::model::ledger::LedgerStore;
+use morgue::engine::read::source::DeadLetterSource;
+use morgue::engine::write::audit::AuditLog;
+use morgue::engine::write::plan::ReplayPolicy;
+use morgue::engine::write::{ReplayOutcome, Writer};
 
 fn pcts(mut v: Vec<f64>) -> String {
     v.sort_by(f64::total_cmp);
@@ -111,7 +111,7 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
 
 /// Folds `n` records as JSON off the wire, as the view does; prints held bytes and speed.
 fn fold(n: usize) {
-    use morgue::engine::ledger_fold::{Fold, Record};
+    use morgue::engine::model::ledger_fold::{Fold, Record};
     let records: Vec<String> = (0..n)
         .map(|i| {
             format!(

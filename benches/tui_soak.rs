@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use morgue::backends::kafka::KafkaConfig;
 use morgue::backends::open::{Dlq, Target};
-use morgue::engine::audit::AuditLog;
+use morgue::engine::write::audit::AuditLog;
 use morgue::tui::console::Console;
 use ratatui::Terminal;
 use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
@@ -281,7 +281,7 @@ fn main() {
         production: false,
         audit: AuditLog::new(&audit),
         group: None,
-        confirm_after_ms: morgue::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
+        confirm_after_ms: morgue::engine::read::outcome::DEFAULT_CONFIRM_AFTER_MS,
         redact: None,
     };
     let clock = Arc::new(Mutex::new(Clock::default()));

@@ -197,14 +197,15 @@ async fn export_writes_a_manifest_and_exact_letters_that_open_shows_read_only() 
         let got = landed
             .iter()
             .find(|m| {
-                serde_json::to_value(morgue::engine::encoding::EncodedBytes::of(
+                serde_json::to_value(morgue::engine::model::encoding::EncodedBytes::of(
                     m.key.as_deref().unwrap(),
                 ))
                 .unwrap()["data"]
                     == key
             })
             .unwrap();
-        let value = morgue::engine::encoding::EncodedBytes::of(got.value.as_deref().unwrap());
+        let value =
+            morgue::engine::model::encoding::EncodedBytes::of(got.value.as_deref().unwrap());
         assert_eq!(serde_json::to_value(value).unwrap(), l["value"]);
         let names: Vec<&str> = got.headers.iter().map(|h| h.name.as_str()).collect();
         let want: Vec<&str> = l["headers"]

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use mongodb::bson::{Binary, Bson, Document, spec::BinarySubtype};
 use morgue::backends::mongo::doc::{FieldMap, letter_from_doc};
-use morgue::engine::decode::decode;
-use morgue::engine::filter::Filter;
-use morgue::engine::{DeadLetter, Header, Headers, conventions};
+use morgue::engine::read::decode::decode;
+use morgue::engine::read::filter::Filter;
+use morgue::engine::{DeadLetter, Header, Headers, model::conventions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::{TestTopic, kafka_brokers};
 use morgue::backends::kafka::{KafkaBackendError, KafkaConfig};
-use morgue::engine::conventions;
+use morgue::engine::model::conventions;
 use morgue::engine::{DeadLetter, FailureContext, Headers, LetterId, Reason, SourceCoords};
 
 fn spring_letter() -> DeadLetter {

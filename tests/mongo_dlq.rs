@@ -14,7 +14,7 @@ use mongodb::bson::{Bson, doc};
 use morgue::backends::mongo::MongoConfig;
 use morgue::backends::mongo::dlq::MongoDlq;
 use morgue::backends::mongo::doc::FieldMap;
-use morgue::engine::sink::DeadLetterSink;
+use morgue::engine::route::sink::DeadLetterSink;
 use morgue::engine::{DeadLetter, FailureContext, Headers, Reason, SourceCoords};
 
 fn morgue(args: &[String], audit: &std::path::Path) -> Output {

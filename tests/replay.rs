@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use morgue::backends::kafka::KafkaConfig;
-use morgue::engine::{DeadLetter, FailureContext, Headers, Reason, SourceCoords, conventions};
+use morgue::engine::{
+    DeadLetter, FailureContext, Headers, Reason, SourceCoords, model::conventions,
+};
 
 struct Dlq {
     dlq: TestTopic,
@@ -296,8 +298,8 @@ async fn sigkill_mid_bulk_replay_then_resume_replays_each_letter_once() {
 }
 
 /// A ledger entry of letter `0:i` (36-character source key) at `version`.
-fn ledger_entry(i: usize, version: u64) -> morgue::engine::ledger::LedgerEntry {
-    use morgue::engine::ledger::{EntryState, LedgerEntry};
+fn ledger_entry(i: usize, version: u64) -> morgue::engine::model::ledger::LedgerEntry {
+    use morgue::engine::model::ledger::{EntryState, LedgerEntry};
     LedgerEntry {
         id: format!("0:{i}"),
         state: if version == 1 {
@@ -331,7 +333,7 @@ fn ledger_entry(i: usize, version: u64) -> morgue::engine::ledger::LedgerEntry {
 #[tokio::test]
 async fn a_long_ledger_is_folded_small_and_old_entries_are_read_back() {
     use morgue::backends::kafka::ledger::KafkaLedger;
-    use morgue::engine::ledger::{Conflict, LedgerStore};
+    use morgue::engine::model::ledger::{Conflict, LedgerStore};
     // More letters than a session keeps whole: their entries are read back on demand.
     const N: usize = 9_000;
     let dlq = unique("long-dlq");

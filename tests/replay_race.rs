@@ -14,7 +14,7 @@ use common::procs::{json_lines, kill_at, stderr};
 use common::race::{Race, seed, tally, tui_on_triage, tui_replay_group, tui_sent};
 use common::tmux::Tmux;
 use common::*;
-use morgue::engine::conventions;
+use morgue::engine::model::conventions;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -267,7 +267,7 @@ async fn the_tui_refuses_a_letter_another_operator_replayed_a_second_ago() {
     );
     std::thread::sleep(Duration::from_secs(1));
     tui.keys(&["Enter"]);
-    let who = morgue::engine::sink::whoami();
+    let who = morgue::engine::model::names::whoami();
     let screen = tui.wait_for("already replayed");
     assert!(screen.contains(&format!("by {who}")), "{screen}");
     r.assert_exactly_once().await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use morgue::backends::kafka::KafkaConfig;
 use morgue::backends::kafka::source::KafkaSource;
-use morgue::engine::source::{DeadLetterSource, SourceEvent, StartAt};
+use morgue::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
 use morgue::engine::{DeadLetter, LetterId};
 use tokio::sync::mpsc;
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::tmux::Tmux;
 use common::*;
 use morgue::backends::kafka::KafkaConfig;
-use morgue::engine::{DeadLetter, FailureContext, Headers, Reason, SourceCoords, conventions};
+use morgue::engine::{
+    DeadLetter, FailureContext, Headers, Reason, SourceCoords, model::conventions,
+};
 
 async fn write_letter(cfg: &KafkaConfig, dlq: &str, source: &str, key: &str, value: &str) {
     let src = SourceCoords {

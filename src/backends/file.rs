@@ -1,4 +1,4 @@
-//! An exported file (`morgue export`, see [`bundle`](crate::engine::bundle)) as a DLQ
+//! An exported file (`morgue export`, see [`bundle`](crate::engine::export::bundle)) as a DLQ
 //! to read: the letters stream from the file, their states come from the manifest's
 //! ledger entries, and every write is refused (`morgue open` is read-only).
 
@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::engine::bundle::{Manifest, parse_letter};
-use crate::engine::ledger::{Conflict, LedgerEntry, LedgerError, LedgerState, LedgerStore};
-use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
+use crate::engine::export::bundle::{Manifest, parse_letter};
+use crate::engine::model::ledger::{Conflict, LedgerEntry, LedgerError, LedgerState, LedgerStore};
+use crate::engine::read::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
 
 /// Letters read per batch.

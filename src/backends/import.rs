@@ -60,7 +60,7 @@ pub async fn into_kafka(
     })
     .await??;
     // Tests stop here, between reading what is present and writing the rest.
-    crate::engine::fault::pause("import-read").await;
+    crate::engine::write::fault::pause("import-read").await;
     let mut out = Imported::default();
     let mut todo = Vec::new();
     for (iid, mut l) in letters {

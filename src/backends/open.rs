@@ -12,12 +12,12 @@ use super::kafka::target::KafkaTarget;
 use super::mongo::MongoConfig;
 use super::mongo::dlq::MongoDlq;
 use super::mongo::doc::FieldMap;
-use crate::engine::audit::AuditLog;
-use crate::engine::ledger::LedgerStore;
-use crate::engine::overview::{DlqNames, DlqSummary};
-use crate::engine::replay::ReplayPolicy;
-use crate::engine::source::DeadLetterSource;
-use crate::engine::writer::{ReplayTarget, Writer};
+use crate::engine::model::ledger::LedgerStore;
+use crate::engine::read::overview::{DlqNames, DlqSummary};
+use crate::engine::read::source::DeadLetterSource;
+use crate::engine::write::audit::AuditLog;
+use crate::engine::write::plan::ReplayPolicy;
+use crate::engine::write::{ReplayTarget, Writer};
 
 /// A DLQ, resolved from flags and profile.
 #[derive(Debug, Clone)]

@@ -13,8 +13,8 @@ use crate::backends::kafka::KafkaConfig;
 use crate::backends::mongo::doc::FieldMap;
 use crate::backends::mongo::{DEFAULT_COLLECTION, MongoConfig};
 pub use crate::backends::open::{Clusters, Dlq, Opened, Target};
-use crate::engine::audit::AuditLog;
-use crate::engine::overview::DlqNames;
+use crate::engine::read::overview::DlqNames;
+use crate::engine::write::audit::AuditLog;
 
 /// Which DLQ to open.
 #[derive(Debug, Clone, Args)]
@@ -65,7 +65,7 @@ pub struct BackendArgs {
     pub patterns: Vec<String>,
     /// How long to wait for the broker or server before saying it cannot be reached.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s",
-          value_parser = crate::engine::duration::parse_duration)]
+          value_parser = crate::engine::model::duration::parse_duration)]
     pub connect_timeout: std::time::Duration,
     /// The source consumer group, to show whether it has read a replayed message
     /// (default: the letter's `kafka_dlt-original-consumer-group` header, or the profile's `group`).
@@ -74,7 +74,7 @@ pub struct BackendArgs {
     /// How long a replayed letter is watched for failing again before it counts as
     /// `confirmed` (default: the profile's `confirm_after`, else 10m).
     #[arg(long, global = true, value_name = "DURATION",
-          value_parser = crate::engine::duration::parse_duration)]
+          value_parser = crate::engine::model::duration::parse_duration)]
     pub confirm_after: Option<std::time::Duration>,
     /// A Confluent-compatible schema registry for framed Avro and JSON Schema payloads
     /// (`http://user:pass@host:8081`; default: the profile's `schema_registry`).
@@ -403,7 +403,7 @@ impl BackendArgs {
         } else if !p.dlq_patterns.is_empty() {
             p.dlq_patterns
         } else {
-            crate::engine::overview::DEFAULT_PATTERNS
+            crate::engine::read::overview::DEFAULT_PATTERNS
                 .iter()
                 .map(|s| s.to_string())
                 .collect()
@@ -461,10 +461,10 @@ impl BackendArgs {
         };
         let confirm_after = match (self.confirm_after, &p.confirm_after) {
             (Some(d), _) => d,
-            (None, Some(s)) => crate::engine::duration::parse_duration(s)
+            (None, Some(s)) => crate::engine::model::duration::parse_duration(s)
                 .map_err(|e| UsageError(format!("profile confirm_after: {e}")))?,
             (None, None) => std::time::Duration::from_millis(
-                crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS.unsigned_abs(),
+                crate::engine::read::outcome::DEFAULT_CONFIRM_AFTER_MS.unsigned_abs(),
             ),
         };
         Ok(Target {
@@ -473,7 +473,7 @@ impl BackendArgs {
             group: self.group.clone().or(p.group),
             redact: match p.redact {
                 Some(r) => {
-                    crate::engine::redact::Redaction::parse(&r)
+                    crate::engine::export::redact::Redaction::parse(&r)
                         .map_err(|e| UsageError(format!("profile redact: {e}")))?;
                     Some(r)
                 }

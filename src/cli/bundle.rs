@@ -8,10 +8,10 @@ use tokio::sync::mpsc;
 
 use super::{BackendArgs, UsageError, stdout_error};
 use crate::backends::open::{Dlq, Target};
-use crate::engine::bundle::{FORMAT, Manifest};
-use crate::engine::filter::Filter;
-use crate::engine::json::LetterJson;
-use crate::engine::source::{SourceEvent, StartAt};
+use crate::engine::export::bundle::{FORMAT, Manifest};
+use crate::engine::export::json::LetterJson;
+use crate::engine::read::filter::Filter;
+use crate::engine::read::source::{SourceEvent, StartAt};
 
 /// Options of `morgue export`.
 #[derive(Debug, clap::Args)]
@@ -47,7 +47,7 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
     let redaction = match spec.is_empty() {
         true => None,
         false => Some(
-            crate::engine::redact::Redaction::parse(&spec.join(","))
+            crate::engine::export::redact::Redaction::parse(&spec.join(","))
                 .map_err(|e| UsageError(format!("--redact: {e}")))?,
         ),
     };
@@ -87,11 +87,11 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
         format: FORMAT.to_string(),
         dlq: opened.ledger.dlq(),
         exported_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        by: crate::engine::sink::whoami(),
+        by: crate::engine::model::names::whoami(),
         filter: args.filter.clone(),
         letters: ids.len() as u64,
         ledger: ledger.entries().cloned().collect(),
-        redaction: redaction.map(|r| crate::engine::bundle::RedactionNote {
+        redaction: redaction.map(|r| crate::engine::export::bundle::RedactionNote {
             spec: r.spec().to_string(),
             notes,
         }),
@@ -169,14 +169,14 @@ pub fn open_target(backend: &BackendArgs, path: PathBuf) -> anyhow::Result<Targe
         dlq: Dlq::File { path },
         read_only: true,
         production: false,
-        audit: crate::engine::audit::AuditLog::new(
+        audit: crate::engine::write::audit::AuditLog::new(
             backend
                 .audit_log
                 .clone()
-                .unwrap_or_else(crate::engine::audit::AuditLog::default_path),
+                .unwrap_or_else(crate::engine::write::audit::AuditLog::default_path),
         ),
         group: None,
-        confirm_after_ms: crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
+        confirm_after_ms: crate::engine::read::outcome::DEFAULT_CONFIRM_AFTER_MS,
         redact: None,
     })
 }
@@ -225,12 +225,12 @@ pub async fn import(backend: &BackendArgs, args: &ImportArgs) -> anyhow::Result<
             );
         }
     };
-    let by = crate::engine::sink::whoami();
-    let at = crate::engine::audit::now_rfc3339();
+    let by = crate::engine::model::names::whoami();
+    let at = crate::engine::write::audit::now_rfc3339();
     let records: Vec<_> = done
         .written
         .iter()
-        .map(|id| crate::engine::audit::AuditRecord {
+        .map(|id| crate::engine::write::audit::AuditRecord {
             at: at.clone(),
             by: &by,
             action: "import",

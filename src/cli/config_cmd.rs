@@ -225,12 +225,12 @@ fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
     let mut out = Vec::new();
     let mut bad = |key, why: String| out.push((name.to_string(), key, why));
     if let Some(d) = &p.confirm_after
-        && let Err(e) = crate::engine::duration::parse_duration(d)
+        && let Err(e) = crate::engine::model::duration::parse_duration(d)
     {
         bad("confirm_after", e.to_string());
     }
     if let Some(r) = &p.redact
-        && let Err(e) = crate::engine::redact::Redaction::parse(r)
+        && let Err(e) = crate::engine::export::redact::Redaction::parse(r)
     {
         bad("redact", e);
     }

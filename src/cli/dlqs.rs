@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{BackendArgs, Output, print_line};
-use crate::engine::overview::{DlqSummary, age, sparkline};
+use crate::engine::read::overview::{DlqSummary, age, sparkline};
 use crate::tui::view::group;
 
 /// Options of `morgue dlqs`.
@@ -61,7 +61,7 @@ pub fn summary_json(d: &DlqSummary, now_ms: i64) -> serde_json::Value {
         "last_hour": d.last_hour(),
         "last_day": d.last_day(),
         "hourly": d.hourly,
-        "oldest": d.oldest_ms.and_then(crate::engine::json::rfc3339),
+        "oldest": d.oldest_ms.and_then(crate::engine::export::json::rfc3339),
         "oldest_age_s": d.oldest_ms.map(|o| (now_ms - o) / 1000),
         "retention_ms": d.retention_ms,
         "deleted_in_s": d.deleted_in_ms(now_ms).map(|ms| ms / 1000),

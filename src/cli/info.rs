@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::BackendArgs;
 use super::backend::Dlq;
-use crate::engine::source::{SourceEvent, StartAt};
+use crate::engine::read::source::{SourceEvent, StartAt};
 
 /// Prints the DLQ's size and ledger size.
 pub async fn run(backend: &BackendArgs, exact: bool) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! `morgue list`: the DLQ's letters (from a position, filtered, optionally followed
 //! live), streamed to stdout as they are read, with their ledger state and, for
-//! replayed letters, what became of the replay (see `engine::outcome`).
+//! replayed letters, what became of the replay (see `engine::read::outcome`).
 
 use std::io::Write;
 
@@ -8,10 +8,10 @@ use tokio::sync::mpsc;
 
 use super::{BackendArgs, Output, UsageError, stdout_error};
 use crate::engine::DeadLetter;
-use crate::engine::filter::Filter;
-use crate::engine::json::{LetterJson, rfc3339};
-use crate::engine::outcome::{self, Watch};
-use crate::engine::source::{SourceEvent, StartAt};
+use crate::engine::export::json::{LetterJson, rfc3339};
+use crate::engine::read::filter::Filter;
+use crate::engine::read::outcome::{self, Watch};
+use crate::engine::read::source::{SourceEvent, StartAt};
 
 /// Options of `morgue list`.
 #[derive(Debug, clap::Args)]

@@ -281,7 +281,7 @@ pub fn log_path() -> std::path::PathBuf {
     std::env::var_os("MORGUE_LOG_FILE")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            crate::engine::audit::AuditLog::default_path().with_file_name("morgue.log")
+            crate::engine::write::audit::AuditLog::default_path().with_file_name("morgue.log")
         })
 }
 

@@ -14,14 +14,14 @@ use tokio::sync::mpsc;
 use super::backend::{Dlq, Opened, Target};
 use super::{BackendArgs, Unconfirmed, UsageError};
 use crate::engine::EngineError;
-use crate::engine::duration::parse_duration;
-use crate::engine::encoding::EncodedBytes;
-use crate::engine::filter::Filter;
-use crate::engine::json::LetterJson;
-use crate::engine::outcome;
-use crate::engine::replay::ReplayPlan;
-use crate::engine::source::{SourceEvent, StartAt};
-use crate::engine::writer::{NotDone, ReplayOutcome as Outcome, Writer};
+use crate::engine::export::json::LetterJson;
+use crate::engine::model::duration::parse_duration;
+use crate::engine::model::encoding::EncodedBytes;
+use crate::engine::read::filter::Filter;
+use crate::engine::read::outcome;
+use crate::engine::read::source::{SourceEvent, StartAt};
+use crate::engine::write::plan::ReplayPlan;
+use crate::engine::write::{NotDone, ReplayOutcome, Writer};
 use crate::engine::{DeadLetter, LetterId};
 
 /// Letters replayed together (one claim, one transaction, one confirm).
@@ -120,7 +120,7 @@ async fn fetch(
 /// letters or [`WINDOW_BYTES`] of payload); the reader waits while a window is worked on.
 struct Windows {
     rx: mpsc::Receiver<SourceEvent>,
-    reader: Option<tokio::task::JoinHandle<Result<(), crate::engine::source::SourceError>>>,
+    reader: Option<tokio::task::JoinHandle<Result<(), crate::engine::read::source::SourceError>>>,
     filter: Filter,
     carry: std::vec::IntoIter<DeadLetter>,
 }
@@ -195,7 +195,7 @@ fn plan_json(p: &ReplayPlan) -> serde_json::Value {
         "topic": p.topic,
         "key": p.key.as_deref().map(EncodedBytes::of),
         "value": p.value.as_deref().map(EncodedBytes::of),
-        "decoded": crate::engine::json::decode_bytes(p.value.as_deref(), Some(&p.topic)).0,
+        "decoded": crate::engine::export::json::decode_bytes(p.value.as_deref(), Some(&p.topic)).0,
         "edited": p.edited,
         "headers": p.headers.iter().map(|h| json!({"name": h.name, "value": h.value.as_deref().map(EncodedBytes::of)})).collect::<Vec<_>>(),
         "stripped": p.stripped.iter().map(|(n, why)| json!({"name": n, "why": why})).collect::<Vec<_>>(),
@@ -230,10 +230,10 @@ fn print(v: &serde_json::Value) -> anyhow::Result<()> {
 }
 
 /// The JSON line of one replay outcome.
-fn outcome_json(id: &str, o: &Outcome) -> serde_json::Value {
+fn outcome_json(id: &str, o: &ReplayOutcome) -> serde_json::Value {
     let status = o.status();
     match o {
-        Outcome::Replayed {
+        ReplayOutcome::Replayed {
             topic,
             partition,
             offset,
@@ -244,7 +244,7 @@ fn outcome_json(id: &str, o: &Outcome) -> serde_json::Value {
             "id": id, "status": status, "topic": topic, "partition": partition,
             "offset": offset, "replay_id": replay_id, "edited": edited,
         }),
-        Outcome::SentUnconfirmed {
+        ReplayOutcome::SentUnconfirmed {
             topic,
             partition,
             offset,
@@ -254,7 +254,7 @@ fn outcome_json(id: &str, o: &Outcome) -> serde_json::Value {
             "id": id, "status": status, "topic": topic, "partition": partition,
             "offset": offset, "replay_id": replay_id, "error": why,
         }),
-        Outcome::Skipped(why) | Outcome::Failed(why) => not_done_json(id, status, why),
+        ReplayOutcome::Skipped(why) | ReplayOutcome::Failed(why) => not_done_json(id, status, why),
     }
 }
 
@@ -290,21 +290,21 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, id: &str, o: &Outcome) -> anyhow::Result<()> {
+    fn add(&mut self, id: &str, o: &ReplayOutcome) -> anyhow::Result<()> {
         match o {
-            Outcome::Replayed {
+            ReplayOutcome::Replayed {
                 recovered: true, ..
             } => self.recovered += 1,
-            Outcome::Replayed { .. } => self.replayed += 1,
-            Outcome::Skipped(why) => {
+            ReplayOutcome::Replayed { .. } => self.replayed += 1,
+            ReplayOutcome::Skipped(why) => {
                 self.skipped += 1;
                 eprintln!("morgue: skipped: {why}");
             }
-            Outcome::SentUnconfirmed { why, .. } => {
+            ReplayOutcome::SentUnconfirmed { why, .. } => {
                 self.unconfirmed += 1;
                 eprintln!("morgue: {id} was sent but not recorded: {why}");
             }
-            Outcome::Failed(why) => {
+            ReplayOutcome::Failed(why) => {
                 self.failed += 1;
                 eprintln!("morgue: {id}: {why}");
             }
@@ -544,7 +544,7 @@ pub async fn claim(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> an
         args.yes,
         &format!("{verb} {} letter(s) in {}", args.ids.len(), dlq.describe()),
     )?;
-    let who = crate::engine::sink::whoami();
+    let who = crate::engine::model::names::whoami();
     for raw in &args.ids {
         let id = parse_id(raw, &target)?;
         let changed = if claim {
@@ -560,8 +560,8 @@ pub async fn claim(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> an
             (false, false) => "not-claimed",
         };
         if changed {
-            let record = crate::engine::audit::AuditRecord {
-                at: crate::engine::audit::now_rfc3339(),
+            let record = crate::engine::write::audit::AuditRecord {
+                at: crate::engine::write::audit::now_rfc3339(),
                 by: &who,
                 action: verb,
                 dlq: &dlq.describe(),

@@ -18,9 +18,12 @@ use crate::backends::kafka::route;
 use crate::backends::kafka::sink::KafkaSink;
 use crate::backends::mongo::dlq::MongoDlq;
 use crate::engine::EngineError;
-use crate::engine::duration::parse_duration;
-use crate::engine::router::{Incoming, ProcessError, Processor, RetryPolicy, Router, RouterConfig};
-use crate::engine::sink::{DeadLetterSink, hostname};
+use crate::engine::model::duration::parse_duration;
+use crate::engine::model::names::hostname;
+use crate::engine::route::router::{
+    Incoming, ProcessError, Processor, RetryPolicy, Router, RouterConfig,
+};
+use crate::engine::route::sink::DeadLetterSink;
 
 /// Exit status that marks a message as bad data: dead-lettered at once as `failed`.
 pub const EXIT_NOT_RETRYABLE: i32 = 65;

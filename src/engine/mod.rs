@@ -1,39 +1,28 @@
-//! The dead-letter engine: the model, header conventions, the router that writes
-//! dead letters, and the replay side that reads them back and writes to them through
-//! one [`writer::Writer`] (exactly-once replay, resolve, edits). It knows dead letters,
-//! not terminals: nothing here imports ratatui, crossterm, syntect or arboard.
+//! The dead-letter engine. It knows dead letters, not terminals: nothing here imports
+//! ratatui, crossterm, syntect or arboard. Five wings, each importing only from the
+//! ones before it:
+//!
+//! - [`model`]: the ground — the letter, framework header conventions, the ledger's
+//!   entries and its compare-and-set fold, encoded bytes, errors, durations.
+//! - [`decoders`]: payload formats (Avro, Protobuf, JSON Schema, CBOR, …), decoded for
+//!   reading and encoded again for edits.
+//! - [`read`]: what the TUI and `list` read — the `DeadLetterSource` trait, the store
+//!   and its compact index, the filter language, triage and fingerprints, the closed
+//!   loop after a replay, the overview, payload decoding for display.
+//! - [`route`]: the router that retries and dead-letters, and the `DeadLetterSink` trait.
+//! - [`write`](mod@write): every write to a DLQ, through one `Writer` (exactly-once replay,
+//!   resolve, edits), with replay planning, the audit log and fault points.
+//! - [`export`]: letters as JSON, redaction, and the export bundle's manifest.
 
-pub mod audit;
-pub mod bundle;
-pub mod conventions;
-pub mod decode;
 pub mod decoders;
-pub mod duration;
-pub mod encoding;
-pub mod error;
-pub mod fault;
-pub mod filter;
-pub mod fingerprint;
-pub mod index;
-pub mod json;
-pub mod jsonpath;
-pub mod keys;
-pub mod ledger;
-pub mod ledger_fold;
-pub mod letter;
-pub mod outcome;
-pub mod overview;
-pub mod redact;
-pub mod replay;
-pub mod router;
-pub mod sink;
-pub mod source;
-pub mod store;
-pub mod triage;
-pub mod writer;
+pub mod export;
+pub mod model;
+pub mod read;
+pub mod route;
+pub mod write;
 
-pub use error::EngineError;
-pub use letter::{
+pub use model::error::EngineError;
+pub use model::letter::{
     DeadLetter, FailureContext, Header, Headers, LetterId, LetterState, Reason, ReplayRecord,
     SourceCoords,
 };

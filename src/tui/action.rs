@@ -1,7 +1,7 @@
 //! Everything that can happen to the TUI ([`Action`]: keys and engine events) and
 //! everything it can ask for ([`Effect`]: I/O the runner carries out).
 
-use crate::engine::replay::ReplayPlan;
+use crate::engine::write::plan::ReplayPlan;
 use crate::engine::{DeadLetter, LetterId, LetterState};
 
 /// Everything that can happen to the TUI.

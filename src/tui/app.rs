@@ -5,8 +5,8 @@
 pub use super::action::{Action, Effect};
 use super::letter_ops::highlight_effect;
 use super::preview::Preview;
-use crate::engine::replay::ReplayPlan;
-use crate::engine::store::Store;
+use crate::engine::read::store::Store;
+use crate::engine::write::plan::ReplayPlan;
 use crate::engine::{DeadLetter, LetterId};
 
 /// The screens.
@@ -159,7 +159,7 @@ pub struct App {
     /// Display order over the store when an index-only filter applies (store positions).
     pub view: Option<Vec<u32>>,
     /// The index-only filter behind `view`.
-    pub row_filter: Option<crate::engine::filter::Filter>,
+    pub row_filter: Option<crate::engine::read::filter::Filter>,
     /// The current stream carries only a payload filter's matches.
     pub stream_filtered: bool,
     /// Letters the current stream has read while catching up (for the progress shown).
@@ -177,11 +177,11 @@ pub struct App {
     /// The preview beside the list.
     pub preview: Preview,
     /// A redaction the profile makes mandatory for copies (`y`, `Y`).
-    pub redact: Option<crate::engine::redact::Redaction>,
+    pub redact: Option<crate::engine::export::redact::Redaction>,
     /// The DLQ's retention in ms (None: unknown or none).
     pub retention_ms: Option<i64>,
     /// The triage board's groups (computed when it opens and as letters arrive).
-    pub groups: Vec<crate::engine::triage::Group>,
+    pub groups: Vec<crate::engine::read::triage::Group>,
     /// The selected group.
     pub group: usize,
     /// Edited values kept with letters (from the ledger or this session).
@@ -205,7 +205,7 @@ impl App {
     /// When retention deletes a letter written at `ts_ms` (None: no retention known).
     pub fn deleted_at(&self, ts_ms: i64) -> Option<i64> {
         self.retention_ms
-            .filter(|_| ts_ms != crate::engine::index::NO_TIME)
+            .filter(|_| ts_ms != crate::engine::read::index::NO_TIME)
             .map(|r| ts_ms + r)
     }
 
@@ -241,7 +241,7 @@ impl App {
             cols: 0,
             preview: Preview::default(),
             redact: None,
-            confirm_after_ms: crate::engine::outcome::DEFAULT_CONFIRM_AFTER_MS,
+            confirm_after_ms: crate::engine::read::outcome::DEFAULT_CONFIRM_AFTER_MS,
             retention_ms: None,
             groups: Vec::new(),
             group: 0,
@@ -370,7 +370,7 @@ impl App {
                 if self.screen == Screen::Triage {
                     self.screen = Screen::List;
                 } else {
-                    self.groups = crate::engine::triage::groups(&self.store);
+                    self.groups = crate::engine::read::triage::groups(&self.store);
                     self.group = self.group.min(self.groups.len().saturating_sub(1));
                     self.screen = Screen::Triage;
                 }

@@ -4,7 +4,7 @@
 use super::*;
 use crate::engine::Headers;
 use crate::engine::LetterState;
-use crate::engine::replay::{ReplayPolicy, plan};
+use crate::engine::write::plan::{ReplayPolicy, plan};
 
 fn letter(offset: i64) -> DeadLetter {
     let mut h = Headers::default();
@@ -262,7 +262,7 @@ fn copying_needs_the_letter_open() {
     };
     assert!(text.contains("\"id\": \"0:1\""), "{text}");
     // A profile's mandatory redaction masks what is copied.
-    app.redact = Some(crate::engine::redact::Redaction::parse("$.n").unwrap());
+    app.redact = Some(crate::engine::export::redact::Redaction::parse("$.n").unwrap());
     let Some(Effect::Copy { text, .. }) = app.update(Action::CopyPayload).pop() else {
         panic!()
     };
@@ -352,7 +352,7 @@ fn the_triage_board_filters_and_replays_a_group() {
     let Some(Dialog::ConfirmReplayGroup { query, count }) = app.dialog.clone() else {
         panic!("{:?}", app.dialog)
     };
-    let fp = crate::engine::fingerprint::id(Some("x.Boom"), None);
+    let fp = crate::engine::read::fingerprint::id(Some("x.Boom"), None);
     assert_eq!(
         (query.clone(), count),
         (format!("topic:trades fingerprint:{fp}"), 4)

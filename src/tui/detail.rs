@@ -11,10 +11,10 @@ use ratatui::widgets::{Paragraph, Tabs, Wrap};
 use super::app::{App, Tab};
 use super::view::Theme;
 use crate::engine::DeadLetter;
-use crate::engine::conventions::{convention_of, quote_bytes};
-use crate::engine::decode::{DEFAULT_CAP, Kind, decode};
-use crate::engine::json::rfc3339;
-use crate::engine::outcome::Outcome;
+use crate::engine::export::json::rfc3339;
+use crate::engine::model::after_replay::AfterReplay;
+use crate::engine::model::conventions::{convention_of, quote_bytes};
+use crate::engine::read::decode::{DEFAULT_CAP, Kind, decode};
 
 /// Draws the selected letter (or says it is being fetched).
 pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
@@ -274,7 +274,8 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
         let mut marked = false;
         for (i, line) in trace.lines().enumerate() {
             // Folded: the first 12 frames, the first application frame marked.
-            let app_frame = !marked && i > 0 && crate::engine::fingerprint::is_app_frame(line);
+            let app_frame =
+                !marked && i > 0 && crate::engine::read::fingerprint::is_app_frame(line);
             if i >= 12 && !app_frame {
                 continue;
             }
@@ -333,9 +334,9 @@ fn history(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
     }));
     if let Some(o) = &l.outcome {
         let colour = match o {
-            Outcome::FailedAgain { .. } => Color::Red,
-            Outcome::Confirmed { .. } => Color::Green,
-            Outcome::Watching { .. } => Color::Yellow,
+            AfterReplay::FailedAgain { .. } => Color::Red,
+            AfterReplay::Confirmed { .. } => Color::Green,
+            AfterReplay::Watching { .. } => Color::Yellow,
         };
         out.push(Line::styled(
             o.text(),

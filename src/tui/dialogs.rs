@@ -2,7 +2,7 @@
 //! typed), the replay and resolve confirmations, and the edit review.
 
 use super::app::{Action, App, Dialog, Effect, Screen};
-use crate::engine::filter::Filter;
+use crate::engine::read::filter::Filter;
 
 impl App {
     /// Applies `action` to the open `dialog`.

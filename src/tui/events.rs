@@ -49,7 +49,7 @@ impl App {
             Action::CaughtUp { generation } if generation == self.generation => {
                 self.store.rescan_failures();
                 if self.screen == Screen::Triage {
-                    self.groups = crate::engine::triage::groups(&self.store);
+                    self.groups = crate::engine::read::triage::groups(&self.store);
                 }
                 self.caught_up = true;
                 self.status = "caught up; following live".to_string();

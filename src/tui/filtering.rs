@@ -3,7 +3,7 @@
 //! payloads re-reads the DLQ with the filter, hits arriving as they are found.
 
 use super::app::{App, Effect};
-use crate::engine::filter::Filter;
+use crate::engine::read::filter::Filter;
 
 impl App {
     /// Rows the list shows.

@@ -111,8 +111,9 @@ impl App {
             None => l,
         };
         let (what, text) = if whole {
-            let json = serde_json::to_string_pretty(&crate::engine::json::LetterJson::of(l))
-                .unwrap_or_default();
+            let json =
+                serde_json::to_string_pretty(&crate::engine::export::json::LetterJson::of(l))
+                    .unwrap_or_default();
             ("letter as JSON", json)
         } else {
             // A binary format copies as its decoded JSON; other bytes as they are.
@@ -127,7 +128,7 @@ impl App {
             let text = match (decoded, l.value.as_deref()) {
                 (Some(json), _) => json,
                 (None, Some(v)) => String::from_utf8(v.to_vec())
-                    .unwrap_or_else(|_| crate::engine::encoding::EncodedBytes::of(v).data),
+                    .unwrap_or_else(|_| crate::engine::model::encoding::EncodedBytes::of(v).data),
                 (None, None) => String::new(),
             };
             ("payload", text)
@@ -166,14 +167,14 @@ pub(super) fn highlight_effect(l: &DeadLetter) -> Option<Effect> {
     if v.len() > super::highlight::MAX_BYTES {
         return None;
     }
-    let d = crate::engine::decode::decode(
+    let d = crate::engine::read::decode::decode(
         Some(v),
         l.source.topic.as_deref(),
         super::highlight::MAX_BYTES,
     );
     let syntax = match d.kind {
-        crate::engine::decode::Kind::Json => "json",
-        crate::engine::decode::Kind::Xml => "xml",
+        crate::engine::read::decode::Kind::Json => "json",
+        crate::engine::read::decode::Kind::Xml => "xml",
         _ => return None,
     };
     Some(Effect::Highlight {

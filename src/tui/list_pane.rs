@@ -13,7 +13,7 @@ use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 use super::app::{App, DELETION_WARNING_MS};
 use super::view::{Theme, error_line, time};
 use crate::engine::LetterState;
-use crate::engine::index::IndexRow;
+use crate::engine::read::index::IndexRow;
 
 /// ERROR gets at least this many columns before optional columns are added.
 const ERROR_MIN: u16 = 24;

@@ -1,7 +1,7 @@
 //! The overview: every DLQ of the cluster at a glance, refreshed every
 //! [`REFRESH`]; `enter` opens the selected DLQ in the list (whose `esc` comes back
 //! here), `r` refreshes now, `q` quits. The figures are those of `morgue dlqs`
-//! (`engine::overview`), fetched off the UI task.
+//! (`engine::read::overview`), fetched off the UI task.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
 use super::view::{Theme, group};
 use crate::backends::open::{Clusters, Target};
-use crate::engine::overview::{DlqSummary, age, sparkline};
+use crate::engine::read::overview::{DlqSummary, age, sparkline};
 
 /// How often the figures are fetched again.
 pub const REFRESH: Duration = Duration::from_secs(10);

@@ -14,8 +14,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::action::Effect;
 use super::app::{App, Screen};
 use super::view::{Theme, error_line};
-use crate::engine::fingerprint::first_app_frame;
-use crate::engine::letter::{DeadLetter, LetterId};
+use crate::engine::model::letter::{DeadLetter, LetterId};
+use crate::engine::read::fingerprint::first_app_frame;
 
 /// Terminals at least this wide show the preview beside the list.
 pub const PREVIEW_MIN_COLS: u16 = 140;

@@ -18,9 +18,9 @@ use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
 use crate::backends::open::{Opened, Target};
-use crate::engine::filter::Filter;
-use crate::engine::source::{DeadLetterSource, SourceEvent, StartAt};
-use crate::engine::writer::{ReplayOutcome as Outcome, Writer};
+use crate::engine::read::filter::Filter;
+use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
+use crate::engine::write::{ReplayOutcome, Writer};
 use crate::engine::{DeadLetter, LetterId};
 
 /// The shortest time between two frames.
@@ -68,7 +68,7 @@ async fn run_with<C: Console>(
     app.redact = target
         .redact
         .as_deref()
-        .and_then(|r| crate::engine::redact::Redaction::parse(r).ok());
+        .and_then(|r| crate::engine::export::redact::Redaction::parse(r).ok());
     app.profile = target.profile.clone();
     app.notice = notice;
     event_loop(&mut app, io, console).await?;
@@ -313,7 +313,7 @@ impl Io {
                     LetterWrite::Replay(topic) => {
                         let done = writer.replay(std::slice::from_ref(&l), Some(&topic), false);
                         return match done.await.pop().map(|(_, o)| o) {
-                            Some(Outcome::Replayed {
+                            Some(ReplayOutcome::Replayed {
                                 topic,
                                 partition,
                                 offset,
@@ -322,10 +322,12 @@ impl Io {
                                 crate::engine::LetterState::Replayed,
                                 format!("replayed to {topic}:{partition}@{offset}"),
                             )),
-                            Some(Outcome::SentUnconfirmed { why, .. }) => Err(format!(
+                            Some(ReplayOutcome::SentUnconfirmed { why, .. }) => Err(format!(
                                 "sent but not recorded ({why}); the next replay confirms it"
                             )),
-                            Some(Outcome::Skipped(why) | Outcome::Failed(why)) => Err(why.message),
+                            Some(ReplayOutcome::Skipped(why) | ReplayOutcome::Failed(why)) => {
+                                Err(why.message)
+                            }
                             None => Err("nothing happened".into()),
                         };
                     }
@@ -360,7 +362,7 @@ struct Bulk {
     done: u64,
     skipped: u64,
     /// Skipped letters by reason, in the order the reasons first came.
-    why_skipped: Vec<(crate::engine::writer::Reason, u64)>,
+    why_skipped: Vec<(crate::engine::write::Reason, u64)>,
     failed: u64,
 }
 
@@ -369,7 +371,7 @@ impl Bulk {
     async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Action>) {
         for (id, o) in writer.replay(letters, None, false).await {
             match o {
-                Outcome::Replayed { .. } => {
+                ReplayOutcome::Replayed { .. } => {
                     self.done += 1;
                     let message = format!(
                         "replayed {} ({} skipped, {} failed)",
@@ -378,18 +380,18 @@ impl Bulk {
                     let state = crate::engine::LetterState::Replayed;
                     let _ = tx.send(Action::Done { id, state, message }).await;
                 }
-                Outcome::Skipped(why) => {
+                ReplayOutcome::Skipped(why) => {
                     self.skipped += 1;
                     match self.why_skipped.iter_mut().find(|(r, _)| *r == why.reason) {
                         Some((_, n)) => *n += 1,
                         None => self.why_skipped.push((why.reason, 1)),
                     }
                 }
-                Outcome::SentUnconfirmed { why, .. } => {
+                ReplayOutcome::SentUnconfirmed { why, .. } => {
                     self.failed += 1;
                     let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
                 }
-                Outcome::Failed(why) => {
+                ReplayOutcome::Failed(why) => {
                     self.failed += 1;
                     let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
                 }

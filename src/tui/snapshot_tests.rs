@@ -6,7 +6,7 @@ use ratatui::backend::TestBackend;
 
 use super::app::{Action, App, Dialog, Screen, Tab};
 use super::view::{Theme, draw};
-use crate::engine::replay::{ReplayPolicy, plan};
+use crate::engine::write::plan::{ReplayPolicy, plan};
 use crate::engine::{DeadLetter, Headers, LetterId};
 
 const NO_COLOR: Theme = Theme { color: false };
@@ -293,7 +293,7 @@ fn a_replaying_copy_shows_who_holds_it() {
 
 #[test]
 fn overview_at_80_120_and_200_columns() {
-    use crate::engine::overview::{DlqSummary, HOURS};
+    use crate::engine::read::overview::{DlqSummary, HOURS};
     use crate::tui::overview::{Overview, draw};
     let now = 1_795_000_000_000i64;
     let hour = 3_600_000i64;
@@ -386,7 +386,7 @@ fn preview_beside_the_list_at_160_columns() {
 fn history_tab_with_a_replay_that_failed_again() {
     let mut first = spring(0, br#"{"price":-3}"#);
     first.state = crate::engine::LetterState::Replayed;
-    first.history = vec![crate::engine::letter::ReplayRecord {
+    first.history = vec![crate::engine::model::letter::ReplayRecord {
         replay_id: "r-1".into(),
         topic: "trades".into(),
         partition: 2,

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
 use super::app::{App, Dialog, Screen};
 use super::detail;
-use crate::engine::index::NO_TIME;
+use crate::engine::read::index::NO_TIME;
 
 pub use super::theme::Theme;
 
@@ -61,7 +61,10 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
             Style::default()
         };
         spans.push(Span::styled(
-            format!("  oldest deleted in {}", crate::engine::overview::age(left)),
+            format!(
+                "  oldest deleted in {}",
+                crate::engine::read::overview::age(left)
+            ),
             theme.pick(style),
         ));
     }
@@ -210,7 +213,7 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
                 error_line(g.error.as_deref(), g.message.as_deref()),
                 time(g.first_ms),
                 time(g.last_ms),
-                crate::engine::overview::sparkline(&g.spark),
+                crate::engine::read::overview::sparkline(&g.spark),
             ];
             // When retention deletes the group's oldest letter (`!` within a day).
             if let Some(at) = app.deleted_at(g.first_ms) {
@@ -220,7 +223,10 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
                 } else {
                     " "
                 };
-                cells.push(format!("{soon}{}", crate::engine::overview::age(left)));
+                cells.push(format!(
+                    "{soon}{}",
+                    crate::engine::read::overview::age(left)
+                ));
             }
             Row::new(cells).style(style)
         });

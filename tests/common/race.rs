@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use morgue::engine::{FailureContext, Headers, Reason, SourceCoords, conventions};
+use morgue::engine::{FailureContext, Headers, Reason, SourceCoords, model::conventions};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};

@@ -26,7 +26,7 @@ use tokio::sync::OnceCell;
 
 use super::ledger_view::View;
 use super::{KafkaBackendError, KafkaConfig, Producer, Quiet};
-use crate::engine::ledger::{
+use crate::engine::model::ledger::{
     Conflict, LEDGER_SUFFIX, LedgerEntry, LedgerError, LedgerState, LedgerStore,
 };
 

@@ -17,8 +17,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::spill::Spill;
 use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
 use crate::engine::DeadLetter;
-use crate::engine::ledger::{LedgerEntry, LedgerError, LedgerState, source_key};
-use crate::engine::ledger_fold::{Fold, Record};
+use crate::engine::model::ledger::{LedgerEntry, LedgerError, LedgerState, source_key};
+use crate::engine::model::ledger_fold::{Fold, Record};
 
 /// How many recent offsets keep their verdict (a byte each).
 const VERDICTS: usize = 1 << 22;
@@ -380,7 +380,7 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ledger::EntryState;
+    use crate::engine::model::ledger::EntryState;
 
     fn entry(id: &str, version: u64) -> LedgerEntry {
         LedgerEntry {

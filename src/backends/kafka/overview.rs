@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::ledger::KafkaLedger;
 use super::{KafkaBackendError, KafkaConfig, Quiet};
-use crate::engine::overview::{DlqNames, DlqSummary, HOURS, is_morgue_topic};
+use crate::engine::read::overview::{DlqNames, DlqSummary, HOURS, is_morgue_topic};
 
 /// Ages (days) beyond the last day at which the oldest letter is bracketed.
 const OLDER: [i64; 13] = [2, 3, 4, 5, 6, 7, 10, 14, 21, 30, 60, 90, 365];

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use super::recheck::{Recheck, RouteConsumer, RouterContext, rewind};
 use super::{KafkaBackendError, KafkaConfig, letter_from_message};
 use crate::engine::Reason;
-use crate::engine::router::{Incoming, Outcome, Processor, Router};
-use crate::engine::sink::DeadLetterSink;
+use crate::engine::route::router::{Incoming, Processor, Routed, Router};
+use crate::engine::route::sink::DeadLetterSink;
 
 /// Counts of what the router did, printed when it stops.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -148,7 +148,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             continue;
         }
         match outcome {
-            Outcome::DlqUnavailable { letter, error } => {
+            Routed::DlqUnavailable { letter, error } => {
                 stats.dlq_stalls += 1;
                 pause(cfg, &consumer, &incoming.topic, incoming.partition, true)?;
                 tracing::error!(
@@ -167,12 +167,12 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 );
                 continue;
             }
-            Outcome::Abandoned => {
+            Routed::Abandoned => {
                 stats.abandoned += 1;
                 break;
             }
             done => {
-                if let Outcome::DeadLettered { id, .. } = &done {
+                if let Routed::DeadLettered { id, .. } = &done {
                     let n = consumer.context().went_away();
                     recheck.record(&incoming.topic, incoming.partition, incoming.offset, id, n);
                 }
@@ -189,15 +189,15 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     Ok(stats)
 }
 
-fn count(stats: &mut RouterStats, outcome: &Outcome) {
+fn count(stats: &mut RouterStats, outcome: &Routed) {
     match outcome {
-        Outcome::Processed { .. } => stats.processed += 1,
-        Outcome::DeadLettered { reason, .. } => match reason {
+        Routed::Processed { .. } => stats.processed += 1,
+        Routed::DeadLettered { reason, .. } => match reason {
             Reason::Expired => stats.expired += 1,
             Reason::MaxAttemptsExceeded => stats.max_attempts_exceeded += 1,
             _ => stats.failed += 1,
         },
-        Outcome::Abandoned | Outcome::DlqUnavailable { .. } => stats.abandoned += 1,
+        Routed::Abandoned | Routed::DlqUnavailable { .. } => stats.abandoned += 1,
     }
 }
 
@@ -210,7 +210,7 @@ async fn handle_polling<P: Processor, S: DeadLetterSink>(
     router: &Router<P, S>,
     msg: &Incoming,
     stalled: &HashMap<(String, i32), Stalled>,
-) -> Result<Outcome, KafkaBackendError> {
+) -> Result<Routed, KafkaBackendError> {
     let now = chrono::Utc::now().timestamp_millis();
     let work = router.handle(msg, now);
     tokio::pin!(work);
@@ -309,7 +309,7 @@ async fn retry_stalled<P: Processor, S: DeadLetterSink>(
         };
         count(stats, &outcome);
         let (t, p, o) = (s.msg.topic, s.msg.partition, s.msg.offset);
-        if let Outcome::DeadLettered { id, .. } = &outcome {
+        if let Routed::DeadLettered { id, .. } = &outcome {
             recheck.record(&t, p, o, id, consumer.context().went_away());
         }
         if !assigned(consumer, &t, p) {

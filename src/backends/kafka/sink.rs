@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use super::{KafkaBackendError, KafkaConfig, Producer};
-use crate::engine::sink::{DeadLetterSink, SinkError};
+use crate::engine::route::sink::{DeadLetterSink, SinkError};
 use crate::engine::{DeadLetter, LetterId};
 
 /// Writes dead letters to one Kafka topic with an idempotent producer.

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::ledger::KafkaLedger;
 use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, letter_from_message};
-use crate::engine::ledger::LedgerStore as _;
-use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
+use crate::engine::model::ledger::LedgerStore as _;
+use crate::engine::read::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
 
 /// Letters per batch sent to the channel.
@@ -277,8 +277,8 @@ impl DeadLetterSource for KafkaSource {
             .map_err(Self::err)
     }
 
-    async fn ledger(&self) -> Result<crate::engine::ledger::LedgerState, SourceError> {
-        use crate::engine::ledger::LedgerStore;
+    async fn ledger(&self) -> Result<crate::engine::model::ledger::LedgerState, SourceError> {
+        use crate::engine::model::ledger::LedgerStore;
         self.ledger.load().await.map_err(Self::err)
     }
 
@@ -298,7 +298,9 @@ impl DeadLetterSource for KafkaSource {
             .map_err(Self::err)?
             .map_err(Self::err)?;
         let ids = [id.to_string()];
-        let sources: Vec<String> = crate::engine::ledger::source_key(&l).into_iter().collect();
+        let sources: Vec<String> = crate::engine::model::ledger::source_key(&l)
+            .into_iter()
+            .collect();
         let ledger = self
             .ledger
             .current(&ids, &sources)

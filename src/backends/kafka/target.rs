@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use super::partitioner::choose;
 use super::txn::{Txn, TxnRecord};
 use super::{Browser, KafkaConfig};
-use crate::engine::conventions::MORGUE_REPLAY_ID;
-use crate::engine::ledger::PendingReplay;
-use crate::engine::writer::{Outgoing, ReplayTarget, TargetError};
+use crate::engine::model::conventions::MORGUE_REPLAY_ID;
+use crate::engine::model::ledger::PendingReplay;
+use crate::engine::write::{Outgoing, ReplayTarget, TargetError};
 
 /// How long a partition count or end offset is reused before it is asked again.
 const CACHE_FOR: Duration = Duration::from_secs(5);

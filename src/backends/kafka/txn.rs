@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::{KafkaConfig, Producer, Quiet};
 use crate::engine::Headers;
-use crate::engine::writer::TargetError;
+use crate::engine::write::TargetError;
 
 /// How long a transaction may stay open on the broker before it aborts it.
 const TXN_TIMEOUT_MS: &str = "60000";
@@ -116,7 +116,7 @@ impl Txn {
         let p = self.begin(slot)?;
         match self.produce(&p, records).await {
             Ok(offsets) => {
-                crate::engine::fault::pause("produced").await;
+                crate::engine::write::fault::pause("produced").await;
                 self.commit(slot, p).await?;
                 Ok(offsets)
             }

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::doc::{FieldMap, id_candidates, letter_from_doc};
 use super::{MongoConfig, redact};
-use crate::engine::ledger::{LedgerState, LedgerStore};
-use crate::engine::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
+use crate::engine::model::ledger::{LedgerState, LedgerStore};
+use crate::engine::read::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
 
 /// Letters per batch sent to the channel.

@@ -7,7 +7,7 @@ use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::ledger::LedgerEntry;
+use crate::engine::model::ledger::LedgerEntry;
 use crate::engine::{
     DeadLetter, FailureContext, Header, Headers, LetterId, LetterState, Reason, ReplayRecord,
 };

@@ -19,7 +19,7 @@ use super::dlq::MongoDlq;
 use super::doc::{get, id_candidates, text_or_binary};
 use super::sink::is_duplicate;
 use crate::engine::LetterId;
-use crate::engine::ledger::{Conflict, LedgerEntry, LedgerError, LedgerState, LedgerStore};
+use crate::engine::model::ledger::{Conflict, LedgerEntry, LedgerError, LedgerState, LedgerStore};
 
 impl MongoDlq {
     /// morgue's own collection of source claims, next to the DLQ collection.
@@ -123,7 +123,7 @@ impl MongoDlq {
 
     /// One conditional write.
     async fn write_one(&self, entry: &LedgerEntry) -> Result<Result<(), Conflict>, LedgerError> {
-        if entry.state == crate::engine::ledger::EntryState::Replaying
+        if entry.state == crate::engine::model::ledger::EntryState::Replaying
             && !entry.force
             && let Some(src) = &entry.source
             && let Some(holder) = self.claim_source(src, &entry.id).await?

@@ -12,8 +12,8 @@ use mongodb::bson::{DateTime, Document, doc};
 use super::dlq::MongoDlq;
 use super::doc::FieldMap;
 use super::{MongoBackendError, MongoConfig};
-use crate::engine::ledger::LedgerStore;
-use crate::engine::overview::{DlqNames, DlqSummary, HOURS, is_morgue_topic};
+use crate::engine::model::ledger::LedgerStore;
+use crate::engine::read::overview::{DlqNames, DlqSummary, HOURS, is_morgue_topic};
 
 const HOUR_MS: i64 = 3_600_000;
 

@@ -11,7 +11,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 
 use super::dlq::{MongoDlq, id_from_bson};
 use super::doc::doc_from_letter;
-use crate::engine::sink::{DeadLetterSink, SinkError};
+use crate::engine::route::sink::{DeadLetterSink, SinkError};
 use crate::engine::{DeadLetter, LetterId};
 
 /// The `_id` morgue gives the dead letter of a consumed message:

@@ -74,7 +74,7 @@ impl Mapped {
     /// The mapping for `topic` and its compiled schema.
     fn schema(&self, topic: &str) -> Option<(&Mapping, &Result<Compiled, String>)> {
         let (m, cell) = self.maps.iter().find(|(m, _)| {
-            crate::engine::overview::matches_any(topic, std::slice::from_ref(&m.glob))
+            crate::engine::model::names::matches_any(topic, std::slice::from_ref(&m.glob))
         })?;
         Some((m, cell.get_or_init(|| compile(m))))
     }

@@ -1,5 +1,5 @@
 //! The decoder registry: every binary payload format morgue reads, tried in order on a
-//! payload before the plain readings of [`decode`](super::decode) (JSON, XML, text,
+//! payload before the plain readings of [`decode`](crate::engine::read::decode) (JSON, XML, text,
 //! base64, hex):
 //!
 //! 1. Confluent's wire format (`0x00`, a 4-byte schema id, the body): Avro, JSON Schema

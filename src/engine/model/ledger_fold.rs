@@ -1,0 +1,255 @@
+//! The ledger's compare-and-set, as a fold over a ledger log in log order: a record is
+//! applied only if it is valid where it stands (its version follows the letter's, and
+//! a `replaying` record's source message is not held by another letter), so every
+//! reader of one log reaches the same state and a writer learns whether its record won
+//! by reading up to it.
+//!
+//! The fold keeps what judging the next record needs and no more: per letter a
+//! 16-byte [`Slot`] (version, state, whether it has a history, and where the reader
+//! keeps its latest entry, to read it back whole on demand), per held source message
+//! the letter holding it. Letters and sources are keyed by a 64-bit hash of
+//! their id: a million letters cost about 48 MB. Whoever reads a full entry back
+//! checks that it is the letter asked for, so two ids sharing a hash (odds about 3 in
+//! 10^8 at a million letters) make a write fail or be refused, never succeed twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::engine::model::ledger::{EntryState, LedgerEntry};
+use crate::engine::model::letter::LetterState;
+
+/// What the fold keeps of one letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Where the reader keeps the letter's latest applied entry (the Kafka view: its
+    /// place in a local spill file).
+    pub at: u64,
+    /// That entry's version.
+    pub version: u32,
+    /// That entry's state.
+    pub state: EntryState,
+    /// The entry lists at least one completed replay.
+    pub history: bool,
+}
+
+impl Slot {
+    /// Whether the letter holds its source message against copies (replaying or replayed).
+    fn holds_source(self) -> bool {
+        self.state == EntryState::Replaying || self.history
+    }
+
+    /// The state a letter with this entry shows (see [`LedgerEntry::shown_state`]).
+    pub fn shown_state(self) -> LetterState {
+        self.state.shown(self.history)
+    }
+}
+
+/// The fields of a ledger record the fold judges, read without the rest of the entry
+/// (a catch-up of a long ledger parses little and allocates less).
+#[derive(Debug, Deserialize)]
+pub struct Record<'a> {
+    /// The letter id.
+    #[serde(borrow)]
+    pub id: std::borrow::Cow<'a, str>,
+    /// The state written.
+    pub state: EntryState,
+    /// The version written.
+    #[serde(default)]
+    pub version: u64,
+    /// The source message's key, if known.
+    #[serde(default, borrow)]
+    pub source: Option<std::borrow::Cow<'a, str>>,
+    /// Written with `--force`: copies are not checked.
+    #[serde(default)]
+    pub force: bool,
+    /// The completed replays (only their number matters here).
+    #[serde(default)]
+    pub history: Vec<IgnoredAny>,
+}
+
+impl<'a> Record<'a> {
+    /// The judged fields of a whole entry.
+    pub fn of(e: &'a LedgerEntry) -> Self {
+        Record {
+            id: e.id.as_str().into(),
+            state: e.state,
+            version: e.version,
+            source: e.source.as_deref().map(Into::into),
+            force: e.force,
+            history: if e.history.is_empty() {
+                Vec::new()
+            } else {
+                vec![IgnoredAny]
+            },
+        }
+    }
+}
+
+/// The hash a letter id or a source key is kept under.
+pub fn key(s: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// Every letter's slot and every held source's holder, as folded so far.
+#[derive(Debug, Default, Clone)]
+pub struct Fold {
+    slots: HashMap<u64, Slot>,
+    by_source: HashMap<u64, u64>,
+}
+
+impl Fold {
+    /// Applies record `r` if it is valid where it stands; true when applied. `at` says
+    /// where the reader keeps the whole entry. A letter the fold has not seen takes any
+    /// version (compaction of an older ledger may have removed its earlier entries).
+    pub fn accept(&mut self, r: &Record<'_>, at: impl FnOnce() -> u64) -> bool {
+        let id = key(&r.id);
+        let have = self.slots.get(&id).copied();
+        let follows = match have {
+            Some(s) => u64::from(s.version) + 1 == r.version,
+            None => true,
+        };
+        if !follows {
+            return false;
+        }
+        let src = r.source.as_deref().map(key);
+        if r.state == EntryState::Replaying
+            && !r.force
+            && src.is_some_and(|s| self.copy_holder(s, id).is_some())
+        {
+            return false;
+        }
+        let slot = Slot {
+            at: at(),
+            version: u32::try_from(r.version).unwrap_or(u32::MAX),
+            state: r.state,
+            history: !r.history.is_empty(),
+        };
+        if let Some(s) = src {
+            if slot.holds_source() {
+                self.by_source.entry(s).or_insert(id);
+            } else if self.by_source.get(&s) == Some(&id) {
+                self.by_source.remove(&s);
+            }
+        }
+        self.slots.insert(id, slot);
+        true
+    }
+
+    /// The slot of letter `id`.
+    pub fn slot(&self, id: &str) -> Option<Slot> {
+        self.slots.get(&key(id)).copied()
+    }
+
+    /// The slot of another letter than `id` holding source `source` (replaying or replayed).
+    pub fn holder(&self, source: &str, id: &str) -> Option<Slot> {
+        self.copy_holder(key(source), key(id))
+    }
+
+    /// The slot of the letter holding source `source` (replaying or replayed).
+    pub fn source_holder(&self, source: &str) -> Option<Slot> {
+        let id = self.by_source.get(&key(source))?;
+        self.slots.get(id).copied().filter(|s| s.holds_source())
+    }
+
+    fn copy_holder(&self, source: u64, id: u64) -> Option<Slot> {
+        let other = self.by_source.get(&source).filter(|&&o| o != id)?;
+        self.slots.get(other).copied().filter(|s| s.holds_source())
+    }
+
+    /// Every letter's slot, in no order.
+    pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.slots.values().copied()
+    }
+
+    /// How many letters are in each shown state (`replayed`, …).
+    pub fn states(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for s in self.slots.values() {
+            *out.entry(s.shown_state().as_str()).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// How many letters have an entry.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when no letter has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, version: u64, state: EntryState, source: Option<&str>) -> Record<'static> {
+        Record {
+            id: id.to_string().into(),
+            state,
+            version,
+            source: source.map(|s| s.to_string().into()),
+            force: false,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_first_of_two_writes_of_one_version_wins() {
+        let mut f = Fold::default();
+        let a = rec("0:1", 1, EntryState::Replaying, Some("orders/0/7"));
+        assert!(f.accept(&a, || 10));
+        // The same version again, later in the log: refused, for every reader.
+        assert!(!f.accept(&a, || 11));
+        assert_eq!(f.slot("0:1").map(|s| s.at), Some(10));
+        // A copy of the same source message cannot claim it while `0:1` holds it…
+        let copy = rec("1:9", 1, EntryState::Replaying, Some("orders/0/7"));
+        assert!(!f.accept(&copy, || 12));
+        assert_eq!(f.holder("orders/0/7", "1:9").map(|s| s.at), Some(10));
+        // …unless forced.
+        let forced = Record {
+            force: true,
+            ..rec("1:9", 1, EntryState::Replaying, Some("orders/0/7"))
+        };
+        assert!(f.accept(&forced, || 13));
+        // The next version follows; a release frees the source.
+        let released = rec("0:1", 2, EntryState::New, Some("orders/0/7"));
+        assert!(f.accept(&released, || 14));
+        assert!(f.holder("orders/0/7", "2:2").is_none());
+        let other = rec("2:2", 1, EntryState::Replaying, Some("orders/0/7"));
+        assert!(f.accept(&other, || 15));
+        assert_eq!(f.len(), 3);
+    }
+
+    #[test]
+    fn a_letter_first_seen_at_a_later_version_is_taken() {
+        // Compaction of an older ledger keeps only a letter's latest entry.
+        let mut f = Fold::default();
+        let mut r = rec("0:1", 3, EntryState::Replayed, None);
+        r.history = vec![IgnoredAny];
+        assert!(f.accept(&r, || 5));
+        assert!(!f.accept(&r, || 6));
+        assert_eq!(
+            f.slot("0:1").map(Slot::shown_state),
+            Some(LetterState::Replayed)
+        );
+        assert_eq!(f.states().get("replayed"), Some(&1));
+    }
+
+    #[test]
+    fn records_parse_without_the_rest_of_the_entry() {
+        let json = r#"{"id":"0:4","state":"replayed","by":"a@b","at_ms":1,"version":2,
+            "source":"o/0/1","history":[{"replay_id":"r","topic":"o","partition":0,
+            "offset":1,"by":"a@b","at_ms":1,"edited":false}]}"#;
+        let r: Record<'_> = serde_json::from_str(json).unwrap();
+        assert_eq!((r.id.as_ref(), r.version, r.history.len()), ("0:4", 2, 1));
+        assert_eq!(r.source.as_deref(), Some("o/0/1"));
+    }
+}

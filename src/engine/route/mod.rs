@@ -1,0 +1,6 @@
+//! The route wing: the [`router::Router`] that retries a message and writes what
+//! cannot be processed to the DLQ without losing it, and the [`sink::DeadLetterSink`]
+//! trait that DLQ backends implement.
+
+pub mod router;
+pub mod sink;
