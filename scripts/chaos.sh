@@ -16,7 +16,7 @@ scripts/bootstrap.sh
 eval "$(scripts/services.sh up)"
 export MORGUE_CHAOS_MESSAGES=${MORGUE_CHAOS_MESSAGES:-20000}
 export MORGUE_CHAOS_REFUSE_SECS=${MORGUE_CHAOS_REFUSE_SECS:-360}
-cargo test --release --test chaos -- --nocapture --test-threads 1 2>&1 |
+cargo test --release --test suite chaos:: -- --nocapture --test-threads 1 2>&1 |
   grep -oE 'chaos .*|panicked.*|test result.*'
-cargo test --release --test router_partitions refusing -- --nocapture 2>&1 |
+cargo test --release --test suite router_partitions::refusing -- --nocapture 2>&1 |
   grep -oE 'chaos .*|panicked.*|test result.*'

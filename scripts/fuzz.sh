@@ -6,5 +6,5 @@
 #   scripts/fuzz.sh            FUZZ_CASES executions per target (default 2000000)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PROPTEST_CASES=${FUZZ_CASES:-2000000} cargo test --release --test fuzz -- --nocapture --test-threads 1 2>&1 |
+PROPTEST_CASES=${FUZZ_CASES:-2000000} cargo test --release --test suite fuzz:: -- --nocapture --test-threads 1 2>&1 |
   grep -oE 'fuzz .*|panicked.*|minimal failing.*|test result.*'

@@ -11,5 +11,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
 eval "$(scripts/services.sh up)"
 export MORGUE_INCIDENT_SECS=$(( ${1:-5} * 60 ))
-cargo test --release --test incident -- --nocapture 2>&1 |
+cargo test --release --test suite incident:: -- --nocapture 2>&1 |
   grep -oE 'incident .*|panicked.*|test result.*'

@@ -3,13 +3,11 @@
 //! every write refused.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::procs::{json_lines, stderr};
-use common::tmux::Tmux;
-use common::*;
+use crate::common::procs::{json_lines, stderr};
+use crate::common::tmux::Tmux;
+use crate::common::*;
 
 fn morgue(args: &[&str], audit: &std::path::Path) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_morgue"))

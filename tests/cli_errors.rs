@@ -4,12 +4,10 @@
 //! `info` on a transactional DLQ, whose offsets count the commit markers too.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{TestTopic, kafka_brokers, produce, unique};
+use crate::common::{TestTopic, kafka_brokers, produce, unique};
 
 fn morgue(args: &[&str], log: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_morgue"))

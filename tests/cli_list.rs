@@ -1,11 +1,9 @@
 //! `morgue list` as a user runs it: the real binary against the real broker.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
 
-use common::{TestTopic, kafka_brokers, produce};
+use crate::common::{TestTopic, kafka_brokers, produce};
 use morgue::backends::kafka::KafkaConfig;
 use morgue::engine::{DeadLetter, Headers};
 

@@ -5,12 +5,10 @@
 //! has passed, and whether the source group has consumed the replayed message.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
-use common::procs::{json_lines, stderr};
-use common::*;
+use crate::common::procs::{json_lines, stderr};
+use crate::common::*;
 
 /// Fails every poison message.
 const BROKEN: &str =

@@ -4,11 +4,9 @@
 //! and a second replay is refused without --force.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const BROKEN: &str =
     r#"v=$(cat); case "$v" in *poison*) echo "cannot parse: $v" >&2; exit 65;; esac"#;

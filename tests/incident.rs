@@ -6,17 +6,15 @@
 //! `scripts/incident.sh` runs 300 and prints the figures).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::procs::{json_lines, stderr};
-use common::server::Server;
-use common::*;
+use crate::common::procs::{json_lines, stderr};
+use crate::common::server::Server;
+use crate::common::*;
 use mongodb::bson::{DateTime, doc};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};

@@ -2,9 +2,7 @@
 //! decoded failure context survive a write and a read unchanged.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{TestTopic, kafka_brokers};
+use crate::common::{TestTopic, kafka_brokers};
 use morgue::backends::kafka::{KafkaBackendError, KafkaConfig};
 use morgue::engine::model::conventions;
 use morgue::engine::{DeadLetter, FailureContext, Headers, LetterId, Reason, SourceCoords};

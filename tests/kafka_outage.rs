@@ -3,13 +3,11 @@
 //! hanging on its last commit.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Spawned, free_port, sigterm, unique, venv_bin, wait_for_port};
+use crate::common::{Spawned, free_port, sigterm, unique, venv_bin, wait_for_port};
 
 /// A noida-db of this test's own, killed on drop.
 struct Broker {

@@ -4,11 +4,9 @@
 //! checked as the exact librdkafka properties a profile makes (`src/cli/security.rs`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn a_sasl_plain_profile_authenticates_and_never_prints_its_secret() {

@@ -3,13 +3,11 @@
 //! their state in the document, the live tail, claims, refusals and bad documents.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::BufRead;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use mongodb::bson::{Bson, doc};
 use morgue::backends::mongo::MongoConfig;
 use morgue::backends::mongo::dlq::MongoDlq;

@@ -1,9 +1,7 @@
 //! Connecting to a real MongoDB-protocol server, and the errors when that fails.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{mongo_uri, unique};
+use crate::common::{mongo_uri, unique};
 use mongodb::bson::{Binary, doc, spec::BinarySubtype};
 use morgue::backends::mongo::{MongoBackendError, MongoConfig};
 

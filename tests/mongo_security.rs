@@ -5,14 +5,12 @@
 //! existing servers instead.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, unique, venv_bin, wait_for_port};
+use crate::common::{free_port, unique, venv_bin, wait_for_port};
 use mongodb::bson::doc;
 
 /// A SecantusDB process of this test's own, stopped (and waited for) on drop.

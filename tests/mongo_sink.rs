@@ -4,11 +4,9 @@
 //! trips over morgue's.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use futures::TryStreamExt;
 use mongodb::bson::{DateTime, doc};
 

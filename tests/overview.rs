@@ -2,11 +2,9 @@
 //! per hour, oldest letter, time before retention deletes it, and ledger states.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
 
-use common::{TestTopic, kafka_brokers, produce, unique};
+use crate::common::{TestTopic, kafka_brokers, produce, unique};
 
 fn dlqs(pattern: Option<&str>, audit: &std::path::Path) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
@@ -163,7 +161,7 @@ async fn kafka_connect_dlqs_are_listed_whatever_their_names() {
         None,
     )
     .await;
-    common::produce_tombstone(&configs.name, b"connector-old").await;
+    crate::common::produce_tombstone(&configs.name, b"connector-old").await;
     produce(&sink_dlq.name, Some(b"k"), b"{}", &[], None).await;
     let audit = std::env::temp_dir().join(format!("{run}-audit.jsonl"));
     // The default patterns match none of these names: only Connect's configuration
@@ -186,8 +184,8 @@ async fn kafka_connect_dlqs_are_listed_whatever_their_names() {
 #[tokio::test]
 async fn mongodb_dlq_collections_are_listed_with_their_figures() {
     use mongodb::bson::{DateTime, doc};
-    let c = common::TestCollection::new("ovm_deadletter");
-    let other = common::TestCollection::new("ovm_orders");
+    let c = crate::common::TestCollection::new("ovm_deadletter");
+    let other = crate::common::TestCollection::new("ovm_orders");
     let coll = c.handle().await;
     let hour = 3_600_000i64;
     let now = chrono::Utc::now().timestamp_millis();
@@ -222,7 +220,13 @@ async fn mongodb_dlq_collections_are_listed_with_their_figures() {
     .unwrap();
     let prefix = c.name.split('_').take(2).collect::<Vec<_>>().join("_");
     let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
-        .args(["dlqs", "--mongo", &common::mongo_uri(), "--db", &c.db])
+        .args([
+            "dlqs",
+            "--mongo",
+            &crate::common::mongo_uri(),
+            "--db",
+            &c.db,
+        ])
         .args(["--pattern", &format!("{prefix}*")])
         .output()
         .unwrap();

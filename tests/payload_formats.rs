@@ -5,13 +5,11 @@
 //! (with basic auth), or the real one in MORGUE_TEST_SCHEMA_REGISTRY.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 
-use common::procs::{json_lines, stderr};
-use common::*;
+use crate::common::procs::{json_lines, stderr};
+use crate::common::*;
 
 /// The registry under test (`http://user:pass@host:port`) and the stand-in's guard.
 fn registry() -> (String, Option<Spawned>) {
@@ -328,7 +326,7 @@ async fn avro_and_protobuf_letters_edited_in_the_tui_are_replayed_under_their_sc
         kafka_brokers(),
         dlq.name
     );
-    let t = common::tmux::Tmux::start(&cmd);
+    let t = crate::common::tmux::Tmux::start(&cmd);
     t.wait_for("following live");
     // The Avro letter (key …000000000000), decoded and named in the payload tab.
     t.keys(&["/", "key:*-000000000000", "Enter"]);
@@ -391,7 +389,7 @@ async fn avro_and_protobuf_letters_edited_in_the_tui_are_replayed_under_their_sc
             serde_json::json!({"sym": "PB", "price": 9.5, "legs": [{"qty": 3}]}),
         ]
     );
-    let frames = common::procs::json_lines(&morgue(&[
+    let frames = crate::common::procs::json_lines(&morgue(&[
         "list",
         "--kafka",
         &kafka_brokers(),

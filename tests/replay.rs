@@ -2,12 +2,10 @@
 //! what the ledger and audit log say, what is refused, and exactly-once across SIGKILL.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use morgue::backends::kafka::KafkaConfig;
 use morgue::engine::{
     DeadLetter, FailureContext, Headers, Reason, SourceCoords, model::conventions,

@@ -6,14 +6,12 @@
 //! message it did not deliver.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Child, Output};
 use std::time::Duration;
 
-use common::procs::stderr;
-use common::race::{Race, reasons, tally, tui_on_triage, tui_replay_group, tui_sent};
-use common::server::Server;
+use crate::common::procs::stderr;
+use crate::common::race::{Race, reasons, tally, tui_on_triage, tui_replay_group, tui_sent};
+use crate::common::server::Server;
 
 /// Waits for every child and returns their outputs.
 fn outputs(children: Vec<Child>) -> Vec<Output> {
@@ -113,7 +111,7 @@ async fn stopped_inside_its_transaction(r: Race) {
     slow.env("MORGUE_TEST_PAUSE", "produced:300");
     let slow = slow.spawn().unwrap();
     let pid = slow.id();
-    let (slow, err) = common::procs::wait_marker(slow, "morgue-test-pause: produced", 3);
+    let (slow, err) = crate::common::procs::wait_marker(slow, "morgue-test-pause: produced", 3);
     signal(pid, "-STOP");
     // Stopped for longer than --takeover-after while another operator does the work.
     std::thread::sleep(Duration::from_secs(2));
@@ -121,7 +119,7 @@ async fn stopped_inside_its_transaction(r: Race) {
     assert!(fast.status.success(), "{}", stderr(&fast));
     std::thread::sleep(Duration::from_secs(2));
     signal(pid, "-CONT");
-    let slow = common::procs::finish(slow, err);
+    let slow = crate::common::procs::finish(slow, err);
     assert!(slow.status.success(), "{}", stderr(&slow));
     let t = tally(&slow);
     assert_eq!(

@@ -5,15 +5,13 @@
 //! marker after each letter) with 36-character keys.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Child, Output};
 use std::time::Duration;
 
-use common::procs::{json_lines, kill_at, stderr};
-use common::race::{Race, seed, tally, tui_on_triage, tui_replay_group, tui_sent};
-use common::tmux::Tmux;
-use common::*;
+use crate::common::procs::{json_lines, kill_at, stderr};
+use crate::common::race::{Race, seed, tally, tui_on_triage, tui_replay_group, tui_sent};
+use crate::common::tmux::Tmux;
+use crate::common::*;
 use morgue::engine::model::conventions;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};

@@ -5,13 +5,11 @@
 //! races' (`common/race.rs`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Child;
 
-use common::procs::{finish, json_lines, kill_at, stderr, wait_marker};
-use common::race::{Race, tally, tui_on_triage, tui_replay_group, tui_sent};
-use common::*;
+use crate::common::procs::{finish, json_lines, kill_at, stderr, wait_marker};
+use crate::common::race::{Race, tally, tui_on_triage, tui_replay_group, tui_sent};
+use crate::common::*;
 use mongodb::bson::doc;
 
 /// The race's collection.

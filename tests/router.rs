@@ -3,11 +3,9 @@
 //! messages that are processed or safely dead-lettered.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use morgue::engine::{DeadLetter, Reason};
 
 /// Poison → exit 65 (failed); "flaky" fails once; "down" always fails (retried).

@@ -5,13 +5,11 @@
 //! because of the signal, and never commit past unfinished work.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Starts the router as a terminal would: the leader of its own process group.
 fn route(source: &str, dlq: &str, group: &str, exec: &str, extra: &[&str]) -> Child {

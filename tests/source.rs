@@ -2,13 +2,11 @@
 //! start positions, catching up, following live, fetching by id, and disturbing no one.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use morgue::backends::kafka::KafkaConfig;
 use morgue::backends::kafka::source::KafkaSource;
 use morgue::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};

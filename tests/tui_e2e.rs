@@ -2,12 +2,10 @@
 //! broker, driven with send-keys and read with capture-pane.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::tmux::Tmux;
-use common::*;
+use crate::common::tmux::Tmux;
+use crate::common::*;
 use morgue::backends::kafka::KafkaConfig;
 use morgue::engine::{
     DeadLetter, FailureContext, Headers, Reason, SourceCoords, model::conventions,
