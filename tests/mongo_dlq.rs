@@ -145,6 +145,15 @@ async fn the_sink_is_binary_safe_and_idempotent() {
         d.get_array("timestamp").is_ok(),
         "[type, ms] like confluent-kafka"
     );
+    // A letter that is not there is told by kind, and quoted.
+    use morgue::engine::read::source::DeadLetterSource;
+    let missing = morgue::engine::LetterId::Mongo("6f1c2a9e-3b4d-4e5f-9a8b-00000000dead".into());
+    let err = dlq.fetch(&missing).await.unwrap_err();
+    assert_eq!(
+        err.kind,
+        morgue::engine::model::error::FailureKind::NotFound
+    );
+    assert!(err.to_string().contains("00000000dead"), "{err}");
 }
 
 const BROKEN: &str =

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::common::*;
 use morgue::backends::kafka::KafkaConfig;
 use morgue::backends::kafka::source::KafkaSource;
+use morgue::engine::model::error::FailureKind;
 use morgue::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
 use morgue::engine::{DeadLetter, LetterId};
 use tokio::sync::mpsc;
@@ -147,6 +148,23 @@ async fn fetches_one_letter_and_explains_a_missing_one() {
         .unwrap_err();
     assert!(
         err.to_string().contains("the topic has 2 partitions"),
+        "{err}"
+    );
+    assert_eq!(err.kind, FailureKind::NotFound);
+    // A missing topic, and a broker that is not there, are told apart by kind, with
+    // the backend's own error kept as the cause.
+    let gone = KafkaSource::new(KafkaConfig::new(kafka_brokers()), unique("no-such-topic"));
+    let err = gone.count().await.unwrap_err();
+    assert_eq!(err.kind, FailureKind::NotFound, "{err}");
+    let port = free_port();
+    let mut cfg = KafkaConfig::new(format!("127.0.0.1:{port}"));
+    cfg.connect_timeout = Duration::from_secs(2);
+    let down = KafkaSource::new(cfg, &t.name);
+    let err = down.count().await.unwrap_err();
+    assert_eq!(err.kind, FailureKind::Unreachable, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
     );
 }

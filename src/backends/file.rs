@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::engine::export::bundle::{Manifest, parse_letter};
+use crate::engine::model::error::FailureKind;
 use crate::engine::model::ledger::{Conflict, LedgerEntry, LedgerError, LedgerState, LedgerStore};
 use crate::engine::read::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
@@ -119,8 +120,8 @@ impl DeadLetterSource for FileDlq {
             Ok::<_, String>(())
         })
         .await
-        .map_err(|e| SourceError(e.to_string()))?
-        .map_err(SourceError)
+        .map_err(|e| SourceError::new(FailureKind::Other, e.to_string()))?
+        .map_err(|e| SourceError::new(FailureKind::BadData, e))
     }
 
     async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError> {
@@ -138,9 +139,14 @@ impl DeadLetterSource for FileDlq {
             Ok::<_, String>(found)
         })
         .await
-        .map_err(|e| SourceError(e.to_string()))?
-        .map_err(SourceError)?;
-        found.ok_or_else(|| SourceError(format!("no letter '{id}' in '{}'", self.path.display())))
+        .map_err(|e| SourceError::new(FailureKind::Other, e.to_string()))?
+        .map_err(|e| SourceError::new(FailureKind::BadData, e))?;
+        found.ok_or_else(|| {
+            SourceError::new(
+                FailureKind::NotFound,
+                format!("no letter '{id}' in '{}'", self.path.display()),
+            )
+        })
     }
 
     async fn ledger(&self) -> Result<LedgerState, SourceError> {

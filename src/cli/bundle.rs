@@ -246,6 +246,7 @@ pub async fn import(backend: &BackendArgs, args: &ImportArgs) -> anyhow::Result<
     target
         .audit
         .append_all(&records)
+        .await
         .map_err(|e| anyhow::anyhow!("imported, but the audit log could not be written: {e}"))?;
     super::print_line(serde_json::json!({
         "file": args.file.display().to_string(),

@@ -2,7 +2,7 @@
 //! line and the key), `morgue config show` (the profiles as read, secrets masked) and
 //! `morgue profiles` (one line per profile).
 
-use super::backend::{Config, Profile, default_config_path, load_config};
+use super::profile::{Config, Profile, default_config_path, load_config};
 use super::{BackendArgs, UsageError, print_line};
 use crate::tui::keymap::Keymap;
 use crate::tui::theme::{Palette, ThemeSetting};
@@ -255,7 +255,7 @@ fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
     if p.topic.is_some() && p.kafka.is_none() {
         bad("topic", "a topic needs kafka (the brokers)".into());
     }
-    if let Some(super::backend::SchemasSetting::Map(m)) = &p.schemas {
+    if let Some(super::profile::SchemasSetting::Map(m)) = &p.schemas {
         for (glob, file) in m {
             if let Err(e) = crate::engine::decoders::mapped::Mapping::parse(glob, file, None) {
                 bad("schemas", e);

@@ -7,8 +7,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::{BackendArgs, Output, print_line};
+use crate::engine::read::overview::group;
 use crate::engine::read::overview::{DlqSummary, age, sparkline};
-use crate::tui::view::group;
 
 /// Options of `morgue dlqs`.
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod config_cmd;
 mod dlqs;
 mod info;
 mod list;
+pub mod profile;
 mod replay;
 mod route;
 pub mod security;

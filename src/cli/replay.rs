@@ -21,13 +21,8 @@ use crate::engine::read::filter::Filter;
 use crate::engine::read::outcome;
 use crate::engine::read::source::{SourceEvent, StartAt};
 use crate::engine::write::plan::ReplayPlan;
-use crate::engine::write::{NotDone, ReplayOutcome, Writer};
+use crate::engine::write::{NotDone, ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
 use crate::engine::{DeadLetter, LetterId};
-
-/// Letters replayed together (one claim, one transaction, one confirm).
-const WINDOW: usize = 2000;
-/// Payload bytes held at once by a streaming replay.
-const WINDOW_BYTES: usize = 64 << 20;
 
 /// Options of `morgue replay`.
 #[derive(Debug, clap::Args)]
@@ -572,7 +567,11 @@ pub async fn claim(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> an
                 replay_id: None,
                 edited: false,
             };
-            target.audit.append(&record).map_err(anyhow::Error::msg)?;
+            target
+                .audit
+                .append(&record)
+                .await
+                .map_err(anyhow::Error::msg)?;
         }
         print(&json!({"id": raw, "status": status}))?;
     }

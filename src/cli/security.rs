@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use super::UsageError;
-use super::backend::Profile;
+use super::profile::Profile;
 
 /// The SASL mechanisms librdkafka offers here.
 pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];

@@ -17,8 +17,9 @@ use tokio::sync::mpsc;
 use super::app::Action;
 use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
-use super::view::{Theme, group};
+use super::view::Theme;
 use crate::backends::open::{Clusters, Target};
+use crate::engine::read::overview::group;
 use crate::engine::read::overview::{DlqSummary, age, sparkline};
 
 /// How often the figures are fetched again.

@@ -20,7 +20,7 @@ use super::view::{Theme, draw};
 use crate::backends::open::{Opened, Target};
 use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
-use crate::engine::write::{ReplayOutcome, Writer};
+use crate::engine::write::{ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
 use crate::engine::{DeadLetter, LetterId};
 
 /// The shortest time between two frames.
@@ -418,9 +418,6 @@ impl Bulk {
     }
 }
 
-/// Letters replayed together by a bulk replay from the TUI.
-const WINDOW: usize = 500;
-
 /// Replays every letter matching `query`, a window at a time, reporting progress.
 async fn replay_group(
     source: Arc<dyn DeadLetterSource>,
@@ -435,15 +432,20 @@ async fn replay_group(
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, etx).await });
     let mut bulk = Bulk::default();
     let mut window = Vec::new();
+    let mut bytes = 0;
     while let Some(ev) = erx.recv().await {
         let SourceEvent::Letters(batch) = ev else {
             continue;
         };
         crate::engine::decoders::prepare_letters(&batch).await;
-        window.extend(batch.into_iter().filter(|l| f.matches(l)));
-        if window.len() >= WINDOW {
+        for l in batch.into_iter().filter(|l| f.matches(l)) {
+            bytes += l.size();
+            window.push(l);
+        }
+        if window.len() >= WINDOW || bytes >= WINDOW_BYTES {
             bulk.replay(&writer, &std::mem::take(&mut window), &tx)
                 .await;
+            bytes = 0;
         }
     }
     bulk.replay(&writer, &window, &tx).await;

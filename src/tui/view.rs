@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 use super::app::{App, Dialog, Screen};
 use super::detail;
 use crate::engine::read::index::NO_TIME;
+use crate::engine::read::overview::group;
 
 pub use super::theme::Theme;
 
@@ -116,19 +117,6 @@ pub(crate) fn count_label(app: &App) -> String {
             None => format!("{} match", group(shown)),
         },
     }
-}
-
-/// 1204331 → "1,204,331".
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn status(app: &App, theme: Theme) -> Line<'static> {

@@ -15,6 +15,9 @@ use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use thiserror::Error;
 
+use crate::engine::model::error::FailureKind;
+use crate::engine::read::source::SourceError;
+use crate::engine::route::sink::SinkError;
 use crate::engine::{DeadLetter, LetterId};
 
 pub mod connect;
@@ -79,6 +82,57 @@ pub enum KafkaBackendError {
         /// What librdkafka said.
         source: Box<KafkaError>,
     },
+}
+
+impl KafkaBackendError {
+    /// What kind of failure this is, for the engine's typed errors.
+    pub fn kind(&self) -> FailureKind {
+        use RDKafkaErrorCode as C;
+        match self {
+            KafkaBackendError::TopicNotFound { .. } | KafkaBackendError::NoSuchLetter { .. } => {
+                FailureKind::NotFound
+            }
+            KafkaBackendError::Unreachable { .. } => FailureKind::Unreachable,
+            KafkaBackendError::BadProperty(_) => FailureKind::Refused,
+            KafkaBackendError::Task(_) => FailureKind::Other,
+            KafkaBackendError::Kafka { source, .. } => match source.rdkafka_error_code() {
+                Some(
+                    C::TopicAuthorizationFailed
+                    | C::GroupAuthorizationFailed
+                    | C::ClusterAuthorizationFailed
+                    | C::TransactionalIdAuthorizationFailed
+                    | C::SaslAuthenticationFailed,
+                ) => FailureKind::Refused,
+                Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => {
+                    FailureKind::NotFound
+                }
+                Some(C::MessageSizeTooLarge | C::InvalidMessageSize | C::InvalidRecord) => {
+                    FailureKind::BadData
+                }
+                Some(
+                    C::AllBrokersDown
+                    | C::BrokerTransportFailure
+                    | C::OperationTimedOut
+                    | C::RequestTimedOut
+                    | C::MessageTimedOut
+                    | C::Resolve,
+                ) => FailureKind::Unreachable,
+                _ => FailureKind::Other,
+            },
+        }
+    }
+}
+
+impl From<KafkaBackendError> for SourceError {
+    fn from(e: KafkaBackendError) -> Self {
+        SourceError::caused(e.kind(), e.to_string(), e)
+    }
+}
+
+impl From<KafkaBackendError> for SinkError {
+    fn from(e: KafkaBackendError) -> Self {
+        SinkError::caused(e.kind(), e.to_string(), e)
+    }
 }
 
 /// librdkafka's callbacks routed to `tracing` under the target `librdkafka` (the log

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use super::{KafkaBackendError, KafkaConfig, Producer};
+use crate::engine::model::error::FailureKind;
 use crate::engine::route::sink::{DeadLetterSink, SinkError};
 use crate::engine::{DeadLetter, LetterId};
 
@@ -34,7 +35,7 @@ impl DeadLetterSink for KafkaSink {
         let producer = self
             .producer
             .read()
-            .map_err(|_| SinkError("producer lock poisoned".into()))?
+            .map_err(|_| SinkError::new(FailureKind::Other, "producer lock poisoned"))?
             .clone();
         match self.cfg.write(&producer, &self.topic, letter).await {
             Ok(id) => Ok(id),
@@ -46,7 +47,7 @@ impl DeadLetterSink for KafkaSink {
                         *slot = fresh;
                     }
                 }
-                Err(SinkError(e.to_string()))
+                Err(SinkError::from(e))
             }
         }
     }

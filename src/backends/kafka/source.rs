@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::ledger::KafkaLedger;
 use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, letter_from_message};
+use crate::engine::model::error::FailureKind;
 use crate::engine::model::ledger::LedgerStore as _;
 use crate::engine::read::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
@@ -88,8 +89,9 @@ impl KafkaSource {
         Ok(me)
     }
 
-    fn err(e: impl std::fmt::Display) -> SourceError {
-        SourceError(e.to_string())
+    /// A background task that failed (a panic or cancellation).
+    fn task(e: tokio::task::JoinError) -> SourceError {
+        SourceError::from(KafkaBackendError::Task(e.to_string()))
     }
 
     /// A browse consumer: the spare one from `open`, or a new one.
@@ -257,8 +259,8 @@ impl DeadLetterSource for KafkaSource {
             )
         })
         .await
-        .map_err(Self::err)?
-        .map_err(Self::err)
+        .map_err(Self::task)?
+        .map_err(SourceError::from)
     }
 
     async fn stream(
@@ -268,18 +270,18 @@ impl DeadLetterSource for KafkaSource {
         tx: mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {
         // Caught up once; letters then take their state from the session's live view.
-        self.ledger.catch_up().await.map_err(Self::err)?;
+        self.ledger.catch_up().await?;
         let me = self.clone();
         let ledger = self.ledger.clone();
         tokio::task::spawn_blocking(move || me.run(from, follow, &ledger, &tx))
             .await
-            .map_err(Self::err)?
-            .map_err(Self::err)
+            .map_err(Self::task)?
+            .map_err(SourceError::from)
     }
 
     async fn ledger(&self) -> Result<crate::engine::model::ledger::LedgerState, SourceError> {
         use crate::engine::model::ledger::LedgerStore;
-        self.ledger.load().await.map_err(Self::err)
+        Ok(self.ledger.load().await?)
     }
 
     async fn retention_ms(&self) -> Option<i64> {
@@ -288,24 +290,21 @@ impl DeadLetterSource for KafkaSource {
 
     async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError> {
         let LetterId::Kafka { partition, offset } = *id else {
-            return Err(SourceError(format!(
-                "'{id}' is not a Kafka letter id (PARTITION:OFFSET)"
-            )));
+            return Err(SourceError::new(
+                FailureKind::NotFound,
+                format!("'{id}' is not a Kafka letter id (PARTITION:OFFSET)"),
+            ));
         };
         let me = self.clone();
         let mut l = tokio::task::spawn_blocking(move || me.cfg.fetch(&me.topic, partition, offset))
             .await
-            .map_err(Self::err)?
-            .map_err(Self::err)?;
+            .map_err(Self::task)?
+            .map_err(SourceError::from)?;
         let ids = [id.to_string()];
         let sources: Vec<String> = crate::engine::model::ledger::source_key(&l)
             .into_iter()
             .collect();
-        let ledger = self
-            .ledger
-            .current(&ids, &sources)
-            .await
-            .map_err(Self::err)?;
+        let ledger = self.ledger.current(&ids, &sources).await?;
         ledger.apply(&mut l);
         Ok(l)
     }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::doc::{FieldMap, id_candidates, letter_from_doc};
 use super::{MongoConfig, redact};
+use crate::engine::model::error::FailureKind;
 use crate::engine::model::ledger::{LedgerState, LedgerStore};
 use crate::engine::read::source::{DeadLetterSource, SourceError, SourceEvent, StartAt};
 use crate::engine::{DeadLetter, LetterId};
@@ -68,6 +69,16 @@ impl MongoDlq {
         format!("{base}/{}.{}", self.cfg.db, self.cfg.collection)
     }
 
+    /// A read that the server failed: its kind, and one line saying what was being done.
+    fn failed(&self, what: &str, e: mongodb::error::Error) -> SourceError {
+        let line = format!(
+            "{what} {}: {}",
+            MongoDlq::describe(self),
+            super::sink::short(&e)
+        );
+        SourceError::caused(super::sink::kind(&e), line, e)
+    }
+
     pub(super) fn id_filter(id: &LetterId) -> Result<Document, String> {
         match id {
             LetterId::Mongo(s) => Ok(doc! { "_id": { "$in": id_candidates(s) } }),
@@ -103,7 +114,7 @@ impl MongoDlq {
         &self,
         from: StartAt,
         tx: &mpsc::Sender<SourceEvent>,
-    ) -> Result<(Option<Bson>, u64), String> {
+    ) -> Result<(Option<Bson>, u64), mongodb::error::Error> {
         let mut filter = Document::new();
         if let StartAt::Time(t) = from {
             filter.insert(
@@ -118,11 +129,11 @@ impl MongoDlq {
         if let StartAt::Offset(n) = from {
             find = find.skip(u64::try_from(n).unwrap_or(0));
         }
-        let mut cursor = find.await.map_err(err)?;
+        let mut cursor = find.await?;
         let mut batch = Vec::with_capacity(BATCH);
         let mut last_id = None;
         let mut sent = 0u64;
-        while let Some(d) = cursor.try_next().await.map_err(err)? {
+        while let Some(d) = cursor.try_next().await? {
             sent += 1;
             if last_id
                 .as_ref()
@@ -148,15 +159,14 @@ impl MongoDlq {
 
     /// Polls for documents with a larger `_id` than the last seen (ObjectIds grow with time).
     /// Every `_id` in the collection now (the polling tail's memory of what exists).
-    async fn all_ids(&self) -> Result<HashSet<String>, String> {
+    async fn all_ids(&self) -> Result<HashSet<String>, mongodb::error::Error> {
         let mut cursor = self
             .coll
             .find(doc! {})
             .projection(doc! { "_id": 1 })
-            .await
-            .map_err(err)?;
+            .await?;
         let mut ids = HashSet::new();
-        while let Some(d) = cursor.try_next().await.map_err(err)? {
+        while let Some(d) = cursor.try_next().await? {
             if let Some(id) = d.get("_id") {
                 ids.insert(id.to_string());
             }
@@ -174,7 +184,7 @@ impl MongoDlq {
         mut newest: Option<Bson>,
         mut known: HashSet<String>,
         tx: &mpsc::Sender<SourceEvent>,
-    ) -> Result<(), String> {
+    ) -> Result<(), mongodb::error::Error> {
         for polls in 1u64.. {
             tokio::time::sleep(POLL_EVERY).await;
             if tx.is_closed() {
@@ -190,17 +200,15 @@ impl MongoDlq {
                 let docs: Vec<Document> = self
                     .coll
                     .find(doc! { "_id": { "$gte": low } })
-                    .await
-                    .map_err(err)?
+                    .await?
                     .try_collect()
-                    .await
-                    .map_err(err)?;
+                    .await?;
                 fresh.extend(docs.into_iter().filter(|d| {
                     d.get("_id")
                         .is_some_and(|i| !known.contains(&i.to_string()))
                 }));
             }
-            let count = self.coll.count_documents(doc! {}).await.map_err(err)?;
+            let count = self.coll.count_documents(doc! {}).await?;
             let shown = known.len() as u64 + fresh.len() as u64;
             if count > shown || polls % SWEEP_EVERY == 0 {
                 let pending: HashSet<String> = fresh
@@ -211,11 +219,9 @@ impl MongoDlq {
                     .coll
                     .find(doc! {})
                     .projection(doc! { "_id": 1 })
-                    .await
-                    .map_err(err)?
+                    .await?
                     .try_collect::<Vec<Document>>()
-                    .await
-                    .map_err(err)?
+                    .await?
                     .into_iter()
                     .filter_map(|d| d.get("_id").cloned())
                     .filter(|i| {
@@ -226,11 +232,9 @@ impl MongoDlq {
                     let docs: Vec<Document> = self
                         .coll
                         .find(doc! { "_id": { "$in": unseen } })
-                        .await
-                        .map_err(err)?
+                        .await?
                         .try_collect()
-                        .await
-                        .map_err(err)?;
+                        .await?;
                     fresh.extend(docs);
                 }
             }
@@ -283,7 +287,7 @@ impl DeadLetterSource for MongoDlq {
         self.coll
             .count_documents(doc! {})
             .await
-            .map_err(|e| SourceError(format!("counting {}: {e}", MongoDlq::describe(self))))
+            .map_err(|e| self.failed("counting", e))
     }
 
     async fn stream(
@@ -292,22 +296,23 @@ impl DeadLetterSource for MongoDlq {
         follow: bool,
         tx: mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {
-        let fail = |e: String| SourceError(format!("reading {}: {e}", MongoDlq::describe(self)));
+        let fail = |e| self.failed("reading", e);
         // Open the change stream before scanning so nothing inserted meanwhile is missed
         // (a letter seen twice is merged by id downstream).
         let watch = if follow {
-            self.coll
-                .watch()
-                .pipeline([doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace"] } } }])
-                .full_document(FullDocumentType::UpdateLookup)
-                .await
-                .map_err(|e| e.to_string())
+            Some(
+                self.coll
+                    .watch()
+                    .pipeline([doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace"] } } }])
+                    .full_document(FullDocumentType::UpdateLookup)
+                    .await,
+            )
         } else {
-            Err(String::new())
+            None
         };
         // Polling needs to know what exists, to tell what is new.
-        let known = match (&watch, follow) {
-            (Err(_), true) => Some(self.all_ids().await.map_err(fail)?),
+        let known = match &watch {
+            Some(Err(_)) => Some(self.all_ids().await.map_err(fail)?),
             _ => None,
         };
         let (last, delivered) = if from == StartAt::End {
@@ -316,20 +321,21 @@ impl DeadLetterSource for MongoDlq {
                 .find_one(doc! {})
                 .sort(doc! { "_id": -1 })
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(fail)?;
             (newest.and_then(|d| d.get("_id").cloned()), 0)
         } else {
             self.scan(from, &tx).await.map_err(fail)?
         };
-        if tx.send(SourceEvent::CaughtUp { delivered }).await.is_err() || !follow {
+        if tx.send(SourceEvent::CaughtUp { delivered }).await.is_err() {
             return Ok(());
         }
         match watch {
-            Ok(mut stream) => {
+            None => Ok(()),
+            Some(Ok(mut stream)) => {
                 let _ = tx
                     .send(SourceEvent::Notice("live: change stream".into()))
                     .await;
-                while let Some(ev) = stream.try_next().await.map_err(|e| fail(e.to_string()))? {
+                while let Some(ev) = stream.try_next().await.map_err(fail)? {
                     let Some(d) = ev.full_document else { continue };
                     let letter = letter_from_doc(&d, &self.map);
                     if tx.send(SourceEvent::Letters(vec![letter])).await.is_err() {
@@ -338,10 +344,11 @@ impl DeadLetterSource for MongoDlq {
                 }
                 Ok(())
             }
-            Err(why) => {
+            Some(Err(why)) => {
                 let note = format!(
-                    "live: polling every {}s (no change streams here: {why})",
-                    POLL_EVERY.as_secs()
+                    "live: polling every {}s (no change streams here: {})",
+                    POLL_EVERY.as_secs(),
+                    super::sink::short(&why)
                 );
                 let _ = tx.send(SourceEvent::Notice(note)).await;
                 self.poll_tail(last, known.unwrap_or_default(), &tx)
@@ -352,23 +359,19 @@ impl DeadLetterSource for MongoDlq {
     }
 
     async fn ledger(&self) -> Result<LedgerState, SourceError> {
-        LedgerStore::load(self)
-            .await
-            .map_err(|e| SourceError(e.to_string()))
+        LedgerStore::load(self).await.map_err(SourceError::from)
     }
 
     async fn fetch(&self, id: &LetterId) -> Result<DeadLetter, SourceError> {
-        let filter = Self::id_filter(id).map_err(SourceError)?;
+        let filter =
+            Self::id_filter(id).map_err(|why| SourceError::new(FailureKind::NotFound, why))?;
         match self.coll.find_one(filter).await {
             Ok(Some(d)) => Ok(letter_from_doc(&d, &self.map)),
-            Ok(None) => Err(SourceError(format!(
-                "no letter {id} in {}",
-                MongoDlq::describe(self)
-            ))),
-            Err(e) => Err(SourceError(format!(
-                "reading {}: {e}",
-                MongoDlq::describe(self)
-            ))),
+            Ok(None) => Err(SourceError::new(
+                FailureKind::NotFound,
+                format!("no letter {id} in {}", MongoDlq::describe(self)),
+            )),
+            Err(e) => Err(self.failed("reading", e)),
         }
     }
 }

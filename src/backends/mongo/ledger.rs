@@ -13,12 +13,12 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use mongodb::Collection;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
 
 use super::dlq::MongoDlq;
 use super::doc::{get, id_candidates, text_or_binary};
 use super::sink::is_duplicate;
 use crate::engine::LetterId;
+use crate::engine::model::error::FailureKind;
 use crate::engine::model::ledger::{Conflict, LedgerEntry, LedgerError, LedgerState, LedgerStore};
 
 impl MongoDlq {
@@ -33,12 +33,9 @@ impl MongoDlq {
 
     fn fail(&self, what: &str, e: &mongodb::error::Error) -> LedgerError {
         let msg = format!("{what} {}: {e}", self.describe());
-        match &*e.kind {
-            ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) => LedgerError::Unreachable(msg),
-            ErrorKind::Command(c) if c.code == 13 => LedgerError::Refused(msg),
-            ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 13 => {
-                LedgerError::Refused(msg)
-            }
+        match super::sink::kind(e) {
+            FailureKind::Unreachable => LedgerError::Unreachable(msg),
+            FailureKind::Refused => LedgerError::Refused(msg),
             _ => LedgerError::Other(msg),
         }
     }

@@ -11,6 +11,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 
 use super::dlq::{MongoDlq, id_from_bson};
 use super::doc::doc_from_letter;
+use crate::engine::model::error::FailureKind;
 use crate::engine::route::sink::{DeadLetterSink, SinkError};
 use crate::engine::{DeadLetter, LetterId};
 
@@ -27,6 +28,23 @@ pub fn letter_key(cluster: &str, l: &DeadLetter) -> Option<String> {
         s.timestamp_ms
             .map_or_else(|| "-".to_string(), |t| t.to_string())
     ))
+}
+
+/// What kind of failure a driver error is: unreachable (no server selected, I/O),
+/// refused (unauthorized, code 13; authentication), bad data (a document too large or
+/// invalid), or other.
+pub fn kind(e: &mongodb::error::Error) -> FailureKind {
+    match &*e.kind {
+        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) => FailureKind::Unreachable,
+        ErrorKind::Authentication { .. } => FailureKind::Refused,
+        ErrorKind::Command(c) if c.code == 13 => FailureKind::Refused,
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 13 => FailureKind::Refused,
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 10334 || w.code == 2 => {
+            FailureKind::BadData
+        }
+        ErrorKind::BsonSerialization(_) | ErrorKind::InvalidArgument { .. } => FailureKind::BadData,
+        _ => FailureKind::Other,
+    }
 }
 
 /// One line for a driver error: the server's code and message, not its raw reply.
@@ -92,11 +110,11 @@ impl DeadLetterSink for MongoDlq {
             Err(e) if is_duplicate(&e) && key.is_some() => {
                 Ok(LetterId::Mongo(key.unwrap_or_default()))
             }
-            Err(e) => Err(SinkError(format!(
-                "writing to {}: {}",
-                self.describe(),
-                short(&e)
-            ))),
+            Err(e) => Err(SinkError::caused(
+                kind(&e),
+                format!("writing to {}: {}", self.describe(), short(&e)),
+                e,
+            )),
         }
     }
 

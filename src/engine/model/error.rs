@@ -31,3 +31,36 @@ pub enum EngineError {
         detail: String,
     },
 }
+
+/// What kind of failure a DLQ backend reported, for front ends to act on without
+/// reading the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The server did not answer in time or refused the connection.
+    Unreachable,
+    /// The topic, collection or letter does not exist.
+    NotFound,
+    /// The server refused the request (permissions, a rejected property…).
+    Refused,
+    /// What was read or written is not what it should be.
+    BadData,
+    /// Anything else, as the backend worded it.
+    Other,
+}
+
+impl FailureKind {
+    /// The kind's name, as JSON shows it (`unreachable`, `not-found`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::NotFound => "not-found",
+            FailureKind::Refused => "refused",
+            FailureKind::BadData => "bad-data",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
+/// The backend's own error behind a [`FailureKind`], kept for the error chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;

@@ -107,6 +107,19 @@ impl DlqSummary {
     }
 }
 
+/// 1204331 → "1,204,331".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `4d23h`, `5h`, `12m`, `40s`, as k9s shows ages; `now` for zero or less.
 pub fn age(ms: i64) -> String {
     let s = ms / 1000;

@@ -5,13 +5,59 @@ use async_trait::async_trait;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-use crate::engine::model::ledger::LedgerState;
+use crate::engine::model::error::{Cause, FailureKind};
+use crate::engine::model::ledger::{LedgerError, LedgerState};
 use crate::engine::model::letter::{DeadLetter, LetterId};
 
-/// A read failure, worded by the backend (it quotes the topic or collection).
+/// A read failure: its kind, one line worded by the backend (it quotes the topic or
+/// collection), and the backend's own error when there is one.
 #[derive(Debug, Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
+#[error("{message}")]
+pub struct SourceError {
+    /// What kind of failure it is.
+    pub kind: FailureKind,
+    /// The line to show.
+    pub message: String,
+    /// The backend's error.
+    #[source]
+    pub cause: Option<Cause>,
+}
+
+impl SourceError {
+    /// A failure of `kind`, worded `message`.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        SourceError {
+            kind,
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A failure of `kind` worded `message`, caused by the backend's `cause`.
+    pub fn caused(
+        kind: FailureKind,
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        SourceError {
+            kind,
+            message: message.into(),
+            cause: Some(Box::new(cause)),
+        }
+    }
+}
+
+impl From<LedgerError> for SourceError {
+    fn from(e: LedgerError) -> Self {
+        let kind = match e {
+            LedgerError::Unreachable(_) => FailureKind::Unreachable,
+            LedgerError::Refused(_) => FailureKind::Refused,
+            LedgerError::NotFound(_) => FailureKind::NotFound,
+            LedgerError::Other(_) => FailureKind::Other,
+        };
+        SourceError::caused(kind, e.to_string(), e)
+    }
+}
 
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,7 +41,10 @@ struct Memory {
 impl DeadLetterSink for Memory {
     async fn write(&self, letter: &DeadLetter) -> Result<LetterId, SinkError> {
         if self.tries.fetch_add(1, Ordering::SeqCst) < self.refuse_first {
-            return Err(SinkError("broker down".into()));
+            return Err(SinkError::new(
+                crate::engine::model::error::FailureKind::Unreachable,
+                "broker down",
+            ));
         }
         let mut v = self.letters.lock().unwrap();
         v.push(letter.clone());

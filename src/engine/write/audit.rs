@@ -66,33 +66,41 @@ impl AuditLog {
     }
 
     /// Appends one record and syncs it to disk; the error names the file.
-    pub fn append(&self, record: &AuditRecord<'_>) -> Result<(), String> {
-        self.append_all(std::slice::from_ref(record))
+    pub async fn append(&self, record: &AuditRecord<'_>) -> Result<(), String> {
+        self.append_all(std::slice::from_ref(record)).await
     }
 
-    /// Appends records in one write and one sync (a bulk replay's window).
-    pub fn append_all(&self, records: &[AuditRecord<'_>]) -> Result<(), String> {
+    /// Appends records in one write and one sync (a bulk replay's window). The file is
+    /// written and synced on a blocking thread, never on the async runtime's.
+    pub async fn append_all(&self, records: &[AuditRecord<'_>]) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
-        let fail =
-            |e: std::io::Error| format!("cannot write audit log '{}': {e}", self.path.display());
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let mut line = Vec::with_capacity(records.len() * 256);
+        let mut lines = Vec::with_capacity(records.len() * 256);
         for r in records {
-            serde_json::to_writer(&mut line, r).map_err(|e| format!("audit record: {e}"))?;
-            line.push(b'\n');
+            serde_json::to_writer(&mut lines, r).map_err(|e| format!("audit record: {e}"))?;
+            lines.push(b'\n');
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(fail)?;
-        f.write_all(&line).map_err(fail)?;
-        f.sync_data().map_err(fail)
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_synced(&path, &lines))
+            .await
+            .map_err(|e| format!("audit log: background task failed: {e}"))?
     }
+}
+
+/// Appends `lines` to the file at `path` (created with its directory) and syncs it.
+fn write_synced(path: &Path, lines: &[u8]) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write audit log '{}': {e}", path.display());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(fail)?;
+    f.write_all(lines).map_err(fail)?;
+    f.sync_data().map_err(fail)
 }
 
 /// Now as RFC 3339 UTC with milliseconds.
@@ -104,8 +112,8 @@ pub fn now_rfc3339() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn appends_one_line_per_record() {
+    #[tokio::test]
+    async fn appends_one_line_per_record() {
         let dir = std::env::temp_dir().join(format!("morgue-audit-{}", std::process::id()));
         let log = AuditLog::new(dir.join("sub/audit.jsonl"));
         for id in ["0:1", "0:2"] {
@@ -121,6 +129,7 @@ mod tests {
                 replay_id: Some("r"),
                 edited: false,
             })
+            .await
             .unwrap();
         }
         let text = std::fs::read_to_string(log.path()).unwrap();
@@ -134,8 +143,8 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn an_unwritable_path_is_named() {
+    #[tokio::test]
+    async fn an_unwritable_path_is_named() {
         let log = AuditLog::new("/proc/morgue-cannot/audit.jsonl");
         let rec = AuditRecord {
             at: now_rfc3339(),
@@ -151,6 +160,7 @@ mod tests {
         };
         assert!(
             log.append(&rec)
+                .await
                 .unwrap_err()
                 .contains("'/proc/morgue-cannot/audit.jsonl'")
         );

@@ -463,26 +463,34 @@ impl Writer {
     }
 
     /// Audits a write that sent nothing (resolve, edit, a reconciled replay).
-    fn audit(&self, action: &str, id: &str) -> Result<(), String> {
+    async fn audit(&self, action: &str, id: &str) -> Result<(), String> {
         let dlq = self.ledger.dlq();
-        self.audit.append(&AuditRecord {
-            at: now_rfc3339(),
-            by: &self.who,
-            action,
-            dlq: &dlq,
-            id,
-            topic: None,
-            partition: None,
-            offset: None,
-            replay_id: None,
-            edited: false,
-        })
+        self.audit
+            .append(&AuditRecord {
+                at: now_rfc3339(),
+                by: &self.who,
+                action,
+                dlq: &dlq,
+                id,
+                topic: None,
+                partition: None,
+                offset: None,
+                replay_id: None,
+                edited: false,
+            })
+            .await
     }
 }
 
 pub mod audit;
 pub mod fault;
 pub mod plan;
+
+/// How many letters a bulk replay claims, sends and confirms together (the CLI's
+/// filtered replays and the TUI's group replays alike).
+pub const WINDOW: usize = 2000;
+/// Payload bytes a bulk replay holds at once, whatever the count.
+pub const WINDOW_BYTES: usize = 64 << 20;
 mod send;
 mod state;
 mod target;

@@ -230,12 +230,12 @@ impl Writer {
                 },
             })
             .collect();
-        self.audited(sent, recorded)
+        self.audited(sent, recorded).await
     }
 
     /// Audits sent messages (one write and one sync for the whole window) and reports
     /// each as replayed, or sent-unconfirmed when it was not `recorded` or not audited.
-    pub(super) fn audited(
+    pub(super) async fn audited(
         &self,
         sent: Vec<(Item, i64, bool)>,
         recorded: Vec<Result<(), String>>,
@@ -264,7 +264,7 @@ impl Writer {
         let audited = if records.is_empty() {
             Ok(())
         } else {
-            self.audit.append_all(&records)
+            self.audit.append_all(&records).await
         };
         drop(records);
         let mut out = Vec::with_capacity(sent.len());

@@ -60,7 +60,7 @@ impl Writer {
             change(&mut e);
             let written = self.ledger.write(vec![e.clone()]).await?;
             if matches!(written.first(), Some(Ok(()))) {
-                self.audit(action, &id).map_err(WriteError::Audit)?;
+                self.audit(action, &id).await.map_err(WriteError::Audit)?;
                 return Ok(e);
             }
         }
@@ -147,6 +147,6 @@ impl Writer {
         } else {
             "replay-cleared"
         };
-        self.audit(action, &id).map_err(WriteError::Audit)
+        self.audit(action, &id).await.map_err(WriteError::Audit)
     }
 }
