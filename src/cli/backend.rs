@@ -190,7 +190,7 @@ impl BackendArgs {
     /// taken from the schema directory, else from the config file's (profile) or the
     /// working directory (`--schema-map`).
     pub fn schema_source(&self) -> Result<crate::engine::decoders::SchemaSource, UsageError> {
-        use crate::engine::decoders::mapped::Mapping;
+        use crate::engine::decoders::schemas::Mapping;
         let p = self.profile()?;
         let (profile_dir, profile_map) = match p.schemas {
             Some(SchemasSetting::Dir(d)) => (Some(d), BTreeMap::new()),

@@ -257,7 +257,7 @@ fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
     }
     if let Some(super::profile::SchemasSetting::Map(m)) = &p.schemas {
         for (glob, file) in m {
-            if let Err(e) = crate::engine::decoders::mapped::Mapping::parse(glob, file, None) {
+            if let Err(e) = crate::engine::decoders::schemas::Mapping::parse(glob, file, None) {
                 bad("schemas", e);
             }
         }

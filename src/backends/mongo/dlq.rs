@@ -74,9 +74,9 @@ impl MongoDlq {
         let line = format!(
             "{what} {}: {}",
             MongoDlq::describe(self),
-            super::sink::short(&e)
+            super::errors::short(&e)
         );
-        SourceError::caused(super::sink::kind(&e), line, e)
+        SourceError::caused(super::errors::kind(&e), line, e)
     }
 
     pub(super) fn id_filter(id: &LetterId) -> Result<Document, String> {
@@ -348,7 +348,7 @@ impl DeadLetterSource for MongoDlq {
                 let note = format!(
                     "live: polling every {}s (no change streams here: {})",
                     POLL_EVERY.as_secs(),
-                    super::sink::short(&why)
+                    super::errors::short(&why)
                 );
                 let _ = tx.send(SourceEvent::Notice(note)).await;
                 self.poll_tail(last, known.unwrap_or_default(), &tx)

@@ -16,7 +16,7 @@ use mongodb::bson::{Bson, Document, doc};
 
 use super::dlq::MongoDlq;
 use super::doc::{get, id_candidates, text_or_binary};
-use super::sink::is_duplicate;
+use super::errors::is_duplicate;
 use crate::engine::LetterId;
 use crate::engine::model::error::FailureKind;
 use crate::engine::model::ledger::{Conflict, LedgerEntry, LedgerError, LedgerState, LedgerStore};
@@ -33,7 +33,7 @@ impl MongoDlq {
 
     fn fail(&self, what: &str, e: &mongodb::error::Error) -> LedgerError {
         let msg = format!("{what} {}: {e}", self.describe());
-        match super::sink::kind(e) {
+        match super::errors::kind(e) {
             FailureKind::Unreachable => LedgerError::Unreachable(msg),
             FailureKind::Refused => LedgerError::Refused(msg),
             _ => LedgerError::Other(msg),

@@ -10,6 +10,7 @@ use thiserror::Error;
 
 pub mod dlq;
 pub mod doc;
+pub mod errors;
 pub mod ledger;
 pub mod overview;
 pub mod sink;
@@ -93,7 +94,7 @@ impl MongoConfig {
 /// of its topology; the first server's error in it is what a person can act on.
 fn unreachable_cause(e: &mongodb::error::Error, waited: Duration) -> String {
     let mongodb::error::ErrorKind::ServerSelection { message, .. } = &*e.kind else {
-        return sink::short(e);
+        return errors::short(e);
     };
     let first = message
         .split_once("Error: Kind: ")

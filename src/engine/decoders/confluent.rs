@@ -44,7 +44,9 @@ impl Decoder for Confluent {
         };
         let value = match schema.kind {
             SchemaKind::Avro => match &schema.avro {
-                Some((main, refs)) => avro(body, main, refs).map(|v| (named("Avro"), v)),
+                Some((main, refs)) => {
+                    super::avro::decode(body, main, refs).map(|v| (named("Avro"), v))
+                }
                 None => Err("no Avro schema".into()),
             },
             SchemaKind::Json => serde_json::from_slice(body)
@@ -68,27 +70,4 @@ impl Decoder for Confluent {
             Err(why) => Attempt::Failed(why),
         }
     }
-}
-
-/// An Avro datum of `main` (which may name types of `refs`), all of `body`, as JSON.
-pub(super) fn avro(
-    mut body: &[u8],
-    main: &apache_avro::Schema,
-    refs: &[apache_avro::Schema],
-) -> Result<serde_json::Value, String> {
-    let len = body.len();
-    let bad = |e: apache_avro::Error| format!("not an Avro datum of its schema: {e}");
-    let reader = apache_avro::reader::datum::GenericDatumReader::builder(main)
-        .writer_schemata(refs.iter().collect())
-        .map_err(bad)?
-        .build()
-        .map_err(bad)?;
-    let v = reader.read_value(&mut body).map_err(bad)?;
-    if !body.is_empty() {
-        return Err(format!(
-            "not an Avro datum of its schema: {} of {len} bytes left over",
-            body.len()
-        ));
-    }
-    serde_json::Value::try_from(v).map_err(|e| format!("Avro value not representable as JSON: {e}"))
 }

@@ -9,48 +9,13 @@
 //! [`confluent`](super::confluent) decoder; one that does not fit its mapped schema
 //! falls through to the other decoders (and says why when none reads it).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 
+use super::schemas::Mapping;
 use super::{Attempt, Decoder, Registry, Structured};
-
-/// A schema for the source topics a glob matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
-    /// The source topics (`*` any run, `?` one character).
-    pub glob: String,
-    /// A `.avsc` or `.proto` file.
-    pub file: PathBuf,
-    /// For `.proto`: the message type's full name (default: the file's first message).
-    pub message: Option<String>,
-}
-
-impl Mapping {
-    /// `GLOB` and `FILE[:MESSAGE]`, a relative file taken from `dir`; the error quotes the input.
-    pub fn parse(glob: &str, target: &str, dir: Option<&Path>) -> Result<Mapping, String> {
-        let (file, message) = match target.rsplit_once(':') {
-            Some((f, m)) if f.ends_with(".proto") && !m.is_empty() => (f, Some(m.to_string())),
-            _ => (target, None),
-        };
-        if !(file.ends_with(".avsc") || file.ends_with(".proto")) {
-            return Err(format!(
-                "schema map '{glob}' = '{target}': expected a .avsc file or FILE.proto[:MESSAGE]"
-            ));
-        }
-        let file = PathBuf::from(file);
-        let file = match dir {
-            Some(d) if file.is_relative() => d.join(file),
-            _ => file,
-        };
-        Ok(Mapping {
-            glob: glob.to_string(),
-            file,
-            message,
-        })
-    }
-}
 
 /// A mapped schema, compiled.
 enum Compiled {
@@ -126,7 +91,7 @@ impl Decoder for Mapped {
             Err(why) => return Attempt::Failed(format!("schema mapped to '{}': {why}", m.glob)),
         };
         let read = match compiled {
-            Compiled::Avro(schema) => super::confluent::avro(bytes, schema, &[])
+            Compiled::Avro(schema) => super::avro::decode(bytes, schema, &[])
                 .map(|v| (format!("Avro ({}, unframed)", schema_name(schema)), v)),
             Compiled::Proto(desc) => {
                 proto(bytes, desc).map(|v| (format!("Protobuf {} (unframed)", desc.full_name()), v))
@@ -168,7 +133,7 @@ pub fn encode(
     let (_, compiled) = reg.mapped.schema(topic?)?;
     Some(match compiled {
         Err(why) => Err(why.clone()),
-        Ok(Compiled::Avro(schema)) => super::encode::avro_bytes(schema, &[], edited),
+        Ok(Compiled::Avro(schema)) => super::avro::encode(schema, &[], edited),
         Ok(Compiled::Proto(desc)) => {
             use prost::Message as _;
             DynamicMessage::deserialize(desc.clone(), edited)

@@ -17,6 +17,7 @@
 //! and the bytes are shown as hex with that reason. Adding a format is one module and
 //! one line in [`Registry::new`].
 
+pub mod avro;
 pub mod compress;
 pub mod confluent;
 pub mod encode;

@@ -8,7 +8,7 @@
 //! remembered with its reason.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -21,7 +21,7 @@ pub struct SchemaSource {
     /// A directory of `<id>.avsc` / `<id>.json` / `<id>.proto` files.
     pub dir: Option<PathBuf>,
     /// Schemas for unframed payloads, by source topic.
-    pub mapped: Vec<super::mapped::Mapping>,
+    pub mapped: Vec<Mapping>,
     /// TLS files for an `https` registry.
     pub tls: RegistryTls,
     /// Re-encode edits under the latest version of the letter's subject
@@ -402,5 +402,41 @@ impl Client {
         resp.body_mut()
             .read_json::<serde_json::Value>()
             .map_err(|e| format!("{url}: {e}"))
+    }
+}
+
+/// A schema for the source topics a glob matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// The source topics (`*` any run, `?` one character).
+    pub glob: String,
+    /// A `.avsc` or `.proto` file.
+    pub file: PathBuf,
+    /// For `.proto`: the message type's full name (default: the file's first message).
+    pub message: Option<String>,
+}
+
+impl Mapping {
+    /// `GLOB` and `FILE[:MESSAGE]`, a relative file taken from `dir`; the error quotes the input.
+    pub fn parse(glob: &str, target: &str, dir: Option<&Path>) -> Result<Mapping, String> {
+        let (file, message) = match target.rsplit_once(':') {
+            Some((f, m)) if f.ends_with(".proto") && !m.is_empty() => (f, Some(m.to_string())),
+            _ => (target, None),
+        };
+        if !(file.ends_with(".avsc") || file.ends_with(".proto")) {
+            return Err(format!(
+                "schema map '{glob}' = '{target}': expected a .avsc file or FILE.proto[:MESSAGE]"
+            ));
+        }
+        let file = PathBuf::from(file);
+        let file = match dir {
+            Some(d) if file.is_relative() => d.join(file),
+            _ => file,
+        };
+        Ok(Mapping {
+            glob: glob.to_string(),
+            file,
+            message,
+        })
     }
 }

@@ -174,7 +174,7 @@ fn armed() -> (Registry, tempdir::Dir) {
     std::fs::write(dir.0.join("20.proto"), quote).unwrap();
     std::fs::write(dir.0.join("Trade.avsc"), TRADE).unwrap();
     std::fs::write(dir.0.join("quote.proto"), quote).unwrap();
-    let map = |g, f| super::mapped::Mapping::parse(g, f, Some(&dir.0)).unwrap();
+    let map = |g, f| super::schemas::Mapping::parse(g, f, Some(&dir.0)).unwrap();
     let reg = Registry::new(SchemaSource {
         dir: Some(dir.0.clone()),
         mapped: vec![map("t", "Trade.avsc"), map("q", "quote.proto:acme.Quote")],
@@ -330,7 +330,7 @@ fn protobuf_edits_keep_the_message_indexes() {
 
 fn mapped(dir: &tempdir::Dir, glob: &str, target: &str) -> Registry {
     Registry::new(SchemaSource {
-        mapped: vec![super::mapped::Mapping::parse(glob, target, Some(&dir.0)).unwrap()],
+        mapped: vec![super::schemas::Mapping::parse(glob, target, Some(&dir.0)).unwrap()],
         ..Default::default()
     })
 }
@@ -400,7 +400,7 @@ fn unframed_protobuf_names_its_message_and_a_missing_file_says_so() {
         panic!("a missing schema file must fail");
     };
     assert!(why.contains("nope.proto"), "{why}");
-    let why = super::mapped::Mapping::parse("q", "Quote.json", None).unwrap_err();
+    let why = super::schemas::Mapping::parse("q", "Quote.json", None).unwrap_err();
     assert!(why.contains("'Quote.json'"), "{why}");
 }
 
