@@ -3,17 +3,16 @@
 //! every write refused.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::common::procs::{json_lines, stderr};
 use crate::common::tmux::Tmux;
 use crate::common::*;
 
 fn morgue(args: &[&str], audit: &std::path::Path) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args(args)
         .env("MORGUE_AUDIT_LOG", audit)
-        .env_remove("MORGUE_READ_ONLY")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -146,10 +145,9 @@ async fn export_writes_a_manifest_and_exact_letters_that_open_shows_read_only() 
         let mut args = vec!["import", file.to_str().unwrap(), "--kafka", b.as_str()];
         args.extend(["--topic", staging.name.as_str()]);
         args.extend(extra);
-        Command::new(env!("CARGO_BIN_EXE_morgue"))
+        crate::common::procs::morgue_cmd()
             .args(&args)
             .env("MORGUE_AUDIT_LOG", &audit)
-            .env_remove("MORGUE_READ_ONLY")
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -263,7 +261,7 @@ async fn export_writes_a_manifest_and_exact_letters_that_open_shows_read_only() 
     // Not an export: one line that says so.
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, "{\"id\": \"0:1\"}\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args(["open", bad.to_str().unwrap()])
         .stdin(Stdio::null())
         .output()
@@ -382,11 +380,10 @@ async fn two_imports_at_once_write_each_letter_once() {
     );
     let staging = TestTopic::new("bundle-race-staging", 3).await;
     let import = |pause: Option<&str>| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_morgue"));
+        let mut c = crate::common::procs::morgue_cmd();
         c.args(["import", file.to_str().unwrap(), "--yes", "--kafka", &b])
             .args(["--topic", &staging.name])
             .env("MORGUE_AUDIT_LOG", &audit)
-            .env_remove("MORGUE_READ_ONLY")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

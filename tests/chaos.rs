@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::server::Server;
@@ -100,7 +100,7 @@ async fn produce_all(brokers: &str, topic: &str, n: usize) {
 }
 
 fn router(brokers: &str, source: &str, dlq: &str, group: &str, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args([
             "route", "--kafka", brokers, "--topic", dlq, "--source", source,
         ])
@@ -285,7 +285,7 @@ async fn the_mongodb_dlq_killed_mid_run_loses_nothing() {
     let group = unique("chaos-mongo");
     let log = std::env::temp_dir().join(unique("chaos-mongo-log"));
     let r = Spawned::new(
-        Command::new(env!("CARGO_BIN_EXE_morgue"))
+        crate::common::procs::morgue_cmd()
             .args([
                 "route",
                 "--kafka",

@@ -5,15 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::common::{TestTopic, kafka_brokers, produce, unique};
 
 fn morgue(args: &[&str], log: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args(args)
-        .env_remove("MORGUE_KAFKA")
-        .env_remove("MORGUE_LOG")
         .env("MORGUE_LOG_FILE", log)
         .stdin(Stdio::null())
         .output()
@@ -128,9 +126,8 @@ async fn a_closed_stdout_ends_quietly_with_status_0() {
         async move { produce(&topic, Some(key.as_bytes()), value.as_bytes(), &[], None).await }
     });
     futures::future::join_all(sends).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let mut child = crate::common::procs::morgue_cmd()
         .args(["list", "--kafka", &kafka_brokers(), "--topic", &topic.name])
-        .env_remove("MORGUE_LOG")
         .env("MORGUE_LOG_FILE", log_file())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,16 +1,13 @@
 //! `morgue list` as a user runs it: the real binary against the real broker.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
-
 use crate::common::{TestTopic, kafka_brokers, produce};
 use morgue::backends::kafka::KafkaConfig;
 use morgue::engine::{DeadLetter, Headers};
 
 fn morgue(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args(args)
-        .env_remove("MORGUE_KAFKA")
         .output()
         .unwrap()
 }

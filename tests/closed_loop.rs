@@ -5,7 +5,7 @@
 //! has passed, and whether the source group has consumed the replayed message.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use crate::common::procs::{json_lines, stderr};
 use crate::common::*;
@@ -19,7 +19,7 @@ const HALF_FIXED: &str =
 
 fn router(source: &str, dlq: &str, group: &str, script: &str) -> Spawned {
     let b = kafka_brokers();
-    let child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let child = crate::common::procs::morgue_cmd()
         .args(["route", "--kafka", &b, "--topic", dlq, "--source", source])
         .args(["--group", group, "--exec", script])
         .args(["--max-attempts", "1", "--backoff", "10ms"])
@@ -38,11 +38,10 @@ fn stop(child: Spawned) {
 }
 
 fn morgue(dlq: &str, audit: &std::path::Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args(args)
         .args(["--kafka", &kafka_brokers(), "--topic", dlq])
         .env("MORGUE_AUDIT_LOG", audit)
-        .env_remove("MORGUE_READ_ONLY")
         .stdin(Stdio::null())
         .output()
         .unwrap();

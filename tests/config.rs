@@ -3,18 +3,12 @@
 //! file and quotes the mistake, with exit code 2. No server is needed.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
-
 fn morgue(config: &str, args: &[&str]) -> (Option<i32>, String) {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args(args)
         .arg("--config")
         .arg(format!("{root}/tests/{config}"))
-        .env_remove("MORGUE_PROFILE")
-        .env_remove("MORGUE_KAFKA")
-        .env_remove("MORGUE_MONGO")
-        .env_remove("MORGUE_READ_ONLY")
         .output()
         .unwrap();
     (
@@ -100,11 +94,10 @@ fn invalid_configs_are_one_line_usage_errors() {
 
 fn stdout_of(config: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args(args)
         .arg("--config")
         .arg(format!("{root}/tests/{config}"))
-        .env_remove("MORGUE_PROFILE")
         .output()
         .unwrap();
     (
@@ -130,10 +123,9 @@ fn fixtures(dir: &str) -> Vec<std::path::PathBuf> {
 }
 
 fn check(file: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args(["config", "check", "--config"])
         .arg(file)
-        .env_remove("MORGUE_PROFILE")
         .output()
         .unwrap()
 }
@@ -178,7 +170,7 @@ fn every_valid_fixture_passes_config_check() {
     assert_eq!(code, Some(0));
     assert!(out.ends_with("profiles.toml': 2 profiles ok\n"), "{out}");
     // The example the binary prints (assets/config.example.toml) is valid too.
-    let example = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let example = crate::common::procs::morgue_cmd()
         .args(["config", "example"])
         .output()
         .unwrap();

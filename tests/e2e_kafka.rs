@@ -4,7 +4,7 @@
 //! and a second replay is refused without --force.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use crate::common::*;
 
@@ -13,7 +13,7 @@ const BROKEN: &str =
 const FIXED: &str = "cat > /dev/null";
 
 fn morgue(args: &[&str], audit: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args(args)
         .env("MORGUE_AUDIT_LOG", audit)
         .stdin(Stdio::null())
@@ -23,7 +23,7 @@ fn morgue(args: &[&str], audit: &std::path::Path) -> Output {
 
 fn router(source: &str, dlq: &str, group: &str, script: &str) -> Spawned {
     let b = kafka_brokers();
-    let child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let child = crate::common::procs::morgue_cmd()
         .args([
             "route",
             "--kafka",

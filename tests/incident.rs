@@ -29,10 +29,8 @@ fn operator(
     std::thread::spawn(move || {
         let mut outs = Vec::new();
         while !stop.load(Ordering::SeqCst) {
-            let child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+            let child = crate::common::procs::morgue_cmd()
                 .args(&args)
-                .env_remove("MORGUE_TEST_PAUSE")
-                .env_remove("MORGUE_READ_ONLY")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -123,7 +121,7 @@ async fn an_incident_replays_every_letter_exactly_once() {
             n
         })
     };
-    let mut router = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let mut router = crate::common::procs::morgue_cmd()
         .args([
             "route",
             "--kafka",
@@ -247,7 +245,7 @@ async fn an_incident_replays_every_letter_exactly_once() {
         let mut a = args.clone();
         let i = a.iter().position(|x| x == "2s").unwrap();
         a[i] = "0s".into();
-        let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        let out = crate::common::procs::morgue_cmd()
             .args(&a)
             .output()
             .unwrap();

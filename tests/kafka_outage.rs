@@ -71,7 +71,7 @@ impl Drop for Broker {
 }
 
 fn morgue(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -105,7 +105,7 @@ async fn a_broker_that_goes_away_is_reported_and_the_router_still_stops() {
     let (src, dlq) = ("outage-src", "outage-dlq");
     create(&broker.addr, &[src, dlq]).await;
     let router = Spawned::new(
-        Command::new(env!("CARGO_BIN_EXE_morgue"))
+        crate::common::procs::morgue_cmd()
             .args([
                 "route",
                 "--kafka",

@@ -47,7 +47,7 @@ async fn a_sasl_plain_profile_authenticates_and_never_prints_its_secret() {
     .unwrap();
     let secret = "pl41n-s3cret-never-shown";
     let log = dir.join("morgue.log");
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args([
             "list",
             "--config",
@@ -82,7 +82,7 @@ async fn a_sasl_plain_profile_authenticates_and_never_prints_its_secret() {
         assert!(!text.contains(secret), "the secret is in {what}");
     }
     // `config show` names the variable, not its value.
-    let shown = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let shown = crate::common::procs::morgue_cmd()
         .args(["config", "show", "--config", config.to_str().unwrap()])
         .env("MORGUE_SASL_PASSWORD", secret)
         .output()

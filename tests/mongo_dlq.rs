@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::BufRead;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -16,10 +16,9 @@ use morgue::engine::route::sink::DeadLetterSink;
 use morgue::engine::{DeadLetter, FailureContext, Headers, Reason, SourceCoords};
 
 fn morgue(args: &[String], audit: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args(args)
         .env("MORGUE_AUDIT_LOG", audit)
-        .env_remove("MORGUE_KAFKA")
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -197,7 +196,7 @@ async fn router_to_mongo_then_replay_to_kafka_records_state_in_the_document() {
     );
     args.extend(["--max-attempts".into(), "1".into()]);
     let router = Spawned::new(
-        Command::new(env!("CARGO_BIN_EXE_morgue"))
+        crate::common::procs::morgue_cmd()
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -300,7 +299,7 @@ async fn the_live_tail_shows_a_document_inserted_after_start() {
     coll.insert_one(doc! { "value": "before", "topic": "t" })
         .await
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let mut child = crate::common::procs::morgue_cmd()
         .args(cmd(&c, &["list", "--follow", "--from", "end"]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

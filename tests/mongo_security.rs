@@ -82,7 +82,7 @@ async fn insert_and_list(uri: &str, text: &str) {
 }
 
 fn morgue(uri: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args(args)
         .args(["--mongo", uri, "--db", "dlq", "--collection", "letters"])
         .env("MORGUE_AUDIT_LOG", scratch("audit").join("audit.jsonl"))
@@ -140,7 +140,7 @@ async fn scram_sha_256_users_connect_and_bad_passwords_are_named() {
         )
         .unwrap();
         let run = |extra: &[(&str, &str)]| {
-            Command::new(env!("CARGO_BIN_EXE_morgue"))
+            crate::common::procs::morgue_cmd()
                 .args([
                     "--config",
                     config.to_str().unwrap(),
@@ -161,7 +161,7 @@ async fn scram_sha_256_users_connect_and_bad_passwords_are_named() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("secret letter"));
-        let shown = Command::new(env!("CARGO_BIN_EXE_morgue"))
+        let shown = crate::common::procs::morgue_cmd()
             .args(["--config", config.to_str().unwrap(), "config", "show"])
             .output()
             .unwrap();
@@ -292,7 +292,7 @@ async fn tls_with_a_private_ca() {
 async fn without_change_streams_the_tail_polls_and_says_so() {
     let s = Server::start(&["--standalone"], Path::new(":memory:"));
     let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", s.port);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let mut child = crate::common::procs::morgue_cmd()
         .args([
             "list",
             "--follow",

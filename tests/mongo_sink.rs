@@ -4,7 +4,7 @@
 //! trips over morgue's.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::common::*;
 use futures::TryStreamExt;
@@ -24,7 +24,7 @@ async fn the_sink_creates_no_index_and_tolerates_the_teams_repeats() {
     produce(&source.name, Some(b"T-1"), b"poison-a", &[], None).await;
     produce(&source.name, Some(b"T-2"), b"poison-b", &[], None).await;
     let group = unique("team-group");
-    let child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let child = crate::common::procs::morgue_cmd()
         .args([
             "route",
             "--kafka",
@@ -76,7 +76,7 @@ async fn the_sink_creates_no_index_and_tolerates_the_teams_repeats() {
         .map(|d| d.get_str("_id").unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
-    let shown = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let shown = crate::common::procs::morgue_cmd()
         .args(["show", &ids[0]])
         .args(c.args())
         .output()

@@ -2,12 +2,10 @@
 //! per hour, oldest letter, time before retention deletes it, and ledger states.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
-
 use crate::common::{TestTopic, kafka_brokers, produce, unique};
 
 fn dlqs(pattern: Option<&str>, audit: &std::path::Path) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args(["dlqs", "--kafka", &kafka_brokers()])
         .args(pattern.map(|p| ["--pattern", p]).into_iter().flatten())
         .env("MORGUE_AUDIT_LOG", audit)
@@ -51,7 +49,7 @@ async fn the_overview_lists_each_dlq_with_its_figures_and_no_other_topic() {
     let empty = TestTopic::new(&format!("{run}-payments"), 1).await;
     let audit = std::env::temp_dir().join(format!("{run}-audit.jsonl"));
     // A letter resolved: the ledger topic appears next to the DLQ, not as a DLQ.
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args([
             "resolve",
             "--kafka",
@@ -101,7 +99,7 @@ async fn the_overview_lists_each_dlq_with_its_figures_and_no_other_topic() {
 
 /// The id of the first letter of `topic` (partition 0 or 1, whichever holds one).
 fn first_id(topic: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args([
             "list",
             "--kafka",
@@ -219,7 +217,7 @@ async fn mongodb_dlq_collections_are_listed_with_their_figures() {
     .await
     .unwrap();
     let prefix = c.name.split('_').take(2).collect::<Vec<_>>().join("_");
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args([
             "dlqs",
             "--mongo",

@@ -42,10 +42,8 @@ const QUOTE_PROTO: &str = "syntax = \"proto3\";\npackage acme;\n\
     message Quote { string sym = 1; double price = 2; message Leg { int32 qty = 1; } repeated Leg legs = 3; }\n";
 
 fn morgue(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args(args)
-        .env_remove("MORGUE_SCHEMA_REGISTRY")
-        .env_remove("MORGUE_SCHEMAS")
         .stdin(Stdio::null())
         .output()
         .unwrap();

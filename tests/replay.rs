@@ -66,11 +66,10 @@ impl Dlq {
 
     fn command(&self, args: &[&str]) -> Command {
         let brokers = kafka_brokers();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_morgue"));
+        let mut c = crate::common::procs::morgue_cmd();
         c.args(args)
             .args(["--kafka", &brokers, "--topic", &self.dlq.name])
             .env("MORGUE_AUDIT_LOG", &self.audit)
-            .env_remove("MORGUE_READ_ONLY")
             .stdin(Stdio::null());
         c
     }

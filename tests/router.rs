@@ -3,7 +3,7 @@
 //! messages that are processed or safely dead-lettered.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::common::*;
 use morgue::engine::{DeadLetter, Reason};
@@ -38,7 +38,7 @@ fn route(source: &str, dlq: &str, group: &str, extra: &[&str]) -> Spawned {
     ];
     args.extend_from_slice(extra);
     Spawned::new(
-        Command::new(env!("CARGO_BIN_EXE_morgue"))
+        crate::common::procs::morgue_cmd()
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

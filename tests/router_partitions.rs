@@ -3,7 +3,7 @@
 //! `max.poll.interval.ms` does not get the router thrown out of its group.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
@@ -27,7 +27,7 @@ async fn produce_to(topic: &str, partition: i32, key: &str, value: &[u8]) {
 }
 
 fn route(source: &str, dlq: &str, group: &str, exec: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .args(["route", "--kafka", &kafka_brokers(), "--topic", dlq])
         .args(["--source", source, "--group", group, "--exec", exec])
         .args(["--max-attempts", "1", "--dlq-attempts", "1"])

@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::server::Server;
@@ -137,7 +137,7 @@ esac; echo "$MORGUE_KEY" >> {log}"#,
     );
     let stderr = dir.join("router.err");
     let router = Spawned::new(
-        Command::new(env!("CARGO_BIN_EXE_morgue"))
+        crate::common::procs::morgue_cmd()
             .args(["route", "--kafka", &b, "--topic", "rb-dlq"])
             .args(["--source", "rb-src", "--group", "rb", "--exec", &exec])
             .args(["--max-attempts", "1", "--dlq-attempts", "3"])

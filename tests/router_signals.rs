@@ -14,7 +14,7 @@ use crate::common::*;
 /// Starts the router as a terminal would: the leader of its own process group.
 fn route(source: &str, dlq: &str, group: &str, exec: &str, extra: &[&str]) -> Child {
     use std::os::unix::process::CommandExt as _;
-    Command::new(env!("CARGO_BIN_EXE_morgue"))
+    crate::common::procs::morgue_cmd()
         .process_group(0)
         .args(["route", "--kafka", &kafka_brokers(), "--topic", dlq])
         .args(["--source", source, "--group", group, "--exec", exec])

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -187,7 +187,7 @@ async fn inspecting_commits_nothing_for_anyone() {
         c.commit(&tpl, CommitMode::Sync).unwrap();
     }
     let brokers = kafka_brokers();
-    let out = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let out = crate::common::procs::morgue_cmd()
         .args(["list", "--kafka", &brokers, "--topic", &t.name])
         .output()
         .unwrap();
@@ -204,7 +204,7 @@ async fn inspecting_commits_nothing_for_anyone() {
 async fn list_follow_prints_a_letter_produced_after_start() {
     let t = seeded("source-cli-follow", 1).await;
     let brokers = kafka_brokers();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_morgue"))
+    let mut child = crate::common::procs::morgue_cmd()
         .args([
             "list", "--follow", "--from", "end", "--kafka", &brokers, "--topic", &t.name,
         ])

@@ -78,3 +78,20 @@ pub fn finish(child: Child, reader: std::thread::JoinHandle<String>) -> Output {
     out.stderr = reader.join().unwrap().into_bytes();
     out
 }
+
+/// The morgue binary under test, with no `MORGUE_*` setting inherited from whoever runs
+/// the tests (the servers' `MORGUE_TEST_*` aside: the binary does not read them), and
+/// stdin closed. Each test then sets what it means.
+pub fn morgue_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_morgue"));
+    for (k, _) in std::env::vars_os() {
+        if let Some(k) = k.to_str()
+            && k.starts_with("MORGUE_")
+            && !k.starts_with("MORGUE_TEST_")
+        {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(std::process::Stdio::null());
+    c
+}

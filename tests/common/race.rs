@@ -154,12 +154,10 @@ impl Race {
 
     /// `morgue ARGS` on this DLQ, output piped, no test pause.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_morgue"));
+        let mut c = crate::common::procs::morgue_cmd();
         c.args(args)
             .args(self.dlq_args())
             .env("MORGUE_AUDIT_LOG", &self.audit)
-            .env_remove("MORGUE_READ_ONLY")
-            .env_remove("MORGUE_TEST_PAUSE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
