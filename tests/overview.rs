@@ -253,3 +253,62 @@ async fn mongodb_dlq_collections_are_listed_with_their_figures() {
     assert_eq!(d["retention_ms"], 3 * 86_400_000i64);
     assert!(d["deleted_in_s"].as_i64().unwrap() < 42 * 3600 + 1, "{d}");
 }
+
+#[tokio::test]
+async fn mongodb_dlq_collections_are_found_by_their_usual_names() {
+    use mongodb::bson::doc;
+    // A database of its own: exactly these collections, the default patterns.
+    let db = crate::common::unique("ovm_names").replace('-', "_");
+    let client = mongodb::Client::with_uri_str(crate::common::mongo_uri())
+        .await
+        .unwrap();
+    let names = [
+        "payments_dlq",
+        "orders-dlq",
+        "trades.dlq",
+        "dlq_quotes",
+        "orders_dead_letter",
+        "deadletter_messages",
+        "orders",
+        "dlqueue_metrics",
+    ];
+    for n in names {
+        client
+            .database(&db)
+            .collection::<mongodb::bson::Document>(n)
+            .insert_one(doc! { "n": 1 })
+            .await
+            .unwrap();
+    }
+    let out = crate::common::procs::morgue_cmd()
+        .args(["dlqs", "--mongo", &crate::common::mongo_uri(), "--db", &db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["dlq"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            "deadletter_messages",
+            "dlq_quotes",
+            "orders-dlq",
+            "orders_dead_letter",
+            "payments_dlq",
+            "trades.dlq"
+        ]
+    );
+    client.database(&db).drop().await.unwrap();
+}

@@ -25,91 +25,149 @@ pub struct BackendArgs {
         short = 'p',
         global = true,
         env = "MORGUE_PROFILE",
-        value_name = "NAME"
+        value_name = "NAME",
+        help_heading = "DLQ"
     )]
     pub profile: Option<String>,
     /// The config file (default ~/.config/morgue/config.toml).
-    #[arg(long, global = true, env = "MORGUE_CONFIG", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "MORGUE_CONFIG",
+        value_name = "PATH",
+        help_heading = "DLQ"
+    )]
     pub config: Option<PathBuf>,
     /// Kafka bootstrap servers, e.g. 127.0.0.1:9092 (for a MongoDB DLQ: where replays go).
-    #[arg(long, global = true, env = "MORGUE_KAFKA", value_name = "BROKERS")]
+    #[arg(
+        long,
+        global = true,
+        env = "MORGUE_KAFKA",
+        value_name = "BROKERS",
+        help_heading = "DLQ"
+    )]
     pub kafka: Option<String>,
     /// The DLQ topic.
-    #[arg(long, short = 't', global = true, value_name = "TOPIC")]
+    #[arg(
+        long,
+        short = 't',
+        global = true,
+        value_name = "TOPIC",
+        help_heading = "DLQ"
+    )]
     pub topic: Option<String>,
-    /// librdkafka property passed through as is (repeatable), as with kcat.
-    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_pair)]
-    pub property: Vec<(String, String)>,
     /// A MongoDB DLQ: connection string.
-    #[arg(long, global = true, env = "MORGUE_MONGO", value_name = "URI")]
+    #[arg(
+        long,
+        global = true,
+        env = "MORGUE_MONGO",
+        value_name = "URI",
+        help_heading = "DLQ"
+    )]
     pub mongo: Option<String>,
     /// The MongoDB database.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "DLQ")]
     pub db: Option<String>,
     /// The MongoDB collection (default deadletter_messages).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "DLQ")]
     pub collection: Option<String>,
     /// Where a MongoDB field lives, e.g. `value=payload.body` (repeatable).
-    #[arg(long = "field", global = true, value_name = "NAME=PATH", value_parser = parse_pair)]
+    #[arg(long = "field", global = true, value_name = "NAME=PATH", value_parser = parse_pair, help_heading = "DLQ")]
     pub fields: Vec<(String, String)>,
-    /// Refuse every write (replay, resolve, claim): for looking at production safely.
-    #[arg(long, global = true, env = "MORGUE_READ_ONLY")]
-    pub read_only: bool,
-    /// The local audit log of writes (default ~/.local/state/morgue/audit.jsonl).
-    #[arg(long, global = true, env = "MORGUE_AUDIT_LOG", value_name = "PATH")]
-    pub audit_log: Option<PathBuf>,
     /// Which topics are DLQs, for `dlqs` and the overview (a glob, repeatable: exactly
     /// what it matches; default: the profile's `dlq_patterns`, else `*.DLT`, `*-dlt`,
-    /// `*.dlq`, `*-dlq`, `dlq.*`, `deadletter*`, …, plus the DLQs Kafka Connect's connectors name).
-    #[arg(long = "pattern", global = true, value_name = "GLOB")]
+    /// `*.dlq`, `*-dlq`, `*_dlq`, `dlq.*`, `dlq_*`, `*deadletter*`, `*dead_letter*`, …, plus the
+    /// DLQs Kafka Connect's connectors name).
+    #[arg(
+        long = "pattern",
+        global = true,
+        value_name = "GLOB",
+        help_heading = "DLQ"
+    )]
     pub patterns: Vec<String>,
-    /// How long to wait for the broker or server before saying it cannot be reached.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "10s",
-          value_parser = crate::engine::model::duration::parse_duration)]
-    pub connect_timeout: std::time::Duration,
     /// The source consumer group, to show whether it has read a replayed message
     /// (default: the letter's `kafka_dlt-original-consumer-group` header, or the profile's `group`).
-    #[arg(long, global = true, value_name = "GROUP")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "GROUP",
+        help_heading = "Reading and filtering"
+    )]
     pub group: Option<String>,
     /// How long a replayed letter is watched for failing again before it counts as
     /// `confirmed` (default: the profile's `confirm_after`, else 10m).
     #[arg(long, global = true, value_name = "DURATION",
-          value_parser = crate::engine::model::duration::parse_duration)]
+          value_parser = crate::engine::model::duration::parse_duration,
+        help_heading = "Reading and filtering"
+    )]
     pub confirm_after: Option<std::time::Duration>,
+    /// Refuse every write (replay, resolve, claim): for looking at production safely.
+    #[arg(
+        long,
+        global = true,
+        env = "MORGUE_READ_ONLY",
+        help_heading = "Writing"
+    )]
+    pub read_only: bool,
+    /// The local audit log of writes (default ~/.local/state/morgue/audit.jsonl).
+    #[arg(
+        long,
+        global = true,
+        env = "MORGUE_AUDIT_LOG",
+        value_name = "PATH",
+        help_heading = "Writing"
+    )]
+    pub audit_log: Option<PathBuf>,
     /// A Confluent-compatible schema registry for framed Avro and JSON Schema payloads
     /// (`http://user:pass@host:8081`; default: the profile's `schema_registry`).
     #[arg(
         long,
         global = true,
         env = "MORGUE_SCHEMA_REGISTRY",
-        value_name = "URL"
+        value_name = "URL",
+        help_heading = "Schemas"
     )]
     pub schema_registry: Option<String>,
     /// CA certificates (PEM) to trust for an `https` schema registry (default: the
     /// profile's `schema_registry_ca`, else the built-in roots).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Schemas")]
     pub schema_registry_ca: Option<PathBuf>,
     /// A client certificate (PEM) for a schema registry that asks for one, with
     /// `--schema-registry-key` (default: the profile's `schema_registry_cert`).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Schemas")]
     pub schema_registry_cert: Option<PathBuf>,
     /// The client certificate's private key (PEM; default: the profile's `schema_registry_key`).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Schemas")]
     pub schema_registry_key: Option<PathBuf>,
     /// Which schema an edited framed payload is encoded under: `same` (the id it was
     /// written with) or `latest` (its subject's latest version, checked compatible
     /// first; default: the profile's `schema_version`, else same).
-    #[arg(long, global = true, value_name = "same|latest", value_parser = ["same", "latest"])]
+    #[arg(long, global = true, value_name = "same|latest", value_parser = ["same", "latest"], help_heading = "Schemas")]
     pub schema_version: Option<String>,
     /// A directory of schemas by registry id (`17.avsc`, `17.json`), read before any
     /// registry, and of the files `--schema-map` names (default: the profile's `schema_dir`).
-    #[arg(long, global = true, env = "MORGUE_SCHEMAS", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "MORGUE_SCHEMAS",
+        value_name = "DIR",
+        help_heading = "Schemas"
+    )]
     pub schemas: Option<PathBuf>,
     /// A schema for unframed Avro or Protobuf payloads from the source topics a glob
     /// matches (repeatable; before the profile's `[profiles.X.schemas]`):
     /// `trades*=Trade.avsc`, `quotes=Quote.proto:acme.Quote`.
-    #[arg(long, global = true, value_name = "GLOB=FILE[:MESSAGE]", value_parser = parse_pair)]
+    #[arg(long, global = true, value_name = "GLOB=FILE[:MESSAGE]", value_parser = parse_pair, help_heading = "Schemas")]
     pub schema_map: Vec<(String, String)>,
+    /// librdkafka property passed through as is (repeatable), as with kcat.
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_pair, help_heading = "Connection")]
+    pub property: Vec<(String, String)>,
+    /// How long to wait for the broker or server before saying it cannot be reached.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s",
+          value_parser = crate::engine::model::duration::parse_duration,
+        help_heading = "Connection"
+    )]
+    pub connect_timeout: std::time::Duration,
     /// Open the Kafka topic even when a MongoDB is given (set by the overview).
     #[arg(skip)]
     pub kafka_only: bool,

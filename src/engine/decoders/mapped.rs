@@ -3,7 +3,8 @@
 //! names a local `.avsc`, or a `.proto` file and a message type (the file's first
 //! message when none is named), for the source topics a glob matches. A `.proto` file
 //! is compiled at run time by protox with its directory as the import path. Each file
-//! is read and compiled once, on the first payload that needs it.
+//! is read and compiled once, on a blocking thread when letters of its topics arrive
+//! (see `prepare_letters`), before anything draws them.
 //!
 //! A payload that is Confluent-framed and whose schema id is known is left to the
 //! [`confluent`](super::confluent) decoder; one that does not fit its mapped schema
@@ -34,6 +35,18 @@ impl Mapped {
         Mapped {
             maps: maps.iter().map(|m| (m.clone(), OnceLock::new())).collect(),
         }
+    }
+
+    /// True when no topic has a mapped schema.
+    pub fn is_empty(&self) -> bool {
+        self.maps.is_empty()
+    }
+
+    /// Compiles the schema mapped to `topic`, if any and not yet done. Blocking (it
+    /// reads and compiles files): callers on an async runtime use a blocking thread, so
+    /// that decoding, which drawing calls, finds it ready.
+    pub fn prepare(&self, topic: &str) {
+        let _ = self.schema(topic);
     }
 
     /// The mapping for `topic` and its compiled schema.

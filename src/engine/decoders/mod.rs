@@ -143,9 +143,23 @@ impl Registry {
     }
 }
 
-/// Fetches what the values and keys of `letters` need, with the process's registry.
+/// Fetches what the values and keys of `letters` need, with the process's registry,
+/// and compiles the schemas mapped to their topics (off the async threads).
 pub async fn prepare_letters(letters: &[crate::engine::DeadLetter]) {
     let reg = global();
+    if !reg.mapped.is_empty() {
+        let topics: std::collections::BTreeSet<String> = letters
+            .iter()
+            .filter_map(|l| l.source.topic.clone())
+            .collect();
+        let r = reg.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in &topics {
+                r.mapped.prepare(t);
+            }
+        })
+        .await;
+    }
     if reg.schemas.is_unconfigured() {
         return;
     }

@@ -17,11 +17,16 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
     "*-dlq",
     "*.DLQ",
     "*-DLQ",
+    "*_dlq",
+    "*_DLQ",
+    "*_dlt",
     "dlq.*",
     "dlq-*",
-    "deadletter*",
-    "*-deadletter*",
-    "*.deadletter*",
+    "dlq_*",
+    "*deadletter*",
+    "*dead_letter*",
+    "*dead-letter*",
+    "*DeadLetter*",
 ];
 
 /// Which topics count as DLQs: names matching `globs`, and with `connect` also those
@@ -168,6 +173,11 @@ mod tests {
             "deadletter-topic",
             "x-deadletter-y",
             "a.dlq",
+            "payments_dlq",
+            "dlq_orders",
+            "orders_dead_letter",
+            "deadletter_messages",
+            "billingDeadLetters",
         ] {
             assert!(matches_any(dlq, &p), "{dlq}");
         }
