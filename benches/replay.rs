@@ -16,16 +16,14 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// mimalloc, counting the bytes held now and at most.
+/// mimalloc, counting the bytes held now.
 struct Counting;
 
 static HELD: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = HELD.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
+        HELD.fetch_add(l.size(), Ordering::Relaxed);
         // SAFETY: forwarded unchanged to mimalloc.
         unsafe { mimalloc::MiMalloc.alloc(l) }
     }

@@ -15,9 +15,7 @@ use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use thiserror::Error;
 
-use crate::engine::model::error::FailureKind;
-use crate::engine::read::source::SourceError;
-use crate::engine::route::sink::SinkError;
+use crate::engine::model::error::{BackendError, FailureKind};
 use crate::engine::{DeadLetter, LetterId};
 
 pub mod connect;
@@ -123,15 +121,9 @@ impl KafkaBackendError {
     }
 }
 
-impl From<KafkaBackendError> for SourceError {
+impl From<KafkaBackendError> for BackendError {
     fn from(e: KafkaBackendError) -> Self {
-        SourceError::caused(e.kind(), e.to_string(), e)
-    }
-}
-
-impl From<KafkaBackendError> for SinkError {
-    fn from(e: KafkaBackendError) -> Self {
-        SinkError::caused(e.kind(), e.to_string(), e)
+        BackendError::caused(e.kind(), e.to_string(), e)
     }
 }
 

@@ -62,5 +62,41 @@ impl FailureKind {
     }
 }
 
-/// The backend's own error behind a [`FailureKind`], kept for the error chain.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+/// A DLQ backend's failure as the engine sees it: its kind, one line worded by the
+/// backend (it quotes the topic or collection), and the backend's own error as the
+/// cause when there is one. Sources report it as `SourceError`, sinks as `SinkError`.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// What kind of failure it is.
+    pub kind: FailureKind,
+    /// The line to show.
+    pub message: String,
+    /// The backend's error.
+    #[source]
+    pub cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A failure of `kind`, worded `message`.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        BackendError {
+            kind,
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A failure of `kind` worded `message`, caused by the backend's `cause`.
+    pub fn caused(
+        kind: FailureKind,
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BackendError {
+            kind,
+            message: message.into(),
+            cause: Some(Box::new(cause)),
+        }
+    }
+}

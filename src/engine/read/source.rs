@@ -2,50 +2,14 @@
 //! can stream a DLQ from a position, keep following it, and fetch one letter by id.
 
 use async_trait::async_trait;
-use thiserror::Error;
 use tokio::sync::mpsc;
 
-use crate::engine::model::error::{Cause, FailureKind};
+use crate::engine::model::error::{BackendError, FailureKind};
 use crate::engine::model::ledger::{LedgerError, LedgerState};
 use crate::engine::model::letter::{DeadLetter, LetterId};
 
-/// A read failure: its kind, one line worded by the backend (it quotes the topic or
-/// collection), and the backend's own error when there is one.
-#[derive(Debug, Error)]
-#[error("{message}")]
-pub struct SourceError {
-    /// What kind of failure it is.
-    pub kind: FailureKind,
-    /// The line to show.
-    pub message: String,
-    /// The backend's error.
-    #[source]
-    pub cause: Option<Cause>,
-}
-
-impl SourceError {
-    /// A failure of `kind`, worded `message`.
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        SourceError {
-            kind,
-            message: message.into(),
-            cause: None,
-        }
-    }
-
-    /// A failure of `kind` worded `message`, caused by the backend's `cause`.
-    pub fn caused(
-        kind: FailureKind,
-        message: impl Into<String>,
-        cause: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        SourceError {
-            kind,
-            message: message.into(),
-            cause: Some(Box::new(cause)),
-        }
-    }
-}
+/// A read failure: its kind, its line and the backend's error (see [`BackendError`]).
+pub type SourceError = BackendError;
 
 impl From<LedgerError> for SourceError {
     fn from(e: LedgerError) -> Self {

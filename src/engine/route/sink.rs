@@ -1,48 +1,12 @@
 //! Where the router puts dead letters: any backend that can store one durably.
 
 use async_trait::async_trait;
-use thiserror::Error;
 
-use crate::engine::model::error::{Cause, FailureKind};
+use crate::engine::model::error::BackendError;
 use crate::engine::model::letter::{DeadLetter, LetterId};
 
-/// A write that the DLQ did not acknowledge: its kind, one line worded by the
-/// backend, and the backend's own error when there is one.
-#[derive(Debug, Error)]
-#[error("{message}")]
-pub struct SinkError {
-    /// What kind of failure it is.
-    pub kind: FailureKind,
-    /// The line to show.
-    pub message: String,
-    /// The backend's error.
-    #[source]
-    pub cause: Option<Cause>,
-}
-
-impl SinkError {
-    /// A failure of `kind`, worded `message`.
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        SinkError {
-            kind,
-            message: message.into(),
-            cause: None,
-        }
-    }
-
-    /// A failure of `kind` worded `message`, caused by the backend's `cause`.
-    pub fn caused(
-        kind: FailureKind,
-        message: impl Into<String>,
-        cause: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        SinkError {
-            kind,
-            message: message.into(),
-            cause: Some(Box::new(cause)),
-        }
-    }
-}
+/// A write that the DLQ did not acknowledge: its kind, its line and the backend's error (see [`BackendError`]).
+pub type SinkError = BackendError;
 
 /// A dead-letter queue that can be written to (a Kafka topic, a MongoDB collection).
 #[async_trait]
