@@ -255,7 +255,9 @@ async fn the_tui_refuses_a_letter_another_operator_replayed_a_second_ago() {
     tui.wait_for(&r.keys[0][..8]);
     // The dialog is open in the TUI when the other operator replays the letter.
     tui.keys(&["r"]);
-    tui.wait_for(&format!("to topic: {}", r.source.name));
+    // A long name wraps in the dialog: the label, then the name.
+    tui.wait_for("to topic:");
+    tui.wait_for(&r.source.name);
     let out = r.morgue(&["replay", &id, "--yes"]);
     assert_eq!(
         json_lines(&out)[0]["status"],

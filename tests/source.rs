@@ -221,3 +221,77 @@ async fn list_follow_prints_a_letter_produced_after_start() {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["value"]["data"], "{\"late\":true}");
 }
+
+/// A producer for a test's own broker.
+fn producer_on(brokers: &str) -> rdkafka::producer::FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap()
+}
+
+async fn send_on(p: &rdkafka::producer::FutureProducer, topic: &str, key: &str) {
+    let r: rdkafka::producer::FutureRecord<'_, str, str> =
+        rdkafka::producer::FutureRecord::to(topic)
+            .key(key)
+            .payload("{}");
+    p.send(r, Duration::from_secs(60)).await.unwrap();
+}
+
+#[tokio::test]
+async fn following_waits_for_a_broker_that_went_away_and_goes_on() {
+    let mut broker = crate::common::server::Server::kafka();
+    let b = broker.addr();
+    let t = TestTopic::named_on(&b, unique("away"), 1, &[]).await;
+    let p = producer_on(&b);
+    send_on(&p, &t.name, "6f1c2a9e-3b4d-4e5f-9a8b-000000000001").await;
+    let src = KafkaSource::new(KafkaConfig::new(b.clone()), &t.name);
+    let (tx, mut rx) = mpsc::channel(8);
+    let reader = tokio::spawn(async move { src.stream(StartAt::Beginning, true, tx).await });
+    let mut keys = Vec::new();
+    let mut notices = Vec::new();
+    let mut next_event =
+        async |keys: &mut Vec<String>, notices: &mut Vec<String>| match tokio::time::timeout(
+            Duration::from_secs(90),
+            rx.recv(),
+        )
+        .await
+        {
+            Ok(Some(SourceEvent::Letters(v))) => keys.extend(v.iter().map(|l| {
+                String::from_utf8_lossy(l.key.as_deref().unwrap_or_default()).into_owned()
+            })),
+            Ok(Some(SourceEvent::Notice(n))) => notices.push(n),
+            Ok(Some(SourceEvent::CaughtUp { .. })) => notices.push("caught up".into()),
+            other => panic!("the stream ended: {other:?} after {notices:?}"),
+        };
+    while !notices.iter().any(|n| n == "caught up") {
+        next_event(&mut keys, &mut notices).await;
+    }
+    // The broker goes away: the stream says so and keeps following.
+    broker.stop();
+    while !notices.iter().any(|n| n.contains("still following")) {
+        next_event(&mut keys, &mut notices).await;
+    }
+    assert!(notices.iter().any(|n| n.contains(&b)), "{notices:?}");
+    assert!(!reader.is_finished());
+    // It comes back; a letter written then arrives, once, and the stream says so.
+    broker.restart();
+    send_on(&p, &t.name, "6f1c2a9e-3b4d-4e5f-9a8b-000000000002").await;
+    while !keys.iter().any(|k| k.ends_with("0002")) {
+        next_event(&mut keys, &mut notices).await;
+    }
+    assert_eq!(
+        keys,
+        vec![
+            "6f1c2a9e-3b4d-4e5f-9a8b-000000000001",
+            "6f1c2a9e-3b4d-4e5f-9a8b-000000000002"
+        ]
+    );
+    assert!(
+        notices.iter().any(|n| n.contains("reachable again")),
+        "{notices:?}"
+    );
+    drop(rx);
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+}

@@ -56,7 +56,7 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
     // Letters go to a scratch file first: the manifest, written first, counts them.
     let scratch = tempfile(&args.output)?;
     let mut body = BufWriter::new(std::fs::File::create(&scratch)?);
-    let (tx, mut rx) = mpsc::channel(8);
+    let (tx, mut rx) = mpsc::channel(crate::engine::read::source::AHEAD);
     let source = opened.source.clone();
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, tx).await });
     let mut ids = Vec::new();

@@ -45,7 +45,7 @@ pub async fn run(backend: &BackendArgs, exact: bool) -> anyhow::Result<()> {
 
 /// Reads the whole DLQ (index fields only are kept) and counts its letters.
 async fn count_by_reading(opened: &super::backend::Opened) -> anyhow::Result<u64> {
-    let (tx, mut rx) = mpsc::channel(8);
+    let (tx, mut rx) = mpsc::channel(crate::engine::read::source::AHEAD);
     let source = opened.source.clone();
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, tx).await });
     let mut n = 0u64;

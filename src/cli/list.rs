@@ -49,7 +49,7 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
         StartAt::End => Watch::new(target.confirm_after_ms),
         _ => outcome::prepare(source.as_ref(), target.confirm_after_ms).await?,
     };
-    let (tx, mut rx) = mpsc::channel(8);
+    let (tx, mut rx) = mpsc::channel(crate::engine::read::source::AHEAD);
     let follow = args.follow;
     let reader = tokio::spawn(async move { source.stream(from, follow, tx).await });
     let stdout = std::io::stdout();

@@ -122,7 +122,7 @@ struct Windows {
 
 impl Windows {
     fn open(opened: &Opened, filter: Filter) -> Self {
-        let (tx, rx) = mpsc::channel(2);
+        let (tx, rx) = mpsc::channel(crate::engine::write::WINDOW_AHEAD);
         let source = opened.source.clone();
         let reader =
             tokio::spawn(async move { source.stream(StartAt::Beginning, false, tx).await });

@@ -428,7 +428,7 @@ async fn replay_group(
     let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
         return;
     };
-    let (etx, mut erx) = mpsc::channel(2);
+    let (etx, mut erx) = mpsc::channel(crate::engine::write::WINDOW_AHEAD);
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, etx).await });
     let mut bulk = Bulk::default();
     let mut window = Vec::new();
@@ -488,7 +488,7 @@ async fn stream(
     let f = filter
         .as_deref()
         .and_then(|q| Filter::parse(q, chrono::Utc::now().timestamp_millis()).ok());
-    let (etx, mut erx) = mpsc::channel(8);
+    let (etx, mut erx) = mpsc::channel(crate::engine::read::source::AHEAD);
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, true, etx).await });
     let mut live = false;
     while let Some(ev) = erx.recv().await {

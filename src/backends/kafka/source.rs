@@ -167,6 +167,7 @@ impl KafkaSource {
         tracing::debug!("'{}': assigned from {from:?}", self.topic);
         let mut delivered = 0u64;
         let mut caught_up = false;
+        let mut away = false;
         let mut batch: Vec<DeadLetter> = Vec::with_capacity(BATCH);
         loop {
             if !caught_up && behind.is_empty() {
@@ -188,6 +189,7 @@ impl KafkaSource {
             } else {
                 Duration::ZERO
             };
+            let mut heard = false;
             match consumer.poll(wait) {
                 None => {
                     if !flush(tx, &mut batch, ledger) {
@@ -195,6 +197,7 @@ impl KafkaSource {
                     }
                 }
                 Some(Ok(msg)) => {
+                    heard = true;
                     let l = letter_from_message(&msg);
                     let (p, o) = (msg.partition(), msg.offset());
                     behind.retain(|&(q, hi)| !(q == p && o + 1 >= hi));
@@ -205,6 +208,7 @@ impl KafkaSource {
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
+                    heard = true;
                     let pos = consumer.position().ok().and_then(|t| {
                         t.find_partition(&self.topic, p)
                             .and_then(|e| e.offset().to_raw())
@@ -213,7 +217,30 @@ impl KafkaSource {
                         behind.retain(|&(q, hi)| !(q == p && pos >= hi));
                     }
                 }
-                Some(Err(e)) => return Err(self.cfg.error(format!("reading '{}'", self.topic), e)),
+                Some(Err(e)) => {
+                    let err = self.cfg.error(format!("reading '{}'", self.topic), e);
+                    // While following, a broker that went away is waited for: the client
+                    // reconnects and resumes where it was, losing and repeating nothing.
+                    if !(caught_up && err.kind() == FailureKind::Unreachable) {
+                        return Err(err);
+                    }
+                    if !away {
+                        away = true;
+                        let note =
+                            format!("{err}; still following, reading resumes when it is back");
+                        if tx.blocking_send(SourceEvent::Notice(note)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    continue;
+                }
+            }
+            if away && heard {
+                away = false;
+                let note = format!("'{}' is reachable again; following", self.topic);
+                if tx.blocking_send(SourceEvent::Notice(note)).is_err() {
+                    return Ok(());
+                }
             }
         }
     }

@@ -259,7 +259,7 @@ pub async fn prepare(source: &dyn DeadLetterSource, window_ms: i64) -> Result<Wa
     let Some(from) = watch.earliest_ms() else {
         return Ok(watch);
     };
-    let (tx, mut rx) = mpsc::channel(8);
+    let (tx, mut rx) = mpsc::channel(crate::engine::read::source::AHEAD);
     let read = source.stream(StartAt::Time(from), false, tx);
     let look = async {
         while let Some(event) = rx.recv().await {

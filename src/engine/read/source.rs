@@ -23,6 +23,10 @@ impl From<LedgerError> for SourceError {
     }
 }
 
+/// How many batches a stream may read ahead of whoever consumes it (a full channel
+/// makes the reader wait, so memory stays flat).
+pub const AHEAD: usize = 8;
+
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {

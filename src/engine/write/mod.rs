@@ -491,6 +491,8 @@ pub mod plan;
 pub const WINDOW: usize = 2000;
 /// Payload bytes a bulk replay holds at once, whatever the count.
 pub const WINDOW_BYTES: usize = 64 << 20;
+/// Batches a bulk replay's reader may hold ahead of the window being replayed.
+pub const WINDOW_AHEAD: usize = 2;
 mod send;
 mod state;
 mod target;
