@@ -73,6 +73,16 @@ impl KafkaLedger {
         }
     }
 
+    /// The ledger of DLQ topic `dlq` for counting states only: its reader keeps no
+    /// whole entry (the overview reads many ledgers and needs only their states).
+    pub fn counting(cfg: KafkaConfig, dlq: &str) -> Self {
+        let me = KafkaLedger::new(cfg.clone(), dlq);
+        if let Ok(mut v) = me.view.lock() {
+            *v = View::counting(cfg, &me.topic);
+        }
+        me
+    }
+
     /// The ledger topic's name.
     pub fn topic(&self) -> &str {
         &self.topic

@@ -37,6 +37,8 @@ pub struct View {
     assigned: bool,
     /// Every applied entry's bytes, opened on the first one.
     spill: Option<Spill>,
+    /// Whether whole entries are kept at all (a view that only counts states keeps none).
+    keep: bool,
     /// The next offset to read.
     pub next: i64,
     /// The letters' slots as folded so far.
@@ -66,12 +68,20 @@ impl View {
             consumer: None,
             assigned: false,
             spill: None,
+            keep: true,
             next: 0,
             fold: Fold::default(),
             verdicts: VecDeque::new(),
             verdicts_from: 0,
             recent: VecDeque::new(),
         }
+    }
+
+    /// A view that folds but keeps no whole entry: enough for counting states.
+    pub fn counting(cfg: KafkaConfig, topic: &str) -> Self {
+        let mut v = View::new(cfg, topic);
+        v.keep = false;
+        v
     }
 
     /// Folds record `r` (read as `bytes`) at `offset`; true when it was applied.
@@ -83,13 +93,13 @@ impl View {
         r: &Record<'_>,
         whole: Option<LedgerEntry>,
     ) -> Result<bool, LedgerError> {
-        if self.spill.is_none() {
+        if self.keep && self.spill.is_none() {
             self.spill = Some(Spill::new().map_err(|e| self.spill_error(&e))?);
         }
         let at = match self.spill.as_mut().map(|s| s.append(bytes)) {
             Some(Ok(at)) => at,
             Some(Err(e)) => return Err(self.spill_error(&e)),
-            None => return Ok(false),
+            None => u64::try_from(offset).unwrap_or(0),
         };
         let applied = self.fold.accept(r, || at);
         if self.verdicts.is_empty() {
@@ -103,7 +113,10 @@ impl View {
             self.verdicts.pop_front();
             self.verdicts_from += 1;
         }
-        if applied && let Some(e) = whole {
+        if applied
+            && self.keep
+            && let Some(e) = whole
+        {
             self.recent.push_back((at, e));
             while self.recent.len() > RECENT {
                 self.recent.pop_front();

@@ -2,10 +2,11 @@
 //! match the patterns and those Kafka Connect's connectors name (see [`connect`](super::connect)),
 //! from one metadata request, batched list-offsets requests (earliest, latest, one per hour of the last
 //! day, then at [`OLDER`] marks), one describe-configs request for `retention.ms`,
-//! and the ledger of each DLQ that has one. Letters are never read: the oldest
-//! letter's time is bracketed by the marks (to the hour in the last day, to the day
-//! in the last week, coarser beyond) and reported as the older end of its bracket,
-//! so "deleted in" errs early.
+//! and the ledger of each DLQ that has one. Letters are never read. The first letter
+//! of each partition is bracketed by the marks, then its own timestamp is found to
+//! the second by halving the bracket: "the first offset at or after time t" is the
+//! partition's first letter exactly when that letter's timestamp is at least t, so
+//! 12–25 more list-offsets requests, all partitions in each, give it.
 
 use std::collections::HashMap;
 
@@ -20,6 +21,8 @@ use crate::engine::read::overview::{DlqNames, DlqSummary, HOURS, is_morgue_topic
 /// Ages (days) beyond the last day at which the oldest letter is bracketed.
 const OLDER: [i64; 13] = [2, 3, 4, 5, 6, 7, 10, 14, 21, 30, 60, 90, 365];
 const HOUR_MS: i64 = 3_600_000;
+/// How close the first letter's time is found.
+const SECOND: i64 = 1000;
 
 /// The DLQ topics of the cluster that `names` selects, by name.
 pub async fn overview(
@@ -35,7 +38,7 @@ pub async fn overview(
         .iter()
         .filter(|s| ledgers.contains(&s.name))
         .map(|s| async move {
-            let ledger = KafkaLedger::new(cfg.clone(), &s.name);
+            let ledger = KafkaLedger::counting(cfg.clone(), &s.name);
             (s.name.clone(), ledger.states().await)
         });
     let states: HashMap<String, _> = futures::future::join_all(reads).await.into_iter().collect();
@@ -144,6 +147,7 @@ fn offsets(
     };
     let marks: Vec<_> = answers.collect();
     let hours = OLDER.len();
+    let mut firsts: Vec<First> = Vec::new();
     for ((topic, partition), hi) in &high {
         let Some(s) = out.iter_mut().find(|s| &s.name == topic) else {
             continue;
@@ -160,14 +164,66 @@ fn offsets(
             s.hourly[h] += u64::try_from(pos(to) - pos(from)).unwrap_or(0);
         }
         if *hi > lo {
-            // The latest mark with every letter at or after it (None: older than all marks).
-            let older = marks.iter().zip(&times).rev().find(|(m, _)| pos(m) == lo);
-            let t = older.map_or(times[0] - 365 * 24 * HOUR_MS, |(_, &t)| t);
-            s.oldest_ms = Some(s.oldest_ms.map_or(t, |o| o.min(t)));
+            // The first letter's time is in [a, b): a is the latest mark with every
+            // letter at or after it (0: older than all), b the next one.
+            let i = marks.iter().rposition(|m| pos(m) == lo);
+            let a = i.map_or(0, |i| times[i]);
+            let b = times
+                .get(i.map_or(0, |i| i + 1))
+                .copied()
+                .unwrap_or(i64::MAX / 2);
+            firsts.push((key, lo, a, b));
+        }
+    }
+    for ((topic, _), _, a, _) in first_times(cfg, &c, firsts)? {
+        if let Some(s) = out.iter_mut().find(|s| s.name == topic) {
+            s.oldest_ms = Some(s.oldest_ms.map_or(a, |o| o.min(a)));
         }
     }
     std::thread::spawn(move || drop(c));
     Ok((out, ledgers))
+}
+
+/// A partition, its first offset, and the bracket `[a, b)` its first letter's time is in.
+type First = ((String, i32), i64, i64, i64);
+
+/// Narrows each bracket to a second holding the first letter's own timestamp
+/// (`a <= t < b`, `b - a <= 1000`): the first offset at or after time `t` is the first
+/// letter exactly when its timestamp is at least `t`. Each round asks for every open
+/// bracket's middle in one request.
+fn first_times(
+    cfg: &KafkaConfig,
+    c: &super::Browser,
+    mut firsts: Vec<First>,
+) -> Result<Vec<First>, KafkaBackendError> {
+    for _ in 0..64 {
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), _, a, b) in &firsts {
+            if b - a > SECOND {
+                tpl.add_partition_offset(t, *p, Offset::Offset(a + (b - a) / 2))
+                    .map_err(|e| cfg.error("listing offsets", e))?;
+            }
+        }
+        if tpl.count() == 0 {
+            break;
+        }
+        let got = c
+            .offsets_for_times(tpl, cfg.connect_timeout)
+            .map_err(|e| cfg.error("listing offsets", e))?;
+        for ((t, p), lo, a, b) in &mut firsts {
+            if *b - *a <= SECOND {
+                continue;
+            }
+            let mid = *a + (*b - *a) / 2;
+            let at = got.find_partition(t, *p).and_then(|e| e.offset().to_raw());
+            if at == Some(*lo) {
+                *a = mid;
+            } else {
+                *b = mid;
+            }
+        }
+    }
+    Ok(firsts)
 }
 
 /// `retention.ms` of `topic` (None when unknown; -1 keeps letters forever).
