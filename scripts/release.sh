@@ -4,7 +4,8 @@
 # shell completions, all under dist/. Then checks what it built: `file` says statically
 # linked, `ldd` finds no shared library, `--version` runs, and `list` reads a letter
 # from the local broker (started by scripts/services.sh, or MORGUE_TEST_KAFKA).
-#   scripts/release.sh            build and check
+#   scripts/release.sh              build and check
+#   scripts/release.sh --build-only only build (scripts/test.sh builds while the tests run)
 # Installs what it needs: the musl target (rustup) and musl-tools (apt).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +29,10 @@ export CC_x86_64_unknown_linux_musl=musl-gcc
 start=$(date +%s)
 cargo build --release --locked --target "$TARGET" --features static
 built=$(( $(date +%s) - start ))
+if [ "${1:-}" = --build-only ]; then
+  echo "release: built in $built s"
+  exit 0
+fi
 BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/morgue
 
 mkdir -p dist

@@ -28,7 +28,19 @@ echo "test: Kafka at $MORGUE_TEST_KAFKA, MongoDB at $MORGUE_TEST_MONGO_URI" >&2
 start=$(date +%s)
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+cargo test --locked --no-run
+# The static release binary is built while the tests run, at the lowest priority (it
+# takes the CPU the tests leave idle; they mostly wait on the servers), in a target
+# directory of its own (cargo locks one per build).
+export CARGO_TARGET_DIR_RELEASE="$ROOT/target/release-check"
+release_log=$(mktemp)
+(CARGO_TARGET_DIR=$CARGO_TARGET_DIR_RELEASE nice -n 19 scripts/release.sh --build-only >"$release_log" 2>&1) &
+release_pid=$!
+tests=0
+cargo test --locked || tests=$?
 echo "test: suite finished in $(( $(date +%s) - start ))s" >&2
-# The static release binary, built and checked against the same broker.
-scripts/release.sh
+wait "$release_pid" || { cat "$release_log" >&2; echo "test: the release build failed" >&2; exit 1; }
+tail -1 "$release_log" >&2
+[ "$tests" = 0 ] || exit "$tests"
+# The static release binary (built above), checked against the same broker.
+CARGO_TARGET_DIR=$CARGO_TARGET_DIR_RELEASE scripts/release.sh

@@ -307,10 +307,19 @@ impl Processor for ExecProcessor {
             (None, Some(c)) => format!("exec: exit {c}"),
             (None, None) => "exec: killed by signal".to_string(),
         };
-        let message = if last.is_empty() {
-            class.clone()
+        // The message without a leading `Class: ` that repeats the class, as Spring
+        // writes it: `ValueError: bad price` is class `ValueError`, message `bad price`.
+        let said = named
+            .and_then(|c| last.split_once(": ").filter(|(head, _)| head.trim() == c))
+            .map_or(last, |(_, rest)| rest.trim());
+        let message = if said.is_empty() {
+            if last.is_empty() {
+                class.clone()
+            } else {
+                last.to_string()
+            }
         } else {
-            last.chars().take(500).collect()
+            said.chars().take(500).collect()
         };
         let stack = (!text.trim().is_empty()).then(|| tail(&text, 4096));
         Err(fail(
@@ -418,7 +427,7 @@ mod tests {
             e.class, "json.decoder.JSONDecodeError",
             "the error names its class"
         );
-        assert_eq!(e.message, "json.decoder.JSONDecodeError: Expecting value");
+        assert_eq!(e.message, "Expecting value", "the class is not repeated");
         let e = exec("exit 3").process(&msg(b"x"), 1).await.unwrap_err();
         assert_eq!(e.class, "exec: exit 3");
         assert!(e.retryable);
@@ -450,7 +459,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.class, "ValueError");
-        assert_eq!(e.message, "ValueError: last words");
+        assert_eq!(e.message, "last words");
         assert!(e.stack_trace.unwrap().ends_with("ValueError: last words\n"));
     }
 
