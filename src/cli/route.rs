@@ -296,7 +296,8 @@ impl Processor for ExecProcessor {
             .unwrap_or("");
         let code = status.code();
         // `ValueError: bad price` names its own class; otherwise say how the command ended.
-        let named = last.split_once(": ").map(|(c, _)| c.trim()).filter(|c| {
+        let split = last.split_once(": ");
+        let named = split.map(|(c, _)| c.trim()).filter(|c| {
             !c.is_empty()
                 && c.len() <= 100
                 && c.chars()
@@ -309,18 +310,14 @@ impl Processor for ExecProcessor {
         };
         // The message without a leading `Class: ` that repeats the class, as Spring
         // writes it: `ValueError: bad price` is class `ValueError`, message `bad price`.
-        let said = named
-            .and_then(|c| last.split_once(": ").filter(|(head, _)| head.trim() == c))
-            .map_or(last, |(_, rest)| rest.trim());
-        let message = if said.is_empty() {
-            if last.is_empty() {
-                class.clone()
-            } else {
-                last.to_string()
-            }
-        } else {
-            said.chars().take(500).collect()
+        let said = match (named, split) {
+            (Some(_), Some((_, rest))) => rest.trim(),
+            _ => last,
         };
+        let message = [said, last]
+            .into_iter()
+            .find(|m| !m.is_empty())
+            .map_or_else(|| class.clone(), |m| m.chars().take(500).collect());
         let stack = (!text.trim().is_empty()).then(|| tail(&text, 4096));
         Err(fail(
             class,

@@ -270,13 +270,6 @@ impl View {
     }
 }
 
-fn unreachable(e: KafkaBackendError) -> LedgerError {
-    match e {
-        KafkaBackendError::Unreachable { .. } => LedgerError::Unreachable(e.to_string()),
-        other => LedgerError::Other(other.to_string()),
-    }
-}
-
 /// The session's ledger reader: read committed (records of older morgue versions were
 /// written in transactions), short fetch waits, and a small prefetch queue (the ledger
 /// can hold millions of entries; what matters is the view).
@@ -303,7 +296,7 @@ impl View {
     pub fn catch_up(&mut self) -> Result<(), LedgerError> {
         let (cfg, topic) = (self.cfg.clone(), self.topic.clone());
         if self.consumer.is_none() {
-            self.consumer = Some(tail_consumer(&cfg).map_err(unreachable)?);
+            self.consumer = Some(tail_consumer(&cfg).map_err(LedgerError::from)?);
         }
         let Some(c) = self.consumer.as_ref() else {
             return Ok(());
@@ -312,7 +305,7 @@ impl View {
             match cfg.partitions(c, &topic) {
                 Ok(_) => {}
                 Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(()),
-                Err(e) => return Err(unreachable(e)),
+                Err(e) => return Err(e.into()),
             }
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, 0, Offset::Beginning)

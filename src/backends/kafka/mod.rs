@@ -16,6 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use thiserror::Error;
 
 use crate::engine::model::error::{BackendError, FailureKind};
+use crate::engine::model::ledger::LedgerError;
 use crate::engine::{DeadLetter, LetterId};
 
 pub mod connect;
@@ -117,6 +118,17 @@ impl KafkaBackendError {
                 ) => FailureKind::Unreachable,
                 _ => FailureKind::Other,
             },
+        }
+    }
+}
+
+impl From<KafkaBackendError> for LedgerError {
+    fn from(e: KafkaBackendError) -> Self {
+        let why = e.to_string();
+        match e.kind() {
+            FailureKind::Unreachable => LedgerError::Unreachable(why),
+            FailureKind::Refused => LedgerError::Refused(why),
+            _ => LedgerError::Other(why),
         }
     }
 }

@@ -268,11 +268,6 @@ impl LedgerState {
         out
     }
 
-    /// The version the next write of letter `id` must carry.
-    pub fn next_version(&self, id: &str) -> u64 {
-        self.entries.get(id).map_or(1, |e| e.version + 1)
-    }
-
     /// How many letters the ledger holds in each shown state (`replayed`, …).
     pub fn states(&self) -> std::collections::BTreeMap<&'static str, u64> {
         let mut out = std::collections::BTreeMap::new();
