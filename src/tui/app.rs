@@ -128,8 +128,10 @@ pub struct App {
     pub page: usize,
     /// Newest first (the default) or oldest first.
     pub newest_first: bool,
-    /// Keep the newest letter selected as letters arrive.
+    /// Keep the newest letter selected as letters arrive (while it is selected).
     pub follow: bool,
+    /// Letters arrived since the cursor left the newest one (`N new` in the header).
+    pub unseen: usize,
     /// The current screen.
     pub screen: Screen,
     /// The detail tab.
@@ -184,6 +186,9 @@ pub struct App {
     pub groups: Vec<crate::engine::read::triage::Group>,
     /// The selected group.
     pub group: usize,
+    /// Letters in the store when the groups were computed, and when (epoch ms).
+    pub(super) groups_of: usize,
+    pub(super) groups_ms: i64,
     /// Edited values kept with letters (from the ledger or this session).
     pub edits: std::collections::HashMap<LetterId, Vec<u8>>,
     /// Letters marked for a replay of several.
@@ -218,6 +223,7 @@ impl App {
             page: 20,
             newest_first: true,
             follow: true,
+            unseen: 0,
             screen: Screen::List,
             tab: Tab::Payload,
             detail_scroll: 0,
@@ -245,6 +251,8 @@ impl App {
             retention_ms: None,
             groups: Vec::new(),
             group: 0,
+            groups_of: 0,
+            groups_ms: 0,
             edits: std::collections::HashMap::new(),
             highlighted: None,
             marked: std::collections::BTreeSet::new(),
@@ -272,6 +280,7 @@ impl App {
         self.store.tick(self.now_ms);
         self.selected = 0;
         self.scroll = 0;
+        self.unseen = 0;
         self.caught_up = false;
         self.scanned = 0;
         self.view = None;
@@ -281,31 +290,6 @@ impl App {
             generation: self.generation,
             filter,
         }]
-    }
-
-    /// Store position of display row `i`.
-    pub fn position(&self, i: usize) -> Option<usize> {
-        let n = self.visible_len();
-        let k = (i < n).then(|| if self.newest_first { n - 1 - i } else { i })?;
-        match &self.view {
-            Some(v) => v.get(k).map(|&p| p as usize),
-            None => Some(k),
-        }
-    }
-
-    /// The selected letter's id.
-    pub fn selected_id(&self) -> Option<LetterId> {
-        self.position(self.selected).and_then(|p| self.store.id(p))
-    }
-
-    pub(super) fn select(&mut self, i: usize) {
-        let n = self.visible_len();
-        self.selected = if n == 0 { 0 } else { i.min(n - 1) };
-        if self.selected < self.scroll {
-            self.scroll = self.selected;
-        } else if self.selected >= self.scroll + self.page.max(1) {
-            self.scroll = self.selected + 1 - self.page.max(1);
-        }
     }
 
     pub(super) fn write_refused(&mut self, what: &str) -> bool {
@@ -370,8 +354,7 @@ impl App {
                 if self.screen == Screen::Triage {
                     self.screen = Screen::List;
                 } else {
-                    self.groups = crate::engine::read::triage::groups(&self.store);
-                    self.group = self.group.min(self.groups.len().saturating_sub(1));
+                    self.refresh_groups();
                     self.screen = Screen::Triage;
                 }
             }
@@ -416,15 +399,7 @@ impl App {
                 self.newest_first = !self.newest_first;
                 self.select(0);
             }
-            Action::ToggleFollow => {
-                self.follow = !self.follow;
-                self.status = if self.follow {
-                    "following new letters"
-                } else {
-                    "not following"
-                }
-                .into();
-            }
+            Action::ToggleFollow => self.toggle_follow(),
             Action::Filter => {
                 self.dialog = Some(Dialog::Filter {
                     input: self.filter.clone(),
@@ -547,4 +522,4 @@ impl App {
 
 #[cfg(test)]
 #[path = "app_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -6,7 +6,7 @@ use crate::engine::Headers;
 use crate::engine::LetterState;
 use crate::engine::write::plan::{ReplayPolicy, plan};
 
-fn letter(offset: i64) -> DeadLetter {
+pub(crate) fn letter(offset: i64) -> DeadLetter {
     let mut h = Headers::default();
     h.push("kafka_dlt-original-topic", "trades");
     h.push("kafka_dlt-exception-fqcn", "x.Boom");
@@ -23,7 +23,7 @@ fn letter(offset: i64) -> DeadLetter {
 }
 
 /// An app that has read `n` letters in its first stream.
-fn loaded(n: i64) -> App {
+pub(crate) fn loaded(n: i64) -> App {
     let mut app = App::new("kafka://b/dlq".into(), false, false);
     let effects = app.start();
     assert_eq!(
@@ -42,7 +42,7 @@ fn loaded(n: i64) -> App {
     app
 }
 
-fn selected_offset(app: &App) -> i64 {
+pub(crate) fn selected_offset(app: &App) -> i64 {
     match app.selected_id() {
         Some(LetterId::Kafka { offset, .. }) => offset,
         other => panic!("{other:?}"),
@@ -68,24 +68,6 @@ fn navigation_is_newest_first_and_pages() {
     assert_eq!(selected_offset(&app), 0, "oldest first");
     app.update(Action::Quit);
     assert!(app.quit);
-}
-
-#[test]
-fn following_keeps_the_newest_selected_and_not_following_keeps_the_row() {
-    let mut app = loaded(5);
-    app.update(Action::Letters {
-        generation: 1,
-        letters: vec![letter(5)],
-    });
-    assert_eq!(selected_offset(&app), 5);
-    app.update(Action::ToggleFollow);
-    app.update(Action::Down);
-    assert_eq!(selected_offset(&app), 4);
-    app.update(Action::Letters {
-        generation: 1,
-        letters: vec![letter(6), letter(7)],
-    });
-    assert_eq!(selected_offset(&app), 4, "the same letter stays selected");
 }
 
 #[test]
@@ -172,7 +154,7 @@ fn opening_fetches_unless_cached() {
     );
 }
 
-fn planned(app: &App) -> Box<ReplayPlan> {
+pub(crate) fn planned(app: &App) -> Box<ReplayPlan> {
     let mut l = letter(selected_offset(app));
     l.id = app.selected_id();
     let policy = ReplayPolicy {

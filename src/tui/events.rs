@@ -24,6 +24,9 @@ impl App {
             } if generation == self.generation => {
                 let before = self.store.len();
                 let shown = self.visible_len();
+                // The selection belongs to a letter: its store position never changes.
+                let anchor = self.position(self.selected);
+                let following = self.following();
                 for l in &letters {
                     let pos = self.store.insert(l);
                     if pos >= before && letters.len() <= 4 {
@@ -33,23 +36,17 @@ impl App {
                 }
                 self.extend_view(before);
                 let added = self.visible_len() - shown;
-                if self.newest_first && !self.follow && added > 0 && self.visible_len() > added {
-                    // Keep the same letter selected while rows arrive above it.
-                    self.selected += added;
-                    self.scroll += added;
-                }
-                if self.follow {
-                    self.select(if self.newest_first {
-                        0
-                    } else {
-                        self.visible_len().saturating_sub(1)
-                    });
+                if following {
+                    self.select_newest();
+                } else {
+                    self.unseen += added;
+                    self.keep_selected(anchor);
                 }
             }
             Action::CaughtUp { generation } if generation == self.generation => {
                 self.store.rescan_failures();
                 if self.screen == Screen::Triage {
-                    self.groups = crate::engine::read::triage::groups(&self.store);
+                    self.refresh_groups();
                 }
                 self.caught_up = true;
                 self.status = "caught up; following live".to_string();
@@ -102,6 +99,12 @@ impl App {
             Action::Clock(ms) => {
                 self.now_ms = ms;
                 self.store.tick(ms);
+                if self.screen == Screen::Triage
+                    && self.groups_of != self.store.len()
+                    && ms - self.groups_ms >= 1000
+                {
+                    self.refresh_groups();
+                }
             }
             Action::Retention(ms) => self.retention_ms = ms.filter(|r| *r >= 0),
             _ => {}

@@ -27,13 +27,19 @@ impl App {
         if self.filter.is_empty() || index_only.is_some() {
             // Answer from the rows: they must hold every letter, not a previous search's hits.
             let mut effects = Vec::new();
+            // The selected letter stays selected when the new filter keeps it.
+            let mut anchor = self.position(self.selected);
             if self.stream_filtered {
                 effects = self.restream(None);
+                anchor = None;
             }
             self.row_filter = index_only;
             self.view = self.row_filter.as_ref().map(|_| Vec::new());
             self.extend_view(0);
-            self.select(0);
+            match anchor.and_then(|p| self.row_of(p)) {
+                Some(row) => self.select(row),
+                None => self.select(0),
+            }
             return effects;
         }
         let f = Some(self.filter.clone());

@@ -20,6 +20,7 @@ pub mod overview;
 pub mod preview;
 pub mod profiles;
 pub mod runner;
+mod selection;
 pub mod terminal;
 pub mod theme;
 pub mod view;

@@ -115,8 +115,11 @@ async fn overview_loop(
             },
             got = rx.recv() => match got {
                 Some(Ok(dlqs)) => {
+                    // The selection stays on its DLQ when rows come and go.
+                    let chosen = ov.dlqs.get(ov.selected).map(|d| d.name.clone());
                     ov.dlqs = dlqs;
-                    ov.select(ov.selected);
+                    let row = chosen.and_then(|n| ov.dlqs.iter().position(|d| d.name == n));
+                    ov.select(row.unwrap_or(ov.selected));
                     ov.fetched_ms = Some(chrono::Utc::now().timestamp_millis());
                     // News (back from a DLQ) stays; a failed read gives way once it answers.
                     if ov.status.ends_with('…') || ov.status.starts_with("cannot read") {

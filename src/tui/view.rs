@@ -90,11 +90,23 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
     } else {
         "  live".to_string()
     };
+    let state = if app.unseen > 0 {
+        let arrow = if app.newest_first { '↑' } else { '↓' };
+        format!("{state}  {} new {arrow}", group(app.unseen as u64))
+    } else {
+        state
+    };
     spans.push(Span::styled(
         state,
         theme.pick(Style::default().fg(Color::Green)),
     ));
     Line::from(spans)
+}
+
+/// The header's text, without styles.
+#[cfg(test)]
+pub(crate) fn header_text(app: &App) -> String {
+    header(app, Theme::current()).to_string()
 }
 
 /// `1 letter`, `2,000 letters`.
