@@ -114,6 +114,20 @@ pub enum Action {
     },
     /// A letter fetched in full.
     Fetched(Box<DeadLetter>),
+    /// The fetch of letter `id` waits for `what` now.
+    FetchWaiting {
+        /// The letter.
+        id: LetterId,
+        /// What it waits for (`its schema from the schema registry`).
+        what: String,
+    },
+    /// The fetch of letter `id` failed.
+    FetchFailed {
+        /// The letter.
+        id: LetterId,
+        /// Why, in one line.
+        error: String,
+    },
     /// A replay planned for the confirm dialog.
     Planned(Box<ReplayPlan>),
     /// A write finished: the letter's new state and a line for the status bar.
@@ -145,6 +159,8 @@ impl Action {
                 | Action::Total(_)
                 | Action::Arrived { .. }
                 | Action::Fetched(_)
+                | Action::FetchWaiting { .. }
+                | Action::FetchFailed { .. }
                 | Action::Done { .. }
                 | Action::Notice(_)
                 | Action::Clock(_)

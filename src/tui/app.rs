@@ -201,6 +201,21 @@ pub struct App {
     pub switch_to: Option<String>,
     /// Shown in place of the status until the next key (why a chosen profile did not open).
     pub notice: Option<String>,
+    /// The last fetch asked for (detail or preview), until its letter arrives.
+    pub fetching: Option<Fetching>,
+}
+
+/// A fetch out for the detail view or the preview.
+#[derive(Debug, Clone)]
+pub struct Fetching {
+    /// The letter.
+    pub id: LetterId,
+    /// When it was asked for (epoch ms).
+    pub since_ms: i64,
+    /// What it waits for now.
+    pub waiting: String,
+    /// Why it failed, once it has.
+    pub failed: Option<String>,
 }
 
 /// Letters this close to deletion by retention are flagged in the list.
@@ -259,6 +274,7 @@ impl App {
             profile: None,
             switch_to: None,
             notice: None,
+            fetching: None,
         }
     }
 
@@ -380,7 +396,7 @@ impl App {
                         return effect.into_iter().collect();
                     } else {
                         self.detail = None;
-                        return vec![Effect::Fetch(id)];
+                        return vec![self.fetch(id)];
                     }
                 }
             }
@@ -492,6 +508,8 @@ impl App {
             | Action::Total(_)
             | Action::Arrived { .. }
             | Action::Fetched(_)
+            | Action::FetchWaiting { .. }
+            | Action::FetchFailed { .. }
             | Action::Done { .. }
             | Action::Notice(_)
             | Action::Clock(_)

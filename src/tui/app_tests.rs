@@ -587,7 +587,14 @@ fn the_preview_follows_the_cursor_with_one_fetch_at_a_time() {
     app.update(Action::Down);
     app.update(Action::Down);
     app.update(Action::Down);
-    assert_eq!(app.update(Action::Notice("broker gone".into())), fetch(15));
+    let failed = Action::FetchFailed {
+        id: LetterId::Kafka {
+            partition: 0,
+            offset: 18,
+        },
+        error: "broker gone".into(),
+    };
+    assert_eq!(app.update(failed), fetch(15));
     // Hidden: nothing is fetched.
     app.update(Action::TogglePreview);
     app.update(Action::Fetched(Box::new(letter(15))));

@@ -28,7 +28,8 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         tabs,
     );
     let Some(l) = app.detail.as_ref().filter(|d| d.id == app.selected_id()) else {
-        f.render_widget(Paragraph::new("fetching the letter…"), body);
+        let line = app.fetch_line(app.selected_id().as_ref());
+        f.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), body);
         return;
     };
     let lines = match app.tab {

@@ -3,10 +3,40 @@
 //! results of writes, notices, the clock, retention and resizes.
 
 use super::action::{Action, Effect};
-use super::app::{App, Screen};
+use super::app::{App, Fetching, Screen};
 use super::letter_ops::highlight_effect;
+use crate::engine::LetterId;
 
 impl App {
+    /// The effect that fetches letter `id`, noted so the screen can say what it waits for.
+    pub(super) fn fetch(&mut self, id: LetterId) -> Effect {
+        self.fetching = Some(Fetching {
+            id: id.clone(),
+            since_ms: self.now_ms,
+            waiting: "the letter".into(),
+            failed: None,
+        });
+        Effect::Fetch(id)
+    }
+
+    /// What the detail view or the preview shows while letter `id` is not there yet.
+    pub fn fetch_line(&self, id: Option<&LetterId>) -> String {
+        let Some(f) = self.fetching.as_ref().filter(|f| Some(&f.id) == id) else {
+            return "fetching the letter…".into();
+        };
+        let waited = self.now_ms - f.since_ms;
+        match &f.failed {
+            Some(e) => format!("cannot fetch {}: {e}", f.id),
+            None if waited >= 1_000 => format!(
+                "fetching {}… {:.1} s, waiting for {}",
+                f.id,
+                waited as f64 / 1_000.0,
+                f.waiting
+            ),
+            None => format!("fetching {}…", f.id),
+        }
+    }
+
     /// Applies one engine event (see [`Action::is_event`]); returns the I/O to do.
     pub(super) fn on_event(&mut self, action: Action) -> Vec<Effect> {
         match action {
@@ -65,8 +95,24 @@ impl App {
                 }
             }
             Action::Arrived { .. } => {}
+            Action::FetchWaiting { id, what } => {
+                if let Some(f) = self.fetching.as_mut().filter(|f| f.id == id) {
+                    f.waiting = what;
+                }
+            }
+            Action::FetchFailed { id, error } => {
+                self.preview_fetch_ended();
+                let error = error.lines().next().unwrap_or_default().to_string();
+                self.status = format!("cannot fetch {id}: {error}");
+                if let Some(f) = self.fetching.as_mut().filter(|f| f.id == id) {
+                    f.failed = Some(error);
+                }
+            }
             Action::Fetched(mut l) => {
                 self.preview_fetch_ended();
+                if self.fetching.as_ref().map(|f| Some(&f.id)) == Some(l.id.as_ref()) {
+                    self.fetching = None;
+                }
                 self.store.settle(&mut l);
                 // Kept for the detail view and the preview (which takes it from the cache).
                 self.store.cache_put((*l).clone());
@@ -91,11 +137,7 @@ impl App {
                 }
                 self.status = message;
             }
-            Action::Notice(n) => {
-                // A failed fetch ends with a notice: let the preview ask again.
-                self.preview_fetch_ended();
-                self.status = n;
-            }
+            Action::Notice(n) => self.status = n,
             Action::Clock(ms) => {
                 self.now_ms = ms;
                 self.store.tick(ms);
@@ -112,3 +154,7 @@ impl App {
         Vec::new()
     }
 }
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

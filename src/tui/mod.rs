@@ -6,11 +6,13 @@
 
 pub mod action;
 pub mod app;
+mod bulk;
 pub mod console;
 pub mod detail;
 mod dialogs;
 pub mod editor;
 mod events;
+mod fetch;
 mod filtering;
 pub mod highlight;
 pub mod keymap;

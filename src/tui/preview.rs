@@ -91,11 +91,15 @@ impl App {
             self.preview.letter = Some(l);
             return Vec::new();
         }
-        if self.preview.in_flight.is_some() {
+        let failed = self
+            .fetching
+            .as_ref()
+            .is_some_and(|f| f.id == id && f.failed.is_some());
+        if self.preview.in_flight.is_some() || failed {
             return Vec::new();
         }
         self.preview.in_flight = Some(id.clone());
-        vec![Effect::Fetch(id)]
+        vec![self.fetch(id)]
     }
 }
 
@@ -124,7 +128,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     let selected = app.selected_id();
     let lines = match app.preview.letter.as_ref().filter(|l| l.id == selected) {
         Some(l) => lines(l, theme),
-        None if selected.is_some() => vec![Line::from("fetching the letter…")],
+        None if selected.is_some() => vec![Line::from(app.fetch_line(selected.as_ref()))],
         None => Vec::new(),
     };
     f.render_widget(

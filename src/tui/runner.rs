@@ -18,10 +18,10 @@ use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
 use crate::backends::open::{Opened, Target};
+use crate::engine::LetterId;
 use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
-use crate::engine::write::{ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
-use crate::engine::{DeadLetter, LetterId};
+use crate::engine::write::{ReplayOutcome, Writer};
 
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
@@ -61,6 +61,7 @@ async fn run_with<C: Console>(
         stream: None,
         highlight: None,
         group: target.group.clone(),
+        dlq: opened.ledger.dlq(),
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
     app.from_overview = from_overview;
@@ -82,12 +83,16 @@ struct Io {
     highlight: Option<JoinHandle<()>>,
     /// The source consumer group given by flag or profile.
     group: Option<String>,
+    /// The DLQ's name, for saying what a fetch waits for.
+    dlq: String,
 }
 
 async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> anyhow::Result<()> {
     let (mut terminal, mut input) = console.open()?;
     let theme = Theme::current();
+    // Answers to keys (fetches, plans, writes) on `tx`; letters and bulk progress on `slow`.
     let (tx, mut rx) = mpsc::channel::<Action>(64);
+    let (slow, mut slow_rx) = mpsc::channel::<Action>(64);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let size = terminal.size()?;
     let rows = size.height.saturating_sub(3);
@@ -128,7 +133,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
                     urgent = true;
                     continue;
                 }
-                io.run(e, &tx);
+                io.run(e, &tx, &slow);
             }
         }
         if app.quit {
@@ -160,8 +165,12 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
+            Some(a) = rx.recv() => {
+                pending.extend(app.update(a));
+                dirty = true;
+            }
             // Few actions at a time (each may carry 512 letters), so a key never waits long.
-            n = rx.recv_many(&mut batch, 8) => {
+            n = slow_rx.recv_many(&mut batch, 8) => {
                 if n == 0 {
                     break;
                 }
@@ -172,7 +181,9 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = tick.tick() => {
+                // Redrawn on the tick too: a fetch's wait and ages move with the clock.
                 app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
+                dirty = true;
             }
         }
     }
@@ -183,50 +194,23 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
 }
 
 impl Io {
-    /// Starts the task for one effect; results come back as actions on `tx`.
-    fn run(&mut self, effect: Effect, tx: &mpsc::Sender<Action>) {
-        let tx = tx.clone();
+    /// Starts the task for one effect. Answers to what a key asked (a fetch, a plan, a
+    /// write) come back on `tx`; the stream's letters and a bulk replay's progress on
+    /// `slow`, which the loop reads only when `tx` is empty.
+    fn run(&mut self, effect: Effect, tx: &mpsc::Sender<Action>, slow: &mpsc::Sender<Action>) {
+        let (tx, slow) = (tx.clone(), slow.clone());
         match effect {
             Effect::Stream { generation, filter } => {
                 if let Some(h) = self.stream.take() {
                     h.abort();
                 }
                 let source = self.source.clone();
-                self.stream = Some(tokio::spawn(stream(source, generation, filter, tx)));
+                self.stream = Some(tokio::spawn(stream(source, generation, filter, slow)));
             }
             Effect::Fetch(id) => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
-                let group = self.group.clone();
-                tokio::spawn(async move {
-                    match source.fetch(&id).await {
-                        Ok(mut l) => {
-                            // Schemas are fetched here, off the UI task.
-                            crate::engine::decoders::prepare_letters(std::slice::from_ref(&l))
-                                .await;
-                            let kept = writer.edited_value(&l).await.ok().flatten();
-                            if let Some(value) = kept {
-                                let _ = tx
-                                    .send(Action::EditedValue {
-                                        id: id.clone(),
-                                        value,
-                                    })
-                                    .await;
-                            }
-                            let replayed = !l.history.is_empty();
-                            let _ = tx.send(Action::Fetched(Box::new(l.clone()))).await;
-                            // Then, for a replayed letter, whether its group has read the replay.
-                            if replayed {
-                                l.consumed = writer.consumed(&l, group.as_deref()).await;
-                                if l.consumed.is_some() {
-                                    let _ = tx.send(Action::Fetched(Box::new(l))).await;
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Action::Notice(e.to_string())).await;
-                        }
-                    }
-                });
+                let (group, dlq) = (self.group.clone(), self.dlq.clone());
+                tokio::spawn(super::fetch::fetch(source, writer, group, dlq, id, tx));
             }
             Effect::PlanReplay(id) => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
@@ -264,11 +248,11 @@ impl Io {
             }
             Effect::ReplayMany(ids) => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
-                tokio::spawn(replay_many(source, writer, ids, tx));
+                tokio::spawn(super::bulk::replay_many(source, writer, ids, slow));
             }
             Effect::ReplayGroup { query } => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
-                tokio::spawn(replay_group(source, writer, query, tx));
+                tokio::spawn(super::bulk::replay_group(source, writer, query, slow));
             }
             Effect::Edit { .. } => {
                 // Handled by the event loop, which owns the terminal.
@@ -354,127 +338,6 @@ impl Io {
             let _ = tx.send(a).await;
         });
     }
-}
-
-/// Counts of a replay of several letters, reported as it goes.
-#[derive(Default)]
-struct Bulk {
-    done: u64,
-    skipped: u64,
-    /// Skipped letters by reason, in the order the reasons first came.
-    why_skipped: Vec<(crate::engine::write::Reason, u64)>,
-    failed: u64,
-}
-
-impl Bulk {
-    /// Replays a window of letters through the writer, reporting each one.
-    async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Action>) {
-        for (id, o) in writer.replay(letters, None, false).await {
-            match o {
-                ReplayOutcome::Replayed { .. } => {
-                    self.done += 1;
-                    let message = format!(
-                        "replayed {} ({} skipped, {} failed)",
-                        self.done, self.skipped, self.failed
-                    );
-                    let state = crate::engine::LetterState::Replayed;
-                    let _ = tx.send(Action::Done { id, state, message }).await;
-                }
-                ReplayOutcome::Skipped(why) => {
-                    self.skipped += 1;
-                    match self.why_skipped.iter_mut().find(|(r, _)| *r == why.reason) {
-                        Some((_, n)) => *n += 1,
-                        None => self.why_skipped.push((why.reason, 1)),
-                    }
-                }
-                ReplayOutcome::SentUnconfirmed { why, .. } => {
-                    self.failed += 1;
-                    let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
-                }
-                ReplayOutcome::Failed(why) => {
-                    self.failed += 1;
-                    let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
-                }
-            }
-        }
-    }
-
-    async fn report(&self, tx: &mpsc::Sender<Action>) {
-        let why: Vec<String> = self
-            .why_skipped
-            .iter()
-            .map(|(r, n)| format!("{n} {r}"))
-            .collect();
-        let why = if why.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", why.join(", "))
-        };
-        let msg = format!(
-            "replay done: {} replayed, {} skipped{why}, {} failed",
-            self.done, self.skipped, self.failed
-        );
-        let _ = tx.send(Action::Notice(msg)).await;
-    }
-}
-
-/// Replays every letter matching `query`, a window at a time, reporting progress.
-async fn replay_group(
-    source: Arc<dyn DeadLetterSource>,
-    writer: Arc<Writer>,
-    query: String,
-    tx: mpsc::Sender<Action>,
-) {
-    let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
-        return;
-    };
-    let (etx, mut erx) = mpsc::channel(crate::engine::write::WINDOW_AHEAD);
-    let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, etx).await });
-    let mut bulk = Bulk::default();
-    let mut window = Vec::new();
-    let mut bytes = 0;
-    while let Some(ev) = erx.recv().await {
-        let SourceEvent::Letters(batch) = ev else {
-            continue;
-        };
-        crate::engine::decoders::prepare_letters(&batch).await;
-        for l in batch.into_iter().filter(|l| f.matches(l)) {
-            bytes += l.size();
-            window.push(l);
-        }
-        if window.len() >= WINDOW || bytes >= WINDOW_BYTES {
-            bulk.replay(&writer, &std::mem::take(&mut window), &tx)
-                .await;
-            bytes = 0;
-        }
-    }
-    bulk.replay(&writer, &window, &tx).await;
-    let _ = reader.await;
-    bulk.report(&tx).await;
-}
-
-/// Replays the letters `ids`, a window at a time, reporting progress.
-async fn replay_many(
-    source: Arc<dyn DeadLetterSource>,
-    writer: Arc<Writer>,
-    ids: Vec<LetterId>,
-    tx: mpsc::Sender<Action>,
-) {
-    let mut bulk = Bulk::default();
-    for chunk in ids.chunks(WINDOW) {
-        let mut letters = Vec::with_capacity(chunk.len());
-        for id in chunk {
-            match source.fetch(id).await {
-                Ok(l) => letters.push(l),
-                Err(e) => {
-                    bulk.failed += 1;
-                    let _ = tx.send(Action::Notice(e.to_string())).await;
-                }
-            }
-        }
-        bulk.replay(&writer, &letters, &tx).await;
-    }
-    bulk.report(&tx).await;
 }
 
 /// Reads the DLQ from the beginning and keeps following it, forwarding the letters

@@ -1,0 +1,135 @@
+//! Replays of several letters from the TUI (marked letters, a triage group): a window
+//! at a time through the engine's writer, each letter's outcome reported as it goes,
+//! then one line of totals. Their reports go on the runner's slow channel, so a bulk
+//! replay never delays a key's answer or a fetch.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::action::Action;
+use crate::engine::read::filter::Filter;
+use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
+use crate::engine::write::{ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
+use crate::engine::{DeadLetter, LetterId};
+
+/// Counts of a replay of several letters, reported as it goes.
+#[derive(Default)]
+struct Bulk {
+    done: u64,
+    skipped: u64,
+    /// Skipped letters by reason, in the order the reasons first came.
+    why_skipped: Vec<(crate::engine::write::Reason, u64)>,
+    failed: u64,
+}
+
+impl Bulk {
+    /// Replays a window of letters through the writer, reporting each one.
+    async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Action>) {
+        for (id, o) in writer.replay(letters, None, false).await {
+            match o {
+                ReplayOutcome::Replayed { .. } => {
+                    self.done += 1;
+                    let message = format!(
+                        "replayed {} ({} skipped, {} failed)",
+                        self.done, self.skipped, self.failed
+                    );
+                    let state = crate::engine::LetterState::Replayed;
+                    let _ = tx.send(Action::Done { id, state, message }).await;
+                }
+                ReplayOutcome::Skipped(why) => {
+                    self.skipped += 1;
+                    match self.why_skipped.iter_mut().find(|(r, _)| *r == why.reason) {
+                        Some((_, n)) => *n += 1,
+                        None => self.why_skipped.push((why.reason, 1)),
+                    }
+                }
+                ReplayOutcome::SentUnconfirmed { why, .. } => {
+                    self.failed += 1;
+                    let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
+                }
+                ReplayOutcome::Failed(why) => {
+                    self.failed += 1;
+                    let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
+                }
+            }
+        }
+    }
+
+    async fn report(&self, tx: &mpsc::Sender<Action>) {
+        let why: Vec<String> = self
+            .why_skipped
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join(", "))
+        };
+        let msg = format!(
+            "replay done: {} replayed, {} skipped{why}, {} failed",
+            self.done, self.skipped, self.failed
+        );
+        let _ = tx.send(Action::Notice(msg)).await;
+    }
+}
+
+/// Replays every letter matching `query`, a window at a time, reporting progress.
+pub(super) async fn replay_group(
+    source: Arc<dyn DeadLetterSource>,
+    writer: Arc<Writer>,
+    query: String,
+    tx: mpsc::Sender<Action>,
+) {
+    let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
+        return;
+    };
+    let (etx, mut erx) = mpsc::channel(crate::engine::write::WINDOW_AHEAD);
+    let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, etx).await });
+    let mut bulk = Bulk::default();
+    let mut window = Vec::new();
+    let mut bytes = 0;
+    while let Some(ev) = erx.recv().await {
+        let SourceEvent::Letters(batch) = ev else {
+            continue;
+        };
+        crate::engine::decoders::prepare_letters(&batch).await;
+        for l in batch.into_iter().filter(|l| f.matches(l)) {
+            bytes += l.size();
+            window.push(l);
+        }
+        if window.len() >= WINDOW || bytes >= WINDOW_BYTES {
+            bulk.replay(&writer, &std::mem::take(&mut window), &tx)
+                .await;
+            bytes = 0;
+        }
+    }
+    bulk.replay(&writer, &window, &tx).await;
+    let _ = reader.await;
+    bulk.report(&tx).await;
+}
+
+/// Replays the letters `ids`, a window at a time, reporting progress.
+pub(super) async fn replay_many(
+    source: Arc<dyn DeadLetterSource>,
+    writer: Arc<Writer>,
+    ids: Vec<LetterId>,
+    tx: mpsc::Sender<Action>,
+) {
+    let mut bulk = Bulk::default();
+    for chunk in ids.chunks(WINDOW) {
+        let mut letters = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            match source.fetch(id).await {
+                Ok(l) => letters.push(l),
+                Err(e) => {
+                    bulk.failed += 1;
+                    let _ = tx.send(Action::Notice(e.to_string())).await;
+                }
+            }
+        }
+        bulk.replay(&writer, &letters, &tx).await;
+    }
+    bulk.report(&tx).await;
+}

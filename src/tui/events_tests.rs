@@ -1,0 +1,57 @@
+//! Engine events: a fetch that waits says for what, a failed one says why once.
+
+use super::super::app::tests::{loaded, selected_offset};
+use crate::tui::app::{Action, Effect, Screen};
+
+#[test]
+fn a_slow_fetch_says_what_it_waits_for_and_a_failed_one_why() {
+    let mut app = loaded(30);
+    app.update(Action::Clock(1_000_000));
+    app.update(Action::Bottom);
+    let effects = app.update(Action::Open);
+    let Some(Effect::Fetch(id)) = effects.first().cloned() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(app.screen, Screen::Detail);
+    assert_eq!(app.fetch_line(Some(&id)), format!("fetching {id}…"));
+    app.update(Action::FetchWaiting {
+        id: id.clone(),
+        what: "its schema from the schema registry".into(),
+    });
+    app.update(Action::Clock(1_002_500));
+    assert_eq!(
+        app.fetch_line(Some(&id)),
+        format!("fetching {id}… 2.5 s, waiting for its schema from the schema registry")
+    );
+    // Letters arriving meanwhile change nothing of it.
+    app.update(Action::Letters {
+        generation: app.generation,
+        letters: vec![super::super::app::tests::letter(30)],
+    });
+    assert_eq!(selected_offset(&app), 0);
+    app.update(Action::FetchFailed {
+        id: id.clone(),
+        error: "broker '127.0.0.1:1' unreachable\nsecond line".into(),
+    });
+    let line = format!("cannot fetch {id}: broker '127.0.0.1:1' unreachable");
+    assert_eq!(app.fetch_line(Some(&id)), line);
+    assert_eq!(app.status, line);
+}
+
+#[test]
+fn the_preview_does_not_ask_again_for_a_letter_that_failed() {
+    let mut app = loaded(30);
+    let effects = app.update(Action::Resize(20, 200));
+    let Some(Effect::Fetch(id)) = effects.first().cloned() else {
+        panic!("the preview fetches: {effects:?}")
+    };
+    let error = "no such letter".to_string();
+    let again = app.update(Action::FetchFailed { id, error });
+    assert!(again.is_empty(), "{again:?}");
+    assert!(app.update(Action::Clock(5)).is_empty());
+    let next = app.update(Action::Down);
+    assert!(
+        matches!(next.first(), Some(Effect::Fetch(_))),
+        "another letter is fetched: {next:?}"
+    );
+}
