@@ -127,7 +127,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             cut(app.store.topic(r).unwrap_or("?"), cols.source).into(),
             cut(key, cols.key).into(),
             cut(
-                &error_line(app.store.error(r), app.store.message(r)),
+                &error_line(app.store.error(r), app.store.said(r).as_deref()),
                 cols.error,
             )
             .into(),

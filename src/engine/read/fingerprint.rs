@@ -40,20 +40,81 @@ pub fn of_letter(l: &crate::engine::DeadLetter) -> String {
 
 /// `message` with its variable parts masked.
 pub fn normalize(message: &str) -> String {
+    let mut out = String::new();
+    for p in pieces(message) {
+        out.push_str(match p {
+            Piece::Kept(s) => s,
+            Piece::Masked(mask, _) => mask,
+        });
+    }
+    out
+}
+
+/// Stands for a masked part in a [`shape`].
+pub const HOLE: char = '\u{1}';
+
+/// `message` split for keeping it small: its normalised form, its shape (the
+/// normalised form with [`HOLE`] where each mask is) and the masked parts in order.
+/// [`fill`] puts them back. Messages that share a fingerprint share a shape unless
+/// their quoted values differ only in length.
+pub fn shape(message: &str) -> (String, String, Vec<&str>) {
+    let (mut normalized, mut shape, mut parts) = (String::new(), String::new(), Vec::new());
+    for p in pieces(message) {
+        match p {
+            Piece::Kept(s) => {
+                normalized.push_str(s);
+                // A control character shows as nothing useful; HOLE must stay unique.
+                shape.extend(s.chars().map(|c| if c.is_control() { ' ' } else { c }));
+            }
+            Piece::Masked(mask, original) => {
+                normalized.push_str(mask);
+                shape.push(HOLE);
+                parts.push(original);
+            }
+        }
+    }
+    (normalized, shape, parts)
+}
+
+/// The message a [`shape`] was made from: each [`HOLE`] replaced by the next part.
+pub fn fill<'a>(shape: &str, parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut parts = parts.into_iter();
+    let mut out = String::with_capacity(shape.len() + 16);
+    for c in shape.chars() {
+        match c {
+            HOLE => out.push_str(parts.next().unwrap_or("?")),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A run of a message as normalised: kept as it is, or masked (the mask, the original).
+enum Piece<'a> {
+    Kept(&'a str),
+    Masked(&'static str, &'a str),
+}
+
+/// The first line of `message` in pieces, at most [`MAX_CHARS`] characters shown.
+fn pieces(message: &str) -> Vec<Piece<'_>> {
     let line = message.lines().next().unwrap_or_default().trim();
-    let mut out = String::with_capacity(line.len().min(MAX_CHARS + 8));
+    let mut out = Vec::new();
+    let mut shown = 0;
     let mut rest = line;
     while let Some(c) = rest.chars().next() {
-        if out.chars().count() >= MAX_CHARS {
-            out.push('…');
+        if shown >= MAX_CHARS {
+            out.push(Piece::Kept("…"));
             break;
         }
         if (c == '\'' || c == '"')
             && let Some(end) = rest[1..].find(c)
         {
-            out.push(c);
-            out.push('…');
-            out.push(c);
+            let quoted = &rest[..end + 2];
+            out.push(Piece::Masked(
+                if c == '"' { "\"…\"" } else { "'…'" },
+                quoted,
+            ));
+            shown += 3;
             rest = &rest[end + 2..];
             continue;
         }
@@ -61,41 +122,71 @@ pub fn normalize(message: &str) -> String {
             .find(|ch: char| !(ch.is_alphanumeric() || "-_.@+".contains(ch)))
             .unwrap_or(rest.len());
         if word_len == 0 {
-            out.push(c);
+            out.push(Piece::Kept(&rest[..c.len_utf8()]));
+            shown += 1;
             rest = &rest[c.len_utf8()..];
             continue;
         }
-        mask_word(&rest[..word_len], &mut out);
+        shown += mask_word(&rest[..word_len], &mut out);
         rest = &rest[word_len..];
     }
     out
 }
 
-/// Appends `word` masked: a whole UUID, e-mail or hex id, else its digit runs.
-fn mask_word(word: &str, out: &mut String) {
+/// Appends `word` in pieces: a whole UUID, e-mail or hex id masked, else its digit
+/// runs; the characters shown.
+fn mask_word<'a>(word: &'a str, out: &mut Vec<Piece<'a>>) -> usize {
     let trimmed = word.trim_end_matches(['.', '-']);
     let tail = &word[trimmed.len()..];
-    if is_uuid(trimmed) {
-        out.push_str("<uuid>");
+    let whole = if is_uuid(trimmed) {
+        Some("<uuid>")
     } else if is_email(trimmed) {
-        out.push_str("<email>");
+        Some("<email>")
     } else if is_hex_id(trimmed) {
-        out.push_str("<hex>");
+        Some("<hex>")
     } else {
-        let mut in_digits = false;
-        for ch in trimmed.chars() {
-            if ch.is_ascii_digit() {
-                if !in_digits {
-                    out.push('#');
+        None
+    };
+    let mut shown = tail.chars().count();
+    if let Some(mask) = whole {
+        out.push(Piece::Masked(mask, trimmed));
+        shown += mask.len();
+    } else {
+        let mut start = 0;
+        let mut digits = None;
+        for (i, ch) in trimmed.char_indices() {
+            match (ch.is_ascii_digit(), digits) {
+                (true, None) => {
+                    if start < i {
+                        out.push(Piece::Kept(&trimmed[start..i]));
+                        shown += trimmed[start..i].chars().count();
+                    }
+                    digits = Some(i);
                 }
-                in_digits = true;
-            } else {
-                out.push(ch);
-                in_digits = false;
+                (false, Some(d)) => {
+                    out.push(Piece::Masked("#", &trimmed[d..i]));
+                    shown += 1;
+                    (start, digits) = (i, None);
+                }
+                _ => {}
             }
         }
+        match digits {
+            Some(d) => {
+                out.push(Piece::Masked("#", &trimmed[d..]));
+                shown += 1;
+            }
+            None if start < trimmed.len() => {
+                out.push(Piece::Kept(&trimmed[start..]));
+                shown += trimmed[start..].chars().count();
+            }
+            None => {}
+        }
     }
-    out.push_str(tail);
+    if !tail.is_empty() {
+        out.push(Piece::Kept(tail));
+    }
+    shown
 }
 
 fn is_uuid(w: &str) -> bool {
@@ -195,5 +286,35 @@ mod tests {
         let long = normalize(&"word ".repeat(100));
         assert!(long.chars().count() <= super::MAX_CHARS + 1, "{long}");
         assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn a_shape_and_its_parts_give_back_the_message() {
+        for raw in [
+            "order 6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b of jane.doe@example.com: '42.00' > 10",
+            "price must be positive: -3.25",
+            "object 65f0c0ffee0000000000abcd not found.",
+            "field \"amount\" is required in v2beta3",
+            "no digits at all",
+            "größe 12 überschritten – 7€",
+            "",
+        ] {
+            let (normalized, shape, parts) = super::shape(raw);
+            assert_eq!(normalized, normalize(raw));
+            assert_eq!(super::fill(&shape, parts), raw);
+        }
+        let (_, a, _) = super::shape("order 17 of 3 failed");
+        let (_, b, _) = super::shape("order 99812 of 12 failed");
+        assert_eq!(a, b, "one shape for one failure");
+        let (_, shape, parts) = super::shape("x\u{1}y 1");
+        assert_eq!(
+            super::fill(&shape, parts),
+            "x y 1",
+            "no part lost to a stray HOLE"
+        );
+        let long = "id 12 ".repeat(60);
+        let (_, shape, parts) = super::shape(&long);
+        let back = super::fill(&shape, parts);
+        assert!(back.ends_with('…') && long.starts_with(back.trim_end_matches('…')));
     }
 }

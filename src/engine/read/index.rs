@@ -43,7 +43,8 @@ pub struct IndexRow {
     pub dlq_ts_ms: i64,
     /// The key, whole (see [`keys`]: inline, a packed UUID, or the arena).
     pub key: [u8; keys::CELL],
-    /// Interned error message, normalised (0 = none; see `Store::message`).
+    /// The error message: its entry in the store's said messages (0 = none; see
+    /// `Store::message` and `Store::said`).
     pub message: u32,
     /// Bytes of key + value + headers.
     pub size: u32,

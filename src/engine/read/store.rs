@@ -81,6 +81,8 @@ pub struct Store {
     widest: (usize, usize),
     /// Normalised error messages (see `fingerprint`), at most [`MAX_MESSAGES`].
     messages: Interner,
+    /// Each letter's message as said (a row's `message` is its offset there).
+    said: said::Said,
     /// The oldest DLQ time stored (epoch ms).
     oldest_ms: Option<i64>,
     cache: HashMap<RowId, (DeadLetter, u64)>,
@@ -170,12 +172,15 @@ impl Store {
         );
         // With a class, the message is indexed apart (the class is the error).
         if let (Some(_), Some(m)) = (&l.failure.exception_class, &l.failure.message) {
-            let m = crate::engine::read::fingerprint::normalize(m);
-            row.message = match self.messages.find(&m) {
+            let (norm, shape, parts) = crate::engine::read::fingerprint::shape(m);
+            let id = match self.messages.find(&norm) {
                 Some(id) => id,
-                None if self.messages.len() < MAX_MESSAGES => self.messages.intern(Some(&m)),
+                None if self.messages.len() < MAX_MESSAGES => self.messages.intern(Some(&norm)),
                 None => 0,
             };
+            if id != 0 {
+                row.message = self.said.put(id, &shape, &parts, MAX_MESSAGES);
+            }
         }
         self.rows.push(row)
     }
@@ -229,7 +234,18 @@ impl Store {
 
     /// The normalised error message of `row`, when it has a class and a message.
     pub fn message(&self, row: &IndexRow) -> Option<&str> {
-        self.messages.get(row.message)
+        self.messages.get(self.message_id(row))
+    }
+
+    /// The id of `row`'s normalised message among [`Store::messages`] (0: none).
+    pub fn message_id(&self, row: &IndexRow) -> u32 {
+        self.said.message_id(row.message)
+    }
+
+    /// The error message of `row` as the letter said it (first line, at most
+    /// `fingerprint::MAX_CHARS` characters), when it has a class and a message.
+    pub fn said(&self, row: &IndexRow) -> Option<String> {
+        self.said.said(row.message)
     }
 
     /// The failure's fingerprint (see `fingerprint::id`) of `row`.
@@ -359,6 +375,7 @@ impl Store {
             + self.topics.heap_bytes()
             + self.errors.heap_bytes()
             + self.messages.heap_bytes()
+            + self.said.heap_bytes()
             + self.keys.heap_bytes()
     }
 
@@ -373,6 +390,7 @@ fn row_key(rows: &Chunked<IndexRow>, pos: u32) -> RowId {
         .map_or(RowId { hi: 0, lo: 0 }, IndexRow::id)
 }
 
+mod said;
 mod watching;
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub fn groups(store: &Store) -> Vec<Group> {
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for r in store.rows() {
         let e = by
-            .entry((r.topic, r.error, r.message))
+            .entry((r.topic, r.error, store.message_id(r)))
             .or_insert((0, i64::MAX, i64::MIN));
         e.0 += 1;
         if r.dlq_ts_ms != NO_TIME {
@@ -73,7 +73,7 @@ pub fn groups(store: &Store) -> Vec<Group> {
         for r in store.rows().filter(|r| r.dlq_ts_ms != NO_TIME) {
             let b = (((r.dlq_ts_ms - lo) as i128 * (SPARK as i128 - 1)) / span as i128) as usize;
             sparks
-                .entry((r.topic, r.error, r.message))
+                .entry((r.topic, r.error, store.message_id(r)))
                 .or_insert([0; SPARK])[b.min(SPARK - 1)] += 1;
         }
     }
