@@ -203,6 +203,13 @@ pub struct App {
     pub notice: Option<String>,
     /// The last fetch asked for (detail or preview), until its letter arrives.
     pub fetching: Option<Fetching>,
+    /// The key bound to a command, for hints in the status line (the runner passes
+    /// the keymap's; by default the command's name).
+    pub key: fn(&str) -> String,
+    /// The letter on screen, decoded (see `shown`).
+    pub shown: Option<super::shown::Shown>,
+    /// Counts changes to `edits`, so a new edit is decoded again.
+    pub edit_serial: u64,
 }
 
 /// A fetch out for the detail view or the preview.
@@ -275,6 +282,9 @@ impl App {
             switch_to: None,
             notice: None,
             fetching: None,
+            key: str::to_string,
+            shown: None,
+            edit_serial: 0,
         }
     }
 
@@ -319,6 +329,7 @@ impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         let mut effects = self.handle(action);
         effects.extend(self.sync_preview());
+        self.sync_shown();
         effects
     }
 
@@ -449,8 +460,8 @@ impl App {
                     self.status = format!(
                         "{} marked; {} replays them, {} unmarks",
                         self.marked.len(),
-                        super::keymap::key("replay"),
-                        super::keymap::key("back")
+                        (self.key)("replay"),
+                        (self.key)("back")
                     );
                     self.select(self.selected + 1);
                 }

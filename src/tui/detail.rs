@@ -9,12 +9,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Tabs, Wrap};
 
 use super::app::{App, Tab};
-use super::view::Theme;
+use super::shown::Shown;
+use super::theme::Theme;
 use crate::engine::DeadLetter;
 use crate::engine::export::json::rfc3339;
 use crate::engine::model::after_replay::AfterReplay;
 use crate::engine::model::conventions::{convention_of, quote_bytes};
-use crate::engine::read::decode::{DEFAULT_CAP, Kind, decode};
+use crate::engine::read::decode::Kind;
 
 /// Draws the selected letter (or says it is being fetched).
 pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
@@ -35,11 +36,19 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     let lines = match app.tab {
         Tab::Payload => {
             let edit = l.id.as_ref().and_then(|id| app.edits.get(id));
+            let owned;
+            let shown = match app.shown_for(l) {
+                Some(s) => s,
+                None => {
+                    owned = Shown::of(l, edit.map(Vec::as_slice));
+                    &owned
+                }
+            };
             let highlighted =
                 l.id.as_ref()
                     .and_then(|id| app.highlighted_for(id))
-                    .filter(|_| edit.is_none());
-            payload(l, edit, highlighted, theme)
+                    .filter(|_| !shown.edited);
+            payload(l, shown, highlighted, theme)
         }
         Tab::Headers => headers(l),
         Tab::Error => error(l, theme),
@@ -55,24 +64,11 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
 
 pub(super) fn payload(
     l: &DeadLetter,
-    app_edit: Option<&Vec<u8>>,
+    shown: &Shown,
     highlighted: Option<&[Line<'static>]>,
     theme: Theme,
 ) -> Vec<Line<'static>> {
-    // A key in a binary format (a framed Avro key, …) shows decoded, with its format.
-    let key = match l.key.as_deref() {
-        None => "(null)".to_string(),
-        Some(k) => match crate::engine::decoders::global().decode(k, None) {
-            crate::engine::decoders::Attempt::Decoded(s) => format!("{} ({})", s.value, s.format),
-            _ => quote_bytes(k),
-        },
-    };
-    let edited = app_edit.map(Vec::as_slice);
-    let d = decode(
-        edited.or(l.value.as_deref()),
-        l.source.topic.as_deref(),
-        DEFAULT_CAP,
-    );
+    let (d, key) = (&shown.payload, &shown.key);
     let kind = match (&d.format, d.kind) {
         (Some(f), _) => f.as_str(),
         (None, Kind::Json) => "JSON",
@@ -87,7 +83,7 @@ pub(super) fn payload(
         l.value.as_ref().map_or(0, Vec::len),
         l.state.as_str()
     ))];
-    if edited.is_some() {
+    if shown.edited {
         out.push(Line::styled(
             "edited: this is what a replay sends (u discards the edit)",
             theme.pick(Style::default().fg(Color::Cyan)),

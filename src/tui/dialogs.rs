@@ -71,6 +71,7 @@ impl App {
                 self.status = format!("keeping the edit of {id}…");
                 let value = encoded.unwrap_or_else(|| text.into_bytes());
                 self.edits.insert(id.clone(), value.clone());
+                self.edit_serial += 1;
                 return vec![Effect::SaveEdit { id, value }];
             }
             (Dialog::ConfirmReplayMany(ids), Action::Submit) => {

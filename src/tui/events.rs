@@ -42,6 +42,7 @@ impl App {
         match action {
             Action::EditedValue { id, value } => {
                 self.edits.insert(id, value);
+                self.edit_serial += 1;
             }
             Action::Resize(rows, cols) => {
                 self.cols = cols;

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::Action;
+use super::action::Action;
 
 /// The default keymap, as shipped.
 pub const DEFAULT_KEYMAP: &str = include_str!("../../assets/keymap.toml");

@@ -13,8 +13,8 @@ impl App {
         let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
             self.status = format!(
                 "open the letter first ({}), then {} to edit",
-                super::keymap::key("open"),
-                super::keymap::key("edit")
+                (self.key)("open"),
+                (self.key)("edit")
             );
             return Vec::new();
         };
@@ -93,10 +93,7 @@ impl App {
 
     pub(super) fn copy(&mut self, whole: bool) -> Vec<Effect> {
         let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
-            self.status = format!(
-                "open the letter first ({}), then copy",
-                super::keymap::key("open")
-            );
+            self.status = format!("open the letter first ({}), then copy", (self.key)("open"));
             return Vec::new();
         };
         // A profile's mandatory redaction applies to what leaves through the clipboard.

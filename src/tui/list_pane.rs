@@ -11,7 +11,8 @@ use ratatui::text::Span;
 use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
 use super::app::{App, DELETION_WARNING_MS};
-use super::view::{Theme, error_line, time};
+use super::theme::Theme;
+use super::words::{error_line, time};
 use crate::engine::LetterState;
 use crate::engine::read::index::IndexRow;
 

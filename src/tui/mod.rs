@@ -1,8 +1,11 @@
 //! The terminal UI, in The Elm Architecture: `app` holds the state and the pure
 //! `update(Action) -> Vec<Effect>`, `runner` does the I/O and the event loop
 //! (on a `console`: the real terminal, or the soak benchmark's),
-//! `view`, `list_pane` and `detail` draw, `keymap` binds keys (and generates the help), and
-//! `terminal` restores the terminal on exit and on panic.
+//! `view`, `list_pane`, `preview_pane` and `detail` draw (from `words` and `theme`),
+//! `keymap` binds keys (and generates the help), and `terminal` restores the terminal
+//! on exit and on panic. The state side (`app` with `events`, `dialogs`, `selection`,
+//! `preview`, `shown`, `filtering`, `letter_ops`) never imports a drawing file: a new
+//! dialog is its `Dialog` variant, its arm in `dialogs` and its arm in `view::dialog`.
 
 pub mod action;
 pub mod app;
@@ -20,12 +23,15 @@ mod letter_ops;
 mod list_pane;
 pub mod overview;
 pub mod preview;
+mod preview_pane;
 pub mod profiles;
 pub mod runner;
 mod selection;
+pub mod shown;
 pub mod terminal;
 pub mod theme;
 pub mod view;
+mod words;
 
 #[cfg(test)]
 mod snapshot_tests;

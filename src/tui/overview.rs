@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::app::Action;
 use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
-use super::view::Theme;
+use super::theme::Theme;
 use crate::backends::open::{Clusters, Target};
 use crate::engine::read::overview::group;
 use crate::engine::read::overview::{DlqSummary, age, sparkline};

@@ -1,26 +1,17 @@
-//! The preview beside the list on wide terminals (≥ [`PREVIEW_MIN_COLS`] columns):
-//! the selected letter's error and payload, following the cursor. `v` toggles it.
+//! The preview's state: on wide terminals (≥ [`PREVIEW_MIN_COLS`] columns) the list
+//! shows the selected letter's error and payload beside it, following the cursor
+//! (`v` toggles it; `preview_pane` draws it).
 //!
 //! Letters come from the store's cache, else from one fetch at a time: while a fetch
 //! is out, moving the cursor only records where it is, and the letter under the cursor
 //! when the fetch returns is fetched next. Scrolling fast never queues a fetch per row.
 
-use ratatui::Frame;
-use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
-
 use super::action::Effect;
 use super::app::{App, Screen};
-use super::view::{Theme, error_line};
 use crate::engine::model::letter::{DeadLetter, LetterId};
-use crate::engine::read::fingerprint::first_app_frame;
 
 /// Terminals at least this wide show the preview beside the list.
 pub const PREVIEW_MIN_COLS: u16 = 140;
-/// The list keeps at least this many columns (UUID keys stay whole).
-const LIST_MIN_COLS: u16 = 92;
 
 /// The preview's state.
 #[derive(Debug)]
@@ -101,70 +92,4 @@ impl App {
         self.preview.in_flight = Some(id.clone());
         vec![self.fetch(id)]
     }
-}
-
-/// Splits the list screen's `area` into the list and the preview.
-pub fn split(area: Rect) -> (Rect, Rect) {
-    let list = (area.width * 3 / 5).max(LIST_MIN_COLS).min(area.width);
-    let preview = Rect {
-        x: area.x + list,
-        width: area.width - list,
-        ..area
-    };
-    (
-        Rect {
-            width: list,
-            ..area
-        },
-        preview,
-    )
-}
-
-/// Draws the preview of the selected letter.
-pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
-    let block = Block::default()
-        .borders(Borders::LEFT)
-        .title(" preview (v hides) ");
-    let selected = app.selected_id();
-    let lines = match app.preview.letter.as_ref().filter(|l| l.id == selected) {
-        Some(l) => lines(l, theme),
-        None if selected.is_some() => vec![Line::from(app.fetch_line(selected.as_ref()))],
-        None => Vec::new(),
-    };
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
-    );
-}
-
-/// The error (class and message, first application frame, replay outcome), then the payload.
-fn lines(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
-    let fail = &l.failure;
-    let bold = theme.pick(Style::default().add_modifier(Modifier::BOLD));
-    let mut out = vec![Line::styled(
-        error_line(fail.exception_class.as_deref(), fail.message.as_deref()),
-        theme.pick(Style::default().fg(Color::Red)).patch(bold),
-    )];
-    if let Some(frame) = fail.stack_trace.as_deref().and_then(first_app_frame) {
-        out.push(Line::from(format!("  {frame}")));
-    }
-    let src = &l.source;
-    if let (Some(t), Some(p), Some(o)) = (&src.topic, src.partition, src.offset) {
-        let attempts = fail.attempts.map(|a| format!(", attempts {a}"));
-        out.push(Line::from(format!(
-            "from {t}:{p}@{o}{}",
-            attempts.unwrap_or_default()
-        )));
-    }
-    if let Some(o) = &l.outcome {
-        out.push(Line::styled(
-            o.text(),
-            theme.pick(Style::default().fg(Color::Yellow)),
-        ));
-    }
-    out.push(Line::from(""));
-    out.extend(super::detail::payload(l, None, None, theme));
-    out
 }

@@ -9,7 +9,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 
 use super::app::{Action, App, Dialog, Effect};
-use super::view::Theme;
+use super::theme::Theme;
 
 /// A profile as the picker shows it: its name and where its DLQ is.
 #[derive(Debug, Clone, PartialEq, Eq)]

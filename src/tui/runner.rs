@@ -65,6 +65,7 @@ async fn run_with<C: Console>(
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
     app.from_overview = from_overview;
+    app.key = super::keymap::key;
     app.set_confirm_after(target.confirm_after_ms);
     app.redact = target
         .redact

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
 use super::app::{App, Dialog, Screen};
 use super::detail;
-use crate::engine::read::index::NO_TIME;
+use super::words::{error_line, time};
 use crate::engine::read::overview::group;
 
 pub use super::theme::Theme;
@@ -26,9 +26,9 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
     f.render_widget(Paragraph::new(header(app, theme)), top);
     match app.screen {
         Screen::List if app.preview_shown() => {
-            let (list, preview) = super::preview::split(body);
+            let (list, preview) = super::preview_pane::split(body);
             super::list_pane::draw(f, app, list, theme);
-            super::preview::draw(f, app, preview, theme);
+            super::preview_pane::draw(f, app, preview, theme);
         }
         Screen::List => super::list_pane::draw(f, app, body, theme),
         Screen::Detail => detail::draw(f, app, body, theme),
@@ -157,43 +157,6 @@ fn status(app: &App, theme: Theme) -> Line<'static> {
             theme.pick(Style::default().fg(Color::DarkGray)),
         ),
     ])
-}
-
-/// `MM-DD HH:MM:SS` in UTC, `-` when unknown.
-pub(super) fn time(ms: i64) -> String {
-    if ms == NO_TIME {
-        return "-".into();
-    }
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".into())
-}
-
-/// The short class and the normalised message: `ValidationException: price must be positive: -#`.
-pub(super) fn error_line(error: Option<&str>, message: Option<&str>) -> String {
-    let class = short_error(error);
-    // Some writers put the class in the message too (`ValueError: bad price`): once.
-    let message = message.map(|m| {
-        [error.unwrap_or_default(), class.as_str()]
-            .iter()
-            .filter(|c| !c.is_empty())
-            .find_map(|c| m.strip_prefix(*c).and_then(|r| r.strip_prefix(": ")))
-            .unwrap_or(m)
-    });
-    match message {
-        Some(m) if !m.is_empty() => format!("{class}: {m}"),
-        _ => class,
-    }
-}
-
-/// The last segment of an exception class (`x.y.Boom` → `Boom`); messages stay whole.
-pub(super) fn short_error(e: Option<&str>) -> String {
-    let e = e.unwrap_or("-");
-    if e.contains(' ') {
-        e.to_string()
-    } else {
-        e.rsplit(['.', ':']).next().unwrap_or(e).to_string()
-    }
 }
 
 fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
@@ -455,34 +418,4 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
         Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
         area,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::error_line;
-
-    #[test]
-    fn the_class_is_shown_once() {
-        let with = |e, m| error_line(Some(e), Some(m));
-        // Written by morgue's router before it stopped repeating the class, or by others.
-        assert_eq!(
-            with("ValidationError", "ValidationError: price must be positive"),
-            "ValidationError: price must be positive"
-        );
-        assert_eq!(
-            with(
-                "json.decoder.JSONDecodeError",
-                "json.decoder.JSONDecodeError: Expecting value"
-            ),
-            "JSONDecodeError: Expecting value"
-        );
-        assert_eq!(
-            with("x.y.Boom", "Boom: no"),
-            "Boom: no",
-            "the short class too"
-        );
-        // A message that merely starts with the same word keeps it.
-        assert_eq!(with("Timeout", "Timeouts: 3"), "Timeout: Timeouts: 3");
-        assert_eq!(error_line(Some("x.Boom"), None), "Boom");
-    }
 }
