@@ -34,3 +34,4 @@ mod router_rollback;
 mod router_signals;
 mod source;
 mod tui_e2e;
+mod tui_incident;

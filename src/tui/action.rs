@@ -139,6 +139,13 @@ pub enum Action {
         /// What happened.
         message: String,
     },
+    /// A write on letter `id` was refused or failed.
+    Refused {
+        /// The letter.
+        id: LetterId,
+        /// Why, for the status line.
+        message: String,
+    },
     /// Something to say in the status line.
     Notice(String),
     /// The DLQ's retention (ms; -1 forever), for flagging letters about to be deleted.
@@ -162,6 +169,7 @@ impl Action {
                 | Action::FetchWaiting { .. }
                 | Action::FetchFailed { .. }
                 | Action::Done { .. }
+                | Action::Refused { .. }
                 | Action::Notice(_)
                 | Action::Clock(_)
                 | Action::Retention(_)

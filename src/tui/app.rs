@@ -210,6 +210,8 @@ pub struct App {
     pub shown: Option<super::shown::Shown>,
     /// Counts changes to `edits`, so a new edit is decoded again.
     pub edit_serial: u64,
+    /// Letters whose edit is being written to the ledger: no replay until it is.
+    pub saving: std::collections::BTreeSet<LetterId>,
 }
 
 /// A fetch out for the detail view or the preview.
@@ -285,6 +287,7 @@ impl App {
             key: str::to_string,
             shown: None,
             edit_serial: 0,
+            saving: std::collections::BTreeSet::new(),
         }
     }
 
@@ -473,6 +476,14 @@ impl App {
                     ));
                 }
             }
+            Action::Replay
+                if self
+                    .selected_id()
+                    .is_some_and(|id| self.saving.contains(&id)) =>
+            {
+                // What the dialog shows must be what is sent: the edit first.
+                self.status = "the edit is being kept; replay once it is".into();
+            }
             Action::Replay => {
                 if let Some(id) = self.selected_id()
                     && !self.write_refused("replay")
@@ -522,6 +533,7 @@ impl App {
             | Action::FetchWaiting { .. }
             | Action::FetchFailed { .. }
             | Action::Done { .. }
+            | Action::Refused { .. }
             | Action::Notice(_)
             | Action::Clock(_)
             | Action::Retention(_)

@@ -72,6 +72,7 @@ impl App {
                 let value = encoded.unwrap_or_else(|| text.into_bytes());
                 self.edits.insert(id.clone(), value.clone());
                 self.edit_serial += 1;
+                self.saving.insert(id.clone());
                 return vec![Effect::SaveEdit { id, value }];
             }
             (Dialog::ConfirmReplayMany(ids), Action::Submit) => {

@@ -131,7 +131,12 @@ impl App {
             {
                 self.highlighted = Some((id, lines));
             }
+            Action::Refused { id, message } => {
+                self.saving.remove(&id);
+                self.status = message;
+            }
             Action::Done { id, state, message } => {
+                self.saving.remove(&id);
                 self.store.set_state(&id, state);
                 if let Some(d) = self.detail.as_mut().filter(|d| d.id.as_ref() == Some(&id)) {
                     d.state = state;

@@ -55,3 +55,26 @@ fn the_preview_does_not_ask_again_for_a_letter_that_failed() {
         "another letter is fetched: {next:?}"
     );
 }
+
+#[test]
+fn no_replay_while_the_edit_is_being_kept() {
+    use crate::tui::app::Dialog;
+    let mut app = loaded(3);
+    let id = app.selected_id().unwrap();
+    app.dialog = Some(Dialog::ReviewEdit {
+        id: id.clone(),
+        text: "{\"n\":9}".into(),
+        diff: Vec::new(),
+        encoded: None,
+    });
+    let effects = app.update(Action::Submit);
+    assert!(matches!(effects.first(), Some(Effect::SaveEdit { .. })));
+    assert!(app.update(Action::Replay).is_empty(), "refused until kept");
+    assert!(app.status.contains("being kept"), "{}", app.status);
+    app.update(Action::Done {
+        id: id.clone(),
+        state: crate::engine::LetterState::Edited,
+        message: "kept".into(),
+    });
+    assert_eq!(app.update(Action::Replay), vec![Effect::PlanReplay(id)]);
+}

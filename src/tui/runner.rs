@@ -334,7 +334,10 @@ impl Io {
             };
             let a = match result.await {
                 Ok((state, message)) => Action::Done { id, state, message },
-                Err(e) => Action::Notice(format!("{what} refused: {e}")),
+                Err(e) => Action::Refused {
+                    id,
+                    message: format!("{what} refused: {e}"),
+                },
             };
             let _ = tx.send(a).await;
         });
