@@ -49,7 +49,7 @@ async fn feed(dlq: String, source: String, stop: Arc<AtomicBool>, burst: Arc<Ato
             for _ in 0..(count - chunk * 100).min(100) {
                 n += 1;
                 let key = uuid::Uuid::new_v4().to_string();
-                let class = if n % 40 == 0 {
+                let class = if n.is_multiple_of(40) {
                     RARE
                 } else {
                     "com.acme.PriceRejected"
