@@ -17,6 +17,19 @@ use super::procs::json_lines;
 use super::tmux::Tmux;
 use super::{TestCollection, TestTopic, kafka_brokers, read_all_on, unique};
 
+/// The headers Spring's dead-letter publisher writes for a letter from `src` that
+/// failed with `f`, ready for a Kafka record.
+pub fn dlt_headers(src: &SourceCoords, f: &FailureContext) -> OwnedHeaders {
+    let mut hs = OwnedHeaders::new();
+    for h in Headers(conventions::encode(src, f)).iter() {
+        hs = hs.insert(Header {
+            key: &h.name,
+            value: h.value.as_deref(),
+        });
+    }
+    hs
+}
+
 /// A transactional DLQ of `n` letters for `source` on `brokers`, one transaction per
 /// letter; letter `i` failed at source offset `offsets(i)`. Returns the keys.
 pub async fn seed_on(
@@ -48,13 +61,7 @@ pub async fn seed_on(
             reason: Reason::Failed,
             ..FailureContext::default()
         };
-        let mut hs = OwnedHeaders::new();
-        for h in Headers(conventions::encode(&src, &f)).iter() {
-            hs = hs.insert(Header {
-                key: &h.name,
-                value: h.value.as_deref(),
-            });
-        }
+        let hs = dlt_headers(&src, &f);
         let value = format!("{{\"trade\":{i}}}");
         p.begin_transaction().unwrap();
         p.send(
