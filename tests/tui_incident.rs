@@ -239,9 +239,18 @@ async fn an_operator_works_while_letters_keep_arriving() {
         t.keys(&["r"]);
         t.wait_for("to topic:");
         t.keys(&["Enter"]);
-        t.wait_for(&format!("to '{}'", source.name));
+        // Done once the chosen letter is on the source topic (a status line would
+        // still show the previous replay's).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !replayed(&source.name).await.contains_key(&key) {
+            assert!(
+                Instant::now() < deadline,
+                "{key} never replayed:\n{}",
+                t.screen()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         chosen_replays.insert(key);
-        t.wait_for("replayed to");
     }
 
     // Mark two letters and replay them.
