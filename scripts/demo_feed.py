@@ -8,6 +8,7 @@ import json
 import random
 import sys
 import time
+import uuid
 
 from confluent_kafka import Producer
 
@@ -37,7 +38,7 @@ while True:
     else:
         value = json.dumps(trade).encode()
     kwargs = {"timestamp": ts} if ts else {}
-    p.produce(topic, key=trade["trade_id"].encode(), value=value,
+    p.produce(topic, key=str(uuid.uuid4()).encode(), value=value,
               headers=[("content-type", b"application/json")], **kwargs)
     p.poll(0)
     time.sleep(1.0 / rate)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Makes the PNGs in screenshots/ from real tmux sessions of the binary: a DLQ filled
-# by the demo's router, then the list, a filter, a letter's detail, the triage board
-# and the replay dialog. Pipeline: tmux capture-pane -e (ANSI) -> aha (HTML) ->
-# headless Chromium screenshot. Installs tmux, aha and chromium when missing.
+# Makes the PNGs in screenshots/ from real tmux sessions of the binary on a live DLQ:
+# the demo's feed (UUID keys) and router keep filling two DLQs while the shots are
+# taken. Screens: the overview, the list with its preview, the detail's tabs, the
+# triage board, the replay dialog, a replay that failed again, the profile picker and
+# the light theme. Pipeline: tmux capture-pane -e (ANSI) -> aha (HTML) -> headless
+# Chromium screenshot. Installs tmux, aha and chromium when missing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -21,51 +23,99 @@ PY="$ROOT/.venv/bin/python"
 run=$(date +%s)
 SRC=trades-shots-$run
 DLQ=$SRC.DLT
-"$PY" - "$B" "$SRC" "$DLQ" <<'PY'
+PAY=payments-shots-$run
+"$PY" - "$B" "$SRC" "$DLQ" "$PAY" <<'PY'
 import sys
 from confluent_kafka.admin import AdminClient, NewTopic
 a = AdminClient({"bootstrap.servers": sys.argv[1]})
-for f in a.create_topics([NewTopic(sys.argv[2], 3, 1), NewTopic(sys.argv[3], 1, 1)]).values():
+topics = [NewTopic(sys.argv[2], 3, 1), NewTopic(sys.argv[3], 2, 1), NewTopic(sys.argv[4], 2, 1)]
+for f in a.create_topics(topics).values():
     f.result()
 PY
 work=$(mktemp -d)
-"$PY" scripts/demo_feed.py "$B" "$SRC" 40 & feed=$!
-"$MORGUE" route --kafka "$B" --topic "$DLQ" --source "$SRC" --group shots-$run \
-  --exec "$PY $ROOT/scripts/demo_processor.py" --max-attempts 2 --backoff 50ms --max-age 10m \
-  >/dev/null 2>"$work/router.log" & router=$!
+pids=()
+"$PY" scripts/demo_feed.py "$B" "$SRC" 20 & pids+=($!)
+"$PY" scripts/demo_feed.py "$B" "$PAY" 5 & pids+=($!)
+for s in "$SRC" "$PAY"; do
+  dlq=$([ "$s" = "$SRC" ] && echo "$DLQ" || echo "$s-dlq")
+  "$MORGUE" route --kafka "$B" --topic "$dlq" --source "$s" --group "shots-$run" \
+    --exec "$PY $ROOT/scripts/demo_processor.py" --max-attempts 2 --backoff 50ms --max-age 10m \
+    >/dev/null 2>>"$work/router.log" & pids+=($!)
+done
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep 25
-kill "$feed" "$router" 2>/dev/null || true
-wait 2>/dev/null || true
+cat > "$work/config.toml" <<TOML
+[profiles.trades-prod]
+kafka = "$B"
+topic = "$DLQ"
+production = true
+
+[profiles.trades-staging]
+kafka = "$B"
+topic = "$DLQ"
+read_only = true
+
+[profiles.payments]
+kafka = "$B"
+topic = "$PAY-dlq"
+TOML
+{ echo 'theme = "light"'; cat "$work/config.toml"; } > "$work/light.toml"
 
 S=morgue-shots-$run
-tmux kill-session -t "$S" 2>/dev/null || true
-tmux new-session -d -s "$S" -x 120 -y 32 \
-  "MORGUE_AUDIT_LOG=$work/audit.jsonl $MORGUE --kafka $B --topic $DLQ; sleep 5"
-sleep 4
 shot() { # NAME: the current screen as screenshots/NAME.png
   tmux capture-pane -e -p -t "$S" > "$work/$1.ans"
   aha --black --title "morgue" < "$work/$1.ans" |
     sed 's|<pre>|<pre style="font-family: DejaVu Sans Mono, monospace; font-size: 14px; line-height: 1.2; margin: 8px">|' > "$work/$1.html"
   chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
     --disable-component-update --disable-sync --no-first-run --user-data-dir="$work/chrome" \
-    --hide-scrollbars --window-size=1100,700 --screenshot="$ROOT/screenshots/$1.png" \
+    --hide-scrollbars --window-size=1420,760 --screenshot="$ROOT/screenshots/$1.png" \
     "file://$work/$1.html" >/dev/null 2>&1
   echo "screenshots/$1.png" >&2
 }
 keys() { for k in "$@"; do tmux send-keys -t "$S" "$k"; sleep 0.3; done; sleep 1; }
+session() { # CONFIG ARGS...: morgue in a fresh 160x40 session
+  tmux kill-session -t "$S" 2>/dev/null || true
+  local config=$1; shift
+  tmux new-session -d -s "$S" -x 160 -y 40 \
+    "MORGUE_CONFIG=$config MORGUE_AUDIT_LOG=$work/audit.jsonl $MORGUE $*; sleep 5"
+  sleep 5
+}
+
+# The overview of both DLQs.
+session "$work/config.toml" --kafka "$B" --pattern "'*shots-$run*'"
+shot overview
+keys q
+
+# The list with its preview, and a replay that fails again (broken JSON).
+session "$work/config.toml" --kafka "$B" --topic "$DLQ"
+keys j j
 shot list
-keys / 'error:Validation' Enter
-shot filter
-keys j Enter
-shot detail
-keys Tab Tab
-shot error
-keys Escape / BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace Enter
+keys / 'error:JSONDecodeError' Enter
 sleep 3
-keys t
-shot triage
-keys t r
+keys r
+sleep 2
 shot replay-dialog
+keys Enter
+sleep 15
+keys Enter Tab Tab Tab
+shot failed-again
+keys Escape / C-u Enter
+sleep 3
+keys j j j Enter
+shot detail
+keys Tab
+shot headers
+keys Tab
+shot error
+keys Escape t
+shot triage
+keys t P
+shot profiles
 keys Escape q
+
+# The light theme.
+session "$work/light.toml" --kafka "$B" --topic "$DLQ"
+keys j j
+shot list-light
+keys q
 tmux kill-session -t "$S" 2>/dev/null || true
-rm -rf "$work"

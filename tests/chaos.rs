@@ -43,6 +43,39 @@ esac; echo "$MORGUE_KEY" >> {}"#,
     )
 }
 
+/// The same processor as one long-lived `--pipe` process (a Python script written
+/// next to the log): poison answers `dead` after 100 KB of stderr, slow sleeps, every
+/// success is recorded before its answer.
+fn pipe(log: &Path) -> String {
+    let script = log.with_extension("py");
+    let body = format!(
+        r#"import json, sys, time
+log = open({log:?}, "a")
+for line in sys.stdin:
+    m = json.loads(line)
+    v = m["value"]["data"]
+    if v.startswith("poison"):
+        sys.stderr.write("e" * 100000 + "\n"); sys.stderr.flush()
+        print(json.dumps({{"id": m["id"], "status": "dead", "error": "ValueError: " + v}}), flush=True)
+        continue
+    if v.startswith("slow"):
+        time.sleep(0.3)
+    log.write(m["key"]["data"] + "\n"); log.flush()
+    print(json.dumps({{"id": m["id"], "status": "ok"}}), flush=True)
+"#,
+        log = log.display().to_string()
+    );
+    std::fs::write(&script, body).unwrap();
+    format!("python3 {}", script.display())
+}
+
+/// How the routers under test run their processor.
+#[derive(Clone, Copy)]
+enum Mode {
+    Exec,
+    Pipe,
+}
+
 fn value(i: usize) -> String {
     match i % 100 {
         0..=4 => format!("poison {i}"),
@@ -100,11 +133,27 @@ async fn produce_all(brokers: &str, topic: &str, n: usize) {
 }
 
 fn router(brokers: &str, source: &str, dlq: &str, group: &str, log: &Path) -> Child {
+    router_with(Mode::Exec, brokers, source, dlq, group, log)
+}
+
+fn router_with(
+    mode: Mode,
+    brokers: &str,
+    source: &str,
+    dlq: &str,
+    group: &str,
+    log: &Path,
+) -> Child {
+    let processor = match mode {
+        Mode::Exec => ["--exec".to_string(), exec(log)],
+        Mode::Pipe => ["--pipe".to_string(), pipe(log)],
+    };
     crate::common::procs::morgue_cmd()
         .args([
             "route", "--kafka", brokers, "--topic", dlq, "--source", source,
         ])
-        .args(["--group", group, "--exec", &exec(log)])
+        .args(["--group", group])
+        .args(processor)
         .args([
             "--max-attempts",
             "2",
@@ -193,6 +242,15 @@ fn stop(mut c: Child) {
 
 #[tokio::test]
 async fn the_broker_killed_twice_mid_run_loses_nothing() {
+    broker_killed_twice(Mode::Exec, "broker restarts").await;
+}
+
+#[tokio::test]
+async fn the_broker_killed_twice_under_a_pipe_processor_loses_nothing() {
+    broker_killed_twice(Mode::Pipe, "broker restarts, --pipe").await;
+}
+
+async fn broker_killed_twice(mode: Mode, label: &str) {
     let n = messages();
     let mut broker = Server::kafka();
     let b = broker.addr();
@@ -200,7 +258,7 @@ async fn the_broker_killed_twice_mid_run_loses_nothing() {
     create(&b, "chaos-dlq", 1).await;
     produce_all(&b, "chaos-src", n).await;
     let log = std::env::temp_dir().join(unique("chaos-log"));
-    let r = Spawned::new(router(&b, "chaos-src", "chaos-dlq", "chaos", &log));
+    let r = Spawned::new(router_with(mode, &b, "chaos-src", "chaos-dlq", "chaos", &log));
     for _ in 0..2 {
         // Kill it once some more work is done, and bring it back on the same data.
         let before = std::fs::read_to_string(&log)
@@ -220,7 +278,7 @@ async fn the_broker_killed_twice_mid_run_loses_nothing() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         broker.restart();
     }
-    settle("broker restarts", &b, "chaos-dlq", &log, n, 2).await;
+    settle(label, &b, "chaos-dlq", &log, n, 2).await;
     stop(r.take());
 }
 

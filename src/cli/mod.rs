@@ -8,6 +8,7 @@ mod config_cmd;
 mod dlqs;
 mod info;
 mod list;
+mod pipe;
 pub mod profile;
 mod replay;
 mod route;

@@ -1,7 +1,8 @@
-//! `morgue route`: give any command retry and dead-letter semantics. Each message
-//! from the source topics is piped to `sh -c CMD` (value on stdin, key and headers in
-//! the environment); exit 0 is success, exit 65 (EX_DATAERR) a failure that retrying
-//! cannot fix, anything else a failure worth retrying.
+//! `morgue route`: give any command retry and dead-letter semantics. With `--exec`,
+//! each message from the source topics is piped to `sh -c CMD` (value on stdin, key
+//! and headers in the environment); exit 0 is success, exit 65 (EX_DATAERR) a failure
+//! that retrying cannot fix, anything else a failure worth retrying. With `--pipe`,
+//! one process answers every message over JSON lines (see `pipe`).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -38,8 +39,13 @@ pub struct RouteArgs {
     #[arg(long, short = 'g', default_value = "morgue-router")]
     pub group: String,
     /// Command run per message with `sh -c`; value on stdin, MORGUE_* variables set.
+    #[arg(long, value_name = "CMD", required_unless_present = "pipe", conflicts_with = "pipe")]
+    pub exec: Option<String>,
+    /// One long-lived command for every message: a JSON line per message on its
+    /// stdin, a JSON answer line per message on its stdout (`{"id", "status": "ok" |
+    /// "retry" | "dead", "error"}`), restarted when it exits.
     #[arg(long, value_name = "CMD")]
-    pub exec: String,
+    pub pipe: Option<String>,
     /// Processing attempts before a message is dead-lettered.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
@@ -52,7 +58,8 @@ pub struct RouteArgs {
     /// Dead-letter messages older than this as `expired`, without processing them.
     #[arg(long, value_parser = parse_duration)]
     pub max_age: Option<Duration>,
-    /// Kill the command after this long (counts as a retryable failure).
+    /// Kill the command (`--exec`), or give up on the answer and restart the process
+    /// (`--pipe`), after this long; counts as a retryable failure.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// DLQ write attempts before the partition is paused.
@@ -126,9 +133,13 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         dlq_backoff: Duration::from_millis(500),
         host: hostname(),
     };
-    let processor = ExecProcessor {
-        command: args.exec.clone(),
-        timeout: args.timeout,
+    let processor: Box<dyn Processor> = match (&args.exec, &args.pipe) {
+        (_, Some(cmd)) => Box::new(super::pipe::PipeProcessor::new(cmd.clone(), args.timeout)),
+        (Some(cmd), None) => Box::new(ExecProcessor {
+            command: cmd.clone(),
+            timeout: args.timeout,
+        }),
+        (None, None) => return Err(UsageError("route needs --exec CMD or --pipe CMD".into()).into()),
     };
     let router = Router::new(router_cfg, processor, sink, rx.clone()).with_abort(abort_rx);
     eprintln!(
@@ -296,23 +307,11 @@ impl Processor for ExecProcessor {
             .unwrap_or("");
         let code = status.code();
         // `ValueError: bad price` names its own class; otherwise say how the command ended.
-        let split = last.split_once(": ");
-        let named = split.map(|(c, _)| c.trim()).filter(|c| {
-            !c.is_empty()
-                && c.len() <= 100
-                && c.chars()
-                    .all(|ch| ch.is_alphanumeric() || "._:$<>-".contains(ch))
-        });
+        let (named, said) = split_error(last);
         let class = match (named, code) {
             (Some(c), _) => c.to_string(),
             (None, Some(c)) => format!("exec: exit {c}"),
             (None, None) => "exec: killed by signal".to_string(),
-        };
-        // The message without a leading `Class: ` that repeats the class, as Spring
-        // writes it: `ValueError: bad price` is class `ValueError`, message `bad price`.
-        let said = match (named, split) {
-            (Some(_), Some((_, rest))) => rest.trim(),
-            _ => last,
         };
         let message = [said, last]
             .into_iter()
@@ -328,15 +327,33 @@ impl Processor for ExecProcessor {
     }
 }
 
+/// A processor's error line read as Spring writes one: `ValueError: bad price` is class
+/// `ValueError` and message `bad price` (the class not repeated in the message); a line
+/// with no such class is all message.
+pub(super) fn split_error(line: &str) -> (Option<&str>, &str) {
+    let split = line.split_once(": ");
+    let named = split.map(|(c, _)| c.trim()).filter(|c| {
+        !c.is_empty()
+            && c.len() <= 100
+            && c.chars()
+                .all(|ch| ch.is_alphanumeric() || "._:$<>-".contains(ch))
+    });
+    match (named, split) {
+        (Some(c), Some((_, rest))) => (Some(c), rest.trim()),
+        _ => (None, line),
+    }
+}
+
 /// How much of a command's stderr is kept (the end of it).
 const STDERR_KEEP: usize = 64 * 1024;
 
 /// The last [`STDERR_KEEP`] bytes written to a pipe.
 #[derive(Default)]
-struct Tail(std::collections::VecDeque<u8>);
+pub(super) struct Tail(std::collections::VecDeque<u8>);
 
 impl Tail {
-    fn push(&mut self, bytes: &[u8]) {
+    /// Keeps `bytes`, dropping what is older than the last [`STDERR_KEEP`].
+    pub(super) fn push(&mut self, bytes: &[u8]) {
         self.0.extend(bytes);
         let over = self.0.len().saturating_sub(STDERR_KEEP);
         self.0.drain(..over);
@@ -345,11 +362,17 @@ impl Tail {
     fn into_bytes(self) -> Vec<u8> {
         self.0.into()
     }
+
+    /// What is kept, as text.
+    pub(super) fn text(&self) -> String {
+        let (a, b) = self.0.as_slices();
+        String::from_utf8_lossy(&[a, b].concat()).into_owned()
+    }
 }
 
 /// Kills a command's whole process group when dropped: on a timeout, when morgue
 /// aborts the attempt, and after it exits (whatever it left running in the background).
-struct KillGroup(Option<u32>);
+pub(super) struct KillGroup(pub(super) Option<u32>);
 
 impl Drop for KillGroup {
     fn drop(&mut self) {
@@ -362,7 +385,8 @@ impl Drop for KillGroup {
     }
 }
 
-fn tail(s: &str, max: usize) -> String {
+/// The last `max` bytes of `s` (on a character boundary).
+pub(super) fn tail(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }

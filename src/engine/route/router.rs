@@ -54,6 +54,13 @@ pub trait Processor: Send + Sync {
     async fn process(&self, msg: &Incoming, attempt: u32) -> Result<(), ProcessError>;
 }
 
+#[async_trait]
+impl Processor for Box<dyn Processor> {
+    async fn process(&self, msg: &Incoming, attempt: u32) -> Result<(), ProcessError> {
+        (**self).process(msg, attempt).await
+    }
+}
+
 /// How often and how patiently to retry.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {

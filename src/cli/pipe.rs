@@ -1,0 +1,273 @@
+//! `morgue route --pipe CMD`: one long-lived process handles every message. morgue
+//! writes one JSON object per message and line to its stdin (`id`, `topic`,
+//! `partition`, `offset`, `timestamp_ms`, `attempt`, `key`, `value`, `headers`; bytes
+//! in the `{encoding, data}` form of `list`), and the process answers one line per
+//! message on stdout, in any order: `{"id", "status": "ok" | "retry" | "dead",
+//! "error"}`. `dead` is bad data (dead-lettered at once, like exit 65). A process
+//! that exits, or that does not answer within the timeout, is killed and started
+//! again on the next message; the messages it held count as failed attempts. Its
+//! stderr is drained and its tail kept for the error context. A line that is not an
+//! answer is logged, quoted, and skipped.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::ChildStdin;
+use tokio::sync::oneshot;
+
+use super::route::{KillGroup, Tail, split_error, tail};
+use crate::engine::export::json::HeadersJson;
+use crate::engine::model::encoding::BytesRef;
+use crate::engine::route::router::{Incoming, ProcessError, Processor};
+
+/// One message as written to the process.
+#[derive(Serialize)]
+struct Request<'a> {
+    id: &'a str,
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    attempt: u32,
+    key: Option<BytesRef<'a>>,
+    value: Option<BytesRef<'a>>,
+    headers: HeadersJson<'a>,
+}
+
+/// One answer read from the process.
+#[derive(Deserialize)]
+struct Answer {
+    id: String,
+    status: String,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// What a waiting message gets: the answer, or why none will come.
+type Reply = Result<Answer, String>;
+
+/// The running process: its stdin, the messages waiting for an answer, its stderr's tail.
+struct Running {
+    stdin: tokio::sync::Mutex<ChildStdin>,
+    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>,
+    stderr: Arc<Mutex<Tail>>,
+    /// Kills the process group when the process is replaced or the router stops.
+    _group: KillGroup,
+    /// Set once stdout closed: the process is gone.
+    gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Runs one process for all messages.
+pub struct PipeProcessor {
+    /// The command, run with `sh -c`.
+    pub command: String,
+    /// Longest a message may wait for its answer.
+    pub timeout: Duration,
+    running: tokio::sync::Mutex<Option<Arc<Running>>>,
+}
+
+impl PipeProcessor {
+    /// A processor that starts `command` on the first message.
+    pub fn new(command: String, timeout: Duration) -> Self {
+        PipeProcessor {
+            command,
+            timeout,
+            running: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The running process, started when there is none or the last one is gone.
+    async fn process_now(&self) -> Result<Arc<Running>, ProcessError> {
+        let mut slot = self.running.lock().await;
+        if let Some(r) = slot
+            .as_ref()
+            .filter(|r| !r.gone.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(self.start()?);
+        *slot = Some(r.clone());
+        Ok(r)
+    }
+
+    /// Forgets `r` (it is killed once no message holds it).
+    async fn replace(&self, r: &Arc<Running>) {
+        let mut slot = self.running.lock().await;
+        if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, r)) {
+            *slot = None;
+        }
+    }
+
+    fn start(&self) -> Result<Running, ProcessError> {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(&self.command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
+            failure(
+                "pipe: spawn",
+                format!("cannot run '{}': {e}", self.command),
+                None,
+                true,
+            )
+        })?;
+        let group = KillGroup(child.id());
+        let (Some(stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(failure("pipe: spawn", "no pipes".into(), None, true));
+        };
+        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>> = Arc::default();
+        let tail_keep: Arc<Mutex<Tail>> = Arc::default();
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let keep = tail_keep.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut t) = keep.lock() {
+                    t.push(&buf[..n]);
+                }
+            }
+        });
+        let (w, g, command) = (waiting.clone(), gone.clone(), self.command.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                match serde_json::from_str::<Answer>(&line) {
+                    Ok(a) => {
+                        let to = w.lock().ok().and_then(|mut m| m.remove(&a.id));
+                        match to {
+                            Some(tx) => {
+                                let _ = tx.send(Ok(a));
+                            }
+                            None => tracing::warn!("'{command}' answered '{}', which no message waits for", a.id),
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        "'{command}' wrote a line that is not an answer ({e}): '{}'",
+                        tail(&line, 200)
+                    ),
+                }
+            }
+            g.store(true, std::sync::atomic::Ordering::SeqCst);
+            let status = child.wait().await;
+            let why = match status {
+                Ok(s) => format!("'{command}' exited ({s}) before answering"),
+                Err(e) => format!("'{command}' is gone: {e}"),
+            };
+            let left: Vec<_> = w.lock().map(|mut m| m.drain().collect()).unwrap_or_default();
+            for (_, tx) in left {
+                let _ = tx.send(Err(why.clone()));
+            }
+        });
+        Ok(Running {
+            stdin: tokio::sync::Mutex::new(stdin),
+            waiting,
+            stderr: tail_keep,
+            _group: group,
+            gone,
+        })
+    }
+}
+
+fn failure(class: &str, message: String, stack: Option<String>, retryable: bool) -> ProcessError {
+    ProcessError {
+        class: class.into(),
+        message,
+        stack_trace: stack,
+        retryable,
+    }
+}
+
+#[async_trait]
+impl Processor for PipeProcessor {
+    async fn process(&self, msg: &Incoming, attempt: u32) -> Result<(), ProcessError> {
+        let r = self.process_now().await?;
+        let id = format!("{}:{}:{}:{attempt}", msg.topic, msg.partition, msg.offset);
+        let mut line = serde_json::to_vec(&Request {
+            id: &id,
+            topic: &msg.topic,
+            partition: msg.partition,
+            offset: msg.offset,
+            timestamp_ms: msg.timestamp_ms,
+            attempt,
+            key: msg.key.as_deref().map(BytesRef),
+            value: msg.value.as_deref().map(BytesRef),
+            headers: HeadersJson(&msg.headers),
+        })
+        .map_err(|e| failure("pipe: encode", e.to_string(), None, false))?;
+        line.push(b'\n');
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut m) = r.waiting.lock() {
+            m.insert(id.clone(), tx);
+        }
+        let stack = |r: &Running| {
+            let t = r.stderr.lock().map(|t| t.text()).unwrap_or_default();
+            (!t.trim().is_empty()).then(|| tail(&t, 4096))
+        };
+        let written = async {
+            let mut stdin = r.stdin.lock().await;
+            stdin.write_all(&line).await?;
+            stdin.flush().await
+        };
+        if let Err(e) = written.await {
+            if let Ok(mut m) = r.waiting.lock() {
+                m.remove(&id);
+            }
+            self.replace(&r).await;
+            let message = format!("cannot write to '{}': {e}", self.command);
+            return Err(failure("pipe: gone", message, stack(&r), true));
+        }
+        let answer = match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Ok(a))) => a,
+            Ok(Ok(Err(why))) => {
+                self.replace(&r).await;
+                return Err(failure("pipe: gone", why, stack(&r), true));
+            }
+            Ok(Err(_)) => {
+                self.replace(&r).await;
+                let why = format!("'{}' is gone", self.command);
+                return Err(failure("pipe: gone", why, stack(&r), true));
+            }
+            Err(_) => {
+                // A process that does not answer is stuck: start a new one.
+                if let Ok(mut m) = r.waiting.lock() {
+                    m.remove(&id);
+                }
+                self.replace(&r).await;
+                let why = format!("'{}' gave no answer within {:?}", self.command, self.timeout);
+                return Err(failure("pipe: timeout", why, stack(&r), true));
+            }
+        };
+        let error = answer.error.unwrap_or_default();
+        let (named, said) = split_error(&error);
+        let class = |fallback: &str| named.map_or_else(|| fallback.to_string(), str::to_string);
+        match answer.status.as_str() {
+            "ok" => Ok(()),
+            "retry" => Err(failure(&class("pipe: retry"), said.into(), stack(&r), true)),
+            "dead" => Err(failure(&class("pipe: dead"), said.into(), stack(&r), false)),
+            other => Err(failure(
+                "pipe: bad answer",
+                format!("status '{other}' of '{}' is none of ok, retry, dead", answer.id),
+                None,
+                true,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "pipe_tests.rs"]
+mod tests;
