@@ -258,7 +258,14 @@ async fn broker_killed_twice(mode: Mode, label: &str) {
     create(&b, "chaos-dlq", 1).await;
     produce_all(&b, "chaos-src", n).await;
     let log = std::env::temp_dir().join(unique("chaos-log"));
-    let r = Spawned::new(router_with(mode, &b, "chaos-src", "chaos-dlq", "chaos", &log));
+    let r = Spawned::new(router_with(
+        mode,
+        &b,
+        "chaos-src",
+        "chaos-dlq",
+        "chaos",
+        &log,
+    ));
     for _ in 0..2 {
         // Kill it once some more work is done, and bring it back on the same data.
         let before = std::fs::read_to_string(&log)

@@ -8,6 +8,7 @@ mod common;
 
 mod bundle;
 mod chaos;
+mod chaos_concurrent;
 mod cli_errors;
 mod cli_list;
 mod closed_loop;

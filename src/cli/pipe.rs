@@ -152,7 +152,10 @@ impl PipeProcessor {
                             Some(tx) => {
                                 let _ = tx.send(Ok(a));
                             }
-                            None => tracing::warn!("'{command}' answered '{}', which no message waits for", a.id),
+                            None => tracing::warn!(
+                                "'{command}' answered '{}', which no message waits for",
+                                a.id
+                            ),
                         }
                     }
                     Err(e) => tracing::warn!(
@@ -167,7 +170,10 @@ impl PipeProcessor {
                 Ok(s) => format!("'{command}' exited ({s}) before answering"),
                 Err(e) => format!("'{command}' is gone: {e}"),
             };
-            let left: Vec<_> = w.lock().map(|mut m| m.drain().collect()).unwrap_or_default();
+            let left: Vec<_> = w
+                .lock()
+                .map(|mut m| m.drain().collect())
+                .unwrap_or_default();
             for (_, tx) in left {
                 let _ = tx.send(Err(why.clone()));
             }
@@ -247,7 +253,10 @@ impl Processor for PipeProcessor {
                     m.remove(&id);
                 }
                 self.replace(&r).await;
-                let why = format!("'{}' gave no answer within {:?}", self.command, self.timeout);
+                let why = format!(
+                    "'{}' gave no answer within {:?}",
+                    self.command, self.timeout
+                );
                 return Err(failure("pipe: timeout", why, stack(&r), true));
             }
         };
@@ -260,7 +269,10 @@ impl Processor for PipeProcessor {
             "dead" => Err(failure(&class("pipe: dead"), said.into(), stack(&r), false)),
             other => Err(failure(
                 "pipe: bad answer",
-                format!("status '{other}' of '{}' is none of ok, retry, dead", answer.id),
+                format!(
+                    "status '{other}' of '{}' is none of ok, retry, dead",
+                    answer.id
+                ),
                 None,
                 true,
             )),

@@ -58,12 +58,24 @@ async fn answers_decide_and_one_process_serves_every_message() {
     let p = pipe(Duration::from_secs(10));
     assert_eq!(p.process(&msg(1, "ok"), 1).await, Ok(()));
     let e = p.process(&msg(2, "retry"), 1).await.unwrap_err();
-    assert_eq!((e.class.as_str(), e.message.as_str(), e.retryable), ("TimeoutError", "downstream slow", true));
+    assert_eq!(
+        (e.class.as_str(), e.message.as_str(), e.retryable),
+        ("TimeoutError", "downstream slow", true)
+    );
     let e = p.process(&msg(3, "bad"), 2).await.unwrap_err();
-    assert_eq!((e.class.as_str(), e.message.as_str(), e.retryable), ("pipe: dead", "price must be positive", false));
+    assert_eq!(
+        (e.class.as_str(), e.message.as_str(), e.retryable),
+        ("pipe: dead", "price must be positive", false)
+    );
     let stack = e.stack_trace.unwrap();
-    assert!(stack.contains("handling trades:2:3:2 attempt 2"), "stderr kept: {stack}");
-    assert!(stack.contains("handling trades:2:1:1"), "one process for all: {stack}");
+    assert!(
+        stack.contains("handling trades:2:3:2 attempt 2"),
+        "stderr kept: {stack}"
+    );
+    assert!(
+        stack.contains("handling trades:2:1:1"),
+        "one process for all: {stack}"
+    );
     // A line that is not an answer, and an answer nobody waits for, are skipped.
     assert_eq!(p.process(&msg(4, "noise"), 1).await, Ok(()));
 }
@@ -75,7 +87,11 @@ async fn a_process_that_exits_fails_its_message_and_is_started_again() {
     let e = p.process(&msg(2, "exit"), 1).await.unwrap_err();
     assert_eq!(e.class, "pipe: gone");
     assert!(e.retryable && e.message.contains("exited"), "{e:?}");
-    assert_eq!(p.process(&msg(2, "ok"), 2).await, Ok(()), "a new process answers");
+    assert_eq!(
+        p.process(&msg(2, "ok"), 2).await,
+        Ok(()),
+        "a new process answers"
+    );
 }
 
 #[tokio::test]

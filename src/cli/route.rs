@@ -39,7 +39,12 @@ pub struct RouteArgs {
     #[arg(long, short = 'g', default_value = "morgue-router")]
     pub group: String,
     /// Command run per message with `sh -c`; value on stdin, MORGUE_* variables set.
-    #[arg(long, value_name = "CMD", required_unless_present = "pipe", conflicts_with = "pipe")]
+    #[arg(
+        long,
+        value_name = "CMD",
+        required_unless_present = "pipe",
+        conflicts_with = "pipe"
+    )]
     pub exec: Option<String>,
     /// One long-lived command for every message: a JSON line per message on its
     /// stdin, a JSON answer line per message on its stdout (`{"id", "status": "ok" |
@@ -58,6 +63,10 @@ pub struct RouteArgs {
     /// Dead-letter messages older than this as `expired`, without processing them.
     #[arg(long, value_parser = parse_duration)]
     pub max_age: Option<Duration>,
+    /// Messages in flight at once. Messages with the same key never overlap or
+    /// reorder, and a partition's committed offset only moves past messages all done.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
     /// Kill the command (`--exec`), or give up on the answer and restart the process
     /// (`--pipe`), after this long; counts as a retryable failure.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
@@ -139,7 +148,9 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
             command: cmd.clone(),
             timeout: args.timeout,
         }),
-        (None, None) => return Err(UsageError("route needs --exec CMD or --pipe CMD".into()).into()),
+        (None, None) => {
+            return Err(UsageError("route needs --exec CMD or --pipe CMD".into()).into());
+        }
     };
     let router = Router::new(router_cfg, processor, sink, rx.clone()).with_abort(abort_rx);
     eprintln!(
@@ -148,7 +159,7 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         args.group,
         router.sink().describe()
     );
-    let stats = route::run(&cfg, &args.sources, &router, rx).await?;
+    let stats = route::run(&cfg, &args.sources, &router, rx, args.concurrency as usize).await?;
     super::print_line(serde_json::to_string(&stats)?)?;
     Ok(())
 }

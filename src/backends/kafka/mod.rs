@@ -20,6 +20,7 @@ use crate::engine::model::ledger::LedgerError;
 use crate::engine::{DeadLetter, LetterId};
 
 pub mod connect;
+pub mod flight;
 pub mod ledger;
 mod ledger_view;
 pub mod overview;
@@ -27,6 +28,7 @@ pub mod partitioner;
 mod read;
 pub mod recheck;
 pub mod route;
+mod route_state;
 pub mod sink;
 pub mod source;
 mod spill;

@@ -5,8 +5,11 @@
 //! After a broker went away, the dead letters written since the last such check are
 //! looked up in the DLQ, and a lost one is written again ([`super::recheck`]).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -14,7 +17,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::recheck::{Recheck, RouteConsumer, RouterContext, rewind};
+use super::flight::Part;
+use super::recheck::{RouteConsumer, RouterContext};
+use super::route_state::Loop;
 use super::{KafkaBackendError, KafkaConfig, letter_from_message};
 use crate::engine::Reason;
 use crate::engine::route::router::{Incoming, Processor, Routed, Router};
@@ -38,30 +43,34 @@ pub struct RouterStats {
 }
 
 /// Wait between DLQ writes while a partition is paused on an unreachable DLQ.
-const STALLED_RETRY: Duration = Duration::from_secs(2);
+pub(super) const STALLED_RETRY: Duration = Duration::from_secs(2);
 
 /// How often the consumer is polled while a command runs (group liveness, rebalances).
 const KEEP_POLLING: Duration = Duration::from_millis(200);
 
 /// A partition held back because the DLQ refused its dead letter.
-struct Stalled {
-    msg: Incoming,
-    letter: crate::engine::DeadLetter,
+pub(super) struct Stalled {
+    pub(super) msg: Incoming,
+    pub(super) letter: crate::engine::DeadLetter,
 }
 
 /// Runs the router over `sources` in consumer group `router.config().group` until
 /// `shutdown` turns true, then commits what was stored and returns the counts.
 ///
-/// One message is processed at a time. While it is, every assigned partition is
-/// paused and the consumer keeps being polled, so the group never takes a slow
-/// command for a dead member. A partition whose dead letter the DLQ refuses is paused
-/// on its own and retried in the background; the other partitions keep flowing. A
-/// message whose partition was revoked while it ran is not committed.
+/// Up to `concurrency` messages are in flight ([`Flight`](super::flight::Flight)): messages with the same key
+/// never overlap and start in offset order, and a partition's offset is stored only
+/// past a contiguous prefix of finished messages. While the flight is full for longer
+/// than [`KEEP_POLLING`], every assigned partition is paused and the consumer keeps
+/// being polled, so the group never takes a slow command for a dead member. A
+/// partition whose dead letter the DLQ refuses is paused on its own and retried in the
+/// background; the other partitions keep flowing. A message whose partition was
+/// revoked while it ran is not committed.
 pub async fn run<P: Processor, S: DeadLetterSink>(
     cfg: &KafkaConfig,
     sources: &[String],
     router: &Router<P, S>,
     mut shutdown: watch::Receiver<bool>,
+    concurrency: usize,
 ) -> Result<RouterStats, KafkaBackendError> {
     let group = router.config().group.clone();
     let consumer: RouteConsumer = cfg
@@ -85,111 +94,135 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
         .subscribe(&topics)
         .map_err(|e| cfg.error(format!("subscribing to {topics:?}"), e))?;
 
-    let mut stats = RouterStats::default();
-    let mut stalled: HashMap<(String, i32), Stalled> = HashMap::new();
+    let concurrency = concurrency.max(1);
+    let mut r = Loop::new(cfg, &consumer, router);
+    let mut running = FuturesUnordered::new();
     let mut retry = tokio::time::interval(STALLED_RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let dlq = router.sink().kafka_topic().map(str::to_string);
-    let mut recheck = Recheck::default();
     let mut next_check = tokio::time::Instant::now();
+    // While full: since when; once paused, what was paused and what was sought back.
+    let mut full_since: Option<tokio::time::Instant> = None;
+    let mut paused: Option<TopicPartitionList> = None;
+    let mut held_back: HashSet<Part> = HashSet::new();
     loop {
-        let due = dlq.is_some() && recheck.due(consumer.context());
+        let due = dlq.is_some() && r.recheck.due(consumer.context());
         if let (true, Some(dlq)) = (due && tokio::time::Instant::now() >= next_check, &dlq) {
             // A broker still away can hold the check for the connect timeout; a stop
             // does not wait for it, and the consumer is polled between two tries.
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,
-                r = recheck_dlq(cfg, &consumer, dlq, &mut recheck, &mut stalled) => r?,
+                res = r.recheck_dlq(dlq) => res?,
             }
             next_check = tokio::time::Instant::now() + STALLED_RETRY;
             continue;
         }
+        let full = r.flight.len() >= concurrency;
         let msg = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
             _ = tokio::time::sleep_until(next_check), if due => continue,
-            _ = retry.tick(), if !stalled.is_empty() => {
-                retry_stalled(cfg, &consumer, router, &mut stalled, &mut stats, &mut recheck).await?;
-                continue;
-            }
-            m = consumer.recv() => m,
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!("consuming {topics:?}: {e}");
-                continue;
-            }
-        };
-        let key = (msg.topic().to_string(), msg.partition());
-        if stalled.contains_key(&key) {
-            // Fetched before the pause took hold; read again from the stalled offset on resume.
-            continue;
-        }
-        let l = letter_from_message(&msg);
-        let incoming = Incoming {
-            topic: msg.topic().to_string(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            timestamp_ms: l.dlq_timestamp_ms,
-            key: l.key,
-            value: l.value,
-            headers: l.headers,
-        };
-        drop(msg);
-        let outcome = handle_polling(cfg, &consumer, router, &incoming, &stalled).await?;
-        if !assigned(&consumer, &incoming.topic, incoming.partition) {
-            tracing::warn!(
-                "{}:{} was revoked while {} ran; not committed (its new owner consumes it)",
-                incoming.topic,
-                incoming.partition,
-                incoming.offset
-            );
-            stats.abandoned += 1;
-            continue;
-        }
-        match outcome {
-            Routed::DlqUnavailable { letter, error } => {
-                stats.dlq_stalls += 1;
-                pause(cfg, &consumer, &incoming.topic, incoming.partition, true)?;
-                tracing::error!(
-                    "DLQ {} refused the dead letter of {}:{}:{} ({error}); partition paused, nothing committed past it; the other partitions go on",
-                    router.sink().describe(),
-                    incoming.topic,
-                    incoming.partition,
-                    incoming.offset
-                );
-                stalled.insert(
-                    key,
-                    Stalled {
-                        msg: incoming,
-                        letter: *letter,
-                    },
-                );
-                continue;
-            }
-            Routed::Abandoned => {
-                stats.abandoned += 1;
-                break;
-            }
-            done => {
-                if let Routed::DeadLettered { id, .. } = &done {
-                    let n = consumer.context().went_away();
-                    recheck.record(&incoming.topic, incoming.partition, incoming.offset, id, n);
+            _ = retry.tick(), if !r.stalled.is_empty() => {
+                for m in r.retry_stalled().await? {
+                    running.push(work(router, m));
                 }
-                count(&mut stats, &done)
+                None
+            }
+            Some((msg, outcome)) = running.next() => {
+                if let Some(m) = r.finished(msg, outcome)? {
+                    running.push(work(router, m));
+                }
+                None
+            }
+            _ = sleep_until_some(full_since.map(|t| t + KEEP_POLLING)), if full && paused.is_none() => {
+                let held = consumer
+                    .assignment()
+                    .map_err(|e| cfg.error("reading the assignment", e))?;
+                consumer
+                    .pause(&held)
+                    .map_err(|e| cfg.error("pausing while processing", e))?;
+                paused = Some(held);
+                None
+            }
+            m = consumer.recv(), if !full || paused.is_some() => Some(m),
+        };
+        if let Some(msg) = msg {
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("consuming {topics:?}: {e}");
+                    continue;
+                }
+            };
+            let part = (msg.topic().to_string(), msg.partition());
+            if r.stalled.contains_key(&part) || held_back.contains(&part) {
+                // Fetched before the pause took hold; read again from there on resume.
+                continue;
+            }
+            if r.flight.len() >= concurrency {
+                // Full and paused: this partition (perhaps newly assigned) is read
+                // again from this message once there is room.
+                let o = msg.offset();
+                drop(msg);
+                pause(cfg, &consumer, &part.0, part.1, true)?;
+                let _ = consumer.seek(&part.0, part.1, Offset::Offset(o), Duration::from_secs(5));
+                held_back.insert(part);
+                continue;
+            }
+            let l = letter_from_message(&msg);
+            let incoming = Incoming {
+                topic: part.0,
+                partition: part.1,
+                offset: msg.offset(),
+                timestamp_ms: l.dlq_timestamp_ms,
+                key: l.key,
+                value: l.value,
+                headers: l.headers,
+            };
+            drop(msg);
+            if let Some(m) = r.flight.admit(incoming) {
+                running.push(work(router, m));
             }
         }
-        // rd_kafka_offset_store takes the processed offset; librdkafka commits offset + 1.
-        consumer
-            .store_offset(&incoming.topic, incoming.partition, incoming.offset)
-            .map_err(|e| cfg.error("storing the consumed offset", e))?;
+        if r.flight.len() >= concurrency {
+            full_since.get_or_insert_with(tokio::time::Instant::now);
+        } else {
+            full_since = None;
+            if let Some(held) = paused.take() {
+                r.resume(&held)?;
+                held_back.clear();
+            }
+        }
     }
-    stats.abandoned += stalled.len() as u64;
+    // Stopping: what waits behind a key never starts; what runs finishes or is
+    // abandoned by the router (within the grace), and finished work is stored.
+    r.stats.abandoned += r.flight.drop_waiting() as u64;
+    while let Some((msg, outcome)) = running.next().await {
+        let _ = r.finished(msg, outcome)?;
+    }
+    let stats = r.into_stats();
     final_commit(cfg, consumer).await?;
     Ok(stats)
 }
 
-fn count(stats: &mut RouterStats, outcome: &Routed) {
+/// One message handled by the router, with the message back.
+async fn work<P: Processor, S: DeadLetterSink>(
+    router: &Router<P, S>,
+    msg: Incoming,
+) -> (Incoming, Routed) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let outcome = router.handle(&msg, now).await;
+    (msg, outcome)
+}
+
+/// Sleeps until `at`; forever when there is no `at`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(super) fn count(stats: &mut RouterStats, outcome: &Routed) {
     match outcome {
         Routed::Processed { .. } => stats.processed += 1,
         Routed::DeadLettered { reason, .. } => match reason {
@@ -201,71 +234,15 @@ fn count(stats: &mut RouterStats, outcome: &Routed) {
     }
 }
 
-/// Handles one message; once it takes longer than [`KEEP_POLLING`], every assigned
-/// partition is paused and the consumer keeps being polled; a message that still arrives (a partition assigned meanwhile)
-/// is left for later by seeking back to it.
-async fn handle_polling<P: Processor, S: DeadLetterSink>(
-    cfg: &KafkaConfig,
-    consumer: &RouteConsumer,
-    router: &Router<P, S>,
-    msg: &Incoming,
-    stalled: &HashMap<(String, i32), Stalled>,
-) -> Result<Routed, KafkaBackendError> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let work = router.handle(msg, now);
-    tokio::pin!(work);
-    // Most messages are done before the consumer needs polling.
-    if let Ok(o) = tokio::time::timeout(KEEP_POLLING, &mut work).await {
-        return Ok(o);
-    }
-    let held = consumer
-        .assignment()
-        .map_err(|e| cfg.error("reading the assignment", e))?;
-    consumer
-        .pause(&held)
-        .map_err(|e| cfg.error("pausing while processing", e))?;
-    let mut tick = tokio::time::interval(KEEP_POLLING);
-    let outcome = loop {
-        tokio::select! {
-            o = &mut work => break o,
-            _ = tick.tick() => {}
-            m = consumer.recv() => {
-                if let Ok(m) = m {
-                    // A newly assigned partition: read this message again later.
-                    let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
-                    drop(m);
-                    pause(cfg, consumer, &t, p, true)?;
-                    let _ = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(5));
-                }
-            }
-        }
-    };
-    // Resume what was and is assigned, except the partitions held back by a stalled DLQ.
-    let now_held = consumer
-        .assignment()
-        .map_err(|e| cfg.error("reading the assignment", e))?;
-    // (A pause outlives a rebalance in librdkafka: what was held before is resumed too,
-    // or a partition lost and assigned back meanwhile would stay paused for good.)
-    let mut resume = TopicPartitionList::new();
-    for e in held.elements().iter().chain(now_held.elements().iter()) {
-        let key = (e.topic().to_string(), e.partition());
-        if !stalled.contains_key(&key) && resume.find_partition(&key.0, key.1).is_none() {
-            resume.add_partition(e.topic(), e.partition());
-        }
-    }
-    let _ = consumer.resume(&resume);
-    Ok(outcome)
-}
-
 /// True when `topic`/`partition` is still assigned to this member.
-fn assigned(consumer: &RouteConsumer, topic: &str, partition: i32) -> bool {
+pub(super) fn assigned(consumer: &RouteConsumer, topic: &str, partition: i32) -> bool {
     consumer
         .assignment()
         .map(|a| a.find_partition(topic, partition).is_some())
         .unwrap_or(false)
 }
 
-fn pause(
+pub(super) fn pause(
     cfg: &KafkaConfig,
     consumer: &RouteConsumer,
     topic: &str,
@@ -285,87 +262,6 @@ fn pause(
             e,
         )
     })
-}
-
-/// Tries each stalled dead letter again; a delivered one is committed and its
-/// partition resumed from the next message.
-async fn retry_stalled<P: Processor, S: DeadLetterSink>(
-    cfg: &KafkaConfig,
-    consumer: &RouteConsumer,
-    router: &Router<P, S>,
-    stalled: &mut HashMap<(String, i32), Stalled>,
-    stats: &mut RouterStats,
-    recheck: &mut Recheck,
-) -> Result<(), KafkaBackendError> {
-    let keys: Vec<(String, i32)> = stalled.keys().cloned().collect();
-    for key in keys {
-        let Some(s) = stalled.get(&key) else { continue };
-        let outcome = router.deliver(s.letter.clone()).await;
-        if !outcome.committable() {
-            continue;
-        }
-        let Some(s) = stalled.remove(&key) else {
-            continue;
-        };
-        count(stats, &outcome);
-        let (t, p, o) = (s.msg.topic, s.msg.partition, s.msg.offset);
-        if let Routed::DeadLettered { id, .. } = &outcome {
-            recheck.record(&t, p, o, id, consumer.context().went_away());
-        }
-        if !assigned(consumer, &t, p) {
-            continue;
-        }
-        consumer
-            .store_offset(&t, p, o)
-            .map_err(|e| cfg.error("storing the consumed offset", e))?;
-        let _ = consumer.seek(&t, p, Offset::Offset(o + 1), Duration::from_secs(5));
-        pause(cfg, consumer, &t, p, false)?;
-        tracing::warn!(
-            "DLQ {} took the dead letter of {t}:{p}:{o}; partition resumed",
-            router.sink().describe()
-        );
-    }
-    Ok(())
-}
-
-/// After a broker went away: looks in the DLQ for every dead letter written since the
-/// last look, and sends each source partition with a missing one back to it (see
-/// [`super::recheck`]). A DLQ that cannot be read yet is tried again later.
-async fn recheck_dlq(
-    cfg: &KafkaConfig,
-    consumer: &RouteConsumer,
-    dlq: &str,
-    recheck: &mut Recheck,
-    stalled: &mut HashMap<(String, i32), Stalled>,
-) -> Result<(), KafkaBackendError> {
-    let went_away = consumer.context().went_away();
-    let mut r = std::mem::take(recheck);
-    let (c, t) = (cfg.clone(), dlq.to_string());
-    let (r, res) = tokio::task::spawn_blocking(move || {
-        let res = r.check(&c, &t, went_away);
-        (r, res)
-    })
-    .await
-    .map_err(|e| KafkaBackendError::Task(e.to_string()))?;
-    *recheck = r;
-    let lost = match res {
-        Ok(lost) => lost,
-        Err(e) => {
-            tracing::warn!("a broker went away; the DLQ cannot be checked yet ({e}); trying again");
-            return Ok(());
-        }
-    };
-    for key in lost.keys() {
-        // A stall after the lost letter is read again from the rewound offset.
-        if stalled.remove(key).is_some() {
-            let _ = pause(cfg, consumer, &key.0, key.1, false);
-        }
-    }
-    if let Err(e) = rewind(cfg, consumer, &lost) {
-        tracing::warn!("rewinding to dead letters the broker lost failed ({e}); trying again");
-        recheck.retry(lost);
-    }
-    Ok(())
 }
 
 /// Commits what was stored; a broker that is gone must not hold the shutdown.

@@ -16,7 +16,7 @@ use crate::engine::model::letter::{
 use crate::engine::route::sink::{DeadLetterSink, SinkError};
 
 /// One message consumed from a source topic.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Incoming {
     /// Source topic.
     pub topic: String,

@@ -1,0 +1,229 @@
+//! The router loop's state besides the tasks in flight (see [`super::route`]): what
+//! becomes of a finished message (its offset stored as far as finished messages reach,
+//! the next message with its key started), partitions stalled on a DLQ that refuses
+//! writes, and the check for dead letters a broker lost.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::flight::{Flight, Part};
+use super::recheck::{Recheck, RouteConsumer, rewind};
+use super::route::{RouterStats, Stalled, assigned, count, pause};
+use super::{KafkaBackendError, KafkaConfig};
+use crate::engine::route::router::{Incoming, Processor, Routed, Router};
+use crate::engine::route::sink::DeadLetterSink;
+
+/// The loop's state.
+pub(super) struct Loop<'a, P, S> {
+    cfg: &'a KafkaConfig,
+    consumer: &'a RouteConsumer,
+    router: &'a Router<P, S>,
+    /// What the router did so far.
+    pub(super) stats: RouterStats,
+    /// Partitions held back by a DLQ that refused their dead letter.
+    pub(super) stalled: HashMap<Part, Stalled>,
+    /// Messages admitted and not yet stored.
+    pub(super) flight: Flight,
+    /// Dead letters written since the last look for lost ones.
+    pub(super) recheck: Recheck,
+}
+
+impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
+    /// The state of a loop that starts now.
+    pub(super) fn new(
+        cfg: &'a KafkaConfig,
+        consumer: &'a RouteConsumer,
+        router: &'a Router<P, S>,
+    ) -> Self {
+        Loop {
+            cfg,
+            consumer,
+            router,
+            stats: RouterStats::default(),
+            stalled: HashMap::new(),
+            flight: Flight::default(),
+            recheck: Recheck::default(),
+        }
+    }
+
+    /// The counts at the end; stalled messages are abandoned (consumed again).
+    pub(super) fn into_stats(mut self) -> RouterStats {
+        self.stats.abandoned += self.stalled.len() as u64;
+        self.stats
+    }
+
+    /// Records what became of `msg`; stores its partition's offset as far as finished
+    /// messages reach; returns the message with the same key to start next, if any.
+    pub(super) fn finished(
+        &mut self,
+        msg: Incoming,
+        outcome: Routed,
+    ) -> Result<Option<Incoming>, KafkaBackendError> {
+        let part = (msg.topic.clone(), msg.partition);
+        if !assigned(self.consumer, &part.0, part.1) {
+            tracing::warn!(
+                "{}:{} was revoked while {} ran; not committed (its new owner consumes it)",
+                part.0,
+                part.1,
+                msg.offset
+            );
+            let dropped = self.flight.forget(&part);
+            self.stats.abandoned += 1 + dropped.saturating_sub(1) as u64;
+            // Its key is free again: the same key (from this partition read again, or
+            // another) must not wait behind a message that will never finish.
+            let (next, _) = self.flight.finish(&msg);
+            return Ok(next.filter(|_| !self.router.stopping()));
+        }
+        match outcome {
+            Routed::DlqUnavailable { letter, error } => {
+                self.stats.dlq_stalls += 1;
+                self.flight.park(&msg);
+                pause(self.cfg, self.consumer, &part.0, part.1, true)?;
+                tracing::error!(
+                    "DLQ {} refused the dead letter of {}:{}:{} ({error}); partition paused, nothing committed past it; the other partitions go on",
+                    self.router.sink().describe(),
+                    part.0,
+                    part.1,
+                    msg.offset
+                );
+                self.stalled.insert(
+                    part,
+                    Stalled {
+                        msg,
+                        letter: *letter,
+                    },
+                );
+                Ok(None)
+            }
+            Routed::Abandoned => {
+                self.stats.abandoned += 1;
+                Ok(None)
+            }
+            done => {
+                if let Routed::DeadLettered { id, .. } = &done {
+                    let n = self.consumer.context().went_away();
+                    self.recheck.record(&part.0, part.1, msg.offset, id, n);
+                }
+                count(&mut self.stats, &done);
+                let next = self.store(&msg)?;
+                Ok(next.filter(|_| !self.router.stopping()))
+            }
+        }
+    }
+
+    /// Marks `msg` finished and stores its partition's offset as far as it moved.
+    fn store(&mut self, msg: &Incoming) -> Result<Option<Incoming>, KafkaBackendError> {
+        let (next, store) = self.flight.finish(msg);
+        if let Some(o) = store {
+            // rd_kafka_offset_store takes the processed offset; librdkafka commits offset + 1.
+            self.consumer
+                .store_offset(&msg.topic, msg.partition, o)
+                .map_err(|e| self.cfg.error("storing the consumed offset", e))?;
+        }
+        Ok(next)
+    }
+
+    /// Resumes what was paused while the flight was full, and what is assigned now,
+    /// except the partitions held back by a stalled DLQ.
+    pub(super) fn resume(&self, held: &TopicPartitionList) -> Result<(), KafkaBackendError> {
+        let now_held = self
+            .consumer
+            .assignment()
+            .map_err(|e| self.cfg.error("reading the assignment", e))?;
+        // (A pause outlives a rebalance in librdkafka: what was held before is resumed
+        // too, or a partition lost and assigned back meanwhile would stay paused.)
+        let mut resume = TopicPartitionList::new();
+        for e in held.elements().iter().chain(now_held.elements().iter()) {
+            let key = (e.topic().to_string(), e.partition());
+            if !self.stalled.contains_key(&key) && resume.find_partition(&key.0, key.1).is_none() {
+                resume.add_partition(e.topic(), e.partition());
+            }
+        }
+        let _ = self.consumer.resume(&resume);
+        Ok(())
+    }
+
+    /// Tries each stalled dead letter again; a delivered one is stored and its
+    /// partition resumed from the next message. Returns the messages to start (each
+    /// the next with a delivered one's key).
+    pub(super) async fn retry_stalled(&mut self) -> Result<Vec<Incoming>, KafkaBackendError> {
+        let mut start = Vec::new();
+        let keys: Vec<Part> = self.stalled.keys().cloned().collect();
+        for key in keys {
+            let Some(s) = self.stalled.get(&key) else {
+                continue;
+            };
+            let outcome = self.router.deliver(s.letter.clone()).await;
+            if !outcome.committable() {
+                continue;
+            }
+            let Some(s) = self.stalled.remove(&key) else {
+                continue;
+            };
+            count(&mut self.stats, &outcome);
+            let (t, p, o) = (s.msg.topic.clone(), s.msg.partition, s.msg.offset);
+            if let Routed::DeadLettered { id, .. } = &outcome {
+                let n = self.consumer.context().went_away();
+                self.recheck.record(&t, p, o, id, n);
+            }
+            if !assigned(self.consumer, &t, p) {
+                self.flight.forget(&key);
+                start.extend(self.flight.finish(&s.msg).0);
+                continue;
+            }
+            start.extend(self.store(&s.msg)?);
+            // Messages fetched after the stall were skipped: read on from the next one
+            // (those already in flight are held and not taken twice).
+            let _ = self
+                .consumer
+                .seek(&t, p, Offset::Offset(o + 1), Duration::from_secs(5));
+            pause(self.cfg, self.consumer, &t, p, false)?;
+            tracing::warn!(
+                "DLQ {} took the dead letter of {t}:{p}:{o}; partition resumed",
+                self.router.sink().describe()
+            );
+        }
+        Ok(start)
+    }
+
+    /// After a broker went away: looks in the DLQ for every dead letter written since
+    /// the last look, and sends each source partition with a missing one back to it
+    /// (see [`super::recheck`]). A DLQ that cannot be read yet is tried again later.
+    pub(super) async fn recheck_dlq(&mut self, dlq: &str) -> Result<(), KafkaBackendError> {
+        let went_away = self.consumer.context().went_away();
+        let mut r = std::mem::take(&mut self.recheck);
+        let (c, t) = (self.cfg.clone(), dlq.to_string());
+        let (r, res) = tokio::task::spawn_blocking(move || {
+            let res = r.check(&c, &t, went_away);
+            (r, res)
+        })
+        .await
+        .map_err(|e| KafkaBackendError::Task(e.to_string()))?;
+        self.recheck = r;
+        let lost = match res {
+            Ok(lost) => lost,
+            Err(e) => {
+                tracing::warn!(
+                    "a broker went away; the DLQ cannot be checked yet ({e}); trying again"
+                );
+                return Ok(());
+            }
+        };
+        for key in lost.keys() {
+            // A stall after the lost letter is read again from the rewound offset, and
+            // so is everything in flight there.
+            if self.stalled.remove(key).is_some() {
+                let _ = pause(self.cfg, self.consumer, &key.0, key.1, false);
+            }
+            self.flight.forget(key);
+        }
+        if let Err(e) = rewind(self.cfg, self.consumer, &lost) {
+            tracing::warn!("rewinding to dead letters the broker lost failed ({e}); trying again");
+            self.recheck.retry(lost);
+        }
+        Ok(())
+    }
+}
