@@ -26,6 +26,8 @@ MSGPACK_VERSION="1.2.4"
 CBOR2_VERSION="6.3.0"
 PROTOBUF_VERSION="7.36.2"
 JSONSCHEMA_VERSION="4.26.0"
+# The Prometheus text-format parser the metrics tests read /metrics with.
+PROMETHEUS_CLIENT_VERSION="0.26.0"
 WAIT_SECONDS="${MORGUE_SERVICES_WAIT:-60}"
 
 log() { echo "services: $*" >&2; }
@@ -41,7 +43,8 @@ import importlib.metadata as m
 want = {"noida-db": "$NOIDA_VERSION", "secantusdb": "$SECANTUS_VERSION",
         "pymongo": "$PYMONGO_VERSION", "confluent-kafka": "$CONFLUENT_VERSION",
         "fastavro": "$FASTAVRO_VERSION", "msgpack": "$MSGPACK_VERSION", "cbor2": "$CBOR2_VERSION",
-        "protobuf": "$PROTOBUF_VERSION", "jsonschema": "$JSONSCHEMA_VERSION"}
+        "protobuf": "$PROTOBUF_VERSION", "jsonschema": "$JSONSCHEMA_VERSION",
+        "prometheus-client": "$PROMETHEUS_CLIENT_VERSION"}
 raise SystemExit(0 if all(m.version(k) == v for k, v in want.items()) else 1)
 PY
   then
@@ -50,7 +53,8 @@ PY
       "noida-db==$NOIDA_VERSION" "secantusdb==$SECANTUS_VERSION" \
       "pymongo==$PYMONGO_VERSION" "confluent-kafka[avro,schemaregistry,protobuf]==$CONFLUENT_VERSION" \
       "fastavro==$FASTAVRO_VERSION" "msgpack==$MSGPACK_VERSION" "cbor2==$CBOR2_VERSION" \
-      "protobuf==$PROTOBUF_VERSION" "jsonschema==$JSONSCHEMA_VERSION" >&2
+      "protobuf==$PROTOBUF_VERSION" "jsonschema==$JSONSCHEMA_VERSION" \
+      "prometheus-client==$PROMETHEUS_CLIENT_VERSION" >&2
   fi
 }
 

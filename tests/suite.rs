@@ -30,6 +30,7 @@ mod replay_paced;
 mod replay_race;
 mod replay_race_mongo;
 mod router;
+mod router_metrics;
 mod router_partitions;
 mod router_rollback;
 mod router_signals;

@@ -13,6 +13,7 @@ pub mod profile;
 mod replay;
 mod route;
 pub mod security;
+mod serve;
 mod shell;
 
 use std::process::ExitCode;

@@ -21,6 +21,7 @@ use crate::backends::mongo::dlq::MongoDlq;
 use crate::engine::EngineError;
 use crate::engine::model::duration::parse_duration;
 use crate::engine::model::names::hostname;
+use crate::engine::route::metrics::RouterMetrics;
 use crate::engine::route::router::{
     Incoming, ProcessError, Processor, RetryPolicy, Router, RouterConfig,
 };
@@ -71,6 +72,10 @@ pub struct RouteArgs {
     /// (`--pipe`), after this long; counts as a retryable failure.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Serve Prometheus metrics on ADDR (`127.0.0.1:9464`, `:9464`): `/metrics`,
+    /// `/healthz` (the process lives), `/readyz` (connected and assigned).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// DLQ write attempts before the partition is paused.
     #[arg(long, default_value_t = 5)]
     pub dlq_attempts: u32,
@@ -153,15 +158,47 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         }
     };
     let router = Router::new(router_cfg, processor, sink, rx.clone()).with_abort(abort_rx);
+    let metrics = std::sync::Arc::new(RouterMetrics::default());
+    let server = match &args.metrics {
+        Some(addr) => {
+            let listener = super::serve::bind(addr).await?;
+            let m = metrics.clone();
+            eprintln!("morgue: metrics on http://{addr}/metrics (and /healthz, /readyz)");
+            Some(tokio::spawn(super::serve::serve(listener, move |path| {
+                let m = m.clone();
+                async move { answer(&m, &path) }
+            })))
+        }
+        None => None,
+    };
     eprintln!(
         "morgue: routing {:?} (group '{}') to {}; Ctrl-C stops",
         args.sources,
         args.group,
         router.sink().describe()
     );
-    let stats = route::run(&cfg, &args.sources, &router, rx, args.concurrency as usize).await?;
+    let concurrency = args.concurrency as usize;
+    let stats = route::run(&cfg, &args.sources, &router, rx, concurrency, metrics).await?;
+    if let Some(s) = server {
+        s.abort();
+    }
     super::print_line(serde_json::to_string(&stats)?)?;
     Ok(())
+}
+
+/// What the metrics server answers on `path`.
+fn answer(m: &RouterMetrics, path: &str) -> super::serve::Answer {
+    match path {
+        "/metrics" => (200, super::serve::PROMETHEUS, m.render()),
+        "/healthz" => (200, "text/plain", "ok\n".into()),
+        "/readyz" if m.ready() => (200, "text/plain", "ready\n".into()),
+        "/readyz" => (
+            503,
+            "text/plain",
+            "not ready: no source partition assigned, or every broker is down\n".into(),
+        ),
+        other => super::serve::not_found(other),
+    }
 }
 
 /// SIGINT and SIGTERM, listened for from the start so that none is missed.

@@ -21,14 +21,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers as _, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{KafkaBackendError, KafkaConfig, Quiet};
 use crate::engine::LetterId;
+use crate::engine::route::metrics::RouterMetrics;
 
 /// How many written dead letters are remembered for a check after a reconnect; older
 /// ones are forgotten (with one warning per run).
@@ -39,9 +43,19 @@ pub const KEPT: usize = 100_000;
 #[derive(Debug, Clone, Default)]
 pub struct RouterContext {
     went_away: Arc<AtomicU64>,
+    /// Where the router's figures go (assignment, lag, brokers down).
+    pub metrics: Arc<RouterMetrics>,
 }
 
 impl RouterContext {
+    /// A context whose figures go to `metrics`.
+    pub fn new(metrics: Arc<RouterMetrics>) -> Self {
+        RouterContext {
+            went_away: Arc::default(),
+            metrics,
+        }
+    }
+
     /// How many times a broker was reported gone so far.
     pub fn went_away(&self) -> u64 {
         self.went_away.load(Ordering::SeqCst)
@@ -64,11 +78,33 @@ impl ClientContext for RouterContext {
         ) {
             self.went_away.fetch_add(1, Ordering::SeqCst);
         }
+        if code == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.metrics.set_brokers_down(true);
+        }
         Quiet.error(error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let up = statistics.brokers.values().any(|b| b.state == "UP");
+        self.metrics.set_brokers_down(!up);
+        let mut lag = std::collections::BTreeMap::new();
+        for (t, topic) in &statistics.topics {
+            for (p, part) in &topic.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    lag.insert((t.clone(), *p), part.consumer_lag);
+                }
+            }
+        }
+        self.metrics.set_lag(lag);
     }
 }
 
-impl ConsumerContext for RouterContext {}
+impl ConsumerContext for RouterContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        let n = consumer.assignment().map_or(0, |a| a.count());
+        self.metrics.set_assigned(n);
+    }
+}
 
 /// The router's consumer.
 pub type RouteConsumer = StreamConsumer<RouterContext>;

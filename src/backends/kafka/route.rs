@@ -6,6 +6,7 @@
 //! looked up in the DLQ, and a lost one is written again ([`super::recheck`]).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -22,6 +23,7 @@ use super::recheck::{RouteConsumer, RouterContext};
 use super::route_state::Loop;
 use super::{KafkaBackendError, KafkaConfig, letter_from_message};
 use crate::engine::Reason;
+use crate::engine::route::metrics::RouterMetrics;
 use crate::engine::route::router::{Incoming, Processor, Routed, Router};
 use crate::engine::route::sink::DeadLetterSink;
 
@@ -71,6 +73,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     router: &Router<P, S>,
     mut shutdown: watch::Receiver<bool>,
     concurrency: usize,
+    metrics: Arc<RouterMetrics>,
 ) -> Result<RouterStats, KafkaBackendError> {
     let group = router.config().group.clone();
     let consumer: RouteConsumer = cfg
@@ -80,8 +83,10 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             ("enable.auto.offset.store", "false"),
             ("auto.commit.interval.ms", "1000"),
             ("auto.offset.reset", "earliest"),
+            // For the lag and broker states in the metrics.
+            ("statistics.interval.ms", "5000"),
         ])
-        .create_with_context(RouterContext::default())
+        .create_with_context(RouterContext::new(metrics.clone()))
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
     {
         let browse = cfg.browse_consumer()?;
@@ -127,7 +132,8 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 }
                 None
             }
-            Some((msg, outcome)) = running.next() => {
+            Some((msg, outcome, took)) = running.next() => {
+                metrics.record(&msg.topic, &outcome, took, chrono::Utc::now().timestamp_millis());
                 if let Some(m) = r.finished(msg, outcome)? {
                     running.push(work(router, m));
                 }
@@ -153,6 +159,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                     continue;
                 }
             };
+            metrics.set_brokers_down(false);
             let part = (msg.topic().to_string(), msg.partition());
             if r.stalled.contains_key(&part) || held_back.contains(&part) {
                 // Fetched before the pause took hold; read again from there on resume.
@@ -183,6 +190,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 running.push(work(router, m));
             }
         }
+        metrics.set_in_flight(r.flight.len());
         if r.flight.len() >= concurrency {
             full_since.get_or_insert_with(tokio::time::Instant::now);
         } else {
@@ -196,7 +204,13 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     // Stopping: what waits behind a key never starts; what runs finishes or is
     // abandoned by the router (within the grace), and finished work is stored.
     r.stats.abandoned += r.flight.drop_waiting() as u64;
-    while let Some((msg, outcome)) = running.next().await {
+    while let Some((msg, outcome, took)) = running.next().await {
+        metrics.record(
+            &msg.topic,
+            &outcome,
+            took,
+            chrono::Utc::now().timestamp_millis(),
+        );
         let _ = r.finished(msg, outcome)?;
     }
     let stats = r.into_stats();
@@ -204,14 +218,15 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     Ok(stats)
 }
 
-/// One message handled by the router, with the message back.
+/// One message handled by the router, with the message back and how long it took.
 async fn work<P: Processor, S: DeadLetterSink>(
     router: &Router<P, S>,
     msg: Incoming,
-) -> (Incoming, Routed) {
+) -> (Incoming, Routed, Duration) {
+    let start = std::time::Instant::now();
     let now = chrono::Utc::now().timestamp_millis();
     let outcome = router.handle(&msg, now).await;
-    (msg, outcome)
+    (msg, outcome, start.elapsed())
 }
 
 /// Sleeps until `at`; forever when there is no `at`.

@@ -164,6 +164,9 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 continue;
             };
             count(&mut self.stats, &outcome);
+            let now = chrono::Utc::now().timestamp_millis();
+            let metrics = &self.consumer.context().metrics;
+            metrics.record(&s.msg.topic, &outcome, Duration::ZERO, now);
             let (t, p, o) = (s.msg.topic.clone(), s.msg.partition, s.msg.offset);
             if let Routed::DeadLettered { id, .. } = &outcome {
                 let n = self.consumer.context().went_away();

@@ -1,6 +1,8 @@
 //! The route wing: the [`router::Router`] that retries a message and writes what
 //! cannot be processed to the DLQ without losing it, and the [`sink::DeadLetterSink`]
-//! trait that DLQ backends implement.
+//! trait that DLQ backends implement, and the router's figures for Prometheus
+//! ([`metrics::RouterMetrics`]).
 
+pub mod metrics;
 pub mod router;
 pub mod sink;

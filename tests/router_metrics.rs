@@ -1,0 +1,146 @@
+//! `morgue route --metrics ADDR` on the real broker: `/metrics` read with the Python
+//! `prometheus_client` text-format parser agrees with what the test sent (processed,
+//! dead-lettered, attempts, lag), and `/healthz` and `/readyz` answer.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::*;
+
+/// Answers `ok`, `dead` for `bad…`, and `retry` on the first attempt of `flaky…`.
+const PROCESSOR: &str = r#"
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    v = m["value"]["data"]
+    if v.startswith("bad"):
+        a = {"id": m["id"], "status": "dead", "error": "ValueError: " + v}
+    elif v.startswith("flaky") and m["attempt"] == 1:
+        a = {"id": m["id"], "status": "retry", "error": "TimeoutError: slow downstream"}
+    else:
+        a = {"id": m["id"], "status": "ok"}
+    print(json.dumps(a), flush=True)
+"#;
+
+/// The samples named `name` whose labels include `with`.
+fn value(samples: &[serde_json::Value], name: &str, with: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .filter(|s| s["name"] == name)
+        .find(|s| with.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .and_then(|s| s["value"].as_f64())
+}
+
+fn scrape(port: u16) -> Vec<serde_json::Value> {
+    python(
+        "tests/fixtures/scrape.py",
+        &[&format!("http://127.0.0.1:{port}")],
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect()
+}
+
+#[tokio::test]
+async fn metrics_agree_with_what_was_sent_and_probes_answer() {
+    let source = TestTopic::new("metrics-src", 2).await;
+    let dlq = TestTopic::new("metrics-dlq", 1).await;
+    let group = unique("metrics-group");
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let v = match i % 10 {
+            3 | 7 => format!("bad {i}"),
+            5 => format!("flaky {i}"),
+            _ => format!("ok {i}"),
+        };
+        sent.push(v);
+    }
+    for (i, v) in sent.iter().enumerate() {
+        let key = format!("{i:08}-0000-4000-8000-{i:012}");
+        produce(&source.name, Some(key.as_bytes()), v.as_bytes(), &[], None).await;
+    }
+    let script = std::env::temp_dir().join(format!("{}.py", unique("metrics-proc")));
+    std::fs::write(&script, PROCESSOR).unwrap();
+    let port = free_port();
+    let child = crate::common::procs::morgue_cmd()
+        .args(["route", "--kafka", &kafka_brokers(), "--topic", &dlq.name])
+        .args(["--source", &source.name, "--group", &group])
+        .args(["--pipe", &format!("python3 {}", script.display())])
+        .args(["--backoff", "50ms", "--concurrency", "4"])
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = Spawned::new(child);
+    wait_for_port(port, "the metrics server");
+    let (g, t) = (group.clone(), source.name.clone());
+    wait_until(60, move || committed(&g, &t, 2).iter().sum::<i64>() == 30).await;
+    // The lag comes with the client's statistics, every 5 s.
+    let mut samples = scrape(port);
+    for _ in 0..40 {
+        if value(&samples, "morgue_router_lag", &[("partition", "1")]).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        samples = scrape(port);
+    }
+    let topic = source.name.as_str();
+    let count = |outcome| {
+        value(
+            &samples,
+            "morgue_router_messages_total",
+            &[("topic", topic), ("outcome", outcome)],
+        )
+    };
+    let bad = sent.iter().filter(|v| v.starts_with("bad")).count() as f64;
+    let flaky = sent.iter().filter(|v| v.starts_with("flaky")).count() as f64;
+    assert_eq!(count("processed"), Some(30.0 - bad), "{samples:?}");
+    assert_eq!(count("dead_lettered_failed"), Some(bad));
+    assert_eq!(
+        value(&samples, "morgue_router_attempts_bucket", &[("le", "1")]),
+        Some(30.0 - bad - flaky),
+        "first-time successes"
+    );
+    assert_eq!(
+        value(&samples, "morgue_router_attempts_bucket", &[("le", "2")]),
+        Some(30.0 - bad)
+    );
+    assert_eq!(
+        value(&samples, "morgue_router_processing_seconds_count", &[]),
+        Some(30.0)
+    );
+    assert_eq!(value(&samples, "morgue_router_in_flight", &[]), Some(0.0));
+    assert_eq!(
+        value(&samples, "morgue_router_assigned_partitions", &[]),
+        Some(2.0)
+    );
+    assert_eq!(value(&samples, "morgue_router_ready", &[]), Some(1.0));
+    for p in ["0", "1"] {
+        let lag = value(
+            &samples,
+            "morgue_router_lag",
+            &[("topic", topic), ("partition", p)],
+        );
+        assert_eq!(lag, Some(0.0), "partition {p} caught up: {samples:?}");
+    }
+    let now = chrono::Utc::now().timestamp() as f64;
+    let last = value(
+        &samples,
+        "morgue_router_last_success_timestamp_seconds",
+        &[],
+    )
+    .unwrap();
+    assert!(last > now - 120.0 && last <= now + 1.0, "{last} vs {now}");
+    assert_eq!(value(&samples, "status/healthz", &[]), Some(200.0));
+    assert_eq!(value(&samples, "status/readyz", &[]), Some(200.0));
+    assert_eq!(value(&samples, "status/nothing", &[]), Some(404.0));
+    let letters = read_all(&dlq.name).await;
+    assert_eq!(
+        letters.len() as f64,
+        bad,
+        "the DLQ holds what the metrics say"
+    );
+    sigterm(&child.take());
+}
