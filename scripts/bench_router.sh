@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Router throughput on the local broker: N messages of ~500 B with UUID keys on a
+# 4-partition topic, routed by `morgue route` with a trivial processor, timed from the
+# router's start until the group has committed every message (group join and the last
+# auto-commit included, about 1.2 s). Prints one line per mode.
+#   scripts/bench_router.sh            20,000 and 100,000 messages
+#   N=50000 scripts/bench_router.sh    one size
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+scripts/bootstrap.sh
+eval "$(scripts/services.sh up)"
+B=$MORGUE_TEST_KAFKA
+cargo build --release --quiet
+MORGUE="$ROOT/target/release/morgue"
+PY="$ROOT/.venv/bin/python"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/trivial.py" <<'PY'
+import sys
+out = sys.stdout
+for line in sys.stdin:
+    i = line.index('"id":"') + 6
+    out.write('{"id":"%s","status":"ok"}\n' % line[i:line.index('"', i)])
+    out.flush()
+PY
+run() { # N MODE ARGS...: routes N messages, prints the rate
+  local n=$1 mode=$2; shift 2
+  local t="bench-router-$RANDOM$RANDOM"
+  "$PY" - "$B" "$t" "$n" <<'PY'
+import json, sys, uuid
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+b, t, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+a = AdminClient({"bootstrap.servers": b})
+for f in a.create_topics([NewTopic(t, 4, 1), NewTopic(t + "-dlq", 1, 1)]).values():
+    f.result()
+p = Producer({"bootstrap.servers": b, "linger.ms": 20})
+for i in range(n):
+    p.produce(t, key=str(uuid.uuid4()), value=json.dumps({"n": i, "pad": "x" * 440}))
+    if i % 1000 == 0:
+        p.poll(0)
+p.flush()
+PY
+  local start end
+  start=$(date +%s.%N)
+  "$MORGUE" route --kafka "$B" --topic "$t-dlq" --source "$t" --group "g-$t" "$@" \
+    >/dev/null 2>"$work/router.log" &
+  local r=$!
+  "$PY" - "$B" "$t" "g-$t" "$n" <<'PY'
+import sys, time
+from confluent_kafka import Consumer, TopicPartition
+b, t, g, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = Consumer({"bootstrap.servers": b, "group.id": g, "enable.auto.commit": False})
+while sum(max(x.offset, 0) for x in c.committed([TopicPartition(t, p) for p in range(4)], timeout=10)) < n:
+    time.sleep(0.1)
+PY
+  end=$(date +%s.%N)
+  kill "$r"; wait "$r" 2>/dev/null || true
+  "$PY" -c "n, s = $n, $end - $start; print(f'route $mode: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s')"
+}
+for n in ${N:-20000 100000}; do
+  run "$n" "--pipe --concurrency 16" --pipe "$PY $work/trivial.py" --concurrency 16
+  run "$n" "--pipe" --pipe "$PY $work/trivial.py"
+done
+run 2000 "--exec" --exec 'cat >/dev/null'
