@@ -316,3 +316,100 @@ async fn mongodb_dlq_collections_are_found_by_their_usual_names() {
     );
     client.database(&db).drop().await.unwrap();
 }
+
+/// The exporter's gauges for `dlq`, read with prometheus_client's parser.
+fn gauges(port: u16, dlq: &str) -> std::collections::HashMap<String, f64> {
+    crate::common::python(
+        "tests/fixtures/scrape.py",
+        &[&format!("http://127.0.0.1:{port}")],
+    )
+    .lines()
+    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    .filter(|s| s["labels"]["dlq"] == dlq || s["labels"]["dlq"].is_null())
+    .map(|s| {
+        let name = match s["labels"]["state"].as_str() {
+            Some(state) => format!("{}:{state}", s["name"].as_str().unwrap()),
+            None => s["name"].as_str().unwrap().to_string(),
+        };
+        (name, s["value"].as_f64().unwrap_or(-1.0))
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn the_exporter_serves_what_dlqs_prints() {
+    let run = unique("expo");
+    let now = chrono::Utc::now().timestamp_millis();
+    let dlq = TestTopic::with_config(
+        &format!("{run}-orders"),
+        2,
+        &[("retention.ms", "259200000")],
+    )
+    .await;
+    for (i, age) in [7_200_000i64, 600_000, 60_000, 1_000]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("{i:08}-0000-4000-8000-{i:012}");
+        produce(&dlq.name, Some(key.as_bytes()), b"{}", &[], Some(now - age)).await;
+    }
+    let audit = std::env::temp_dir().join(format!("{run}-audit.jsonl"));
+    let out = crate::common::procs::morgue_cmd()
+        .args(["resolve", "--kafka", &kafka_brokers(), "--topic", &dlq.name])
+        .args(["--yes", "--audit-log"])
+        .arg(&audit)
+        .arg(first_id(&dlq.name))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = crate::common::free_port();
+    let exporter = crate::common::Spawned::new(
+        crate::common::procs::morgue_cmd()
+            .args([
+                "exporter",
+                "--kafka",
+                &kafka_brokers(),
+                "--pattern",
+                &format!("{run}-*"),
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--interval", "1s"])
+            .env("MORGUE_AUDIT_LOG", &audit)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    crate::common::wait_for_port(port, "the exporter");
+    let mut g = gauges(port, &dlq.name);
+    for _ in 0..60 {
+        if g.get("morgue_exporter_up") == Some(&1.0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        g = gauges(port, &dlq.name);
+    }
+    let printed = &dlqs(Some(&format!("{run}-*")), &audit)[0];
+    let f = |k: &str| printed[k].as_f64().unwrap();
+    assert_eq!(g["morgue_dlq_letters"], f("letters"), "{g:?} vs {printed}");
+    assert_eq!(
+        g["morgue_dlq_letters_exact"],
+        if printed["exact"] == true { 1.0 } else { 0.0 }
+    );
+    assert_eq!(g["morgue_dlq_arrivals_last_hour"], f("last_hour"));
+    assert_eq!(g["morgue_dlq_arrivals_last_day"], f("last_day"));
+    assert_eq!(g["morgue_dlq_letters_by_state:resolved"], 1.0);
+    // Ages move with the clock: the exporter's are from its last refresh (1 s ago at most).
+    let age = g["morgue_dlq_oldest_age_seconds"];
+    assert!((f("oldest_age_s") - age).abs() <= 3.0, "{age} vs {printed}");
+    let left = g["morgue_dlq_deleted_in_seconds"];
+    assert!(
+        (f("deleted_in_s") - left).abs() <= 3.0,
+        "{left} vs {printed}"
+    );
+    assert_eq!(g["status/readyz"], 200.0);
+    crate::common::sigterm(&exporter.take());
+    let _ = std::fs::remove_file(audit);
+}

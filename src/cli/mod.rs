@@ -6,6 +6,7 @@ pub mod backend;
 mod bundle;
 mod config_cmd;
 mod dlqs;
+mod exporter;
 mod info;
 mod list;
 mod pipe;
@@ -81,6 +82,14 @@ pub enum Command {
   morgue dlqs --kafka broker:9092 --pattern 'payments.*.DLT'
   morgue dlqs --mongo mongodb://db:27017 --db trading")]
     Dlqs(dlqs::DlqsArgs),
+    /// Serve the figures of `dlqs` for every DLQ as Prometheus gauges (letters, arrivals,
+    /// oldest age, time before retention deletes it, states), computed every --interval
+    /// without reading payloads; /healthz and /readyz beside /metrics.
+    #[command(after_help = "Examples:
+  morgue exporter --kafka broker:9092 --listen :9465
+  morgue exporter --profile orders-prod --interval 1m
+  Alert rules to start from: assets/alerts.yml")]
+    Exporter(exporter::ExporterArgs),
     /// Print one letter, with its ledger state and replay history.
     #[command(after_help = "Examples:
   morgue show --kafka broker:9092 --topic orders.DLT 2:1734
@@ -426,6 +435,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(args) => list::run(&cli.backend, &args).await,
         Command::Info { exact } => info::run(&cli.backend, exact).await,
         Command::Dlqs(args) => dlqs::run(&cli.backend, &args).await,
+        Command::Exporter(args) => exporter::run(&cli.backend, &args).await,
         Command::Show { id } => replay::show(&cli.backend, &id).await,
         Command::Replay(args) => replay::replay(&cli.backend, &args).await,
         Command::Resolve(args) => replay::resolve(&cli.backend, &args).await,

@@ -1,0 +1,190 @@
+//! `morgue exporter`: the overview's figures for every DLQ as Prometheus gauges, for
+//! alerting. Every `--interval` it computes what `morgue dlqs` prints (the cluster's
+//! metadata, offsets, topic configs and the ledgers' states; no payload is read) and
+//! serves the last result on `/metrics`, with `/healthz` and `/readyz` (ready once a
+//! refresh succeeded). A refresh that fails keeps the last figures and sets
+//! `morgue_exporter_up 0`.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::BackendArgs;
+use super::serve::{Answer, PROMETHEUS, bind, not_found, serve};
+use crate::engine::model::duration::parse_duration;
+use crate::engine::read::overview::DlqSummary;
+use crate::engine::route::metrics::escape;
+
+/// Options of `morgue exporter`.
+#[derive(Debug, Args)]
+pub struct ExporterArgs {
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (`:9465` for every interface).
+    #[arg(long, default_value = "127.0.0.1:9465", value_name = "ADDR")]
+    pub listen: String,
+    /// How often the figures are computed again.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+/// The last refresh: the text served, whether it succeeded, when.
+#[derive(Default)]
+struct Last {
+    dlqs: String,
+    up: bool,
+    refreshed_ms: i64,
+    took: Duration,
+    error: Option<String>,
+}
+
+/// Serves the DLQs' gauges until the process is stopped.
+pub async fn run(backend: &BackendArgs, args: &ExporterArgs) -> anyhow::Result<()> {
+    let clusters = backend.clusters()?;
+    let listener = bind(&args.listen).await?;
+    let last = Arc::new(Mutex::new(Last::default()));
+    let served = last.clone();
+    tokio::spawn(serve(listener, move |path| {
+        let last = served.clone();
+        async move { answer(&last, &path) }
+    }));
+    eprintln!(
+        "morgue: exporting the DLQs of {} on http://{}/metrics every {:?}",
+        clusters.label(),
+        args.listen,
+        args.interval
+    );
+    let mut tick = tokio::time::interval(args.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let start = Instant::now();
+        let result = clusters.overview().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut l = last
+            .lock()
+            .map_err(|_| anyhow::anyhow!("exporter state poisoned"))?;
+        l.took = start.elapsed();
+        match result {
+            Ok(dlqs) => {
+                l.dlqs = render(&dlqs, now);
+                (l.up, l.refreshed_ms, l.error) = (true, now, None);
+            }
+            Err(e) => {
+                let e = e.to_string();
+                tracing::warn!("refreshing the DLQs' figures failed: {e}");
+                eprintln!("morgue: refreshing the DLQs' figures failed: {e}");
+                (l.up, l.error) = (false, Some(e));
+            }
+        }
+    }
+}
+
+fn answer(last: &Mutex<Last>, path: &str) -> Answer {
+    let Ok(l) = last.lock() else {
+        return (503, "text/plain", "exporter state poisoned\n".into());
+    };
+    match path {
+        "/metrics" => {
+            let mut out = l.dlqs.clone();
+            let gauges = [
+                (
+                    "morgue_exporter_up",
+                    "1 when the last refresh succeeded.",
+                    f64::from(u8::from(l.up)),
+                ),
+                (
+                    "morgue_exporter_last_refresh_timestamp_seconds",
+                    "When the figures were last computed (epoch seconds; 0: never).",
+                    l.refreshed_ms as f64 / 1000.0,
+                ),
+                (
+                    "morgue_exporter_refresh_seconds",
+                    "How long the last refresh took.",
+                    l.took.as_secs_f64(),
+                ),
+            ];
+            for (name, help, v) in gauges {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            }
+            (200, PROMETHEUS, out)
+        }
+        "/healthz" => (200, "text/plain", "ok\n".into()),
+        "/readyz" if l.refreshed_ms > 0 => (200, "text/plain", "ready\n".into()),
+        "/readyz" => (
+            503,
+            "text/plain",
+            format!(
+                "not ready: no refresh has succeeded yet{}\n",
+                l.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        other => not_found(other),
+    }
+}
+
+/// The gauges of `dlqs` at `now_ms`.
+pub fn render(dlqs: &[DlqSummary], now_ms: i64) -> String {
+    type Figure = fn(&DlqSummary, i64) -> Option<f64>;
+    let families: [(&str, &str, Figure); 6] = [
+        (
+            "morgue_dlq_letters",
+            "Letters in the DLQ (for Kafka the offset span, an upper bound unless exact).",
+            |d, _| Some(d.letters as f64),
+        ),
+        (
+            "morgue_dlq_letters_exact",
+            "1 when morgue_dlq_letters is a count, 0 when it is an offset span.",
+            |d, _| Some(f64::from(u8::from(d.exact))),
+        ),
+        (
+            "morgue_dlq_arrivals_last_hour",
+            "Letters that arrived in the last hour.",
+            |d, _| Some(d.last_hour() as f64),
+        ),
+        (
+            "morgue_dlq_arrivals_last_day",
+            "Letters that arrived in the last 24 hours.",
+            |d, _| Some(d.last_day() as f64),
+        ),
+        (
+            "morgue_dlq_oldest_age_seconds",
+            "Age of the oldest letter.",
+            |d, now| d.oldest_ms.map(|o| (now - o) as f64 / 1000.0),
+        ),
+        (
+            "morgue_dlq_deleted_in_seconds",
+            "Time before retention deletes the oldest letter.",
+            |d, now| d.deleted_in_ms(now).map(|ms| ms as f64 / 1000.0),
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, figure) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for d in dlqs {
+            if let Some(v) = figure(d, now_ms) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{dlq=\"{}\",kind=\"{}\"}} {v}",
+                    escape(&d.name),
+                    d.kind
+                );
+            }
+        }
+    }
+    out.push_str("# HELP morgue_dlq_letters_by_state Letters with a ledger entry, by state.\n# TYPE morgue_dlq_letters_by_state gauge\n");
+    for d in dlqs {
+        for (state, n) in &d.states {
+            let _ = writeln!(
+                out,
+                "morgue_dlq_letters_by_state{{dlq=\"{}\",kind=\"{}\",state=\"{state}\"}} {n}",
+                escape(&d.name),
+                d.kind
+            );
+        }
+    }
+    out
+}
