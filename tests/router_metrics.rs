@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// Answers `ok`, `dead` for `bad…`, and `retry` on the first attempt of `flaky…`.
+/// Answers `ok`, `dead` for `bad…`, and `retry` on the first attempt of `flaky…`;
+/// first writes a line that is not an answer (which the router logs).
 const PROCESSOR: &str = r#"
 import json, sys
+print("processor ready", flush=True)
 for line in sys.stdin:
     m = json.loads(line)
     v = m["value"]["data"]
@@ -68,7 +70,12 @@ async fn metrics_agree_with_what_was_sent_and_probes_answer() {
         .args(["--source", &source.name, "--group", &group])
         .args(["--pipe", &format!("python3 {}", script.display())])
         .args(["--backoff", "50ms", "--concurrency", "4"])
-        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .args([
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -142,5 +149,26 @@ async fn metrics_agree_with_what_was_sent_and_probes_answer() {
         bad,
         "the DLQ holds what the metrics say"
     );
-    sigterm(&child.take());
+    // --log-format json: every stderr line is one JSON object.
+    let child = child.take();
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let said = |what: &str| {
+        lines.iter().any(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(what))
+        })
+    };
+    assert!(said("routing"), "{err}");
+    assert!(
+        said("'processor ready'"),
+        "the line that is not an answer, quoted: {err}"
+    );
 }

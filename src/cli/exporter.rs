@@ -48,12 +48,12 @@ pub async fn run(backend: &BackendArgs, args: &ExporterArgs) -> anyhow::Result<(
         let last = served.clone();
         async move { answer(&last, &path) }
     }));
-    eprintln!(
-        "morgue: exporting the DLQs of {} on http://{}/metrics every {:?}",
+    super::say(format!(
+        "exporting the DLQs of {} on http://{}/metrics every {:?}",
         clusters.label(),
         args.listen,
         args.interval
-    );
+    ));
     let mut tick = tokio::time::interval(args.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -73,7 +73,6 @@ pub async fn run(backend: &BackendArgs, args: &ExporterArgs) -> anyhow::Result<(
             Err(e) => {
                 let e = e.to_string();
                 tracing::warn!("refreshing the DLQs' figures failed: {e}");
-                eprintln!("morgue: refreshing the DLQs' figures failed: {e}");
                 (l.up, l.error) = (false, Some(e));
             }
         }

@@ -36,9 +36,23 @@ pub struct Cli {
     /// Where the DLQ is.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// How the headless commands log to stderr: `text` (one line each) or `json` (one
+    /// JSON object per line, for a log shipper).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "MORGUE_LOG_FORMAT")]
+    pub log_format: LogFormat,
     /// What to do; without a command, the terminal UI opens on the DLQ.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Text,
+    /// One JSON object per event.
+    Json,
 }
 
 /// How the headless commands print letters.
@@ -215,7 +229,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(cli.command.is_none());
+    init_logging(cli.command.is_none(), cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
@@ -234,7 +248,28 @@ pub fn main() -> ExitCode {
 /// that cannot be reached is retried and logged many times) goes to [`log_path`], as
 /// does everything the TUI logs. `MORGUE_LOG` (e.g. `debug`, `morgue=trace`) sets
 /// the level and, for the headless commands, sends librdkafka's log to stderr too.
-fn init_logging(tui: bool) {
+/// The log format chosen, for [`say`].
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Says `what` on stderr as a long-running command's note (`morgue: …`), or as one
+/// JSON object (`{"timestamp", "level": "INFO", "fields": {"message"}}`, the shape of
+/// the JSON log lines) under `--log-format json`.
+pub fn say(what: impl std::fmt::Display) {
+    match LOG_FORMAT.get() {
+        Some(LogFormat::Json) => {
+            let line = serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "INFO",
+                "fields": {"message": what.to_string()},
+            });
+            eprintln!("{line}");
+        }
+        _ => eprintln!("morgue: {what}"),
+    }
+}
+
+fn init_logging(tui: bool, format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -248,11 +283,19 @@ fn init_logging(tui: bool) {
             .try_init();
         return;
     }
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .with_timer(tracing_subscriber::fmt::time::uptime());
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_current_span(false)
+    });
     let (to_stderr, to_file) = match chosen {
         Some(_) => (level(), None),
         None => (
@@ -260,6 +303,7 @@ fn init_logging(tui: bool) {
             file_layer().map(|l| l.with_filter(EnvFilter::new("off,librdkafka=warn"))),
         ),
     };
+    let stderr = text.map(|l| l.boxed()).or(json.map(|l| l.boxed()));
     let _ = tracing_subscriber::registry()
         .with(stderr.with_filter(to_stderr))
         .with(to_file)

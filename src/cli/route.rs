@@ -125,9 +125,9 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
     let grace = args.grace;
     tokio::spawn(async move {
         signals.recv().await;
-        eprintln!(
-            "morgue: stopping: no new messages; the running command has {grace:?} to finish (signal again to stop now)"
-        );
+        super::say(format!(
+            "stopping: no new messages; the running command has {grace:?} to finish (signal again to stop now)"
+        ));
         let _ = tx.send(true);
         tokio::select! {
             _ = tokio::time::sleep(grace) => {}
@@ -163,7 +163,9 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         Some(addr) => {
             let listener = super::serve::bind(addr).await?;
             let m = metrics.clone();
-            eprintln!("morgue: metrics on http://{addr}/metrics (and /healthz, /readyz)");
+            super::say(format!(
+                "metrics on http://{addr}/metrics (and /healthz, /readyz)"
+            ));
             Some(tokio::spawn(super::serve::serve(listener, move |path| {
                 let m = m.clone();
                 async move { answer(&m, &path) }
@@ -171,12 +173,12 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         }
         None => None,
     };
-    eprintln!(
-        "morgue: routing {:?} (group '{}') to {}; Ctrl-C stops",
+    super::say(format!(
+        "routing {:?} (group '{}') to {}; Ctrl-C stops",
         args.sources,
         args.group,
         router.sink().describe()
-    );
+    ));
     let concurrency = args.concurrency as usize;
     let stats = route::run(&cfg, &args.sources, &router, rx, concurrency, metrics).await?;
     if let Some(s) = server {

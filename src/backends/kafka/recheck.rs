@@ -288,8 +288,8 @@ pub fn rewind(
         .map_err(|e| cfg.error("reading the assignment", e))?;
     let mut tpl = TopicPartitionList::new();
     for ((t, p), o) in lost {
-        eprintln!(
-            "morgue: the broker lost the dead letter of {t}:{p}:{o} after acknowledging it (restored from an older state?); reading {t}:{p} again from offset {o}"
+        tracing::warn!(
+            "the broker lost the dead letter of {t}:{p}:{o} after acknowledging it (restored from an older state?); reading {t}:{p} again from offset {o}"
         );
         let mut one = TopicPartitionList::new();
         one.add_partition_offset(t, *p, Offset::Offset(*o))
