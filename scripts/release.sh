@@ -47,7 +47,8 @@ done
 cp README.md "dist/$NAME/"
 tar -C dist -czf "dist/$NAME.tar.gz" "$NAME"
 
-# The .deb: the binary, the man page and the completions where Debian looks for them.
+# The .deb: the binary, the man page and the completions where Debian looks for them,
+# the systemd units and the alert rules.
 DEB=dist/deb
 rm -rf "$DEB"
 install -D -m 0755 "dist/$NAME/morgue" "$DEB/usr/bin/morgue"
@@ -56,6 +57,10 @@ gzip -9n "$DEB/usr/share/man/man1/morgue.1"
 install -D -m 0644 "dist/$NAME/completions/morgue.bash" "$DEB/usr/share/bash-completion/completions/morgue"
 install -D -m 0644 "dist/$NAME/completions/morgue.zsh" "$DEB/usr/share/zsh/vendor-completions/_morgue"
 install -D -m 0644 "dist/$NAME/completions/morgue.fish" "$DEB/usr/share/fish/vendor_completions.d/morgue.fish"
+# The router and exporter as services (enabled by hand), and alert rules to start from.
+install -D -m 0644 assets/systemd/morgue-router@.service "$DEB/lib/systemd/system/morgue-router@.service"
+install -D -m 0644 assets/systemd/morgue-exporter.service "$DEB/lib/systemd/system/morgue-exporter.service"
+install -D -m 0644 assets/alerts.yml "$DEB/usr/share/morgue/alerts.yml"
 mkdir -p "$DEB/DEBIAN"
 cat > "$DEB/DEBIAN/control" <<EOF
 Package: morgue
@@ -83,6 +88,8 @@ fi
 "$BIN" --version
 contents=$(dpkg-deb --contents "dist/morgue_${VERSION}_amd64.deb")
 grep -q "usr/share/man/man1/morgue.1.gz" <<<"$contents"
+grep -q "lib/systemd/system/morgue-router@.service" <<<"$contents"
+grep -q "usr/share/morgue/alerts.yml" <<<"$contents"
 eval "$(scripts/services.sh up)"
 B=$MORGUE_TEST_KAFKA
 T=release-check-$(date +%s)-$$

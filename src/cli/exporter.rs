@@ -187,3 +187,49 @@ pub fn render(dlqs: &[DlqSummary], now_ms: i64) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::route::metrics::RouterMetrics;
+
+    #[test]
+    fn the_shipped_alert_rules_use_only_metrics_morgue_serves() {
+        let d = DlqSummary {
+            name: "orders.DLT".into(),
+            kind: "kafka",
+            partitions: 2,
+            letters: 3,
+            exact: true,
+            hourly: vec![0, 1, 2],
+            oldest_ms: Some(1_000),
+            retention_ms: Some(86_400_000),
+            states: [("new", 2)].into_iter().collect(),
+        };
+        let served = format!(
+            "{}{}",
+            render(&[d], 10_000),
+            RouterMetrics::default().render()
+        );
+        assert!(served.contains("morgue_dlq_letters{dlq=\"orders.DLT\",kind=\"kafka\"} 3"));
+        let mut names: Vec<String> = served
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        names.extend(["morgue_exporter_up".to_string()]);
+        let rules = include_str!("../../assets/alerts.yml");
+        let used: Vec<&str> = rules
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("morgue_"))
+            .collect();
+        assert!(used.len() >= 8, "{used:?}");
+        for name in used {
+            assert!(
+                names.iter().any(|n| n == name),
+                "alerts.yml uses '{name}', which morgue does not serve"
+            );
+        }
+    }
+}
