@@ -138,10 +138,18 @@ impl App {
             Action::Done { id, state, message } => {
                 self.saving.remove(&id);
                 self.store.set_state(&id, state);
+                self.status = message;
+                // Its history changed: what is cached or shown is fetched again.
+                self.store.uncache(&id);
+                if self.preview.letter.as_ref().and_then(|l| l.id.as_ref()) == Some(&id) {
+                    self.preview.letter = None;
+                }
                 if let Some(d) = self.detail.as_mut().filter(|d| d.id.as_ref() == Some(&id)) {
                     d.state = state;
+                    if self.screen == Screen::Detail {
+                        return vec![self.fetch(id)];
+                    }
                 }
-                self.status = message;
             }
             Action::Notice(n) => self.status = n,
             Action::Clock(ms) => {

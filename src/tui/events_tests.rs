@@ -78,3 +78,31 @@ fn no_replay_while_the_edit_is_being_kept() {
     });
     assert_eq!(app.update(Action::Replay), vec![Effect::PlanReplay(id)]);
 }
+
+#[test]
+fn a_write_on_the_open_letter_fetches_it_again_for_its_history() {
+    let mut app = loaded(3);
+    let id = app.selected_id().unwrap();
+    let mut l = super::super::app::tests::letter(2);
+    l.id = Some(id.clone());
+    app.store.cache_put(l);
+    assert!(
+        app.update(Action::Open)
+            .iter()
+            .all(|e| !matches!(e, Effect::Fetch(_))),
+        "from the cache"
+    );
+    let effects = app.update(Action::Done {
+        id: id.clone(),
+        state: crate::engine::LetterState::Replayed,
+        message: "replayed to trades:0@7".into(),
+    });
+    assert_eq!(
+        effects,
+        vec![Effect::Fetch(id.clone())],
+        "the history changed"
+    );
+    app.update(Action::Back);
+    let again = app.update(Action::Open);
+    assert_eq!(again, vec![Effect::Fetch(id)], "not from the stale cache");
+}

@@ -59,12 +59,14 @@ impl Columns {
         // Six columns, five gaps of one.
         let fixed = TIME_W + c.state + SIZE_W + 5;
         let left = |c: &Columns| width.saturating_sub(fixed + c.source + c.key);
-        // Too narrow: the key gives way first (to 12), then the source (to 8).
-        while left(&c) < ERROR_MIN && c.key > 12 {
-            c.key -= 1;
-        }
+        // Too narrow: the source gives way first (to 8; topic names repeat, and the
+        // preview names it in full), then the key (to 12; a key is what a person
+        // copies and searches for).
         while left(&c) < ERROR_MIN && c.source > 8 {
             c.source -= 1;
+        }
+        while left(&c) < ERROR_MIN && c.key > 12 {
+            c.key -= 1;
         }
         c.error = left(&c);
         // Then, while ERROR stays comfortable: the reason, the id, the attempts.
@@ -254,11 +256,15 @@ mod tests {
     }
 
     #[test]
-    fn narrow_terminals_shrink_the_key_then_the_source() {
+    fn narrow_terminals_shrink_the_source_then_the_key() {
         let c = Columns::fit(80, 20, 36, 8, 3);
         assert_eq!(c.error, ERROR_MIN, "{c:?}");
-        assert_eq!(c.key, 12);
-        assert!(c.source < 20 && c.source >= 8, "{c:?}");
+        assert_eq!(c.source, 8, "{c:?}");
+        assert!(c.key < 36 && c.key >= 12, "{c:?}");
+        // Beside the preview the list keeps UUID keys whole, however long the source.
+        let c = Columns::fit(super::super::preview_pane::LIST_MIN_COLS, 24, 36, 8, 3);
+        assert_eq!((c.source, c.key), (8, 36), "{c:?}");
+        assert!(c.error >= ERROR_MIN, "{c:?}");
         // A `failed-again` row on screen widens STATE.
         assert_eq!(Columns::fit(80, 20, 36, 8, 12).state, 12);
         assert_eq!(c.state, STATE_W);

@@ -14,8 +14,9 @@ use super::words::error_line;
 use crate::engine::model::letter::DeadLetter;
 use crate::engine::read::fingerprint::first_app_frame;
 
-/// The list keeps at least this many columns (UUID keys stay whole).
-const LIST_MIN_COLS: u16 = 92;
+/// The list keeps at least this many columns: TIME, STATE and SIZE, a source cut to 8,
+/// a whole UUID key and the least ERROR (see `list_pane`).
+pub(super) const LIST_MIN_COLS: u16 = 103;
 
 /// Splits the list screen's `area` into the list and the preview.
 pub fn split(area: Rect) -> (Rect, Rect) {

@@ -350,6 +350,20 @@ impl Store {
         }
     }
 
+    /// Drops letter `id` from the cache (a write changed its history: fetch it again).
+    pub fn uncache(&mut self, id: &LetterId) {
+        let Some(key) = self
+            .find(id)
+            .and_then(|pos| self.rows.get(pos))
+            .map(IndexRow::id)
+        else {
+            return;
+        };
+        if let Some((old, _)) = self.cache.remove(&key) {
+            self.cache_bytes -= old.size();
+        }
+    }
+
     /// The cached full letter at row `pos`, if fetched recently.
     pub fn cached(&mut self, pos: usize) -> Option<&DeadLetter> {
         let key = self.rows.get(pos)?.id();
