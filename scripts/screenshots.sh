@@ -28,7 +28,8 @@ PAY=payments-shots-$run
 import sys
 from confluent_kafka.admin import AdminClient, NewTopic
 a = AdminClient({"bootstrap.servers": sys.argv[1]})
-topics = [NewTopic(sys.argv[2], 3, 1), NewTopic(sys.argv[3], 2, 1), NewTopic(sys.argv[4], 2, 1)]
+topics = [NewTopic(sys.argv[2], 3, 1), NewTopic(sys.argv[3], 2, 1), NewTopic(sys.argv[4], 2, 1),
+          NewTopic(sys.argv[4] + "-dlq", 1, 1)]
 for f in a.create_topics(topics).values():
     f.result()
 PY
@@ -82,7 +83,7 @@ session() { # CONFIG ARGS...: morgue in a fresh 160x40 session
 }
 
 # The overview of both DLQs.
-session "$work/config.toml" --kafka "$B" --pattern "'*shots-$run*'"
+session "$work/config.toml" --kafka "$B" --pattern "'*shots-$run.DLT'" --pattern "'*shots-$run-dlq'"
 shot overview
 keys q
 

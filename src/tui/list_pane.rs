@@ -262,9 +262,9 @@ mod tests {
         assert_eq!(c.source, 8, "{c:?}");
         assert!(c.key < 36 && c.key >= 12, "{c:?}");
         // Beside the preview the list keeps UUID keys whole, however long the source.
-        let c = Columns::fit(super::super::preview_pane::LIST_MIN_COLS, 24, 36, 8, 3);
-        assert_eq!((c.source, c.key), (8, 36), "{c:?}");
-        assert!(c.error >= ERROR_MIN, "{c:?}");
+        let beside = Columns::fit(super::super::preview_pane::LIST_MIN_COLS, 24, 36, 8, 12);
+        assert_eq!((beside.source, beside.key), (8, 36), "{beside:?}");
+        assert!(beside.error >= ERROR_MIN, "{beside:?}");
         // A `failed-again` row on screen widens STATE.
         assert_eq!(Columns::fit(80, 20, 36, 8, 12).state, 12);
         assert_eq!(c.state, STATE_W);

@@ -15,8 +15,8 @@ use crate::engine::model::letter::DeadLetter;
 use crate::engine::read::fingerprint::first_app_frame;
 
 /// The list keeps at least this many columns: TIME, STATE and SIZE, a source cut to 8,
-/// a whole UUID key and the least ERROR (see `list_pane`).
-pub(super) const LIST_MIN_COLS: u16 = 103;
+/// a whole UUID key, the least ERROR, and room for a `failed-again` STATE.
+pub(super) const LIST_MIN_COLS: u16 = 106;
 
 /// Splits the list screen's `area` into the list and the preview.
 pub fn split(area: Rect) -> (Rect, Rect) {
