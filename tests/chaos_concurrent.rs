@@ -1,5 +1,5 @@
-//! The router with `--concurrency 16` over a long-lived `--pipe` processor that works
-//! on its messages in parallel threads, under chaos: a private broker killed and
+//! The router with `--concurrency 16` over a long-lived `--pipe` processor, and over an
+//! `--http` endpoint, each working on messages in parallel threads, under chaos: a private broker killed and
 //! restarted twice, poison (5 %, dead-lettered after 100 KB of stderr), slow (1 %)
 //! and keys shared by six messages each. Afterwards: 0 lost (every message processed
 //! or dead-lettered), no two messages with one key ever in the processor at once, and
@@ -111,19 +111,72 @@ async fn produce_all(brokers: &str, topic: &str, n: usize) {
     }
 }
 
-fn router(brokers: &str, log: &Path) -> Child {
+/// The same processor as an HTTP endpoint on `port` (Python's threading server): the
+/// key comes in `morgue-key`, the value as the body; poison answers 400 after 100 KB.
+fn endpoint(log: &Path, port: u16) -> Child {
+    let script = log.with_extension("http.py");
+    let body = format!(
+        r#"import random, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+log = open({log:?}, "a")
+lock = threading.Lock()
+busy = set()
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        k = self.headers["morgue-key"]
+        kind, i, seq = self.rfile.read(int(self.headers["content-length"])).decode().split(" ")
+        with lock:
+            if k in busy:
+                log.write("OVERLAP %s\n" % k); log.flush()
+            busy.add(k)
+        try:
+            time.sleep(0.3 if kind == "slow" else random.random() * 0.005)
+            if kind == "poison":
+                status, body = 400, ("ValueError: poison " + i + "\n" + "e" * 100000).encode()
+            else:
+                with lock:
+                    log.write("%s %s\n" % (k, seq)); log.flush()
+                status, body = 200, b""
+        finally:
+            with lock:
+                busy.discard(k)
+        self.send_response(status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+ThreadingHTTPServer(("127.0.0.1", {port}), H).serve_forever()
+"#,
+        log = log.display().to_string()
+    );
+    std::fs::write(&script, body).unwrap();
+    std::process::Command::new("python3")
+        .arg(&script)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// How the router reaches its processor.
+#[derive(Clone, Copy)]
+enum Mode {
+    Pipe,
+    Http(u16),
+}
+
+fn router(brokers: &str, log: &Path, mode: Mode) -> Child {
+    let processor = match mode {
+        Mode::Pipe => ["--pipe".to_string(), processor(log)],
+        Mode::Http(port) => ["--http".to_string(), format!("http://127.0.0.1:{port}/")],
+    };
     crate::common::procs::morgue_cmd()
         .args([
             "route", "--kafka", brokers, "--topic", "cc-dlq", "--source", "cc-src",
         ])
-        .args([
-            "--group",
-            "cc",
-            "--pipe",
-            &processor(log),
-            "--concurrency",
-            "16",
-        ])
+        .args(["--group", "cc", "--concurrency", "16"])
+        .args(processor)
         .args([
             "--max-attempts",
             "2",
@@ -150,14 +203,31 @@ fn log_lines(log: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn sixteen_in_flight_through_broker_restarts_lose_nothing_and_keep_key_order() {
+    chaos(Mode::Pipe, "--pipe").await;
+}
+
+#[tokio::test]
+async fn sixteen_in_flight_over_http_through_broker_restarts_lose_nothing() {
+    let port = free_port();
+    let log = std::env::temp_dir().join(unique("cc-http-log"));
+    let server = Spawned::new(endpoint(&log, port));
+    wait_for_port(port, "the test's HTTP endpoint");
+    chaos_with(Mode::Http(port), "--http", log).await;
+    drop(server);
+}
+
+async fn chaos(mode: Mode, label: &str) {
+    chaos_with(mode, label, std::env::temp_dir().join(unique("cc-log"))).await;
+}
+
+async fn chaos_with(mode: Mode, label: &str, log: std::path::PathBuf) {
     let n = messages();
     let mut broker = Server::kafka();
     let b = broker.addr();
     create(&b, "cc-src", 4).await;
     create(&b, "cc-dlq", 1).await;
     produce_all(&b, "cc-src", n).await;
-    let log = std::env::temp_dir().join(unique("cc-log"));
-    let r = Spawned::new(router(&b, &log));
+    let r = Spawned::new(router(&b, &log, mode));
     for _ in 0..2 {
         let before = log_lines(&log).len();
         let l = log.clone();
@@ -225,7 +295,7 @@ async fn sixteen_in_flight_through_broker_restarts_lose_nothing_and_keep_key_ord
     }
     let dups: usize = processed.values().map(|c| c - 1).sum();
     println!(
-        "chaos --pipe --concurrency 16: messages {n}, kills 2, lost {}, duplicated {dups} processed, overlaps {overlaps}, reordered {}",
+        "chaos {label} --concurrency 16: messages {n}, kills 2, lost {}, duplicated {dups} processed, overlaps {overlaps}, reordered {}",
         lost_ok + lost_dead,
         reordered.len()
     );

@@ -7,6 +7,7 @@ mod bundle;
 mod config_cmd;
 mod dlqs;
 mod exporter;
+mod http;
 mod info;
 mod list;
 mod pipe;

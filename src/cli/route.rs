@@ -2,7 +2,8 @@
 //! each message from the source topics is piped to `sh -c CMD` (value on stdin, key
 //! and headers in the environment); exit 0 is success, exit 65 (EX_DATAERR) a failure
 //! that retrying cannot fix, anything else a failure worth retrying. With `--pipe`,
-//! one process answers every message over JSON lines (see `pipe`).
+//! one process answers every message over JSON lines (see `pipe`); with `--http`,
+//! each message is POSTed to an endpoint (see `http`).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -43,15 +44,30 @@ pub struct RouteArgs {
     #[arg(
         long,
         value_name = "CMD",
-        required_unless_present = "pipe",
-        conflicts_with = "pipe"
+        required_unless_present_any = ["pipe", "http"],
+        conflicts_with_all = ["pipe", "http"]
     )]
     pub exec: Option<String>,
     /// One long-lived command for every message: a JSON line per message on its
     /// stdin, a JSON answer line per message on its stdout (`{"id", "status": "ok" |
     /// "retry" | "dead", "error"}`), restarted when it exits.
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", conflicts_with = "http")]
     pub pipe: Option<String>,
+    /// POST each message to URL: the value is the body, the key, topic, partition,
+    /// offset, attempt and headers go in `morgue-*` request headers. 2xx: processed;
+    /// 408, 429, 5xx, timeouts, connection errors: retried (after `Retry-After`); other
+    /// statuses: bad data, dead-lettered at once.
+    #[arg(long, value_name = "URL")]
+    pub http: Option<String>,
+    /// CA certificates (PEM) to trust for an https `--http` URL.
+    #[arg(long, value_name = "PEM", requires = "http")]
+    pub http_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) for an https `--http` URL that asks for one.
+    #[arg(long, value_name = "PEM", requires_all = ["http", "http_key"])]
+    pub http_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "http_cert")]
+    pub http_key: Option<std::path::PathBuf>,
     /// Processing attempts before a message is dead-lettered.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
@@ -88,8 +104,24 @@ pub struct RouteArgs {
 /// The DLQ topic `route` writes to when `--topic` is not given.
 pub const DEFAULT_DLQ_TOPIC: &str = "deadletter-topic";
 
+/// What clap cannot say about the options together.
+fn check(args: &RouteArgs) -> Result<(), UsageError> {
+    let tls = [
+        ("--http-ca", args.http_ca.is_some()),
+        ("--http-cert", args.http_cert.is_some()),
+        ("--http-key", args.http_key.is_some()),
+    ];
+    match tls.iter().find(|(_, given)| *given) {
+        Some((flag, _)) if args.http.is_none() => Err(UsageError(format!(
+            "{flag} needs --http URL (it is the TLS of that endpoint)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the router until SIGINT/SIGTERM, then prints its counts as one JSON line.
 pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> {
+    check(args)?;
     let mut signals = Signals::listen()?;
     let mut backend = backend.clone();
     if backend.mongo.is_none() {
@@ -147,14 +179,25 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         dlq_backoff: Duration::from_millis(500),
         host: hostname(),
     };
-    let processor: Box<dyn Processor> = match (&args.exec, &args.pipe) {
-        (_, Some(cmd)) => Box::new(super::pipe::PipeProcessor::new(cmd.clone(), args.timeout)),
-        (Some(cmd), None) => Box::new(ExecProcessor {
+    let processor: Box<dyn Processor> = match (&args.exec, &args.pipe, &args.http) {
+        (_, _, Some(url)) => {
+            let tls = crate::engine::decoders::schemas::RegistryTls {
+                ca: args.http_ca.clone(),
+                cert: args.http_cert.clone(),
+                key: args.http_key.clone(),
+            };
+            Box::new(super::http::HttpProcessor::new(url, args.timeout, &tls).map_err(UsageError)?)
+        }
+        (_, Some(cmd), None) => {
+            Box::new(super::pipe::PipeProcessor::new(cmd.clone(), args.timeout))
+        }
+        (Some(cmd), None, None) => Box::new(ExecProcessor {
             command: cmd.clone(),
             timeout: args.timeout,
         }),
-        (None, None) => {
-            return Err(UsageError("route needs --exec CMD or --pipe CMD".into()).into());
+        (None, None, None) => {
+            let usage = "route needs a processor: --exec CMD, --pipe CMD or --http URL";
+            return Err(UsageError(usage.into()).into());
         }
     };
     let router = Router::new(router_cfg, processor, sink, rx.clone()).with_abort(abort_rx);
@@ -548,6 +591,37 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(!mark.exists(), "the background child outlived the timeout");
+    }
+
+    #[test]
+    fn one_processor_of_exec_pipe_and_http_is_required() {
+        use clap::Parser as _;
+        let parse = |extra: &[&str]| {
+            let args = [&["morgue", "route", "--source", "trades"][..], extra].concat();
+            crate::cli::Cli::try_parse_from(args)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        for one in [
+            ["--exec", "cat"],
+            ["--pipe", "./worker"],
+            ["--http", "http://127.0.0.1:8080/"],
+        ] {
+            assert_eq!(parse(&one), Ok(()), "{one:?}");
+        }
+        assert!(parse(&[]).is_err(), "none");
+        let both = parse(&["--exec", "cat", "--http", "http://127.0.0.1:8080/"]).unwrap_err();
+        assert!(both.contains("cannot be used with"), "{both}");
+        let args = |extra: &[&str]| {
+            let all = [&["morgue", "route", "--source", "trades"][..], extra].concat();
+            match crate::cli::Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Some(crate::cli::Command::Route(a))) => a,
+                other => panic!("{other:?}"),
+            }
+        };
+        let e = check(&args(&["--exec", "cat", "--http-ca", "ca.pem"])).unwrap_err();
+        assert!(e.to_string().contains("--http-ca needs --http URL"), "{e}");
+        assert!(check(&args(&["--http", "https://x/", "--http-ca", "ca.pem"])).is_ok());
     }
 
     #[test]

@@ -43,9 +43,15 @@ pub struct RegistryTls {
 impl RegistryTls {
     /// The TLS settings of these files; the error names the file.
     fn config(&self) -> Result<ureq::tls::TlsConfig, String> {
+        self.config_for("schema registry")
+    }
+
+    /// The TLS settings of these files for a client of `who` (`schema registry`,
+    /// `--http endpoint`); the error names `who` and the file.
+    pub fn config_for(&self, who: &str) -> Result<ureq::tls::TlsConfig, String> {
         use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
         let read = |what: &str, p: &PathBuf| {
-            std::fs::read(p).map_err(|e| format!("schema registry {what} '{}': {e}", p.display()))
+            std::fs::read(p).map_err(|e| format!("{who} {what} '{}': {e}", p.display()))
         };
         let certs = |what: &str, p: &PathBuf| -> Result<Vec<Certificate<'static>>, String> {
             let pem = read(what, p)?;
@@ -57,7 +63,7 @@ impl RegistryTls {
                 .collect();
             if all.is_empty() {
                 return Err(format!(
-                    "schema registry {what} '{}': no PEM certificate in it",
+                    "{who} {what} '{}': no PEM certificate in it",
                     p.display()
                 ));
             }
@@ -71,15 +77,14 @@ impl RegistryTls {
             (Some(cert), Some(key)) => {
                 let chain = certs("certificate", cert)?;
                 let k = PrivateKey::from_pem(&read("key", key)?)
-                    .map_err(|e| format!("schema registry key '{}': {e}", key.display()))?;
+                    .map_err(|e| format!("{who} key '{}': {e}", key.display()))?;
                 b = b.client_cert(Some(ClientCert::new_with_certs(&chain, k)));
             }
             (None, None) => {}
             _ => {
-                return Err(
-                    "a schema registry client certificate needs both its certificate and its key"
-                        .into(),
-                );
+                return Err(format!(
+                    "a {who} client certificate needs both its certificate and its key"
+                ));
             }
         }
         Ok(b.build())
