@@ -15,7 +15,6 @@ cargo build --release --quiet
 MORGUE="$ROOT/target/release/morgue"
 PY="$ROOT/.venv/bin/python"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 cat > "$work/trivial.py" <<'PY'
 import sys
 out = sys.stdout
@@ -24,6 +23,26 @@ for line in sys.stdin:
     out.write('{"id":"%s","status":"ok"}\n' % line[i:line.index('"', i)])
     out.flush()
 PY
+# An endpoint that answers 200 at once (Python's threading server, keep-alive).
+cat > "$work/sink.py" <<'PY'
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$PY" "$work/sink.py" "$port" & sink=$!
+trap 'kill $sink 2>/dev/null; rm -rf "$work"' EXIT
+sleep 1
+
 run() { # N MODE ARGS...: routes N messages, prints the rate
   local n=$1 mode=$2; shift 2
   local t="bench-router-$RANDOM$RANDOM"
@@ -62,5 +81,41 @@ PY
 for n in ${N:-20000 100000}; do
   run "$n" "--pipe --concurrency 16" --pipe "$PY $work/trivial.py" --concurrency 16
   run "$n" "--pipe" --pipe "$PY $work/trivial.py"
+  run "$n" "--http --concurrency 16" --http "http://127.0.0.1:$port/" --concurrency 16
 done
 run 2000 "--exec" --exec 'cat >/dev/null'
+
+# The peer: a confluent-kafka Python consumer POSTing each message to the same endpoint
+# (one keep-alive connection), committing as it goes.
+n=${N:-20000}; n=${n%% *}
+t="bench-router-$RANDOM$RANDOM"
+"$PY" - "$B" "$t" "$n" "$port" <<'PY'
+import http.client, json, sys, time, uuid
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+b, t, n, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+a = AdminClient({"bootstrap.servers": b})
+for f in a.create_topics([NewTopic(t, 4, 1)]).values():
+    f.result()
+p = Producer({"bootstrap.servers": b, "linger.ms": 20})
+for i in range(n):
+    p.produce(t, key=str(uuid.uuid4()), value=json.dumps({"n": i, "pad": "x" * 440}))
+    if i % 1000 == 0:
+        p.poll(0)
+p.flush()
+start = time.time()
+c = Consumer({"bootstrap.servers": b, "group.id": "g-" + t, "auto.offset.reset": "earliest"})
+c.subscribe([t])
+conn = http.client.HTTPConnection("127.0.0.1", port)
+done = 0
+while done < n:
+    m = c.poll(1.0)
+    if m is None or m.error():
+        continue
+    conn.request("POST", "/", body=m.value(), headers={"morgue-key": m.key().decode()})
+    conn.getresponse().read()
+    done += 1
+c.commit(asynchronous=False)
+s = time.time() - start
+print(f"peer: confluent-kafka consumer POSTing each message: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s")
+PY

@@ -128,6 +128,8 @@ fn send(agent: &ureq::Agent, url: &str, msg: &Incoming, attempt: u32) -> Sent {
     };
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
+        // Read to its end, so the connection goes back to the pool.
+        let _ = resp.body_mut().with_config().limit(BODY_KEEP).read_to_vec();
         return Ok(());
     }
     let retry_after = resp
