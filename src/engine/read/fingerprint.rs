@@ -54,9 +54,8 @@ pub fn normalize(message: &str) -> String {
 pub const HOLE: char = '\u{1}';
 
 /// `message` split for keeping it small: its normalised form, its shape (the
-/// normalised form with [`HOLE`] where each mask is) and the masked parts in order.
-/// [`fill`] puts them back. Messages that share a fingerprint share a shape unless
-/// their quoted values differ only in length.
+/// normalised form with [`HOLE`] before each mask, so that one shape is one normalised
+/// form) and the masked parts in order. [`fill`] puts them back.
 pub fn shape(message: &str) -> (String, String, Vec<&str>) {
     let (mut normalized, mut shape, mut parts) = (String::new(), String::new(), Vec::new());
     for p in pieces(message) {
@@ -69,6 +68,7 @@ pub fn shape(message: &str) -> (String, String, Vec<&str>) {
             Piece::Masked(mask, original) => {
                 normalized.push_str(mask);
                 shape.push(HOLE);
+                shape.push_str(mask);
                 parts.push(original);
             }
         }
@@ -76,17 +76,32 @@ pub fn shape(message: &str) -> (String, String, Vec<&str>) {
     (normalized, shape, parts)
 }
 
-/// The message a [`shape`] was made from: each [`HOLE`] replaced by the next part.
+/// The message a [`shape`] was made from: each [`HOLE`] and the mask after it
+/// replaced by the next part.
 pub fn fill<'a>(shape: &str, parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut parts = parts.into_iter();
     let mut out = String::with_capacity(shape.len() + 16);
-    for c in shape.chars() {
-        match c {
-            HOLE => out.push_str(parts.next().unwrap_or("?")),
-            c => out.push(c),
-        }
+    let mut rest = shape;
+    while let Some(at) = rest.find(HOLE) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + HOLE.len_utf8()..];
+        // The mask: `#`, `<uuid>`-like, or a quote, `…` and the same quote.
+        let mask_len = match after.chars().next() {
+            Some('<') => after.find('>').map_or(0, |e| e + 1),
+            Some(q @ ('\'' | '"')) => q.len_utf8() * 2 + '…'.len_utf8(),
+            Some('#') => 1,
+            _ => 0,
+        };
+        out.push_str(parts.next().unwrap_or("?"));
+        rest = &after[mask_len.min(after.len())..];
     }
+    out.push_str(rest);
     out
+}
+
+/// The normalised form of a [`shape`].
+pub fn unshape(shape: &str) -> String {
+    shape.chars().filter(|c| *c != HOLE).collect()
 }
 
 /// A run of a message as normalised: kept as it is, or masked (the mask, the original).
@@ -301,6 +316,7 @@ mod tests {
         ] {
             let (normalized, shape, parts) = super::shape(raw);
             assert_eq!(normalized, normalize(raw));
+            assert_eq!(super::unshape(&shape), normalized);
             assert_eq!(super::fill(&shape, parts), raw);
         }
         let (_, a, _) = super::shape("order 17 of 3 failed");

@@ -1,8 +1,8 @@
 //! Error messages as they were said, kept small: a letter's message is stored as its
-//! normalised form and shape (both interned, shared by letters failing the same way)
-//! and the parts the mask hid (usually a few digits), in an arena of 1 MiB chunks. A
-//! row's `message` is the offset of its entry; 0 means none. The list shows the real
-//! message; the triage board groups by the normalised one.
+//! shape (interned, shared by letters failing the same way; one shape is one
+//! normalised form) and the parts the mask hid (usually a few digits), in an arena of
+//! 1 MiB chunks. A row's `message` is the offset of its entry; 0 means none. The list
+//! shows the real message; the triage board groups by the normalised one.
 
 use crate::engine::read::fingerprint;
 use crate::engine::read::index::Interner;
@@ -17,6 +17,8 @@ const MAX_PART: usize = 256;
 pub(super) struct Said {
     chunks: Vec<Vec<u8>>,
     shapes: Interner,
+    /// Shape id − 1 → the normalised message's id.
+    message_of: Vec<u32>,
 }
 
 impl Default for Said {
@@ -25,6 +27,7 @@ impl Default for Said {
         Said {
             chunks: vec![vec![0]],
             shapes: Interner::default(),
+            message_of: Vec::new(),
         }
     }
 }
@@ -35,11 +38,13 @@ impl Said {
     pub(super) fn put(&mut self, message: u32, shape: &str, parts: &[&str], max: usize) -> u32 {
         let shape = match self.shapes.find(shape) {
             Some(id) => id,
-            None if self.shapes.len() < max => self.shapes.intern(Some(shape)),
+            None if self.shapes.len() < max => {
+                self.message_of.push(message);
+                self.shapes.intern(Some(shape))
+            }
             None => return 0,
         };
         let mut entry = Vec::with_capacity(8 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
-        varint(&mut entry, message);
         varint(&mut entry, shape);
         for p in parts {
             let p = cut(p);
@@ -73,13 +78,17 @@ impl Said {
     pub(super) fn message_id(&self, at: u32) -> u32 {
         self.entry(at)
             .and_then(|mut e| read_varint(&mut e))
+            .and_then(|shape| {
+                self.message_of
+                    .get(usize::try_from(shape).ok()?.checked_sub(1)?)
+            })
+            .copied()
             .unwrap_or(0)
     }
 
     /// The message as said, of the entry at `at`.
     pub(super) fn said(&self, at: u32) -> Option<String> {
         let mut e = self.entry(at)?;
-        read_varint(&mut e)?;
         let shape = self.shapes.get(read_varint(&mut e)?)?;
         let holes = shape.matches(fingerprint::HOLE).count();
         let mut parts = Vec::with_capacity(holes);
@@ -94,7 +103,9 @@ impl Said {
 
     /// Heap bytes held.
     pub(super) fn heap_bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum::<usize>() + self.shapes.heap_bytes()
+        self.chunks.iter().map(Vec::capacity).sum::<usize>()
+            + self.shapes.heap_bytes()
+            + self.message_of.capacity() * 4
     }
 }
 
