@@ -84,7 +84,8 @@ fn value(i: usize) -> String {
     }
 }
 
-async fn create(brokers: &str, topic: &str, partitions: i32) {
+/// Creates `topic` with `partitions` on `brokers` (a private broker of a chaos test).
+pub(crate) async fn create(brokers: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()

@@ -12,11 +12,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::chaos::create;
 use crate::common::server::Server;
 use crate::common::*;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// Messages per key.
@@ -80,18 +79,6 @@ for line in sys.stdin:
     );
     std::fs::write(&script, body).unwrap();
     format!("python3 {}", script.display())
-}
-
-async fn create(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for r in admin.create_topics([&t], &opts).await.unwrap() {
-        r.unwrap();
-    }
 }
 
 async fn produce_all(brokers: &str, topic: &str, n: usize) {

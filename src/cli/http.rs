@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 
-use super::route::split_error;
+use super::exec::split_error;
 use crate::engine::decoders::schemas::RegistryTls;
 use crate::engine::route::router::{Incoming, ProcessError, Processor};
 
@@ -160,7 +160,7 @@ fn send(agent: &ureq::Agent, url: &str, msg: &Incoming, attempt: u32) -> Sent {
         )
     };
     let retryable = matches!(status, 408 | 429) || status >= 500;
-    let stack = (!text.trim().is_empty()).then(|| super::route::tail(&text, 4096));
+    let stack = (!text.trim().is_empty()).then(|| super::exec::tail(&text, 4096));
     Err((failure(class, message, stack, retryable), retry_after))
 }
 

@@ -6,6 +6,7 @@ pub mod backend;
 mod bundle;
 mod config_cmd;
 mod dlqs;
+mod exec;
 mod exporter;
 mod http;
 mod info;

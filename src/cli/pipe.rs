@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::ChildStdin;
 use tokio::sync::oneshot;
 
-use super::route::{KillGroup, Tail, split_error, tail};
+use super::exec::{KillGroup, Tail, split_error, tail};
 use crate::engine::export::json::HeadersJson;
 use crate::engine::model::encoding::BytesRef;
 use crate::engine::route::router::{Incoming, ProcessError, Processor};
