@@ -85,6 +85,50 @@ for n in ${N:-20000 100000}; do
 done
 run 2000 "--exec" --exec 'cat >/dev/null'
 
+# End-to-end latency at a moderate rate: 500 messages/s for 10 s through --pipe with
+# 16 in flight; the processor notes, per message, now minus the time it was produced.
+cat > "$work/latency.py" <<'PY'
+import json, sys, time
+log = open(sys.argv[1], "a")
+for line in sys.stdin:
+    m = json.loads(line)
+    sent = json.loads(m["value"]["data"])["t"]
+    log.write("%.3f\n" % (time.time() * 1000 - sent)); log.flush()
+    print(json.dumps({"id": m["id"], "status": "ok"}), flush=True)
+PY
+t="bench-router-$RANDOM$RANDOM"
+"$PY" - "$B" "$t" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+a = AdminClient({"bootstrap.servers": sys.argv[1]})
+for f in a.create_topics([NewTopic(sys.argv[2], 4, 1), NewTopic(sys.argv[2] + "-dlq", 1, 1)]).values():
+    f.result()
+PY
+"$MORGUE" route --kafka "$B" --topic "$t-dlq" --source "$t" --group "g-$t" \
+  --pipe "$PY $work/latency.py $work/latency.log" --concurrency 16 >/dev/null 2>"$work/router.log" &
+r=$!
+sleep 3
+"$PY" - "$B" "$t" <<'PY'
+import json, sys, time, uuid
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "linger.ms": 0})
+start = time.time()
+for i in range(5000):
+    while time.time() < start + i / 500:
+        time.sleep(0.0005)
+    p.produce(sys.argv[2], key=str(uuid.uuid4()), value=json.dumps({"t": time.time() * 1000, "pad": "x" * 440}))
+    p.poll(0)
+p.flush()
+PY
+sleep 3
+kill "$r"; wait "$r" 2>/dev/null || true
+"$PY" - "$work/latency.log" <<'PY'
+import sys
+v = sorted(float(x) for x in open(sys.argv[1]))
+q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
+print(f"route --pipe --concurrency 16 at 500 msg/s: {len(v)} messages, produce -> processor p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {v[-1]:.1f} ms")
+PY
+
 # The peer: a confluent-kafka Python consumer POSTing each message to the same endpoint
 # (one keep-alive connection), committing as it goes.
 n=${N:-20000}; n=${n%% *}
