@@ -136,10 +136,13 @@ pub enum Command {
     #[command(after_help = "Examples:
   morgue release --mongo mongodb://db:27017 --db trading 65f0c0ffee0000000000abcd --yes")]
     Release(replay::ResolveArgs),
-    /// Consume source topics and run a command per message, with retries; what keeps
+    /// Consume source topics and hand each message to a processor (a command per
+    /// message, one long-lived process, or an HTTP endpoint), with retries; what keeps
     /// failing goes to the DLQ (--topic, default `deadletter-topic`, or --mongo).
     #[command(after_help = "Examples:
   morgue route --kafka broker:9092 --source trades --group trades-app --exec ./process.sh
+  morgue route --kafka broker:9092 --source trades --pipe ./worker --concurrency 16 --metrics :9464
+  morgue route --kafka broker:9092 --source trades --http https://svc/handle --http-ca ca.pem
   morgue route --kafka broker:9092 --source trades --mongo mongodb://db:27017 --db trading --exec ./process.sh")]
     Route(route::RouteArgs),
     /// Write letters to a file: a manifest line (source DLQ, time, who, filter, the
