@@ -39,18 +39,24 @@ fn header_var(name: &str) -> String {
     format!("MORGUE_HEADER_{clean}")
 }
 
+/// `sh -c command` with stdin, stdout and stderr piped, killed when dropped.
+pub(super) fn shell(command: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
 #[async_trait]
 impl Processor for ExecProcessor {
     async fn process(&self, msg: &Incoming, attempt: u32) -> Result<(), ProcessError> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(&self.command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .env("MORGUE_TOPIC", &msg.topic)
+        let mut cmd = shell(&self.command);
+        cmd.env("MORGUE_TOPIC", &msg.topic)
             .env("MORGUE_PARTITION", msg.partition.to_string())
             .env("MORGUE_OFFSET", msg.offset.to_string())
             .env("MORGUE_ATTEMPT", attempt.to_string());

@@ -10,7 +10,6 @@
 //! answer is logged, quoted, and skipped.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,14 +103,8 @@ impl PipeProcessor {
     }
 
     fn start(&self) -> Result<Running, ProcessError> {
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(&self.command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
+        let mut cmd = super::exec::shell(&self.command);
+        cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|e| {
             failure(
                 "pipe: spawn",
