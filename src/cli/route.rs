@@ -3,7 +3,8 @@
 //! and headers in the environment); exit 0 is success, exit 65 (EX_DATAERR) a failure
 //! that retrying cannot fix, anything else a failure worth retrying. With `--pipe`,
 //! one process answers every message over JSON lines (see `pipe`); with `--http`,
-//! each message is POSTed to an endpoint (see `http`).
+//! each message is POSTed to an endpoint (see `http`). With `--retry-topics`, failures
+//! wait in retry topics instead of in place (see `engine::route::tiers`).
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use super::backend::Dlq;
 use super::{BackendArgs, UsageError};
 use crate::backends::kafka::KafkaConfig;
 use crate::backends::kafka::route;
-use crate::backends::kafka::sink::KafkaSink;
+use crate::backends::kafka::sink::{KafkaSink, TopicWriter, ensure_topics};
 use crate::backends::mongo::dlq::MongoDlq;
 use crate::engine::EngineError;
 use crate::engine::model::duration::parse_duration;
@@ -21,6 +22,7 @@ use crate::engine::model::names::hostname;
 use crate::engine::route::metrics::RouterMetrics;
 use crate::engine::route::router::{Processor, RetryPolicy, Router, RouterConfig};
 use crate::engine::route::sink::DeadLetterSink;
+use crate::engine::route::tiers::RetryTiers;
 
 /// Options of `morgue route`.
 #[derive(Debug, clap::Args)]
@@ -60,8 +62,16 @@ pub struct RouteArgs {
     #[arg(long, value_name = "PEM", requires = "http_cert")]
     pub http_key: Option<std::path::PathBuf>,
     /// Processing attempts before a message is dead-lettered.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, conflicts_with = "retry_topics")]
     pub max_attempts: u32,
+    /// Non-blocking retries, one delay per retry topic (`30s,5m,1h`): a failing message
+    /// goes to `<source>-retry-0`, then `-retry-1`, … (Spring `@RetryableTopic` names
+    /// and headers; missing topics are created like the source) and is processed again
+    /// once its delay has passed, then goes to the DLQ. Each topic makes one attempt.
+    /// The source partition never waits for it, so a failing message no longer holds
+    /// back later messages with its key.
+    #[arg(long, value_name = "DELAYS", value_delimiter = ',', value_parser = parse_duration)]
+    pub retry_topics: Vec<Duration>,
     /// Wait before the first retry; doubles each time.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub backoff: Duration,
@@ -191,7 +201,16 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
             return Err(UsageError(usage.into()).into());
         }
     };
-    let router = Router::new(router_cfg, processor, sink, rx.clone()).with_abort(abort_rx);
+    let tiers = RetryTiers {
+        delays: args.retry_topics.clone(),
+    };
+    let mut sources = args.sources.clone();
+    let mut router = Router::new(router_cfg, processor, sink, rx.clone()).with_abort(abort_rx);
+    if !tiers.is_empty() {
+        sources.extend(retry_topics(&cfg, &args.sources, &tiers).await?);
+        let out = Box::new(TopicWriter::new(cfg.clone())?);
+        router = router.with_retry_topics(tiers, args.sources.clone(), out);
+    }
     let metrics = std::sync::Arc::new(RouterMetrics::default());
     let server = match &args.metrics {
         Some(addr) => {
@@ -214,12 +233,36 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         router.sink().describe()
     ));
     let concurrency = args.concurrency as usize;
-    let stats = route::run(&cfg, &args.sources, &router, rx, concurrency, metrics).await?;
+    let stats = route::run(&cfg, &sources, &router, rx, concurrency, metrics).await?;
     if let Some(s) = server {
         s.abort();
     }
     super::print_line(serde_json::to_string(&stats)?)?;
     Ok(())
+}
+
+/// The retry topics of every source, created (like their source) where missing.
+async fn retry_topics(
+    cfg: &KafkaConfig,
+    sources: &[String],
+    tiers: &RetryTiers,
+) -> anyhow::Result<Vec<String>> {
+    let mut all = Vec::new();
+    for source in sources {
+        let (c, s) = (cfg.clone(), source.clone());
+        let parts =
+            tokio::task::spawn_blocking(move || c.partitions(&c.browse_consumer()?, &s)).await??;
+        let topics = tiers.topics_of(source);
+        let created = ensure_topics(cfg, &topics, parts.len() as i32).await?;
+        if !created.is_empty() {
+            super::say(format!(
+                "created retry topics {created:?} ({} partitions, like '{source}')",
+                parts.len()
+            ));
+        }
+        all.extend(topics);
+    }
+    Ok(all)
 }
 
 /// What the metrics server answers on `path`.

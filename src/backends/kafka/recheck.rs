@@ -6,14 +6,16 @@
 //! reconnect — the router's committed offsets, so the offsets alone cannot say what was
 //! lost.
 //!
-//! Each dead letter the router writes is remembered by its source and DLQ coordinates
-//! (40 bytes; the newest [`KEPT`]) until it has been seen in the DLQ after a broker
-//! went away. When librdkafka reports a lost connection (all brokers down, or a broker
-//! unreachable), the router reads the DLQ from the oldest remembered letter before it
-//! takes its next message. A letter that is missing sends its source partition back to
-//! that message: it is sought to, and its offset committed again, lower, so the message
-//! is processed and dead-lettered again. The price is duplicates: the messages after it
-//! are processed again too.
+//! Each letter the router writes to the DLQ or to a retry topic on that broker is
+//! remembered by where it was written, where its message was consumed and where that
+//! message was first consumed (56 bytes; the newest [`KEPT`]) until it has been seen
+//! after a broker went away. When librdkafka reports a lost connection (all brokers
+//! down, or a broker unreachable), the router reads each topic written to from the
+//! oldest remembered letter before it takes its next message. A letter that is missing
+//! sends the partition its message was consumed from back to that message: it is
+//! sought to, and its offset committed again, lower, so the message is processed and
+//! written again. The price is duplicates: the messages after it are processed again
+//! too.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -109,21 +111,25 @@ impl ConsumerContext for RouterContext {
 /// The router's consumer.
 pub type RouteConsumer = StreamConsumer<RouterContext>;
 
-/// One dead letter written and not yet seen after a reconnect.
+/// Coordinates of a record: topic (index into [`Recheck::topics`]), partition, offset.
+type Coords = (u32, i32, i64);
+
+/// One letter written (to the DLQ or a retry topic) and not yet seen after a reconnect.
 #[derive(Debug, Clone, Copy)]
 struct Written {
-    /// Index into [`Recheck::topics`].
-    topic: u32,
-    partition: i32,
-    offset: i64,
-    dlq_partition: i32,
-    dlq_offset: i64,
+    /// Where it was written: topic index, partition, offset.
+    into: Coords,
+    /// The message it came from, where the router consumed it (rewound to when lost).
+    consumed: Coords,
+    /// The message's first consumption, as the letter's `kafka_dlt-original-*`
+    /// headers say (found by them in `into`).
+    origin: Coords,
     /// The went-away count when the broker acknowledged it: only a check after a later
     /// loss of a broker proves the letter outlived it.
     acked_at: u64,
 }
 
-/// The dead letters to look for after a broker went away, and when to look.
+/// The letters to look for after a broker went away, and when to look.
 #[derive(Debug, Default)]
 pub struct Recheck {
     topics: Vec<String>,
@@ -135,31 +141,23 @@ pub struct Recheck {
     unrewound: HashMap<(String, i32), i64>,
 }
 
+/// A record's coordinates by topic name.
+pub type At<'a> = (&'a str, i32, i64);
+
 impl Recheck {
-    /// Remembers the dead letter of `topic:partition:offset`, acknowledged as `id` when
-    /// the went-away count was `went_away` (MongoDB ids are not remembered: that DLQ is
-    /// not on the broker).
+    /// Remembers the letter written to `into_topic` as `id` for the message consumed at
+    /// `consumed` (first consumed at `origin`), acknowledged when the went-away count
+    /// was `went_away`. MongoDB ids are not remembered: that DLQ is not on the broker.
     pub fn record(
         &mut self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
+        into_topic: &str,
+        consumed: At<'_>,
+        origin: At<'_>,
         id: &LetterId,
         went_away: u64,
     ) {
-        let LetterId::Kafka {
-            partition: dlq_partition,
-            offset: dlq_offset,
-        } = *id
-        else {
+        let LetterId::Kafka { partition, offset } = *id else {
             return;
-        };
-        let t = match self.topics.iter().position(|t| t == topic) {
-            Some(i) => i,
-            None => {
-                self.topics.push(topic.to_string());
-                self.topics.len() - 1
-            }
         };
         if self.written.len() >= KEPT {
             self.written.pop_front();
@@ -170,17 +168,26 @@ impl Recheck {
                 );
             }
         }
-        self.written.push_back(Written {
-            topic: t as u32,
-            partition,
-            offset,
-            dlq_partition,
-            dlq_offset,
+        let w = Written {
+            into: (self.intern(into_topic), partition, offset),
+            consumed: (self.intern(consumed.0), consumed.1, consumed.2),
+            origin: (self.intern(origin.0), origin.1, origin.2),
             acked_at: went_away,
-        });
+        };
+        self.written.push_back(w);
     }
 
-    /// Dead letters waiting for a check.
+    fn intern(&mut self, topic: &str) -> u32 {
+        match self.topics.iter().position(|t| t == topic) {
+            Some(i) => i as u32,
+            None => {
+                self.topics.push(topic.to_string());
+                (self.topics.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Letters waiting for a check.
     pub fn len(&self) -> usize {
         self.written.len()
     }
@@ -200,51 +207,50 @@ impl Recheck {
         self.unrewound = lost;
     }
 
-    /// Looks for every remembered letter in `dlq`; returns, per source partition, the
-    /// lowest offset whose letter is missing. Found letters acknowledged before the
-    /// went-away count reached `went_away` are forgotten. An error (the broker still
-    /// away) leaves everything as it was, to be tried again.
+    /// Looks for every remembered letter where it was written; returns, per consumed
+    /// partition, the lowest offset whose letter is missing. Found letters
+    /// acknowledged before the went-away count reached `went_away` are forgotten. An
+    /// error (the broker still away) leaves everything as it was, to be tried again.
     pub fn check(
         &mut self,
         cfg: &KafkaConfig,
-        dlq: &str,
         went_away: u64,
     ) -> Result<HashMap<(String, i32), i64>, KafkaBackendError> {
-        let mut wanted: HashSet<(u32, i32, i64)> = HashSet::new();
-        let mut from: HashMap<i32, i64> = HashMap::new();
+        // Per topic written to: the origins to find, and where to start reading.
+        let mut wanted: HashMap<u32, HashSet<Coords>> = HashMap::new();
+        let mut from: HashMap<(u32, i32), i64> = HashMap::new();
         for w in &self.written {
-            wanted.insert((w.topic, w.partition, w.offset));
-            let f = from.entry(w.dlq_partition).or_insert(w.dlq_offset);
-            *f = (*f).min(w.dlq_offset);
+            wanted.entry(w.into.0).or_default().insert(w.origin);
+            let f = from.entry((w.into.0, w.into.1)).or_insert(w.into.2);
+            *f = (*f).min(w.into.2);
         }
-        let mut parts: Vec<(i32, i64)> = from.into_iter().collect();
+        let mut parts: Vec<((u32, i32), i64)> = from.into_iter().collect();
         parts.sort_unstable();
-        for (p, start) in parts {
-            if wanted.is_empty() {
-                break;
-            }
-            cfg.scan_from(dlq, p, start, |msg| {
+        for ((t, p), start) in parts {
+            let Some(want) = wanted.get_mut(&t).filter(|w| !w.is_empty()) else {
+                continue;
+            };
+            let topics = &self.topics;
+            cfg.scan_from(&topics[t as usize], p, start, |msg| {
                 if let Some(s) = source_of(msg.headers())
-                    && let Some(t) = self.topics.iter().position(|t| *t == s.0)
+                    && let Some(i) = topics.iter().position(|t| *t == s.0)
                 {
-                    wanted.remove(&(t as u32, s.1, s.2));
+                    want.remove(&(i as u32, s.1, s.2));
                 }
-                !wanted.is_empty()
+                !want.is_empty()
             })?;
         }
+        let missing = |w: &Written| wanted.get(&w.into.0).is_some_and(|s| s.contains(&w.origin));
         let mut lost = std::mem::take(&mut self.unrewound);
-        for w in &self.written {
-            if wanted.contains(&(w.topic, w.partition, w.offset)) {
-                let key = (self.topics[w.topic as usize].clone(), w.partition);
-                let o = lost.entry(key).or_insert(w.offset);
-                *o = (*o).min(w.offset);
-            }
+        for w in self.written.iter().filter(|w| missing(w)) {
+            let key = (self.topics[w.consumed.0 as usize].clone(), w.consumed.1);
+            let o = lost.entry(key).or_insert(w.consumed.2);
+            *o = (*o).min(w.consumed.2);
         }
         // Found letters acknowledged before the broker went away outlived it; the others
         // wait for the next check, and the missing ones are recorded again when rewritten.
-        self.written.retain(|w| {
-            w.acked_at >= went_away && !wanted.contains(&(w.topic, w.partition, w.offset))
-        });
+        self.written
+            .retain(|w| w.acked_at >= went_away && !missing(w));
         self.checked = went_away;
         Ok(lost)
     }
@@ -317,23 +323,24 @@ mod tests {
     #[test]
     fn only_kafka_letters_are_remembered_and_the_oldest_go_first() {
         let mut r = Recheck::default();
-        r.record("src", 0, 5, &LetterId::Mongo("x".into()), 0);
+        r.record(
+            "dlq",
+            ("src", 0, 5),
+            ("src", 0, 5),
+            &LetterId::Mongo("x".into()),
+            0,
+        );
         assert!(r.is_empty());
         for i in 0..(KEPT as i64 + 3) {
-            r.record(
-                "src",
-                1,
-                i,
-                &LetterId::Kafka {
-                    partition: 0,
-                    offset: i,
-                },
-                0,
-            );
+            let id = LetterId::Kafka {
+                partition: 0,
+                offset: i,
+            };
+            r.record("dlq", ("src-retry-0", 1, i), ("src", 2, i), &id, 0);
         }
         assert_eq!(r.len(), KEPT);
-        assert_eq!(r.written.front().map(|w| w.offset), Some(3));
-        assert_eq!(r.topics, vec!["src".to_string()]);
+        assert_eq!(r.written.front().map(|w| w.consumed.2), Some(3));
+        assert_eq!(r.topics, ["dlq", "src-retry-0", "src"]);
     }
 
     #[test]

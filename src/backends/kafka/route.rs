@@ -32,6 +32,8 @@ use crate::engine::route::sink::DeadLetterSink;
 pub struct RouterStats {
     /// Messages processed successfully.
     pub processed: u64,
+    /// Messages written to a retry topic (`--retry-topics`).
+    pub retried: u64,
     /// Dead letters written with reason `failed`.
     pub failed: u64,
     /// Dead letters written with reason `max-attempts-exceeded`.
@@ -54,6 +56,8 @@ const KEEP_POLLING: Duration = Duration::from_millis(200);
 pub(super) struct Stalled {
     pub(super) msg: Incoming,
     pub(super) letter: crate::engine::DeadLetter,
+    /// None for the DLQ, else the retry topic the letter goes to.
+    pub(super) into: Option<String>,
 }
 
 /// Runs the router over `sources` in consumer group `router.config().group` until
@@ -104,20 +108,19 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     let mut running = FuturesUnordered::new();
     let mut retry = tokio::time::interval(STALLED_RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let dlq = router.sink().kafka_topic().map(str::to_string);
     let mut next_check = tokio::time::Instant::now();
     // While full: since when; once paused, what was paused and what was sought back.
     let mut full_since: Option<tokio::time::Instant> = None;
     let mut paused: Option<TopicPartitionList> = None;
     let mut held_back: HashSet<Part> = HashSet::new();
     loop {
-        let due = dlq.is_some() && r.recheck.due(consumer.context());
-        if let (true, Some(dlq)) = (due && tokio::time::Instant::now() >= next_check, &dlq) {
+        let due = r.recheck.due(consumer.context());
+        if due && tokio::time::Instant::now() >= next_check {
             // A broker still away can hold the check for the connect timeout; a stop
             // does not wait for it, and the consumer is polled between two tries.
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,
-                res = r.recheck_dlq(dlq) => res?,
+                res = r.recheck_written() => res?,
             }
             next_check = tokio::time::Instant::now() + STALLED_RETRY;
             continue;
@@ -129,6 +132,14 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             _ = retry.tick(), if !r.stalled.is_empty() => {
                 for m in r.retry_stalled().await? {
                     running.push(work(router, m));
+                }
+                None
+            }
+            _ = sleep_until_some(r.next_due()), if !r.delayed.is_empty() => {
+                for m in r.release_due()? {
+                    if let Some(m) = r.flight.admit(m) {
+                        running.push(work(router, m));
+                    }
                 }
                 None
             }
@@ -161,7 +172,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             };
             metrics.set_brokers_down(false);
             let part = (msg.topic().to_string(), msg.partition());
-            if r.stalled.contains_key(&part) || held_back.contains(&part) {
+            if r.holds_back(&part) || held_back.contains(&part) {
                 // Fetched before the pause took hold; read again from there on resume.
                 continue;
             }
@@ -186,6 +197,12 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 headers: l.headers,
             };
             drop(msg);
+            if let Some(due) = router.due_ms(&incoming)
+                && due > chrono::Utc::now().timestamp_millis()
+            {
+                r.delay(incoming, due)?;
+                continue;
+            }
             if let Some(m) = r.flight.admit(incoming) {
                 running.push(work(router, m));
             }
@@ -240,6 +257,7 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
 pub(super) fn count(stats: &mut RouterStats, outcome: &Routed) {
     match outcome {
         Routed::Processed { .. } => stats.processed += 1,
+        Routed::Retrying { .. } => stats.retried += 1,
         Routed::DeadLettered { reason, .. } => match reason {
             Reason::Expired => stats.expired += 1,
             Reason::MaxAttemptsExceeded => stats.max_attempts_exceeded += 1,

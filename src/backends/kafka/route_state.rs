@@ -1,7 +1,8 @@
 //! The router loop's state besides the tasks in flight (see [`super::route`]): what
 //! becomes of a finished message (its offset stored as far as finished messages reach,
 //! the next message with its key started), partitions stalled on a DLQ that refuses
-//! writes, and the check for dead letters a broker lost.
+//! writes, partitions of retry topics waiting for their next message to be due, and
+//! the check for dead letters a broker lost.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -29,6 +30,10 @@ pub(super) struct Loop<'a, P, S> {
     pub(super) flight: Flight,
     /// Dead letters written since the last look for lost ones.
     pub(super) recheck: Recheck,
+    /// Retry-topic partitions paused until their next message is due (epoch ms).
+    pub(super) delayed: HashMap<Part, (Incoming, i64)>,
+    /// The DLQ topic when it is on the consumed cluster (checked after a reconnect).
+    dlq: Option<String>,
 }
 
 impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
@@ -46,13 +51,63 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             stalled: HashMap::new(),
             flight: Flight::default(),
             recheck: Recheck::default(),
+            delayed: HashMap::new(),
+            dlq: router.sink().kafka_topic().map(str::to_string),
         }
     }
 
-    /// The counts at the end; stalled messages are abandoned (consumed again).
+    /// The counts at the end; stalled and delayed messages are abandoned (consumed again).
     pub(super) fn into_stats(mut self) -> RouterStats {
-        self.stats.abandoned += self.stalled.len() as u64;
+        self.stats.abandoned += (self.stalled.len() + self.delayed.len()) as u64;
         self.stats
+    }
+
+    /// True when `part` is held back (stalled on the DLQ, or waiting for a due time):
+    /// what is fetched from it now is read again when it resumes.
+    pub(super) fn holds_back(&self, part: &Part) -> bool {
+        self.stalled.contains_key(part) || self.delayed.contains_key(part)
+    }
+
+    /// Holds `msg` from a retry topic until `due_ms`: its partition is paused.
+    pub(super) fn delay(&mut self, msg: Incoming, due_ms: i64) -> Result<(), KafkaBackendError> {
+        pause(self.cfg, self.consumer, &msg.topic, msg.partition, true)?;
+        self.delayed
+            .insert((msg.topic.clone(), msg.partition), (msg, due_ms));
+        Ok(())
+    }
+
+    /// When the next delayed message is due, as a loop instant.
+    pub(super) fn next_due(&self) -> Option<tokio::time::Instant> {
+        let due = self.delayed.values().map(|(_, d)| *d).min()?;
+        let wait = due.saturating_sub(chrono::Utc::now().timestamp_millis());
+        let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+        Some(tokio::time::Instant::now() + wait)
+    }
+
+    /// The delayed messages due now, their partitions resumed after them; those of
+    /// partitions no longer assigned are dropped (their new owner reads them).
+    pub(super) fn release_due(&mut self) -> Result<Vec<Incoming>, KafkaBackendError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let due: Vec<Part> = (self.delayed.iter())
+            .filter(|(_, (_, d))| *d <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut out = Vec::new();
+        for part in due {
+            let Some((msg, _)) = self.delayed.remove(&part) else {
+                continue;
+            };
+            if !assigned(self.consumer, &part.0, part.1) {
+                continue;
+            }
+            let next = Offset::Offset(msg.offset + 1);
+            let _ = self
+                .consumer
+                .seek(&part.0, part.1, next, Duration::from_secs(5));
+            pause(self.cfg, self.consumer, &part.0, part.1, false)?;
+            out.push(msg);
+        }
+        Ok(out)
     }
 
     /// Records what became of `msg`; stores its partition's offset as far as finished
@@ -78,13 +133,20 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             return Ok(next.filter(|_| !self.router.stopping()));
         }
         match outcome {
-            Routed::DlqUnavailable { letter, error } => {
+            Routed::DlqUnavailable {
+                letter,
+                error,
+                into,
+            } => {
                 self.stats.dlq_stalls += 1;
                 self.flight.park(&msg);
                 pause(self.cfg, self.consumer, &part.0, part.1, true)?;
+                let to = match &into {
+                    Some(t) => format!("retry topic '{t}'"),
+                    None => format!("DLQ {}", self.router.sink().describe()),
+                };
                 tracing::error!(
-                    "DLQ {} refused the dead letter of {}:{}:{} ({error}); partition paused, nothing committed past it; the other partitions go on",
-                    self.router.sink().describe(),
+                    "{to} refused the letter of {}:{}:{} ({error}); partition paused, nothing committed past it; the other partitions go on",
                     part.0,
                     part.1,
                     msg.offset
@@ -94,6 +156,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                     Stalled {
                         msg,
                         letter: *letter,
+                        into,
                     },
                 );
                 Ok(None)
@@ -103,15 +166,34 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 Ok(None)
             }
             done => {
-                if let Routed::DeadLettered { id, .. } = &done {
-                    let n = self.consumer.context().went_away();
-                    self.recheck.record(&part.0, part.1, msg.offset, id, n);
-                }
+                self.remember(&msg, &done);
                 count(&mut self.stats, &done);
                 let next = self.store(&msg)?;
                 Ok(next.filter(|_| !self.router.stopping()))
             }
         }
+    }
+
+    /// Remembers a letter written to the consumed cluster, for the check after a
+    /// broker went away.
+    fn remember(&mut self, msg: &Incoming, outcome: &Routed) {
+        let (into, id) = match outcome {
+            Routed::Retrying { topic, id } => (topic.as_str(), id),
+            Routed::DeadLettered { id, .. } => match &self.dlq {
+                Some(dlq) => (dlq.as_str(), id),
+                None => return,
+            },
+            _ => return,
+        };
+        let o = self.router.origin(msg);
+        let origin = (
+            o.topic.as_deref().unwrap_or(&msg.topic),
+            o.partition.unwrap_or(msg.partition),
+            o.offset.unwrap_or(msg.offset),
+        );
+        let n = self.consumer.context().went_away();
+        let consumed = (msg.topic.as_str(), msg.partition, msg.offset);
+        self.recheck.record(into, consumed, origin, id, n);
     }
 
     /// Marks `msg` finished and stores its partition's offset as far as it moved.
@@ -138,7 +220,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
         let mut resume = TopicPartitionList::new();
         for e in held.elements().iter().chain(now_held.elements().iter()) {
             let key = (e.topic().to_string(), e.partition());
-            if !self.stalled.contains_key(&key) && resume.find_partition(&key.0, key.1).is_none() {
+            if !self.holds_back(&key) && resume.find_partition(&key.0, key.1).is_none() {
                 resume.add_partition(e.topic(), e.partition());
             }
         }
@@ -156,7 +238,10 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             let Some(s) = self.stalled.get(&key) else {
                 continue;
             };
-            let outcome = self.router.deliver(s.letter.clone()).await;
+            let outcome = self
+                .router
+                .deliver(s.letter.clone(), s.into.as_deref())
+                .await;
             if !outcome.committable() {
                 continue;
             }
@@ -168,10 +253,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             let metrics = &self.consumer.context().metrics;
             metrics.record(&s.msg.topic, &outcome, Duration::ZERO, now);
             let (t, p, o) = (s.msg.topic.clone(), s.msg.partition, s.msg.offset);
-            if let Routed::DeadLettered { id, .. } = &outcome {
-                let n = self.consumer.context().went_away();
-                self.recheck.record(&t, p, o, id, n);
-            }
+            self.remember(&s.msg, &outcome);
             if !assigned(self.consumer, &t, p) {
                 self.flight.forget(&key);
                 start.extend(self.flight.finish(&s.msg).0);
@@ -184,23 +266,25 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 .consumer
                 .seek(&t, p, Offset::Offset(o + 1), Duration::from_secs(5));
             pause(self.cfg, self.consumer, &t, p, false)?;
-            tracing::warn!(
-                "DLQ {} took the dead letter of {t}:{p}:{o}; partition resumed",
-                self.router.sink().describe()
-            );
+            let to = match &s.into {
+                Some(t) => format!("retry topic '{t}'"),
+                None => format!("DLQ {}", self.router.sink().describe()),
+            };
+            tracing::warn!("{to} took the letter of {t}:{p}:{o}; partition resumed");
         }
         Ok(start)
     }
 
-    /// After a broker went away: looks in the DLQ for every dead letter written since
-    /// the last look, and sends each source partition with a missing one back to it
-    /// (see [`super::recheck`]). A DLQ that cannot be read yet is tried again later.
-    pub(super) async fn recheck_dlq(&mut self, dlq: &str) -> Result<(), KafkaBackendError> {
+    /// After a broker went away: looks in the DLQ and the retry topics for every letter
+    /// written since the last look, and sends each consumed partition with a missing
+    /// one back to it (see [`super::recheck`]). A topic that cannot be read yet is tried
+    /// again later.
+    pub(super) async fn recheck_written(&mut self) -> Result<(), KafkaBackendError> {
         let went_away = self.consumer.context().went_away();
         let mut r = std::mem::take(&mut self.recheck);
-        let (c, t) = (self.cfg.clone(), dlq.to_string());
+        let c = self.cfg.clone();
         let (r, res) = tokio::task::spawn_blocking(move || {
-            let res = r.check(&c, &t, went_away);
+            let res = r.check(&c, went_away);
             (r, res)
         })
         .await
@@ -218,7 +302,8 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
         for key in lost.keys() {
             // A stall after the lost letter is read again from the rewound offset, and
             // so is everything in flight there.
-            if self.stalled.remove(key).is_some() {
+            let held = self.stalled.remove(key).is_some();
+            if self.delayed.remove(key).is_some() || held {
                 let _ = pause(self.cfg, self.consumer, &key.0, key.1, false);
             }
             self.flight.forget(key);

@@ -101,6 +101,7 @@ impl Default for RouterMetrics {
 fn outcome(r: &Routed) -> &'static str {
     match r {
         Routed::Processed { .. } => "processed",
+        Routed::Retrying { .. } => "retried",
         Routed::DeadLettered { reason, .. } => match reason {
             Reason::Expired => "expired",
             Reason::MaxAttemptsExceeded => "dead_lettered_max_attempts",

@@ -1,8 +1,10 @@
 //! The route wing: the [`router::Router`] that retries a message and writes what
 //! cannot be processed to the DLQ without losing it, and the [`sink::DeadLetterSink`]
 //! trait that DLQ backends implement, and the router's figures for Prometheus
-//! ([`metrics::RouterMetrics`]).
+//! ([`metrics::RouterMetrics`]), and the retry topics of non-blocking retries
+//! ([`tiers`]).
 
 pub mod metrics;
 pub mod router;
 pub mod sink;
+pub mod tiers;

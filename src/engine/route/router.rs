@@ -13,7 +13,8 @@ use crate::engine::model::conventions;
 use crate::engine::model::letter::{
     DeadLetter, FailureContext, Headers, LetterId, Reason, SourceCoords,
 };
-use crate::engine::route::sink::{DeadLetterSink, SinkError};
+use crate::engine::route::sink::{DeadLetterSink, RetrySink, SinkError};
+use crate::engine::route::tiers::{self, RetryTiers};
 
 /// One message consumed from a source topic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,6 +108,13 @@ pub enum Routed {
         /// Tries it took.
         attempts: u32,
     },
+    /// Failed and written to the retry topic `topic`, acknowledged as `id`; commit it.
+    Retrying {
+        /// The retry topic.
+        topic: String,
+        /// Id in that topic.
+        id: LetterId,
+    },
     /// Written to the DLQ and acknowledged; commit it.
     DeadLettered {
         /// Id in the DLQ.
@@ -114,11 +122,14 @@ pub enum Routed {
         /// Why.
         reason: Reason,
     },
-    /// Processing failed and the DLQ did not acknowledge the dead letter; do not
-    /// commit. Pause the partition and keep calling [`Router::deliver`] with `letter`.
+    /// Processing failed and the DLQ (or the retry topic `into`) did not acknowledge
+    /// the letter; do not commit. Pause the partition and keep calling
+    /// [`Router::deliver`] with `letter` and `into`.
     DlqUnavailable {
         /// The letter still to be written.
         letter: Box<DeadLetter>,
+        /// None for the DLQ, else the retry topic it goes to.
+        into: Option<String>,
         /// The last write error.
         error: String,
     },
@@ -129,8 +140,18 @@ pub enum Routed {
 impl Routed {
     /// True when the source offset may be committed.
     pub fn committable(&self) -> bool {
-        matches!(self, Routed::Processed { .. } | Routed::DeadLettered { .. })
+        matches!(
+            self,
+            Routed::Processed { .. } | Routed::DeadLettered { .. } | Routed::Retrying { .. }
+        )
     }
+}
+
+/// The retry topics a router writes failing messages to (see [`tiers`]).
+struct RetryTopics {
+    tiers: RetryTiers,
+    sources: Vec<String>,
+    out: Box<dyn RetrySink>,
 }
 
 /// Retries, expiry and dead-lettering around a processor.
@@ -138,6 +159,7 @@ pub struct Router<P, S> {
     cfg: RouterConfig,
     processor: P,
     sink: S,
+    retry_topics: Option<RetryTopics>,
     shutdown: watch::Receiver<bool>,
     abort: watch::Receiver<bool>,
 }
@@ -149,6 +171,7 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
             cfg,
             processor,
             sink,
+            retry_topics: None,
             abort: shutdown.clone(),
             shutdown,
         }
@@ -160,6 +183,64 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
     pub fn with_abort(mut self, abort: watch::Receiver<bool>) -> Self {
         self.abort = abort;
         self
+    }
+
+    /// Non-blocking retries: each of `sources` (and each of its retry topics) gets one
+    /// attempt; a retryable failure goes to the next retry topic through `out`, and
+    /// after the last tier to the DLQ as `max-attempts-exceeded`.
+    pub fn with_retry_topics(
+        mut self,
+        tiers: RetryTiers,
+        sources: Vec<String>,
+        out: Box<dyn RetrySink>,
+    ) -> Self {
+        if !tiers.is_empty() {
+            self.retry_topics = Some(RetryTopics {
+                tiers,
+                sources,
+                out,
+            });
+        }
+        self
+    }
+
+    /// 0 for a message from a source topic, `i + 1` for one from `<source>-retry-i`.
+    pub fn level(&self, msg: &Incoming) -> usize {
+        self.retry_topics.as_ref().map_or(0, |r| {
+            r.tiers
+                .tier_of(&r.sources, &msg.topic)
+                .map_or(0, |t| t.level)
+        })
+    }
+
+    /// When a message from a retry topic is due, epoch ms; None for any other.
+    pub fn due_ms(&self, msg: &Incoming) -> Option<i64> {
+        (self.level(msg) > 0)
+            .then(|| tiers::due_ms(&msg.headers))
+            .flatten()
+    }
+
+    /// Where the message was first consumed: its own coordinates, or for a message
+    /// from a retry topic those its headers carry.
+    pub fn origin(&self, msg: &Incoming) -> SourceCoords {
+        let own = || SourceCoords {
+            topic: Some(msg.topic.clone()),
+            partition: Some(msg.partition),
+            offset: Some(msg.offset),
+            timestamp_ms: msg.timestamp_ms,
+            consumer_group: Some(self.cfg.group.clone()),
+        };
+        if self.level(msg) == 0 {
+            return own();
+        }
+        match tiers::origin_of(&msg.headers) {
+            Some(mut o) => {
+                o.timestamp_ms = tiers::original_ms(&msg.headers).or(o.timestamp_ms);
+                o.consumer_group = Some(self.cfg.group.clone());
+                o
+            }
+            None => own(),
+        }
     }
 
     /// True once shutdown was asked for.
@@ -179,7 +260,13 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
 
     /// Processes `msg` (consumed at `now_ms`) to an outcome.
     pub async fn handle(&self, msg: &Incoming, now_ms: i64) -> Routed {
-        if let (Some(max), Some(ts)) = (self.cfg.max_age, msg.timestamp_ms) {
+        let level = self.level(msg);
+        let first_ts = if level == 0 {
+            msg.timestamp_ms
+        } else {
+            self.origin(msg).timestamp_ms
+        };
+        if let (Some(max), Some(ts)) = (self.cfg.max_age, first_ts) {
             let age = now_ms.saturating_sub(ts);
             if age > i64::try_from(max.as_millis()).unwrap_or(i64::MAX) {
                 let err = ProcessError {
@@ -195,8 +282,11 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
                 return self.route(msg, &err, Reason::Expired, 0).await;
             }
         }
-        let max = self.cfg.retry.max_attempts.max(1);
-        let mut attempt = 1;
+        // With retry topics each topic makes one attempt: the level's.
+        let (mut attempt, max) = match &self.retry_topics {
+            Some(_) => (level as u32 + 1, level as u32 + 1),
+            None => (1, self.cfg.retry.max_attempts.max(1)),
+        };
         loop {
             if self.stopping() {
                 return Routed::Abandoned;
@@ -215,6 +305,11 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
             if !err.retryable {
                 return self.route(msg, &err, Reason::Failed, attempt).await;
             }
+            if let Some(r) = &self.retry_topics
+                && level < r.tiers.delays.len()
+            {
+                return self.retry_later(r, msg, &err, level, now_ms).await;
+            }
             if attempt >= max {
                 return self
                     .route(msg, &err, Reason::MaxAttemptsExceeded, attempt)
@@ -231,8 +326,36 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
         }
     }
 
+    /// Writes `msg` to the retry topic after `level`, due after that tier's delay.
+    async fn retry_later(
+        &self,
+        r: &RetryTopics,
+        msg: &Incoming,
+        err: &ProcessError,
+        level: usize,
+        now_ms: i64,
+    ) -> Routed {
+        let attempt = level as u32 + 1;
+        let mut letter = self.dead_letter(msg, err, Reason::Failed, attempt);
+        let delay = r.tiers.delays[level];
+        let due = now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        let source = letter.source.topic.clone().unwrap_or_default();
+        let first_ts = letter.source.timestamp_ms;
+        letter
+            .headers
+            .0
+            .extend(tiers::retry_headers(attempt + 1, due, first_ts));
+        tracing::debug!(
+            topic = %msg.topic, partition = msg.partition, offset = msg.offset, attempt,
+            "processing failed, to retry in {delay:?}: {}", err.message
+        );
+        self.deliver(letter, Some(&RetryTiers::topic(&source, level)))
+            .await
+    }
+
     /// Builds the dead letter for `msg`: original key, value and headers untouched,
-    /// followed by the failure headers (Spring DLT names plus `morgue-*`).
+    /// followed by the failure headers (Spring DLT names plus `morgue-*`). A message
+    /// from a retry topic keeps the coordinates of its first consumption.
     pub fn dead_letter(
         &self,
         msg: &Incoming,
@@ -240,13 +363,7 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
         reason: Reason,
         attempts: u32,
     ) -> DeadLetter {
-        let source = SourceCoords {
-            topic: Some(msg.topic.clone()),
-            partition: Some(msg.partition),
-            offset: Some(msg.offset),
-            timestamp_ms: msg.timestamp_ms,
-            consumer_group: Some(self.cfg.group.clone()),
-        };
+        let source = self.origin(msg);
         let failure = FailureContext {
             exception_class: Some(err.class.clone()),
             message: Some(err.message.clone()),
@@ -256,7 +373,11 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
             processor: Some(self.cfg.host.clone()),
             ..FailureContext::default()
         };
-        let mut headers = msg.headers.clone();
+        let mut headers = if self.level(msg) > 0 {
+            tiers::own_headers(&msg.headers)
+        } else {
+            msg.headers.clone()
+        };
         headers.0.extend(conventions::encode(&source, &failure));
         DeadLetter::from_record(None, None, msg.key.clone(), msg.value.clone(), headers)
     }
@@ -269,25 +390,40 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
         attempts: u32,
     ) -> Routed {
         let letter = self.dead_letter(msg, err, reason, attempts);
-        self.deliver(letter).await
+        self.deliver(letter, None).await
     }
 
-    /// Writes `letter` to the DLQ, retrying up to the configured attempts.
-    pub async fn deliver(&self, letter: DeadLetter) -> Routed {
+    /// Writes `letter` to the DLQ (or, with `into`, to that retry topic), retrying up
+    /// to the configured attempts.
+    pub async fn deliver(&self, letter: DeadLetter, into: Option<&str>) -> Routed {
         let mut last: Option<SinkError> = None;
         for attempt in 1..=self.cfg.dlq_write_attempts.max(1) {
             if attempt > 1 && self.sleep(self.cfg.dlq_backoff).await {
                 return Routed::Abandoned;
             }
-            match self.sink.write(&letter).await {
-                Ok(id) => {
+            let written = match (into, &self.retry_topics) {
+                (Some(topic), Some(r)) => r.out.write(topic, &letter).await,
+                _ => self.sink.write(&letter).await,
+            };
+            match (written, into) {
+                (Ok(id), Some(topic)) => {
+                    return Routed::Retrying {
+                        topic: topic.to_string(),
+                        id,
+                    };
+                }
+                (Ok(id), None) => {
                     return Routed::DeadLettered {
                         id,
                         reason: letter.failure.reason,
                     };
                 }
-                Err(e) => {
-                    tracing::warn!("dead-letter write to {} failed: {e}", self.sink.describe());
+                (Err(e), _) => {
+                    let to = match into {
+                        Some(t) => format!("retry topic '{t}'"),
+                        None => self.sink.describe(),
+                    };
+                    tracing::warn!("dead-letter write to {to} failed: {e}");
                     last = Some(e);
                 }
             }
@@ -295,6 +431,7 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
         Routed::DlqUnavailable {
             error: last.map(|e| e.to_string()).unwrap_or_default(),
             letter: Box::new(letter),
+            into: into.map(str::to_string),
         }
     }
 

@@ -206,7 +206,12 @@ async fn a_dlq_that_stays_down_is_not_committable() {
     };
     let (r, _tx) = router(flaky(99, false), sink, 1);
     let out = r.handle(&msg(NOW), NOW).await;
-    let Routed::DlqUnavailable { letter, error } = &out else {
+    let Routed::DlqUnavailable {
+        letter,
+        error,
+        into: None,
+    } = &out
+    else {
         panic!("{out:?}")
     };
     assert!(!out.committable());
@@ -230,6 +235,131 @@ async fn shutdown_during_backoff_abandons() {
     assert_eq!(out, Routed::Abandoned);
     assert!(!out.committable());
     assert!(r.sink().letters.lock().unwrap().is_empty());
+}
+
+/// Keeps what is written to each retry topic.
+#[derive(Default)]
+struct Topics(Mutex<Vec<(String, DeadLetter)>>);
+
+#[async_trait]
+impl RetrySink for std::sync::Arc<Topics> {
+    async fn write(&self, topic: &str, letter: &DeadLetter) -> Result<LetterId, SinkError> {
+        let mut v = self.0.lock().unwrap();
+        v.push((topic.to_string(), letter.clone()));
+        Ok(LetterId::Kafka {
+            partition: 0,
+            offset: v.len() as i64 - 1,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failure_walks_the_retry_topics_then_reaches_the_dlq_with_its_origin() {
+    let topics = std::sync::Arc::new(Topics::default());
+    let (mut r, _tx) = router(flaky(99, true), Memory::default(), 5);
+    // The age counts from the first record: 330 s later is past 60 s.
+    r.cfg.max_age = Some(Duration::from_secs(600));
+    let tiers = RetryTiers {
+        delays: vec![Duration::from_secs(30), Duration::from_secs(300)],
+    };
+    let r = r.with_retry_topics(tiers, vec!["trades".into()], Box::new(topics.clone()));
+    let first = msg(NOW - 1000);
+    // The source makes one attempt, then the message waits in trades-retry-0.
+    let out = r.handle(&first, NOW).await;
+    assert!(
+        matches!(&out, Routed::Retrying { topic, .. } if topic == "trades-retry-0"),
+        "{out:?}"
+    );
+    assert!(out.committable());
+    let next = |level: usize, at: i64| {
+        let (topic, letter) = topics.0.lock().unwrap()[level].clone();
+        Incoming {
+            topic,
+            partition: 0,
+            offset: level as i64,
+            timestamp_ms: Some(at),
+            key: letter.key,
+            value: letter.value,
+            headers: letter.headers,
+        }
+    };
+    let retry0 = next(0, NOW);
+    assert_eq!(r.level(&retry0), 1);
+    assert_eq!(r.due_ms(&retry0), Some(NOW + 30_000));
+    assert_eq!(
+        retry0.headers.last(tiers::ATTEMPTS),
+        Some(&2i32.to_be_bytes()[..])
+    );
+    assert_eq!(
+        retry0.headers.last(tiers::ORIGINAL_TIMESTAMP),
+        Some(&(NOW - 1000).to_be_bytes()[..])
+    );
+    let out = r.handle(&retry0, NOW + 30_000).await;
+    assert!(
+        matches!(&out, Routed::Retrying { topic, .. } if topic == "trades-retry-1"),
+        "{out:?}"
+    );
+    let retry1 = next(1, NOW + 30_000);
+    assert_eq!(r.due_ms(&retry1), Some(NOW + 330_000));
+    // The last tier's failure is dead-lettered: 3 attempts, the first coordinates,
+    // the message's own headers once, no retry headers.
+    let out = r.handle(&retry1, NOW + 330_000).await;
+    assert!(
+        matches!(
+            out,
+            Routed::DeadLettered {
+                reason: Reason::MaxAttemptsExceeded,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert_eq!(r.processor.calls.load(Ordering::SeqCst), 3);
+    let dead = r.sink().letters.lock().unwrap()[0].clone();
+    assert_eq!(dead.source.topic.as_deref(), Some("trades"));
+    assert_eq!(
+        (dead.source.partition, dead.source.offset),
+        (Some(2), Some(40))
+    );
+    assert_eq!(dead.source.timestamp_ms, Some(NOW - 1000));
+    assert_eq!(dead.failure.attempts, Some(3));
+    assert_eq!(dead.failure.message.as_deref(), Some("attempt 3 failed"));
+    let names: Vec<&str> = dead.headers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "traceparent").count(), 1);
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "kafka_dlt-original-topic")
+            .count(),
+        1
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("retry_topic-")),
+        "{names:?}"
+    );
+    assert_eq!(dead.value.as_deref(), Some(&[0xff, 0x00, b'{'][..]));
+}
+
+#[tokio::test]
+async fn bad_data_skips_the_retry_topics() {
+    let topics = std::sync::Arc::new(Topics::default());
+    let (r, _tx) = router(flaky(99, false), Memory::default(), 5);
+    let tiers = RetryTiers {
+        delays: vec![Duration::from_secs(30)],
+    };
+    let r = r.with_retry_topics(tiers, vec!["trades".into()], Box::new(topics.clone()));
+    let out = r.handle(&msg(NOW), NOW).await;
+    assert!(
+        matches!(
+            out,
+            Routed::DeadLettered {
+                reason: Reason::Failed,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert!(topics.0.lock().unwrap().is_empty());
 }
 
 #[test]

@@ -41,3 +41,11 @@ impl DeadLetterSink for Box<dyn DeadLetterSink> {
         (**self).kafka_topic()
     }
 }
+
+/// Where failing messages wait for their next attempt (the retry topics of
+/// `route --retry-topics`).
+#[async_trait]
+pub trait RetrySink: Send + Sync {
+    /// Stores `letter` in `topic` and returns its id once the server acknowledged it.
+    async fn write(&self, topic: &str, letter: &DeadLetter) -> Result<LetterId, SinkError>;
+}
