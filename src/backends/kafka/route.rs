@@ -89,6 +89,9 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             ("auto.offset.reset", "earliest"),
             // For the lag and broker states in the metrics.
             ("statistics.interval.ms", "5000"),
+            // A subscribed topic the broker lost and got back (a retry topic created
+            // just before a crash) is assigned within seconds, not the default 5 min.
+            ("topic.metadata.refresh.interval.ms", "5000"),
         ])
         .create_with_context(RouterContext::new(metrics.clone()))
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
