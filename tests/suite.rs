@@ -14,6 +14,7 @@ mod cli_list;
 mod closed_loop;
 mod config;
 mod e2e_kafka;
+mod exporter_groups;
 mod fuzz;
 mod incident;
 mod kafka_foundation;

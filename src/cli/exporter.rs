@@ -3,7 +3,8 @@
 //! metadata, offsets, topic configs and the ledgers' states; no payload is read) and
 //! serves the last result on `/metrics`, with `/healthz` and `/readyz` (ready once a
 //! refresh succeeded). A refresh that fails keeps the last figures and sets
-//! `morgue_exporter_up 0`.
+//! `morgue_exporter_up 0`. Failure fingerprints need the letters' error headers: they
+//! come from one reader per DLQ that follows it (see `exporter_groups`).
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::BackendArgs;
+use super::exporter_groups::Fingerprints;
 use super::serve::{Answer, PROMETHEUS, bind, not_found, serve};
 use crate::engine::model::duration::parse_duration;
 use crate::engine::read::overview::DlqSummary;
@@ -26,6 +28,10 @@ pub struct ExporterArgs {
     /// How often the figures are computed again.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// Failure fingerprints count the letters that arrived in this window (each DLQ is
+    /// followed from its start; `0` turns fingerprints off).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub fingerprint_window: Duration,
 }
 
 /// The last refresh: the text served, whether it succeeded, when.
@@ -54,6 +60,8 @@ pub async fn run(backend: &BackendArgs, args: &ExporterArgs) -> anyhow::Result<(
         args.listen,
         args.interval
     ));
+    let window_ms = i64::try_from(args.fingerprint_window.as_millis()).unwrap_or(i64::MAX);
+    let mut fingerprints = (window_ms > 0).then(|| Fingerprints::new(window_ms));
     let mut tick = tokio::time::interval(args.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -61,13 +69,21 @@ pub async fn run(backend: &BackendArgs, args: &ExporterArgs) -> anyhow::Result<(
         let start = Instant::now();
         let result = clusters.overview().await;
         let now = chrono::Utc::now().timestamp_millis();
+        let text = result.map(|dlqs| {
+            let mut text = render(&dlqs, now);
+            if let Some(f) = fingerprints.as_mut() {
+                f.follow(&clusters, &dlqs);
+                text.push_str(&f.render(now));
+            }
+            text
+        });
         let mut l = last
             .lock()
             .map_err(|_| anyhow::anyhow!("exporter state poisoned"))?;
         l.took = start.elapsed();
-        match result {
-            Ok(dlqs) => {
-                l.dlqs = render(&dlqs, now);
+        match text {
+            Ok(text) => {
+                l.dlqs = text;
                 (l.up, l.refreshed_ms, l.error) = (true, now, None);
             }
             Err(e) => {
@@ -207,8 +223,9 @@ mod tests {
             states: [("new", 2)].into_iter().collect(),
         };
         let served = format!(
-            "{}{}",
+            "{}{}{}",
             render(&[d], 10_000),
+            Fingerprints::new(3_600_000).render(10_000),
             RouterMetrics::default().render()
         );
         assert!(served.contains("morgue_dlq_letters{dlq=\"orders.DLT\",kind=\"kafka\"} 3"));

@@ -8,6 +8,7 @@ mod config_cmd;
 mod dlqs;
 mod exec;
 mod exporter;
+mod exporter_groups;
 mod http;
 mod info;
 mod list;
