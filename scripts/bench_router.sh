@@ -23,20 +23,31 @@ for line in sys.stdin:
     out.write('{"id":"%s","status":"ok"}\n' % line[i:line.index('"', i)])
     out.flush()
 PY
-# An endpoint that answers 200 at once (Python's threading server, keep-alive).
+# An endpoint that answers 200 at once: one asyncio loop, keep-alive, no threads (a
+# threading server spends its time on the interpreter lock once 16 clients connect).
 cat > "$work/sink.py" <<'PY'
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a):
-        pass
-    def do_POST(self):
-        self.rfile.read(int(self.headers["content-length"]))
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+import asyncio, sys
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+class Sink(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buf = transport, b""
+    def data_received(self, data):
+        buf = self.buf + data
+        while (end := buf.find(b"\r\n\r\n")) >= 0:
+            length = 0
+            for line in buf[:end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(buf) < end + 4 + length:
+                break
+            buf = buf[end + 4 + length:]
+            self.transport.write(OK)
+        self.buf = buf
+async def main():
+    server = await asyncio.get_running_loop().create_server(Sink, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+asyncio.run(main())
 PY
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$PY" "$work/sink.py" "$port" & sink=$!
@@ -129,15 +140,17 @@ q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
 print(f"route --pipe --concurrency 16 at 500 msg/s: {len(v)} messages, produce -> processor p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {v[-1]:.1f} ms")
 PY
 
-# The peer: a confluent-kafka Python consumer POSTing each message to the same endpoint
-# (one keep-alive connection), committing as it goes.
+# The peers: a confluent-kafka Python consumer calling the same endpoint per message —
+# POSTing it to the HTTP sink (one keep-alive connection), or writing it as a JSON line
+# to the same trivial --pipe processor and reading the answer — committing at the end.
 n=${N:-20000}; n=${n%% *}
+for mode in http pipe; do
 t="bench-router-$RANDOM$RANDOM"
-"$PY" - "$B" "$t" "$n" "$port" <<'PY'
-import http.client, json, sys, time, uuid
-from confluent_kafka import Consumer, Producer, TopicPartition
+"$PY" - "$B" "$t" "$n" "$port" "$mode" "$PY $work/trivial.py" <<'PY'
+import base64, http.client, json, subprocess, sys, time, uuid
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-b, t, n, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+b, t, n, port, mode, cmd = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 a = AdminClient({"bootstrap.servers": b})
 for f in a.create_topics([NewTopic(t, 4, 1)]).values():
     f.result()
@@ -151,15 +164,25 @@ start = time.time()
 c = Consumer({"bootstrap.servers": b, "group.id": "g-" + t, "auto.offset.reset": "earliest"})
 c.subscribe([t])
 conn = http.client.HTTPConnection("127.0.0.1", port)
+proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) if mode == "pipe" else None
 done = 0
 while done < n:
     m = c.poll(1.0)
     if m is None or m.error():
         continue
-    conn.request("POST", "/", body=m.value(), headers={"morgue-key": m.key().decode()})
-    conn.getresponse().read()
+    if proc:
+        line = {"id": f"{m.topic()}:{m.partition()}:{m.offset()}:1", "topic": m.topic(),
+                "partition": m.partition(), "offset": m.offset(), "attempt": 1,
+                "key": {"encoding": "utf8", "data": m.key().decode()},
+                "value": {"encoding": "utf8", "data": m.value().decode()}, "headers": []}
+        proc.stdin.write(json.dumps(line, separators=(",", ":")) + "\n"); proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["status"] == "ok"
+    else:
+        conn.request("POST", "/", body=m.value(), headers={"morgue-key": m.key().decode()})
+        conn.getresponse().read()
     done += 1
 c.commit(asynchronous=False)
 s = time.time() - start
-print(f"peer: confluent-kafka consumer POSTing each message: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s")
+print(f"peer ({mode}): confluent-kafka consumer calling the endpoint per message: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s")
 PY
+done

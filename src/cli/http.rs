@@ -5,9 +5,12 @@
 //! 408, 429, 5xx, a timeout or a connection error are retried (after `Retry-After`
 //! when the endpoint sends one, at most [`MAX_RETRY_AFTER`]); any other status is bad
 //! data, dead-lettered at once. Connections are kept alive and pooled; an `https` URL
-//! can use its own CA and a client certificate.
+//! can use its own CA and a client certificate. The endpoint's host is resolved at most
+//! every [`RESOLVE_EVERY`]: ureq's resolver starts a thread per request when a timeout
+//! is set, which cost more CPU than the request itself.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -15,9 +18,13 @@ use base64::Engine as _;
 use super::exec::split_error;
 use crate::engine::decoders::schemas::RegistryTls;
 use crate::engine::route::router::{Incoming, ProcessError, Processor};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 /// The longest `Retry-After` honoured before a retry.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// How long a resolved address of the endpoint is used before resolving it again.
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// How much of an error response's body is kept.
 const BODY_KEEP: u64 = 64 * 1024;
 
@@ -31,18 +38,56 @@ impl HttpProcessor {
     /// A processor for `url`, giving up on a request after `timeout`; `tls` for https.
     pub fn new(url: &str, timeout: Duration, tls: &RegistryTls) -> Result<Self, String> {
         let tls = tls.config_for("--http endpoint")?;
-        let agent = ureq::Agent::new_with_config(
+        let agent = ureq::Agent::with_parts(
             ureq::Agent::config_builder()
                 .tls_config(tls)
                 .timeout_global(Some(timeout))
                 .http_status_as_error(false)
                 .max_idle_connections_per_host(64)
                 .build(),
+            DefaultConnector::new(),
+            CachedResolver::default(),
         );
         Ok(HttpProcessor {
             url: url.to_string(),
             agent,
         })
+    }
+}
+
+/// The last addresses resolved, with their `scheme://authority` and when.
+type Resolved = Option<(String, Instant, ResolvedSocketAddrs)>;
+
+/// ureq's resolver, asked at most every [`RESOLVE_EVERY`] per endpoint.
+#[derive(Debug, Default)]
+struct CachedResolver {
+    last: Mutex<Resolved>,
+}
+
+impl Resolver for CachedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        if let Ok(last) = self.last.lock()
+            && let Some((k, at, addrs)) = last.as_ref()
+            && *k == key
+            && at.elapsed() < RESOLVE_EVERY
+        {
+            return Ok(addrs.clone());
+        }
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((key, Instant::now(), addrs.clone()));
+        }
+        Ok(addrs)
     }
 }
 
