@@ -180,7 +180,8 @@ fn router(brokers: &str, log: &Path, mode: Mode) -> Child {
         .unwrap()
 }
 
-fn log_lines(log: &Path) -> Vec<String> {
+/// The lines a test processor wrote to its log so far (none when it has not started).
+pub fn log_lines(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()

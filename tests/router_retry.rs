@@ -12,6 +12,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::chaos::create;
+use crate::chaos_concurrent::log_lines;
 use crate::common::server::Server;
 use crate::common::*;
 use morgue::engine::Reason;
@@ -80,14 +81,6 @@ fn router(brokers: &str, src: &str, dlq: &str, tiers: &str, log: &Path) -> Child
         ))
         .spawn()
         .unwrap()
-}
-
-fn log_lines(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// `OK` lines: message → attempts at which it succeeded.
