@@ -68,7 +68,17 @@ fn router(brokers: &str, src: &str, dlq: &str, tiers: &str, log: &Path) -> Child
     let group = format!("{src}-router");
     crate::common::procs::morgue_cmd()
         .args(["route", "--kafka", brokers, "--topic", dlq, "--source", src])
-        .args(["--group", &group, "--concurrency", "8"])
+        // A restart under the same id takes the partitions back at once (as systemd's
+        // Restart= does with the unit's id); noida-db would otherwise wait for the
+        // SIGKILLed member forever (see router_partitions).
+        .args([
+            "--group",
+            &group,
+            "--instance-id",
+            "router-1",
+            "--concurrency",
+            "8",
+        ])
         .args(["--pipe", &processor(log), "--retry-topics", tiers])
         .args(["--dlq-attempts", "3"])
         .stdout(Stdio::piped())

@@ -145,7 +145,7 @@ pub enum Command {
   morgue route --kafka broker:9092 --source trades --pipe ./worker --concurrency 16 --metrics :9464
   morgue route --kafka broker:9092 --source trades --http https://svc/handle --http-ca ca.pem
   morgue route --kafka broker:9092 --source trades --mongo mongodb://db:27017 --db trading --exec ./process.sh")]
-    Route(route::RouteArgs),
+    Route(Box<route::RouteArgs>),
     /// Write letters to a file: a manifest line (source DLQ, time, who, filter, the
     /// letters' ledger history), then one letter per line, bytes exact.
     #[command(after_help = "Examples:

@@ -33,6 +33,13 @@ pub struct RouteArgs {
     /// Consumer group for the source topics.
     #[arg(long, short = 'g', default_value = "morgue-router")]
     pub group: String,
+    /// Static group membership (Kafka `group.instance.id`), unique per router in the
+    /// group, e.g. `$HOSTNAME`: a router restarted under the same id (a crash, a
+    /// deploy) gets its partitions back at once, without a rebalance of the group. A
+    /// second router started with the same id fences the first, which stops with an
+    /// error.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
     /// Command run per message with `sh -c`; value on stdin, MORGUE_* variables set.
     #[arg(
         long,
@@ -170,6 +177,7 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
     });
     let router_cfg = RouterConfig {
         group: args.group.clone(),
+        instance: args.instance_id.clone(),
         retry: RetryPolicy {
             max_attempts: args.max_attempts,
             initial_backoff: args.backoff,
@@ -334,5 +342,40 @@ mod tests {
         let e = check(&args(&["--exec", "cat", "--http-ca", "ca.pem"])).unwrap_err();
         assert!(e.to_string().contains("--http-ca needs --http URL"), "{e}");
         assert!(check(&args(&["--http", "https://x/", "--http-ca", "ca.pem"])).is_ok());
+    }
+
+    #[test]
+    fn the_systemd_units_run_command_lines_that_morgue_accepts() {
+        use clap::Parser as _;
+        let unit = include_str!("../../assets/systemd/morgue-router@.service");
+        let example = (unit.lines())
+            .find_map(|l| l.strip_prefix("#   MORGUE_ROUTE_ARGS="))
+            .expect("an example MORGUE_ROUTE_ARGS");
+        let exec = (unit.lines())
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("ExecStart");
+        let line = (exec.replace("%i", "orders").replace("%H", "jump-1"))
+            .replace("$MORGUE_ROUTE_ARGS", example);
+        let words = line.split_whitespace().map(|w| w.trim_matches('"'));
+        match crate::cli::Cli::try_parse_from(words).map(|c| c.command) {
+            Ok(Some(crate::cli::Command::Route(a))) => {
+                assert_eq!(a.instance_id.as_deref(), Some("jump-1-orders"));
+                assert_eq!((a.sources, a.concurrency), (vec!["orders".to_string()], 16));
+            }
+            other => panic!("{line}: {other:?}"),
+        }
+        let unit = include_str!("../../assets/systemd/morgue-exporter.service");
+        let exec = (unit.lines())
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("ExecStart");
+        let parsed = crate::cli::Cli::try_parse_from(exec.split_whitespace());
+        assert!(
+            matches!(
+                parsed.as_ref().map(|c| &c.command),
+                Ok(Some(crate::cli::Command::Exporter(_)))
+            ),
+            "{exec}: {:?}",
+            parsed.err()
+        );
     }
 }

@@ -49,6 +49,9 @@ pub struct RouterStats {
 /// Wait between DLQ writes while a partition is paused on an unreachable DLQ.
 pub(super) const STALLED_RETRY: Duration = Duration::from_secs(2);
 
+/// How long after the start a router with no partition says why it may have none.
+const JOIN_HINT: Duration = Duration::from_secs(20);
+
 /// How often the consumer is polled while a command runs (group liveness, rebalances).
 const KEEP_POLLING: Duration = Duration::from_millis(200);
 
@@ -80,19 +83,23 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     metrics: Arc<RouterMetrics>,
 ) -> Result<RouterStats, KafkaBackendError> {
     let group = router.config().group.clone();
+    let mut props = vec![("group.id", group.as_str())];
+    if let Some(id) = &router.config().instance {
+        props.push(("group.instance.id", id.as_str()));
+    }
+    props.extend([
+        ("enable.auto.commit", "true"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.commit.interval.ms", "1000"),
+        ("auto.offset.reset", "earliest"),
+        // For the lag and broker states in the metrics.
+        ("statistics.interval.ms", "5000"),
+        // A subscribed topic the broker lost and got back (a retry topic created
+        // just before a crash) is assigned within seconds, not the default 5 min.
+        ("topic.metadata.refresh.interval.ms", "5000"),
+    ]);
     let consumer: RouteConsumer = cfg
-        .client_config(&[
-            ("group.id", group.as_str()),
-            ("enable.auto.commit", "true"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.commit.interval.ms", "1000"),
-            ("auto.offset.reset", "earliest"),
-            // For the lag and broker states in the metrics.
-            ("statistics.interval.ms", "5000"),
-            // A subscribed topic the broker lost and got back (a retry topic created
-            // just before a crash) is assigned within seconds, not the default 5 min.
-            ("topic.metadata.refresh.interval.ms", "5000"),
-        ])
+        .client_config(&props)
         .create_with_context(RouterContext::new(metrics.clone()))
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
     {
@@ -116,6 +123,9 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     let mut full_since: Option<tokio::time::Instant> = None;
     let mut paused: Option<TopicPartitionList> = None;
     let mut held_back: HashSet<Part> = HashSet::new();
+    let join_hint = tokio::time::sleep(JOIN_HINT);
+    tokio::pin!(join_hint);
+    let mut hinted = false;
     loop {
         let due = r.recheck.due(consumer.context());
         if due && tokio::time::Instant::now() >= next_check {
@@ -164,10 +174,32 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 None
             }
             m = consumer.recv(), if !full || paused.is_some() => Some(m),
+            _ = &mut join_hint, if !hinted => {
+                hinted = true;
+                if metrics.assigned() == 0 {
+                    tracing::warn!(
+                        "no partition of {topics:?} assigned after {}s: group '{group}' is rebalancing (it waits for a member that died until the broker expires it, session.timeout.ms; --instance-id avoids that on a restart) or has more routers than partitions",
+                        JOIN_HINT.as_secs()
+                    );
+                }
+                None
+            }
         };
         if let Some(msg) = msg {
             let msg = match msg {
                 Ok(m) => m,
+                Err(KafkaError::MessageConsumptionFatal(code)) => {
+                    // Fenced (another router took this --instance-id) or another fatal
+                    // state: this consumer can commit nothing more, and what it holds
+                    // is consumed again by the group.
+                    let what = match (code, &router.config().instance) {
+                        (RDKafkaErrorCode::FencedInstanceId, Some(id)) => format!(
+                            "another router joined group '{group}' with --instance-id '{id}'; this one stops consuming {topics:?}"
+                        ),
+                        _ => format!("consuming {topics:?} in group '{group}' stopped for good"),
+                    };
+                    return Err(cfg.error(what, KafkaError::MessageConsumptionFatal(code)));
+                }
                 Err(e) => {
                     tracing::warn!("consuming {topics:?}: {e}");
                     continue;

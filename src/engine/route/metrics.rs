@@ -141,6 +141,11 @@ impl RouterMetrics {
         self.assigned.store(n as u64, Ordering::Relaxed);
     }
 
+    /// Partitions assigned now, as last set.
+    pub fn assigned(&self) -> u64 {
+        self.assigned.load(Ordering::Relaxed)
+    }
+
     /// Whether every broker connection is down now.
     pub fn set_brokers_down(&self, down: bool) {
         self.brokers_down.store(down, Ordering::Relaxed);

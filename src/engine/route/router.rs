@@ -88,6 +88,9 @@ impl RetryPolicy {
 pub struct RouterConfig {
     /// Consumer group, recorded in each dead letter.
     pub group: String,
+    /// Static group membership (Kafka `group.instance.id`): a router restarted under
+    /// the same id takes its partitions back without a group rebalance.
+    pub instance: Option<String>,
     /// Processing retries.
     pub retry: RetryPolicy,
     /// Messages older than this are dead-lettered as `expired` without processing.

@@ -61,6 +61,7 @@ impl DeadLetterSink for Memory {
 fn config(max_attempts: u32) -> RouterConfig {
     RouterConfig {
         group: "g".into(),
+        instance: None,
         retry: RetryPolicy {
             max_attempts,
             initial_backoff: Duration::from_millis(1),
