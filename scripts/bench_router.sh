@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Router throughput on the local broker: N messages of ~500 B with UUID keys on a
-# 4-partition topic, routed by `morgue route` with a trivial processor, timed from the
-# router's start until the group has committed every message (group join and the last
-# auto-commit included, about 1.2 s). Prints one line per mode.
+# 4-partition topic, routed by `morgue route` with a trivial processor. Two rates per
+# mode: from the router's start until the group has committed every message (start-up,
+# group join and the last auto-commit included, about 1 s), and while processing (the
+# processor or endpoint notes the time of every 1000th message: first to last).
 #   scripts/bench_router.sh            20,000 and 100,000 messages
 #   N=50000 scripts/bench_router.sh    one size
 set -euo pipefail
@@ -16,18 +17,23 @@ MORGUE="$ROOT/target/release/morgue"
 PY="$ROOT/.venv/bin/python"
 work=$(mktemp -d)
 cat > "$work/trivial.py" <<'PY'
-import sys
-out = sys.stdout
+import sys, time
+out, n = sys.stdout, 0
+log = open(sys.argv[1], "a")
 for line in sys.stdin:
     i = line.index('"id":"') + 6
     out.write('{"id":"%s","status":"ok"}\n' % line[i:line.index('"', i)])
     out.flush()
+    if n % 1000 == 0:
+        log.write("%d %.4f\n" % (n, time.time())); log.flush()
+    n += 1
 PY
 # An endpoint that answers 200 at once: one asyncio loop, keep-alive, no threads (a
 # threading server spends its time on the interpreter lock once 16 clients connect).
 cat > "$work/sink.py" <<'PY'
-import asyncio, sys
+import asyncio, sys, time
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+log, seen = open(sys.argv[2], "a"), [0]
 class Sink(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport, self.buf = transport, b""
@@ -43,6 +49,9 @@ class Sink(asyncio.Protocol):
                 break
             buf = buf[end + 4 + length:]
             self.transport.write(OK)
+            if seen[0] % 1000 == 0:
+                log.write("%d %.4f\n" % (seen[0], time.time())); log.flush()
+            seen[0] += 1
         self.buf = buf
 async def main():
     server = await asyncio.get_running_loop().create_server(Sink, "127.0.0.1", int(sys.argv[1]))
@@ -50,11 +59,18 @@ async def main():
 asyncio.run(main())
 PY
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$PY" "$work/sink.py" "$port" & sink=$!
+"$PY" "$work/sink.py" "$port" "$work/marks" & sink=$!
 trap 'kill $sink 2>/dev/null; rm -rf "$work"' EXIT
 sleep 1
 
-run() { # N MODE ARGS...: routes N messages, prints the rate
+steady() { # the rate between the first and the last mark in $work/marks
+  "$PY" - "$work/marks" <<'PY'
+import sys
+m = [l.split() for l in open(sys.argv[1])]
+print("%.0f" % ((int(m[-1][0]) - int(m[0][0])) / (float(m[-1][1]) - float(m[0][1]))) if len(m) > 1 else "-")
+PY
+}
+run() { # N MODE ARGS...: routes N messages, prints the rates
   local n=$1 mode=$2; shift 2
   local t="bench-router-$RANDOM$RANDOM"
   "$PY" - "$B" "$t" "$n" <<'PY'
@@ -73,6 +89,7 @@ for i in range(n):
 p.flush()
 PY
   local start end
+  : >"$work/marks"
   start=$(date +%s.%N)
   "$MORGUE" route --kafka "$B" --topic "$t-dlq" --source "$t" --group "g-$t" "$@" \
     >/dev/null 2>"$work/router.log" &
@@ -87,11 +104,13 @@ while sum(max(x.offset, 0) for x in c.committed([TopicPartition(t, p) for p in r
 PY
   end=$(date +%s.%N)
   kill "$r"; wait "$r" 2>/dev/null || true
-  "$PY" -c "n, s = $n, $end - $start; print(f'route $mode: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s')"
+  local rate
+  rate=$(steady)
+  "$PY" -c "n, s = $n, $end - $start; print(f'route $mode: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s start to last commit; {int(\"$rate\"):,} msg/s while processing')"
 }
 for n in ${N:-20000 100000}; do
-  run "$n" "--pipe --concurrency 16" --pipe "$PY $work/trivial.py" --concurrency 16
-  run "$n" "--pipe" --pipe "$PY $work/trivial.py"
+  run "$n" "--pipe --concurrency 16" --pipe "$PY $work/trivial.py $work/marks" --concurrency 16
+  run "$n" "--pipe" --pipe "$PY $work/trivial.py $work/marks"
   run "$n" "--http --concurrency 16" --http "http://127.0.0.1:$port/" --concurrency 16
 done
 run 2000 "--exec" --exec 'cat >/dev/null'
@@ -145,8 +164,9 @@ PY
 # to the same trivial --pipe processor and reading the answer — committing at the end.
 n=${N:-20000}; n=${n%% *}
 for mode in http pipe; do
+: >"$work/marks"
 t="bench-router-$RANDOM$RANDOM"
-"$PY" - "$B" "$t" "$n" "$port" "$mode" "$PY $work/trivial.py" <<'PY'
+"$PY" - "$B" "$t" "$n" "$port" "$mode" "$PY $work/trivial.py $work/marks" <<'PY'
 import base64, http.client, json, subprocess, sys, time, uuid
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -183,6 +203,7 @@ while done < n:
     done += 1
 c.commit(asynchronous=False)
 s = time.time() - start
-print(f"peer ({mode}): confluent-kafka consumer calling the endpoint per message: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s")
+print(f"peer ({mode}): confluent-kafka consumer calling the endpoint per message: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s start to last commit", end="")
 PY
+echo "; $(steady) msg/s while processing"
 done

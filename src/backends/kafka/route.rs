@@ -90,7 +90,14 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     props.extend([
         ("enable.auto.commit", "true"),
         ("enable.auto.offset.store", "false"),
-        ("auto.commit.interval.ms", "1000"),
+        ("auto.commit.interval.ms", "250"),
+        // Prefetch a few thousand messages, not librdkafka's 64 MB: memory stays
+        // small, and a caught-up consumer of a broker that answers fetches at once
+        // (noida-db ignores fetch.wait.max.ms) does not spin while a full queue is
+        // being worked off. Below the threshold it fetches again within 20 ms.
+        ("queued.min.messages", "5000"),
+        ("queued.max.messages.kbytes", "8192"),
+        ("fetch.queue.backoff.ms", "20"),
         ("auto.offset.reset", "earliest"),
         // For the lag and broker states in the metrics.
         ("statistics.interval.ms", "5000"),
