@@ -106,7 +106,7 @@ PY
   kill "$r"; wait "$r" 2>/dev/null || true
   local rate
   rate=$(steady)
-  "$PY" -c "n, s = $n, $end - $start; print(f'route $mode: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s start to last commit; {int(\"$rate\"):,} msg/s while processing')"
+  "$PY" -c "n, s, r = $n, $end - $start, '$rate'; r = f'; {int(r):,} msg/s while processing' if r.isdigit() else ''; print(f'route $mode: {n} messages in {s:.2f} s, {n / s:,.0f} msg/s start to last commit{r}')"
 }
 for n in ${N:-20000 100000}; do
   run "$n" "--pipe --concurrency 16" --pipe "$PY $work/trivial.py $work/marks" --concurrency 16

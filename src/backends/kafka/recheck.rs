@@ -47,6 +47,9 @@ pub struct RouterContext {
     went_away: Arc<AtomicU64>,
     /// Where the router's figures go (assignment, lag, brokers down).
     pub metrics: Arc<RouterMetrics>,
+    /// The partitions assigned after the last rebalance, kept here so that a check per
+    /// message is not a round trip to librdkafka's main thread.
+    assignment: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
 }
 
 impl RouterContext {
@@ -55,7 +58,15 @@ impl RouterContext {
         RouterContext {
             went_away: Arc::default(),
             metrics,
+            assignment: Arc::default(),
         }
+    }
+
+    /// Whether `topic`/`partition` was assigned to this member at the last rebalance.
+    pub fn is_assigned(&self, topic: &str, partition: i32) -> bool {
+        (self.assignment.lock())
+            .map(|a| a.iter().any(|(t, p)| *p == partition && t == topic))
+            .unwrap_or(false)
     }
 
     /// How many times a broker was reported gone so far.
@@ -103,8 +114,18 @@ impl ClientContext for RouterContext {
 
 impl ConsumerContext for RouterContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
-        let n = consumer.assignment().map_or(0, |a| a.count());
-        self.metrics.set_assigned(n);
+        let now: Vec<(String, i32)> = consumer.assignment().map_or_else(
+            |_| Vec::new(),
+            |a| {
+                (a.elements().iter())
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect()
+            },
+        );
+        self.metrics.set_assigned(now.len());
+        if let Ok(mut a) = self.assignment.lock() {
+            *a = now;
+        }
     }
 }
 

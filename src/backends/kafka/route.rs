@@ -311,10 +311,7 @@ pub(super) fn count(stats: &mut RouterStats, outcome: &Routed) {
 
 /// True when `topic`/`partition` is still assigned to this member.
 pub(super) fn assigned(consumer: &RouteConsumer, topic: &str, partition: i32) -> bool {
-    consumer
-        .assignment()
-        .map(|a| a.find_partition(topic, partition).is_some())
-        .unwrap_or(false)
+    consumer.context().is_assigned(topic, partition)
 }
 
 pub(super) fn pause(
