@@ -238,8 +238,8 @@ pub fn main() -> ExitCode {
     init_logging(cli.command.is_none(), cli.log_format);
     // The router's loop, its processor's pipe reader and its futures wake each other
     // once per message: on one thread that costs a function call, across threads a
-    // futex (measured: 30-50 % more messages per second on 2 cores). Blocking work
-    // (librdkafka calls, HTTP requests) goes to spawn_blocking either way.
+    // futex (measured: 30-50 % more messages per second on 2 cores). `--http`
+    // requests run on spawn_blocking threads either way.
     let runtime = match if matches!(cli.command, Some(Command::Route(_))) {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
