@@ -73,7 +73,8 @@ pub(super) struct Stalled {
 /// being polled, so the group never takes a slow command for a dead member. A
 /// partition whose dead letter the DLQ refuses is paused on its own and retried in the
 /// background; the other partitions keep flowing. A message whose partition was
-/// revoked while it ran is not committed.
+/// revoked while it ran is not committed. A fatal consumer error (fenced by another
+/// router with the same `--instance-id`) ends the run with that error.
 pub async fn run<P: Processor, S: DeadLetterSink>(
     cfg: &KafkaConfig,
     sources: &[String],
