@@ -74,19 +74,12 @@ impl Processor for ExecProcessor {
                 cmd.env(header_var(&h.name), v);
             }
         }
-        let fail =
-            |class: String, message: String, stack: Option<String>, retryable| ProcessError {
-                class,
-                message,
-                stack_trace: stack,
-                retryable,
-            };
         // Its own process group: a terminal's Ctrl-C reaches morgue, not the command,
         // and a timeout or an abort kills the command with everything it started.
         cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|e| {
-            fail(
-                "exec: spawn".into(),
+            ProcessError::new(
+                "exec: spawn",
                 format!("cannot run '{}': {e}", self.command),
                 None,
                 true,
@@ -136,14 +129,15 @@ impl Processor for ExecProcessor {
             (status, err.await.unwrap_or_default())
         };
         let (status, err) = tokio::time::timeout(self.timeout, run).await.map_err(|_| {
-            fail(
-                "exec: timeout".into(),
+            ProcessError::new(
+                "exec: timeout",
                 format!("'{}' ran longer than {:?}", self.command, self.timeout),
                 None,
                 true,
             )
         })?;
-        let status = status.map_err(|e| fail("exec: wait".into(), e.to_string(), None, true))?;
+        let status =
+            status.map_err(|e| ProcessError::new("exec: wait", e.to_string(), None, true))?;
         if status.success() {
             return Ok(());
         }
@@ -166,7 +160,7 @@ impl Processor for ExecProcessor {
             .find(|m| !m.is_empty())
             .map_or_else(|| class.clone(), |m| m.chars().take(500).collect());
         let stack = (!text.trim().is_empty()).then(|| tail(&text, 4096));
-        Err(fail(
+        Err(ProcessError::new(
             class,
             message,
             stack,

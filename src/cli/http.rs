@@ -140,15 +140,6 @@ fn request_headers(msg: &Incoming, attempt: u32) -> Vec<(String, String)> {
     out
 }
 
-fn failure(class: String, message: String, stack: Option<String>, retryable: bool) -> ProcessError {
-    ProcessError {
-        class,
-        message,
-        stack_trace: stack,
-        retryable,
-    }
-}
-
 /// What one request came to: processed, or a failure with how long to wait first.
 type Sent = Result<(), (ProcessError, Option<Duration>)>;
 
@@ -166,7 +157,7 @@ fn send(agent: &ureq::Agent, url: &str, msg: &Incoming, attempt: u32) -> Sent {
                 _ => "http: unreachable",
             };
             return Err((
-                failure(class.into(), format!("POST {url}: {e}"), None, true),
+                ProcessError::new(class, format!("POST {url}: {e}"), None, true),
                 None,
             ));
         }
@@ -206,7 +197,10 @@ fn send(agent: &ureq::Agent, url: &str, msg: &Incoming, attempt: u32) -> Sent {
     };
     let retryable = matches!(status, 408 | 429) || status >= 500;
     let stack = (!text.trim().is_empty()).then(|| super::exec::tail(&text, 4096));
-    Err((failure(class, message, stack, retryable), retry_after))
+    Err((
+        ProcessError::new(class, message, stack, retryable),
+        retry_after,
+    ))
 }
 
 #[async_trait]
@@ -215,7 +209,7 @@ impl Processor for HttpProcessor {
         let (agent, url, m) = (self.agent.clone(), self.url.clone(), msg.clone());
         let sent = tokio::task::spawn_blocking(move || send(&agent, &url, &m, attempt))
             .await
-            .map_err(|e| failure("http: task".into(), e.to_string(), None, true))?;
+            .map_err(|e| ProcessError::new("http: task", e.to_string(), None, true))?;
         match sent {
             Ok(()) => Ok(()),
             Err((e, Some(wait))) if e.retryable => {

@@ -106,7 +106,7 @@ impl PipeProcessor {
         let mut cmd = super::exec::shell(&self.command);
         cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|e| {
-            failure(
+            ProcessError::new(
                 "pipe: spawn",
                 format!("cannot run '{}': {e}", self.command),
                 None,
@@ -117,7 +117,7 @@ impl PipeProcessor {
         let (Some(stdin), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(failure("pipe: spawn", "no pipes".into(), None, true));
+            return Err(ProcessError::new("pipe: spawn", "no pipes", None, true));
         };
         let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>> = Arc::default();
         let tail_keep: Arc<Mutex<Tail>> = Arc::default();
@@ -181,15 +181,6 @@ impl PipeProcessor {
     }
 }
 
-fn failure(class: &str, message: String, stack: Option<String>, retryable: bool) -> ProcessError {
-    ProcessError {
-        class: class.into(),
-        message,
-        stack_trace: stack,
-        retryable,
-    }
-}
-
 #[async_trait]
 impl Processor for PipeProcessor {
     async fn process(&self, msg: &Incoming, attempt: u32) -> Result<(), ProcessError> {
@@ -206,7 +197,7 @@ impl Processor for PipeProcessor {
             value: msg.value.as_deref().map(BytesRef),
             headers: HeadersJson(&msg.headers),
         })
-        .map_err(|e| failure("pipe: encode", e.to_string(), None, false))?;
+        .map_err(|e| ProcessError::new("pipe: encode", e.to_string(), None, false))?;
         line.push(b'\n');
         let (tx, rx) = oneshot::channel();
         if let Ok(mut m) = r.waiting.lock() {
@@ -227,18 +218,18 @@ impl Processor for PipeProcessor {
             }
             self.replace(&r).await;
             let message = format!("cannot write to '{}': {e}", self.command);
-            return Err(failure("pipe: gone", message, stack(&r), true));
+            return Err(ProcessError::new("pipe: gone", message, stack(&r), true));
         }
         let answer = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(Ok(a))) => a,
             Ok(Ok(Err(why))) => {
                 self.replace(&r).await;
-                return Err(failure("pipe: gone", why, stack(&r), true));
+                return Err(ProcessError::new("pipe: gone", why, stack(&r), true));
             }
             Ok(Err(_)) => {
                 self.replace(&r).await;
                 let why = format!("'{}' is gone", self.command);
-                return Err(failure("pipe: gone", why, stack(&r), true));
+                return Err(ProcessError::new("pipe: gone", why, stack(&r), true));
             }
             Err(_) => {
                 // A process that does not answer is stuck: start a new one.
@@ -250,7 +241,7 @@ impl Processor for PipeProcessor {
                     "'{}' gave no answer within {:?}",
                     self.command, self.timeout
                 );
-                return Err(failure("pipe: timeout", why, stack(&r), true));
+                return Err(ProcessError::new("pipe: timeout", why, stack(&r), true));
             }
         };
         let error = answer.error.unwrap_or_default();
@@ -258,9 +249,19 @@ impl Processor for PipeProcessor {
         let class = |fallback: &str| named.map_or_else(|| fallback.to_string(), str::to_string);
         match answer.status.as_str() {
             "ok" => Ok(()),
-            "retry" => Err(failure(&class("pipe: retry"), said.into(), stack(&r), true)),
-            "dead" => Err(failure(&class("pipe: dead"), said.into(), stack(&r), false)),
-            other => Err(failure(
+            "retry" => Err(ProcessError::new(
+                class("pipe: retry"),
+                said,
+                stack(&r),
+                true,
+            )),
+            "dead" => Err(ProcessError::new(
+                class("pipe: dead"),
+                said,
+                stack(&r),
+                false,
+            )),
+            other => Err(ProcessError::new(
                 "pipe: bad answer",
                 format!(
                     "status '{other}' of '{}' is none of ok, retry, dead",

@@ -48,6 +48,23 @@ pub struct ProcessError {
     pub retryable: bool,
 }
 
+impl ProcessError {
+    /// A failure of `class` saying `message`, with captured output as `stack`.
+    pub fn new(
+        class: impl Into<String>,
+        message: impl Into<String>,
+        stack: Option<String>,
+        retryable: bool,
+    ) -> Self {
+        ProcessError {
+            class: class.into(),
+            message: message.into(),
+            stack_trace: stack,
+            retryable,
+        }
+    }
+}
+
 /// The user's message handler.
 #[async_trait]
 pub trait Processor: Send + Sync {
