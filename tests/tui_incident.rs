@@ -102,13 +102,7 @@ async fn feed(dlq: String, source: String, stop: Arc<AtomicBool>, burst: Arc<Ato
 
 /// The key on the selected (reverse-video) row of the list.
 fn selected_key(t: &Tmux) -> Option<String> {
-    let s = t.screen_ansi();
-    let line = s.lines().find(|l| l.contains("\u{1b}[7m"))?;
-    let plain = strip_ansi(line);
-    plain
-        .split_whitespace()
-        .find(|w| w.len() == 36 && uuid::Uuid::try_parse(w).is_ok())
-        .map(str::to_string)
+    selected_row(t).map(|(_, k)| k)
 }
 
 fn strip_ansi(s: &str) -> String {
@@ -125,19 +119,64 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// The selected row: its place among the list rows on the screen, and its key.
+fn selected_row(t: &Tmux) -> Option<(usize, String)> {
+    let s = t.screen_ansi();
+    let mut row = 0;
+    for line in s.lines() {
+        let plain = strip_ansi(line);
+        let Some(key) = plain
+            .split_whitespace()
+            .find(|w| w.len() == 36 && uuid::Uuid::try_parse(w).is_ok())
+        else {
+            continue;
+        };
+        if line.contains("\u{1b}[7m") {
+            return Some((row, key.to_string()));
+        }
+        row += 1;
+    }
+    None
+}
+
 /// Waits until the list shows a selected row and the same one 400 ms later (the keys
 /// typed before have all been drawn); its key.
 fn wait_selected(t: &Tmux) -> String {
+    wait_row(t, |_| true)
+}
+
+/// Types `keys`, which move the selection `by` rows (down when positive), and waits
+/// until it has moved: to its new line, or to the last or first line when the list
+/// scrolled. A slow terminal can draw the keys one by one, seconds apart; what is
+/// done next must act on the letter the keys chose. The chosen key.
+fn step(t: &Tmux, keys: &[&str], by: isize) -> String {
+    let (line, key) = selected_row(t).unwrap_or_default();
+    t.keys(keys);
+    let want = line as isize + by;
+    wait_row(t, |(now, k)| {
+        let rows = t.screen().lines().filter(|l| has_key(l)).count() as isize;
+        let at_edge = (want >= rows && *now as isize == rows - 1) || (want < 0 && *now == 0);
+        *now as isize == want || (at_edge && *k != key)
+    })
+}
+
+fn has_key(line: &str) -> bool {
+    line.split_whitespace()
+        .any(|w| w.len() == 36 && uuid::Uuid::try_parse(w).is_ok())
+}
+
+/// Waits until the selected row satisfies `ok` and is the same 400 ms later; its key.
+fn wait_row(t: &Tmux, ok: impl Fn(&(usize, String)) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = None;
     loop {
-        let now = selected_key(t);
+        let now = selected_row(t).filter(&ok);
         if now.is_some() && now == last {
-            return now.unwrap_or_default();
+            return now.map(|(_, k)| k).unwrap_or_default();
         }
         assert!(
             Instant::now() < deadline,
-            "no row selected:\n{}",
+            "the selection did not settle where the keys send it:\n{}",
             t.screen()
         );
         last = now;
@@ -185,8 +224,9 @@ async fn an_operator_works_while_letters_keep_arriving() {
     t.wait_for("following live");
 
     // Navigate off the newest letter: arrivals never move the selection.
-    t.keys(&["g", "j", "j", "j"]);
-    let chosen = wait_selected(&t);
+    // On the newest letter, following (before `g` is drawn too): the first row.
+    t.keys(&["g"]);
+    let chosen = step(&t, &["j", "j", "j"], 3);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         selected_key(&t).as_deref(),
@@ -202,8 +242,11 @@ async fn an_operator_works_while_letters_keep_arriving() {
         if i == 5 {
             burst.store(true, Ordering::SeqCst);
         }
-        t.keys(&[if i % 3 == 2 { "k" } else { "j" }]);
-        let key = wait_selected(&t);
+        let key = if i % 3 == 2 {
+            step(&t, &["k"], -1)
+        } else {
+            step(&t, &["j"], 1)
+        };
         let asked = Instant::now();
         t.keys(&["Enter"]);
         t.wait_for(&format!("\"letter\": \"{key}\""));
@@ -234,8 +277,7 @@ async fn an_operator_works_while_letters_keep_arriving() {
     // Replay three chosen letters, one at a time.
     let mut chosen_replays = BTreeSet::from([edited.clone()]);
     for _ in 0..3 {
-        t.keys(&["j", "j"]);
-        let key = wait_selected(&t);
+        let key = step(&t, &["j", "j"], 2);
         t.keys(&["r"]);
         t.wait_for("to topic:");
         t.keys(&["Enter"]);
@@ -254,10 +296,9 @@ async fn an_operator_works_while_letters_keep_arriving() {
     }
 
     // Mark two letters and replay them.
-    t.keys(&["j"]);
-    let m1 = wait_selected(&t);
-    t.keys(&["Space"]);
-    let m2 = wait_selected(&t);
+    let m1 = step(&t, &["j"], 1);
+    // Space marks the letter and moves to the next one.
+    let m2 = step(&t, &["Space"], 1);
     t.keys(&["Space", "r"]);
     t.wait_for("Replay the 2 marked letter(s)");
     t.keys(&["Enter"]);
