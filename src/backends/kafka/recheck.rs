@@ -299,9 +299,11 @@ fn source_of(headers: Option<&rdkafka::message::BorrowedHeaders>) -> Option<(Str
 }
 
 /// Sends each source partition of `lost` back to its lowest lost offset: seeks there
-/// and stores that offset when it is still assigned, and commits it (lower than what
-/// may have been committed since; librdkafka retries the commit until the broker
-/// answers), so whoever reads the partition next starts there.
+/// and stores that offset when it is assigned, and commits it (lower than what may
+/// have been committed since), so whoever reads the partition next starts there. The
+/// commit can be refused (a member that lost its group across the reconnect commits
+/// with no generation): the router loop keeps each rewind until the partition reads
+/// from there, and rewinds again when it reads on past it.
 pub fn rewind(
     cfg: &KafkaConfig,
     consumer: &RouteConsumer,
@@ -315,13 +317,14 @@ pub fn rewind(
         .map_err(|e| cfg.error("reading the assignment", e))?;
     let mut tpl = TopicPartitionList::new();
     for ((t, p), o) in lost {
-        tracing::warn!(
-            "the broker lost the dead letter of {t}:{p}:{o} after acknowledging it (restored from an older state?); reading {t}:{p} again from offset {o}"
-        );
         let mut one = TopicPartitionList::new();
         one.add_partition_offset(t, *p, Offset::Offset(*o))
             .map_err(|e| cfg.error("rewinding a partition", e))?;
-        if assignment.find_partition(t, *p).is_some() {
+        if assignment.find_partition(t, *p).is_none() {
+            tracing::warn!(
+                "{t}:{p} is not assigned to this router now (its group is rejoining?); the rewind to {o} applies when it is"
+            );
+        } else {
             consumer
                 .seek(t, *p, Offset::Offset(*o), std::time::Duration::from_secs(5))
                 .map_err(|e| cfg.error(format!("seeking {t}:{p} back to {o}"), e))?;

@@ -219,6 +219,9 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 // Fetched before the pause took hold; read again from there on resume.
                 continue;
             }
+            if r.past_rewind(&part, msg.offset()) {
+                continue;
+            }
             if r.flight.len() >= concurrency {
                 // Full and paused: this partition (perhaps newly assigned) is read
                 // again from this message once there is room.

@@ -2,10 +2,11 @@
 //! becomes of a finished message (its offset stored as far as finished messages reach,
 //! the next message with its key started), partitions stalled on a DLQ that refuses
 //! writes, partitions of retry topics waiting for their next message to be due, and
-//! the check for dead letters a broker lost.
+//! the check for dead letters a broker lost, with the rewinds it makes until they
+//! take effect.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -32,9 +33,16 @@ pub(super) struct Loop<'a, P, S> {
     pub(super) recheck: Recheck,
     /// Retry-topic partitions paused until their next message is due (epoch ms).
     pub(super) delayed: HashMap<Part, (Incoming, i64)>,
+    /// Partitions sent back to a message whose letter the broker lost, until they read
+    /// from there: the offset, and when it was last sought.
+    rewinds: HashMap<Part, (i64, Instant)>,
     /// The DLQ topic when it is on the consumed cluster (checked after a reconnect).
     dlq: Option<String>,
 }
+
+/// How long a partition that reads on past its rewind waits before it is sought back
+/// again (what it reads meanwhile is dropped, and read again from the rewind).
+const REWIND_AGAIN: Duration = Duration::from_secs(1);
 
 impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
     /// The state of a loop that starts now.
@@ -52,6 +60,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             flight: Flight::default(),
             recheck: Recheck::default(),
             delayed: HashMap::new(),
+            rewinds: HashMap::new(),
             dlq: router.sink().kafka_topic().map(str::to_string),
         }
     }
@@ -299,19 +308,54 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 return Ok(());
             }
         };
-        for key in lost.keys() {
+        for ((t, p), o) in &lost {
+            tracing::warn!(
+                "the broker lost the dead letter of {t}:{p}:{o} after acknowledging it (restored from an older state?); reading {t}:{p} again from offset {o}"
+            );
+            let key = (t.clone(), *p);
             // A stall after the lost letter is read again from the rewound offset, and
             // so is everything in flight there.
-            let held = self.stalled.remove(key).is_some();
-            if self.delayed.remove(key).is_some() || held {
-                let _ = pause(self.cfg, self.consumer, &key.0, key.1, false);
+            let held = self.stalled.remove(&key).is_some();
+            if self.delayed.remove(&key).is_some() || held {
+                let _ = pause(self.cfg, self.consumer, t, *p, false);
             }
-            self.flight.forget(key);
+            self.flight.forget(&key);
+            let to = self.rewinds.get(&key).map_or(*o, |(r, _)| (*r).min(*o));
+            self.rewinds.insert(key, (to, Instant::now()));
         }
         if let Err(e) = rewind(self.cfg, self.consumer, &lost) {
             tracing::warn!("rewinding to dead letters the broker lost failed ({e}); trying again");
             self.recheck.retry(lost);
         }
         Ok(())
+    }
+
+    /// Whether the message at `offset` of `part` is to be dropped: the partition was
+    /// rewound to a lost letter's message and reads on past it, because a rebalance
+    /// or a refused commit lost the rewind. It is sought back again (at most every
+    /// [`REWIND_AGAIN`]); what is dropped meanwhile is read again from there. A read
+    /// at or before the rewound offset ends the rewind.
+    pub(super) fn past_rewind(&mut self, part: &Part, offset: i64) -> bool {
+        let Some((to, at)) = self.rewinds.get_mut(part) else {
+            return false;
+        };
+        let to_offset = *to;
+        if offset <= to_offset {
+            self.rewinds.remove(part);
+            return false;
+        }
+        if at.elapsed() >= REWIND_AGAIN {
+            *at = Instant::now();
+            tracing::warn!(
+                "{}:{} reads on at offset {offset}, past its rewind to {to_offset} (lost in a rebalance, or its commit refused); reading it again from {to_offset}",
+                part.0,
+                part.1
+            );
+            let again = HashMap::from([(part.clone(), to_offset)]);
+            if let Err(e) = rewind(self.cfg, self.consumer, &again) {
+                tracing::warn!("rewinding {}:{} failed ({e}); trying again", part.0, part.1);
+            }
+        }
+        true
     }
 }
