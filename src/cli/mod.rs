@@ -236,11 +236,13 @@ pub fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(cli.command.is_none(), cli.log_format);
-    // The router's loop, its processor's pipe reader and its futures wake each other
-    // once per message: on one thread that costs a function call, across threads a
-    // futex (measured: 30-50 % more messages per second on 2 cores). `--http`
-    // requests run on spawn_blocking threads either way.
-    let runtime = match if matches!(cli.command, Some(Command::Route(_))) {
+    // `route --pipe`: the loop, the pipe reader and the processors' futures wake each
+    // other once per message; on one thread that costs a function call, across threads
+    // a futex (measured on 2 cores: 47-50k against 32-35k messages/s). `--exec` (a
+    // fork per message) and `--http` (requests on spawn_blocking threads) measured
+    // faster on the multi-thread runtime.
+    let one_thread = matches!(&cli.command, Some(Command::Route(a)) if a.pipe.is_some());
+    let runtime = match if one_thread {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
