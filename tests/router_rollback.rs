@@ -8,7 +8,7 @@
 //! the broker is killed, its saved state put back, the router's commit made again on a
 //! port the router does not know, and the broker started where the router finds it.
 //! The router must notice the letter is gone, read its message again and dead-letter it
-//! again; nothing may be lost. The broker is always a noida-db of the test's own (a
+//! again; nothing may be lost, also when that rewind is itself lost. The broker is always a noida-db of the test's own (a
 //! cluster given by `MORGUE_TEST_KAFKA` cannot be rolled back).
 #![allow(clippy::unwrap_used)]
 
@@ -119,6 +119,19 @@ fn lines(path: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn a_broker_restored_to_an_older_state_loses_no_dead_letter() {
+    rollback(false).await;
+}
+
+/// The same, with the router's first rewind dropped (`MORGUE_TEST_DROP=rewind`), as
+/// when its commit is refused while the group rejoins after the restart and the
+/// partition is assigned again from the old commit: the router must see the partition
+/// read on past the lost letter's message and rewind it again.
+#[tokio::test]
+async fn a_rewind_lost_in_a_rejoin_is_made_again() {
+    rollback(true).await;
+}
+
+async fn rollback(drop_rewind: bool) {
     let mut broker = Server::kafka();
     let b = broker.addr();
     create(&b, "rb-src").await;
@@ -155,6 +168,7 @@ esac; echo "$MORGUE_KEY" >> {log}"#,
             .args(["route", "--kafka", &b, "--topic", "rb-dlq"])
             .args(["--source", "rb-src", "--group", "rb", "--exec", &exec])
             .args(["--max-attempts", "1", "--dlq-attempts", "3"])
+            .env("MORGUE_TEST_DROP", if drop_rewind { "rewind" } else { "" })
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -241,5 +255,11 @@ esac; echo "$MORGUE_KEY" >> {log}"#,
         err.contains("the broker lost the dead letter of rb-src:0:2"),
         "the router did not say what it found: {err}"
     );
+    if drop_rewind {
+        assert!(
+            err.contains("past its rewind to 2"),
+            "the router did not notice its rewind was lost: {err}"
+        );
+    }
     drop(router);
 }

@@ -323,6 +323,9 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             let to = self.rewinds.get(&key).map_or(*o, |(r, _)| (*r).min(*o));
             self.rewinds.insert(key, (to, Instant::now()));
         }
+        if crate::engine::write::fault::dropped("rewind") {
+            return Ok(());
+        }
         if let Err(e) = rewind(self.cfg, self.consumer, &lost) {
             tracing::warn!("rewinding to dead letters the broker lost failed ({e}); trying again");
             self.recheck.retry(lost);

@@ -5,6 +5,9 @@
 //! right after the step named. The replay's steps: `announced` (claimed), `opened`
 //! (the claim's sender initialised and the ledger read again), `produced` (inside the
 //! open transaction), `sent` (committed, not yet confirmed), `reconciled`.
+//! `MORGUE_TEST_DROP=rewind` skips a step as if a server had lost it: the router's
+//! rewind to a dead letter the broker lost (what a commit refused while the group
+//! rejoins does), so a test can show that the router notices and rewinds again.
 
 /// Pauses at `step` when `MORGUE_TEST_PAUSE` names it (debug builds only).
 #[cfg(debug_assertions)]
@@ -26,3 +29,15 @@ pub async fn pause(step: &str) {
 /// Pauses at `step` when `MORGUE_TEST_PAUSE` names it (debug builds only).
 #[cfg(not(debug_assertions))]
 pub async fn pause(_step: &str) {}
+
+/// True when `MORGUE_TEST_DROP` names `step` (debug builds only): the caller skips it.
+#[cfg(debug_assertions)]
+pub fn dropped(step: &str) -> bool {
+    std::env::var("MORGUE_TEST_DROP").is_ok_and(|s| s.split(',').any(|p| p.trim() == step))
+}
+
+/// True when `MORGUE_TEST_DROP` names `step` (debug builds only): the caller skips it.
+#[cfg(not(debug_assertions))]
+pub fn dropped(_step: &str) -> bool {
+    false
+}
