@@ -376,32 +376,6 @@ fn the_replay_target_can_be_changed_in_the_dialog() {
     );
 }
 
-#[test]
-fn scan_progress_and_live_growth_are_counted_apart() {
-    let mut app = App::new("d".into(), false, false);
-    app.start();
-    app.update(Action::Total(1000));
-    app.update(Action::Arrived {
-        generation: 1,
-        count: 250,
-        live: false,
-    });
-    assert_eq!((app.scanned, app.total), (250, Some(1000)));
-    app.update(Action::CaughtUp { generation: 1 });
-    app.update(Action::Arrived {
-        generation: 1,
-        count: 3,
-        live: true,
-    });
-    assert_eq!(app.total, Some(1003));
-    app.update(Action::Arrived {
-        generation: 7,
-        count: 99,
-        live: true,
-    });
-    assert_eq!(app.total, Some(1003), "another stream's counts are ignored");
-}
-
 fn filter(app: &mut App, q: &str) -> Vec<Effect> {
     app.update(Action::Filter);
     for _ in 0..app.filter.len() {

@@ -1,7 +1,8 @@
-//! Engine events: a fetch that waits says for what, a failed one says why once.
+//! Engine events: a fetch that waits says for what, a failed one says why once; the
+//! scan's progress and live arrivals are counted apart.
 
 use super::super::app::tests::{loaded, selected_offset};
-use crate::tui::app::{Action, Effect, Screen};
+use crate::tui::app::{Action, App, Effect, Screen};
 
 #[test]
 fn a_slow_fetch_says_what_it_waits_for_and_a_failed_one_why() {
@@ -105,4 +106,30 @@ fn a_write_on_the_open_letter_fetches_it_again_for_its_history() {
     app.update(Action::Back);
     let again = app.update(Action::Open);
     assert_eq!(again, vec![Effect::Fetch(id)], "not from the stale cache");
+}
+
+#[test]
+fn scan_progress_and_live_growth_are_counted_apart() {
+    let mut app = App::new("d".into(), false, false);
+    app.start();
+    app.update(Action::Total(1000));
+    app.update(Action::Arrived {
+        generation: 1,
+        count: 250,
+        live: false,
+    });
+    assert_eq!((app.scanned, app.total), (250, Some(1000)));
+    app.update(Action::CaughtUp { generation: 1 });
+    app.update(Action::Arrived {
+        generation: 1,
+        count: 3,
+        live: true,
+    });
+    assert_eq!(app.total, Some(1003));
+    app.update(Action::Arrived {
+        generation: 7,
+        count: 99,
+        live: true,
+    });
+    assert_eq!(app.total, Some(1003), "another stream's counts are ignored");
 }
