@@ -271,7 +271,15 @@ async fn an_operator_works_while_letters_keep_arriving() {
     t.wait_for("payload (edited)");
     t.keys(&["Enter"]);
     t.wait_for("replayed to");
-    t.keys(&["Escape", "/", "C-u", "Enter"]);
+    // One key at a time, each waited for: Escape and the next key read together are
+    // Alt+key to a terminal.
+    t.keys(&["Escape"]);
+    t.wait_for("TIME");
+    t.keys(&["/"]);
+    t.wait_for(&format!("/key:{edited}▏"));
+    t.keys(&["C-u"]);
+    t.wait_for("/▏");
+    t.keys(&["Enter"]);
     t.wait_for("filter cleared");
 
     // Replay three chosen letters, one at a time.
