@@ -267,7 +267,17 @@ impl KafkaConfig {
         consumer: &Browser,
         topic: &str,
     ) -> Result<Vec<i32>, KafkaBackendError> {
-        let md = consumer
+        self.partitions_via(consumer.client(), topic)
+    }
+
+    /// [`Self::partitions`] asked through any client already open (a consumer or a
+    /// producer): no client is started and closed for the question.
+    pub fn partitions_via<C: ClientContext>(
+        &self,
+        client: &rdkafka::client::Client<C>,
+        topic: &str,
+    ) -> Result<Vec<i32>, KafkaBackendError> {
+        let md = client
             .fetch_metadata(Some(topic), self.connect_timeout)
             .map_err(|source| KafkaBackendError::Unreachable {
                 brokers: self.brokers.clone(),

@@ -91,7 +91,11 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     props.extend([
         ("enable.auto.commit", "true"),
         ("enable.auto.offset.store", "false"),
-        ("auto.commit.interval.ms", "250"),
+        // What is stored is committed within 100 ms (Kafka Streams' interval under
+        // exactly-once): little is processed twice after a crash, and a burst is
+        // committed soon after its last message. A commit is sent only when an
+        // offset moved.
+        ("auto.commit.interval.ms", "100"),
         // Prefetch a few thousand messages, not librdkafka's 64 MB: memory stays
         // small, and a caught-up consumer of a broker that answers fetches at once
         // (noida-db ignores fetch.wait.max.ms) does not spin while a full queue is
@@ -110,11 +114,8 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
         .client_config(&props)
         .create_with_context(RouterContext::new(metrics.clone()))
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
-    {
-        let browse = cfg.browse_consumer()?;
-        for t in sources {
-            cfg.partitions(&browse, t)?;
-        }
+    for t in sources {
+        cfg.partitions_via(consumer.client(), t)?;
     }
     let topics: Vec<&str> = sources.iter().map(String::as_str).collect();
     consumer

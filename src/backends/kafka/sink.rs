@@ -32,9 +32,13 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Connects and checks that `topic` exists.
     pub fn new(cfg: KafkaConfig, topic: &str) -> Result<Self, KafkaBackendError> {
-        cfg.partitions(&cfg.browse_consumer()?, topic)?;
+        let out = TopicWriter::new(cfg)?;
+        if let Ok(p) = out.producer.read() {
+            out.cfg
+                .partitions_via(rdkafka::producer::Producer::client(&*p), topic)?;
+        }
         Ok(KafkaSink {
-            out: TopicWriter::new(cfg)?,
+            out,
             topic: topic.to_string(),
         })
     }
