@@ -257,7 +257,7 @@ esac; echo "$MORGUE_KEY" >> {log}"#,
     );
     if drop_rewind {
         assert!(
-            err.contains("past its rewind to 2"),
+            err.contains("rewinding it again to 2"),
             "the router did not notice its rewind was lost: {err}"
         );
     }

@@ -50,6 +50,8 @@ pub struct RouterContext {
     /// The partitions assigned after the last rebalance, kept here so that a check per
     /// message is not a round trip to librdkafka's main thread.
     assignment: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+    /// How many rebalances this member has seen (a seek before the last one may be lost).
+    rebalances: Arc<AtomicU64>,
 }
 
 impl RouterContext {
@@ -59,7 +61,13 @@ impl RouterContext {
             went_away: Arc::default(),
             metrics,
             assignment: Arc::default(),
+            rebalances: Arc::default(),
         }
+    }
+
+    /// How many rebalances this member has seen so far.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::SeqCst)
     }
 
     /// Whether `topic`/`partition` was assigned to this member at the last rebalance.
@@ -126,6 +134,7 @@ impl ConsumerContext for RouterContext {
         if let Ok(mut a) = self.assignment.lock() {
             *a = now;
         }
+        self.rebalances.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -303,7 +312,8 @@ fn source_of(headers: Option<&rdkafka::message::BorrowedHeaders>) -> Option<(Str
 /// have been committed since), so whoever reads the partition next starts there. The
 /// commit can be refused (a member that lost its group across the reconnect commits
 /// with no generation): the router loop keeps each rewind until the partition reads
-/// from there, and rewinds again when it reads on past it.
+/// from there, and rewinds again when the partition is assigned after a rebalance or
+/// reads on past it.
 pub fn rewind(
     cfg: &KafkaConfig,
     consumer: &RouteConsumer,

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use super::flight::Part;
 use super::recheck::{RouteConsumer, RouterContext};
-use super::route_state::Loop;
+use super::route_state::{Loop, REWIND_AGAIN};
 use super::{KafkaBackendError, KafkaConfig, letter_from_message};
 use crate::engine::Reason;
 use crate::engine::route::metrics::RouterMetrics;
@@ -127,6 +127,8 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     let mut running = FuturesUnordered::new();
     let mut retry = tokio::time::interval(STALLED_RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rewind_check = tokio::time::interval(REWIND_AGAIN);
+    rewind_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_check = tokio::time::Instant::now();
     // While full: since when; once paused, what was paused and what was sought back.
     let mut full_since: Option<tokio::time::Instant> = None;
@@ -151,6 +153,10 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
         let msg = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
             _ = tokio::time::sleep_until(next_check), if due => continue,
+            _ = rewind_check.tick(), if r.rewinding() => {
+                r.reapply_rewinds();
+                None
+            }
             _ = retry.tick(), if !r.stalled.is_empty() => {
                 for m in r.retry_stalled().await? {
                     running.push(work(router, m));

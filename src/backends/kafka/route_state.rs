@@ -34,15 +34,27 @@ pub(super) struct Loop<'a, P, S> {
     /// Retry-topic partitions paused until their next message is due (epoch ms).
     pub(super) delayed: HashMap<Part, (Incoming, i64)>,
     /// Partitions sent back to a message whose letter the broker lost, until they read
-    /// from there: the offset, and when it was last sought.
-    rewinds: HashMap<Part, (i64, Instant)>,
+    /// from there.
+    rewinds: HashMap<Part, Rewind>,
     /// The DLQ topic when it is on the consumed cluster (checked after a reconnect).
     dlq: Option<String>,
 }
 
 /// How long a partition that reads on past its rewind waits before it is sought back
-/// again (what it reads meanwhile is dropped, and read again from the rewind).
-const REWIND_AGAIN: Duration = Duration::from_secs(1);
+/// again (what it reads meanwhile is dropped, and read again from the rewind), and how
+/// often rewinds not yet sought since the last rebalance are looked at.
+pub(super) const REWIND_AGAIN: Duration = Duration::from_secs(1);
+
+/// A partition sent back to `to`, not yet read from there.
+#[derive(Debug, Clone, Copy)]
+struct Rewind {
+    to: i64,
+    /// When it was last sought.
+    at: Instant,
+    /// The rebalance count when it was last sought while assigned: a rebalance since
+    /// may have put the partition back at the group's commit.
+    sought: Option<u64>,
+}
 
 impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
     /// The state of a loop that starts now.
@@ -320,17 +332,73 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 let _ = pause(self.cfg, self.consumer, t, *p, false);
             }
             self.flight.forget(&key);
-            let to = self.rewinds.get(&key).map_or(*o, |(r, _)| (*r).min(*o));
-            self.rewinds.insert(key, (to, Instant::now()));
+            let to = self.rewinds.get(&key).map_or(*o, |r| r.to.min(*o));
+            let at = Instant::now();
+            self.rewinds.insert(
+                key,
+                Rewind {
+                    to,
+                    at,
+                    sought: None,
+                },
+            );
         }
         if crate::engine::write::fault::dropped("rewind") {
             return Ok(());
         }
-        if let Err(e) = rewind(self.cfg, self.consumer, &lost) {
-            tracing::warn!("rewinding to dead letters the broker lost failed ({e}); trying again");
-            self.recheck.retry(lost);
+        let ctx = self.consumer.context();
+        let count = ctx.rebalances();
+        match rewind(self.cfg, self.consumer, &lost) {
+            Ok(()) => {
+                for (key, r) in self.rewinds.iter_mut() {
+                    if lost.contains_key(key) && ctx.is_assigned(&key.0, key.1) {
+                        r.sought = Some(count);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "rewinding to dead letters the broker lost failed ({e}); trying again"
+                );
+                self.recheck.retry(lost);
+            }
         }
         Ok(())
+    }
+
+    /// True while a rewind has not been read from.
+    pub(super) fn rewinding(&self) -> bool {
+        !self.rewinds.is_empty()
+    }
+
+    /// Seeks again each rewind whose partition is assigned now and was not sought
+    /// since the last rebalance: the group may have put it back at its commit, which
+    /// refused the rewind (a partition caught up would never read on past it).
+    pub(super) fn reapply_rewinds(&mut self) {
+        let ctx = self.consumer.context();
+        let count = ctx.rebalances();
+        let due: HashMap<Part, i64> = (self.rewinds.iter())
+            .filter(|(p, r)| r.sought != Some(count) && ctx.is_assigned(&p.0, p.1))
+            .map(|(p, r)| (p.clone(), r.to))
+            .collect();
+        for ((t, p), to) in &due {
+            tracing::warn!(
+                "{t}:{p} is assigned and its rewind to {to} has not been read from (lost in a rebalance, or its commit refused); rewinding it again to {to}"
+            );
+        }
+        if due.is_empty() {
+            return;
+        }
+        match rewind(self.cfg, self.consumer, &due) {
+            Ok(()) => {
+                for key in due.keys() {
+                    if let Some(r) = self.rewinds.get_mut(key) {
+                        (r.sought, r.at) = (Some(count), Instant::now());
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("rewinding again failed ({e}); trying again"),
+        }
     }
 
     /// Whether the message at `offset` of `part` is to be dropped: the partition was
@@ -339,18 +407,19 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
     /// [`REWIND_AGAIN`]); what is dropped meanwhile is read again from there. A read
     /// at or before the rewound offset ends the rewind.
     pub(super) fn past_rewind(&mut self, part: &Part, offset: i64) -> bool {
-        let Some((to, at)) = self.rewinds.get_mut(part) else {
+        let count = self.consumer.context().rebalances();
+        let Some(r) = self.rewinds.get_mut(part) else {
             return false;
         };
-        let to_offset = *to;
+        let to_offset = r.to;
         if offset <= to_offset {
             self.rewinds.remove(part);
             return false;
         }
-        if at.elapsed() >= REWIND_AGAIN {
-            *at = Instant::now();
+        if r.at.elapsed() >= REWIND_AGAIN {
+            (r.at, r.sought) = (Instant::now(), Some(count));
             tracing::warn!(
-                "{}:{} reads on at offset {offset}, past its rewind to {to_offset} (lost in a rebalance, or its commit refused); reading it again from {to_offset}",
+                "{}:{} reads on at offset {offset}, past its rewind to {to_offset} (lost in a rebalance, or its commit refused); rewinding it again to {to_offset}",
                 part.0,
                 part.1
             );
