@@ -6,7 +6,7 @@
 //! take effect.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -40,19 +40,16 @@ pub(super) struct Loop<'a, P, S> {
     dlq: Option<String>,
 }
 
-/// How long a partition that reads on past its rewind waits before it is sought back
-/// again (what it reads meanwhile is dropped, and read again from the rewind), and how
-/// often rewinds not yet sought since the last rebalance are looked at.
+/// How often rewinds not sought since the last rebalance (or seen read past) are
+/// sought again.
 pub(super) const REWIND_AGAIN: Duration = Duration::from_secs(1);
 
 /// A partition sent back to `to`, not yet read from there.
 #[derive(Debug, Clone, Copy)]
 struct Rewind {
     to: i64,
-    /// When it was last sought.
-    at: Instant,
-    /// The rebalance count when it was last sought while assigned: a rebalance since
-    /// may have put the partition back at the group's commit.
+    /// The rebalance count when it was last sought while assigned (a rebalance since
+    /// may have put the partition back at the group's commit); None: to be sought.
     sought: Option<u64>,
 }
 
@@ -333,15 +330,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             }
             self.flight.forget(&key);
             let to = self.rewinds.get(&key).map_or(*o, |r| r.to.min(*o));
-            let at = Instant::now();
-            self.rewinds.insert(
-                key,
-                Rewind {
-                    to,
-                    at,
-                    sought: None,
-                },
-            );
+            self.rewinds.insert(key, Rewind { to, sought: None });
         }
         if crate::engine::write::fault::dropped("rewind") {
             return Ok(());
@@ -393,7 +382,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             Ok(()) => {
                 for key in due.keys() {
                     if let Some(r) = self.rewinds.get_mut(key) {
-                        (r.sought, r.at) = (Some(count), Instant::now());
+                        r.sought = Some(count);
                     }
                 }
             }
@@ -403,30 +392,24 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
 
     /// Whether the message at `offset` of `part` is to be dropped: the partition was
     /// rewound to a lost letter's message and reads on past it, because a rebalance
-    /// or a refused commit lost the rewind. It is sought back again (at most every
-    /// [`REWIND_AGAIN`]); what is dropped meanwhile is read again from there. A read
-    /// at or before the rewound offset ends the rewind.
+    /// or a refused commit lost the rewind. It is marked to be sought again (by
+    /// [`Self::reapply_rewinds`]); what is dropped meanwhile is read again from there.
+    /// A read at or before the rewound offset ends the rewind.
     pub(super) fn past_rewind(&mut self, part: &Part, offset: i64) -> bool {
-        let count = self.consumer.context().rebalances();
         let Some(r) = self.rewinds.get_mut(part) else {
             return false;
         };
-        let to_offset = r.to;
-        if offset <= to_offset {
+        if offset <= r.to {
             self.rewinds.remove(part);
             return false;
         }
-        if r.at.elapsed() >= REWIND_AGAIN {
-            (r.at, r.sought) = (Instant::now(), Some(count));
+        if r.sought.take().is_some() {
             tracing::warn!(
-                "{}:{} reads on at offset {offset}, past its rewind to {to_offset} (lost in a rebalance, or its commit refused); rewinding it again to {to_offset}",
+                "{}:{} reads on at offset {offset}, past its rewind to {}; dropped until it is sought back",
                 part.0,
-                part.1
+                part.1,
+                r.to
             );
-            let again = HashMap::from([(part.clone(), to_offset)]);
-            if let Err(e) = rewind(self.cfg, self.consumer, &again) {
-                tracing::warn!("rewinding {}:{} failed ({e}); trying again", part.0, part.1);
-            }
         }
         true
     }
