@@ -4,90 +4,35 @@
 //! that is not printable ASCII is sent base64 under `…-base64`). 2xx is processed;
 //! 408, 429, 5xx, a timeout or a connection error are retried (after `Retry-After`
 //! when the endpoint sends one, at most [`MAX_RETRY_AFTER`]); any other status is bad
-//! data, dead-lettered at once. Connections are kept alive and pooled; an `https` URL
-//! can use its own CA and a client certificate. The endpoint's host is resolved at most
-//! every [`RESOLVE_EVERY`]: ureq's resolver starts a thread per request when a timeout
-//! is set, which cost more CPU than the request itself.
+//! data, dead-lettered at once. Connections are kept alive and pooled, and an `https`
+//! URL can use its own CA and a client certificate (see `http_client`).
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 
 use super::exec::split_error;
+use super::http_client::{Answer, Client, Failed};
 use crate::engine::decoders::schemas::RegistryTls;
 use crate::engine::route::router::{Incoming, ProcessError, Processor};
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 /// The longest `Retry-After` honoured before a retry.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-/// How long a resolved address of the endpoint is used before resolving it again.
-pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
-/// How much of an error response's body is kept.
-const BODY_KEEP: u64 = 64 * 1024;
 
 /// POSTs each message to one URL.
 pub struct HttpProcessor {
-    url: String,
-    agent: ureq::Agent,
+    client: Client,
+    timeout: Duration,
 }
 
 impl HttpProcessor {
     /// A processor for `url`, giving up on a request after `timeout`; `tls` for https.
     pub fn new(url: &str, timeout: Duration, tls: &RegistryTls) -> Result<Self, String> {
-        let tls = tls.config_for("--http endpoint")?;
-        let agent = ureq::Agent::with_parts(
-            ureq::Agent::config_builder()
-                .tls_config(tls)
-                .timeout_global(Some(timeout))
-                .http_status_as_error(false)
-                .max_idle_connections_per_host(64)
-                .build(),
-            DefaultConnector::new(),
-            CachedResolver::default(),
-        );
         Ok(HttpProcessor {
-            url: url.to_string(),
-            agent,
+            client: Client::new(url, tls)?,
+            timeout,
         })
-    }
-}
-
-/// The last addresses resolved, with their `scheme://authority` and when.
-type Resolved = Option<(String, Instant, ResolvedSocketAddrs)>;
-
-/// ureq's resolver, asked at most every [`RESOLVE_EVERY`] per endpoint.
-#[derive(Debug, Default)]
-struct CachedResolver {
-    last: Mutex<Resolved>,
-}
-
-impl Resolver for CachedResolver {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let key = format!(
-            "{}://{}",
-            uri.scheme_str().unwrap_or_default(),
-            uri.authority().map(|a| a.as_str()).unwrap_or_default()
-        );
-        if let Ok(last) = self.last.lock()
-            && let Some((k, at, addrs)) = last.as_ref()
-            && *k == key
-            && at.elapsed() < RESOLVE_EVERY
-        {
-            return Ok(addrs.clone());
-        }
-        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some((key, Instant::now(), addrs.clone()));
-        }
-        Ok(addrs)
     }
 }
 
@@ -140,46 +85,17 @@ fn request_headers(msg: &Incoming, attempt: u32) -> Vec<(String, String)> {
     out
 }
 
-/// What one request came to: processed, or a failure with how long to wait first.
-type Sent = Result<(), (ProcessError, Option<Duration>)>;
-
-fn send(agent: &ureq::Agent, url: &str, msg: &Incoming, attempt: u32) -> Sent {
-    let mut req = agent.post(url);
-    for (k, v) in request_headers(msg, attempt) {
-        req = req.header(k, v);
-    }
-    let body = msg.value.clone().unwrap_or_default();
-    let mut resp = match req.send(&body[..]) {
-        Ok(r) => r,
-        Err(e) => {
-            let class = match e {
-                ureq::Error::Timeout(_) => "http: timeout",
-                _ => "http: unreachable",
-            };
-            return Err((
-                ProcessError::new(class, format!("POST {url}: {e}"), None, true),
-                None,
-            ));
-        }
-    };
-    let status = resp.status().as_u16();
+/// What one answer means: processed, or a failure with how long to wait first.
+fn outcome(url: &str, answer: Answer) -> Result<(), (ProcessError, Option<Duration>)> {
+    let status = answer.status;
     if (200..300).contains(&status) {
-        // Read to its end, so the connection goes back to the pool.
-        let _ = resp.body_mut().with_config().limit(BODY_KEEP).read_to_vec();
         return Ok(());
     }
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
+    let retry_after = answer
+        .retry_after
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-    let text = resp
-        .body_mut()
-        .with_config()
-        .limit(BODY_KEEP)
-        .read_to_string()
-        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&answer.body);
     let first = text
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -206,11 +122,20 @@ fn send(agent: &ureq::Agent, url: &str, msg: &Incoming, attempt: u32) -> Sent {
 #[async_trait]
 impl Processor for HttpProcessor {
     async fn process(&self, msg: &Incoming, attempt: u32) -> Result<(), ProcessError> {
-        let (agent, url, m) = (self.agent.clone(), self.url.clone(), msg.clone());
-        let sent = tokio::task::spawn_blocking(move || send(&agent, &url, &m, attempt))
-            .await
-            .map_err(|e| ProcessError::new("http: task", e.to_string(), None, true))?;
-        match sent {
+        let body = bytes::Bytes::from(msg.value.clone().unwrap_or_default());
+        let headers = request_headers(msg, attempt);
+        let url = self.client.url();
+        let answer = match self.client.post(&headers, body, self.timeout).await {
+            Ok(a) => a,
+            Err(Failed::Timeout) => {
+                let why = format!("POST {url}: no answer in {:?}", self.timeout);
+                return Err(ProcessError::new("http: timeout", why, None, true));
+            }
+            Err(Failed::Unreachable(why)) => {
+                return Err(ProcessError::new("http: unreachable", why, None, true));
+            }
+        };
+        match outcome(url, answer) {
             Ok(()) => Ok(()),
             Err((e, Some(wait))) if e.retryable => {
                 // The endpoint said when to come back: wait that long before the

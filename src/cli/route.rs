@@ -92,8 +92,9 @@ pub struct RouteArgs {
     /// reorder, and a partition's committed offset only moves past messages all done.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
-    /// Kill the command (`--exec`), or give up on the answer and restart the process
-    /// (`--pipe`), after this long; counts as a retryable failure.
+    /// Kill the command (`--exec`), give up on the answer and restart the process
+    /// (`--pipe`), or give up on the request (`--http`) after this long; counts as a
+    /// retryable failure.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Serve Prometheus metrics on ADDR (`127.0.0.1:9464`, `:9464`): `/metrics`,

@@ -46,9 +46,9 @@ impl RegistryTls {
         self.config_for("schema registry")
     }
 
-    /// The TLS settings of these files for a client of `who` (`schema registry`,
-    /// `--http endpoint`); the error names `who` and the file.
-    pub fn config_for(&self, who: &str) -> Result<ureq::tls::TlsConfig, String> {
+    /// The TLS settings of these files for a client of `who`; the error names `who`
+    /// and the file.
+    fn config_for(&self, who: &str) -> Result<ureq::tls::TlsConfig, String> {
         use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
         let read = |what: &str, p: &PathBuf| {
             std::fs::read(p).map_err(|e| format!("{who} {what} '{}': {e}", p.display()))
