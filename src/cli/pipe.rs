@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::ChildStdin;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::exec::{KillGroup, Tail, split_error, tail};
 use crate::engine::export::json::HeadersJson;
@@ -50,9 +50,12 @@ struct Answer {
 /// What a waiting message gets: the answer, or why none will come.
 type Reply = Result<Answer, String>;
 
-/// The running process: its stdin, the messages waiting for an answer, its stderr's tail.
+/// The running process: the lines for its stdin, the messages waiting for an answer,
+/// its stderr's tail.
 struct Running {
-    stdin: tokio::sync::Mutex<ChildStdin>,
+    /// To the task that writes to the process's stdin: what is queued when it gets to
+    /// run goes in one write, so the process wakes once for many messages.
+    stdin: mpsc::UnboundedSender<Vec<u8>>,
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>,
     stderr: Arc<Mutex<Tail>>,
     /// Kills the process group when the process is replaced or the router stops.
@@ -134,6 +137,9 @@ impl PipeProcessor {
                 }
             }
         });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (w, g, command) = (waiting.clone(), gone.clone(), self.command.clone());
+        tokio::spawn(write_lines(stdin, rx, w, g, command));
         let (w, g, command) = (waiting.clone(), gone.clone(), self.command.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
@@ -172,7 +178,7 @@ impl PipeProcessor {
             }
         });
         Ok(Running {
-            stdin: tokio::sync::Mutex::new(stdin),
+            stdin: tx,
             waiting,
             stderr: tail_keep,
             _group: group,
@@ -207,18 +213,15 @@ impl Processor for PipeProcessor {
             let t = r.stderr.lock().map(|t| t.text()).unwrap_or_default();
             (!t.trim().is_empty()).then(|| tail(&t, 4096))
         };
-        let written = async {
-            let mut stdin = r.stdin.lock().await;
-            stdin.write_all(&line).await?;
-            stdin.flush().await
-        };
-        if let Err(e) = written.await {
+        // Gone is set before the waiting are told: a message that came in after that
+        // sees it here rather than waiting for the timeout.
+        if r.gone.load(std::sync::atomic::Ordering::SeqCst) || r.stdin.send(line).is_err() {
             if let Ok(mut m) = r.waiting.lock() {
                 m.remove(&id);
             }
             self.replace(&r).await;
-            let message = format!("cannot write to '{}': {e}", self.command);
-            return Err(ProcessError::new("pipe: gone", message, stack(&r), true));
+            let why = format!("'{}' is gone", self.command);
+            return Err(ProcessError::new("pipe: gone", why, stack(&r), true));
         }
         let answer = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(Ok(a))) => a,
@@ -270,6 +273,38 @@ impl Processor for PipeProcessor {
                 None,
                 true,
             )),
+        }
+    }
+}
+
+/// Writes the queued lines to the process's stdin, all that are queued in one write.
+/// When a write fails the process is marked gone and every waiting message is told
+/// why; it ends when the process is forgotten (its sender dropped).
+async fn write_lines(
+    mut stdin: ChildStdin,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>,
+    gone: Arc<std::sync::atomic::AtomicBool>,
+    command: String,
+) {
+    let mut batch = Vec::new();
+    let mut buf = Vec::new();
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        buf.clear();
+        for line in batch.drain(..) {
+            buf.extend_from_slice(&line);
+        }
+        if let Err(e) = stdin.write_all(&buf).await {
+            gone.store(true, std::sync::atomic::Ordering::SeqCst);
+            let why = format!("cannot write to '{command}': {e}");
+            let left: Vec<_> = waiting
+                .lock()
+                .map(|mut m| m.drain().collect())
+                .unwrap_or_default();
+            for (_, tx) in left {
+                let _ = tx.send(Err(why.clone()));
+            }
+            return;
         }
     }
 }

@@ -110,3 +110,25 @@ async fn a_command_that_cannot_start_says_so() {
     assert!(e.retryable, "{e:?}");
     assert!(e.message.contains("/nonexistent/processor"), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_process_that_closes_its_stdin_fails_its_messages_at_once() {
+    // Closes stdin and lives on: the write fails and every waiting message hears why
+    // (not after the timeout), and the next message starts a new process.
+    let closed = std::env::temp_dir().join(format!("morgue-closed-{}", uuid::Uuid::new_v4()));
+    let cmd = format!("exec 0<&-; touch {}; sleep 30", closed.display());
+    let p = PipeProcessor::new(cmd.clone(), Duration::from_secs(60));
+    for attempt in 1..=2 {
+        let _ = std::fs::remove_file(&closed);
+        p.process_now().await.unwrap();
+        while !closed.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let e = p.process(&msg(1, "ok"), attempt).await.unwrap_err();
+        assert_eq!(e.class, "pipe: gone", "{e:?}");
+        assert!(
+            e.message.contains(&format!("cannot write to '{cmd}'")),
+            "{e:?}"
+        );
+    }
+}
