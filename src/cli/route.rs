@@ -56,7 +56,8 @@ pub struct RouteArgs {
     /// POST each message to URL: the value is the body, the key, topic, partition,
     /// offset, attempt and headers go in `morgue-*` request headers. 2xx: processed;
     /// 408, 429, 5xx, timeouts, connection errors: retried (after `Retry-After`); other
-    /// statuses: bad data, dead-lettered at once.
+    /// statuses: bad data, dead-lettered at once. Connections are kept alive; user info
+    /// in the URL (`https://user:pass@host/path`) is sent as basic auth.
     #[arg(long, value_name = "URL")]
     pub http: Option<String>,
     /// CA certificates (PEM) to trust for an https `--http` URL.
