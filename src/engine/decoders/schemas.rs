@@ -43,13 +43,8 @@ pub struct RegistryTls {
 impl RegistryTls {
     /// The TLS settings of these files; the error names the file.
     fn config(&self) -> Result<ureq::tls::TlsConfig, String> {
-        self.config_for("schema registry")
-    }
-
-    /// The TLS settings of these files for a client of `who`; the error names `who`
-    /// and the file.
-    fn config_for(&self, who: &str) -> Result<ureq::tls::TlsConfig, String> {
         use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+        let who = "schema registry";
         let read = |what: &str, p: &PathBuf| {
             std::fs::read(p).map_err(|e| format!("{who} {what} '{}': {e}", p.display()))
         };
