@@ -169,13 +169,7 @@ impl PipeProcessor {
                 Ok(s) => format!("'{command}' exited ({s}) before answering"),
                 Err(e) => format!("'{command}' is gone: {e}"),
             };
-            let left: Vec<_> = w
-                .lock()
-                .map(|mut m| m.drain().collect())
-                .unwrap_or_default();
-            for (_, tx) in left {
-                let _ = tx.send(Err(why.clone()));
-            }
+            fail_waiting(&w, &g, &why);
         });
         Ok(Running {
             stdin: tx,
@@ -295,17 +289,30 @@ async fn write_lines(
             buf.extend_from_slice(&line);
         }
         if let Err(e) = stdin.write_all(&buf).await {
-            gone.store(true, std::sync::atomic::Ordering::SeqCst);
-            let why = format!("cannot write to '{command}': {e}");
-            let left: Vec<_> = waiting
-                .lock()
-                .map(|mut m| m.drain().collect())
-                .unwrap_or_default();
-            for (_, tx) in left {
-                let _ = tx.send(Err(why.clone()));
-            }
+            fail_waiting(
+                &waiting,
+                &gone,
+                &format!("cannot write to '{command}': {e}"),
+            );
             return;
         }
+    }
+}
+
+/// Marks the process gone, then tells every message waiting for it `why` (in that
+/// order: a message that comes in between sees it gone).
+fn fail_waiting(
+    waiting: &Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    gone: &std::sync::atomic::AtomicBool,
+    why: &str,
+) {
+    gone.store(true, std::sync::atomic::Ordering::SeqCst);
+    let left: Vec<_> = waiting
+        .lock()
+        .map(|mut m| m.drain().collect())
+        .unwrap_or_default();
+    for (_, tx) in left {
+        let _ = tx.send(Err(why.to_string()));
     }
 }
 
