@@ -263,3 +263,153 @@ esac; echo "$MORGUE_KEY" >> {log}"#,
     }
     drop(router);
 }
+
+/// Two rollbacks, the second found while the partition is read again below the letter
+/// it lost. Message 4 runs (on gate a) across the first rollback, which loses the
+/// letters of 1 and 3: the partition is read again from 1, and waits on message 2's
+/// second run (gate b) with 3 not yet read again. Message 4's run then dead-letters
+/// it, and a second rollback loses that letter. Rewinding to 4 would move the
+/// partition forward past 3, whose letter is gone: the rewind must go no further than
+/// 2, the first offset not finished.
+#[tokio::test]
+async fn a_letter_lost_above_a_partition_read_again_never_moves_it_forward() {
+    let mut broker = Server::kafka();
+    let b = broker.addr();
+    create(&b, "rf-src").await;
+    create(&b, "rf-dlq").await;
+    let values = ["ok", "poison", "again b", "poison", "gate a", "ok"];
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .create()
+        .unwrap();
+    for (i, v) in values.iter().enumerate() {
+        p.send(
+            FutureRecord::to("rf-src").key(&key(i)).payload(*v),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    }
+    drop(p);
+    let dir = std::env::temp_dir().join(unique("rollforward"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The broker as it was before the router ran: the messages, no letter, no commit.
+    broker.stop();
+    let before = dir.join("before");
+    broker.save(&before);
+    broker.restart();
+    let log = dir.join("processed");
+    let exec = format!(
+        r#"v=$(cat); n=$(( $(cat {dir}/runs-$MORGUE_KEY 2>/dev/null || echo 0) + 1 )); echo $n > {dir}/runs-$MORGUE_KEY
+case "$v" in
+  poison*) echo "ValueError: bad $v" >&2; exit 65;;
+  gate*) while [ ! -e {dir}/a ]; do sleep 0.05; done; echo "ValueError: late $v" >&2; exit 65;;
+  again*) if [ $n -ge 2 ]; then while [ ! -e {dir}/b ]; do sleep 0.05; done; fi;;
+esac; echo "$MORGUE_KEY" >> {log}"#,
+        dir = dir.display(),
+        log = log.display()
+    );
+    let stderr = dir.join("router.err");
+    let router = Spawned::new(
+        crate::common::procs::morgue_cmd()
+            .args(["route", "--kafka", &b, "--topic", "rf-dlq"])
+            .args(["--source", "rf-src", "--group", "rf", "--exec", &exec])
+            .args(["--max-attempts", "1", "--dlq-attempts", "3"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let runs = |i: usize| -> usize {
+        std::fs::read_to_string(dir.join(format!("runs-{}", key(i))))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+
+    // 1 and 3 dead-lettered, 0 and 2 processed, 4 waits on gate a.
+    let b1 = b.clone();
+    until(60, "letters of 1 and 3, then message 4 running", || {
+        dead_keys(&b1, "rf-dlq") == vec![key(1), key(3)] && runs(4) == 1
+    })
+    .await;
+    // First rollback: both letters gone. The partition is read again from 1 at most:
+    // 1 is dead-lettered again, and 2 waits on gate b in its second run.
+    broker.kill();
+    broker.roll_back(&before);
+    broker.restart();
+    let b2 = b.clone();
+    until(
+        90,
+        "message 1 not dead-lettered again after the rollback",
+        || dead_keys(&b2, "rf-dlq").contains(&key(1)) && runs(2) >= 2,
+    )
+    .await;
+    assert_eq!(runs(3), 1, "message 3 is read again only after 2 finishes");
+    broker.stop();
+    let middle = dir.join("middle");
+    broker.save(&middle);
+    broker.restart();
+    // Message 4's run (from before the first rollback) dead-letters it now...
+    std::fs::write(dir.join("a"), "").unwrap();
+    let b3 = b.clone();
+    until(60, "message 4 was not dead-lettered", || {
+        dead_keys(&b3, "rf-dlq").contains(&key(4))
+    })
+    .await;
+    // ...and the second rollback loses that letter while 2 still runs and 3 waits.
+    broker.kill();
+    broker.roll_back(&middle);
+    broker.restart();
+    let b4 = b.clone();
+    let s = stderr.clone();
+    until(
+        90,
+        "the router did not find the letter of 4 lost",
+        move || {
+            std::fs::read_to_string(&s)
+                .unwrap_or_default()
+                .contains("the broker lost the dead letter of rf-src:0:4")
+                && !dead_keys(&b4, "rf-dlq").contains(&key(4))
+        },
+    )
+    .await;
+    // Where it sent the partition back to: no further than 2 (message 2 runs, 3 was
+    // not read again). A rewind to 4 commits 4: message 3 is then lost for good if no
+    // rebalance happens to put the partition back at an older commit.
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    let to: i64 = err
+        .lines()
+        .find(|l| l.contains("lost the dead letter of rf-src:0:4"))
+        .and_then(|l| l.rsplit("again from offset ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(
+        to <= 2,
+        "the rewind for the letter of 4 moved the partition forward to {to}, past message 3: {err}"
+    );
+    std::fs::write(dir.join("b"), "").unwrap();
+    let b5 = b.clone();
+    until(90, "not every message was done and committed (the letter of 3, lost in the first rollback, never written again?)", move || {
+        let dead = dead_keys(&b5, "rf-dlq");
+        [1, 3, 4].iter().all(|i| dead.contains(&key(*i))) && committed(&b5, "rf", "rf-src") == 6
+    })
+    .await;
+    let processed = lines(&log);
+    for i in [0, 2, 5] {
+        assert!(
+            processed.contains(&key(i)),
+            "message {i} was never processed"
+        );
+    }
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    println!(
+        "rollforward: runs of message 3: {}; the router said: {}",
+        runs(3),
+        err.lines()
+            .filter(|l| l.contains("lost the dead letter"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    drop(router);
+}

@@ -3,7 +3,9 @@
 //! offset may move. Messages with the same key (per topic) never overlap and start in
 //! offset order; a partition's offset only ever moves past a contiguous prefix of
 //! finished messages, so a crash loses nothing that was not finished. Null keys are
-//! independent of each other. Pure bookkeeping: no I/O.
+//! independent of each other. A message still running when its partition is forgotten
+//! (revoked, or rewound) is *stale*: it is read again, and its own outcome must neither
+//! store an offset nor hold its partition back. Pure bookkeeping: no I/O.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -32,6 +34,9 @@ pub struct Flight {
     keys: HashMap<(String, Vec<u8>), VecDeque<Incoming>>,
     /// Messages running or waiting behind a key.
     open: usize,
+    /// Messages still running whose partition was forgotten, by partition and offset
+    /// (a count: a message can be forgotten while running twice).
+    stale: HashMap<(Part, i64), usize>,
 }
 
 impl Flight {
@@ -134,23 +139,53 @@ impl Flight {
     }
 
     /// Forgets partition `part` (revoked, or rewound): its offsets, and the messages
-    /// of it waiting behind a key. Returns how many were dropped unfinished.
+    /// of it waiting behind a key; those still running become stale (see
+    /// [`Flight::take_stale`]). Returns how many were dropped unfinished.
     pub fn forget(&mut self, part: &Part) -> usize {
         let (mut open, mut unfinished) = (0, 0);
-        for s in self
-            .offsets
-            .remove(part)
-            .into_iter()
-            .flat_map(|m| m.into_values())
-        {
+        let mut running = Vec::new();
+        for (o, s) in self.offsets.remove(part).into_iter().flatten() {
             open += usize::from(s == State::Open);
             unfinished += usize::from(s != State::Done);
+            if s == State::Open {
+                running.push(o);
+            }
         }
         for queue in self.keys.values_mut() {
-            queue.retain(|m| !(m.topic == part.0 && m.partition == part.1));
+            queue.retain(|m| {
+                let waits = m.topic == part.0 && m.partition == part.1;
+                if waits {
+                    running.retain(|o| *o != m.offset);
+                }
+                !waits
+            });
+        }
+        for o in running {
+            *self.stale.entry((part.clone(), o)).or_default() += 1;
         }
         self.open = self.open.saturating_sub(open);
         unfinished
+    }
+
+    /// True (once per forgetting) when `msg` finished after its partition was
+    /// forgotten: it will be read again, so its outcome stores nothing and holds
+    /// nothing back; [`Flight::release_key`] starts what waits behind its key.
+    pub fn take_stale(&mut self, msg: &Incoming) -> bool {
+        let at = ((msg.topic.clone(), msg.partition), msg.offset);
+        let Some(n) = self.stale.get_mut(&at) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.stale.remove(&at);
+        }
+        true
+    }
+
+    /// The message waiting behind finished `msg`'s key, to start now (the key is
+    /// free when none waits).
+    pub fn release_key(&mut self, msg: &Incoming) -> Option<Incoming> {
+        self.next_of(msg)
     }
 
     /// Messages waiting behind a key, dropped at shutdown (never started, never

@@ -98,3 +98,24 @@ fn a_parked_message_holds_its_offset_but_not_a_place_in_flight() {
     assert_eq!((next.map(|m| m.offset), store), (Some(2), Some(1)));
     assert_eq!(f.len(), 1, "2 runs now");
 }
+
+#[test]
+fn a_message_running_when_its_partition_is_forgotten_is_stale_once() {
+    let mut f = Flight::default();
+    let running = f.admit(msg(0, 4, Some("k"))).unwrap();
+    assert!(f.admit(msg(0, 5, Some("k"))).is_none(), "5 waits behind k");
+    assert!(f.admit(msg(0, 6, None)).is_some());
+    f.finish(&msg(0, 6, None));
+    assert_eq!(f.forget(&(String::from("t"), 0)), 2, "4 runs, 5 waits");
+    assert!(f.is_empty());
+    // Read again from 4 after a rewind: the copy of 4 waits behind the stale run's key.
+    assert!(f.admit(msg(0, 4, Some("k"))).is_none());
+    assert!(f.holds(&("t".into(), 0), 4));
+    assert!(f.take_stale(&running), "the run from before the rewind");
+    assert!(!f.take_stale(&running), "stale once");
+    assert!(!f.take_stale(&msg(0, 5, Some("k"))), "5 never ran");
+    assert!(!f.take_stale(&msg(0, 6, None)), "6 had finished");
+    let copy = f.release_key(&running).unwrap();
+    assert_eq!(copy.offset, 4, "the copy starts when the stale run ends");
+    assert_eq!(f.finish(&copy), (None, Some(4)), "and its outcome stores 4");
+}

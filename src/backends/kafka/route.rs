@@ -222,6 +222,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             };
             metrics.set_brokers_down(false);
             let part = (msg.topic().to_string(), msg.partition());
+            r.note_read(&part, msg.offset());
             if r.holds_back(&part) || held_back.contains(&part) {
                 // Fetched before the pause took hold; read again from there on resume.
                 continue;

@@ -38,6 +38,10 @@ pub(super) struct Loop<'a, P, S> {
     rewinds: HashMap<Part, Rewind>,
     /// The DLQ topic when it is on the consumed cluster (checked after a reconnect).
     dlq: Option<String>,
+    /// Per partition: the first offset not known finished (all before it are stored,
+    /// or were committed when the partition was assigned), and the rebalance count it
+    /// holds for (a rebalance puts the partition back at the group's commit).
+    frontier: HashMap<Part, (i64, u64)>,
 }
 
 /// How often rewinds not sought since the last rebalance (or seen read past) are
@@ -71,6 +75,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             delayed: HashMap::new(),
             rewinds: HashMap::new(),
             dlq: router.sink().kafka_topic().map(str::to_string),
+            frontier: HashMap::new(),
         }
     }
 
@@ -136,6 +141,19 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
         outcome: Routed,
     ) -> Result<Option<Incoming>, KafkaBackendError> {
         let part = (msg.topic.clone(), msg.partition);
+        if self.flight.take_stale(&msg) {
+            // It ran across a rewind or a revocation of its partition, which reads it
+            // again: what it did happened (counted, its letter remembered), but it
+            // stores nothing and holds nothing back.
+            if outcome.committable() {
+                self.remember(&msg, &outcome);
+                count(&mut self.stats, &outcome);
+            }
+            return Ok(self
+                .flight
+                .release_key(&msg)
+                .filter(|_| !self.router.stopping()));
+        }
         if !assigned(self.consumer, &part.0, part.1) {
             tracing::warn!(
                 "{}:{} was revoked while {} ran; not committed (its new owner consumes it)",
@@ -144,6 +162,8 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 msg.offset
             );
             let dropped = self.flight.forget(&part);
+            // This one has finished: forget took it for one still running.
+            self.flight.take_stale(&msg);
             self.stats.abandoned += 1 + dropped.saturating_sub(1) as u64;
             // Its key is free again: the same key (from this partition read again, or
             // another) must not wait behind a message that will never finish.
@@ -222,8 +242,75 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             self.consumer
                 .store_offset(&msg.topic, msg.partition, o)
                 .map_err(|e| self.cfg.error("storing the consumed offset", e))?;
+            let count = self.consumer.context().rebalances();
+            self.frontier
+                .insert((msg.topic.clone(), msg.partition), (o + 1, count));
         }
         Ok(next)
+    }
+
+    /// Notes that `offset` of `part` was read: the first read since the partition was
+    /// assigned is where the group's commit put it, the frontier until something is
+    /// stored.
+    pub(super) fn note_read(&mut self, part: &Part, offset: i64) {
+        let count = self.consumer.context().rebalances();
+        match self.frontier.get_mut(part) {
+            Some((f, c)) if *c == count => *f = (*f).min(offset),
+            _ => {
+                self.frontier.insert(part.clone(), (offset, count));
+            }
+        }
+    }
+
+    /// Where each of `wanted` may be rewound without moving forward: the wanted offset
+    /// or the partition's frontier, whichever is lower. A partition read nothing from
+    /// since its last assignment (or not assigned here) has the group's commit as its
+    /// frontier, asked of the broker; one whose commit cannot be read now is left out
+    /// (tried again later).
+    fn no_further_than(&mut self, wanted: &HashMap<Part, i64>) -> HashMap<Part, i64> {
+        let count = self.consumer.context().rebalances();
+        let mut out = HashMap::new();
+        let mut ask = rdkafka::TopicPartitionList::new();
+        for (part, o) in wanted {
+            match self.frontier.get(part) {
+                Some((f, c))
+                    if *c == count && self.consumer.context().is_assigned(&part.0, part.1) =>
+                {
+                    out.insert(part.clone(), (*o).min(*f));
+                }
+                _ => {
+                    ask.add_partition(&part.0, part.1);
+                }
+            }
+        }
+        if ask.count() == 0 {
+            return out;
+        }
+        match self.consumer.committed_offsets(ask, Duration::from_secs(5)) {
+            Ok(got) => {
+                for e in got.elements() {
+                    let part = (e.topic().to_string(), e.partition());
+                    let Some(o) = wanted.get(&part) else { continue };
+                    let floor = match e.offset() {
+                        Offset::Offset(c) => Some(c),
+                        // No commit (a broker restored from before the first): the
+                        // partition's first offset.
+                        _ => (self.consumer)
+                            .fetch_watermarks(&part.0, part.1, Duration::from_secs(5))
+                            .ok()
+                            .map(|(low, _)| low),
+                    };
+                    if let Some(f) = floor {
+                        out.insert(part, (*o).min(f));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                "reading the group's commits of {:?} failed ({e}); rewinding them later",
+                wanted.keys().collect::<Vec<_>>()
+            ),
+        }
+        out
     }
 
     /// Resumes what was paused while the flight was full, and what is assigned now,
@@ -317,11 +404,21 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 return Ok(());
             }
         };
+        let wanted: HashMap<Part, i64> = (lost.iter())
+            .map(|(key, o)| {
+                let to = self.rewinds.get(key).map_or(*o, |r| r.to.min(*o));
+                (key.clone(), to)
+            })
+            .collect();
+        let targets = self.no_further_than(&wanted);
         for ((t, p), o) in &lost {
-            tracing::warn!(
-                "the broker lost the dead letter of {t}:{p}:{o} after acknowledging it (restored from an older state?); reading {t}:{p} again from offset {o}"
-            );
             let key = (t.clone(), *p);
+            let Some(to) = targets.get(&key).copied() else {
+                continue;
+            };
+            tracing::warn!(
+                "the broker lost the dead letter of {t}:{p}:{o} after acknowledging it (restored from an older state?); reading {t}:{p} again from offset {to}"
+            );
             // A stall after the lost letter is read again from the rewound offset, and
             // so is everything in flight there.
             let held = self.stalled.remove(&key).is_some();
@@ -329,19 +426,37 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 let _ = pause(self.cfg, self.consumer, t, *p, false);
             }
             self.flight.forget(&key);
-            let to = self.rewinds.get(&key).map_or(*o, |r| r.to.min(*o));
             self.rewinds.insert(key, Rewind { to, sought: None });
+        }
+        // Those whose commit could not be read are left as they are, for the next check.
+        let later: HashMap<Part, i64> = (lost.iter())
+            .filter(|(key, _)| !targets.contains_key(*key))
+            .map(|(key, o)| (key.clone(), *o))
+            .collect();
+        if !later.is_empty() {
+            self.recheck.retry(later);
         }
         if crate::engine::write::fault::dropped("rewind") {
             return Ok(());
         }
+        self.seek_back(&targets, Some(lost));
+        Ok(())
+    }
+
+    /// Rewinds `targets` (see [`rewind`]): marks the assigned ones sought at this
+    /// rebalance count and sets their frontier; on failure, `lost` (when given) is
+    /// kept for the next check.
+    fn seek_back(&mut self, targets: &HashMap<Part, i64>, lost: Option<HashMap<Part, i64>>) {
         let ctx = self.consumer.context();
         let count = ctx.rebalances();
-        match rewind(self.cfg, self.consumer, &lost) {
+        match rewind(self.cfg, self.consumer, targets) {
             Ok(()) => {
-                for (key, r) in self.rewinds.iter_mut() {
-                    if lost.contains_key(key) && ctx.is_assigned(&key.0, key.1) {
-                        r.sought = Some(count);
+                for (key, to) in targets {
+                    if ctx.is_assigned(&key.0, key.1) {
+                        if let Some(r) = self.rewinds.get_mut(key) {
+                            r.sought = Some(count);
+                        }
+                        self.frontier.insert(key.clone(), (*to, count));
                     }
                 }
             }
@@ -349,10 +464,11 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 tracing::warn!(
                     "rewinding to dead letters the broker lost failed ({e}); trying again"
                 );
-                self.recheck.retry(lost);
+                if let Some(lost) = lost {
+                    self.recheck.retry(lost);
+                }
             }
         }
-        Ok(())
     }
 
     /// True while a rewind has not been read from.
@@ -370,24 +486,22 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             .filter(|(p, r)| r.sought != Some(count) && ctx.is_assigned(&p.0, p.1))
             .map(|(p, r)| (p.clone(), r.to))
             .collect();
-        for ((t, p), to) in &due {
-            tracing::warn!(
-                "{t}:{p} is assigned and its rewind to {to} has not been read from (lost in a rebalance, or its commit refused); rewinding it again to {to}"
-            );
-        }
         if due.is_empty() {
             return;
         }
-        match rewind(self.cfg, self.consumer, &due) {
-            Ok(()) => {
-                for key in due.keys() {
-                    if let Some(r) = self.rewinds.get_mut(key) {
-                        r.sought = Some(count);
-                    }
-                }
+        let targets = self.no_further_than(&due);
+        for ((t, p), was) in &due {
+            let Some(to) = targets.get(&(t.clone(), *p)) else {
+                continue;
+            };
+            tracing::warn!(
+                "{t}:{p} is assigned and its rewind to {was} has not been read from (lost in a rebalance, or its commit refused); rewinding it again to {to}"
+            );
+            if let Some(r) = self.rewinds.get_mut(&(t.clone(), *p)) {
+                r.to = *to;
             }
-            Err(e) => tracing::warn!("rewinding again failed ({e}); trying again"),
         }
+        self.seek_back(&targets, None);
     }
 
     /// Whether the message at `offset` of `part` is to be dropped: the partition was
