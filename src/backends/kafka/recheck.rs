@@ -9,7 +9,10 @@
 //! Each letter the router writes to the DLQ or to a retry topic on that broker is
 //! remembered by where it was written, where its message was consumed and where that
 //! message was first consumed (56 bytes; the newest [`KEPT`]) until it has been seen
-//! after a broker went away. When librdkafka reports a lost connection (all brokers
+//! after a loss of a broker that surely came after its acknowledgement (one check
+//! later than the first loss after it: the loss is counted only when the consumer is
+//! polled, which can come after a letter acknowledged by the restarted broker). A
+//! rewind never moves a partition forward ([`super::route_state`]). When librdkafka reports a lost connection (all brokers
 //! down, or a broker unreachable), the router reads each topic written to from the
 //! oldest remembered letter before it takes its next message. A letter that is missing
 //! sends the partition its message was consumed from back to that message: it is
@@ -154,8 +157,8 @@ struct Written {
     /// The message's first consumption, as the letter's `kafka_dlt-original-*`
     /// headers say (found by them in `into`).
     origin: Coords,
-    /// The went-away count when the broker acknowledged it: only a check after a later
-    /// loss of a broker proves the letter outlived it.
+    /// The went-away count when the router took its acknowledgement: only a check
+    /// after a later loss of a broker proves the letter outlived it.
     acked_at: u64,
 }
 
@@ -277,10 +280,14 @@ impl Recheck {
             let o = lost.entry(key).or_insert(w.consumed.2);
             *o = (*o).min(w.consumed.2);
         }
-        // Found letters acknowledged before the broker went away outlived it; the others
-        // wait for the next check, and the missing ones are recorded again when rewritten.
-        self.written
-            .retain(|w| w.acked_at >= went_away && !missing(w));
+        // A found letter outlived this loss of a broker only if it was acknowledged
+        // before the loss. The went-away count moves only when the consumer is polled,
+        // so a letter acknowledged just after a restart can carry a count from before
+        // it; only a count below the previous check's surely came before this loss.
+        // The others wait for the next check, and the missing ones are recorded again
+        // when rewritten.
+        let before = self.checked;
+        self.written.retain(|w| w.acked_at >= before && !missing(w));
         self.checked = went_away;
         Ok(lost)
     }
