@@ -161,7 +161,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 part.1,
                 msg.offset
             );
-            let dropped = self.flight.forget(&part);
+            let dropped = self.drop_partition(&part);
             // This one has finished: forget took it for one still running.
             self.flight.take_stale(&msg);
             self.stats.abandoned += 1 + dropped.saturating_sub(1) as u64;
@@ -210,6 +210,19 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 Ok(next.filter(|_| !self.router.stopping()))
             }
         }
+    }
+
+    /// Forgets what the loop holds of `part`, which is read again from an older offset
+    /// (rewound, or revoked: its next owner starts at the group's commit): what is in
+    /// flight there (see [`Flight::forget`]), and a stall or a delayed message, whose
+    /// partition is resumed (a stall would otherwise seek it on past what is read
+    /// again). Returns how many messages were dropped unfinished.
+    fn drop_partition(&mut self, part: &Part) -> usize {
+        let held = self.stalled.remove(part).is_some();
+        if self.delayed.remove(part).is_some() || held {
+            let _ = pause(self.cfg, self.consumer, &part.0, part.1, false);
+        }
+        self.flight.forget(part)
     }
 
     /// Remembers a letter written to the consumed cluster, for the check after a
@@ -419,13 +432,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             tracing::warn!(
                 "the broker lost the dead letter of {t}:{p}:{o} after acknowledging it (restored from an older state?); reading {t}:{p} again from offset {to}"
             );
-            // A stall after the lost letter is read again from the rewound offset, and
-            // so is everything in flight there.
-            let held = self.stalled.remove(&key).is_some();
-            if self.delayed.remove(&key).is_some() || held {
-                let _ = pause(self.cfg, self.consumer, t, *p, false);
-            }
-            self.flight.forget(&key);
+            self.drop_partition(&key);
             self.rewinds.insert(key, Rewind { to, sought: None });
         }
         // Those whose commit could not be read are left as they are, for the next check.
