@@ -2,7 +2,7 @@
 //! message to the engine's [`Router`], and store its offset for commit only when the
 //! outcome says it is processed or its dead letter is acknowledged. A DLQ that stays
 //! down pauses that partition only and is retried until it answers or shutdown comes.
-//! After a broker went away, the dead letters written since the last such check are
+//! After a broker went away, the dead letters not yet seen to outlive such a loss are
 //! looked up in the DLQ, and a lost one is written again ([`super::recheck`]).
 
 use std::collections::HashSet;
