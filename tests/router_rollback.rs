@@ -44,6 +44,22 @@ async fn create(brokers: &str, topic: &str) {
     }
 }
 
+/// Produces `values` to `topic`, message `i` with key `key(i)`.
+async fn produce_values(brokers: &str, topic: &str, values: &[&str]) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for (i, v) in values.iter().enumerate() {
+        p.send(
+            FutureRecord::to(topic).key(&key(i)).payload(*v),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 /// The group's committed offset of partition 0, as the broker has it now (-1: none).
 fn committed(brokers: &str, group: &str, topic: &str) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
@@ -138,19 +154,7 @@ async fn rollback(drop_rewind: bool) {
     create(&b, "rb-dlq").await;
     // 0 ok, 1 waits for gate a, 2 poison, 3 waits for gate b, 4 ok.
     let values = ["ok", "gate a", "poison", "gate b", "ok"];
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &b)
-        .create()
-        .unwrap();
-    for (i, v) in values.iter().enumerate() {
-        p.send(
-            FutureRecord::to("rb-src").key(&key(i)).payload(*v),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-    }
-    drop(p);
+    produce_values(&b, "rb-src", &values).await;
     let dir = std::env::temp_dir().join(unique("rollback"));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("processed");
@@ -278,19 +282,7 @@ async fn a_letter_lost_above_a_partition_read_again_never_moves_it_forward() {
     create(&b, "rf-src").await;
     create(&b, "rf-dlq").await;
     let values = ["ok", "poison", "again b", "poison", "gate a", "ok"];
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &b)
-        .create()
-        .unwrap();
-    for (i, v) in values.iter().enumerate() {
-        p.send(
-            FutureRecord::to("rf-src").key(&key(i)).payload(*v),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-    }
-    drop(p);
+    produce_values(&b, "rf-src", &values).await;
     let dir = std::env::temp_dir().join(unique("rollforward"));
     std::fs::create_dir_all(&dir).unwrap();
     // The broker as it was before the router ran: the messages, no letter, no commit.
