@@ -60,6 +60,23 @@ async fn produce_values(brokers: &str, topic: &str, values: &[&str]) {
     }
 }
 
+/// `morgue route` from `{name}-src` to `{name}-dlq` in group `name` with `exec`, one
+/// attempt, the faults of `drop` (`MORGUE_TEST_DROP`), stderr into `stderr`.
+fn spawn_router(brokers: &str, name: &str, exec: &str, drop: &str, stderr: &Path) -> Spawned {
+    let (src, dlq) = (format!("{name}-src"), format!("{name}-dlq"));
+    Spawned::new(
+        crate::common::procs::morgue_cmd()
+            .args(["route", "--kafka", brokers, "--topic", &dlq])
+            .args(["--source", &src, "--group", name, "--exec", exec])
+            .args(["--max-attempts", "1", "--dlq-attempts", "3"])
+            .env("MORGUE_TEST_DROP", drop)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(stderr).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// The group's committed offset of partition 0, as the broker has it now (-1: none).
 fn committed(brokers: &str, group: &str, topic: &str) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
@@ -167,17 +184,8 @@ esac; echo "$MORGUE_KEY" >> {log}"#,
         log = log.display()
     );
     let stderr = dir.join("router.err");
-    let router = Spawned::new(
-        crate::common::procs::morgue_cmd()
-            .args(["route", "--kafka", &b, "--topic", "rb-dlq"])
-            .args(["--source", "rb-src", "--group", "rb", "--exec", &exec])
-            .args(["--max-attempts", "1", "--dlq-attempts", "3"])
-            .env("MORGUE_TEST_DROP", if drop_rewind { "rewind" } else { "" })
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let faults = if drop_rewind { "rewind" } else { "" };
+    let router = spawn_router(&b, "rb", &exec, faults, &stderr);
 
     // The router waits on message 1 with 0 done and committed: save the broker's state.
     let (b1, l1) = (b.clone(), log.clone());
@@ -302,16 +310,7 @@ esac; echo "$MORGUE_KEY" >> {log}"#,
         log = log.display()
     );
     let stderr = dir.join("router.err");
-    let router = Spawned::new(
-        crate::common::procs::morgue_cmd()
-            .args(["route", "--kafka", &b, "--topic", "rf-dlq"])
-            .args(["--source", "rf-src", "--group", "rf", "--exec", &exec])
-            .args(["--max-attempts", "1", "--dlq-attempts", "3"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let router = spawn_router(&b, "rf", &exec, "", &stderr);
     let runs = |i: usize| -> usize {
         std::fs::read_to_string(dir.join(format!("runs-{}", key(i))))
             .ok()

@@ -280,7 +280,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
     /// since its last assignment (or not assigned here) has the group's commit as its
     /// frontier, asked of the broker; one whose commit cannot be read now is left out
     /// (tried again later).
-    fn no_further_than(&mut self, wanted: &HashMap<Part, i64>) -> HashMap<Part, i64> {
+    fn no_further_than(&self, wanted: &HashMap<Part, i64>) -> HashMap<Part, i64> {
         let count = self.consumer.context().rebalances();
         let mut out = HashMap::new();
         let mut ask = rdkafka::TopicPartitionList::new();
