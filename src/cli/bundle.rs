@@ -10,14 +10,13 @@ use super::{BackendArgs, UsageError, stdout_error};
 use crate::backends::open::{Dlq, Target};
 use crate::engine::export::bundle::{FORMAT, Manifest};
 use crate::engine::export::json::LetterJson;
-use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{SourceEvent, StartAt};
 
 /// Options of `morgue export`.
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// Only letters matching this query.
-    #[arg(long, short = 'f', value_name = "QUERY")]
+    #[arg(long, short = 'f', value_name = "QUERY", allow_hyphen_values = true)]
     pub filter: Option<String>,
     /// Where to write (`-`: stdout).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -32,13 +31,7 @@ pub struct ExportArgs {
 /// Writes the manifest, then every matching letter, to `--output`.
 pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
-    let filter = match &args.filter {
-        Some(q) => Some(
-            Filter::parse(q, now.timestamp_millis())
-                .map_err(|e| UsageError(format!("--filter: {e}")))?,
-        ),
-        None => None,
-    };
+    let filter = super::filter_arg(args.filter.as_deref(), now.timestamp_millis())?;
     let target = backend.target()?;
     let spec: Vec<&str> = [target.redact.as_deref(), args.redact.as_deref()]
         .into_iter()

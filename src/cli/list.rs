@@ -9,7 +9,6 @@ use tokio::sync::mpsc;
 use super::{BackendArgs, Output, UsageError, stdout_error};
 use crate::engine::DeadLetter;
 use crate::engine::export::json::{LetterJson, rfc3339};
-use crate::engine::read::filter::Filter;
 use crate::engine::read::outcome::{self, Watch};
 use crate::engine::read::source::{SourceEvent, StartAt};
 
@@ -26,7 +25,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub follow: bool,
     /// Only letters matching this query (see the README's filter syntax).
-    #[arg(long, short = 'f', value_name = "QUERY")]
+    #[arg(long, short = 'f', value_name = "QUERY", allow_hyphen_values = true)]
     pub filter: Option<String>,
     /// Stop after this many letters.
     #[arg(long, short = 'n', value_name = "N")]
@@ -37,10 +36,7 @@ pub struct ListArgs {
 pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
     let from = StartAt::parse(&args.from, now).map_err(|e| UsageError(format!("--from: {e}")))?;
-    let filter = match &args.filter {
-        Some(q) => Some(Filter::parse(q, now).map_err(|e| UsageError(format!("--filter: {e}")))?),
-        None => None,
-    };
+    let filter = super::filter_arg(args.filter.as_deref(), now)?;
     let target = backend.target()?;
     let source = target.dlq.open().await?.source;
     // Replayed letters show what became of their replay: a read of the DLQ's tail

@@ -200,6 +200,20 @@ pub enum Command {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// `--filter QUERY` read by the filter language (a query that does not parse is a
+/// usage error quoting it, with the column); `None` when the flag was not given.
+pub(crate) fn filter_arg(
+    query: Option<&str>,
+    now_ms: i64,
+) -> Result<Option<crate::engine::read::filter::Filter>, UsageError> {
+    query
+        .map(|q| {
+            crate::engine::read::filter::Filter::parse(q, now_ms)
+                .map_err(|e| UsageError(format!("--filter: {e}")))
+        })
+        .transpose()
+}
+
 /// Stdout was closed by its reader (`morgue list | head`): the command ends quietly
 /// with status 0, as `grep` does.
 #[derive(Debug, thiserror::Error)]

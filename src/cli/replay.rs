@@ -31,7 +31,13 @@ pub struct ReplayArgs {
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
     /// Replay every letter matching this query instead (see the README's filter syntax).
-    #[arg(long, short = 'f', value_name = "QUERY", conflicts_with = "ids")]
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "QUERY",
+        allow_hyphen_values = true,
+        conflicts_with = "ids"
+    )]
     pub filter: Option<String>,
     /// Target topic (default: each letter's source topic).
     #[arg(long, value_name = "TOPIC")]
@@ -355,16 +361,13 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     let (target, opened, writer) = open(backend, args.keep_headers.clone()).await?;
     let writer = writer.with_takeover_after(args.takeover_after);
     let to = args.to.as_deref();
-    let filter = match &args.filter {
-        Some(q) => Some(
-            Filter::parse(q, chrono::Utc::now().timestamp_millis())
-                .map_err(|e| UsageError(format!("--filter: {e}")))?,
-        ),
-        None if args.ids.is_empty() => {
-            return Err(UsageError("name letters by ID or --filter QUERY".into()).into());
-        }
-        None => None,
-    };
+    let filter = super::filter_arg(
+        args.filter.as_deref(),
+        chrono::Utc::now().timestamp_millis(),
+    )?;
+    if filter.is_none() && args.ids.is_empty() {
+        return Err(UsageError("name letters by ID or --filter QUERY".into()).into());
+    }
     if args.dry_run {
         let dry = |letters: Vec<DeadLetter>| {
             let writer = &writer;

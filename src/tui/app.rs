@@ -57,8 +57,8 @@ pub enum Dialog {
     Filter {
         /// The query being typed.
         input: String,
-        /// Why it does not parse.
-        error: Option<String>,
+        /// Why it does not parse, and where.
+        error: Option<crate::engine::read::filter::FilterError>,
     },
     /// A replay waiting for its plan.
     Planning(LetterId),

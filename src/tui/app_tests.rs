@@ -109,7 +109,8 @@ fn filter_errors_show_in_place_and_submit_nothing() {
     let Some(Dialog::Filter { error: Some(e), .. }) = &app.dialog else {
         panic!("{:?}", app.dialog)
     };
-    assert!(e.contains("unknown reason 'bored'"), "{e}");
+    assert!(e.message.contains("unknown reason 'bored'"), "{e}");
+    assert_eq!(e.pos, 8, "the value's column");
     assert!(app.update(Action::Submit).is_empty());
     assert!(
         matches!(app.dialog, Some(Dialog::Filter { .. })),

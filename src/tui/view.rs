@@ -133,15 +133,28 @@ pub(crate) fn count_label(app: &App) -> String {
 
 fn status(app: &App, theme: Theme) -> Line<'static> {
     if let Some(Dialog::Filter { input, error }) = &app.dialog {
-        let mut spans = vec![
-            Span::raw(format!("/{input}")),
-            Span::styled("▏", theme.pick(Style::default().fg(Color::Cyan))),
-        ];
+        let red = theme.pick(Style::default().fg(Color::Red));
+        let mut spans = vec![Span::raw("/")];
+        // The character the parser stopped at is marked (past the end: the cursor).
+        let at = error.as_ref().map(|e| e.pos - 1);
+        let chars: Vec<char> = input.chars().collect();
+        match at.filter(|&a| a < chars.len()) {
+            Some(a) => {
+                spans.push(Span::raw(chars[..a].iter().collect::<String>()));
+                spans.push(Span::styled(
+                    chars[a].to_string(),
+                    red.add_modifier(Modifier::REVERSED),
+                ));
+                spans.push(Span::raw(chars[a + 1..].iter().collect::<String>()));
+            }
+            None => spans.push(Span::raw(input.clone())),
+        }
+        spans.push(Span::styled(
+            "▏",
+            theme.pick(Style::default().fg(Color::Cyan)),
+        ));
         if let Some(e) = error {
-            spans.push(Span::styled(
-                format!("  {e}"),
-                theme.pick(Style::default().fg(Color::Red)),
-            ));
+            spans.push(Span::styled(format!("  at {}: {}", e.pos, e.message), red));
         }
         return Line::from(spans);
     }

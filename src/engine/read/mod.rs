@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod filter;
+mod filter_parse;
 pub mod fingerprint;
 pub mod groups;
 pub mod index;
