@@ -9,6 +9,8 @@ use apache_avro::schema::Name;
 use apache_avro::types::Value as Avro;
 use serde_json::Value as Json;
 
+use crate::engine::model::text::clip;
+
 /// An Avro datum of `main` (which may name types of `refs`), all of `body`, as JSON.
 pub(super) fn decode(
     mut body: &[u8],
@@ -69,17 +71,15 @@ fn collect_names<'a>(s: &'a Schema, out: &mut HashMap<Name, &'a Schema>) {
     }
 }
 
+/// Longest rendering of a mismatched value in an error, in characters.
+const MAX_SHOWN: usize = 40;
+
+/// `v` as an error shows it: a string quoted, anything else as JSON cut to
+/// [`MAX_SHOWN`] characters.
 fn kind(v: &Json) -> String {
     match v {
         Json::String(s) => format!("\"{s}\""),
-        other => {
-            let t = other.to_string();
-            if t.len() > 40 {
-                format!("{}…", &t[..40])
-            } else {
-                t
-            }
-        }
+        other => clip(&other.to_string(), MAX_SHOWN).into_owned(),
     }
 }
 

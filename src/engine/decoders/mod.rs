@@ -196,3 +196,7 @@ pub fn global() -> Arc<Registry> {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "edit_tests.rs"]
+mod edit_tests;

@@ -20,7 +20,7 @@ fn with_dir() -> (Registry, tempdir::Dir) {
 }
 
 /// A tiny self-removing temporary directory.
-mod tempdir {
+pub(super) mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
         pub fn new() -> Dir {

@@ -1,0 +1,55 @@
+//! Edits with multi-byte text (`é`, emoji, combining marks) through the encoders: each
+//! case is an input that once panicked, kept as it was found.
+
+use super::encode::reencode;
+use super::*;
+
+const TRADE: &str = r#"{"type":"record","name":"Trade","namespace":"acme","fields":[
+    {"name":"id","type":"string"},{"name":"price","type":"double"},{"name":"qty","type":"int"}]}"#;
+
+/// A registry reading Avro schema 17 ([`TRADE`]) from a directory of its own.
+fn avro_17() -> (Registry, super::tests::tempdir::Dir) {
+    let dir = super::tests::tempdir::Dir::new();
+    std::fs::write(dir.0.join("17.avsc"), TRADE).unwrap();
+    let reg = Registry::new(SchemaSource {
+        dir: Some(dir.0.clone()),
+        ..Default::default()
+    });
+    reg.schemas.fetch_blocking(17);
+    (reg, dir)
+}
+
+/// A framed Trade datum (schema 17).
+fn trade() -> Vec<u8> {
+    use apache_avro::types::Value;
+    let schema = apache_avro::Schema::parse_str(TRADE).unwrap();
+    let v = Value::Record(vec![
+        ("id".into(), Value::String("T-1".into())),
+        ("price".into(), Value::Double(-3.5)),
+        ("qty".into(), Value::Int(5)),
+    ]);
+    let mut out = vec![0, 0, 0, 0, 17];
+    out.extend(
+        apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(v)
+            .unwrap(),
+    );
+    out
+}
+
+#[test]
+fn an_avro_double_set_to_an_object_of_accented_text_is_refused_not_a_panic() {
+    let (reg, _dir) = avro_17();
+    // `{"ab":"` is 7 bytes, so byte 40 of the object's text falls inside the 17th `é`.
+    let edited = serde_json::json!({"id": "T-1", "price": {"ab": "é".repeat(17)}, "qty": 5});
+    let why = reencode(&trade(), &edited, &reg, None, false).unwrap_err();
+    let shown = format!(r#"{{"ab":"{}"}}"#, "é".repeat(17));
+    assert_eq!(why, format!("$.price: expected double, got {shown}"));
+    // Longer than 40 characters: cut to 40, the last of them `…`.
+    let edited = serde_json::json!({"id": "T-1", "price": {"ab": "é".repeat(60)}, "qty": 5});
+    let why = reencode(&trade(), &edited, &reg, None, false).unwrap_err();
+    let shown = format!(r#"{{"ab":"{}…"#, "é".repeat(32));
+    assert_eq!(why, format!("$.price: expected double, got {shown}"));
+}
