@@ -4,6 +4,10 @@
 use mongodb::error::{ErrorKind, WriteFailure};
 
 use crate::engine::model::error::FailureKind;
+use crate::engine::model::text::clip;
+
+/// Longest line [`short`] gives, in characters.
+const MAX_LINE: usize = 300;
 
 /// What kind of failure a driver error is: unreachable (no server selected, I/O),
 /// refused (unauthorized, code 13; authentication), bad data (a document too large or
@@ -32,18 +36,24 @@ pub fn short(e: &mongodb::error::Error) -> String {
         ErrorKind::Command(c) => format!("{} ({}): {}", c.code_name, c.code, c.message),
         other => other.to_string(),
     };
-    let line = line.lines().next().unwrap_or_default().to_string();
-    if line.len() > 300 {
-        let mut end = 300;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        return format!("{}…", &line[..end]);
-    }
-    line
+    clip(line.lines().next().unwrap_or_default(), MAX_LINE).into_owned()
 }
 
 /// True for a duplicate-key error (11000).
 pub fn is_duplicate(e: &mongodb::error::Error) -> bool {
     matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_message_is_cut_on_a_character() {
+        let e = mongodb::error::Error::custom(format!("{}\nsecond line", "é".repeat(400)));
+        let line = short(&e);
+        assert!(line.starts_with("Custom user error: éé"), "{line}");
+        assert!(line.ends_with('…') && !line.contains('\n'), "{line}");
+        assert_eq!(line.chars().count(), MAX_LINE);
+    }
 }

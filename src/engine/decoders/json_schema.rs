@@ -5,7 +5,10 @@
 
 use serde_json::Value;
 
-/// Longest reason kept from a validation error (it can quote a whole value).
+use crate::engine::model::text::clip;
+
+/// Longest reason kept from a validation error, in characters (it can quote a whole
+/// value).
 const MAX_REASON: usize = 200;
 
 /// A compiled JSON Schema.
@@ -70,12 +73,10 @@ fn path(pointer: &str) -> String {
     out
 }
 
+/// `s` on one line, at most [`MAX_REASON`] characters.
 fn one_line(s: &str) -> String {
     let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(MAX_REASON) {
-        Some((i, _)) => format!("{}…", &flat[..i]),
-        None => flat,
-    }
+    clip(&flat, MAX_REASON).into_owned()
 }
 
 #[cfg(test)]

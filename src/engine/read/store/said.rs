@@ -4,6 +4,7 @@
 //! 1 MiB chunks. A row's `message` is the offset of its entry; 0 means none. The list
 //! shows the real message; the triage board groups by the normalised one.
 
+use crate::engine::model::text::clip_bytes;
 use crate::engine::read::fingerprint;
 use crate::engine::read::index::Interner;
 
@@ -47,7 +48,7 @@ impl Said {
         let mut entry = Vec::with_capacity(8 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
         varint(&mut entry, shape);
         for p in parts {
-            let p = cut(p);
+            let p = clip_bytes(p, MAX_PART);
             varint(&mut entry, u32::try_from(p.len()).unwrap_or(0));
             entry.extend_from_slice(p.as_bytes());
         }
@@ -107,18 +108,6 @@ impl Said {
             + self.shapes.heap_bytes()
             + self.message_of.capacity() * 4
     }
-}
-
-/// `p`, at most [`MAX_PART`] bytes (cut on a character, `…` added).
-fn cut(p: &str) -> std::borrow::Cow<'_, str> {
-    if p.len() <= MAX_PART {
-        return p.into();
-    }
-    let mut end = MAX_PART - '…'.len_utf8();
-    while !p.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &p[..end]).into()
 }
 
 fn varint(out: &mut Vec<u8>, mut v: u32) {
