@@ -76,6 +76,9 @@ pub fn shape(message: &str) -> (String, String, Vec<&str>) {
     (normalized, shape, parts)
 }
 
+/// The masks of one form (a `<…>` mask ends at its `>`).
+const FIXED_MASKS: [&str; 3] = ["#", "'…'", "\"…\""];
+
 /// The message a [`shape`] was made from: each [`HOLE`] and the mask after it
 /// replaced by the next part.
 pub fn fill<'a>(shape: &str, parts: impl IntoIterator<Item = &'a str>) -> String {
@@ -85,15 +88,15 @@ pub fn fill<'a>(shape: &str, parts: impl IntoIterator<Item = &'a str>) -> String
     while let Some(at) = rest.find(HOLE) {
         out.push_str(&rest[..at]);
         let after = &rest[at + HOLE.len_utf8()..];
-        // The mask: `#`, `<uuid>`-like, or a quote, `…` and the same quote.
-        let mask_len = match after.chars().next() {
-            Some('<') => after.find('>').map_or(0, |e| e + 1),
-            Some(q @ ('\'' | '"')) => q.len_utf8() * 2 + '…'.len_utf8(),
-            Some('#') => 1,
-            _ => 0,
+        // The mask: `#`, `<uuid>`-like, or a quote, `…` and the same quote; what
+        // follows a HOLE is skipped only when it is one (any shape is safe to fill).
+        let mask_len = match FIXED_MASKS.iter().find(|m| after.starts_with(**m)) {
+            Some(m) => m.len(),
+            None if after.starts_with('<') => after.find('>').map_or(0, |e| e + 1),
+            None => 0,
         };
         out.push_str(parts.next().unwrap_or("?"));
-        rest = &after[mask_len.min(after.len())..];
+        rest = after.get(mask_len..).unwrap_or_default();
     }
     out.push_str(rest);
     out
@@ -328,6 +331,9 @@ mod tests {
             "x y 1",
             "no part lost to a stray HOLE"
         );
+        // A HOLE before what is not a whole mask (no shape has one) keeps it as it is.
+        assert_eq!(super::fill("\u{1}'é…", ["x"]), "x'é…");
+        assert_eq!(super::fill("a\u{1}'…'b\u{1}", ["1"]), "a1b?");
         let long = "id 12 ".repeat(60);
         let (_, shape, parts) = super::shape(&long);
         let back = super::fill(&shape, parts);
