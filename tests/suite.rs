@@ -27,6 +27,7 @@ mod mongo_sink;
 mod overview;
 mod payload_formats;
 mod replay;
+mod replay_bound;
 mod replay_paced;
 mod replay_race;
 mod replay_race_mongo;

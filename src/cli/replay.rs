@@ -17,6 +17,7 @@ use crate::engine::EngineError;
 use crate::engine::export::json::LetterJson;
 use crate::engine::model::duration::parse_duration;
 use crate::engine::model::encoding::EncodedBytes;
+use crate::engine::read::counted::Counted;
 use crate::engine::read::filter::Filter;
 use crate::engine::read::outcome;
 use crate::engine::read::source::{SourceEvent, StartAt};
@@ -117,17 +118,19 @@ async fn fetch(
     Ok(out)
 }
 
-/// The letters matching a filter, read a window at a time (at most [`WINDOW`]
-/// letters or [`WINDOW_BYTES`] of payload); the reader waits while a window is worked on.
-struct Windows {
+/// The letters matching a filter (and, when given, counted before: nothing else),
+/// read a window at a time (at most [`WINDOW`] letters or [`WINDOW_BYTES`] of
+/// payload); the reader waits while a window is worked on.
+struct Windows<'f> {
     rx: mpsc::Receiver<SourceEvent>,
     reader: Option<tokio::task::JoinHandle<Result<(), crate::engine::read::source::SourceError>>>,
-    filter: Filter,
+    filter: &'f Filter,
+    only: Option<&'f Counted>,
     carry: std::vec::IntoIter<DeadLetter>,
 }
 
-impl Windows {
-    fn open(opened: &Opened, filter: Filter) -> Self {
+impl<'f> Windows<'f> {
+    fn open(opened: &Opened, filter: &'f Filter, only: Option<&'f Counted>) -> Self {
         let (tx, rx) = mpsc::channel(crate::engine::write::WINDOW_AHEAD);
         let source = opened.source.clone();
         let reader =
@@ -136,6 +139,7 @@ impl Windows {
             rx,
             reader: Some(reader),
             filter,
+            only,
             carry: Vec::new().into_iter(),
         }
     }
@@ -145,7 +149,8 @@ impl Windows {
         let (mut window, mut bytes) = (Vec::new(), 0usize);
         loop {
             for l in self.carry.by_ref() {
-                if !self.filter.matches(&l) {
+                let counted = |only: &Counted| l.id.as_ref().is_some_and(|id| only.contains(id));
+                if !self.only.is_none_or(counted) || !self.filter.matches(&l) {
                     continue;
                 }
                 bytes += l.size();
@@ -169,6 +174,19 @@ impl Windows {
         }
         Ok((!window.is_empty()).then_some(window))
     }
+}
+
+/// The letters matching `filter` now: the set a filtered replay is bound to.
+async fn count(opened: &Opened, filter: &Filter) -> anyhow::Result<Counted> {
+    let mut counted = Counted::default();
+    let mut w = Windows::open(opened, filter, None);
+    while let Some(letters) = w.next().await? {
+        letters
+            .iter()
+            .filter_map(|l| l.id.as_ref())
+            .for_each(|id| counted.insert(id));
+    }
+    Ok(counted)
 }
 
 /// `morgue show ID`: one letter with its ledger state.
@@ -288,6 +306,8 @@ struct Tally {
     skipped: u64,
     unconfirmed: u64,
     failed: u64,
+    /// A filtered replay's count and bound, fixed before it was confirmed.
+    counted: Option<(usize, String)>,
 }
 
 impl Tally {
@@ -323,8 +343,12 @@ impl Tally {
             ),
             _ => String::new(),
         };
+        let of = match &self.counted {
+            Some((n, bound)) => format!("; {n} counted when confirmed ({bound})"),
+            None => String::new(),
+        };
         let line = format!(
-            "{total} letter(s): {} replayed, {} recovered, {} skipped, {} sent-unconfirmed, {} failed in {secs:.2} s{steady}",
+            "{total} letter(s): {} replayed, {} recovered, {} skipped, {} sent-unconfirmed, {} failed in {secs:.2} s{steady}{of}",
             self.replayed, self.recovered, self.skipped, self.unconfirmed, self.failed,
         );
         if self.failed > 0 {
@@ -385,10 +409,21 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
         };
         return match filter {
             Some(f) => {
-                let mut w = Windows::open(&opened, f);
+                let mut counted = Counted::default();
+                let mut w = Windows::open(&opened, &f, None);
                 while let Some(letters) = w.next().await? {
+                    letters
+                        .iter()
+                        .filter_map(|l| l.id.as_ref())
+                        .for_each(|id| counted.insert(id));
                     dry(letters).await?;
                 }
+                let q = args.filter.as_deref().unwrap_or_default();
+                eprintln!(
+                    "morgue: dry run: {} letter(s) match '{q}' now ({}); nothing was written",
+                    counted.len(),
+                    counted.bound()
+                );
                 Ok(())
             }
             None => dry(fetch(&target, &opened, &writer, &args.ids).await?).await,
@@ -405,14 +440,23 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     match filter {
         Some(f) => {
             let q = args.filter.as_deref().unwrap_or_default();
+            // What is confirmed is bound: the letters matching now, and no later one.
+            let counted = count(&opened, &f).await?;
+            if counted.is_empty() {
+                eprintln!("morgue: no letters match '{q}' in '{}'", writer.dlq());
+                return Ok(());
+            }
             confirm(
                 args.yes,
                 &format!(
-                    "replay every letter matching '{q}' in '{}' to {whither}",
-                    writer.dlq()
+                    "replay the {} letter(s) matching '{q}' in '{}' ({}) to {whither}",
+                    counted.len(),
+                    writer.dlq(),
+                    counted.bound()
                 ),
             )?;
-            let mut w = Windows::open(&opened, f);
+            tally.counted = Some((counted.len(), counted.bound()));
+            let mut w = Windows::open(&opened, &f, Some(&counted));
             while let Some(letters) = w.next().await? {
                 run_window(
                     &writer, letters, to, args.force, rate, &mut sent, &mut tally,

@@ -205,10 +205,13 @@ pub enum Effect {
     Resolve(LetterId),
     /// Replay these letters, one by one.
     ReplayMany(Vec<LetterId>),
-    /// Replay every letter matching `query` that was not replayed yet.
+    /// Replay the letters `only` (counted when the dialog opened) that match `query`
+    /// and were not replayed yet.
     ReplayGroup {
         /// The group's filter.
         query: String,
+        /// The letters counted for the confirmation: no other is replayed.
+        only: std::sync::Arc<crate::engine::read::counted::Counted>,
     },
     /// Hand the terminal to the editor with `text` (the runner answers with `Edited`).
     Edit {

@@ -84,8 +84,8 @@ pub enum Dialog {
     ConfirmReplayGroup {
         /// The group's filter.
         query: String,
-        /// Letters in it.
-        count: u64,
+        /// The letters it held when the dialog opened: exactly these are replayed.
+        only: std::sync::Arc<crate::engine::read::counted::Counted>,
     },
     /// An edit that is not valid JSON: edit again or drop it.
     EditInvalid {
@@ -373,11 +373,13 @@ impl App {
                 }
             }
             Action::Replay if self.screen == Screen::Triage => {
-                let group = self.groups.get(self.group).map(|g| (g.query(), g.count));
-                if let Some((query, count)) = group
+                let group = self.groups.get(self.group).map(|g| g.query());
+                if let Some(query) = group
                     && !self.write_refused("replay")
                 {
-                    self.dialog = Some(Dialog::ConfirmReplayGroup { query, count });
+                    // The count asked about is bound to the letters counted now.
+                    let only = std::sync::Arc::new(self.matching_rows(&query));
+                    self.dialog = Some(Dialog::ConfirmReplayGroup { query, only });
                 }
             }
             Action::Triage => {

@@ -332,24 +332,38 @@ fn the_triage_board_filters_and_replays_a_group() {
     assert_eq!(app.groups.len(), 1);
     assert_eq!(app.groups[0].count, 4);
     app.update(Action::Replay);
-    let Some(Dialog::ConfirmReplayGroup { query, count }) = app.dialog.clone() else {
+    let Some(Dialog::ConfirmReplayGroup { query, only }) = app.dialog.clone() else {
         panic!("{:?}", app.dialog)
     };
     let fp = crate::engine::read::fingerprint::id(Some("x.Boom"), None);
     assert_eq!(
-        (query.clone(), count),
+        (query.clone(), only.len()),
         (format!("topic:trades fingerprint:{fp}"), 4)
     );
+    // A letter of the group arriving while the dialog is open is not in what was counted.
+    let late = letter(4);
+    let late_id = late.id.clone().unwrap();
+    app.update(Action::Letters {
+        generation: 1,
+        letters: vec![late],
+    });
+    assert_eq!(
+        app.matching_rows(&query).len(),
+        5,
+        "the late letter is of the group"
+    );
+    assert!(!only.contains(&late_id));
     assert_eq!(
         app.update(Action::Submit),
         vec![Effect::ReplayGroup {
-            query: query.clone()
+            query: query.clone(),
+            only: only.clone(),
         }]
     );
     // The group's query is answered from the index: no re-read.
     assert!(app.update(Action::Open).is_empty());
     assert_eq!((app.screen, app.filter.clone()), (Screen::List, query));
-    assert_eq!(app.visible_len(), 4);
+    assert_eq!(app.visible_len(), 5, "the list shows the late letter too");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::action::Action;
+use crate::engine::read::counted::Counted;
 use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
 use crate::engine::write::{ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
@@ -75,11 +76,14 @@ impl Bulk {
     }
 }
 
-/// Replays every letter matching `query`, a window at a time, reporting progress.
+/// Replays the letters of `only` that match `query` (the set counted when the dialog
+/// opened: letters that arrived since wait for the next replay), a window at a time,
+/// reporting progress.
 pub(super) async fn replay_group(
     source: Arc<dyn DeadLetterSource>,
     writer: Arc<Writer>,
     query: String,
+    only: Arc<Counted>,
     tx: mpsc::Sender<Action>,
 ) {
     let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
@@ -95,7 +99,8 @@ pub(super) async fn replay_group(
             continue;
         };
         crate::engine::decoders::prepare_letters(&batch).await;
-        for l in batch.into_iter().filter(|l| f.matches(l)) {
+        let counted = |l: &DeadLetter| l.id.as_ref().is_some_and(|id| only.contains(id));
+        for l in batch.into_iter().filter(|l| counted(l) && f.matches(l)) {
             bytes += l.size();
             window.push(l);
         }

@@ -80,9 +80,9 @@ impl App {
                 self.marked.clear();
                 return vec![Effect::ReplayMany(ids)];
             }
-            (Dialog::ConfirmReplayGroup { query, count }, Action::Submit) => {
-                self.status = format!("replaying {count} letter(s) of {query}…");
-                return vec![Effect::ReplayGroup { query }];
+            (Dialog::ConfirmReplayGroup { query, only }, Action::Submit) => {
+                self.status = format!("replaying {} letter(s) of {query}…", only.len());
+                return vec![Effect::ReplayGroup { query, only }];
             }
             (Dialog::ConfirmResolve(id), Action::Submit | Action::Input('y')) => {
                 self.status = format!("resolving {id}…");

@@ -251,9 +251,9 @@ impl Io {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
                 tokio::spawn(super::bulk::replay_many(source, writer, ids, slow));
             }
-            Effect::ReplayGroup { query } => {
+            Effect::ReplayGroup { query, only } => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
-                tokio::spawn(super::bulk::replay_group(source, writer, query, slow));
+                tokio::spawn(super::bulk::replay_group(source, writer, query, only, slow));
             }
             Effect::Edit { .. } => {
                 // Handled by the event loop, which owns the terminal.

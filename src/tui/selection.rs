@@ -7,6 +7,8 @@
 
 use super::app::{App, Screen};
 use crate::engine::LetterId;
+use crate::engine::read::counted::Counted;
+use crate::engine::read::filter::Filter;
 
 impl App {
     /// Store position of display row `i`.
@@ -28,6 +30,23 @@ impl App {
             None => (pos < n).then_some(pos)?,
         };
         Some(if self.newest_first { n - 1 - k } else { k })
+    }
+
+    /// The loaded letters matching the index-only `query` (a triage group's), as the
+    /// set a bulk action is bound to; a query that does not parse counts nothing.
+    pub(super) fn matching_rows(&self, query: &str) -> Counted {
+        let Ok(f) = Filter::parse(query, self.now_ms) else {
+            return Counted::default();
+        };
+        let ids: Vec<LetterId> = (0..self.store.len())
+            .filter(|&p| {
+                self.store
+                    .row(p)
+                    .is_some_and(|r| f.matches_row(r, &self.store))
+            })
+            .filter_map(|p| self.store.id(p))
+            .collect();
+        ids.iter().collect()
     }
 
     /// The selected letter's id.

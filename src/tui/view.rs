@@ -321,11 +321,13 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
                 Line::from("enter: replay all   esc: cancel"),
             ],
         ),
-        Dialog::ConfirmReplayGroup { query, count } => (
+        Dialog::ConfirmReplayGroup { query, only } => (
             "replay group",
             vec![
-                Line::from(format!("Replay {count} letter(s) matching: {query}")),
-                Line::from("Each goes to its source topic; letters already replayed are skipped."),
+                Line::from(format!("Replay {} letter(s) matching: {query}", only.len())),
+                Line::from(format!("exactly these: {}", only.bound())),
+                Line::from("Each goes to its source topic; letters already replayed are skipped;"),
+                Line::from("letters arriving from now on are not included."),
                 Line::from(""),
                 Line::from("enter: replay all   esc: cancel"),
             ],

@@ -5,6 +5,7 @@
 //! loop after a replay ([`outcome`]), the overview's model, and payload decoding for
 //! display.
 
+pub mod counted;
 pub mod decode;
 pub mod filter;
 mod filter_parse;
