@@ -71,6 +71,9 @@ pub enum Dialog {
         id: LetterId,
         /// The target topic (starts as the plan's).
         topic: String,
+        /// An edited payload's changed lines against the original (`-`/`+`, pretty
+        /// JSON), worked out once when the plan arrived; empty when not edited.
+        changes: Vec<(char, String)>,
         /// The confirmation typed (production only).
         typed: String,
         /// Typing goes to the confirmation field rather than the topic.

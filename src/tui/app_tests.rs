@@ -308,10 +308,42 @@ fn editing_checks_json_shows_a_diff_and_keeps_the_edit() {
         effects,
         vec![Effect::SaveEdit {
             id: id.clone(),
-            value: b"{\n  \"n\": 2\n}".to_vec()
-        }]
+            value: b"{\"n\":2}".to_vec()
+        }],
+        "one-line JSON is kept as one line"
     );
     assert!(app.edits.contains_key(&id));
+    // The replay dialog of the edited letter shows what the edit changes, whole lines.
+    app.update(Action::Done {
+        id: id.clone(),
+        state: LetterState::Edited,
+        message: "edit kept".into(),
+    });
+    app.update(Action::Fetched(Box::new(letter(1))));
+    assert_eq!(
+        app.update(Action::Replay),
+        vec![Effect::PlanReplay(id.clone())]
+    );
+    let mut l = letter(1);
+    l.id = Some(id.clone());
+    let policy = ReplayPolicy {
+        dlq_topic: "dlq".into(),
+        ..ReplayPolicy::default()
+    };
+    let edited = Some(b"{\"n\":2}".to_vec());
+    let p = plan(&l, None, edited, &policy, "rid".into(), false).unwrap();
+    app.update(Action::Planned(Box::new(p)));
+    let Some(Dialog::ConfirmReplay { changes, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(
+        changes,
+        &vec![
+            ('-', "  \"n\": 1".to_string()),
+            ('+', "  \"n\": 2".to_string())
+        ]
+    );
+    app.update(Action::Back);
     assert_eq!(
         app.update(Action::DiscardEdit),
         vec![Effect::DiscardEdit(id.clone())]

@@ -41,10 +41,12 @@ impl App {
             (Dialog::Planning(id), Action::Planned(plan)) if plan.letter_id == id.to_string() => {
                 let topic = plan.topic.clone();
                 let confirming = self.production;
+                let changes = self.edit_changes(&plan);
                 self.dialog = Some(Dialog::ConfirmReplay {
                     plan,
                     id,
                     topic,
+                    changes,
                     typed: String::new(),
                     confirming,
                 });

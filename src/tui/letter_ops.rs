@@ -2,6 +2,7 @@
 //! diffed before it is kept), copying it, and the request to highlight it.
 
 use super::app::{App, Dialog, Effect};
+use crate::engine::write::plan::ReplayPlan;
 use crate::engine::{DeadLetter, LetterId};
 
 impl App {
@@ -70,6 +71,11 @@ impl App {
                     return Vec::new();
                 }
             }
+        } else if json && !original.trim_ascii_end().contains(&b'\n') {
+            // One-line JSON is sent as one line, in the key order the editor showed.
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| serde_json::to_vec(&v).ok())
         } else {
             None
         };
@@ -89,6 +95,26 @@ impl App {
             encoded,
         });
         Vec::new()
+    }
+
+    /// The lines an edited plan's payload changes in the open letter's original
+    /// (`-` and `+`, on the pretty JSON the editor showed); empty when not edited.
+    pub(super) fn edit_changes(&self, plan: &ReplayPlan) -> Vec<(char, String)> {
+        let Some(l) = self.detail.as_ref().filter(|d| {
+            plan.edited && d.id.as_ref().map(LetterId::to_string).as_ref() == Some(&plan.letter_id)
+        }) else {
+            return Vec::new();
+        };
+        let topic = l.source.topic.as_deref();
+        let text = |b: Option<&[u8]>| {
+            editable(b.unwrap_or_default(), topic)
+                .map(|(t, _)| t)
+                .unwrap_or_default()
+        };
+        super::editor::diff(&text(l.value.as_deref()), &text(plan.value.as_deref()))
+            .into_iter()
+            .filter(|(c, _)| *c != ' ')
+            .collect()
     }
 
     pub(super) fn copy(&mut self, whole: bool) -> Vec<Effect> {

@@ -291,20 +291,9 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             let mut l = vec![Line::from(format!(
                 "Keep this edit of {id}? A replay sends it instead of the original."
             ))];
-            let changed: Vec<&(char, String)> = diff.iter().filter(|(c, _)| *c != ' ').collect();
-            for (c, line) in changed.iter().take(12) {
-                let color = if *c == '+' { Color::Green } else { Color::Red };
-                l.push(Line::styled(
-                    format!("{c} {line}"),
-                    theme.pick(Style::default().fg(color)),
-                ));
-            }
-            if changed.len() > 12 {
-                l.push(Line::from(format!(
-                    "… {} more changed lines",
-                    changed.len() - 12
-                )));
-            }
+            let changed: Vec<(char, String)> =
+                diff.iter().filter(|(c, _)| *c != ' ').cloned().collect();
+            l.extend(changed_lines(&changed, 12, theme));
             l.push(Line::from(""));
             l.push(Line::from("enter: keep the edit   esc: drop it"));
             ("edit", l)
@@ -345,6 +334,7 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             plan,
             id,
             topic,
+            changes,
             typed,
             confirming,
         } => {
@@ -365,19 +355,23 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
                 }
                 (None, None) => "(null)".into(),
             };
-            let mut l = vec![
-                Line::from(format!(
-                    "Replay {id} to topic: {topic}{}",
-                    if *confirming { "" } else { "▏" }
-                )),
-                Line::from(format!(
-                    "payload ({}{}): {preview}",
-                    if plan.edited { "edited" } else { "original" },
-                    decoded
-                        .as_ref()
-                        .map_or(String::new(), |(s, _)| format!(", {}", s.format))
-                )),
-            ];
+            let mut l = vec![Line::from(format!(
+                "Replay {id} to topic: {topic}{}",
+                if *confirming { "" } else { "▏" }
+            ))];
+            let format = decoded
+                .as_ref()
+                .map_or(String::new(), |(s, _)| format!(", {}", s.format));
+            if changes.is_empty() {
+                let kind = if plan.edited { "edited" } else { "original" };
+                l.push(Line::from(format!("payload ({kind}{format}): {preview}")));
+            } else {
+                // An edit is confirmed by what it changes, whole lines, never a cut prefix.
+                l.push(Line::from(format!(
+                    "payload (edited{format}), what the edit changes:"
+                )));
+                l.extend(changed_lines(changes, 10, theme));
+            }
             if let Some((_, v)) = &decoded {
                 l.push(Line::from(format!(
                     "encoded: {} bytes, {}{}",
@@ -433,4 +427,26 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
         Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
         area,
     );
+}
+
+/// Up to `max` changed lines of a diff, `-` in red and `+` in green, then how many more.
+fn changed_lines(changed: &[(char, String)], max: usize, theme: Theme) -> Vec<Line<'static>> {
+    let mut out: Vec<Line<'static>> = changed
+        .iter()
+        .take(max)
+        .map(|(c, line)| {
+            let color = if *c == '+' { Color::Green } else { Color::Red };
+            Line::styled(
+                format!("{c} {line}"),
+                theme.pick(Style::default().fg(color)),
+            )
+        })
+        .collect();
+    if changed.len() > max {
+        out.push(Line::from(format!(
+            "… {} more changed lines",
+            changed.len() - max
+        )));
+    }
+    out
 }
