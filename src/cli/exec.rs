@@ -216,14 +216,18 @@ impl Tail {
 /// aborts the attempt, and after it exits (whatever it left running in the background).
 pub(super) struct KillGroup(pub(super) Option<u32>);
 
+impl KillGroup {
+    /// Sends `sig` to the whole group; a group that is gone (ESRCH) is no error.
+    pub(super) fn signal(&self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), sig);
+        }
+    }
+}
+
 impl Drop for KillGroup {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) {
-            // SAFETY: killpg only sends a signal; a group that is gone gives ESRCH.
-            unsafe {
-                libc::killpg(pid, libc::SIGKILL);
-            }
-        }
+        self.signal(nix::sys::signal::Signal::SIGKILL);
     }
 }
 

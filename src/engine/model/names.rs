@@ -3,30 +3,34 @@
 
 /// `user@host` of whoever runs this process, for the ledger and audit log.
 pub fn whoami() -> String {
-    let user = std::env::var("USER")
+    let env = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(user_from_passwd)
-        .unwrap_or_else(|| "unknown".to_string());
-    format!("{user}@{}", hostname())
+        .ok();
+    format!("{}@{}", user_name(env), hostname())
 }
 
-/// The name of this process's user from /etc/passwd (for sessions without `$USER`).
-fn user_from_passwd() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        (f.nth(1)? == uid).then(|| name.to_string())
-    })
+/// This process's user: the system's name for it, else `env` (`$USER`), else `unknown`.
+fn user_name(env: Option<String>) -> String {
+    pick_user(user_from_system(), env)
+}
+
+/// The first name that is there and not empty: the system's, then the environment's,
+/// then `unknown`.
+fn pick_user(system: Option<String>, env: Option<String>) -> String {
+    [system, env]
+        .into_iter()
+        .flatten()
+        .find(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The name of this process's real user in the system's user database (getpwuid_r:
+/// /etc/passwd, and through NSS also LDAP or SSSD users).
+fn user_from_system() -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 /// This machine's host name, or `unknown`.
@@ -56,9 +60,32 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn the_user_is_found_without_environment() {
-        let name = super::user_from_passwd().expect("this process's user is in /etc/passwd");
-        assert!(!name.is_empty() && !name.contains(':'), "{name}");
+    fn the_user_is_the_one_the_system_names() {
+        let id = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        assert!(id.status.success(), "id -un failed");
+        let expected = String::from_utf8(id.stdout).unwrap().trim().to_string();
+        assert_eq!(user_from_system().as_deref(), Some(expected.as_str()));
+        let env = Some("not-the-system-user".to_string());
+        assert_eq!(user_name(env), expected, "$USER does not win");
+        assert!(
+            whoami().starts_with(&format!("{expected}@")),
+            "{}",
+            whoami()
+        );
+    }
+
+    #[test]
+    fn the_system_name_wins_over_the_environment() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(pick_user(s("alice"), s("bob")), "alice");
+        assert_eq!(pick_user(None, s("bob")), "bob");
+        assert_eq!(pick_user(s(""), s("bob")), "bob");
+        assert_eq!(pick_user(None, None), "unknown");
     }
 }
