@@ -11,13 +11,26 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// Starts the router as a terminal would: the leader of its own process group.
+/// Starts the router with `--exec exec` (see [`route_with`]).
 fn route(source: &str, dlq: &str, group: &str, exec: &str, extra: &[&str]) -> Child {
+    route_with(source, dlq, group, ["--exec", exec], extra)
+}
+
+/// Starts the router as a terminal would: the leader of its own process group;
+/// `processor` is `["--exec", CMD]`, `["--pipe", CMD]` or `["--http", URL]`.
+pub(crate) fn route_with(
+    source: &str,
+    dlq: &str,
+    group: &str,
+    processor: [&str; 2],
+    extra: &[&str],
+) -> Child {
     use std::os::unix::process::CommandExt as _;
     crate::common::procs::morgue_cmd()
         .process_group(0)
         .args(["route", "--kafka", &kafka_brokers(), "--topic", dlq])
-        .args(["--source", source, "--group", group, "--exec", exec])
+        .args(["--source", source, "--group", group])
+        .args(processor)
         .args(["--backoff", "200ms"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -27,7 +40,7 @@ fn route(source: &str, dlq: &str, group: &str, exec: &str, extra: &[&str]) -> Ch
 }
 
 /// Signals the router's whole process group, as Ctrl-C in a terminal does.
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([&format!("-{sig}"), "--", &format!("-{}", child.id())])
         .status()
@@ -36,20 +49,23 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill -{sig}");
 }
 
-fn stats(child: Child) -> serde_json::Value {
+/// Waits for the router to exit; asserts it succeeded; its counts.
+pub(crate) fn stats(child: Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "route failed: {err}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
 }
 
-fn scratch(name: &str) -> PathBuf {
+/// A fresh directory for a test's files.
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(unique(name));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-async fn wait_file(p: &Path) {
+/// Waits (60 s at most) until `p` exists.
+pub(crate) async fn wait_file(p: &Path) {
     let p = p.to_path_buf();
     wait_until(60, move || p.exists()).await;
 }

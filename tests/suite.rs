@@ -34,6 +34,7 @@ mod replay_race_mongo;
 mod router;
 mod router_metrics;
 mod router_partitions;
+mod router_pipe_stop;
 mod router_retry;
 mod router_rollback;
 mod router_signals;

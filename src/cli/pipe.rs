@@ -8,6 +8,13 @@
 //! again on the next message; the messages it held count as failed attempts. Its
 //! stderr is drained and its tail kept for the error context. A line that is not an
 //! answer is logged, quoted, and skipped.
+//!
+//! The stop (SIGINT/SIGTERM to morgue, see [`PipeStop::stop`]): no new message is
+//! written and the messages in flight get `--grace` to be answered; then the
+//! process's stdin is closed, so it reads end-of-file and may flush what it buffers
+//! and exit by itself within `--grace`; if it does not, its process group gets
+//! SIGTERM and `--grace` again, then SIGKILL. A second signal skips to SIGKILL.
+//! Whatever the process left running in its group is killed once it has exited.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::ChildStdin;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::exec::{KillGroup, Tail, split_error, tail};
 use crate::engine::export::json::HeadersJson;
@@ -54,15 +61,29 @@ type Reply = Result<Answer, String>;
 /// its stderr's tail.
 struct Running {
     /// To the task that writes to the process's stdin: what is queued when it gets to
-    /// run goes in one write, so the process wakes once for many messages.
-    stdin: mpsc::UnboundedSender<Vec<u8>>,
+    /// run goes in one write, so the process wakes once for many messages. None once
+    /// closed (the stop): the task writes what is queued, then closes the stdin.
+    stdin: Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>,
     stderr: Arc<Mutex<Tail>>,
     /// Kills the process group when the process is replaced or the router stops.
-    _group: KillGroup,
+    group: KillGroup,
     /// Set once stdout closed: the process is gone.
     gone: Arc<std::sync::atomic::AtomicBool>,
+    /// How the process exited, once it has (it is reaped).
+    exited: watch::Receiver<Option<String>>,
 }
+
+impl Running {
+    /// Queues `line` for the process's stdin; false when that is closed.
+    fn send(&self, line: Vec<u8>) -> bool {
+        let stdin = self.stdin.lock().ok();
+        stdin.is_some_and(|s| s.as_ref().is_some_and(|tx| tx.send(line).is_ok()))
+    }
+}
+
+/// The process slot of a [`PipeProcessor`], shared with its [`PipeStop`].
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Running>>>>;
 
 /// Runs one process for all messages.
 pub struct PipeProcessor {
@@ -70,7 +91,7 @@ pub struct PipeProcessor {
     pub command: String,
     /// Longest a message may wait for its answer.
     pub timeout: Duration,
-    running: tokio::sync::Mutex<Option<Arc<Running>>>,
+    running: Slot,
 }
 
 impl PipeProcessor {
@@ -79,7 +100,15 @@ impl PipeProcessor {
         PipeProcessor {
             command,
             timeout,
-            running: tokio::sync::Mutex::new(None),
+            running: Slot::default(),
+        }
+    }
+
+    /// What stops the process when the router has stopped (see [`PipeStop::stop`]).
+    pub fn stopper(&self) -> PipeStop {
+        PipeStop {
+            command: self.command.clone(),
+            running: self.running.clone(),
         }
     }
 
@@ -140,7 +169,18 @@ impl PipeProcessor {
         let (tx, rx) = mpsc::unbounded_channel();
         let (w, g, command) = (waiting.clone(), gone.clone(), self.command.clone());
         tokio::spawn(write_lines(stdin, rx, w, g, command));
+        // Reaped as soon as it exits, whether or not its stdout is still open.
+        let (exit_tx, exited) = watch::channel(None);
+        let command = self.command.clone();
+        tokio::spawn(async move {
+            let why = match child.wait().await {
+                Ok(s) => format!("'{command}' exited ({s}) before answering"),
+                Err(e) => format!("'{command}' is gone: {e}"),
+            };
+            let _ = exit_tx.send(Some(why));
+        });
         let (w, g, command) = (waiting.clone(), gone.clone(), self.command.clone());
+        let mut exit = exited.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -164,19 +204,19 @@ impl PipeProcessor {
                 }
             }
             g.store(true, std::sync::atomic::Ordering::SeqCst);
-            let status = child.wait().await;
-            let why = match status {
-                Ok(s) => format!("'{command}' exited ({s}) before answering"),
-                Err(e) => format!("'{command}' is gone: {e}"),
+            let why = match exit.wait_for(Option::is_some).await {
+                Ok(why) => why.clone().unwrap_or_default(),
+                Err(_) => format!("'{command}' is gone"),
             };
             fail_waiting(&w, &g, &why);
         });
         Ok(Running {
-            stdin: tx,
+            stdin: Mutex::new(Some(tx)),
             waiting,
             stderr: tail_keep,
-            _group: group,
+            group,
             gone,
+            exited,
         })
     }
 }
@@ -209,7 +249,7 @@ impl Processor for PipeProcessor {
         };
         // Gone is set before the waiting are told: a message that came in after that
         // sees it here rather than waiting for the timeout.
-        if r.gone.load(std::sync::atomic::Ordering::SeqCst) || r.stdin.send(line).is_err() {
+        if r.gone.load(std::sync::atomic::Ordering::SeqCst) || !r.send(line) {
             if let Ok(mut m) = r.waiting.lock() {
                 m.remove(&id);
             }
@@ -268,6 +308,93 @@ impl Processor for PipeProcessor {
                 true,
             )),
         }
+    }
+}
+
+/// Stops the process of a [`PipeProcessor`] once the router has stopped.
+pub struct PipeStop {
+    command: String,
+    running: Slot,
+}
+
+/// How the process ended at the stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// No process was running.
+    NotRunning,
+    /// It exited by itself after its stdin was closed.
+    Exited,
+    /// It exited after SIGTERM.
+    Terminated,
+    /// It was killed with SIGKILL.
+    Killed,
+}
+
+impl PipeStop {
+    /// The stop sequence, for when no message is in flight any more: closes the
+    /// process's stdin and gives it `grace` to exit by itself, then sends SIGTERM to its
+    /// process group and gives it `grace` again, then SIGKILL. When `now` turns true (a
+    /// second signal) it is SIGKILL at once.
+    pub async fn stop(&self, grace: Duration, mut now: watch::Receiver<bool>) -> Ended {
+        let Some(r) = self.running.lock().await.take() else {
+            return Ended::NotRunning;
+        };
+        let mut exited = r.exited.clone();
+        if exited.borrow().is_some() {
+            return Ended::Exited;
+        }
+        if *now.borrow() {
+            return Ended::Killed;
+        }
+        let command = &self.command;
+        super::say(format!(
+            "closing the stdin of '{command}': it has {grace:?} to exit"
+        ));
+        if let Ok(mut stdin) = r.stdin.lock() {
+            stdin.take();
+        }
+        if exits_within(&mut exited, &mut now, grace).await {
+            return Ended::Exited;
+        }
+        if *now.borrow() {
+            super::say(format!("stopping now: SIGKILL to '{command}'"));
+            return Ended::Killed;
+        }
+        super::say(format!(
+            "'{command}' did not exit within {grace:?} of the end of its stdin: SIGTERM to its process group"
+        ));
+        r.group.signal(nix::sys::signal::Signal::SIGTERM);
+        if exits_within(&mut exited, &mut now, grace).await {
+            return Ended::Terminated;
+        }
+        if *now.borrow() {
+            super::say(format!("stopping now: SIGKILL to '{command}'"));
+        } else {
+            super::say(format!(
+                "'{command}' did not exit within {grace:?} of SIGTERM: SIGKILL to its process group"
+            ));
+        }
+        // Dropping the last hold of `r` kills the group.
+        Ended::Killed
+    }
+}
+
+/// True when the process exits within `grace`; false after `grace`, or at once when
+/// `now` turns true.
+async fn exits_within(
+    exited: &mut watch::Receiver<Option<String>>,
+    now: &mut watch::Receiver<bool>,
+    grace: Duration,
+) -> bool {
+    let stop_now = async {
+        if now.wait_for(|n| *n).await.is_err() {
+            // Nobody can ask any more: only the grace ends the wait.
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        e = tokio::time::timeout(grace, exited.wait_for(Option::is_some)) => e.is_ok(),
+        () = stop_now => false,
     }
 }
 

@@ -106,7 +106,10 @@ pub struct RouteArgs {
     #[arg(long, default_value_t = 5)]
     pub dlq_attempts: u32,
     /// On SIGINT/SIGTERM, how long the running command may take to finish before its
-    /// process group is killed and its message left uncommitted (a second signal: at once).
+    /// process group is killed and its message left uncommitted (a second signal: at
+    /// once). With `--pipe`, the messages in flight get this long to be answered, then
+    /// the process's stdin is closed and it gets this long to exit, then SIGTERM and
+    /// this long again, then SIGKILL.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub grace: Duration,
 }
@@ -162,8 +165,12 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
             (kafka, Box::new(sink))
         }
     };
+    // The stop: `tx` at the first signal (no new message), `abort_tx` after the grace
+    // (in-flight work is dropped), `now_tx` at a second signal (abort, and a `--pipe`
+    // process is killed at once instead of being given time to exit).
     let (tx, rx) = watch::channel(false);
     let (abort_tx, abort_rx) = watch::channel(false);
+    let (now_tx, now_rx) = watch::channel(false);
     let grace = args.grace;
     tokio::spawn(async move {
         signals.recv().await;
@@ -172,10 +179,14 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         ));
         let _ = tx.send(true);
         tokio::select! {
-            _ = tokio::time::sleep(grace) => {}
+            _ = tokio::time::sleep(grace) => {
+                let _ = abort_tx.send(true);
+                signals.recv().await;
+            }
             _ = signals.recv() => {}
         }
         let _ = abort_tx.send(true);
+        let _ = now_tx.send(true);
     });
     let router_cfg = RouterConfig {
         group: args.group.clone(),
@@ -190,6 +201,7 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         dlq_backoff: Duration::from_millis(500),
         host: hostname(),
     };
+    let mut pipe_stop = None;
     let processor: Box<dyn Processor> = match (&args.exec, &args.pipe, &args.http) {
         (_, _, Some(url)) => {
             let tls = crate::engine::decoders::schemas::RegistryTls {
@@ -200,7 +212,9 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
             Box::new(super::http::HttpProcessor::new(url, args.timeout, &tls).map_err(UsageError)?)
         }
         (_, Some(cmd), None) => {
-            Box::new(super::pipe::PipeProcessor::new(cmd.clone(), args.timeout))
+            let pipe = super::pipe::PipeProcessor::new(cmd.clone(), args.timeout);
+            pipe_stop = Some(pipe.stopper());
+            Box::new(pipe)
         }
         (Some(cmd), None, None) => Box::new(super::exec::ExecProcessor {
             command: cmd.clone(),
@@ -243,7 +257,12 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         router.sink().describe()
     ));
     let concurrency = args.concurrency as usize;
-    let stats = route::run(&cfg, &sources, &router, rx, concurrency, metrics).await?;
+    let stats = route::run(&cfg, &sources, &router, rx, concurrency, metrics).await;
+    // Nothing is in flight any more: the `--pipe` process may now flush and exit.
+    if let Some(stop) = pipe_stop {
+        stop.stop(grace, now_rx).await;
+    }
+    let stats = stats?;
     if let Some(s) = server {
         s.abort();
     }
