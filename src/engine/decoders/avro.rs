@@ -109,7 +109,11 @@ fn to_avro(
                 .ok_or_else(|| want("int"))?,
         ),
         Schema::Long => Avro::Long(v.as_i64().ok_or_else(|| want("long"))?),
-        Schema::Float => Avro::Float(v.as_f64().ok_or_else(|| want("float"))? as f32),
+        Schema::Float => {
+            // Past f32's range it would be written as infinity, which reads back as no JSON.
+            let f = v.as_f64().map(|f| f as f32).filter(|f| f.is_finite());
+            Avro::Float(f.ok_or_else(|| want("float (at most 3.4e38)"))?)
+        }
         Schema::Double => Avro::Double(v.as_f64().ok_or_else(|| want("double"))?),
         Schema::String | Schema::Uuid(_) => {
             Avro::String(v.as_str().ok_or_else(|| want("string"))?.to_string())

@@ -53,3 +53,19 @@ fn an_avro_double_set_to_an_object_of_accented_text_is_refused_not_a_panic() {
     let shown = format!(r#"{{"ab":"{}…"#, "é".repeat(32));
     assert_eq!(why, format!("$.price: expected double, got {shown}"));
 }
+
+#[test]
+fn an_avro_float_past_the_range_of_a_float_is_refused_not_written_as_infinity() {
+    // 1e300 fits a double, not a float: written, it was infinity, and the letter no
+    // longer decoded ("Avro value not representable as JSON").
+    let schema = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"R","fields":[{"name":"f","type":"float"}]}"#,
+    )
+    .unwrap();
+    let why = super::avro::encode(&schema, &[], &serde_json::json!({"f": 1e300})).unwrap_err();
+    assert_eq!(why, "$.f: expected float (at most 3.4e38), got 1e+300");
+    let why = super::avro::encode(&schema, &[], &serde_json::json!({"f": -1e39})).unwrap_err();
+    assert!(why.starts_with("$.f: expected float"), "{why}");
+    let fits = super::avro::encode(&schema, &[], &serde_json::json!({"f": 3.0e38})).unwrap();
+    assert!(super::avro::decode(&fits, &schema, &[]).is_ok());
+}
