@@ -44,7 +44,7 @@ async fn collect(src: &KafkaSource, from: StartAt) -> (Vec<DeadLetter>, bool) {
                 assert_eq!(delivered as usize, out.len());
                 caught_up = true;
             }
-            SourceEvent::Notice(n) => panic!("a Kafka scan has nothing to announce: {n}"),
+            other => panic!("a Kafka scan has nothing to announce: {other:?}"),
         }
     }
     task.await.unwrap().unwrap();

@@ -15,6 +15,7 @@ mod closed_loop;
 mod config;
 mod e2e_kafka;
 mod exporter_groups;
+mod frozen_broker;
 mod fuzz;
 mod incident;
 mod kafka_foundation;

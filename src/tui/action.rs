@@ -148,6 +148,22 @@ pub enum Action {
     },
     /// Something to say in the status line.
     Notice(String),
+    /// Stream `generation`'s server stopped answering (nothing heard since `since_ms`).
+    Silent {
+        /// Which stream.
+        generation: u64,
+        /// The server.
+        server: String,
+        /// When it last answered, epoch ms.
+        since_ms: i64,
+    },
+    /// Stream `generation`'s server answers again.
+    Answering {
+        /// Which stream.
+        generation: u64,
+        /// The server.
+        server: String,
+    },
     /// The DLQ's retention (ms; -1 forever), for flagging letters about to be deleted.
     Retention(Option<i64>),
     /// The wall clock now (epoch ms), for filters with relative times: `update`
@@ -171,6 +187,8 @@ impl Action {
                 | Action::Done { .. }
                 | Action::Refused { .. }
                 | Action::Notice(_)
+                | Action::Silent { .. }
+                | Action::Answering { .. }
                 | Action::Clock(_)
                 | Action::Retention(_)
                 | Action::Highlighted { .. }

@@ -157,6 +157,9 @@ pub struct App {
     pub total: Option<u64>,
     /// The current stream has caught up.
     pub caught_up: bool,
+    /// The server that stopped answering, and since when (epoch ms): the header says
+    /// `no answer N s` instead of `live` until it answers again.
+    pub silent: Option<(String, i64)>,
     /// The filter applied.
     pub filter: String,
     /// The current stream's generation.
@@ -262,6 +265,7 @@ impl App {
             production,
             total: None,
             caught_up: false,
+            silent: None,
             filter: String::new(),
             generation: 0,
             scanned: 0,
@@ -540,6 +544,8 @@ impl App {
             | Action::Done { .. }
             | Action::Refused { .. }
             | Action::Notice(_)
+            | Action::Silent { .. }
+            | Action::Answering { .. }
             | Action::Clock(_)
             | Action::Retention(_)
             | Action::Highlighted { .. }

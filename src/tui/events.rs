@@ -83,6 +83,20 @@ impl App {
                 self.status = "caught up; following live".to_string();
             }
             Action::Letters { .. } | Action::CaughtUp { .. } => {}
+            Action::Silent {
+                generation,
+                server,
+                since_ms,
+            } if generation == self.generation => {
+                self.notice = Some(format!("no answer from {server}; still waiting"));
+                self.silent = Some((server, since_ms));
+            }
+            Action::Answering { generation, server } if generation == self.generation => {
+                self.silent = None;
+                self.notice = None;
+                self.status = format!("{server} answers again; following live");
+            }
+            Action::Silent { .. } | Action::Answering { .. } => {}
             Action::Total(n) => self.total = Some(n),
             Action::Arrived {
                 generation,

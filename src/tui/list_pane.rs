@@ -3,6 +3,12 @@
 //! are shown whole while ERROR keeps at least [`ERROR_MIN`] columns; wider terminals
 //! add the reason, the letter's id (what `morgue show` takes) and the attempts. A `!`
 //! before the time flags a letter that retention deletes within a day.
+//!
+//! On a narrow terminal the columns give way in this order, KEY and ERROR staying:
+//! the source shrinks (to 8), the key shrinks (to 12, cut in the middle so that its
+//! start and end stay), SIZE goes, SOURCE goes, TIME keeps only the time of day, the
+//! key shrinks to 10. ERROR keeps at least [`ERROR_FLOOR`] columns, and when it is too
+//! narrow for the class and 15 characters of the message it shows the message alone.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -12,19 +18,23 @@ use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
 use super::app::{App, DELETION_WARNING_MS};
 use super::theme::Theme;
-use super::words::{error_line, time};
+use super::words::{error_cell, time};
 use crate::engine::LetterState;
+use crate::engine::model::text::clip;
 use crate::engine::read::index::IndexRow;
 
 /// ERROR gets at least this many columns before optional columns are added.
 const ERROR_MIN: u16 = 24;
+/// ERROR keeps this many however narrow the terminal (columns give way first).
+const ERROR_FLOOR: u16 = 15;
 /// Optional columns are added only while ERROR keeps this many.
 const ERROR_COMFORT: u16 = 40;
 /// Longest key and source shown whole.
 const KEY_MAX: usize = 40;
 const SOURCE_MAX: usize = 24;
-/// TIME (with the mark), STATE, SIZE.
+/// TIME (with the mark: date and time, or the time of day alone), STATE, SIZE.
 const TIME_W: u16 = 15;
+const TIME_SHORT_W: u16 = 9;
 const STATE_W: u16 = 9;
 const SIZE_W: u16 = 6;
 const REASON_W: u16 = 21;
@@ -33,6 +43,8 @@ const ATTEMPTS_W: u16 = 3;
 /// Which columns are drawn, and how wide the sized ones are.
 #[derive(Debug, PartialEq, Eq)]
 struct Columns {
+    time: u16,
+    /// 0: not drawn.
     source: u16,
     key: u16,
     error: u16,
@@ -41,6 +53,7 @@ struct Columns {
     attempts: bool,
     /// STATE: 9, or wider when a row on screen has a longer state (`failed-again`).
     state: u16,
+    size: bool,
 }
 
 impl Columns {
@@ -48,6 +61,7 @@ impl Columns {
     fn fit(width: u16, source: usize, key: usize, id: usize, state: usize) -> Columns {
         let clamp = |n: usize, lo: usize, hi: usize| n.clamp(lo, hi) as u16;
         let mut c = Columns {
+            time: TIME_W,
             source: clamp(source, 6, SOURCE_MAX),
             key: clamp(key, 3, KEY_MAX),
             error: 0,
@@ -55,10 +69,20 @@ impl Columns {
             id: None,
             attempts: false,
             state: clamp(state, usize::from(STATE_W), 16),
+            size: true,
         };
-        // Six columns, five gaps of one.
-        let fixed = TIME_W + c.state + SIZE_W + 5;
-        let left = |c: &Columns| width.saturating_sub(fixed + c.source + c.key);
+        // What the drawn columns and their one-column gaps leave to ERROR.
+        let left = |c: &Columns| {
+            let drawn = [
+                c.time,
+                c.source,
+                c.key,
+                c.state,
+                if c.size { SIZE_W } else { 0 },
+            ];
+            let used: u16 = drawn.iter().filter(|w| **w > 0).map(|w| w + 1).sum();
+            width.saturating_sub(used)
+        };
         // Too narrow: the source gives way first (to 8; topic names repeat, and the
         // preview names it in full), then the key (to 12; a key is what a person
         // copies and searches for).
@@ -67,6 +91,18 @@ impl Columns {
         }
         while left(&c) < ERROR_MIN && c.key > 12 {
             c.key -= 1;
+        }
+        // Narrower still: whole columns go, so that KEY and ERROR stay.
+        for step in 0..4 {
+            if left(&c) >= ERROR_FLOOR {
+                break;
+            }
+            match step {
+                0 => c.size = false,
+                1 => c.source = 0,
+                2 => c.time = TIME_SHORT_W,
+                _ => c.key = c.key.min(10),
+            }
         }
         c.error = left(&c);
         // Then, while ERROR stays comfortable: the reason, the id, the attempts.
@@ -125,21 +161,28 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
                 .store
                 .id(*pos)
                 .is_some_and(|id| app.marked.contains(&id));
-        let mut cells: Vec<ratatui::widgets::Cell> = vec![
-            format!("{}{}", flag(app, marked, r), time(r.dlq_ts_ms)).into(),
-            cut(app.store.topic(r).unwrap_or("?"), cols.source).into(),
-            cut(key, cols.key).into(),
-            cut(
-                &error_line(app.store.error(r), app.store.said(r).as_deref()),
-                cols.error,
-            )
-            .into(),
-        ];
+        let when = time(r.dlq_ts_ms);
+        let when = match cols.time {
+            TIME_W => when,
+            // The time of day alone: `11:06:41`.
+            _ => when.rsplit(' ').next().unwrap_or_default().to_string(),
+        };
+        let mut cells: Vec<ratatui::widgets::Cell> =
+            vec![format!("{}{}", flag(app, marked, r), when).into()];
+        if cols.source > 0 {
+            cells.push(
+                clip(app.store.topic(r).unwrap_or("?"), cols.source.into())
+                    .into_owned()
+                    .into(),
+            );
+        }
+        cells.push(cut_middle(key, cols.key).into());
+        cells.push(error_cell(app.store.error(r), app.store.said(r).as_deref(), cols.error).into());
         if cols.reason {
             cells.push(r.reason.as_str().into());
         }
         if let Some(w) = cols.id {
-            cells.push(cut(id, w).into());
+            cells.push(clip(id, w.into()).into_owned().into());
         }
         if cols.attempts {
             cells.push(match r.attempts {
@@ -148,7 +191,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             });
         }
         cells.push(Span::styled(r.state.as_str(), state_style(r.state, theme)).into());
-        cells.push(size(r.size).into());
+        if cols.size {
+            cells.push(size(r.size).into());
+        }
         let style = if *i == app.selected {
             theme.selected()
         } else {
@@ -156,13 +201,14 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         };
         Row::new(cells).style(style)
     });
-    let mut widths = vec![
-        Constraint::Length(TIME_W),
-        Constraint::Length(cols.source),
-        Constraint::Length(cols.key),
-        Constraint::Fill(1),
-    ];
-    let mut titles = vec!["TIME", "SOURCE", "KEY", "ERROR"];
+    let mut widths = vec![Constraint::Length(cols.time)];
+    let mut titles = vec!["TIME"];
+    if cols.source > 0 {
+        widths.push(Constraint::Length(cols.source));
+        titles.push("SOURCE");
+    }
+    widths.extend([Constraint::Length(cols.key), Constraint::Fill(1)]);
+    titles.extend(["KEY", "ERROR"]);
     if cols.reason {
         widths.push(Constraint::Length(REASON_W));
         titles.push("REASON");
@@ -175,8 +221,12 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         widths.push(Constraint::Length(ATTEMPTS_W));
         titles.push("ATT");
     }
-    widths.extend([Constraint::Length(cols.state), Constraint::Length(SIZE_W)]);
-    titles.extend(["STATE", "SIZE"]);
+    widths.push(Constraint::Length(cols.state));
+    titles.push("STATE");
+    if cols.size {
+        widths.push(Constraint::Length(SIZE_W));
+        titles.push("SIZE");
+    }
     let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
     f.render_widget(Table::new(rows, widths).header(head), area);
 }
@@ -193,15 +243,21 @@ fn flag(app: &App, marked: bool, r: &IndexRow) -> &'static str {
     }
 }
 
-/// `s` in at most `w` columns, with `…` when cut.
-fn cut(s: &str, w: u16) -> String {
+/// A key in at most `w` columns, cut in the middle (`…`) so that its start and its end
+/// stay; two thirds go to the start, where counters and prefixes differ (unlike
+/// [`crate::engine::model::text::clip_middle`]'s halves, made for names).
+pub(super) fn cut_middle(s: &str, w: u16) -> String {
     let w = usize::from(w);
-    if s.chars().count() <= w {
+    let n = s.chars().count();
+    if n <= w {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(w.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    // Two thirds for the start (where counters and prefixes differ), a third for the end.
+    let tail = w.saturating_sub(1) / 3;
+    let head = w.saturating_sub(1) - tail;
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
 }
 
 /// The key as text: `(null)`, the UTF-8 text, or hex for binary keys.
@@ -268,7 +324,43 @@ mod tests {
         // A `failed-again` row on screen widens STATE.
         assert_eq!(Columns::fit(80, 20, 36, 8, 12).state, 12);
         assert_eq!(c.state, STATE_W);
-        assert_eq!(cut("6f1c2a9e-3b4d-4e5f", 8), "6f1c2a9…");
-        assert_eq!(cut("short", 8), "short");
+        assert_eq!(clip("6f1c2a9e-3b4d-4e5f", 8), "6f1c2a9…");
+        assert_eq!(clip("short", 8), "short");
+    }
+
+    #[test]
+    fn at_50_columns_key_and_error_stay_and_columns_give_way_in_order() {
+        let at = |w| Columns::fit(w, 12, 36, 8, 9);
+        // 80: everything drawn, source and key shrunk.
+        let c = at(80);
+        assert!(c.size && c.source == 8 && c.time == TIME_W, "{c:?}");
+        // 60: SIZE went first, then SOURCE.
+        let c = at(60);
+        assert!(!c.size && c.source == 0 && c.time == TIME_W, "{c:?}");
+        assert!(c.error >= ERROR_FLOOR && c.key == 12, "{c:?}");
+        // 50: the time of day alone; KEY and ERROR stay.
+        let c = at(50);
+        assert_eq!((c.time, c.key), (TIME_SHORT_W, 12), "{c:?}");
+        assert!(c.error >= ERROR_FLOOR, "{c:?}");
+        // The drawn columns and their gaps fit the width.
+        let used = c.time + c.key + c.error + c.state + 3;
+        assert!(used <= 50, "{c:?} uses {used}");
+    }
+
+    #[test]
+    fn keys_are_cut_in_the_middle_and_narrow_errors_keep_the_message() {
+        let key = "6f1c2a9e-3b4d-4e5f-8a7b-0123456789ab";
+        assert_eq!(cut_middle(key, 12), "6f1c2a9e…9ab");
+        assert_eq!(cut_middle(key, 12).chars().count(), 12);
+        assert_eq!(cut_middle("ORD-1", 12), "ORD-1");
+        use super::super::words::error_cell;
+        let class = Some("com.acme.ValidationException");
+        let said = Some("price must be positive: -#");
+        assert_eq!(
+            error_cell(class, said, 60),
+            "ValidationException: price must be positive: -#"
+        );
+        assert_eq!(error_cell(class, said, 20), "price must be posit…");
+        assert_eq!(error_cell(class, None, 12), "ValidationE…");
     }
 }

@@ -34,4 +34,6 @@ pub mod view;
 mod words;
 
 #[cfg(test)]
+mod narrow_tests;
+#[cfg(test)]
 mod snapshot_tests;

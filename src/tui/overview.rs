@@ -224,9 +224,27 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
         .max()
         .unwrap_or(3)
         .clamp(3, 48) as u16;
-    let fixed = 10 + 7 + 8 + 7 + 10 + 6;
-    let spark = body.width >= fixed + name_w + 25;
-    let wide = body.width >= fixed + name_w + 25 + 29;
+    // The name keeps its width (at least 20 when it is longer); the other columns give
+    // way from the last of these, most wanted first.
+    let columns = [
+        ("LETTERS", 10),
+        ("24H", 8),
+        ("OLDEST", 7),
+        ("DELETED IN", 10),
+        ("1H", 7),
+        ("PER HOUR (24H)", 24),
+        ("STATES", 28),
+    ];
+    let widths: Vec<u16> = columns.iter().map(|(_, w)| *w).collect();
+    let shown = super::words::give_way(body.width, name_w.min(20), &widths);
+    // Drawn in this order (indexes into `columns`).
+    let order = [0, 4, 1, 2, 3, 6, 5];
+    let used: u16 = order
+        .iter()
+        .filter(|&&i| shown[i])
+        .map(|&i| widths[i] + 1)
+        .sum();
+    let name_room = name_w.min(body.width.saturating_sub(used));
     let visible = usize::from(body.height.saturating_sub(1));
     let skip = ov.selected.saturating_sub(visible.saturating_sub(1));
     let rows = ov
@@ -236,20 +254,20 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
         .skip(skip)
         .take(visible)
         .map(|(i, d)| {
-            let mut cells = vec![
-                d.label(),
+            let all = [
                 format!("~{}", group(d.letters)),
-                group(d.last_hour()),
                 group(d.last_day()),
                 d.oldest_ms.map_or("-".into(), |o| age(now - o)),
                 d.deleted_in_ms(now).map_or("-".into(), age),
+                group(d.last_hour()),
+                sparkline(&d.hourly),
+                d.states_text(),
             ];
-            if wide {
-                cells.push(d.states_text());
-            }
-            if spark {
-                cells.push(sparkline(&d.hourly));
-            }
+            // A long name keeps both ends: `payments-eu…retry.dlq`.
+            let name = crate::engine::model::text::clip_middle(&d.label(), usize::from(name_room))
+                .into_owned();
+            let mut cells = vec![name];
+            cells.extend(order.iter().filter(|&&c| shown[c]).map(|&c| all[c].clone()));
             let style = if i == ov.selected {
                 theme.selected()
             } else {
@@ -257,22 +275,11 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
             };
             Row::new(cells).style(style)
         });
-    let mut widths = vec![
-        Constraint::Length(name_w.min(body.width.saturating_sub(fixed))),
-        Constraint::Length(10),
-        Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Length(7),
-        Constraint::Length(10),
-    ];
-    let mut titles = vec!["DLQ", "LETTERS", "1H", "24H", "OLDEST", "DELETED IN"];
-    if wide {
-        widths.push(Constraint::Length(28));
-        titles.push("STATES");
-    }
-    if spark {
-        widths.push(Constraint::Length(24));
-        titles.push("PER HOUR (24H)");
+    let mut widths = vec![Constraint::Length(name_room)];
+    let mut titles = vec!["DLQ"];
+    for &c in order.iter().filter(|&&c| shown[c]) {
+        widths.push(Constraint::Length(columns[c].1));
+        titles.push(columns[c].0);
     }
     let header = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
     f.render_widget(Table::new(rows, widths).header(header), body);

@@ -29,11 +29,30 @@ const FRAME: Duration = Duration::from_millis(16);
 /// Runs the TUI on `target` until the user quits, showing `notice` until the first key;
 /// the profile chosen with `P`, if any.
 pub async fn run(target: Target, notice: Option<String>) -> anyhow::Result<Option<String>> {
+    // Opening waits on the server (up to its timeout when it does not answer): say so at once.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("morgue: connecting to {}…", connecting_to(&target.dlq));
+    }
     let opened = target.dlq.open().await?;
     let guard = TerminalGuard::enter(false)?;
     let result = run_with(&target, &opened, Crossterm, false, notice).await;
     drop(guard);
     result
+}
+
+/// What opening `dlq` waits for, in words: `topic 'x' on host:port`.
+fn connecting_to(dlq: &crate::backends::open::Dlq) -> String {
+    use crate::backends::open::Dlq;
+    match dlq {
+        Dlq::Kafka { cfg, topic } => format!("topic '{topic}' on {}", cfg.brokers),
+        Dlq::Mongo { cfg, .. } => format!(
+            "collection '{}.{}' on {}",
+            cfg.db,
+            cfg.collection,
+            crate::backends::mongo::redact(&cfg.uri)
+        ),
+        Dlq::File { path } => format!("file {}", path.display()),
+    }
 }
 
 /// Runs the TUI's loop for an opened DLQ on `console` until the user quits (or,
@@ -387,6 +406,12 @@ async fn stream(
                 Action::CaughtUp { generation }
             }
             SourceEvent::Notice(n) => Action::Notice(n),
+            SourceEvent::Silent { server, since_ms } => Action::Silent {
+                generation,
+                server,
+                since_ms,
+            },
+            SourceEvent::Answering { server } => Action::Answering { generation, server },
         };
         if tx.send(a).await.is_err() {
             return;

@@ -11,7 +11,7 @@ use crate::engine::{DeadLetter, Headers, LetterId};
 
 const NO_COLOR: Theme = Theme { color: false };
 
-fn render(app: &App, width: u16, height: u16) -> String {
+pub(super) fn render(app: &App, width: u16, height: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(width, height)).expect("test backend");
     t.draw(|f| draw(f, app, NO_COLOR)).expect("draw");
     let buf = t.backend().buffer().clone();
@@ -26,7 +26,7 @@ fn render(app: &App, width: u16, height: u16) -> String {
     out
 }
 
-fn spring(offset: i64, value: &[u8]) -> DeadLetter {
+pub(super) fn spring(offset: i64, value: &[u8]) -> DeadLetter {
     let mut h = Headers::default();
     h.push("kafka_dlt-original-topic", "trades");
     h.push("kafka_dlt-original-partition", 2i32.to_be_bytes());
@@ -56,7 +56,7 @@ fn spring(offset: i64, value: &[u8]) -> DeadLetter {
     )
 }
 
-fn app_with(letters: Vec<DeadLetter>) -> App {
+pub(super) fn app_with(letters: Vec<DeadLetter>) -> App {
     let mut app = App::new("kafka://127.0.0.1:9092/trades.DLT".into(), false, false);
     app.start();
     app.update(Action::Resize(21, 100));
@@ -69,7 +69,7 @@ fn app_with(letters: Vec<DeadLetter>) -> App {
     app
 }
 
-fn opened(value: &[u8]) -> App {
+pub(super) fn opened(value: &[u8]) -> App {
     let mut app = app_with(vec![spring(1, value)]);
     app.update(Action::Open);
     app.update(Action::Fetched(Box::new(spring(1, value))));
@@ -89,7 +89,7 @@ fn list_wide_with_reason_column() {
 }
 
 /// Letters keyed by UUIDs from three source topics, with order ids in their messages.
-fn uuid_keyed() -> Vec<DeadLetter> {
+pub(super) fn uuid_keyed() -> Vec<DeadLetter> {
     (0..40)
         .map(|i| {
             let mut l = spring(i, br#"{"price": -3}"#);

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
 use super::app::{App, Dialog, Screen};
 use super::detail;
-use super::words::{error_line, time};
+use super::words::time;
 use crate::engine::read::overview::group;
 
 pub use super::theme::Theme;
@@ -23,7 +23,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
         Constraint::Length(1),
     ])
     .areas(f.area());
-    f.render_widget(Paragraph::new(header(app, theme)), top);
+    f.render_widget(Paragraph::new(header(app, theme, top.width)), top);
     match app.screen {
         Screen::List if app.preview_shown() => {
             let (list, preview) = super::preview_pane::split(body);
@@ -41,41 +41,98 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
     }
 }
 
-fn header(app: &App, theme: Theme) -> Line<'static> {
-    let mut spans = vec![Span::styled(
-        "morgue ",
-        theme.pick(Style::default().add_modifier(Modifier::BOLD)),
-    )];
-    if app.read_only {
-        spans.push(Span::styled(
-            "READ-ONLY ",
-            theme.pick(Style::default().fg(Color::Black).bg(Color::Yellow)),
-        ));
-    }
-    spans.push(Span::raw(app.dlq.clone()));
-    spans.push(Span::raw(format!("  {}", count_label(app))));
-    if let Some(at) = app.store.oldest_ms().and_then(|o| app.deleted_at(o)) {
-        let left = at - app.now_ms;
-        let style = if left < super::app::DELETION_WARNING_MS {
-            Style::default().fg(Color::Red)
+/// The header: what is open on the left, the live state on the right. When the width
+/// is short, the left gives way first, in this order: the DLQ's address (its name
+/// stays), the retention warning's words, the filter, the word `morgue`; the live
+/// state and `N new` are always shown.
+fn header(app: &App, theme: Theme, width: u16) -> Line<'static> {
+    let right = Span::styled(
+        live_state(app),
+        theme.pick(Style::default().fg(live_color(app))),
+    );
+    let room = usize::from(width).saturating_sub(right.width());
+    let bold = theme.pick(Style::default().add_modifier(Modifier::BOLD));
+    let ro = Span::styled(
+        "READ-ONLY ",
+        theme.pick(Style::default().fg(Color::Black).bg(Color::Yellow)),
+    );
+    let deletion = app
+        .store
+        .oldest_ms()
+        .and_then(|o| app.deleted_at(o))
+        .map(|at| {
+            let left = at - app.now_ms;
+            let style = if left < super::app::DELETION_WARNING_MS {
+                Style::default().fg(Color::Red)
+            } else {
+                Style::default()
+            };
+            (crate::engine::read::overview::age(left), theme.pick(style))
+        });
+    let filter = theme.pick(Style::default().fg(Color::Cyan));
+    // The DLQ's name without its scheme and server: `trades.DLT`.
+    let name = app.dlq.rsplit('/').next().unwrap_or(&app.dlq).to_string();
+    let count = format!("  {}", count_label(app));
+    for step in 0..5 {
+        let mut spans = Vec::new();
+        if step < 4 {
+            spans.push(Span::styled("morgue ", bold));
+        }
+        if app.read_only {
+            spans.push(ro.clone());
+        }
+        spans.push(Span::raw(if step < 1 {
+            app.dlq.clone()
         } else {
-            Style::default()
-        };
-        spans.push(Span::styled(
-            format!(
-                "  oldest deleted in {}",
-                crate::engine::read::overview::age(left)
-            ),
-            theme.pick(style),
-        ));
+            name.clone()
+        }));
+        spans.push(Span::raw(count.clone()));
+        if let Some((age, style)) = &deletion {
+            let words = if step < 2 {
+                "  oldest deleted in "
+            } else {
+                " ⌛"
+            };
+            spans.push(Span::styled(format!("{words}{age}"), *style));
+        }
+        if !app.filter.is_empty() && step < 3 {
+            spans.push(Span::styled(format!("  /{}", app.filter), filter));
+        } else if !app.filter.is_empty() {
+            spans.push(Span::styled("  /…", filter));
+        }
+        let line = Line::from(spans);
+        if line.width() <= room || step == 4 {
+            let wide = line.width() > room;
+            let mut spans = line.spans;
+            if wide {
+                // Still too long: cut the left, keeping its start.
+                let text: String = Line::from(spans)
+                    .to_string()
+                    .chars()
+                    .take(room.saturating_sub(1))
+                    .collect();
+                spans = vec![Span::styled(format!("{text}…"), bold)];
+            }
+            spans.push(right);
+            return Line::from(spans);
+        }
     }
-    if !app.filter.is_empty() {
-        spans.push(Span::styled(
-            format!("  /{}", app.filter),
-            theme.pick(Style::default().fg(Color::Cyan)),
-        ));
+    Line::from(right)
+}
+
+fn live_color(app: &App) -> Color {
+    if app.silent.is_some() {
+        Color::Red
+    } else {
+        Color::Green
     }
-    let state = if !app.caught_up {
+}
+
+/// `  live ●  12 new ↑`, `  loading 40%`, `  no answer 7 s`.
+fn live_state(app: &App) -> String {
+    let state = if let Some((_, since)) = &app.silent {
+        format!("  no answer {} s", (app.now_ms - since).max(0) / 1000)
+    } else if !app.caught_up {
         let verb = if app.filter.is_empty() {
             "loading"
         } else {
@@ -90,23 +147,24 @@ fn header(app: &App, theme: Theme) -> Line<'static> {
     } else {
         "  live".to_string()
     };
-    let state = if app.unseen > 0 {
+    if app.unseen > 0 {
         let arrow = if app.newest_first { '↑' } else { '↓' };
         format!("{state}  {} new {arrow}", group(app.unseen as u64))
     } else {
         state
-    };
-    spans.push(Span::styled(
-        state,
-        theme.pick(Style::default().fg(Color::Green)),
-    ));
-    Line::from(spans)
+    }
 }
 
-/// The header's text, without styles.
+/// The header's text at `width` columns, without styles.
+#[cfg(test)]
+pub(crate) fn header_text_at(app: &App, width: u16) -> String {
+    header(app, Theme::current(), width).to_string()
+}
+
+/// The header's text, without styles, on a wide terminal.
 #[cfg(test)]
 pub(crate) fn header_text(app: &App) -> String {
-    header(app, Theme::current()).to_string()
+    header_text_at(app, u16::MAX)
 }
 
 /// `1 letter`, `2,000 letters`.
@@ -177,6 +235,29 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         f.render_widget(Paragraph::new("No letters to group yet."), area);
         return;
     }
+    // ERROR comes first; the other columns give way in this order: RATE, FIRST,
+    // DELETED, LAST, SOURCE.
+    let deleted_w = if app.retention_ms.is_some() { 9 } else { 0 };
+    let optional = [
+        ("SOURCE", 16),
+        ("LAST", 14),
+        ("DELETED", deleted_w),
+        ("FIRST", 14),
+        ("RATE", 16),
+    ];
+    // Drawn in this order (indexes into `optional`).
+    const ORDER: [usize; 5] = [0, 3, 1, 4, 2];
+    let widths: Vec<u16> = optional.iter().map(|(_, w)| *w).collect();
+    // ERROR keeps half the room beside COUNT, at least 24 and at most 40 columns.
+    let room = area.width.saturating_sub(9);
+    let shown = super::words::give_way(room, (room / 2).clamp(24, 40), &widths);
+    let error_w = room
+        - widths
+            .iter()
+            .zip(&shown)
+            .filter(|(_, s)| **s)
+            .map(|(w, _)| w + 1)
+            .sum::<u16>();
     let visible = usize::from(area.height.saturating_sub(1));
     let skip = app.group.saturating_sub(visible.saturating_sub(1));
     let rows = app
@@ -191,41 +272,35 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             } else {
                 Style::default()
             };
-            let mut cells = vec![
-                group(g.count),
-                g.topic.clone().unwrap_or_else(|| "?".into()),
-                error_line(g.error.as_deref(), g.message.as_deref()),
-                time(g.first_ms),
-                time(g.last_ms),
-                crate::engine::read::overview::sparkline(&g.spark),
-            ];
             // When retention deletes the group's oldest letter (`!` within a day).
-            if let Some(at) = app.deleted_at(g.first_ms) {
+            let deleted = app.deleted_at(g.first_ms).map(|at| {
                 let left = at - app.now_ms;
                 let soon = if left < super::app::DELETION_WARNING_MS {
                     "!"
                 } else {
                     " "
                 };
-                cells.push(format!(
-                    "{soon}{}",
-                    crate::engine::read::overview::age(left)
-                ));
-            }
+                format!("{soon}{}", crate::engine::read::overview::age(left))
+            });
+            let all = [
+                g.topic.clone().unwrap_or_else(|| "?".into()),
+                time(g.last_ms),
+                deleted.unwrap_or_default(),
+                time(g.first_ms),
+                crate::engine::read::overview::sparkline(&g.spark),
+            ];
+            let mut cells = vec![
+                group(g.count),
+                super::words::error_cell(g.error.as_deref(), g.message.as_deref(), error_w),
+            ];
+            cells.extend(ORDER.iter().filter(|&&c| shown[c]).map(|&c| all[c].clone()));
             Row::new(cells).style(style)
         });
-    let mut widths = vec![
-        Constraint::Length(8),
-        Constraint::Length(16),
-        Constraint::Fill(1),
-        Constraint::Length(14),
-        Constraint::Length(14),
-        Constraint::Length(16),
-    ];
-    let mut titles = vec!["COUNT", "SOURCE", "ERROR", "FIRST", "LAST", "RATE"];
-    if app.retention_ms.is_some() {
-        widths.push(Constraint::Length(9));
-        titles.push("DELETED");
+    let mut widths = vec![Constraint::Length(8), Constraint::Fill(1)];
+    let mut titles = vec!["COUNT", "ERROR"];
+    for &c in ORDER.iter().filter(|&&c| shown[c]) {
+        widths.push(Constraint::Length(optional[c].1));
+        titles.push(optional[c].0);
     }
     let head = Row::new(titles).style(theme.pick(Style::default().add_modifier(Modifier::BOLD)));
     f.render_widget(Table::new(rows, widths).header(head), area);

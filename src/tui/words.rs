@@ -1,6 +1,7 @@
 //! How the screens write a letter's time and error: `MM-DD HH:MM:SS` in UTC, and
 //! the short exception class with its message, the class said once.
 
+use crate::engine::model::text::clip;
 use crate::engine::read::index::NO_TIME;
 
 /// `MM-DD HH:MM:SS` in UTC, `-` when unknown.
@@ -40,9 +41,49 @@ pub fn short_error(e: Option<&str>) -> String {
     }
 }
 
+/// The ERROR cell in `w` columns: the class and the message, or the message alone when
+/// the class would leave fewer than 15 of its characters.
+pub fn error_cell(error: Option<&str>, said: Option<&str>, w: u16) -> String {
+    let line = error_line(error, said);
+    let class = short_error(error);
+    match line.strip_prefix(&format!("{class}: ")) {
+        Some(message) if class.chars().count() + 2 + 15 > usize::from(w) => {
+            clip(message, usize::from(w)).into_owned()
+        }
+        _ => clip(&line, usize::from(w)).into_owned(),
+    }
+}
+
+/// Which optional columns fit, in the order given (most wanted first): each is taken,
+/// with its one-column gap, while the column that fills the rest keeps `keep` of the
+/// `room` left beside the fixed columns. A column that does not fit leaves room for a
+/// narrower one after it; a column of width 0 is not wanted.
+pub fn give_way(room: u16, keep: u16, optional: &[u16]) -> Vec<bool> {
+    let mut left = room;
+    optional
+        .iter()
+        .map(|w| {
+            let fits = *w > 0 && left > keep + w;
+            if fits {
+                left -= w + 1;
+            }
+            fits
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::error_line;
+    use super::{error_line, give_way};
+
+    #[test]
+    fn optional_columns_give_way_in_order() {
+        assert_eq!(give_way(100, 30, &[16, 14, 14]), [true, true, true]);
+        assert_eq!(give_way(60, 24, &[16, 14, 14]), [true, true, false]);
+        assert_eq!(give_way(50, 24, &[16, 14, 14]), [true, false, false]);
+        assert_eq!(give_way(50, 24, &[30, 9]), [false, true]);
+        assert_eq!(give_way(10, 24, &[1]), [false]);
+    }
 
     #[test]
     fn the_class_is_shown_once() {

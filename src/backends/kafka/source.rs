@@ -24,6 +24,59 @@ use crate::engine::{DeadLetter, LetterId};
 const BATCH: usize = 512;
 /// How long an idle poll waits; bounds the latency of a live letter.
 const IDLE_POLL: Duration = Duration::from_millis(50);
+/// While nothing arrives, how often the broker is asked for a watermark, so that a
+/// broker that stops answering (frozen, or a network that drops packets, with the
+/// connection left open) is noticed: after [`SILENT_AFTER`] without an answer the
+/// stream reports [`SourceEvent::Silent`], and [`SourceEvent::Answering`] once it
+/// answers again.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a probe waits for its answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Silence that counts as "not answering".
+const SILENT_AFTER: Duration = Duration::from_secs(3);
+
+/// When the broker was last heard from, and whether it was reported silent.
+struct Liveness {
+    heard: std::time::Instant,
+    heard_ms: i64,
+    probed: std::time::Instant,
+    silent: bool,
+}
+
+impl Liveness {
+    fn new() -> Self {
+        let now = std::time::Instant::now();
+        Liveness {
+            heard: now,
+            heard_ms: chrono::Utc::now().timestamp_millis(),
+            probed: now,
+            silent: false,
+        }
+    }
+
+    fn heard(&mut self) {
+        self.heard = std::time::Instant::now();
+        self.heard_ms = chrono::Utc::now().timestamp_millis();
+    }
+
+    /// The event to report now, if the broker fell silent or answers again.
+    fn change(&mut self, server: &str) -> Option<SourceEvent> {
+        let quiet = self.heard.elapsed() >= SILENT_AFTER;
+        if quiet == self.silent {
+            return None;
+        }
+        self.silent = quiet;
+        let server = server.to_string();
+        Some(if quiet {
+            SourceEvent::Silent {
+                server,
+                since_ms: self.heard_ms,
+            }
+        } else {
+            SourceEvent::Answering { server }
+        })
+    }
+}
 
 /// One Kafka DLQ topic, read by hand-assigned partitions.
 #[derive(Clone)]
@@ -168,6 +221,8 @@ impl KafkaSource {
         let mut delivered = 0u64;
         let mut caught_up = false;
         let mut away = false;
+        let mut live = Liveness::new();
+        let probe_partition = marks.first().map_or(0, |m| m.0);
         let mut batch: Vec<DeadLetter> = Vec::with_capacity(BATCH);
         loop {
             if !caught_up && behind.is_empty() {
@@ -234,6 +289,22 @@ impl KafkaSource {
                     }
                     continue;
                 }
+            }
+            if heard {
+                live.heard();
+            } else if batch.is_empty() && live.probed.elapsed() >= PROBE_EVERY {
+                live.probed = std::time::Instant::now();
+                if consumer
+                    .fetch_watermarks(&self.topic, probe_partition, PROBE_TIMEOUT)
+                    .is_ok()
+                {
+                    live.heard();
+                }
+            }
+            if let Some(ev) = live.change(&self.cfg.brokers)
+                && tx.blocking_send(ev).is_err()
+            {
+                return Ok(());
             }
             if away && heard {
                 away = false;

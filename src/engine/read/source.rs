@@ -78,6 +78,19 @@ pub enum SourceEvent {
     },
     /// Something the user should know about the stream (e.g. which live mode is active).
     Notice(String),
+    /// The server stopped answering without closing the connection (a frozen broker,
+    /// a network that drops packets): nothing was heard from it since `since_ms`.
+    Silent {
+        /// The server, as configured (`host:port`).
+        server: String,
+        /// When it last answered, epoch milliseconds.
+        since_ms: i64,
+    },
+    /// The server answers again after a [`SourceEvent::Silent`].
+    Answering {
+        /// The server, as configured.
+        server: String,
+    },
 }
 
 /// A DLQ that can be read.
