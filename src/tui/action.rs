@@ -139,6 +139,18 @@ pub enum Action {
         /// What happened.
         message: String,
     },
+    /// This session replayed letter `id` (key `key`) to `topic` as `replay_id`: it is
+    /// watched for failing again from now on.
+    Replayed {
+        /// The letter.
+        id: LetterId,
+        /// Its key, to recognise it failing again.
+        key: Option<Vec<u8>>,
+        /// The `morgue-replay-id` stamped on the message.
+        replay_id: String,
+        /// Where it went.
+        topic: String,
+    },
     /// A write on letter `id` was refused or failed.
     Refused {
         /// The letter.
@@ -185,6 +197,7 @@ impl Action {
                 | Action::FetchWaiting { .. }
                 | Action::FetchFailed { .. }
                 | Action::Done { .. }
+                | Action::Replayed { .. }
                 | Action::Refused { .. }
                 | Action::Notice(_)
                 | Action::Silent { .. }

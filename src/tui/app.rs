@@ -542,6 +542,7 @@ impl App {
             | Action::FetchWaiting { .. }
             | Action::FetchFailed { .. }
             | Action::Done { .. }
+            | Action::Replayed { .. }
             | Action::Refused { .. }
             | Action::Notice(_)
             | Action::Silent { .. }

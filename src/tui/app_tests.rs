@@ -423,7 +423,7 @@ fn the_replay_target_can_be_changed_in_the_dialog() {
     );
 }
 
-fn filter(app: &mut App, q: &str) -> Vec<Effect> {
+pub(crate) fn filter(app: &mut App, q: &str) -> Vec<Effect> {
     app.update(Action::Filter);
     for _ in 0..app.filter.len() {
         app.update(Action::Backspace);

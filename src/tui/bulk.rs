@@ -29,7 +29,20 @@ impl Bulk {
     async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Action>) {
         for (id, o) in writer.replay(letters, None, false).await {
             match o {
-                ReplayOutcome::Replayed { .. } => {
+                ReplayOutcome::Replayed {
+                    replay_id, topic, ..
+                } => {
+                    let key = letters
+                        .iter()
+                        .find(|l| l.id.as_ref() == Some(&id))
+                        .and_then(|l| l.key.clone());
+                    let watched = Action::Replayed {
+                        id: id.clone(),
+                        key,
+                        replay_id,
+                        topic,
+                    };
+                    let _ = tx.send(watched).await;
                     self.done += 1;
                     let message = format!(
                         "replayed {} ({} skipped, {} failed)",

@@ -165,6 +165,12 @@ impl App {
                     }
                 }
             }
+            Action::Replayed {
+                id,
+                key,
+                replay_id,
+                topic,
+            } => self.store.replayed(&id, key.as_deref(), &replay_id, &topic),
             Action::Notice(n) => self.status = n,
             Action::Clock(ms) => {
                 self.now_ms = ms;

@@ -133,3 +133,43 @@ fn scan_progress_and_live_growth_are_counted_apart() {
     });
     assert_eq!(app.total, Some(1003), "another stream's counts are ignored");
 }
+
+#[test]
+fn a_letter_replayed_in_this_session_shows_failing_again_live() {
+    use crate::engine::{LetterId, LetterState};
+    let mut app = loaded(3);
+    app.update(Action::Clock(1_795_000_000_100));
+    let id = LetterId::Kafka {
+        partition: 0,
+        offset: 1,
+    };
+    // This session replays letter 0:1 (a group replay reports the same two actions).
+    app.update(Action::Replayed {
+        id: id.clone(),
+        key: Some(b"K1".to_vec()),
+        replay_id: "r-1".into(),
+        topic: "trades".into(),
+    });
+    app.update(Action::Done {
+        id: id.clone(),
+        state: LetterState::Replayed,
+        message: "replayed to trades:0@7".into(),
+    });
+    let state = |app: &App| {
+        let pos = app.store.find(&id).unwrap();
+        app.store.row(pos).unwrap().state
+    };
+    assert_eq!(state(&app), LetterState::Replayed);
+    // The replayed message fails again: a new letter carrying its replay id arrives.
+    let mut again = super::super::app::tests::letter(3);
+    again.key = Some(b"K1".to_vec());
+    again.headers.push("morgue-replay-id", "r-1");
+    app.update(Action::Letters {
+        generation: 1,
+        letters: vec![again],
+    });
+    assert_eq!(state(&app), LetterState::FailedAgain);
+    // Filtering by the state finds it, in this session as in a fresh one.
+    super::super::app::tests::filter(&mut app, "state:failed-again");
+    assert_eq!(app.visible_len(), 1);
+}

@@ -321,11 +321,23 @@ impl Io {
                                 topic,
                                 partition,
                                 offset,
+                                replay_id,
                                 ..
-                            }) => Ok((
-                                crate::engine::LetterState::Replayed,
-                                format!("replayed to {topic}:{partition}@{offset}"),
-                            )),
+                            }) => {
+                                // Watched from now on, as a fresh session would from the ledger.
+                                let watched = Action::Replayed {
+                                    id: id.clone(),
+                                    key: l.key.clone(),
+                                    replay_id,
+                                    topic: topic.clone(),
+                                };
+                                // A closed channel means the TUI is gone: nothing to tell.
+                                let _ = tx.send(watched).await;
+                                Ok((
+                                    crate::engine::LetterState::Replayed,
+                                    format!("replayed to {topic}:{partition}@{offset}"),
+                                ))
+                            }
                             Some(ReplayOutcome::SentUnconfirmed { why, .. }) => Err(format!(
                                 "sent but not recorded ({why}); the next replay confirms it"
                             )),

@@ -73,6 +73,25 @@ impl Store {
         }
     }
 
+    /// Watches letter `id` (key `key`), which this session has just replayed to `topic`
+    /// as `replay_id`, at once: its row moves to `failed-again` or `confirmed` as in a
+    /// session that reads its history from the ledger.
+    pub fn replayed(&mut self, id: &LetterId, key: Option<&[u8]>, replay_id: &str, topic: &str) {
+        // Only the id, the topic and the time matter to the watch.
+        let record = crate::engine::model::letter::ReplayRecord {
+            replay_id: replay_id.to_string(),
+            topic: topic.to_string(),
+            partition: -1,
+            offset: -1,
+            by: String::new(),
+            at_ms: self.now_ms,
+            edited: false,
+            key: None,
+        };
+        self.watch.register(id, key, std::slice::from_ref(&record));
+        self.settle_row(id);
+    }
+
     /// Registers a freshly fetched letter's history and sets its outcome and state.
     pub fn settle(&mut self, l: &mut DeadLetter) {
         if let Some(id) = l.id.as_ref().filter(|_| !l.history.is_empty()) {
