@@ -3,8 +3,11 @@
 # the demo's feed (UUID keys) and router keep filling two DLQs while the shots are
 # taken. Screens: the overview, the list with its preview, the detail's tabs, the
 # triage board, the replay dialog, a replay that failed again, the profile picker and
-# the light theme. Pipeline: tmux capture-pane -e (ANSI) -> aha (HTML) -> headless
-# Chromium screenshot. Installs tmux, aha and chromium when missing.
+# the light theme, and the narrow panes (narrow-*: the list, triage, detail and
+# overview at 80x24 and 50x20). Pipeline: tmux capture-pane -e (ANSI) -> aha (HTML)
+# -> headless Chromium screenshot. Installs tmux, aha and chromium when missing.
+#   SHOTS=narrow scripts/screenshots.sh    only the narrow panes
+#   MORGUE_BIN=target/debug/morgue ...     that binary instead of a release build
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -17,8 +20,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 eval "$(scripts/services.sh up)"
 B=$MORGUE_TEST_KAFKA
-cargo build --release --quiet
-MORGUE="$ROOT/target/release/morgue"
+if [ -n "${MORGUE_BIN:-}" ]; then
+  MORGUE=$(realpath "$MORGUE_BIN")
+else
+  cargo build --release --quiet
+  MORGUE="$ROOT/target/release/morgue"
+fi
+SHOTS=${SHOTS:-all}
 PY="$ROOT/.venv/bin/python"
 run=$(date +%s)
 SRC=trades-shots-$run
@@ -63,25 +71,26 @@ TOML
 { echo 'theme = "light"'; cat "$work/config.toml"; } > "$work/light.toml"
 
 S=morgue-shots-$run
-shot() { # NAME: the current screen as screenshots/NAME.png
+shot() { # NAME [W,H]: the current screen as screenshots/NAME.png (window W,H pixels)
   tmux capture-pane -e -p -t "$S" > "$work/$1.ans"
   aha --black --title "morgue" < "$work/$1.ans" |
     sed 's|<pre>|<pre style="font-family: DejaVu Sans Mono, monospace; font-size: 14px; line-height: 1.2; margin: 8px">|' > "$work/$1.html"
   chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
     --disable-component-update --disable-sync --no-first-run --user-data-dir="$work/chrome" \
-    --hide-scrollbars --window-size=1420,760 --screenshot="$ROOT/screenshots/$1.png" \
+    --hide-scrollbars --window-size="${2:-1420,760}" --screenshot="$ROOT/screenshots/$1.png" \
     "file://$work/$1.html" >/dev/null 2>&1
   echo "screenshots/$1.png" >&2
 }
 keys() { for k in "$@"; do tmux send-keys -t "$S" "$k"; sleep 0.3; done; sleep 1; }
-session() { # CONFIG ARGS...: morgue in a fresh 160x40 session
+session() { # CONFIG ARGS...: morgue in a fresh session of COLSxROWS (160x40)
   tmux kill-session -t "$S" 2>/dev/null || true
   local config=$1; shift
-  tmux new-session -d -s "$S" -x 160 -y 40 \
+  tmux new-session -d -s "$S" -x "${COLS:-160}" -y "${ROWS:-40}" \
     "MORGUE_CONFIG=$config MORGUE_AUDIT_LOG=$work/audit.jsonl $MORGUE $*; sleep 5"
   sleep 5
 }
 
+if [ "$SHOTS" = all ]; then
 # The overview of both DLQs.
 session "$work/config.toml" --kafka "$B" --pattern "'*shots-$run.DLT'" --pattern "'*shots-$run-dlq'"
 shot overview
@@ -119,4 +128,22 @@ session "$work/light.toml" --kafka "$B" --topic "$DLQ"
 keys j j
 shot list-light
 keys q
+fi
+
+# Narrow panes, as in a split tmux window over ssh.
+for size in 80x24 50x20; do
+  COLS=${size%x*} ROWS=${size#*x}
+  px="$((COLS * 9 + 24)),$((ROWS * 17 + 24))"
+  COLS=$COLS ROWS=$ROWS session "$work/config.toml" --kafka "$B" --topic "$DLQ"
+  keys j j
+  shot "narrow-list-$size" "$px"
+  keys t
+  shot "narrow-triage-$size" "$px"
+  keys t Enter
+  shot "narrow-detail-$size" "$px"
+  keys Escape q
+  COLS=$COLS ROWS=$ROWS session "$work/config.toml" --kafka "$B" --pattern "'*shots-$run.DLT'" --pattern "'*shots-$run-dlq'"
+  shot "narrow-overview-$size" "$px"
+  keys q
+done
 tmux kill-session -t "$S" 2>/dev/null || true
