@@ -20,7 +20,7 @@ pub(super) fn decode(
     let len = body.len();
     let bad = |e: apache_avro::Error| format!("not an Avro datum of its schema: {e}");
     let reader = apache_avro::reader::datum::GenericDatumReader::builder(main)
-        .writer_schemata(refs.iter().collect())
+        .writer_schemata(with_main(main, refs))
         .map_err(bad)?
         .build()
         .map_err(bad)?;
@@ -42,12 +42,18 @@ pub(super) fn encode(main: &Schema, refs: &[Schema], edited: &Json) -> Result<Ve
     }
     let value = to_avro(main, edited, "$", &names)?;
     apache_avro::writer::datum::GenericDatumWriter::builder(main)
-        .schemata(refs.iter().collect())
+        .schemata(with_main(main, refs))
         .map_err(|e| e.to_string())?
         .build()
         .map_err(|e| e.to_string())?
         .write_value_to_vec(value)
         .map_err(|e| format!("$: {e}"))
+}
+
+/// The schemata whose named types `main` may use: `refs` and `main` itself (a type
+/// defined once in `main` and named again later is a reference to it).
+fn with_main<'a>(main: &'a Schema, refs: &'a [Schema]) -> Vec<&'a Schema> {
+    refs.iter().chain(std::iter::once(main)).collect()
 }
 
 fn collect_names<'a>(s: &'a Schema, out: &mut HashMap<Name, &'a Schema>) {

@@ -69,3 +69,22 @@ fn an_avro_float_past_the_range_of_a_float_is_refused_not_written_as_infinity() 
     let fits = super::avro::encode(&schema, &[], &serde_json::json!({"f": 3.0e38})).unwrap();
     assert!(super::avro::decode(&fits, &schema, &[]).is_ok());
 }
+
+#[test]
+fn an_avro_type_named_again_in_its_own_schema_decodes_and_encodes() {
+    // `to` names the Addr that `from` defines: it was "Unresolved schema reference: Addr"
+    // on reading, and "Value does not match schema" on writing an edit.
+    let schema = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"Move","fields":[
+            {"name":"from","type":{"type":"record","name":"Addr",
+                "fields":[{"name":"city","type":"string"}]}},
+            {"name":"to","type":"Addr"}]}"#,
+    )
+    .unwrap();
+    let moved = serde_json::json!({"from": {"city": "Zürich"}, "to": {"city": "Genève"}});
+    let datum = super::avro::encode(&schema, &[], &moved).unwrap();
+    assert_eq!(super::avro::decode(&datum, &schema, &[]).unwrap(), moved);
+    let bad = serde_json::json!({"from": {"city": "Zürich"}, "to": {"town": "Genève"}});
+    let why = super::avro::encode(&schema, &[], &bad).unwrap_err();
+    assert_eq!(why, "$.to.town: not a field of Addr");
+}
