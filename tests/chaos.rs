@@ -274,13 +274,17 @@ async fn broker_killed_twice(mode: Mode, label: &str) {
             .lines()
             .count();
         let l = log.clone();
-        wait_until(120 + n as u64 / 400, move || {
-            std::fs::read_to_string(&l)
-                .unwrap_or_default()
-                .lines()
-                .count()
-                >= before + n / 4
-        })
+        wait_until(
+            "the processor to log a quarter more messages",
+            120 + n as u64 / 400,
+            move || {
+                std::fs::read_to_string(&l)
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+                    >= before + n / 4
+            },
+        )
         .await;
         broker.kill();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -303,13 +307,17 @@ async fn three_routers_one_killed_one_added_lose_nothing() {
         .map(|_| Spawned::new(router(&b, &source.name, &dlq.name, &group, &log)))
         .collect();
     let l = log.clone();
-    wait_until(120, move || {
-        std::fs::read_to_string(&l)
-            .unwrap_or_default()
-            .lines()
-            .count()
-            >= n / 3
-    })
+    wait_until(
+        "the processor to log a third of the messages",
+        120,
+        move || {
+            std::fs::read_to_string(&l)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                >= n / 3
+        },
+    )
     .await;
     // One member leaves mid-message (its partitions move), another joins (they move
     // again). A SIGKILLed member's partitions move only once the broker expires its
@@ -335,7 +343,10 @@ async fn three_routers_one_killed_one_added_lose_nothing() {
     // No partition was left behind: the group committed to the end of each.
     let ends = high_watermarks(&source.name, 6);
     let (g, t) = (group.clone(), source.name.clone());
-    wait_until(60, move || committed(&g, &t, 6) == ends).await;
+    wait_until("committed(&g, &t, 6) == ends", 60, move || {
+        committed(&g, &t, 6) == ends
+    })
+    .await;
     for r in routers {
         stop(r.take());
     }
@@ -384,13 +395,17 @@ async fn the_mongodb_dlq_killed_mid_run_loses_nothing() {
             .unwrap(),
     );
     let l = log.clone();
-    wait_until(120, move || {
-        std::fs::read_to_string(&l)
-            .unwrap_or_default()
-            .lines()
-            .count()
-            >= n / 4
-    })
+    wait_until(
+        "the processor to log a quarter of the messages",
+        120,
+        move || {
+            std::fs::read_to_string(&l)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                >= n / 4
+        },
+    )
     .await;
     mongo.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;

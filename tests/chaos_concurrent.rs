@@ -219,9 +219,11 @@ async fn chaos_with(mode: Mode, label: &str, log: std::path::PathBuf) {
     for _ in 0..2 {
         let before = log_lines(&log).len();
         let l = log.clone();
-        wait_until(120 + n as u64 / 400, move || {
-            log_lines(&l).len() >= before + n / 4
-        })
+        wait_until(
+            "log_lines(&l).len() >= before + n / 4",
+            120 + n as u64 / 400,
+            move || log_lines(&l).len() >= before + n / 4,
+        )
         .await;
         broker.kill();
         tokio::time::sleep(Duration::from_secs(2)).await;

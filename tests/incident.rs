@@ -54,6 +54,18 @@ fn kill(pid: &AtomicU32, sig: &str) -> bool {
             .is_ok_and(|s| s.success())
 }
 
+/// Sends `sig` to the operator's run in progress, waiting up to 5 s for one to start;
+/// whether one got it.
+async fn signal_a_run(pid: &AtomicU32, sig: &str) -> bool {
+    for _ in 0..100 {
+        if kill(pid, sig) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Keys that arrived in `topic` on `brokers`, with how often.
 async fn arrivals(brokers: &str, topic: &str) -> HashMap<String, usize> {
     let mut m = HashMap::new();
@@ -213,19 +225,15 @@ async fn an_incident_replays_every_letter_exactly_once() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     broker.thaw();
     until(at(0.45)).await;
-    let stopped = kill(&pids[1], "-STOP");
+    // A paced operator is stopped (ctrl-z) mid-run and resumed 6 s later.
+    let stopped = signal_a_run(&pids[1], "-STOP").await;
+    assert!(stopped, "no run of the paced operator was there to stop");
     tokio::time::sleep(Duration::from_secs(6)).await;
-    kill(&pids[1], "-CONT");
+    assert!(kill(&pids[1], "-CONT"), "the stopped run could not be resumed");
     until(at(0.65)).await;
     // The unpaced operator's runs are short: wait for one in progress.
-    let mut killed = false;
-    for _ in 0..100 {
-        killed = kill(&pids[2], "-KILL");
-        if killed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let killed = signal_a_run(&pids[2], "-KILL").await;
+    assert!(killed, "no run of the unpaced operator was there to kill");
     until(at(1.0)).await;
 
     stop.store(true, Ordering::SeqCst);

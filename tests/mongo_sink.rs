@@ -39,7 +39,10 @@ async fn the_sink_creates_no_index_and_tolerates_the_teams_repeats() {
         .spawn()
         .unwrap();
     let (g, t) = (group.clone(), source.name.clone());
-    wait_until(60, move || committed(&g, &t, 1) == [2]).await;
+    wait_until("committed(&g, &t, 1) == [2]", 60, move || {
+        committed(&g, &t, 1) == [2]
+    })
+    .await;
     sigterm(&child);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -71,7 +71,10 @@ async fn a_dlq_refusing_one_partition_holds_back_only_that_partition() {
     let child = Spawned::new(route(&source.name, &dlq.name, &group, exec, &[]));
     // Partition 0 stalls at its poison letter...
     let (g, t) = (group.clone(), source.name.clone());
-    wait_until(60, move || committed(&g, &t, 2)[0] == 1).await;
+    wait_until("committed(&g, &t, 2)[0] == 1", 60, move || {
+        committed(&g, &t, 2)[0] == 1
+    })
+    .await;
     // ...and what arrives on partition 1 meanwhile, all through the stall, is
     // processed to its end, one in ten a small poison letter that gets through.
     let started = std::time::Instant::now();
@@ -96,7 +99,10 @@ async fn a_dlq_refusing_one_partition_holds_back_only_that_partition() {
         }
     }
     let (g, t) = (group.clone(), source.name.clone());
-    wait_until(60, move || committed(&g, &t, 2) == [1, sent]).await;
+    wait_until("committed(&g, &t, 2) == [1, sent]", 60, move || {
+        committed(&g, &t, 2) == [1, sent]
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         committed(&group, &source.name, 2),
@@ -112,7 +118,10 @@ async fn a_dlq_refusing_one_partition_holds_back_only_that_partition() {
     // The DLQ takes big letters again: partition 0 resumes and finishes.
     alter_topic(&dlq.name, "max.message.bytes", "1048576").await;
     let (g, t) = (group.clone(), source.name.clone());
-    wait_until(60, move || committed(&g, &t, 2) == [3, sent]).await;
+    wait_until("committed(&g, &t, 2) == [3, sent]", 60, move || {
+        committed(&g, &t, 2) == [3, sent]
+    })
+    .await;
     let (stats, err) = stop(child.take());
     // Each message handled once: an evicted member would have handled some twice.
     assert_eq!(
@@ -152,7 +161,10 @@ async fn a_command_slower_than_the_poll_interval_keeps_the_group_membership() {
     ];
     let child = Spawned::new(route(&source.name, &dlq.name, &group, exec, &extra));
     let (g, t) = (group.clone(), source.name.clone());
-    wait_until(90, move || committed(&g, &t, 1) == [2]).await;
+    wait_until("committed(&g, &t, 1) == [2]", 90, move || {
+        committed(&g, &t, 1) == [2]
+    })
+    .await;
     let (stats, err) = stop(child.take());
     assert_eq!(stats["processed"], 2, "{stats} {err}");
     assert!(
@@ -220,7 +232,9 @@ async fn a_restarted_router_takes_its_partitions_back_and_a_twin_is_fenced() {
     });
     let progress = |at_least: usize| {
         let l = log.clone();
-        wait_until(90, move || lines(&l).len() >= at_least)
+        wait_until("lines(&l).len() >= at_least", 90, move || {
+            lines(&l).len() >= at_least
+        })
     };
     let a = member(&source.name, &dlq.name, &group, id, &log);
     progress(150).await;
@@ -262,7 +276,7 @@ async fn a_restarted_router_takes_its_partitions_back_and_a_twin_is_fenced() {
         let sent = producer.await.unwrap();
         let l = log.clone();
         let all = sent.clone();
-        wait_until(120, move || {
+        wait_until("every message to reach the processor", 120, move || {
             let seen: std::collections::HashSet<String> = lines(&l).into_iter().collect();
             all.iter().all(|v| seen.contains(v))
         })

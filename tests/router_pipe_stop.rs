@@ -109,7 +109,10 @@ async fn ignoring_eof(name: &str, grace: &str) -> (Child, std::path::PathBuf, Ve
         &["--grace", grace],
     ));
     let t = source.name.clone();
-    wait_until(60, move || committed(&group, &t, 1) == vec![1]).await;
+    wait_until("committed(&group, &t, 1) == vec![1]", 60, move || {
+        committed(&group, &t, 1) == vec![1]
+    })
+    .await;
     (child.take(), dir, vec![source, dlq])
 }
 
@@ -160,7 +163,7 @@ async fn a_pipe_process_that_ignores_end_of_file_gets_sigterm_then_sigkill() {
         err.contains("did not exit within 1s of SIGTERM: SIGKILL to its process group"),
         "{err}"
     );
-    wait_until(60, || dead(&pid)).await;
+    wait_until("dead(&pid)", 60, || dead(&pid)).await;
     assert!(dead(&pid), "the process {pid} outlived morgue");
 }
 
@@ -176,6 +179,6 @@ async fn a_second_signal_kills_the_pipe_process_at_once() {
     assert!(err.contains("stopping now: SIGKILL"), "{err}");
     assert!(!dir.join("term").exists(), "SIGTERM came before SIGKILL");
     let pid = std::fs::read_to_string(dir.join("eof")).unwrap();
-    wait_until(60, || dead(&pid)).await;
+    wait_until("dead(&pid)", 60, || dead(&pid)).await;
     assert!(dead(&pid), "the process {pid} outlived morgue");
 }

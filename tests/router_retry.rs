@@ -121,7 +121,10 @@ async fn a_retry_due_in_an_hour_does_not_hold_back_its_partition() {
     let before = chrono::Utc::now().timestamp_millis();
     let r = Spawned::new(router(&b, &src.name, &dlq.name, "1h", &log));
     let l = log.clone();
-    wait_until(120, move || successes(&l).len() >= 20).await;
+    wait_until("successes(&l).len() >= 20", 120, move || {
+        successes(&l).len() >= 20
+    })
+    .await;
     let ok = successes(&log);
     assert_eq!(
         (1..=20).filter(|i| ok.contains_key(i)).count(),
@@ -220,7 +223,10 @@ async fn retry_tiers_lose_nothing_through_broker_and_router_kills() {
     for round in 0..3 {
         let before = log_lines(&log).len();
         let l = log.clone();
-        wait_until(120, move || log_lines(&l).len() >= before + n / 5).await;
+        wait_until("log_lines(&l).len() >= before + n / 5", 120, move || {
+            log_lines(&l).len() >= before + n / 5
+        })
+        .await;
         if round < 2 {
             broker.kill();
             tokio::time::sleep(Duration::from_secs(2)).await;

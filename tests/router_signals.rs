@@ -67,7 +67,7 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
 /// Waits (60 s at most) until `p` exists.
 pub(crate) async fn wait_file(p: &Path) {
     let p = p.to_path_buf();
-    wait_until(60, move || p.exists()).await;
+    wait_until("p.exists()", 60, move || p.exists()).await;
 }
 
 #[tokio::test]
@@ -222,7 +222,10 @@ async fn signals_at_random_moments_never_dead_letter_because_of_the_signal() {
     ));
     let g = group.clone();
     let t = source.name.clone();
-    wait_until(120, move || committed(&g, &t, 1)[0] == N as i64).await;
+    wait_until("committed(&g, &t, 1)[0] == N as i64", 120, move || {
+        committed(&g, &t, 1)[0] == N as i64
+    })
+    .await;
     signal(&child, "TERM");
     stats(child.take());
     let mut keys: Vec<String> = read_all(&dlq.name)

@@ -124,12 +124,8 @@ async fn list_live_filter_detail_replay_in_tmux() {
     );
 
     t.keys(&["q"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let s = t.screen();
-    assert!(
-        !s.contains("payload │"),
-        "the terminal is restored after q:\n{s}"
-    );
+    // The terminal is restored after q: the TUI's screen goes away.
+    t.wait_gone("payload │");
 }
 
 #[tokio::test]
@@ -277,9 +273,15 @@ async fn keys_theme_and_profiles_come_from_the_config_file() {
             .any(|l| l.trim_start().starts_with("R ") && l.contains("replay the letter")),
         "{s}"
     );
-    t.keys(&["Escape", "r"]);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!t.screen().contains("to topic:"), "r is no longer replay");
+    // `r` is no longer replay: had it opened the replay dialog, `?` would be typed
+    // into its topic field instead of opening the help.
+    t.keys(&["Escape"]);
+    t.wait_gone("replay the letter (asks first)");
+    t.keys(&["r", "?"]);
+    let s = t.wait_for("replay the letter (asks first)");
+    assert!(!s.contains("to topic:"), "r is no longer replay:\n{s}");
+    t.keys(&["Escape"]);
+    t.wait_gone("replay the letter (asks first)");
     t.keys(&["R"]);
     t.wait_for("to topic: trades");
     t.keys(&["Escape"]);

@@ -280,7 +280,8 @@ pub fn main() -> ExitCode {
 /// Warnings and errors go to stderr, one line each; librdkafka's own log (a broker
 /// that cannot be reached is retried and logged many times) goes to [`log_path`], as
 /// does everything the TUI logs. `MORGUE_LOG` (e.g. `debug`, `morgue=trace`) sets
-/// the level and, for the headless commands, sends librdkafka's log to stderr too.
+/// the level and, for the headless commands, sends everything at that level to stderr
+/// as well as to the file.
 /// The log format chosen, for [`say`].
 static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
 
@@ -330,7 +331,8 @@ fn init_logging(tui: bool, format: LogFormat) {
             .with_current_span(false)
     });
     let (to_stderr, to_file) = match chosen {
-        Some(_) => (level(), None),
+        // The level chosen, on stderr and in the log file alike.
+        Some(_) => (level(), file_layer().map(|l| l.with_filter(level()))),
         None => (
             EnvFilter::new("warn,librdkafka=off"),
             file_layer().map(|l| l.with_filter(EnvFilter::new("off,librdkafka=warn"))),

@@ -236,7 +236,20 @@ pub fn draw(f: &mut Frame, ov: &Overview, theme: Theme) {
         ("STATES", 28),
     ];
     let widths: Vec<u16> = columns.iter().map(|(_, w)| *w).collect();
-    let shown = super::words::give_way(body.width, name_w.min(20), &widths);
+    // The figures may cut a long name down to 20 columns; the sparkline and the states
+    // come only beside the whole name.
+    let mut shown = super::words::give_way(body.width, name_w.min(20), &widths[..5]);
+    let used: u16 = widths[..5]
+        .iter()
+        .zip(&shown)
+        .filter(|(_, s)| **s)
+        .map(|(w, _)| w + 1)
+        .sum();
+    shown.extend(super::words::give_way(
+        body.width.saturating_sub(used),
+        name_w,
+        &widths[5..],
+    ));
     // Drawn in this order (indexes into `columns`).
     let order = [0, 4, 1, 2, 3, 6, 5];
     let used: u16 = order

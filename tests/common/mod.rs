@@ -375,6 +375,52 @@ impl std::ops::Deref for Spawned {
     }
 }
 
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().unwrap()
+    }
+}
+
+/// A child's stderr, read on a thread as it is written: a test waits for a line and
+/// keeps the whole.
+pub struct Tap(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Tap {
+    /// Takes `child`'s piped stderr.
+    pub fn stderr(child: &mut std::process::Child) -> Tap {
+        use std::io::BufRead as _;
+        let err = child.stderr.take().expect("stderr is piped");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let mut all = s.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Tap(seen)
+    }
+
+    /// Waits until a line holds `text` (failing after `secs`).
+    pub fn wait_for(&self, text: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while !self.text().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "'{text}' never came on stderr within {secs} s:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Everything read so far.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
         if let Some(c) = self.0.as_mut() {
@@ -426,19 +472,26 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-/// Polls `done` every 200 ms until it is true or `secs` pass (the caller asserts after).
-pub async fn wait_until(secs: u64, mut done: impl FnMut() -> bool) {
+/// Polls `done` every 200 ms until it is true; fails the test, saying `what` it waited
+/// for, when `secs` pass first.
+pub async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !done() && std::time::Instant::now() < deadline {
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {secs} s for {what}, in vain"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// Waits until `group` has committed everything in `topic`.
 pub async fn wait_committed(group: &str, topic: &str, partitions: i32) {
-    wait_until(30, || {
-        committed(group, topic, partitions) == high_watermarks(topic, partitions)
-    })
+    wait_until(
+        &format!("group '{group}' to commit all of '{topic}'"),
+        30,
+        || committed(group, topic, partitions) == high_watermarks(topic, partitions),
+    )
     .await;
 }
 

@@ -133,12 +133,15 @@ impl Server {
         self.signal("-CONT");
     }
 
+    /// Sends `sig` to its process group; a signal that does not land fails the test
+    /// (a fault that was not injected proves nothing).
     fn signal(&self, sig: &str) {
-        if let Some(c) = &self.child {
-            let _ = Command::new("kill")
-                .args([sig, "--", &format!("-{}", c.id())])
-                .status();
-        }
+        let c = self.child.as_ref().expect("the server is running");
+        let ok = Command::new("kill")
+            .args([sig, "--", &format!("-{}", c.id())])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} did not reach the server's group {}", c.id());
     }
 
     /// Copies its data directory to `to` (stop it first).

@@ -91,6 +91,24 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Waits until the screen no longer contains `text` (30 s at most, then fails).
+    pub fn wait_gone(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if !s.contains(text) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "'{text}' stayed on the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
