@@ -1,5 +1,6 @@
 //! Property fuzzing (proptest, stable Rust) of what reads untrusted input: header
-//! conventions, the filter language, payload decoding and MongoDB document mapping.
+//! conventions, the filter language, payload decoding and MongoDB document mapping;
+//! and (in [`text`]) edits of any text re-encoded under their schemas, keys and headers.
 //! None may panic on any input; the shrunk crashers are kept in
 //! `tests/fuzz-regressions.txt` and replayed first on every run.
 //! `PROPTEST_CASES` sets the executions per target (scripts/fuzz.sh runs many).
@@ -15,6 +16,8 @@ use morgue::engine::read::filter::Filter;
 use morgue::engine::{DeadLetter, Header, Headers, model::conventions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+mod text;
 
 /// Runs `check` on `cases` inputs from `strategy`, printing how many ran.
 fn fuzz<S: Strategy>(name: &str, strategy: S, check: impl Fn(S::Value)) {
