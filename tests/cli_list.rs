@@ -1,7 +1,8 @@
-//! `morgue list` as a user runs it: the real binary against the real broker.
+//! `morgue list` as a user runs it: the real binary against the real broker and
+//! server; `-o table` never cuts an id.
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{TestTopic, kafka_brokers, produce};
+use crate::common::{TestCollection, TestTopic, kafka_brokers, produce, unique};
 use morgue::backends::kafka::KafkaConfig;
 use morgue::engine::{DeadLetter, Headers};
 
@@ -170,4 +171,72 @@ fn usage_mistakes_exit_2() {
     let out = morgue(&["list", "--kafka", "h:1", "-t", "x", "-X", "novalue"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'novalue'"));
+}
+
+/// `--mongo URI --db DB --collection NAME` after `words`.
+fn on_collection(c: &TestCollection, words: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    v.extend(c.args());
+    v
+}
+
+fn run(args: &[String], audit: &std::path::Path) -> std::process::Output {
+    crate::common::procs::morgue_cmd()
+        .args(args)
+        .env("MORGUE_AUDIT_LOG", audit)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_table_shows_whole_ids_that_show_and_replay_take() {
+    use mongodb::bson::doc;
+    let c = TestCollection::new("table_ids");
+    let coll = c.handle().await;
+    coll.insert_one(doc! {
+        "key": "ORD-2024-11-27-000123",
+        "value": "{\"px\":-3}",
+        "topic": "orders",
+        "morgue": { "failure": {
+            "exception_class": "java.lang.IllegalArgumentException",
+            "message": "negative price -3 for ORD-2024-11-27-000123",
+        } },
+    })
+    .await
+    .unwrap();
+    let audit = std::env::temp_dir().join(format!("{}.jsonl", unique("table-ids")));
+    let out = run(&on_collection(&c, &["list", "-o", "table"]), &audit);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let row = table.lines().nth(1).unwrap();
+    let id = row.split_whitespace().next().unwrap();
+    assert_eq!(id.len(), 24, "a whole ObjectId: {table}");
+    assert!(row.contains(" ORD-2024…-000123 "), "{table}");
+    assert!(
+        row.contains(" IllegalArgumentException: negative"),
+        "{table}"
+    );
+    let shown = run(&on_collection(&c, &["show", id]), &audit);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["id"], id);
+    let brokers = kafka_brokers();
+    let dry = run(
+        &on_collection(&c, &["replay", id, "--dry-run", "--kafka", &brokers]),
+        &audit,
+    );
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
 }

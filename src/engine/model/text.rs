@@ -18,6 +18,21 @@ pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
+/// `s` in at most `max` characters, cut in the middle when too long: its start and end
+/// kept around a `…` (`ORD-2024…-000123`), for names told apart by either end.
+pub fn clip_middle(s: &str, max: usize) -> Cow<'_, str> {
+    let n = s.chars().count();
+    if n <= max {
+        return Cow::Borrowed(s);
+    }
+    let kept = max.saturating_sub(1);
+    let head = kept.div_ceil(2);
+    let mut out: String = s.chars().take(head).collect();
+    out.push(MORE);
+    out.extend(s.chars().skip(n - (kept - head)));
+    Cow::Owned(out)
+}
+
 /// `s` in at most `max` bytes (when `max` holds a `…`), cut on a character, the last of
 /// them `…` when it was cut; for budgets counted in bytes.
 pub fn clip_bytes(s: &str, max: usize) -> Cow<'_, str> {
@@ -47,6 +62,16 @@ mod tests {
         assert_eq!(clip("😀😀😀😀", 2), "😀…");
         assert_eq!(clip("abc", 0), "…");
         assert_eq!(clip("", 0), "");
+    }
+
+    #[test]
+    fn clip_middle_keeps_both_ends_on_characters() {
+        assert_eq!(clip_middle("ORD-2024-11-27-000123", 16), "ORD-2024…-000123");
+        assert_eq!(clip_middle("ORD-2024-000123", 16), "ORD-2024-000123");
+        assert_eq!(clip_middle("ééééé", 4), "éé…é");
+        assert_eq!(clip_middle("abcdef", 1), "…");
+        assert_eq!(clip_middle("abcdef", 0), "…");
+        assert_eq!(clip_middle("😀😀😀😀", 3), "😀…😀");
     }
 
     #[test]
