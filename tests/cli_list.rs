@@ -1,9 +1,11 @@
 //! `morgue list` as a user runs it: the real binary against the real broker and
-//! server; `-o table` never cuts an id.
+//! server; a DLQ that is not there is an error, and `-o table` never cuts an id.
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{TestCollection, TestTopic, kafka_brokers, produce, unique};
+use crate::common::{TestCollection, TestTopic, kafka_brokers, mongo_uri, produce, unique};
 use morgue::backends::kafka::KafkaConfig;
+use morgue::backends::mongo::MongoConfig;
+use morgue::backends::open::Dlq;
 use morgue::engine::{DeadLetter, Headers};
 
 fn morgue(args: &[&str]) -> std::process::Output {
@@ -187,6 +189,82 @@ fn run(args: &[String], audit: &std::path::Path) -> std::process::Output {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_missing_collection_is_an_error_naming_it_and_is_not_created() {
+    let c = TestCollection::new("absent_dlq");
+    let uri = mongo_uri();
+    let cfg = MongoConfig {
+        uri: uri.clone(),
+        db: c.db.clone(),
+        collection: c.name.clone(),
+        connect_timeout: std::time::Duration::from_secs(10),
+    };
+    let said = format!(
+        "collection '{}' not found in database '{}' on {}",
+        c.name,
+        c.db,
+        cfg.servers()
+    );
+    let dir = std::env::temp_dir().join(unique("absent-dlq"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let audit = dir.join("audit.jsonl");
+    let export = dir.join("export.jsonl");
+    let brokers = kafka_brokers();
+    let id = "65f0c0ffee0000000000abcd";
+    for words in [
+        vec!["list"],
+        vec!["list", "-o", "table"],
+        vec!["info"],
+        vec!["show", id],
+        vec!["replay", id, "--dry-run", "--kafka", &brokers],
+        vec!["resolve", id, "--yes"],
+        vec!["claim", id, "--yes"],
+        vec!["export", "-o", export.to_str().unwrap()],
+    ] {
+        let out = run(&on_collection(&c, &words), &audit);
+        assert_eq!(out.status.code(), Some(1), "{words:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("morgue: {said}\n"),
+            "{words:?}"
+        );
+        assert!(out.stdout.is_empty(), "{words:?}");
+    }
+    // The TUI opens its DLQ through the same function.
+    let dlq = Dlq::Mongo {
+        cfg,
+        map: Box::default(),
+        kafka: None,
+    };
+    let err = dlq.open().await.err().unwrap();
+    assert_eq!(err.to_string(), said);
+    let names = c
+        .handle()
+        .await
+        .client()
+        .database(&c.db)
+        .list_collection_names()
+        .await
+        .unwrap();
+    assert!(!names.contains(&c.name), "created: {names:?}");
+    assert!(!export.exists(), "nothing exported");
+    // Once it exists (empty), it lists as empty.
+    c.handle()
+        .await
+        .client()
+        .database(&c.db)
+        .create_collection(&c.name)
+        .await
+        .unwrap();
+    let out = run(&on_collection(&c, &["list"]), &audit);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
 }
 
 #[tokio::test]

@@ -292,6 +292,12 @@ async fn tls_with_a_private_ca() {
 async fn without_change_streams_the_tail_polls_and_says_so() {
     let s = Server::start(&["--standalone"], Path::new(":memory:"));
     let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", s.port);
+    let c = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    // Followed from the end while empty; a collection that is not there is an error.
+    c.database("dlq")
+        .create_collection("letters")
+        .await
+        .unwrap();
     let mut child = crate::common::procs::morgue_cmd()
         .args([
             "list",
@@ -318,7 +324,6 @@ async fn without_change_streams_the_tail_polls_and_says_so() {
             .collect::<Vec<_>>()
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let c = mongodb::Client::with_uri_str(&uri).await.unwrap();
     let coll = c.database("dlq").collection("letters");
     coll.insert_one(doc! { "value": "polled", "topic": "t" })
         .await

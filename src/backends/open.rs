@@ -168,8 +168,20 @@ impl Dlq {
         }
     }
 
-    /// Connects: a source to read letters and a ledger to record state.
+    /// Connects: a source to read letters and a ledger to record state. A Kafka topic
+    /// or MongoDB collection that does not exist is an error (naming it and where it
+    /// was looked for), and is not created.
     pub async fn open(&self) -> anyhow::Result<Opened> {
+        self.open_with(true).await
+    }
+
+    /// Connects as [`Dlq::open`] does, except that a MongoDB collection that does not
+    /// exist yet is no error: the first write creates it (`import`).
+    pub async fn open_to_fill(&self) -> anyhow::Result<Opened> {
+        self.open_with(false).await
+    }
+
+    async fn open_with(&self, existing: bool) -> anyhow::Result<Opened> {
         match self {
             Dlq::Kafka { cfg, topic } => {
                 // The topic is checked (a clear error when missing) while the
@@ -201,7 +213,11 @@ impl Dlq {
                 })
             }
             Dlq::Mongo { cfg, map, kafka } => {
-                let dlq = MongoDlq::open(cfg.clone(), (**map).clone()).await?;
+                let dlq = if existing {
+                    MongoDlq::open_existing(cfg.clone(), (**map).clone()).await?
+                } else {
+                    MongoDlq::open(cfg.clone(), (**map).clone()).await?
+                };
                 let name = format!("mongo.{}.{}", cfg.db, cfg.collection);
                 Ok(Opened {
                     source: Arc::new(dlq.clone()),

@@ -200,7 +200,8 @@ pub async fn import(backend: &BackendArgs, args: &ImportArgs) -> anyhow::Result<
         true
     })
     .map_err(anyhow::Error::msg)?;
-    let opened = target.dlq.open().await?;
+    // Into MongoDB, the first letter creates a collection that is not there yet.
+    let opened = target.dlq.open_to_fill().await?;
     let dlq = opened.ledger.dlq();
     super::replay::confirm(
         args.yes,

@@ -44,9 +44,25 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 impl MongoDlq {
-    /// Connects to the collection named by `cfg`, reading documents through `map`.
+    /// Connects to the collection named by `cfg`, reading documents through `map`; the
+    /// first write creates a collection that does not exist yet (the router's sink).
     pub async fn open(cfg: MongoConfig, map: FieldMap) -> Result<Self, super::MongoBackendError> {
         let coll = cfg.connect().await?;
+        Ok(MongoDlq {
+            cfg,
+            coll,
+            map,
+            origin: None,
+        })
+    }
+
+    /// Connects to the collection named by `cfg` if it exists (a DLQ to read): a
+    /// missing one is an error, not created. [`MongoDlq::open`] is for writers.
+    pub async fn open_existing(
+        cfg: MongoConfig,
+        map: FieldMap,
+    ) -> Result<Self, super::MongoBackendError> {
+        let coll = cfg.connect_existing().await?;
         Ok(MongoDlq {
             cfg,
             coll,

@@ -37,6 +37,16 @@ pub enum MongoBackendError {
         /// What the driver said, on one line.
         cause: String,
     },
+    /// The collection is not in the database (reading never creates it).
+    #[error("collection '{collection}' not found in database '{db}' on {server}")]
+    CollectionNotFound {
+        /// Collection asked for.
+        collection: String,
+        /// Its database.
+        db: String,
+        /// The server(s) asked, `host:port`.
+        server: String,
+    },
     /// A request the server refused or failed, worded with what was asked.
     #[error("{0}")]
     Request(String),
@@ -60,6 +70,45 @@ impl MongoConfig {
     /// Connects, pings the server, and returns the DLQ collection.
     pub async fn connect(&self) -> Result<Collection<Document>, MongoBackendError> {
         Ok(self.database().await?.collection(&self.collection))
+    }
+
+    /// Connects, pings the server, and returns the DLQ collection if it exists: a
+    /// missing one is [`MongoBackendError::CollectionNotFound`], and is not created. A
+    /// server that will not list this user's collections is taken at its word later.
+    pub async fn connect_existing(&self) -> Result<Collection<Document>, MongoBackendError> {
+        let db = self.database().await?;
+        let found = db
+            .list_collection_names()
+            .filter(doc! { "name": &self.collection })
+            .authorized_collections(true)
+            .await;
+        match found {
+            Ok(names) if names.is_empty() => Err(MongoBackendError::CollectionNotFound {
+                collection: self.collection.clone(),
+                db: self.db.clone(),
+                server: self.servers(),
+            }),
+            Ok(_) => Ok(db.collection(&self.collection)),
+            Err(e) => {
+                tracing::debug!(
+                    "listing collection '{}' of '{}' failed, not checked: {}",
+                    self.collection,
+                    self.db,
+                    errors::short(&e)
+                );
+                Ok(db.collection(&self.collection))
+            }
+        }
+    }
+
+    /// The URI's servers (`host:port,host:port`), without user, password or options.
+    pub fn servers(&self) -> String {
+        let rest = self
+            .uri
+            .split_once("://")
+            .map_or(self.uri.as_str(), |(_, r)| r);
+        let hosts = rest.split(['/', '?']).next().unwrap_or(rest);
+        hosts.rsplit('@').next().unwrap_or(hosts).to_string()
     }
 
     /// Connects, pings the server, and returns the database.
@@ -122,6 +171,28 @@ pub fn redact(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_are_named_without_credentials_or_options() {
+        let cfg = |uri: &str| MongoConfig {
+            uri: uri.into(),
+            db: "d".into(),
+            collection: "c".into(),
+            connect_timeout: Duration::from_secs(1),
+        };
+        assert_eq!(
+            cfg("mongodb://ops:s3cret@db-1:27017,db-2:27017/admin?replicaSet=rs").servers(),
+            "db-1:27017,db-2:27017"
+        );
+        assert_eq!(
+            cfg("mongodb://127.0.0.1:47443/?directConnection=true").servers(),
+            "127.0.0.1:47443"
+        );
+        assert_eq!(
+            cfg("mongodb+srv://ops@cluster0.example.net").servers(),
+            "cluster0.example.net"
+        );
+    }
 
     #[test]
     fn passwords_never_print() {
