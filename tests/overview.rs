@@ -259,6 +259,61 @@ async fn mongodb_dlq_collections_are_listed_with_their_figures() {
 }
 
 #[tokio::test]
+async fn mongodb_letters_are_counted_by_state_claimed_included() {
+    use mongodb::bson::doc;
+    let c = crate::common::TestCollection::new("ovs_deadletter");
+    let coll = c.handle().await;
+    for i in 0..5 {
+        let d = doc! { "value": format!("claimed {i}"), "topic": "orders", "processed": true };
+        coll.insert_one(d).await.unwrap();
+    }
+    coll.insert_one(doc! { "value": "new", "topic": "orders" })
+        .await
+        .unwrap();
+    let resolved = coll
+        .insert_one(doc! { "value": "done", "topic": "orders", "processed": true })
+        .await
+        .unwrap()
+        .inserted_id;
+    let resolved = resolved.as_object_id().unwrap().to_hex();
+    let audit = std::env::temp_dir().join(format!("{}.jsonl", unique("ovs-audit")));
+    let morgue = |args: &[&str]| {
+        let out = crate::common::procs::morgue_cmd()
+            .args(args)
+            .env("MORGUE_AUDIT_LOG", &audit)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let uri = crate::common::mongo_uri();
+    let at = ["--mongo", &uri, "--db", &c.db];
+    let mut resolve = vec!["resolve", &resolved, "--yes", "--collection", &c.name];
+    resolve.extend(at);
+    morgue(&resolve);
+    let mut dlqs = vec!["dlqs", "--pattern", &c.name];
+    dlqs.extend(at);
+    let listed: Vec<serde_json::Value> = morgue(&dlqs)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        listed[0]["states"],
+        serde_json::json!({"claimed": 5, "resolved": 1}),
+        "a claimed letter resolved is resolved; an untouched one is new: {}",
+        listed[0]
+    );
+    dlqs.extend(["-o", "table"]);
+    let table = morgue(&dlqs);
+    assert!(table.contains(" claimed 5, resolved 1 "), "{table}");
+}
+
+#[tokio::test]
 async fn mongodb_dlq_collections_are_found_by_their_usual_names() {
     use mongodb::bson::doc;
     // A database of its own: exactly these collections, the default patterns.

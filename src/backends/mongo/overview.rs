@@ -3,15 +3,19 @@
 //! the collection's metadata), arrivals in each of the last 24 hours and the oldest
 //! letter (counts and one sorted read on the mapped `error_time` field, which an index
 //! on it answers without a collection scan), its TTL index as retention, and the
-//! letters by state from the documents' `morgue` field.
+//! letters by state from the documents' `morgue` field and the claim pattern's
+//! `processed` (`claimed`).
+
+use std::collections::BTreeMap;
 
 use futures::future::join_all;
 use mongodb::Database;
-use mongodb::bson::{DateTime, Document, doc};
+use mongodb::bson::{Bson, DateTime, Document, doc};
 
 use super::dlq::MongoDlq;
 use super::doc::FieldMap;
 use super::{MongoBackendError, MongoConfig};
+use crate::engine::LetterState;
 use crate::engine::model::ledger::LedgerStore;
 use crate::engine::read::overview::{DlqNames, DlqSummary, HOURS, is_morgue_topic};
 
@@ -96,13 +100,48 @@ async fn summary(
         ..cfg.clone()
     };
     match MongoDlq::open(cfg, map.clone()).await {
-        Ok(dlq) => match dlq.load().await {
-            Ok(state) => s.states = state.states(),
-            Err(e) => warn("ledger states", &e),
+        Ok(dlq) => match states(&dlq).await {
+            Ok(states) => s.states = states,
+            Err(e) => warn("letters by state", &e),
         },
-        Err(e) => warn("ledger states", &e),
+        Err(e) => warn("letters by state", &e),
     }
     s
+}
+
+/// Letters by state as `list` shows them: the ledger's, plus `claimed` for the
+/// documents a processor claimed (the mapped `processed` is `true`) that morgue holds
+/// no other state for (no `morgue.state`, or `new` without a replay); those among them
+/// with a `new` ledger entry move from `new` to `claimed`. Two counts on the server.
+async fn states(dlq: &MongoDlq) -> Result<BTreeMap<&'static str, u64>, String> {
+    let mut states = dlq.load().await.map_err(|e| e.to_string())?.states();
+    let claimed = doc! {
+        dlq.map.processed.as_str(): true,
+        "morgue.state": { "$in": [Bson::Null, "new"] },
+        "morgue.replays.0": { "$exists": false },
+    };
+    let mut with_entry = claimed.clone();
+    with_entry.insert("morgue.ledger", doc! { "$exists": true });
+    let (all, with_entry) = tokio::join!(
+        dlq.coll.count_documents(claimed),
+        dlq.coll.count_documents(with_entry)
+    );
+    let (all, with_entry) = (
+        all.map_err(|e| e.to_string())?,
+        with_entry.map_err(|e| e.to_string())?,
+    );
+    if with_entry > 0
+        && let Some(new) = states.get_mut(LetterState::New.as_str())
+    {
+        *new = new.saturating_sub(with_entry);
+        if *new == 0 {
+            states.remove(LetterState::New.as_str());
+        }
+    }
+    if all > 0 {
+        *states.entry(LetterState::Claimed.as_str()).or_insert(0) += all;
+    }
+    Ok(states)
 }
 
 /// The TTL of an index on `time` (`expireAfterSeconds`), in ms: how long a letter is kept.
