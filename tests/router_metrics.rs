@@ -1,6 +1,7 @@
 //! `morgue route --metrics ADDR` on the real broker: `/metrics` read with the Python
 //! `prometheus_client` text-format parser agrees with what the test sent (processed,
-//! dead-lettered, attempts, lag), and `/healthz` and `/readyz` answer.
+//! retried, dead-lettered, attempts, lag), as do the closing counts, and `/healthz`
+//! and `/readyz` answer.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -105,6 +106,8 @@ async fn metrics_agree_with_what_was_sent_and_probes_answer() {
     let flaky = sent.iter().filter(|v| v.starts_with("flaky")).count() as f64;
     assert_eq!(count("processed"), Some(30.0 - bad), "{samples:?}");
     assert_eq!(count("dead_lettered_failed"), Some(bad));
+    // Each flaky message failed once and was retried in place (then processed).
+    assert_eq!(count("retried"), Some(flaky), "{samples:?}");
     assert_eq!(
         value(&samples, "morgue_router_attempts_bucket", &[("le", "1")]),
         Some(30.0 - bad - flaky),
@@ -153,6 +156,17 @@ async fn metrics_agree_with_what_was_sent_and_probes_answer() {
     let child = child.take();
     sigterm(&child);
     let out = child.wait_with_output().unwrap();
+    // The closing counts say the same.
+    let closing: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_default();
+    assert_eq!(
+        (closing["processed"].as_f64(), closing["retried"].as_f64()),
+        (Some(30.0 - bad), Some(flaky)),
+        "{closing}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<serde_json::Value> = err
         .lines()

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -32,7 +33,8 @@ use crate::engine::route::sink::DeadLetterSink;
 pub struct RouterStats {
     /// Messages processed successfully.
     pub processed: u64,
-    /// Messages written to a retry topic (`--retry-topics`).
+    /// Retries: a failed attempt retried in place, or a message written to a retry
+    /// topic (`--retry-topics`).
     pub retried: u64,
     /// Dead letters written with reason `failed`.
     pub failed: u64,
@@ -159,22 +161,23 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             }
             _ = retry.tick(), if !r.stalled.is_empty() => {
                 for m in r.retry_stalled().await? {
-                    running.push(work(router, m));
+                    running.push(work(router, &metrics, m));
                 }
                 None
             }
             _ = sleep_until_some(r.next_due()), if !r.delayed.is_empty() => {
                 for m in r.release_due()? {
                     if let Some(m) = r.flight.admit(m) {
-                        running.push(work(router, m));
+                        running.push(work(router, &metrics, m));
                     }
                 }
                 None
             }
-            Some((msg, outcome, took)) = running.next() => {
+            Some((msg, outcome, took, retries)) = running.next() => {
                 metrics.record(&msg.topic, &outcome, took, chrono::Utc::now().timestamp_millis());
+                r.stats.retried += retries;
                 if let Some(m) = r.finished(msg, outcome)? {
-                    running.push(work(router, m));
+                    running.push(work(router, &metrics, m));
                 }
                 None
             }
@@ -258,7 +261,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 continue;
             }
             if let Some(m) = r.flight.admit(incoming) {
-                running.push(work(router, m));
+                running.push(work(router, &metrics, m));
             }
         }
         metrics.set_in_flight(r.flight.len());
@@ -275,13 +278,14 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     // Stopping: what waits behind a key never starts; what runs finishes or is
     // abandoned by the router (within the grace), and finished work is stored.
     r.stats.abandoned += r.flight.drop_waiting() as u64;
-    while let Some((msg, outcome, took)) = running.next().await {
+    while let Some((msg, outcome, took, retries)) = running.next().await {
         metrics.record(
             &msg.topic,
             &outcome,
             took,
             chrono::Utc::now().timestamp_millis(),
         );
+        r.stats.retried += retries;
         let _ = r.finished(msg, outcome)?;
     }
     let stats = r.into_stats();
@@ -289,15 +293,22 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
     Ok(stats)
 }
 
-/// One message handled by the router, with the message back and how long it took.
+/// One message handled by the router, with the message back, how long it took and
+/// how many times it was retried in place (each retry served as it starts).
 async fn work<P: Processor, S: DeadLetterSink>(
     router: &Router<P, S>,
+    metrics: &RouterMetrics,
     msg: Incoming,
-) -> (Incoming, Routed, Duration) {
+) -> (Incoming, Routed, Duration, u64) {
     let start = std::time::Instant::now();
     let now = chrono::Utc::now().timestamp_millis();
-    let outcome = router.handle(&msg, now).await;
-    (msg, outcome, start.elapsed())
+    let retries = AtomicU64::new(0);
+    let retrying = || {
+        retries.fetch_add(1, Ordering::Relaxed);
+        metrics.retried(&msg.topic);
+    };
+    let outcome = router.handle_observed(&msg, now, &retrying).await;
+    (msg, outcome, start.elapsed(), retries.into_inner())
 }
 
 /// Sleeps until `at`; forever when there is no `at`.

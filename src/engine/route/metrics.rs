@@ -131,6 +131,14 @@ impl RouterMetrics {
         }
     }
 
+    /// Records a failed message of `topic` retried in place (the outcome `retried`, as
+    /// a message written to a retry topic is).
+    pub fn retried(&self, topic: &str) {
+        if let Ok(mut m) = self.outcomes.lock() {
+            *m.entry((topic.to_string(), "retried")).or_insert(0) += 1;
+        }
+    }
+
     /// Messages in flight now.
     pub fn set_in_flight(&self, n: usize) {
         self.in_flight.store(n as u64, Ordering::Relaxed);
@@ -166,7 +174,7 @@ impl RouterMetrics {
     /// The Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP morgue_router_messages_total Messages by source topic and outcome (dlq_unavailable counts each refusal of the DLQ; the letter counts again when the DLQ takes it).\n# TYPE morgue_router_messages_total counter\n");
+        out.push_str("# HELP morgue_router_messages_total Messages by source topic and outcome (retried counts each retry, in place or through a retry topic; dlq_unavailable counts each refusal of the DLQ; the letter counts again when the DLQ takes it).\n# TYPE morgue_router_messages_total counter\n");
         if let Ok(m) = self.outcomes.lock() {
             for ((topic, outcome), n) in m.iter() {
                 let _ = writeln!(
@@ -265,10 +273,15 @@ mod tests {
             reason: Reason::Failed,
         };
         m.record("tr\"ades", &dead, t, 0);
+        m.retried("trades");
         m.set_lag(BTreeMap::from([(("trades".to_string(), 3), 42)]));
         let text = m.render();
         assert!(
             text.contains("morgue_router_messages_total{topic=\"trades\",outcome=\"processed\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("morgue_router_messages_total{topic=\"trades\",outcome=\"retried\"} 1"),
             "{text}"
         );
         assert!(

@@ -280,6 +280,18 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
 
     /// Processes `msg` (consumed at `now_ms`) to an outcome.
     pub async fn handle(&self, msg: &Incoming, now_ms: i64) -> Routed {
+        self.handle_observed(msg, now_ms, &|| {}).await
+    }
+
+    /// [`Router::handle`], calling `retrying` each time a failed attempt is retried in
+    /// place (once its backoff is over, as the next attempt starts). A retry through a
+    /// retry topic is the outcome [`Routed::Retrying`] instead.
+    pub async fn handle_observed(
+        &self,
+        msg: &Incoming,
+        now_ms: i64,
+        retrying: &(dyn Fn() + Sync),
+    ) -> Routed {
         let level = self.level(msg);
         let first_ts = if level == 0 {
             msg.timestamp_ms
@@ -342,6 +354,7 @@ impl<P: Processor, S: DeadLetterSink> Router<P, S> {
             if self.sleep(self.cfg.retry.backoff(attempt)).await {
                 return Routed::Abandoned;
             }
+            retrying();
             attempt += 1;
         }
     }

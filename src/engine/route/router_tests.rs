@@ -114,6 +114,22 @@ async fn success_after_retries_is_processed() {
 }
 
 #[tokio::test]
+async fn each_retry_in_place_is_observed_as_it_starts() {
+    let (r, _tx) = router(flaky(99, true), Memory::default(), 3);
+    let retries = AtomicU32::new(0);
+    let count = || {
+        retries.fetch_add(1, Ordering::SeqCst);
+    };
+    let out = r.handle_observed(&msg(NOW), NOW, &count).await;
+    assert!(matches!(out, Routed::DeadLettered { .. }), "{out:?}");
+    assert_eq!(retries.load(Ordering::SeqCst), 2, "attempts 2 and 3");
+    let (r, _tx) = router(flaky(1, false), Memory::default(), 3);
+    let out = r.handle_observed(&msg(NOW), NOW, &count).await;
+    assert!(matches!(out, Routed::DeadLettered { .. }), "{out:?}");
+    assert_eq!(retries.load(Ordering::SeqCst), 2, "bad data is not retried");
+}
+
+#[tokio::test]
 async fn exhausted_retries_dead_letter_with_everything_kept() {
     let (r, _tx) = router(flaky(99, true), Memory::default(), 3);
     let out = r.handle(&msg(NOW - 5), NOW).await;
