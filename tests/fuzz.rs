@@ -113,9 +113,18 @@ fn the_filter_parser_never_panics() {
     ];
     let value = proptest::collection::vec(any::<u8>(), 0..64);
     fuzz("filter parser", (query, value), |(q, v)| {
-        if let Ok(f) = Filter::parse(&q, 1_732_700_000_000) {
-            f.matches(&letter(Some(v)));
-            f.matches(&letter(Some(br#"{"n":-1,"a":[{"b":"x"}]}"#.to_vec())));
+        match Filter::parse(&q, 1_732_700_000_000) {
+            Ok(f) => {
+                // Only a blank query matches everything by being empty.
+                assert_eq!(f.is_empty(), q.trim().is_empty(), "{q:?}");
+                f.matches(&letter(Some(v)));
+                f.matches(&letter(Some(br#"{"n":-1,"a":[{"b":"x"}]}"#.to_vec())));
+            }
+            Err(e) => {
+                // The column points into the query (or just past its end), on one line.
+                assert!(e.pos >= 1 && e.pos <= q.chars().count() + 1, "{q:?}: {e}");
+                assert!(!e.message.contains('\n'), "{q:?}: {e}");
+            }
         }
     });
 }

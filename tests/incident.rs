@@ -229,7 +229,10 @@ async fn an_incident_replays_every_letter_exactly_once() {
     let stopped = signal_a_run(&pids[1], "-STOP").await;
     assert!(stopped, "no run of the paced operator was there to stop");
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert!(kill(&pids[1], "-CONT"), "the stopped run could not be resumed");
+    assert!(
+        kill(&pids[1], "-CONT"),
+        "the stopped run could not be resumed"
+    );
     until(at(0.65)).await;
     // The unpaced operator's runs are short: wait for one in progress.
     let killed = signal_a_run(&pids[2], "-KILL").await;

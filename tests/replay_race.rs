@@ -265,7 +265,7 @@ async fn the_tui_refuses_a_letter_another_operator_replayed_a_second_ago() {
         "{}",
         stderr(&out)
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // The TUI reads the ledger afresh before it writes: no wait is needed.
     tui.keys(&["Enter"]);
     let who = morgue::engine::model::names::whoami();
     let screen = tui.wait_for("already replayed");

@@ -84,7 +84,12 @@ async fn metrics_agree_with_what_was_sent_and_probes_answer() {
     let child = Spawned::new(child);
     wait_for_port(port, "the metrics server");
     let (g, t) = (group.clone(), source.name.clone());
-    wait_until(60, move || committed(&g, &t, 2).iter().sum::<i64>() == 30).await;
+    wait_until(
+        "committed(&g, &t, 2).iter().sum::<i64>() == 30",
+        60,
+        move || committed(&g, &t, 2).iter().sum::<i64>() == 30,
+    )
+    .await;
     // The lag comes with the client's statistics, every 5 s.
     let mut samples = scrape(port);
     for _ in 0..40 {

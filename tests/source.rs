@@ -263,8 +263,12 @@ async fn following_waits_for_a_broker_that_went_away_and_goes_on() {
             })),
             Ok(Some(SourceEvent::Notice(n))) => notices.push(n),
             Ok(Some(SourceEvent::CaughtUp { .. })) => notices.push("caught up".into()),
-            Ok(Some(SourceEvent::Silent { server, .. })) => notices.push(format!("silent {server}")),
-            Ok(Some(SourceEvent::Answering { server })) => notices.push(format!("answering {server}")),
+            Ok(Some(SourceEvent::Silent { server, .. })) => {
+                notices.push(format!("silent {server}"))
+            }
+            Ok(Some(SourceEvent::Answering { server })) => {
+                notices.push(format!("answering {server}"))
+            }
             other => panic!("the stream ended: {other:?} after {notices:?}"),
         };
     while !notices.iter().any(|n| n == "caught up") {

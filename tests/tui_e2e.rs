@@ -98,13 +98,23 @@ async fn list_live_filter_detail_replay_in_tmux() {
     // A long name wraps in the dialog: the label, then the name.
     t.wait_for("to topic:");
     t.wait_for(&source.name);
-    t.wait_for("payload (edited)");
+    // What is confirmed is the change itself, whole lines, not a cut prefix.
+    let s = t.wait_for("payload (edited)");
+    assert!(
+        s.contains("-   \"price\": -3,") && s.contains("+   \"price\": 3,"),
+        "{s}"
+    );
     t.keys(&["Enter"]);
     t.wait_for("replayed to");
     t.keys(&["Escape"]);
     t.wait_for("replayed ");
     let sent = read_all(&source.name).await;
     assert_eq!(sent.len(), 1);
+    // One-line JSON is sent as one line, keys in their order.
+    assert_eq!(
+        sent[0].value.as_deref(),
+        Some(&br#"{"price":3,"sym":"ACME"}"#[..])
+    );
     let value: serde_json::Value =
         serde_json::from_slice(sent[0].value.as_deref().unwrap()).unwrap();
     assert_eq!(

@@ -218,7 +218,12 @@ async fn an_operator_works_while_letters_keep_arriving() {
         kafka_brokers(),
         dlq.name
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The TUI opens on a DLQ that already has letters, while more keep coming.
+    let d = dlq.name.clone();
+    wait_until("the feeder's first letters", 60, move || {
+        high_watermarks(&d, 2).iter().sum::<i64>() >= 10
+    })
+    .await;
     let t = Tmux::start(&cmd);
     t.resize(130, 40);
     t.wait_for("following live");
@@ -227,14 +232,14 @@ async fn an_operator_works_while_letters_keep_arriving() {
     // On the newest letter, following (before `g` is drawn too): the first row.
     t.keys(&["g"]);
     let chosen = step(&t, &["j", "j", "j"], 3);
-    std::thread::sleep(Duration::from_secs(3));
+    // Letters arrive above the cursor; it stays on the letter chosen.
+    t.wait_for(" new ↑");
     assert_eq!(
         selected_key(&t).as_deref(),
         Some(chosen.as_str()),
         "{}",
         t.screen()
     );
-    t.wait_for(" new ↑");
 
     // Open 20 letters (the burst lands during them); each shows the chosen payload.
     let mut opens = Vec::new();
@@ -367,11 +372,10 @@ async fn an_operator_works_while_letters_keep_arriving() {
         .find(|l| l.key.as_deref() == Some(edited.as_bytes()))
         .and_then(|l| l.value)
         .unwrap();
-    assert!(
-        String::from_utf8(edited_value)
-            .unwrap()
-            .contains("\"fixed\": true")
-    );
+    // Sent in its original's form: one line of JSON, as it came.
+    let edited_value = String::from_utf8(edited_value).unwrap();
+    assert!(edited_value.contains("\"fixed\":true"), "{edited_value}");
+    assert!(!edited_value.contains('\n'), "{edited_value}");
 
     opens.sort();
     println!(

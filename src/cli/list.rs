@@ -66,6 +66,15 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
                 eprintln!("morgue: {n}");
                 continue;
             }
+            SourceEvent::Silent { server, since_ms } => {
+                let secs = (chrono::Utc::now().timestamp_millis() - since_ms) / 1000;
+                eprintln!("morgue: no answer from {server} for {secs} s; still waiting");
+                continue;
+            }
+            SourceEvent::Answering { server } => {
+                eprintln!("morgue: {server} answers again");
+                continue;
+            }
             SourceEvent::CaughtUp { .. } => {
                 if follow && let Output::Table = args.output {
                     // Following: the header now, not with the first new letter.

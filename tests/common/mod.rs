@@ -16,16 +16,53 @@ use rdkafka::client::DefaultClientContext;
 
 /// Bootstrap servers of the Kafka-protocol broker under test.
 pub fn kafka_brokers() -> String {
-    std::env::var("MORGUE_TEST_KAFKA").unwrap_or_else(|_| {
-        panic!("MORGUE_TEST_KAFKA is not set: run scripts/test.sh, or eval \"$(scripts/services.sh up)\" first")
-    })
+    server_var("MORGUE_TEST_KAFKA")
 }
 
 /// Connection string of the MongoDB-protocol server under test.
 pub fn mongo_uri() -> String {
-    std::env::var("MORGUE_TEST_MONGO_URI").unwrap_or_else(|_| {
-        panic!("MORGUE_TEST_MONGO_URI is not set: run scripts/test.sh, or eval \"$(scripts/services.sh up)\" first")
-    })
+    server_var("MORGUE_TEST_MONGO_URI")
+}
+
+/// `name` from the environment (a cluster given by the user) or, when it is not set,
+/// from `scripts/services.sh up`, run once per test binary: a plain `cargo test` starts
+/// the servers it needs (they stay up for the next run; `scripts/services.sh down`
+/// stops them). When that fails the run ends with one line saying how to go on.
+fn server_var(name: &str) -> String {
+    static STARTED: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    if let Ok(v) = std::env::var(name) {
+        return v;
+    }
+    let vars = STARTED.get_or_init(|| {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let out = std::process::Command::new(format!("{root}/scripts/services.sh"))
+            .arg("up")
+            .stderr(std::process::Stdio::inherit())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+                .collect(),
+            _ => {
+                eprintln!(
+                    "morgue tests: the test servers could not be started; run scripts/test.sh \
+                     (installs and starts them), or set MORGUE_TEST_KAFKA and MORGUE_TEST_MONGO_URI"
+                );
+                std::process::exit(2);
+            }
+        }
+    });
+    match vars.iter().find(|(k, _)| k == name) {
+        Some((_, v)) => v.clone(),
+        None => {
+            eprintln!(
+                "morgue tests: scripts/services.sh up did not say {name}; run scripts/test.sh"
+            );
+            std::process::exit(2);
+        }
+    }
 }
 
 /// A name no other test (in this or another run) uses.
