@@ -10,6 +10,7 @@ mod bundle;
 mod chaos;
 mod chaos_concurrent;
 mod cli_errors;
+mod cli_flags;
 mod cli_list;
 mod closed_loop;
 mod config;

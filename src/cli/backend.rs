@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::UsageError;
 use super::profile::{Profile, SchemasSetting, default_config_path, load_config};
+use super::{UsageError, values};
 use crate::backends::kafka::KafkaConfig;
 use crate::backends::mongo::doc::FieldMap;
 use crate::backends::mongo::{DEFAULT_COLLECTION, MongoConfig};
@@ -26,6 +26,7 @@ pub struct BackendArgs {
         global = true,
         env = "MORGUE_PROFILE",
         value_name = "NAME",
+        value_parser = values::name,
         help_heading = "DLQ"
     )]
     pub profile: Option<String>,
@@ -44,6 +45,7 @@ pub struct BackendArgs {
         global = true,
         env = "MORGUE_KAFKA",
         value_name = "BROKERS",
+        value_parser = values::brokers,
         help_heading = "DLQ"
     )]
     pub kafka: Option<String>,
@@ -53,6 +55,7 @@ pub struct BackendArgs {
         short = 't',
         global = true,
         value_name = "TOPIC",
+        value_parser = values::topic,
         help_heading = "DLQ"
     )]
     pub topic: Option<String>,
@@ -62,17 +65,18 @@ pub struct BackendArgs {
         global = true,
         env = "MORGUE_MONGO",
         value_name = "URI",
+        value_parser = values::mongo_uri,
         help_heading = "DLQ"
     )]
     pub mongo: Option<String>,
     /// The MongoDB database.
-    #[arg(long, global = true, value_name = "NAME", help_heading = "DLQ")]
+    #[arg(long, global = true, value_name = "NAME", value_parser = values::database, help_heading = "DLQ")]
     pub db: Option<String>,
     /// The MongoDB collection (default deadletter_messages).
-    #[arg(long, global = true, value_name = "NAME", help_heading = "DLQ")]
+    #[arg(long, global = true, value_name = "NAME", value_parser = values::collection, help_heading = "DLQ")]
     pub collection: Option<String>,
     /// Where a MongoDB field lives, e.g. `value=payload.body` (repeatable).
-    #[arg(long = "field", global = true, value_name = "NAME=PATH", value_parser = parse_pair, help_heading = "DLQ")]
+    #[arg(long = "field", global = true, value_name = "NAME=PATH", value_parser = values::field, help_heading = "DLQ")]
     pub fields: Vec<(String, String)>,
     /// Which topics are DLQs, for `dlqs` and the overview (a glob, repeatable: exactly
     /// what it matches; default: the profile's `dlq_patterns`, else `*.DLT`, `*-dlt`,
@@ -82,6 +86,7 @@ pub struct BackendArgs {
         long = "pattern",
         global = true,
         value_name = "GLOB",
+        value_parser = values::name,
         help_heading = "DLQ"
     )]
     pub patterns: Vec<String>,
@@ -91,13 +96,13 @@ pub struct BackendArgs {
         long,
         global = true,
         value_name = "GROUP",
+        value_parser = values::name,
         help_heading = "Reading and filtering"
     )]
     pub group: Option<String>,
     /// How long a replayed letter is watched for failing again before it counts as
     /// `confirmed` (default: the profile's `confirm_after`, else 10m).
-    #[arg(long, global = true, value_name = "DURATION",
-          value_parser = crate::engine::model::duration::parse_duration,
+    #[arg(long, global = true, value_name = "DURATION", value_parser = values::wait,
         help_heading = "Reading and filtering"
     )]
     pub confirm_after: Option<std::time::Duration>,
@@ -115,6 +120,7 @@ pub struct BackendArgs {
         global = true,
         env = "MORGUE_AUDIT_LOG",
         value_name = "PATH",
+        value_parser = values::log_file,
         help_heading = "Writing"
     )]
     pub audit_log: Option<PathBuf>,
@@ -125,19 +131,20 @@ pub struct BackendArgs {
         global = true,
         env = "MORGUE_SCHEMA_REGISTRY",
         value_name = "URL",
+        value_parser = values::url,
         help_heading = "Schemas"
     )]
     pub schema_registry: Option<String>,
     /// CA certificates (PEM) to trust for an `https` schema registry (default: the
     /// profile's `schema_registry_ca`, else the built-in roots).
-    #[arg(long, global = true, value_name = "FILE", help_heading = "Schemas")]
+    #[arg(long, global = true, value_name = "FILE", value_parser = values::file, help_heading = "Schemas")]
     pub schema_registry_ca: Option<PathBuf>,
     /// A client certificate (PEM) for a schema registry that asks for one, with
     /// `--schema-registry-key` (default: the profile's `schema_registry_cert`).
-    #[arg(long, global = true, value_name = "FILE", help_heading = "Schemas")]
+    #[arg(long, global = true, value_name = "FILE", value_parser = values::file, help_heading = "Schemas")]
     pub schema_registry_cert: Option<PathBuf>,
     /// The client certificate's private key (PEM; default: the profile's `schema_registry_key`).
-    #[arg(long, global = true, value_name = "FILE", help_heading = "Schemas")]
+    #[arg(long, global = true, value_name = "FILE", value_parser = values::file, help_heading = "Schemas")]
     pub schema_registry_key: Option<PathBuf>,
     /// Which schema an edited framed payload is encoded under: `same` (the id it was
     /// written with) or `latest` (its subject's latest version, checked compatible
@@ -151,34 +158,26 @@ pub struct BackendArgs {
         global = true,
         env = "MORGUE_SCHEMAS",
         value_name = "DIR",
+        value_parser = values::schema_dir,
         help_heading = "Schemas"
     )]
     pub schemas: Option<PathBuf>,
     /// A schema for unframed Avro or Protobuf payloads from the source topics a glob
     /// matches (repeatable; before the profile's `[profiles.X.schemas]`):
     /// `trades*=Trade.avsc`, `quotes=Quote.proto:acme.Quote`.
-    #[arg(long, global = true, value_name = "GLOB=FILE[:MESSAGE]", value_parser = parse_pair, help_heading = "Schemas")]
+    #[arg(long, global = true, value_name = "GLOB=FILE[:MESSAGE]", value_parser = values::schema_map, help_heading = "Schemas")]
     pub schema_map: Vec<(String, String)>,
     /// librdkafka property passed through as is (repeatable), as with kcat.
-    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_pair, help_heading = "Connection")]
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = values::property, help_heading = "Connection")]
     pub property: Vec<(String, String)>,
     /// How long to wait for the broker or server before saying it cannot be reached.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s",
-          value_parser = crate::engine::model::duration::parse_duration,
-        help_heading = "Connection"
+        value_parser = values::timeout, help_heading = "Connection"
     )]
     pub connect_timeout: std::time::Duration,
     /// Open the Kafka topic even when a MongoDB is given (set by the overview).
     #[arg(skip)]
     pub kafka_only: bool,
-}
-
-/// Parses `KEY=VALUE`; the error quotes the input.
-pub fn parse_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got '{s}'")),
-    }
 }
 
 impl BackendArgs {
@@ -187,10 +186,12 @@ impl BackendArgs {
             return Ok(Profile::default());
         };
         let path = self.config.clone().unwrap_or_else(default_config_path);
-        let mut config = load_config(&path)?;
+        // Every mistake names the flag and the profile, before anything is contacted.
+        let bad = |why: String| UsageError(format!("--profile '{name}': {why}"));
+        let mut config = load_config(&path).map_err(|e| bad(e.0))?;
         let mut p = config.profiles.remove(name).ok_or_else(|| {
             let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
-            UsageError(format!(
+            bad(format!(
                 "no profile '{name}' in '{}' (profiles: {})",
                 path.display(),
                 if known.is_empty() {
@@ -200,6 +201,12 @@ impl BackendArgs {
                 }
             ))
         })?;
+        if let Some((_, key, why)) = super::config_cmd::check(name, &p).into_iter().next() {
+            return Err(bad(format!(
+                "config '{}' key '{key}': {why}",
+                path.display()
+            )));
+        }
         super::security::with_secret(name, &mut p)?;
         Ok(p)
     }
@@ -269,11 +276,29 @@ impl BackendArgs {
         let config_dir = config_dir.parent().map(std::path::Path::to_path_buf);
         let mut mapped = Vec::new();
         for (glob, file) in &self.schema_map {
-            mapped.push(Mapping::parse(glob, file, dir.as_deref()).map_err(UsageError)?);
+            let m = Mapping::parse(glob, file, dir.as_deref()).map_err(UsageError)?;
+            if !m.file.is_file() {
+                return Err(UsageError(format!(
+                    "--schema-map: '{glob}={file}': no file '{}'",
+                    m.file.display()
+                )));
+            }
+            mapped.push(m);
         }
+
         for (glob, file) in &profile_map {
             let base = dir.as_deref().or(config_dir.as_deref());
             mapped.push(Mapping::parse(glob, file, base).map_err(UsageError)?);
+        }
+        let tls = crate::engine::decoders::schemas::RegistryTls {
+            ca: self.schema_registry_ca.clone().or(p.schema_registry_ca),
+            cert: self.schema_registry_cert.clone().or(p.schema_registry_cert),
+            key: self.schema_registry_key.clone().or(p.schema_registry_key),
+        };
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(UsageError(
+                "a schema registry client certificate needs both --schema-registry-cert and --schema-registry-key".into(),
+            ));
         }
         Ok(crate::engine::decoders::SchemaSource {
             registry: self.schema_registry.clone().or(p.schema_registry),
@@ -281,11 +306,7 @@ impl BackendArgs {
             mapped,
             latest: self.schema_version.as_ref().or(p.schema_version.as_ref())
                 == Some(&"latest".to_string()),
-            tls: crate::engine::decoders::schemas::RegistryTls {
-                ca: self.schema_registry_ca.clone().or(p.schema_registry_ca),
-                cert: self.schema_registry_cert.clone().or(p.schema_registry_cert),
-                key: self.schema_registry_key.clone().or(p.schema_registry_key),
-            },
+            tls,
         })
     }
 

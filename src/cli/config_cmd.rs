@@ -220,10 +220,26 @@ fn summary(p: &Profile) -> String {
     }
 }
 
-/// The mistakes in one profile's values: (profile, key, why).
-fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
+/// The mistakes in one profile's values: (profile, key, why). The DLQ's names and
+/// addresses follow the rules of the flags that stand for them (`values`).
+pub(super) fn check(name: &str, p: &Profile) -> Vec<(String, &'static str, String)> {
     let mut out = Vec::new();
     let mut bad = |key, why: String| out.push((name.to_string(), key, why));
+    type Rule = fn(&str) -> Result<String, String>;
+    let named: [(&'static str, &Option<String>, Rule); 7] = [
+        ("kafka", &p.kafka, super::values::brokers),
+        ("topic", &p.topic, super::values::topic),
+        ("mongo", &p.mongo, super::values::mongo_uri),
+        ("db", &p.db, super::values::database),
+        ("collection", &p.collection, super::values::collection),
+        ("group", &p.group, super::values::name),
+        ("schema_registry", &p.schema_registry, super::values::url),
+    ];
+    for (key, value, rule) in named {
+        if let Some(Err(why)) = value.as_deref().map(rule) {
+            bad(key, why);
+        }
+    }
     if let Some(d) = &p.confirm_after
         && let Err(e) = crate::engine::model::duration::parse_duration(d)
     {

@@ -15,7 +15,6 @@ use clap::Args;
 use super::BackendArgs;
 use super::exporter_groups::Fingerprints;
 use super::serve::{Answer, PROMETHEUS, bind, not_found, serve};
-use crate::engine::model::duration::parse_duration;
 use crate::engine::read::overview::DlqSummary;
 use crate::engine::route::metrics::escape;
 
@@ -23,14 +22,14 @@ use crate::engine::route::metrics::escape;
 #[derive(Debug, Args)]
 pub struct ExporterArgs {
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (`:9465` for every interface).
-    #[arg(long, default_value = "127.0.0.1:9465", value_name = "ADDR")]
+    #[arg(long, default_value = "127.0.0.1:9465", value_name = "ADDR", value_parser = super::values::listen)]
     pub listen: String,
     /// How often the figures are computed again.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = super::values::timeout)]
     pub interval: Duration,
     /// Failure fingerprints count the letters that arrived in this window (each DLQ is
     /// followed from its start; `0` turns fingerprints off).
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = super::values::wait)]
     pub fingerprint_window: Duration,
 }
 

@@ -281,14 +281,29 @@ where
 
 /// The target of `url`; the error quotes it.
 fn target(url: &str) -> Result<Target, String> {
-    let bad = |why: &str| format!("--http '{url}': {why}");
+    parse_url(url).map_err(|e| format!("--http {e}"))
+}
+
+/// Checks that `url` is an `http://` or `https://` URL with a host (user info
+/// allowed); the error quotes the URL (its password hidden): `'ftp://h/': not an
+/// http:// or https:// URL`.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    parse_url(url).map(|_| ())
+}
+
+fn parse_url(url: &str) -> Result<Target, String> {
+    let shown = super::values::redact_url(url);
+    let bad = |why: &str| format!("'{shown}': {why}");
     let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
         _ => return Err(bad("not an http:// or https:// URL")),
     };
-    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+    let authority = uri
+        .authority()
+        .filter(|a| !a.host().trim_matches(['[', ']']).is_empty())
+        .ok_or_else(|| bad("no host"))?;
     let (userinfo, hostport) = match authority.as_str().rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, authority.as_str()),

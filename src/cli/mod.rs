@@ -4,6 +4,7 @@
 
 pub mod backend;
 mod bundle;
+mod claim;
 mod config_cmd;
 mod dlqs;
 mod exec;
@@ -20,6 +21,8 @@ mod route;
 pub mod security;
 mod serve;
 mod shell;
+mod usage;
+mod values;
 
 use std::process::ExitCode;
 
@@ -114,6 +117,7 @@ pub enum Command {
   morgue show --profile orders-prod 2:1734 --group orders-service")]
     Show {
         /// Letter id (`PARTITION:OFFSET`, or a MongoDB `_id`).
+        #[arg(value_parser = values::letter_id)]
         id: String,
     },
     /// Send letters back to their source topic (or --to), exactly once even with other
@@ -246,9 +250,17 @@ pub struct Unconfirmed(pub String);
 /// Parses the command line, runs the command, prints any error on one line, and
 /// returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::from_arg_matches(&shell::command().get_matches()) {
+    // A mistake in the command line is one line (clap's usage block is not printed).
+    let cli = match shell::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) if usage::is_help(&e) => e.exit(),
+        Err(e) => {
+            eprintln!("morgue: {}", usage::one_line(&e));
+            return ExitCode::from(2);
+        }
     };
     init_logging(cli.command.is_none(), cli.log_format);
     // `route --pipe`: the loop, the pipe reader and the processors' futures wake each
@@ -518,8 +530,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Show { id } => replay::show(&cli.backend, &id).await,
         Command::Replay(args) => replay::replay(&cli.backend, &args).await,
         Command::Resolve(args) => replay::resolve(&cli.backend, &args).await,
-        Command::Claim(args) => replay::claim(&cli.backend, &args, true).await,
-        Command::Release(args) => replay::claim(&cli.backend, &args, false).await,
+        Command::Claim(args) => claim::run(&cli.backend, &args, true).await,
+        Command::Release(args) => claim::run(&cli.backend, &args, false).await,
         Command::Route(args) => route::run(&cli.backend, &args).await,
     }
 }

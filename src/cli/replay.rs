@@ -12,10 +12,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::backend::{Dlq, Opened, Target};
-use super::{BackendArgs, Unconfirmed, UsageError};
+use super::{BackendArgs, Unconfirmed, UsageError, values};
 use crate::engine::EngineError;
 use crate::engine::export::json::LetterJson;
-use crate::engine::model::duration::parse_duration;
 use crate::engine::model::encoding::EncodedBytes;
 use crate::engine::read::counted::Counted;
 use crate::engine::read::filter::Filter;
@@ -29,7 +28,7 @@ use crate::engine::{DeadLetter, LetterId};
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     /// Letter ids (`PARTITION:OFFSET`, or a MongoDB `_id`).
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", value_parser = values::letter_id)]
     pub ids: Vec<String>,
     /// Replay every letter matching this query instead (see the README's filter syntax).
     #[arg(
@@ -41,7 +40,7 @@ pub struct ReplayArgs {
     )]
     pub filter: Option<String>,
     /// Target topic (default: each letter's source topic).
-    #[arg(long, value_name = "TOPIC")]
+    #[arg(long, value_name = "TOPIC", value_parser = values::topic)]
     pub to: Option<String>,
     /// Replay letters that were already replayed, and copies of a source message that was.
     #[arg(long)]
@@ -50,18 +49,18 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// At most this many letters per second.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = values::rate)]
     pub rate: Option<f64>,
     /// Do not ask for confirmation (scripts).
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Keep this header although it would be stripped (repeatable).
-    #[arg(long = "keep-header", value_name = "NAME")]
+    #[arg(long = "keep-header", value_name = "NAME", value_parser = values::name)]
     pub keep_headers: Vec<String>,
     /// Take over another session's claim once it is this old: its sender is fenced, its
     /// message looked for in the target, and sent only if it never arrived (a slow
     /// holder taken over sends nothing and reports `taken-over`).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = values::wait)]
     pub takeover_after: Duration,
 }
 
@@ -69,30 +68,35 @@ pub struct ReplayArgs {
 #[derive(Debug, clap::Args)]
 pub struct ResolveArgs {
     /// Letter ids (`PARTITION:OFFSET`, or a MongoDB `_id`).
-    #[arg(value_name = "ID", required = true)]
+    #[arg(value_name = "ID", required = true, value_parser = values::letter_id)]
     pub ids: Vec<String>,
     /// Do not ask for confirmation (scripts).
     #[arg(long, short = 'y')]
     pub yes: bool,
 }
 
-/// Opens the DLQ and its writer.
-async fn open(
+/// Opens the DLQ and its writer, once `ids` are known to fit its kind (a usage
+/// error before anything is contacted).
+pub(super) async fn open(
     backend: &BackendArgs,
     keep: Vec<String>,
+    ids: &[String],
 ) -> anyhow::Result<(Target, Opened, Writer)> {
     let target = backend.target()?;
+    for raw in ids {
+        parse_id(raw, &target)?;
+    }
     let opened = target.dlq.open().await?;
     let writer = target.writer(&opened, keep);
     Ok((target, opened, writer))
 }
 
 /// Parses an id: `PARTITION:OFFSET` for a Kafka DLQ, a document `_id` for MongoDB.
-fn parse_id(raw: &str, target: &Target) -> Result<LetterId, UsageError> {
+pub(super) fn parse_id(raw: &str, target: &Target) -> Result<LetterId, UsageError> {
     match (&target.dlq, raw.parse::<LetterId>()) {
         (_, Err(e)) => Err(UsageError(e.to_string())),
         (Dlq::Kafka { .. }, Ok(LetterId::Mongo(_))) => Err(UsageError(format!(
-            "'{raw}' is not a Kafka letter id (PARTITION:OFFSET)"
+            "ID: expected a Kafka letter id (PARTITION:OFFSET), got '{raw}'"
         ))),
         (Dlq::Mongo { .. }, Ok(_)) => Ok(LetterId::Mongo(raw.to_string())),
         (Dlq::File { .. }, Ok(id)) => Ok(id),
@@ -191,7 +195,7 @@ async fn count(opened: &Opened, filter: &Filter) -> anyhow::Result<Counted> {
 
 /// `morgue show ID`: one letter with its ledger state.
 pub async fn show(backend: &BackendArgs, id: &str) -> anyhow::Result<()> {
-    let (target, opened, writer) = open(backend, Vec::new()).await?;
+    let (target, opened, writer) = open(backend, Vec::new(), &[id.to_string()]).await?;
     let mut letters = fetch(&target, &opened, &writer, &[id.to_string()]).await?;
     let now = chrono::Utc::now().timestamp_millis();
     if letters.iter().any(|l| !l.history.is_empty()) {
@@ -382,9 +386,6 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     if !args.dry_run {
         refuse_early(backend, "replay", args.ids.len())?;
     }
-    let (target, opened, writer) = open(backend, args.keep_headers.clone()).await?;
-    let writer = writer.with_takeover_after(args.takeover_after);
-    let to = args.to.as_deref();
     let filter = super::filter_arg(
         args.filter.as_deref(),
         chrono::Utc::now().timestamp_millis(),
@@ -392,6 +393,9 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     if filter.is_none() && args.ids.is_empty() {
         return Err(UsageError("name letters by ID or --filter QUERY".into()).into());
     }
+    let (target, opened, writer) = open(backend, args.keep_headers.clone(), &args.ids).await?;
+    let writer = writer.with_takeover_after(args.takeover_after);
+    let to = args.to.as_deref();
     if args.dry_run {
         let dry = |letters: Vec<DeadLetter>| {
             let writer = &writer;
@@ -530,7 +534,7 @@ async fn run_window(
 /// `morgue resolve`.
 pub async fn resolve(backend: &BackendArgs, args: &ResolveArgs) -> anyhow::Result<()> {
     refuse_early(backend, "resolve", args.ids.len())?;
-    let (target, opened, writer) = open(backend, Vec::new()).await?;
+    let (target, opened, writer) = open(backend, Vec::new(), &args.ids).await?;
     writer
         .policy()
         .check_writable(&format!("resolve of {} letters", args.ids.len()))?;
@@ -556,7 +560,7 @@ fn id_of(l: &DeadLetter) -> String {
 
 /// Refuses a write in a read-only profile before connecting to anything (the engine
 /// refuses again at the write itself).
-fn refuse_early(backend: &BackendArgs, what: &str, n: usize) -> anyhow::Result<()> {
+pub(super) fn refuse_early(backend: &BackendArgs, what: &str, n: usize) -> anyhow::Result<()> {
     if backend.target()?.read_only {
         let letters = if n == 0 {
             "matching".to_string()
@@ -564,63 +568,6 @@ fn refuse_early(backend: &BackendArgs, what: &str, n: usize) -> anyhow::Result<(
             n.to_string()
         };
         return Err(EngineError::ReadOnly(format!("{what} of {letters} letters")).into());
-    }
-    Ok(())
-}
-
-/// `morgue claim` / `morgue release` (MongoDB only), refused by the engine's policy in a read-only profile.
-pub async fn claim(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> anyhow::Result<()> {
-    let verb = if claim { "claim" } else { "release" };
-    refuse_early(backend, verb, args.ids.len())?;
-    let (target, opened, writer) = open(backend, Vec::new()).await?;
-    let Some(dlq) = opened.mongo.clone() else {
-        return Err(UsageError(format!(
-            "{verb} works on MongoDB DLQs (the processed/process_time claim pattern)"
-        ))
-        .into());
-    };
-    writer
-        .policy()
-        .check_writable(&format!("{verb} of {} letters", args.ids.len()))?;
-    confirm(
-        args.yes,
-        &format!("{verb} {} letter(s) in {}", args.ids.len(), dlq.describe()),
-    )?;
-    let who = crate::engine::model::names::whoami();
-    for raw in &args.ids {
-        let id = parse_id(raw, &target)?;
-        let changed = if claim {
-            dlq.claim(&id).await
-        } else {
-            dlq.release(&id).await
-        }
-        .map_err(anyhow::Error::msg)?;
-        let status = match (claim, changed) {
-            (true, true) => "claimed",
-            (true, false) => "already-claimed",
-            (false, true) => "released",
-            (false, false) => "not-claimed",
-        };
-        if changed {
-            let record = crate::engine::write::audit::AuditRecord {
-                at: crate::engine::write::audit::now_rfc3339(),
-                by: &who,
-                action: verb,
-                dlq: &dlq.describe(),
-                id: raw,
-                topic: None,
-                partition: None,
-                offset: None,
-                replay_id: None,
-                edited: false,
-            };
-            target
-                .audit
-                .append(&record)
-                .await
-                .map_err(anyhow::Error::msg)?;
-        }
-        print(&json!({"id": raw, "status": status}))?;
     }
     Ok(())
 }

@@ -11,13 +11,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::backend::Dlq;
-use super::{BackendArgs, UsageError};
+use super::{BackendArgs, UsageError, values};
 use crate::backends::kafka::KafkaConfig;
 use crate::backends::kafka::route;
 use crate::backends::kafka::sink::{KafkaSink, TopicWriter, ensure_topics};
 use crate::backends::mongo::dlq::MongoDlq;
 use crate::engine::EngineError;
-use crate::engine::model::duration::parse_duration;
 use crate::engine::model::names::hostname;
 use crate::engine::route::metrics::RouterMetrics;
 use crate::engine::route::router::{Processor, RetryPolicy, Router, RouterConfig};
@@ -28,22 +27,23 @@ use crate::engine::route::tiers::RetryTiers;
 #[derive(Debug, clap::Args)]
 pub struct RouteArgs {
     /// Source topic to consume (repeatable).
-    #[arg(long = "source", short = 's', required = true, value_name = "TOPIC")]
+    #[arg(long = "source", short = 's', required = true, value_name = "TOPIC", value_parser = values::topic)]
     pub sources: Vec<String>,
     /// Consumer group for the source topics.
-    #[arg(long, short = 'g', default_value = "morgue-router")]
+    #[arg(long, short = 'g', default_value = "morgue-router", value_parser = values::name)]
     pub group: String,
     /// Static group membership (Kafka `group.instance.id`), unique per router in the
     /// group, e.g. `$HOSTNAME`: a router restarted under the same id (a crash, a
     /// deploy) gets its partitions back at once, without a rebalance of the group. A
     /// second router started with the same id fences the first, which stops with an
     /// error.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = values::name)]
     pub instance_id: Option<String>,
     /// Command run per message with `sh -c`; value on stdin, MORGUE_* variables set.
     #[arg(
         long,
         value_name = "CMD",
+        value_parser = values::command,
         required_unless_present_any = ["pipe", "http"],
         conflicts_with_all = ["pipe", "http"]
     )]
@@ -51,26 +51,26 @@ pub struct RouteArgs {
     /// One long-lived command for every message: a JSON line per message on its
     /// stdin, a JSON answer line per message on its stdout (`{"id", "status": "ok" |
     /// "retry" | "dead", "error"}`), restarted when it exits.
-    #[arg(long, value_name = "CMD", conflicts_with = "http")]
+    #[arg(long, value_name = "CMD", conflicts_with = "http", value_parser = values::command)]
     pub pipe: Option<String>,
     /// POST each message to URL: the value is the body, the key, topic, partition,
     /// offset, attempt and headers go in `morgue-*` request headers. 2xx: processed;
     /// 408, 429, 5xx, timeouts, connection errors: retried (after `Retry-After`); other
     /// statuses: bad data, dead-lettered at once. Connections are kept alive; user info
     /// in the URL (`https://user:pass@host/path`) is sent as basic auth.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = values::url)]
     pub http: Option<String>,
     /// CA certificates (PEM) to trust for an https `--http` URL.
-    #[arg(long, value_name = "PEM", requires = "http")]
+    #[arg(long, value_name = "PEM", requires = "http", value_parser = values::file)]
     pub http_ca: Option<std::path::PathBuf>,
     /// A client certificate (PEM) for an https `--http` URL that asks for one.
-    #[arg(long, value_name = "PEM", requires_all = ["http", "http_key"])]
+    #[arg(long, value_name = "PEM", requires_all = ["http", "http_key"], value_parser = values::file)]
     pub http_cert: Option<std::path::PathBuf>,
     /// The client certificate's private key (PEM).
-    #[arg(long, value_name = "PEM", requires = "http_cert")]
+    #[arg(long, value_name = "PEM", requires = "http_cert", value_parser = values::file)]
     pub http_key: Option<std::path::PathBuf>,
     /// Processing attempts before a message is dead-lettered.
-    #[arg(long, default_value_t = 3, conflicts_with = "retry_topics")]
+    #[arg(long, default_value_t = 3, value_name = "N", conflicts_with = "retry_topics", value_parser = values::count)]
     pub max_attempts: u32,
     /// Non-blocking retries, one delay per retry topic (`30s,5m,1h`): a failing message
     /// goes to `<source>-retry-0`, then `-retry-1`, … (Spring `@RetryableTopic` names
@@ -78,39 +78,39 @@ pub struct RouteArgs {
     /// once its delay has passed, then goes to the DLQ. Each topic makes one attempt.
     /// The source partition never waits for it, so a failing message no longer holds
     /// back later messages with its key.
-    #[arg(long, value_name = "DELAYS", value_delimiter = ',', value_parser = parse_duration)]
+    #[arg(long, value_name = "DELAYS", value_delimiter = ',', value_parser = values::wait)]
     pub retry_topics: Vec<Duration>,
     /// Wait before the first retry; doubles each time.
-    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "500ms", value_parser = values::wait)]
     pub backoff: Duration,
     /// Longest wait between retries.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = values::wait)]
     pub max_backoff: Duration,
     /// Dead-letter messages older than this as `expired`, without processing them.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = values::timeout)]
     pub max_age: Option<Duration>,
     /// Messages in flight at once. Messages with the same key never overlap or
     /// reorder, and a partition's committed offset only moves past messages all done.
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = values::concurrency)]
     pub concurrency: u32,
     /// Kill the command (`--exec`), give up on the answer and restart the process
     /// (`--pipe`), or give up on the request (`--http`) after this long; counts as a
     /// retryable failure.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = values::timeout)]
     pub timeout: Duration,
     /// Serve Prometheus metrics on ADDR (`127.0.0.1:9464`, `:9464`): `/metrics`,
     /// `/healthz` (the process lives), `/readyz` (connected and assigned).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = values::listen)]
     pub metrics: Option<String>,
     /// DLQ write attempts before the partition is paused.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = values::count)]
     pub dlq_attempts: u32,
     /// On SIGINT/SIGTERM, how long the running command may take to finish before its
     /// process group is killed and its message left uncommitted (a second signal: at
     /// once). With `--pipe`, the messages in flight get this long to be answered, then
     /// the process's stdin is closed and it gets this long to exit, then SIGTERM and
     /// this long again, then SIGKILL.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = values::wait)]
     pub grace: Duration,
 }
 
@@ -360,9 +360,11 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         };
-        let e = check(&args(&["--exec", "cat", "--http-ca", "ca.pem"])).unwrap_err();
+        // --http-ca must name a file that exists: any will do for these checks.
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let e = check(&args(&["--exec", "cat", "--http-ca", ca])).unwrap_err();
         assert!(e.to_string().contains("--http-ca needs --http URL"), "{e}");
-        assert!(check(&args(&["--http", "https://x/", "--http-ca", "ca.pem"])).is_ok());
+        assert!(check(&args(&["--http", "https://x/", "--http-ca", ca])).is_ok());
     }
 
     #[test]

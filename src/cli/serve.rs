@@ -15,16 +15,27 @@ pub type Answer = (u16, &'static str, String);
 /// The Prometheus text format's content type.
 pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Binds `addr` (`127.0.0.1:9464`, `:9464` for every interface) or says why not.
-pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    let addr = if addr.starts_with(':') {
+/// The address `addr` names (`127.0.0.1:9464`, `[::1]:9464`, `:9464` for every
+/// interface; port 0 is refused: nobody could find the port chosen); the error quotes it.
+pub fn listen_addr(addr: &str) -> Result<SocketAddr, String> {
+    let full = if addr.starts_with(':') {
         format!("0.0.0.0{addr}")
     } else {
         addr.to_string()
     };
-    let parsed: SocketAddr = addr
-        .parse()
-        .map_err(|e| anyhow::anyhow!("'{addr}' is not an address to listen on (HOST:PORT): {e}"))?;
+    full.parse::<SocketAddr>()
+        .ok()
+        .filter(|a| a.port() != 0)
+        .ok_or_else(|| {
+            format!(
+                "expected an address to listen on (HOST:PORT or :PORT, port from 1), got '{addr}'"
+            )
+        })
+}
+
+/// Binds `addr` (see [`listen_addr`]) or says why not.
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let parsed = listen_addr(addr).map_err(anyhow::Error::msg)?;
     TcpListener::bind(parsed)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on '{addr}': {e}"))

@@ -6,9 +6,10 @@ use clap::CommandFactory;
 
 use super::{Cli, print_line};
 
-/// The command line's definition, with the long version filled in at run time.
+/// The command line's definition, with the long version filled in at run time (and
+/// numbers and durations taking a leading `-`, for their parsers to refuse by name).
 pub fn command() -> clap::Command {
-    Cli::command().long_version(long_version())
+    super::usage::numbers_take_a_minus(Cli::command().long_version(long_version()))
 }
 
 /// `0.1.0`, then librdkafka's version and features, then how this binary was built.

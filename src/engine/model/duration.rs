@@ -3,9 +3,19 @@
 
 use std::time::Duration;
 
-/// Parses `250ms`, `5s`, `15m`, `2h`, `1d` or a bare number of seconds; the error quotes the input.
+/// The longest duration taken (100 years): anything longer is a typo, and would
+/// overflow the clocks it is added to.
+pub const MAX: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// Parses `250ms`, `5s`, `15m`, `2h`, `1d` or a bare number of seconds, from 0 to
+/// [`MAX`]; the error quotes the input.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
+    if t.strip_prefix('-')
+        .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+    {
+        return Err(format!("bad duration '{s}': negative"));
+    }
     let split = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(t.len());
@@ -25,7 +35,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("bad duration '{s}': out of range"))
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= MAX)
+        .ok_or_else(|| format!("bad duration '{s}': out of range (at most 100 years)"))
 }
 
 #[cfg(test)]
