@@ -191,3 +191,70 @@ fn the_overview_keeps_the_dlq_names_at_every_width() {
         }
     }
 }
+
+#[test]
+fn any_text_at_any_size_draws_without_a_panic() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let text = || {
+        prop_oneof![
+            ".{0,80}",
+            "[é😀\u{301}\u{200b}a-z0-9 :.\\-]{0,120}",
+            "[\u{0}-\u{1f}\u{7f}]{0,10}",
+        ]
+    };
+    let letter = (
+        proptest::collection::vec(any::<u8>(), 0..60),
+        text(),
+        text(),
+        text(),
+        text(),
+    );
+    let case = (
+        proptest::collection::vec(letter, 1..6),
+        10u16..220,
+        3u16..40,
+        text(),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        ..Config::default()
+    });
+    runner
+        .run(&case, |(letters, w, h, query)| {
+            let letters = letters
+                .into_iter()
+                .enumerate()
+                .map(|(i, (key, class, message, topic, value))| {
+                    let mut l = spring(i as i64, value.as_bytes());
+                    l.key = Some(key);
+                    l.failure.exception_class = Some(class);
+                    l.failure.message = Some(message);
+                    l.source.topic = Some(topic);
+                    l.headers.push("tenant", value.as_bytes());
+                    l
+                })
+                .collect::<Vec<_>>();
+            let first = letters[0].clone();
+            let mut app = app_with(letters);
+            app.update(Action::Resize(h.saturating_sub(3), w));
+            render(&app, w, h);
+            app.update(Action::Triage);
+            render(&app, w, h);
+            app.update(Action::Triage);
+            app.update(Action::Filter);
+            for c in query.chars() {
+                app.update(Action::Input(c));
+            }
+            render(&app, w, h);
+            app.update(Action::Back);
+            app.update(Action::Open);
+            app.update(Action::Fetched(Box::new(first)));
+            for _ in 0..4 {
+                render(&app, w, h);
+                app.update(Action::NextTab);
+            }
+            Ok(())
+        })
+        .expect("no panic on any text at any size");
+}

@@ -292,7 +292,9 @@ impl KafkaSource {
             }
             if heard {
                 live.heard();
-            } else if batch.is_empty() && live.probed.elapsed() >= PROBE_EVERY {
+            } else if caught_up && batch.is_empty() && live.probed.elapsed() >= PROBE_EVERY {
+                // Idle after the catch-up: silence is the broker's only if it does not
+                // answer a question either (while loading, letters or EOFs are answers).
                 live.probed = std::time::Instant::now();
                 if consumer
                     .fetch_watermarks(&self.topic, probe_partition, PROBE_TIMEOUT)
