@@ -1,6 +1,6 @@
-//! A broker that stops answering without closing its connections (SIGSTOP: a frozen
-//! VM, a network that drops packets) is reported within seconds, naming it, and so is
-//! its return; nothing read before or after is lost.
+//! A broker or a MongoDB server that stops answering without closing its connections
+//! (SIGSTOP: a frozen VM, a network that drops packets) is reported within seconds,
+//! naming it, and so is its return; nothing read before or after is lost.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
@@ -75,6 +75,41 @@ async fn a_frozen_broker_is_reported_within_seconds_and_so_is_its_return() {
     // Reading goes on: a letter written after the thaw is listed.
     cfg.write(&producer, &topic.name, &letter(1)).await.unwrap();
     expect(&out, "\"0:1\"", 60);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_frozen_mongodb_is_reported_within_seconds_and_so_is_its_return() {
+    let server = Server::mongo();
+    let uri = server.uri();
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let coll = client
+        .database("dlq")
+        .collection::<mongodb::bson::Document>("letters");
+    coll.insert_one(mongodb::bson::doc! { "value": "first", "topic": "t" })
+        .await
+        .unwrap();
+    let mut child = crate::common::procs::morgue_cmd()
+        .args(["list", "--follow", "--mongo", &uri, "--db", "dlq"])
+        .args(["--collection", "letters"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines_of(child.stdout.take().unwrap());
+    let err = lines_of(child.stderr.take().unwrap());
+    expect(&out, "first", 60);
+    expect(&err, "live: ", 60);
+    server.freeze();
+    let line = expect(&err, "no answer from", 30);
+    assert!(line.contains(&server.addr()), "{line}");
+    server.thaw();
+    expect(&err, &format!("{} answers again", server.addr()), 30);
+    coll.insert_one(mongodb::bson::doc! { "value": "after", "topic": "t" })
+        .await
+        .unwrap();
+    expect(&out, "after", 60);
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -345,6 +345,11 @@ impl DeadLetterSource for MongoDlq {
         if tx.send(SourceEvent::CaughtUp { delivered }).await.is_err() {
             return Ok(());
         }
+        // While following, a server that stops answering is reported (and its return).
+        let _watchdog = follow.then(|| {
+            let (client, server, tx) = (self.coll.client().clone(), self.cfg.servers(), tx.clone());
+            super::liveness::Watchdog::start(client, server, tx)
+        });
         match watch {
             None => Ok(()),
             Some(Ok(mut stream)) => {

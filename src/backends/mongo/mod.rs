@@ -12,6 +12,7 @@ pub mod dlq;
 pub mod doc;
 pub mod errors;
 pub mod ledger;
+pub mod liveness;
 pub mod overview;
 pub mod sink;
 
