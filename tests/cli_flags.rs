@@ -47,6 +47,8 @@ const ROWS: &[(&[&str], &str, &str)] = &[
     (&["replay", "--kafka", "{K}", "-t", "x", "0:1", "--rate", "1e-9"], "--rate", "1e-9"),
     // Counts and limits.
     (&["list", "--kafka", "{K}", "-t", "x", "-n", "-1"], "--limit", "-1"),
+    (&["list", "--kafka", "{K}", "-t", "x", "-n", "0"], "--limit", "0"),
+    (&["list", "--kafka", "{K}", "-t", "x", "-n", "ten"], "--limit", "ten"),
     (&["route", "--kafka", "{K}", "-s", "src", "--exec", "true", "--concurrency", "0"], "--concurrency", "0"),
     (&["route", "--kafka", "{K}", "-s", "src", "--exec", "true", "--concurrency", "5000"], "--concurrency", "5000"),
     (&["route", "--kafka", "{K}", "-s", "src", "--exec", "true", "--concurrency", "-4"], "--concurrency", "-4"),

@@ -30,9 +30,9 @@ pub struct ListArgs {
     /// Only letters matching this query (see the README's filter syntax).
     #[arg(long, short = 'f', value_name = "QUERY", allow_hyphen_values = true)]
     pub filter: Option<String>,
-    /// Stop after this many letters.
-    #[arg(long, short = 'n', value_name = "N")]
-    pub limit: Option<u64>,
+    /// Stop after this many letters (at least 1).
+    #[arg(long, short = 'n', value_name = "N", value_parser = super::values::count)]
+    pub limit: Option<u32>,
 }
 
 /// Streams the DLQ from `--from` and prints each matching letter as it is read.
@@ -94,7 +94,7 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
             }
             shown.push(l);
             printed += 1;
-            if args.limit.is_some_and(|n| printed >= n) {
+            if args.limit.is_some_and(|n| printed >= u64::from(n)) {
                 enough = true;
                 break;
             }
