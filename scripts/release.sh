@@ -44,7 +44,7 @@ strip "dist/$NAME/morgue"
 for sh in bash zsh fish; do
   "dist/$NAME/morgue" completions "$sh" > "dist/$NAME/completions/morgue.$sh"
 done
-cp README.md "dist/$NAME/"
+cp -r README.md docs "dist/$NAME/"
 tar -C dist -czf "dist/$NAME.tar.gz" "$NAME"
 
 # The .deb: the binary, the man page and the completions where Debian looks for them,

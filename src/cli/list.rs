@@ -27,7 +27,7 @@ pub struct ListArgs {
     /// Keep printing new letters as they arrive (Ctrl-C stops), like `tail -f`.
     #[arg(long)]
     pub follow: bool,
-    /// Only letters matching this query (see the README's filter syntax).
+    /// Only letters matching this query (syntax: docs/commands.md, Filter syntax).
     #[arg(long, short = 'f', value_name = "QUERY", allow_hyphen_values = true)]
     pub filter: Option<String>,
     /// Stop after this many letters (at least 1).

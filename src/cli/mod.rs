@@ -65,7 +65,7 @@ pub enum LogFormat {
 /// How the headless commands print letters.
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum Output {
-    /// One JSON object per line: a letter, a replay outcome or a DLQ (schemas in the README).
+    /// One JSON object per line: a letter, a replay outcome or a DLQ (schemas in docs/commands.md).
     #[default]
     Json,
     /// An aligned table for people.

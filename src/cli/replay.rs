@@ -30,7 +30,7 @@ pub struct ReplayArgs {
     /// Letter ids (`PARTITION:OFFSET`, or a MongoDB `_id`).
     #[arg(value_name = "ID", value_parser = values::letter_id)]
     pub ids: Vec<String>,
-    /// Replay every letter matching this query instead (see the README's filter syntax).
+    /// Replay every letter matching this query instead (syntax: docs/commands.md, Filter syntax).
     #[arg(
         long,
         short = 'f',
