@@ -325,3 +325,64 @@ async fn keys_theme_and_profiles_come_from_the_config_file() {
     t.wait_for("PB-1");
     t.keys(&["q"]);
 }
+
+#[tokio::test]
+async fn every_width_keeps_the_key_the_error_and_the_live_state_in_tmux() {
+    let source = TestTopic::new("tui-narrow-src", 1).await;
+    let dlq = TestTopic::new("tui-narrow-dlq", 1).await;
+    let cfg = KafkaConfig::new(kafka_brokers());
+    let key = |i: usize| format!("{i:08}-3b4d-4e5f-8a7b-9c0d1e2f3a4b");
+    for i in 0..5 {
+        write_letter(&cfg, &dlq.name, &source.name, &key(i), r#"{"price": -1}"#).await;
+    }
+    let cmd = format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 30",
+        std::env::temp_dir()
+            .join(unique("tui-narrow"))
+            .join("audit.jsonl")
+            .display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        kafka_brokers(),
+        dlq.name
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("following live");
+    // Off the newest letter, then two letters arrive above the cursor.
+    t.keys(&["G"]);
+    for i in 5..7 {
+        write_letter(&cfg, &dlq.name, &source.name, &key(i), r#"{"price": -1}"#).await;
+    }
+    t.wait_for("2 new ↑");
+    for (w, h) in [(50, 20), (80, 24), (120, 30), (200, 50)] {
+        t.resize(w, h);
+        // What must stay at every width, once redrawn at this one: the live state and
+        // the news in the header, KEY and ERROR, a key's start and end, and 15
+        // characters of the message.
+        let fits = |s: &str| {
+            let mut lines = s.lines();
+            let header = lines.next().unwrap_or_default();
+            let titles = lines.next().unwrap_or_default();
+            header.contains("live ●")
+                && header.contains("2 new ↑")
+                && titles.contains("KEY")
+                && titles.contains("ERROR")
+                && s.lines().any(|l| {
+                    l.contains("00000003") && l.contains("a4b") && l.contains("price must be p")
+                })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = t.screen();
+            if fits(&s) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{w}x{h}:\n{s}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        t.keys(&["t"]);
+        let board = t.wait_for("COUNT");
+        assert!(board.contains("COUNT    ERROR"), "{w}:\n{board}");
+        t.keys(&["t"]);
+        t.wait_for("TIME");
+    }
+}

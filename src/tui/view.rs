@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 use super::app::{App, Dialog, Screen};
 use super::detail;
 use super::words::time;
+use crate::engine::model::text::clip_middle;
 use crate::engine::read::overview::group;
 
 pub use super::theme::Theme;
@@ -43,8 +44,8 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
 
 /// The header: what is open on the left, the live state on the right. When the width
 /// is short, the left gives way first, in this order: the DLQ's address (its name
-/// stays), the retention warning's words, the filter, the word `morgue`; the live
-/// state and `N new` are always shown.
+/// stays), the retention warning's words, the filter, the word `morgue`, the middle
+/// of the name; the live state and `N new` are always shown.
 fn header(app: &App, theme: Theme, width: u16) -> Line<'static> {
     let right = Span::styled(
         live_state(app),
@@ -73,7 +74,14 @@ fn header(app: &App, theme: Theme, width: u16) -> Line<'static> {
     // The DLQ's name without its scheme and server: `trades.DLT`.
     let name = app.dlq.rsplit('/').next().unwrap_or(&app.dlq).to_string();
     let count = format!("  {}", count_label(app));
-    for step in 0..5 {
+    let mut rest = 0;
+    for step in 0..6 {
+        // Last: the name cut in the middle to what the rest of the line leaves.
+        let name = if step == 5 {
+            clip_middle(&name, room.saturating_sub(rest).max(8)).into_owned()
+        } else {
+            name.clone()
+        };
         let mut spans = Vec::new();
         if step < 4 {
             spans.push(Span::styled("morgue ", bold));
@@ -91,7 +99,7 @@ fn header(app: &App, theme: Theme, width: u16) -> Line<'static> {
             let words = if step < 2 {
                 "  oldest deleted in "
             } else {
-                " ⌛"
+                "  gone in "
             };
             spans.push(Span::styled(format!("{words}{age}"), *style));
         }
@@ -101,7 +109,8 @@ fn header(app: &App, theme: Theme, width: u16) -> Line<'static> {
             spans.push(Span::styled("  /…", filter));
         }
         let line = Line::from(spans);
-        if line.width() <= room || step == 4 {
+        rest = line.width().saturating_sub(name.chars().count());
+        if line.width() <= room || step == 5 {
             let wide = line.width() > room;
             let mut spans = line.spans;
             if wide {
