@@ -39,6 +39,7 @@ mod router_partitions;
 mod router_pipe_stop;
 mod router_retry;
 mod router_rollback;
+mod router_seek;
 mod router_signals;
 mod source;
 mod tui_e2e;

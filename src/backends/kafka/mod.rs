@@ -29,6 +29,7 @@ mod read;
 pub mod recheck;
 pub mod route;
 mod route_state;
+mod seek;
 pub mod sink;
 pub mod source;
 mod spill;

@@ -13,10 +13,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use super::flight::Part;
@@ -159,7 +159,8 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 r.reapply_rewinds();
                 None
             }
-            _ = retry.tick(), if !r.stalled.is_empty() => {
+            _ = retry.tick(), if !r.stalled.is_empty() || !r.unsought.is_empty() => {
+                r.seek_again()?;
                 for m in r.retry_stalled().await? {
                     running.push(work(router, &metrics, m));
                 }
@@ -239,7 +240,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
                 let o = msg.offset();
                 drop(msg);
                 pause(cfg, &consumer, &part.0, part.1, true)?;
-                let _ = consumer.seek(&part.0, part.1, Offset::Offset(o), Duration::from_secs(5));
+                r.send_back(&part, o);
                 held_back.insert(part);
                 continue;
             }
@@ -286,6 +287,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
             chrono::Utc::now().timestamp_millis(),
         );
         r.stats.retried += retries;
+        // Stopping: the next message with its key is not started (it is consumed again).
         let _ = r.finished(msg, outcome)?;
     }
     let stats = r.into_stats();

@@ -38,6 +38,8 @@ pub(super) struct Loop<'a, P, S> {
     rewinds: HashMap<Part, Rewind>,
     /// The DLQ topic when it is on the consumed cluster (checked after a reconnect).
     dlq: Option<String>,
+    /// Paused partitions whose seek back failed, sought again until it takes.
+    pub(super) unsought: super::seek::Unsought,
     /// Per partition: the first offset not known finished (all before it are stored,
     /// or were committed when the partition was assigned), and the rebalance count it
     /// holds for (a rebalance puts the partition back at the group's commit).
@@ -76,6 +78,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             rewinds: HashMap::new(),
             dlq: router.sink().kafka_topic().map(str::to_string),
             frontier: HashMap::new(),
+            unsought: super::seek::Unsought::default(),
         }
     }
 
@@ -88,7 +91,23 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
     /// True when `part` is held back (stalled on the DLQ, or waiting for a due time):
     /// what is fetched from it now is read again when it resumes.
     pub(super) fn holds_back(&self, part: &Part) -> bool {
-        self.stalled.contains_key(part) || self.delayed.contains_key(part)
+        self.stalled.contains_key(part)
+            || self.delayed.contains_key(part)
+            || self.unsought.holds(part)
+    }
+
+    /// Sends `part` (paused) back to `offset`, to read from there when resumed; a
+    /// failed seek keeps it paused and is tried again (see [`super::seek`]).
+    pub(super) fn send_back(&mut self, part: &Part, offset: i64) -> bool {
+        self.unsought.seek(self.consumer, part, offset)
+    }
+
+    /// Tries the failed seeks again, resuming the partitions they put back.
+    pub(super) fn seek_again(&mut self) -> Result<(), KafkaBackendError> {
+        let (stalled, delayed) = (&self.stalled, &self.delayed);
+        self.unsought.again(self.cfg, self.consumer, |p| {
+            stalled.contains_key(p) || delayed.contains_key(p)
+        })
     }
 
     /// Holds `msg` from a retry topic until `due_ms`: its partition is paused.
@@ -123,11 +142,10 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             if !assigned(self.consumer, &part.0, part.1) {
                 continue;
             }
-            let next = Offset::Offset(msg.offset + 1);
-            let _ = self
-                .consumer
-                .seek(&part.0, part.1, next, Duration::from_secs(5));
-            pause(self.cfg, self.consumer, &part.0, part.1, false)?;
+            // On from the message after it; resumed once sought there.
+            if self.send_back(&part, msg.offset + 1) {
+                pause(self.cfg, self.consumer, &part.0, part.1, false)?;
+            }
             out.push(msg);
         }
         Ok(out)
@@ -219,8 +237,13 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
     /// again). Returns how many messages were dropped unfinished.
     fn drop_partition(&mut self, part: &Part) -> usize {
         let held = self.stalled.remove(part).is_some();
-        if self.delayed.remove(part).is_some() || held {
-            let _ = pause(self.cfg, self.consumer, &part.0, part.1, false);
+        let unsought = self.unsought.holds(part);
+        self.unsought.forget(part);
+        if self.delayed.remove(part).is_some() || held || unsought {
+            // Not assigned any more (revoked) is fine: its next owner starts unpaused.
+            if let Err(e) = pause(self.cfg, self.consumer, &part.0, part.1, false) {
+                tracing::debug!("resuming {}:{} after forgetting it: {e}", part.0, part.1);
+            }
         }
         self.flight.forget(part)
     }
@@ -342,8 +365,11 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
                 resume.add_partition(e.topic(), e.partition());
             }
         }
-        let _ = self.consumer.resume(&resume);
-        Ok(())
+        // A partition not assigned any more cannot be resumed; the others must be, or
+        // they would stay paused for good.
+        self.consumer
+            .resume(&resume)
+            .map_err(|e| self.cfg.error("resuming after processing", e))
     }
 
     /// Tries each stalled dead letter again; a delivered one is stored and its
@@ -380,10 +406,9 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             start.extend(self.store(&s.msg)?);
             // Messages fetched after the stall were skipped: read on from the next one
             // (those already in flight are held and not taken twice).
-            let _ = self
-                .consumer
-                .seek(&t, p, Offset::Offset(o + 1), Duration::from_secs(5));
-            pause(self.cfg, self.consumer, &t, p, false)?;
+            if self.send_back(&key, o + 1) {
+                pause(self.cfg, self.consumer, &t, p, false)?;
+            }
             let to = match &s.into {
                 Some(t) => format!("retry topic '{t}'"),
                 None => format!("DLQ {}", self.router.sink().describe()),
