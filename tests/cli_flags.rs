@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use crate::common::{kafka_brokers, mongo_uri, unique};
 
@@ -190,16 +189,14 @@ fn every_bad_flag_value_is_one_line_naming_the_flag_and_quoting_the_value_before
             line.contains(&quoted),
             "{live:?}: {line} does not quote {quoted}"
         );
-        // The same refusal with nothing to reach, at once: it never needed a server.
+        // The same refusal with nothing to reach: it never needed a server (a check
+        // made after contact would say the server is unreachable instead).
         let dead: Vec<String> = args
             .iter()
             .map(|a| fill(a, NO_KAFKA, NO_MONGO, &t))
             .collect();
-        let start = Instant::now();
         let again = refused(&dead, &t);
-        let took = start.elapsed();
         assert_eq!(again.replace(NO_KAFKA, &k), line, "{dead:?}");
-        assert!(took < Duration::from_secs(5), "{dead:?} took {took:?}");
         shown.push(format!("{args:?} -> {line}"));
     }
     // `--nocapture` shows what each row printed.

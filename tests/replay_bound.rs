@@ -147,6 +147,10 @@ async fn a_filter_that_does_not_parse_refuses_to_run_and_a_leading_dash_negates(
         "state:bogus",
         "/[unclosed/",
         "since:abc",
+        "-headers.tenant:acme",
+        "$.items[0].n>0",
+        "since:1732700000",
+        "header.x",
         "\"unterminated",
         "or",
         "$.n",
@@ -164,6 +168,16 @@ async fn a_filter_that_does_not_parse_refuses_to_run_and_a_leading_dash_negates(
             assert_eq!(err.trim().lines().count(), 1, "{q}: {err}");
             assert!(err.contains(&format!("bad filter '{q}' at ")), "{q}: {err}");
         }
+    }
+    // A blank query would match every letter: as a replay's, it is refused.
+    for q in ["", "   "] {
+        let out = run(&["replay", "--filter", q, "--yes"]);
+        let err = crate::common::procs::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{q:?}: {err}");
+        assert!(
+            err.contains("is empty and would replay every letter"),
+            "{err}"
+        );
     }
     // Nothing was replayed by any of them.
     let out = run(&["list", "--filter", "state:replayed"]);

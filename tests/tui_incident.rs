@@ -176,7 +176,8 @@ fn wait_row(t: &Tmux, ok: impl Fn(&(usize, String)) -> bool) -> String {
         }
         assert!(
             Instant::now() < deadline,
-            "the selection did not settle where the keys send it:\n{}",
+            "the selection did not settle where the keys send it (at {:?}):\n{}",
+            selected_row(t),
             t.screen()
         );
         last = now;

@@ -62,17 +62,10 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
     'read: while let Some(event) = rx.recv().await {
         let batch = match event {
             SourceEvent::Letters(batch) => batch,
-            SourceEvent::Notice(n) => {
-                eprintln!("morgue: {n}");
-                continue;
-            }
-            SourceEvent::Silent { server, since_ms } => {
-                let secs = (chrono::Utc::now().timestamp_millis() - since_ms) / 1000;
-                eprintln!("morgue: no answer from {server} for {secs} s; still waiting");
-                continue;
-            }
-            SourceEvent::Answering { server } => {
-                eprintln!("morgue: {server} answers again");
+            ev @ (SourceEvent::Notice(_)
+            | SourceEvent::Silent { .. }
+            | SourceEvent::Answering { .. }) => {
+                super::tell(&ev);
                 continue;
             }
             SourceEvent::CaughtUp { .. } => {

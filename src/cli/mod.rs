@@ -204,6 +204,21 @@ pub enum Command {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Says on stderr what a stream reports besides letters: a notice, a server that
+/// stopped answering, its return (the catch-up and letters say nothing).
+pub(crate) fn tell(ev: &crate::engine::read::source::SourceEvent) {
+    use crate::engine::read::source::SourceEvent;
+    match ev {
+        SourceEvent::Notice(n) => eprintln!("morgue: {n}"),
+        SourceEvent::Silent { server, since_ms } => {
+            let secs = (chrono::Utc::now().timestamp_millis() - since_ms) / 1000;
+            eprintln!("morgue: no answer from {server} for {secs} s; still waiting");
+        }
+        SourceEvent::Answering { server } => eprintln!("morgue: {server} answers again"),
+        SourceEvent::Letters(_) | SourceEvent::CaughtUp { .. } => {}
+    }
+}
+
 /// `--filter QUERY` read by the filter language (a query that does not parse is a
 /// usage error quoting it, with the column); `None` when the flag was not given.
 pub(crate) fn filter_arg(

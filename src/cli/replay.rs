@@ -169,7 +169,8 @@ impl<'f> Windows<'f> {
                     crate::engine::decoders::prepare_letters(&batch).await;
                     self.carry = batch.into_iter();
                 }
-                Some(_) => {}
+                // A broker that stops answering is said, not waited on in silence.
+                Some(ev) => super::tell(&ev),
                 None => break,
             }
         }
@@ -392,6 +393,15 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     )?;
     if filter.is_none() && args.ids.is_empty() {
         return Err(UsageError("name letters by ID or --filter QUERY".into()).into());
+    }
+    // A blank query matches every letter: as a replay's, it is an unset variable or a
+    // slip far more often than a wish, so it is refused (`state:new` says "all").
+    if filter.as_ref().is_some_and(|f| f.is_empty()) {
+        return Err(UsageError(format!(
+            "--filter: '{}' is empty and would replay every letter; name what to replay, e.g. --filter state:new",
+            args.filter.as_deref().unwrap_or_default()
+        ))
+        .into());
     }
     let (target, opened, writer) = open(backend, args.keep_headers.clone(), &args.ids).await?;
     let writer = writer.with_takeover_after(args.takeover_after);

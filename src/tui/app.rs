@@ -318,6 +318,10 @@ impl App {
         self.scroll = 0;
         self.unseen = 0;
         self.caught_up = false;
+        // A new stream says again if its server does not answer.
+        if self.silent.take().is_some() {
+            self.notice = None;
+        }
         self.scanned = 0;
         self.view = None;
         self.row_filter = None;

@@ -93,7 +93,14 @@ impl App {
             }
             Action::Answering { generation, server } if generation == self.generation => {
                 self.silent = None;
-                self.notice = None;
+                // Only the notice of the silence goes; another stays until a key.
+                if self
+                    .notice
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("no answer from"))
+                {
+                    self.notice = None;
+                }
                 self.status = format!("{server} answers again; following live");
             }
             Action::Silent { .. } | Action::Answering { .. } => {}

@@ -92,6 +92,21 @@ fn the_header_says_when_the_server_stops_answering() {
             });
             insta::assert_snapshot!("narrow_silent_50x20", render(&app, w, h));
         }
+        // A new stream (a new filter) starts without the old silence.
+        app.update(Action::Silent {
+            generation: 1,
+            server: "127.0.0.1:9092".into(),
+            since_ms: 1_795_000_093_000,
+        });
+        app.restream(None);
+        let generation = app.generation;
+        app.update(Action::CaughtUp { generation });
+        let header = render(&app, w, h)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!header.contains("no answer"), "{w}: {header}");
     }
 }
 

@@ -94,7 +94,8 @@ pub(super) struct Glob(Regex);
 impl Glob {
     /// The glob `p` as an anchored regex.
     pub(super) fn new(p: &str) -> Result<Glob, String> {
-        let mut re = String::from("^");
+        // `(?s)`: `*` and `?` match a newline too (keys and values may hold one).
+        let mut re = String::from("(?s)^");
         for c in p.chars() {
             match c {
                 '*' => re.push_str(".*"),
@@ -308,6 +309,15 @@ impl Parser<'_> {
         }
     }
 
+    /// Where the bare word at the cursor ends (a space or the end).
+    fn bare_end(&self) -> usize {
+        let mut end = self.pos;
+        while !is_end(self.chars.get(end).copied()) {
+            end += 1;
+        }
+        end
+    }
+
     /// Characters up to a space or the end.
     fn bare(&mut self) -> String {
         let from = self.pos;
@@ -353,19 +363,30 @@ impl Parser<'_> {
         }
         let field = self.text(start, self.pos);
         if self.peek() != Some(':') {
+            if field.starts_with("header.") {
+                // Not text that happens to start so: a header term cut short.
+                return self.err(self.pos, "expected ':' and a value after header.NAME");
+            }
             return Ok(Term::Text(field.to_lowercase()));
         }
         let header = field.strip_prefix("header.");
         let known = header.is_some() || FIELDS.split(", ").any(|f| f == field);
         if !known {
-            // A URL or a `host:port` is free text, not an unknown field.
-            if field.is_empty() || field.contains(['.', '/']) {
+            // A URL (`http://…`) or a `host:port` is free text, not an unknown field.
+            let word = self.text(start, self.bare_end());
+            let port = word[field.len() + 1..].chars().all(|c| c.is_ascii_digit());
+            if word.contains("://") || (!field.is_empty() && word.len() > field.len() + 1 && port) {
                 self.pos = start;
                 return Ok(Term::Text(self.bare().to_lowercase()));
             }
+            let hint = if field.to_lowercase().starts_with("header") {
+                " (a header is header.NAME:VALUE)"
+            } else {
+                ""
+            };
             return self.err(
                 start,
-                format!("unknown field '{field}' (the fields are {FIELDS})"),
+                format!("unknown field '{field}'{hint} (the fields are {FIELDS})"),
             );
         }
         if header == Some("") {
@@ -418,6 +439,12 @@ impl Parser<'_> {
 
     /// RFC 3339, a plain date (UTC midnight), or an age such as `15m` counted back from now.
     fn time(&self, v: &str, at: usize) -> Result<i64, FilterError> {
+        if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return self.err(
+                at,
+                format!("'{v}' needs a unit: an age like 15m, 2h, 3d, or a date like 2024-11-27"),
+            );
+        }
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
             return Ok(t.timestamp_millis());
         }
@@ -448,7 +475,7 @@ impl Parser<'_> {
                 _ => {
                     while self
                         .peek()
-                        .is_some_and(|c| !c.is_whitespace() && !"=!<>~.\"".contains(c))
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
                     {
                         self.pos += 1;
                     }
@@ -457,6 +484,12 @@ impl Parser<'_> {
             };
             if seg.is_empty() {
                 return self.err(at, "expected a field name in the JSON path");
+            }
+            if self.peek() == Some('[') {
+                return self.err(
+                    self.pos,
+                    "an array index is a segment of its own: $.items.0.qty",
+                );
             }
             path.push(seg);
             if self.peek() != Some('.') {
