@@ -219,10 +219,11 @@ async fn an_operator_works_while_letters_keep_arriving() {
         kafka_brokers(),
         dlq.name
     );
-    // The TUI opens on a DLQ that already has letters, while more keep coming.
+    // The TUI opens on a DLQ that already holds more than a screen of letters (the
+    // two seconds of feed this test used to sleep for), while more keep coming.
     let d = dlq.name.clone();
-    wait_until("the feeder's first letters", 60, move || {
-        high_watermarks(&d, 2).iter().sum::<i64>() >= 10
+    wait_until("the feeder's first hundred letters", 60, move || {
+        high_watermarks(&d, 2).iter().sum::<i64>() >= 100
     })
     .await;
     let t = Tmux::start(&cmd);

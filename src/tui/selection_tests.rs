@@ -193,3 +193,27 @@ fn the_triage_board_keeps_its_group_as_counts_reorder() {
     assert_eq!(app.groups[0].query(), chosen, "b is first now");
     assert_eq!(app.groups[app.group].query(), chosen);
 }
+
+#[test]
+fn a_short_list_keeps_the_chosen_letter_on_its_line_as_letters_arrive() {
+    let mut app = crate::tui::app::tests::loaded(12);
+    app.update(Action::Resize(37, 130));
+    app.update(Action::Top);
+    for _ in 0..3 {
+        app.update(Action::Down);
+    }
+    let chosen = app.selected_id();
+    let line = app.selected - app.scroll;
+    assert_eq!(line, 3);
+    for batch in 0..40 {
+        let letters = (0..7)
+            .map(|i| crate::tui::app::tests::letter(100 + batch * 7 + i))
+            .collect();
+        app.update(Action::Letters {
+            generation: 1,
+            letters,
+        });
+        assert_eq!(app.selected_id(), chosen, "batch {batch}");
+        assert_eq!(app.selected - app.scroll, line, "batch {batch}");
+    }
+}
