@@ -24,11 +24,12 @@ use crate::engine::{DeadLetter, LetterId};
 const BATCH: usize = 512;
 /// How long an idle poll waits; bounds the latency of a live letter.
 const IDLE_POLL: Duration = Duration::from_millis(50);
-/// While nothing arrives, how often the broker is asked for a watermark, so that a
-/// broker that stops answering (frozen, or a network that drops packets, with the
-/// connection left open) is noticed: after [`SILENT_AFTER`] without an answer the
-/// stream reports [`SourceEvent::Silent`], and [`SourceEvent::Answering`] once it
-/// answers again.
+/// While nothing arrives, how often the broker is asked for a watermark (of the first
+/// partition, from its leader), so that a broker that stops answering (frozen, or a
+/// network that drops packets, with the connection left open) is noticed: a probe
+/// without an answer and [`SILENT_AFTER`] without a letter or an answer report
+/// [`SourceEvent::Silent`], and [`SourceEvent::Answering`] once it answers again. The
+/// probe runs on the reading thread, only when a poll brought nothing.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How long a probe waits for its answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,6 +41,9 @@ struct Liveness {
     heard: std::time::Instant,
     heard_ms: i64,
     probed: std::time::Instant,
+    /// The last probe got no answer (time morgue itself spent blocked, on a busy
+    /// screen, is never taken for the broker's silence).
+    unanswered: bool,
     silent: bool,
 }
 
@@ -50,6 +54,7 @@ impl Liveness {
             heard: now,
             heard_ms: chrono::Utc::now().timestamp_millis(),
             probed: now,
+            unanswered: false,
             silent: false,
         }
     }
@@ -57,11 +62,12 @@ impl Liveness {
     fn heard(&mut self) {
         self.heard = std::time::Instant::now();
         self.heard_ms = chrono::Utc::now().timestamp_millis();
+        self.unanswered = false;
     }
 
     /// The event to report now, if the broker fell silent or answers again.
     fn change(&mut self, server: &str) -> Option<SourceEvent> {
-        let quiet = self.heard.elapsed() >= SILENT_AFTER;
+        let quiet = self.unanswered && self.heard.elapsed() >= SILENT_AFTER;
         if quiet == self.silent {
             return None;
         }
@@ -292,15 +298,13 @@ impl KafkaSource {
             }
             if heard {
                 live.heard();
-            } else if caught_up && batch.is_empty() && live.probed.elapsed() >= PROBE_EVERY {
-                // Idle after the catch-up: silence is the broker's only if it does not
-                // answer a question either (while loading, letters or EOFs are answers).
+            } else if batch.is_empty() && live.probed.elapsed() >= PROBE_EVERY {
+                // Nothing came: silence is the broker's only if it does not answer a
+                // question either.
                 live.probed = std::time::Instant::now();
-                if consumer
-                    .fetch_watermarks(&self.topic, probe_partition, PROBE_TIMEOUT)
-                    .is_ok()
-                {
-                    live.heard();
+                match consumer.fetch_watermarks(&self.topic, probe_partition, PROBE_TIMEOUT) {
+                    Ok(_) => live.heard(),
+                    Err(_) => live.unanswered = true,
                 }
             }
             if let Some(ev) = live.change(&self.cfg.brokers)
