@@ -33,21 +33,21 @@ pub struct Group {
 }
 
 impl Group {
-    /// The filter query that selects this group's letters.
+    /// The filter query that selects this group's letters, and no other: a group
+    /// without a source topic is `-topic:*` (not every topic with that fingerprint).
     pub fn query(&self) -> String {
         let quote = |s: &str| {
-            if s.contains(' ') {
-                format!("\"{s}\"")
+            if s.contains([' ', '"', '\\']) {
+                format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
             } else {
                 s.to_string()
             }
         };
-        let mut q = Vec::new();
-        if let Some(t) = &self.topic {
-            q.push(format!("topic:{}", quote(t)));
-        }
-        q.push(format!("fingerprint:{}", self.fingerprint));
-        q.join(" ")
+        let topic = match &self.topic {
+            Some(t) => format!("topic:{}", quote(t)),
+            None => "-topic:*".to_string(),
+        };
+        format!("{topic} fingerprint:{}", self.fingerprint)
     }
 }
 
@@ -183,6 +183,24 @@ mod tests {
         let mut l = letter(7, "trades", "x.Invalid", 1);
         l.failure.message = Some("order 123456 rejected".into());
         assert!(f.matches(&l), "a new letter of the group matches its query");
+    }
+
+    #[test]
+    fn a_group_query_selects_its_group_only() {
+        let mut s = Store::new();
+        let mut bare = letter(0, "", "x.Timeout", 1000);
+        bare.source.topic = None;
+        s.insert(&bare);
+        s.insert(&letter(1, "trades", "x.Timeout", 1000));
+        s.insert(&letter(2, "odd \"name\" \\ here", "x.Timeout", 1000));
+        let g = groups(&s);
+        assert_eq!(g.len(), 3, "{g:?}");
+        for group in &g {
+            let f = crate::engine::read::filter::Filter::parse(&group.query(), 0)
+                .unwrap_or_else(|e| panic!("{}: {e}", group.query()));
+            let n = s.rows().filter(|r| f.matches_row(r, &s)).count();
+            assert_eq!(n, 1, "{} selects {n} letters", group.query());
+        }
     }
 
     #[test]
