@@ -72,10 +72,8 @@ impl App {
                 }
             }
         } else if json && !original.trim_ascii_end().contains(&b'\n') {
-            // One-line JSON is sent as one line, in the key order the editor showed.
-            serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| serde_json::to_vec(&v).ok())
+            // One-line JSON is sent as one line, every token as the editor showed it.
+            crate::engine::model::json_text::compact(&text).map(String::into_bytes)
         } else {
             None
         };
@@ -164,8 +162,9 @@ impl App {
 }
 
 /// The text an editor gets for `bytes` and whether it must stay JSON: a binary
-/// format's decoded value or a JSON payload pretty-printed, other text as it is; None
-/// for bytes that are neither.
+/// format's decoded value pretty-printed, a JSON payload laid out with its tokens as
+/// written (see [`crate::engine::model::json_text`]), other text as it is; None for
+/// bytes that are neither.
 fn editable(bytes: &[u8], topic: Option<&str>) -> Option<(String, bool)> {
     if let crate::engine::decoders::Attempt::Decoded(s) =
         crate::engine::decoders::global().decode(bytes, topic)
@@ -175,8 +174,12 @@ fn editable(bytes: &[u8], topic: Option<&str>) -> Option<(String, bool)> {
             true,
         ));
     }
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
-        return Some((serde_json::to_string_pretty(&v).unwrap_or_default(), true));
+    // JSON text laid out, its tokens as written (a parse would respell numbers).
+    if let Some(p) = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(crate::engine::model::json_text::pretty)
+    {
+        return Some((p, true));
     }
     std::str::from_utf8(bytes)
         .ok()
@@ -206,3 +209,7 @@ pub(super) fn highlight_effect(l: &DeadLetter) -> Option<Effect> {
         syntax,
     })
 }
+
+#[cfg(test)]
+#[path = "edit_tests.rs"]
+mod tests;
