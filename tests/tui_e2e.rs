@@ -12,10 +12,22 @@ use morgue::engine::{
 };
 
 async fn write_letter(cfg: &KafkaConfig, dlq: &str, source: &str, key: &str, value: &str) {
+    write_letter_of(cfg, dlq, source, 7, key, value).await;
+}
+
+/// A dead letter of message `offset` of `source`.
+async fn write_letter_of(
+    cfg: &KafkaConfig,
+    dlq: &str,
+    source: &str,
+    offset: i64,
+    key: &str,
+    value: &str,
+) {
     let src = SourceCoords {
         topic: Some(source.into()),
         partition: Some(0),
-        offset: Some(7),
+        offset: Some(offset),
         ..SourceCoords::default()
     };
     let f = FailureContext {
@@ -385,4 +397,53 @@ async fn every_width_keeps_the_key_the_error_and_the_live_state_in_tmux() {
         t.keys(&["t"]);
         t.wait_for("TIME");
     }
+}
+
+#[tokio::test]
+async fn a_group_replay_sends_exactly_the_letters_its_dialog_counted() {
+    let source = TestTopic::new("tui-group-src", 1).await;
+    let dlq = TestTopic::new("tui-group-dlq", 1).await;
+    let cfg = KafkaConfig::new(kafka_brokers());
+    let key = |i: usize| format!("{i:08}-6f1c-4e5f-8a7b-9c0d1e2f3a4b");
+    let letter = |i: usize| {
+        let (cfg, dlq, source) = (cfg.clone(), dlq.name.clone(), source.name.clone());
+        async move {
+            let v = r#"{"price": -1}"#;
+            write_letter_of(&cfg, &dlq, &source, i as i64, &key(i), v).await;
+        }
+    };
+    for i in 0..3 {
+        letter(i).await;
+    }
+    let cmd = format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 30",
+        std::env::temp_dir()
+            .join(unique("tui-group"))
+            .join("audit.jsonl")
+            .display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        kafka_brokers(),
+        dlq.name
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("following live");
+    t.keys(&["t"]);
+    t.wait_for("COUNT");
+    t.keys(&["r"]);
+    t.wait_for("Replay 3 letter(s) matching");
+    // A fourth letter of the group arrives while the question is on the screen.
+    letter(3).await;
+    t.wait_for("4 letters");
+    t.keys(&["Enter"]);
+    t.wait_for("replay done: 3 replayed");
+    let sent: Vec<String> = read_all(&source.name)
+        .await
+        .into_iter()
+        .map(|l| String::from_utf8(l.key.unwrap()).unwrap())
+        .collect();
+    let mut want: Vec<String> = (0..3).map(key).collect();
+    let mut got = sent.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "exactly the three counted, once each");
 }
