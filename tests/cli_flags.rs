@@ -47,6 +47,7 @@ const ROWS: &[(&[&str], &str, &str)] = &[
     // Counts and limits.
     (&["list", "--kafka", "{K}", "-t", "x", "-n", "-1"], "--limit", "-1"),
     (&["list", "--kafka", "{K}", "-t", "x", "-n", "0"], "--limit", "0"),
+    (&["list", "--kafka", "host:9092:x", "-t", "x"], "--kafka", "host:9092:x"),
     (&["list", "--kafka", "{K}", "-t", "x", "-n", "ten"], "--limit", "ten"),
     (&["route", "--kafka", "{K}", "-s", "src", "--exec", "true", "--concurrency", "0"], "--concurrency", "0"),
     (&["route", "--kafka", "{K}", "-s", "src", "--exec", "true", "--concurrency", "5000"], "--concurrency", "5000"),

@@ -26,6 +26,25 @@ fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
+/// `morgue ARGS` running, its stdout and stderr read line by line.
+fn follow(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    mpsc::Receiver<String>,
+    mpsc::Receiver<String>,
+) {
+    let mut child = crate::common::procs::morgue_cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines_of(child.stdout.take().unwrap());
+    let err = lines_of(child.stderr.take().unwrap());
+    (child, out, err)
+}
+
 /// The first line with `text`, waiting at most `secs` (fails loudly saying what it saw).
 fn expect(rx: &mpsc::Receiver<String>, text: &str, secs: u64) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
@@ -57,14 +76,8 @@ async fn a_frozen_broker_is_reported_within_seconds_and_so_is_its_return() {
         )
     };
     cfg.write(&producer, &topic.name, &letter(0)).await.unwrap();
-    let mut child = crate::common::procs::morgue_cmd()
-        .args(["list", "--kafka", &addr, "--topic", &topic.name, "--follow"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = lines_of(child.stdout.take().unwrap());
-    let err = lines_of(child.stderr.take().unwrap());
+    let (mut child, out, err) =
+        follow(&["list", "--kafka", &addr, "--topic", &topic.name, "--follow"]);
     expect(&out, "\"0:0\"", 60);
     // Following: the broker freezes, holding its connections.
     broker.freeze();
@@ -90,15 +103,16 @@ async fn a_frozen_mongodb_is_reported_within_seconds_and_so_is_its_return() {
     coll.insert_one(mongodb::bson::doc! { "value": "first", "topic": "t" })
         .await
         .unwrap();
-    let mut child = crate::common::procs::morgue_cmd()
-        .args(["list", "--follow", "--mongo", &uri, "--db", "dlq"])
-        .args(["--collection", "letters"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = lines_of(child.stdout.take().unwrap());
-    let err = lines_of(child.stderr.take().unwrap());
+    let (mut child, out, err) = follow(&[
+        "list",
+        "--follow",
+        "--mongo",
+        &uri,
+        "--db",
+        "dlq",
+        "--collection",
+        "letters",
+    ]);
     expect(&out, "first", 60);
     expect(&err, "live: ", 60);
     server.freeze();

@@ -209,11 +209,13 @@ async fn list_follow_prints_a_letter_produced_after_start() {
             "list", "--follow", "--from", "end", "--kafka", &brokers, "--topic", &t.name,
         ])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || std::io::BufReader::new(stdout).lines().next());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Following from the end once it says so.
+    crate::common::Tap::stderr(&mut child).wait_for("caught up; following", 60);
     produce(&t.name, Some(b"new"), b"{\"late\":true}", &[], None).await;
     let line = reader.join().unwrap().unwrap().unwrap();
     child.kill().unwrap();

@@ -15,6 +15,20 @@ async fn write_letter(cfg: &KafkaConfig, dlq: &str, source: &str, key: &str, val
     write_letter_of(cfg, dlq, source, 7, key, value).await;
 }
 
+/// The TUI on `dlq` in a fresh tmux session, colours off, its audit log in a scratch
+/// directory.
+fn tui_on(dlq: &str) -> Tmux {
+    Tmux::start(&format!(
+        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {dlq}; sleep 30",
+        std::env::temp_dir()
+            .join(unique("tui-audit"))
+            .join("audit.jsonl")
+            .display(),
+        env!("CARGO_BIN_EXE_morgue"),
+        kafka_brokers(),
+    ))
+}
+
 /// A dead letter of message `offset` of `source`.
 async fn write_letter_of(
     cfg: &KafkaConfig,
@@ -347,17 +361,7 @@ async fn every_width_keeps_the_key_the_error_and_the_live_state_in_tmux() {
     for i in 0..5 {
         write_letter(&cfg, &dlq.name, &source.name, &key(i), r#"{"price": -1}"#).await;
     }
-    let cmd = format!(
-        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 30",
-        std::env::temp_dir()
-            .join(unique("tui-narrow"))
-            .join("audit.jsonl")
-            .display(),
-        env!("CARGO_BIN_EXE_morgue"),
-        kafka_brokers(),
-        dlq.name
-    );
-    let t = Tmux::start(&cmd);
+    let t = tui_on(&dlq.name);
     t.wait_for("following live");
     // Off the newest letter, then two letters arrive above the cursor.
     t.keys(&["G"]);
@@ -415,17 +419,7 @@ async fn a_group_replay_sends_exactly_the_letters_its_dialog_counted() {
     for i in 0..3 {
         letter(i).await;
     }
-    let cmd = format!(
-        "NO_COLOR=1 MORGUE_AUDIT_LOG={} {} --kafka {} --topic {}; sleep 30",
-        std::env::temp_dir()
-            .join(unique("tui-group"))
-            .join("audit.jsonl")
-            .display(),
-        env!("CARGO_BIN_EXE_morgue"),
-        kafka_brokers(),
-        dlq.name
-    );
-    let t = Tmux::start(&cmd);
+    let t = tui_on(&dlq.name);
     t.wait_for("following live");
     t.keys(&["t"]);
     t.wait_for("COUNT");

@@ -69,10 +69,14 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
                 continue;
             }
             SourceEvent::CaughtUp { .. } => {
-                if follow && let Output::Table = args.output {
-                    // Following: the header now, not with the first new letter.
-                    table.header(&mut out, &[]).map_err(stdout_error)?;
+                if follow {
+                    if let Output::Table = args.output {
+                        // Following: the header now, not with the first new letter.
+                        table.header(&mut out, &[]).map_err(stdout_error)?;
+                    }
                     out.flush().map_err(stdout_error)?;
+                    // As kcat says it reached the end: what follows is new.
+                    eprintln!("morgue: caught up; following (ctrl-c stops)");
                 }
                 continue;
             }

@@ -463,7 +463,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
             confirm(
                 args.yes,
                 &format!(
-                    "replay the {} letter(s) matching '{q}' in '{}' ({}) to {whither}",
+                    "replay the {} letter(s) matching '{q}' in '{}' ({}; any already replayed is skipped) to {whither}",
                     counted.len(),
                     writer.dlq(),
                     counted.bound()

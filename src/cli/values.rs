@@ -117,7 +117,10 @@ pub fn brokers(s: &str) -> Result<String, String> {
             None => match hostport.split(':').collect::<Vec<_>>()[..] {
                 [h] => !h.is_empty(),
                 [h, p] => !h.is_empty() && port_ok(p),
-                _ => true, // a bare IPv6 address: librdkafka's to judge
+                // A bare IPv6 address (hex groups), librdkafka's to judge; not `host:1:x`.
+                ref groups => groups
+                    .iter()
+                    .all(|g| g.chars().all(|c| c.is_ascii_hexdigit())),
             },
         };
         if !ok || hostport.chars().any(char::is_whitespace) {

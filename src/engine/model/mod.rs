@@ -9,6 +9,7 @@ pub mod conventions;
 pub mod duration;
 pub mod encoding;
 pub mod error;
+pub mod glob;
 pub mod json_text;
 pub mod ledger;
 pub mod ledger_fold;

@@ -44,18 +44,9 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// True when `name` matches one of the glob `patterns` (`*` any run, `?` one character).
+/// True when `name` matches one of the glob `patterns` (see [`super::glob`]).
 pub fn matches_any(name: &str, patterns: &[String]) -> bool {
-    patterns.iter().any(|p| glob(p.as_bytes(), name.as_bytes()))
-}
-
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some((b'?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
-    }
+    super::glob::matches_any(name, patterns)
 }
 
 #[cfg(test)]

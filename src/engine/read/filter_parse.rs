@@ -26,6 +26,7 @@
 use regex::Regex;
 
 use crate::engine::model::duration::parse_duration;
+use crate::engine::model::glob::Glob;
 
 /// A query that could not be read: the query, where (1-based column, in characters),
 /// and what was expected there.
@@ -84,34 +85,6 @@ impl Literal {
         match self {
             Literal::Num(_, t) | Literal::Text(t) => t,
         }
-    }
-}
-
-/// `*` and `?` wildcards over characters; without them, an exact match.
-#[derive(Debug, Clone)]
-pub(super) struct Glob(Regex);
-
-impl Glob {
-    /// The glob `p` as an anchored regex.
-    pub(super) fn new(p: &str) -> Result<Glob, String> {
-        // `(?s)`: `*` and `?` match a newline too (keys and values may hold one).
-        let mut re = String::from("(?s)^");
-        for c in p.chars() {
-            match c {
-                '*' => re.push_str(".*"),
-                '?' => re.push('.'),
-                c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
-            }
-        }
-        re.push('$');
-        Regex::new(&re)
-            .map(Glob)
-            .map_err(|e| format!("bad pattern '{p}': {}", last_line(&e.to_string())))
-    }
-
-    /// Whether `s` matches the whole pattern.
-    pub(super) fn is_match(&self, s: &str) -> bool {
-        self.0.is_match(s)
     }
 }
 
@@ -405,13 +378,12 @@ impl Parser<'_> {
             return self.err(at, format!("expected a value after '{field}:'"));
         }
         self.end_of_term("the value")?;
-        let glob = |v: &str| Glob::new(v).or_else(|e| self.err(at, e));
         if let Some(name) = header {
-            return Ok(Term::Header(name.to_string(), glob(&value)?));
+            return Ok(Term::Header(name.to_string(), Glob::new(&value)));
         }
         Ok(match field.as_str() {
-            "key" => Term::Key(glob(&value)?),
-            "topic" => Term::Topic(glob(&value)?),
+            "key" => Term::Key(Glob::new(&value)),
+            "topic" => Term::Topic(Glob::new(&value)),
             "error" => Term::Error(value.to_lowercase()),
             "fingerprint" if value.chars().all(|c| c.is_ascii_hexdigit()) => {
                 Term::Fingerprint(value.to_lowercase())
