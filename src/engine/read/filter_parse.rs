@@ -282,6 +282,16 @@ impl Parser<'_> {
         }
     }
 
+    /// `pattern` compiled; the error (at column `at`) quotes it as `shown`.
+    fn regex_at(&self, pattern: &str, shown: &str, at: usize) -> Result<Regex, FilterError> {
+        Regex::new(pattern).or_else(|e| {
+            self.err(
+                at,
+                format!("bad regex '{shown}': {}", last_line(&e.to_string())),
+            )
+        })
+    }
+
     /// Where the bare word at the cursor ends (a space or the end).
     fn bare_end(&self) -> usize {
         let mut end = self.pos;
@@ -319,12 +329,7 @@ impl Parser<'_> {
         if pattern.is_empty() {
             return self.err(from, "expected a pattern between the slashes");
         }
-        let re = Regex::new(&pattern).or_else(|e| {
-            self.err(
-                from,
-                format!("bad regex '/{pattern}/': {}", last_line(&e.to_string())),
-            )
-        })?;
+        let re = self.regex_at(&pattern, &format!("/{pattern}/"), from)?;
         self.end_of_term("the regex")?;
         Ok(Term::Regex(re))
     }
@@ -497,12 +502,7 @@ impl Parser<'_> {
             if pattern.is_empty() {
                 return self.err(at, "expected a regex after '~'");
             }
-            let re = Regex::new(&pattern).or_else(|e| {
-                self.err(
-                    at,
-                    format!("bad regex '{pattern}': {}", last_line(&e.to_string())),
-                )
-            })?;
+            let re = self.regex_at(&pattern, &pattern, at)?;
             return Ok(Term::Json(path, Op::Matches(re), Literal::Text(pattern)));
         }
         let ordered = !matches!(op, "=" | "!=");
