@@ -1,7 +1,7 @@
 //! The model at the engine's ground: what a dead letter is, how frameworks write its
 //! failure context into headers, what the replay ledger records and the fold that is a
-//! log ledger's compare-and-set, bytes that may not be text, text cut short, errors
-//! and durations.
+//! log ledger's compare-and-set, bytes that may not be text, text cut short, errors,
+//! durations and URLs with credentials.
 //! Nothing here imports another wing.
 
 pub mod after_replay;
@@ -16,3 +16,4 @@ pub mod ledger_fold;
 pub mod letter;
 pub mod names;
 pub mod text;
+pub mod urls;
