@@ -326,7 +326,7 @@ fn mask(p: &mut Profile) {
         p.mongo = Some(crate::backends::mongo::redact(m));
     }
     if let Some(r) = &p.schema_registry {
-        p.schema_registry = Some(crate::backends::mongo::redact(r));
+        p.schema_registry = Some(crate::engine::model::urls::redact(r));
     }
     for (k, v) in p.properties.iter_mut() {
         let k = k.to_ascii_lowercase();
@@ -354,5 +354,25 @@ mod tests {
         let text = "[profiles.a]\nconfirm_after = \"x\"\n[profiles.b]\nkafka = \"k\"\nconfirm_after = \"soon\"\n";
         assert_eq!(line_of(text, "b", "confirm_after"), 5);
         assert_eq!(line_of(text, "a", "confirm_after"), 2);
+    }
+
+    #[test]
+    fn a_shown_profile_has_no_password_in_its_urls() {
+        let mut p = Profile {
+            mongo: Some("mongodb://ops:p@ss@db-1,db-2/admin".into()),
+            schema_registry: Some("http://ops:p@ss@reg:8081".into()),
+            ..Profile::default()
+        };
+        mask(&mut p);
+        assert_eq!(
+            p.mongo.as_deref(),
+            Some("mongodb://ops:***@db-1,db-2/admin")
+        );
+        let registry = p.schema_registry.unwrap_or_default();
+        assert!(
+            registry.starts_with("http://ops:***@reg:8081"),
+            "{registry}"
+        );
+        assert!(!registry.contains("ss@"), "{registry}");
     }
 }

@@ -10,18 +10,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, HOST, HeaderName, HeaderValue};
-use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::engine::decoders::schemas::RegistryTls;
+use crate::engine::model::urls;
 
 /// How long a resolved address of the endpoint is used before resolving it again.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
@@ -292,40 +292,31 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
 }
 
 fn parse_url(url: &str) -> Result<Target, String> {
-    let shown = super::values::redact_url(url);
-    let bad = |why: &str| format!("'{shown}': {why}");
-    let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
-    let https = match uri.scheme_str() {
-        Some("http") => false,
-        Some("https") => true,
-        _ => return Err(bad("not an http:// or https:// URL")),
+    let parsed = urls::parse_http(url)?;
+    let bad = |why: &str| format!("'{}': {why}", urls::redact(url));
+    let https = parsed.scheme() == "https";
+    let raw_host = parsed.host_str().unwrap_or_default();
+    let hostport = match parsed.port() {
+        Some(port) => format!("{raw_host}:{port}"),
+        None => raw_host.to_string(),
     };
-    let authority = uri
-        .authority()
-        .filter(|a| !a.host().trim_matches(['[', ']']).is_empty())
-        .ok_or_else(|| bad("no host"))?;
-    let (userinfo, hostport) = match authority.as_str().rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority.as_str()),
-    };
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let basic = userinfo.map(|u| {
-        let token = base64::engine::general_purpose::STANDARD.encode(u);
-        HeaderValue::from_str(&format!("Basic {token}"))
-    });
+    let host = raw_host.trim_start_matches('[').trim_end_matches(']');
+    let port = parsed
+        .port_or_known_default()
+        .unwrap_or(if https { 443 } else { 80 });
+    let basic = urls::basic_auth(&parsed).map(|b| HeaderValue::from_str(&b));
     let basic = basic.transpose().map_err(|_| bad("bad user info"))?;
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let scheme = if https { "https" } else { "http" };
+    let path = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_string(),
+    };
+    let scheme = parsed.scheme();
     Ok(Target {
         shown: format!("{scheme}://{hostport}{path}"),
         https,
         host: host.to_string(),
         port,
-        authority: HeaderValue::from_str(hostport).map_err(|_| bad("bad host"))?,
+        authority: HeaderValue::from_str(&hostport).map_err(|_| bad("bad host"))?,
         path,
         basic,
     })

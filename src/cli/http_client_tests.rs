@@ -257,3 +257,37 @@ async fn https_uses_the_endpoints_ca_and_a_client_certificate() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn user_info_is_percent_decoded_for_basic_auth_and_never_shown() {
+    use base64::Engine as _;
+    let creds = |url: &str| {
+        let t = super::parse_url(url).unwrap();
+        let basic = t.basic.unwrap();
+        let token = basic.to_str().unwrap().strip_prefix("Basic ").unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .unwrap();
+        (
+            String::from_utf8(bytes).unwrap(),
+            t.shown,
+            t.authority,
+            t.host,
+            t.port,
+        )
+    };
+    let (sent, shown, authority, host, port) =
+        creds("http://ops:p%40ss%3Aw%2Frd@127.0.0.1:9/x?y=1");
+    assert_eq!(sent, "ops:p@ss:w/rd");
+    assert_eq!(shown, "http://127.0.0.1:9/x?y=1");
+    assert_eq!(authority, "127.0.0.1:9");
+    assert_eq!((host.as_str(), port), ("127.0.0.1", 9));
+    let (sent, shown, ..) = creds("https://o%40ps:p@ss@[::1]:9/");
+    assert_eq!(sent, "o@ps:p@ss");
+    assert_eq!(shown, "https://[::1]:9/");
+    let (sent, ..) = creds("http://ops@h/");
+    assert_eq!(sent, "ops:");
+    assert!(super::parse_url("http://h/").unwrap().basic.is_none());
+    let e = super::check_url("http://ops:p/w@h/").unwrap_err();
+    assert!(!e.contains("p/w") && e.contains("ops:***@h"), "{e}");
+}

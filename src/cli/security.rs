@@ -68,27 +68,16 @@ pub(super) fn with_secret(name: &str, p: &mut Profile) -> Result<(), UsageError>
             .to_string(),
         (None, None) => return Ok(()),
     };
-    let with_password = |uri: &Option<String>| -> Option<String> {
-        let (scheme, rest) = uri.as_ref()?.split_once("://")?;
-        let (user, host) = rest.split_once('@')?;
-        if user.contains(':') {
-            return None;
-        }
-        let encoded: String = secret
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        Some(format!("{scheme}://{user}:{encoded}@{host}"))
-    };
-    if let Some(uri) = with_password(&p.mongo) {
+    use crate::engine::model::urls;
+    if let Some(uri) = p
+        .mongo
+        .as_deref()
+        .and_then(|u| urls::conn_with_password(u, &secret))
+    {
         p.mongo = Some(uri);
     }
-    if let Some(url) = with_password(&p.schema_registry) {
+    let registry = p.schema_registry.as_deref();
+    if let Some(url) = registry.and_then(|u| urls::http_with_password(u, &secret)) {
         p.schema_registry = Some(url);
     }
     let sasl_user = p.properties.contains_key("sasl.username") || p.sasl_username.is_some();
@@ -230,6 +219,32 @@ mod tests {
             "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_secret_goes_only_to_a_user_without_a_password() {
+        let dir = std::env::temp_dir().join(format!("morgue-secret2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pw"), "p@ss:w/rd\n").unwrap();
+        let mut p = Profile {
+            mongo: Some("mongodb://db-1,db-2/?appName=a@b".into()),
+            schema_registry: Some("https://o%40ps@reg:8081".into()),
+            password_file: Some(dir.join("pw")),
+            ..Profile::default()
+        };
+        with_secret("x", &mut p).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        // An '@' among the options is no user.
+        assert_eq!(p.mongo.as_deref(), Some("mongodb://db-1,db-2/?appName=a@b"));
+        let url =
+            crate::engine::model::urls::parse_http(p.schema_registry.as_deref().unwrap()).unwrap();
+        let auth = crate::engine::model::urls::basic_auth(&url).unwrap();
+        let token = auth.strip_prefix("Basic ").unwrap();
+        use base64::Engine as _;
+        let creds = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .unwrap();
+        assert_eq!(String::from_utf8(creds).unwrap(), "o@ps:p@ss:w/rd");
     }
 
     #[test]

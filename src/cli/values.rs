@@ -142,7 +142,7 @@ pub fn mongo_uri(s: &str) -> Result<String, String> {
             };
             Err(format!(
                 "expected a MongoDB URI (mongodb://HOST[:PORT]/...), got '{}': {why}",
-                redact_url(s)
+                crate::engine::model::urls::redact(s)
             ))
         }
     }
@@ -285,22 +285,18 @@ pub fn schema_dir(s: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// `url` with the password of its user info hidden (`https://u:***@host/`).
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split_once(':').map_or(user, |(u, _)| u);
-            let hidden = if user.len() < authority.len() - host.len() - 1 {
-                ":***"
-            } else {
-                ""
-            };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
-        }
-        None => url.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_url_is_quoted_without_its_password() {
+        // Unencoded '/' in the password: refused, and quoted with the password hidden.
+        let e = mongo_uri("mongodb://ops:p/w@db:27017/").unwrap_err();
+        assert!(!e.contains("p/w") && e.contains("ops:***@db:27017"), "{e}");
+        let e = url("http://ops:p/w@h:8081/").unwrap_err();
+        assert!(!e.contains("p/w") && e.contains("ops:***@h:8081"), "{e}");
+        let e = mongo_uri("mongodb://ops:p@ss@db-1,db-2/?replicaSet=").unwrap_err();
+        assert!(!e.contains("p@ss") && !e.contains("ss@"), "{e}");
     }
 }

@@ -104,12 +104,7 @@ impl MongoConfig {
 
     /// The URI's servers (`host:port,host:port`), without user, password or options.
     pub fn servers(&self) -> String {
-        let rest = self
-            .uri
-            .split_once("://")
-            .map_or(self.uri.as_str(), |(_, r)| r);
-        let hosts = rest.split(['/', '?']).next().unwrap_or(rest);
-        hosts.rsplit('@').next().unwrap_or(hosts).to_string()
+        crate::engine::model::urls::conn_hosts(&self.uri)
     }
 
     /// Connects, pings the server, and returns the database.
@@ -156,18 +151,7 @@ fn unreachable_cause(e: &mongodb::error::Error, waited: Duration) -> String {
 }
 
 /// The URI with any password replaced by `***`, safe to print.
-pub fn redact(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return uri.to_string();
-    };
-    let Some((creds, host)) = rest.split_once('@') else {
-        return uri.to_string();
-    };
-    match creds.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => uri.to_string(),
-    }
-}
+pub use crate::engine::model::urls::redact_conn as redact;
 
 #[cfg(test)]
 mod tests {
@@ -193,6 +177,11 @@ mod tests {
             cfg("mongodb+srv://ops@cluster0.example.net").servers(),
             "cluster0.example.net"
         );
+        // A '/' in the password (unencoded: the driver refuses it; errors print this).
+        assert_eq!(
+            cfg("mongodb://ops:p/w@db:27017/admin").servers(),
+            "db:27017"
+        );
     }
 
     #[test]
@@ -203,5 +192,10 @@ mod tests {
         );
         assert_eq!(redact("mongodb://db:27017"), "mongodb://db:27017");
         assert_eq!(redact("mongodb://ops@db"), "mongodb://ops@db");
+        // An '@' in the password, several hosts: the user info ends at the last '@'.
+        assert_eq!(
+            redact("mongodb://ops:p@ss@db-1:27017,db-2:27017/admin?replicaSet=rs"),
+            "mongodb://ops:***@db-1:27017,db-2:27017/admin?replicaSet=rs"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
+use crate::engine::model::urls;
 
 /// Where schemas come from.
 #[derive(Debug, Clone, Default)]
@@ -364,19 +364,17 @@ impl Client {
                 .timeout_global(Some(std::time::Duration::from_secs(10)))
                 .build(),
         );
-        let url = url.trim_end_matches('/');
-        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-        let (auth, host) = match rest.split_once('@') {
-            Some((creds, host)) => (
-                Some(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(creds)
-                )),
-                host,
-            ),
-            None => (None, rest),
+        // A registry given as `host:port` is reached over http.
+        let with_scheme = match url.contains("://") {
+            true => url.to_string(),
+            false => format!("http://{url}"),
         };
-        let base = format!("{scheme}://{host}");
+        let parsed = urls::parse_http(&with_scheme).map_err(|e| format!("schema registry {e}"))?;
+        let auth = urls::basic_auth(&parsed);
+        let mut bare = urls::without_credentials(&parsed);
+        bare.set_query(None);
+        bare.set_fragment(None);
+        let base = bare.as_str().trim_end_matches('/').to_string();
         Ok(Client {
             shown: base.clone(),
             base,
@@ -438,5 +436,45 @@ impl Mapping {
             file,
             message,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    /// What `client` sends as basic auth, decoded.
+    fn sent(client: &Client) -> Option<String> {
+        let token = client.auth.as_deref()?.strip_prefix("Basic ")?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    }
+
+    #[test]
+    fn the_registry_user_info_is_decoded_and_never_shown() {
+        for (url, creds, base) in [
+            (
+                "http://ops:p@ss@reg:8081/",
+                Some("ops:p@ss"),
+                "http://reg:8081",
+            ),
+            (
+                "https://ops:p%40ss%3A%2F@reg:8081/ccompat/",
+                Some("ops:p@ss:/"),
+                "https://reg:8081/ccompat",
+            ),
+            ("http://ops@reg:8081", Some("ops:"), "http://reg:8081"),
+            ("http://reg:8081", None, "http://reg:8081"),
+            ("reg:8081", None, "http://reg:8081"),
+        ] {
+            let client = Client::new(url, &RegistryTls::default()).expect(url);
+            assert_eq!(sent(&client).as_deref(), creds, "{url}");
+            assert_eq!(client.base, base, "{url}");
+            assert_eq!(client.shown, base, "{url}");
+        }
     }
 }
