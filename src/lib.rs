@@ -4,6 +4,10 @@
 //! filter, index, payload decoding); `backends` talk to Kafka
 //! and MongoDB; `cli` is the command line; `tui` is the terminal UI.
 
+// No `unsafe` anywhere in morgue's own code: signals, user names and the rest go
+// through safe wrappers (nix), and tests never change the environment.
+#![forbid(unsafe_code)]
+
 pub mod backends;
 pub mod cli;
 pub mod engine;

@@ -307,11 +307,12 @@ mod through_the_profile {
 
     #[test]
     fn the_secret_the_keys_the_profile_properties_and_x_apply_in_that_order() {
-        // SAFETY: set before the first read, and no other test reads this variable.
-        unsafe { std::env::set_var("MORGUE_TEST_SEC_PW", "s3cret") };
+        // The secret comes from a variable cargo sets for every test run (no test
+        // changes the environment: that would need `unsafe` and race other tests).
+        let secret = std::env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME");
         let got = resolved(
             "[profiles.p]\nkafka = \"b:9093\"\ntopic = \"t\"\nsasl_mechanism = \"SCRAM-SHA-512\"\n\
-             sasl_username = \"oncall\"\npassword_env = \"MORGUE_TEST_SEC_PW\"\ntls = true\n\
+             sasl_username = \"oncall\"\npassword_env = \"CARGO_PKG_NAME\"\ntls = true\n\
              [profiles.p.properties]\n\"ssl.endpoint.identification.algorithm\" = \"none\"\n",
             &["-X", "sasl.username=breakglass"],
         );
@@ -323,7 +324,7 @@ mod through_the_profile {
         };
         assert_eq!(last("security.protocol"), Some("SASL_SSL"));
         assert_eq!(last("sasl.mechanisms"), Some("SCRAM-SHA-512"));
-        assert_eq!(last("sasl.password"), Some("s3cret"));
+        assert_eq!(last("sasl.password"), Some(secret.as_str()));
         assert_eq!(last("ssl.endpoint.identification.algorithm"), Some("none"));
         assert_eq!(last("sasl.username"), Some("breakglass"), "-X comes last");
     }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-/// Opens `text` in the editor and returns what was saved; the error says why not.
+/// Opens `text` in the user's editor and returns what was saved; the error says why not.
 pub fn edit(text: &str, json: bool) -> Result<String, String> {
     let editor = std::env::var("VISUAL")
         .ok()
@@ -14,6 +14,11 @@ pub fn edit(text: &str, json: bool) -> Result<String, String> {
                 .filter(|e| !e.trim().is_empty())
         })
         .unwrap_or_else(|| "vi".to_string());
+    edit_with(&editor, text, json)
+}
+
+/// Opens `text` in the editor command `editor` (run by `sh`, with the file as `$1`).
+fn edit_with(editor: &str, text: &str, json: bool) -> Result<String, String> {
     let ext = if json { "json" } else { "txt" };
     let path = std::env::temp_dir().join(format!(
         "morgue-edit-{}-{}.{ext}",
@@ -127,17 +132,8 @@ mod tests {
 
     #[test]
     fn a_scripted_editor_changes_the_file() {
-        // SAFETY of the test: the editor is a sed script, as in the tmux test.
-        let out = {
-            let prev = std::env::var_os("VISUAL");
-            unsafe { std::env::set_var("VISUAL", "sed -i s/-3/3/") };
-            let r = edit("{\"price\": -3}", true);
-            match prev {
-                Some(p) => unsafe { std::env::set_var("VISUAL", p) },
-                None => unsafe { std::env::remove_var("VISUAL") },
-            }
-            r
-        };
+        // The editor is a sed script, as in the tmux test (no environment changed).
+        let out = edit_with("sed -i s/-3/3/", "{\"price\": -3}", true);
         assert_eq!(out.unwrap(), "{\"price\": 3}");
     }
 }
