@@ -42,6 +42,7 @@ impl Bulk {
                         replay_id,
                         topic,
                     };
+                    // Sends fail only once the TUI has quit; the replay itself is already written, so only the progress line is lost.
                     let _ = tx.send(watched).await;
                     self.done += 1;
                     let message = format!(
@@ -60,10 +61,12 @@ impl Bulk {
                 }
                 ReplayOutcome::SentUnconfirmed { why, .. } => {
                     self.failed += 1;
+                    // A closed channel means the TUI has quit: the failure is counted in `failed` either way.
                     let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
                 }
                 ReplayOutcome::Failed(why) => {
                     self.failed += 1;
+                    // A closed channel means the TUI has quit: the failure is counted in `failed` either way.
                     let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
                 }
             }
@@ -85,6 +88,7 @@ impl Bulk {
             "replay done: {} replayed, {} skipped{why}, {} failed",
             self.done, self.skipped, self.failed
         );
+        // A closed channel means the TUI has quit: nobody is left to read the summary.
         let _ = tx.send(Action::Notice(msg)).await;
     }
 }
@@ -124,7 +128,20 @@ pub(super) async fn replay_group(
         }
     }
     bulk.replay(&writer, &window, &tx).await;
-    let _ = reader.await;
+    // A read that stopped early means the group was only partly replayed: say so.
+    match reader.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(query = %query, "group replay: reading the DLQ stopped early: {e}");
+            // A closed channel means the TUI has quit: the warning above is logged anyway.
+            let _ = tx
+                .send(Action::Notice(format!(
+                    "reading stopped early, replay incomplete: {e}"
+                )))
+                .await;
+        }
+        Err(e) => tracing::warn!(query = %query, "group replay: the DLQ reader task failed: {e}"),
+    }
     bulk.report(&tx).await;
 }
 
@@ -143,6 +160,7 @@ pub(super) async fn replay_many(
                 Ok(l) => letters.push(l),
                 Err(e) => {
                     bulk.failed += 1;
+                    // A closed channel means the TUI has quit; the fetch failure is still counted in `failed`.
                     let _ = tx.send(Action::Notice(e.to_string())).await;
                 }
             }

@@ -44,6 +44,7 @@ fn edit_with(editor: &str, text: &str, json: bool) -> Result<String, String> {
         )),
         Err(e) => Err(format!("cannot run editor '{editor}': {e}")),
     };
+    // Best-effort cleanup of our temp file: the edit's result is already read, and a leftover file in the temp dir is harmless.
     let _ = std::fs::remove_file(&path);
     result.map(|t| t.strip_suffix('\n').map(str::to_string).unwrap_or(t))
 }

@@ -27,6 +27,7 @@ pub(super) async fn fetch(
         id: id.clone(),
         what,
     };
+    // Sends on the fast channel fail only once the TUI has quit: nobody is left to show the fetch to.
     let _ = tx
         .send(waiting(format!(
             "the letter from {dlq} and its state from the ledger"

@@ -228,6 +228,7 @@ impl Keymap {
         // The shipped file is checked by a test; a broken one leaves actions unbound.
         if let Ok(s) = shipped {
             for (name, list) in &s.keys {
+                // The shipped keymap is checked by a test; a name it does not know just stays unbound.
                 let _ = map.bind(name, list);
             }
         }
@@ -319,6 +320,7 @@ static CURRENT: OnceLock<Keymap> = OnceLock::new();
 
 /// Sets the process's keymap (once, at start-up, from the config file).
 pub fn install(k: Keymap) {
+    // Already installed (start-up ran twice, as in tests): the first keymap stays.
     let _ = CURRENT.set(k);
 }
 

@@ -67,6 +67,7 @@ async fn overview_loop(
         let clusters = clusters.clone();
         tokio::spawn(async move {
             let got = clusters.overview().await;
+            // The overview screen has closed (receiver dropped): its refresh is no longer wanted.
             let _ = tx.send(got.map_err(|e| e.to_string())).await;
         });
     };

@@ -24,6 +24,7 @@ static PROFILES: OnceLock<Vec<ProfileRow>> = OnceLock::new();
 
 /// Sets the profiles the picker offers (once, at start-up, from the config file).
 pub fn install(rows: Vec<ProfileRow>) {
+    // Already installed (start-up ran twice, as in tests): the first list stays.
     let _ = PROFILES.set(rows);
 }
 

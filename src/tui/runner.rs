@@ -121,6 +121,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
     pending.extend(app.update(Action::Resize(rows, size.width)));
     let (src, retention_tx) = (io.source.clone(), tx.clone());
     tokio::spawn(async move {
+        // The TUI has quit if the channel is closed: the retention hint is no longer wanted.
         let _ = retention_tx
             .send(Action::Retention(src.retention_ms().await))
             .await;
@@ -128,6 +129,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
     let src = io.source.clone();
     let total_tx = tx.clone();
     tokio::spawn(async move {
+        // The TUI has quit if the channel is closed: the count or its error is no longer wanted.
         match src.count().await {
             Ok(n) => {
                 let _ = total_tx.send(Action::Total(n)).await;
@@ -246,6 +248,7 @@ impl Io {
                         Ok(p) => Action::Planned(Box::new(p)),
                         Err(e) => Action::Notice(e),
                     };
+                    // The TUI has quit if the channel is closed: the replay plan is no longer wanted.
                     let _ = tx.send(action).await;
                 });
             }
@@ -262,6 +265,7 @@ impl Io {
                 }
                 self.highlight = Some(tokio::task::spawn_blocking(move || {
                     if let Some(lines) = super::highlight::highlight(&text, syntax) {
+                        // The detail view moved on or the TUI quit: the highlighted lines are no longer wanted.
                         let _ = tx.blocking_send(Action::Highlighted { id, lines });
                     }
                 }));
@@ -280,6 +284,7 @@ impl Io {
             Effect::Copy { what, text } => {
                 tokio::spawn(async move {
                     let how = copy(&text);
+                    // The TUI has quit if the channel is closed: the copy already happened, only its notice is lost.
                     let _ = tx
                         .send(Action::Notice(format!(
                             "copied the {what} ({} bytes) {how}",
@@ -370,6 +375,7 @@ impl Io {
                     message: format!("{what} refused: {e}"),
                 },
             };
+            // The TUI has quit if the channel is closed; the write's outcome is already in the ledger.
             let _ = tx.send(a).await;
         });
     }
@@ -430,6 +436,7 @@ async fn stream(
         }
     }
     if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(1), reader).await {
+        // The TUI has quit if the channel is closed: nobody is left to tell that reading stopped.
         let _ = tx
             .send(Action::Notice(format!("reading stopped: {e}")))
             .await;

@@ -40,6 +40,7 @@ impl Drop for TerminalGuard {
 /// Puts the terminal back in cooked mode on the main screen; safe to call twice.
 pub fn restore(mouse: bool) {
     let mut out = io::stdout();
+    // Restoring the terminal is best effort: it runs on the way out (Drop, console, panic), where a failure has nowhere to be reported.
     if mouse {
         let _ = execute!(out, DisableMouseCapture);
     }

@@ -135,6 +135,7 @@ static PALETTE: OnceLock<Palette> = OnceLock::new();
 
 /// Sets the process's palette (once, at start-up, from the config file).
 pub fn install(p: Palette) {
+    // Already installed (start-up ran twice, as in tests): the first palette stays.
     let _ = PALETTE.set(p);
 }
 

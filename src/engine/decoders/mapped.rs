@@ -46,6 +46,7 @@ impl Mapped {
     /// reads and compiles files): callers on an async runtime use a blocking thread, so
     /// that decoding, which drawing calls, finds it ready.
     pub fn prepare(&self, topic: &str) {
+        // Only for its side effect: the compiled schema (or its error) is cached in the cell and shown when decoding.
         let _ = self.schema(topic);
     }
 

@@ -153,12 +153,16 @@ pub async fn prepare_letters(letters: &[crate::engine::DeadLetter]) {
             .filter_map(|l| l.source.topic.clone())
             .collect();
         let r = reg.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+        let compiled = tokio::task::spawn_blocking(move || {
             for t in &topics {
                 r.mapped.prepare(t);
             }
         })
         .await;
+        // Only a panic while compiling fails the join; decoding then compiles on demand.
+        if let Err(e) = compiled {
+            tracing::warn!("compiling the mapped schemas failed: {e}");
+        }
     }
     if reg.schemas.is_unconfigured() {
         return;

@@ -193,7 +193,14 @@ impl Writer {
                 self.next(&i.id, back, Some(&i.entry))
             })
             .collect();
-        let _ = self.ledger.write(entries).await;
+        // The items fail either way, but a failed clear leaves them pending in the ledger.
+        if let Err(e) = self.ledger.write(entries).await {
+            let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+            tracing::warn!(
+                ?ids,
+                "could not clear the pending replay of unsent letters: {e}"
+            );
+        }
         fail_items(items, why)
     }
 
