@@ -90,7 +90,10 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
         }),
     };
     let result = write_out(&args.output, &manifest, &scratch);
-    let _ = std::fs::remove_file(&scratch);
+    // The scratch file is a full copy of the letters: a leftover one must be reported.
+    if let Err(e) = std::fs::remove_file(&scratch) {
+        tracing::warn!("cannot remove the scratch file {}: {e}", scratch.display());
+    }
     result?;
     eprintln!(
         "morgue: exported {} letter{} of {}",

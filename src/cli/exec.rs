@@ -100,6 +100,7 @@ impl Processor for ExecProcessor {
         };
         let drain_out = async move {
             if let Some(mut o) = stdout {
+                // stdout is only drained so the command never blocks on a full pipe: a read error loses nothing.
                 let _ = tokio::io::copy(&mut o, &mut tokio::io::sink()).await;
             }
         };
@@ -125,6 +126,7 @@ impl Processor for ExecProcessor {
             let status = child.wait().await;
             // Done: whatever it left running is killed, which closes the pipes.
             drop(group);
+            // Both tasks return (); a join error (panic or cancel) loses nothing the attempt reports.
             let _ = tokio::join!(feed, out);
             (status, err.await.unwrap_or_default())
         };
@@ -220,6 +222,7 @@ impl KillGroup {
     /// Sends `sig` to the whole group; a group that is gone (ESRCH) is no error.
     pub(super) fn signal(&self, sig: nix::sys::signal::Signal) {
         if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            // ESRCH (the group already exited) is expected here; there is nothing else to do if killpg fails.
             let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), sig);
         }
     }

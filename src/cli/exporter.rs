@@ -119,6 +119,7 @@ fn answer(last: &Mutex<Last>, path: &str) -> Answer {
                 ),
             ];
             for (name, help, v) in gauges {
+                // Writing to a String cannot fail.
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
             }
             (200, PROMETHEUS, out)
@@ -177,6 +178,7 @@ pub fn render(dlqs: &[DlqSummary], now_ms: i64) -> String {
     ];
     let mut out = String::new();
     for (name, help, figure) in families {
+        // These writes go to a String, which cannot fail.
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for d in dlqs {
             if let Some(v) = figure(d, now_ms) {
@@ -192,6 +194,7 @@ pub fn render(dlqs: &[DlqSummary], now_ms: i64) -> String {
     out.push_str("# HELP morgue_dlq_letters_by_state Letters with a ledger entry, by state.\n# TYPE morgue_dlq_letters_by_state gauge\n");
     for d in dlqs {
         for (state, n) in &d.states {
+            // Writing to a String cannot fail.
             let _ = writeln!(
                 out,
                 "morgue_dlq_letters_by_state{{dlq=\"{}\",kind=\"{}\",state=\"{state}\"}} {n}",

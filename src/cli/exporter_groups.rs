@@ -84,6 +84,7 @@ impl Fingerprints {
             };
             w.expire(now_ms);
             let dlq = format!("dlq=\"{}\",kind=\"{}\"", escape(&key.1), key.0);
+            // These writes go to Strings, which cannot fail.
             let _ = writeln!(
                 counted,
                 "morgue_dlq_fingerprint_window_letters{{{dlq}}} {}",

@@ -222,6 +222,7 @@ impl Client {
             let why = last.unwrap_or_else(|| format!("{}: no address", t.host));
             return Err(Failed::Unreachable(format!("POST {}: {why}", t.shown)));
         };
+        // Nagle left on only adds latency to a request; the connection still works.
         let _ = tcp.set_nodelay(true);
         let handshaken = match &self.tls {
             None => handshake(tcp).await,
@@ -274,6 +275,7 @@ where
 {
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(async move {
+        // A broken connection surfaces as the error of the request sent on it.
         let _ = conn.await;
     });
     Ok(sender)

@@ -330,6 +330,7 @@ pub fn say(what: impl std::fmt::Display) {
 }
 
 fn init_logging(tui: bool, format: LogFormat) {
+    // Already set (logging initialised twice, as in tests): the first format stays.
     let _ = LOG_FORMAT.set(format);
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::Layer as _;
@@ -339,6 +340,7 @@ fn init_logging(tui: bool, format: LogFormat) {
     let level = || EnvFilter::new(chosen.as_deref().unwrap_or("warn"));
     if tui {
         // The TUI owns the screen: its logs go to the file, never to the terminal.
+        // try_init fails only if a global subscriber is already set (tests): that one keeps logging.
         let _ = tracing_subscriber::registry()
             .with(file_layer().map(|l| l.with_filter(level())))
             .try_init();
@@ -366,6 +368,7 @@ fn init_logging(tui: bool, format: LogFormat) {
         ),
     };
     let stderr = text.map(|l| l.boxed()).or(json.map(|l| l.boxed()));
+    // try_init fails only if a global subscriber is already set (tests): that one keeps logging.
     let _ = tracing_subscriber::registry()
         .with(stderr.with_filter(to_stderr))
         .with(to_file)

@@ -177,6 +177,7 @@ impl PipeProcessor {
                 Ok(s) => format!("'{command}' exited ({s}) before answering"),
                 Err(e) => format!("'{command}' is gone: {e}"),
             };
+            // No receiver left means every message gave up waiting: nobody needs to know it exited.
             let _ = exit_tx.send(Some(why));
         });
         let (w, g, command) = (waiting.clone(), gone.clone(), self.command.clone());
@@ -189,6 +190,7 @@ impl PipeProcessor {
                         let to = w.lock().ok().and_then(|mut m| m.remove(&a.id));
                         match to {
                             Some(tx) => {
+                                // The message stopped waiting (timed out or aborted): its late answer is dropped.
                                 let _ = tx.send(Ok(a));
                             }
                             None => tracing::warn!(
@@ -439,6 +441,7 @@ fn fail_waiting(
         .map(|mut m| m.drain().collect())
         .unwrap_or_default();
     for (_, tx) in left {
+        // A message that stopped waiting (timed out or aborted) needs no failure either.
         let _ = tx.send(Err(why.to_string()));
     }
 }

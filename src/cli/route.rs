@@ -177,6 +177,7 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
         super::say(format!(
             "stopping: no new messages; the running command has {grace:?} to finish (signal again to stop now)"
         ));
+        // A send fails only once the router dropped its receiver, i.e. it has already stopped.
         let _ = tx.send(true);
         tokio::select! {
             _ = tokio::time::sleep(grace) => {

@@ -92,6 +92,7 @@ where
                 "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
+            // The scraper hung up: there is no one left to answer.
             let _ = sock.write_all(response.as_bytes()).await;
             let _ = sock.shutdown().await;
         });

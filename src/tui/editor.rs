@@ -44,8 +44,15 @@ fn edit_with(editor: &str, text: &str, json: bool) -> Result<String, String> {
         )),
         Err(e) => Err(format!("cannot run editor '{editor}': {e}")),
     };
-    // Best-effort cleanup of our temp file: the edit's result is already read, and a leftover file in the temp dir is harmless.
-    let _ = std::fs::remove_file(&path);
+    // The edit is already read; a leftover file still holds the letter's value, so log it.
+    if let Err(e) = std::fs::remove_file(&path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(
+            "cannot remove the editor's temp file {}: {e}",
+            path.display()
+        );
+    }
     result.map(|t| t.strip_suffix('\n').map(str::to_string).unwrap_or(t))
 }
 
