@@ -114,6 +114,7 @@ impl DeadLetterSource for FileDlq {
                 open
             })?;
             if open && !batch.is_empty() {
+                // The reader hung up (the command or view ended): there is no one left to deliver to.
                 let _ = tx.blocking_send(SourceEvent::Letters(batch));
             }
             let _ = tx.blocking_send(SourceEvent::CaughtUp { delivered });

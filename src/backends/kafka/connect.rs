@@ -85,6 +85,7 @@ fn read(
         // A null value deletes the connector; a config without a DLQ names none.
         by_connector.insert(key.to_vec(), dlq.flatten());
     }
+    // The consumer is dropped right after this check; a failed unassign changes nothing.
     let _ = c.unassign();
     if behind.is_empty() {
         Ok(())

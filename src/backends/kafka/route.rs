@@ -288,6 +288,7 @@ pub async fn run<P: Processor, S: DeadLetterSink>(
         );
         r.stats.retried += retries;
         // Stopping: the next message with its key is not started (it is consumed again).
+        // Errors still propagate (?); only the next same-key message is dropped, as said above.
         let _ = r.finished(msg, outcome)?;
     }
     let stats = r.into_stats();

@@ -335,6 +335,7 @@ fn flush(
     }
     let mut out = std::mem::replace(batch, Vec::with_capacity(BATCH));
     if let Err(e) = ledger.apply(&mut out) {
+        // A closed channel is seen by the send of the letters just below, which returns false.
         let _ = tx.blocking_send(SourceEvent::Notice(format!(
             "letters shown without their ledger state: {e}"
         )));

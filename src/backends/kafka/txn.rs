@@ -86,6 +86,7 @@ impl Txn {
         tokio::task::spawn_blocking(move || {
             // Connected first: a coordinator asked for before any broker connection is
             // up is asked again only after librdkafka's retry interval (~0.5 s).
+            // Only a warm-up: an unreachable cluster fails init_transactions just below, which is reported.
             let _ = p.client().fetch_metadata(None, CALL_TIMEOUT);
             p.init_transactions(CALL_TIMEOUT)
         })

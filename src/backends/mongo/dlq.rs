@@ -168,6 +168,7 @@ impl MongoDlq {
             }
         }
         if !batch.is_empty() {
+            // The reader hung up (the command or view ended): the last batch has no one to go to.
             let _ = tx.send(SourceEvent::Letters(batch)).await;
         }
         Ok((last_id, sent))
@@ -353,6 +354,7 @@ impl DeadLetterSource for MongoDlq {
         match watch {
             None => Ok(()),
             Some(Ok(mut stream)) => {
+                // A closed channel is seen by the next send of letters, which ends the stream.
                 let _ = tx
                     .send(SourceEvent::Notice("live: change stream".into()))
                     .await;
@@ -371,6 +373,7 @@ impl DeadLetterSource for MongoDlq {
                     POLL_EVERY.as_secs(),
                     super::errors::short(&why)
                 );
+                // A closed channel is seen by the poll loop (tx.is_closed()), which then ends.
                 let _ = tx.send(SourceEvent::Notice(note)).await;
                 self.poll_tail(last, known.unwrap_or_default(), &tx)
                     .await
