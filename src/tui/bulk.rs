@@ -22,6 +22,8 @@ struct Bulk {
     /// Skipped letters by reason, in the order the reasons first came.
     why_skipped: Vec<(crate::engine::write::Reason, u64)>,
     failed: u64,
+    /// Why the read of the DLQ stopped before its end, when it did.
+    incomplete: Option<String>,
 }
 
 impl Bulk {
@@ -84,10 +86,14 @@ impl Bulk {
         } else {
             format!(" ({})", why.join(", "))
         };
-        let msg = format!(
-            "replay done: {} replayed, {} skipped{why}, {} failed",
+        let counts = format!(
+            "{} replayed, {} skipped{why}, {} failed",
             self.done, self.skipped, self.failed
         );
+        let msg = match &self.incomplete {
+            Some(e) => format!("replay INCOMPLETE (reading the DLQ stopped: {e}): {counts}"),
+            None => format!("replay done: {counts}"),
+        };
         // A closed channel means the TUI has quit: nobody is left to read the summary.
         let _ = tx.send(Action::Notice(msg)).await;
     }
@@ -128,19 +134,18 @@ pub(super) async fn replay_group(
         }
     }
     bulk.replay(&writer, &window, &tx).await;
-    // A read that stopped early means the group was only partly replayed: say so.
+    // A read that stopped early means the group was only partly replayed: the summary
+    // says so (a notice before it would be overwritten at once).
     match reader.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(query = %query, "group replay: reading the DLQ stopped early: {e}");
-            // A closed channel means the TUI has quit: the warning above is logged anyway.
-            let _ = tx
-                .send(Action::Notice(format!(
-                    "reading stopped early, replay incomplete: {e}"
-                )))
-                .await;
+            bulk.incomplete = Some(e.to_string());
         }
-        Err(e) => tracing::warn!(query = %query, "group replay: the DLQ reader task failed: {e}"),
+        Err(e) => {
+            tracing::warn!(query = %query, "group replay: the DLQ reader task failed: {e}");
+            bulk.incomplete = Some(e.to_string());
+        }
     }
     bulk.report(&tx).await;
 }
