@@ -277,13 +277,7 @@ async fn broker_killed_twice(mode: Mode, label: &str) {
         wait_until(
             "the processor to log a quarter more messages",
             120 + n as u64 / 400,
-            move || {
-                std::fs::read_to_string(&l)
-                    .unwrap_or_default()
-                    .lines()
-                    .count()
-                    >= before + n / 4
-            },
+            move || crate::chaos_concurrent::log_lines(&l).len() >= before + n / 4,
         )
         .await;
         broker.kill();
@@ -310,13 +304,7 @@ async fn three_routers_one_killed_one_added_lose_nothing() {
     wait_until(
         "the processor to log a third of the messages",
         120,
-        move || {
-            std::fs::read_to_string(&l)
-                .unwrap_or_default()
-                .lines()
-                .count()
-                >= n / 3
-        },
+        move || crate::chaos_concurrent::log_lines(&l).len() >= n / 3,
     )
     .await;
     // One member leaves mid-message (its partitions move), another joins (they move
@@ -398,13 +386,7 @@ async fn the_mongodb_dlq_killed_mid_run_loses_nothing() {
     wait_until(
         "the processor to log a quarter of the messages",
         120,
-        move || {
-            std::fs::read_to_string(&l)
-                .unwrap_or_default()
-                .lines()
-                .count()
-                >= n / 4
-        },
+        move || crate::chaos_concurrent::log_lines(&l).len() >= n / 4,
     )
     .await;
     mongo.kill();

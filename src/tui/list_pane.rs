@@ -247,17 +247,8 @@ fn flag(app: &App, marked: bool, r: &IndexRow) -> &'static str {
 /// stay; two thirds go to the start, where counters and prefixes differ (unlike
 /// [`crate::engine::model::text::clip_middle`]'s halves, made for names).
 pub(super) fn cut_middle(s: &str, w: u16) -> String {
-    let w = usize::from(w);
-    let n = s.chars().count();
-    if n <= w {
-        return s.to_string();
-    }
     // Two thirds for the start (where counters and prefixes differ), a third for the end.
-    let tail = w.saturating_sub(1) / 3;
-    let head = w.saturating_sub(1) - tail;
-    let start: String = s.chars().take(head).collect();
-    let end: String = s.chars().skip(n - tail).collect();
-    format!("{start}…{end}")
+    crate::engine::model::text::clip_ends(s, usize::from(w), |kept| kept - kept / 3).into_owned()
 }
 
 /// The key as text: `(null)`, the UTF-8 text, or hex for binary keys.

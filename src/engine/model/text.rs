@@ -21,12 +21,18 @@ pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
 /// `s` in at most `max` characters, cut in the middle when too long: its start and end
 /// kept around a `…` (`ORD-2024…-000123`), for names told apart by either end.
 pub fn clip_middle(s: &str, max: usize) -> Cow<'_, str> {
+    clip_ends(s, max, |kept| kept.div_ceil(2))
+}
+
+/// `s` in at most `max` characters, cut in the middle when too long, `head(kept)` of
+/// the `kept` characters (all but the `…`) taken from its start and the rest from its end.
+pub fn clip_ends(s: &str, max: usize, head: impl Fn(usize) -> usize) -> Cow<'_, str> {
     let n = s.chars().count();
     if n <= max {
         return Cow::Borrowed(s);
     }
     let kept = max.saturating_sub(1);
-    let head = kept.div_ceil(2);
+    let head = head(kept).min(kept);
     let mut out: String = s.chars().take(head).collect();
     out.push(MORE);
     out.extend(s.chars().skip(n - (kept - head)));
