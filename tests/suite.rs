@@ -22,7 +22,6 @@ mod incident;
 mod kafka_foundation;
 mod kafka_outage;
 mod kafka_security;
-mod ledger_v1_fixture;
 mod mongo_dlq;
 mod mongo_foundation;
 mod mongo_security;

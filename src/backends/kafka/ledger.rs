@@ -1,18 +1,24 @@
-//! The ledger of a Kafka DLQ: a topic `<dlq>.morgue-ledger`, one partition, each
-//! record a JSON [`LedgerEntry`] under a key of its own. Created on the first write.
+//! The ledger of a Kafka DLQ: a topic `<dlq>.morgue-ledger`, one partition. Each write
+//! appends one record holding all its entries (a replay window's claims, later its
+//! confirms) in the compact format 2 of `ledger_codec`, under a key of its own
+//! (`w/<uuid>`). Created on the first write.
 //!
-//! The log's order is the ledger's compare-and-set. Every reader folds the records in
-//! order and applies one only if it is valid where it stands (its version follows the
-//! letter's, no copy holds its source; see `engine::ledger_fold`), so every session
-//! reaches the same state from the same log. A write appends its entries (an
-//! idempotent producer, acks from all replicas), then reads the ledger up to them: the
-//! fold's verdict on each is the write's answer. Two sessions that write the same
-//! version of a letter both append; the one earlier in the log wins, for everyone.
+//! The log's order is the ledger's compare-and-set. Every reader folds the entries in
+//! order, record by record and within a record, and applies one only if it is valid
+//! where it stands (its version follows the letter's, no copy holds its source; see
+//! `engine::ledger_fold`), so every session reaches the same state from the same log.
+//! A write appends its record (an idempotent producer, acks from all replicas), then
+//! reads the ledger up to it: the fold's verdict on each entry is the write's answer.
+//! Two sessions that write the same version of a letter both append; the entry earlier
+//! in the log wins, for everyone.
 //!
-//! No ledger write is transactional, so nothing in the ledger is ever aborted. Records
-//! of older versions (written in transactions under `morgue-ledger.<dlq>`, keyed by
-//! letter id and perhaps compacted) fold the same way. Every record has a key of its
-//! own, so compaction removes nothing the fold needs.
+//! No ledger write is transactional, so nothing in the ledger is ever aborted and no
+//! reader ever waits on another session's open transaction (a holder stopped inside
+//! one would otherwise stall every reader of the ledger until it is fenced). Records
+//! of format 1 (older morgues: one entry per record, keyed `<id>/<uuid>`, or by letter
+//! id in transactions of still older ones) fold the same way, in log order with the
+//! new ones. A ledger holding a record of a newer format is read but never written.
+//! Every record has a key of its own, so compaction removes nothing the fold needs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +30,7 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::OnceCell;
 
+use super::ledger_codec;
 use super::ledger_view::View;
 use super::{KafkaBackendError, KafkaConfig, Producer, Quiet};
 use crate::engine::model::ledger::{
@@ -149,18 +156,21 @@ impl KafkaLedger {
         Ok(p)
     }
 
-    /// Appends `entries`, all in flight at once; their offsets once all are acknowledged.
-    async fn append(&self, entries: &[LedgerEntry]) -> Result<Vec<i64>, LedgerError> {
+    /// Appends `entries` as format-2 records (usually one), all in flight at once; the
+    /// offset of each record and how many entries it holds, once all are acknowledged.
+    async fn append(&self, entries: &[LedgerEntry]) -> Result<Vec<(i64, usize)>, LedgerError> {
         let p = self.producer()?;
-        let mut futures = Vec::with_capacity(entries.len());
-        for e in entries {
-            let json = serde_json::to_vec(e)
-                .map_err(|err| LedgerError::Other(format!("ledger entry {}: {err}", e.id)))?;
-            let key = format!("{}/{}", e.id, uuid::Uuid::new_v4());
+        let records = ledger_codec::encode(entries).map_err(|err| {
+            LedgerError::Other(format!("ledger '{}': encoding a write: {err}", self.topic))
+        })?;
+        let mut futures = Vec::with_capacity(records.len());
+        for (bytes, n) in &records {
+            // A key of its own per record: compaction removes nothing a reader folds.
+            let key = format!("w/{}", uuid::Uuid::new_v4());
             let mut rec: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.topic)
                 .partition(0)
                 .key(key.as_str())
-                .payload(json.as_slice());
+                .payload(bytes.as_slice());
             let f = loop {
                 match p.send_result(rec) {
                     Ok(f) => break f,
@@ -171,12 +181,12 @@ impl KafkaLedger {
                     Err((err, _)) => return Err(self.append_error(&err)),
                 }
             };
-            futures.push(f);
+            futures.push((f, *n));
         }
         let mut offsets = Vec::with_capacity(futures.len());
-        for f in futures {
+        for (f, n) in futures {
             match tokio::time::timeout(APPEND_TIMEOUT, f).await {
-                Ok(Ok(Ok(d))) => offsets.push(d.offset),
+                Ok(Ok(Ok(d))) => offsets.push((d.offset, n)),
                 Ok(Ok(Err((err, _)))) => return Err(self.append_error(&err)),
                 Ok(Err(_)) | Err(_) => {
                     return Err(LedgerError::Unreachable(format!(
@@ -187,6 +197,19 @@ impl KafkaLedger {
             }
         }
         Ok(offsets)
+    }
+
+    /// Refuses to write a ledger that holds records of a newer format than this morgue's.
+    fn refuse_newer(&self, v: &View) -> Result<(), LedgerError> {
+        match v.newer {
+            Some(format) => Err(LedgerError::Refused(format!(
+                "ledger '{}' holds records of format {format}, written by a newer morgue; \
+                 this one writes format {}: nothing written (upgrade morgue to act on this DLQ)",
+                self.topic,
+                ledger_codec::FORMAT
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn append_error(&self, e: &KafkaError) -> LedgerError {
@@ -287,30 +310,39 @@ impl LedgerStore for KafkaLedger {
             return Ok(Vec::new());
         }
         self.ensure_topic().await?;
-        let offsets = self.append(&entries).await?;
-        let last = offsets.iter().copied().max().unwrap_or(0);
-        // Read up to them: the fold's verdict on each is the answer. A reader that does
-        // not see a new ledger topic yet (metadata not yet spread) is asked again.
+        // What this session read before deciding to write is what the check is made on.
+        {
+            let v = self
+                .view
+                .lock()
+                .map_err(|_| LedgerError::Other("ledger view poisoned".into()))?;
+            self.refuse_newer(&v)?;
+        }
+        let records = self.append(&entries).await?;
+        let last = records.iter().map(|r| r.0).max().unwrap_or(0);
+        // Read up to them: the fold's verdict on each entry is the answer. A reader that
+        // does not see a new ledger topic yet (metadata not yet spread) is asked again.
         let entries = Arc::new(entries);
+        let me = Arc::new(self.topic.clone());
         for _ in 0..READ_BACK_TRIES {
-            let (entries, offsets, topic) = (entries.clone(), offsets.clone(), self.topic.clone());
+            let (entries, records, topic) = (entries.clone(), records.clone(), me.clone());
             let got = self
                 .caught_up(move |v| {
                     if v.next <= last {
                         return Ok(None);
                     }
                     let mut out = Vec::with_capacity(entries.len());
-                    for (e, &o) in entries.iter().zip(&offsets) {
-                        out.push(match v.verdict(o) {
-                            Some(true) => Ok(()),
-                            Some(false) => Err(conflict(v, e)?),
-                            None => {
-                                return Err(LedgerError::Other(format!(
-                                    "ledger '{topic}': no verdict on the entry of {} at offset {o}",
-                                    e.id
-                                )));
-                            }
-                        });
+                    let mut todo = entries.iter();
+                    for &(o, n) in &records {
+                        let verdicts = v.verdicts(o).filter(|vs| vs.len() == n).ok_or_else(|| {
+                            LedgerError::Other(format!(
+                                "ledger '{topic}': no verdict on the {n} entries written at offset {o}"
+                            ))
+                        })?;
+                        for ok in verdicts {
+                            let Some(e) = todo.next() else { break };
+                            out.push(if ok { Ok(()) } else { Err(conflict(v, e)?) });
+                        }
                     }
                     Ok(Some(out))
                 })

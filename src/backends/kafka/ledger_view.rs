@@ -1,7 +1,9 @@
 //! A session's view of a Kafka ledger: one long-lived reader tails the ledger topic
-//! and folds its records, in log order, into a compact [`Fold`] (the ledger's
-//! compare-and-set; see `engine::ledger_fold`). The fold's verdict on recent records is
-//! kept (a byte per offset) for writers to look up. Whole entries are kept in memory
+//! and folds its records (see `ledger_codec`: a format-2 record holds a write's
+//! entries, a format-1 record one entry), in log order, into a compact [`Fold`] (the
+//! ledger's compare-and-set; see `engine::ledger_fold`). The fold's verdict on recent
+//! records is kept (a byte per offset, a byte per entry of recent format-2 records)
+//! for writers to look up. Whole entries are kept in memory
 //! only for the latest records; every applied entry goes to the session's spill file
 //! (see `spill`), where a decision or a letter that needs it reads it back. Memory
 //! grows by a slot per letter (about 50 bytes), not by an entry.
@@ -14,6 +16,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::ledger_codec::{Decoded, decode};
 use super::spill::Spill;
 use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
 use crate::engine::DeadLetter;
@@ -22,6 +25,10 @@ use crate::engine::model::ledger_fold::{Fold, Record};
 
 /// How many recent offsets keep their verdict (a byte each).
 const VERDICTS: usize = 1 << 22;
+/// How many recent format-2 records keep their entries' verdicts.
+const BATCHES: usize = 1 << 14;
+/// The verdict byte of an offset whose record holds several entries (see `batches`).
+const BATCH: u8 = 3;
 /// How many of the latest applied entries are kept whole (a bulk replay's window
 /// confirms what it claimed without reading it back).
 const RECENT: usize = 8192;
@@ -43,11 +50,18 @@ pub struct View {
     pub next: i64,
     /// The letters' slots as folded so far.
     pub fold: Fold,
-    /// The fold's verdict on offsets `verdicts_from..`: 0 no record, 1 applied, 2 refused.
+    /// The fold's verdict on offsets `verdicts_from..`: 0 no record, 1 applied, 2 refused,
+    /// [`BATCH`] a format-2 record (its entries' verdicts are in `batches`).
     verdicts: VecDeque<u8>,
     verdicts_from: i64,
+    /// The verdicts on the entries of recent format-2 records, by ascending offset.
+    batches: VecDeque<(i64, Vec<bool>)>,
+    /// The newest format of a record this view could not fold (a newer morgue wrote it).
+    pub newer: Option<u64>,
     /// The latest applied entries, by ascending place in the spill file.
     recent: VecDeque<(u64, LedgerEntry)>,
+    /// Where the entry applied last was put.
+    last_at: u64,
 }
 
 impl Drop for View {
@@ -73,7 +87,10 @@ impl View {
             fold: Fold::default(),
             verdicts: VecDeque::new(),
             verdicts_from: 0,
+            batches: VecDeque::new(),
+            newer: None,
             recent: VecDeque::new(),
+            last_at: 0,
         }
     }
 
@@ -93,6 +110,45 @@ impl View {
         r: &Record<'_>,
         whole: Option<LedgerEntry>,
     ) -> Result<bool, LedgerError> {
+        let applied = self.apply_entry(offset, bytes, r, whole)?;
+        self.note(offset, if applied { 1 } else { 2 });
+        Ok(applied)
+    }
+
+    /// Folds the entries of the format-2 record at `offset`, in order; their verdicts.
+    fn fold_batch(
+        &mut self,
+        offset: i64,
+        entries: Vec<LedgerEntry>,
+    ) -> Result<Vec<bool>, LedgerError> {
+        let mut verdicts = Vec::with_capacity(entries.len());
+        for e in entries {
+            // The spill file keeps each entry alone, as format 1 (read back the same way).
+            let bytes = serde_json::to_vec(&e)
+                .map_err(|err| LedgerError::Other(format!("ledger entry {}: {err}", e.id)))?;
+            let r = Record::of(&e);
+            let applied = self.apply_entry(offset, &bytes, &r, None)?;
+            if applied && self.keep {
+                self.keep_recent(e);
+            }
+            verdicts.push(applied);
+        }
+        self.note(offset, BATCH);
+        self.batches.push_back((offset, verdicts.clone()));
+        while self.batches.len() > BATCHES {
+            self.batches.pop_front();
+        }
+        Ok(verdicts)
+    }
+
+    /// Applies one entry to the fold (and the spill file); true when applied.
+    fn apply_entry(
+        &mut self,
+        offset: i64,
+        bytes: &[u8],
+        r: &Record<'_>,
+        whole: Option<LedgerEntry>,
+    ) -> Result<bool, LedgerError> {
         if self.keep && self.spill.is_none() {
             self.spill = Some(Spill::new().map_err(|e| self.spill_error(&e))?);
         }
@@ -102,27 +158,37 @@ impl View {
             None => u64::try_from(offset).unwrap_or(0),
         };
         let applied = self.fold.accept(r, || at);
+        self.last_at = at;
+        if applied
+            && self.keep
+            && let Some(e) = whole
+        {
+            self.keep_recent(e);
+        }
+        Ok(applied)
+    }
+
+    /// Keeps `e`, just applied, among the latest entries held whole.
+    fn keep_recent(&mut self, e: LedgerEntry) {
+        self.recent.push_back((self.last_at, e));
+        while self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Records the verdict byte of the record at `offset`.
+    fn note(&mut self, offset: i64, verdict: u8) {
         if self.verdicts.is_empty() {
             self.verdicts_from = offset;
         }
         while self.verdicts_from + (self.verdicts.len() as i64) < offset {
             self.verdicts.push_back(0);
         }
-        self.verdicts.push_back(if applied { 1 } else { 2 });
+        self.verdicts.push_back(verdict);
         while self.verdicts.len() > VERDICTS {
             self.verdicts.pop_front();
             self.verdicts_from += 1;
         }
-        if applied
-            && self.keep
-            && let Some(e) = whole
-        {
-            self.recent.push_back((at, e));
-            while self.recent.len() > RECENT {
-                self.recent.pop_front();
-            }
-        }
-        Ok(applied)
     }
 
     fn spill_error(&self, e: &std::io::Error) -> LedgerError {
@@ -133,12 +199,17 @@ impl View {
         ))
     }
 
-    /// Whether the record at `offset` was applied (None: not read, or too old to know).
-    pub fn verdict(&self, offset: i64) -> Option<bool> {
+    /// Whether each entry of the record at `offset` was applied, in order (None: not
+    /// read, or too old to know).
+    pub fn verdicts(&self, offset: i64) -> Option<Vec<bool>> {
         let i = usize::try_from(offset - self.verdicts_from).ok()?;
         match self.verdicts.get(i) {
-            Some(1) => Some(true),
-            Some(2) => Some(false),
+            Some(1) => Some(vec![true]),
+            Some(2) => Some(vec![false]),
+            Some(&BATCH) => {
+                let j = self.batches.binary_search_by_key(&offset, |b| b.0).ok()?;
+                Some(self.batches[j].1.clone())
+            }
             _ => None,
         }
     }
@@ -345,8 +416,8 @@ impl View {
                 let Some(bytes) = msg.payload() else {
                     return Ok(());
                 };
-                match serde_json::from_slice::<Record<'_>>(bytes) {
-                    Ok(r) => {
+                match decode(bytes) {
+                    Ok(Decoded::One(r)) => {
                         // Only the latest entries are kept whole; only they are parsed whole.
                         let whole = (hi - offset <= RECENT as i64)
                             .then(|| serde_json::from_slice::<LedgerEntry>(bytes).ok())
@@ -354,9 +425,23 @@ impl View {
                         let applied = self.fold(offset, bytes, &r, whole)?;
                         tracing::trace!("ledger record at {offset}: applied {applied}");
                     }
+                    Ok(Decoded::Batch(entries)) => {
+                        let v = self.fold_batch(offset, entries)?;
+                        tracing::trace!("ledger record at {offset}: applied {v:?}");
+                    }
+                    Ok(Decoded::Newer(format)) => {
+                        if self.newer.is_none_or(|n| n < format) {
+                            tracing::warn!(
+                                "ledger '{topic}' holds a record of format {format} at offset \
+                                 {offset}, written by a newer morgue: it is not folded, and \
+                                 this morgue will not write to the ledger"
+                            );
+                        }
+                        self.newer = self.newer.max(Some(format));
+                    }
                     Err(e) => {
                         tracing::warn!(
-                            "ledger '{topic}' entry at offset {offset} is unreadable, skipped: {e}"
+                            "ledger '{topic}' record at offset {offset} is unreadable, skipped: {e}"
                         );
                     }
                 }
@@ -421,13 +506,24 @@ mod tests {
         // Offset 11 is a commit marker of an older version's transaction: no record.
         assert!(!fold(&mut v, 12, entry("0:1", 1)));
         assert!(fold(&mut v, 13, entry("0:1", 2)));
-        assert_eq!(v.verdict(10), Some(true));
-        assert_eq!(v.verdict(11), None);
-        assert_eq!(v.verdict(12), Some(false));
-        assert_eq!(v.verdict(13), Some(true));
-        assert_eq!(v.verdict(9), None);
-        assert_eq!(v.verdict(14), None);
-        assert_eq!(v.fold.slot("0:1").map(|s| s.version), Some(2));
+        assert_eq!(v.verdicts(10), Some(vec![true]));
+        assert_eq!(v.verdicts(11), None);
+        assert_eq!(v.verdicts(12), Some(vec![false]));
+        assert_eq!(v.verdicts(13), Some(vec![true]));
+        assert_eq!(v.verdicts(9), None);
+        assert_eq!(v.verdicts(14), None);
+        // A format-2 record at 15 holds three entries; the second repeats a version.
+        let batch = vec![entry("0:1", 3), entry("0:1", 3), entry("0:2", 1)];
+        assert_eq!(v.fold_batch(15, batch).unwrap(), vec![true, false, true]);
+        assert_eq!(v.verdicts(15), Some(vec![true, false, true]));
+        assert_eq!(v.verdicts(14), None);
+        assert_eq!(v.fold.slot("0:1").map(|s| s.version), Some(3));
+        // Entries of a batch are read back from memory, then from the spill file.
+        assert_eq!(v.subset(&["0:2".into()], &[]).unwrap().len(), 1);
+        v.recent.clear();
+        let s = v.subset(&["0:1".into(), "0:2".into()], &[]).unwrap();
+        assert_eq!(s.get("0:1").map(|e| e.version), Some(3));
+        assert_eq!(s.get("0:2").map(|e| e.version), Some(1));
     }
 
     #[test]

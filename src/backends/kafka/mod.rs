@@ -22,6 +22,7 @@ use crate::engine::{DeadLetter, LetterId};
 pub mod connect;
 pub mod flight;
 pub mod ledger;
+mod ledger_codec;
 mod ledger_view;
 pub mod overview;
 pub mod partitioner;

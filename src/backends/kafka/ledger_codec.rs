@@ -1,0 +1,336 @@
+//! The Kafka ledger's record formats, and the one [`decode`] every reader uses.
+//!
+//! **Format 2** (written since this version): one record per ledger write, that is
+//! one per window of a replay (its claims, then its confirms), not one per letter.
+//! The value is JSON:
+//!
+//! ```text
+//! {"format":2,"by":"ann@jump","session":"<uuid>","at_ms":1765000000000,
+//!  "strings":["orders","<claim token>"],
+//!  "entries":[[id, version, state, source, force, at_delta, pending, history, edited], …]}
+//! pending = [replay_id, topic#, partition, from_offset, edited, key, txn#, [earlier#…]]
+//! history = [[replay_id, topic#, partition, offset, by#, at_ms, edited, key], …]
+//! ```
+//!
+//! What a window shares is written once: who, which session, when (each entry keeps
+//! its difference in ms), and every repeated string (target topic, claim token,
+//! operator) as an index (`#`) into `strings`. No field name is repeated per letter.
+//! States are numbers (`0` new, `1` replaying, `2` replayed, `3` resolved, `4`
+//! edited), booleans `0`/`1`, bytes a string when UTF-8 and `{"base64": …}` otherwise.
+//! A record is at most [`MAX_RECORD`] bytes; a larger write is split, in order.
+//!
+//! **Format 1** (morgue before this version): one JSON [`LedgerEntry`] per record. Such
+//! records are still read, in log order with the others, so a ledger written by an
+//! older morgue is continued with every letter's state and history.
+//!
+//! A record of a newer format (`"format"` above 2) is not folded: the reader notes it,
+//! and a ledger holding one is not written by this morgue (see `KafkaLedger::write`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::model::encoding::{EncodedBytes, Encoding};
+use crate::engine::model::ledger::{EntryState, LedgerEntry, PendingReplay};
+use crate::engine::model::ledger_fold::Record;
+use crate::engine::model::letter::ReplayRecord;
+
+/// The format this morgue writes.
+pub const FORMAT: u64 = 2;
+/// The largest record a write makes (a broker's default limit is 1 MiB).
+pub const MAX_RECORD: usize = 256 << 10;
+
+/// A ledger record, as read.
+pub enum Decoded<'a> {
+    /// A format-1 record: one letter's entry (its judged fields; the bytes hold the rest).
+    One(Record<'a>),
+    /// A format-2 record: the entries of one write, in order.
+    Batch(Vec<LedgerEntry>),
+    /// A record of a newer format than [`FORMAT`]: not understood.
+    Newer(u64),
+}
+
+/// Reads a record's value; a message quoting what is wrong when it is no ledger record.
+pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, String> {
+    if !bytes.starts_with(b"{\"format\":") {
+        match serde_json::from_slice::<Record<'_>>(bytes) {
+            Ok(r) => return Ok(Decoded::One(r)),
+            Err(e) if !has_format(bytes) => return Err(e.to_string()),
+            Err(_) => {}
+        }
+    }
+    let format = serde_json::from_slice::<Head>(bytes)
+        .map_err(|e| e.to_string())?
+        .format
+        .ok_or("no \"format\" and no \"id\": not a ledger record")?;
+    if format > FORMAT {
+        return Ok(Decoded::Newer(format));
+    }
+    let batch: Batch = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    batch.entries().map(Decoded::Batch)
+}
+
+/// Whether `bytes` is a JSON object with a `format` field.
+fn has_format(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Head>(bytes).is_ok_and(|h| h.format.is_some())
+}
+
+/// The values of the records that write `entries`, in order, each with the number of
+/// entries it holds. Entries written by another user or session start a new record.
+pub fn encode(entries: &[LedgerEntry]) -> Result<Vec<(Vec<u8>, usize)>, String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < entries.len() {
+        let first = &entries[start];
+        let mut b = Builder::new(first);
+        let mut end = start;
+        while end < entries.len() {
+            let e = &entries[end];
+            if e.by != first.by || e.session != first.session {
+                break;
+            }
+            b.push(e);
+            end += 1;
+            if b.size > MAX_RECORD {
+                break;
+            }
+        }
+        let bytes = serde_json::to_vec(&b.batch).map_err(|e| e.to_string())?;
+        out.push((bytes, end - start));
+        start = end;
+    }
+    Ok(out)
+}
+
+/// The `format` field alone, to tell the formats apart.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    format: Option<u64>,
+}
+
+/// A format-2 record.
+#[derive(Serialize, Deserialize)]
+struct Batch {
+    format: u64,
+    by: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    session: String,
+    at_ms: i64,
+    #[serde(default)]
+    strings: Vec<String>,
+    entries: Vec<Entry>,
+}
+
+/// One letter's entry in a format-2 record.
+#[derive(Serialize, Deserialize)]
+struct Entry(
+    String,
+    u64,
+    u8,
+    Option<String>,
+    u8,
+    i64,
+    Option<Pending>,
+    Vec<History>,
+    Option<Bytes>,
+);
+
+/// A pending replay in a format-2 record.
+#[derive(Serialize, Deserialize)]
+struct Pending(String, u32, i32, i64, u8, Option<Bytes>, u32, Vec<u32>);
+
+/// A completed replay in a format-2 record.
+#[derive(Serialize, Deserialize)]
+struct History(String, u32, i32, i64, u32, i64, u8, Option<Bytes>);
+
+/// Bytes: text when UTF-8, base64 otherwise.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Bytes {
+    Text(String),
+    Base64 { base64: String },
+}
+
+impl From<&EncodedBytes> for Bytes {
+    fn from(b: &EncodedBytes) -> Self {
+        match b.encoding {
+            Encoding::Utf8 => Bytes::Text(b.data.clone()),
+            Encoding::Base64 => Bytes::Base64 {
+                base64: b.data.clone(),
+            },
+        }
+    }
+}
+
+impl From<Bytes> for EncodedBytes {
+    fn from(b: Bytes) -> Self {
+        match b {
+            Bytes::Text(data) => EncodedBytes {
+                encoding: Encoding::Utf8,
+                data,
+            },
+            Bytes::Base64 { base64 } => EncodedBytes {
+                encoding: Encoding::Base64,
+                data: base64,
+            },
+        }
+    }
+}
+
+const STATES: [EntryState; 5] = [
+    EntryState::New,
+    EntryState::Replaying,
+    EntryState::Replayed,
+    EntryState::Resolved,
+    EntryState::Edited,
+];
+
+fn state_code(s: EntryState) -> u8 {
+    STATES.iter().position(|&x| x == s).unwrap_or(0) as u8
+}
+
+/// Builds one format-2 record, entry by entry, keeping its size.
+struct Builder {
+    batch: Batch,
+    size: usize,
+}
+
+impl Builder {
+    fn new(first: &LedgerEntry) -> Self {
+        Builder {
+            batch: Batch {
+                format: FORMAT,
+                by: first.by.clone(),
+                session: first.session.clone(),
+                at_ms: first.at_ms,
+                strings: Vec::new(),
+                entries: Vec::new(),
+            },
+            size: 128 + first.by.len() + first.session.len(),
+        }
+    }
+
+    /// The index of `s` in the record's strings, added when new.
+    fn string(&mut self, s: &str) -> u32 {
+        let i = match self.batch.strings.iter().position(|x| x == s) {
+            Some(i) => i,
+            None => {
+                self.size += s.len() + 3;
+                self.batch.strings.push(s.to_string());
+                self.batch.strings.len() - 1
+            }
+        };
+        u32::try_from(i).unwrap_or(u32::MAX)
+    }
+
+    fn push(&mut self, e: &LedgerEntry) {
+        let pending = e.pending.as_ref().map(|p| {
+            let earlier = p.earlier.iter().map(|t| self.string(t)).collect();
+            Pending(
+                p.replay_id.clone(),
+                self.string(&p.topic),
+                p.partition,
+                p.from_offset,
+                u8::from(p.edited),
+                p.key.as_ref().map(Bytes::from),
+                self.string(&p.txn),
+                earlier,
+            )
+        });
+        let history = e
+            .history
+            .iter()
+            .map(|h| {
+                History(
+                    h.replay_id.clone(),
+                    self.string(&h.topic),
+                    h.partition,
+                    h.offset,
+                    self.string(&h.by),
+                    h.at_ms,
+                    u8::from(h.edited),
+                    h.key.as_ref().map(Bytes::from),
+                )
+            })
+            .collect();
+        let entry = Entry(
+            e.id.clone(),
+            e.version,
+            state_code(e.state),
+            e.source.clone(),
+            u8::from(e.force),
+            e.at_ms - self.batch.at_ms,
+            pending,
+            history,
+            e.edited_value.as_ref().map(Bytes::from),
+        );
+        self.size += serde_json::to_vec(&entry).map_or(MAX_RECORD, |v| v.len() + 1);
+        self.batch.entries.push(entry);
+    }
+}
+
+impl Batch {
+    /// The record's entries, whole.
+    fn entries(self) -> Result<Vec<LedgerEntry>, String> {
+        let strings = self.strings;
+        let s = |i: u32| -> Result<String, String> {
+            strings
+                .get(i as usize)
+                .cloned()
+                .ok_or_else(|| format!("string #{i} is not in the record"))
+        };
+        let mut out = Vec::with_capacity(self.entries.len());
+        for Entry(id, version, state, source, force, at_delta, pending, history, edited) in
+            self.entries
+        {
+            let state = *STATES
+                .get(state as usize)
+                .ok_or_else(|| format!("entry '{id}': unknown state {state}"))?;
+            let pending = match pending {
+                None => None,
+                Some(Pending(replay_id, topic, partition, from, ed, key, txn, earlier)) => {
+                    Some(PendingReplay {
+                        replay_id,
+                        topic: s(topic)?,
+                        partition,
+                        from_offset: from,
+                        edited: ed != 0,
+                        key: key.map(Into::into),
+                        txn: s(txn)?,
+                        earlier: earlier.into_iter().map(&s).collect::<Result<_, _>>()?,
+                    })
+                }
+            };
+            let mut hs = Vec::with_capacity(history.len());
+            for History(replay_id, topic, partition, offset, by, at_ms, ed, key) in history {
+                hs.push(ReplayRecord {
+                    replay_id,
+                    topic: s(topic)?,
+                    partition,
+                    offset,
+                    by: s(by)?,
+                    at_ms,
+                    edited: ed != 0,
+                    key: key.map(Into::into),
+                });
+            }
+            out.push(LedgerEntry {
+                id,
+                state,
+                by: self.by.clone(),
+                at_ms: self.at_ms + at_delta,
+                version,
+                session: self.session.clone(),
+                source,
+                force: force != 0,
+                pending,
+                history: hs,
+                edited_value: edited.map(Into::into),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[path = "ledger_codec_tests.rs"]
+mod tests;
