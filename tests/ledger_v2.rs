@@ -218,7 +218,10 @@ async fn a_format_1_ledger_is_continued_in_format_2_while_two_sessions_replay() 
     assert_eq!(h3["edited"], true, "{}", after["0:3"]);
     assert_eq!(state(&after, "0:4"), "replaying");
     assert_eq!(replay_ids(&after["0:5"]), replay_ids(&before["0:5"]));
-    let replayed = after.values().filter(|l| shown(&l["state"]) == "replayed").count();
+    let replayed = after
+        .values()
+        .filter(|l| shown(&l["state"]) == "replayed")
+        .count();
     assert_eq!(replayed, 4 + EXTRA, "every new letter replayed");
     // Exactly once in the target: each new letter's key once, 0:0 and 0:3 once each,
     // 0:3 with its edited value.

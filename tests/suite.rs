@@ -22,6 +22,7 @@ mod incident;
 mod kafka_foundation;
 mod kafka_outage;
 mod kafka_security;
+mod ledger_checkpoint;
 mod ledger_v2;
 mod mongo_dlq;
 mod mongo_foundation;

@@ -1,7 +1,8 @@
-//! The ledger of a Kafka DLQ: a topic `<dlq>.morgue-ledger`, one partition. Each write
-//! appends one record holding all its entries (a replay window's claims, later its
-//! confirms) in the compact format 2 of `ledger_codec`, under a key of its own
-//! (`w/<uuid>`). Created on the first write.
+//! The ledger of a Kafka DLQ: a topic `<dlq>.morgue-ledger`, one partition, kept until
+//! a checkpoint removes what it covers (`cleanup.policy=delete`, no time or size
+//! retention; see `checkpoint`). Each write appends one record holding all its
+//! entries (a replay window's claims, later its confirms) in the compact format 2 of
+//! `ledger_codec`, under a key of its own (`w/<uuid>`). Created on the first write.
 //!
 //! The log's order is the ledger's compare-and-set. Every reader folds the entries in
 //! order, record by record and within a record, and applies one only if it is valid
@@ -12,19 +13,23 @@
 //! Two sessions that write the same version of a letter both append; the entry earlier
 //! in the log wins, for everyone.
 //!
+//! A new session does not read the whole log: it loads the latest complete checkpoint
+//! (`<dlq>.morgue-checkpoint`: the fold and every letter's entry up to an offset) and
+//! reads the ledger from there. Sessions write checkpoints as the log grows (see
+//! `checkpoint_write`), then remove the records they cover, so the ledger's size
+//! follows the letters, not every operation ever made.
+//!
 //! No ledger write is transactional, so nothing in the ledger is ever aborted and no
 //! reader ever waits on another session's open transaction (a holder stopped inside
 //! one would otherwise stall every reader of the ledger until it is fenced). Records
 //! of format 1 (older morgues: one entry per record, keyed `<id>/<uuid>`, or by letter
 //! id in transactions of still older ones) fold the same way, in log order with the
 //! new ones. A ledger holding a record of a newer format is read but never written.
-//! Every record has a key of its own, so compaction removes nothing the fold needs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
@@ -44,12 +49,12 @@ const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The ledger topic next to one DLQ topic.
 pub struct KafkaLedger {
-    cfg: KafkaConfig,
+    pub(super) cfg: KafkaConfig,
     dlq: String,
     topic: String,
     created: OnceCell<()>,
     producer: Mutex<Option<Producer>>,
-    view: Arc<Mutex<View>>,
+    pub(super) view: Arc<Mutex<View>>,
 }
 
 impl std::fmt::Debug for KafkaLedger {
@@ -117,7 +122,7 @@ impl KafkaLedger {
     }
 
     /// Reads what is new in the ledger, up to its end now, then runs `f` on the view.
-    async fn caught_up<T: Send + 'static>(
+    pub(super) async fn caught_up<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut View) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
@@ -134,7 +139,7 @@ impl KafkaLedger {
     }
 
     /// The session's appending producer, created on first use.
-    fn producer(&self) -> Result<Producer, LedgerError> {
+    pub(super) fn producer(&self) -> Result<Producer, LedgerError> {
         let mut slot = self
             .producer
             .lock()
@@ -249,30 +254,7 @@ impl KafkaLedger {
         if exists {
             return Ok(());
         }
-        let admin: AdminClient<Quiet> = self
-            .cfg
-            .client_config(&[])
-            .create_with_context(Quiet)
-            .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))?;
-        let new = NewTopic::new(&self.topic, 1, TopicReplication::Fixed(-1))
-            .set("cleanup.policy", "compact");
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let res = admin.create_topics([&new], &opts).await.map_err(|e| {
-            self.cfg
-                .error(format!("creating ledger topic '{}'", self.topic), e)
-        })?;
-        for r in res {
-            match r {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((t, code)) => {
-                    return Err(self.cfg.error(
-                        format!("creating ledger topic '{t}'"),
-                        KafkaError::AdminOp(code),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        self.ensure(&self.topic).await
     }
 }
 
@@ -348,6 +330,7 @@ impl LedgerStore for KafkaLedger {
                 })
                 .await?;
             if let Some(results) = got {
+                self.maybe_checkpoint().await;
                 return Ok(results);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::ledger_codec::{Decoded, decode};
@@ -32,20 +33,23 @@ const BATCH: u8 = 3;
 /// How many of the latest applied entries are kept whole (a bulk replay's window
 /// confirms what it claimed without reading it back).
 const RECENT: usize = 8192;
+/// How many times a catch-up starts again from a checkpoint when the ledger is cut
+/// under it.
+const CUT_TRIES: u32 = 5;
 
 /// The tailing reader and what it has read.
 pub struct View {
-    cfg: KafkaConfig,
-    topic: String,
+    pub(super) cfg: KafkaConfig,
+    pub(super) topic: String,
     /// The tail reader, kept from the first catch-up on (even while the ledger topic
     /// does not exist yet: a client costs a connection and ~100 ms to set up and tear down).
     consumer: Option<Browser>,
     /// The ledger's partition is assigned to `consumer`.
     assigned: bool,
     /// Every applied entry's bytes, opened on the first one.
-    spill: Option<Spill>,
+    pub(super) spill: Option<Spill>,
     /// Whether whole entries are kept at all (a view that only counts states keeps none).
-    keep: bool,
+    pub(super) keep: bool,
     /// The next offset to read.
     pub next: i64,
     /// The letters' slots as folded so far.
@@ -59,9 +63,19 @@ pub struct View {
     /// The newest format of a record this view could not fold (a newer morgue wrote it).
     pub newer: Option<u64>,
     /// The latest applied entries, by ascending place in the spill file.
-    recent: VecDeque<(u64, LedgerEntry)>,
+    pub(super) recent: VecDeque<(u64, LedgerEntry)>,
     /// Where the entry applied last was put.
     last_at: u64,
+    /// The loaded checkpoint's parts: where each one's entries are in the spill file.
+    pub(super) parts: Vec<u64>,
+    /// The entries of the part read back last.
+    pub(super) part_cache: Option<(usize, Vec<LedgerEntry>)>,
+    /// The ledger offset the loaded checkpoint covers up to (0: none loaded).
+    pub base: i64,
+    /// Entries folded since `base`.
+    pub since: u64,
+    /// The ledger was cut past `next` while it was read: read from a checkpoint again.
+    cut: bool,
 }
 
 impl Drop for View {
@@ -91,6 +105,11 @@ impl View {
             newer: None,
             recent: VecDeque::new(),
             last_at: 0,
+            parts: Vec::new(),
+            part_cache: None,
+            base: 0,
+            since: 0,
+            cut: false,
         }
     }
 
@@ -116,7 +135,7 @@ impl View {
     }
 
     /// Folds the entries of the format-2 record at `offset`, in order; their verdicts.
-    fn fold_batch(
+    pub(super) fn fold_batch(
         &mut self,
         offset: i64,
         entries: Vec<LedgerEntry>,
@@ -159,6 +178,7 @@ impl View {
         };
         let applied = self.fold.accept(r, || at);
         self.last_at = at;
+        self.since += 1;
         if applied
             && self.keep
             && let Some(e) = whole
@@ -313,7 +333,10 @@ impl View {
 
     /// The entries kept at `places`: the recent ones from memory, the others read back
     /// from the spill file.
-    fn entries(&mut self, places: &[u64]) -> Result<HashMap<u64, LedgerEntry>, LedgerError> {
+    pub(super) fn entries(
+        &mut self,
+        places: &[u64],
+    ) -> Result<HashMap<u64, LedgerEntry>, LedgerError> {
         let mut out = HashMap::new();
         for &at in places {
             if out.contains_key(&at) {
@@ -321,6 +344,10 @@ impl View {
             }
             if let Ok(i) = self.recent.binary_search_by_key(&at, |r| r.0) {
                 out.insert(at, self.recent[i].1.clone());
+                continue;
+            }
+            if let Some(e) = self.part_entry(at)? {
+                out.insert(at, e);
                 continue;
             }
             let bytes = match self.spill.as_mut().map(|s| s.read(at)) {
@@ -341,6 +368,14 @@ impl View {
     }
 }
 
+/// Whether a consumer error only says that brokers are (for now) out of reach.
+fn transient(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+    )
+}
+
 /// The session's ledger reader: read committed (records of older morgue versions were
 /// written in transactions), short fetch waits, and a small prefetch queue (the ledger
 /// can hold millions of entries; what matters is the view).
@@ -349,7 +384,9 @@ fn tail_consumer(cfg: &KafkaConfig) -> Result<Browser, KafkaBackendError> {
         ("group.id", "morgue-ledger"),
         ("enable.auto.commit", "false"),
         ("enable.auto.offset.store", "false"),
-        ("auto.offset.reset", "earliest"),
+        // A fetch below the log's start is an error, never a silent jump past records
+        // this view has not folded (a checkpoint removed them: read it instead).
+        ("auto.offset.reset", "error"),
         ("enable.partition.eof", "true"),
         ("isolation.level", "read_committed"),
         ("fetch.wait.max.ms", "10"),
@@ -369,27 +406,65 @@ impl View {
         if self.consumer.is_none() {
             self.consumer = Some(tail_consumer(&cfg).map_err(LedgerError::from)?);
         }
-        let Some(c) = self.consumer.as_ref() else {
-            return Ok(());
-        };
+        for _ in 0..CUT_TRIES {
+            let Some(c) = self.consumer.take() else {
+                return Ok(());
+            };
+            let hi = self.start(&c);
+            self.consumer = Some(c);
+            let Some(hi) = hi? else {
+                return Ok(());
+            };
+            self.read_to(hi)?;
+            if !self.cut {
+                return Ok(());
+            }
+            self.reset();
+        }
+        Err(LedgerError::Other(format!(
+            "ledger '{topic}': its records before offset {} were removed, and no complete \
+             checkpoint in '{}' covers them: the letters' states cannot be known",
+            self.next.max(1),
+            super::checkpoint::topic_of(&topic)
+        )))
+    }
+
+    /// Assigns the ledger to `c` from the latest checkpoint, the first time (and after
+    /// a cut); the ledger's end now, or None while it does not exist. A view behind
+    /// the ledger's start is reset, to start again.
+    fn start(&mut self, c: &Browser) -> Result<Option<i64>, LedgerError> {
+        let topic = self.topic.clone();
         if !self.assigned {
-            match cfg.partitions(c, &topic) {
+            match self.cfg.partitions(c, &topic) {
                 Ok(_) => {}
-                Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(()),
+                Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
+            let start = self.bootstrap()?;
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+            tpl.add_partition_offset(&topic, 0, Offset::Offset(start))
                 .map_err(|e| LedgerError::Other(e.to_string()))?;
             c.assign(&tpl)
                 .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
             self.assigned = true;
         }
-        let (_, hi) = c
+        let (lo, hi) = c
             .fetch_watermarks(&topic, 0, METADATA_TIMEOUT)
             .map_err(|e| LedgerError::Unreachable(format!("reading ledger '{topic}': {e}")))?;
+        if lo > self.next {
+            // Cut by a checkpoint past what this view has read: start from one again.
+            tracing::debug!("ledger '{topic}' starts at {lo}, read up to {}", self.next);
+            self.cut = true;
+            return Ok(Some(self.next));
+        }
+        Ok(Some(hi))
+    }
+
+    /// Reads the ledger up to `hi` (or until it is found cut).
+    fn read_to(&mut self, hi: i64) -> Result<(), LedgerError> {
+        let topic = self.topic.clone();
         let deadline = Instant::now() + METADATA_TIMEOUT;
-        while self.next < hi {
+        while self.next < hi && !self.cut {
             if Instant::now() > deadline {
                 return Err(LedgerError::Unreachable(format!(
                     "reading ledger '{topic}': stuck at offset {} of {hi} (an open transaction?)",
@@ -404,6 +479,21 @@ impl View {
             polled?;
         }
         Ok(())
+    }
+
+    /// Forgets what was read, to read from the latest checkpoint again.
+    fn reset(&mut self) {
+        self.assigned = false;
+        self.cut = false;
+        self.next = 0;
+        self.fold = Fold::default();
+        self.verdicts.clear();
+        self.batches.clear();
+        self.recent.clear();
+        self.parts.clear();
+        self.part_cache = None;
+        self.base = 0;
+        self.since = 0;
     }
 
     /// Polls the tail reader once and folds what it read.
@@ -457,6 +547,14 @@ impl View {
                 if pos > self.next {
                     self.next = pos;
                 }
+            }
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                // Records this view had not read yet were removed under it.
+                self.cut = true;
+            }
+            Some(Err(e)) if transient(&e) => {
+                // librdkafka reconnects by itself; the catch-up's deadline bounds the wait.
+                tracing::debug!("reading ledger '{topic}': {e} (waiting)");
             }
             Some(Err(e)) => {
                 return Err(LedgerError::Unreachable(format!(

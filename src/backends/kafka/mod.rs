@@ -19,6 +19,9 @@ use crate::engine::model::error::{BackendError, FailureKind};
 use crate::engine::model::ledger::LedgerError;
 use crate::engine::{DeadLetter, LetterId};
 
+mod checkpoint;
+mod checkpoint_view;
+mod checkpoint_write;
 pub mod connect;
 pub mod flight;
 pub mod ledger;

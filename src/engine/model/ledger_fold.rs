@@ -140,6 +140,22 @@ impl Fold {
         true
     }
 
+    /// Sets letter `id`'s slot as a checkpoint gives it, whatever the fold held;
+    /// `indexed`: the letter is the one its source is held by.
+    pub fn load(&mut self, id: &str, slot: Slot, source: Option<&str>, indexed: bool) {
+        let id = key(id);
+        if indexed && let Some(s) = source {
+            self.by_source.insert(key(s), id);
+        }
+        self.slots.insert(id, slot);
+    }
+
+    /// Whether letter `id` is the one source `source` is indexed as held by (what a
+    /// checkpoint must say for a reader to rebuild the same index).
+    pub fn indexed(&self, source: &str, id: &str) -> bool {
+        self.by_source.get(&key(source)) == Some(&key(id))
+    }
+
     /// The slot of letter `id`.
     pub fn slot(&self, id: &str) -> Option<Slot> {
         self.slots.get(&key(id)).copied()

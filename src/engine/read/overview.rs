@@ -154,9 +154,12 @@ pub fn sparkline(counts: &[u64]) -> String {
         .collect()
 }
 
-/// Topics morgue itself keeps next to a DLQ (ledger, source claims): never DLQs.
+/// Topics morgue itself keeps next to a DLQ (ledger, its checkpoints, source claims):
+/// never DLQs.
 pub fn is_morgue_topic(name: &str) -> bool {
-    name.ends_with(".morgue-ledger") || name.ends_with(".morgue-sources")
+    name.ends_with(".morgue-ledger")
+        || name.ends_with(".morgue-checkpoint")
+        || name.ends_with(".morgue-sources")
 }
 
 #[cfg(test)]
@@ -190,6 +193,7 @@ mod tests {
             assert!(!matches_any(other, &p), "{other}");
         }
         assert!(is_morgue_topic("orders.DLT.morgue-ledger"));
+        assert!(is_morgue_topic("orders.DLT.morgue-checkpoint"));
     }
 
     #[test]

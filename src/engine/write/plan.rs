@@ -54,7 +54,7 @@ impl ReplayPolicy {
     }
 
     /// Refuses targets a replay must never reach: the DLQ itself, internal `__` topics,
-    /// and DLQ or retry topics (`*.DLT`, `*-dlt`, `*-retry*`, `*.morgue-ledger`).
+    /// and DLQ or retry topics (`*.DLT`, `*-dlt`, `*-retry*`, `*.morgue-ledger`, `*.morgue-checkpoint`).
     pub fn check_target(&self, topic: &str) -> Result<(), EngineError> {
         let refuse = |why: &str| {
             Err(EngineError::RefusedTarget {
@@ -82,7 +82,7 @@ impl ReplayPolicy {
         if lower.contains("-retry") || lower.contains(".retry") {
             return refuse("it is a retry topic");
         }
-        if lower.ends_with(".morgue-ledger") {
+        if lower.ends_with(".morgue-ledger") || lower.ends_with(".morgue-checkpoint") {
             return refuse("it is a morgue ledger");
         }
         Ok(())

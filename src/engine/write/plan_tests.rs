@@ -95,6 +95,7 @@ fn dangerous_targets_are_refused_with_the_topic_quoted() {
         ("payments-retry-2", "retry topic"),
         ("payments-retry", "retry topic"),
         ("orders.DLT.morgue-ledger", "ledger"),
+        ("orders.DLT.morgue-checkpoint", "ledger"),
     ] {
         let e = plan(&letter(), Some(t), None, &policy(), "r".into(), false).unwrap_err();
         let msg = e.to_string();

@@ -1,0 +1,271 @@
+//! Ledger checkpoints: the state the ledger's log decides up to an offset, written so
+//! that a new session reads it and the log after it, not the whole log, and so that
+//! the log before it can be removed. Like a Raft snapshot, a checkpoint is a pure
+//! function of a log prefix: two sessions that write one for the same offset write the
+//! same state, so checkpoints never race with claims or with each other.
+//!
+//! They live in a topic of their own, `<dlq>.morgue-checkpoint` (one partition):
+//! - a **head** record first, key `h/<uuid>`, JSON
+//!   `{"format":2,"checkpoint":{"id","upto","parts","letters","by","at_ms"}}`: the ledger
+//!   offset it covers up to (every record before `upto` is folded in), and how many
+//!   parts follow;
+//! - then its **parts**, key `p/<uuid>/<i>`, each up to [`PART_LETTERS`] letters: `MCK2`,
+//!   a 4-byte big-endian length, a zstd frame of the part's fold columns (JSON: ids,
+//!   versions, state bytes, sources: what deciding the next claim needs), then a zstd
+//!   frame of the letters' whole entries (format-1 JSON, a line each: what showing a
+//!   letter's history needs, read back on demand).
+//!
+//! A checkpoint counts once its head and every part are acknowledged. Only then does
+//! its writer remove the ledger records before `upto` and the checkpoint records
+//! before its head (Kafka DeleteRecords, on topics whose `cleanup.policy` includes
+//! `delete`; retention is off, `retention.ms=-1`). A reader takes the last complete
+//! checkpoint in the topic and reads the ledger from its `upto`; a ledger that was cut
+//! past what it read (another checkpoint meanwhile) sends it back to the checkpoint
+//! topic (see `ledger_view`).
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::model::ledger::{EntryState, LedgerEntry};
+
+/// Suffix of the checkpoint topic next to a Kafka DLQ topic.
+pub const CHECKPOINT_SUFFIX: &str = ".morgue-checkpoint";
+/// The checkpoint topic of ledger topic `ledger` (`<dlq>.morgue-ledger`).
+pub fn topic_of(ledger: &str) -> String {
+    let dlq = ledger
+        .strip_suffix(crate::engine::model::ledger::LEDGER_SUFFIX)
+        .unwrap_or(ledger);
+    format!("{dlq}{CHECKPOINT_SUFFIX}")
+}
+
+/// Letters per part (a part is well under a broker's default 1 MiB record limit).
+pub const PART_LETTERS: usize = 4096;
+/// The first bytes of a part.
+const MAGIC: &[u8; 4] = b"MCK2";
+
+/// What a checkpoint's head says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The checkpoint's id (its parts' keys carry it).
+    pub id: String,
+    /// Every ledger record before this offset is folded in.
+    pub upto: i64,
+    /// How many parts follow.
+    pub parts: u32,
+    /// How many letters it holds.
+    pub letters: u64,
+    /// Who wrote it, `user@host`.
+    pub by: String,
+    /// When, epoch milliseconds.
+    pub at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeadRecord {
+    format: u64,
+    #[serde(default)]
+    checkpoint: Option<Head>,
+}
+
+/// A head record's value.
+pub fn encode_head(h: &Head) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(&HeadRecord {
+        format: super::ledger_codec::FORMAT,
+        checkpoint: Some(h.clone()),
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// A head record read back: the head, or the newer format it was written in.
+pub fn decode_head(bytes: &[u8]) -> Result<Result<Head, u64>, String> {
+    let r: HeadRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if r.format > super::ledger_codec::FORMAT {
+        return Ok(Err(r.format));
+    }
+    r.checkpoint
+        .map(Ok)
+        .ok_or_else(|| "a head without \"checkpoint\"".to_string())
+}
+
+/// One letter as a part's fold columns hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    /// The letter id.
+    pub id: String,
+    /// Its entry's version.
+    pub version: u64,
+    /// Its entry's state.
+    pub state: EntryState,
+    /// Its entry lists a completed replay.
+    pub history: bool,
+    /// The source message's key.
+    pub source: Option<String>,
+    /// The fold indexes the letter as the holder of its source.
+    pub indexed: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Columns {
+    ids: Vec<String>,
+    versions: Vec<u64>,
+    /// State code | 8 when it has a history | 16 when indexed as its source's holder.
+    states: Vec<u8>,
+    sources: Vec<Option<String>>,
+}
+
+const STATES: [EntryState; 5] = [
+    EntryState::New,
+    EntryState::Replaying,
+    EntryState::Replayed,
+    EntryState::Resolved,
+    EntryState::Edited,
+];
+
+/// A part's value, from its letters and their whole entries (same order).
+pub fn encode_part(letters: &[Letter], entries: &[LedgerEntry]) -> Result<Vec<u8>, String> {
+    let cols = Columns {
+        ids: letters.iter().map(|l| l.id.clone()).collect(),
+        versions: letters.iter().map(|l| l.version).collect(),
+        states: letters
+            .iter()
+            .map(|l| {
+                let code = STATES.iter().position(|&s| s == l.state).unwrap_or(0) as u8;
+                code | (u8::from(l.history) << 3) | (u8::from(l.indexed) << 4)
+            })
+            .collect(),
+        sources: letters.iter().map(|l| l.source.clone()).collect(),
+    };
+    let json = serde_json::to_vec(&cols).map_err(|e| e.to_string())?;
+    let fold = zstd::encode_all(json.as_slice(), 3).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    for e in entries {
+        serde_json::to_writer(&mut lines, e).map_err(|err| err.to_string())?;
+        lines.push(b'\n');
+    }
+    let blob = zstd::encode_all(lines.as_slice(), 3).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(8 + fold.len() + blob.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(
+        &u32::try_from(fold.len())
+            .map_err(|e| e.to_string())?
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(&fold);
+    out.extend_from_slice(&blob);
+    Ok(out)
+}
+
+/// A part's letters, and the compressed entries blob (kept as it is, read on demand).
+pub fn decode_part(bytes: &[u8]) -> Result<(Vec<Letter>, &[u8]), String> {
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or("not a checkpoint part (no MCK2)")?;
+    let (len, rest) = rest.split_at_checked(4).ok_or("a part cut short")?;
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let (fold, blob) = rest.split_at_checked(len).ok_or("a part cut short")?;
+    let json = zstd::decode_all(fold).map_err(|e| format!("fold columns: {e}"))?;
+    let c: Columns = serde_json::from_slice(&json).map_err(|e| format!("fold columns: {e}"))?;
+    let n = c.ids.len();
+    if c.versions.len() != n || c.states.len() != n || c.sources.len() != n {
+        return Err(format!("fold columns of unequal lengths ({n} ids)"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for (((id, version), s), source) in c
+        .ids
+        .into_iter()
+        .zip(c.versions)
+        .zip(c.states)
+        .zip(c.sources)
+    {
+        let state = *STATES
+            .get(usize::from(s & 7))
+            .ok_or_else(|| format!("letter '{id}': unknown state {}", s & 7))?;
+        out.push(Letter {
+            id,
+            version,
+            state,
+            history: s & 8 != 0,
+            source,
+            indexed: s & 16 != 0,
+        });
+    }
+    Ok((out, blob))
+}
+
+/// The whole entries of a part's blob, in order.
+pub fn entries(blob: &[u8]) -> Result<Vec<LedgerEntry>, String> {
+    let mut text = Vec::new();
+    zstd::Decoder::new(blob)
+        .and_then(|mut d| d.read_to_end(&mut text))
+        .map_err(|e| format!("checkpoint entries: {e}"))?;
+    text.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).map_err(|e| format!("checkpoint entry: {e}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: usize) -> LedgerEntry {
+        LedgerEntry {
+            id: format!("0:{i}"),
+            state: EntryState::Replayed,
+            by: "ann@jump".into(),
+            at_ms: 1,
+            version: 2,
+            session: "s".into(),
+            source: Some(format!("orders/0/{i}")),
+            force: false,
+            pending: None,
+            history: Vec::new(),
+            edited_value: None,
+        }
+    }
+
+    #[test]
+    fn parts_and_heads_round_trip() {
+        let entries: Vec<_> = (0..100).map(entry).collect();
+        let letters: Vec<_> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Letter {
+                id: e.id.clone(),
+                version: e.version,
+                state: STATES[i % 5],
+                history: i % 3 == 0,
+                source: e.source.clone().filter(|_| i % 7 != 0),
+                indexed: i % 2 == 0,
+            })
+            .collect();
+        let bytes = encode_part(&letters, &entries).unwrap();
+        let (back, blob) = decode_part(&bytes).unwrap();
+        assert_eq!(back, letters);
+        assert_eq!(super::entries(blob).unwrap(), entries);
+        let h = Head {
+            id: "c".into(),
+            upto: 42,
+            parts: 3,
+            letters: 100,
+            by: "ann@jump".into(),
+            at_ms: 5,
+        };
+        assert_eq!(decode_head(&encode_head(&h).unwrap()).unwrap(), Ok(h));
+        assert_eq!(decode_head(br#"{"format":3}"#).unwrap(), Err(3));
+    }
+
+    #[test]
+    fn broken_parts_are_refused() {
+        for (bytes, says) in [
+            (&b"XXXX"[..], "no MCK2"),
+            (b"MCK2\0\0", "cut short"),
+            (b"MCK2\0\0\0\x09abc", "cut short"),
+            (b"MCK2\0\0\0\x03abc", "fold columns"),
+        ] {
+            let err = decode_part(bytes).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+}

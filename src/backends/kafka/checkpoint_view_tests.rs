@@ -1,0 +1,171 @@
+use super::*;
+use crate::backends::kafka::KafkaConfig;
+use crate::engine::model::ledger::{EntryState, PendingReplay};
+use crate::engine::model::letter::ReplayRecord;
+
+/// A view with no broker behind it (nothing here reads one).
+fn view() -> View {
+    View::new(KafkaConfig::new("127.0.0.1:1"), "dlq.morgue-ledger")
+}
+
+/// A small deterministic random source.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+const LETTERS: usize = 300;
+
+/// A window of writes on random letters, at the versions `v` holds (some stale, some
+/// forced copies): claims, confirms, releases, resolves and edits.
+fn window(v: &View, rng: &mut Lcg, n: usize) -> Vec<LedgerEntry> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let i = rng.below(LETTERS as u64) as usize;
+        let id = format!("0:{i}");
+        let cur = v.fold.slot(&id);
+        let prev = cur.map_or(0, |s| u64::from(s.version));
+        let stale = rng.below(10) == 0;
+        // Letters 0..49 and 50..99 are copies of the same 50 source messages.
+        let source = (i < 100).then(|| format!("orders/0/{}", i % 50));
+        let state = match (cur.map(|s| s.state), rng.below(4)) {
+            (Some(EntryState::Replaying), 0) => EntryState::New,
+            (Some(EntryState::Replaying), _) => EntryState::Replayed,
+            (_, 0) => EntryState::Resolved,
+            (_, 1) => EntryState::Edited,
+            _ => EntryState::Replaying,
+        };
+        let history = match cur {
+            Some(s) if s.history || state == EntryState::Replayed => {
+                let e = v.clone_entry(&id);
+                let mut h = e.map(|e| e.history).unwrap_or_default();
+                if state == EntryState::Replayed {
+                    h.push(ReplayRecord {
+                        replay_id: format!("r-{i}-{prev}"),
+                        topic: "orders".into(),
+                        partition: 0,
+                        offset: i as i64,
+                        by: "ann@jump".into(),
+                        at_ms: 1,
+                        edited: false,
+                        key: None,
+                    });
+                }
+                h
+            }
+            _ => Vec::new(),
+        };
+        out.push(LedgerEntry {
+            id,
+            state,
+            by: "ann@jump".into(),
+            at_ms: 1,
+            version: if stale { prev } else { prev + 1 },
+            session: "s".into(),
+            source,
+            force: rng.below(8) == 0,
+            pending: (state == EntryState::Replaying).then(|| PendingReplay {
+                replay_id: format!("r-{i}-{prev}"),
+                topic: "orders".into(),
+                partition: 0,
+                from_offset: 0,
+                edited: false,
+                key: None,
+                txn: "t".into(),
+                earlier: Vec::new(),
+            }),
+            history,
+            edited_value: None,
+        });
+    }
+    out
+}
+
+impl View {
+    fn clone_entry(&self, id: &str) -> Option<LedgerEntry> {
+        let at = self.fold.slot(id)?.at;
+        self.recent.iter().find(|r| r.0 == at).map(|r| r.1.clone())
+    }
+}
+
+/// Every letter's entry and every source's holder, as `v` answers them.
+fn everything(v: &mut View) -> (Vec<Option<LedgerEntry>>, Vec<Option<String>>) {
+    let ids: Vec<String> = (0..LETTERS).map(|i| format!("0:{i}")).collect();
+    let sources: Vec<String> = (0..50).map(|i| format!("orders/0/{i}")).collect();
+    let s = v.subset(&ids, &[]).unwrap();
+    let entries = ids.iter().map(|id| s.get(id).cloned()).collect();
+    let holders = sources
+        .iter()
+        .map(|src| {
+            v.fold
+                .source_holder(src)
+                .map(|_| v.subset(&[], std::slice::from_ref(src)))
+        })
+        .map(|s| s.and_then(|s| s.unwrap().entries().next().map(|e| e.id.clone())))
+        .collect();
+    (entries, holders)
+}
+
+#[test]
+fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
+    let mut rng = Lcg(7);
+    let mut whole = view();
+    let mut offset = 0;
+    for _ in 0..40 {
+        let w = window(&whole, &mut rng, 25);
+        whole.fold_batch(offset, w).unwrap();
+        offset += 1;
+        whole.next = offset;
+    }
+    // A checkpoint of the first 40 records, loaded into a new session's view.
+    let parts = whole.checkpoint_parts().unwrap();
+    let mut from_ckpt = view();
+    let mut cand = Candidate {
+        head: Head {
+            id: "c".into(),
+            upto: offset,
+            parts: parts.len() as u32,
+            letters: whole.fold.len() as u64,
+            by: "ann@jump".into(),
+            at_ms: 1,
+        },
+        fold: Fold::default(),
+        parts: vec![None; parts.len()],
+    };
+    for (i, p) in parts.iter().enumerate() {
+        from_ckpt.load_part(&mut cand, i, p).unwrap();
+    }
+    assert_eq!(from_ckpt.install(cand), offset);
+    assert_eq!(from_ckpt.fold.len(), whole.fold.len());
+    assert_eq!(everything(&mut from_ckpt), everything(&mut whole));
+    // The same records after it get the same verdicts in both, and the same state.
+    let mut refused = 0;
+    for _ in 0..40 {
+        let w = window(&whole, &mut rng, 25);
+        let a = whole.fold_batch(offset, w.clone()).unwrap();
+        let b = from_ckpt.fold_batch(offset, w).unwrap();
+        assert_eq!(a, b, "record {offset}");
+        refused += a.iter().filter(|ok| !**ok).count();
+        offset += 1;
+    }
+    assert!(refused > 0, "the log should hold refused writes too");
+    whole.recent.clear();
+    from_ckpt.recent.clear();
+    from_ckpt.part_cache = None;
+    assert_eq!(everything(&mut from_ckpt), everything(&mut whole));
+}
+
+#[test]
+fn a_place_outside_any_part_is_an_error_not_a_wrong_entry() {
+    let mut v = view();
+    let e = v.part_entry(part_place(3, 1)).unwrap_err().to_string();
+    assert!(e.contains("in no loaded checkpoint part"), "{e}");
+    assert_eq!(v.part_entry(42).unwrap(), None);
+}

@@ -1,0 +1,188 @@
+//! Ledger checkpoints against the real broker: a ledger cut by a checkpoint is read
+//! from it with every state and history; a checkpoint written (or its writer killed)
+//! while another session claims the same letters; a broker stopped and started again
+//! while a checkpoint is written. `MORGUE_TEST_CHECKPOINT_EVERY` makes checkpoints
+//! frequent.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::procs::{finish, json_lines, stderr, wait_marker};
+use crate::common::race::Race;
+use crate::common::server::Server;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// Low and high watermark of partition 0 of `topic` on `brokers`.
+fn watermarks(brokers: &str, topic: &str) -> (i64, i64) {
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    c.fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap()
+}
+
+/// `cmd` writing a checkpoint after every `n` entries.
+fn often(mut cmd: Command, n: u32) -> Command {
+    cmd.env("MORGUE_TEST_CHECKPOINT_EVERY", n.to_string());
+    cmd
+}
+
+/// Every letter's JSON line by letter id, as a new session reads it.
+fn letters(r: &Race) -> HashMap<String, serde_json::Value> {
+    let out = r.morgue(&["list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    json_lines(&out)
+        .into_iter()
+        .map(|l| (l["id"].as_str().unwrap().to_string(), l))
+        .collect()
+}
+
+fn replay_ids(l: &serde_json::Value) -> Vec<String> {
+    l["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["replay_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn replayed(l: &serde_json::Value) -> bool {
+    l["state"] == "replayed" || l["state"] == "confirmed"
+}
+
+#[tokio::test]
+async fn a_ledger_cut_by_checkpoints_is_read_from_them_with_every_state_and_history() {
+    const N: usize = 40;
+    let r = Race::new("ckpt-cut", N).await;
+    let ledger = format!("{}.morgue-ledger", r.dlq.name);
+    let ids: Vec<String> = {
+        let mut v: Vec<String> = letters(&r).into_keys().collect();
+        v.sort();
+        v
+    };
+    // Twenty resolves, one write each, then a replay of the rest: checkpoints all along.
+    let mut resolve = vec!["resolve"];
+    resolve.extend(ids[..20].iter().map(String::as_str));
+    resolve.push("--yes");
+    let out = often(r.command(&resolve), 5).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = often(r.command(&["replay", "--filter", "state:new", "--yes"]), 5)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (lo, hi) = watermarks(&r.brokers, &ledger);
+    assert!(lo > 0, "the ledger was never cut ({lo}..{hi})");
+    let (clo, chi) = watermarks(&r.brokers, &format!("{}.morgue-checkpoint", r.dlq.name));
+    assert!(chi > clo, "no checkpoint ({clo}..{chi})");
+    // A new session reads the cut ledger from the checkpoint: states and histories.
+    let before = letters(&r);
+    for id in &ids[..20] {
+        assert_eq!(before[id]["state"], "resolved", "{id}: {}", before[id]);
+    }
+    for id in &ids[20..] {
+        assert!(replayed(&before[id]), "{id}: {}", before[id]);
+        assert_eq!(replay_ids(&before[id]).len(), 1, "{id}");
+    }
+    let show = r.morgue(&["show", &ids[30]]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    assert!(String::from_utf8_lossy(&show.stdout).contains(&replay_ids(&before[&ids[30]])[0]));
+    // Written on from the checkpoint's entry: the history grows, it is not replaced.
+    let key = before[&ids[30]]["key"]["data"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let filter = format!("key:{key}");
+    let out = often(
+        r.command(&["replay", "--filter", &filter, "--force", "--yes"]),
+        5,
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = letters(&r);
+    let h = replay_ids(&after[&ids[30]]);
+    assert_eq!(h.len(), 2, "{}", after[&ids[30]]);
+    assert_eq!(h[0], replay_ids(&before[&ids[30]])[0]);
+    for id in ids.iter().filter(|id| **id != ids[30]) {
+        assert_eq!(after[id]["state"], before[id]["state"], "{id}");
+        assert_eq!(replay_ids(&after[id]), replay_ids(&before[id]), "{id}");
+    }
+    // In the source: the twenty replayed once, the forced one twice, the resolved never.
+    let arrived = r.arrived().await;
+    assert_eq!(arrived.len(), 20);
+    assert_eq!(arrived.get(&key), Some(&2));
+    assert_eq!(arrived.values().sum::<usize>(), 21);
+}
+
+#[tokio::test]
+async fn a_checkpoint_written_or_killed_while_another_session_claims_the_same_letters() {
+    const N: usize = 60;
+    for (round, step) in ["checkpoint-head", "checkpoint-parts"].iter().enumerate() {
+        let r = Race::new(&format!("ckpt-race{round}"), N).await;
+        // The writer stops inside its checkpoint (after its first window's claims)…
+        let mut a = often(r.replay_all(&[]), 1);
+        a.env("MORGUE_TEST_PAUSE", format!("{step}:4000"));
+        let (a, reader) = wait_marker(a.spawn().unwrap(), &format!("morgue-test-pause: {step}"), 3);
+        // …while another session claims the same letters, and writes checkpoints too.
+        let b = often(r.replay_all(&[]), 1).output().unwrap();
+        assert!(b.status.success(), "round {round}: {}", stderr(&b));
+        // Round 0: the writer finishes; round 1: it is SIGKILLed before it cuts.
+        let a_out = if round == 0 {
+            Some(finish(a, reader))
+        } else {
+            let mut a = a;
+            a.kill().unwrap();
+            a.wait().unwrap();
+            drop(reader);
+            None
+        };
+        if let Some(o) = &a_out {
+            assert!(o.status.success(), "round {round}: {}", stderr(o));
+        }
+        // Whatever is left `replaying` is finished; then every session agrees.
+        let c = often(r.replay_all(&["--takeover-after", "0s"]), 1)
+            .output()
+            .unwrap();
+        assert!(c.status.success(), "round {round}: {}", stderr(&c));
+        r.assert_exactly_once().await;
+        let states = letters(&r);
+        assert_eq!(
+            states.values().filter(|l| replayed(l)).count(),
+            N,
+            "round {round}"
+        );
+        assert!(
+            states.values().all(|l| replay_ids(l).len() == 1),
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_broker_stopped_and_started_while_a_checkpoint_is_written() {
+    const N: usize = 40;
+    let mut server = Server::kafka();
+    let r = Race::on(&server.addr(), "ckpt-outage", N).await;
+    let mut a = often(r.replay_all(&[]), 1);
+    a.env("MORGUE_TEST_PAUSE", "checkpoint-head:3000");
+    let (a, reader) = wait_marker(a.spawn().unwrap(), "morgue-test-pause: checkpoint-head", 3);
+    // The broker goes away while the head is written and the parts are not.
+    server.stop();
+    std::thread::sleep(Duration::from_secs(4));
+    server.restart();
+    let out = finish(a, reader);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A new session reads whatever checkpoint is complete, then the ledger after it.
+    let c = often(r.replay_all(&["--takeover-after", "0s"]), 1)
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", stderr(&c));
+    r.assert_exactly_once().await;
+    let states = letters(&r);
+    assert_eq!(states.values().filter(|l| replayed(l)).count(), N);
+    let (clo, chi) = watermarks(&r.brokers, &format!("{}.morgue-checkpoint", r.dlq.name));
+    assert!(chi > clo, "no checkpoint after the outage ({clo}..{chi})");
+}
