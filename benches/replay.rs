@@ -7,6 +7,17 @@
 //! times, and replaying one letter (`--force`, to TARGET) N times. scripts/bench.sh
 //! runs it on a DLQ whose ledger holds 100k entries and on one whose ledger is empty.
 //!
+//!   cargo bench --bench replay -- record BROKERS DLQ N
+//!
+//! Writes to DLQ's ledger what replaying N letters writes (windows of 2,000: claims,
+//! then confirms; 36-character keys and source keys; checkpoints as a session writes
+//! them), for letters `9:0`.. that need not exist, and prints how long it took.
+//!
+//!   cargo bench --bench replay -- catch-up BROKERS DLQ
+//!
+//! A new session's first catch-up of DLQ's ledger: time, and the heap it holds after
+//! (morgue's own allocations; librdkafka's buffers are not counted).
+//!
 //!   cargo bench --bench replay -- fold N
 //!
 //! Folds N ledger records of N letters (36-character source keys, one replay each)
@@ -107,6 +118,97 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
     let _ = std::fs::remove_file(audit);
 }
 
+/// Writes the ledger records of `n` replayed letters, a window at a time.
+async fn record(brokers: &str, dlq: &str, n: usize) {
+    use morgue::engine::model::encoding::EncodedBytes;
+    use morgue::engine::model::ledger::{EntryState, LedgerEntry, PendingReplay};
+    use morgue::engine::model::letter::ReplayRecord;
+    let ledger = KafkaLedger::new(KafkaConfig::new(brokers), dlq);
+    let session = uuid::Uuid::new_v4().to_string();
+    let t0 = Instant::now();
+    for start in (0..n).step_by(2000) {
+        let token = uuid::Uuid::new_v4().to_string();
+        let base = |i: usize, state, version| LedgerEntry {
+            id: format!("9:{i}"),
+            state,
+            by: "ann@jump-01".into(),
+            at_ms: 1_765_000_000_000 + i as i64,
+            version,
+            session: session.clone(),
+            source: Some(format!("orders/3/{i}")),
+            force: false,
+            pending: None,
+            history: Vec::new(),
+            edited_value: None,
+        };
+        let claims: Vec<LedgerEntry> = (start..n.min(start + 2000))
+            .map(|i| LedgerEntry {
+                pending: Some(PendingReplay {
+                    replay_id: uuid::Uuid::new_v4().to_string(),
+                    topic: "orders".into(),
+                    partition: (i % 6) as i32,
+                    from_offset: (i / 6) as i64,
+                    edited: false,
+                    key: Some(EncodedBytes::of(
+                        uuid::Uuid::new_v4().to_string().as_bytes(),
+                    )),
+                    txn: token.clone(),
+                    earlier: Vec::new(),
+                }),
+                ..base(i, EntryState::Replaying, 1)
+            })
+            .collect();
+        let confirms: Vec<LedgerEntry> = claims
+            .iter()
+            .map(|c| {
+                let p = c.pending.clone().unwrap();
+                LedgerEntry {
+                    history: vec![ReplayRecord {
+                        replay_id: p.replay_id,
+                        topic: p.topic,
+                        partition: p.partition,
+                        offset: p.from_offset,
+                        by: c.by.clone(),
+                        at_ms: c.at_ms,
+                        edited: false,
+                        key: p.key,
+                    }],
+                    ..base(c.id[2..].parse().unwrap(), EntryState::Replayed, 2)
+                }
+            })
+            .collect();
+        for w in [claims, confirms] {
+            let got = ledger.write(w).await.unwrap();
+            assert!(got.iter().all(Result::is_ok));
+        }
+    }
+    println!(
+        "recorded {n} replayed letters in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// A new session's first catch-up: time and heap held.
+async fn catch_up(brokers: &str, dlq: &str) {
+    let mut times = Vec::new();
+    let mut held = 0;
+    let mut letters = 0;
+    for _ in 0..5 {
+        let before = HELD.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        let ledger = KafkaLedger::new(KafkaConfig::new(brokers), dlq);
+        letters = ledger.count().await.unwrap();
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        held = HELD.load(Ordering::Relaxed).saturating_sub(before);
+        drop(ledger);
+    }
+    println!(
+        "first catch-up of a ledger of {letters} letters: {}; {:.1} MiB held after",
+        pcts(times),
+        held as f64 / 1048576.0
+    );
+}
+
 /// Folds `n` records as JSON off the wire, as the view does; prints held bytes and speed.
 fn fold(n: usize) {
     use morgue::engine::model::ledger_fold::{Fold, Record};
@@ -154,8 +256,13 @@ async fn main() {
     {
         ["ledger-ops", b, dlq, target, n] => ledger_ops(b, dlq, target, n.parse().unwrap()).await,
         ["fold", n] => fold(n.parse().unwrap()),
+        ["record", b, dlq, n] => record(b, dlq, n.parse().unwrap()).await,
+        ["catch-up", b, dlq] => catch_up(b, dlq).await,
         _ => {
-            eprintln!("usage: replay ledger-ops BROKERS DLQ TARGET N | replay fold N");
+            eprintln!(
+                "usage: replay ledger-ops BROKERS DLQ TARGET N | record BROKERS DLQ N | \
+                 catch-up BROKERS DLQ | fold N"
+            );
             std::process::exit(2);
         }
     }

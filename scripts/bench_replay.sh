@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Replay benchmarks on the local broker (or MORGUE_TEST_KAFKA); prints figures, asserts nothing.
-#   - bulk replay of 100k letters with the ledger on, next to `kcat -P` of the same messages
+#   - bulk replay of 100k letters with the ledger on, next to a plain copy of the same letters
+#     (`kcat -C -e | kcat -P`, DLQ to a fresh topic), and the ledger's bytes per letter
 #   - the same by two operators at once (wall time, and duplicates in the target: must be 0)
 #   - --rate accuracy (200/s and 2000/s)
 #   - peak resident memory of a bulk replay, 10k vs 100k letters (BENCH_REPLAY_1M=1: and 1M),
 #     and the heap the ledger view's fold holds at 10k, 100k and 1M letters
 #   - ledger operation latency (open a letter, replay one) with 100k ledger entries vs none
+#   - a ledger that has recorded 1M replayed letters: its bytes per letter, a new session's
+#     first catch-up (time, morgue's own heap), and operation latency with it
 # Called by scripts/bench.sh; runs alone too (it starts what it needs).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,6 +34,31 @@ for f in a.create_topics([NewTopic(sys.argv[2], int(sys.argv[3]), 1)]).values():
 PY
 }
 
+# ledger_bytes DLQ LETTERS: the bytes (keys and values) in its ledger and checkpoint topics
+ledger_bytes() {
+  $PY - "$B" "$1" "$2" <<'PY'
+import sys
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "bench-bytes", "enable.auto.commit": False})
+total = 0
+for t in [sys.argv[2] + ".morgue-ledger", sys.argv[2] + ".morgue-checkpoint"]:
+    lo, hi = c.get_watermark_offsets(TopicPartition(t, 0), timeout=10)
+    c.assign([TopicPartition(t, 0, lo)])
+    n = size = 0
+    while n < hi - lo:
+        m = c.poll(10)
+        if m is None:
+            break
+        if m.error():
+            continue
+        n += 1
+        size += len(m.value() or b"") + len(m.key() or b"")
+    print(f"{t:<60} {n:>7} records {size:>11,} bytes (offsets {lo}..{hi})")
+    total += size
+print(f"{'ledger bytes per replayed letter':<44} {total / int(sys.argv[3]):7.1f} B")
+PY
+}
+
 # replay DLQ TARGET [ARGS...]: prints "<seconds> <max RSS KiB> <closing line>"
 replay() {
   local dlq=$1 to=$2 err
@@ -51,14 +79,15 @@ echo "== bulk replay, $N letters of ~500-byte JSON, ledger on, 4 -> 6 partitions
 read -r secs rss rest <<<"$(replay "$DLQ" "$DLQ-to")"
 RSS100=$rss
 printf '%-44s %7.2f s  %8.0f letters/s  (peak RSS %d MiB)  %s\n' "morgue replay --filter" "$secs" "$(echo "$N / $secs" | bc -l)" $((rss / 1024)) "$rest"
-kcat -C -b "$B" -t "$DLQ" -e -q -K '\t' -f '%k\t%s\n' >"/tmp/$DLQ.tsv"
+# A plain copy of the same letters, DLQ to a fresh topic on the same broker: what a
+# replay must read and write, and nothing more.
 t0=$(date +%s.%N)
-kcat -P -b "$B" -t "$DLQ-kcat" -K '\t' -l "/tmp/$DLQ.tsv"
+kcat -C -b "$B" -t "$DLQ" -e -q -K '\t' -f '%k\t%s\n' | kcat -P -b "$B" -t "$DLQ-kcat" -K '\t'
 t1=$(date +%s.%N)
 k=$(echo "$t1 - $t0" | bc -l)
-printf '%-44s %7.2f s  %8.0f letters/s\n' "kcat -P (same keys and values)" "$k" "$(echo "$N / $k" | bc -l)"
-printf '%-44s %7.2f\n' "morgue / kcat rate" "$(echo "$k / $secs" | bc -l)"
-rm -f "/tmp/$DLQ.tsv"
+printf '%-44s %7.2f s  %8.0f letters/s\n' "kcat -C -e | kcat -P (same keys and values)" "$k" "$(echo "$N / $k" | bc -l)"
+printf '%-44s %7.2f\n' "morgue / plain copy rate" "$(echo "$k / $secs" | bc -l)"
+ledger_bytes "$DLQ" "$N"
 
 echo "== two operators at once, the same $N letters"
 TWO=bench-replay-two-$id
@@ -82,6 +111,14 @@ $PY benches/seed.py "$B" "$EMPTY" 1000 4
 topic "$EMPTY-to" 6
 "$BENCH" ledger-ops "$B" "$EMPTY" "$EMPTY-to" 50
 "$BENCH" ledger-ops "$B" "$DLQ" "$DLQ-to" 50
+echo "== a ledger that has recorded 1M replayed letters"
+BIG=bench-ledger-1m-$id
+$PY benches/seed.py "$B" "$BIG" 1000 4
+topic "$BIG-to" 6
+"$BENCH" record "$B" "$BIG" 1000000
+ledger_bytes "$BIG" 1000000
+"$BENCH" catch-up "$B" "$BIG"
+"$BENCH" ledger-ops "$B" "$BIG" "$BIG-to" 50
 
 echo "== peak resident memory of a bulk replay"
 SMALL=bench-replay-small-$id

@@ -39,8 +39,9 @@ pub fn topic_of(ledger: &str) -> String {
     format!("{dlq}{CHECKPOINT_SUFFIX}")
 }
 
-/// Letters per part (a part is well under a broker's default 1 MiB record limit).
-pub const PART_LETTERS: usize = 4096;
+/// Letters per part: a part is well under a broker's default 1 MiB record limit, and
+/// reading one letter back decompresses one part (about 400 KB).
+pub const PART_LETTERS: usize = 1024;
 /// The first bytes of a part.
 const MAGIC: &[u8; 4] = b"MCK2";
 
@@ -114,14 +115,6 @@ struct Columns {
     sources: Vec<Option<String>>,
 }
 
-const STATES: [EntryState; 5] = [
-    EntryState::New,
-    EntryState::Replaying,
-    EntryState::Replayed,
-    EntryState::Resolved,
-    EntryState::Edited,
-];
-
 /// A part's value, from its letters and their whole entries (same order).
 pub fn encode_part(letters: &[Letter], entries: &[LedgerEntry]) -> Result<Vec<u8>, String> {
     let cols = Columns {
@@ -129,10 +122,7 @@ pub fn encode_part(letters: &[Letter], entries: &[LedgerEntry]) -> Result<Vec<u8
         versions: letters.iter().map(|l| l.version).collect(),
         states: letters
             .iter()
-            .map(|l| {
-                let code = STATES.iter().position(|&s| s == l.state).unwrap_or(0) as u8;
-                code | (u8::from(l.history) << 3) | (u8::from(l.indexed) << 4)
-            })
+            .map(|l| l.state.code() | (u8::from(l.history) << 3) | (u8::from(l.indexed) << 4))
             .collect(),
         sources: letters.iter().map(|l| l.source.clone()).collect(),
     };
@@ -178,8 +168,7 @@ pub fn decode_part(bytes: &[u8]) -> Result<(Vec<Letter>, &[u8]), String> {
         .zip(c.states)
         .zip(c.sources)
     {
-        let state = *STATES
-            .get(usize::from(s & 7))
+        let state = EntryState::from_code(s & 7)
             .ok_or_else(|| format!("letter '{id}': unknown state {}", s & 7))?;
         out.push(Letter {
             id,
@@ -193,16 +182,36 @@ pub fn decode_part(bytes: &[u8]) -> Result<(Vec<Letter>, &[u8]), String> {
     Ok((out, blob))
 }
 
-/// The whole entries of a part's blob, in order.
-pub fn entries(blob: &[u8]) -> Result<Vec<LedgerEntry>, String> {
-    let mut text = Vec::new();
-    zstd::Decoder::new(blob)
-        .and_then(|mut d| d.read_to_end(&mut text))
-        .map_err(|e| format!("checkpoint entries: {e}"))?;
-    text.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).map_err(|e| format!("checkpoint entry: {e}")))
-        .collect()
+/// A part's entries, decompressed: each parsed only when asked for.
+pub struct Entries {
+    text: Vec<u8>,
+    /// Where each line starts, and the text's end.
+    starts: Vec<usize>,
+}
+
+impl Entries {
+    /// The entries of a part's blob.
+    pub fn of(blob: &[u8]) -> Result<Entries, String> {
+        let mut text = Vec::new();
+        zstd::Decoder::new(blob)
+            .and_then(|mut d| d.read_to_end(&mut text))
+            .map_err(|e| format!("checkpoint entries: {e}"))?;
+        let mut starts = vec![0];
+        starts.extend(memchr::memchr_iter(b'\n', &text).map(|i| i + 1));
+        if starts.last() != Some(&text.len()) {
+            starts.push(text.len());
+        }
+        Ok(Entries { text, starts })
+    }
+
+    /// Entry `i`, parsed (None: there is no such entry).
+    pub fn get(&self, i: usize) -> Option<Result<LedgerEntry, String>> {
+        let (a, b) = (*self.starts.get(i)?, *self.starts.get(i + 1)?);
+        let line = self.text[a..b]
+            .strip_suffix(b"\n")
+            .unwrap_or(&self.text[a..b]);
+        Some(serde_json::from_slice(line).map_err(|e| format!("checkpoint entry {i}: {e}")))
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +243,7 @@ mod tests {
             .map(|(i, e)| Letter {
                 id: e.id.clone(),
                 version: e.version,
-                state: STATES[i % 5],
+                state: EntryState::ALL[i % 5],
                 history: i % 3 == 0,
                 source: e.source.clone().filter(|_| i % 7 != 0),
                 indexed: i % 2 == 0,
@@ -243,7 +252,12 @@ mod tests {
         let bytes = encode_part(&letters, &entries).unwrap();
         let (back, blob) = decode_part(&bytes).unwrap();
         assert_eq!(back, letters);
-        assert_eq!(super::entries(blob).unwrap(), entries);
+        let got = Entries::of(blob).unwrap();
+        let back: Vec<_> = (0..entries.len())
+            .map(|i| got.get(i).unwrap().unwrap())
+            .collect();
+        assert_eq!(back, entries);
+        assert!(got.get(entries.len()).is_none());
         let h = Head {
             id: "c".into(),
             upto: 42,

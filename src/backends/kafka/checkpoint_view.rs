@@ -15,22 +15,16 @@ use super::ledger_view::View;
 use super::spill::Spill;
 use super::{KafkaBackendError, METADATA_TIMEOUT};
 use crate::engine::model::ledger::{LedgerEntry, LedgerError};
-use crate::engine::model::ledger_fold::{Fold, Slot};
+use crate::engine::model::ledger_base::{BASE_AT, BaseBuilder};
+use crate::engine::model::ledger_fold::{Fold, Slot, key};
 
-/// The bit that marks a place as an entry of a checkpoint part (the other places are
-/// spill-file places, which never reach it).
-const IN_PART: u64 = 1 << 63;
-
-/// The place of entry `i` of loaded part `part`.
-fn part_place(part: usize, i: usize) -> u64 {
-    IN_PART | ((part as u64) << 32) | (i as u64 & 0xffff_ffff)
-}
-
-/// A checkpoint being read: its head, its fold so far, and where its parts' entries went.
+/// A checkpoint being read: its head, its letters so far, and where its parts' entries
+/// went. Parts are read in order; each holds [`PART_LETTERS`] letters but the last, so
+/// letter `n` of the checkpoint is entry `n % PART_LETTERS` of part `n / PART_LETTERS`.
 struct Candidate {
     head: Head,
-    fold: Fold,
-    parts: Vec<Option<u64>>,
+    base: BaseBuilder,
+    parts: Vec<u64>,
 }
 
 impl View {
@@ -81,15 +75,15 @@ impl View {
             if let Some(id) = key.strip_prefix("h/") {
                 match checkpoint::decode_head(bytes) {
                     Ok(Ok(head)) => {
-                        let parts = vec![None; head.parts as usize];
-                        open.insert(
-                            id.to_string(),
-                            Candidate {
-                                head,
-                                fold: Fold::default(),
-                                parts,
-                            },
+                        let base = BaseBuilder::with_capacity(
+                            usize::try_from(head.letters).unwrap_or(0).min(1 << 26),
                         );
+                        let cand = Candidate {
+                            head,
+                            base,
+                            parts: Vec::new(),
+                        };
+                        open.insert(id.to_string(), cand);
                     }
                     Ok(Err(format)) => self.newer = self.newer.max(Some(format)),
                     Err(e) => tracing::warn!("checkpoint head '{key}' in '{topic}' skipped: {e}"),
@@ -98,7 +92,7 @@ impl View {
                 let Some(cand) = open.get_mut(id) else {
                     continue;
                 };
-                let Some(i) = i.parse::<usize>().ok().filter(|&i| i < cand.parts.len()) else {
+                let Ok(i) = i.parse::<usize>() else {
                     continue;
                 };
                 if let Err(e) = self.load_part(cand, i, bytes) {
@@ -106,7 +100,7 @@ impl View {
                     open.remove(id);
                     continue;
                 }
-                if cand.parts.iter().all(Option::is_some)
+                if cand.parts.len() == cand.head.parts as usize
                     && let Some(done) = open.remove(id)
                     && best.as_ref().is_none_or(|b| b.head.upto <= done.head.upto)
                 {
@@ -128,8 +122,8 @@ impl View {
             best.head.letters,
             best.head.upto
         );
-        self.fold = best.fold;
-        self.parts = best.parts.into_iter().flatten().collect();
+        self.fold = Fold::from_base(best.base.finish());
+        self.parts = best.parts;
         self.part_cache = None;
         self.base = best.head.upto;
         self.since = 0;
@@ -137,9 +131,20 @@ impl View {
         best.head.upto
     }
 
-    /// Folds part `i` of `cand` and keeps its entries (still compressed) in the spill file.
+    /// Adds part `i` of `cand` (the next one) to its letters, and keeps its entries
+    /// (still compressed) in the spill file.
     fn load_part(&mut self, cand: &mut Candidate, i: usize, bytes: &[u8]) -> Result<(), String> {
+        if i != cand.parts.len() {
+            return Err(format!(
+                "part {i} came where part {} was due",
+                cand.parts.len()
+            ));
+        }
         let (letters, blob) = checkpoint::decode_part(bytes)?;
+        let last = i + 1 == cand.head.parts as usize;
+        if letters.len() != PART_LETTERS && !(last && letters.len() <= PART_LETTERS) {
+            return Err(format!("{} letters in part {i}", letters.len()));
+        }
         let place = if self.keep {
             if self.spill.is_none() {
                 self.spill = Some(Spill::new().map_err(|e| e.to_string())?);
@@ -152,29 +157,27 @@ impl View {
         } else {
             0
         };
-        // Parts are numbered by where they will sit among the view's parts once chosen.
-        for (j, l) in letters.iter().enumerate() {
+        for l in &letters {
             let slot = Slot {
-                at: part_place(i, j),
+                at: 0,
                 version: u32::try_from(l.version).unwrap_or(u32::MAX),
                 state: l.state,
                 history: l.history,
             };
-            cand.fold.load(&l.id, slot, l.source.as_deref(), l.indexed);
+            cand.base
+                .push(&l.id, slot, l.source.as_deref(), l.indexed)?;
         }
-        cand.parts[i] = Some(place);
+        cand.parts.push(place);
         Ok(())
     }
 
     /// The entry kept at `at` when it is in a loaded checkpoint part (None: it is not).
     pub(super) fn part_entry(&mut self, at: u64) -> Result<Option<LedgerEntry>, LedgerError> {
-        if at & IN_PART == 0 {
+        if at & BASE_AT == 0 {
             return Ok(None);
         }
-        let (part, i) = (
-            ((at & !IN_PART) >> 32) as usize,
-            (at & 0xffff_ffff) as usize,
-        );
+        let n = usize::try_from(at & !BASE_AT).unwrap_or(usize::MAX);
+        let (part, i) = (n / PART_LETTERS, n % PART_LETTERS);
         if self.part_cache.as_ref().is_none_or(|c| c.0 != part) {
             let place = *self.parts.get(part).ok_or_else(|| self.lost(at))?;
             let blob = match self.spill.as_mut().map(|s| s.read(place)) {
@@ -182,12 +185,19 @@ impl View {
                 Some(Err(e)) => return Err(LedgerError::Other(format!("spill file: {e}"))),
                 None => return Ok(None),
             };
-            let entries = checkpoint::entries(&blob).map_err(|e| {
+            let entries = checkpoint::Entries::of(&blob).map_err(|e| {
                 LedgerError::Other(format!("ledger '{}': part {part}: {e}", self.topic))
             })?;
             self.part_cache = Some((part, entries));
         }
-        Ok(self.part_cache.as_ref().and_then(|c| c.1.get(i).cloned()))
+        match self.part_cache.as_ref().and_then(|c| c.1.get(i)) {
+            Some(Ok(e)) => Ok(Some(e)),
+            Some(Err(e)) => Err(LedgerError::Other(format!(
+                "ledger '{}': part {part}: {e}",
+                self.topic
+            ))),
+            None => Err(self.lost(at)),
+        }
     }
 
     fn lost(&self, at: u64) -> LedgerError {
@@ -198,23 +208,24 @@ impl View {
     }
 
     /// The parts of a checkpoint of everything this view has folded: each letter's
-    /// fold columns and whole entry, [`PART_LETTERS`] at a time.
+    /// fold columns and whole entry, by ascending key, [`PART_LETTERS`] at a time.
     pub fn checkpoint_parts(&mut self) -> Result<Vec<Vec<u8>>, LedgerError> {
-        let mut places: Vec<u64> = self.fold.slots().map(|s| s.at).collect();
-        places.sort_unstable();
+        let mut slots: Vec<(u64, Slot)> = self.fold.keyed_slots().collect();
+        slots.sort_unstable_by_key(|s| s.0);
         let mut out = Vec::new();
-        for chunk in places.chunks(PART_LETTERS) {
-            let got = self.entries(chunk)?;
+        for chunk in slots.chunks(PART_LETTERS) {
+            let places: Vec<u64> = chunk.iter().map(|s| s.1.at).collect();
+            let got = self.entries(&places)?;
             let mut letters = Vec::with_capacity(chunk.len());
             let mut entries = Vec::with_capacity(chunk.len());
-            for at in chunk {
-                let e = got.get(at).ok_or_else(|| self.lost(*at))?;
-                let slot = self.fold.slot(&e.id).filter(|s| s.at == *at).ok_or_else(|| {
-                    LedgerError::Other(format!(
+            for (k, slot) in chunk {
+                let e = got.get(&slot.at).ok_or_else(|| self.lost(slot.at))?;
+                if key(&e.id) != *k {
+                    return Err(LedgerError::Other(format!(
                         "ledger '{}': letter '{}' shares a hash with another; no checkpoint written",
                         self.topic, e.id
-                    ))
-                })?;
+                    )));
+                }
                 letters.push(Letter {
                     id: e.id.clone(),
                     version: u64::from(slot.version),

@@ -21,7 +21,7 @@ impl Lcg {
     }
 }
 
-const LETTERS: usize = 300;
+const LETTERS: usize = 9000;
 
 /// A window of writes on random letters, at the versions `v` holds (some stale, some
 /// forced copies): claims, confirms, releases, resolves and edits.
@@ -119,13 +119,19 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
     let mut whole = view();
     let mut offset = 0;
     for _ in 0..40 {
-        let w = window(&whole, &mut rng, 25);
+        let w = window(&whole, &mut rng, 400);
         whole.fold_batch(offset, w).unwrap();
         offset += 1;
         whole.next = offset;
     }
     // A checkpoint of the first 40 records, loaded into a new session's view.
     let parts = whole.checkpoint_parts().unwrap();
+    assert!(
+        parts.len() > 1,
+        "{} letters in {} part(s)",
+        whole.fold.len(),
+        parts.len()
+    );
     let mut from_ckpt = view();
     let mut cand = Candidate {
         head: Head {
@@ -136,8 +142,8 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
             by: "ann@jump".into(),
             at_ms: 1,
         },
-        fold: Fold::default(),
-        parts: vec![None; parts.len()],
+        base: BaseBuilder::default(),
+        parts: Vec::new(),
     };
     for (i, p) in parts.iter().enumerate() {
         from_ckpt.load_part(&mut cand, i, p).unwrap();
@@ -148,7 +154,7 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
     // The same records after it get the same verdicts in both, and the same state.
     let mut refused = 0;
     for _ in 0..40 {
-        let w = window(&whole, &mut rng, 25);
+        let w = window(&whole, &mut rng, 400);
         let a = whole.fold_batch(offset, w.clone()).unwrap();
         let b = from_ckpt.fold_batch(offset, w).unwrap();
         assert_eq!(a, b, "record {offset}");
@@ -165,7 +171,10 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
 #[test]
 fn a_place_outside_any_part_is_an_error_not_a_wrong_entry() {
     let mut v = view();
-    let e = v.part_entry(part_place(3, 1)).unwrap_err().to_string();
+    let e = v
+        .part_entry(BASE_AT | (3 * PART_LETTERS as u64 + 1))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("in no loaded checkpoint part"), "{e}");
     assert_eq!(v.part_entry(42).unwrap(), None);
 }

@@ -176,18 +176,6 @@ impl From<Bytes> for EncodedBytes {
     }
 }
 
-const STATES: [EntryState; 5] = [
-    EntryState::New,
-    EntryState::Replaying,
-    EntryState::Replayed,
-    EntryState::Resolved,
-    EntryState::Edited,
-];
-
-fn state_code(s: EntryState) -> u8 {
-    STATES.iter().position(|&x| x == s).unwrap_or(0) as u8
-}
-
 /// Builds one format-2 record, entry by entry, keeping its size.
 struct Builder {
     batch: Batch,
@@ -255,7 +243,7 @@ impl Builder {
         let entry = Entry(
             e.id.clone(),
             e.version,
-            state_code(e.state),
+            e.state.code(),
             e.source.clone(),
             u8::from(e.force),
             e.at_ms - self.batch.at_ms,
@@ -282,8 +270,7 @@ impl Batch {
         for Entry(id, version, state, source, force, at_delta, pending, history, edited) in
             self.entries
         {
-            let state = *STATES
-                .get(state as usize)
+            let state = EntryState::from_code(state)
                 .ok_or_else(|| format!("entry '{id}': unknown state {state}"))?;
             let pending = match pending {
                 None => None,

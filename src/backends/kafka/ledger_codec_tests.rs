@@ -53,7 +53,7 @@ fn batch(bytes: &[u8]) -> Vec<LedgerEntry> {
 #[test]
 fn every_field_of_every_state_round_trips() {
     let mut entries = vec![full(0), full(1)];
-    for (i, s) in STATES.iter().enumerate() {
+    for (i, s) in EntryState::ALL.iter().enumerate() {
         entries.push(entry(10 + i, *s));
     }
     entries[3].source = None;

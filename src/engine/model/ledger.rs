@@ -90,6 +90,25 @@ pub enum EntryState {
 }
 
 impl EntryState {
+    /// Every state, in the order of their codes.
+    pub const ALL: [EntryState; 5] = [
+        EntryState::New,
+        EntryState::Replaying,
+        EntryState::Replayed,
+        EntryState::Resolved,
+        EntryState::Edited,
+    ];
+
+    /// The state's code in compact ledger records (its place in [`EntryState::ALL`]).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The state of code `c`, if there is one.
+    pub fn from_code(c: u8) -> Option<EntryState> {
+        Self::ALL.get(usize::from(c)).copied()
+    }
+
     /// The state a letter shows with an entry in this state (`replayed`: its history
     /// lists a completed replay; a `new` entry with history was replayed).
     pub fn shown(self, replayed: bool) -> LetterState {

@@ -7,8 +7,10 @@
 //! The fold keeps what judging the next record needs and no more: per letter a
 //! 16-byte [`Slot`] (version, state, whether it has a history, and where the reader
 //! keeps its latest entry, to read it back whole on demand), per held source message
-//! the letter holding it. Letters and sources are keyed by a 64-bit hash of
-//! their id: a million letters cost about 48 MB. Whoever reads a full entry back
+//! the letter holding it. Letters and sources are keyed by a 64-bit hash of their id.
+//! What a checkpoint gave sits in a compact [`Base`] (12 bytes a letter, see
+//! `ledger_base`); what was folded since, in hash maps in front of it (about 50 bytes
+//! a letter). Whoever reads a full entry back
 //! checks that it is the letter asked for, so two ids sharing a hash (odds about 3 in
 //! 10^8 at a million letters) make a write fail or be refused, never succeed twice.
 
@@ -19,6 +21,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::engine::model::ledger::{EntryState, LedgerEntry};
+use crate::engine::model::ledger_base::Base;
 use crate::engine::model::letter::LetterState;
 
 /// What the fold keeps of one letter.
@@ -95,21 +98,49 @@ pub fn key(s: &str) -> u64 {
     h.finish()
 }
 
-/// Every letter's slot and every held source's holder, as folded so far.
+/// Every letter's slot and every held source's holder, as folded so far: what a
+/// checkpoint gave (a compact [`Base`]), and in front of it what was folded since.
 #[derive(Debug, Default, Clone)]
 pub struct Fold {
+    base: Base,
     slots: HashMap<u64, Slot>,
-    by_source: HashMap<u64, u64>,
+    /// Sources whose holder changed since the base: the new holder, or None (released).
+    by_source: HashMap<u64, Option<u64>>,
+    /// How many base letters also have a slot in `slots`.
+    shadowed: usize,
 }
 
 impl Fold {
+    /// A fold that starts from a checkpoint's letters.
+    pub fn from_base(base: Base) -> Self {
+        Fold {
+            base,
+            ..Fold::default()
+        }
+    }
+
+    /// The slot of the letter with key `id`.
+    fn get(&self, id: u64) -> Option<Slot> {
+        match self.slots.get(&id) {
+            Some(s) => Some(*s),
+            None => self.base.find(id).map(|i| self.base.slot(i)),
+        }
+    }
+
+    /// The key of the letter source `src` is indexed as held by.
+    fn holder_key(&self, src: u64) -> Option<u64> {
+        match self.by_source.get(&src) {
+            Some(h) => *h,
+            None => self.base.holder(src),
+        }
+    }
+
     /// Applies record `r` if it is valid where it stands; true when applied. `at` says
     /// where the reader keeps the whole entry. A letter the fold has not seen takes any
     /// version (compaction of an older ledger may have removed its earlier entries).
     pub fn accept(&mut self, r: &Record<'_>, at: impl FnOnce() -> u64) -> bool {
         let id = key(&r.id);
-        let have = self.slots.get(&id).copied();
-        let follows = match have {
+        let follows = match self.get(id) {
             Some(s) => u64::from(s.version) + 1 == r.version,
             None => true,
         };
@@ -130,35 +161,30 @@ impl Fold {
             history: !r.history.is_empty(),
         };
         if let Some(s) = src {
+            let held = self.holder_key(s);
             if slot.holds_source() {
-                self.by_source.entry(s).or_insert(id);
-            } else if self.by_source.get(&s) == Some(&id) {
-                self.by_source.remove(&s);
+                if held.is_none() {
+                    self.by_source.insert(s, Some(id));
+                }
+            } else if held == Some(id) {
+                self.by_source.insert(s, None);
             }
         }
-        self.slots.insert(id, slot);
-        true
-    }
-
-    /// Sets letter `id`'s slot as a checkpoint gives it, whatever the fold held;
-    /// `indexed`: the letter is the one its source is held by.
-    pub fn load(&mut self, id: &str, slot: Slot, source: Option<&str>, indexed: bool) {
-        let id = key(id);
-        if indexed && let Some(s) = source {
-            self.by_source.insert(key(s), id);
+        if self.slots.insert(id, slot).is_none() && self.base.find(id).is_some() {
+            self.shadowed += 1;
         }
-        self.slots.insert(id, slot);
+        true
     }
 
     /// Whether letter `id` is the one source `source` is indexed as held by (what a
     /// checkpoint must say for a reader to rebuild the same index).
     pub fn indexed(&self, source: &str, id: &str) -> bool {
-        self.by_source.get(&key(source)) == Some(&key(id))
+        self.holder_key(key(source)) == Some(key(id))
     }
 
     /// The slot of letter `id`.
     pub fn slot(&self, id: &str) -> Option<Slot> {
-        self.slots.get(&key(id)).copied()
+        self.get(key(id))
     }
 
     /// The slot of another letter than `id` holding source `source` (replaying or replayed).
@@ -168,24 +194,33 @@ impl Fold {
 
     /// The slot of the letter holding source `source` (replaying or replayed).
     pub fn source_holder(&self, source: &str) -> Option<Slot> {
-        let id = self.by_source.get(&key(source))?;
-        self.slots.get(id).copied().filter(|s| s.holds_source())
+        let id = self.holder_key(key(source))?;
+        self.get(id).filter(|s| s.holds_source())
     }
 
     fn copy_holder(&self, source: u64, id: u64) -> Option<Slot> {
-        let other = self.by_source.get(&source).filter(|&&o| o != id)?;
-        self.slots.get(other).copied().filter(|s| s.holds_source())
+        let other = self.holder_key(source).filter(|&o| o != id)?;
+        self.get(other).filter(|s| s.holds_source())
+    }
+
+    /// Every letter's key and slot, in no order.
+    pub fn keyed_slots(&self) -> impl Iterator<Item = (u64, Slot)> + '_ {
+        let base = (0..self.base.len())
+            .map(|i| (self.base.key_at(i), i))
+            .filter(|(k, _)| !self.slots.contains_key(k))
+            .map(|(k, i)| (k, self.base.slot(i)));
+        base.chain(self.slots.iter().map(|(k, s)| (*k, *s)))
     }
 
     /// Every letter's slot, in no order.
     pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
-        self.slots.values().copied()
+        self.keyed_slots().map(|(_, s)| s)
     }
 
     /// How many letters are in each shown state (`replayed`, …).
     pub fn states(&self) -> BTreeMap<&'static str, u64> {
         let mut out = BTreeMap::new();
-        for s in self.slots.values() {
+        for s in self.slots() {
             *out.entry(s.shown_state().as_str()).or_insert(0) += 1;
         }
         out
@@ -193,12 +228,12 @@ impl Fold {
 
     /// How many letters have an entry.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.base.len() + self.slots.len() - self.shadowed
     }
 
     /// True when no letter has an entry.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 }
 
