@@ -18,11 +18,19 @@
 //! message is sent twice.
 //!
 //! A replay of a window of letters is three steps:
-//! 1. **claim**: one conditional ledger write per letter moves it to `replaying` with a
+//! 1. **claim**: a conditional ledger write per letter, the window's made at once
+//!    (Kafka: one ledger record for the window), moves each to `replaying` with a
 //!    replay id, its target partition and that partition's end offset, and the
 //!    window's claim token. The ledger decides (MongoDB: a conditional update; Kafka:
 //!    the order of the ledger log, see the Kafka ledger); the loser reports `skipped`
 //!    with who holds the letter and since when.
+//!
+//! Decision (ledger format 2): the confirm is written after the transaction commits,
+//! not inside it. A confirm inside the transaction would make a Kafka replay atomic,
+//! but then a holder stopped inside its transaction (ctrl-z, asleep) would hold the
+//! ledger's last stable offset, and every other session's read of the ledger would
+//! wait until the holder is fenced. So `sent-unconfirmed` stays possible, and stays
+//! safe: the next run finds the replay id among the target's committed messages.
 //! 2. **send**: the window's messages in one Kafka transaction under the claim's own
 //!    `transactional.id` (`morgue-replay.<dlq>.<token>`). After initialising it, and
 //!    before producing, the sender reads the ledger again: a claim taken over in the
