@@ -182,6 +182,7 @@ async fn record(brokers: &str, dlq: &str, n: usize) {
             assert!(got.iter().all(Result::is_ok));
         }
     }
+    ledger.settle().await;
     println!(
         "recorded {n} replayed letters in {:.1} s",
         t0.elapsed().as_secs_f64()

@@ -502,6 +502,8 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
             }
         }
     }
+    // A checkpoint this run started is finished before it exits (it would be redone).
+    writer.settle().await;
     tally.finish()
 }
 
@@ -561,6 +563,7 @@ pub async fn resolve(backend: &BackendArgs, args: &ResolveArgs) -> anyhow::Resul
         writer.resolve(l).await?;
         print(&json!({"id": id_of(l), "status": "resolved"}))?;
     }
+    writer.settle().await;
     Ok(())
 }
 

@@ -1,10 +1,11 @@
 //! Writing a ledger checkpoint (see `checkpoint`), then removing what it covers.
 //!
-//! A session writes one after a write of its own when the entries folded since the
-//! checkpoint it started from reach [`every`] (50,000) or the number of letters,
-//! whichever is more: the ledger then holds about a checkpoint and as many entries again, so its
-//! size grows with the letters, and a checkpoint's cost is spread over at least as
-//! many entries as it holds. Several sessions crossing the mark at once each write
+//! A session starts one, in the background, after a write of its own when the entries
+//! folded since the checkpoint it started from reach [`every`] (50,000) or half the
+//! number of letters, whichever is more: the ledger then holds about a checkpoint and
+//! half as many entries again, so its size grows with the letters, and a checkpoint's
+//! cost is spread over at least half as many entries as it holds. A command waits for
+//! the one it started before it exits (`LedgerStore::settle`). Several sessions crossing the mark at once each write
 //! one; that costs space until the next cut, never correctness (a checkpoint is a
 //! function of the log before its `upto`). A checkpoint that fails is left; the next
 //! is tried after as many entries again.
@@ -19,9 +20,13 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
 use super::checkpoint::{self, Head};
 use super::ledger::KafkaLedger;
-use super::{KafkaBackendError, Quiet};
+use super::ledger_view::View;
+use super::{KafkaBackendError, KafkaConfig, Producer, Quiet};
 use crate::engine::model::ledger::LedgerError;
 use crate::engine::model::names::whoami;
 use crate::engine::write::fault;
@@ -53,37 +58,87 @@ pub const TOPIC_CONFIG: [(&str, &str); 3] = [
 const MARGIN: i64 = 4;
 
 impl KafkaLedger {
-    /// Writes a checkpoint when enough was folded since the last one.
-    pub(super) async fn maybe_checkpoint(&self) {
+    /// Starts writing a checkpoint in the background when enough was folded since the
+    /// last one and none is being written by this session.
+    pub(super) fn maybe_checkpoint(&self) {
         let due = self
             .view
             .lock()
-            .map(|v| v.since >= every().max(v.fold.len() as u64))
+            .map(|v| v.since >= every().max(v.fold.len() as u64 / 2))
             .unwrap_or(false);
-        if !due {
+        if !due || self.checkpointing.swap(true, Ordering::AcqRel) {
             return;
         }
-        match self.checkpoint().await {
-            Ok(h) => tracing::info!(
-                "ledger '{}': checkpoint of {} letters up to offset {}",
-                self.topic(),
-                h.letters,
-                h.upto
-            ),
-            Err(e) => tracing::warn!("ledger '{}': no checkpoint written: {e}", self.topic()),
+        let c = match self.checkpointer() {
+            Ok(c) => c,
+            Err(e) => {
+                self.checkpointing.store(false, Ordering::Release);
+                return tracing::warn!("ledger '{}': no checkpoint written: {e}", self.topic());
+            }
+        };
+        let busy = self.checkpointing.clone();
+        tokio::spawn(async move {
+            match c.run().await {
+                Ok(h) => tracing::info!(
+                    "ledger '{}': checkpoint of {} letters up to offset {}",
+                    c.topic,
+                    h.letters,
+                    h.upto
+                ),
+                Err(e) => tracing::warn!("ledger '{}': no checkpoint written: {e}", c.topic),
+            }
+            busy.store(false, Ordering::Release);
+        });
+    }
+
+    /// Writes a checkpoint of everything folded now and waits for it (then cuts).
+    pub async fn checkpoint(&self) -> Result<Head, LedgerError> {
+        self.checkpointer()?.run().await
+    }
+
+    /// Waits until the checkpoint this session is writing in the background, if any,
+    /// is written (a command finishes it before it exits), at most `limit`.
+    pub async fn settle_checkpoint(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while self.checkpointing.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
+    fn checkpointer(&self) -> Result<Checkpointer, LedgerError> {
+        Ok(Checkpointer {
+            cfg: self.cfg.clone(),
+            topic: self.topic().to_string(),
+            view: self.view.clone(),
+            producer: self.producer()?,
+        })
+    }
+}
+
+/// What writing a checkpoint needs of a ledger, owned (it runs in the background).
+struct Checkpointer {
+    cfg: KafkaConfig,
+    topic: String,
+    view: Arc<Mutex<View>>,
+    producer: Producer,
+}
+
+impl Checkpointer {
     /// Writes a checkpoint of everything folded now, then removes what it covers.
-    pub async fn checkpoint(&self) -> Result<Head, LedgerError> {
-        let (upto, letters, parts) = self
-            .caught_up(|v| {
-                v.since = 0;
-                let parts = v.checkpoint_parts()?;
-                Ok((v.next, v.fold.len() as u64, parts))
-            })
-            .await?;
-        let topic = checkpoint::topic_of(self.topic());
+    async fn run(&self) -> Result<Head, LedgerError> {
+        let view = self.view.clone();
+        let (upto, letters, parts) = tokio::task::spawn_blocking(move || {
+            let mut v = view
+                .lock()
+                .map_err(|_| LedgerError::Other("ledger view poisoned".into()))?;
+            v.catch_up()?;
+            v.since = 0;
+            let parts = v.checkpoint_parts()?;
+            Ok::<_, LedgerError>((v.next, v.fold.len() as u64, parts))
+        })
+        .await
+        .map_err(|e| LedgerError::Other(format!("background task failed: {e}")))??;
+        let topic = checkpoint::topic_of(&self.topic);
         self.ensure(&topic)
             .await
             .map_err(|e| LedgerError::Refused(e.to_string()))?;
@@ -96,37 +151,67 @@ impl KafkaLedger {
             at_ms: chrono::Utc::now().timestamp_millis(),
         };
         let bytes = checkpoint::encode_head(&head).map_err(LedgerError::Other)?;
-        let at = self.put(&topic, &format!("h/{}", head.id), &bytes).await?;
+        let at = self
+            .put(&topic, &[(format!("h/{}", head.id), bytes)])
+            .await?[0];
         fault::pause("checkpoint-head").await;
-        let keys: Vec<String> = (0..parts.len())
-            .map(|i| format!("p/{}/{i}", head.id))
+        let parts: Vec<(String, Vec<u8>)> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("p/{}/{i}", head.id), p))
             .collect();
-        let sent =
-            futures::future::join_all(keys.iter().zip(&parts).map(|(k, p)| self.put(&topic, k, p)))
-                .await;
-        for s in sent {
-            s?;
-        }
+        self.put(&topic, &parts).await?;
         fault::pause("checkpoint-parts").await;
         // Complete and acknowledged: what it covers can go, but for the last few
         // records, so that a session a little behind still reads on instead of
         // starting again from the checkpoint.
-        self.cut(self.topic(), upto - MARGIN).await;
+        self.cut(&self.topic, upto - MARGIN).await;
         self.cut(&topic, at).await;
         Ok(head)
     }
 
-    /// Appends one record to partition 0 of `topic`; its offset once acknowledged.
-    async fn put(&self, topic: &str, key: &str, value: &[u8]) -> Result<i64, LedgerError> {
-        let p = self.producer()?;
-        let rec: FutureRecord<'_, str, [u8]> =
-            FutureRecord::to(topic).partition(0).key(key).payload(value);
-        match p.send(rec, Duration::from_secs(30)).await {
-            Ok(d) => Ok(d.offset),
-            Err((e, _)) => Err(LedgerError::Unreachable(format!(
-                "writing checkpoint to '{topic}': {e}"
-            ))),
+    /// Appends `records` to partition 0 of `topic`, in order, all in flight at once;
+    /// their offsets once acknowledged.
+    async fn put(
+        &self,
+        topic: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Vec<i64>, LedgerError> {
+        let failed = |e: &KafkaError| {
+            LedgerError::Unreachable(format!("writing checkpoint to '{topic}': {e}"))
+        };
+        let mut futures = Vec::with_capacity(records.len());
+        for (key, value) in records {
+            let mut rec: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic)
+                .partition(0)
+                .key(key.as_str())
+                .payload(value.as_slice());
+            // Enqueued one after the other, so the log holds them in this order.
+            let f = loop {
+                match self.producer.send_result(rec) {
+                    Ok(f) => break f,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        rec = r;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(failed(&e)),
+                }
+            };
+            futures.push(f);
         }
+        let mut out = Vec::with_capacity(futures.len());
+        for f in futures {
+            match f.await {
+                Ok(Ok(d)) => out.push(d.offset),
+                Ok(Err((e, _))) => return Err(failed(&e)),
+                Err(_) => {
+                    return Err(LedgerError::Unreachable(format!(
+                        "writing checkpoint to '{topic}': no acknowledgement"
+                    )));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Removes the records of `topic` before `offset`. A topic whose policy does not
@@ -169,36 +254,41 @@ impl KafkaLedger {
     }
 
     fn admin(&self) -> Result<AdminClient<Quiet>, KafkaBackendError> {
-        self.cfg
-            .client_config(&[])
-            .create_with_context(Quiet)
-            .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
+        admin(&self.cfg)
     }
 
-    /// Creates `topic` (one partition, [`TOPIC_CONFIG`]) unless it exists.
-    pub(super) async fn ensure(&self, topic: &str) -> Result<(), KafkaBackendError> {
-        let admin = self.admin()?;
-        let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1));
-        for (k, v) in TOPIC_CONFIG {
-            new = new.set(k, v);
-        }
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let res = admin
-            .create_topics([&new], &opts)
-            .await
-            .map_err(|e| self.cfg.error(format!("creating '{topic}'"), e))?;
-        for r in res {
-            match r {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((t, code)) => {
-                    return Err(self
-                        .cfg
-                        .error(format!("creating '{t}'"), KafkaError::AdminOp(code)));
-                }
+    async fn ensure(&self, topic: &str) -> Result<(), KafkaBackendError> {
+        ensure(&self.cfg, topic).await
+    }
+}
+
+fn admin(cfg: &KafkaConfig) -> Result<AdminClient<Quiet>, KafkaBackendError> {
+    cfg.client_config(&[])
+        .create_with_context(Quiet)
+        .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
+}
+
+/// Creates `topic` (one partition, [`TOPIC_CONFIG`]) unless it exists.
+pub(super) async fn ensure(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaBackendError> {
+    let admin = admin(cfg)?;
+    let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1));
+    for (k, v) in TOPIC_CONFIG {
+        new = new.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let res = admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|e| cfg.error(format!("creating '{topic}'"), e))?;
+    for r in res {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => {
+                return Err(cfg.error(format!("creating '{t}'"), KafkaError::AdminOp(code)));
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Whether a DeleteRecords answer is the broker's refusal by topic policy.

@@ -53,6 +53,8 @@ pub struct KafkaLedger {
     dlq: String,
     topic: String,
     created: OnceCell<()>,
+    /// A checkpoint is being written in the background.
+    pub(super) checkpointing: Arc<std::sync::atomic::AtomicBool>,
     producer: Mutex<Option<Producer>>,
     pub(super) view: Arc<Mutex<View>>,
 }
@@ -81,6 +83,7 @@ impl KafkaLedger {
             dlq: dlq.to_string(),
             topic,
             created: OnceCell::new(),
+            checkpointing: Arc::default(),
             producer: Mutex::new(None),
         }
     }
@@ -254,7 +257,7 @@ impl KafkaLedger {
         if exists {
             return Ok(());
         }
-        self.ensure(&self.topic).await
+        super::checkpoint_write::ensure(&self.cfg, &self.topic).await
     }
 }
 
@@ -330,7 +333,7 @@ impl LedgerStore for KafkaLedger {
                 })
                 .await?;
             if let Some(results) = got {
-                self.maybe_checkpoint().await;
+                self.maybe_checkpoint();
                 return Ok(results);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -343,5 +346,9 @@ impl LedgerStore for KafkaLedger {
 
     fn dlq(&self) -> String {
         format!("kafka://{}/{}", self.cfg.brokers, self.dlq)
+    }
+
+    async fn settle(&self) {
+        self.settle_checkpoint(Duration::from_secs(60)).await;
     }
 }

@@ -26,6 +26,9 @@
 //! A record of a newer format (`"format"` above 2) is not folded: the reader notes it,
 //! and a ledger holding one is not written by this morgue (see `KafkaLedger::write`).
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::model::encoding::{EncodedBytes, Encoding};
@@ -42,8 +45,9 @@ pub const MAX_RECORD: usize = 256 << 10;
 pub enum Decoded<'a> {
     /// A format-1 record: one letter's entry (its judged fields; the bytes hold the rest).
     One(Record<'a>),
-    /// A format-2 record: the entries of one write, in order.
-    Batch(Vec<LedgerEntry>),
+    /// A format-2 record: the judged fields of one write's entries, in order (the
+    /// bytes hold the rest: [`entries`] reads them whole).
+    Batch(Vec<Record<'a>>),
     /// A record of a newer format than [`FORMAT`]: not understood.
     Newer(u64),
 }
@@ -64,14 +68,107 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, String> {
     if format > FORMAT {
         return Ok(Decoded::Newer(format));
     }
-    let batch: Batch = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    batch.entries().map(Decoded::Batch)
+    let lean: Lean<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let strings = lean.strings.len();
+    let known = |i: u32| -> Result<(), String> {
+        match (i as usize) < strings {
+            true => Ok(()),
+            false => Err(format!("string #{i} is not in the record")),
+        }
+    };
+    lean.entries
+        .into_iter()
+        .map(
+            |LeanEntry(id, version, state, source, force, _, pending, history, _)| {
+                let state = EntryState::from_code(state)
+                    .ok_or_else(|| format!("entry '{id}': unknown state {state}"))?;
+                if let Some(LeanPending(_, topic, _, _, _, _, txn, earlier)) = &pending {
+                    for &i in [*topic, *txn].iter().chain(earlier) {
+                        known(i)?;
+                    }
+                }
+                for LeanHistory(_, topic, _, _, by, _, _, _) in &history {
+                    known(*topic)?;
+                    known(*by)?;
+                }
+                Ok(Record {
+                    id,
+                    state,
+                    version,
+                    source,
+                    force: force != 0,
+                    history: history.iter().map(|_| IgnoredAny).collect(),
+                })
+            },
+        )
+        .collect::<Result<_, String>>()
+        .map(Decoded::Batch)
 }
 
 /// Whether `bytes` is a JSON object with a `format` field.
 fn has_format(bytes: &[u8]) -> bool {
     serde_json::from_slice::<Head>(bytes).is_ok_and(|h| h.format.is_some())
 }
+
+/// The whole entries of a format-2 record, in order.
+pub fn entries(bytes: &[u8]) -> Result<Vec<LedgerEntry>, String> {
+    let batch: Batch = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    batch.entries()
+}
+
+/// A format-2 record read for the fold only: what is not judged is checked and
+/// skipped, not built (the same records are refused as by [`entries`]).
+#[derive(Deserialize)]
+struct Lean<'a> {
+    #[allow(dead_code)]
+    by: IgnoredAny,
+    #[allow(dead_code)]
+    at_ms: IgnoredAny,
+    #[serde(default)]
+    strings: Vec<IgnoredAny>,
+    #[serde(borrow)]
+    entries: Vec<LeanEntry<'a>>,
+}
+
+/// An entry of a format-2 record, read for the fold only.
+#[derive(Deserialize)]
+struct LeanEntry<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    u64,
+    u8,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    u8,
+    IgnoredAny,
+    Option<LeanPending>,
+    Vec<LeanHistory>,
+    IgnoredAny,
+);
+
+/// A pending replay, read for its string indices only.
+#[derive(Deserialize)]
+struct LeanPending(
+    IgnoredAny,
+    u32,
+    IgnoredAny,
+    IgnoredAny,
+    IgnoredAny,
+    IgnoredAny,
+    u32,
+    Vec<u32>,
+);
+
+/// A completed replay, read for its string indices only.
+#[derive(Deserialize)]
+struct LeanHistory(
+    IgnoredAny,
+    u32,
+    IgnoredAny,
+    IgnoredAny,
+    u32,
+    IgnoredAny,
+    IgnoredAny,
+    IgnoredAny,
+);
 
 /// The values of the records that write `entries`, in order, each with the number of
 /// entries it holds. Entries written by another user or session start a new record.
@@ -89,7 +186,8 @@ pub fn encode(entries: &[LedgerEntry]) -> Result<Vec<(Vec<u8>, usize)>, String> 
             }
             b.push(e);
             end += 1;
-            if b.size > MAX_RECORD {
+            // A place says which entry of its record with 16 bits (see `ledger_view`).
+            if b.size > MAX_RECORD || b.batch.entries.len() == u16::MAX as usize {
                 break;
             }
         }

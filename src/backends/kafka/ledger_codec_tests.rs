@@ -43,11 +43,37 @@ fn full(i: usize) -> LedgerEntry {
     e
 }
 
+/// A format-2 record's entries, read whole, checked against what the lean read judges.
 fn batch(bytes: &[u8]) -> Vec<LedgerEntry> {
+    let whole = entries(bytes).unwrap();
     match decode(bytes).unwrap() {
-        Decoded::Batch(b) => b,
+        Decoded::Batch(lean) => {
+            assert_eq!(lean.len(), whole.len());
+            for (r, e) in lean.iter().zip(&whole) {
+                let of = Record::of(e);
+                assert_eq!(
+                    (
+                        &r.id,
+                        r.state,
+                        r.version,
+                        &r.source,
+                        r.force,
+                        !r.history.is_empty()
+                    ),
+                    (
+                        &of.id,
+                        of.state,
+                        of.version,
+                        &of.source,
+                        of.force,
+                        !e.history.is_empty()
+                    )
+                );
+            }
+        }
         _ => panic!("not a batch: {}", String::from_utf8_lossy(bytes)),
     }
+    whole
 }
 
 #[test]

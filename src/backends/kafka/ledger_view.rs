@@ -17,11 +17,13 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::ledger_codec;
 use super::ledger_codec::{Decoded, decode};
-use super::spill::Spill;
+use super::spill::{Recent, Spill};
 use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
 use crate::engine::DeadLetter;
 use crate::engine::model::ledger::{LedgerEntry, LedgerError, LedgerState, source_key};
+use crate::engine::model::ledger_base::BASE_AT;
 use crate::engine::model::ledger_fold::{Fold, Record};
 
 /// How many recent offsets keep their verdict (a byte each).
@@ -33,6 +35,12 @@ const BATCH: u8 = 3;
 /// How many of the latest applied entries are kept whole (a bulk replay's window
 /// confirms what it claimed without reading it back).
 const RECENT: usize = 8192;
+/// How many of the latest format-2 records a catch-up reads whole (their entries then
+/// stay in memory among the latest); older ones are read for the fold only.
+const WHOLE_RECORDS: i64 = 16;
+/// The mark of a place that is entry `i` of the `n`th format-2 record read:
+/// `IN_RECORD | n << 16 | i` (spill places stay below it, checkpoint places above).
+const IN_RECORD: u64 = 1 << 62;
 /// How many times a catch-up starts again from a checkpoint when the ledger is cut
 /// under it.
 const CUT_TRIES: u32 = 5;
@@ -63,7 +71,11 @@ pub struct View {
     /// The newest format of a record this view could not fold (a newer morgue wrote it).
     pub newer: Option<u64>,
     /// The latest applied entries, by ascending place in the spill file.
-    pub(super) recent: VecDeque<(u64, LedgerEntry)>,
+    pub(super) recent: Recent,
+    /// Where each format-2 record read is in the spill file (its entries' places say
+    /// which record and which entry), and the entries of the one read back last.
+    records: Vec<u64>,
+    record_cache: Option<(usize, Vec<LedgerEntry>)>,
     /// Where the entry applied last was put.
     last_at: u64,
     /// The loaded checkpoint's parts: where each one's entries are in the spill file.
@@ -103,7 +115,9 @@ impl View {
             verdicts_from: 0,
             batches: VecDeque::new(),
             newer: None,
-            recent: VecDeque::new(),
+            recent: Recent::new(RECENT),
+            records: Vec::new(),
+            record_cache: None,
             last_at: 0,
             parts: Vec::new(),
             part_cache: None,
@@ -134,21 +148,42 @@ impl View {
         Ok(applied)
     }
 
-    /// Folds the entries of the format-2 record at `offset`, in order; their verdicts.
-    pub(super) fn fold_batch(
+    /// Folds the entries of the format-2 record at `offset` (`lean`: their judged
+    /// fields), in order; their verdicts. The record is kept whole in the spill file;
+    /// with `whole`, its entries are also kept in memory among the latest.
+    pub(super) fn fold_record(
         &mut self,
         offset: i64,
-        entries: Vec<LedgerEntry>,
+        bytes: &[u8],
+        lean: &[Record<'_>],
+        whole: bool,
     ) -> Result<Vec<bool>, LedgerError> {
-        let mut verdicts = Vec::with_capacity(entries.len());
-        for e in entries {
-            // The spill file keeps each entry alone, as format 1 (read back the same way).
-            let bytes = serde_json::to_vec(&e)
-                .map_err(|err| LedgerError::Other(format!("ledger entry {}: {err}", e.id)))?;
-            let r = Record::of(&e);
-            let applied = self.apply_entry(offset, &bytes, &r, None)?;
-            if applied && self.keep {
-                self.keep_recent(e);
+        let n = self.records.len() as u64;
+        let place = if self.keep {
+            if self.spill.is_none() {
+                self.spill = Some(Spill::new().map_err(|e| self.spill_error(&e))?);
+            }
+            match self.spill.as_mut().map(|s| s.append(bytes)) {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => return Err(self.spill_error(&e)),
+                None => 0,
+            }
+        } else {
+            0
+        };
+        self.records.push(place);
+        let entries = if whole && self.keep {
+            ledger_codec::entries(bytes).ok()
+        } else {
+            None
+        };
+        let mut verdicts = Vec::with_capacity(lean.len());
+        for (i, r) in lean.iter().enumerate() {
+            let at = IN_RECORD | n << 16 | i as u64;
+            let applied = self.fold.accept(r, || at);
+            self.since += 1;
+            if applied && let Some(e) = entries.as_ref().and_then(|es| es.get(i)) {
+                self.recent.push(at, e.clone());
             }
             verdicts.push(applied);
         }
@@ -158,6 +193,37 @@ impl View {
             self.batches.pop_front();
         }
         Ok(verdicts)
+    }
+
+    /// The entry at `at` when it is an entry of a format-2 record (None: it is not).
+    fn record_entry(&mut self, at: u64) -> Result<Option<LedgerEntry>, LedgerError> {
+        if at & IN_RECORD == 0 || at & BASE_AT != 0 {
+            return Ok(None);
+        }
+        let (n, i) = (((at & !IN_RECORD) >> 16) as usize, (at & 0xffff) as usize);
+        if self.record_cache.as_ref().is_none_or(|c| c.0 != n) {
+            let place = *self.records.get(n).ok_or_else(|| self.unread(at))?;
+            let bytes = match self.spill.as_mut().map(|s| s.read(place)) {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return Err(self.spill_error(&e)),
+                None => return Ok(None),
+            };
+            let entries = ledger_codec::entries(&bytes).map_err(|e| {
+                LedgerError::Other(format!("ledger '{}': a kept record: {e}", self.topic))
+            })?;
+            self.record_cache = Some((n, entries));
+        }
+        match self.record_cache.as_ref().and_then(|c| c.1.get(i)) {
+            Some(e) => Ok(Some(e.clone())),
+            None => Err(self.unread(at)),
+        }
+    }
+
+    fn unread(&self, at: u64) -> LedgerError {
+        LedgerError::Other(format!(
+            "ledger '{}': an entry kept at {at:#x} cannot be read back",
+            self.topic
+        ))
     }
 
     /// Applies one entry to the fold (and the spill file); true when applied.
@@ -190,10 +256,7 @@ impl View {
 
     /// Keeps `e`, just applied, among the latest entries held whole.
     fn keep_recent(&mut self, e: LedgerEntry) {
-        self.recent.push_back((self.last_at, e));
-        while self.recent.len() > RECENT {
-            self.recent.pop_front();
-        }
+        self.recent.push(self.last_at, e);
     }
 
     /// Records the verdict byte of the record at `offset`.
@@ -345,8 +408,12 @@ impl View {
             if out.contains_key(&at) {
                 continue;
             }
-            if let Ok(i) = self.recent.binary_search_by_key(&at, |r| r.0) {
-                out.insert(at, self.recent[i].1.clone());
+            if let Some(e) = self.recent.get(at) {
+                out.insert(at, e.clone());
+                continue;
+            }
+            if let Some(e) = self.record_entry(at)? {
+                out.insert(at, e);
                 continue;
             }
             if let Some(e) = self.part_entry(at)? {
@@ -493,6 +560,8 @@ impl View {
         self.verdicts.clear();
         self.batches.clear();
         self.recent.clear();
+        self.records.clear();
+        self.record_cache = None;
         self.parts.clear();
         self.part_cache = None;
         self.base = 0;
@@ -518,8 +587,9 @@ impl View {
                         let applied = self.fold(offset, bytes, &r, whole)?;
                         tracing::trace!("ledger record at {offset}: applied {applied}");
                     }
-                    Ok(Decoded::Batch(entries)) => {
-                        let v = self.fold_batch(offset, entries)?;
+                    Ok(Decoded::Batch(lean)) => {
+                        let whole = hi - offset <= WHOLE_RECORDS;
+                        let v = self.fold_record(offset, bytes, &lean, whole)?;
                         tracing::trace!("ledger record at {offset}: applied {v:?}");
                     }
                     Ok(Decoded::Newer(format)) => {

@@ -42,7 +42,7 @@ fn verdicts_are_kept_per_offset_with_gaps_for_markers() {
     assert_eq!(v.verdicts(14), None);
     // A format-2 record at 15 holds three entries; the second repeats a version.
     let batch = vec![entry("0:1", 3), entry("0:1", 3), entry("0:2", 1)];
-    assert_eq!(v.fold_batch(15, batch).unwrap(), vec![true, false, true]);
+    assert_eq!(fold_entries(&mut v, 15, &batch), vec![true, false, true]);
     assert_eq!(v.verdicts(15), Some(vec![true, false, true]));
     assert_eq!(v.verdicts(14), None);
     assert_eq!(v.fold.slot("0:1").map(|s| s.version), Some(3));
@@ -79,7 +79,18 @@ fn recent_entries_are_read_from_memory_and_checked_for_their_id() {
     assert_eq!(s.get("0:2").map(|e| e.version), Some(1));
     // An entry found under another letter's slot is refused, not returned.
     let at = v.fold.slot("0:2").unwrap().at;
-    v.recent.push_back((at, entry("0:3", 1)));
+    v.recent.push(at, entry("0:3", 1));
     let e = v.subset(&["0:2".into()], &[]).unwrap_err().to_string();
     assert!(e.contains("'0:2' and letter '0:3' share a hash"), "{e}");
+}
+
+/// Folds `entries` as the one format-2 record a write of them makes, at `offset`.
+pub(super) fn fold_entries(v: &mut View, offset: i64, entries: &[LedgerEntry]) -> Vec<bool> {
+    let records = ledger_codec::encode(entries).unwrap();
+    assert_eq!(records.len(), 1);
+    let bytes = &records[0].0;
+    let Ok(Decoded::Batch(lean)) = decode(bytes) else {
+        panic!("not a format-2 record")
+    };
+    v.fold_record(offset, bytes, &lean, true).unwrap()
 }

@@ -1,11 +1,14 @@
-//! A session's spill file: the ledger view appends each applied entry's bytes here
+//! A session's spill file: the ledger view appends each applied record's bytes here
 //! and reads one back by where it was put, so whole entries cost disk, not memory,
 //! and reading one back costs a local read, not a fetch from the broker. The file is
 //! unlinked as soon as it is opened: it disappears with the process, however it ends.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
+
+use crate::engine::model::ledger::LedgerEntry;
 
 /// Bits of a place that hold the entry's length (the rest hold its position).
 const LEN_BITS: u32 = 28;
@@ -44,7 +47,8 @@ impl Spill {
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
         let pos = self.flushed + self.pending.len() as u64;
         let len = bytes.len() as u64;
-        if len >= 1 << LEN_BITS || pos >= 1 << (64 - LEN_BITS) {
+        // Places stay below 2^62: the two top bits mark places of other kinds.
+        if len >= 1 << LEN_BITS || pos >= 1 << (62 - LEN_BITS) {
             return Err(io::Error::other(format!(
                 "an entry of {len} bytes at {pos} does not fit the spill file"
             )));
@@ -72,6 +76,48 @@ impl Spill {
         self.flushed += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
+    }
+}
+
+/// The latest entries applied, kept whole in memory by their place (a bulk replay's
+/// window confirms what it claimed without reading it back).
+#[derive(Default)]
+pub struct Recent {
+    by_place: HashMap<u64, LedgerEntry>,
+    order: VecDeque<u64>,
+    cap: usize,
+}
+
+impl Recent {
+    /// Keeps at most `cap` entries, dropping the oldest.
+    pub fn new(cap: usize) -> Self {
+        Recent {
+            cap,
+            ..Recent::default()
+        }
+    }
+
+    /// Keeps `e`, kept at `at`.
+    pub fn push(&mut self, at: u64, e: LedgerEntry) {
+        if self.by_place.insert(at, e).is_none() {
+            self.order.push_back(at);
+        }
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.by_place.remove(&old);
+            }
+        }
+    }
+
+    /// The entry kept at `at`, if still held.
+    pub fn get(&self, at: u64) -> Option<&LedgerEntry> {
+        self.by_place.get(&at)
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&mut self) {
+        self.by_place.clear();
+        self.order.clear();
     }
 }
 

@@ -68,6 +68,10 @@ pub trait LedgerStore: Send + Sync {
 
     /// The DLQ this ledger belongs to, for the audit log (`kafka://brokers/topic`).
     fn dlq(&self) -> String;
+
+    /// Waits for upkeep this session started in the background (a Kafka ledger's
+    /// checkpoint) to be written, before a command exits.
+    async fn settle(&self) {}
 }
 
 /// Suffix of the ledger topic next to a Kafka DLQ topic.

@@ -147,6 +147,11 @@ impl Writer {
         &self.policy
     }
 
+    /// Waits for the ledger's background upkeep (see [`LedgerStore::settle`]).
+    pub async fn settle(&self) {
+        self.ledger.settle().await;
+    }
+
     /// The ledger entries of `letters`, read fresh, applied to them.
     pub async fn refresh(&self, letters: &mut [DeadLetter]) -> Result<LedgerState, LedgerError> {
         let ids: Vec<String> = letters.iter().map(id_of).collect();
