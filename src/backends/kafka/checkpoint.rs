@@ -1,27 +1,31 @@
 //! Ledger checkpoints: the state the ledger's log decides up to an offset, written so
 //! that a new session reads it and the log after it, not the whole log, and so that
-//! the log before it can be removed. Like a Raft snapshot, a checkpoint is a pure
-//! function of a log prefix: two sessions that write one for the same offset write the
-//! same state, so checkpoints never race with claims or with each other.
+//! the log before it can be removed. Like a Raft snapshot, a checkpoint is a function
+//! of a log prefix: two sessions that write one for the same offset write the same
+//! state, so a checkpoint never changes a decision.
 //!
 //! They live in a topic of their own, `<dlq>.morgue-checkpoint` (one partition):
 //! - a **head** record first, key `h/<uuid>`, JSON
 //!   `{"format":2,"checkpoint":{"id","upto","parts","letters","by","at_ms"}}`: the ledger
 //!   offset it covers up to (every record before `upto` is folded in), and how many
-//!   parts follow;
-//! - then its **parts**, key `p/<uuid>/<i>`, each up to [`PART_LETTERS`] letters: `MCK2`,
-//!   a 4-byte big-endian length, a zstd frame of the part's fold columns (JSON: ids,
-//!   versions, state bytes, sources: what deciding the next claim needs), then a zstd
-//!   frame of the letters' whole entries (format-1 JSON, a line each: what showing a
-//!   letter's history needs, read back on demand).
+//!   parts and letters follow;
+//! - then its **parts**, in order, key `p/<uuid>/<i>`, each up to [`PART_LETTERS`]
+//!   letters and [`PART_BYTES`] of entries: `MCK2`, a 4-byte big-endian length, a zstd
+//!   frame of the part's fold columns (JSON: ids, versions, state bytes, and the fold's
+//!   source index for these letters as (letter, source hash) pairs — the index itself,
+//!   not a letter's latest source, so a reader rebuilds it exactly), then a zstd frame
+//!   of the letters' whole entries (format-1 JSON, a line each: what showing a letter's
+//!   history needs, read back on demand). Hashes are `ledger_fold::key`, fixed for good.
 //!
 //! A checkpoint counts once its head and every part are acknowledged. Only then does
-//! its writer remove the ledger records before `upto` and the checkpoint records
-//! before its head (Kafka DeleteRecords, on topics whose `cleanup.policy` includes
-//! `delete`; retention is off, `retention.ms=-1`). A reader takes the last complete
-//! checkpoint in the topic and reads the ledger from its `upto`; a ledger that was cut
-//! past what it read (another checkpoint meanwhile) sends it back to the checkpoint
-//! topic (see `ledger_view`).
+//! its writer remove the ledger records before `upto` (but the last few) and the
+//! checkpoint records before its head, but never a head of a checkpoint that covers
+//! more (Kafka DeleteRecords, on topics whose `cleanup.policy` is `delete`, retention
+//! off). A reader takes the complete checkpoint with the highest `upto` and reads the
+//! ledger from there; so the checkpoint covering most always survives, and the ledger
+//! is never cut past it. A ledger cut past what a reader read (another checkpoint
+//! meanwhile) sends it back to the checkpoint topic; a ledger that ends before the
+//! checkpoint's `upto` (recreated) is refused (see `ledger_view`).
 
 use std::io::Read;
 
@@ -42,6 +46,9 @@ pub fn topic_of(ledger: &str) -> String {
 /// Letters per part: a part is well under a broker's default 1 MiB record limit, and
 /// reading one letter back decompresses one part (about 400 KB).
 pub const PART_LETTERS: usize = 1024;
+/// Bytes of entries (before compression) per part, at most, but for a single letter:
+/// a part stays under a broker's default record limit however large the edits.
+pub const PART_BYTES: usize = 512 << 10;
 /// The first bytes of a part.
 const MAGIC: &[u8; 4] = b"MCK2";
 
@@ -100,40 +107,39 @@ pub struct Letter {
     pub state: EntryState,
     /// Its entry lists a completed replay.
     pub history: bool,
-    /// The source message's key.
-    pub source: Option<String>,
-    /// The fold indexes the letter as the holder of its source.
-    pub indexed: bool,
 }
 
+/// A part's fold columns.
 #[derive(Serialize, Deserialize)]
 struct Columns {
     ids: Vec<String>,
     versions: Vec<u64>,
-    /// State code | 8 when it has a history | 16 when indexed as its source's holder.
+    /// State code | 8 when it has a history.
     states: Vec<u8>,
-    sources: Vec<Option<String>>,
+    /// The fold's source index for these letters: (letter's place in the part, the
+    /// source key's hash) for each source the index says the letter holds.
+    held: Vec<(u32, u64)>,
 }
 
-/// A part's value, from its letters and their whole entries (same order).
-pub fn encode_part(letters: &[Letter], entries: &[LedgerEntry]) -> Result<Vec<u8>, String> {
+/// A part's value, from its letters, the sources they hold, and their whole entries
+/// (one format-1 JSON line each, same order).
+pub fn encode_part(
+    letters: &[Letter],
+    held: &[(u32, u64)],
+    lines: &[u8],
+) -> Result<Vec<u8>, String> {
     let cols = Columns {
         ids: letters.iter().map(|l| l.id.clone()).collect(),
         versions: letters.iter().map(|l| l.version).collect(),
         states: letters
             .iter()
-            .map(|l| l.state.code() | (u8::from(l.history) << 3) | (u8::from(l.indexed) << 4))
+            .map(|l| l.state.code() | (u8::from(l.history) << 3))
             .collect(),
-        sources: letters.iter().map(|l| l.source.clone()).collect(),
+        held: held.to_vec(),
     };
     let json = serde_json::to_vec(&cols).map_err(|e| e.to_string())?;
     let fold = zstd::encode_all(json.as_slice(), 3).map_err(|e| e.to_string())?;
-    let mut lines = Vec::new();
-    for e in entries {
-        serde_json::to_writer(&mut lines, e).map_err(|err| err.to_string())?;
-        lines.push(b'\n');
-    }
-    let blob = zstd::encode_all(lines.as_slice(), 3).map_err(|e| e.to_string())?;
+    let blob = zstd::encode_all(lines, 3).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(8 + fold.len() + blob.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(
@@ -146,8 +152,19 @@ pub fn encode_part(letters: &[Letter], entries: &[LedgerEntry]) -> Result<Vec<u8
     Ok(out)
 }
 
-/// A part's letters, and the compressed entries blob (kept as it is, read on demand).
-pub fn decode_part(bytes: &[u8]) -> Result<(Vec<Letter>, &[u8]), String> {
+/// A part read back: its letters, the sources they hold, and the compressed entries
+/// (kept as they are, read on demand).
+pub struct Part<'a> {
+    /// The letters, in order.
+    pub letters: Vec<Letter>,
+    /// (letter's place in the part, source key's hash).
+    pub held: Vec<(u32, u64)>,
+    /// The entries, compressed.
+    pub blob: &'a [u8],
+}
+
+/// Reads a part's value.
+pub fn decode_part(bytes: &[u8]) -> Result<Part<'_>, String> {
     let rest = bytes
         .strip_prefix(MAGIC)
         .ok_or("not a checkpoint part (no MCK2)")?;
@@ -157,29 +174,28 @@ pub fn decode_part(bytes: &[u8]) -> Result<(Vec<Letter>, &[u8]), String> {
     let json = zstd::decode_all(fold).map_err(|e| format!("fold columns: {e}"))?;
     let c: Columns = serde_json::from_slice(&json).map_err(|e| format!("fold columns: {e}"))?;
     let n = c.ids.len();
-    if c.versions.len() != n || c.states.len() != n || c.sources.len() != n {
+    if c.versions.len() != n || c.states.len() != n {
         return Err(format!("fold columns of unequal lengths ({n} ids)"));
     }
-    let mut out = Vec::with_capacity(n);
-    for (((id, version), s), source) in c
-        .ids
-        .into_iter()
-        .zip(c.versions)
-        .zip(c.states)
-        .zip(c.sources)
-    {
+    if let Some((j, _)) = c.held.iter().find(|(j, _)| *j as usize >= n) {
+        return Err(format!("a source held by letter {j} of {n}"));
+    }
+    let mut letters = Vec::with_capacity(n);
+    for ((id, version), s) in c.ids.into_iter().zip(c.versions).zip(c.states) {
         let state = EntryState::from_code(s & 7)
             .ok_or_else(|| format!("letter '{id}': unknown state {}", s & 7))?;
-        out.push(Letter {
+        letters.push(Letter {
             id,
             version,
             state,
             history: s & 8 != 0,
-            source,
-            indexed: s & 16 != 0,
         });
     }
-    Ok((out, blob))
+    Ok(Part {
+        letters,
+        held: c.held,
+        blob,
+    })
 }
 
 /// A part's entries, decompressed: each parsed only when asked for.
@@ -245,14 +261,21 @@ mod tests {
                 version: e.version,
                 state: EntryState::ALL[i % 5],
                 history: i % 3 == 0,
-                source: e.source.clone().filter(|_| i % 7 != 0),
-                indexed: i % 2 == 0,
             })
             .collect();
-        let bytes = encode_part(&letters, &entries).unwrap();
-        let (back, blob) = decode_part(&bytes).unwrap();
-        assert_eq!(back, letters);
-        let got = Entries::of(blob).unwrap();
+        let held: Vec<(u32, u64)> = (0..100)
+            .step_by(7)
+            .map(|j| (j, u64::MAX - j as u64))
+            .collect();
+        let mut lines = Vec::new();
+        for e in &entries {
+            serde_json::to_writer(&mut lines, e).unwrap();
+            lines.push(b'\n');
+        }
+        let bytes = encode_part(&letters, &held, &lines).unwrap();
+        let part = decode_part(&bytes).unwrap();
+        assert_eq!((&part.letters, &part.held), (&letters, &held));
+        let got = Entries::of(part.blob).unwrap();
         let back: Vec<_> = (0..entries.len())
             .map(|i| got.get(i).unwrap().unwrap())
             .collect();
@@ -268,6 +291,14 @@ mod tests {
         };
         assert_eq!(decode_head(&encode_head(&h).unwrap()).unwrap(), Ok(h));
         assert_eq!(decode_head(br#"{"format":3}"#).unwrap(), Err(3));
+        // A source held by a letter the part does not have is refused.
+        let bad = encode_part(&letters[..5], &[(5, 1)], b"").unwrap();
+        assert!(
+            decode_part(&bad)
+                .err()
+                .unwrap()
+                .contains("held by letter 5 of 5")
+        );
     }
 
     #[test]
@@ -278,7 +309,7 @@ mod tests {
             (b"MCK2\0\0\0\x09abc", "cut short"),
             (b"MCK2\0\0\0\x03abc", "fold columns"),
         ] {
-            let err = decode_part(bytes).unwrap_err();
+            let err = decode_part(bytes).err().unwrap();
             assert!(err.contains(says), "{err}");
         }
     }

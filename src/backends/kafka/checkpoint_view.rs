@@ -10,7 +10,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::checkpoint::{self, Head, Letter, PART_LETTERS};
+use super::checkpoint::{self, Head, Letter, PART_BYTES, PART_LETTERS};
 use super::ledger_view::View;
 use super::spill::Spill;
 use super::{KafkaBackendError, METADATA_TIMEOUT};
@@ -18,138 +18,129 @@ use crate::engine::model::ledger::{LedgerEntry, LedgerError};
 use crate::engine::model::ledger_base::{BASE_AT, BaseBuilder};
 use crate::engine::model::ledger_fold::{Fold, Slot, key};
 
-/// A checkpoint being read: its head, its letters so far, and where its parts' entries
-/// went. Parts are read in order; each holds [`PART_LETTERS`] letters but the last, so
-/// letter `n` of the checkpoint is entry `n % PART_LETTERS` of part `n / PART_LETTERS`.
-struct Candidate {
-    head: Head,
-    base: BaseBuilder,
-    parts: Vec<u64>,
+/// A checkpoint being read: its head, its letters so far, where each part's entries
+/// went in the spill file and the place of its first letter. Parts are read in order.
+pub(super) struct Candidate {
+    pub(super) head: Head,
+    pub(super) base: BaseBuilder,
+    pub(super) parts: Vec<u64>,
+    pub(super) starts: Vec<u32>,
+}
+
+impl Candidate {
+    /// A checkpoint with `head`, nothing read yet.
+    pub(super) fn new(head: Head) -> Self {
+        let n = usize::try_from(head.letters).unwrap_or(0);
+        Candidate {
+            head,
+            base: BaseBuilder::with_capacity(n),
+            parts: Vec::new(),
+            starts: Vec::new(),
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.parts.len() == self.head.parts as usize
+    }
 }
 
 impl View {
     /// Loads the latest complete checkpoint of this ledger into the view; the ledger
     /// offset to read on from (0: there is none).
     pub(super) fn bootstrap(&mut self) -> Result<i64, LedgerError> {
-        let topic = checkpoint::topic_of(&self.topic);
-        let c = self.cfg.browse_consumer().map_err(LedgerError::from)?;
-        match self.cfg.partitions(&c, &topic) {
-            Ok(_) => {}
-            Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(0),
-            Err(e) => return Err(e.into()),
-        }
-        let unreachable =
-            |e: KafkaError| LedgerError::Unreachable(format!("reading checkpoints '{topic}': {e}"));
-        let (lo, hi) = c
-            .fetch_watermarks(&topic, 0, METADATA_TIMEOUT)
-            .map_err(unreachable)?;
-        if hi <= lo {
-            std::thread::spawn(move || drop(c));
-            return Ok(0);
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Offset(lo))
-            .map_err(|e| LedgerError::Other(e.to_string()))?;
-        c.assign(&tpl)
-            .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
         let mut open: HashMap<String, Candidate> = HashMap::new();
         let mut best: Option<Candidate> = None;
-        let mut next = lo;
-        let deadline = Instant::now() + METADATA_TIMEOUT;
-        while next < hi {
-            if Instant::now() > deadline {
-                return Err(LedgerError::Unreachable(format!(
-                    "reading checkpoints '{topic}': stuck at offset {next} of {hi}"
-                )));
-            }
-            let msg = match c.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => m,
-                Some(Err(KafkaError::PartitionEOF(_))) | None => continue,
-                Some(Err(e)) => return Err(unreachable(e)),
-            };
-            next = msg.offset() + 1;
-            let (Some(key), Some(bytes)) = (msg.key(), msg.payload()) else {
-                continue;
-            };
-            let key = String::from_utf8_lossy(key);
+        let topic = checkpoint::topic_of(&self.topic);
+        let cfg = self.cfg.clone();
+        scan(&cfg, &topic, |offset, key, bytes| {
             if let Some(id) = key.strip_prefix("h/") {
                 match checkpoint::decode_head(bytes) {
-                    Ok(Ok(head)) => {
-                        let base = BaseBuilder::with_capacity(
-                            usize::try_from(head.letters).unwrap_or(0).min(1 << 26),
-                        );
-                        let cand = Candidate {
-                            head,
-                            base,
-                            parts: Vec::new(),
-                        };
-                        open.insert(id.to_string(), cand);
+                    Ok(Ok(head)) if head.upto >= 0 => {
+                        let cand = Candidate::new(head);
+                        if cand.complete() {
+                            best = pick(best.take(), cand);
+                        } else {
+                            open.insert(id.to_string(), cand);
+                        }
                     }
+                    Ok(Ok(_)) => tracing::warn!("checkpoint head at {offset} skipped: upto < 0"),
                     Ok(Err(format)) => self.newer = self.newer.max(Some(format)),
-                    Err(e) => tracing::warn!("checkpoint head '{key}' in '{topic}' skipped: {e}"),
+                    Err(e) => tracing::warn!("checkpoint head at {offset} skipped: {e}"),
                 }
             } else if let Some((id, i)) = key.strip_prefix("p/").and_then(|k| k.rsplit_once('/')) {
-                let Some(cand) = open.get_mut(id) else {
-                    continue;
-                };
-                let Ok(i) = i.parse::<usize>() else {
-                    continue;
-                };
-                if let Err(e) = self.load_part(cand, i, bytes) {
-                    tracing::warn!("checkpoint '{id}' in '{topic}' skipped: part {i}: {e}");
+                let Some(cand) = open.get_mut(id) else { return };
+                let loaded = i
+                    .parse::<usize>()
+                    .map_err(|e| e.to_string())
+                    .and_then(|i| self.load_part(cand, i, bytes));
+                if let Err(e) = loaded {
+                    tracing::warn!("checkpoint '{id}' skipped: part at {offset}: {e}");
                     open.remove(id);
-                    continue;
-                }
-                if cand.parts.len() == cand.head.parts as usize
+                } else if cand.complete()
                     && let Some(done) = open.remove(id)
-                    && best.as_ref().is_none_or(|b| b.head.upto <= done.head.upto)
                 {
-                    best = Some(done);
+                    best = pick(best.take(), done);
                 }
+            } else {
+                tracing::warn!("'{topic}': a record at {offset} with key '{key}' skipped");
+            }
+        })?;
+        match best {
+            None => Ok(0),
+            Some(c) => {
+                let upto = c.head.upto;
+                self.install(c).map_err(|e| {
+                    LedgerError::Other(format!("checkpoint of '{}' up to {upto}: {e}", self.topic))
+                })?;
+                Ok(upto)
             }
         }
-        // Tearing a client down waits for its threads; the catch-up need not.
-        std::thread::spawn(move || drop(c));
-        let Some(best) = best else { return Ok(0) };
-        Ok(self.install(best))
     }
 
-    /// Makes a complete checkpoint the view's state; the ledger offset to read on from.
-    fn install(&mut self, best: Candidate) -> i64 {
+    /// Makes a complete checkpoint the view's state.
+    pub(super) fn install(&mut self, best: Candidate) -> Result<(), String> {
+        let n = best.base.len();
+        if n as u64 != best.head.letters {
+            return Err(format!(
+                "{n} letters where the head says {}",
+                best.head.letters
+            ));
+        }
         tracing::debug!(
-            "ledger '{}': checkpoint of {} letters up to offset {}",
+            "ledger '{}': checkpoint of {n} letters up to offset {}",
             self.topic,
-            best.head.letters,
             best.head.upto
         );
-        self.fold = Fold::from_base(best.base.finish());
+        self.fold = Fold::from_base(best.base.finish()?);
         self.parts = best.parts;
+        self.part_starts = best.starts;
         self.part_cache = None;
         self.base = best.head.upto;
         self.since = 0;
         self.next = best.head.upto;
-        best.head.upto
+        Ok(())
     }
 
     /// Adds part `i` of `cand` (the next one) to its letters, and keeps its entries
     /// (still compressed) in the spill file.
-    fn load_part(&mut self, cand: &mut Candidate, i: usize, bytes: &[u8]) -> Result<(), String> {
+    pub(super) fn load_part(
+        &mut self,
+        cand: &mut Candidate,
+        i: usize,
+        bytes: &[u8],
+    ) -> Result<(), String> {
         if i != cand.parts.len() {
             return Err(format!(
                 "part {i} came where part {} was due",
                 cand.parts.len()
             ));
         }
-        let (letters, blob) = checkpoint::decode_part(bytes)?;
-        let last = i + 1 == cand.head.parts as usize;
-        if letters.len() != PART_LETTERS && !(last && letters.len() <= PART_LETTERS) {
-            return Err(format!("{} letters in part {i}", letters.len()));
-        }
+        let part = checkpoint::decode_part(bytes)?;
         let place = if self.keep {
             if self.spill.is_none() {
                 self.spill = Some(Spill::new().map_err(|e| e.to_string())?);
             }
-            match self.spill.as_mut().map(|s| s.append(blob)) {
+            match self.spill.as_mut().map(|s| s.append(part.blob)) {
                 Some(Ok(p)) => p,
                 Some(Err(e)) => return Err(e.to_string()),
                 None => 0,
@@ -157,17 +148,22 @@ impl View {
         } else {
             0
         };
-        for l in &letters {
+        let start = u32::try_from(cand.base.len()).map_err(|e| e.to_string())?;
+        for l in &part.letters {
             let slot = Slot {
                 at: 0,
-                version: u32::try_from(l.version).unwrap_or(u32::MAX),
+                version: u32::try_from(l.version).map_err(|e| format!("'{}': {e}", l.id))?,
                 state: l.state,
                 history: l.history,
             };
+            cand.base.push(&l.id, slot)?;
+        }
+        for &(j, src) in &part.held {
             cand.base
-                .push(&l.id, slot, l.source.as_deref(), l.indexed)?;
+                .push_source(src, key(&part.letters[j as usize].id));
         }
         cand.parts.push(place);
+        cand.starts.push(start);
         Ok(())
     }
 
@@ -176,8 +172,12 @@ impl View {
         if at & BASE_AT == 0 {
             return Ok(None);
         }
-        let n = usize::try_from(at & !BASE_AT).unwrap_or(usize::MAX);
-        let (part, i) = (n / PART_LETTERS, n % PART_LETTERS);
+        let n = u32::try_from(at & !BASE_AT).map_err(|_| self.lost(at))?;
+        let part = self.part_starts.partition_point(|&s| s <= n);
+        let Some(part) = part.checked_sub(1) else {
+            return Err(self.lost(at));
+        };
+        let i = (n - self.part_starts[part]) as usize;
         if self.part_cache.as_ref().is_none_or(|c| c.0 != part) {
             let place = *self.parts.get(part).ok_or_else(|| self.lost(at))?;
             let blob = match self.spill.as_mut().map(|s| s.read(place)) {
@@ -208,44 +208,151 @@ impl View {
     }
 
     /// The parts of a checkpoint of everything this view has folded: each letter's
-    /// fold columns and whole entry, by ascending key, [`PART_LETTERS`] at a time.
+    /// fold columns, the fold's source index and every whole entry, read back in the
+    /// order they are kept (each kept record or part is decoded once). Checked the way
+    /// a reader loads it before anything is written.
     pub fn checkpoint_parts(&mut self) -> Result<Vec<Vec<u8>>, LedgerError> {
         let mut slots: Vec<(u64, Slot)> = self.fold.keyed_slots().collect();
-        slots.sort_unstable_by_key(|s| s.0);
+        slots.sort_unstable_by_key(|s| s.1.at);
+        let mut held: Vec<(u64, u64)> = self.fold.sources().map(|(s, h)| (h, s)).collect();
+        held.sort_unstable();
+        let mut check = BaseBuilder::with_capacity(slots.len());
         let mut out = Vec::new();
+        let mut part = PartBuilder::default();
         for chunk in slots.chunks(PART_LETTERS) {
             let places: Vec<u64> = chunk.iter().map(|s| s.1.at).collect();
             let got = self.entries(&places)?;
-            let mut letters = Vec::with_capacity(chunk.len());
-            let mut entries = Vec::with_capacity(chunk.len());
             for (k, slot) in chunk {
                 let e = got.get(&slot.at).ok_or_else(|| self.lost(slot.at))?;
                 if key(&e.id) != *k {
-                    return Err(LedgerError::Other(format!(
-                        "ledger '{}': letter '{}' shares a hash with another; no checkpoint written",
-                        self.topic, e.id
-                    )));
+                    return Err(self.refused(&format!("letter '{}' shares a hash", e.id)));
                 }
-                letters.push(Letter {
-                    id: e.id.clone(),
-                    version: u64::from(slot.version),
-                    state: slot.state,
-                    history: slot.history,
-                    source: e.source.clone(),
-                    indexed: e
-                        .source
-                        .as_deref()
-                        .is_some_and(|s| self.fold.indexed(s, &e.id)),
-                });
-                entries.push(e.clone());
+                check.push(&e.id, *slot).map_err(|e| self.refused(&e))?;
+                let from = held.partition_point(|h| h.0 < *k);
+                let sources = held[from..].iter().take_while(|h| h.0 == *k).map(|h| h.1);
+                for s in sources.clone() {
+                    check.push_source(s, *k);
+                }
+                part.push(e, *slot, sources).map_err(|e| self.refused(&e))?;
+                if part.full() {
+                    out.push(part.finish().map_err(|e| self.refused(&e))?);
+                }
             }
-            out.push(
-                checkpoint::encode_part(&letters, &entries)
-                    .map_err(|e| LedgerError::Other(format!("encoding a checkpoint: {e}")))?,
-            );
         }
+        if !part.letters.is_empty() {
+            out.push(part.finish().map_err(|e| self.refused(&e))?);
+        }
+        check.finish().map_err(|e| self.refused(&e))?;
         Ok(out)
     }
+
+    fn refused(&self, why: &str) -> LedgerError {
+        LedgerError::Other(format!(
+            "ledger '{}': no checkpoint written: {why}",
+            self.topic
+        ))
+    }
+}
+
+/// The part being built by [`View::checkpoint_parts`].
+#[derive(Default)]
+struct PartBuilder {
+    letters: Vec<Letter>,
+    held: Vec<(u32, u64)>,
+    lines: Vec<u8>,
+}
+
+impl PartBuilder {
+    fn push(
+        &mut self,
+        e: &LedgerEntry,
+        slot: Slot,
+        sources: impl Iterator<Item = u64>,
+    ) -> Result<(), String> {
+        let j = u32::try_from(self.letters.len()).map_err(|e| e.to_string())?;
+        self.held.extend(sources.map(|s| (j, s)));
+        self.letters.push(Letter {
+            id: e.id.clone(),
+            version: u64::from(slot.version),
+            state: slot.state,
+            history: slot.history,
+        });
+        serde_json::to_writer(&mut self.lines, e).map_err(|err| err.to_string())?;
+        self.lines.push(b'\n');
+        Ok(())
+    }
+
+    fn full(&self) -> bool {
+        self.letters.len() >= PART_LETTERS || self.lines.len() >= PART_BYTES
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>, String> {
+        let p = std::mem::take(self);
+        checkpoint::encode_part(&p.letters, &p.held, &p.lines)
+    }
+}
+
+/// The better of two complete checkpoints: the one covering more of the ledger.
+fn pick(best: Option<Candidate>, c: Candidate) -> Option<Candidate> {
+    match best {
+        Some(b) if b.head.upto > c.head.upto => Some(b),
+        _ => Some(c),
+    }
+}
+
+/// Reads checkpoint topic `topic` from its start to its end now, giving each record's
+/// offset, key and value to `each` (a missing topic has none).
+pub(super) fn scan(
+    cfg: &super::KafkaConfig,
+    topic: &str,
+    mut each: impl FnMut(i64, &str, &[u8]),
+) -> Result<(), LedgerError> {
+    let c = cfg.browse_consumer().map_err(LedgerError::from)?;
+    // Tearing a client down waits for its threads; the caller need not.
+    let done = |c| {
+        std::thread::spawn(move || drop(c));
+    };
+    match cfg.partitions(&c, topic) {
+        Ok(_) => {}
+        Err(KafkaBackendError::TopicNotFound { .. }) => {
+            done(c);
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let unreachable =
+        |e: KafkaError| LedgerError::Unreachable(format!("reading checkpoints '{topic}': {e}"));
+    let (lo, hi) = c
+        .fetch_watermarks(topic, 0, METADATA_TIMEOUT)
+        .map_err(unreachable)?;
+    if hi > lo {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(lo))
+            .map_err(|e| LedgerError::Other(e.to_string()))?;
+        c.assign(&tpl)
+            .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
+        let mut next = lo;
+        let mut deadline = Instant::now() + METADATA_TIMEOUT;
+        while next < hi {
+            if Instant::now() > deadline {
+                return Err(LedgerError::Unreachable(format!(
+                    "reading checkpoints '{topic}': stuck at offset {next} of {hi}"
+                )));
+            }
+            let msg = match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => m,
+                Some(Err(KafkaError::PartitionEOF(_))) | None => continue,
+                Some(Err(e)) => return Err(unreachable(e)),
+            };
+            next = msg.offset() + 1;
+            // The deadline is for progress, not for the whole read.
+            deadline = Instant::now() + METADATA_TIMEOUT;
+            let key = String::from_utf8_lossy(msg.key().unwrap_or_default());
+            each(msg.offset(), &key, msg.payload().unwrap_or_default());
+        }
+    }
+    done(c);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -33,14 +33,20 @@ fn window(v: &mut View, rng: &mut Lcg, n: usize) -> Vec<LedgerEntry> {
         let cur = v.fold.slot(&id);
         let prev = cur.map_or(0, |s| u64::from(s.version));
         let stale = rng.below(10) == 0;
-        // Letters 0..49 and 50..99 are copies of the same 50 source messages.
-        let source = (i < 100).then(|| format!("orders/0/{}", i % 50));
         let state = match (cur.map(|s| s.state), rng.below(4)) {
             (Some(EntryState::Replaying), 0) => EntryState::New,
             (Some(EntryState::Replaying), _) => EntryState::Replayed,
             (_, 0) => EntryState::Resolved,
             (_, 1) => EntryState::Edited,
             _ => EntryState::Replaying,
+        };
+        // Letters 0..49 and 50..99 are copies of the same 50 source messages; letters
+        // 100..199 of 60 others, named (as the writer does) from their first claim on.
+        let source = match i {
+            0..100 => Some(format!("orders/0/{}", i % 50)),
+            100..200 => (cur.is_some() || state == EntryState::Replaying)
+                .then(|| format!("orders/1/{}", i % 60)),
+            _ => None,
         };
         let history = match cur {
             Some(s) if s.history || state == EntryState::Replayed => {
@@ -114,7 +120,10 @@ fn fold(v: &mut View, mut offset: i64, entries: &[LedgerEntry]) -> (Vec<bool>, i
 /// Every letter's entry and every source's holder, as `v` answers them.
 fn everything(v: &mut View) -> (Vec<Option<LedgerEntry>>, Vec<Option<String>>) {
     let ids: Vec<String> = (0..LETTERS).map(|i| format!("0:{i}")).collect();
-    let sources: Vec<String> = (0..50).map(|i| format!("orders/0/{i}")).collect();
+    let sources: Vec<String> = (0..50)
+        .map(|i| format!("orders/0/{i}"))
+        .chain((0..60).map(|i| format!("orders/1/{i}")))
+        .collect();
     let s = v.subset(&ids, &[]).unwrap();
     let entries = ids.iter().map(|id| s.get(id).cloned()).collect();
     let holders = sources
@@ -148,22 +157,19 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
         parts.len()
     );
     let mut from_ckpt = view();
-    let mut cand = Candidate {
-        head: Head {
-            id: "c".into(),
-            upto: offset,
-            parts: parts.len() as u32,
-            letters: whole.fold.len() as u64,
-            by: "ann@jump".into(),
-            at_ms: 1,
-        },
-        base: BaseBuilder::default(),
-        parts: Vec::new(),
-    };
+    let mut cand = Candidate::new(Head {
+        id: "c".into(),
+        upto: offset,
+        parts: parts.len() as u32,
+        letters: whole.fold.len() as u64,
+        by: "ann@jump".into(),
+        at_ms: 1,
+    });
     for (i, p) in parts.iter().enumerate() {
         from_ckpt.load_part(&mut cand, i, p).unwrap();
     }
-    assert_eq!(from_ckpt.install(cand), offset);
+    from_ckpt.install(cand).unwrap();
+    assert_eq!(from_ckpt.next, offset);
     assert_eq!(from_ckpt.fold.len(), whole.fold.len());
     assert_eq!(everything(&mut from_ckpt), everything(&mut whole));
     // The same records after it get the same verdicts in both, and the same state.

@@ -13,9 +13,7 @@
 use std::time::Duration;
 
 use rdkafka::TopicPartitionList;
-use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
-};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
@@ -24,6 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::checkpoint::{self, Head};
+use super::checkpoint_view;
 use super::ledger::KafkaLedger;
 use super::ledger_view::View;
 use super::{KafkaBackendError, KafkaConfig, Producer, Quiet};
@@ -132,12 +131,19 @@ impl Checkpointer {
                 .lock()
                 .map_err(|_| LedgerError::Other("ledger view poisoned".into()))?;
             v.catch_up()?;
+            if let Some(format) = v.newer {
+                // Its records were not folded: a checkpoint would drop them for good.
+                return Err(LedgerError::Refused(format!(
+                    "the ledger holds records of format {format}, which this morgue does not read"
+                )));
+            }
             v.since = 0;
             let parts = v.checkpoint_parts()?;
             Ok::<_, LedgerError>((v.next, v.fold.len() as u64, parts))
         })
         .await
         .map_err(|e| LedgerError::Other(format!("background task failed: {e}")))??;
+        fault::pause("checkpoint-snapshot").await;
         let topic = checkpoint::topic_of(&self.topic);
         self.ensure(&topic)
             .await
@@ -164,9 +170,27 @@ impl Checkpointer {
         fault::pause("checkpoint-parts").await;
         // Complete and acknowledged: what it covers can go, but for the last few
         // records, so that a session a little behind still reads on instead of
-        // starting again from the checkpoint.
+        // starting again from the checkpoint; and never a head of a checkpoint that
+        // covers more than this one (another session's, perhaps not complete yet: it
+        // may already have cut the ledger past this one's `upto`).
+        let (cfg, scanned) = (self.cfg.clone(), topic.clone());
+        let keep = tokio::task::spawn_blocking(move || {
+            let mut keep = at;
+            checkpoint_view::scan(&cfg, &scanned, |offset, key, bytes| {
+                if offset < keep
+                    && key.starts_with("h/")
+                    && let Ok(Ok(h)) = checkpoint::decode_head(bytes)
+                    && h.upto > upto
+                {
+                    keep = offset;
+                }
+            })
+            .map(|()| keep)
+        })
+        .await
+        .map_err(|e| LedgerError::Other(format!("background task failed: {e}")))??;
         self.cut(&self.topic, upto - MARGIN).await;
-        self.cut(&topic, at).await;
+        self.cut(&topic, keep).await;
         Ok(head)
     }
 
@@ -215,40 +239,33 @@ impl Checkpointer {
     }
 
     /// Removes the records of `topic` before `offset`. A topic whose policy does not
-    /// allow it (a ledger created by an older morgue, `compact`) is set to the ledger's
-    /// settings once; if that is refused too, records stay (readers skip them anyway).
+    /// allow it (a ledger created `compact` by an older morgue) keeps them: readers
+    /// skip them anyway, and the warning says which setting would let them go.
     async fn cut(&self, topic: &str, offset: i64) {
         if offset <= 0 {
             return;
         }
         let admin = match self.admin() {
             Ok(a) => a,
-            Err(e) => return tracing::warn!("ledger '{topic}': not cut: {e}"),
+            Err(e) => return tracing::warn!("'{topic}' not cut: {e}"),
         };
         let mut tpl = TopicPartitionList::new();
         if let Err(e) = tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset)) {
-            return tracing::warn!("ledger '{topic}': not cut: {e}");
+            return tracing::warn!("'{topic}' not cut: {e}");
         }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let mut res = admin.delete_records(&tpl, &opts).await;
-        if is_policy(&res) {
-            let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
-            for (k, v) in TOPIC_CONFIG {
-                alter = alter.set(k, v);
-            }
-            match admin.alter_configs([&alter], &opts).await {
-                Ok(_) => res = admin.delete_records(&tpl, &opts).await,
-                Err(e) => tracing::warn!("ledger '{topic}': settings not changed: {e}"),
-            }
-        }
+        let res = admin.delete_records(&tpl, &opts).await;
+        let policy = is_policy(&res);
         match res.map(|t| t.elements().iter().map(|e| e.error()).collect::<Vec<_>>()) {
             Ok(errs) if errs.iter().all(Result::is_ok) => {
                 tracing::debug!("'{topic}' cut before offset {offset}")
             }
-            Ok(errs) => tracing::warn!(
-                "'{topic}' not cut before offset {offset} ({errs:?}): readers skip those \
-                 records, which still take space"
+            _ if policy => tracing::warn!(
+                "'{topic}' not cut before offset {offset}: its cleanup.policy does not allow \
+                 it (set cleanup.policy=delete and retention.ms=-1 on it to let records go; \
+                 readers skip them meanwhile)"
             ),
+            Ok(errs) => tracing::warn!("'{topic}' not cut before offset {offset}: {errs:?}"),
             Err(e) => tracing::warn!("'{topic}' not cut before offset {offset}: {e}"),
         }
     }

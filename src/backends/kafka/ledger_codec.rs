@@ -56,7 +56,8 @@ pub enum Decoded<'a> {
 pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, String> {
     if !bytes.starts_with(b"{\"format\":") {
         match serde_json::from_slice::<Record<'_>>(bytes) {
-            Ok(r) => return Ok(Decoded::One(r)),
+            Ok(r) if r.format.is_none() => return Ok(Decoded::One(r)),
+            Ok(_) => {}
             Err(e) if !has_format(bytes) => return Err(e.to_string()),
             Err(_) => {}
         }
@@ -69,6 +70,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, String> {
         return Ok(Decoded::Newer(format));
     }
     let lean: Lean<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if lean.entries.len() > usize::from(u16::MAX) {
+        return Err(format!("{} entries in one record", lean.entries.len()));
+    }
     let strings = lean.strings.len();
     let known = |i: u32| -> Result<(), String> {
         match (i as usize) < strings {
@@ -98,6 +102,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, String> {
                     source,
                     force: force != 0,
                     history: history.iter().map(|_| IgnoredAny).collect(),
+                    format: Some(FORMAT),
                 })
             },
         )

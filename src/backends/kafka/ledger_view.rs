@@ -78,8 +78,10 @@ pub struct View {
     record_cache: Option<(usize, Vec<LedgerEntry>)>,
     /// Where the entry applied last was put.
     last_at: u64,
-    /// The loaded checkpoint's parts: where each one's entries are in the spill file.
+    /// The loaded checkpoint's parts: where each one's entries are in the spill file,
+    /// and the place in the checkpoint of each one's first letter.
     pub(super) parts: Vec<u64>,
+    pub(super) part_starts: Vec<u32>,
     /// The entries of the part read back last.
     pub(super) part_cache: Option<(usize, super::checkpoint::Entries)>,
     /// The ledger offset the loaded checkpoint covers up to (0: none loaded).
@@ -120,6 +122,7 @@ impl View {
             record_cache: None,
             last_at: 0,
             parts: Vec::new(),
+            part_starts: Vec::new(),
             part_cache: None,
             base: 0,
             since: 0,
@@ -521,6 +524,14 @@ impl View {
         let (lo, hi) = c
             .fetch_watermarks(&topic, 0, METADATA_TIMEOUT)
             .map_err(|e| LedgerError::Unreachable(format!("reading ledger '{topic}': {e}")))?;
+        if hi < self.next {
+            return Err(LedgerError::Other(format!(
+                "ledger '{topic}' ends at offset {hi}, before the checkpoint's {} in '{}': \
+                 the ledger was deleted and made again; delete that checkpoint topic too",
+                self.next,
+                super::checkpoint::topic_of(&topic)
+            )));
+        }
         if lo > self.next {
             // Cut by a checkpoint past what this view has read: start from one again.
             tracing::debug!("ledger '{topic}' starts at {lo}, read up to {}", self.next);
@@ -563,6 +574,7 @@ impl View {
         self.records.clear();
         self.record_cache = None;
         self.parts.clear();
+        self.part_starts.clear();
         self.part_cache = None;
         self.base = 0;
         self.since = 0;

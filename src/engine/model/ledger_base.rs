@@ -1,13 +1,14 @@
-//! The letters a ledger checkpoint gives a fold, kept in four flat arrays sorted by
-//! key: 12 bytes a letter (its id's hash, and version, state and history packed in
-//! 32 bits) and 12 bytes a held source (its hash, and the holder's place). A million
-//! letters take about 24 MB, against about 85 MB in hash maps; lookups are binary
-//! searches. What changes after the checkpoint goes to the fold's maps, in front.
+//! The letters a ledger checkpoint gives a fold, kept in flat arrays sorted by key:
+//! 16 bytes a letter (its id's hash; version, state and history packed in 32 bits;
+//! its place in the checkpoint) and 12 bytes a held source (its hash, and the holder).
+//! A million letters take about 28 MB, against about 85 MB in hash maps; lookups are
+//! binary searches. What changes after the checkpoint goes to the fold's maps, in front.
 
 use crate::engine::model::ledger::EntryState;
 use crate::engine::model::ledger_fold::{Slot, key};
 
-/// The mark of a slot place that is a base letter's index (see [`Base::slot`]).
+/// The mark of a slot place that is a letter's place in the loaded checkpoint
+/// (`BASE_AT | n`: the checkpoint's `n`th letter).
 pub const BASE_AT: u64 = 1 << 63;
 
 /// A checkpoint's letters, by ascending key.
@@ -16,7 +17,10 @@ pub struct Base {
     keys: Vec<u64>,
     /// `version << 4 | history << 3 | state code`.
     meta: Vec<u32>,
+    /// Each letter's place in the checkpoint.
+    pos: Vec<u32>,
     src_keys: Vec<u64>,
+    /// Each held source's holder, as an index into `keys`.
     src_holders: Vec<u32>,
 }
 
@@ -31,12 +35,11 @@ impl Base {
         self.keys[i]
     }
 
-    /// Letter `i`'s slot; its place is [`BASE_AT`] `| i` (the reader maps it to where the
-    /// letter's entry is in the checkpoint).
+    /// Letter `i`'s slot; its place is [`BASE_AT`] `|` its place in the checkpoint.
     pub fn slot(&self, i: usize) -> Slot {
         let m = self.meta[i];
         Slot {
-            at: BASE_AT | i as u64,
+            at: BASE_AT | u64::from(self.pos[i]),
             version: m >> 4,
             state: EntryState::from_code((m & 7) as u8).unwrap_or(EntryState::New),
             history: m & 8 != 0,
@@ -47,6 +50,14 @@ impl Base {
     pub fn holder(&self, src: u64) -> Option<u64> {
         let i = self.src_keys.binary_search(&src).ok()?;
         self.keys.get(self.src_holders[i] as usize).copied()
+    }
+
+    /// Every held source's key and its holder's key.
+    pub fn sources(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.src_keys
+            .iter()
+            .zip(&self.src_holders)
+            .map(|(s, &h)| (*s, self.keys[h as usize]))
     }
 
     /// How many letters.
@@ -60,19 +71,22 @@ impl Base {
     }
 }
 
-/// Builds a [`Base`] from a checkpoint's letters, given in ascending key order.
+/// Builds a [`Base`] from a checkpoint's letters and held sources, in any order.
 #[derive(Debug, Default)]
 pub struct BaseBuilder {
     base: Base,
-    sources: Vec<(u64, u32)>,
+    /// Source key and holder key.
+    sources: Vec<(u64, u64)>,
 }
 
 impl BaseBuilder {
-    /// A builder with room for `letters`.
+    /// A builder with room for `letters` (at most 4M reserved ahead).
     pub fn with_capacity(letters: usize) -> Self {
+        let n = letters.min(1 << 22);
         let mut b = BaseBuilder::default();
-        b.base.keys.reserve_exact(letters);
-        b.base.meta.reserve_exact(letters);
+        b.base.keys.reserve_exact(n);
+        b.base.meta.reserve_exact(n);
+        b.base.pos.reserve_exact(n);
         b
     }
 
@@ -86,45 +100,59 @@ impl BaseBuilder {
         self.base.keys.is_empty()
     }
 
-    /// Adds the next letter; refused when its key does not follow the last one's.
-    /// `indexed`: its source is indexed as held by it.
-    pub fn push(
-        &mut self,
-        id: &str,
-        slot: Slot,
-        source: Option<&str>,
-        indexed: bool,
-    ) -> Result<(), String> {
-        let k = key(id);
-        if self.base.keys.last().is_some_and(|&last| last >= k) {
-            return Err(format!("letter '{id}' is out of order"));
-        }
+    /// Adds letter `id` with its slot (its place is the number of letters before it).
+    pub fn push(&mut self, id: &str, slot: Slot) -> Result<(), String> {
         if slot.version >= 1 << 28 {
             return Err(format!(
                 "letter '{id}': version {} is too high",
                 slot.version
             ));
         }
-        let i = u32::try_from(self.base.keys.len()).map_err(|e| e.to_string())?;
-        self.base.keys.push(k);
+        let pos = u32::try_from(self.base.keys.len()).map_err(|e| e.to_string())?;
+        self.base.keys.push(key(id));
         self.base
             .meta
             .push(slot.version << 4 | u32::from(slot.history) << 3 | u32::from(slot.state.code()));
-        if indexed && let Some(s) = source {
-            self.sources.push((key(s), i));
-        }
+        self.base.pos.push(pos);
         Ok(())
     }
 
-    /// The base, its sources sorted.
-    pub fn finish(mut self) -> Base {
-        self.sources.sort_unstable();
-        self.sources.dedup_by_key(|s| s.0);
-        self.base.src_keys = self.sources.iter().map(|s| s.0).collect();
-        self.base.src_holders = self.sources.iter().map(|s| s.1).collect();
-        self.base.keys.shrink_to_fit();
-        self.base.meta.shrink_to_fit();
-        self.base
+    /// Records that source `src` (its key) is held by the letter with key `holder`.
+    pub fn push_source(&mut self, src: u64, holder: u64) {
+        self.sources.push((src, holder));
+    }
+
+    /// The base: letters sorted by key, every source's holder found; refused when two
+    /// letters share a key or a source's holder is not among the letters.
+    pub fn finish(self) -> Result<Base, String> {
+        let BaseBuilder { base, mut sources } = self;
+        let mut order: Vec<u32> = (0..base.keys.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| base.keys[i as usize]);
+        let pick = |v: &Vec<u32>| order.iter().map(|&i| v[i as usize]).collect::<Vec<_>>();
+        let (meta, pos) = (pick(&base.meta), pick(&base.pos));
+        let keys: Vec<u64> = order.iter().map(|&i| base.keys[i as usize]).collect();
+        drop(order);
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("two letters share the key {:#x}", w[0]));
+        }
+        sources.sort_unstable();
+        sources.dedup_by_key(|s| s.0);
+        let mut src_keys = Vec::with_capacity(sources.len());
+        let mut src_holders = Vec::with_capacity(sources.len());
+        for (s, h) in sources {
+            let i = keys
+                .binary_search(&h)
+                .map_err(|_| format!("source {s:#x} is held by no letter of the checkpoint"))?;
+            src_keys.push(s);
+            src_holders.push(u32::try_from(i).map_err(|e| e.to_string())?);
+        }
+        Ok(Base {
+            keys,
+            meta,
+            pos,
+            src_keys,
+            src_holders,
+        })
     }
 }
 
@@ -143,39 +171,46 @@ mod tests {
 
     #[test]
     fn letters_and_sources_are_found_and_their_slots_unpacked() {
-        let mut ids: Vec<String> = (0..500).map(|i| format!("0:{i}")).collect();
-        ids.sort_by_key(|id| key(id));
+        let ids: Vec<String> = (0..500).map(|i| format!("0:{i}")).collect();
         let mut b = BaseBuilder::with_capacity(ids.len());
         for (n, id) in ids.iter().enumerate() {
             let state = EntryState::ALL[n % 5];
-            let src = format!("orders/0/{id}");
-            b.push(
-                id,
-                slot(n as u32, state, n % 2 == 0),
-                Some(&src),
-                n % 3 == 0,
-            )
-            .unwrap();
+            b.push(id, slot(n as u32, state, n % 2 == 0)).unwrap();
+            if n % 3 == 0 {
+                b.push_source(key(&format!("orders/0/{n}")), key(id));
+            }
         }
         assert!(
-            b.push(&ids[0], slot(1, EntryState::New, false), None, false)
+            b.push("0:9", slot(1 << 28, EntryState::New, false))
                 .is_err()
         );
-        let base = b.finish();
+        let base = b.finish().unwrap();
         assert_eq!(base.len(), 500);
         for (n, id) in ids.iter().enumerate() {
-            let i = base.find(key(id)).unwrap();
-            assert_eq!(i, n);
-            let s = base.slot(i);
+            let s = base.slot(base.find(key(id)).unwrap());
             assert_eq!(
                 (s.version, s.state, s.history),
                 (n as u32, EntryState::ALL[n % 5], n % 2 == 0)
             );
+            // Its place is where it came in the checkpoint.
             assert_eq!(s.at, BASE_AT | n as u64);
-            let held = base.holder(key(&format!("orders/0/{id}")));
+            let held = base.holder(key(&format!("orders/0/{n}")));
             assert_eq!(held, (n % 3 == 0).then(|| key(id)), "{id}");
         }
+        assert_eq!(base.sources().count(), 167);
         assert_eq!(base.find(key("9:9")), None);
+    }
+
+    #[test]
+    fn a_base_with_twins_or_a_source_without_holder_is_refused() {
+        let mut b = BaseBuilder::default();
+        b.push("0:1", slot(1, EntryState::New, false)).unwrap();
+        b.push("0:1", slot(2, EntryState::New, false)).unwrap();
+        assert!(b.finish().unwrap_err().contains("share the key"));
+        let mut b = BaseBuilder::default();
+        b.push("0:1", slot(1, EntryState::New, false)).unwrap();
+        b.push_source(key("orders/0/1"), key("0:2"));
+        assert!(b.finish().unwrap_err().contains("held by no letter"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! right after the step named. The replay's steps: `announced` (claimed), `opened`
 //! (the claim's sender initialised and the ledger read again), `produced` (inside the
 //! open transaction), `sent` (committed, not yet confirmed), `reconciled`. A Kafka
-//! ledger's checkpoint: `checkpoint-head` (its head written, no part yet) and
+//! ledger's checkpoint: `checkpoint-snapshot` (its state gathered, nothing written),
+//! `checkpoint-head` (its head written, no part yet) and
 //! `checkpoint-parts` (every part written, nothing cut yet).
 //! `MORGUE_TEST_DROP=rewind` skips a step as if a server had lost it: the router's
 //! rewind to a dead letter the broker lost (what a commit refused while the group
