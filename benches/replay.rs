@@ -18,6 +18,10 @@
 //! A new session's first catch-up of DLQ's ledger: time, and the heap it holds after
 //! (morgue's own allocations; librdkafka's buffers are not counted).
 //!
+//!   cargo bench --bench replay -- checkpoint BROKERS DLQ
+//!
+//! Writes a checkpoint of DLQ's ledger now, as a session does when one is due.
+//!
 //!   cargo bench --bench replay -- fold N
 //!
 //! Folds N ledger records of N letters (36-character source keys, one replay each)
@@ -259,10 +263,20 @@ async fn main() {
         ["fold", n] => fold(n.parse().unwrap()),
         ["record", b, dlq, n] => record(b, dlq, n.parse().unwrap()).await,
         ["catch-up", b, dlq] => catch_up(b, dlq).await,
+        ["checkpoint", b, dlq] => {
+            let t0 = Instant::now();
+            let l = KafkaLedger::new(KafkaConfig::new(*b), dlq);
+            let h = l.checkpoint().await.unwrap();
+            println!(
+                "checkpoint of {} letters written in {:.1} s",
+                h.letters,
+                t0.elapsed().as_secs_f64()
+            );
+        }
         _ => {
             eprintln!(
                 "usage: replay ledger-ops BROKERS DLQ TARGET N | record BROKERS DLQ N | \
-                 catch-up BROKERS DLQ | fold N"
+                 catch-up BROKERS DLQ | checkpoint BROKERS DLQ | fold N"
             );
             std::process::exit(2);
         }

@@ -117,6 +117,11 @@ $PY benches/seed.py "$B" "$BIG" 1000 4
 topic "$BIG-to" 6
 "$BENCH" record "$B" "$BIG" 1000000
 ledger_bytes "$BIG" 1000000
+# Checkpoints are due at half the letters: the ledger is somewhere in that cycle. As
+# the writes left it, then right after a checkpoint:
+"$BENCH" catch-up "$B" "$BIG"
+"$BENCH" checkpoint "$B" "$BIG"
+ledger_bytes "$BIG" 1000000
 "$BENCH" catch-up "$B" "$BIG"
 "$BENCH" ledger-ops "$B" "$BIG" "$BIG-to" 50
 

@@ -18,6 +18,9 @@ use crate::engine::model::ledger::{LedgerEntry, LedgerError};
 use crate::engine::model::ledger_base::{BASE_AT, BaseBuilder};
 use crate::engine::model::ledger_fold::{Fold, Slot, key};
 
+/// The largest fetch response a ledger or checkpoint reader takes (librdkafka's limit).
+pub(super) const RECEIVE_MAX: &str = "1073741824";
+
 /// A checkpoint being read: its head, its letters so far, where each part's entries
 /// went in the spill file and the place of its first letter. Parts are read in order.
 pub(super) struct Candidate {
@@ -307,7 +310,19 @@ pub(super) fn scan(
     topic: &str,
     mut each: impl FnMut(i64, &str, &[u8]),
 ) -> Result<(), LedgerError> {
-    let c = cfg.browse_consumer().map_err(LedgerError::from)?;
+    let c: super::Browser = cfg
+        .client_config(&[
+            ("group.id", "morgue-checkpoint"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            ("fetch.max.bytes", "8388608"),
+            // A broker that answers a fetch with more than asked (noida-db sends the
+            // whole partition) is read rather than refused ("bad message format").
+            ("receive.message.max.bytes", RECEIVE_MAX),
+        ])
+        .create_with_context(super::Quiet)
+        .map_err(|e| LedgerError::Other(format!("bad Kafka property: {e}")))?;
     // Tearing a client down waits for its threads; the caller need not.
     let done = |c| {
         std::thread::spawn(move || drop(c));

@@ -4,11 +4,14 @@
 //! folded since the checkpoint it started from reach [`every`] (50,000) or half the
 //! number of letters, whichever is more: the ledger then holds about a checkpoint and
 //! half as many entries again, so its size grows with the letters, and a checkpoint's
-//! cost is spread over at least half as many entries as it holds. A command waits for
-//! the one it started before it exits (`LedgerStore::settle`). Several sessions crossing the mark at once each write
-//! one; that costs space until the next cut, never correctness (a checkpoint is a
-//! function of the log before its `upto`). A checkpoint that fails is left; the next
-//! is tried after as many entries again.
+//! cost is spread over at least half as many entries as it holds. `replay` and
+//! `resolve` wait for the one they started before they exit (`LedgerStore::settle`);
+//! one interrupted elsewhere is left half-written (ignored) and redone by the next
+//! session. Several sessions crossing the mark at once each write one; that costs
+//! space until the next cut, never a decision (a checkpoint is a function of the log
+//! before its `upto`). A checkpoint that fails is left; the next is tried after as
+//! many entries again. Gathering one holds the session's ledger view, so this
+//! session's own writes wait for that part (reading back every entry, compressing).
 
 use std::time::Duration;
 

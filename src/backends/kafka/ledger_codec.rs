@@ -121,8 +121,9 @@ pub fn entries(bytes: &[u8]) -> Result<Vec<LedgerEntry>, String> {
     batch.entries()
 }
 
-/// A format-2 record read for the fold only: what is not judged is checked and
-/// skipped, not built (the same records are refused as by [`entries`]).
+/// A format-2 record read for the fold only: what is not judged is skipped, not built,
+/// but for the string indices, which are checked. A record whose other fields are
+/// broken (no morgue writes one) is folded, and reported when read back whole.
 #[derive(Deserialize)]
 struct Lean<'a> {
     #[allow(dead_code)]

@@ -29,7 +29,7 @@ use crate::engine::model::ledger_fold::{Fold, Record};
 /// How many recent offsets keep their verdict (a byte each).
 const VERDICTS: usize = 1 << 22;
 /// How many recent format-2 records keep their entries' verdicts.
-const BATCHES: usize = 1 << 14;
+const BATCHES: usize = 1 << 10;
 /// The verdict byte of an offset whose record holds several entries (see `batches`).
 const BATCH: u8 = 3;
 /// How many of the latest applied entries are kept whole (a bulk replay's window
@@ -467,6 +467,10 @@ fn tail_consumer(cfg: &KafkaConfig) -> Result<Browser, KafkaBackendError> {
         // A full queue otherwise pauses fetching for a second (librdkafka's default).
         ("fetch.queue.backoff.ms", "5"),
         ("fetch.max.bytes", "4194304"),
+        (
+            "receive.message.max.bytes",
+            super::checkpoint_view::RECEIVE_MAX,
+        ),
     ])
     .create_with_context(Quiet)
     .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
