@@ -63,11 +63,13 @@ impl KafkaLedger {
     /// Starts writing a checkpoint in the background when enough was folded since the
     /// last one and none is being written by this session.
     pub(super) fn maybe_checkpoint(&self) {
-        let due = self
-            .view
-            .lock()
-            .map(|v| v.since >= every().max(v.fold.len() as u64 / 2))
-            .unwrap_or(false);
+        let due = match self.view.lock() {
+            Ok(v) => v.since >= every().max(v.fold.len() as u64 / 2),
+            Err(_) => {
+                // Every later read of the view says so too; no checkpoint from it.
+                return tracing::warn!("ledger '{}': view poisoned, no checkpoint", self.topic());
+            }
+        };
         if !due || self.checkpointing.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -175,10 +175,18 @@ impl View {
             0
         };
         self.records.push(place);
-        let entries = if whole && self.keep {
-            ledger_codec::entries(bytes).ok()
-        } else {
-            None
+        let entries = match (whole && self.keep).then(|| ledger_codec::entries(bytes)) {
+            Some(Ok(es)) => Some(es),
+            Some(Err(e)) => {
+                // Folded all the same (every reader folds it): said once here, and again
+                // by whoever reads one of its entries back.
+                tracing::warn!(
+                    "ledger '{}' record at offset {offset} cannot be read whole: {e}",
+                    self.topic
+                );
+                None
+            }
+            None => None,
         };
         let mut verdicts = Vec::with_capacity(lean.len());
         for (i, r) in lean.iter().enumerate() {
