@@ -1,26 +1,19 @@
-//! A session's view of a Kafka ledger: one long-lived reader tails the ledger topic
-//! and folds its records (see `ledger_codec`: a format-2 record holds a write's
-//! entries, a format-1 record one entry), in log order, into a compact [`Fold`] (the
-//! ledger's compare-and-set; see `engine::ledger_fold`). The fold's verdict on recent
-//! records is kept (a byte per offset, a byte per entry of recent format-2 records)
-//! for writers to look up. Whole entries are kept in memory
-//! only for the latest records; every applied entry goes to the session's spill file
-//! (see `spill`), where a decision or a letter that needs it reads it back. Memory
-//! grows by a slot per letter (about 50 bytes), not by an entry.
+//! A session's view of a Kafka ledger: one long-lived reader (`ledger_tail`) tails the
+//! ledger topic from the latest checkpoint (`checkpoint_view`) and folds its records
+//! (see `ledger_codec`: a format-2 record holds a write's entries, a format-1 record
+//! one entry), in log order, into a compact [`Fold`] (the ledger's compare-and-set; see
+//! `engine::ledger_fold`). The fold's verdict on recent records is kept (a byte per
+//! offset, a byte per entry of recent format-2 records) for writers to look up. Whole
+//! entries are kept in memory only for the latest records; every record read goes to
+//! the session's spill file (see `spill`) as it came, where a decision or a letter
+//! that needs an entry reads it back. Memory grows by a slot per letter changed since
+//! the checkpoint (about 50 bytes) and 16 bytes per letter of the checkpoint.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
-
-use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::ledger_codec;
-use super::ledger_codec::{Decoded, decode};
 use super::spill::{Recent, Spill};
-use super::{Browser, KafkaBackendError, KafkaConfig, METADATA_TIMEOUT, Quiet};
+use super::{Browser, KafkaConfig};
 use crate::engine::DeadLetter;
 use crate::engine::model::ledger::{LedgerEntry, LedgerError, LedgerState, source_key};
 use crate::engine::model::ledger_base::BASE_AT;
@@ -34,16 +27,16 @@ const BATCHES: usize = 1 << 10;
 const BATCH: u8 = 3;
 /// How many of the latest applied entries are kept whole (a bulk replay's window
 /// confirms what it claimed without reading it back).
-const RECENT: usize = 8192;
+pub(super) const RECENT: usize = 8192;
 /// How many of the latest format-2 records a catch-up reads whole (their entries then
 /// stay in memory among the latest); older ones are read for the fold only.
-const WHOLE_RECORDS: i64 = 16;
+pub(super) const WHOLE_RECORDS: i64 = 16;
 /// The mark of a place that is entry `i` of the `n`th format-2 record read:
 /// `IN_RECORD | n << 16 | i` (spill places stay below it, checkpoint places above).
 const IN_RECORD: u64 = 1 << 62;
 /// How many times a catch-up starts again from a checkpoint when the ledger is cut
 /// under it.
-const CUT_TRIES: u32 = 5;
+pub(super) const CUT_TRIES: u32 = 5;
 
 /// The tailing reader and what it has read.
 pub struct View {
@@ -51,9 +44,9 @@ pub struct View {
     pub(super) topic: String,
     /// The tail reader, kept from the first catch-up on (even while the ledger topic
     /// does not exist yet: a client costs a connection and ~100 ms to set up and tear down).
-    consumer: Option<Browser>,
+    pub(super) consumer: Option<Browser>,
     /// The ledger's partition is assigned to `consumer`.
-    assigned: bool,
+    pub(super) assigned: bool,
     /// Every applied entry's bytes, opened on the first one.
     pub(super) spill: Option<Spill>,
     /// Whether whole entries are kept at all (a view that only counts states keeps none).
@@ -64,18 +57,18 @@ pub struct View {
     pub fold: Fold,
     /// The fold's verdict on offsets `verdicts_from..`: 0 no record, 1 applied, 2 refused,
     /// [`BATCH`] a format-2 record (its entries' verdicts are in `batches`).
-    verdicts: VecDeque<u8>,
+    pub(super) verdicts: VecDeque<u8>,
     verdicts_from: i64,
     /// The verdicts on the entries of recent format-2 records, by ascending offset.
-    batches: VecDeque<(i64, Vec<bool>)>,
+    pub(super) batches: VecDeque<(i64, Vec<bool>)>,
     /// The newest format of a record this view could not fold (a newer morgue wrote it).
     pub newer: Option<u64>,
     /// The latest applied entries, by ascending place in the spill file.
     pub(super) recent: Recent,
     /// Where each format-2 record read is in the spill file (its entries' places say
     /// which record and which entry), and the entries of the one read back last.
-    records: Vec<u64>,
-    record_cache: Option<(usize, Vec<LedgerEntry>)>,
+    pub(super) records: Vec<u64>,
+    pub(super) record_cache: Option<(usize, Vec<LedgerEntry>)>,
     /// Where the entry applied last was put.
     last_at: u64,
     /// The loaded checkpoint's parts: where each one's entries are in the spill file,
@@ -89,7 +82,7 @@ pub struct View {
     /// Entries folded since `base`.
     pub since: u64,
     /// The ledger was cut past `next` while it was read: read from a checkpoint again.
-    cut: bool,
+    pub(super) cut: bool,
 }
 
 impl Drop for View {
@@ -139,7 +132,7 @@ impl View {
 
     /// Folds record `r` (read as `bytes`) at `offset`; true when it was applied.
     /// `whole` is the full entry, when the caller parsed it, to keep among the recent ones.
-    fn fold(
+    pub(super) fn fold(
         &mut self,
         offset: i64,
         bytes: &[u8],
@@ -446,220 +439,6 @@ impl View {
             }
         }
         Ok(out)
-    }
-}
-
-/// Whether a consumer error only says that brokers are (for now) out of reach.
-fn transient(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-    )
-}
-
-/// The session's ledger reader: read committed (records of older morgue versions were
-/// written in transactions), short fetch waits, and a small prefetch queue (the ledger
-/// can hold millions of entries; what matters is the view).
-fn tail_consumer(cfg: &KafkaConfig) -> Result<Browser, KafkaBackendError> {
-    cfg.client_config(&[
-        ("group.id", "morgue-ledger"),
-        ("enable.auto.commit", "false"),
-        ("enable.auto.offset.store", "false"),
-        // A fetch below the log's start is an error, never a silent jump past records
-        // this view has not folded (a checkpoint removed them: read it instead).
-        ("auto.offset.reset", "error"),
-        ("enable.partition.eof", "true"),
-        ("isolation.level", "read_committed"),
-        ("fetch.wait.max.ms", "10"),
-        ("queued.max.messages.kbytes", "4096"),
-        // A full queue otherwise pauses fetching for a second (librdkafka's default).
-        ("fetch.queue.backoff.ms", "5"),
-        ("fetch.max.bytes", "4194304"),
-        (
-            "receive.message.max.bytes",
-            super::checkpoint_view::RECEIVE_MAX,
-        ),
-    ])
-    .create_with_context(Quiet)
-    .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
-}
-
-impl View {
-    /// Reads the ledger topic from where the view stopped up to its end now.
-    pub fn catch_up(&mut self) -> Result<(), LedgerError> {
-        let (cfg, topic) = (self.cfg.clone(), self.topic.clone());
-        if self.consumer.is_none() {
-            self.consumer = Some(tail_consumer(&cfg).map_err(LedgerError::from)?);
-        }
-        for _ in 0..CUT_TRIES {
-            let Some(c) = self.consumer.take() else {
-                return Ok(());
-            };
-            let hi = self.start(&c);
-            self.consumer = Some(c);
-            let Some(hi) = hi? else {
-                return Ok(());
-            };
-            self.read_to(hi)?;
-            if !self.cut {
-                return Ok(());
-            }
-            self.reset();
-        }
-        Err(LedgerError::Other(format!(
-            "ledger '{topic}': its records before offset {} were removed, and no complete \
-             checkpoint in '{}' covers them: the letters' states cannot be known",
-            self.next.max(1),
-            super::checkpoint::topic_of(&topic)
-        )))
-    }
-
-    /// Assigns the ledger to `c` from the latest checkpoint, the first time (and after
-    /// a cut); the ledger's end now, or None while it does not exist. A view behind
-    /// the ledger's start is reset, to start again.
-    fn start(&mut self, c: &Browser) -> Result<Option<i64>, LedgerError> {
-        let topic = self.topic.clone();
-        if !self.assigned {
-            match self.cfg.partitions(c, &topic) {
-                Ok(_) => {}
-                Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
-            let start = self.bootstrap()?;
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, 0, Offset::Offset(start))
-                .map_err(|e| LedgerError::Other(e.to_string()))?;
-            c.assign(&tpl)
-                .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
-            self.assigned = true;
-        }
-        let (lo, hi) = c
-            .fetch_watermarks(&topic, 0, METADATA_TIMEOUT)
-            .map_err(|e| LedgerError::Unreachable(format!("reading ledger '{topic}': {e}")))?;
-        if hi < self.next {
-            return Err(LedgerError::Other(format!(
-                "ledger '{topic}' ends at offset {hi}, before the checkpoint's {} in '{}': \
-                 the ledger was deleted and made again; delete that checkpoint topic too",
-                self.next,
-                super::checkpoint::topic_of(&topic)
-            )));
-        }
-        if lo > self.next {
-            // Cut by a checkpoint past what this view has read: start from one again.
-            tracing::debug!("ledger '{topic}' starts at {lo}, read up to {}", self.next);
-            self.cut = true;
-            return Ok(Some(self.next));
-        }
-        Ok(Some(hi))
-    }
-
-    /// Reads the ledger up to `hi` (or until it is found cut).
-    fn read_to(&mut self, hi: i64) -> Result<(), LedgerError> {
-        let topic = self.topic.clone();
-        let deadline = Instant::now() + METADATA_TIMEOUT;
-        while self.next < hi && !self.cut {
-            if Instant::now() > deadline {
-                return Err(LedgerError::Unreachable(format!(
-                    "reading ledger '{topic}': stuck at offset {} of {hi} (an open transaction?)",
-                    self.next
-                )));
-            }
-            let Some(c) = self.consumer.take() else {
-                return Ok(());
-            };
-            let polled = self.read_one(&c, hi);
-            self.consumer = Some(c);
-            polled?;
-        }
-        Ok(())
-    }
-
-    /// Forgets what was read, to read from the latest checkpoint again.
-    fn reset(&mut self) {
-        self.assigned = false;
-        self.cut = false;
-        self.next = 0;
-        self.fold = Fold::default();
-        self.verdicts.clear();
-        self.batches.clear();
-        self.recent.clear();
-        self.records.clear();
-        self.record_cache = None;
-        self.parts.clear();
-        self.part_starts.clear();
-        self.part_cache = None;
-        self.base = 0;
-        self.since = 0;
-    }
-
-    /// Polls the tail reader once and folds what it read.
-    fn read_one(&mut self, c: &Browser, hi: i64) -> Result<(), LedgerError> {
-        let topic = &self.topic;
-        match c.poll(Duration::from_millis(100)) {
-            Some(Ok(msg)) => {
-                let offset = msg.offset();
-                self.next = offset + 1;
-                let Some(bytes) = msg.payload() else {
-                    return Ok(());
-                };
-                match decode(bytes) {
-                    Ok(Decoded::One(r)) => {
-                        // Only the latest entries are kept whole; only they are parsed whole.
-                        let whole = (hi - offset <= RECENT as i64)
-                            .then(|| serde_json::from_slice::<LedgerEntry>(bytes).ok())
-                            .flatten();
-                        let applied = self.fold(offset, bytes, &r, whole)?;
-                        tracing::trace!("ledger record at {offset}: applied {applied}");
-                    }
-                    Ok(Decoded::Batch(lean)) => {
-                        let whole = hi - offset <= WHOLE_RECORDS;
-                        let v = self.fold_record(offset, bytes, &lean, whole)?;
-                        tracing::trace!("ledger record at {offset}: applied {v:?}");
-                    }
-                    Ok(Decoded::Newer(format)) => {
-                        if self.newer.is_none_or(|n| n < format) {
-                            tracing::warn!(
-                                "ledger '{topic}' holds a record of format {format} at offset \
-                                 {offset}, written by a newer morgue: it is not folded, and \
-                                 this morgue will not write to the ledger"
-                            );
-                        }
-                        self.newer = self.newer.max(Some(format));
-                    }
-                    Err(e) => {
-                        tracing::warn!(
-                            "ledger '{topic}' record at offset {offset} is unreadable, skipped: {e}"
-                        );
-                    }
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => {
-                // Control records (commit markers of older versions' entries) and aborted
-                // entries have no message: the position says how far the reader got.
-                let pos = c
-                    .position()
-                    .ok()
-                    .and_then(|p| p.find_partition(topic, 0).and_then(|e| e.offset().to_raw()))
-                    .unwrap_or(-1);
-                if pos > self.next {
-                    self.next = pos;
-                }
-            }
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                // Records this view had not read yet were removed under it.
-                self.cut = true;
-            }
-            Some(Err(e)) if transient(&e) => {
-                // librdkafka reconnects by itself; the catch-up's deadline bounds the wait.
-                tracing::debug!("reading ledger '{topic}': {e} (waiting)");
-            }
-            Some(Err(e)) => {
-                return Err(LedgerError::Unreachable(format!(
-                    "reading ledger '{topic}': {e}"
-                )));
-            }
-        }
-        Ok(())
     }
 }
 

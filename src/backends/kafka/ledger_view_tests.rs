@@ -1,4 +1,5 @@
 use super::*;
+use crate::backends::kafka::ledger_codec::{Decoded, decode};
 use crate::engine::model::ledger::EntryState;
 
 fn entry(id: &str, version: u64) -> LedgerEntry {

@@ -26,6 +26,7 @@ pub mod connect;
 pub mod flight;
 pub mod ledger;
 mod ledger_codec;
+mod ledger_tail;
 mod ledger_view;
 pub mod overview;
 pub mod partitioner;
