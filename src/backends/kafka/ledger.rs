@@ -261,6 +261,24 @@ impl KafkaLedger {
     }
 }
 
+/// The verdict on entry `e`, written before the checkpoint a view loaded, from the
+/// letter's entry `now` in it: applied when `now` is `e` itself (nobody else writes the
+/// same session, time and replay), refused when `now` holds `e`'s version or an older
+/// one; None when a later write hides which (the write then reports the ledger error
+/// and the next run verifies what it left).
+fn judged_late(e: &LedgerEntry, now: Option<&LedgerEntry>) -> Option<Result<(), Conflict>> {
+    let changed = |c: &LedgerEntry| Err(Conflict::Changed(Box::new(c.clone())));
+    match now {
+        Some(c) if c == e => Some(Ok(())),
+        Some(c) if c.version <= e.version => Some(changed(c)),
+        Some(_) => None,
+        None => Some(changed(&LedgerEntry {
+            version: 0,
+            ..e.clone()
+        })),
+    }
+}
+
 /// Why `e` was refused: the letter's entry now, or the copy holding its source.
 fn conflict(v: &mut View, e: &LedgerEntry) -> Result<Conflict, LedgerError> {
     let sources: Vec<String> = e.source.iter().cloned().collect();
@@ -319,14 +337,27 @@ impl LedgerStore for KafkaLedger {
                     let mut out = Vec::with_capacity(entries.len());
                     let mut todo = entries.iter();
                     for &(o, n) in &records {
-                        let verdicts = v.verdicts(o).filter(|vs| vs.len() == n).ok_or_else(|| {
+                        let no_verdict = || {
                             LedgerError::Other(format!(
                                 "ledger '{topic}': no verdict on the {n} entries written at offset {o}"
                             ))
-                        })?;
-                        for ok in verdicts {
-                            let Some(e) = todo.next() else { break };
-                            out.push(if ok { Ok(()) } else { Err(conflict(v, e)?) });
+                        };
+                        match v.verdicts(o).filter(|vs| vs.len() == n) {
+                            Some(verdicts) => {
+                                for ok in verdicts {
+                                    let Some(e) = todo.next() else { break };
+                                    out.push(if ok { Ok(()) } else { Err(conflict(v, e)?) });
+                                }
+                            }
+                            // Covered by a checkpoint this view started again from (the
+                            // ledger was cut under it): judged from the state it holds.
+                            None if o < v.base => {
+                                for e in todo.by_ref().take(n) {
+                                    let now = v.subset(std::slice::from_ref(&e.id), &[])?;
+                                    out.push(judged_late(e, now.get(&e.id)).ok_or_else(no_verdict)?);
+                                }
+                            }
+                            None => return Err(no_verdict()),
                         }
                     }
                     Ok(Some(out))
@@ -350,5 +381,47 @@ impl LedgerStore for KafkaLedger {
 
     async fn settle(&self) {
         self.settle_checkpoint(Duration::from_secs(60)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::ledger::EntryState;
+
+    fn entry(version: u64, session: &str) -> LedgerEntry {
+        LedgerEntry {
+            id: "0:1".into(),
+            state: EntryState::Replaying,
+            by: "ann@jump".into(),
+            at_ms: 1,
+            version,
+            session: session.into(),
+            source: None,
+            force: false,
+            pending: None,
+            history: Vec::new(),
+            edited_value: None,
+        }
+    }
+
+    #[test]
+    fn a_write_hidden_by_a_checkpoint_is_judged_from_the_state_it_left() {
+        let mine = entry(3, "me");
+        assert_eq!(judged_late(&mine, Some(&mine)), Some(Ok(())));
+        // Another session's write of the same version won.
+        let theirs = entry(3, "them");
+        assert!(
+            matches!(judged_late(&mine, Some(&theirs)), Some(Err(Conflict::Changed(c))) if c.session == "them")
+        );
+        // The letter is still at an older version: mine was refused.
+        assert!(matches!(
+            judged_late(&mine, Some(&entry(2, "them"))),
+            Some(Err(_))
+        ));
+        // A later write hides it: unknown, never guessed.
+        assert_eq!(judged_late(&mine, Some(&entry(4, "me"))), None);
+        // No entry at all: refused (a copy held its source).
+        assert!(matches!(judged_late(&mine, None), Some(Err(_))));
     }
 }
