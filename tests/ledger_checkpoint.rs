@@ -75,7 +75,7 @@ async fn a_ledger_cut_by_checkpoints_is_read_from_them_with_every_state_and_hist
     assert!(out.status.success(), "{}", stderr(&out));
     let (lo, hi) = watermarks(&r.brokers, &ledger);
     assert!(lo > 0, "the ledger was never cut ({lo}..{hi})");
-    assert!(complete_checkpoints(&r.brokers, &r.dlq.name) > 0);
+    assert_covered(&r.brokers, &r.dlq.name, "cut ledger");
     // A new session reads the cut ledger from the checkpoint: states and histories.
     let before = letters(&r);
     for id in &ids[..20] {
@@ -158,6 +158,7 @@ async fn a_checkpoint_written_or_killed_while_another_session_claims_the_same_le
             states.values().all(|l| replay_ids(l).len() == 1),
             "round {round}"
         );
+        assert_covered(&r.brokers, &r.dlq.name, &format!("round {round}"));
     }
 }
 
@@ -183,12 +184,12 @@ async fn a_broker_stopped_and_started_while_a_checkpoint_is_written() {
     r.assert_exactly_once().await;
     let states = letters(&r);
     assert_eq!(states.values().filter(|l| replayed(l)).count(), N);
-    assert!(complete_checkpoints(&r.brokers, &r.dlq.name) > 0);
+    assert_covered(&r.brokers, &r.dlq.name, "after the outage");
 }
 
-/// How many complete checkpoints (a head and every part it announces) the checkpoint
-/// topic of `dlq` holds.
-fn complete_checkpoints(brokers: &str, dlq: &str) -> usize {
+/// The `upto` of each complete checkpoint (a head and every part it announces) in the
+/// checkpoint topic of `dlq`.
+fn complete_checkpoints(brokers: &str, dlq: &str) -> Vec<i64> {
     use rdkafka::message::Message;
     let topic = format!("{dlq}.morgue-checkpoint");
     let (lo, hi) = watermarks(brokers, &topic);
@@ -201,24 +202,47 @@ fn complete_checkpoints(brokers: &str, dlq: &str) -> usize {
     tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Offset(lo))
         .unwrap();
     c.assign(&tpl).unwrap();
-    let mut heads: HashMap<String, u64> = HashMap::new();
+    let mut heads: HashMap<String, (u64, i64)> = HashMap::new();
     let mut parts: HashMap<String, u64> = HashMap::new();
     let mut next = lo;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while next < hi {
-        let Some(Ok(m)) = c.poll(Duration::from_secs(10)) else {
-            continue;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "'{topic}' stuck at {next} of {hi}"
+        );
+        let m = match c.poll(Duration::from_secs(1)) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => panic!("reading '{topic}': {e}"),
+            None => continue,
         };
         next = m.offset() + 1;
         let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
         if let Some(id) = key.strip_prefix("h/") {
             let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-            heads.insert(id.to_string(), v["checkpoint"]["parts"].as_u64().unwrap());
+            let h = &v["checkpoint"];
+            heads.insert(
+                id.to_string(),
+                (h["parts"].as_u64().unwrap(), h["upto"].as_i64().unwrap()),
+            );
         } else if let Some((id, _)) = key.strip_prefix("p/").and_then(|k| k.rsplit_once('/')) {
             *parts.entry(id.to_string()).or_default() += 1;
         }
     }
     heads
         .iter()
-        .filter(|(id, n)| parts.get(*id).copied().unwrap_or(0) == **n)
-        .count()
+        .filter(|(id, (n, _))| parts.get(*id).copied().unwrap_or(0) == *n)
+        .map(|(_, (_, upto))| *upto)
+        .collect()
+}
+
+/// Asserts that a complete checkpoint covers the ledger's start (what a new session
+/// needs to read it at all).
+fn assert_covered(brokers: &str, dlq: &str, what: &str) {
+    let (lo, _) = watermarks(brokers, &format!("{dlq}.morgue-ledger"));
+    let best = complete_checkpoints(brokers, dlq).into_iter().max();
+    assert!(
+        best.is_some_and(|upto| upto >= lo) || (lo == 0 && best.is_some()),
+        "{what}: ledger starts at {lo}, best complete checkpoint {best:?}"
+    );
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::checkpoint::{self, Head, Letter, PART_BYTES, PART_LETTERS};
@@ -15,7 +16,7 @@ use super::ledger_view::View;
 use super::spill::Spill;
 use super::{KafkaBackendError, METADATA_TIMEOUT};
 use crate::engine::model::ledger::{LedgerEntry, LedgerError};
-use crate::engine::model::ledger_base::{BASE_AT, BaseBuilder};
+use crate::engine::model::ledger_base::{BASE_AT, Base, BaseBuilder};
 use crate::engine::model::ledger_fold::{Fold, Slot, key};
 
 /// The largest fetch response a ledger or checkpoint reader takes (librdkafka's limit).
@@ -45,83 +46,133 @@ impl Candidate {
     fn complete(&self) -> bool {
         self.parts.len() == self.head.parts as usize
     }
+
+    /// The checkpoint, complete, checked as loaded: as many letters as its head says,
+    /// no two sharing a key, every held source's holder among them.
+    pub(super) fn ready(self) -> Result<Ready, String> {
+        let n = self.base.len();
+        if n as u64 != self.head.letters {
+            return Err(format!(
+                "{n} letters where the head says {}",
+                self.head.letters
+            ));
+        }
+        Ok(Ready {
+            base: self.base.finish()?,
+            head: self.head,
+            parts: self.parts,
+            starts: self.starts,
+        })
+    }
+}
+
+/// A complete checkpoint, checked, ready to be the view's state.
+pub(super) struct Ready {
+    head: Head,
+    base: Base,
+    parts: Vec<u64>,
+    starts: Vec<u32>,
 }
 
 impl View {
     /// Loads the latest complete checkpoint of this ledger into the view; the ledger
     /// offset to read on from (0: there is none).
     pub(super) fn bootstrap(&mut self) -> Result<i64, LedgerError> {
-        let mut open: HashMap<String, Candidate> = HashMap::new();
-        let mut best: Option<Candidate> = None;
         let topic = checkpoint::topic_of(&self.topic);
+        for _ in 0..3 {
+            if let Some(best) = self.best_checkpoint(&topic)? {
+                let upto = best.head.upto;
+                self.install(best);
+                return Ok(upto);
+            }
+            // None: no checkpoint, or the topic was cut while it was read.
+            if !self.scan_cut {
+                return Ok(0);
+            }
+        }
+        Err(LedgerError::Unreachable(format!(
+            "reading checkpoints '{topic}': cut again and again while read"
+        )))
+    }
+
+    /// The complete checkpoint covering most in `topic`, checked (None: there is none,
+    /// or the topic was cut while it was read: `scan_cut` says which).
+    fn best_checkpoint(&mut self, topic: &str) -> Result<Option<Ready>, LedgerError> {
+        let mut open: HashMap<String, Candidate> = HashMap::new();
+        let mut best: Option<Ready> = None;
         let cfg = self.cfg.clone();
-        scan(&cfg, &topic, |offset, key, bytes| {
-            if let Some(id) = key.strip_prefix("h/") {
+        let whole = scan(&cfg, topic, |offset, key, bytes| {
+            let done = if let Some(id) = key.strip_prefix("h/") {
                 match checkpoint::decode_head(bytes) {
                     Ok(Ok(head)) if head.upto >= 0 => {
                         let cand = Candidate::new(head);
                         if cand.complete() {
-                            best = pick(best.take(), cand);
+                            Some(cand)
                         } else {
                             open.insert(id.to_string(), cand);
+                            None
                         }
                     }
-                    Ok(Ok(_)) => tracing::warn!("checkpoint head at {offset} skipped: upto < 0"),
-                    Ok(Err(format)) => self.newer = self.newer.max(Some(format)),
-                    Err(e) => tracing::warn!("checkpoint head at {offset} skipped: {e}"),
+                    Ok(Ok(_)) => {
+                        tracing::warn!("checkpoint head at {offset} skipped: upto < 0");
+                        None
+                    }
+                    Ok(Err(format)) => {
+                        self.newer = self.newer.max(Some(format));
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("checkpoint head at {offset} skipped: {e}");
+                        None
+                    }
                 }
             } else if let Some((id, i)) = key.strip_prefix("p/").and_then(|k| k.rsplit_once('/')) {
-                let Some(cand) = open.get_mut(id) else { return };
+                let cand = open.get_mut(id)?;
                 let loaded = i
                     .parse::<usize>()
                     .map_err(|e| e.to_string())
                     .and_then(|i| self.load_part(cand, i, bytes));
-                if let Err(e) = loaded {
-                    tracing::warn!("checkpoint '{id}' skipped: part at {offset}: {e}");
-                    open.remove(id);
-                } else if cand.complete()
-                    && let Some(done) = open.remove(id)
-                {
-                    best = pick(best.take(), done);
+                match loaded {
+                    Err(e) => {
+                        tracing::warn!("checkpoint '{id}' skipped: part at {offset}: {e}");
+                        open.remove(id);
+                        None
+                    }
+                    Ok(()) if cand.complete() => open.remove(id),
+                    Ok(()) => None,
                 }
             } else {
                 tracing::warn!("'{topic}': a record at {offset} with key '{key}' skipped");
+                None
+            };
+            if let Some(cand) = done {
+                let upto = cand.head.upto;
+                match cand.ready() {
+                    Ok(r) => best = pick(best.take(), r),
+                    Err(e) => tracing::warn!("checkpoint up to {upto} skipped: {e}"),
+                }
             }
+            Some(())
         })?;
-        match best {
-            None => Ok(0),
-            Some(c) => {
-                let upto = c.head.upto;
-                self.install(c).map_err(|e| {
-                    LedgerError::Other(format!("checkpoint of '{}' up to {upto}: {e}", self.topic))
-                })?;
-                Ok(upto)
-            }
-        }
+        self.scan_cut = !whole;
+        Ok(if whole { best } else { None })
     }
 
     /// Makes a complete checkpoint the view's state.
-    pub(super) fn install(&mut self, best: Candidate) -> Result<(), String> {
-        let n = best.base.len();
-        if n as u64 != best.head.letters {
-            return Err(format!(
-                "{n} letters where the head says {}",
-                best.head.letters
-            ));
-        }
+    pub(super) fn install(&mut self, best: Ready) {
         tracing::debug!(
-            "ledger '{}': checkpoint of {n} letters up to offset {}",
+            "ledger '{}': checkpoint of {} letters up to offset {}",
             self.topic,
+            best.base.len(),
             best.head.upto
         );
-        self.fold = Fold::from_base(best.base.finish()?);
+        self.fold = Fold::from_base(best.base);
         self.parts = best.parts;
         self.part_starts = best.starts;
         self.part_cache = None;
         self.base = best.head.upto;
         self.since = 0;
         self.next = best.head.upto;
-        Ok(())
     }
 
     /// Adds part `i` of `cand` (the next one) to its letters, and keeps its entries
@@ -296,7 +347,7 @@ impl PartBuilder {
 }
 
 /// The better of two complete checkpoints: the one covering more of the ledger.
-fn pick(best: Option<Candidate>, c: Candidate) -> Option<Candidate> {
+fn pick(best: Option<Ready>, c: Ready) -> Option<Ready> {
     match best {
         Some(b) if b.head.upto > c.head.upto => Some(b),
         _ => Some(c),
@@ -304,12 +355,14 @@ fn pick(best: Option<Candidate>, c: Candidate) -> Option<Candidate> {
 }
 
 /// Reads checkpoint topic `topic` from its start to its end now, giving each record's
-/// offset, key and value to `each` (a missing topic has none).
+/// offset, key and value to `each` (a missing topic has none); false when records were
+/// removed under the read (another session cut the topic): what was given is then not
+/// the whole topic.
 pub(super) fn scan(
     cfg: &super::KafkaConfig,
     topic: &str,
-    mut each: impl FnMut(i64, &str, &[u8]),
-) -> Result<(), LedgerError> {
+    mut each: impl FnMut(i64, &str, &[u8]) -> Option<()>,
+) -> Result<bool, LedgerError> {
     let c: super::Browser = cfg
         .client_config(&[
             ("group.id", "morgue-checkpoint"),
@@ -317,6 +370,8 @@ pub(super) fn scan(
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "true"),
             ("fetch.max.bytes", "8388608"),
+            // Records removed under the read are an error, never a jump past them.
+            ("auto.offset.reset", "error"),
             // A broker that answers a fetch with more than asked (noida-db sends the
             // whole partition) is read rather than refused ("bad message format").
             ("receive.message.max.bytes", RECEIVE_MAX),
@@ -331,7 +386,7 @@ pub(super) fn scan(
         Ok(_) => {}
         Err(KafkaBackendError::TopicNotFound { .. }) => {
             done(c);
-            return Ok(());
+            return Ok(true);
         }
         Err(e) => return Err(e.into()),
     }
@@ -357,17 +412,22 @@ pub(super) fn scan(
             let msg = match c.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => m,
                 Some(Err(KafkaError::PartitionEOF(_))) | None => continue,
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    done(c);
+                    return Ok(false);
+                }
                 Some(Err(e)) => return Err(unreachable(e)),
             };
             next = msg.offset() + 1;
             // The deadline is for progress, not for the whole read.
             deadline = Instant::now() + METADATA_TIMEOUT;
             let key = String::from_utf8_lossy(msg.key().unwrap_or_default());
-            each(msg.offset(), &key, msg.payload().unwrap_or_default());
+            // `each` answers an Option only to return early with `?`; nothing to act on.
+            let _ = each(msg.offset(), &key, msg.payload().unwrap_or_default());
         }
     }
     done(c);
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

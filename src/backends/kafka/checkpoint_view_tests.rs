@@ -168,8 +168,7 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
     for (i, p) in parts.iter().enumerate() {
         from_ckpt.load_part(&mut cand, i, p).unwrap();
     }
-    from_ckpt.install(cand).unwrap();
-    assert_eq!(from_ckpt.next, offset);
+    from_ckpt.install(cand.ready().unwrap());
     assert_eq!(from_ckpt.fold.len(), whole.fold.len());
     assert_eq!(everything(&mut from_ckpt), everything(&mut whole));
     // The same records after it get the same verdicts in both, and the same state.
@@ -183,6 +182,24 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
         offset = next;
     }
     assert!(refused > 0, "the log should hold refused writes too");
+    // A checkpoint of the view that started from one (its base and what came since),
+    // loaded into a third view, holds the same state again.
+    from_ckpt.next = offset;
+    let parts = from_ckpt.checkpoint_parts().unwrap();
+    let mut third = view();
+    let mut cand = Candidate::new(Head {
+        id: "d".into(),
+        upto: offset,
+        parts: parts.len() as u32,
+        letters: from_ckpt.fold.len() as u64,
+        by: "ann@jump".into(),
+        at_ms: 1,
+    });
+    for (i, p) in parts.iter().enumerate() {
+        third.load_part(&mut cand, i, p).unwrap();
+    }
+    third.install(cand.ready().unwrap());
+    assert_eq!(everything(&mut third), everything(&mut whole));
     whole.recent.clear();
     from_ckpt.recent.clear();
     from_ckpt.part_cache = None;

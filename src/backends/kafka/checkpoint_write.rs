@@ -181,19 +181,24 @@ impl Checkpointer {
         let (cfg, scanned) = (self.cfg.clone(), topic.clone());
         let keep = tokio::task::spawn_blocking(move || {
             let mut keep = at;
-            checkpoint_view::scan(&cfg, &scanned, |offset, key, bytes| {
-                if offset < keep
-                    && key.starts_with("h/")
-                    && let Ok(Ok(h)) = checkpoint::decode_head(bytes)
-                    && h.upto > upto
-                {
+            let whole = checkpoint_view::scan(&cfg, &scanned, |offset, key, bytes| {
+                // A head this morgue cannot read (a newer format) is kept like one that
+                // covers more: its writer may have cut the ledger past this one.
+                let covered = matches!(checkpoint::decode_head(bytes), Ok(Ok(h)) if h.upto <= upto);
+                if offset < keep && key.starts_with("h/") && !covered {
                     keep = offset;
                 }
-            })
-            .map(|()| keep)
+                Some(())
+            })?;
+            Ok::<_, LedgerError>(whole.then_some(keep))
         })
         .await
         .map_err(|e| LedgerError::Other(format!("background task failed: {e}")))??;
+        let Some(keep) = keep else {
+            // Another session cut the checkpoint topic meanwhile: its checkpoint covers
+            // more, and this one removes nothing.
+            return Ok(head);
+        };
         self.cut(&self.topic, upto - MARGIN).await;
         self.cut(&topic, keep).await;
         Ok(head)

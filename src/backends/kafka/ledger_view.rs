@@ -81,6 +81,8 @@ pub struct View {
     pub base: i64,
     /// Entries folded since `base`.
     pub since: u64,
+    /// The checkpoint topic was cut while the last bootstrap read it.
+    pub(super) scan_cut: bool,
     /// The ledger was cut past `next` while it was read: read from a checkpoint again.
     pub(super) cut: bool,
 }
@@ -120,6 +122,7 @@ impl View {
             base: 0,
             since: 0,
             cut: false,
+            scan_cut: false,
         }
     }
 
