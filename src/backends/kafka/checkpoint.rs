@@ -29,9 +29,12 @@
 
 use std::io::Read;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::engine::model::ledger::{EntryState, LedgerEntry};
+use crate::engine::model::ledger_fold::key;
 
 /// Suffix of the checkpoint topic next to a Kafka DLQ topic.
 pub const CHECKPOINT_SUFFIX: &str = ".morgue-checkpoint";
@@ -152,11 +155,35 @@ pub fn encode_part(
     Ok(out)
 }
 
+/// A letter as a reader loads it: its id's hash (`ledger_fold::key`), not the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    /// The hash of the letter id.
+    pub key: u64,
+    /// Its entry's version.
+    pub version: u64,
+    /// Its entry's state.
+    pub state: EntryState,
+    /// Its entry lists a completed replay.
+    pub history: bool,
+}
+
+/// A part's fold columns as read: ids borrowed from the decompressed text, hashed
+/// without being copied (a million letters load without a million allocations).
+#[derive(Deserialize)]
+struct ColumnsIn<'a> {
+    #[serde(borrow)]
+    ids: Vec<Cow<'a, str>>,
+    versions: Vec<u64>,
+    states: Vec<u8>,
+    held: Vec<(u32, u64)>,
+}
+
 /// A part read back: its letters, the sources they hold, and the compressed entries
 /// (kept as they are, read on demand).
 pub struct Part<'a> {
     /// The letters, in order.
-    pub letters: Vec<Letter>,
+    pub letters: Vec<Loaded>,
     /// (letter's place in the part, source key's hash).
     pub held: Vec<(u32, u64)>,
     /// The entries, compressed.
@@ -172,7 +199,8 @@ pub fn decode_part(bytes: &[u8]) -> Result<Part<'_>, String> {
     let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
     let (fold, blob) = rest.split_at_checked(len).ok_or("a part cut short")?;
     let json = zstd::decode_all(fold).map_err(|e| format!("fold columns: {e}"))?;
-    let c: Columns = serde_json::from_slice(&json).map_err(|e| format!("fold columns: {e}"))?;
+    let c: ColumnsIn<'_> =
+        serde_json::from_slice(&json).map_err(|e| format!("fold columns: {e}"))?;
     let n = c.ids.len();
     if c.versions.len() != n || c.states.len() != n {
         return Err(format!("fold columns of unequal lengths ({n} ids)"));
@@ -184,8 +212,8 @@ pub fn decode_part(bytes: &[u8]) -> Result<Part<'_>, String> {
     for ((id, version), s) in c.ids.into_iter().zip(c.versions).zip(c.states) {
         let state = EntryState::from_code(s & 7)
             .ok_or_else(|| format!("letter '{id}': unknown state {}", s & 7))?;
-        letters.push(Letter {
-            id,
+        letters.push(Loaded {
+            key: key(&id),
             version,
             state,
             history: s & 8 != 0,
@@ -274,7 +302,16 @@ mod tests {
         }
         let bytes = encode_part(&letters, &held, &lines).unwrap();
         let part = decode_part(&bytes).unwrap();
-        assert_eq!((&part.letters, &part.held), (&letters, &held));
+        let loaded: Vec<Loaded> = letters
+            .iter()
+            .map(|l| Loaded {
+                key: key(&l.id),
+                version: l.version,
+                state: l.state,
+                history: l.history,
+            })
+            .collect();
+        assert_eq!((&part.letters, &part.held), (&loaded, &held));
         let got = Entries::of(part.blob).unwrap();
         let back: Vec<_> = (0..entries.len())
             .map(|i| got.get(i).unwrap().unwrap())

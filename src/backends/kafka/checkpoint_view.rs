@@ -203,18 +203,18 @@ impl View {
             0
         };
         let start = u32::try_from(cand.base.len()).map_err(|e| e.to_string())?;
-        for l in &part.letters {
+        for (j, l) in part.letters.iter().enumerate() {
             let slot = Slot {
                 at: 0,
-                version: u32::try_from(l.version).map_err(|e| format!("'{}': {e}", l.id))?,
+                version: u32::try_from(l.version).map_err(|e| format!("letter {j}: {e}"))?,
                 state: l.state,
                 history: l.history,
             };
-            cand.base.push(&l.id, slot)?;
+            cand.base
+                .push_key(l.key, slot, format_args!("{j} of part {i}"))?;
         }
         for &(j, src) in &part.held {
-            cand.base
-                .push_source(src, key(&part.letters[j as usize].id));
+            cand.base.push_source(src, part.letters[j as usize].key);
         }
         cand.parts.push(place);
         cand.starts.push(start);

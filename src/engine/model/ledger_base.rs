@@ -102,14 +102,24 @@ impl BaseBuilder {
 
     /// Adds letter `id` with its slot (its place is the number of letters before it).
     pub fn push(&mut self, id: &str, slot: Slot) -> Result<(), String> {
+        self.push_key(key(id), slot, format_args!("'{id}'"))
+    }
+
+    /// Adds the letter whose id hashes to `k` (`what` names it in an error).
+    pub fn push_key(
+        &mut self,
+        k: u64,
+        slot: Slot,
+        what: std::fmt::Arguments<'_>,
+    ) -> Result<(), String> {
         if slot.version >= 1 << 28 {
             return Err(format!(
-                "letter '{id}': version {} is too high",
+                "letter {what}: version {} is too high",
                 slot.version
             ));
         }
         let pos = u32::try_from(self.base.keys.len()).map_err(|e| e.to_string())?;
-        self.base.keys.push(key(id));
+        self.base.keys.push(k);
         self.base
             .meta
             .push(slot.version << 4 | u32::from(slot.history) << 3 | u32::from(slot.state.code()));
