@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::procs::{finish, json_lines, stderr, wait_marker};
+use crate::common::procs::{finish, json_lines, replay_ids, shown, stderr, wait_marker};
 use crate::common::race::Race;
 use crate::common::server::Server;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -38,19 +38,6 @@ fn letters(r: &Race) -> HashMap<String, serde_json::Value> {
         .into_iter()
         .map(|l| (l["id"].as_str().unwrap().to_string(), l))
         .collect()
-}
-
-fn replay_ids(l: &serde_json::Value) -> Vec<String> {
-    l["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["replay_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn replayed(l: &serde_json::Value) -> bool {
-    l["state"] == "replayed" || l["state"] == "confirmed"
 }
 
 #[tokio::test]
@@ -82,7 +69,11 @@ async fn a_ledger_cut_by_checkpoints_is_read_from_them_with_every_state_and_hist
         assert_eq!(before[id]["state"], "resolved", "{id}: {}", before[id]);
     }
     for id in &ids[20..] {
-        assert!(replayed(&before[id]), "{id}: {}", before[id]);
+        assert!(
+            shown(&before[id]["state"]) == "replayed",
+            "{id}: {}",
+            before[id]
+        );
         assert_eq!(replay_ids(&before[id]).len(), 1, "{id}");
     }
     let show = r.morgue(&["show", &ids[30]]);
@@ -150,7 +141,10 @@ async fn a_checkpoint_written_or_killed_while_another_session_claims_the_same_le
         r.assert_exactly_once().await;
         let states = letters(&r);
         assert_eq!(
-            states.values().filter(|l| replayed(l)).count(),
+            states
+                .values()
+                .filter(|l| shown(&l["state"]) == "replayed")
+                .count(),
             N,
             "round {round}"
         );
@@ -183,7 +177,13 @@ async fn a_broker_stopped_and_started_while_a_checkpoint_is_written() {
     assert!(c.status.success(), "{}", stderr(&c));
     r.assert_exactly_once().await;
     let states = letters(&r);
-    assert_eq!(states.values().filter(|l| replayed(l)).count(), N);
+    assert_eq!(
+        states
+            .values()
+            .filter(|l| shown(&l["state"]) == "replayed")
+            .count(),
+        N
+    );
     assert_covered(&r.brokers, &r.dlq.name, "after the outage");
 }
 

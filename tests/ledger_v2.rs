@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 
-use crate::common::procs::{json_lines, stderr};
+use crate::common::procs::{json_lines, replay_ids, shown, stderr};
 use crate::common::race::seed_on;
 use crate::common::*;
 use morgue::backends::kafka::KafkaConfig;
@@ -116,23 +116,6 @@ fn fixture() -> Vec<(String, Vec<u8>)> {
             let value = serde_json::to_vec(&v["value"]).unwrap();
             (v["key"].as_str().unwrap().to_string(), value)
         })
-        .collect()
-}
-
-/// A letter's state, `confirmed` (replayed, and its watch is over) counted as `replayed`.
-fn shown(state: &serde_json::Value) -> &str {
-    match state.as_str().unwrap() {
-        "confirmed" => "replayed",
-        s => s,
-    }
-}
-
-fn replay_ids(l: &serde_json::Value) -> Vec<String> {
-    l["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["replay_id"].as_str().unwrap().to_string())
         .collect()
 }
 

@@ -95,3 +95,22 @@ pub fn morgue_cmd() -> Command {
     c.stdin(std::process::Stdio::null());
     c
 }
+
+/// The replay ids of a letter's history, from its JSON line (`list`, `show`), oldest first.
+pub fn replay_ids(l: &serde_json::Value) -> Vec<String> {
+    l["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["replay_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A letter's state from its JSON line, `confirmed` (replayed, its watch over) counted
+/// as `replayed`.
+pub fn shown(state: &serde_json::Value) -> &str {
+    match state.as_str().unwrap() {
+        "confirmed" => "replayed",
+        s => s,
+    }
+}

@@ -13,7 +13,6 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::checkpoint::{self, Head, Letter, PART_BYTES, PART_LETTERS};
 use super::ledger_view::View;
-use super::spill::Spill;
 use super::{KafkaBackendError, METADATA_TIMEOUT};
 use crate::engine::model::ledger::{LedgerEntry, LedgerError};
 use crate::engine::model::ledger_base::{BASE_AT, Base, BaseBuilder};
@@ -190,18 +189,10 @@ impl View {
             ));
         }
         let part = checkpoint::decode_part(bytes)?;
-        let place = if self.keep {
-            if self.spill.is_none() {
-                self.spill = Some(Spill::new().map_err(|e| e.to_string())?);
-            }
-            match self.spill.as_mut().map(|s| s.append(part.blob)) {
-                Some(Ok(p)) => p,
-                Some(Err(e)) => return Err(e.to_string()),
-                None => 0,
-            }
-        } else {
-            0
-        };
+        let place = self
+            .keep_bytes(part.blob)
+            .map_err(|e| format!("spill file: {e}"))?
+            .unwrap_or(0);
         let start = u32::try_from(cand.base.len()).map_err(|e| e.to_string())?;
         for (j, l) in part.letters.iter().enumerate() {
             let slot = Slot {

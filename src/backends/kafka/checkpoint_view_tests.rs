@@ -138,6 +138,24 @@ fn everything(v: &mut View) -> (Vec<Option<LedgerEntry>>, Vec<Option<String>>) {
     (entries, holders)
 }
 
+/// A new view that loaded the checkpoint of `letters` letters made of `parts`, up to `upto`.
+fn loaded(parts: &[Vec<u8>], upto: i64, letters: usize) -> View {
+    let mut v = view();
+    let mut cand = Candidate::new(Head {
+        id: format!("c-{upto}"),
+        upto,
+        parts: parts.len() as u32,
+        letters: letters as u64,
+        by: "ann@jump".into(),
+        at_ms: 1,
+    });
+    for (i, p) in parts.iter().enumerate() {
+        v.load_part(&mut cand, i, p).unwrap();
+    }
+    v.install(cand.ready().unwrap());
+    v
+}
+
 #[test]
 fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
     let mut rng = Lcg(7);
@@ -156,19 +174,7 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
         whole.fold.len(),
         parts.len()
     );
-    let mut from_ckpt = view();
-    let mut cand = Candidate::new(Head {
-        id: "c".into(),
-        upto: offset,
-        parts: parts.len() as u32,
-        letters: whole.fold.len() as u64,
-        by: "ann@jump".into(),
-        at_ms: 1,
-    });
-    for (i, p) in parts.iter().enumerate() {
-        from_ckpt.load_part(&mut cand, i, p).unwrap();
-    }
-    from_ckpt.install(cand.ready().unwrap());
+    let mut from_ckpt = loaded(&parts, offset, whole.fold.len());
     assert_eq!(from_ckpt.fold.len(), whole.fold.len());
     assert_eq!(everything(&mut from_ckpt), everything(&mut whole));
     // The same records after it get the same verdicts in both, and the same state.
@@ -186,19 +192,7 @@ fn a_checkpoint_and_the_log_after_it_decide_as_the_whole_log_does() {
     // loaded into a third view, holds the same state again.
     from_ckpt.next = offset;
     let parts = from_ckpt.checkpoint_parts().unwrap();
-    let mut third = view();
-    let mut cand = Candidate::new(Head {
-        id: "d".into(),
-        upto: offset,
-        parts: parts.len() as u32,
-        letters: from_ckpt.fold.len() as u64,
-        by: "ann@jump".into(),
-        at_ms: 1,
-    });
-    for (i, p) in parts.iter().enumerate() {
-        third.load_part(&mut cand, i, p).unwrap();
-    }
-    third.install(cand.ready().unwrap());
+    let mut third = loaded(&parts, offset, from_ckpt.fold.len());
     assert_eq!(everything(&mut third), everything(&mut whole));
     whole.recent.clear();
     from_ckpt.recent.clear();

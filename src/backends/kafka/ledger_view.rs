@@ -158,19 +158,8 @@ impl View {
         whole: bool,
     ) -> Result<Vec<bool>, LedgerError> {
         let n = self.records.len() as u64;
-        let place = if self.keep {
-            if self.spill.is_none() {
-                self.spill = Some(Spill::new().map_err(|e| self.spill_error(&e))?);
-            }
-            match self.spill.as_mut().map(|s| s.append(bytes)) {
-                Some(Ok(p)) => p,
-                Some(Err(e)) => return Err(self.spill_error(&e)),
-                None => 0,
-            }
-        } else {
-            0
-        };
-        self.records.push(place);
+        let place = self.keep_bytes(bytes).map_err(|e| self.spill_error(&e))?;
+        self.records.push(place.unwrap_or(0));
         let entries = match (whole && self.keep).then(|| ledger_codec::entries(bytes)) {
             Some(Ok(es)) => Some(es),
             Some(Err(e)) => {
@@ -233,6 +222,19 @@ impl View {
         ))
     }
 
+    /// Appends `bytes` to the spill file, opened on first use; where they were put (None:
+    /// this view keeps nothing whole).
+    pub(super) fn keep_bytes(&mut self, bytes: &[u8]) -> std::io::Result<Option<u64>> {
+        if !self.keep {
+            return Ok(None);
+        }
+        let spill = match &mut self.spill {
+            Some(s) => s,
+            none => none.insert(Spill::new()?),
+        };
+        spill.append(bytes).map(Some)
+    }
+
     /// Applies one entry to the fold (and the spill file); true when applied.
     fn apply_entry(
         &mut self,
@@ -241,13 +243,10 @@ impl View {
         r: &Record<'_>,
         whole: Option<LedgerEntry>,
     ) -> Result<bool, LedgerError> {
-        if self.keep && self.spill.is_none() {
-            self.spill = Some(Spill::new().map_err(|e| self.spill_error(&e))?);
-        }
-        let at = match self.spill.as_mut().map(|s| s.append(bytes)) {
-            Some(Ok(at)) => at,
-            Some(Err(e)) => return Err(self.spill_error(&e)),
-            None => u64::try_from(offset).unwrap_or(0),
+        let at = match self.keep_bytes(bytes) {
+            Ok(Some(at)) => at,
+            Ok(None) => u64::try_from(offset).unwrap_or(0),
+            Err(e) => return Err(self.spill_error(&e)),
         };
         let applied = self.fold.accept(r, || at);
         self.last_at = at;
