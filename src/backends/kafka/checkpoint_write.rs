@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use rdkafka::TopicPartitionList;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use super::checkpoint::{self, Head};
 use super::checkpoint_view;
 use super::ledger::KafkaLedger;
+use super::ledger_topics::{admin, ensure};
 use super::ledger_view::View;
 use super::{KafkaBackendError, KafkaConfig, Producer, Quiet};
 use crate::engine::model::ledger::LedgerError;
@@ -47,14 +48,6 @@ pub fn every() -> u64 {
     }
     EVERY
 }
-
-/// The topic settings of a ledger and of its checkpoint topic: kept until a checkpoint
-/// removes records (no time or size retention), so DeleteRecords is allowed.
-pub const TOPIC_CONFIG: [(&str, &str); 3] = [
-    ("cleanup.policy", "delete"),
-    ("retention.ms", "-1"),
-    ("retention.bytes", "-1"),
-];
 
 /// Ledger records before a checkpoint's `upto` that its cut keeps.
 const MARGIN: i64 = 4;
@@ -287,35 +280,6 @@ impl Checkpointer {
     async fn ensure(&self, topic: &str) -> Result<(), KafkaBackendError> {
         ensure(&self.cfg, topic).await
     }
-}
-
-fn admin(cfg: &KafkaConfig) -> Result<AdminClient<Quiet>, KafkaBackendError> {
-    cfg.client_config(&[])
-        .create_with_context(Quiet)
-        .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
-}
-
-/// Creates `topic` (one partition, [`TOPIC_CONFIG`]) unless it exists.
-pub(super) async fn ensure(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaBackendError> {
-    let admin = admin(cfg)?;
-    let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1));
-    for (k, v) in TOPIC_CONFIG {
-        new = new.set(k, v);
-    }
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let res = admin
-        .create_topics([&new], &opts)
-        .await
-        .map_err(|e| cfg.error(format!("creating '{topic}'"), e))?;
-    for r in res {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => {
-                return Err(cfg.error(format!("creating '{t}'"), KafkaError::AdminOp(code)));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Whether a DeleteRecords answer is the broker's refusal by topic policy.

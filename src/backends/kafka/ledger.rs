@@ -257,7 +257,7 @@ impl KafkaLedger {
         if exists {
             return Ok(());
         }
-        super::checkpoint_write::ensure(&self.cfg, &self.topic).await
+        super::ledger_topics::ensure(&self.cfg, &self.topic).await
     }
 }
 

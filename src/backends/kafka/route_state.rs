@@ -11,12 +11,21 @@ use std::time::Duration;
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::flight::{Flight, Part};
 use super::recheck::{Recheck, RouteConsumer, rewind};
-use super::route::{RouterStats, Stalled, assigned, count, pause};
+use super::seek::{assigned, pause};
 use super::{KafkaBackendError, KafkaConfig};
+use crate::engine::route::flight::{Flight, Part};
 use crate::engine::route::router::{Incoming, Processor, Routed, Router};
 use crate::engine::route::sink::DeadLetterSink;
+use crate::engine::route::stats::RouterStats;
+
+/// A partition held back because the DLQ refused its dead letter.
+pub(super) struct Stalled {
+    pub(super) msg: Incoming,
+    pub(super) letter: crate::engine::DeadLetter,
+    /// None for the DLQ, else the retry topic the letter goes to.
+    pub(super) into: Option<String>,
+}
 
 /// The loop's state.
 pub(super) struct Loop<'a, P, S> {
@@ -165,7 +174,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             // stores nothing and holds nothing back.
             if outcome.committable() {
                 self.remember(&msg, &outcome);
-                count(&mut self.stats, &outcome);
+                self.stats.count(&outcome);
             }
             return Ok(self
                 .flight
@@ -223,7 +232,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             }
             done => {
                 self.remember(&msg, &done);
-                count(&mut self.stats, &done);
+                self.stats.count(&done);
                 let next = self.store(&msg)?;
                 Ok(next.filter(|_| !self.router.stopping()))
             }
@@ -392,7 +401,7 @@ impl<'a, P: Processor, S: DeadLetterSink> Loop<'a, P, S> {
             let Some(s) = self.stalled.remove(&key) else {
                 continue;
             };
-            count(&mut self.stats, &outcome);
+            self.stats.count(&outcome);
             let now = chrono::Utc::now().timestamp_millis();
             let metrics = &self.consumer.context().metrics;
             metrics.record(&s.msg.topic, &outcome, Duration::ZERO, now);

@@ -12,13 +12,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
 
-use super::flight::Part;
 use super::recheck::RouteConsumer;
-use super::route::{assigned, pause};
 use super::{KafkaBackendError, KafkaConfig};
+use crate::engine::route::flight::Part;
 
 /// How long one seek may take.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -104,4 +103,32 @@ fn fail_first_seek() -> bool {
     static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     crate::engine::write::fault::dropped("seek")
         && !FAILED.swap(true, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// True when `topic`/`partition` is still assigned to this member.
+pub(super) fn assigned(consumer: &RouteConsumer, topic: &str, partition: i32) -> bool {
+    consumer.context().is_assigned(topic, partition)
+}
+
+/// Pauses (`on`) or resumes one partition of the router's consumer.
+pub(super) fn pause(
+    cfg: &KafkaConfig,
+    consumer: &RouteConsumer,
+    topic: &str,
+    partition: i32,
+    on: bool,
+) -> Result<(), KafkaBackendError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let r = if on {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    r.map_err(|e| {
+        cfg.error(
+            format!("pausing/resuming '{topic}' partition {partition}"),
+            e,
+        )
+    })
 }

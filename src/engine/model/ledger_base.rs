@@ -3,9 +3,51 @@
 //! its place in the checkpoint) and 12 bytes a held source (its hash, and the holder).
 //! A million letters take about 28 MB, against about 85 MB in hash maps; lookups are
 //! binary searches. What changes after the checkpoint goes to the fold's maps, in front.
+//! A letter's [`Slot`] and the fixed hash [`key`] are defined here, under the fold.
 
 use crate::engine::model::ledger::EntryState;
-use crate::engine::model::ledger_fold::{Slot, key};
+use crate::engine::model::letter::LetterState;
+
+/// What the fold keeps of one letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Where the reader keeps the letter's latest applied entry (the Kafka view: its
+    /// place in a local spill file).
+    pub at: u64,
+    /// That entry's version.
+    pub version: u32,
+    /// That entry's state.
+    pub state: EntryState,
+    /// The entry lists at least one completed replay.
+    pub history: bool,
+}
+
+impl Slot {
+    /// Whether the letter holds its source message against copies (replaying or replayed).
+    pub(crate) fn holds_source(self) -> bool {
+        self.state == EntryState::Replaying || self.history
+    }
+
+    /// The state a letter with this entry shows (see [`LedgerEntry::shown_state`]).
+    pub fn shown_state(self) -> LetterState {
+        self.state.shown(self.history)
+    }
+}
+
+/// The hash a letter id or a source key is kept under: FNV-1a with a final mix, fixed
+/// for good (checkpoints store these hashes, so they must not change between builds).
+pub fn key(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
 
 /// The mark of a slot place that is a letter's place in the loaded checkpoint
 /// (`BASE_AT | n`: the checkpoint's `n`th letter).

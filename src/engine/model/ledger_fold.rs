@@ -21,33 +21,7 @@ use serde::de::IgnoredAny;
 
 use crate::engine::model::ledger::{EntryState, LedgerEntry};
 use crate::engine::model::ledger_base::Base;
-use crate::engine::model::letter::LetterState;
-
-/// What the fold keeps of one letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot {
-    /// Where the reader keeps the letter's latest applied entry (the Kafka view: its
-    /// place in a local spill file).
-    pub at: u64,
-    /// That entry's version.
-    pub version: u32,
-    /// That entry's state.
-    pub state: EntryState,
-    /// The entry lists at least one completed replay.
-    pub history: bool,
-}
-
-impl Slot {
-    /// Whether the letter holds its source message against copies (replaying or replayed).
-    fn holds_source(self) -> bool {
-        self.state == EntryState::Replaying || self.history
-    }
-
-    /// The state a letter with this entry shows (see [`LedgerEntry::shown_state`]).
-    pub fn shown_state(self) -> LetterState {
-        self.state.shown(self.history)
-    }
-}
+pub use crate::engine::model::ledger_base::{Slot, key};
 
 /// The fields of a ledger record the fold judges, read without the rest of the entry
 /// (a catch-up of a long ledger parses little and allocates less).
@@ -93,21 +67,6 @@ impl<'a> Record<'a> {
             format: None,
         }
     }
-}
-
-/// The hash a letter id or a source key is kept under: FNV-1a with a final mix, fixed
-/// for good (checkpoints store these hashes, so they must not change between builds).
-pub fn key(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
 }
 
 /// Every letter's slot and every held source's holder, as folded so far: what a
@@ -262,6 +221,7 @@ impl Fold {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::model::letter::LetterState;
 
     fn rec(id: &str, version: u64, state: EntryState, source: Option<&str>) -> Record<'static> {
         Record {

@@ -4,7 +4,9 @@
 //! ([`metrics::RouterMetrics`]), and the retry topics of non-blocking retries
 //! ([`tiers`]).
 
+pub mod flight;
 pub mod metrics;
 pub mod router;
 pub mod sink;
+pub mod stats;
 pub mod tiers;
