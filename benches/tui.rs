@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use morgue::engine::{DeadLetter, Headers, LetterId};
-use morgue::tui::app::{Action, App};
+use morgue::tui::app::{Action, App, Event};
 use morgue::tui::view::{Theme, draw};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -67,18 +67,18 @@ fn main() {
     let before = rss();
     let mut app = App::new("kafka://bench/dlq".into(), false, false);
     app.start();
-    app.update(Action::Resize(47, 200));
+    app.update(Event::Resize(47, 200));
     let start = Instant::now();
     let mut i = 0;
     while i < n {
         let batch: Vec<DeadLetter> = (i..(i + 512).min(n)).map(letter).collect();
         i += batch.len() as u64;
-        app.update(Action::Letters {
+        app.update(Event::Letters {
             generation: 1,
             letters: batch,
         });
     }
-    app.update(Action::CaughtUp { generation: 1 });
+    app.update(Event::CaughtUp { generation: 1 });
     println!(
         "tui: {n} letters loaded in {:.2}s; RSS {before:.1} MB -> {:.1} MB ({:.1} bytes per letter)",
         start.elapsed().as_secs_f64(),
@@ -120,7 +120,7 @@ fn main() {
     for b in 0..200u64 {
         let batch: Vec<DeadLetter> = (0..512).map(|j| letter(n + b * 512 + j)).collect();
         let t = Instant::now();
-        app.update(Action::Letters {
+        app.update(Event::Letters {
             generation: 1,
             letters: batch,
         });

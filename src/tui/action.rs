@@ -1,10 +1,11 @@
-//! Everything that can happen to the TUI ([`Action`]: keys and engine events) and
+//! Everything that can happen to the TUI — what a key asks ([`Action`]) and what the
+//! engine, the editor and the terminal report ([`Event`]), each defined once — and
 //! everything it can ask for ([`Effect`]: I/O the runner carries out).
 
 use crate::engine::write::plan::ReplayPlan;
 use crate::engine::{DeadLetter, LetterId, LetterState};
 
-/// Everything that can happen to the TUI.
+/// What a key asks of the TUI (see the key map).
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Select the previous row (or scroll up in the detail view).
@@ -51,6 +52,26 @@ pub enum Action {
     Edit,
     /// Drop the edit kept with the open letter.
     DiscardEdit,
+    /// Copy the payload.
+    CopyPayload,
+    /// Copy the whole letter as JSON.
+    CopyLetter,
+    /// A character typed into a dialog.
+    Input(char),
+    /// Delete the last character of a dialog's input.
+    Backspace,
+    /// Clear a dialog's input (ctrl-u, as in a shell).
+    ClearInput,
+    /// Open the list of the config file's profiles, to switch to one.
+    PickProfile,
+    /// Confirm a dialog.
+    Submit,
+}
+
+/// What the engine, the editor and the terminal report: applied whatever the screen
+/// or dialog, and never dropped.
+#[derive(Debug, Clone)]
+pub enum Event {
     /// The editor returned this text for `id` (or why it failed).
     Edited {
         /// The letter.
@@ -72,20 +93,6 @@ pub enum Action {
         /// The value.
         value: Vec<u8>,
     },
-    /// Copy the payload.
-    CopyPayload,
-    /// Copy the whole letter as JSON.
-    CopyLetter,
-    /// A character typed into a dialog.
-    Input(char),
-    /// Delete the last character of a dialog's input.
-    Backspace,
-    /// Clear a dialog's input (ctrl-u, as in a shell).
-    ClearInput,
-    /// Open the list of the config file's profiles, to switch to one.
-    PickProfile,
-    /// Confirm a dialog.
-    Submit,
     /// The terminal has this many rows for the list.
     Resize(u16, u16),
     /// Letters read for stream `generation`.
@@ -183,31 +190,24 @@ pub enum Action {
     Clock(i64),
 }
 
-impl Action {
-    /// True for what the engine and the terminal report (letters, counts, fetched
-    /// letters, results, notices, the clock, resizes) rather than what a key asks.
-    pub fn is_event(&self) -> bool {
-        matches!(
-            self,
-            Action::Letters { .. }
-                | Action::CaughtUp { .. }
-                | Action::Total(_)
-                | Action::Arrived { .. }
-                | Action::Fetched(_)
-                | Action::FetchWaiting { .. }
-                | Action::FetchFailed { .. }
-                | Action::Done { .. }
-                | Action::Replayed { .. }
-                | Action::Refused { .. }
-                | Action::Notice(_)
-                | Action::Silent { .. }
-                | Action::Answering { .. }
-                | Action::Clock(_)
-                | Action::Retention(_)
-                | Action::Highlighted { .. }
-                | Action::EditedValue { .. }
-                | Action::Resize(..)
-        )
+/// Whatever [`App::update`](super::app::App::update) takes: a key's action or an event.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// What a key asks.
+    Key(Action),
+    /// What happened.
+    Event(Event),
+}
+
+impl From<Action> for Input {
+    fn from(a: Action) -> Self {
+        Input::Key(a)
+    }
+}
+
+impl From<Event> for Input {
+    fn from(e: Event) -> Self {
+        Input::Event(e)
     }
 }
 

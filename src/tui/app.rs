@@ -1,8 +1,9 @@
-//! The TUI's state and its one pure function, [`App::update`]: an [`Action`] (a key
-//! or an engine event) changes the state and returns the [`Effect`]s (I/O) that the
-//! runner carries out. Nothing here touches the terminal or the network.
+//! The TUI's state and its one pure function, [`App::update`]: an [`Action`] (what a
+//! key asks) or an [`Event`] (what the engine, the editor or the terminal reports)
+//! changes the state and returns the [`Effect`]s (I/O) that the runner carries out.
+//! Nothing here touches the terminal or the network.
 
-pub use super::action::{Action, Effect};
+pub use super::action::{Action, Effect, Event, Input};
 use super::letter_ops::highlight_effect;
 use super::preview::Preview;
 use crate::engine::read::store::Store;
@@ -176,7 +177,7 @@ pub struct App {
     pub quit: bool,
     /// Opened from the overview: `esc` on the list goes back to it.
     pub from_overview: bool,
-    /// The wall clock as last told by [`Action::Clock`] (epoch ms).
+    /// The wall clock as last told by [`Event::Clock`] (epoch ms).
     pub now_ms: i64,
     /// How long a replayed letter is watched for failing again, ms.
     confirm_after_ms: i64,
@@ -339,19 +340,19 @@ impl App {
         self.read_only
     }
 
-    /// Applies `action`; returns the I/O to do.
-    pub fn update(&mut self, action: Action) -> Vec<Effect> {
-        let mut effects = self.handle(action);
+    /// Applies a key's action or an event; returns the I/O to do.
+    pub fn update(&mut self, input: impl Into<Input>) -> Vec<Effect> {
+        let mut effects = match input.into() {
+            // Events apply whatever the screen or dialog; none is dropped.
+            Input::Event(e) => self.on_event(e),
+            Input::Key(a) => self.handle(a),
+        };
         effects.extend(self.sync_preview());
         self.sync_shown();
         effects
     }
 
     fn handle(&mut self, action: Action) -> Vec<Effect> {
-        // Engine events apply whatever the screen or dialog; none is dropped.
-        if action.is_event() {
-            return self.on_event(action);
-        }
         self.notice = None;
         if let Some(d) = self.dialog.take() {
             return self.update_dialog(d, action);
@@ -527,35 +528,14 @@ impl App {
                     self.status = "no edit to discard".into();
                 }
             }
-            Action::Edited { id, result } => return self.edited(id, result),
             Action::TogglePreview => self.toggle_preview(),
             Action::PickProfile => self.pick_profile(),
-            Action::Planned(_)
-            | Action::Input(_)
+            Action::Input(_)
             | Action::Backspace
             | Action::ClearInput
             | Action::Submit
             | Action::NextTab
             | Action::PrevTab => {}
-            // Handled before, by `on_event`.
-            Action::Letters { .. }
-            | Action::CaughtUp { .. }
-            | Action::Total(_)
-            | Action::Arrived { .. }
-            | Action::Fetched(_)
-            | Action::FetchWaiting { .. }
-            | Action::FetchFailed { .. }
-            | Action::Done { .. }
-            | Action::Replayed { .. }
-            | Action::Refused { .. }
-            | Action::Notice(_)
-            | Action::Silent { .. }
-            | Action::Answering { .. }
-            | Action::Clock(_)
-            | Action::Retention(_)
-            | Action::Highlighted { .. }
-            | Action::EditedValue { .. }
-            | Action::Resize(..) => {}
         }
         Vec::new()
     }

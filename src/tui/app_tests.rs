@@ -33,12 +33,12 @@ pub(crate) fn loaded(n: i64) -> App {
             filter: None
         }]
     );
-    app.update(Action::Resize(5, 100));
-    app.update(Action::Letters {
+    app.update(Event::Resize(5, 100));
+    app.update(Event::Letters {
         generation: 1,
         letters: (0..n).map(letter).collect(),
     });
-    app.update(Action::CaughtUp { generation: 1 });
+    app.update(Event::CaughtUp { generation: 1 });
     app
 }
 
@@ -86,12 +86,12 @@ fn stale_stream_generations_are_dropped() {
         }]
     );
     assert_eq!(app.store.len(), 0);
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: 1,
         letters: vec![letter(9)],
     });
     assert_eq!(app.store.len(), 0, "a letter from the old stream");
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: 2,
         letters: vec![letter(1)],
     });
@@ -133,7 +133,7 @@ fn opening_fetches_unless_cached() {
         })]
     );
     assert_eq!(app.screen, Screen::Detail);
-    app.update(Action::Fetched(Box::new(letter(29))));
+    app.update(Event::Fetched(Box::new(letter(29))));
     assert_eq!(
         app.detail.as_ref().and_then(|d| d.id.clone()),
         app.selected_id()
@@ -173,7 +173,7 @@ fn replay_is_planned_confirmed_then_sent() {
         app.update(Action::Replay),
         vec![Effect::PlanReplay(id.clone())]
     );
-    app.update(Action::Planned(planned(&app)));
+    app.update(Event::Planned(planned(&app)));
     assert!(matches!(app.dialog, Some(Dialog::ConfirmReplay { .. })));
     let effects = app.update(Action::Submit);
     assert_eq!(
@@ -183,7 +183,7 @@ fn replay_is_planned_confirmed_then_sent() {
             topic: "trades".into()
         }]
     );
-    app.update(Action::Done {
+    app.update(Event::Done {
         id: id.clone(),
         state: LetterState::Replayed,
         message: "replayed to trades:0@7".into(),
@@ -198,7 +198,7 @@ fn production_replays_need_the_topic_typed() {
     let mut app = loaded(3);
     app.production = true;
     app.update(Action::Replay);
-    app.update(Action::Planned(planned(&app)));
+    app.update(Event::Planned(planned(&app)));
     assert!(app.update(Action::Submit).is_empty());
     assert!(app.status.contains("type 'trades'"), "{}", app.status);
     for c in "trades".chars() {
@@ -231,7 +231,7 @@ fn copying_needs_the_letter_open() {
     let mut app = loaded(2);
     assert!(app.update(Action::CopyPayload).is_empty());
     app.update(Action::Open);
-    app.update(Action::Fetched(Box::new(letter(1))));
+    app.update(Event::Fetched(Box::new(letter(1))));
     let effects = app.update(Action::CopyPayload);
     assert_eq!(
         effects,
@@ -275,7 +275,7 @@ fn the_triage_board_filters_and_replays_a_group() {
     // A letter of the group arriving while the dialog is open is not in what was counted.
     let late = letter(4);
     let late_id = late.id.clone().unwrap();
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: 1,
         letters: vec![late],
     });
@@ -303,7 +303,7 @@ fn the_replay_target_can_be_changed_in_the_dialog() {
     let mut app = loaded(2);
     let id = app.selected_id().unwrap();
     app.update(Action::Replay);
-    app.update(Action::Planned(planned(&app)));
+    app.update(Event::Planned(planned(&app)));
     for _ in 0.."trades".len() {
         app.update(Action::Backspace);
     }
@@ -342,7 +342,7 @@ fn index_only_filters_apply_at_once_and_follow_new_letters() {
         l.state = LetterState::Resolved;
         l
     };
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: 1,
         letters: vec![resolved],
     });
@@ -352,7 +352,7 @@ fn index_only_filters_apply_at_once_and_follow_new_letters() {
     );
     assert_eq!(app.visible_len(), 1);
     assert_eq!(selected_offset(&app), 6);
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: 1,
         letters: vec![letter(7)],
     });
@@ -381,7 +381,7 @@ fn index_only_filters_apply_at_once_and_follow_new_letters() {
             filter: None
         }]
     );
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: 3,
         letters: (0..3).map(letter).collect(),
     });
@@ -411,8 +411,8 @@ fn the_header_counts_what_was_read_once_caught_up() {
     // A transactional DLQ: 400 offsets (a commit marker after each letter) hold 200.
     let mut app = App::new("kafka://b/dlq".into(), false, false);
     app.start();
-    app.update(Action::Total(400));
-    app.update(Action::Letters {
+    app.update(Event::Total(400));
+    app.update(Event::Letters {
         generation: 1,
         letters: (0..120).map(|i| letter(2 * i)).collect(),
     });
@@ -421,11 +421,11 @@ fn the_header_counts_what_was_read_once_caught_up() {
         "120 of ~400 letters",
         "an estimate while loading"
     );
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: 1,
         letters: (120..200).map(|i| letter(2 * i)).collect(),
     });
-    app.update(Action::CaughtUp { generation: 1 });
+    app.update(Event::CaughtUp { generation: 1 });
     assert_eq!(count_label(&app), "200 letters", "exact once caught up");
     assert_eq!(count_label(&loaded(1)), "1 letter");
     let mut app = loaded(10);
@@ -438,13 +438,13 @@ fn news_arriving_while_a_dialog_is_open_is_kept() {
     let mut app = loaded(3);
     app.update(Action::Filter);
     assert!(app.dialog.is_some());
-    app.update(Action::Notice("reading stopped: broker gone".into()));
+    app.update(Event::Notice("reading stopped: broker gone".into()));
     assert_eq!(app.status, "reading stopped: broker gone");
     let id = LetterId::Kafka {
         partition: 0,
         offset: 1,
     };
-    app.update(Action::EditedValue {
+    app.update(Event::EditedValue {
         id: id.clone(),
         value: b"{\"n\":9}".to_vec(),
     });
@@ -462,10 +462,10 @@ fn news_arriving_while_a_dialog_is_open_is_kept() {
 fn relative_times_in_filters_count_from_the_clock_given() {
     let mut app = loaded(20);
     // Letter n was written at 1_795_000_000_000 + n ms.
-    app.update(Action::Clock(1_795_000_000_000 + 3_600_000 + 10));
+    app.update(Event::Clock(1_795_000_000_000 + 3_600_000 + 10));
     filter(&mut app, "since:1h");
     assert_eq!(app.visible_len(), 10, "letters 10..20 are within the hour");
-    app.update(Action::Clock(1_795_000_000_000 + 3_600_000 + 15));
+    app.update(Event::Clock(1_795_000_000_000 + 3_600_000 + 15));
     filter(&mut app, "since:1h");
     assert_eq!(app.visible_len(), 5, "the same filter, a later clock");
 }
@@ -480,14 +480,14 @@ fn the_preview_follows_the_cursor_with_one_fetch_at_a_time() {
             offset: o,
         })]
     };
-    assert_eq!(app.update(Action::Resize(5, 160)), fetch(19));
+    assert_eq!(app.update(Event::Resize(5, 160)), fetch(19));
     // Scrolling while the fetch is out asks for nothing more.
     for _ in 0..3 {
         assert!(app.update(Action::Down).is_empty());
     }
     // The answer for 19 comes back: the letter now under the cursor is fetched next.
-    assert_eq!(app.update(Action::Fetched(Box::new(letter(19)))), fetch(16));
-    assert_eq!(app.update(Action::Fetched(Box::new(letter(16)))), vec![]);
+    assert_eq!(app.update(Event::Fetched(Box::new(letter(19)))), fetch(16));
+    assert_eq!(app.update(Event::Fetched(Box::new(letter(16)))), vec![]);
     assert_eq!(
         app.preview.letter.as_ref().and_then(|l| l.id.clone()),
         app.selected_id()
@@ -498,7 +498,7 @@ fn the_preview_follows_the_cursor_with_one_fetch_at_a_time() {
     assert!(app.update(Action::Up).is_empty());
     assert!(app.update(Action::Up).is_empty());
     assert_eq!(selected_offset(&app), 19);
-    assert_eq!(app.update(Action::Fetched(Box::new(letter(17)))), vec![]);
+    assert_eq!(app.update(Event::Fetched(Box::new(letter(17)))), vec![]);
     assert_eq!(
         app.preview.letter.as_ref().and_then(|l| l.id.clone()),
         app.selected_id()
@@ -508,7 +508,7 @@ fn the_preview_follows_the_cursor_with_one_fetch_at_a_time() {
     app.update(Action::Down);
     app.update(Action::Down);
     app.update(Action::Down);
-    let failed = Action::FetchFailed {
+    let failed = Event::FetchFailed {
         id: LetterId::Kafka {
             partition: 0,
             offset: 18,
@@ -518,6 +518,6 @@ fn the_preview_follows_the_cursor_with_one_fetch_at_a_time() {
     assert_eq!(app.update(failed), fetch(15));
     // Hidden: nothing is fetched.
     app.update(Action::TogglePreview);
-    app.update(Action::Fetched(Box::new(letter(15))));
+    app.update(Event::Fetched(Box::new(letter(15))));
     assert!(app.update(Action::Down).is_empty());
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::action::Action;
+use super::action::Event;
 use crate::engine::read::counted::Counted;
 use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
@@ -28,7 +28,7 @@ struct Bulk {
 
 impl Bulk {
     /// Replays a window of letters through the writer, reporting each one.
-    async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Action>) {
+    async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Event>) {
         for (id, o) in writer.replay(letters, None, false).await {
             match o {
                 ReplayOutcome::Replayed {
@@ -38,7 +38,7 @@ impl Bulk {
                         .iter()
                         .find(|l| l.id.as_ref() == Some(&id))
                         .and_then(|l| l.key.clone());
-                    let watched = Action::Replayed {
+                    let watched = Event::Replayed {
                         id: id.clone(),
                         key,
                         replay_id,
@@ -52,7 +52,7 @@ impl Bulk {
                         self.done, self.skipped, self.failed
                     );
                     let state = crate::engine::LetterState::Replayed;
-                    let _ = tx.send(Action::Done { id, state, message }).await;
+                    let _ = tx.send(Event::Done { id, state, message }).await;
                 }
                 ReplayOutcome::Skipped(why) => {
                     self.skipped += 1;
@@ -64,18 +64,18 @@ impl Bulk {
                 ReplayOutcome::SentUnconfirmed { why, .. } => {
                     self.failed += 1;
                     // A closed channel means the TUI has quit: the failure is counted in `failed` either way.
-                    let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
+                    let _ = tx.send(Event::Notice(format!("{id}: {why}"))).await;
                 }
                 ReplayOutcome::Failed(why) => {
                     self.failed += 1;
                     // A closed channel means the TUI has quit: the failure is counted in `failed` either way.
-                    let _ = tx.send(Action::Notice(format!("{id}: {why}"))).await;
+                    let _ = tx.send(Event::Notice(format!("{id}: {why}"))).await;
                 }
             }
         }
     }
 
-    async fn report(&self, tx: &mpsc::Sender<Action>) {
+    async fn report(&self, tx: &mpsc::Sender<Event>) {
         let why: Vec<String> = self
             .why_skipped
             .iter()
@@ -95,7 +95,7 @@ impl Bulk {
             None => format!("replay done: {counts}"),
         };
         // A closed channel means the TUI has quit: nobody is left to read the summary.
-        let _ = tx.send(Action::Notice(msg)).await;
+        let _ = tx.send(Event::Notice(msg)).await;
     }
 }
 
@@ -107,7 +107,7 @@ pub(super) async fn replay_group(
     writer: Arc<Writer>,
     query: String,
     only: Arc<Counted>,
-    tx: mpsc::Sender<Action>,
+    tx: mpsc::Sender<Event>,
 ) {
     let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
         return;
@@ -155,7 +155,7 @@ pub(super) async fn replay_many(
     source: Arc<dyn DeadLetterSource>,
     writer: Arc<Writer>,
     ids: Vec<LetterId>,
-    tx: mpsc::Sender<Action>,
+    tx: mpsc::Sender<Event>,
 ) {
     let mut bulk = Bulk::default();
     for chunk in ids.chunks(WINDOW) {
@@ -166,7 +166,7 @@ pub(super) async fn replay_many(
                 Err(e) => {
                     bulk.failed += 1;
                     // A closed channel means the TUI has quit; the fetch failure is still counted in `failed`.
-                    let _ = tx.send(Action::Notice(e.to_string())).await;
+                    let _ = tx.send(Event::Notice(e.to_string())).await;
                 }
             }
         }

@@ -5,6 +5,26 @@ use super::app::{Action, App, Dialog, Effect, Screen};
 use crate::engine::read::filter::Filter;
 
 impl App {
+    /// The plan of the replay the `Planning` dialog waits for opens its confirmation;
+    /// a plan for another letter (the dialog was left) is dropped.
+    pub(super) fn planned(&mut self, plan: Box<crate::engine::write::plan::ReplayPlan>) {
+        let id = match &self.dialog {
+            Some(Dialog::Planning(id)) if plan.letter_id == id.to_string() => id.clone(),
+            _ => return,
+        };
+        let topic = plan.topic.clone();
+        let confirming = self.production;
+        let changes = self.edit_changes(&plan);
+        self.dialog = Some(Dialog::ConfirmReplay {
+            plan,
+            id,
+            topic,
+            changes,
+            typed: String::new(),
+            confirming,
+        });
+    }
+
     /// Applies `action` to the open `dialog`.
     pub(super) fn update_dialog(&mut self, dialog: Dialog, action: Action) -> Vec<Effect> {
         match (dialog, action) {
@@ -38,20 +58,6 @@ impl App {
                     }
                 };
             }
-            (Dialog::Planning(id), Action::Planned(plan)) if plan.letter_id == id.to_string() => {
-                let topic = plan.topic.clone();
-                let confirming = self.production;
-                let changes = self.edit_changes(&plan);
-                self.dialog = Some(Dialog::ConfirmReplay {
-                    plan,
-                    id,
-                    topic,
-                    changes,
-                    typed: String::new(),
-                    confirming,
-                });
-            }
-            (Dialog::Planning(_), Action::Notice(n)) => self.status = n,
             (
                 d @ Dialog::ConfirmReplay { .. },
                 a @ (Action::Input(_)

@@ -5,14 +5,14 @@
 use super::super::app::tests::{letter, loaded};
 use crate::engine::LetterState;
 use crate::engine::write::plan::{ReplayPolicy, plan};
-use crate::tui::app::{Action, Dialog, Effect};
+use crate::tui::app::{Action, Dialog, Effect, Event};
 
 #[test]
 fn editing_checks_json_shows_a_diff_and_keeps_the_edit() {
     let mut app = loaded(2);
     assert!(app.update(Action::Edit).is_empty(), "needs the letter open");
     app.update(Action::Open);
-    app.update(Action::Fetched(Box::new(letter(1))));
+    app.update(Event::Fetched(Box::new(letter(1))));
     let id = app.selected_id().unwrap();
     let effects = app.update(Action::Edit);
     assert_eq!(
@@ -24,7 +24,7 @@ fn editing_checks_json_shows_a_diff_and_keeps_the_edit() {
         }]
     );
 
-    app.update(Action::Edited {
+    app.update(Event::Edited {
         id: id.clone(),
         result: Ok("{\"n\": ".into()),
     });
@@ -43,7 +43,7 @@ fn editing_checks_json_shows_a_diff_and_keeps_the_edit() {
         "the typed text comes back"
     );
 
-    app.update(Action::Edited {
+    app.update(Event::Edited {
         id: id.clone(),
         result: Ok("{\n  \"n\": 2\n}".into()),
     });
@@ -65,12 +65,12 @@ fn editing_checks_json_shows_a_diff_and_keeps_the_edit() {
     );
     assert!(app.edits.contains_key(&id));
     // The replay dialog of the edited letter shows what the edit changes, whole lines.
-    app.update(Action::Done {
+    app.update(Event::Done {
         id: id.clone(),
         state: LetterState::Edited,
         message: "edit kept".into(),
     });
-    app.update(Action::Fetched(Box::new(letter(1))));
+    app.update(Event::Fetched(Box::new(letter(1))));
     assert_eq!(
         app.update(Action::Replay),
         vec![Effect::PlanReplay(id.clone())]
@@ -83,7 +83,7 @@ fn editing_checks_json_shows_a_diff_and_keeps_the_edit() {
     };
     let edited = Some(b"{\"n\":2}".to_vec());
     let p = plan(&l, None, edited, &policy, "rid".into(), false).unwrap();
-    app.update(Action::Planned(Box::new(p)));
+    app.update(Event::Planned(Box::new(p)));
     let Some(Dialog::ConfirmReplay { changes, .. }) = &app.dialog else {
         panic!("{:?}", app.dialog)
     };
@@ -100,7 +100,7 @@ fn editing_checks_json_shows_a_diff_and_keeps_the_edit() {
         vec![Effect::DiscardEdit(id.clone())]
     );
 
-    app.update(Action::Edited {
+    app.update(Event::Edited {
         id,
         result: Err("editor 'vi' exited with exit status: 1".into()),
     });
@@ -114,7 +114,7 @@ fn an_edit_sends_the_untouched_fields_as_they_came() {
     let original = br#"{"id":123456789012345678901234,"px":1.10,"e":"\u00e9","n":1}"#;
     let mut l = letter(1);
     l.value = Some(original.to_vec());
-    app.update(Action::Fetched(Box::new(l)));
+    app.update(Event::Fetched(Box::new(l)));
     let id = app.selected_id().unwrap();
     let Some(Effect::Edit { text, .. }) = app.update(Action::Edit).pop() else {
         panic!("no edit")
@@ -124,7 +124,7 @@ fn an_edit_sends_the_untouched_fields_as_they_came() {
         text.contains("\"px\": 1.10") && text.contains("123456789012345678901234"),
         "{text}"
     );
-    app.update(Action::Edited {
+    app.update(Event::Edited {
         id: id.clone(),
         result: Ok(text.replace("\"n\": 1", "\"n\": 2")),
     });

@@ -1,8 +1,8 @@
-//! What the engine and the terminal report, applied to the [`App`] whatever the screen
+//! What the engine, the editor and the terminal report, applied to the [`App`] whatever the screen
 //! or dialog: letters read, catching up, counts, fetched letters, highlighting, the
-//! results of writes, notices, the clock, retention and resizes.
+//! results of writes, a replay's plan, an edit, notices, the clock, retention and resizes.
 
-use super::action::{Action, Effect};
+use super::action::{Effect, Event};
 use super::app::{App, Fetching, Screen};
 use super::letter_ops::highlight_effect;
 use crate::engine::LetterId;
@@ -37,19 +37,21 @@ impl App {
         }
     }
 
-    /// Applies one engine event (see [`Action::is_event`]); returns the I/O to do.
-    pub(super) fn on_event(&mut self, action: Action) -> Vec<Effect> {
-        match action {
-            Action::EditedValue { id, value } => {
+    /// Applies one event; returns the I/O to do.
+    pub(super) fn on_event(&mut self, event: Event) -> Vec<Effect> {
+        match event {
+            Event::Edited { id, result } => return self.edited(id, result),
+            Event::Planned(plan) => self.planned(plan),
+            Event::EditedValue { id, value } => {
                 self.edits.insert(id, value);
                 self.edit_serial += 1;
             }
-            Action::Resize(rows, cols) => {
+            Event::Resize(rows, cols) => {
                 self.cols = cols;
                 self.page = usize::from(rows).max(1);
                 self.select(self.selected);
             }
-            Action::Letters {
+            Event::Letters {
                 generation,
                 letters,
             } if generation == self.generation => {
@@ -74,7 +76,7 @@ impl App {
                     self.keep_selected(anchor);
                 }
             }
-            Action::CaughtUp { generation } if generation == self.generation => {
+            Event::CaughtUp { generation } if generation == self.generation => {
                 self.store.rescan_failures();
                 if self.screen == Screen::Triage {
                     self.refresh_groups();
@@ -82,8 +84,8 @@ impl App {
                 self.caught_up = true;
                 self.status = "caught up; following live".to_string();
             }
-            Action::Letters { .. } | Action::CaughtUp { .. } => {}
-            Action::Silent {
+            Event::Letters { .. } | Event::CaughtUp { .. } => {}
+            Event::Silent {
                 generation,
                 server,
                 since_ms,
@@ -91,7 +93,7 @@ impl App {
                 self.notice = Some(format!("no answer from {server}; still waiting"));
                 self.silent = Some((server, since_ms));
             }
-            Action::Answering { generation, server } if generation == self.generation => {
+            Event::Answering { generation, server } if generation == self.generation => {
                 self.silent = None;
                 // Only the notice of the silence goes; another stays until a key.
                 if self
@@ -103,9 +105,9 @@ impl App {
                 }
                 self.status = format!("{server} answers again; following live");
             }
-            Action::Silent { .. } | Action::Answering { .. } => {}
-            Action::Total(n) => self.total = Some(n),
-            Action::Arrived {
+            Event::Silent { .. } | Event::Answering { .. } => {}
+            Event::Total(n) => self.total = Some(n),
+            Event::Arrived {
                 generation,
                 count,
                 live,
@@ -116,13 +118,13 @@ impl App {
                     self.scanned += count;
                 }
             }
-            Action::Arrived { .. } => {}
-            Action::FetchWaiting { id, what } => {
+            Event::Arrived { .. } => {}
+            Event::FetchWaiting { id, what } => {
                 if let Some(f) = self.fetching.as_mut().filter(|f| f.id == id) {
                     f.waiting = what;
                 }
             }
-            Action::FetchFailed { id, error } => {
+            Event::FetchFailed { id, error } => {
                 self.preview_fetch_ended();
                 let error = error.lines().next().unwrap_or_default().to_string();
                 self.status = format!("cannot fetch {id}: {error}");
@@ -130,7 +132,7 @@ impl App {
                     f.failed = Some(error);
                 }
             }
-            Action::Fetched(mut l) => {
+            Event::Fetched(mut l) => {
                 self.preview_fetch_ended();
                 if self.fetching.as_ref().map(|f| Some(&f.id)) == Some(l.id.as_ref()) {
                     self.fetching = None;
@@ -144,7 +146,7 @@ impl App {
                     return effect.into_iter().collect();
                 }
             }
-            Action::Highlighted { id, lines }
+            Event::Highlighted { id, lines }
                 if self
                     .detail
                     .as_ref()
@@ -152,11 +154,11 @@ impl App {
             {
                 self.highlighted = Some((id, lines));
             }
-            Action::Refused { id, message } => {
+            Event::Refused { id, message } => {
                 self.saving.remove(&id);
                 self.status = message;
             }
-            Action::Done { id, state, message } => {
+            Event::Done { id, state, message } => {
                 self.saving.remove(&id);
                 self.store.set_state(&id, state);
                 self.status = message;
@@ -172,14 +174,14 @@ impl App {
                     }
                 }
             }
-            Action::Replayed {
+            Event::Replayed {
                 id,
                 key,
                 replay_id,
                 topic,
             } => self.store.replayed(&id, key.as_deref(), &replay_id, &topic),
-            Action::Notice(n) => self.status = n,
-            Action::Clock(ms) => {
+            Event::Notice(n) => self.status = n,
+            Event::Clock(ms) => {
                 self.now_ms = ms;
                 self.store.tick(ms);
                 if self.screen == Screen::Triage
@@ -189,7 +191,7 @@ impl App {
                     self.refresh_groups();
                 }
             }
-            Action::Retention(ms) => self.retention_ms = ms.filter(|r| *r >= 0),
+            Event::Retention(ms) => self.retention_ms = ms.filter(|r| *r >= 0),
             _ => {}
         }
         Vec::new()

@@ -1,14 +1,14 @@
 //! Fetching one letter in full for the detail view or the preview, off the UI task.
-//! Each step says what it waits for ([`Action::FetchWaiting`]), so a fetch that takes
+//! Each step says what it waits for ([`Event::FetchWaiting`]), so a fetch that takes
 //! more than a second can be explained on screen; a failed fetch ends with one line
-//! that says why ([`Action::FetchFailed`]). Its answers go on the runner's fast
+//! that says why ([`Event::FetchFailed`]). Its answers go on the runner's fast
 //! channel: a fetch never waits behind the live tail or a bulk replay.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::action::Action;
+use super::action::Event;
 use crate::engine::LetterId;
 use crate::engine::read::source::DeadLetterSource;
 use crate::engine::write::Writer;
@@ -21,9 +21,9 @@ pub(super) async fn fetch(
     group: Option<String>,
     dlq: String,
     id: LetterId,
-    tx: mpsc::Sender<Action>,
+    tx: mpsc::Sender<Event>,
 ) {
-    let waiting = |what: String| Action::FetchWaiting {
+    let waiting = |what: String| Event::FetchWaiting {
         id: id.clone(),
         what,
     };
@@ -37,7 +37,7 @@ pub(super) async fn fetch(
         Ok(l) => l,
         Err(e) => {
             let error = e.to_string();
-            let _ = tx.send(Action::FetchFailed { id, error }).await;
+            let _ = tx.send(Event::FetchFailed { id, error }).await;
             return;
         }
     };
@@ -51,15 +51,15 @@ pub(super) async fn fetch(
         .await;
     if let Some(value) = writer.edited_value(&l).await.ok().flatten() {
         let id = id.clone();
-        let _ = tx.send(Action::EditedValue { id, value }).await;
+        let _ = tx.send(Event::EditedValue { id, value }).await;
     }
     let replayed = !l.history.is_empty();
-    let _ = tx.send(Action::Fetched(Box::new(l.clone()))).await;
+    let _ = tx.send(Event::Fetched(Box::new(l.clone()))).await;
     // Then, for a replayed letter, whether its group has read the replay.
     if replayed {
         l.consumed = writer.consumed(&l, group.as_deref()).await;
         if l.consumed.is_some() {
-            let _ = tx.send(Action::Fetched(Box::new(l))).await;
+            let _ = tx.send(Event::Fetched(Box::new(l))).await;
         }
     }
 }

@@ -5,7 +5,7 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::app::{Action, App, Dialog};
+use super::app::{Action, App, Dialog, Event};
 use super::snapshot_tests::{app_with, opened, render, spring, uuid_keyed};
 use super::view::Theme;
 
@@ -17,9 +17,9 @@ fn busy_list(w: u16, h: u16) -> App {
     let mut letters = uuid_keyed();
     let late = letters.split_off(38);
     let mut app = app_with(letters);
-    app.update(Action::Resize(h - 3, w));
+    app.update(Event::Resize(h - 3, w));
     app.update(Action::Down);
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: 1,
         letters: late,
     });
@@ -60,8 +60,8 @@ fn the_list_keeps_key_error_live_state_and_news_at_every_width() {
 fn the_header_says_when_the_server_stops_answering() {
     for (w, h) in SIZES {
         let mut app = busy_list(w, h);
-        app.update(Action::Clock(1_795_000_100_000));
-        app.update(Action::Silent {
+        app.update(Event::Clock(1_795_000_100_000));
+        app.update(Event::Silent {
             generation: 1,
             server: "127.0.0.1:9092".into(),
             since_ms: 1_795_000_093_000,
@@ -74,7 +74,7 @@ fn the_header_says_when_the_server_stops_answering() {
             screen.contains("no answer from 127.0.0.1:9092"),
             "{w}:\n{screen}"
         );
-        app.update(Action::Answering {
+        app.update(Event::Answering {
             generation: 1,
             server: "127.0.0.1:9092".into(),
         });
@@ -85,7 +85,7 @@ fn the_header_says_when_the_server_stops_answering() {
             .to_string();
         assert!(header.contains("live ●"), "{w}: {header}");
         if w == 50 {
-            app.update(Action::Silent {
+            app.update(Event::Silent {
                 generation: 1,
                 server: "127.0.0.1:9092".into(),
                 since_ms: 1_795_000_093_000,
@@ -93,14 +93,14 @@ fn the_header_says_when_the_server_stops_answering() {
             insta::assert_snapshot!("narrow_silent_50x20", render(&app, w, h));
         }
         // A new stream (a new filter) starts without the old silence.
-        app.update(Action::Silent {
+        app.update(Event::Silent {
             generation: 1,
             server: "127.0.0.1:9092".into(),
             since_ms: 1_795_000_093_000,
         });
         app.restream(None);
         let generation = app.generation;
-        app.update(Action::CaughtUp { generation });
+        app.update(Event::CaughtUp { generation });
         let header = render(&app, w, h)
             .lines()
             .next()
@@ -114,7 +114,7 @@ fn the_header_says_when_the_server_stops_answering() {
 fn the_triage_board_keeps_error_first_at_every_width() {
     for (w, h) in SIZES {
         let mut app = app_with(uuid_keyed());
-        app.update(Action::Resize(h - 3, w));
+        app.update(Event::Resize(h - 3, w));
         app.update(Action::Triage);
         let screen = render(&app, w, h);
         let titles = screen.lines().nth(1).unwrap_or_default();
@@ -131,7 +131,7 @@ fn the_triage_board_keeps_error_first_at_every_width() {
 fn the_detail_and_the_dialogs_fit_every_width() {
     for (w, h) in SIZES {
         let mut app = opened(br#"{"price": -3, "trade_id": "T-000334"}"#);
-        app.update(Action::Resize(h - 3, w));
+        app.update(Event::Resize(h - 3, w));
         let screen = render(&app, w, h);
         assert!(screen.contains("key 'T-1'"), "{w}:\n{screen}");
         assert!(screen.contains("T-000334"), "{w}:\n{screen}");
@@ -144,7 +144,7 @@ fn the_detail_and_the_dialogs_fit_every_width() {
         }
         // The group replay's question, whole down to its last line.
         let mut app = app_with((0..5).map(|i| spring(i, b"{}")).collect());
-        app.update(Action::Resize(h - 3, w));
+        app.update(Event::Resize(h - 3, w));
         app.update(Action::Triage);
         app.update(Action::Replay);
         assert!(matches!(
@@ -252,7 +252,7 @@ fn any_text_at_any_size_draws_without_a_panic() {
                 .collect::<Vec<_>>();
             let first = letters[0].clone();
             let mut app = app_with(letters);
-            app.update(Action::Resize(h.saturating_sub(3), w));
+            app.update(Event::Resize(h.saturating_sub(3), w));
             render(&app, w, h);
             app.update(Action::Triage);
             render(&app, w, h);
@@ -264,7 +264,7 @@ fn any_text_at_any_size_draws_without_a_panic() {
             render(&app, w, h);
             app.update(Action::Back);
             app.update(Action::Open);
-            app.update(Action::Fetched(Box::new(first)));
+            app.update(Event::Fetched(Box::new(first)));
             for _ in 0..4 {
                 render(&app, w, h);
                 app.update(Action::NextTab);

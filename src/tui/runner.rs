@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use crossterm::event::{Event, KeyEventKind};
+use crossterm::event::{Event as TermEvent, KeyEventKind};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::app::{Action, App, Effect};
+use super::app::{App, Effect, Event};
 use super::console::{Console, Crossterm};
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
@@ -111,19 +111,19 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
     let (mut terminal, mut input) = console.open()?;
     let theme = Theme::current();
     // Answers to keys (fetches, plans, writes) on `tx`; letters and bulk progress on `slow`.
-    let (tx, mut rx) = mpsc::channel::<Action>(64);
-    let (slow, mut slow_rx) = mpsc::channel::<Action>(64);
+    let (tx, mut rx) = mpsc::channel::<Event>(64);
+    let (slow, mut slow_rx) = mpsc::channel::<Event>(64);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let size = terminal.size()?;
     let rows = size.height.saturating_sub(3);
-    app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
+    app.update(Event::Clock(chrono::Utc::now().timestamp_millis()));
     let mut pending = app.start();
-    pending.extend(app.update(Action::Resize(rows, size.width)));
+    pending.extend(app.update(Event::Resize(rows, size.width)));
     let (src, retention_tx) = (io.source.clone(), tx.clone());
     tokio::spawn(async move {
         // The TUI has quit if the channel is closed: the retention hint is no longer wanted.
         let _ = retention_tx
-            .send(Action::Retention(src.retention_ms().await))
+            .send(Event::Retention(src.retention_ms().await))
             .await;
     });
     let src = io.source.clone();
@@ -132,10 +132,10 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
         // The TUI has quit if the channel is closed: the count or its error is no longer wanted.
         match src.count().await {
             Ok(n) => {
-                let _ = total_tx.send(Action::Total(n)).await;
+                let _ = total_tx.send(Event::Total(n)).await;
             }
             Err(e) => {
-                let _ = total_tx.send(Action::Notice(e.to_string())).await;
+                let _ = total_tx.send(Event::Notice(e.to_string())).await;
             }
         }
     });
@@ -151,7 +151,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
                     drop(terminal);
                     let result = console.edit(&text, json)?;
                     (terminal, input) = console.open()?;
-                    pending.extend(app.update(Action::Edited { id, result }));
+                    pending.extend(app.update(Event::Edited { id, result }));
                     urgent = true;
                     continue;
                 }
@@ -171,16 +171,16 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
         tokio::select! {
             biased;
             ev = input.next() => match ev {
-                Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
+                Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
                     if let Some(a) = super::keymap::current().action_for(k, app.dialog.is_some()) {
-                        app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
+                        app.update(Event::Clock(chrono::Utc::now().timestamp_millis()));
                         pending = app.update(a);
                         urgent = true;
                     }
                 }
-                Some(Ok(Event::Resize(w, h))) => {
+                Some(Ok(TermEvent::Resize(w, h))) => {
                     terminal.autoresize()?;
-                    pending = app.update(Action::Resize(h.saturating_sub(3), w));
+                    pending = app.update(Event::Resize(h.saturating_sub(3), w));
                     urgent = true;
                 }
                 Some(Ok(_)) => {}
@@ -204,7 +204,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = tick.tick() => {
                 // Redrawn on the tick too: a fetch's wait and ages move with the clock.
-                app.update(Action::Clock(chrono::Utc::now().timestamp_millis()));
+                app.update(Event::Clock(chrono::Utc::now().timestamp_millis()));
                 dirty = true;
             }
         }
@@ -219,7 +219,7 @@ impl Io {
     /// Starts the task for one effect. Answers to what a key asked (a fetch, a plan, a
     /// write) come back on `tx`; the stream's letters and a bulk replay's progress on
     /// `slow`, which the loop reads only when `tx` is empty.
-    fn run(&mut self, effect: Effect, tx: &mpsc::Sender<Action>, slow: &mpsc::Sender<Action>) {
+    fn run(&mut self, effect: Effect, tx: &mpsc::Sender<Event>, slow: &mpsc::Sender<Event>) {
         let (tx, slow) = (tx.clone(), slow.clone());
         match effect {
             Effect::Stream { generation, filter } => {
@@ -245,8 +245,8 @@ impl Io {
                             .map_err(|e| e.to_string())
                     };
                     let action = match a.await {
-                        Ok(p) => Action::Planned(Box::new(p)),
-                        Err(e) => Action::Notice(e),
+                        Ok(p) => Event::Planned(Box::new(p)),
+                        Err(e) => Event::Notice(e),
                     };
                     // The TUI has quit if the channel is closed: the replay plan is no longer wanted.
                     let _ = tx.send(action).await;
@@ -266,7 +266,7 @@ impl Io {
                 self.highlight = Some(tokio::task::spawn_blocking(move || {
                     if let Some(lines) = super::highlight::highlight(&text, syntax) {
                         // The detail view moved on or the TUI quit: the highlighted lines are no longer wanted.
-                        let _ = tx.blocking_send(Action::Highlighted { id, lines });
+                        let _ = tx.blocking_send(Event::Highlighted { id, lines });
                     }
                 }));
             }
@@ -286,7 +286,7 @@ impl Io {
                     let how = copy(&text);
                     // The TUI has quit if the channel is closed: the copy already happened, only its notice is lost.
                     let _ = tx
-                        .send(Action::Notice(format!(
+                        .send(Event::Notice(format!(
                             "copied the {what} ({} bytes) {how}",
                             text.len()
                         )))
@@ -307,7 +307,7 @@ enum LetterWrite {
 
 impl Io {
     /// Fetches letter `id`, does `w` with the writer, and reports the new state or the error.
-    fn write(&self, id: LetterId, w: LetterWrite, tx: mpsc::Sender<Action>) {
+    fn write(&self, id: LetterId, w: LetterWrite, tx: mpsc::Sender<Event>) {
         let (source, writer) = (self.source.clone(), self.writer.clone());
         tokio::spawn(async move {
             let what = match &w {
@@ -330,7 +330,7 @@ impl Io {
                                 ..
                             }) => {
                                 // Watched from now on, as a fresh session would from the ledger.
-                                let watched = Action::Replayed {
+                                let watched = Event::Replayed {
                                     id: id.clone(),
                                     key: l.key.clone(),
                                     replay_id,
@@ -369,8 +369,8 @@ impl Io {
                 Ok((state, message))
             };
             let a = match result.await {
-                Ok((state, message)) => Action::Done { id, state, message },
-                Err(e) => Action::Refused {
+                Ok((state, message)) => Event::Done { id, state, message },
+                Err(e) => Event::Refused {
                     id,
                     message: format!("{what} refused: {e}"),
                 },
@@ -387,7 +387,7 @@ async fn stream(
     source: Arc<dyn DeadLetterSource>,
     generation: u64,
     filter: Option<String>,
-    tx: mpsc::Sender<Action>,
+    tx: mpsc::Sender<Event>,
 ) {
     let f = filter
         .as_deref()
@@ -400,7 +400,7 @@ async fn stream(
             SourceEvent::Letters(mut v) => {
                 let count = v.len() as u64;
                 if tx
-                    .send(Action::Arrived {
+                    .send(Event::Arrived {
                         generation,
                         count,
                         live,
@@ -414,22 +414,22 @@ async fn stream(
                     crate::engine::decoders::prepare_letters(&v).await;
                     v.retain(|l| f.matches(l));
                 }
-                Action::Letters {
+                Event::Letters {
                     generation,
                     letters: v,
                 }
             }
             SourceEvent::CaughtUp { .. } => {
                 live = true;
-                Action::CaughtUp { generation }
+                Event::CaughtUp { generation }
             }
-            SourceEvent::Notice(n) => Action::Notice(n),
-            SourceEvent::Silent { server, since_ms } => Action::Silent {
+            SourceEvent::Notice(n) => Event::Notice(n),
+            SourceEvent::Silent { server, since_ms } => Event::Silent {
                 generation,
                 server,
                 since_ms,
             },
-            SourceEvent::Answering { server } => Action::Answering { generation, server },
+            SourceEvent::Answering { server } => Event::Answering { generation, server },
         };
         if tx.send(a).await.is_err() {
             return;
@@ -438,7 +438,7 @@ async fn stream(
     if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(1), reader).await {
         // The TUI has quit if the channel is closed: nobody is left to tell that reading stopped.
         let _ = tx
-            .send(Action::Notice(format!("reading stopped: {e}")))
+            .send(Event::Notice(format!("reading stopped: {e}")))
             .await;
     }
 }

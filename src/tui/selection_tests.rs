@@ -3,7 +3,7 @@
 
 use super::super::app::tests::{letter, loaded, planned, selected_offset};
 use crate::engine::{DeadLetter, Headers, LetterId};
-use crate::tui::app::{Action, App, Effect, Screen};
+use crate::tui::app::{Action, App, Effect, Event, Screen};
 
 /// A letter of partition `p` from source topic `topic`.
 fn on(p: i32, offset: i64, topic: &str) -> DeadLetter {
@@ -23,7 +23,7 @@ fn on(p: i32, offset: i64, topic: &str) -> DeadLetter {
 }
 
 fn arrive(app: &mut App, letters: Vec<DeadLetter>) {
-    app.update(Action::Letters {
+    app.update(Event::Letters {
         generation: app.generation,
         letters,
     });
@@ -125,7 +125,7 @@ fn a_dialog_or_the_detail_holds_its_letter_while_letters_arrive() {
     app.update(Action::Replay);
     arrive(&mut app, vec![letter(5), letter(6)]);
     assert_eq!(selected(&app), chosen, "an open dialog stops following");
-    app.update(Action::Planned(planned(&app)));
+    app.update(Event::Planned(planned(&app)));
     let effects = app.update(Action::Submit);
     let Some(Effect::Replay { id, .. }) = effects.first() else {
         panic!("{effects:?}")
@@ -189,7 +189,7 @@ fn the_triage_board_keeps_its_group_as_counts_reorder() {
     assert!(chosen.contains("topic:b"), "{chosen}");
     // b overtakes a: the board re-sorts; the selection stays on b.
     arrive(&mut app, (9..20).map(|o| on(0, o, "b")).collect());
-    app.update(Action::Clock(app.now_ms + 2_000));
+    app.update(Event::Clock(app.now_ms + 2_000));
     assert_eq!(app.groups[0].query(), chosen, "b is first now");
     assert_eq!(app.groups[app.group].query(), chosen);
 }
@@ -197,7 +197,7 @@ fn the_triage_board_keeps_its_group_as_counts_reorder() {
 #[test]
 fn a_short_list_keeps_the_chosen_letter_on_its_line_as_letters_arrive() {
     let mut app = crate::tui::app::tests::loaded(12);
-    app.update(Action::Resize(37, 130));
+    app.update(Event::Resize(37, 130));
     app.update(Action::Top);
     for _ in 0..3 {
         app.update(Action::Down);
@@ -209,7 +209,7 @@ fn a_short_list_keeps_the_chosen_letter_on_its_line_as_letters_arrive() {
         let letters = (0..7)
             .map(|i| crate::tui::app::tests::letter(100 + batch * 7 + i))
             .collect();
-        app.update(Action::Letters {
+        app.update(Event::Letters {
             generation: 1,
             letters,
         });

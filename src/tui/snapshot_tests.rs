@@ -4,7 +4,7 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::app::{Action, App, Dialog, Screen, Tab};
+use super::app::{Action, App, Dialog, Event, Screen, Tab};
 use super::view::{Theme, draw};
 use crate::engine::write::plan::{ReplayPolicy, plan};
 use crate::engine::{DeadLetter, Headers, LetterId};
@@ -59,20 +59,20 @@ pub(super) fn spring(offset: i64, value: &[u8]) -> DeadLetter {
 pub(super) fn app_with(letters: Vec<DeadLetter>) -> App {
     let mut app = App::new("kafka://127.0.0.1:9092/trades.DLT".into(), false, false);
     app.start();
-    app.update(Action::Resize(21, 100));
-    app.update(Action::Total(letters.len() as u64));
-    app.update(Action::Letters {
+    app.update(Event::Resize(21, 100));
+    app.update(Event::Total(letters.len() as u64));
+    app.update(Event::Letters {
         generation: 1,
         letters,
     });
-    app.update(Action::CaughtUp { generation: 1 });
+    app.update(Event::CaughtUp { generation: 1 });
     app
 }
 
 pub(super) fn opened(value: &[u8]) -> App {
     let mut app = app_with(vec![spring(1, value)]);
     app.update(Action::Open);
-    app.update(Action::Fetched(Box::new(spring(1, value))));
+    app.update(Event::Fetched(Box::new(spring(1, value))));
     app
 }
 
@@ -106,7 +106,7 @@ pub(super) fn uuid_keyed() -> Vec<DeadLetter> {
 fn list_with_uuid_keys_at_80_120_and_200_columns() {
     for (w, h) in [(80, 24), (120, 30), (200, 50)] {
         let mut app = app_with(uuid_keyed());
-        app.update(Action::Resize(h - 3, w));
+        app.update(Event::Resize(h - 3, w));
         insta::assert_snapshot!(format!("list_uuid_{w}x{h}"), render(&app, w, h));
     }
 }
@@ -163,7 +163,7 @@ fn a_binary_key_shows_decoded_with_its_format() {
     l.key = Some(b"\x81\xa4acct\x07".to_vec());
     let mut app = app_with(vec![l.clone()]);
     app.update(Action::Open);
-    app.update(Action::Fetched(Box::new(l)));
+    app.update(Event::Fetched(Box::new(l)));
     let shown = render(&app, 100, 9);
     assert!(shown.contains(r#"key {"acct":7} (MessagePack)"#), "{shown}");
 }
@@ -229,7 +229,7 @@ fn confirm_replay_dialog() {
         false,
     )
     .expect("plan");
-    app.update(Action::Planned(Box::new(p)));
+    app.update(Event::Planned(Box::new(p)));
     assert!(matches!(app.dialog, Some(Dialog::ConfirmReplay { .. })));
     insta::assert_snapshot!(render(&app, 80, 14));
 }
@@ -284,7 +284,7 @@ fn a_replaying_copy_shows_who_holds_it() {
     let list = render(&app, 100, 4);
     assert!(list.contains("replaying"), "{list}");
     app.update(Action::Open);
-    app.update(Action::Fetched(Box::new(l)));
+    app.update(Event::Fetched(Box::new(l)));
     for _ in 0..3 {
         app.update(Action::NextTab);
     }
@@ -354,8 +354,8 @@ fn letters_near_deletion_by_retention_are_flagged() {
     let mut app = app_with(letters);
     // Retention two days; now is one day and 5 s after the first letter: letters
     // 0..=4 are deleted within a day.
-    app.update(Action::Retention(Some(2 * 86_400_000)));
-    app.update(Action::Clock(1_795_000_000_000 + 86_400_000 + 5_000));
+    app.update(Event::Retention(Some(2 * 86_400_000)));
+    app.update(Event::Clock(1_795_000_000_000 + 86_400_000 + 5_000));
     let screen = render(&app, 80, 16);
     let flagged = screen.lines().filter(|l| l.starts_with('!')).count();
     assert_eq!(flagged, 5, "{screen}");
@@ -374,7 +374,7 @@ fn preview_beside_the_list_at_160_columns() {
         spring(0, br#"{"sym":"ACME","price":-3}"#),
         spring(1, br#"{"sym":"INIT","price":-1}"#),
     ]);
-    app.update(Action::Resize(27, 160));
+    app.update(Event::Resize(27, 160));
     insta::assert_snapshot!(render(&app, 160, 30));
     // `v` hides it; the list takes the whole width again.
     app.update(Action::TogglePreview);
