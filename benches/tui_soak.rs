@@ -283,6 +283,7 @@ fn main() {
         group: None,
         confirm_after_ms: morgue::engine::read::outcome::DEFAULT_CONFIRM_AFTER_MS,
         redact: None,
+        decoders: morgue::engine::decoders::builtin(),
     };
     let clock = Arc::new(Mutex::new(Clock::default()));
     let (keys, rx) = mpsc::channel(16);

@@ -147,7 +147,7 @@ fn payload_decoding_never_panics() {
         "[A-Za-z0-9+/=]{0,64}".prop_map(String::into_bytes),
     ];
     fuzz("payload decoders", (bytes, 0usize..300), |(b, cap)| {
-        let _ = decode(Some(&b), None, cap);
+        let _ = decode(&morgue::engine::decoders::builtin(), Some(&b), None, cap);
     });
 }
 

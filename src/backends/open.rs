@@ -65,6 +65,9 @@ pub struct Target {
     pub redact: Option<String>,
     /// The profile it was made from (shown as current in the TUI's profile picker).
     pub profile: Option<String>,
+    /// The decoders, with the schemas of the flags or profile (a registry of its own
+    /// cluster): what reads this DLQ's payloads, for filters, display and export.
+    pub decoders: Arc<crate::engine::decoders::Registry>,
 }
 
 /// A DLQ opened for reading and for recording state.

@@ -428,6 +428,9 @@ impl BackendArgs {
             ),
         };
         Ok(Target {
+            decoders: std::sync::Arc::new(crate::engine::decoders::Registry::new(
+                self.schema_source()?,
+            )),
             profile: self.profile.clone(),
             confirm_after_ms: i64::try_from(confirm_after.as_millis()).unwrap_or(i64::MAX),
             group: self.group.clone().or(p.group),

@@ -31,8 +31,9 @@ pub struct ExportArgs {
 /// Writes the manifest, then every matching letter, to `--output`.
 pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
-    let filter = super::filter_arg(args.filter.as_deref(), now.timestamp_millis())?;
     let target = backend.target()?;
+    let filter = super::filter_arg(args.filter.as_deref(), now.timestamp_millis())?
+        .map(|f| f.decoding(target.decoders.clone()));
     let spec: Vec<&str> = [target.redact.as_deref(), args.redact.as_deref()]
         .into_iter()
         .flatten()
@@ -57,15 +58,15 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
         let SourceEvent::Letters(batch) = event else {
             continue;
         };
-        crate::engine::decoders::prepare_letters(&batch).await;
+        crate::engine::decoders::prepare_letters(&target.decoders, &batch).await;
         for mut l in batch {
             if filter.as_ref().is_some_and(|f| !f.matches(&l)) {
                 continue;
             }
             if let Some(r) = &redaction {
-                notes.extend(r.letter(&mut l, &crate::engine::decoders::global()));
+                notes.extend(r.letter(&mut l, &target.decoders));
             }
-            serde_json::to_writer(&mut body, &LetterJson::of(&l))?;
+            serde_json::to_writer(&mut body, &LetterJson::of(&l, &target.decoders))?;
             body.write_all(b"\n")?;
             if let Some(id) = &l.id {
                 ids.push(id.to_string());
@@ -174,6 +175,9 @@ pub fn open_target(backend: &BackendArgs, path: PathBuf) -> anyhow::Result<Targe
         group: None,
         confirm_after_ms: crate::engine::read::outcome::DEFAULT_CONFIRM_AFTER_MS,
         redact: None,
+        decoders: std::sync::Arc::new(crate::engine::decoders::Registry::new(
+            backend.schema_source()?,
+        )),
     })
 }
 

@@ -2,6 +2,7 @@
 //! live), streamed to stdout as they are read, with their ledger state and, for
 //! replayed letters, what became of the replay (see `engine::read::outcome`).
 
+use crate::engine::decoders::Registry;
 use std::io::Write;
 
 use tokio::sync::mpsc;
@@ -39,8 +40,9 @@ pub struct ListArgs {
 pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
     let from = StartAt::parse(&args.from, now).map_err(|e| UsageError(format!("--from: {e}")))?;
-    let filter = super::filter_arg(args.filter.as_deref(), now)?;
     let target = backend.target()?;
+    let filter = super::filter_arg(args.filter.as_deref(), now)?
+        .map(|f| f.decoding(target.decoders.clone()));
     let mut table = Table::new(match target.dlq {
         // An ObjectId's 24 hex digits.
         Dlq::Mongo { .. } => 24,
@@ -81,7 +83,7 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        crate::engine::decoders::prepare_letters(&batch).await;
+        crate::engine::decoders::prepare_letters(&target.decoders, &batch).await;
         let mut shown = Vec::with_capacity(batch.len());
         let mut enough = false;
         for mut l in batch {
@@ -96,7 +98,8 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
                 break;
             }
         }
-        print_letters(&mut out, &shown, args.output, &mut table).map_err(stdout_error)?;
+        print_letters(&target.decoders, &mut out, &shown, args.output, &mut table)
+            .map_err(stdout_error)?;
         if enough {
             break 'read;
         }
@@ -115,6 +118,7 @@ pub async fn run(backend: &BackendArgs, args: &ListArgs) -> anyhow::Result<()> {
 }
 
 fn print_letters(
+    decoders: &Registry,
     out: &mut impl Write,
     letters: &[DeadLetter],
     output: Output,
@@ -123,7 +127,7 @@ fn print_letters(
     match output {
         Output::Json => {
             for l in letters {
-                serde_json::to_writer(&mut *out, &LetterJson::of(l))?;
+                serde_json::to_writer(&mut *out, &LetterJson::of(l, decoders))?;
                 writeln!(out)?;
             }
             Ok(())

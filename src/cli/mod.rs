@@ -449,14 +449,15 @@ fn install_ui(backend: &BackendArgs) -> Result<(), UsageError> {
 }
 
 /// The TUI on the DLQ (or the overview) the arguments name, then on each profile
-/// chosen with `P` (`switched`: the arguments were made for one), until the user quits.
-async fn tui(mut backend: BackendArgs, mut switched: bool) -> anyhow::Result<()> {
+/// chosen with `P` (each with its own decoders: the schemas of its own cluster), until
+/// the user quits.
+async fn tui(mut backend: BackendArgs) -> anyhow::Result<()> {
     install_ui(&backend)?;
     // The arguments before the last switch, to go back to when a profile does not open.
     let mut previous: Option<BackendArgs> = None;
     let mut notice = None;
     loop {
-        let next = match session(&backend, switched, notice.take()).await {
+        let next = match session(&backend, notice.take()).await {
             Ok(next) => next,
             Err(e) => {
                 let Some(back) = previous.take() else {
@@ -473,22 +474,11 @@ async fn tui(mut backend: BackendArgs, mut switched: bool) -> anyhow::Result<()>
         };
         previous = Some(backend.clone());
         backend = backend.for_profile(&profile);
-        switched = true;
     }
 }
 
 /// One TUI session on what `backend` names: the profile chosen with `P`, if any.
-async fn session(
-    backend: &BackendArgs,
-    switched: bool,
-    notice: Option<String>,
-) -> anyhow::Result<Option<String>> {
-    if switched {
-        // This profile's schemas: a registry of its own cluster.
-        crate::engine::decoders::install(crate::engine::decoders::Registry::new(
-            backend.schema_source()?,
-        ));
-    }
+async fn session(backend: &BackendArgs, notice: Option<String>) -> anyhow::Result<Option<String>> {
     let target = match backend.wants_overview()? {
         true => None,
         false => Some(backend.target()?),
@@ -515,11 +505,10 @@ async fn session(
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    crate::engine::decoders::install(crate::engine::decoders::Registry::new(
-        cli.backend.schema_source()?,
-    ));
+    // Schema flags that do not parse are refused before anything else.
+    cli.backend.schema_source()?;
     let Some(command) = cli.command else {
-        return tui(cli.backend, false).await;
+        return tui(cli.backend).await;
     };
     match command {
         Command::Completions { shell } => shell::completions(shell),
@@ -534,7 +523,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 needs_terminal()?;
             }
             match crate::tui::runner::run(target, None).await? {
-                Some(profile) => tui(cli.backend.for_profile(&profile), true).await,
+                Some(profile) => tui(cli.backend.for_profile(&profile)).await,
                 None => Ok(()),
             }
         }

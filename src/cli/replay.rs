@@ -4,6 +4,7 @@
 //! letter with its `reason` code, `by` and `since`). A filtered replay streams: letters
 //! are read, claimed, replayed and dropped a window at a time.
 
+use crate::engine::decoders::Registry;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -118,7 +119,7 @@ async fn fetch(
     }
     writer.refresh(&mut out).await?;
     // Schemas for decoding (filters, dry runs, JSON), fetched once per id.
-    crate::engine::decoders::prepare_letters(&out).await;
+    crate::engine::decoders::prepare_letters(&target.decoders, &out).await;
     Ok(out)
 }
 
@@ -166,7 +167,7 @@ impl<'f> Windows<'f> {
             match self.rx.recv().await {
                 Some(SourceEvent::Letters(batch)) => {
                     // A payload filter may read decoded values: their schemas first.
-                    crate::engine::decoders::prepare_letters(&batch).await;
+                    crate::engine::decoders::prepare_letters(self.filter.decoders(), &batch).await;
                     self.carry = batch.into_iter();
                 }
                 // A broker that stops answering is said, not waited on in silence.
@@ -207,19 +208,19 @@ pub async fn show(backend: &BackendArgs, id: &str) -> anyhow::Result<()> {
         }
     }
     for l in &letters {
-        super::print_line(serde_json::to_string(&LetterJson::of(l))?)?;
+        super::print_line(serde_json::to_string(&LetterJson::of(l, &target.decoders))?)?;
     }
     Ok(())
 }
 
-fn plan_json(p: &ReplayPlan) -> serde_json::Value {
+fn plan_json(p: &ReplayPlan, decoders: &Registry) -> serde_json::Value {
     json!({
         "id": p.letter_id,
         "status": "dry-run",
         "topic": p.topic,
         "key": p.key.as_deref().map(EncodedBytes::of),
         "value": p.value.as_deref().map(EncodedBytes::of),
-        "decoded": crate::engine::export::json::decode_bytes(p.value.as_deref(), Some(&p.topic)).0,
+        "decoded": crate::engine::export::json::decode_bytes(decoders, p.value.as_deref(), Some(&p.topic)).0,
         "edited": p.edited,
         "headers": p.headers.iter().map(|h| json!({"name": h.name, "value": h.value.as_deref().map(EncodedBytes::of)})).collect::<Vec<_>>(),
         "stripped": p.stripped.iter().map(|(n, why)| json!({"name": n, "why": why})).collect::<Vec<_>>(),
@@ -404,15 +405,16 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
         .into());
     }
     let (target, opened, writer) = open(backend, args.keep_headers.clone(), &args.ids).await?;
+    let filter = filter.map(|f| f.decoding(target.decoders.clone()));
     let writer = writer.with_takeover_after(args.takeover_after);
     let to = args.to.as_deref();
     if args.dry_run {
         let dry = |letters: Vec<DeadLetter>| {
-            let writer = &writer;
+            let (writer, decoders) = (&writer, &target.decoders);
             async move {
                 for l in &letters {
                     match writer.plan(l, to, args.force).await {
-                        Ok(p) => print(&plan_json(&p))?,
+                        Ok(p) => print(&plan_json(&p, decoders))?,
                         Err(e) => print(
                             &json!({"id": id_of(l), "status": "refused", "error": e.to_string()}),
                         )?,

@@ -75,6 +75,9 @@ pub enum Dialog {
         /// An edited payload's changed lines against the original (`-`/`+`, pretty
         /// JSON), worked out once when the plan arrived; empty when not edited.
         changes: Vec<(char, String)>,
+        /// A binary payload's format and decoded value (one line of JSON), decoded
+        /// once when the plan arrived; None for bytes no decoder reads.
+        decoded: Option<(String, String)>,
         /// The confirmation typed (production only).
         typed: String,
         /// Typing goes to the confirmation field rather than the topic.
@@ -215,6 +218,9 @@ pub struct App {
     pub key: fn(&str) -> String,
     /// The letter on screen, decoded (see `shown`).
     pub shown: Option<super::shown::Shown>,
+    /// The decoders of the DLQ's profile (its schemas): every payload the TUI decodes
+    /// is decoded with these, never with process-wide state.
+    pub decoders: std::sync::Arc<crate::engine::decoders::Registry>,
     /// Counts changes to `edits`, so a new edit is decoded again.
     pub edit_serial: u64,
     /// Letters whose edit is being written to the ledger: no replay until it is.
@@ -294,6 +300,7 @@ impl App {
             fetching: None,
             key: str::to_string,
             shown: None,
+            decoders: crate::engine::decoders::builtin(),
             edit_serial: 0,
             saving: std::collections::BTreeSet::new(),
         }
@@ -419,7 +426,7 @@ impl App {
                     {
                         let mut l = l;
                         self.store.settle(&mut l);
-                        let effect = highlight_effect(&l);
+                        let effect = highlight_effect(&self.decoders, &l);
                         self.detail = Some(l);
                         return effect.into_iter().collect();
                     } else {

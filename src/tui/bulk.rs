@@ -105,6 +105,7 @@ impl Bulk {
 pub(super) async fn replay_group(
     source: Arc<dyn DeadLetterSource>,
     writer: Arc<Writer>,
+    decoders: Arc<crate::engine::decoders::Registry>,
     query: String,
     only: Arc<Counted>,
     tx: mpsc::Sender<Event>,
@@ -112,6 +113,7 @@ pub(super) async fn replay_group(
     let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
         return;
     };
+    let f = f.decoding(decoders);
     let (etx, mut erx) = mpsc::channel(crate::engine::write::WINDOW_AHEAD);
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, false, etx).await });
     let mut bulk = Bulk::default();
@@ -121,7 +123,7 @@ pub(super) async fn replay_group(
         let SourceEvent::Letters(batch) = ev else {
             continue;
         };
-        crate::engine::decoders::prepare_letters(&batch).await;
+        crate::engine::decoders::prepare_letters(f.decoders(), &batch).await;
         let counted = |l: &DeadLetter| l.id.as_ref().is_some_and(|id| only.contains(id));
         for l in batch.into_iter().filter(|l| counted(l) && f.matches(l)) {
             bytes += l.size();

@@ -40,7 +40,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             let shown = match app.shown_for(l) {
                 Some(s) => s,
                 None => {
-                    owned = Shown::of(l, edit.map(Vec::as_slice));
+                    owned = Shown::of(&app.decoders, l, edit.map(Vec::as_slice));
                     &owned
                 }
             };

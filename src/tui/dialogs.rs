@@ -15,11 +15,22 @@ impl App {
         let topic = plan.topic.clone();
         let confirming = self.production;
         let changes = self.edit_changes(&plan);
+        // A binary format shows decoded: decoded here, once, not on every frame.
+        let decoded =
+            plan.value
+                .as_deref()
+                .and_then(|v| match self.decoders.decode(v, Some(&plan.topic)) {
+                    crate::engine::decoders::Attempt::Decoded(s) => {
+                        Some((s.format, s.value.to_string()))
+                    }
+                    _ => None,
+                });
         self.dialog = Some(Dialog::ConfirmReplay {
             plan,
             id,
             topic,
             changes,
+            decoded,
             typed: String::new(),
             confirming,
         });

@@ -141,7 +141,7 @@ impl App {
                 // Kept for the detail view and the preview (which takes it from the cache).
                 self.store.cache_put((*l).clone());
                 if self.screen == Screen::Detail && l.id == self.selected_id() {
-                    let effect = highlight_effect(&l);
+                    let effect = highlight_effect(&self.decoders, &l);
                     self.detail = Some(*l);
                     return effect.into_iter().collect();
                 }

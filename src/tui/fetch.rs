@@ -18,6 +18,7 @@ use crate::engine::write::Writer;
 pub(super) async fn fetch(
     source: Arc<dyn DeadLetterSource>,
     writer: Arc<Writer>,
+    decoders: Arc<crate::engine::decoders::Registry>,
     group: Option<String>,
     dlq: String,
     id: LetterId,
@@ -45,7 +46,7 @@ pub(super) async fn fetch(
         .send(waiting("its schema from the schema registry".into()))
         .await;
     // Schemas are fetched here, off the UI task.
-    crate::engine::decoders::prepare_letters(std::slice::from_ref(&l)).await;
+    crate::engine::decoders::prepare_letters(&decoders, std::slice::from_ref(&l)).await;
     let _ = tx
         .send(waiting("its kept edit from the ledger".into()))
         .await;

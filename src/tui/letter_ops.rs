@@ -2,6 +2,7 @@
 //! diffed before it is kept), copying it, and the request to highlight it.
 
 use super::app::{App, Dialog, Effect};
+use crate::engine::decoders::Registry;
 use crate::engine::write::plan::ReplayPlan;
 use crate::engine::{DeadLetter, LetterId};
 
@@ -24,7 +25,8 @@ impl App {
         };
         let original = l.value.clone().unwrap_or_default();
         let current = self.edits.get(&id).cloned().unwrap_or(original);
-        let Some((shown, json)) = editable(&current, l.source.topic.as_deref()) else {
+        let Some((shown, json)) = editable(&self.decoders, &current, l.source.topic.as_deref())
+        else {
             self.status = "binary payloads cannot be edited as text".into();
             return Vec::new();
         };
@@ -46,7 +48,7 @@ impl App {
         let original = l.value.clone().unwrap_or_default();
         let topic = l.source.topic.clone();
         let structured = matches!(
-            crate::engine::decoders::global().decode(&original, topic.as_deref()),
+            self.decoders.decode(&original, topic.as_deref()),
             crate::engine::decoders::Attempt::Decoded(_)
         );
         let json = structured || serde_json::from_slice::<serde_json::Value>(&original).is_ok();
@@ -57,7 +59,7 @@ impl App {
         // A binary format is written back under its schema: a mismatch is refused here.
         let encoded = if structured {
             let value = serde_json::from_str(&text).unwrap_or_default();
-            let reg = crate::engine::decoders::global();
+            let reg = self.decoders.clone();
             match crate::engine::decoders::encode::reencode(
                 &original,
                 &value,
@@ -78,7 +80,7 @@ impl App {
             None
         };
         let current = self.edits.get(&id).unwrap_or(&original);
-        let before = editable(current, topic.as_deref())
+        let before = editable(&self.decoders, current, topic.as_deref())
             .map(|(t, _)| t)
             .unwrap_or_default();
         if before == text {
@@ -105,7 +107,7 @@ impl App {
         };
         let topic = l.source.topic.as_deref();
         let text = |b: Option<&[u8]>| {
-            editable(b.unwrap_or_default(), topic)
+            editable(&self.decoders, b.unwrap_or_default(), topic)
                 .map(|(t, _)| t)
                 .unwrap_or_default()
         };
@@ -125,21 +127,23 @@ impl App {
         let l = match &self.redact {
             Some(r) => {
                 let mut c = l.clone();
-                r.letter(&mut c, &crate::engine::decoders::global());
+                r.letter(&mut c, &self.decoders);
                 redacted = c;
                 &redacted
             }
             None => l,
         };
         let (what, text) = if whole {
-            let json =
-                serde_json::to_string_pretty(&crate::engine::export::json::LetterJson::of(l))
-                    .unwrap_or_default();
+            let json = serde_json::to_string_pretty(&crate::engine::export::json::LetterJson::of(
+                l,
+                &self.decoders,
+            ))
+            .unwrap_or_default();
             ("letter as JSON", json)
         } else {
             // A binary format copies as its decoded JSON; other bytes as they are.
             let decoded = l.value.as_deref().and_then(|v| {
-                match crate::engine::decoders::global().decode(v, l.source.topic.as_deref()) {
+                match self.decoders.decode(v, l.source.topic.as_deref()) {
                     crate::engine::decoders::Attempt::Decoded(s) => {
                         serde_json::to_string_pretty(&s.value).ok()
                     }
@@ -165,10 +169,8 @@ impl App {
 /// format's decoded value pretty-printed, a JSON payload laid out with its tokens as
 /// written (see [`crate::engine::model::json_text`]), other text as it is; None for
 /// bytes that are neither.
-fn editable(bytes: &[u8], topic: Option<&str>) -> Option<(String, bool)> {
-    if let crate::engine::decoders::Attempt::Decoded(s) =
-        crate::engine::decoders::global().decode(bytes, topic)
-    {
+fn editable(decoders: &Registry, bytes: &[u8], topic: Option<&str>) -> Option<(String, bool)> {
+    if let crate::engine::decoders::Attempt::Decoded(s) = decoders.decode(bytes, topic) {
         return Some((
             serde_json::to_string_pretty(&s.value).unwrap_or_default(),
             true,
@@ -187,13 +189,14 @@ fn editable(bytes: &[u8], topic: Option<&str>) -> Option<(String, bool)> {
 }
 
 /// The highlight request for a letter's payload: pretty JSON or XML under the size cap.
-pub(super) fn highlight_effect(l: &DeadLetter) -> Option<Effect> {
+pub(super) fn highlight_effect(decoders: &Registry, l: &DeadLetter) -> Option<Effect> {
     let id = l.id.clone()?;
     let v = l.value.as_deref()?;
     if v.len() > super::highlight::MAX_BYTES {
         return None;
     }
     let d = crate::engine::read::decode::decode(
+        decoders,
         Some(v),
         l.source.topic.as_deref(),
         super::highlight::MAX_BYTES,

@@ -84,7 +84,7 @@ fn lines(app: &App, l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
     let shown = match app.shown_for(l) {
         Some(s) => s,
         None => {
-            owned = Shown::of(l, None);
+            owned = Shown::of(&app.decoders, l, None);
             &owned
         }
     };

@@ -81,9 +81,11 @@ async fn run_with<C: Console>(
         highlight: None,
         group: target.group.clone(),
         dlq: opened.ledger.dlq(),
+        decoders: target.decoders.clone(),
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
     app.from_overview = from_overview;
+    app.decoders = target.decoders.clone();
     app.key = super::keymap::key;
     app.set_confirm_after(target.confirm_after_ms);
     app.redact = target
@@ -105,6 +107,8 @@ struct Io {
     group: Option<String>,
     /// The DLQ's name, for saying what a fetch waits for.
     dlq: String,
+    /// The decoders of the DLQ's profile.
+    decoders: Arc<crate::engine::decoders::Registry>,
 }
 
 async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> anyhow::Result<()> {
@@ -226,13 +230,18 @@ impl Io {
                 if let Some(h) = self.stream.take() {
                     h.abort();
                 }
-                let source = self.source.clone();
-                self.stream = Some(tokio::spawn(stream(source, generation, filter, slow)));
+                let (source, decoders) = (self.source.clone(), self.decoders.clone());
+                self.stream = Some(tokio::spawn(stream(
+                    source, decoders, generation, filter, slow,
+                )));
             }
             Effect::Fetch(id) => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
                 let (group, dlq) = (self.group.clone(), self.dlq.clone());
-                tokio::spawn(super::fetch::fetch(source, writer, group, dlq, id, tx));
+                let decoders = self.decoders.clone();
+                tokio::spawn(super::fetch::fetch(
+                    source, writer, decoders, group, dlq, id, tx,
+                ));
             }
             Effect::PlanReplay(id) => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
@@ -276,7 +285,10 @@ impl Io {
             }
             Effect::ReplayGroup { query, only } => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
-                tokio::spawn(super::bulk::replay_group(source, writer, query, only, slow));
+                let decoders = self.decoders.clone();
+                tokio::spawn(super::bulk::replay_group(
+                    source, writer, decoders, query, only, slow,
+                ));
             }
             Effect::Edit { .. } => {
                 // Handled by the event loop, which owns the terminal.
@@ -385,13 +397,15 @@ impl Io {
 /// that match `filter` stamped with `generation`.
 async fn stream(
     source: Arc<dyn DeadLetterSource>,
+    decoders: Arc<crate::engine::decoders::Registry>,
     generation: u64,
     filter: Option<String>,
     tx: mpsc::Sender<Event>,
 ) {
     let f = filter
         .as_deref()
-        .and_then(|q| Filter::parse(q, chrono::Utc::now().timestamp_millis()).ok());
+        .and_then(|q| Filter::parse(q, chrono::Utc::now().timestamp_millis()).ok())
+        .map(|f| f.decoding(decoders));
     let (etx, mut erx) = mpsc::channel(crate::engine::read::source::AHEAD);
     let reader = tokio::spawn(async move { source.stream(StartAt::Beginning, true, etx).await });
     let mut live = false;
@@ -411,7 +425,7 @@ async fn stream(
                     return;
                 }
                 if let Some(f) = &f {
-                    crate::engine::decoders::prepare_letters(&v).await;
+                    crate::engine::decoders::prepare_letters(f.decoders(), &v).await;
                     v.retain(|l| f.matches(l));
                 }
                 Event::Letters {

@@ -3,6 +3,7 @@
 //! or its edit changes, not on every frame.
 
 use super::app::{App, Screen};
+use crate::engine::decoders::Registry;
 use crate::engine::model::conventions::quote_bytes;
 use crate::engine::read::decode::{DEFAULT_CAP, Decoded, decode};
 use crate::engine::{DeadLetter, LetterId};
@@ -24,8 +25,7 @@ pub struct Shown {
 
 impl Shown {
     /// Decodes `l`'s key and `edit` (or else its value).
-    pub fn of(l: &DeadLetter, edit: Option<&[u8]>) -> Shown {
-        let reg = crate::engine::decoders::global();
+    pub fn of(reg: &Registry, l: &DeadLetter, edit: Option<&[u8]>) -> Shown {
         // A key in a binary format (a framed Avro key, …) shows decoded, with its format.
         let key = match l.key.as_deref() {
             None => "(null)".to_string(),
@@ -37,6 +37,7 @@ impl Shown {
             },
         };
         let payload = decode(
+            reg,
             edit.or(l.value.as_deref()),
             l.source.topic.as_deref(),
             DEFAULT_CAP,
@@ -77,7 +78,7 @@ impl App {
             return;
         }
         let edit = l.id.as_ref().and_then(|id| self.edits.get(id));
-        let mut s = Shown::of(l, edit.map(Vec::as_slice));
+        let mut s = Shown::of(&self.decoders, l, edit.map(Vec::as_slice));
         s.serial = self.edit_serial;
         self.shown = Some(s);
     }

@@ -419,21 +419,16 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             id,
             topic,
             changes,
+            decoded,
             typed,
             confirming,
         } => {
             let sent: Vec<&str> = plan.headers.iter().map(|h| h.name.as_str()).collect();
             let stripped: Vec<String> = plan.stripped.iter().map(|(n, _)| n.clone()).collect();
             let value = plan.value.as_deref();
-            // A binary format shows decoded, with the start of the bytes sent.
-            let decoded = value.and_then(|v| {
-                match crate::engine::decoders::global().decode(v, Some(&plan.topic)) {
-                    crate::engine::decoders::Attempt::Decoded(s) => Some((s, v)),
-                    _ => None,
-                }
-            });
-            let preview = match (&decoded, value) {
-                (Some((s, _)), _) => s.value.to_string().chars().take(60).collect(),
+            // A binary format shows decoded (when the plan came), with the start of the bytes sent.
+            let preview = match (decoded, value) {
+                (Some((_, json)), _) => json.chars().take(60).collect(),
                 (None, Some(v)) => {
                     String::from_utf8_lossy(&v[..v.len().min(60)]).replace(char::is_control, " ")
                 }
@@ -445,7 +440,7 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             ))];
             let format = decoded
                 .as_ref()
-                .map_or(String::new(), |(s, _)| format!(", {}", s.format));
+                .map_or(String::new(), |(f, _)| format!(", {f}"));
             if changes.is_empty() {
                 let kind = if plan.edited { "edited" } else { "original" };
                 l.push(Line::from(format!("payload ({kind}{format}): {preview}")));
@@ -456,7 +451,7 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
                 )));
                 l.extend(changed_lines(changes, 10, theme));
             }
-            if let Some((_, v)) = &decoded {
+            if let (Some(_), Some(v)) = (decoded, value) {
                 l.push(Line::from(format!(
                     "encoded: {} bytes, {}{}",
                     v.len(),

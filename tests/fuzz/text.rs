@@ -451,7 +451,7 @@ fn keys_and_headers_of_any_text_never_panic() {
         }
         // The key as the list, the detail pane and the exports read it.
         if let Some(k) = &key {
-            let _ = decode(Some(k), l.source.topic.as_deref(), cap);
+            let _ = decode(&reg, Some(k), l.source.topic.as_deref(), cap);
             for topic in [None, Some("t"), Some("q")] {
                 if let Attempt::Failed(why) = reg.decode(k, topic) {
                     assert!(!why.is_empty() && !why.contains('\n'), "{why:?}");

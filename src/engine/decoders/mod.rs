@@ -27,7 +27,7 @@ pub mod protobuf;
 pub mod schemas;
 pub mod selfdescribing;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 pub use schemas::{SchemaSource, SchemaStore};
 
@@ -143,10 +143,9 @@ impl Registry {
     }
 }
 
-/// Fetches what the values and keys of `letters` need, with the process's registry,
-/// and compiles the schemas mapped to their topics (off the async threads).
-pub async fn prepare_letters(letters: &[crate::engine::DeadLetter]) {
-    let reg = global();
+/// Fetches what the values and keys of `letters` need into `reg`, and compiles the
+/// schemas mapped to their topics (off the async threads).
+pub async fn prepare_letters(reg: &Arc<Registry>, letters: &[crate::engine::DeadLetter]) {
     if !reg.mapped.is_empty() {
         let topics: std::collections::BTreeSet<String> = letters
             .iter()
@@ -173,28 +172,14 @@ pub async fn prepare_letters(letters: &[crate::engine::DeadLetter]) {
     }
 }
 
-static GLOBAL: RwLock<Option<Arc<Registry>>> = RwLock::new(None);
+static BUILTIN: std::sync::OnceLock<Arc<Registry>> = std::sync::OnceLock::new();
 
-/// Sets the process's registry: at start-up from the flags and profile, and again when
-/// the TUI switches profile.
-pub fn install(r: Registry) {
-    if let Ok(mut g) = GLOBAL.write() {
-        *g = Some(Arc::new(r));
-    }
-}
-
-/// The process's registry (built-in decoders without schemas when none was installed).
-pub fn global() -> Arc<Registry> {
-    if let Ok(g) = GLOBAL.read()
-        && let Some(r) = g.as_ref()
-    {
-        return r.clone();
-    }
-    let fresh = Arc::new(Registry::new(SchemaSource::default()));
-    if let Ok(mut g) = GLOBAL.write() {
-        return g.get_or_insert(fresh).clone();
-    }
-    fresh
+/// The built-in decoders without schemas (no registry, no mapped schema, no descriptor
+/// set): what reads a payload where no profile's registry was passed in. Never changes.
+pub fn builtin() -> Arc<Registry> {
+    BUILTIN
+        .get_or_init(|| Arc::new(Registry::new(SchemaSource::default())))
+        .clone()
 }
 
 #[cfg(test)]

@@ -131,7 +131,8 @@ mod tests {
             Some(b"{\"price\": -1}".to_vec()),
             h,
         );
-        let line = serde_json::to_string(&LetterJson::of(&l)).unwrap();
+        let line = serde_json::to_string(&LetterJson::of(&l, &crate::engine::decoders::builtin()))
+            .unwrap();
         let back = parse_letter(&line).unwrap();
         assert_eq!(back, l);
         assert!(

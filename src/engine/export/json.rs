@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::engine::decoders::Attempt;
+use crate::engine::decoders::{Attempt, Registry};
 use crate::engine::model::after_replay::{AfterReplay, Consumed};
 use crate::engine::model::encoding::BytesRef;
 use crate::engine::model::letter::{
@@ -98,10 +98,11 @@ pub struct DecodedJson {
 /// The decoded form of `bytes` (a binary format) of a letter from source `topic`, or
 /// why a recognised format failed.
 pub fn decode_bytes(
+    decoders: &Registry,
     bytes: Option<&[u8]>,
     topic: Option<&str>,
 ) -> (Option<DecodedJson>, Option<String>) {
-    match bytes.map(|b| crate::engine::decoders::global().decode(b, topic)) {
+    match bytes.map(|b| decoders.decode(b, topic)) {
         Some(Attempt::Decoded(s)) => (
             Some(DecodedJson {
                 format: s.format,
@@ -124,13 +125,14 @@ pub fn rfc3339(ms: i64) -> Option<String> {
 
 impl<'a> LetterJson<'a> {
     /// The printable form of `l`.
-    pub fn of(l: &'a DeadLetter) -> Self {
+    pub fn of(l: &'a DeadLetter, decoders: &Registry) -> Self {
         let (partition, offset) = match l.id {
             Some(LetterId::Kafka { partition, offset }) => (Some(partition), Some(offset)),
             _ => (None, None),
         };
-        let (decoded, decode_error) = decode_bytes(l.value.as_deref(), l.source.topic.as_deref());
-        let (decoded_key, _) = decode_bytes(l.key.as_deref(), None);
+        let (decoded, decode_error) =
+            decode_bytes(decoders, l.value.as_deref(), l.source.topic.as_deref());
+        let (decoded_key, _) = decode_bytes(decoders, l.key.as_deref(), None);
         LetterJson {
             decoded,
             decoded_key,
@@ -173,7 +175,8 @@ mod tests {
             Some(vec![0xc3, 0x28]),
             h,
         );
-        let v = serde_json::to_value(LetterJson::of(&l)).unwrap();
+        let v =
+            serde_json::to_value(LetterJson::of(&l, &crate::engine::decoders::builtin())).unwrap();
         assert_eq!(v["id"], "1:9");
         assert_eq!(v["partition"], 1);
         assert_eq!(v["timestamp"], "2024-11-27T09:33:20.000Z");

@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::engine::decoders::Attempt;
+use crate::engine::decoders::{Attempt, Registry};
 
 /// What a payload turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +43,14 @@ pub struct Decoded {
 /// Payloads larger than this show a prefix only, unless asked otherwise.
 pub const DEFAULT_CAP: usize = 256 * 1024;
 
-/// Decodes `bytes`, a payload of a letter from source `topic` (which may map a schema),
-/// showing at most `cap` bytes of it.
-pub fn decode(bytes: Option<&[u8]>, topic: Option<&str>, cap: usize) -> Decoded {
+/// Decodes `bytes` with `decoders`, a payload of a letter from source `topic` (which
+/// may map a schema), showing at most `cap` bytes of it.
+pub fn decode(
+    decoders: &Registry,
+    bytes: Option<&[u8]>,
+    topic: Option<&str>,
+    cap: usize,
+) -> Decoded {
     let Some(all) = bytes.filter(|b| !b.is_empty()) else {
         let text = if bytes.is_some() { "(empty)" } else { "(null)" };
         return Decoded {
@@ -56,7 +61,7 @@ pub fn decode(bytes: Option<&[u8]>, topic: Option<&str>, cap: usize) -> Decoded 
             format: None,
         };
     };
-    match crate::engine::decoders::global().decode(all, topic) {
+    match decoders.decode(all, topic) {
         Attempt::Decoded(s) => {
             return Decoded {
                 kind: Kind::Json,
@@ -133,7 +138,7 @@ pub fn decode(bytes: Option<&[u8]>, topic: Option<&str>, cap: usize) -> Decoded 
         };
     }
     if let Some(inner) = base64_payload(text) {
-        let mut d = decode(Some(&inner), topic, cap);
+        let mut d = decode(decoders, Some(&inner), topic, cap);
         let what = format!("base64 of {} bytes, decoded", inner.len());
         d.note = Some(match d.note {
             Some(n) => format!("{what}; {n}"),
@@ -203,7 +208,12 @@ mod tests {
 
     #[test]
     fn json_is_pretty_printed() {
-        let d = decode(Some(br#"{"a":1,"b":[true,null]}"#), None, DEFAULT_CAP);
+        let d = decode(
+            &crate::engine::decoders::builtin(),
+            Some(br#"{"a":1,"b":[true,null]}"#),
+            None,
+            DEFAULT_CAP,
+        );
         assert_eq!(d.kind, Kind::Json);
         assert_eq!(
             d.text,
@@ -214,7 +224,12 @@ mod tests {
 
     #[test]
     fn broken_json_is_text_with_the_parse_error() {
-        let d = decode(Some(br#"{"price": 12.5"#), None, DEFAULT_CAP);
+        let d = decode(
+            &crate::engine::decoders::builtin(),
+            Some(br#"{"price": 12.5"#),
+            None,
+            DEFAULT_CAP,
+        );
         assert_eq!(d.kind, Kind::Text);
         assert_eq!(d.text, r#"{"price": 12.5"#);
         assert!(
@@ -226,7 +241,12 @@ mod tests {
 
     #[test]
     fn binary_becomes_a_hex_dump() {
-        let d = decode(Some(&[0xde, 0xad, 0xbe, 0xef, b'A']), None, DEFAULT_CAP);
+        let d = decode(
+            &crate::engine::decoders::builtin(),
+            Some(&[0xde, 0xad, 0xbe, 0xef, b'A']),
+            None,
+            DEFAULT_CAP,
+        );
         assert_eq!(d.kind, Kind::Binary);
         let full = hex_dump(&[b'a'; 16]);
         assert_eq!(
@@ -245,32 +265,71 @@ mod tests {
     #[test]
     fn base64_is_recognised_and_decoded() {
         let enc = STANDARD.encode(br#"{"wrapped": true}"#);
-        let d = decode(Some(enc.as_bytes()), None, DEFAULT_CAP);
+        let d = decode(
+            &crate::engine::decoders::builtin(),
+            Some(enc.as_bytes()),
+            None,
+            DEFAULT_CAP,
+        );
         assert_eq!(d.kind, Kind::Json);
         assert!(d.text.contains("\"wrapped\": true"));
         assert_eq!(d.note.as_deref(), Some("base64 of 17 bytes, decoded"));
-        let plain = decode(Some(b"HelloWorldHelloWorld"), None, DEFAULT_CAP);
+        let plain = decode(
+            &crate::engine::decoders::builtin(),
+            Some(b"HelloWorldHelloWorld"),
+            None,
+            DEFAULT_CAP,
+        );
         assert_eq!(plain.kind, Kind::Text, "a word is not base64");
     }
 
     #[test]
     fn xml_text_and_empty() {
         assert_eq!(
-            decode(Some(b"<trade id='1'/>"), None, DEFAULT_CAP).kind,
+            decode(
+                &crate::engine::decoders::builtin(),
+                Some(b"<trade id='1'/>"),
+                None,
+                DEFAULT_CAP
+            )
+            .kind,
             Kind::Xml
         );
         assert_eq!(
-            decode(Some(b"plain words"), None, DEFAULT_CAP).kind,
+            decode(
+                &crate::engine::decoders::builtin(),
+                Some(b"plain words"),
+                None,
+                DEFAULT_CAP
+            )
+            .kind,
             Kind::Text
         );
-        assert_eq!(decode(None, None, DEFAULT_CAP).text, "(null)");
-        assert_eq!(decode(Some(b""), None, DEFAULT_CAP).text, "(empty)");
+        assert_eq!(
+            decode(&crate::engine::decoders::builtin(), None, None, DEFAULT_CAP).text,
+            "(null)"
+        );
+        assert_eq!(
+            decode(
+                &crate::engine::decoders::builtin(),
+                Some(b""),
+                None,
+                DEFAULT_CAP
+            )
+            .text,
+            "(empty)"
+        );
     }
 
     #[test]
     fn a_huge_payload_shows_a_prefix_and_says_so() {
         let big = format!("{{\"x\": \"{}é\"}}", "a".repeat(100));
-        let d = decode(Some(big.as_bytes()), None, 108);
+        let d = decode(
+            &crate::engine::decoders::builtin(),
+            Some(big.as_bytes()),
+            None,
+            108,
+        );
         assert!(d.truncated);
         assert_eq!(d.text.len(), 107, "the cut does not split é");
         assert!(d.note.unwrap().contains("showing the first 108 of"));

@@ -11,6 +11,9 @@
 //! with the column it failed at, never read as "everything". Terms that only look at
 //! index fields answer without the payload; see [`Filter::index_only`].
 
+use std::sync::Arc;
+
+use crate::engine::decoders::Registry;
 use crate::engine::model::letter::{DeadLetter, LetterState};
 use crate::engine::read::filter_parse::{Groups, Literal, Op, Term};
 use crate::engine::read::index::{IndexRow, NO_TIME};
@@ -26,17 +29,42 @@ fn state_matches(s: LetterState, want: &str) -> bool {
         || (want == "replayed" && matches!(s, LetterState::Confirmed | LetterState::FailedAgain))
 }
 
-/// A parsed query: an `or` of `and` groups of (possibly negated) terms.
-#[derive(Debug, Clone)]
+/// A parsed query: an `or` of `and` groups of (possibly negated) terms, and the
+/// decoders that read a binary payload for its JSON-path terms.
+#[derive(Clone)]
 pub struct Filter {
     groups: Groups,
+    decoders: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("groups", &self.groups)
+            .finish()
+    }
 }
 
 impl Filter {
     /// Parses `query`; relative times (`since:15m`) count back from `now_ms`. A query
     /// that does not parse is an error naming the column and what was expected there.
     pub fn parse(query: &str, now_ms: i64) -> Result<Filter, FilterError> {
-        crate::engine::read::filter_parse::parse(query, now_ms).map(|groups| Filter { groups })
+        crate::engine::read::filter_parse::parse(query, now_ms).map(|groups| Filter {
+            groups,
+            decoders: crate::engine::decoders::builtin(),
+        })
+    }
+
+    /// Reads binary payloads (Avro, Protobuf, …) for JSON-path terms with `decoders`
+    /// (their schemas) rather than the built-in decoders alone.
+    pub fn decoding(mut self, decoders: Arc<Registry>) -> Self {
+        self.decoders = decoders;
+        self
+    }
+
+    /// The decoders its JSON-path terms read binary payloads with.
+    pub fn decoders(&self) -> &Arc<Registry> {
+        &self.decoders
     }
 
     /// True when the query is empty (matches everything).
@@ -93,10 +121,10 @@ impl Filter {
     /// Whether `l` matches.
     pub fn matches(&self, l: &DeadLetter) -> bool {
         self.groups.is_empty()
-            || self
-                .groups
-                .iter()
-                .any(|g| g.iter().all(|(neg, t)| t.matches(l) != *neg))
+            || self.groups.iter().any(|g| {
+                g.iter()
+                    .all(|(neg, t)| t.matches(l, &self.decoders) != *neg)
+            })
     }
 }
 
@@ -105,7 +133,7 @@ fn text(b: Option<&[u8]>) -> std::borrow::Cow<'_, str> {
 }
 
 impl Term {
-    fn matches(&self, l: &DeadLetter) -> bool {
+    fn matches(&self, l: &DeadLetter, decoders: &Registry) -> bool {
         let f = &l.failure;
         match self {
             Term::Key(g) => l.key.is_some() && g.is_match(&text(l.key.as_deref())),
@@ -131,14 +159,20 @@ impl Term {
             Term::Text(s) => {
                 text(l.value.as_deref()).to_lowercase().contains(s.as_str())
                     || text(l.key.as_deref()).to_lowercase().contains(s.as_str())
-                    || Term::Error(s.clone()).matches(l)
+                    || Term::Error(s.clone()).matches(l, decoders)
             }
-            Term::Json(path, op, v) => json_matches(l, path, op, v),
+            Term::Json(path, op, v) => json_matches(l, path, op, v, decoders),
         }
     }
 }
 
-fn json_matches(l: &DeadLetter, path: &[String], op: &Op, want: &Literal) -> bool {
+fn json_matches(
+    l: &DeadLetter,
+    path: &[String],
+    op: &Op,
+    want: &Literal,
+    decoders: &Registry,
+) -> bool {
     let Some(found) = l.value.as_deref().and_then(|v| {
         jsonpath::lookup(v, path).or_else(|| {
             // Not JSON: a binary format's decoded value (Avro, CBOR, compressed, …).
@@ -149,7 +183,7 @@ fn json_matches(l: &DeadLetter, path: &[String], op: &Op, want: &Literal) -> boo
             if json_text {
                 return None;
             }
-            match crate::engine::decoders::global().decode(v, l.source.topic.as_deref()) {
+            match decoders.decode(v, l.source.topic.as_deref()) {
                 crate::engine::decoders::Attempt::Decoded(s) => {
                     jsonpath::lookup_value(&s.value, path)
                 }
