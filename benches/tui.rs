@@ -62,7 +62,10 @@ fn main() {
         .find(|a| a != "--bench")
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let theme = Theme { color: true };
+    let theme = Theme {
+        color: true,
+        palette: None,
+    };
     let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
     let before = rss();
     let mut app = App::new("kafka://bench/dlq".into(), false, false);

@@ -307,7 +307,7 @@ fn main() {
         let opened = target.dlq.open().await.unwrap();
         let ui = tokio::spawn({
             let target = target.clone();
-            async move { morgue::tui::runner::run_on(&target, &opened, console, false).await }
+            async move { morgue::tui::runner::run_on(&target, &opened, console, false, Default::default()).await }
         });
         let start = Instant::now();
         let mut k = 0u64;

@@ -24,6 +24,9 @@ mod shell;
 mod usage;
 mod values;
 
+use std::sync::Arc;
+
+use crate::tui::settings::Settings;
 use std::process::ExitCode;
 
 use clap::{FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -439,25 +442,26 @@ fn needs_terminal() -> Result<(), UsageError> {
     Ok(())
 }
 
-/// Sets the TUI's keys, colours and profile list from the config file.
-fn install_ui(backend: &BackendArgs) -> Result<(), UsageError> {
+/// The TUI's keys, colours and profile list from the config file.
+fn ui_settings(backend: &BackendArgs) -> Result<Arc<Settings>, UsageError> {
     let (keymap, palette) = config_cmd::ui(backend)?;
-    crate::tui::keymap::install(keymap);
-    crate::tui::theme::install(palette);
-    crate::tui::profiles::install(config_cmd::rows(backend));
-    Ok(())
+    Ok(Arc::new(Settings {
+        keymap,
+        palette,
+        profiles: config_cmd::rows(backend),
+    }))
 }
 
 /// The TUI on the DLQ (or the overview) the arguments name, then on each profile
 /// chosen with `P` (each with its own decoders: the schemas of its own cluster), until
 /// the user quits.
 async fn tui(mut backend: BackendArgs) -> anyhow::Result<()> {
-    install_ui(&backend)?;
+    let settings = ui_settings(&backend)?;
     // The arguments before the last switch, to go back to when a profile does not open.
     let mut previous: Option<BackendArgs> = None;
     let mut notice = None;
     loop {
-        let next = match session(&backend, notice.take()).await {
+        let next = match session(&backend, notice.take(), &settings).await {
             Ok(next) => next,
             Err(e) => {
                 let Some(back) = previous.take() else {
@@ -478,18 +482,22 @@ async fn tui(mut backend: BackendArgs) -> anyhow::Result<()> {
 }
 
 /// One TUI session on what `backend` names: the profile chosen with `P`, if any.
-async fn session(backend: &BackendArgs, notice: Option<String>) -> anyhow::Result<Option<String>> {
+async fn session(
+    backend: &BackendArgs,
+    notice: Option<String>,
+    settings: &Arc<Settings>,
+) -> anyhow::Result<Option<String>> {
     let target = match backend.wants_overview()? {
         true => None,
         false => Some(backend.target()?),
     };
     needs_terminal()?;
     match target {
-        Some(t) => crate::tui::runner::run(t, notice).await,
+        Some(t) => crate::tui::runner::run(t, notice, settings.clone()).await,
         None => {
             let clusters = backend.clusters()?;
             let b = backend.clone();
-            crate::tui::overview::run(clusters, move |d| {
+            crate::tui::overview::run(clusters, settings.clone(), move |d| {
                 let mut b = b.clone();
                 if d.kind == "mongo" {
                     b.collection = Some(d.name.clone());
@@ -518,11 +526,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // `open -` reads the file from stdin; the keys then come from /dev/tty.
             let piped = file == std::path::Path::new("-");
             let target = bundle::open_target(&cli.backend, file)?;
-            install_ui(&cli.backend)?;
+            let settings = ui_settings(&cli.backend)?;
             if !piped {
                 needs_terminal()?;
             }
-            match crate::tui::runner::run(target, None).await? {
+            match crate::tui::runner::run(target, None, settings).await? {
                 Some(profile) => tui(cli.backend.for_profile(&profile)).await,
                 None => Ok(()),
             }

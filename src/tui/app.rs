@@ -213,9 +213,8 @@ pub struct App {
     pub notice: Option<String>,
     /// The last fetch asked for (detail or preview), until its letter arrives.
     pub fetching: Option<Fetching>,
-    /// The key bound to a command, for hints in the status line (the runner passes
-    /// the keymap's; by default the command's name).
-    pub key: fn(&str) -> String,
+    /// The session's key map, colours and profiles (the shipped ones by default).
+    pub settings: std::sync::Arc<super::settings::Settings>,
     /// The letter on screen, decoded (see `shown`).
     pub shown: Option<super::shown::Shown>,
     /// The decoders of the DLQ's profile (its schemas): every payload the TUI decodes
@@ -298,7 +297,7 @@ impl App {
             switch_to: None,
             notice: None,
             fetching: None,
-            key: str::to_string,
+            settings: Default::default(),
             shown: None,
             decoders: crate::engine::decoders::builtin(),
             edit_serial: 0,
@@ -338,6 +337,11 @@ impl App {
             generation: self.generation,
             filter,
         }]
+    }
+
+    /// The first key bound to command `name`, for hints.
+    pub fn key(&self, name: &str) -> String {
+        self.settings.keymap.key(name)
     }
 
     pub(super) fn write_refused(&mut self, what: &str) -> bool {
@@ -484,8 +488,8 @@ impl App {
                     self.status = format!(
                         "{} marked; {} replays them, {} unmarks",
                         self.marked.len(),
-                        (self.key)("replay"),
-                        (self.key)("back")
+                        self.key("replay"),
+                        self.key("back")
                     );
                     self.select(self.selected + 1);
                 }

@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Tabs, Wrap};
 
 use super::app::{App, Tab};
+use super::keymap::Keymap;
 use super::shown::Shown;
 use super::theme::Theme;
 use crate::engine::DeadLetter;
@@ -48,10 +49,10 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
                 l.id.as_ref()
                     .and_then(|id| app.highlighted_for(id))
                     .filter(|_| !shown.edited);
-            payload(l, shown, highlighted, theme)
+            payload(&app.settings.keymap, l, shown, highlighted, theme)
         }
         Tab::Headers => headers(l),
-        Tab::Error => error(l, theme),
+        Tab::Error => error(&app.settings.keymap, l, theme),
         Tab::History => history(l, theme),
     };
     f.render_widget(
@@ -63,6 +64,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
 }
 
 pub(super) fn payload(
+    keys: &Keymap,
     l: &DeadLetter,
     shown: &Shown,
     highlighted: Option<&[Line<'static>]>,
@@ -114,7 +116,7 @@ pub(super) fn payload(
             out.push(Line::styled(
                 format!(
                     "… {more} more characters on this line ({} copies all)",
-                    super::keymap::key("copy_payload")
+                    keys.key("copy_payload")
                 ),
                 theme.pick(Style::default().fg(Color::Yellow)),
             ));
@@ -125,7 +127,7 @@ pub(super) fn payload(
         out.push(Line::from(format!(
             "… {} more lines ({} copies all)",
             lines - MAX_LINES,
-            super::keymap::key("copy_payload")
+            keys.key("copy_payload")
         )));
     }
     out
@@ -235,7 +237,7 @@ fn field(name: &str, v: Option<String>) -> Line<'static> {
     Line::from(format!("{name:<16}{}", v.unwrap_or_else(|| "-".into())))
 }
 
-fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
+fn error(keys: &Keymap, l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
     let f = &l.failure;
     let s = &l.source;
     let mut out = vec![
@@ -291,7 +293,7 @@ fn error(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
             out.push(Line::from(format!(
                 "  … {} more frames ({} copies the letter)",
                 total - 12,
-                super::keymap::key("copy_letter")
+                keys.key("copy_letter")
             )));
         }
     }

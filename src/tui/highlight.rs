@@ -12,27 +12,32 @@ use syntect::parsing::SyntaxSet;
 /// Payloads larger than this are shown with the plain colouring.
 pub const MAX_BYTES: usize = 64 * 1024;
 
-fn assets() -> &'static (SyntaxSet, Theme) {
-    static ASSETS: OnceLock<(SyntaxSet, Theme)> = OnceLock::new();
+/// syntect's shipped syntaxes and themes, loaded once (library data, the same for
+/// every session; which theme is used is the caller's).
+fn assets() -> &'static (SyntaxSet, ThemeSet) {
+    static ASSETS: OnceLock<(SyntaxSet, ThemeSet)> = OnceLock::new();
     ASSETS.get_or_init(|| {
-        let ss = SyntaxSet::load_defaults_newlines();
-        let mut themes = ThemeSet::load_defaults();
-        let theme = themes
-            .themes
-            .remove(super::theme::Theme::highlight())
-            .or_else(|| themes.themes.into_values().next())
-            .unwrap_or_default();
-        (ss, theme)
+        (
+            SyntaxSet::load_defaults_newlines(),
+            ThemeSet::load_defaults(),
+        )
     })
 }
 
-/// Highlights `text` with the syntax for `extension` (`json`, `xml`); `None` when it is
-/// too big, the syntax is unknown, or highlighting fails.
-pub fn highlight(text: &str, extension: &str) -> Option<Vec<Line<'static>>> {
+/// Highlights `text` with the syntax for `extension` (`json`, `xml`) in syntect theme
+/// `theme` (the palette's `highlight`; another shipped one when unknown); `None` when
+/// it is too big, the syntax is unknown, or highlighting fails.
+pub fn highlight(text: &str, extension: &str, theme: &str) -> Option<Vec<Line<'static>>> {
     if text.len() > MAX_BYTES {
         return None;
     }
-    let (ss, theme) = assets();
+    let (ss, themes) = assets();
+    let fallback = Theme::default();
+    let theme = themes
+        .themes
+        .get(theme)
+        .or_else(|| themes.themes.values().next())
+        .unwrap_or(&fallback);
     let syntax = ss.find_syntax_by_extension(extension)?;
     let mut h = HighlightLines::new(syntax, theme);
     let mut out = Vec::new();
@@ -60,7 +65,7 @@ mod tests {
     #[test]
     fn json_gets_colours_and_keeps_its_text() {
         let text = "{\n  \"price\": -3\n}";
-        let lines = highlight(text, "json").unwrap();
+        let lines = highlight(text, "json", "base16-eighties.dark").unwrap();
         assert_eq!(lines.len(), 3);
         let second: String = lines[1].spans.iter().map(|s| s.content.as_ref()).collect();
         assert_eq!(second, "  \"price\": -3");
@@ -74,7 +79,7 @@ mod tests {
 
     #[test]
     fn too_big_or_unknown_is_left_alone() {
-        assert!(highlight(&"x".repeat(MAX_BYTES + 1), "json").is_none());
-        assert!(highlight("a", "no-such-syntax").is_none());
+        assert!(highlight(&"x".repeat(MAX_BYTES + 1), "json", "base16-eighties.dark").is_none());
+        assert!(highlight("a", "no-such-syntax", "base16-eighties.dark").is_none());
     }
 }

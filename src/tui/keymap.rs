@@ -3,7 +3,6 @@
 //! handling and the `?` help screen, so the help shows the keys that work.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -314,24 +313,6 @@ impl Keymap {
             })
             .collect()
     }
-}
-
-static CURRENT: OnceLock<Keymap> = OnceLock::new();
-
-/// Sets the process's keymap (once, at start-up, from the config file).
-pub fn install(k: Keymap) {
-    // Already installed (start-up ran twice, as in tests): the first keymap stays.
-    let _ = CURRENT.set(k);
-}
-
-/// The process's keymap (the shipped keys when none was installed).
-pub fn current() -> &'static Keymap {
-    CURRENT.get_or_init(Keymap::defaults)
-}
-
-/// The first key of action `name` in the process's keymap, for hints.
-pub fn key(name: &str) -> String {
-    current().key(name)
 }
 
 #[cfg(test)]

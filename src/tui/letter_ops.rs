@@ -15,8 +15,8 @@ impl App {
         let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
             self.status = format!(
                 "open the letter first ({}), then {} to edit",
-                (self.key)("open"),
-                (self.key)("edit")
+                self.key("open"),
+                self.key("edit")
             );
             return Vec::new();
         };
@@ -119,7 +119,7 @@ impl App {
 
     pub(super) fn copy(&mut self, whole: bool) -> Vec<Effect> {
         let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
-            self.status = format!("open the letter first ({}), then copy", (self.key)("open"));
+            self.status = format!("open the letter first ({}), then copy", self.key("open"));
             return Vec::new();
         };
         // A profile's mandatory redaction applies to what leaves through the clipboard.

@@ -27,6 +27,7 @@ mod preview_pane;
 pub mod profiles;
 pub mod runner;
 mod selection;
+pub mod settings;
 pub mod shown;
 pub mod terminal;
 pub mod theme;

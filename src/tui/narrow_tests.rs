@@ -188,8 +188,17 @@ fn the_overview_keeps_the_dlq_names_at_every_width() {
     };
     for (w, h) in SIZES {
         let mut t = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-        t.draw(|f| draw(f, &ov, Theme { color: false }))
-            .expect("draw");
+        t.draw(|f| {
+            draw(
+                f,
+                &ov,
+                Theme {
+                    color: false,
+                    palette: None,
+                },
+            )
+        })
+        .expect("draw");
         let buf = t.backend().buffer().clone();
         let screen: String = (0..buf.area.height)
             .map(|y| {

@@ -3,6 +3,7 @@
 //! here), `r` refreshes now, `q` quits. The figures are those of `morgue dlqs`
 //! (`engine::read::overview`), fetched off the UI task.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyCode, KeyEventKind};
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::app::Action;
 use super::console::{Console, Crossterm};
+use super::settings::Settings;
 use super::terminal::TerminalGuard;
 use super::theme::Theme;
 use crate::backends::open::{Clusters, Target};
@@ -44,19 +46,21 @@ pub struct Overview {
 /// for opening it. Returns the profile chosen with `P` in a DLQ opened from here.
 pub async fn run(
     clusters: Clusters,
+    settings: Arc<Settings>,
     target: impl Fn(&DlqSummary) -> anyhow::Result<Target>,
 ) -> anyhow::Result<Option<String>> {
     let guard = TerminalGuard::enter(false)?;
-    let result = overview_loop(clusters, target).await;
+    let result = overview_loop(clusters, settings, target).await;
     drop(guard);
     result
 }
 
 async fn overview_loop(
     clusters: Clusters,
+    settings: Arc<Settings>,
     target: impl Fn(&DlqSummary) -> anyhow::Result<Target>,
 ) -> anyhow::Result<Option<String>> {
-    let theme = Theme::current();
+    let theme = Theme::of(&settings.palette);
     let mut ov = Overview {
         cluster: clusters.label(),
         status: "reading the cluster…".into(),
@@ -80,7 +84,7 @@ async fn overview_loop(
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
                     // The keymap's moves, open and quit; `r` refreshes.
-                    match super::keymap::current().action_for(k, false) {
+                    match settings.keymap.action_for(k, false) {
                         Some(Action::Quit) => break,
                         Some(Action::Down) => ov.select(ov.selected + 1),
                         Some(Action::Up) => ov.select(ov.selected.saturating_sub(1)),
@@ -98,7 +102,7 @@ async fn overview_loop(
                             drop(input);
                             drop(terminal);
                             clear_screen()?;
-                            let (status, switch) = open(&d, &target).await;
+                            let (status, switch) = open(&d, &settings, &target).await;
                             if switch.is_some() {
                                 return Ok(switch);
                             }
@@ -124,7 +128,7 @@ async fn overview_loop(
                     ov.fetched_ms = Some(chrono::Utc::now().timestamp_millis());
                     // News (back from a DLQ) stays; a failed read gives way once it answers.
                     if ov.status.ends_with('…') || ov.status.starts_with("cannot read") {
-                        ov.status = help();
+                        ov.status = help(&settings.keymap);
                     }
                 }
                 Some(Err(e)) => ov.status = format!("cannot read the cluster: {e}"),
@@ -143,13 +147,14 @@ async fn overview_loop(
 /// profile chosen there with `P`.
 async fn open(
     d: &DlqSummary,
+    settings: &Arc<Settings>,
     target: &impl Fn(&DlqSummary) -> anyhow::Result<Target>,
 ) -> (String, Option<String>) {
     let name = &d.name;
     let run = async {
         let t = target(d)?;
         let opened = t.dlq.open().await?;
-        super::runner::run_on(&t, &opened, Crossterm, true).await
+        super::runner::run_on(&t, &opened, Crossterm, true, settings.clone()).await
     };
     match run.await {
         Ok(switch) => (format!("back from {name}"), switch),
@@ -158,12 +163,12 @@ async fn open(
 }
 
 /// The keys, for the status line.
-fn help() -> String {
+fn help(keys: &super::keymap::Keymap) -> String {
     format!(
         "{} opens a DLQ · r refreshes (also every {}s) · {} quits",
-        super::keymap::key("open"),
+        keys.key("open"),
         REFRESH.as_secs(),
-        super::keymap::key("quit")
+        keys.key("quit")
     )
 }
 

@@ -88,6 +88,12 @@ fn lines(app: &App, l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
             &owned
         }
     };
-    out.extend(super::detail::payload(l, shown, None, theme));
+    out.extend(super::detail::payload(
+        &app.settings.keymap,
+        l,
+        shown,
+        None,
+        theme,
+    ));
     out
 }

@@ -3,8 +3,6 @@
 //! command line opens the chosen profile's DLQ in its place (its own read-only,
 //! production and redaction settings, schemas and ledger).
 
-use std::sync::OnceLock;
-
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 
@@ -20,23 +18,10 @@ pub struct ProfileRow {
     pub dlq: String,
 }
 
-static PROFILES: OnceLock<Vec<ProfileRow>> = OnceLock::new();
-
-/// Sets the profiles the picker offers (once, at start-up, from the config file).
-pub fn install(rows: Vec<ProfileRow>) {
-    // Already installed (start-up ran twice, as in tests): the first list stays.
-    let _ = PROFILES.set(rows);
-}
-
-/// The profiles the picker offers.
-pub fn rows() -> &'static [ProfileRow] {
-    PROFILES.get().map_or(&[], Vec::as_slice)
-}
-
 impl App {
     /// Opens the picker on the current profile (or says there is none to pick).
     pub(super) fn pick_profile(&mut self) {
-        let rows = rows();
+        let rows = &self.settings.profiles;
         if rows.is_empty() {
             self.status = "no profiles in the config file (see `morgue profiles`)".into();
             return;
@@ -50,12 +35,12 @@ impl App {
 
     /// Moves in the picker, or switches to the selected profile.
     pub(super) fn update_profiles(&mut self, selected: usize, action: Action) -> Vec<Effect> {
-        let last = rows().len().saturating_sub(1);
+        let last = self.settings.profiles.len().saturating_sub(1);
         let selected = match action {
             Action::Down | Action::Input('j') => (selected + 1).min(last),
             Action::Up | Action::Input('k') => selected.saturating_sub(1),
             Action::Submit => {
-                if let Some(r) = rows().get(selected) {
+                if let Some(r) = self.settings.profiles.get(selected) {
                     if Some(&r.name) == self.profile.as_ref() {
                         self.status = format!("already on profile {}", r.name);
                     } else {
@@ -76,7 +61,7 @@ impl App {
 /// The picker's lines.
 pub(super) fn lines(app: &App, selected: usize, theme: Theme) -> Vec<Line<'static>> {
     let mut out = Vec::new();
-    for (i, r) in rows().iter().enumerate() {
+    for (i, r) in app.settings.profiles.iter().enumerate() {
         // A marker first: the box trims a line's leading spaces.
         let current = if Some(&r.name) == app.profile.as_ref() {
             "●"

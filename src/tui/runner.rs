@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::app::{App, Effect, Event};
 use super::console::{Console, Crossterm};
+use super::settings::Settings;
 use super::terminal::TerminalGuard;
 use super::view::{Theme, draw};
 use crate::backends::open::{Opened, Target};
@@ -28,14 +29,18 @@ const FRAME: Duration = Duration::from_millis(16);
 
 /// Runs the TUI on `target` until the user quits, showing `notice` until the first key;
 /// the profile chosen with `P`, if any.
-pub async fn run(target: Target, notice: Option<String>) -> anyhow::Result<Option<String>> {
+pub async fn run(
+    target: Target,
+    notice: Option<String>,
+    settings: Arc<Settings>,
+) -> anyhow::Result<Option<String>> {
     // Opening waits on the server (up to its timeout when it does not answer): say so at once.
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!("morgue: connecting to {}…", connecting_to(&target.dlq));
     }
     let opened = target.dlq.open().await?;
     let guard = TerminalGuard::enter(false)?;
-    let result = run_with(&target, &opened, Crossterm, false, notice).await;
+    let result = run_with(&target, &opened, Crossterm, false, notice, settings).await;
     drop(guard);
     result
 }
@@ -62,8 +67,9 @@ pub async fn run_on<C: Console>(
     opened: &Opened,
     console: C,
     from_overview: bool,
+    settings: Arc<Settings>,
 ) -> anyhow::Result<Option<String>> {
-    run_with(target, opened, console, from_overview, None).await
+    run_with(target, opened, console, from_overview, None, settings).await
 }
 
 async fn run_with<C: Console>(
@@ -72,6 +78,7 @@ async fn run_with<C: Console>(
     console: C,
     from_overview: bool,
     notice: Option<String>,
+    settings: Arc<Settings>,
 ) -> anyhow::Result<Option<String>> {
     let writer = target.writer(opened, Vec::new());
     let io = Io {
@@ -82,11 +89,12 @@ async fn run_with<C: Console>(
         group: target.group.clone(),
         dlq: opened.ledger.dlq(),
         decoders: target.decoders.clone(),
+        settings: settings.clone(),
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
     app.from_overview = from_overview;
     app.decoders = target.decoders.clone();
-    app.key = super::keymap::key;
+    app.settings = settings;
     app.set_confirm_after(target.confirm_after_ms);
     app.redact = target
         .redact
@@ -109,11 +117,14 @@ struct Io {
     dlq: String,
     /// The decoders of the DLQ's profile.
     decoders: Arc<crate::engine::decoders::Registry>,
+    /// The session's keys and colours.
+    settings: Arc<Settings>,
 }
 
 async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> anyhow::Result<()> {
     let (mut terminal, mut input) = console.open()?;
-    let theme = Theme::current();
+    let settings = app.settings.clone();
+    let theme = Theme::of(&settings.palette);
     // Answers to keys (fetches, plans, writes) on `tx`; letters and bulk progress on `slow`.
     let (tx, mut rx) = mpsc::channel::<Event>(64);
     let (slow, mut slow_rx) = mpsc::channel::<Event>(64);
@@ -176,7 +187,7 @@ async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> an
             biased;
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
-                    if let Some(a) = super::keymap::current().action_for(k, app.dialog.is_some()) {
+                    if let Some(a) = settings.keymap.action_for(k, app.dialog.is_some()) {
                         app.update(Event::Clock(chrono::Utc::now().timestamp_millis()));
                         pending = app.update(a);
                         urgent = true;
@@ -266,14 +277,15 @@ impl Io {
             Effect::SaveEdit { id, value } => self.write(id, LetterWrite::SaveEdit(value), tx),
             Effect::DiscardEdit(id) => self.write(id, LetterWrite::DiscardEdit, tx),
             Effect::Highlight { id, text, syntax } => {
-                if !Theme::current().color {
+                if !Theme::of(&self.settings.palette).color {
                     return;
                 }
+                let theme = self.settings.palette.highlight.clone();
                 if let Some(h) = self.highlight.take() {
                     h.abort();
                 }
                 self.highlight = Some(tokio::task::spawn_blocking(move || {
-                    if let Some(lines) = super::highlight::highlight(&text, syntax) {
+                    if let Some(lines) = super::highlight::highlight(&text, syntax, &theme) {
                         // The detail view moved on or the TUI quit: the highlighted lines are no longer wanted.
                         let _ = tx.blocking_send(Event::Highlighted { id, lines });
                     }
@@ -321,6 +333,7 @@ impl Io {
     /// Fetches letter `id`, does `w` with the writer, and reports the new state or the error.
     fn write(&self, id: LetterId, w: LetterWrite, tx: mpsc::Sender<Event>) {
         let (source, writer) = (self.source.clone(), self.writer.clone());
+        let replay_key = self.settings.keymap.key("replay");
         tokio::spawn(async move {
             let what = match &w {
                 LetterWrite::Replay(_) => "replay",
@@ -372,10 +385,7 @@ impl Io {
                 let state = entry.shown_state();
                 let message = match what {
                     "resolve" => format!("{id} resolved"),
-                    "edit" => format!(
-                        "edit of {id} kept; {} replays it",
-                        super::keymap::key("replay")
-                    ),
+                    "edit" => format!("edit of {id} kept; {replay_key} replays it"),
                     _ => format!("edit of {id} discarded"),
                 };
                 Ok((state, message))

@@ -9,7 +9,10 @@ use super::view::{Theme, draw};
 use crate::engine::write::plan::{ReplayPolicy, plan};
 use crate::engine::{DeadLetter, Headers, LetterId};
 
-const NO_COLOR: Theme = Theme { color: false };
+const NO_COLOR: Theme = Theme {
+    color: false,
+    palette: None,
+};
 
 pub(super) fn render(app: &App, width: u16, height: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(width, height)).expect("test backend");

@@ -5,7 +5,6 @@
 //! (`[theme] base = "light"`, `red = "#b00020"`). `NO_COLOR` turns colours off.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use ratatui::style::{Color, Modifier, Style};
 
@@ -76,7 +75,8 @@ impl Palette {
     }
 
     /// Every named colour as itself (what the dark theme amounts to).
-    fn plain() -> Palette {
+    /// The shipped dark theme: the named colours as they are.
+    pub fn plain() -> Palette {
         Palette {
             highlight: "base16-eighties.dark".into(),
             colors: NAMES.iter().map(|(_, c)| (*c, *c)).collect(),
@@ -131,30 +131,21 @@ fn parse_colour(s: &str) -> Result<Color, String> {
         .map_err(|_| format!("'{s}' is not a colour (a name such as red or darkgray, or #rrggbb)"))
 }
 
-static PALETTE: OnceLock<Palette> = OnceLock::new();
-
-/// Sets the process's palette (once, at start-up, from the config file).
-pub fn install(p: Palette) {
-    // Already installed (start-up ran twice, as in tests): the first palette stays.
-    let _ = PALETTE.set(p);
-}
-
-fn palette() -> &'static Palette {
-    PALETTE.get_or_init(Palette::plain)
-}
-
-/// Styles, or none of them under `NO_COLOR`.
+/// Styles in a palette's colours, or none of them under `NO_COLOR`.
 #[derive(Debug, Clone, Copy)]
-pub struct Theme {
+pub struct Theme<'a> {
     /// False when `NO_COLOR` is set.
     pub color: bool,
+    /// The colours; None for the shipped dark theme (the named colours as they are).
+    pub palette: Option<&'a Palette>,
 }
 
-impl Theme {
-    /// From the environment (`NO_COLOR`) and the installed palette.
-    pub fn current() -> Self {
+impl<'a> Theme<'a> {
+    /// `palette`'s colours, unless the environment says `NO_COLOR`.
+    pub fn of(palette: &'a Palette) -> Self {
         Theme {
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            palette: Some(palette),
         }
     }
 
@@ -163,7 +154,9 @@ impl Theme {
         if !self.color {
             return Style::default();
         }
-        let p = palette();
+        let Some(p) = self.palette else {
+            return s;
+        };
         Style {
             fg: s.fg.map(|c| p.map(c)),
             bg: s.bg.map(|c| p.map(c)),
@@ -173,17 +166,13 @@ impl Theme {
 
     /// The selected row.
     pub fn selected(&self) -> Style {
-        if self.color {
-            let p = palette();
-            Style::default().bg(p.selected_bg).fg(p.selected_fg)
-        } else {
-            Style::default().add_modifier(Modifier::REVERSED)
+        if !self.color {
+            return Style::default().add_modifier(Modifier::REVERSED);
         }
-    }
-
-    /// The syntect theme for payloads.
-    pub fn highlight() -> &'static str {
-        &palette().highlight
+        let (fg, bg) = self.palette.map_or((Color::White, Color::Blue), |p| {
+            (p.selected_fg, p.selected_bg)
+        });
+        Style::default().bg(bg).fg(fg)
     }
 }
 

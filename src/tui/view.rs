@@ -33,7 +33,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
         }
         Screen::List => super::list_pane::draw(f, app, body, theme),
         Screen::Detail => detail::draw(f, app, body, theme),
-        Screen::Help => help(f, body, app.detail_scroll),
+        Screen::Help => help(f, app, body, app.detail_scroll),
         Screen::Triage => triage(f, app, body, theme),
     }
     f.render_widget(Paragraph::new(status(app, theme)), bottom);
@@ -167,7 +167,7 @@ fn live_state(app: &App) -> String {
 /// The header's text at `width` columns, without styles.
 #[cfg(test)]
 pub(crate) fn header_text_at(app: &App, width: u16) -> String {
-    header(app, Theme::current(), width).to_string()
+    header(app, Theme::of(&app.settings.palette), width).to_string()
 }
 
 /// The header's text, without styles, on a wide terminal.
@@ -233,7 +233,7 @@ fn status(app: &App, theme: Theme) -> Line<'static> {
     Line::from(vec![
         text,
         Span::styled(
-            format!("  {} keys", super::keymap::key("help")),
+            format!("  {} keys", app.key("help")),
             theme.pick(Style::default().fg(Color::DarkGray)),
         ),
     ])
@@ -315,8 +315,8 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     f.render_widget(Table::new(rows, widths).header(head), area);
 }
 
-fn help(f: &mut Frame, area: Rect, scroll: u16) {
-    let k = super::keymap::key;
+fn help(f: &mut Frame, app: &App, area: Rect, scroll: u16) {
+    let k = |name| app.key(name);
     let mut lines = vec![Line::from(format!(
         "Keys: the shipped ones with the config file's [keys] ({}/{} scroll, {} or {} closes)",
         k("down"),
@@ -324,7 +324,7 @@ fn help(f: &mut Frame, area: Rect, scroll: u16) {
         k("help"),
         k("back")
     ))];
-    for (keys, desc) in super::keymap::current().help() {
+    for (keys, desc) in app.settings.keymap.help() {
         lines.push(Line::from(format!("  {keys:<10} {desc}")));
     }
     lines.push(Line::from(""));
