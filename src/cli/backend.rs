@@ -10,7 +10,6 @@ use clap::Args;
 use super::profile::{Profile, SchemasSetting, default_config_path, load_config};
 use super::{UsageError, values};
 use crate::backends::kafka::KafkaConfig;
-use crate::backends::mongo::doc::FieldMap;
 use crate::backends::mongo::{DEFAULT_COLLECTION, MongoConfig};
 pub use crate::backends::open::{Clusters, Dlq, Opened, Target};
 use crate::engine::read::overview::DlqNames;
@@ -201,7 +200,7 @@ impl BackendArgs {
                 }
             ))
         })?;
-        if let Some((_, key, why)) = super::config_cmd::check(name, &p).into_iter().next() {
+        if let Some((_, key, why)) = super::profile_check::check(name, &p).into_iter().next() {
             return Err(bad(format!(
                 "config '{}' key '{key}': {why}",
                 path.display()
@@ -348,7 +347,7 @@ impl BackendArgs {
                     collection: String::new(),
                     connect_timeout: self.connect_timeout,
                 };
-                Some((cfg, field_map(&fields)?))
+                Some((cfg, values::field_map(&fields)?))
             }
             _ => None,
         };
@@ -403,7 +402,7 @@ impl BackendArgs {
                         collection,
                         connect_timeout: self.connect_timeout,
                     },
-                    map: Box::new(field_map(&fields)?),
+                    map: Box::new(values::field_map(&fields)?),
                     kafka,
                 }
             }
@@ -452,28 +451,4 @@ impl BackendArgs {
             ),
         })
     }
-}
-
-/// The MongoDB field map of a profile's `fields` (only the fields that differ).
-pub fn field_map(fields: &BTreeMap<String, String>) -> Result<FieldMap, UsageError> {
-    let mut value =
-        serde_json::to_value(FieldMap::default()).map_err(|e| UsageError(e.to_string()))?;
-    for (k, v) in fields {
-        match value.get_mut(k) {
-            Some(slot) => *slot = serde_json::Value::String(v.clone()),
-            None => {
-                let known = serde_json::to_value(FieldMap::default())
-                    .ok()
-                    .and_then(|v| {
-                        v.as_object()
-                            .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
-                    })
-                    .unwrap_or_default();
-                return Err(UsageError(format!(
-                    "unknown MongoDB field '{k}' (fields: {known})"
-                )));
-            }
-        }
-    }
-    serde_json::from_value(value).map_err(|e| UsageError(e.to_string()))
 }

@@ -16,6 +16,7 @@ mod info;
 mod list;
 mod pipe;
 pub mod profile;
+mod profile_check;
 mod replay;
 mod route;
 pub mod security;

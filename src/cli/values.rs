@@ -4,6 +4,7 @@
 //! Each error quotes the value (a password in it hidden) and says what was expected;
 //! `usage` puts the flag's name in front and prints it on one line.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -219,7 +220,7 @@ pub fn field(s: &str) -> Result<(String, String), String> {
         return Err(format!("expected NAME=PATH with a path, got '{s}'"));
     }
     let one = std::collections::BTreeMap::from([(k.clone(), v.clone())]);
-    super::backend::field_map(&one).map_err(|e| format!("'{s}': {}", e.0))?;
+    field_map(&one).map_err(|e| format!("'{s}': {}", e.0))?;
     Ok((k, v))
 }
 
@@ -283,6 +284,32 @@ pub fn schema_dir(s: &str) -> Result<PathBuf, String> {
         }
     }
     Ok(dir)
+}
+
+/// The MongoDB field map of a profile's `fields` (only the fields that differ).
+pub fn field_map(
+    fields: &BTreeMap<String, String>,
+) -> Result<crate::backends::mongo::doc::FieldMap, super::UsageError> {
+    let mut value = serde_json::to_value(crate::backends::mongo::doc::FieldMap::default())
+        .map_err(|e| super::UsageError(e.to_string()))?;
+    for (k, v) in fields {
+        match value.get_mut(k) {
+            Some(slot) => *slot = serde_json::Value::String(v.clone()),
+            None => {
+                let known = serde_json::to_value(crate::backends::mongo::doc::FieldMap::default())
+                    .ok()
+                    .and_then(|v| {
+                        v.as_object()
+                            .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+                    })
+                    .unwrap_or_default();
+                return Err(super::UsageError(format!(
+                    "unknown MongoDB field '{k}' (fields: {known})"
+                )));
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(|e| super::UsageError(e.to_string()))
 }
 
 #[cfg(test)]

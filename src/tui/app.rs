@@ -4,52 +4,13 @@
 //! Nothing here touches the terminal or the network.
 
 pub use super::action::{Action, Effect, Event, Input};
-use super::letter_ops::highlight_effect;
-use super::preview::Preview;
+use super::highlight::highlight_effect;
+pub use super::state::{
+    DetailState, Fetching, ListState, PREVIEW_MIN_COLS, Preview, Screen, Shown, Tab, TriageState,
+};
+use crate::engine::LetterId;
 use crate::engine::read::store::Store;
 use crate::engine::write::plan::ReplayPlan;
-use crate::engine::{DeadLetter, LetterId};
-
-/// The screens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    /// The list of letters.
-    List,
-    /// One letter.
-    Detail,
-    /// The keys.
-    Help,
-    /// Letters grouped by topic and error.
-    Triage,
-}
-
-/// The detail view's tabs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tab {
-    /// The decoded payload.
-    Payload,
-    /// The headers.
-    Headers,
-    /// The failure context.
-    Error,
-    /// Replays.
-    History,
-}
-
-impl Tab {
-    /// All tabs in order.
-    pub const ALL: [Tab; 4] = [Tab::Payload, Tab::Headers, Tab::Error, Tab::History];
-
-    /// The tab's title.
-    pub fn title(self) -> &'static str {
-        match self {
-            Tab::Payload => "payload",
-            Tab::Headers => "headers",
-            Tab::Error => "error",
-            Tab::History => "history",
-        }
-    }
-}
 
 /// A dialog over the current screen.
 #[derive(Debug, Clone)]
@@ -127,28 +88,16 @@ pub enum Dialog {
 pub struct App {
     /// The letters of the current stream (the filter's matches).
     pub store: Store,
-    /// Display index of the selected row.
-    pub selected: usize,
-    /// Display index of the first visible row.
-    pub scroll: usize,
-    /// Rows the list shows at once.
-    pub page: usize,
-    /// Newest first (the default) or oldest first.
-    pub newest_first: bool,
-    /// Keep the newest letter selected as letters arrive (while it is selected).
-    pub follow: bool,
-    /// Letters arrived since the cursor left the newest one (`N new` in the header).
-    pub unseen: usize,
+    /// The list's cursor and order.
+    pub list: ListState,
+    /// The open letter.
+    pub detail: DetailState,
+    /// The triage board.
+    pub triage: TriageState,
     /// The current screen.
     pub screen: Screen,
-    /// The detail tab.
-    pub tab: Tab,
-    /// Lines scrolled in the detail view.
-    pub detail_scroll: u16,
     /// An open dialog.
     pub dialog: Option<Dialog>,
-    /// The selected letter, fetched in full.
-    pub detail: Option<DeadLetter>,
     /// The status line.
     pub status: String,
     /// The DLQ's name.
@@ -168,10 +117,6 @@ pub struct App {
     pub filter: String,
     /// The current stream's generation.
     pub generation: u64,
-    /// Display order over the store when an index-only filter applies (store positions).
-    pub view: Option<Vec<u32>>,
-    /// The index-only filter behind `view`.
-    pub row_filter: Option<crate::engine::read::filter::Filter>,
     /// The current stream carries only a payload filter's matches.
     pub stream_filtered: bool,
     /// Letters the current stream has read while catching up (for the progress shown).
@@ -192,31 +137,18 @@ pub struct App {
     pub redact: Option<crate::engine::export::redact::Redaction>,
     /// The DLQ's retention in ms (None: unknown or none).
     pub retention_ms: Option<i64>,
-    /// The triage board's groups (computed when it opens and as letters arrive).
-    pub groups: Vec<crate::engine::read::triage::Group>,
-    /// The selected group.
-    pub group: usize,
-    /// Letters in the store when the groups were computed, and when (epoch ms).
-    pub(super) groups_of: usize,
-    pub(super) groups_ms: i64,
     /// Edited values kept with letters (from the ledger or this session).
     pub edits: std::collections::HashMap<LetterId, Vec<u8>>,
     /// Letters marked for a replay of several.
     pub marked: std::collections::BTreeSet<LetterId>,
-    /// The open letter's payload, highlighted.
-    pub highlighted: Option<(LetterId, Vec<ratatui::text::Line<'static>>)>,
     /// The profile this DLQ was opened with.
     pub profile: Option<String>,
     /// The profile to open next, chosen in the picker (the session then ends).
     pub switch_to: Option<String>,
     /// Shown in place of the status until the next key (why a chosen profile did not open).
     pub notice: Option<String>,
-    /// The last fetch asked for (detail or preview), until its letter arrives.
-    pub fetching: Option<Fetching>,
     /// The session's key map, colours and profiles (the shipped ones by default).
     pub settings: std::sync::Arc<super::settings::Settings>,
-    /// The letter on screen, decoded (see `shown`).
-    pub shown: Option<super::shown::Shown>,
     /// The decoders of the DLQ's profile (its schemas): every payload the TUI decodes
     /// is decoded with these, never with process-wide state.
     pub decoders: std::sync::Arc<crate::engine::decoders::Registry>,
@@ -224,19 +156,6 @@ pub struct App {
     pub edit_serial: u64,
     /// Letters whose edit is being written to the ledger: no replay until it is.
     pub saving: std::collections::BTreeSet<LetterId>,
-}
-
-/// A fetch out for the detail view or the preview.
-#[derive(Debug, Clone)]
-pub struct Fetching {
-    /// The letter.
-    pub id: LetterId,
-    /// When it was asked for (epoch ms).
-    pub since_ms: i64,
-    /// What it waits for now.
-    pub waiting: String,
-    /// Why it failed, once it has.
-    pub failed: Option<String>,
 }
 
 /// Letters this close to deletion by retention are flagged in the list.
@@ -254,17 +173,11 @@ impl App {
     pub fn new(dlq: String, read_only: bool, production: bool) -> Self {
         App {
             store: Store::new(),
-            selected: 0,
-            scroll: 0,
-            page: 20,
-            newest_first: true,
-            follow: true,
-            unseen: 0,
+            list: ListState::default(),
+            detail: DetailState::default(),
+            triage: TriageState::default(),
             screen: Screen::List,
-            tab: Tab::Payload,
-            detail_scroll: 0,
             dialog: None,
-            detail: None,
             status: "loading…".into(),
             dlq,
             read_only,
@@ -275,8 +188,6 @@ impl App {
             filter: String::new(),
             generation: 0,
             scanned: 0,
-            view: None,
-            row_filter: None,
             stream_filtered: false,
             quit: false,
             from_overview: false,
@@ -286,19 +197,12 @@ impl App {
             redact: None,
             confirm_after_ms: crate::engine::read::outcome::DEFAULT_CONFIRM_AFTER_MS,
             retention_ms: None,
-            groups: Vec::new(),
-            group: 0,
-            groups_of: 0,
-            groups_ms: 0,
             edits: std::collections::HashMap::new(),
-            highlighted: None,
             marked: std::collections::BTreeSet::new(),
             profile: None,
             switch_to: None,
             notice: None,
-            fetching: None,
             settings: Default::default(),
-            shown: None,
             decoders: crate::engine::decoders::builtin(),
             edit_serial: 0,
             saving: std::collections::BTreeSet::new(),
@@ -321,17 +225,17 @@ impl App {
         self.store = Store::new();
         self.store.set_confirm_after(self.confirm_after_ms);
         self.store.tick(self.now_ms);
-        self.selected = 0;
-        self.scroll = 0;
-        self.unseen = 0;
+        self.list.selected = 0;
+        self.list.scroll = 0;
+        self.list.unseen = 0;
         self.caught_up = false;
         // A new stream says again if its server does not answer.
         if self.silent.take().is_some() {
             self.notice = None;
         }
         self.scanned = 0;
-        self.view = None;
-        self.row_filter = None;
+        self.list.view = None;
+        self.list.row_filter = None;
         self.stream_filtered = filter.is_some();
         vec![Effect::Stream {
             generation: self.generation,
@@ -370,25 +274,26 @@ impl App {
         }
         match action {
             Action::Up if self.screen == Screen::Help => {
-                self.detail_scroll = self.detail_scroll.saturating_sub(1)
+                self.detail.scroll = self.detail.scroll.saturating_sub(1)
             }
             Action::Down if self.screen == Screen::Help => {
-                self.detail_scroll = self.detail_scroll.saturating_add(1)
+                self.detail.scroll = self.detail.scroll.saturating_add(1)
             }
             Action::Up if self.screen == Screen::Detail => {
-                self.detail_scroll = self.detail_scroll.saturating_sub(1)
+                self.detail.scroll = self.detail.scroll.saturating_sub(1)
             }
             Action::Down if self.screen == Screen::Detail => {
-                self.detail_scroll = self.detail_scroll.saturating_add(1)
+                self.detail.scroll = self.detail.scroll.saturating_add(1)
             }
             Action::Up if self.screen == Screen::Triage => {
-                self.group = self.group.saturating_sub(1)
+                self.triage.selected = self.triage.selected.saturating_sub(1)
             }
             Action::Down if self.screen == Screen::Triage => {
-                self.group = (self.group + 1).min(self.groups.len().saturating_sub(1));
+                self.triage.selected =
+                    (self.triage.selected + 1).min(self.triage.groups.len().saturating_sub(1));
             }
             Action::Open if self.screen == Screen::Triage => {
-                if let Some(g) = self.groups.get(self.group) {
+                if let Some(g) = self.triage.groups.get(self.triage.selected) {
                     let query = g.query();
                     self.screen = Screen::List;
                     // Topic and fingerprint are in the index: the list filters at once.
@@ -396,7 +301,11 @@ impl App {
                 }
             }
             Action::Replay if self.screen == Screen::Triage => {
-                let group = self.groups.get(self.group).map(|g| g.query());
+                let group = self
+                    .triage
+                    .groups
+                    .get(self.triage.selected)
+                    .map(|g| g.query());
                 if let Some(query) = group
                     && !self.write_refused("replay")
                 {
@@ -413,28 +322,28 @@ impl App {
                     self.screen = Screen::Triage;
                 }
             }
-            Action::Up => self.select(self.selected.saturating_sub(1)),
-            Action::Down => self.select(self.selected + 1),
+            Action::Up => self.select(self.list.selected.saturating_sub(1)),
+            Action::Down => self.select(self.list.selected + 1),
             Action::Top => self.select(0),
             Action::Bottom => self.select(self.visible_len().saturating_sub(1)),
-            Action::PageUp => self.select(self.selected.saturating_sub(self.page)),
-            Action::PageDown => self.select(self.selected + self.page),
+            Action::PageUp => self.select(self.list.selected.saturating_sub(self.list.page)),
+            Action::PageDown => self.select(self.list.selected + self.list.page),
             Action::Open if self.screen == Screen::List => {
                 if let Some(id) = self.selected_id() {
                     self.screen = Screen::Detail;
-                    self.detail_scroll = 0;
+                    self.detail.scroll = 0;
                     if let Some(l) = self
-                        .position(self.selected)
+                        .position(self.list.selected)
                         .and_then(|p| self.store.cached(p))
                         .cloned()
                     {
                         let mut l = l;
                         self.store.settle(&mut l);
                         let effect = highlight_effect(&self.decoders, &l);
-                        self.detail = Some(l);
+                        self.detail.letter = Some(l);
                         return effect.into_iter().collect();
                     } else {
-                        self.detail = None;
+                        self.detail.letter = None;
                         return vec![self.fetch(id)];
                     }
                 }
@@ -451,7 +360,7 @@ impl App {
             Action::Back | Action::Open => self.screen = Screen::List,
             Action::Quit => self.quit = true,
             Action::ToggleOrder => {
-                self.newest_first = !self.newest_first;
+                self.list.newest_first = !self.list.newest_first;
                 self.select(0);
             }
             Action::ToggleFollow => self.toggle_follow(),
@@ -462,7 +371,7 @@ impl App {
                 });
             }
             Action::Help => {
-                self.detail_scroll = 0;
+                self.detail.scroll = 0;
                 self.screen = if self.screen == Screen::Help {
                     Screen::List
                 } else {
@@ -470,15 +379,18 @@ impl App {
                 };
             }
             Action::NextTab | Action::PrevTab if self.screen == Screen::Detail => {
-                let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
+                let i = Tab::ALL
+                    .iter()
+                    .position(|t| *t == self.detail.tab)
+                    .unwrap_or(0);
                 let n = Tab::ALL.len();
                 let next = if matches!(action, Action::NextTab) {
                     (i + 1) % n
                 } else {
                     (i + n - 1) % n
                 };
-                self.tab = Tab::ALL[next];
-                self.detail_scroll = 0;
+                self.detail.tab = Tab::ALL[next];
+                self.detail.scroll = 0;
             }
             Action::Mark => {
                 if let Some(id) = self.selected_id() {
@@ -491,7 +403,7 @@ impl App {
                         self.key("replay"),
                         self.key("back")
                     );
-                    self.select(self.selected + 1);
+                    self.select(self.list.selected + 1);
                 }
             }
             Action::Replay if self.screen == Screen::List && !self.marked.is_empty() => {
@@ -553,7 +465,8 @@ impl App {
 
     /// The highlighted lines for the open letter, when the runner has made them.
     pub fn highlighted_for(&self, id: &LetterId) -> Option<&[ratatui::text::Line<'static>]> {
-        self.highlighted
+        self.detail
+            .highlighted
             .as_ref()
             .filter(|(h, _)| h == id)
             .map(|(_, l)| l.as_slice())
@@ -562,6 +475,7 @@ impl App {
     /// The id of the letter open in the detail view.
     fn open_id(&self) -> Option<LetterId> {
         self.detail
+            .letter
             .as_ref()
             .filter(|d| d.id == self.selected_id())
             .and_then(|d| d.id.clone())

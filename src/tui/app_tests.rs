@@ -2,9 +2,9 @@
 //! resolve flows, and engine events.
 
 use super::*;
-use crate::engine::Headers;
 use crate::engine::LetterState;
 use crate::engine::write::plan::{ReplayPolicy, plan};
+use crate::engine::{DeadLetter, Headers};
 
 pub(crate) fn letter(offset: i64) -> DeadLetter {
     let mut h = Headers::default();
@@ -57,13 +57,13 @@ fn navigation_is_newest_first_and_pages() {
     assert_eq!(selected_offset(&app), 18);
     app.update(Action::PageDown);
     assert_eq!(selected_offset(&app), 13);
-    assert_eq!(app.scroll, 2, "the selection stays on screen");
+    assert_eq!(app.list.scroll, 2, "the selection stays on screen");
     app.update(Action::Bottom);
     assert_eq!(selected_offset(&app), 0);
     app.update(Action::Down);
     assert_eq!(selected_offset(&app), 0, "stops at the end");
     app.update(Action::Top);
-    assert_eq!((selected_offset(&app), app.scroll), (19, 0));
+    assert_eq!((selected_offset(&app), app.list.scroll), (19, 0));
     app.update(Action::ToggleOrder);
     assert_eq!(selected_offset(&app), 0, "oldest first");
     app.update(Action::Quit);
@@ -135,14 +135,14 @@ fn opening_fetches_unless_cached() {
     assert_eq!(app.screen, Screen::Detail);
     app.update(Event::Fetched(Box::new(letter(29))));
     assert_eq!(
-        app.detail.as_ref().and_then(|d| d.id.clone()),
+        app.detail.letter.as_ref().and_then(|d| d.id.clone()),
         app.selected_id()
     );
     app.update(Action::NextTab);
-    assert_eq!(app.tab, Tab::Headers);
+    assert_eq!(app.detail.tab, Tab::Headers);
     app.update(Action::PrevTab);
     app.update(Action::PrevTab);
-    assert_eq!(app.tab, Tab::History);
+    assert_eq!(app.detail.tab, Tab::History);
     app.update(Action::Back);
     assert_eq!(app.screen, Screen::List);
     let effects = app.update(Action::Open);
@@ -261,8 +261,8 @@ fn the_triage_board_filters_and_replays_a_group() {
     let mut app = loaded(4);
     app.update(Action::Triage);
     assert_eq!(app.screen, Screen::Triage);
-    assert_eq!(app.groups.len(), 1);
-    assert_eq!(app.groups[0].count, 4);
+    assert_eq!(app.triage.groups.len(), 1);
+    assert_eq!(app.triage.groups[0].count, 4);
     app.update(Action::Replay);
     let Some(Dialog::ConfirmReplayGroup { query, only }) = app.dialog.clone() else {
         panic!("{:?}", app.dialog)

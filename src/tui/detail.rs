@@ -10,7 +10,7 @@ use ratatui::widgets::{Paragraph, Tabs, Wrap};
 
 use super::app::{App, Tab};
 use super::keymap::Keymap;
-use super::shown::Shown;
+use super::state::Shown;
 use super::theme::Theme;
 use crate::engine::DeadLetter;
 use crate::engine::export::json::rfc3339;
@@ -22,19 +22,27 @@ use crate::engine::read::decode::Kind;
 pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     let [tabs, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let titles: Vec<&str> = Tab::ALL.iter().map(|t| t.title()).collect();
-    let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+    let selected = Tab::ALL
+        .iter()
+        .position(|t| *t == app.detail.tab)
+        .unwrap_or(0);
     f.render_widget(
         Tabs::new(titles).select(selected).highlight_style(
             theme.pick(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
         ),
         tabs,
     );
-    let Some(l) = app.detail.as_ref().filter(|d| d.id == app.selected_id()) else {
+    let Some(l) = app
+        .detail
+        .letter
+        .as_ref()
+        .filter(|d| d.id == app.selected_id())
+    else {
         let line = app.fetch_line(app.selected_id().as_ref());
         f.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), body);
         return;
     };
-    let lines = match app.tab {
+    let lines = match app.detail.tab {
         Tab::Payload => {
             let edit = l.id.as_ref().and_then(|id| app.edits.get(id));
             let owned;
@@ -58,7 +66,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((app.detail_scroll, 0)),
+            .scroll((app.detail.scroll, 0)),
         body,
     );
 }

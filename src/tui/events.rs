@@ -4,13 +4,13 @@
 
 use super::action::{Effect, Event};
 use super::app::{App, Fetching, Screen};
-use super::letter_ops::highlight_effect;
+use super::highlight::highlight_effect;
 use crate::engine::LetterId;
 
 impl App {
     /// The effect that fetches letter `id`, noted so the screen can say what it waits for.
     pub(super) fn fetch(&mut self, id: LetterId) -> Effect {
-        self.fetching = Some(Fetching {
+        self.detail.fetching = Some(Fetching {
             id: id.clone(),
             since_ms: self.now_ms,
             waiting: "the letter".into(),
@@ -21,7 +21,7 @@ impl App {
 
     /// What the detail view or the preview shows while letter `id` is not there yet.
     pub fn fetch_line(&self, id: Option<&LetterId>) -> String {
-        let Some(f) = self.fetching.as_ref().filter(|f| Some(&f.id) == id) else {
+        let Some(f) = self.detail.fetching.as_ref().filter(|f| Some(&f.id) == id) else {
             return "fetching the letter…".into();
         };
         let waited = self.now_ms - f.since_ms;
@@ -48,8 +48,8 @@ impl App {
             }
             Event::Resize(rows, cols) => {
                 self.cols = cols;
-                self.page = usize::from(rows).max(1);
-                self.select(self.selected);
+                self.list.page = usize::from(rows).max(1);
+                self.select(self.list.selected);
             }
             Event::Letters {
                 generation,
@@ -58,7 +58,7 @@ impl App {
                 let before = self.store.len();
                 let shown = self.visible_len();
                 // The selection belongs to a letter: its store position never changes.
-                let anchor = self.position(self.selected);
+                let anchor = self.position(self.list.selected);
                 let following = self.following();
                 for l in &letters {
                     let pos = self.store.insert(l);
@@ -72,7 +72,7 @@ impl App {
                 if following {
                     self.select_newest();
                 } else {
-                    self.unseen += added;
+                    self.list.unseen += added;
                     self.keep_selected(anchor);
                 }
             }
@@ -120,7 +120,7 @@ impl App {
             }
             Event::Arrived { .. } => {}
             Event::FetchWaiting { id, what } => {
-                if let Some(f) = self.fetching.as_mut().filter(|f| f.id == id) {
+                if let Some(f) = self.detail.fetching.as_mut().filter(|f| f.id == id) {
                     f.waiting = what;
                 }
             }
@@ -128,31 +128,32 @@ impl App {
                 self.preview_fetch_ended();
                 let error = error.lines().next().unwrap_or_default().to_string();
                 self.status = format!("cannot fetch {id}: {error}");
-                if let Some(f) = self.fetching.as_mut().filter(|f| f.id == id) {
+                if let Some(f) = self.detail.fetching.as_mut().filter(|f| f.id == id) {
                     f.failed = Some(error);
                 }
             }
             Event::Fetched(mut l) => {
                 self.preview_fetch_ended();
-                if self.fetching.as_ref().map(|f| Some(&f.id)) == Some(l.id.as_ref()) {
-                    self.fetching = None;
+                if self.detail.fetching.as_ref().map(|f| Some(&f.id)) == Some(l.id.as_ref()) {
+                    self.detail.fetching = None;
                 }
                 self.store.settle(&mut l);
                 // Kept for the detail view and the preview (which takes it from the cache).
                 self.store.cache_put((*l).clone());
                 if self.screen == Screen::Detail && l.id == self.selected_id() {
                     let effect = highlight_effect(&self.decoders, &l);
-                    self.detail = Some(*l);
+                    self.detail.letter = Some(*l);
                     return effect.into_iter().collect();
                 }
             }
             Event::Highlighted { id, lines }
                 if self
                     .detail
+                    .letter
                     .as_ref()
                     .is_some_and(|d| d.id.as_ref() == Some(&id)) =>
             {
-                self.highlighted = Some((id, lines));
+                self.detail.highlighted = Some((id, lines));
             }
             Event::Refused { id, message } => {
                 self.saving.remove(&id);
@@ -167,7 +168,12 @@ impl App {
                 if self.preview.letter.as_ref().and_then(|l| l.id.as_ref()) == Some(&id) {
                     self.preview.letter = None;
                 }
-                if let Some(d) = self.detail.as_mut().filter(|d| d.id.as_ref() == Some(&id)) {
+                if let Some(d) = self
+                    .detail
+                    .letter
+                    .as_mut()
+                    .filter(|d| d.id.as_ref() == Some(&id))
+                {
                     d.state = state;
                     if self.screen == Screen::Detail {
                         return vec![self.fetch(id)];
@@ -185,8 +191,8 @@ impl App {
                 self.now_ms = ms;
                 self.store.tick(ms);
                 if self.screen == Screen::Triage
-                    && self.groups_of != self.store.len()
-                    && ms - self.groups_ms >= 1000
+                    && self.triage.of != self.store.len()
+                    && ms - self.triage.ms >= 1000
                 {
                     self.refresh_groups();
                 }

@@ -8,7 +8,7 @@ use crate::engine::read::filter::Filter;
 impl App {
     /// Rows the list shows.
     pub fn visible_len(&self) -> usize {
-        self.view.as_ref().map_or(self.store.len(), Vec::len)
+        self.list.view.as_ref().map_or(self.store.len(), Vec::len)
     }
 
     /// Applies the checked query `query` (empty clears the filter).
@@ -28,13 +28,13 @@ impl App {
             // Answer from the rows: they must hold every letter, not a previous search's hits.
             let mut effects = Vec::new();
             // The selected letter stays selected when the new filter keeps it.
-            let mut anchor = self.position(self.selected);
+            let mut anchor = self.position(self.list.selected);
             if self.stream_filtered {
                 effects = self.restream(None);
                 anchor = None;
             }
-            self.row_filter = index_only;
-            self.view = self.row_filter.as_ref().map(|_| Vec::new());
+            self.list.row_filter = index_only;
+            self.list.view = self.list.row_filter.as_ref().map(|_| Vec::new());
             self.extend_view(0);
             match anchor.and_then(|p| self.row_of(p)) {
                 Some(row) => self.select(row),
@@ -48,7 +48,7 @@ impl App {
 
     /// Adds the rows from store position `from` on that match the index-only filter.
     pub(super) fn extend_view(&mut self, from: usize) {
-        let (Some(f), Some(view)) = (&self.row_filter, self.view.as_mut()) else {
+        let (Some(f), Some(view)) = (&self.list.row_filter, self.list.view.as_mut()) else {
             return;
         };
         for pos in from..self.store.len() {

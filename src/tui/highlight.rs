@@ -9,6 +9,10 @@ use syntect::easy::HighlightLines;
 use syntect::highlighting::{Theme, ThemeSet};
 use syntect::parsing::SyntaxSet;
 
+use super::action::Effect;
+use crate::engine::DeadLetter;
+use crate::engine::decoders::Registry;
+
 /// Payloads larger than this are shown with the plain colouring.
 pub const MAX_BYTES: usize = 64 * 1024;
 
@@ -56,6 +60,31 @@ pub fn highlight(text: &str, extension: &str, theme: &str) -> Option<Vec<Line<'s
         out.push(Line::from(spans));
     }
     Some(out)
+}
+
+/// The highlight request for a letter's payload: pretty JSON or XML under the size cap.
+pub(super) fn highlight_effect(decoders: &Registry, l: &DeadLetter) -> Option<Effect> {
+    let id = l.id.clone()?;
+    let v = l.value.as_deref()?;
+    if v.len() > MAX_BYTES {
+        return None;
+    }
+    let d = crate::engine::read::decode::decode(
+        decoders,
+        Some(v),
+        l.source.topic.as_deref(),
+        MAX_BYTES,
+    );
+    let syntax = match d.kind {
+        crate::engine::read::decode::Kind::Json => "json",
+        crate::engine::read::decode::Kind::Xml => "xml",
+        _ => return None,
+    };
+    Some(Effect::Highlight {
+        id,
+        text: d.text,
+        syntax,
+    })
 }
 
 #[cfg(test)]

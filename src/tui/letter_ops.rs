@@ -2,9 +2,9 @@
 //! diffed before it is kept), copying it, and the request to highlight it.
 
 use super::app::{App, Dialog, Effect};
+use crate::engine::LetterId;
 use crate::engine::decoders::Registry;
 use crate::engine::write::plan::ReplayPlan;
-use crate::engine::{DeadLetter, LetterId};
 
 impl App {
     /// Opens the editor on the open letter's value (or its kept edit, or `retry` text).
@@ -12,7 +12,12 @@ impl App {
         if self.write_refused("edit") {
             return Vec::new();
         }
-        let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
+        let Some(l) = self
+            .detail
+            .letter
+            .as_ref()
+            .filter(|d| d.id == self.selected_id())
+        else {
             self.status = format!(
                 "open the letter first ({}), then {} to edit",
                 self.key("open"),
@@ -42,7 +47,12 @@ impl App {
                 return Vec::new();
             }
         };
-        let Some(l) = self.detail.as_ref().filter(|d| d.id.as_ref() == Some(&id)) else {
+        let Some(l) = self
+            .detail
+            .letter
+            .as_ref()
+            .filter(|d| d.id.as_ref() == Some(&id))
+        else {
             return Vec::new();
         };
         let original = l.value.clone().unwrap_or_default();
@@ -100,7 +110,7 @@ impl App {
     /// The lines an edited plan's payload changes in the open letter's original
     /// (`-` and `+`, on the pretty JSON the editor showed); empty when not edited.
     pub(super) fn edit_changes(&self, plan: &ReplayPlan) -> Vec<(char, String)> {
-        let Some(l) = self.detail.as_ref().filter(|d| {
+        let Some(l) = self.detail.letter.as_ref().filter(|d| {
             plan.edited && d.id.as_ref().map(LetterId::to_string).as_ref() == Some(&plan.letter_id)
         }) else {
             return Vec::new();
@@ -118,7 +128,12 @@ impl App {
     }
 
     pub(super) fn copy(&mut self, whole: bool) -> Vec<Effect> {
-        let Some(l) = self.detail.as_ref().filter(|d| d.id == self.selected_id()) else {
+        let Some(l) = self
+            .detail
+            .letter
+            .as_ref()
+            .filter(|d| d.id == self.selected_id())
+        else {
             self.status = format!("open the letter first ({}), then copy", self.key("open"));
             return Vec::new();
         };
@@ -186,31 +201,6 @@ fn editable(decoders: &Registry, bytes: &[u8], topic: Option<&str>) -> Option<(S
     std::str::from_utf8(bytes)
         .ok()
         .map(|t| (t.to_string(), false))
-}
-
-/// The highlight request for a letter's payload: pretty JSON or XML under the size cap.
-pub(super) fn highlight_effect(decoders: &Registry, l: &DeadLetter) -> Option<Effect> {
-    let id = l.id.clone()?;
-    let v = l.value.as_deref()?;
-    if v.len() > super::highlight::MAX_BYTES {
-        return None;
-    }
-    let d = crate::engine::read::decode::decode(
-        decoders,
-        Some(v),
-        l.source.topic.as_deref(),
-        super::highlight::MAX_BYTES,
-    );
-    let syntax = match d.kind {
-        crate::engine::read::decode::Kind::Json => "json",
-        crate::engine::read::decode::Kind::Xml => "xml",
-        _ => return None,
-    };
-    Some(Effect::Highlight {
-        id,
-        text: d.text,
-        syntax,
-    })
 }
 
 #[cfg(test)]

@@ -136,9 +136,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         return;
     }
     let rows_visible = usize::from(area.height.saturating_sub(1));
-    let end = (app.scroll + rows_visible).min(app.visible_len());
+    let end = (app.list.scroll + rows_visible).min(app.visible_len());
     // Display index, store position and row of each row on screen, with its texts.
-    let shown: Vec<(usize, usize, &IndexRow, String, String)> = (app.scroll..end)
+    let shown: Vec<(usize, usize, &IndexRow, String, String)> = (app.list.scroll..end)
         .filter_map(|i| {
             let pos = app.position(i)?;
             let r = app.store.row(pos)?;
@@ -194,7 +194,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         if cols.size {
             cells.push(size(r.size).into());
         }
-        let style = if *i == app.selected {
+        let style = if *i == app.list.selected {
             theme.selected()
         } else {
             Style::default()

@@ -29,6 +29,7 @@ pub mod runner;
 mod selection;
 pub mod settings;
 pub mod shown;
+pub mod state;
 pub mod terminal;
 pub mod theme;
 pub mod view;

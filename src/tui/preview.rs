@@ -7,32 +7,7 @@
 //! when the fetch returns is fetched next. Scrolling fast never queues a fetch per row.
 
 use super::action::Effect;
-use super::app::{App, Screen};
-use crate::engine::model::letter::{DeadLetter, LetterId};
-
-/// Terminals at least this wide show the preview beside the list.
-pub const PREVIEW_MIN_COLS: u16 = 140;
-
-/// The preview's state.
-#[derive(Debug)]
-pub struct Preview {
-    /// Shown when the terminal is wide enough (`v` toggles).
-    pub on: bool,
-    /// The letter shown (the selected one once fetched).
-    pub letter: Option<DeadLetter>,
-    /// The letter being fetched for it.
-    in_flight: Option<LetterId>,
-}
-
-impl Default for Preview {
-    fn default() -> Self {
-        Preview {
-            on: true,
-            letter: None,
-            in_flight: None,
-        }
-    }
-}
+use super::app::{App, PREVIEW_MIN_COLS, Screen};
 
 impl App {
     /// True when the list screen shows the preview now.
@@ -74,7 +49,7 @@ impl App {
             return Vec::new();
         }
         let cached = self
-            .position(self.selected)
+            .position(self.list.selected)
             .and_then(|p| self.store.cached(p))
             .cloned();
         if let Some(mut l) = cached {
@@ -83,6 +58,7 @@ impl App {
             return Vec::new();
         }
         let failed = self
+            .detail
             .fetching
             .as_ref()
             .is_some_and(|f| f.id == id && f.failed.is_some());

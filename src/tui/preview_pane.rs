@@ -8,7 +8,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::app::App;
-use super::shown::Shown;
+use super::state::Shown;
 use super::theme::Theme;
 use super::words::error_line;
 use crate::engine::model::letter::DeadLetter;

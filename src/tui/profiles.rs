@@ -9,14 +9,7 @@ use ratatui::text::Line;
 use super::app::{Action, App, Dialog, Effect};
 use super::theme::Theme;
 
-/// A profile as the picker shows it: its name and where its DLQ is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProfileRow {
-    /// The profile's name.
-    pub name: String,
-    /// Its DLQ, as `morgue profiles` says it (`kafka 10.0.0.5:9092 topic trades.DLT`).
-    pub dlq: String,
-}
+pub use super::settings::ProfileRow;
 
 impl App {
     /// Opens the picker on the current profile (or says there is none to pick).

@@ -14,8 +14,8 @@ impl App {
     /// Store position of display row `i`.
     pub fn position(&self, i: usize) -> Option<usize> {
         let n = self.visible_len();
-        let k = (i < n).then(|| if self.newest_first { n - 1 - i } else { i })?;
-        match &self.view {
+        let k = (i < n).then(|| if self.list.newest_first { n - 1 - i } else { i })?;
+        match &self.list.view {
             Some(v) => v.get(k).map(|&p| p as usize),
             None => Some(k),
         }
@@ -24,12 +24,12 @@ impl App {
     /// Display row of store position `pos`, when it is shown.
     pub fn row_of(&self, pos: usize) -> Option<usize> {
         let n = self.visible_len();
-        let k = match &self.view {
+        let k = match &self.list.view {
             // The view lists store positions in increasing order.
             Some(v) => v.binary_search(&u32::try_from(pos).ok()?).ok()?,
             None => (pos < n).then_some(pos)?,
         };
-        Some(if self.newest_first { n - 1 - k } else { k })
+        Some(if self.list.newest_first { n - 1 - k } else { k })
     }
 
     /// The loaded letters matching the index-only `query` (a triage group's), as the
@@ -51,26 +51,27 @@ impl App {
 
     /// The selected letter's id.
     pub fn selected_id(&self) -> Option<LetterId> {
-        self.position(self.selected).and_then(|p| self.store.id(p))
+        self.position(self.list.selected)
+            .and_then(|p| self.store.id(p))
     }
 
     /// Selects display row `i` (clamped) and scrolls it into view.
     pub(super) fn select(&mut self, i: usize) {
         let n = self.visible_len();
-        self.selected = if n == 0 { 0 } else { i.min(n - 1) };
-        if self.selected < self.scroll {
-            self.scroll = self.selected;
-        } else if self.selected >= self.scroll + self.page.max(1) {
-            self.scroll = self.selected + 1 - self.page.max(1);
+        self.list.selected = if n == 0 { 0 } else { i.min(n - 1) };
+        if self.list.selected < self.list.scroll {
+            self.list.scroll = self.list.selected;
+        } else if self.list.selected >= self.list.scroll + self.list.page.max(1) {
+            self.list.scroll = self.list.selected + 1 - self.list.page.max(1);
         }
         if self.at_newest() {
-            self.unseen = 0;
+            self.list.unseen = 0;
         }
     }
 
     /// The newest letter's display row.
     fn newest_row(&self) -> usize {
-        if self.newest_first {
+        if self.list.newest_first {
             0
         } else {
             self.visible_len().saturating_sub(1)
@@ -79,12 +80,12 @@ impl App {
 
     /// The cursor is on the newest letter (or the list is empty).
     pub fn at_newest(&self) -> bool {
-        self.visible_len() == 0 || self.selected == self.newest_row()
+        self.visible_len() == 0 || self.list.selected == self.newest_row()
     }
 
     /// Arrivals move the cursor to the newest letter now.
     pub(super) fn following(&self) -> bool {
-        self.follow && self.at_newest() && self.screen == Screen::List && self.dialog.is_none()
+        self.list.follow && self.at_newest() && self.screen == Screen::List && self.dialog.is_none()
     }
 
     /// Selects the newest letter.
@@ -96,23 +97,23 @@ impl App {
     /// of the screen when it can be.
     pub(super) fn keep_selected(&mut self, anchor: Option<usize>) {
         let Some(row) = anchor.and_then(|p| self.row_of(p)) else {
-            self.select(self.selected);
+            self.select(self.list.selected);
             return;
         };
-        let moved = row.saturating_sub(self.selected);
-        self.scroll += moved;
-        self.selected = row;
+        let moved = row.saturating_sub(self.list.selected);
+        self.list.scroll += moved;
+        self.list.selected = row;
         self.select(row);
     }
 
     /// `f`: on the newest letter while following, stop following; otherwise follow
     /// again from the newest letter.
     pub(super) fn toggle_follow(&mut self) {
-        if self.follow && self.at_newest() {
-            self.follow = false;
+        if self.list.follow && self.at_newest() {
+            self.list.follow = false;
             self.status = "not following: the cursor stays on its letter".into();
         } else {
-            self.follow = true;
+            self.list.follow = true;
             self.select_newest();
             self.status = "following new letters".into();
         }
@@ -120,13 +121,17 @@ impl App {
 
     /// Recomputes the triage board, keeping the selected group by its query.
     pub(super) fn refresh_groups(&mut self) {
-        let chosen = self.groups.get(self.group).map(|g| g.query());
-        self.groups = crate::engine::read::triage::groups(&self.store);
-        (self.groups_of, self.groups_ms) = (self.store.len(), self.now_ms);
-        self.group = chosen
-            .and_then(|q| self.groups.iter().position(|g| g.query() == q))
-            .unwrap_or(self.group)
-            .min(self.groups.len().saturating_sub(1));
+        let chosen = self
+            .triage
+            .groups
+            .get(self.triage.selected)
+            .map(|g| g.query());
+        self.triage.groups = crate::engine::read::triage::groups(&self.store);
+        (self.triage.of, self.triage.ms) = (self.store.len(), self.now_ms);
+        self.triage.selected = chosen
+            .and_then(|q| self.triage.groups.iter().position(|g| g.query() == q))
+            .unwrap_or(self.triage.selected)
+            .min(self.triage.groups.len().saturating_sub(1));
     }
 }
 

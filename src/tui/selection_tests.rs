@@ -38,7 +38,7 @@ fn following_on_the_newest_letter_keeps_the_newest_selected() {
     let mut app = loaded(5);
     arrive(&mut app, vec![letter(5)]);
     assert_eq!(selected_offset(&app), 5);
-    assert_eq!(app.unseen, 0);
+    assert_eq!(app.list.unseen, 0);
 }
 
 #[test]
@@ -48,20 +48,24 @@ fn off_the_newest_letter_arrivals_never_move_the_selection() {
     app.update(Action::Down);
     app.update(Action::Down);
     assert_eq!(selected_offset(&app), 6);
-    let line = app.selected - app.scroll;
+    let line = app.list.selected - app.list.scroll;
     for batch in 0..5 {
         arrive(
             &mut app,
             (10 + batch * 3..13 + batch * 3).map(letter).collect(),
         );
         assert_eq!(selected_offset(&app), 6, "batch {batch}");
-        assert_eq!(app.selected - app.scroll, line, "the row stays on its line");
+        assert_eq!(
+            app.list.selected - app.list.scroll,
+            line,
+            "the row stays on its line"
+        );
     }
-    assert_eq!(app.unseen, 15);
+    assert_eq!(app.list.unseen, 15);
     assert!(crate::tui::view::header_text(&app).contains("15 new ↑"));
     app.update(Action::Top);
     assert_eq!(
-        (selected_offset(&app), app.unseen),
+        (selected_offset(&app), app.list.unseen),
         (24, 0),
         "g jumps to them"
     );
@@ -114,14 +118,14 @@ fn under_a_filter_the_selection_stays_and_a_kept_letter_stays_selected() {
             .collect(),
     );
     assert_eq!(selected(&app), chosen, "matching and other letters arrived");
-    assert_eq!(app.unseen, 4, "only matches are new: 9, 12, 15, 18");
+    assert_eq!(app.list.unseen, 4, "only matches are new: 9, 12, 15, 18");
 }
 
 #[test]
 fn a_dialog_or_the_detail_holds_its_letter_while_letters_arrive() {
     let mut app = loaded(5);
     let chosen = selected(&app);
-    assert!(app.follow && app.at_newest());
+    assert!(app.list.follow && app.at_newest());
     app.update(Action::Replay);
     arrive(&mut app, vec![letter(5), letter(6)]);
     assert_eq!(selected(&app), chosen, "an open dialog stops following");
@@ -136,7 +140,7 @@ fn a_dialog_or_the_detail_holds_its_letter_while_letters_arrive() {
         "the replay sends the chosen letter"
     );
     assert_eq!(selected(&app), chosen, "closing the dialog stays on it");
-    assert_eq!(app.unseen, 2);
+    assert_eq!(app.list.unseen, 2);
 
     app.update(Action::Open);
     assert_eq!(app.screen, Screen::Detail);
@@ -151,12 +155,12 @@ fn f_jumps_to_the_newest_and_follows_and_again_stops_following() {
     let mut app = loaded(5);
     app.update(Action::Down);
     arrive(&mut app, vec![letter(5)]);
-    assert_eq!((selected_offset(&app), app.unseen), (3, 1));
+    assert_eq!((selected_offset(&app), app.list.unseen), (3, 1));
     app.update(Action::ToggleFollow);
-    assert!(app.follow);
-    assert_eq!((selected_offset(&app), app.unseen), (5, 0));
+    assert!(app.list.follow);
+    assert_eq!((selected_offset(&app), app.list.unseen), (5, 0));
     app.update(Action::ToggleFollow);
-    assert!(!app.follow);
+    assert!(!app.list.follow);
     arrive(&mut app, vec![letter(6)]);
     assert_eq!(
         selected_offset(&app),
@@ -171,7 +175,7 @@ fn oldest_first_keeps_the_row_and_counts_new_letters_below() {
     app.update(Action::ToggleOrder);
     assert_eq!(selected_offset(&app), 0);
     arrive(&mut app, vec![letter(5), letter(6)]);
-    assert_eq!((selected_offset(&app), app.unseen), (0, 2));
+    assert_eq!((selected_offset(&app), app.list.unseen), (0, 2));
     assert!(crate::tui::view::header_text(&app).contains("2 new ↓"));
     app.update(Action::Bottom);
     arrive(&mut app, vec![letter(7)]);
@@ -185,13 +189,13 @@ fn the_triage_board_keeps_its_group_as_counts_reorder() {
     arrive(&mut app, (6..9).map(|o| on(0, o, "b")).collect());
     app.update(Action::Triage);
     app.update(Action::Down);
-    let chosen = app.groups[app.group].query();
+    let chosen = app.triage.groups[app.triage.selected].query();
     assert!(chosen.contains("topic:b"), "{chosen}");
     // b overtakes a: the board re-sorts; the selection stays on b.
     arrive(&mut app, (9..20).map(|o| on(0, o, "b")).collect());
     app.update(Event::Clock(app.now_ms + 2_000));
-    assert_eq!(app.groups[0].query(), chosen, "b is first now");
-    assert_eq!(app.groups[app.group].query(), chosen);
+    assert_eq!(app.triage.groups[0].query(), chosen, "b is first now");
+    assert_eq!(app.triage.groups[app.triage.selected].query(), chosen);
 }
 
 #[test]
@@ -203,7 +207,7 @@ fn a_short_list_keeps_the_chosen_letter_on_its_line_as_letters_arrive() {
         app.update(Action::Down);
     }
     let chosen = app.selected_id();
-    let line = app.selected - app.scroll;
+    let line = app.list.selected - app.list.scroll;
     assert_eq!(line, 3);
     for batch in 0..40 {
         let letters = (0..7)
@@ -214,6 +218,6 @@ fn a_short_list_keeps_the_chosen_letter_on_its_line_as_letters_arrive() {
             letters,
         });
         assert_eq!(app.selected_id(), chosen, "batch {batch}");
-        assert_eq!(app.selected - app.scroll, line, "batch {batch}");
+        assert_eq!(app.list.selected - app.list.scroll, line, "batch {batch}");
     }
 }

@@ -4,7 +4,6 @@
 //! state (two sessions in one process, as in the tests, each have their own).
 
 use super::keymap::Keymap;
-use super::profiles::ProfileRow;
 use super::theme::Palette;
 
 /// The key map, the palette and the profiles of one TUI session.
@@ -27,4 +26,13 @@ impl Default for Settings {
             profiles: Vec::new(),
         }
     }
+}
+
+/// A profile as the picker shows it: its name and where its DLQ is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRow {
+    /// The profile's name.
+    pub name: String,
+    /// Its DLQ, as `morgue profiles` says it (`kafka 10.0.0.5:9092 topic trades.DLT`).
+    pub dlq: String,
 }

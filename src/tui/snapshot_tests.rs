@@ -192,7 +192,7 @@ fn detail_huge_payload() {
 fn detail_headers_decode_spring_numbers() {
     let mut app = opened(b"{}");
     app.update(Action::NextTab);
-    assert_eq!(app.tab, Tab::Headers);
+    assert_eq!(app.detail.tab, Tab::Headers);
     insta::assert_snapshot!(render(&app, 100, 11));
 }
 
@@ -408,7 +408,7 @@ fn history_tab_with_a_replay_that_failed_again() {
         Some(crate::engine::LetterState::FailedAgain)
     );
     app.update(Action::Open);
-    app.tab = Tab::History;
+    app.detail.tab = Tab::History;
     let screen = render(&app, 100, 14);
     insta::assert_snapshot!(screen);
 }

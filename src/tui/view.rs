@@ -33,7 +33,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
         }
         Screen::List => super::list_pane::draw(f, app, body, theme),
         Screen::Detail => detail::draw(f, app, body, theme),
-        Screen::Help => help(f, app, body, app.detail_scroll),
+        Screen::Help => help(f, app, body, app.detail.scroll),
         Screen::Triage => triage(f, app, body, theme),
     }
     f.render_widget(Paragraph::new(status(app, theme)), bottom);
@@ -151,14 +151,14 @@ fn live_state(app: &App) -> String {
             Some(t) => format!("  {verb} {}%", (app.scanned * 100 / t).min(100)),
             None => format!("  {verb}…"),
         }
-    } else if app.follow {
+    } else if app.list.follow {
         "  live ●".to_string()
     } else {
         "  live".to_string()
     };
-    if app.unseen > 0 {
-        let arrow = if app.newest_first { '↑' } else { '↓' };
-        format!("{state}  {} new {arrow}", group(app.unseen as u64))
+    if app.list.unseen > 0 {
+        let arrow = if app.list.newest_first { '↑' } else { '↓' };
+        format!("{state}  {} new {arrow}", group(app.list.unseen as u64))
     } else {
         state
     }
@@ -186,7 +186,7 @@ pub fn plural(n: u64, word: &str) -> String {
 pub(crate) fn count_label(app: &App) -> String {
     let (shown, read) = (app.visible_len() as u64, app.store.len() as u64);
     let estimate = app.total.filter(|t| !app.caught_up && *t > read);
-    match (app.filter.is_empty(), app.view.is_some(), estimate) {
+    match (app.filter.is_empty(), app.list.view.is_some(), estimate) {
         (true, _, None) => plural(read, "letter"),
         (true, _, Some(t)) => format!("{} of ~{}", group(read), plural(t, "letter")),
         (false, true, _) => format!("{} of {} match", group(shown), plural(read, "letter")),
@@ -240,7 +240,7 @@ fn status(app: &App, theme: Theme) -> Line<'static> {
 }
 
 fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
-    if app.groups.is_empty() {
+    if app.triage.groups.is_empty() {
         f.render_widget(Paragraph::new("No letters to group yet."), area);
         return;
     }
@@ -268,15 +268,19 @@ fn triage(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
             .map(|(w, _)| w + 1)
             .sum::<u16>();
     let visible = usize::from(area.height.saturating_sub(1));
-    let skip = app.group.saturating_sub(visible.saturating_sub(1));
+    let skip = app
+        .triage
+        .selected
+        .saturating_sub(visible.saturating_sub(1));
     let rows = app
+        .triage
         .groups
         .iter()
         .enumerate()
         .skip(skip)
         .take(visible)
         .map(|(i, g)| {
-            let style = if i == app.group {
+            let style = if i == app.triage.selected {
                 theme.selected()
             } else {
                 Style::default()
