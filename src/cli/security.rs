@@ -1,13 +1,9 @@
-//! Kafka security and secrets from a profile's keys, as kafkactl's `sasl:` and `tls:` blocks: the
-//! librdkafka properties they stand for. The profile's own `properties` and `-X` are
-//! applied after these, so either can still say anything librdkafka takes.
-//!
-//! | profile | librdkafka |
-//! |---|---|
-//! | `sasl_mechanism` | `sasl.mechanisms`, and `security.protocol` `SASL_PLAINTEXT` (`SASL_SSL` with TLS) |
-//! | `sasl_username` | `sasl.username`; `sasl.password` from `password_env` / `password_file` |
-//! | `tls = true`, or any `tls_*` | `security.protocol` `SSL` (`SASL_SSL` with SASL) |
-//! | `tls_ca`, `tls_cert`, `tls_key` | `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location` |
+//! Kafka security and secrets from a profile's keys, as kafkactl's `sasl:` and `tls:`
+//! blocks: the profile's `sasl_*` and `tls*` keys become the backend's
+//! [`KafkaSecurity`] (whose table says which librdkafka property each makes), and
+//! `sasl.password` comes from `password_env` / `password_file`. The profile's own
+//! `properties` and `-X` are applied after these, so either can still say anything
+//! librdkafka takes.
 //!
 //! `OAUTHBEARER` takes its token settings as properties (`sasl.oauthbearer.config`, or
 //! an OIDC `sasl.oauthbearer.method`); OIDC needs a librdkafka built with curl, which
@@ -17,33 +13,27 @@ use std::collections::BTreeMap;
 
 use super::UsageError;
 use super::profile::Profile;
+use crate::backends::kafka::security::KafkaSecurity;
 
 /// The SASL mechanisms librdkafka offers here.
-pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+pub use crate::backends::kafka::security::MECHANISMS;
+
+/// `p`'s security keys as the Kafka backend's settings.
+pub fn kafka_security(p: &Profile) -> KafkaSecurity {
+    KafkaSecurity {
+        sasl_mechanism: p.sasl_mechanism.clone(),
+        sasl_username: p.sasl_username.clone(),
+        username_property: p.properties.contains_key("sasl.username"),
+        tls: p.tls,
+        tls_ca: p.tls_ca.clone(),
+        tls_cert: p.tls_cert.clone(),
+        tls_key: p.tls_key.clone(),
+    }
+}
 
 /// The librdkafka properties of `p`'s security keys (none when it has none).
 pub fn properties(p: &Profile) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let tls = p.tls || p.tls_ca.is_some() || p.tls_cert.is_some() || p.tls_key.is_some();
-    let protocol = match (&p.sasl_mechanism, tls) {
-        (Some(_), true) => Some("SASL_SSL"),
-        (Some(_), false) => Some("SASL_PLAINTEXT"),
-        (None, true) => Some("SSL"),
-        (None, false) => None,
-    };
-    let mut set = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            out.insert(k.to_string(), v);
-        }
-    };
-    set("security.protocol", protocol.map(str::to_string));
-    set("sasl.mechanisms", p.sasl_mechanism.clone());
-    set("sasl.username", p.sasl_username.clone());
-    let path = |f: &Option<std::path::PathBuf>| f.as_ref().map(|f| f.display().to_string());
-    set("ssl.ca.location", path(&p.tls_ca));
-    set("ssl.certificate.location", path(&p.tls_cert));
-    set("ssl.key.location", path(&p.tls_key));
-    out
+    kafka_security(p).properties()
 }
 
 /// Puts the profile's secret (`password_env`, `password_file`) where it is needed: the
@@ -87,38 +77,9 @@ pub(super) fn with_secret(name: &str, p: &mut Profile) -> Result<(), UsageError>
     Ok(())
 }
 
-/// The mistakes in `p`'s security keys: (key, why). The files are not opened here
-/// (the config may be checked away from the host that has them); librdkafka names a
-/// missing one when it connects.
+/// The mistakes in `p`'s security keys: (key, why).
 pub fn check(p: &Profile) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    if let Some(m) = &p.sasl_mechanism {
-        if !MECHANISMS.contains(&m.as_str()) {
-            out.push((
-                "sasl_mechanism",
-                format!("'{m}' is not one of {}", MECHANISMS.join(", ")),
-            ));
-        } else if m != "OAUTHBEARER"
-            && p.sasl_username.is_none()
-            && !p.properties.contains_key("sasl.username")
-        {
-            out.push(("sasl_mechanism", format!("{m} needs sasl_username")));
-        }
-    } else if p.sasl_username.is_some() {
-        out.push(("sasl_username", "a SASL user needs sasl_mechanism".into()));
-    }
-    if p.tls_cert.is_some() != p.tls_key.is_some() {
-        let key = if p.tls_cert.is_some() {
-            "tls_cert"
-        } else {
-            "tls_key"
-        };
-        out.push((
-            key,
-            "a client certificate needs both tls_cert and tls_key".into(),
-        ));
-    }
-    out
+    kafka_security(p).check()
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ mod read;
 pub mod recheck;
 pub mod route;
 mod route_state;
+pub mod security;
 mod seek;
 pub mod sink;
 pub mod source;
