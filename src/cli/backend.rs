@@ -289,7 +289,7 @@ impl BackendArgs {
             let base = dir.as_deref().or(config_dir.as_deref());
             mapped.push(Mapping::parse(glob, file, base).map_err(UsageError)?);
         }
-        let tls = crate::engine::decoders::schemas::RegistryTls {
+        let tls = crate::engine::http::TlsFiles {
             ca: self.schema_registry_ca.clone().or(p.schema_registry_ca),
             cert: self.schema_registry_cert.clone().or(p.schema_registry_cert),
             key: self.schema_registry_key.clone().or(p.schema_registry_key),

@@ -5,7 +5,7 @@
 //! 408, 429, 5xx, a timeout or a connection error are retried (after `Retry-After`
 //! when the endpoint sends one, at most [`MAX_RETRY_AFTER`]); any other status is bad
 //! data, dead-lettered at once. Connections are kept alive and pooled, and an `https`
-//! URL can use its own CA and a client certificate (see `http_client`).
+//! URL can use its own CA and a client certificate (see `engine::http`).
 
 use std::time::Duration;
 
@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use base64::Engine as _;
 
 use super::exec::split_error;
-use super::http_client::{Answer, Client, Failed};
-use crate::engine::decoders::schemas::RegistryTls;
+use crate::engine::http::TlsFiles;
+use crate::engine::http::{Answer, Client, Failed};
 use crate::engine::route::router::{Incoming, ProcessError, Processor};
 
 /// The longest `Retry-After` honoured before a retry.
@@ -28,9 +28,9 @@ pub struct HttpProcessor {
 
 impl HttpProcessor {
     /// A processor for `url`, giving up on a request after `timeout`; `tls` for https.
-    pub fn new(url: &str, timeout: Duration, tls: &RegistryTls) -> Result<Self, String> {
+    pub fn new(url: &str, timeout: Duration, tls: &TlsFiles) -> Result<Self, String> {
         Ok(HttpProcessor {
-            client: Client::new(url, tls)?,
+            client: Client::new(url, tls, "--http")?,
             timeout,
         })
     }

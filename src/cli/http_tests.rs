@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::HttpProcessor;
 use crate::engine::Headers;
-use crate::engine::decoders::schemas::RegistryTls;
+use crate::engine::http::TlsFiles;
 use crate::engine::route::router::{Incoming, Processor};
 
 /// Requests seen: head and body.
@@ -103,7 +103,7 @@ fn msg() -> Incoming {
 }
 
 fn processor(url: &str, timeout: Duration) -> HttpProcessor {
-    HttpProcessor::new(url, timeout, &RegistryTls::default()).unwrap()
+    HttpProcessor::new(url, timeout, &TlsFiles::default()).unwrap()
 }
 
 #[tokio::test]

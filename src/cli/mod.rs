@@ -11,7 +11,6 @@ mod exec;
 mod exporter;
 mod exporter_groups;
 mod http;
-mod http_client;
 mod info;
 mod list;
 mod pipe;

@@ -205,7 +205,7 @@ pub async fn run(backend: &BackendArgs, args: &RouteArgs) -> anyhow::Result<()> 
     let mut pipe_stop = None;
     let processor: Box<dyn Processor> = match (&args.exec, &args.pipe, &args.http) {
         (_, _, Some(url)) => {
-            let tls = crate::engine::decoders::schemas::RegistryTls {
+            let tls = crate::engine::http::TlsFiles {
                 ca: args.http_ca.clone(),
                 cert: args.http_cert.clone(),
                 key: args.http_key.clone(),

@@ -171,7 +171,7 @@ pub fn collection(s: &str) -> Result<String, String> {
 
 /// An `http://` or `https://` URL with a host (`--http`, `--schema-registry`).
 pub fn url(s: &str) -> Result<String, String> {
-    super::http_client::check_url(s).map(|()| s.to_string())
+    crate::engine::http::check_url(s).map(|()| s.to_string())
 }
 
 /// An address to listen on (`--metrics`, `--listen`): `HOST:PORT` or `:PORT`.

@@ -4,6 +4,8 @@
 //!
 //! - [`model`]: the ground — the letter, framework header conventions, the ledger's
 //!   entries and its compare-and-set fold, encoded bytes, errors, durations.
+//! - [`http`]: the one HTTP client and TLS builder (imports only the model): the
+//!   schema registry's GETs and `route --http`'s POSTs.
 //! - [`decoders`]: payload formats (Avro, Protobuf, JSON Schema, CBOR, …), decoded for
 //!   reading and encoded again for edits.
 //! - [`read`]: what the TUI and `list` read — the `DeadLetterSource` trait, the store
@@ -16,6 +18,7 @@
 
 pub mod decoders;
 pub mod export;
+pub mod http;
 pub mod model;
 pub mod read;
 pub mod route;

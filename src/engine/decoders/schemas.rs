@@ -2,16 +2,16 @@
 //! `<id>.json`, `<id>.proto`: offline, and first), else from a Confluent-compatible
 //! schema registry (`GET /schemas/ids/{id}` with its `schemaType` and `references`,
 //! each reference by `GET /subjects/{subject}/versions/{version}`, and the subject by
-//! `GET /schemas/ids/{id}/versions`). Basic auth comes from the URL's user info; an
-//! `https` registry may have its own CA and ask for a client certificate
-//! ([`RegistryTls`]). Each id is asked once per session (10 s at most); a failure is
-//! remembered with its reason.
+//! `GET /schemas/ids/{id}/versions`), through morgue's one HTTP client
+//! ([`crate::engine::http`]: basic auth from the URL's user info; an `https` registry
+//! may have its own CA and ask for a client certificate, [`TlsFiles`]). Each id is
+//! asked once per session (10 s at most); a failure is remembered with its reason.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::engine::model::urls;
+use crate::engine::http::{Client, TlsFiles};
 
 /// Where schemas come from.
 #[derive(Debug, Clone, Default)]
@@ -23,67 +23,10 @@ pub struct SchemaSource {
     /// Schemas for unframed payloads, by source topic.
     pub mapped: Vec<Mapping>,
     /// TLS files for an `https` registry.
-    pub tls: RegistryTls,
+    pub tls: TlsFiles,
     /// Re-encode edits under the latest version of the letter's subject
     /// (`--schema-version latest`) rather than the schema id it was written with.
     pub latest: bool,
-}
-
-/// PEM files for an `https` schema registry.
-#[derive(Debug, Clone, Default)]
-pub struct RegistryTls {
-    /// The CA certificates to trust instead of the built-in roots.
-    pub ca: Option<PathBuf>,
-    /// A client certificate (chain), when the registry asks for one.
-    pub cert: Option<PathBuf>,
-    /// The client certificate's private key.
-    pub key: Option<PathBuf>,
-}
-
-impl RegistryTls {
-    /// The TLS settings of these files; the error names the file.
-    fn config(&self) -> Result<ureq::tls::TlsConfig, String> {
-        use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
-        let who = "schema registry";
-        let read = |what: &str, p: &PathBuf| {
-            std::fs::read(p).map_err(|e| format!("{who} {what} '{}': {e}", p.display()))
-        };
-        let certs = |what: &str, p: &PathBuf| -> Result<Vec<Certificate<'static>>, String> {
-            let pem = read(what, p)?;
-            let all: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-                .filter_map(|i| match i {
-                    Ok(PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-            if all.is_empty() {
-                return Err(format!(
-                    "{who} {what} '{}': no PEM certificate in it",
-                    p.display()
-                ));
-            }
-            Ok(all)
-        };
-        let mut b = TlsConfig::builder();
-        if let Some(ca) = &self.ca {
-            b = b.root_certs(RootCerts::new_with_certs(&certs("CA", ca)?));
-        }
-        match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => {
-                let chain = certs("certificate", cert)?;
-                let k = PrivateKey::from_pem(&read("key", key)?)
-                    .map_err(|e| format!("{who} key '{}': {e}", key.display()))?;
-                b = b.client_cert(Some(ClientCert::new_with_certs(&chain, k)));
-            }
-            (None, None) => {}
-            _ => {
-                return Err(format!(
-                    "a {who} client certificate needs both its certificate and its key"
-                ));
-            }
-        }
-        Ok(b.build())
-    }
 }
 
 /// What kind of schema an id names.
@@ -153,10 +96,7 @@ impl SchemaStore {
         if self.latest(subject).is_some() {
             return;
         }
-        let (source, s) = (self.source.clone(), subject.to_string());
-        let got = tokio::task::spawn_blocking(move || load_latest(&source, &s))
-            .await
-            .unwrap_or_else(|e| Err(format!("subject {subject}: lookup task failed: {e}")));
+        let got = load_latest(&self.source, subject).await;
         if let Ok(mut c) = self.latest.lock() {
             c.insert(subject.to_string(), got);
         }
@@ -172,15 +112,12 @@ impl SchemaStore {
         self.source.registry.is_none() && self.source.dir.is_none()
     }
 
-    /// Fetches schema `id` into the cache unless it is there (off the async threads).
+    /// Fetches schema `id` into the cache unless it is there.
     pub async fn fetch(&self, id: u32) {
         if self.get(id).is_some() {
             return;
         }
-        let source = self.source.clone();
-        let got = tokio::task::spawn_blocking(move || load(&source, id))
-            .await
-            .unwrap_or_else(|e| Err(format!("schema {id}: lookup task failed: {e}")));
+        let got = load(&self.source, id).await;
         if let Ok(mut c) = self.cache.lock() {
             c.insert(id, got);
         }
@@ -191,7 +128,7 @@ impl SchemaStore {
     #[cfg(test)]
     pub fn put_versions(&self, subject: &str, id: u32, latest: u32) {
         let with_subject = |id| {
-            load(&self.source, id).map(|l| {
+            blocking(load(&self.source, id)).map(|l| {
                 let mut l = Arc::try_unwrap(l).expect("fresh");
                 l.subject = Some(subject.to_string());
                 Arc::new(l)
@@ -206,10 +143,10 @@ impl SchemaStore {
         );
     }
 
-    /// Loads schema `id` now, on this thread (tests and tools).
+    /// Loads schema `id` now, on this thread, outside any async runtime (tests and tools).
     pub fn fetch_blocking(&self, id: u32) {
         if self.get(id).is_none() {
-            let got = load(&self.source, id);
+            let got = blocking(load(&self.source, id));
             if let Ok(mut c) = self.cache.lock() {
                 c.insert(id, got);
             }
@@ -217,7 +154,32 @@ impl SchemaStore {
     }
 }
 
-fn load(source: &SchemaSource, id: u32) -> Lookup {
+/// `f` run to its end on a runtime of its own (for callers outside any runtime).
+fn blocking<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("no runtime for the schema lookup: {e}"))?
+        .block_on(f)
+}
+
+/// How long one registry request may take.
+const REGISTRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The media types a registry answers in.
+const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json, application/json";
+
+/// A client of the registry at `url`.
+fn registry(url: &str, tls: &TlsFiles) -> Result<Client, String> {
+    Client::new(url, tls, "schema registry")
+}
+
+/// GET `path` from the registry as JSON.
+async fn get(client: &Client, path: &str) -> Result<serde_json::Value, String> {
+    client.get_json(path, REGISTRY_JSON, REGISTRY_TIMEOUT).await
+}
+
+async fn load(source: &SchemaSource, id: u32) -> Lookup {
     if let Some(dir) = &source.dir {
         for (ext, kind) in [
             ("avsc", SchemaKind::Avro),
@@ -242,19 +204,19 @@ fn load(source: &SchemaSource, id: u32) -> Lookup {
             ),
         });
     };
-    let client = Client::new(url, &source.tls)?;
-    let body = client.get(&format!("/schemas/ids/{id}"))?;
+    let client = registry(url, &source.tls)?;
+    let body = get(&client, &format!("/schemas/ids/{id}")).await?;
     let kind = kind_of(&body);
     let text = body["schema"]
         .as_str()
-        .ok_or_else(|| format!("schema {id} at {}: no 'schema' in the answer", client.shown))?;
+        .ok_or_else(|| format!("schema {id} at {}: no 'schema' in the answer", client.url()))?;
     let mut refs = Vec::new();
-    references(&client, &body, &mut refs, 0)?;
-    let subject = client
-        .get(&format!("/schemas/ids/{id}/versions"))
+    references(&client, &body, &mut refs, 0).await?;
+    let subject = get(&client, &format!("/schemas/ids/{id}/versions"))
+        .await
         .ok()
         .and_then(|v| v[0]["subject"].as_str().map(str::to_string));
-    loaded(kind, text, &refs, subject).map_err(|e| format!("schema {id} at {}: {e}", client.shown))
+    loaded(kind, text, &refs, subject).map_err(|e| format!("schema {id} at {}: {e}", client.url()))
 }
 
 /// The kind a registry answer names (`schemaType`, Avro when absent).
@@ -267,52 +229,56 @@ fn kind_of(body: &serde_json::Value) -> SchemaKind {
 }
 
 /// `GET /subjects/{subject}/versions/latest`: its id and schema.
-fn load_latest(source: &SchemaSource, subject: &str) -> LatestLookup {
+async fn load_latest(source: &SchemaSource, subject: &str) -> LatestLookup {
     let url = source.registry.as_ref().ok_or_else(|| {
         format!("--schema-version latest needs a schema registry (subject {subject})")
     })?;
-    let client = Client::new(url, &source.tls)?;
-    let body = client.get(&format!("/subjects/{subject}/versions/latest"))?;
+    let client = registry(url, &source.tls)?;
+    let body = get(&client, &format!("/subjects/{subject}/versions/latest")).await?;
     let id = body["id"]
         .as_u64()
         .and_then(|i| u32::try_from(i).ok())
-        .ok_or_else(|| format!("subject {subject} at {}: no id in the answer", client.shown))?;
+        .ok_or_else(|| format!("subject {subject} at {}: no id in the answer", client.url()))?;
     let kind = kind_of(&body);
     let text = body["schema"].as_str().unwrap_or_default();
     let mut refs = Vec::new();
-    references(&client, &body, &mut refs, 0)?;
+    references(&client, &body, &mut refs, 0).await?;
     let loaded = loaded(kind, text, &refs, Some(subject.to_string()))
-        .map_err(|e| format!("subject {subject} at {}: {e}", client.shown))?;
+        .map_err(|e| format!("subject {subject} at {}: {e}", client.url()))?;
     Ok((id, loaded))
 }
 
-/// The schemas `body` references (`(name, text)`), dependencies first.
-fn references(
-    client: &Client,
-    body: &serde_json::Value,
-    out: &mut Vec<(String, String)>,
+/// The schemas `body` references (`(name, text)`), dependencies first (each reference's
+/// own references before it, 8 levels at most).
+fn references<'a>(
+    client: &'a Client,
+    body: &'a serde_json::Value,
+    out: &'a mut Vec<(String, String)>,
     depth: u8,
-) -> Result<(), String> {
-    let Some(refs) = body["references"].as_array() else {
-        return Ok(());
-    };
-    if depth > 8 {
-        return Err("schema references nest deeper than 8".into());
-    }
-    for r in refs {
-        let (Some(subject), Some(version)) = (r["subject"].as_str(), r["version"].as_i64()) else {
-            continue;
+) -> futures::future::BoxFuture<'a, Result<(), String>> {
+    Box::pin(async move {
+        let Some(refs) = body["references"].as_array() else {
+            return Ok(());
         };
-        let sub = client.get(&format!("/subjects/{subject}/versions/{version}"))?;
-        references(client, &sub, out, depth + 1)?;
-        let name = r["name"].as_str().unwrap_or(subject);
-        if let Some(t) = sub["schema"].as_str()
-            && !out.iter().any(|(n, _)| n == name)
-        {
-            out.push((name.to_string(), t.to_string()));
+        if depth > 8 {
+            return Err("schema references nest deeper than 8".into());
         }
-    }
-    Ok(())
+        for r in refs {
+            let (Some(subject), Some(version)) = (r["subject"].as_str(), r["version"].as_i64())
+            else {
+                continue;
+            };
+            let sub = get(client, &format!("/subjects/{subject}/versions/{version}")).await?;
+            references(client, &sub, out, depth + 1).await?;
+            let name = r["name"].as_str().unwrap_or(subject);
+            if let Some(t) = sub["schema"].as_str()
+                && !out.iter().any(|(n, _)| n == name)
+            {
+                out.push((name.to_string(), t.to_string()));
+            }
+        }
+        Ok(())
+    })
 }
 
 fn loaded(
@@ -348,61 +314,6 @@ fn loaded(
     }))
 }
 
-/// A registry's base URL without its user info, and basic auth from it.
-struct Client {
-    base: String,
-    shown: String,
-    auth: Option<String>,
-    agent: ureq::Agent,
-}
-
-impl Client {
-    fn new(url: &str, tls: &RegistryTls) -> Result<Client, String> {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .tls_config(tls.config()?)
-                .timeout_global(Some(std::time::Duration::from_secs(10)))
-                .build(),
-        );
-        // A registry given as `host:port` is reached over http.
-        let with_scheme = match url.contains("://") {
-            true => url.to_string(),
-            false => format!("http://{url}"),
-        };
-        let parsed = urls::parse_http(&with_scheme).map_err(|e| format!("schema registry {e}"))?;
-        let auth = urls::basic_auth(&parsed);
-        let mut bare = urls::without_credentials(&parsed);
-        bare.set_query(None);
-        bare.set_fragment(None);
-        let base = bare.as_str().trim_end_matches('/').to_string();
-        Ok(Client {
-            shown: base.clone(),
-            base,
-            auth,
-            agent,
-        })
-    }
-
-    /// GET `path` as JSON; the error names the URL (never the password) and the status.
-    fn get(&self, path: &str) -> Result<serde_json::Value, String> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.agent.get(&url).header(
-            "Accept",
-            "application/vnd.schemaregistry.v1+json, application/json",
-        );
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
-        let mut resp = req.call().map_err(|e| match e {
-            ureq::Error::StatusCode(code) => format!("{url}: {code}"),
-            other => format!("{url}: {other}"),
-        })?;
-        resp.body_mut()
-            .read_json::<serde_json::Value>()
-            .map_err(|e| format!("{url}: {e}"))
-    }
-}
-
 /// A schema for the source topics a glob matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
@@ -436,45 +347,5 @@ impl Mapping {
             file,
             message,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use base64::Engine as _;
-
-    use super::*;
-
-    /// What `client` sends as basic auth, decoded.
-    fn sent(client: &Client) -> Option<String> {
-        let token = client.auth.as_deref()?.strip_prefix("Basic ")?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(token)
-            .ok()?;
-        String::from_utf8(bytes).ok()
-    }
-
-    #[test]
-    fn the_registry_user_info_is_decoded_and_never_shown() {
-        for (url, creds, base) in [
-            (
-                "http://ops:p@ss@reg:8081/",
-                Some("ops:p@ss"),
-                "http://reg:8081",
-            ),
-            (
-                "https://ops:p%40ss%3A%2F@reg:8081/ccompat/",
-                Some("ops:p@ss:/"),
-                "https://reg:8081/ccompat",
-            ),
-            ("http://ops@reg:8081", Some("ops:"), "http://reg:8081"),
-            ("http://reg:8081", None, "http://reg:8081"),
-            ("reg:8081", None, "http://reg:8081"),
-        ] {
-            let client = Client::new(url, &RegistryTls::default()).expect(url);
-            assert_eq!(sent(&client).as_deref(), creds, "{url}");
-            assert_eq!(client.base, base, "{url}");
-            assert_eq!(client.shown, base, "{url}");
-        }
     }
 }

@@ -1,10 +1,13 @@
-//! The HTTP/1.1 client of `route --http`: one endpoint, its keep-alive connections
-//! pooled (one per request in flight, kept for the next), over TCP or TLS (rustls, the
-//! built-in roots or the endpoint's own CA, and a client certificate when asked).
-//! Requests run as futures on the router's runtime (hyper's connection API), so a
-//! message costs no thread hand-off. A request that fails on a pooled connection the
-//! endpoint had already closed is sent once more on a new one. The endpoint's host is
-//! resolved at most every [`RESOLVE_EVERY`].
+//! morgue's one HTTP/1.1 client, for `route --http` (POSTs to one endpoint) and the
+//! schema registry (GETs of JSON under its base URL): one server, its keep-alive
+//! connections pooled (one per request in flight, kept for the next), over TCP or TLS
+//! with the one TLS builder ([`rustls_config`]: rustls, the built-in roots or the
+//! server's own CA, and a client certificate when asked, from [`TlsFiles`]). Basic auth
+//! comes from the URL's user info, percent-decoded (`urls`). Requests run as futures
+//! on the caller's runtime (hyper's connection API), so a message costs no thread
+//! hand-off. A request that fails on a pooled connection the server had already
+//! closed is sent once more on a new one. The host is resolved at most every
+//! [`RESOLVE_EVERY`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,13 +23,26 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::engine::decoders::schemas::RegistryTls;
 use crate::engine::model::urls;
+
+/// PEM files for an `https` server: the schema registry (`--schema-registry-ca` …) or
+/// the `--http` endpoint (`--http-ca` …).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// The CA certificates to trust instead of the built-in roots.
+    pub ca: Option<std::path::PathBuf>,
+    /// A client certificate (chain), when the server asks for one.
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key.
+    pub key: Option<std::path::PathBuf>,
+}
 
 /// How long a resolved address of the endpoint is used before resolving it again.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
-/// How much of a response's body is kept (the rest is read and dropped).
+/// How much of an endpoint's answer to a POST is kept (the rest is read and dropped).
 pub const BODY_KEEP: usize = 64 * 1024;
+/// How much of an answer to a GET is read at most (a schema with its references).
+const GET_MAX: usize = 16 << 20;
 /// Idle connections kept at most.
 const MAX_IDLE: usize = 256;
 
@@ -58,19 +74,23 @@ pub enum Failed {
 struct Target {
     /// The URL as given, for messages (without its user info).
     shown: String,
+    /// The URL GETs are under, for messages (no user info, query or trailing `/`).
+    base_shown: String,
     https: bool,
     /// The host, without an IPv6 literal's brackets.
     host: String,
     port: u16,
     /// The `Host` header.
     authority: HeaderValue,
-    /// The request target: path and query.
+    /// The request target of a POST: path and query.
     path: String,
+    /// The path GETs are under (no trailing `/`).
+    base: String,
     /// `Authorization: Basic …` from the URL's user info.
     basic: Option<HeaderValue>,
 }
 
-/// POSTs to one URL over pooled keep-alive connections.
+/// Requests to one server over pooled keep-alive connections.
 pub struct Client {
     target: Target,
     tls: Option<tokio_rustls::TlsConnector>,
@@ -80,13 +100,13 @@ pub struct Client {
 
 impl Client {
     /// A client of `url` (`http://` or `https://`, user info for basic auth); `tls`
-    /// for https. The error quotes the bad URL or names the bad file.
-    pub fn new(url: &str, tls: &RegistryTls) -> Result<Client, String> {
-        let target = target(url)?;
+    /// for https. The error starts with `who` (`--http`, `schema registry`) and quotes
+    /// the bad URL or names the bad file.
+    pub fn new(url: &str, tls: &TlsFiles, who: &str) -> Result<Client, String> {
+        let target = parse_url(url).map_err(|e| format!("{who} {e}"))?;
         let tls = if target.https {
             Some(tokio_rustls::TlsConnector::from(Arc::new(rustls_config(
-                tls,
-                "--http endpoint",
+                tls, who,
             )?)))
         } else {
             None
@@ -104,35 +124,76 @@ impl Client {
         &self.target.shown
     }
 
-    /// POSTs `body` with `headers` (names and values already valid), giving up after
-    /// `timeout`.
+    /// POSTs `body` with `headers` (names and values already valid) to the URL,
+    /// giving up after `timeout`; keeps the answer's first [`BODY_KEEP`] bytes.
     pub async fn post(
         &self,
         headers: &[(String, String)],
         body: Bytes,
         timeout: Duration,
     ) -> Result<Answer, Failed> {
-        match tokio::time::timeout(timeout, self.exchange(headers, body)).await {
+        let t = &self.target;
+        let make = || {
+            let req = Request::post(t.path.as_str());
+            self.request(req, "POST", &t.path, headers, body.clone())
+        };
+        let label = format!("POST {}", t.shown);
+        match tokio::time::timeout(timeout, self.exchange(make, BODY_KEEP, &label)).await {
             Ok(answer) => answer,
             Err(_) => Err(Failed::Timeout),
         }
     }
 
-    async fn exchange(&self, headers: &[(String, String)], body: Bytes) -> Result<Answer, Failed> {
+    /// GETs `path` under the URL's path as JSON (`accept` its media types), giving up
+    /// after `timeout`. The error names the URL (never a password) and the status.
+    pub async fn get_json(
+        &self,
+        path: &str,
+        accept: &str,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, String> {
+        let full = format!("{}{path}", self.target.base);
+        let shown = format!("{}{path}", self.target.base_shown);
+        let label = format!("GET {shown}");
+        let headers = [("Accept".to_string(), accept.to_string())];
+        let make = || {
+            let req = Request::get(full.as_str());
+            self.request(req, "GET", &full, &headers, Bytes::new())
+        };
+        let answer = match tokio::time::timeout(timeout, self.exchange(make, GET_MAX, &label)).await
+        {
+            Ok(Ok(a)) => a,
+            Ok(Err(Failed::Unreachable(why))) => return Err(why),
+            Ok(Err(Failed::Timeout)) | Err(_) => {
+                return Err(format!("{shown}: no answer within {}s", timeout.as_secs()));
+            }
+        };
+        if !(200..300).contains(&answer.status) {
+            return Err(format!("{shown}: {}", answer.status));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| format!("{shown}: {e}"))
+    }
+
+    /// Sends the request `make` builds (again on a new connection when a pooled one
+    /// turns out closed), keeping the answer's first `keep` bytes; failures start with
+    /// `label` (`POST http://…`).
+    async fn exchange(
+        &self,
+        make: impl Fn() -> Result<Request<Full<Bytes>>, Failed>,
+        keep: usize,
+        label: &str,
+    ) -> Result<Answer, Failed> {
         loop {
             let (mut sender, pooled) = match self.pooled().await {
                 Some(s) => (s, true),
-                None => (self.connect().await?, false),
+                None => (self.connect(label).await?, false),
             };
-            let resp = match sender
-                .send_request(self.request(headers, body.clone())?)
-                .await
-            {
+            let resp = match sender.send_request(make()?).await {
                 Ok(r) => r,
                 // A pooled connection the endpoint had closed while it was idle: the
                 // request goes once more on a new one (at least once, as any retry).
                 Err(e) if pooled && (e.is_canceled() || e.is_incomplete_message()) => continue,
-                Err(e) => return Err(self.unreachable(&e)),
+                Err(e) => return Err(unreachable(label, &e)),
             };
             let status = resp.status().as_u16();
             let retry_after = resp
@@ -149,7 +210,7 @@ impl Client {
                     break;
                 };
                 if let Ok(data) = frame.into_data() {
-                    let room = BODY_KEEP.saturating_sub(kept.len());
+                    let room = keep.saturating_sub(kept.len());
                     kept.extend_from_slice(&data[..data.len().min(room)]);
                 }
             }
@@ -164,14 +225,17 @@ impl Client {
         }
     }
 
-    /// The request for `headers` and `body`.
+    /// `req` (a `method` to `path`) with the host, basic auth, `headers` and `body`.
     fn request(
         &self,
+        req: hyper::http::request::Builder,
+        method: &str,
+        path: &str,
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, Failed> {
         let t = &self.target;
-        let mut req = Request::post(t.path.as_str()).header(HOST, t.authority.clone());
+        let mut req = req.header(HOST, t.authority.clone());
         if let Some(auth) = &t.basic {
             req = req.header(AUTHORIZATION, auth.clone());
         }
@@ -183,7 +247,7 @@ impl Client {
             }
         }
         req.body(Full::new(body))
-            .map_err(|e| Failed::Unreachable(format!("POST {}: {e}", t.shown)))
+            .map_err(|e| Failed::Unreachable(format!("{method} {path}: {e}")))
     }
 
     /// An idle connection that is still open, if any.
@@ -205,11 +269,11 @@ impl Client {
     }
 
     /// A new connection (TLS for https), its driving task spawned.
-    async fn connect(&self) -> Result<Sender, Failed> {
+    async fn connect(&self, label: &str) -> Result<Sender, Failed> {
         let t = &self.target;
         let mut last = None;
         let mut tcp = None;
-        for addr in self.resolve().await? {
+        for addr in self.resolve(label).await? {
             match tokio::net::TcpStream::connect(addr).await {
                 Ok(s) => {
                     tcp = Some(s);
@@ -220,27 +284,27 @@ impl Client {
         }
         let Some(tcp) = tcp else {
             let why = last.unwrap_or_else(|| format!("{}: no address", t.host));
-            return Err(Failed::Unreachable(format!("POST {}: {why}", t.shown)));
+            return Err(Failed::Unreachable(format!("{label}: {why}")));
         };
         // Nagle left on only adds latency to a request; the connection still works.
         let _ = tcp.set_nodelay(true);
         let handshaken = match &self.tls {
             None => handshake(tcp).await,
             Some(tls) => {
-                let name = ServerName::try_from(t.host.clone()).map_err(|e| {
-                    Failed::Unreachable(format!("POST {}: host '{}': {e}", t.shown, t.host))
-                })?;
-                let stream = tls.connect(name, tcp).await.map_err(|e| {
-                    Failed::Unreachable(format!("POST {}: TLS handshake: {e}", t.shown))
-                })?;
+                let name = ServerName::try_from(t.host.clone())
+                    .map_err(|e| Failed::Unreachable(format!("{label}: host '{}': {e}", t.host)))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| Failed::Unreachable(format!("{label}: TLS handshake: {e}")))?;
                 handshake(stream).await
             }
         };
-        handshaken.map_err(|e| self.unreachable(&e))
+        handshaken.map_err(|e| unreachable(label, &e))
     }
 
     /// The endpoint's addresses, resolved again after [`RESOLVE_EVERY`].
-    async fn resolve(&self) -> Result<Vec<SocketAddr>, Failed> {
+    async fn resolve(&self, label: &str) -> Result<Vec<SocketAddr>, Failed> {
         if let Ok(last) = self.resolved.lock()
             && let Some((at, addrs)) = last.as_ref()
             && at.elapsed() < RESOLVE_EVERY
@@ -250,22 +314,19 @@ impl Client {
         let t = &self.target;
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((t.host.as_str(), t.port))
             .await
-            .map_err(|e| Failed::Unreachable(format!("POST {}: resolve {}: {e}", t.shown, t.host)))?
+            .map_err(|e| Failed::Unreachable(format!("{label}: resolve {}: {e}", t.host)))?
             .collect();
         if let Ok(mut last) = self.resolved.lock() {
             *last = Some((Instant::now(), addrs.clone()));
         }
         Ok(addrs)
     }
+}
 
-    fn unreachable(&self, e: &hyper::Error) -> Failed {
-        let cause = std::error::Error::source(e).map(|s| format!(": {s}"));
-        Failed::Unreachable(format!(
-            "POST {}: {e}{}",
-            self.target.shown,
-            cause.unwrap_or_default()
-        ))
-    }
+/// A request that broke on its connection, as `label: why: cause`.
+fn unreachable(label: &str, e: &hyper::Error) -> Failed {
+    let cause = std::error::Error::source(e).map(|s| format!(": {s}"));
+    Failed::Unreachable(format!("{label}: {e}{}", cause.unwrap_or_default()))
 }
 
 /// An HTTP/1.1 connection over `io`, its driving task spawned.
@@ -281,20 +342,20 @@ where
     Ok(sender)
 }
 
-/// The target of `url`; the error quotes it.
-fn target(url: &str) -> Result<Target, String> {
-    parse_url(url).map_err(|e| format!("--http {e}"))
-}
-
 /// Checks that `url` is an `http://` or `https://` URL with a host (user info
 /// allowed); the error quotes the URL (its password hidden): `'ftp://h/': not an
 /// http:// or https:// URL`.
-pub(crate) fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), String> {
     parse_url(url).map(|_| ())
 }
 
 fn parse_url(url: &str) -> Result<Target, String> {
-    let parsed = urls::parse_http(url)?;
+    // A server given as `host:port` (a registry, as in Confluent's tools) is reached over http.
+    let with_scheme = match url.contains("://") {
+        true => std::borrow::Cow::Borrowed(url),
+        false => std::borrow::Cow::Owned(format!("http://{url}")),
+    };
+    let parsed = urls::parse_http(&with_scheme)?;
     let bad = |why: &str| format!("'{}': {why}", urls::redact(url));
     let https = parsed.scheme() == "https";
     let raw_host = parsed.host_str().unwrap_or_default();
@@ -313,8 +374,11 @@ fn parse_url(url: &str) -> Result<Target, String> {
         None => parsed.path().to_string(),
     };
     let scheme = parsed.scheme();
+    let base = parsed.path().trim_end_matches('/').to_string();
     Ok(Target {
         shown: format!("{scheme}://{hostport}{path}"),
+        base_shown: format!("{scheme}://{hostport}{base}"),
+        base,
         https,
         host: host.to_string(),
         port,
@@ -326,7 +390,7 @@ fn parse_url(url: &str) -> Result<Target, String> {
 
 /// The rustls settings of `tls` for a client of `who`; the error names `who` and the
 /// file.
-pub fn rustls_config(tls: &RegistryTls, who: &str) -> Result<rustls::ClientConfig, String> {
+pub fn rustls_config(tls: &TlsFiles, who: &str) -> Result<rustls::ClientConfig, String> {
     let read = |what: &str, p: &std::path::Path| {
         std::fs::read(p).map_err(|e| format!("{who} {what} '{}': {e}", p.display()))
     };
@@ -379,5 +443,5 @@ pub fn rustls_config(tls: &RegistryTls, who: &str) -> Result<rustls::ClientConfi
 }
 
 #[cfg(test)]
-#[path = "http_client_tests.rs"]
+#[path = "http_tests.rs"]
 mod tests;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Client, Failed};
-use crate::engine::decoders::schemas::RegistryTls;
+use crate::engine::http::TlsFiles;
 
 /// Reads one request (head and content-length body) from `sock`; None at its end.
 async fn read_request<S: AsyncRead + Unpin>(sock: &mut S, buf: &mut Vec<u8>) -> Option<String> {
@@ -87,7 +87,7 @@ async fn post(c: &Client) -> Result<u16, Failed> {
 #[tokio::test]
 async fn connections_are_kept_and_one_is_opened_per_request_in_flight() {
     let (url, accepted, heads) = keep_alive_server(usize::MAX).await;
-    let c = Arc::new(Client::new(&url, &RegistryTls::default()).unwrap());
+    let c = Arc::new(Client::new(&url, &TlsFiles::default(), "--http").unwrap());
     for _ in 0..20 {
         assert_eq!(post(&c).await, Ok(200));
     }
@@ -123,7 +123,7 @@ async fn connections_are_kept_and_one_is_opened_per_request_in_flight() {
 #[tokio::test]
 async fn a_pooled_connection_the_server_dropped_is_replaced_without_a_failure() {
     let (url, accepted, heads) = keep_alive_server(3).await;
-    let c = Client::new(&url, &RegistryTls::default()).unwrap();
+    let c = Client::new(&url, &TlsFiles::default(), "--http").unwrap();
     for i in 0..10 {
         assert_eq!(post(&c).await, Ok(200), "request {i}");
     }
@@ -133,7 +133,7 @@ async fn a_pooled_connection_the_server_dropped_is_replaced_without_a_failure() 
 
 #[tokio::test]
 async fn no_server_and_bad_urls_are_said_in_one_line() {
-    let c = Client::new("http://127.0.0.1:1/x", &RegistryTls::default()).unwrap();
+    let c = Client::new("http://127.0.0.1:1/x", &TlsFiles::default(), "--http").unwrap();
     match post(&c).await {
         Err(Failed::Unreachable(why)) => {
             assert!(
@@ -150,18 +150,19 @@ async fn no_server_and_bad_urls_are_said_in_one_line() {
         ),
         ("http:///x", "--http 'http:///x': "),
     ] {
-        let e = Client::new(url, &RegistryTls::default()).err().unwrap();
+        let e = Client::new(url, &TlsFiles::default(), "--http")
+            .err()
+            .unwrap();
         assert!(e.starts_with(why), "{e}");
     }
-    let tls = RegistryTls {
+    let tls = TlsFiles {
         ca: Some("/nonexistent/ca.pem".into()),
-        ..RegistryTls::default()
+        ..TlsFiles::default()
     };
-    let e = Client::new("https://127.0.0.1:1/", &tls).err().unwrap();
-    assert!(
-        e.starts_with("--http endpoint CA '/nonexistent/ca.pem': "),
-        "{e}"
-    );
+    let e = Client::new("https://127.0.0.1:1/", &tls, "--http")
+        .err()
+        .unwrap();
+    assert!(e.starts_with("--http CA '/nonexistent/ca.pem': "), "{e}");
 }
 
 /// A TLS server on loopback with the test CA's server certificate that asks for a
@@ -227,25 +228,25 @@ async fn https_uses_the_endpoints_ca_and_a_client_certificate() {
     assert!(made.status.success(), "{made:?}");
     let port = tls_server(&dir).await;
     let url = format!("https://127.0.0.1:{port}/");
-    let with = RegistryTls {
+    let with = TlsFiles {
         ca: Some(dir.join("ca.pem")),
         cert: Some(dir.join("client.pem")),
         key: Some(dir.join("client.key")),
     };
-    let c = Client::new(&url, &with).unwrap();
+    let c = Client::new(&url, &with, "--http").unwrap();
     for _ in 0..3 {
         assert_eq!(post(&c).await, Ok(200));
     }
-    let without_cert = RegistryTls {
+    let without_cert = TlsFiles {
         ca: Some(dir.join("ca.pem")),
-        ..RegistryTls::default()
+        ..TlsFiles::default()
     };
-    let c = Client::new(&url, &without_cert).unwrap();
+    let c = Client::new(&url, &without_cert, "--http").unwrap();
     assert!(
         matches!(post(&c).await, Err(Failed::Unreachable(_))),
         "refused without a client certificate"
     );
-    let c = Client::new(&url, &RegistryTls::default()).unwrap();
+    let c = Client::new(&url, &TlsFiles::default(), "--http").unwrap();
     match post(&c).await {
         Err(Failed::Unreachable(why)) => {
             assert!(
@@ -290,4 +291,40 @@ fn user_info_is_percent_decoded_for_basic_auth_and_never_shown() {
     assert!(super::parse_url("http://h/").unwrap().basic.is_none());
     let e = super::check_url("http://ops:p/w@h/").unwrap_err();
     assert!(!e.contains("p/w") && e.contains("ops:***@h"), "{e}");
+}
+
+#[test]
+fn user_info_is_decoded_for_basic_auth_and_never_shown() {
+    use base64::Engine as _;
+    let sent = |c: &Client| -> Option<String> {
+        let v = c
+            .target
+            .basic
+            .as_ref()?
+            .to_str()
+            .ok()?
+            .strip_prefix("Basic ")?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    for (url, creds, base) in [
+        (
+            "http://ops:p@ss@reg:8081/",
+            Some("ops:p@ss"),
+            "http://reg:8081",
+        ),
+        (
+            "https://ops:p%40ss%3A%2F@reg:8081/ccompat/",
+            Some("ops:p@ss:/"),
+            "https://reg:8081/ccompat",
+        ),
+        ("http://ops@reg:8081", Some("ops:"), "http://reg:8081"),
+        ("http://reg:8081", None, "http://reg:8081"),
+        ("reg:8081", None, "http://reg:8081"),
+    ] {
+        let c = Client::new(url, &TlsFiles::default(), "schema registry").expect(url);
+        assert_eq!(sent(&c).as_deref(), creds, "{url}");
+        assert_eq!(c.target.base_shown, base, "{url}");
+        assert!(!c.url().contains("ss"), "{url}: {}", c.url());
+    }
 }
