@@ -153,7 +153,8 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
             None,
             false,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .message;
         assert!(e.starts_with("$.price: ") && e.contains("high"), "{e}");
         let fixed = reencode(
             &bytes,

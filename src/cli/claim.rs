@@ -32,8 +32,7 @@ pub async fn run(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> anyh
             dlq.claim(&id).await
         } else {
             dlq.release(&id).await
-        }
-        .map_err(anyhow::Error::msg)?;
+        }?;
         let status = match (claim, changed) {
             (true, true) => "claimed",
             (true, false) => "already-claimed",

@@ -279,7 +279,7 @@ pub fn schema_dir(s: &str) -> Result<PathBuf, String> {
     for id in ids {
         store.fetch_blocking(id);
         if let Some(Err(why)) = store.get(id) {
-            let why = why.replace('\n', " ");
+            let why = why.message.replace('\n', " ");
             return Err(format!("'{s}' holds a schema that does not read: {why}"));
         }
     }

@@ -79,7 +79,11 @@ impl App {
             ) {
                 Ok(bytes) => Some(bytes),
                 Err(error) => {
-                    self.dialog = Some(Dialog::EditInvalid { id, text, error });
+                    self.dialog = Some(Dialog::EditInvalid {
+                        id,
+                        text,
+                        error: error.message,
+                    });
                     return Vec::new();
                 }
             }

@@ -5,7 +5,7 @@
 
 use morgue::engine::decoders::encode::reencode;
 use morgue::engine::decoders::schemas::Mapping;
-use morgue::engine::decoders::{Attempt, Registry, SchemaSource, compress};
+use morgue::engine::decoders::{Attempt, DecodeError, Registry, SchemaSource, compress};
 use morgue::engine::model::{conventions, encoding::EncodedBytes};
 use morgue::engine::read::decode::decode;
 use morgue::engine::read::keys::MAX_KEPT;
@@ -453,7 +453,7 @@ fn keys_and_headers_of_any_text_never_panic() {
         if let Some(k) = &key {
             let _ = decode(&reg, Some(k), l.source.topic.as_deref(), cap);
             for topic in [None, Some("t"), Some("q")] {
-                if let Attempt::Failed(why) = reg.decode(k, topic) {
+                if let Attempt::Failed(DecodeError { message: why, .. }) = reg.decode(k, topic) {
                     assert!(!why.is_empty() && !why.contains('\n'), "{why:?}");
                 }
             }

@@ -39,10 +39,6 @@ pub struct MongoDlq {
     pub(super) origin: Option<String>,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 impl MongoDlq {
     /// Connects to the collection named by `cfg`, reading documents through `map`; the
     /// first write creates a collection that does not exist yet (the router's sink).
@@ -85,7 +81,8 @@ impl MongoDlq {
         format!("{base}/{}.{}", self.cfg.db, self.cfg.collection)
     }
 
-    /// A read that the server failed: its kind, and one line saying what was being done.
+    /// A read or write that the server failed: its kind, and one line saying what was
+    /// being done.
     fn failed(&self, what: &str, e: mongodb::error::Error) -> SourceError {
         let line = format!(
             "{what} {}: {}",
@@ -105,22 +102,28 @@ impl MongoDlq {
     }
 
     /// Claims a letter as the processors do (`processed: true`, `process_time: now`);
-    /// false when it was already claimed.
-    pub async fn claim(&self, id: &LetterId) -> Result<bool, String> {
-        let mut filter = Self::id_filter(id)?;
+    /// false when it was already claimed. The error has the server's kind
+    /// (unreachable, refused, …) and names the letter and the collection.
+    pub async fn claim(&self, id: &LetterId) -> Result<bool, SourceError> {
+        let mut filter =
+            Self::id_filter(id).map_err(|w| SourceError::new(FailureKind::NotFound, w))?;
         filter.insert(&self.map.processed, doc! { "$exists": false });
         let set =
             doc! { "$set": { &self.map.processed: true, &self.map.process_time: DateTime::now() } };
-        let r = self.coll.update_one(filter, set).await.map_err(err)?;
+        let r = self.coll.update_one(filter, set).await;
+        let r = r.map_err(|e| self.failed(&format!("claiming {id} in"), e))?;
         Ok(r.modified_count == 1)
     }
 
-    /// Releases a claim so a processor picks the letter up again; false when it was not claimed.
-    pub async fn release(&self, id: &LetterId) -> Result<bool, String> {
-        let mut filter = Self::id_filter(id)?;
+    /// Releases a claim so a processor picks the letter up again; false when it was not
+    /// claimed. The error is typed as [`MongoDlq::claim`]'s.
+    pub async fn release(&self, id: &LetterId) -> Result<bool, SourceError> {
+        let mut filter =
+            Self::id_filter(id).map_err(|w| SourceError::new(FailureKind::NotFound, w))?;
         filter.insert(&self.map.processed, doc! { "$exists": true });
         let unset = doc! { "$unset": { &self.map.processed: "", &self.map.process_time: "" } };
-        let r = self.coll.update_one(filter, unset).await.map_err(err)?;
+        let r = self.coll.update_one(filter, unset).await;
+        let r = r.map_err(|e| self.failed(&format!("releasing {id} in"), e))?;
         Ok(r.modified_count == 1)
     }
 

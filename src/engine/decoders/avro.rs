@@ -9,6 +9,7 @@ use apache_avro::schema::Name;
 use apache_avro::types::Value as Avro;
 use serde_json::Value as Json;
 
+use super::DecodeError;
 use crate::engine::model::text::clip;
 
 /// An Avro datum of `main` (which may name types of `refs`), all of `body`, as JSON.
@@ -16,9 +17,11 @@ pub(super) fn decode(
     mut body: &[u8],
     main: &apache_avro::Schema,
     refs: &[apache_avro::Schema],
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, DecodeError> {
     let len = body.len();
-    let bad = |e: apache_avro::Error| format!("not an Avro datum of its schema: {e}");
+    let bad = |e: apache_avro::Error| {
+        DecodeError::malformed(format!("not an Avro datum of its schema: {e}"))
+    };
     let reader = apache_avro::reader::datum::GenericDatumReader::builder(main)
         .writer_schemata(with_main(main, refs))
         .map_err(bad)?
@@ -26,28 +29,33 @@ pub(super) fn decode(
         .map_err(bad)?;
     let v = reader.read_value(&mut body).map_err(bad)?;
     if !body.is_empty() {
-        return Err(format!(
+        return Err(DecodeError::malformed(format!(
             "not an Avro datum of its schema: {} of {len} bytes left over",
             body.len()
-        ));
+        )));
     }
-    serde_json::Value::try_from(v).map_err(|e| format!("Avro value not representable as JSON: {e}"))
+    serde_json::Value::try_from(v)
+        .map_err(|e| DecodeError::malformed(format!("Avro value not representable as JSON: {e}")))
 }
 
 /// An Avro datum of `edited` under `main`, checked field by field.
-pub(super) fn encode(main: &Schema, refs: &[Schema], edited: &Json) -> Result<Vec<u8>, String> {
+pub(super) fn encode(
+    main: &Schema,
+    refs: &[Schema],
+    edited: &Json,
+) -> Result<Vec<u8>, DecodeError> {
     let mut names = HashMap::new();
     for s in refs.iter().chain(std::iter::once(main)) {
         collect_names(s, &mut names);
     }
-    let value = to_avro(main, edited, "$", &names)?;
+    let value = to_avro(main, edited, "$", &names).map_err(DecodeError::mismatch)?;
     apache_avro::writer::datum::GenericDatumWriter::builder(main)
         .schemata(with_main(main, refs))
-        .map_err(|e| e.to_string())?
+        .map_err(|e| DecodeError::bad_schema(e.to_string()))?
         .build()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| DecodeError::bad_schema(e.to_string()))?
         .write_value_to_vec(value)
-        .map_err(|e| format!("$: {e}"))
+        .map_err(|e| DecodeError::mismatch(format!("$: {e}")))
 }
 
 /// The schemata whose named types `main` may use: `refs` and `main` itself (a type

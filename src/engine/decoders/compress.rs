@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use super::{Attempt, Decoder, Registry, Structured};
+use super::{Attempt, DecodeError, Decoder, Registry, Structured};
 
 /// Decompressed payloads larger than this are refused (a bomb is not expanded).
 pub const MAX_OUT: u64 = 64 << 20;
@@ -29,7 +29,7 @@ pub fn kind(bytes: &[u8]) -> Option<&'static str> {
 }
 
 /// The decompressed bytes (None: not compressed; an error: compressed but broken).
-pub fn decompress(bytes: &[u8]) -> Option<Result<Vec<u8>, String>> {
+pub fn decompress(bytes: &[u8]) -> Option<Result<Vec<u8>, DecodeError>> {
     let name = kind(bytes)?;
     let mut out = Vec::new();
     let read = match name {
@@ -46,19 +46,21 @@ pub fn decompress(bytes: &[u8]) -> Option<Result<Vec<u8>, String>> {
             .read_to_end(&mut out),
     };
     Some(match read {
-        Ok(_) if out.len() as u64 > MAX_OUT => Err(format!(
+        Ok(_) if out.len() as u64 > MAX_OUT => Err(DecodeError::malformed(format!(
             "{name} payload expands past {} MiB: not expanded",
             MAX_OUT >> 20
-        )),
+        ))),
         Ok(_) => Ok(out),
-        Err(e) => Err(format!("{name} payload does not decompress: {e}")),
+        Err(e) => Err(DecodeError::malformed(format!(
+            "{name} payload does not decompress: {e}"
+        ))),
     })
 }
 
 /// `bytes` compressed again with `name` (a [`kind`]), for an edited payload.
-pub fn compress(name: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub fn compress(name: &str, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
     use std::io::Write;
-    let fail = |e: std::io::Error| format!("{name} compression failed: {e}");
+    let fail = |e: std::io::Error| DecodeError::mismatch(format!("{name} compression failed: {e}"));
     match name {
         "gzip" => {
             let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -70,15 +72,18 @@ pub fn compress(name: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
             let mut w = lz4_flex::frame::FrameEncoder::new(Vec::new());
             w.write_all(bytes).map_err(fail)?;
             w.finish()
-                .map_err(|e| format!("{name} compression failed: {e}"))
+                .map_err(|e| DecodeError::mismatch(format!("{name} compression failed: {e}")))
         }
         "snappy" => {
             let mut w = snap::write::FrameEncoder::new(Vec::new());
             w.write_all(bytes).map_err(fail)?;
-            w.into_inner()
-                .map_err(|e| format!("{name} compression failed: {}", e.error()))
+            w.into_inner().map_err(|e| {
+                DecodeError::mismatch(format!("{name} compression failed: {}", e.error()))
+            })
         }
-        other => Err(format!("unknown compression '{other}'")),
+        other => Err(DecodeError::mismatch(format!(
+            "unknown compression '{other}'"
+        ))),
     }
 }
 
@@ -98,7 +103,7 @@ impl Decoder for Compressed {
                 s.format = format!("{name}, then {}", s.format);
                 Attempt::Decoded(s)
             }
-            Attempt::Failed(why) => Attempt::Failed(format!("{name}, then {why}")),
+            Attempt::Failed(why) => Attempt::Failed(why.context(|m| format!("{name}, then {m}"))),
             Attempt::NotMine => match std::str::from_utf8(&inner) {
                 Ok(text) => Attempt::Decoded(match serde_json::from_str(text) {
                     Ok(value) => Structured {
@@ -114,10 +119,10 @@ impl Decoder for Compressed {
                         value: serde_json::Value::String(text.to_string()),
                     },
                 }),
-                Err(_) => Attempt::Failed(format!(
+                Err(_) => Attempt::Failed(DecodeError::malformed(format!(
                     "{name} of {} bytes that are neither a known format nor text",
                     inner.len()
-                )),
+                ))),
             },
         }
     }

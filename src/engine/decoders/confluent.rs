@@ -3,7 +3,7 @@
 //! the message: [`protobuf`](super::protobuf)). The schema says which.
 
 use super::schemas::SchemaKind;
-use super::{Attempt, Decoder, Registry, Structured};
+use super::{Attempt, DecodeError, Decoder, Registry, Structured};
 
 /// The Confluent-framed decoder.
 pub struct Confluent;
@@ -32,11 +32,15 @@ impl Decoder for Confluent {
             Some(Err(why)) => return Attempt::Failed(why),
             None if reg.schemas.is_unconfigured() => {
                 // Without any schema source, say so rather than pretending to fetch.
-                return Attempt::Failed(format!(
+                return Attempt::Failed(DecodeError::no_schema(format!(
                     "Confluent-framed payload with schema {id}: no schema registry (--schema-registry URL) or schema directory (--schemas DIR) given"
-                ));
+                )));
             }
-            None => return Attempt::Failed(format!("schema {id} not fetched yet")),
+            None => {
+                return Attempt::Failed(DecodeError::no_schema(format!(
+                    "schema {id} not fetched yet"
+                )));
+            }
         };
         let named = |kind: &str| match &schema.subject {
             Some(s) => format!("{kind} (schema {id}, subject {s})"),
@@ -47,17 +51,23 @@ impl Decoder for Confluent {
                 Some((main, refs)) => {
                     super::avro::decode(body, main, refs).map(|v| (named("Avro"), v))
                 }
-                None => Err("no Avro schema".into()),
+                None => Err(DecodeError::bad_schema("no Avro schema")),
             },
             SchemaKind::Json => serde_json::from_slice(body)
                 .map(|v| (named("JSON Schema"), v))
-                .map_err(|e| format!("JSON Schema payload with schema {id}: not JSON: {e}")),
+                .map_err(|e| {
+                    DecodeError::malformed(format!(
+                        "JSON Schema payload with schema {id}: not JSON: {e}"
+                    ))
+                }),
             SchemaKind::Protobuf => match &schema.proto {
                 Some(p) => p
                     .decode(body)
                     .map(|(name, v)| (named(&format!("Protobuf {name}")), v))
-                    .map_err(|e| format!("Protobuf payload with schema {id}: {e}")),
-                None => Err(format!("schema {id}: no compiled Protobuf schema")),
+                    .map_err(|e| e.context(|m| format!("Protobuf payload with schema {id}: {m}"))),
+                None => Err(DecodeError::bad_schema(format!(
+                    "schema {id}: no compiled Protobuf schema"
+                ))),
             },
         };
         match value {

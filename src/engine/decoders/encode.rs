@@ -12,7 +12,7 @@ use super::confluent::frame;
 use std::sync::Arc;
 
 use super::schemas::{Loaded, SchemaKind};
-use super::{Attempt, Registry};
+use super::{Attempt, DecodeError, Registry};
 
 /// The bytes of `edited` in the format of `original` (which must decode with `reg`), a
 /// payload of a letter from source `topic`. With `to_latest`, a framed payload is
@@ -24,7 +24,8 @@ pub fn reencode(
     reg: &Registry,
     topic: Option<&str>,
     to_latest: bool,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, DecodeError> {
+    let mismatch = |e: &dyn std::fmt::Display| DecodeError::mismatch(e.to_string());
     if let (Some(name), Some(Ok(inner))) = (
         super::compress::kind(original),
         super::compress::decompress(original),
@@ -32,26 +33,28 @@ pub fn reencode(
         let plain = match reg.decode(&inner, topic) {
             Attempt::Decoded(_) => reencode(&inner, edited, reg, topic, to_latest)?,
             _ if serde_json::from_slice::<Json>(&inner).is_ok() => {
-                serde_json::to_vec(edited).map_err(|e| e.to_string())?
+                serde_json::to_vec(edited).map_err(|e| mismatch(&e))?
             }
             _ => match edited {
                 Json::String(text) => text.clone().into_bytes(),
                 _ => {
-                    return Err(format!(
+                    return Err(DecodeError::mismatch(format!(
                         "$: the {name} payload held text: expected a string"
-                    ));
+                    )));
                 }
             },
         };
         return super::compress::compress(name, &plain);
     }
     let Attempt::Decoded(s) = reg.decode(original, topic) else {
-        return Err("the payload is not in a format that can be re-encoded".into());
+        return Err(DecodeError::mismatch(
+            "the payload is not in a format that can be re-encoded",
+        ));
     };
     if let Some((id, body)) = frame(original) {
         let original_schema = match reg.schemas.get(id) {
             Some(Ok(s)) => s,
-            _ => return Err(format!("schema {id} is not loaded")),
+            _ => return Err(DecodeError::no_schema(format!("schema {id} is not loaded"))),
         };
         let original_id = id;
         let (id, schema) = match to_latest {
@@ -62,18 +65,20 @@ pub fn reencode(
         out.extend(id.to_be_bytes());
         match schema.kind {
             SchemaKind::Avro => {
-                let (main, refs) = schema.avro.as_ref().ok_or("no Avro schema")?;
+                let (main, refs) = (schema.avro.as_ref())
+                    .ok_or_else(|| DecodeError::bad_schema("no Avro schema"))?;
                 out.extend(super::avro::encode(main, refs, edited)?);
             }
             SchemaKind::Protobuf => {
-                let p = schema.proto.as_ref().ok_or("no Protobuf schema")?;
+                let p = (schema.proto.as_ref())
+                    .ok_or_else(|| DecodeError::bad_schema("no Protobuf schema"))?;
                 out.extend(p.encode(body, edited)?);
             }
             SchemaKind::Json => {
                 // Valid under the schema it is framed with, and under the one its readers had.
                 check_json(&schema, id, edited)?;
                 check_json(&original_schema, original_id, edited)?;
-                out.extend(serde_json::to_vec(edited).map_err(|e| e.to_string())?);
+                out.extend(serde_json::to_vec(edited).map_err(|e| mismatch(&e))?);
             }
         }
         return Ok(out);
@@ -81,25 +86,32 @@ pub fn reencode(
     match s.format.as_str() {
         "MessagePack" => {
             let mut out = Vec::new();
-            rmpv::encode::write_value(&mut out, &to_msgpack(edited)).map_err(|e| e.to_string())?;
+            rmpv::encode::write_value(&mut out, &to_msgpack(edited)).map_err(|e| mismatch(&e))?;
             Ok(out)
         }
         "CBOR" => {
             let mut out = Vec::new();
-            ciborium::ser::into_writer(edited, &mut out).map_err(|e| e.to_string())?;
+            ciborium::ser::into_writer(edited, &mut out).map_err(|e| mismatch(&e))?;
             Ok(out)
         }
-        other => super::mapped::encode(reg, topic, edited)
-            .unwrap_or_else(|| Err(format!("{other} payloads cannot be re-encoded yet"))),
+        other => super::mapped::encode(reg, topic, edited).unwrap_or_else(|| {
+            Err(DecodeError::mismatch(format!(
+                "{other} payloads cannot be re-encoded yet"
+            )))
+        }),
     }
 }
 
 /// Checks `edited` against JSON Schema `id`; a schema that did not compile refuses.
-fn check_json(schema: &Loaded, id: u32, edited: &Json) -> Result<(), String> {
+fn check_json(schema: &Loaded, id: u32, edited: &Json) -> Result<(), DecodeError> {
     match &schema.json {
         Some(Ok(s)) => s.check(edited),
-        Some(Err(e)) => Err(format!("schema {id} cannot check the edit: {e}")),
-        None => Err(format!("schema {id} is not a JSON Schema")),
+        Some(Err(e)) => Err(e
+            .clone()
+            .context(|m| format!("schema {id} cannot check the edit: {m}"))),
+        None => Err(DecodeError::bad_schema(format!(
+            "schema {id} is not a JSON Schema"
+        ))),
     }
 }
 
@@ -110,19 +122,24 @@ fn latest(
     id: u32,
     original: &Loaded,
     body: &[u8],
-) -> Result<(u32, Arc<Loaded>), String> {
-    let subject = original
-        .subject
-        .as_deref()
-        .ok_or_else(|| format!("schema {id} has no subject: its latest version cannot be found"))?;
+) -> Result<(u32, Arc<Loaded>), DecodeError> {
+    let subject = original.subject.as_deref().ok_or_else(|| {
+        DecodeError::no_schema(format!(
+            "schema {id} has no subject: its latest version cannot be found"
+        ))
+    })?;
     let (latest_id, latest) = match reg.schemas.latest(subject) {
         Some(got) => got?,
-        None => return Err(format!("the latest version of {subject} is not loaded")),
+        None => {
+            return Err(DecodeError::no_schema(format!(
+                "the latest version of {subject} is not loaded"
+            )));
+        }
     };
     let refuse = |why: String| {
-        format!(
+        DecodeError::mismatch(format!(
             "schema {latest_id} (latest of {subject}) does not fit readers of schema {id}: {why}"
-        )
+        ))
     };
     match (&original.avro, &latest.avro, &original.proto, &latest.proto) {
         (Some((was, _)), Some((now, _)), _, _) => {
@@ -132,7 +149,7 @@ fn latest(
         (_, _, Some(was), Some(now)) => {
             let (a, b) = (
                 was.message_name(body)?,
-                now.message_name(body).map_err(refuse)?,
+                now.message_name(body).map_err(|e| refuse(e.message))?,
             );
             if a != b {
                 return Err(refuse(format!(

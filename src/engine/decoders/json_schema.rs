@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::DecodeError;
 use crate::engine::model::text::clip;
 
 /// Longest reason kept from a validation error, in characters (it can quote a whole
@@ -19,29 +20,31 @@ pub struct JsonSchema {
 
 impl JsonSchema {
     /// Compiles `text`, whose `$ref`s may name `refs` (`(name, schema text)`).
-    pub fn compile(text: &str, refs: &[(String, String)]) -> Result<Self, String> {
-        let schema: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    pub fn compile(text: &str, refs: &[(String, String)]) -> Result<Self, DecodeError> {
+        let bad = DecodeError::bad_schema;
+        let schema: Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
         let mut docs = Vec::with_capacity(refs.len());
         for (name, t) in refs {
             let v: Value = serde_json::from_str(t)
-                .map_err(|e| format!("reference '{name}' is not JSON: {e}"))?;
+                .map_err(|e| bad(format!("reference '{name}' is not JSON: {e}")))?;
             docs.push((name.clone(), v));
         }
         let validator = jsonschema::options()
             .with_retriever(References(docs))
             .build(&schema)
-            .map_err(|e| one_line(&e.to_string()))?;
+            .map_err(|e| bad(one_line(&e.to_string())))?;
         Ok(JsonSchema { validator })
     }
 
     /// Checks `value`; the first mismatch as `$.path: reason`.
-    pub fn check(&self, value: &Value) -> Result<(), String> {
+    pub fn check(&self, value: &Value) -> Result<(), DecodeError> {
         self.validator.validate(value).map_err(|e| {
-            format!(
+            DecodeError::mismatch(format!(
                 "{}: {}",
                 path(e.instance_path().as_str()),
                 one_line(&e.to_string())
-            )
+            ))
         })
     }
 }
@@ -109,26 +112,29 @@ mod tests {
             .unwrap();
         let e = s
             .check(&json!({"id": "T-1", "price": "cheap"}))
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(e.starts_with("$.price: "), "{e}");
         assert!(e.contains("cheap") && e.contains("number"), "{e}");
         let e = s
             .check(&json!({"id": "T-1", "price": 1, "legs": [{"qty": "three"}]}))
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(e.starts_with("$.legs.0.qty: "), "{e}");
-        let e = s.check(&json!({"id": "T-1"})).unwrap_err();
+        let e = s.check(&json!({"id": "T-1"})).unwrap_err().message;
         assert!(e.starts_with("$: ") && e.contains("price"), "{e}");
         let e = s
             .check(&json!({"id": "T-1", "price": 1, "note": "x"}))
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(e.contains("note"), "{e}");
     }
 
     #[test]
     fn broken_schemas_and_missing_references_say_why() {
-        let e = JsonSchema::compile("{not json", &[]).unwrap_err();
+        let e = JsonSchema::compile("{not json", &[]).unwrap_err().message;
         assert!(e.starts_with("not JSON"), "{e}");
-        let e = JsonSchema::compile(TRADE, &[]).unwrap_err();
+        let e = JsonSchema::compile(TRADE, &[]).unwrap_err().message;
         assert!(e.contains("leg.json"), "{e}");
         assert!(!e.contains('\n'));
     }
@@ -137,7 +143,7 @@ mod tests {
     fn reasons_stay_on_one_short_line() {
         let s = JsonSchema::compile(r#"{"type": "integer"}"#, &[]).unwrap();
         let long = "x\n".repeat(500);
-        let e = s.check(&json!(long)).unwrap_err();
+        let e = s.check(&json!(long)).unwrap_err().message;
         assert!(
             !e.contains('\n') && e.chars().count() < MAX_REASON + 10,
             "{e}"

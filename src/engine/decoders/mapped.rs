@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 
 use super::schemas::Mapping;
-use super::{Attempt, Decoder, Registry, Structured};
+use super::{Attempt, DecodeError, Decoder, Registry, Structured};
 
 /// A mapped schema, compiled.
 enum Compiled {
@@ -26,7 +26,7 @@ enum Compiled {
 
 /// The topic-mapped decoder.
 pub struct Mapped {
-    maps: Vec<(Mapping, OnceLock<Result<Compiled, String>>)>,
+    maps: Vec<(Mapping, OnceLock<Result<Compiled, DecodeError>>)>,
 }
 
 impl Mapped {
@@ -51,7 +51,7 @@ impl Mapped {
     }
 
     /// The mapping for `topic` and its compiled schema.
-    fn schema(&self, topic: &str) -> Option<(&Mapping, &Result<Compiled, String>)> {
+    fn schema(&self, topic: &str) -> Option<(&Mapping, &Result<Compiled, DecodeError>)> {
         let (m, cell) = self.maps.iter().find(|(m, _)| {
             crate::engine::model::names::matches_any(topic, std::slice::from_ref(&m.glob))
         })?;
@@ -59,7 +59,11 @@ impl Mapped {
     }
 }
 
-fn compile(m: &Mapping) -> Result<Compiled, String> {
+fn compile(m: &Mapping) -> Result<Compiled, DecodeError> {
+    compile_file(m).map_err(DecodeError::bad_schema)
+}
+
+fn compile_file(m: &Mapping) -> Result<Compiled, String> {
     let shown = m.file.display();
     if m.file.extension().is_some_and(|e| e == "avsc") {
         let text = std::fs::read_to_string(&m.file).map_err(|e| format!("'{shown}': {e}"))?;
@@ -102,7 +106,12 @@ impl Decoder for Mapped {
         }
         let compiled = match compiled {
             Ok(c) => c,
-            Err(why) => return Attempt::Failed(format!("schema mapped to '{}': {why}", m.glob)),
+            Err(why) => {
+                let why = why.clone();
+                return Attempt::Failed(
+                    why.context(|w| format!("schema mapped to '{}': {w}", m.glob)),
+                );
+            }
         };
         let read = match compiled {
             Compiled::Avro(schema) => super::avro::decode(bytes, schema, &[])
@@ -114,7 +123,9 @@ impl Decoder for Mapped {
         let (format, value) = match read {
             Ok(got) => got,
             Err(_) if std::str::from_utf8(bytes).is_ok() => return Attempt::NotMine,
-            Err(why) => return Attempt::Failed(format!("{why} (mapped to '{}')", m.glob)),
+            Err(why) => {
+                return Attempt::Failed(why.context(|w| format!("{w} (mapped to '{}')", m.glob)));
+            }
         };
         Attempt::Decoded(Structured {
             format,
@@ -132,10 +143,11 @@ fn schema_name(s: &apache_avro::Schema) -> String {
     }
 }
 
-fn proto(bytes: &[u8], desc: &MessageDescriptor) -> Result<serde_json::Value, String> {
-    let m = DynamicMessage::decode(desc.clone(), bytes)
-        .map_err(|e| format!("not an unframed {} message: {e}", desc.full_name()))?;
-    serde_json::to_value(&m).map_err(|e| e.to_string())
+fn proto(bytes: &[u8], desc: &MessageDescriptor) -> Result<serde_json::Value, DecodeError> {
+    let m = DynamicMessage::decode(desc.clone(), bytes).map_err(|e| {
+        DecodeError::malformed(format!("not an unframed {} message: {e}", desc.full_name()))
+    })?;
+    serde_json::to_value(&m).map_err(|e| DecodeError::malformed(e.to_string()))
 }
 
 /// The bytes of `edited` under the schema mapped to `topic` (None: no mapping).
@@ -143,7 +155,7 @@ pub fn encode(
     reg: &Registry,
     topic: Option<&str>,
     edited: &serde_json::Value,
-) -> Option<Result<Vec<u8>, String>> {
+) -> Option<Result<Vec<u8>, DecodeError>> {
     let (_, compiled) = reg.mapped.schema(topic?)?;
     Some(match compiled {
         Err(why) => Err(why.clone()),
@@ -152,7 +164,7 @@ pub fn encode(
             use prost::Message as _;
             DynamicMessage::deserialize(desc.clone(), edited)
                 .map(|m| m.encode_to_vec())
-                .map_err(|e| format!("$: not a {}: {e}", desc.full_name()))
+                .map_err(|e| DecodeError::mismatch(format!("$: not a {}: {e}", desc.full_name())))
         }
     })
 }

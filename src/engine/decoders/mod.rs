@@ -52,7 +52,68 @@ pub enum Attempt {
     /// Not this format.
     NotMine,
     /// This format, but it cannot be decoded: why, on one line.
-    Failed(String),
+    Failed(DecodeError),
+}
+
+/// What went wrong with a payload of a recognised format, for the caller to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeKind {
+    /// The bytes are not a valid payload of their format (cut short, a bad varint, a
+    /// union branch that does not exist, not JSON, …).
+    Malformed,
+    /// The schema the payload needs is not at hand: not fetched yet, unknown to the
+    /// registry, the registry unreachable, or no registry or directory given.
+    NoSchema,
+    /// The schema is at hand but does not compile, or a mapping names a bad file.
+    BadSchema,
+    /// An edited value does not fit the schema it is written back under.
+    Mismatch,
+}
+
+/// Why a payload could not be decoded (or an edit encoded): its kind and one line
+/// that quotes what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    /// What went wrong.
+    pub kind: DecodeKind,
+    /// Why, on one line.
+    pub message: String,
+}
+
+impl DecodeError {
+    /// A payload whose bytes do not decode.
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::of(DecodeKind::Malformed, message)
+    }
+
+    /// A schema not at hand.
+    pub fn no_schema(message: impl Into<String>) -> Self {
+        Self::of(DecodeKind::NoSchema, message)
+    }
+
+    /// A schema that does not compile.
+    pub fn bad_schema(message: impl Into<String>) -> Self {
+        Self::of(DecodeKind::BadSchema, message)
+    }
+
+    /// An edit that does not fit its schema.
+    pub fn mismatch(message: impl Into<String>) -> Self {
+        Self::of(DecodeKind::Mismatch, message)
+    }
+
+    fn of(kind: DecodeKind, message: impl Into<String>) -> Self {
+        DecodeError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The same error, its line rewritten by `f` (context added).
+    pub fn context(self, f: impl FnOnce(&str) -> String) -> Self {
+        let message = f(&self.message);
+        DecodeError { message, ..self }
+    }
 }
 
 /// One payload format.

@@ -6,6 +6,8 @@
 
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
+use super::DecodeError;
+
 /// A compiled `.proto` schema: its pool and the name of its main file.
 #[derive(Debug)]
 pub struct ProtoSchema {
@@ -20,7 +22,11 @@ impl ProtoSchema {
     /// Compiles `text` with its imports `refs` (`(import name, source)`). A schema is
     /// `.proto` source (the Java serializer's form) or a base64 `FileDescriptorProto`
     /// (the Python serializer's); imports of Google's well-known types come with protox.
-    pub fn compile(text: &str, refs: &[(String, String)]) -> Result<ProtoSchema, String> {
+    pub fn compile(text: &str, refs: &[(String, String)]) -> Result<ProtoSchema, DecodeError> {
+        Self::compile_text(text, refs).map_err(DecodeError::bad_schema)
+    }
+
+    fn compile_text(text: &str, refs: &[(String, String)]) -> Result<ProtoSchema, String> {
         let mut files: Vec<(String, String)> = refs.to_vec();
         if let Some(main) = descriptor_proto(text) {
             let mut pool = DescriptorPool::new();
@@ -70,19 +76,21 @@ impl ProtoSchema {
     }
 
     /// The full name of the message type a framed body's indexes point at.
-    pub fn message_name(&self, body: &[u8]) -> Result<String, String> {
-        let (path, _) = indexes(body)?;
-        Ok(self.message(&path)?.full_name().to_string())
+    pub fn message_name(&self, body: &[u8]) -> Result<String, DecodeError> {
+        let (path, _) = indexes(body).map_err(DecodeError::malformed)?;
+        let m = self.message(&path).map_err(DecodeError::malformed)?;
+        Ok(m.full_name().to_string())
     }
 
     /// Decodes a framed body (message indexes, then the message) as JSON, with the
     /// message type's full name.
-    pub fn decode(&self, body: &[u8]) -> Result<(String, serde_json::Value), String> {
-        let (path, msg) = indexes(body)?;
-        let desc = self.message(&path)?;
-        let m = DynamicMessage::decode(desc.clone(), msg)
-            .map_err(|e| format!("not a {} message: {e}", desc.full_name()))?;
-        let v = serde_json::to_value(&m).map_err(|e| e.to_string())?;
+    pub fn decode(&self, body: &[u8]) -> Result<(String, serde_json::Value), DecodeError> {
+        let (path, msg) = indexes(body).map_err(DecodeError::malformed)?;
+        let desc = self.message(&path).map_err(DecodeError::malformed)?;
+        let m = DynamicMessage::decode(desc.clone(), msg).map_err(|e| {
+            DecodeError::malformed(format!("not a {} message: {e}", desc.full_name()))
+        })?;
+        let v = serde_json::to_value(&m).map_err(|e| DecodeError::malformed(e.to_string()))?;
         Ok((desc.full_name().to_string(), v))
     }
 }
@@ -90,12 +98,12 @@ impl ProtoSchema {
 impl ProtoSchema {
     /// The framed body of `edited` as the same message type as `body` (its message
     /// indexes kept); a JSON that does not fit the type is refused with serde's reason.
-    pub fn encode(&self, body: &[u8], edited: &serde_json::Value) -> Result<Vec<u8>, String> {
+    pub fn encode(&self, body: &[u8], edited: &serde_json::Value) -> Result<Vec<u8>, DecodeError> {
         use prost::Message as _;
-        let (path, msg) = indexes(body)?;
-        let desc = self.message(&path)?;
+        let (path, msg) = indexes(body).map_err(DecodeError::malformed)?;
+        let desc = self.message(&path).map_err(DecodeError::malformed)?;
         let m = DynamicMessage::deserialize(desc.clone(), edited)
-            .map_err(|e| format!("$: not a {}: {e}", desc.full_name()))?;
+            .map_err(|e| DecodeError::mismatch(format!("$: not a {}: {e}", desc.full_name())))?;
         let mut out = body[..body.len() - msg.len()].to_vec();
         out.extend(m.encode_to_vec());
         Ok(out)

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::DecodeError;
 use crate::engine::http::{Client, TlsFiles};
 
 /// Where schemas come from.
@@ -53,14 +54,14 @@ pub struct Loaded {
     pub proto: Option<super::protobuf::ProtoSchema>,
     /// For JSON Schema: the compiled schema, or why it does not compile (decoding
     /// needs no schema; only edits are refused then).
-    pub json: Option<Result<super::json_schema::JsonSchema, String>>,
+    pub json: Option<Result<super::json_schema::JsonSchema, DecodeError>>,
 }
 
 /// A schema lookup's result, cached.
-pub type Lookup = Result<Arc<Loaded>, String>;
+pub type Lookup = Result<Arc<Loaded>, DecodeError>;
 
 /// The latest version of a subject: its id and schema, or why it could not be had.
-pub type LatestLookup = Result<(u32, Arc<Loaded>), String>;
+pub type LatestLookup = Result<(u32, Arc<Loaded>), DecodeError>;
 
 /// Schemas fetched so far, by id.
 #[derive(Debug)]
@@ -155,11 +156,13 @@ impl SchemaStore {
 }
 
 /// `f` run to its end on a runtime of its own (for callers outside any runtime).
-fn blocking<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+fn blocking<T>(
+    f: impl std::future::Future<Output = Result<T, DecodeError>>,
+) -> Result<T, DecodeError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("no runtime for the schema lookup: {e}"))?
+        .map_err(|e| DecodeError::no_schema(format!("no runtime for the schema lookup: {e}")))?
         .block_on(f)
 }
 
@@ -179,6 +182,8 @@ async fn get(client: &Client, path: &str) -> Result<serde_json::Value, String> {
     client.get_json(path, REGISTRY_JSON, REGISTRY_TIMEOUT).await
 }
 
+/// Schema `id` from the directory, else the registry: a schema that cannot be had is
+/// `NoSchema`, one that does not compile `BadSchema`.
 async fn load(source: &SchemaSource, id: u32) -> Lookup {
     if let Some(dir) = &source.dir {
         for (ext, kind) in [
@@ -188,13 +193,14 @@ async fn load(source: &SchemaSource, id: u32) -> Lookup {
         ] {
             let path = dir.join(format!("{id}.{ext}"));
             if let Ok(text) = std::fs::read_to_string(&path) {
-                return loaded(kind, &text, &[], None)
-                    .map_err(|e| format!("schema {id} in '{}': {e}", path.display()));
+                return loaded(kind, &text, &[], None).map_err(|e| {
+                    e.context(|m| format!("schema {id} in '{}': {m}", path.display()))
+                });
             }
         }
     }
     let Some(url) = &source.registry else {
-        return Err(match &source.dir {
+        return Err(DecodeError::no_schema(match &source.dir {
             Some(d) => format!(
                 "schema {id}: no {id}.avsc/.json/.proto in '{}' and no --schema-registry",
                 d.display()
@@ -202,21 +208,26 @@ async fn load(source: &SchemaSource, id: u32) -> Lookup {
             None => format!(
                 "schema {id}: no schema registry (--schema-registry URL) or schema directory (--schemas DIR) given"
             ),
-        });
+        }));
     };
-    let client = registry(url, &source.tls)?;
-    let body = get(&client, &format!("/schemas/ids/{id}")).await?;
-    let kind = kind_of(&body);
-    let text = body["schema"]
-        .as_str()
-        .ok_or_else(|| format!("schema {id} at {}: no 'schema' in the answer", client.url()))?;
-    let mut refs = Vec::new();
-    references(&client, &body, &mut refs, 0).await?;
-    let subject = get(&client, &format!("/schemas/ids/{id}/versions"))
-        .await
-        .ok()
-        .and_then(|v| v[0]["subject"].as_str().map(str::to_string));
-    loaded(kind, text, &refs, subject).map_err(|e| format!("schema {id} at {}: {e}", client.url()))
+    let client = registry(url, &source.tls).map_err(DecodeError::no_schema)?;
+    let fetched = async {
+        let body = get(&client, &format!("/schemas/ids/{id}")).await?;
+        let text = body["schema"]
+            .as_str()
+            .ok_or_else(|| format!("schema {id} at {}: no 'schema' in the answer", client.url()))?
+            .to_string();
+        let mut refs = Vec::new();
+        references(&client, &body, &mut refs, 0).await?;
+        let subject = get(&client, &format!("/schemas/ids/{id}/versions"))
+            .await
+            .ok()
+            .and_then(|v| v[0]["subject"].as_str().map(str::to_string));
+        Ok::<_, String>((kind_of(&body), text, refs, subject))
+    };
+    let (kind, text, refs, subject) = fetched.await.map_err(DecodeError::no_schema)?;
+    loaded(kind, &text, &refs, subject)
+        .map_err(|e| e.context(|m| format!("schema {id} at {}: {m}", client.url())))
 }
 
 /// The kind a registry answer names (`schemaType`, Avro when absent).
@@ -231,20 +242,25 @@ fn kind_of(body: &serde_json::Value) -> SchemaKind {
 /// `GET /subjects/{subject}/versions/latest`: its id and schema.
 async fn load_latest(source: &SchemaSource, subject: &str) -> LatestLookup {
     let url = source.registry.as_ref().ok_or_else(|| {
-        format!("--schema-version latest needs a schema registry (subject {subject})")
+        DecodeError::no_schema(format!(
+            "--schema-version latest needs a schema registry (subject {subject})"
+        ))
     })?;
-    let client = registry(url, &source.tls)?;
-    let body = get(&client, &format!("/subjects/{subject}/versions/latest")).await?;
-    let id = body["id"]
-        .as_u64()
-        .and_then(|i| u32::try_from(i).ok())
-        .ok_or_else(|| format!("subject {subject} at {}: no id in the answer", client.url()))?;
-    let kind = kind_of(&body);
-    let text = body["schema"].as_str().unwrap_or_default();
-    let mut refs = Vec::new();
-    references(&client, &body, &mut refs, 0).await?;
-    let loaded = loaded(kind, text, &refs, Some(subject.to_string()))
-        .map_err(|e| format!("subject {subject} at {}: {e}", client.url()))?;
+    let client = registry(url, &source.tls).map_err(DecodeError::no_schema)?;
+    let fetched = async {
+        let body = get(&client, &format!("/subjects/{subject}/versions/latest")).await?;
+        let id = body["id"]
+            .as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| format!("subject {subject} at {}: no id in the answer", client.url()))?;
+        let text = body["schema"].as_str().unwrap_or_default().to_string();
+        let mut refs = Vec::new();
+        references(&client, &body, &mut refs, 0).await?;
+        Ok::<_, String>((id, kind_of(&body), text, refs))
+    };
+    let (id, kind, text, refs) = fetched.await.map_err(DecodeError::no_schema)?;
+    let loaded = loaded(kind, &text, &refs, Some(subject.to_string()))
+        .map_err(|e| e.context(|m| format!("subject {subject} at {}: {m}", client.url())))?;
     Ok((id, loaded))
 }
 
@@ -295,8 +311,11 @@ fn loaded(
         SchemaKind::Avro => {
             let mut all: Vec<&str> = refs.iter().map(|(_, t)| t.as_str()).collect();
             all.push(text);
-            let mut parsed = apache_avro::Schema::parse_list(all).map_err(|e| e.to_string())?;
-            let main = parsed.pop().ok_or("empty Avro schema")?;
+            let mut parsed = apache_avro::Schema::parse_list(all)
+                .map_err(|e| DecodeError::bad_schema(e.to_string()))?;
+            let main = parsed
+                .pop()
+                .ok_or_else(|| DecodeError::bad_schema("empty Avro schema"))?;
             Some((main, parsed))
         }
         _ => None,

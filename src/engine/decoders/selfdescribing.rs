@@ -2,7 +2,7 @@
 //! almost any bytes as *something*, so a payload counts only when it is not UTF-8 text,
 //! its top level is a map or an array, and the value fills the payload exactly.
 
-use super::{Attempt, Decoder, Registry, Structured};
+use super::{Attempt, DecodeError, Decoder, Registry, Structured};
 
 /// CBOR (RFC 8949).
 pub struct Cbor;
@@ -38,7 +38,7 @@ impl Decoder for Cbor {
         }
         match cbor_json(v) {
             Ok(j) => structured("CBOR", j),
-            Err(why) => Attempt::Failed(format!("CBOR: {why}")),
+            Err(why) => Attempt::Failed(DecodeError::malformed(format!("CBOR: {why}"))),
         }
     }
 }

@@ -74,18 +74,31 @@ fn confluent_avro_with_a_local_schema() {
         }
         other => panic!("{other:?}"),
     }
-    // A cut body, an unknown id, and no schema source at all: one line each, saying why.
-    let Attempt::Failed(why) = reg.decode(&framed(17, &trade_datum(1.0)[..3]), None) else {
+    // A cut body, an unknown id, and no schema source at all: one line each, saying
+    // why, of the kind a caller acts on (the let-else panics on another kind).
+    let Attempt::Failed(DecodeError {
+        message: why,
+        kind: DecodeKind::Malformed,
+    }) = reg.decode(&framed(17, &trade_datum(1.0)[..3]), None)
+    else {
         panic!()
     };
     assert!(why.starts_with("not an Avro datum of its schema"), "{why}");
     reg.schemas.fetch_blocking(18);
-    let Attempt::Failed(why) = reg.decode(&framed(18, b"x"), None) else {
+    let Attempt::Failed(DecodeError {
+        message: why,
+        kind: DecodeKind::NoSchema,
+    }) = reg.decode(&framed(18, b"x"), None)
+    else {
         panic!()
     };
     assert!(why.contains("schema 18: no 18.avsc"), "{why}");
     let bare = Registry::new(SchemaSource::default());
-    let Attempt::Failed(why) = bare.decode(&framed(17, b"x"), None) else {
+    let Attempt::Failed(DecodeError {
+        message: why,
+        kind: DecodeKind::NoSchema,
+    }) = bare.decode(&framed(17, b"x"), None)
+    else {
         panic!()
     };
     assert!(
@@ -126,7 +139,8 @@ fn compressed_payloads_are_decoded_again() {
     assert!(
         matches!(reg.decode(&sn, None), Attempt::Decoded(s) if s.value == serde_json::json!([1, 2]))
     );
-    let Attempt::Failed(why) = reg.decode(&gz[..gz.len() / 2], None) else {
+    let Attempt::Failed(DecodeError { message: why, .. }) = reg.decode(&gz[..gz.len() / 2], None)
+    else {
         panic!()
     };
     assert!(why.starts_with("gzip payload does not decompress"), "{why}");
@@ -203,7 +217,7 @@ proptest! {
         ];
         for p in &payloads {
             for topic in [None, Some("t"), Some("q")] {
-                if let Attempt::Failed(why) = reg.decode(p, topic) {
+                if let Attempt::Failed(DecodeError { message: why, .. }) = reg.decode(p, topic) {
                     prop_assert!(!why.is_empty() && !why.contains('\n'), "{why:?}");
                 }
             }
@@ -247,14 +261,22 @@ fn protobuf_from_proto_source_with_message_indexes() {
         }
         other => panic!("{other:?}"),
     }
-    let Attempt::Failed(why) = reg.decode(&framed(20, &[0x02, 0x0e, 0x0a]), None) else {
+    let Attempt::Failed(DecodeError {
+        message: why,
+        kind: DecodeKind::Malformed,
+    }) = reg.decode(&framed(20, &[0x02, 0x0e, 0x0a]), None)
+    else {
         panic!()
     };
     assert!(why.contains("no message #7 in the schema"), "{why}");
     // A schema that does not compile: the reason, on one line.
     std::fs::write(dir.0.join("21.proto"), "syntax = \"proto3\"; message {").unwrap();
     reg.schemas.fetch_blocking(21);
-    let Attempt::Failed(why) = reg.decode(&framed(21, &[0]), None) else {
+    let Attempt::Failed(DecodeError {
+        message: why,
+        kind: DecodeKind::BadSchema,
+    }) = reg.decode(&framed(21, &[0]), None)
+    else {
         panic!()
     };
     assert!(
@@ -275,7 +297,11 @@ fn edits_are_encoded_back_under_the_schema_or_refused_with_the_field() {
         Attempt::Decoded(s) => assert_eq!(s.value, fixed),
         other => panic!("{other:?}"),
     }
-    let bad = |v: serde_json::Value| reencode(&original, &v, &reg, None, false).unwrap_err();
+    let bad = |v: serde_json::Value| {
+        reencode(&original, &v, &reg, None, false)
+            .unwrap_err()
+            .message
+    };
     assert_eq!(
         bad(serde_json::json!({"id": "T-1", "price": "cheap", "qty": 5})),
         "$.price: expected double, got \"cheap\""
@@ -324,7 +350,8 @@ fn protobuf_edits_keep_the_message_indexes() {
         matches!(reg.decode(&bytes, None), Attempt::Decoded(s) if s.value == serde_json::json!({"qty": 7}))
     );
     let why = super::encode::reencode(&leg, &serde_json::json!({"qty": "many"}), &reg, None, false)
-        .unwrap_err();
+        .unwrap_err()
+        .message;
     assert!(why.starts_with("$: not a acme.Quote.Leg"), "{why}");
 }
 
@@ -359,7 +386,9 @@ fn unframed_avro_is_read_by_the_schema_mapped_to_its_source_topic() {
         reg.decode(b"{\"price\": 1}", Some("trades")),
         Attempt::NotMine
     );
-    let Attempt::Failed(why) = reg.decode(&[0xff, 0xfe, 0x01], Some("trades")) else {
+    let Attempt::Failed(DecodeError { message: why, .. }) =
+        reg.decode(&[0xff, 0xfe, 0x01], Some("trades"))
+    else {
         panic!("binary that is not a Trade must fail");
     };
     assert!(why.contains("mapped to 'trades*'"), "{why}");
@@ -368,7 +397,9 @@ fn unframed_avro_is_read_by_the_schema_mapped_to_its_source_topic() {
     let bytes = super::encode::reencode(&datum, &edited, &reg, Some("trades"), false).unwrap();
     assert_eq!(bytes, trade_datum(3.5));
     let bad = serde_json::json!({"id": "T-1", "price": "cheap", "qty": 5});
-    let why = super::encode::reencode(&datum, &bad, &reg, Some("trades"), false).unwrap_err();
+    let why = super::encode::reencode(&datum, &bad, &reg, Some("trades"), false)
+        .unwrap_err()
+        .message;
     assert!(why.contains("$.price"), "{why}");
 }
 
@@ -396,7 +427,8 @@ fn unframed_protobuf_names_its_message_and_a_missing_file_says_so() {
     assert!(matches!(reg.decode(&bytes, Some("quotes")), Attempt::Decoded(s) if s.value == edited));
 
     let missing = mapped(&dir, "quotes", "nope.proto:acme.Quote");
-    let Attempt::Failed(why) = missing.decode(&quote, Some("quotes")) else {
+    let Attempt::Failed(DecodeError { message: why, .. }) = missing.decode(&quote, Some("quotes"))
+    else {
         panic!("a missing schema file must fail");
     };
     assert!(why.contains("nope.proto"), "{why}");
@@ -453,10 +485,15 @@ fn an_edit_moves_to_the_latest_version_only_when_readers_of_the_old_can_read_it(
     assert!(matches!(reg.decode(&bytes, None), Attempt::Decoded(s) if s.value == edited));
     // The same edit under the id it was written with drops nothing it can keep.
     let same = super::encode::reencode(&original, &edited, &reg, None, false);
-    assert!(same.unwrap_err().contains("note"), "17 has no field note");
+    assert!(
+        same.unwrap_err().message.contains("note"),
+        "17 has no field note"
+    );
 
     reg.schemas.put_versions("trades-value", 17, 19);
-    let why = super::encode::reencode(&original, &edited, &reg, None, true).unwrap_err();
+    let why = super::encode::reencode(&original, &edited, &reg, None, true)
+        .unwrap_err()
+        .message;
     assert!(
         why.starts_with("schema 19 (latest of trades-value) does not fit readers of schema 17:"),
         "{why}"
@@ -489,7 +526,8 @@ fn json_schema_edits_are_checked_against_the_schema_of_their_frame() {
         None,
         false,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .message;
     assert!(e.starts_with("$.price: ") && e.contains("minimum"), "{e}");
     let e = reencode(
         &original,
@@ -498,12 +536,15 @@ fn json_schema_edits_are_checked_against_the_schema_of_their_frame() {
         None,
         false,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .message;
     assert!(e.starts_with("$.id: ") && e.contains("string"), "{e}");
     // A schema that does not compile refuses edits, but its letters still decode.
     let broken = framed(22, br#"{"id":"T-2"}"#);
     assert!(matches!(reg.decode(&broken, None), Attempt::Decoded(_)));
-    let e = reencode(&broken, &fixed, &reg, None, false).unwrap_err();
+    let e = reencode(&broken, &fixed, &reg, None, false)
+        .unwrap_err()
+        .message;
     assert!(
         e.starts_with("schema 22 cannot check the edit: ") && e.contains("leg.json"),
         "{e}"
@@ -522,6 +563,7 @@ fn json_schema_edits_are_checked_against_the_schema_of_their_frame() {
         None,
         true,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .message;
     assert!(e.starts_with("$.price: ") && e.contains("100"), "{e}");
 }

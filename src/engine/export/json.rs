@@ -112,7 +112,7 @@ pub fn decode_bytes(
             }),
             None,
         ),
-        Some(Attempt::Failed(why)) => (None, Some(why)),
+        Some(Attempt::Failed(why)) => (None, Some(why.message)),
         _ => (None, None),
     }
 }

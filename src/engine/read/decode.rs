@@ -77,7 +77,7 @@ pub fn decode(
                 kind: Kind::Binary,
                 text: hex_dump(shown),
                 truncated: all.len() > cap,
-                note: Some(why),
+                note: Some(why.message),
                 format: None,
             };
         }
