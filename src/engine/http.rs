@@ -46,8 +46,13 @@ const GET_MAX: usize = 16 << 20;
 /// Idle connections kept at most.
 const MAX_IDLE: usize = 256;
 
-/// A pooled connection's sending half.
-type Sender = SendRequest<Full<Bytes>>;
+/// A connection: its sending half, and the task driving it (whose error says why a
+/// connection broke, a TLS alert after the handshake for one: the request's own error
+/// says only that it was cancelled).
+struct Sender {
+    send: SendRequest<Full<Bytes>>,
+    task: tokio::task::JoinHandle<hyper::Result<()>>,
+}
 
 /// What the endpoint answered.
 #[derive(Debug)]
@@ -188,12 +193,12 @@ impl Client {
                 Some(s) => (s, true),
                 None => (self.connect(label).await?, false),
             };
-            let resp = match sender.send_request(make()?).await {
+            let resp = match sender.send.send_request(make()?).await {
                 Ok(r) => r,
                 // A pooled connection the endpoint had closed while it was idle: the
                 // request goes once more on a new one (at least once, as any retry).
                 Err(e) if pooled && (e.is_canceled() || e.is_incomplete_message()) => continue,
-                Err(e) => return Err(unreachable(label, &e)),
+                Err(e) => return Err(broken(label, &e, sender.task).await),
             };
             let status = resp.status().as_u16();
             let retry_after = resp
@@ -254,7 +259,7 @@ impl Client {
     async fn pooled(&self) -> Option<Sender> {
         loop {
             let mut s = self.idle.lock().ok()?.pop()?;
-            if !s.is_closed() && s.ready().await.is_ok() {
+            if !s.send.is_closed() && s.send.ready().await.is_ok() {
                 return Some(s);
             }
         }
@@ -323,10 +328,36 @@ impl Client {
     }
 }
 
-/// A request that broke on its connection, as `label: why: cause`.
+/// A request that broke on its connection, as `label: why: cause: its cause…` (a
+/// TLS alert sits at the end of that chain).
 fn unreachable(label: &str, e: &hyper::Error) -> Failed {
-    let cause = std::error::Error::source(e).map(|s| format!(": {s}"));
-    Failed::Unreachable(format!("{label}: {e}{}", cause.unwrap_or_default()))
+    let mut line = format!("{label}: {e}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !line.contains(&said) {
+            line.push_str(": ");
+            line.push_str(&said);
+        }
+        cause = c.source();
+    }
+    Failed::Unreachable(line)
+}
+
+/// A request that broke (`e`), said with its connection's own error when the
+/// connection's task ended with one: a server that refuses a TLS client after the
+/// handshake (TLS 1.3 checks the client certificate then) is named by its alert.
+async fn broken(
+    label: &str,
+    e: &hyper::Error,
+    task: tokio::task::JoinHandle<hyper::Result<()>>,
+) -> Failed {
+    if e.is_canceled()
+        && let Ok(Ok(Err(conn))) = tokio::time::timeout(Duration::from_secs(1), task).await
+    {
+        return unreachable(label, &conn);
+    }
+    unreachable(label, e)
 }
 
 /// An HTTP/1.1 connection over `io`, its driving task spawned.
@@ -334,12 +365,11 @@ async fn handshake<S>(io: S) -> hyper::Result<Sender>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    tokio::spawn(async move {
-        // A broken connection surfaces as the error of the request sent on it.
-        let _ = conn.await;
-    });
-    Ok(sender)
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    // A broken connection surfaces as the error of the request sent on it (and this
+    // task's result says why, see `broken`).
+    let task = tokio::spawn(conn);
+    Ok(Sender { send, task })
 }
 
 /// Checks that `url` is an `http://` or `https://` URL with a host (user info
@@ -350,12 +380,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
 }
 
 fn parse_url(url: &str) -> Result<Target, String> {
-    // A server given as `host:port` (a registry, as in Confluent's tools) is reached over http.
-    let with_scheme = match url.contains("://") {
-        true => std::borrow::Cow::Borrowed(url),
-        false => std::borrow::Cow::Owned(format!("http://{url}")),
-    };
-    let parsed = urls::parse_http(&with_scheme)?;
+    let parsed = urls::parse_http(url)?;
     let bad = |why: &str| format!("'{}': {why}", urls::redact(url));
     let https = parsed.scheme() == "https";
     let raw_host = parsed.host_str().unwrap_or_default();

@@ -320,11 +320,19 @@ fn user_info_is_decoded_for_basic_auth_and_never_shown() {
         ),
         ("http://ops@reg:8081", Some("ops:"), "http://reg:8081"),
         ("http://reg:8081", None, "http://reg:8081"),
-        ("reg:8081", None, "http://reg:8081"),
     ] {
         let c = Client::new(url, &TlsFiles::default(), "schema registry").expect(url);
         assert_eq!(sent(&c).as_deref(), creds, "{url}");
         assert_eq!(c.target.base_shown, base, "{url}");
         assert!(!c.url().contains("ss"), "{url}: {}", c.url());
     }
+}
+
+#[test]
+fn a_url_without_a_scheme_is_refused_quoting_it() {
+    let e = Client::new("reg:8081", &TlsFiles::default(), "--http").err();
+    assert!(
+        e.as_deref().is_some_and(|e| e.starts_with("--http ")),
+        "{e:?}"
+    );
 }

@@ -155,15 +155,23 @@ impl SchemaStore {
     }
 }
 
-/// `f` run to its end on a runtime of its own (for callers outside any runtime).
-fn blocking<T>(
-    f: impl std::future::Future<Output = Result<T, DecodeError>>,
+/// `f` run to its end on a thread and runtime of its own, so that a caller inside an
+/// async runtime (a test, a flag's check) or outside any can wait for it.
+fn blocking<T: Send>(
+    f: impl std::future::Future<Output = Result<T, DecodeError>> + Send,
 ) -> Result<T, DecodeError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| DecodeError::no_schema(format!("no runtime for the schema lookup: {e}")))?
-        .block_on(f)
+    let lost = |e: String| DecodeError::no_schema(format!("the schema lookup failed: {e}"));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| lost(e.to_string()))?
+                .block_on(f)
+        })
+        .join()
+        .map_err(|_| lost("its thread panicked".into()))?
+    })
 }
 
 /// How long one registry request may take.
@@ -172,9 +180,14 @@ const REGISTRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 /// The media types a registry answers in.
 const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json, application/json";
 
-/// A client of the registry at `url`.
+/// A client of the registry at `url` (given as `host:port`, as in Confluent's tools, it
+/// is reached over http).
 fn registry(url: &str, tls: &TlsFiles) -> Result<Client, String> {
-    Client::new(url, tls, "schema registry")
+    let with_scheme = match url.contains("://") {
+        true => url.to_string(),
+        false => format!("http://{url}"),
+    };
+    Client::new(&with_scheme, tls, "schema registry")
 }
 
 /// GET `path` from the registry as JSON.
@@ -366,5 +379,21 @@ impl Mapping {
             file,
             message,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_given_as_host_and_port_is_reached_over_http() {
+        for (url, shown) in [
+            ("reg:8081", "http://reg:8081/"),
+            ("https://reg:8081/ccompat", "https://reg:8081/ccompat"),
+        ] {
+            let c = registry(url, &TlsFiles::default()).expect(url);
+            assert_eq!(c.url(), shown, "{url}");
+        }
     }
 }
