@@ -205,7 +205,11 @@ async fn router_to_mongo_then_replay_to_kafka_records_state_in_the_document() {
     );
     let coll = c.handle().await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while coll.count_documents(doc! {}).await.unwrap() < 2 && Instant::now() < deadline {
+    while coll.count_documents(doc! {}).await.unwrap() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the router did not write both dead letters within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     wait_committed(&group, &source.name, 1).await;
