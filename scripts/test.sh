@@ -18,17 +18,21 @@ if { [ -z "${MORGUE_TEST_KAFKA:-}" ] || [ -z "${MORGUE_TEST_MONGO_URI:-}" ]; } &
   ! scripts/services.sh env >/dev/null 2>&1; then
   started=1
 fi
-exports=$(scripts/services.sh up)
-eval "$exports"
 if [ "$started" = 1 ]; then
   trap 'scripts/services.sh down' EXIT
 fi
-echo "test: Kafka at $MORGUE_TEST_KAFKA, MongoDB at $MORGUE_TEST_MONGO_URI" >&2
-
+# The servers install (PyPI, on first use) and start while the code is checked and
+# built: the one waits on the network, the other on the CPU.
 start=$(date +%s)
+services_out=$(mktemp)
+scripts/services.sh up >"$services_out" &
+services_pid=$!
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --no-run
+wait "$services_pid" || { echo "test: the test servers did not start (.services/*.log)" >&2; exit 1; }
+eval "$(cat "$services_out")"
+echo "test: Kafka at $MORGUE_TEST_KAFKA, MongoDB at $MORGUE_TEST_MONGO_URI" >&2
 # The static release binary is built while the tests run, at the lowest priority (it
 # takes the CPU the tests leave idle; they mostly wait on the servers), in a target
 # directory of its own (cargo locks one per build).

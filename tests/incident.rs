@@ -2,8 +2,8 @@
 //! processor while three operators replay overlapping filters at different rates (one
 //! stopped and resumed, one killed and rerun), the broker frozen once, and a MongoDB
 //! DLQ filling and replayed beside it. Replays go to a fixed topic (`--to`), where every
-//! letter must arrive exactly once. `MORGUE_INCIDENT_SECS` sets the length (default 60;
-//! `scripts/incident.sh` runs 300 and prints the figures).
+//! letter must arrive exactly once. `MORGUE_INCIDENT_SECS` sets the length (default 40
+//! in the suite; `scripts/incident.sh` runs 300 and prints the figures).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -95,7 +95,7 @@ async fn an_incident_replays_every_letter_exactly_once() {
     let secs: u64 = std::env::var("MORGUE_INCIDENT_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(40);
     let broker = Server::kafka();
     let b = broker.addr();
     let source = TestTopic::named_on(&b, unique("inc-src"), 3, &[]).await;
