@@ -220,11 +220,11 @@ async fn an_incident_replays_every_letter_exactly_once() {
     let start = Instant::now();
     let at = |f: f64| start + Duration::from_secs_f64(secs as f64 * f);
     let until = |t: Instant| tokio::time::sleep(t.saturating_duration_since(Instant::now()));
-    until(at(0.25)).await;
+    until(at(0.2)).await;
     broker.freeze();
     tokio::time::sleep(Duration::from_secs(8)).await;
     broker.thaw();
-    until(at(0.45)).await;
+    until(at(0.5)).await;
     // A paced operator is stopped (ctrl-z) mid-run and resumed 6 s later.
     let stopped = signal_a_run(&pids[1], "-STOP").await;
     assert!(stopped, "no run of the paced operator was there to stop");
@@ -233,7 +233,7 @@ async fn an_incident_replays_every_letter_exactly_once() {
         kill(&pids[1], "-CONT"),
         "the stopped run could not be resumed"
     );
-    until(at(0.65)).await;
+    until(at(0.7)).await;
     // The unpaced operator's runs are short: wait for one in progress.
     let killed = signal_a_run(&pids[2], "-KILL").await;
     assert!(killed, "no run of the unpaced operator was there to kill");

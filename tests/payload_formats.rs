@@ -203,6 +203,48 @@ async fn binary_formats_are_decoded_filtered_and_printed_with_the_raw_bytes() {
     ];
     want.sort();
     assert_eq!(got, want);
+    // A replay's dry run and an export choose by the same decoded values: the filter
+    // reads binary payloads with the profile's schemas there too.
+    let mut dry = vec![
+        "replay",
+        "--dry-run",
+        "--to",
+        "nowhere",
+        "--filter",
+        "$.price<0",
+    ];
+    dry.extend(base);
+    dry.extend(&with_registry);
+    let mut planned: Vec<String> = json_lines(&morgue(&dry))
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect();
+    planned.sort();
+    assert_eq!(planned, want, "replay --dry-run --filter");
+    let bundle = dir.join("negative.jsonl");
+    let mut export = vec![
+        "export",
+        "-o",
+        bundle.to_str().unwrap(),
+        "--filter",
+        "$.price<0",
+    ];
+    export.extend(base);
+    export.extend(&with_registry);
+    assert!(morgue(&export).status.success());
+    let exported = std::fs::read_to_string(&bundle).unwrap();
+    let mut exported: Vec<String> = exported
+        .lines()
+        .skip(1)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    exported.sort();
+    assert_eq!(exported, want, "export --filter");
 
     // Offline: the same schema from a directory, by id; without any, a clear reason.
     let schema_id = d["schema_id"].as_u64().unwrap();

@@ -251,7 +251,7 @@ async fn signals_at_random_moments_never_dead_letter_because_of_the_signal() {
         "every bad message reached the DLQ: {keys:?}"
     );
     println!(
-        "signal rounds: 20, bad messages {}, duplicate dead letters {dupes}",
+        "signal rounds: {rounds}, bad messages {}, duplicate dead letters {dupes}",
         keys.len()
     );
 }

@@ -284,8 +284,8 @@ pub fn main() -> ExitCode {
     // `route --pipe`: the loop, the pipe reader and the processors' futures wake each
     // other once per message; on one thread that costs a function call, across threads
     // a futex (measured on 2 cores: 47-50k against 32-35k messages/s). `--exec` (a
-    // fork per message) and `--http` (requests on spawn_blocking threads) measured
-    // faster on the multi-thread runtime.
+    // fork per message) and `--http` (hyper connections driven by their own tasks)
+    // measured faster on the multi-thread runtime.
     let one_thread = matches!(&cli.command, Some(Command::Route(a)) if a.pipe.is_some());
     let runtime = match if one_thread {
         tokio::runtime::Builder::new_current_thread()

@@ -3,7 +3,9 @@
 //! connections pooled (one per request in flight, kept for the next), over TCP or TLS
 //! with the one TLS builder ([`rustls_config`]: rustls, the built-in roots or the
 //! server's own CA, and a client certificate when asked, from [`TlsFiles`]). Basic auth
-//! comes from the URL's user info, percent-decoded (`urls`). Requests run as futures
+//! comes from the URL's user info, percent-decoded (`urls`). The URL given is the
+//! server's: proxy variables are not read and redirects not followed (a 3xx says so),
+//! as librdkafka reaches the brokers. Requests run as futures
 //! on the caller's runtime (hyper's connection API), so a message costs no thread
 //! hand-off. A request that fails on a pooled connection the server had already
 //! closed is sent once more on a new one. The host is resolved at most every
@@ -61,8 +63,10 @@ pub struct Answer {
     pub status: u16,
     /// The `Retry-After` header, as sent.
     pub retry_after: Option<String>,
-    /// The body's first [`BODY_KEEP`] bytes.
+    /// The body's first [`BODY_KEEP`] bytes (a GET's: up to 16 MiB).
     pub body: Vec<u8>,
+    /// The body was longer than what was kept.
+    pub cut: bool,
 }
 
 /// Why no answer came.
@@ -103,6 +107,14 @@ pub struct Client {
     resolved: Mutex<Option<(Instant, Vec<SocketAddr>)>>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.target.shown)
+            .finish()
+    }
+}
+
 impl Client {
     /// A client of `url` (`http://` or `https://`, user info for basic auth); `tls`
     /// for https. The error starts with `who` (`--http`, `schema registry`) and quotes
@@ -129,6 +141,11 @@ impl Client {
         &self.target.shown
     }
 
+    /// The URL GETs are under, as shown in messages (no query or trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.target.base_shown
+    }
+
     /// POSTs `body` with `headers` (names and values already valid) to the URL,
     /// giving up after `timeout`; keeps the answer's first [`BODY_KEEP`] bytes.
     pub async fn post(
@@ -138,11 +155,11 @@ impl Client {
         timeout: Duration,
     ) -> Result<Answer, Failed> {
         let t = &self.target;
+        let label = format!("POST {}", t.shown);
         let make = || {
             let req = Request::post(t.path.as_str());
-            self.request(req, "POST", &t.path, headers, body.clone())
+            self.request(req, &label, headers, body.clone())
         };
-        let label = format!("POST {}", t.shown);
         match tokio::time::timeout(timeout, self.exchange(make, BODY_KEEP, &label)).await {
             Ok(answer) => answer,
             Err(_) => Err(Failed::Timeout),
@@ -163,7 +180,7 @@ impl Client {
         let headers = [("Accept".to_string(), accept.to_string())];
         let make = || {
             let req = Request::get(full.as_str());
-            self.request(req, "GET", &full, &headers, Bytes::new())
+            self.request(req, &label, &headers, Bytes::new())
         };
         let answer = match tokio::time::timeout(timeout, self.exchange(make, GET_MAX, &label)).await
         {
@@ -173,10 +190,19 @@ impl Client {
                 return Err(format!("{shown}: no answer within {}s", timeout.as_secs()));
             }
         };
-        if !(200..300).contains(&answer.status) {
-            return Err(format!("{shown}: {}", answer.status));
+        match answer.status {
+            200..=299 if answer.cut => Err(format!(
+                "{shown}: the answer is larger than {} MiB",
+                GET_MAX >> 20
+            )),
+            200..=299 => serde_json::from_slice(&answer.body).map_err(|e| format!("{shown}: {e}")),
+            // Redirects are not followed (nor proxies used): the URL given is the server's.
+            300..=399 => Err(format!(
+                "{shown}: {} (a redirect; give the URL it points to)",
+                answer.status
+            )),
+            status => Err(format!("{shown}: {status}")),
         }
-        serde_json::from_slice(&answer.body).map_err(|e| format!("{shown}: {e}"))
     }
 
     /// Sends the request `make` builds (again on a new connection when a pooled one
@@ -208,7 +234,7 @@ impl Client {
                 .map(str::to_string);
             let mut stream = resp.into_body();
             let mut kept = Vec::new();
-            let mut whole = true;
+            let (mut whole, mut cut) = (true, false);
             while let Some(frame) = stream.frame().await {
                 let Ok(frame) = frame else {
                     whole = false;
@@ -216,6 +242,7 @@ impl Client {
                 };
                 if let Ok(data) = frame.into_data() {
                     let room = keep.saturating_sub(kept.len());
+                    cut |= data.len() > room;
                     kept.extend_from_slice(&data[..data.len().min(room)]);
                 }
             }
@@ -226,16 +253,16 @@ impl Client {
                 status,
                 retry_after,
                 body: kept,
+                cut,
             });
         }
     }
 
-    /// `req` (a `method` to `path`) with the host, basic auth, `headers` and `body`.
+    /// `req` with the host, basic auth, `headers` and `body`; an error starts with `label`.
     fn request(
         &self,
         req: hyper::http::request::Builder,
-        method: &str,
-        path: &str,
+        label: &str,
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, Failed> {
@@ -252,7 +279,7 @@ impl Client {
             }
         }
         req.body(Full::new(body))
-            .map_err(|e| Failed::Unreachable(format!("{method} {path}: {e}")))
+            .map_err(|e| Failed::Unreachable(format!("{label}: {e}")))
     }
 
     /// An idle connection that is still open, if any.

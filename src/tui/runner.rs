@@ -256,9 +256,13 @@ impl Io {
             }
             Effect::PlanReplay(id) => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
+                let decoders = self.decoders.clone();
                 tokio::spawn(async move {
                     let a = async {
                         let l = source.fetch(&id).await.map_err(|e| e.to_string())?;
+                        // Its schemas first: the dialog decodes the plan once, when it comes.
+                        let one = std::slice::from_ref(&l);
+                        crate::engine::decoders::prepare_letters(&decoders, one).await;
                         writer
                             .plan(&l, None, false)
                             .await

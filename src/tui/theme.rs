@@ -74,8 +74,7 @@ impl Palette {
         }
     }
 
-    /// Every named colour as itself (what the dark theme amounts to).
-    /// The shipped dark theme: the named colours as they are.
+    /// The shipped dark theme: every named colour as itself.
     pub fn plain() -> Palette {
         Palette {
             highlight: "base16-eighties.dark".into(),

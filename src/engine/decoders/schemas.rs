@@ -67,6 +67,9 @@ pub type LatestLookup = Result<(u32, Arc<Loaded>), DecodeError>;
 #[derive(Debug)]
 pub struct SchemaStore {
     source: SchemaSource,
+    /// The registry's client, made on first use (its TLS files read once, its
+    /// connections kept for the next lookup).
+    client: std::sync::OnceLock<Result<Arc<Client>, String>>,
     cache: Mutex<HashMap<u32, Lookup>>,
     /// The latest version of each subject asked for: its id and schema.
     latest: Mutex<HashMap<String, LatestLookup>>,
@@ -77,6 +80,7 @@ impl SchemaStore {
     pub fn new(source: SchemaSource) -> Self {
         SchemaStore {
             source,
+            client: std::sync::OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
         }
@@ -97,7 +101,7 @@ impl SchemaStore {
         if self.latest(subject).is_some() {
             return;
         }
-        let got = load_latest(&self.source, subject).await;
+        let got = self.load_latest(subject).await;
         if let Ok(mut c) = self.latest.lock() {
             c.insert(subject.to_string(), got);
         }
@@ -118,7 +122,7 @@ impl SchemaStore {
         if self.get(id).is_some() {
             return;
         }
-        let got = load(&self.source, id).await;
+        let got = self.load(id).await;
         if let Ok(mut c) = self.cache.lock() {
             c.insert(id, got);
         }
@@ -129,7 +133,7 @@ impl SchemaStore {
     #[cfg(test)]
     pub fn put_versions(&self, subject: &str, id: u32, latest: u32) {
         let with_subject = |id| {
-            blocking(load(&self.source, id)).map(|l| {
+            blocking(self.load(id)).map(|l| {
                 let mut l = Arc::try_unwrap(l).expect("fresh");
                 l.subject = Some(subject.to_string());
                 Arc::new(l)
@@ -144,15 +148,141 @@ impl SchemaStore {
         );
     }
 
-    /// Loads schema `id` now, on this thread, outside any async runtime (tests and tools).
+    /// Loads schema `id` now, waiting for it on this thread, inside an async runtime or
+    /// outside any (tests, and checking `--schemas DIR`).
     pub fn fetch_blocking(&self, id: u32) {
         if self.get(id).is_none() {
-            let got = blocking(load(&self.source, id));
+            let got = blocking(self.load(id));
             if let Ok(mut c) = self.cache.lock() {
                 c.insert(id, got);
             }
         }
     }
+}
+
+impl SchemaStore {
+    /// The registry's client (the error: no registry, or a bad URL or TLS file).
+    fn client(&self) -> Result<Arc<Client>, DecodeError> {
+        let Some(url) = &self.source.registry else {
+            return Err(DecodeError::no_schema(
+                "no schema registry (--schema-registry URL) given",
+            ));
+        };
+        let made = self
+            .client
+            .get_or_init(|| Client::new(url, &self.source.tls, "schema registry").map(Arc::new));
+        made.clone().map_err(DecodeError::no_schema)
+    }
+
+    /// Schema `id` from the directory, else the registry: a schema that cannot be had
+    /// is `NoSchema`, one that does not compile `BadSchema`. Files are read and schemas
+    /// compiled off the async threads.
+    async fn load(&self, id: u32) -> Lookup {
+        if let Some(dir) = self.source.dir.clone()
+            && let Some(found) = off_thread(move || Ok(from_dir(&dir, id))).await?
+        {
+            return found;
+        }
+        if self.source.registry.is_none() {
+            return Err(DecodeError::no_schema(match &self.source.dir {
+                Some(d) => format!(
+                    "schema {id}: no {id}.avsc/.json/.proto in '{}' and no --schema-registry",
+                    d.display()
+                ),
+                None => format!(
+                    "schema {id}: no schema registry (--schema-registry URL) or schema directory (--schemas DIR) given"
+                ),
+            }));
+        }
+        let client = self.client()?;
+        let fetched = async {
+            let body = get(&client, &format!("/schemas/ids/{id}")).await?;
+            let text = body["schema"].as_str().ok_or_else(|| {
+                format!(
+                    "schema {id} at {}: no 'schema' in the answer",
+                    client.base_url()
+                )
+            })?;
+            let text = text.to_string();
+            let mut refs = Vec::new();
+            references(&client, &body, &mut refs, 0).await?;
+            let subject = get(&client, &format!("/schemas/ids/{id}/versions"))
+                .await
+                .ok()
+                .and_then(|v| v[0]["subject"].as_str().map(str::to_string));
+            Ok::<_, String>((kind_of(&body), text, refs, subject))
+        };
+        let (kind, text, refs, subject) = fetched.await.map_err(DecodeError::no_schema)?;
+        let at = client.base_url().to_string();
+        off_thread(move || {
+            loaded(kind, &text, &refs, subject)
+                .map_err(|e| e.context(|m| format!("schema {id} at {at}: {m}")))
+        })
+        .await
+    }
+
+    /// `GET /subjects/{subject}/versions/latest`: its id and schema.
+    async fn load_latest(&self, subject: &str) -> LatestLookup {
+        if self.source.registry.is_none() {
+            return Err(DecodeError::no_schema(format!(
+                "--schema-version latest needs a schema registry (subject {subject})"
+            )));
+        }
+        let client = self.client()?;
+        let fetched = async {
+            let body = get(&client, &format!("/subjects/{subject}/versions/latest")).await?;
+            let id = body["id"]
+                .as_u64()
+                .and_then(|i| u32::try_from(i).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "subject {subject} at {}: no id in the answer",
+                        client.base_url()
+                    )
+                })?;
+            let text = body["schema"].as_str().unwrap_or_default().to_string();
+            let mut refs = Vec::new();
+            references(&client, &body, &mut refs, 0).await?;
+            Ok::<_, String>((id, kind_of(&body), text, refs))
+        };
+        let (id, kind, text, refs) = fetched.await.map_err(DecodeError::no_schema)?;
+        let (at, subject) = (client.base_url().to_string(), subject.to_string());
+        let loaded = off_thread(move || {
+            loaded(kind, &text, &refs, Some(subject.clone()))
+                .map_err(|e| e.context(|m| format!("subject {subject} at {at}: {m}")))
+        })
+        .await?;
+        Ok((id, loaded))
+    }
+}
+
+/// Schema `id` from `dir` (`<id>.avsc`, `.json` or `.proto`), compiled; None when no
+/// such file is there.
+fn from_dir(dir: &Path, id: u32) -> Option<Lookup> {
+    for (ext, kind) in [
+        ("avsc", SchemaKind::Avro),
+        ("json", SchemaKind::Json),
+        ("proto", SchemaKind::Protobuf),
+    ] {
+        let path = dir.join(format!("{id}.{ext}"));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return Some(
+                loaded(kind, &text, &[], None).map_err(|e| {
+                    e.context(|m| format!("schema {id} in '{}': {m}", path.display()))
+                }),
+            );
+        }
+    }
+    None
+}
+
+/// `f` (file reads, schema compiles) on a blocking thread, not the async ones.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DecodeError> + Send + 'static,
+) -> Result<T, DecodeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DecodeError::no_schema(format!("the schema lookup task failed: {e}")))?
 }
 
 /// `f` run to its end on a thread and runtime of its own, so that a caller inside an
@@ -180,67 +310,9 @@ const REGISTRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 /// The media types a registry answers in.
 const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json, application/json";
 
-/// A client of the registry at `url` (given as `host:port`, as in Confluent's tools, it
-/// is reached over http).
-fn registry(url: &str, tls: &TlsFiles) -> Result<Client, String> {
-    let with_scheme = match url.contains("://") {
-        true => url.to_string(),
-        false => format!("http://{url}"),
-    };
-    Client::new(&with_scheme, tls, "schema registry")
-}
-
 /// GET `path` from the registry as JSON.
 async fn get(client: &Client, path: &str) -> Result<serde_json::Value, String> {
     client.get_json(path, REGISTRY_JSON, REGISTRY_TIMEOUT).await
-}
-
-/// Schema `id` from the directory, else the registry: a schema that cannot be had is
-/// `NoSchema`, one that does not compile `BadSchema`.
-async fn load(source: &SchemaSource, id: u32) -> Lookup {
-    if let Some(dir) = &source.dir {
-        for (ext, kind) in [
-            ("avsc", SchemaKind::Avro),
-            ("json", SchemaKind::Json),
-            ("proto", SchemaKind::Protobuf),
-        ] {
-            let path = dir.join(format!("{id}.{ext}"));
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                return loaded(kind, &text, &[], None).map_err(|e| {
-                    e.context(|m| format!("schema {id} in '{}': {m}", path.display()))
-                });
-            }
-        }
-    }
-    let Some(url) = &source.registry else {
-        return Err(DecodeError::no_schema(match &source.dir {
-            Some(d) => format!(
-                "schema {id}: no {id}.avsc/.json/.proto in '{}' and no --schema-registry",
-                d.display()
-            ),
-            None => format!(
-                "schema {id}: no schema registry (--schema-registry URL) or schema directory (--schemas DIR) given"
-            ),
-        }));
-    };
-    let client = registry(url, &source.tls).map_err(DecodeError::no_schema)?;
-    let fetched = async {
-        let body = get(&client, &format!("/schemas/ids/{id}")).await?;
-        let text = body["schema"]
-            .as_str()
-            .ok_or_else(|| format!("schema {id} at {}: no 'schema' in the answer", client.url()))?
-            .to_string();
-        let mut refs = Vec::new();
-        references(&client, &body, &mut refs, 0).await?;
-        let subject = get(&client, &format!("/schemas/ids/{id}/versions"))
-            .await
-            .ok()
-            .and_then(|v| v[0]["subject"].as_str().map(str::to_string));
-        Ok::<_, String>((kind_of(&body), text, refs, subject))
-    };
-    let (kind, text, refs, subject) = fetched.await.map_err(DecodeError::no_schema)?;
-    loaded(kind, &text, &refs, subject)
-        .map_err(|e| e.context(|m| format!("schema {id} at {}: {m}", client.url())))
 }
 
 /// The kind a registry answer names (`schemaType`, Avro when absent).
@@ -250,31 +322,6 @@ fn kind_of(body: &serde_json::Value) -> SchemaKind {
         "JSON" => SchemaKind::Json,
         _ => SchemaKind::Avro,
     }
-}
-
-/// `GET /subjects/{subject}/versions/latest`: its id and schema.
-async fn load_latest(source: &SchemaSource, subject: &str) -> LatestLookup {
-    let url = source.registry.as_ref().ok_or_else(|| {
-        DecodeError::no_schema(format!(
-            "--schema-version latest needs a schema registry (subject {subject})"
-        ))
-    })?;
-    let client = registry(url, &source.tls).map_err(DecodeError::no_schema)?;
-    let fetched = async {
-        let body = get(&client, &format!("/subjects/{subject}/versions/latest")).await?;
-        let id = body["id"]
-            .as_u64()
-            .and_then(|i| u32::try_from(i).ok())
-            .ok_or_else(|| format!("subject {subject} at {}: no id in the answer", client.url()))?;
-        let text = body["schema"].as_str().unwrap_or_default().to_string();
-        let mut refs = Vec::new();
-        references(&client, &body, &mut refs, 0).await?;
-        Ok::<_, String>((id, kind_of(&body), text, refs))
-    };
-    let (id, kind, text, refs) = fetched.await.map_err(DecodeError::no_schema)?;
-    let loaded = loaded(kind, &text, &refs, Some(subject.to_string()))
-        .map_err(|e| e.context(|m| format!("subject {subject} at {}: {m}", client.url())))?;
-    Ok((id, loaded))
 }
 
 /// The schemas `body` references (`(name, text)`), dependencies first (each reference's
@@ -379,21 +426,5 @@ impl Mapping {
             file,
             message,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_registry_given_as_host_and_port_is_reached_over_http() {
-        for (url, shown) in [
-            ("reg:8081", "http://reg:8081/"),
-            ("https://reg:8081/ccompat", "https://reg:8081/ccompat"),
-        ] {
-            let c = registry(url, &TlsFiles::default()).expect(url);
-            assert_eq!(c.url(), shown, "{url}");
-        }
     }
 }
