@@ -27,7 +27,7 @@ fi
 
 export CC_x86_64_unknown_linux_musl=musl-gcc
 # MORGUE_RELEASE_PROFILE=ci-static (scripts/test.sh): the same code linked the same
-# way at opt-level 1, checked in CI in half the build time; a release is `release`.
+# way, unoptimised, checked in CI in a fraction of the build time; a release is `release`.
 PROFILE=${MORGUE_RELEASE_PROFILE:-release}
 start=$(date +%s)
 cargo build --profile "$PROFILE" --locked --target "$TARGET" --features static

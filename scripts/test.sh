@@ -26,11 +26,18 @@ scripts/services.sh up >"$services_out" &
 services_pid=$!
 # On exit (a failed check too): the start stopped if still running, the servers
 # stopped if this run started them.
-trap 'kill "$services_pid" ${release_pid:-} 2>/dev/null; wait "$services_pid" 2>/dev/null; rm -f "$services_out"; if [ "$started" = 1 ]; then scripts/services.sh down; fi' EXIT
+cleanup() {
+  set +e # a step that fails here must not change the run's status
+  kill "$services_pid" ${release_pid:-} 2>/dev/null
+  wait "$services_pid" 2>/dev/null
+  rm -f "$services_out"
+  if [ "$started" = 1 ]; then scripts/services.sh down; fi
+}
+trap cleanup EXIT
 # The static binary is built from the start, at the lowest priority (it takes the CPU
 # the checks, the build and the tests leave idle: links, the last crates, waits on the
-# servers), in a target directory of its own (cargo locks one per build), at opt-level
-# 1 (profile ci-static: the same code, statically linked the same way).
+# servers), in a target directory of its own (cargo locks one per build), unoptimised
+# (profile ci-static: the same code, statically linked the same way).
 export CARGO_TARGET_DIR_RELEASE="$ROOT/target/release-check"
 export MORGUE_RELEASE_PROFILE=ci-static
 release_log=$(mktemp)
