@@ -5,7 +5,8 @@
 # linked, `ldd` finds no shared library, `--version` runs, and `list` reads a letter
 # from the local broker (started by scripts/services.sh, or MORGUE_TEST_KAFKA).
 #   scripts/release.sh              build and check
-#   scripts/release.sh --build-only only build (scripts/test.sh builds while the tests run)
+#   scripts/release.sh --build-only only build
+# CI (.ci/run) runs it after the test suite (scripts/test.sh).
 # Installs what it needs: the musl target (rustup) and musl-tools (apt).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,22 +27,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 export CC_x86_64_unknown_linux_musl=musl-gcc
-# MORGUE_RELEASE_PROFILE=ci-static (scripts/test.sh): the same code linked the same
-# way, unoptimised, checked in CI in a fraction of the build time; a release is `release`.
-PROFILE=${MORGUE_RELEASE_PROFILE:-release}
 start=$(date +%s)
-cargo build --profile "$PROFILE" --locked --target "$TARGET" --features static
+cargo build --release --locked --target "$TARGET" --features static
 built=$(( $(date +%s) - start ))
 if [ "${1:-}" = --build-only ]; then
   echo "release: built in $built s"
   exit 0
 fi
-BIN=${CARGO_TARGET_DIR:-target}/$TARGET/$PROFILE/morgue
+BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/morgue
 
-# A release goes to dist/; CI's check build (another profile) beside its target, so
-# that dist/ only ever holds a release.
 DIST=dist
-[ "$PROFILE" = release ] || DIST=${CARGO_TARGET_DIR:-target}/dist-$PROFILE
 mkdir -p "$DIST"
 rm -rf "$DIST/$NAME" "$DIST/$NAME.tar.gz"
 mkdir -p "$DIST/$NAME/completions"
