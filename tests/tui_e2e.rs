@@ -109,9 +109,10 @@ async fn list_live_filter_detail_replay_in_tmux() {
 
     // Fix it in the editor (a scripted VISUAL): review the diff, keep it.
     t.keys(&["e"]);
-    let s = t.wait_for("Keep this edit");
+    // The diff itself waited for: a screen read mid-draw can hold the title alone.
+    let s = t.wait_for("+   \"price\": 3,");
     assert!(
-        s.contains("-   \"price\": -3,") && s.contains("+   \"price\": 3,"),
+        s.contains("Keep this edit") && s.contains("-   \"price\": -3,"),
         "{s}"
     );
     t.keys(&["Enter"]);
