@@ -474,11 +474,15 @@ impl App {
 
     /// The id of the letter open in the detail view.
     fn open_id(&self) -> Option<LetterId> {
+        self.open_letter().and_then(|d| d.id.clone())
+    }
+
+    /// The letter fetched in full, when it is still the selected one.
+    pub fn open_letter(&self) -> Option<&crate::engine::DeadLetter> {
         self.detail
             .letter
             .as_ref()
             .filter(|d| d.id == self.selected_id())
-            .and_then(|d| d.id.clone())
     }
 }
 

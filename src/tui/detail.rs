@@ -32,12 +32,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect, theme: Theme) {
         ),
         tabs,
     );
-    let Some(l) = app
-        .detail
-        .letter
-        .as_ref()
-        .filter(|d| d.id == app.selected_id())
-    else {
+    let Some(l) = app.open_letter() else {
         let line = app.fetch_line(app.selected_id().as_ref());
         f.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), body);
         return;

@@ -12,12 +12,7 @@ impl App {
         if self.write_refused("edit") {
             return Vec::new();
         }
-        let Some(l) = self
-            .detail
-            .letter
-            .as_ref()
-            .filter(|d| d.id == self.selected_id())
-        else {
+        let Some(l) = self.open_letter() else {
             self.status = format!(
                 "open the letter first ({}), then {} to edit",
                 self.key("open"),
@@ -132,12 +127,7 @@ impl App {
     }
 
     pub(super) fn copy(&mut self, whole: bool) -> Vec<Effect> {
-        let Some(l) = self
-            .detail
-            .letter
-            .as_ref()
-            .filter(|d| d.id == self.selected_id())
-        else {
+        let Some(l) = self.open_letter() else {
             self.status = format!("open the letter first ({}), then copy", self.key("open"));
             return Vec::new();
         };
