@@ -297,7 +297,12 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(async {
+        let result = run(cli).await;
+        // The driver's clean-up tasks finish before the runtime stops (see the module).
+        crate::backends::mongo::clients::close_all().await;
+        result
+    });
     // Do not wait for librdkafka threads stuck on a broker that went away.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

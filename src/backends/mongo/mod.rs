@@ -8,6 +8,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
 use thiserror::Error;
 
+pub mod clients;
 pub mod dlq;
 pub mod doc;
 pub mod errors;
@@ -124,6 +125,7 @@ impl MongoConfig {
             uri: uri.clone(),
             source,
         })?;
+        clients::track(&client);
         let db = client.database(&self.db);
         db.run_command(doc! { "ping": 1 })
             .await
