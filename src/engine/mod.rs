@@ -8,6 +8,8 @@
 //!   schema registry's GETs and `route --http`'s POSTs.
 //! - [`decoders`]: payload formats (Avro, Protobuf, JSON Schema, CBOR, …), decoded for
 //!   reading and encoded again for edits.
+//! - [`transform`]: jq expressions (jaq) over letters: a value decoded, transformed and
+//!   written back in its own format, the variables, the diffs.
 //! - [`read`]: what the TUI and `list` read — the `DeadLetterSource` trait, the store
 //!   and its compact index, the filter language, triage and fingerprints, the closed
 //!   loop after a replay, the overview, payload decoding for display.
@@ -22,6 +24,7 @@ pub mod http;
 pub mod model;
 pub mod read;
 pub mod route;
+pub mod transform;
 pub mod write;
 
 pub use model::error::EngineError;
