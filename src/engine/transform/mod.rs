@@ -167,7 +167,7 @@ impl Jq {
                         None => fail(code, "does not parse".into()),
                     },
                     Some(jaq_core::load::Error::Parse(es)) => match es.first() {
-                        Some((expect, at)) if at.is_empty() => fail(
+                        Some((expect, "")) => fail(
                             &code[code.len()..],
                             format!("expected {} at the end", expect.as_str()),
                         ),
