@@ -245,7 +245,7 @@ async fn a_ledger_of_a_newer_format_is_read_but_never_written() {
     let mut records = fixture();
     records.push((
         "w/from-the-future".into(),
-        br#"{"format":3,"by":"zoe@jump","entries":"opaque"}"#.to_vec(),
+        br#"{"format":4,"by":"zoe@jump","entries":"opaque"}"#.to_vec(),
     ));
     let f = Fixture::new("v3", 4, &records).await;
     // Reading goes on: the letters and the states format 1 gave them.
@@ -268,7 +268,7 @@ async fn a_ledger_of_a_newer_format_is_read_but_never_written() {
         let err = stderr(&out);
         assert!(!out.status.success(), "{args:?} succeeded: {err}");
         assert!(
-            err.contains("holds records of format 3, written by a newer morgue"),
+            err.contains("holds records of format 4, written by a newer morgue"),
             "{args:?}: {err}"
         );
     }

@@ -147,6 +147,7 @@ impl Target {
             opened.target.clone(),
             self.audit.clone(),
         )
+        .with_decoders(self.decoders.clone())
     }
 }
 

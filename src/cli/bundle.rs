@@ -242,6 +242,7 @@ pub async fn import(backend: &BackendArgs, args: &ImportArgs) -> anyhow::Result<
             offset: None,
             replay_id: None,
             edited: false,
+            transform: None,
         })
         .collect();
     target

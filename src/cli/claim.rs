@@ -51,6 +51,7 @@ pub async fn run(backend: &BackendArgs, args: &ResolveArgs, claim: bool) -> anyh
                 offset: None,
                 replay_id: None,
                 edited: false,
+                transform: None,
             };
             target
                 .audit

@@ -19,6 +19,14 @@
 //! edited), booleans `0`/`1`, bytes a string when UTF-8 and `{"base64": …}` otherwise.
 //! A record is at most [`MAX_RECORD`] bytes; a larger write is split, in order.
 //!
+//! **Format 3** is format 2 with one more field, written only by a record where a
+//! replay was made by a transform (`replay --transform`):
+//! `"transforms":[[replay_id, expression#], …]`, the expression of each such replay
+//! (pending or in a history) named by its replay id. A morgue that reads format 2 only
+//! refuses to write such a ledger: finishing a transformed replay without the
+//! expression would send the untransformed value. Records without a transform stay
+//! format 2.
+//!
 //! **Format 1** (morgue before this version): one JSON [`LedgerEntry`] per record. Such
 //! records are still read, in log order with the others, so a ledger written by an
 //! older morgue is continued with every letter's state and history.
@@ -37,7 +45,9 @@ use crate::engine::model::ledger_fold::Record;
 use crate::engine::model::letter::ReplayRecord;
 
 /// The format this morgue writes.
-pub const FORMAT: u64 = 2;
+pub const FORMAT: u64 = 3;
+/// The format of records that carry no transform.
+const PLAIN: u64 = 2;
 /// The largest record a write makes (a broker's default limit is 1 MiB).
 pub const MAX_RECORD: usize = 256 << 10;
 
@@ -222,6 +232,9 @@ struct Batch {
     #[serde(default)]
     strings: Vec<String>,
     entries: Vec<Entry>,
+    /// Format 3: each transformed replay's expression, by replay id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    transforms: Vec<(String, u32)>,
 }
 
 /// One letter's entry in a format-2 record.
@@ -290,12 +303,13 @@ impl Builder {
     fn new(first: &LedgerEntry) -> Self {
         Builder {
             batch: Batch {
-                format: FORMAT,
+                format: PLAIN,
                 by: first.by.clone(),
                 session: first.session.clone(),
                 at_ms: first.at_ms,
                 strings: Vec::new(),
                 entries: Vec::new(),
+                transforms: Vec::new(),
             },
             size: 128 + first.by.len() + first.session.len(),
         }
@@ -314,7 +328,25 @@ impl Builder {
         u32::try_from(i).unwrap_or(u32::MAX)
     }
 
+    /// Records the expression of replay `replay_id`, once: the record becomes format 3.
+    fn transform(&mut self, replay_id: &str, expr: &str) {
+        if self.batch.transforms.iter().any(|(r, _)| r == replay_id) {
+            return;
+        }
+        let i = self.string(expr);
+        self.size += replay_id.len() + 16;
+        self.batch.transforms.push((replay_id.to_string(), i));
+        self.batch.format = FORMAT;
+    }
+
     fn push(&mut self, e: &LedgerEntry) {
+        let pending = e.pending.iter().map(|p| (&p.replay_id, &p.transform));
+        let history = e.history.iter().map(|h| (&h.replay_id, &h.transform));
+        for (replay_id, t) in pending.chain(history) {
+            if let Some(expr) = t {
+                self.transform(replay_id, expr);
+            }
+        }
         let pending = e.pending.as_ref().map(|p| {
             let earlier = p.earlier.iter().map(|t| self.string(t)).collect();
             Pending(
@@ -370,6 +402,11 @@ impl Batch {
                 .cloned()
                 .ok_or_else(|| format!("string #{i} is not in the record"))
         };
+        let mut transforms = std::collections::HashMap::new();
+        for (replay_id, i) in &self.transforms {
+            transforms.insert(replay_id.as_str(), s(*i)?);
+        }
+        let transform = |replay_id: &str| transforms.get(replay_id).cloned();
         let mut out = Vec::with_capacity(self.entries.len());
         for Entry(id, version, state, source, force, at_delta, pending, history, edited) in
             self.entries
@@ -380,7 +417,6 @@ impl Batch {
                 None => None,
                 Some(Pending(replay_id, topic, partition, from, ed, key, txn, earlier)) => {
                     Some(PendingReplay {
-                        replay_id,
                         topic: s(topic)?,
                         partition,
                         from_offset: from,
@@ -388,12 +424,15 @@ impl Batch {
                         key: key.map(Into::into),
                         txn: s(txn)?,
                         earlier: earlier.into_iter().map(&s).collect::<Result<_, _>>()?,
+                        transform: transform(&replay_id),
+                        replay_id,
                     })
                 }
             };
             let mut hs = Vec::with_capacity(history.len());
             for History(replay_id, topic, partition, offset, by, at_ms, ed, key) in history {
                 hs.push(ReplayRecord {
+                    transform: transform(&replay_id),
                     replay_id,
                     topic: s(topic)?,
                     partition,

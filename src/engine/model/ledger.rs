@@ -205,6 +205,10 @@ pub struct PendingReplay {
     /// before the message is looked for, and before anything is sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier: Vec<String>,
+    /// The transform the value was made with (`engine::transform::Spec::to_ledger`):
+    /// whoever finishes the replay computes the same bytes from the same start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
 }
 
 /// The source key of a letter: `topic/partition/offset` of the original message, when all are known.

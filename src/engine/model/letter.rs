@@ -257,6 +257,9 @@ pub struct ReplayRecord {
     /// The key sent, to recognise the message failing again (absent in old entries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<EncodedBytes>,
+    /// The transform the payload was made with (its expression), when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
 }
 
 /// A dead letter as read from any DLQ backend.

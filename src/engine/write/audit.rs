@@ -33,6 +33,9 @@ pub struct AuditRecord<'a> {
     pub replay_id: Option<&'a str>,
     /// True when an edited value was sent.
     pub edited: bool,
+    /// The transform the payload was made with, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform: Option<&'a str>,
 }
 
 /// An append-only JSON-lines file.
@@ -128,6 +131,7 @@ mod tests {
                 offset: Some(7),
                 replay_id: Some("r"),
                 edited: false,
+                transform: None,
             })
             .await
             .unwrap();
@@ -157,6 +161,7 @@ mod tests {
             offset: None,
             replay_id: None,
             edited: false,
+            transform: None,
         };
         assert!(
             log.append(&rec)

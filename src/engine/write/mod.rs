@@ -1,7 +1,8 @@
 //! The write wing. Every write to a DLQ goes through the [`Writer`]: replay, resolve,
-//! keep or discard an edit (`send.rs` claims' takeover, send and confirm; `state.rs`
-//! resolve and edits; `target.rs` the [`ReplayTarget`] trait; `verdict.rs` each
-//! letter's [`ReplayOutcome`]). Beside it: what a replay would send and why it is
+//! keep or discard an edit (`items.rs` each letter's claim, fresh or taken over;
+//! `transformed.rs` what a `--transform` makes of a letter first; `send.rs` claims'
+//! takeover, send and confirm; `state.rs` resolve and edits; `target.rs` the
+//! [`ReplayTarget`] trait; `verdict.rs` each letter's [`ReplayOutcome`]). Beside it: what a replay would send and why it is
 //! refused ([`plan`](mod@plan)), the audit log ([`audit`]) and test-only pauses
 //! ([`fault`]).
 //!
@@ -58,6 +59,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::engine::decoders::Registry;
 use crate::engine::model::after_replay::Consumed;
 use crate::engine::model::encoding::EncodedBytes;
 use crate::engine::model::error::EngineError;
@@ -67,8 +69,10 @@ use crate::engine::model::ledger::{
 };
 use crate::engine::model::letter::{DeadLetter, LetterId, ReplayRecord};
 use crate::engine::model::names::whoami;
+use crate::engine::transform::Jq;
 use crate::engine::write::audit::{AuditLog, AuditRecord, now_rfc3339};
 use crate::engine::write::plan::{ReplayPlan, ReplayPolicy, plan};
+use crate::engine::write::transformed::Compiled;
 
 /// How many times a send or a conditional write is tried before giving up.
 const ATTEMPTS: u32 = 8;
@@ -99,6 +103,8 @@ pub struct Writer {
     who: String,
     session: String,
     takeover_after: Duration,
+    /// Reads and writes values for transforms (a claim taken over may carry one).
+    decoders: Arc<Registry>,
 }
 
 /// A letter taken through claim, send and confirm.
@@ -128,7 +134,14 @@ impl Writer {
             who: whoami(),
             session: uuid::Uuid::new_v4().to_string(),
             takeover_after: Duration::from_secs(10),
+            decoders: crate::engine::decoders::builtin(),
         }
+    }
+
+    /// The profile's decoders, for transforms (default: the built-in ones).
+    pub fn with_decoders(mut self, decoders: Arc<Registry>) -> Self {
+        self.decoders = decoders;
+        self
     }
 
     /// After how long another session's unconfirmed replay is taken over instead of skipped.
@@ -278,8 +291,23 @@ impl Writer {
         target: Option<&str>,
         force: bool,
     ) -> Vec<(LetterId, ReplayOutcome)> {
+        self.replay_with(letters, target, force, None).await
+    }
+
+    /// [`Writer::replay`], each letter's value made by `transform` first (from its
+    /// kept edit, else its value as it arrived); a letter it fails for is skipped
+    /// with [`Reason::TransformFailed`]. The ledger and the audit log keep the expression.
+    pub async fn replay_with(
+        &self,
+        letters: &[DeadLetter],
+        target: Option<&str>,
+        force: bool,
+        transform: Option<&Jq>,
+    ) -> Vec<(LetterId, ReplayOutcome)> {
         let ids: Vec<String> = letters.iter().map(id_of).collect();
-        let done = self.replay_by_id(letters, &ids, target, force).await;
+        let done = self
+            .replay_by_id(letters, &ids, target, force, transform)
+            .await;
         // Report in the order asked, under the letters' own ids.
         let mut by_id: std::collections::HashMap<String, ReplayOutcome> =
             done.into_iter().collect();
@@ -300,6 +328,7 @@ impl Writer {
         ids: &[String],
         target: Option<&str>,
         force: bool,
+        transform: Option<&Jq>,
     ) -> Vec<(String, ReplayOutcome)> {
         let fail_all = |why: NotDone| {
             ids.iter()
@@ -329,6 +358,7 @@ impl Writer {
         let token = new_id();
         let mut done: Vec<(String, ReplayOutcome)> = Vec::new();
         let mut items = Vec::new();
+        let mut compiled = Compiled::new(transform);
         for letter in letters {
             let mut l = letter.clone();
             state.apply(&mut l);
@@ -344,11 +374,18 @@ impl Writer {
             }
             let prev = state.get(&id);
             let item = match prev.filter(|e| e.state == EntryState::Replaying) {
-                Some(e) => self.takeover_item(&l, e, &token),
-                None => self.fresh_item(&l, prev, target, force, &*t, &token).await,
+                Some(e) => self.takeover_item(&l, e, &token, &mut compiled),
+                None => {
+                    let jq = compiled.given();
+                    self.fresh_item(&l, prev, target, force, &*t, &token, jq)
+                        .await
+                }
             };
             match item {
                 Ok(item) => items.push(item),
+                Err(why) if why.reason == Reason::TransformFailed => {
+                    done.push((id, ReplayOutcome::Skipped(why)));
+                }
                 Err(why) => done.push((id, ReplayOutcome::Failed(why))),
             }
         }
@@ -400,81 +437,6 @@ impl Writer {
         done
     }
 
-    /// The claim entry and message for a letter nobody holds.
-    async fn fresh_item(
-        &self,
-        l: &DeadLetter,
-        prev: Option<&LedgerEntry>,
-        target: Option<&str>,
-        force: bool,
-        t: &dyn ReplayTarget,
-        token: &str,
-    ) -> Result<Item, NotDone> {
-        let id = id_of(l);
-        let edited = stored_edit(prev);
-        let p = plan(l, target, edited, &self.policy, new_id(), true)
-            .map_err(|e| NotDone::new(Reason::Forbidden, e.to_string()))?;
-        let (partition, from_offset) = t
-            .place(&p.topic, p.key.as_deref(), l.source.partition)
-            .await
-            .map_err(|e| target_not_done(&e))?;
-        let mut entry = self.next(&id, EntryState::Replaying, prev);
-        entry.source = source_key(l);
-        entry.force = force;
-        entry.pending = Some(PendingReplay {
-            replay_id: p.replay_id.clone(),
-            topic: p.topic.clone(),
-            partition,
-            from_offset,
-            edited: p.edited,
-            key: p.key.as_deref().map(EncodedBytes::of),
-            txn: token.to_string(),
-            earlier: Vec::new(),
-        });
-        Ok(Item {
-            id,
-            entry,
-            out: Outgoing { plan: p, partition },
-            takes_over: false,
-        })
-    }
-
-    /// The takeover entry and message for a letter left `replaying`: the same replay id
-    /// and target, claimed under this run's token.
-    fn takeover_item(&self, l: &DeadLetter, e: &LedgerEntry, token: &str) -> Result<Item, NotDone> {
-        let id = id_of(l);
-        let mut p = e.pending.clone().ok_or_else(|| {
-            NotDone::new(
-                Reason::Forbidden,
-                format!("{id} is replaying but its entry names no target"),
-            )
-        })?;
-        let value = if p.edited { stored_edit(Some(e)) } else { None };
-        let old = std::mem::replace(&mut p.txn, token.to_string());
-        p.earlier.push(old);
-        let mut entry = self.next(&id, EntryState::Replaying, Some(e));
-        entry.pending = Some(p.clone());
-        entry.force = e.force;
-        let out = plan(
-            l,
-            Some(&p.topic),
-            value,
-            &self.policy,
-            p.replay_id.clone(),
-            true,
-        )
-        .map_err(|e| NotDone::new(Reason::Forbidden, e.to_string()))?;
-        Ok(Item {
-            id,
-            entry,
-            out: Outgoing {
-                plan: out,
-                partition: p.partition,
-            },
-            takes_over: true,
-        })
-    }
-
     /// Audits a write that sent nothing (resolve, edit, a reconciled replay).
     async fn audit(&self, action: &str, id: &str) -> Result<(), String> {
         let dlq = self.ledger.dlq();
@@ -490,6 +452,7 @@ impl Writer {
                 offset: None,
                 replay_id: None,
                 edited: false,
+                transform: None,
             })
             .await
     }
@@ -506,9 +469,11 @@ pub const WINDOW: usize = 2000;
 pub const WINDOW_BYTES: usize = 64 << 20;
 /// Batches a bulk replay's reader may hold ahead of the window being replayed.
 pub const WINDOW_AHEAD: usize = 2;
+mod items;
 mod send;
 mod state;
 mod target;
+mod transformed;
 mod verdict;
 
 pub use target::{Outgoing, ReplayTarget, TargetError};

@@ -266,6 +266,11 @@ impl Writer {
                 offset: Some(*offset),
                 replay_id: Some(item.out.plan.replay_id.as_str()),
                 edited: item.out.plan.edited,
+                transform: item
+                    .entry
+                    .pending
+                    .as_ref()
+                    .and_then(|p| p.transform.as_deref()),
             })
             .collect();
         let audited = if records.is_empty() {
@@ -318,6 +323,11 @@ impl Writer {
                 .key
                 .as_deref()
                 .map(crate::engine::model::encoding::EncodedBytes::of),
+            transform: item
+                .entry
+                .pending
+                .as_ref()
+                .and_then(|p| p.transform.clone()),
         });
         e.edited_value = None;
         e

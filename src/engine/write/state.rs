@@ -127,6 +127,7 @@ impl Writer {
                     at_ms: done.at_ms,
                     edited: p.edited,
                     key: p.key.clone(),
+                    transform: p.transform.clone(),
                 });
                 done.edited_value = None;
                 done

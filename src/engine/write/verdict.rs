@@ -32,6 +32,9 @@ pub enum Reason {
     Refused,
     /// The letter carries no id.
     NoId,
+    /// `--transform` failed for it (an error, no value, several values, or a result
+    /// its schema refuses): not sent.
+    TransformFailed,
 }
 
 impl Reason {
@@ -49,6 +52,7 @@ impl Reason {
             Reason::Unreachable => "unreachable",
             Reason::Refused => "refused",
             Reason::NoId => "no-id",
+            Reason::TransformFailed => "transform-failed",
         }
     }
 }

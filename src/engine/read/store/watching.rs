@@ -87,6 +87,7 @@ impl Store {
             at_ms: self.now_ms,
             edited: false,
             key: None,
+            transform: None,
         };
         self.watch.register(id, key, std::slice::from_ref(&record));
         self.settle_row(id);
