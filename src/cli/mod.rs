@@ -21,6 +21,7 @@ mod route;
 pub mod security;
 mod serve;
 mod shell;
+mod transform;
 mod usage;
 mod values;
 

@@ -4,7 +4,9 @@
 //! letter with its `reason` code, `by` and `since`). A filtered replay streams: letters
 //! are read, claimed, replayed and dropped a window at a time.
 
+use super::transform::{TransformTally, dry_json};
 use crate::engine::decoders::Registry;
+use crate::engine::transform::Jq;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -63,6 +65,9 @@ pub struct ReplayArgs {
     /// holder taken over sends nothing and reports `taken-over`).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = values::wait)]
     pub takeover_after: Duration,
+    /// A jq expression each letter is fixed with before it is sent.
+    #[command(flatten)]
+    pub transform: super::transform::TransformArgs,
 }
 
 /// Options of `morgue resolve`.
@@ -392,6 +397,8 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
         args.filter.as_deref(),
         chrono::Utc::now().timestamp_millis(),
     )?;
+    // A transform that does not compile is refused before anything is contacted.
+    let jq = args.transform.compile()?;
     if filter.is_none() && args.ids.is_empty() {
         return Err(UsageError("name letters by ID or --filter QUERY".into()).into());
     }
@@ -409,18 +416,34 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     let writer = writer.with_takeover_after(args.takeover_after);
     let to = args.to.as_deref();
     if args.dry_run {
+        let tally = std::cell::RefCell::new(TransformTally::default());
         let dry = |letters: Vec<DeadLetter>| {
-            let (writer, decoders) = (&writer, &target.decoders);
+            let (writer, decoders, jq, tally) = (&writer, &target.decoders, jq.as_ref(), &tally);
             async move {
                 for l in &letters {
-                    match writer.plan(l, to, args.force).await {
-                        Ok(p) => print(&plan_json(&p, decoders))?,
+                    let planned = match jq {
+                        None => writer
+                            .plan(l, to, args.force)
+                            .await
+                            .map(|p| plan_json(&p, decoders)),
+                        Some(jq) => writer.plan_with(l, to, args.force, jq).await.map(|(p, a)| {
+                            tally.borrow_mut().add(&p.letter_id, &a);
+                            dry_json(&p, &a)
+                        }),
+                    };
+                    match planned {
+                        Ok(line) => print(&line)?,
                         Err(e) => print(
                             &json!({"id": id_of(l), "status": "refused", "error": e.to_string()}),
                         )?,
                     }
                 }
-                Ok(())
+                Ok::<(), anyhow::Error>(())
+            }
+        };
+        let said = |jq: Option<&Jq>| {
+            if let Some(jq) = jq {
+                eprintln!("morgue: dry run: {}", tally.borrow().line(jq));
             }
         };
         return match filter {
@@ -435,6 +458,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
                     dry(letters).await?;
                 }
                 let q = args.filter.as_deref().unwrap_or_default();
+                said(jq.as_ref());
                 eprintln!(
                     "morgue: dry run: {} letter(s) match '{q}' now ({}); nothing was written",
                     counted.len(),
@@ -442,14 +466,25 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
                 );
                 Ok(())
             }
-            None => dry(fetch(&target, &opened, &writer, &args.ids).await?).await,
+            None => {
+                dry(fetch(&target, &opened, &writer, &args.ids).await?).await?;
+                said(jq.as_ref());
+                Ok(())
+            }
         };
     }
     if target.read_only {
         return Err(EngineError::ReadOnly("replay".into()).into());
     }
     target.dlq.replay_cluster().map_err(UsageError)?;
-    let whither = to.map_or_else(|| "their source topics".to_string(), |t| format!("'{t}'"));
+    let mut whither = to.map_or_else(|| "their source topics".to_string(), |t| format!("'{t}'"));
+    if let Some(jq) = &jq {
+        whither.push_str(&format!(
+            ", each fixed by transform '{}' first (a letter it fails for is skipped)",
+            jq.spec()
+        ));
+    }
+    let jq = jq.as_ref();
     let mut tally = Tally::default();
     let mut sent = 0u64;
     let rate = args.rate;
@@ -475,7 +510,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
             let mut w = Windows::open(&opened, &f, Some(&counted));
             while let Some(letters) = w.next().await? {
                 run_window(
-                    &writer, letters, to, args.force, rate, &mut sent, &mut tally,
+                    &writer, letters, to, args.force, jq, rate, &mut sent, &mut tally,
                 )
                 .await?;
             }
@@ -496,6 +531,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
                     chunk.to_vec(),
                     to,
                     args.force,
+                    jq,
                     rate,
                     &mut sent,
                     &mut tally,
@@ -516,6 +552,7 @@ async fn run_window(
     letters: Vec<DeadLetter>,
     to: Option<&str>,
     force: bool,
+    jq: Option<&Jq>,
     rate: Option<f64>,
     sent: &mut u64,
     tally: &mut Tally,
@@ -536,7 +573,7 @@ async fn run_window(
         }
         let (part, tail) = rest.split_at(n.min(rest.len()).min(WINDOW));
         rest = tail;
-        for (id, o) in writer.replay(part, to, force).await {
+        for (id, o) in writer.replay_with(part, to, force, jq).await {
             tally.add(&id.to_string(), &o)?;
         }
         *sent += part.len() as u64;

@@ -69,7 +69,7 @@ use crate::engine::model::ledger::{
 };
 use crate::engine::model::letter::{DeadLetter, LetterId, ReplayRecord};
 use crate::engine::model::names::whoami;
-use crate::engine::transform::Jq;
+use crate::engine::transform::{Applied, Jq, apply};
 use crate::engine::write::audit::{AuditLog, AuditRecord, now_rfc3339};
 use crate::engine::write::plan::{ReplayPlan, ReplayPolicy, plan};
 use crate::engine::write::transformed::Compiled;
@@ -190,6 +190,36 @@ impl Writer {
             return Err(WriteError::Pending(why.message));
         }
         Ok(plan(&l, target, edited, &self.policy, new_id(), true)?)
+    }
+
+    /// [`Writer::plan`] for a replay made by `jq`: the plan of what would be sent, and
+    /// what the transform made of the letter (a failed one plans the letter as it is).
+    pub async fn plan_with(
+        &self,
+        letter: &DeadLetter,
+        target: Option<&str>,
+        force: bool,
+        jq: &Jq,
+    ) -> Result<(ReplayPlan, Applied), WriteError> {
+        let mut l = letter.clone();
+        let state = self.refresh(std::slice::from_mut(&mut l)).await?;
+        let edited = stored_edit(state.get(&id_of(&l)));
+        if let Some(why) = self.skip_reason(&l, &state, force) {
+            return Err(WriteError::Pending(why.message));
+        }
+        let applied = apply(
+            jq,
+            &l,
+            edited.as_deref().or(l.value.as_deref()),
+            &self.decoders,
+        );
+        let made = transformed::transformed(jq, &l, edited.as_deref(), &self.decoders);
+        let mut p = match made {
+            Ok(made) => plan(&made, target, None, &self.policy, new_id(), true)?,
+            Err(_) => plan(&l, target, edited.clone(), &self.policy, new_id(), true)?,
+        };
+        p.edited = edited.is_some();
+        Ok((p, applied))
     }
 
     /// Whether the source consumer group (`group`, else the letter's own) has read past
