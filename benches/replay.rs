@@ -158,6 +158,7 @@ async fn record(brokers: &str, dlq: &str, n: usize) {
                     )),
                     txn: token.clone(),
                     earlier: Vec::new(),
+                    transform: None,
                 }),
                 ..base(i, EntryState::Replaying, 1)
             })
@@ -176,6 +177,7 @@ async fn record(brokers: &str, dlq: &str, n: usize) {
                         at_ms: c.at_ms,
                         edited: false,
                         key: p.key,
+                        transform: None,
                     }],
                     ..base(c.id[2..].parse().unwrap(), EntryState::Replayed, 2)
                 }

@@ -321,6 +321,7 @@ fn ledger_entry(i: usize, version: u64) -> morgue::engine::model::ledger::Ledger
                 at_ms: 1_732_700_000_000,
                 edited: false,
                 key: None,
+                transform: None,
             })
             .collect(),
         edited_value: None,

@@ -398,6 +398,7 @@ fn history_tab_with_a_replay_that_failed_again() {
         at_ms: 1_795_000_010_000,
         edited: false,
         key: None,
+        transform: None,
     }];
     let mut again = spring(1, br#"{"price":-3}"#);
     again.headers.push("morgue-replay-id", "r-1");

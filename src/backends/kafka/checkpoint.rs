@@ -6,7 +6,9 @@
 //!
 //! They live in a topic of their own, `<dlq>.morgue-checkpoint` (one partition):
 //! - a **head** record first, key `h/<uuid>`, JSON
-//!   `{"format":2,"checkpoint":{"id","upto","parts","letters","by","at_ms"}}`: the ledger
+//!   `{"format":3,"checkpoint":{"id","upto","parts","letters","by","at_ms"}}` (format 3
+//!   since transformed replays: its entries may carry a transform's expression, which a
+//!   format-2 morgue would drop; format-2 heads are still read): the ledger
 //!   offset it covers up to (every record before `upto` is folded in), and how many
 //!   parts and letters follow;
 //! - then its **parts**, in order, key `p/<uuid>/<i>`, each up to [`PART_LETTERS`]
@@ -327,7 +329,7 @@ mod tests {
             at_ms: 5,
         };
         assert_eq!(decode_head(&encode_head(&h).unwrap()).unwrap(), Ok(h));
-        assert_eq!(decode_head(br#"{"format":3}"#).unwrap(), Err(3));
+        assert_eq!(decode_head(br#"{"format":4}"#).unwrap(), Err(4));
         // A source held by a letter the part does not have is refused.
         let bad = encode_part(&letters[..5], &[(5, 1)], b"").unwrap();
         assert!(

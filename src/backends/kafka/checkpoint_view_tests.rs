@@ -62,6 +62,7 @@ fn window(v: &mut View, rng: &mut Lcg, n: usize) -> Vec<LedgerEntry> {
                         at_ms: 1,
                         edited: false,
                         key: None,
+                        transform: None,
                     });
                 }
                 h
@@ -86,6 +87,7 @@ fn window(v: &mut View, rng: &mut Lcg, n: usize) -> Vec<LedgerEntry> {
                 key: None,
                 txn: "t".into(),
                 earlier: Vec::new(),
+                transform: None,
             }),
             history,
             edited_value: None,

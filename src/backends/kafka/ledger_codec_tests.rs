@@ -28,6 +28,7 @@ fn full(i: usize) -> LedgerEntry {
         key: key.clone(),
         txn: "tok".into(),
         earlier: vec!["old-1".into(), "old-2".into()],
+        transform: None,
     });
     e.history = vec![ReplayRecord {
         replay_id: "r-0".into(),
@@ -38,6 +39,7 @@ fn full(i: usize) -> LedgerEntry {
         at_ms: 5,
         edited: false,
         key,
+        transform: None,
     }];
     e.edited_value = Some(EncodedBytes::of(&[0xff, 0x00, 0x7f]));
     e
@@ -92,6 +94,29 @@ fn every_field_of_every_state_round_trips() {
 }
 
 #[test]
+fn a_transformed_replay_keeps_its_expression_in_format_3() {
+    let expr = ".price |= -.";
+    let mut entries: Vec<_> = (0..20).map(full).collect();
+    for e in &mut entries {
+        if let Some(p) = &mut e.pending {
+            p.transform = Some(expr.into());
+        }
+        e.history[0].replay_id = format!("h-{}", e.id);
+        e.history[0].transform = Some(format!("envelope:{expr}"));
+    }
+    let records = encode(&entries).unwrap();
+    assert_eq!(records.len(), 1);
+    let text = String::from_utf8_lossy(&records[0].0);
+    assert!(text.starts_with("{\"format\":3,"), "{text}");
+    // Each expression once, however many letters carry it.
+    assert_eq!(text.matches(expr).count(), 2, "{text}");
+    assert_eq!(batch(&records[0].0), entries);
+    // A record without a transform stays format 2, readable by a format-2 morgue.
+    let plain = encode(&[full(1)]).unwrap();
+    assert!(plain[0].0.starts_with(b"{\"format\":2,"));
+}
+
+#[test]
 fn shared_strings_are_written_once() {
     let entries: Vec<_> = (0..50).map(full).collect();
     let (bytes, n) = &encode(&entries).unwrap()[0];
@@ -136,11 +161,11 @@ fn format_1_records_are_read_and_newer_ones_recognised() {
         Decoded::One(r) => assert_eq!((r.id.as_ref(), r.version), ("3:3", 2)),
         _ => panic!("format 1 not read as one entry"),
     }
-    let newer = br#"{"format":3,"anything":[1,2]}"#;
-    assert!(matches!(decode(newer).unwrap(), Decoded::Newer(3)));
+    let newer = br#"{"format":4,"anything":[1,2]}"#;
+    assert!(matches!(decode(newer).unwrap(), Decoded::Newer(4)));
     // Whitespace before the marker changes nothing.
-    let spaced = br#"{ "format" : 3 }"#;
-    assert!(matches!(decode(spaced).unwrap(), Decoded::Newer(3)));
+    let spaced = br#"{ "format" : 4 }"#;
+    assert!(matches!(decode(spaced).unwrap(), Decoded::Newer(4)));
 }
 
 #[test]

@@ -369,6 +369,7 @@ mod tests {
                     at_ms: 1,
                     edited: false,
                     key: None,
+                    transform: None,
                 })
                 .collect(),
             edited_value: None,
@@ -444,6 +445,7 @@ mod tests {
             key: None,
             txn: "t".into(),
             earlier: vec!["s".into()],
+            transform: None,
         });
         e.edited_value = Some(EncodedBytes::of(&[0xff]));
         let json = serde_json::to_string(&e).unwrap();

@@ -15,6 +15,7 @@ fn record(replay_id: &str, at_ms: i64) -> ReplayRecord {
         at_ms,
         edited: false,
         key: None,
+        transform: None,
     }
 }
 

@@ -151,6 +151,7 @@ fn a_replayed_letter_needs_force_and_counts_up() {
         at_ms: 0,
         edited: false,
         key: None,
+        transform: None,
     });
     let e = plan(&l, None, None, &policy(), "b".into(), false).unwrap_err();
     assert_eq!(
