@@ -6,7 +6,9 @@
 //! (`replayed` includes `confirmed` and `failed-again`), `header.NAME:GLOB`,
 //! `since:T` / `until:T` (RFC 3339, a date, or an age such as `15m`),
 //! `$.json.path OP VALUE` (OP is `=`, `!=`, `<`, `<=`, `>`, `>=` or `~` for a regex),
-//! `/regex/` (value or key) and free text (value, key or error). The grammar and its
+//! `/regex/` (value or key), `jq:EXPR` (a jq expression over the decoded value, with
+//! the letter's variables; it matches when its first value is `true`, quoted as
+//! `jq:".a > 1"` when it has spaces) and free text (value, key or error). The grammar and its
 //! errors live in [`super::filter_parse`]: a query that does not parse is refused
 //! with the column it failed at, never read as "everything". Terms that only look at
 //! index fields answer without the payload; see [`Filter::index_only`].
@@ -74,10 +76,12 @@ impl Filter {
 
     /// True when some term looks inside the value (JSON path, regex, free text).
     pub fn needs_payload(&self) -> bool {
-        self.groups
-            .iter()
-            .flatten()
-            .any(|(_, t)| matches!(t, Term::Json(..) | Term::Regex(_) | Term::Text(_)))
+        self.groups.iter().flatten().any(|(_, t)| {
+            matches!(
+                t,
+                Term::Json(..) | Term::Regex(_) | Term::Text(_) | Term::Jq(_)
+            )
+        })
     }
 
     /// True when every term can be answered from an index row alone (key, source
@@ -162,6 +166,13 @@ impl Term {
                     || Term::Error(s.clone()).matches(l, decoders)
             }
             Term::Json(path, op, v) => json_matches(l, path, op, v, decoders),
+            // An error (or a value no decoder reads) is no match.
+            Term::Jq(jq) => {
+                let topic = l.source.topic.as_deref();
+                crate::engine::transform::value_json(l.value.as_deref(), decoders, topic)
+                    .and_then(|v| jq.test(&v, crate::engine::transform::letter_vars(l)))
+                    .unwrap_or(false)
+            }
         }
     }
 }

@@ -11,7 +11,8 @@
 //! atom    = "/" REGEX "/"                        (non-empty; "\/" is a slash)
 //!         | "$." path ws* op ws* literal
 //!         | field ":" value                      (field: key topic error fingerprint
-//!                                                 reason state since until header.NAME)
+//!                                                 reason state since until header.NAME
+//!                                                 jq: a jq expression, true matches)
 //!         | "\"" TEXT "\""                       (non-empty; "\"" and "\\" escape)
 //!         | WORD                                 (free text; a WORD with ':' whose
 //!                                                 field has '.' or '/' is text too)
@@ -56,6 +57,7 @@ pub(super) enum Term {
     Json(Vec<String>, Op, Literal),
     Regex(Regex),
     Text(String),
+    Jq(std::sync::Arc<crate::engine::transform::Jq>),
 }
 
 /// A comparison in a `$.path` term.
@@ -92,7 +94,7 @@ impl Literal {
 pub(super) type Groups = Vec<Vec<(bool, Term)>>;
 
 /// The fields a `field:value` term may name.
-const FIELDS: &str = "key, topic, error, fingerprint, reason, state, header.NAME, since, until";
+const FIELDS: &str = "key, topic, error, fingerprint, reason, state, header.NAME, since, until, jq";
 const REASONS: [&str; 4] = ["failed", "max-attempts-exceeded", "expired", "unknown"];
 const STATES: [&str; 8] = [
     "new",
@@ -375,9 +377,10 @@ impl Parser<'_> {
         }
         self.pos += 1;
         let at = self.pos;
-        let value = match self.peek() {
-            Some('"') => self.quoted()?,
-            _ => self.bare(),
+        let quoted = self.peek() == Some('"');
+        let value = match quoted {
+            true => self.quoted()?,
+            false => self.bare(),
         };
         if value.is_empty() {
             return self.err(at, format!("expected a value after '{field}:'"));
@@ -410,6 +413,19 @@ impl Parser<'_> {
                 return self.err(at, format!("unknown state '{value}' ({all})"));
             }
             "since" => Term::Since(self.time(&value, at)?),
+            "jq" => {
+                let spec = crate::engine::transform::Spec {
+                    expr: value,
+                    envelope: false,
+                };
+                match crate::engine::transform::Jq::compile(spec) {
+                    Ok(jq) => Term::Jq(std::sync::Arc::new(jq)),
+                    Err(e) => {
+                        let col = at + usize::from(quoted) + e.column - 1;
+                        return self.err(col, format!("jq: {}", e.message));
+                    }
+                }
+            }
             _ => Term::Until(self.time(&value, at)?),
         })
     }

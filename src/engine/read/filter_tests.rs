@@ -101,6 +101,23 @@ fn payload_terms() {
 }
 
 #[test]
+fn jq_terms() {
+    assert_eq!(keys("jq:.price<0"), ["ABC-1"]);
+    assert_eq!(
+        keys(r#"jq:".sym == \"BOLT\" or .price < 0""#),
+        ["ABC-1", "ABD-2"]
+    );
+    // The letter's variables, and text as a string.
+    assert_eq!(keys(r#"jq:"$key | startswith(\"XY\")""#), ["XYZ-3"]);
+    assert_eq!(keys(r#"jq:"test(\"json\")""#), ["XYZ-3"]);
+    // An error is no match (a string has no .price), and a negation takes it.
+    assert_eq!(keys("-jq:.price<0"), ["ABD-2", "XYZ-3"]);
+    // Only `true` matches: a number is not true.
+    assert!(keys("jq:.price").is_empty());
+    assert!(Filter::parse("jq:.a", NOW).unwrap().needs_payload());
+}
+
+#[test]
 fn and_or_and_negation() {
     assert_eq!(keys("topic:trades -reason:expired"), ["ABC-1"]);
     assert_eq!(keys("reason:expired or key:ABD*"), ["ABD-2", "XYZ-3"]);
@@ -214,6 +231,9 @@ const MALFORMED: &[(&str, usize)] = &[
     ("until:2024", 7),
     ("a.b:c", 1),
     ("header.tenant", 14),
+    ("jq:.price|", 11),
+    ("jq:\".price < \"", 14),
+    ("jq:nosuch(1)", 4),
 ];
 
 #[test]

@@ -108,6 +108,16 @@ fn try_apply(
     })))
 }
 
+/// A value as an expression sees it: decoded by the registry (Avro, Protobuf, …),
+/// JSON, text as a string, null; binary that no decoder reads is an error.
+pub fn value_json(
+    base: Option<&[u8]>,
+    reg: &Registry,
+    topic: Option<&str>,
+) -> Result<Json, String> {
+    read(base, reg, topic).map(|(v, _)| v)
+}
+
 /// The value as JSON, and how it was read.
 fn read(base: Option<&[u8]>, reg: &Registry, topic: Option<&str>) -> Result<(Json, Form), String> {
     let Some(bytes) = base else {

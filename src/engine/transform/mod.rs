@@ -31,7 +31,7 @@ pub mod apply;
 pub mod diff;
 mod vars;
 
-pub use apply::{Applied, Change, apply};
+pub use apply::{Applied, Change, apply, value_json};
 pub use vars::letter_vars;
 
 /// The variables every expression may read, in the order [`letter_vars`] gives them.
