@@ -26,11 +26,17 @@ pub struct ExportArgs {
     /// profile's mandatory `redact`.
     #[arg(long, value_name = "SPEC")]
     pub redact: Option<String>,
+    /// A jq expression each letter is fixed with first (its value as it arrived; a
+    /// letter it fails for is left out and reported), to try a fix on a bundle.
+    #[command(flatten)]
+    pub transform: super::transform::TransformArgs,
 }
 
 /// Writes the manifest, then every matching letter, to `--output`.
 pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
+    let jq = args.transform.compile()?;
+    let mut tally = super::transform::TransformTally::default();
     let target = backend.target()?;
     let filter = super::filter_arg(args.filter.as_deref(), now.timestamp_millis())?
         .map(|f| f.decoding(target.decoders.clone()));
@@ -63,6 +69,24 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
             if filter.as_ref().is_some_and(|f| !f.matches(&l)) {
                 continue;
             }
+            if let Some(jq) = &jq {
+                let id = l.id.as_ref().map(ToString::to_string).unwrap_or_default();
+                let applied =
+                    crate::engine::transform::apply(jq, &l, l.value.as_deref(), &target.decoders);
+                tally.add(&id, &applied);
+                match applied {
+                    crate::engine::transform::Applied::Failed(why) => {
+                        eprintln!("morgue: left out {id}: transform failed: {why}");
+                        continue;
+                    }
+                    crate::engine::transform::Applied::Changed(c) => {
+                        l.value = c.value;
+                        l.key = c.key.unwrap_or(l.key);
+                        l.headers = c.headers.unwrap_or(l.headers);
+                    }
+                    crate::engine::transform::Applied::Unchanged => {}
+                }
+            }
             if let Some(r) = &redaction {
                 notes.extend(r.letter(&mut l, &target.decoders));
             }
@@ -89,6 +113,7 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
             spec: r.spec().to_string(),
             notes,
         }),
+        transform: jq.as_ref().map(|j| j.spec().to_ledger()),
     };
     let result = write_out(&args.output, &manifest, &scratch);
     // The scratch file is a full copy of the letters: a leftover one must be reported.
@@ -96,6 +121,9 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
         tracing::warn!("cannot remove the scratch file {}: {e}", scratch.display());
     }
     result?;
+    if let Some(jq) = &jq {
+        eprintln!("morgue: {}", tally.line(jq));
+    }
     eprintln!(
         "morgue: exported {} letter{} of {}",
         ids.len(),

@@ -32,6 +32,10 @@ pub struct Manifest {
     /// What was redacted, when anything was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redaction: Option<RedactionNote>,
+    /// The transform the values were made with (`export --transform`), as the ledger
+    /// keeps it; letters it failed for are not in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
 }
 
 /// What an export redacted.
