@@ -12,7 +12,7 @@ use crate::common::procs::{json_lines, stderr};
 use crate::common::*;
 
 /// The registry under test (`http://user:pass@host:port`) and the stand-in's guard.
-fn registry() -> (String, Option<Spawned>) {
+pub fn registry() -> (String, Option<Spawned>) {
     if let Ok(url) = std::env::var("MORGUE_TEST_SCHEMA_REGISTRY") {
         return (url, None);
     }

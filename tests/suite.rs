@@ -44,5 +44,6 @@ mod router_rollback;
 mod router_seek;
 mod router_signals;
 mod source;
+mod transform;
 mod tui_e2e;
 mod tui_incident;

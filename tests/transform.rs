@@ -1,0 +1,244 @@
+//! Replays made by a jq transform (`--transform`), end to end on the real broker:
+//! Avro, Protobuf and JSON letters fixed under their schemas (the registry stand-in),
+//! the letters a transform fails for skipped and named, two operators running the
+//! same transform at once, and a transformed replay SIGKILLed inside the protocol then
+//! finished by a plain replay: every letter arrives once, transformed once.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::process::Stdio;
+
+use crate::common::procs::{json_lines, kill_at, stderr};
+use crate::common::race::{Race, reasons, tally};
+use crate::common::*;
+
+/// The fix every test applies: a value transformed twice would show 2000 more.
+const FIX: &str = ".trade += 1000 | .fixed = true";
+
+/// The value each key arrived with in the source topic (each key once, or it fails).
+async fn arrived_values(r: &Race) -> HashMap<String, serde_json::Value> {
+    let mut m = HashMap::new();
+    for l in read_all_on(&r.brokers, &r.source.name).await {
+        let k = String::from_utf8(l.key.unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&l.value.unwrap()).unwrap();
+        assert!(m.insert(k.clone(), v).is_none(), "{k} arrived twice");
+    }
+    m
+}
+
+/// Every letter arrived once, made by [`FIX`] from its value as it was dead-lettered.
+async fn assert_fixed_once(r: &Race) {
+    let got = arrived_values(r).await;
+    assert_eq!(got.len(), r.keys.len(), "{got:?}");
+    for (i, k) in r.keys.iter().enumerate() {
+        let want = serde_json::json!({"trade": i + 1000, "fixed": true});
+        assert_eq!(got.get(k), Some(&want), "letter {i} ({k})");
+    }
+}
+
+#[tokio::test]
+async fn two_operators_running_the_same_transform_send_each_letter_once() {
+    let r = Race::new("tx-two", 60).await;
+    let a = r.replay_all(&["--transform", FIX]).spawn().unwrap();
+    let b = r.replay_all(&["--transform", FIX]).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    r.assert_exactly_once().await;
+    r.assert_reports_true(&[&a, &b]).await;
+    assert_fixed_once(&r).await;
+    let replayed = tally(&a).get("replayed").copied().unwrap_or(0)
+        + tally(&b).get("replayed").copied().unwrap_or(0);
+    assert_eq!(replayed, 60, "{:?} {:?}", tally(&a), tally(&b));
+    // The history and the audit log name the expression.
+    let listed = json_lines(&r.morgue(&["list"]));
+    assert!(
+        listed.iter().all(|l| l["history"][0]["transform"] == FIX),
+        "{:?}",
+        listed[0]
+    );
+    let audit = std::fs::read_to_string(&r.audit).unwrap();
+    let with_fix = audit
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["transform"] == FIX)
+        .count();
+    assert_eq!(with_fix, 60, "{audit}");
+    // Run again, it sends nothing: each letter was replayed already.
+    let again = r.replay_all(&["--transform", FIX]).output().unwrap();
+    assert_eq!(reasons(&again).get("replayed-before"), Some(&60));
+    assert_fixed_once(&r).await;
+}
+
+#[tokio::test]
+async fn a_killed_transformed_replay_is_finished_by_a_plain_one_with_the_same_bytes() {
+    // Killed after its claims (nothing sent), and after its commit (not confirmed).
+    for step in ["announced", "sent"] {
+        let r = Race::new(&format!("tx-kill-{step}"), 40).await;
+        let mut first = r.replay_all(&["--transform", FIX]);
+        first.env("MORGUE_TEST_PAUSE", format!("{step}:20000"));
+        kill_at(first, &format!("morgue-test-pause: {step}"), || ()).unwrap();
+        // Another operator, with no transform of their own, takes the claims over: the
+        // expression the claims keep makes the same value from the same start.
+        let second = r.replay_all(&["--takeover-after", "0s"]).output().unwrap();
+        assert!(second.status.success(), "{step}: {}", stderr(&second));
+        r.assert_exactly_once().await;
+        assert_fixed_once(&r).await;
+        let states = r.states();
+        assert_eq!(states.get("replayed"), Some(&40), "{step}: {states:?}");
+    }
+}
+
+#[tokio::test]
+async fn failures_are_skipped_and_named_and_a_mistake_is_refused() {
+    let r = Race::new("tx-fail", 12).await;
+    // Letters 0..12 hold {"trade": i}: the expression fails for odd trades.
+    let odd = r#"if .trade % 2 == 1 then error("odd trade \(.trade)") else .trade += 1000 | .fixed = true end"#;
+    let dry = r
+        .replay_all(&["--transform", odd, "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let lines = json_lines(&dry);
+    let changed: Vec<_> = lines
+        .iter()
+        .filter(|l| l["transform"] == "changed")
+        .collect();
+    assert_eq!(changed.len(), 6, "{lines:?}");
+    let first = &changed[0]["changes"];
+    assert!(
+        first
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "$.trade"
+                && c["to"].as_i64() == c["from"].as_i64().map(|f| f + 1000)),
+        "{first}"
+    );
+    assert_eq!(reasons(&dry).get("transform-failed"), Some(&6));
+    let err = stderr(&dry);
+    assert!(err.contains("6 changed, 0 unchanged, 6 failed"), "{err}");
+    assert!(err.contains("odd trade 1"), "{err}");
+    assert!(
+        read_all_on(&r.brokers, &r.source.name).await.is_empty(),
+        "a dry run sent"
+    );
+
+    let run = r.replay_all(&["--transform", odd]).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(tally(&run).get("replayed"), Some(&6));
+    assert_eq!(reasons(&run).get("transform-failed"), Some(&6));
+    let got = arrived_values(&r).await;
+    assert_eq!(got.len(), 6);
+    assert!(
+        got.values()
+            .all(|v| v["fixed"] == true && v["trade"].as_i64().unwrap() % 2 == 0)
+    );
+    // The odd ones stay new, for a better expression.
+    assert_eq!(r.states().get("new"), Some(&6));
+
+    // An expression that does not compile: exit 2, one line with the column.
+    let bad = r
+        .replay_all(&["--transform", ".trade |= (. + 1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let err = stderr(&bad);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--transform: '.trade |= (. + 1': at column"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn avro_and_protobuf_letters_are_transformed_under_their_schemas() {
+    let source = TestTopic::new("tx-formats-src", 1).await;
+    let dlq = TestTopic::new("tx-formats-dlq", 1).await;
+    let (url, _guard) = crate::payload_formats::registry();
+    python(
+        "tests/fixtures/payload_writer.py",
+        &[&kafka_brokers(), &dlq.name, &url, &source.name],
+    );
+    let brokers = kafka_brokers();
+    let morgue = |args: &[&str]| {
+        crate::common::procs::morgue_cmd()
+            .args(args)
+            .args([
+                "--kafka",
+                &brokers,
+                "--topic",
+                &dlq.name,
+                "--schema-registry",
+                &url,
+            ])
+            .env(
+                "MORGUE_AUDIT_LOG",
+                std::env::temp_dir().join(unique("tx-audit")),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // The Avro letters (keys …0, …1), the Protobuf one (…5), and a frame whose schema
+    // the registry lacks (…6).
+    let filter =
+        "key:*-000000000000 or key:*-000000000001 or key:*-000000000005 or key:*-000000000006";
+    let fix = ".price |= (if . < 0 then -. else . end)";
+    let dry = morgue(&[
+        "replay",
+        "--filter",
+        filter,
+        "--dry-run",
+        "--transform",
+        fix,
+    ]);
+    let lines = json_lines(&dry);
+    let by_offset = |o: &str| {
+        lines
+            .iter()
+            .find(|l| l["id"] == format!("0:{o}"))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_offset("0")["changes"][0]["path"], "$.price", "{lines:?}");
+    assert_eq!(by_offset("0")["changes"][0]["to"], 3.5);
+    assert_eq!(by_offset("1")["transform"], "unchanged");
+    assert_eq!(by_offset("5")["changes"][0]["to"], 9.5);
+    assert_eq!(by_offset("6")["reason"], "transform-failed");
+    // A result the schema refuses is that letter's failure, named with the field.
+    let wrong = morgue(&[
+        "replay",
+        "0:0",
+        "--dry-run",
+        "--transform",
+        ".price = \"cheap\"",
+    ]);
+    let line = &json_lines(&wrong)[0];
+    assert_eq!(line["reason"], "transform-failed", "{line}");
+    assert!(
+        line["error"].as_str().unwrap().contains("$.price"),
+        "{line}"
+    );
+
+    let run = morgue(&["replay", "--filter", filter, "--yes", "--transform", fix]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(tally(&run).get("replayed"), Some(&3), "{}", stderr(&run));
+    assert_eq!(reasons(&run).get("transform-failed"), Some(&1));
+    // The Python deserializers read the fixed values under their schemas.
+    let read = python(
+        "tests/fixtures/value_reader.py",
+        &[&kafka_brokers(), &source.name, &url],
+    );
+    let values: Vec<serde_json::Value> = read
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5}),
+            serde_json::json!({"id": "T-2", "price": 101.25, "qty": 7}),
+            serde_json::json!({"sym": "PB", "price": 9.5, "legs": [{"qty": 3}]}),
+        ]
+    );
+}
