@@ -66,6 +66,8 @@ pub enum Action {
     PickProfile,
     /// Confirm a dialog.
     Submit,
+    /// Fix a triage group or the marked letters with a jq expression (previewed, asks first).
+    Transform,
 }
 
 /// What the engine, the editor and the terminal report: applied whatever the screen
@@ -188,6 +190,15 @@ pub enum Event {
     /// The wall clock now (epoch ms), for filters with relative times: `update`
     /// never reads the clock itself.
     Clock(i64),
+    /// The transform prompt's letters are loaded (how many), or could not be.
+    TransformLoaded(Result<usize, String>),
+    /// A preview of the transform prompt's expression `generation`.
+    TransformPreview {
+        /// Which expression it is of (older ones are dropped).
+        generation: u64,
+        /// Counts and samples, or why there are none.
+        preview: Result<crate::engine::transform::preview::Preview, String>,
+    },
 }
 
 /// Whatever [`App::update`](super::app::App::update) takes: a key's action or an event.
@@ -270,6 +281,22 @@ pub enum Effect {
         text: String,
         /// `json` or `xml`.
         syntax: &'static str,
+    },
+    /// Load the letters of a transform prompt (the runner keeps them for previews).
+    LoadTransform(super::state::TransformScope),
+    /// Preview `expr` (valid) on the loaded letters, stamped `generation`.
+    PreviewTransform {
+        /// Stamp of the answer.
+        generation: u64,
+        /// The expression.
+        expr: String,
+    },
+    /// Replay the scope's letters, each made by `expr` first (confirmed).
+    ReplayTransformed {
+        /// The letters.
+        scope: super::state::TransformScope,
+        /// The expression.
+        expr: String,
     },
     /// Put text on the clipboard.
     Copy {

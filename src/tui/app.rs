@@ -69,6 +69,17 @@ pub enum Dialog {
         /// Index into the config file's profiles.
         selected: usize,
     },
+    /// The transform prompt (see `transform_prompt.rs`).
+    Transform(Box<super::state::TransformPrompt>),
+    /// A transformed replay to confirm: the scope, the expression, its preview's counts.
+    ConfirmTransform {
+        /// The letters.
+        scope: super::state::TransformScope,
+        /// The expression.
+        expr: String,
+        /// What it does to them.
+        preview: Box<crate::engine::transform::preview::Preview>,
+    },
     /// An edit to review as a diff before it is kept.
     ReviewEdit {
         /// The letter.
@@ -452,6 +463,7 @@ impl App {
                 }
             }
             Action::TogglePreview => self.toggle_preview(),
+            Action::Transform => return self.open_transform(),
             Action::PickProfile => self.pick_profile(),
             Action::Input(_)
             | Action::Backspace

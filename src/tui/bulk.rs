@@ -11,6 +11,7 @@ use super::action::Event;
 use crate::engine::read::counted::Counted;
 use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
+use crate::engine::transform::Jq;
 use crate::engine::write::{ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
 use crate::engine::{DeadLetter, LetterId};
 
@@ -28,8 +29,14 @@ struct Bulk {
 
 impl Bulk {
     /// Replays a window of letters through the writer, reporting each one.
-    async fn replay(&mut self, writer: &Writer, letters: &[DeadLetter], tx: &mpsc::Sender<Event>) {
-        for (id, o) in writer.replay(letters, None, false).await {
+    async fn replay(
+        &mut self,
+        writer: &Writer,
+        letters: &[DeadLetter],
+        jq: Option<&Jq>,
+        tx: &mpsc::Sender<Event>,
+    ) {
+        for (id, o) in writer.replay_with(letters, None, false, jq).await {
             match o {
                 ReplayOutcome::Replayed {
                     replay_id, topic, ..
@@ -101,15 +108,16 @@ impl Bulk {
 
 /// Replays the letters of `only` that match `query` (the set counted when the dialog
 /// opened: letters that arrived since wait for the next replay), a window at a time,
-/// reporting progress.
+/// each made by `jq` first when given, reporting progress.
 pub(super) async fn replay_group(
     source: Arc<dyn DeadLetterSource>,
     writer: Arc<Writer>,
     decoders: Arc<crate::engine::decoders::Registry>,
-    query: String,
-    only: Arc<Counted>,
+    (query, only): (String, Arc<Counted>),
+    jq: Option<Arc<Jq>>,
     tx: mpsc::Sender<Event>,
 ) {
+    let jq = jq.as_deref();
     let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
         return;
     };
@@ -130,12 +138,12 @@ pub(super) async fn replay_group(
             window.push(l);
         }
         if window.len() >= WINDOW || bytes >= WINDOW_BYTES {
-            bulk.replay(&writer, &std::mem::take(&mut window), &tx)
+            bulk.replay(&writer, &std::mem::take(&mut window), jq, &tx)
                 .await;
             bytes = 0;
         }
     }
-    bulk.replay(&writer, &window, &tx).await;
+    bulk.replay(&writer, &window, jq, &tx).await;
     // A read that stopped early means the group was only partly replayed: the summary
     // says so (a notice before it would be overwritten at once).
     match reader.await {
@@ -152,13 +160,16 @@ pub(super) async fn replay_group(
     bulk.report(&tx).await;
 }
 
-/// Replays the letters `ids`, a window at a time, reporting progress.
+/// Replays the letters `ids`, a window at a time, each made by `jq` first when
+/// given, reporting progress.
 pub(super) async fn replay_many(
     source: Arc<dyn DeadLetterSource>,
     writer: Arc<Writer>,
     ids: Vec<LetterId>,
+    jq: Option<Arc<Jq>>,
     tx: mpsc::Sender<Event>,
 ) {
+    let jq = jq.as_deref();
     let mut bulk = Bulk::default();
     for chunk in ids.chunks(WINDOW) {
         let mut letters = Vec::with_capacity(chunk.len());
@@ -172,7 +183,7 @@ pub(super) async fn replay_many(
                 }
             }
         }
-        bulk.replay(&writer, &letters, &tx).await;
+        bulk.replay(&writer, &letters, jq, &tx).await;
     }
     bulk.report(&tx).await;
 }

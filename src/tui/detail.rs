@@ -322,8 +322,8 @@ fn history(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
         )));
         return out;
     }
-    out.extend(l.history.iter().map(|r| {
-        Line::from(format!(
+    for r in &l.history {
+        out.push(Line::from(format!(
             "{}  {} → {}:{}@{}  by {}{}",
             rfc3339(r.at_ms).unwrap_or_default(),
             r.replay_id,
@@ -332,8 +332,12 @@ fn history(l: &DeadLetter, theme: Theme) -> Vec<Line<'static>> {
             r.offset,
             r.by,
             if r.edited { "  (edited)" } else { "" }
-        ))
-    }));
+        )));
+        if let Some(t) = &r.transform {
+            let spec = crate::engine::transform::Spec::from_ledger(t);
+            out.push(Line::from(format!("    transformed by {spec}")));
+        }
+    }
     if let Some(o) = &l.outcome {
         let colour = match o {
             AfterReplay::FailedAgain { .. } => Color::Red,

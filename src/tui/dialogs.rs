@@ -108,6 +108,14 @@ impl App {
                 return vec![Effect::Resolve(id)];
             }
             (Dialog::Profiles { selected }, a) => return self.update_profiles(selected, a),
+            (Dialog::Transform(p), a) => return self.update_transform(*p, a),
+            (Dialog::ConfirmTransform { scope, expr, .. }, Action::Submit) => {
+                self.status = format!("replaying {} transformed by {expr}…", scope.describe());
+                if matches!(scope, super::state::TransformScope::Marked(_)) {
+                    self.marked.clear();
+                }
+                return vec![Effect::ReplayTransformed { scope, expr }];
+            }
             (d, _) => self.dialog = Some(d),
         }
         Vec::new()

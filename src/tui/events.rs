@@ -198,6 +198,9 @@ impl App {
                 }
             }
             Event::Retention(ms) => self.retention_ms = ms.filter(|r| *r >= 0),
+            e @ (Event::TransformLoaded(_) | Event::TransformPreview { .. }) => {
+                return self.on_transform_event(e);
+            }
             _ => {}
         }
         Vec::new()

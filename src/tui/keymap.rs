@@ -51,6 +51,11 @@ pub const COMMANDS: &[Command] = &[
         || Action::Mark,
     ),
     cmd(
+        "transform",
+        "fix a triage group or the marked letters with jq (previewed)",
+        || Action::Transform,
+    ),
+    cmd(
         "resolve",
         "mark resolved without replaying (asks first)",
         || Action::Resolve,

@@ -4,8 +4,10 @@
 //! `view`, `list_pane`, `preview_pane` and `detail` draw (from `words` and `theme`),
 //! `keymap` binds keys (and generates the help), and `terminal` restores the terminal
 //! on exit and on panic. The state side (`app` with `events`, `dialogs`, `selection`,
-//! `preview`, `shown`, `filtering`, `letter_ops`) never imports a drawing file: a new
-//! dialog is its `Dialog` variant, its arm in `dialogs` and its arm in `view::dialog`.
+//! `preview`, `shown`, `filtering`, `letter_ops`, `transform_prompt`) never imports a
+//! drawing file: a new dialog is its `Dialog` variant, its arm in `dialogs` and its arm
+//! in `view::dialog`. The transform prompt's I/O is `transform_io` (the runner's side)
+//! and its drawing `transform_view`.
 
 pub mod action;
 pub mod app;
@@ -32,6 +34,9 @@ pub mod shown;
 pub mod state;
 pub mod terminal;
 pub mod theme;
+mod transform_io;
+mod transform_prompt;
+mod transform_view;
 pub mod view;
 mod words;
 
@@ -39,3 +44,5 @@ mod words;
 mod narrow_tests;
 #[cfg(test)]
 mod snapshot_tests;
+#[cfg(test)]
+mod transform_tests;

@@ -90,6 +90,7 @@ async fn run_with<C: Console>(
         dlq: opened.ledger.dlq(),
         decoders: target.decoders.clone(),
         settings: settings.clone(),
+        transform: Default::default(),
     };
     let mut app = App::new(opened.ledger.dlq(), target.read_only, target.production);
     app.from_overview = from_overview;
@@ -119,6 +120,8 @@ struct Io {
     decoders: Arc<crate::engine::decoders::Registry>,
     /// The session's keys and colours.
     settings: Arc<Settings>,
+    /// The transform prompt's letters and previews.
+    transform: super::transform_io::TransformIo,
 }
 
 async fn event_loop<C: Console>(app: &mut App, mut io: Io, mut console: C) -> anyhow::Result<()> {
@@ -297,14 +300,33 @@ impl Io {
             }
             Effect::ReplayMany(ids) => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
-                tokio::spawn(super::bulk::replay_many(source, writer, ids, slow));
+                tokio::spawn(super::bulk::replay_many(source, writer, ids, None, slow));
             }
             Effect::ReplayGroup { query, only } => {
                 let (source, writer) = (self.source.clone(), self.writer.clone());
                 let decoders = self.decoders.clone();
                 tokio::spawn(super::bulk::replay_group(
-                    source, writer, decoders, query, only, slow,
+                    source,
+                    writer,
+                    decoders,
+                    (query, only),
+                    None,
+                    slow,
                 ));
+            }
+            Effect::LoadTransform(scope) => {
+                let (source, writer) = (self.source.clone(), self.writer.clone());
+                let decoders = self.decoders.clone();
+                self.transform.load(scope, source, writer, decoders, tx);
+            }
+            Effect::PreviewTransform { generation, expr } => {
+                let decoders = self.decoders.clone();
+                self.transform.preview(generation, expr, decoders, tx);
+            }
+            Effect::ReplayTransformed { scope, expr } => {
+                let (source, writer) = (self.source.clone(), self.writer.clone());
+                let decoders = self.decoders.clone();
+                super::transform_io::replay(scope, expr, (source, writer, decoders), slow);
             }
             Effect::Edit { .. } => {
                 // Handled by the event loop, which owns the terminal.

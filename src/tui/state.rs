@@ -212,3 +212,61 @@ impl Shown {
         }
     }
 }
+
+/// The letters a transform prompt works on: exactly those the replay will send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransformScope {
+    /// A triage group: its filter, and the letters it held when the prompt opened.
+    Group {
+        /// The group's filter.
+        query: String,
+        /// The letters counted then: no other is previewed or replayed.
+        only: std::sync::Arc<crate::engine::read::counted::Counted>,
+    },
+    /// The marked letters.
+    Marked(Vec<LetterId>),
+}
+
+impl TransformScope {
+    /// How many letters it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            TransformScope::Group { only, .. } => only.len(),
+            TransformScope::Marked(ids) => ids.len(),
+        }
+    }
+
+    /// True when it holds no letter.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `the group GROUP` or `the N marked letters`, for the prompt's title.
+    pub fn describe(&self) -> String {
+        match self {
+            TransformScope::Group { query, only } => {
+                format!("{} letter(s) of {query}", only.len())
+            }
+            TransformScope::Marked(ids) => format!("{} marked letter(s)", ids.len()),
+        }
+    }
+}
+
+/// The transform prompt: the expression typed, checked and previewed as it is typed.
+#[derive(Debug, Clone)]
+pub struct TransformPrompt {
+    /// The letters.
+    pub scope: TransformScope,
+    /// The expression typed.
+    pub input: String,
+    /// Why it does not compile (column, message), if it does not.
+    pub error: Option<crate::engine::transform::ParseError>,
+    /// Stamped on the preview asked for last: older answers are dropped.
+    pub generation: u64,
+    /// How many letters were loaded for previews; None while they load.
+    pub loaded: Option<usize>,
+    /// The latest preview of `input`, or why it could not be made.
+    pub preview: Option<Result<crate::engine::transform::preview::Preview, String>>,
+    /// The preview is of an older expression than `input`.
+    pub stale: bool,
+}

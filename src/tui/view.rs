@@ -336,7 +336,7 @@ fn help(f: &mut Frame, app: &App, area: Rect, scroll: u16) {
         "Filter: key:ABC*  topic:trades  error:Timeout  reason:expired  state:new",
     ));
     lines.push(Line::from(
-        "        header.NAME:v  $.price<0  since:15m  /regex/  text  -negate  a or b",
+        "        header.NAME:v  $.price<0  jq:.price<0  since:15m  /regex/  text  -negate  a or b",
     ));
     f.render_widget(
         Paragraph::new(lines)
@@ -408,6 +408,15 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
                 Line::from(""),
                 Line::from("enter: replay all   esc: cancel"),
             ],
+        ),
+        Dialog::Transform(p) => ("transform", super::transform_view::prompt(p, theme)),
+        Dialog::ConfirmTransform {
+            scope,
+            expr,
+            preview,
+        } => (
+            "replay transformed",
+            super::transform_view::confirm(scope, expr, preview),
         ),
         Dialog::ConfirmResolve(id) => (
             "resolve",

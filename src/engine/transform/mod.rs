@@ -29,6 +29,7 @@ use serde_json::Value as Json;
 
 pub mod apply;
 pub mod diff;
+pub mod preview;
 mod vars;
 
 pub use apply::{Applied, Change, apply, value_json};

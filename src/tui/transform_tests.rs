@@ -1,0 +1,137 @@
+//! The transform prompt without a terminal: opening on a group or marked letters,
+//! checking as it is typed, previews by generation, and the confirmed replay.
+
+use super::action::{Action, Effect, Event};
+use super::app::Dialog;
+use super::app::tests::loaded;
+use super::state::{TransformPrompt, TransformScope};
+use crate::engine::transform::preview::Preview;
+
+fn prompt(app: &super::app::App) -> &TransformPrompt {
+    match &app.dialog {
+        Some(Dialog::Transform(p)) => p,
+        other => panic!("no transform prompt: {other:?}"),
+    }
+}
+
+fn typed(app: &mut super::app::App, text: &str) -> Vec<Effect> {
+    let mut last = Vec::new();
+    for c in text.chars() {
+        last = app.update(Action::Input(c));
+    }
+    last
+}
+
+fn counts(changed: usize, unchanged: usize, failed: usize) -> Preview {
+    Preview {
+        changed,
+        unchanged,
+        failed,
+        samples: vec![("0:1".into(), vec!["$.n: 1 → 2".into()])],
+        first_failure: None,
+    }
+}
+
+#[test]
+fn a_group_is_previewed_as_typed_and_replayed_exactly_as_counted() {
+    let mut app = loaded(4);
+    app.update(Action::Triage);
+    let effects = app.update(Action::Transform);
+    let [Effect::LoadTransform(scope)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    let TransformScope::Group { only, .. } = scope else {
+        panic!("{scope:?}")
+    };
+    assert_eq!(only.len(), 4);
+    // Typed before the letters are loaded: checked, not previewed.
+    assert!(typed(&mut app, ".n += 1").is_empty());
+    assert_eq!(prompt(&app).error, None);
+    // Loaded: the expression typed so far is previewed.
+    let asked = app.update(Event::TransformLoaded(Ok(4)));
+    assert_eq!(
+        asked,
+        vec![Effect::PreviewTransform {
+            generation: 1,
+            expr: ".n += 1".into()
+        }]
+    );
+    // A mistake is marked, not previewed; enter does nothing but say why.
+    assert!(typed(&mut app, " |").is_empty());
+    let e = prompt(&app).error.clone().unwrap();
+    assert_eq!(e.column, 10, "{e}");
+    assert!(app.update(Action::Submit).is_empty());
+    assert!(
+        matches!(app.dialog, Some(Dialog::Transform(_))),
+        "{}",
+        app.status
+    );
+    app.update(Action::Backspace);
+    let asked = app.update(Action::Backspace);
+    assert_eq!(
+        asked,
+        vec![Effect::PreviewTransform {
+            // One more per expression that compiles: `.n += 1 ` was one too.
+            generation: 4,
+            expr: ".n += 1".into()
+        }]
+    );
+    // An answer for an older expression is dropped; enter waits for the current one.
+    app.update(Event::TransformPreview {
+        generation: 3,
+        preview: Ok(counts(9, 9, 9)),
+    });
+    assert!(prompt(&app).stale);
+    app.update(Action::Submit);
+    assert!(app.status.contains("wait"), "{}", app.status);
+    app.update(Event::TransformPreview {
+        generation: 4,
+        preview: Ok(counts(3, 1, 0)),
+    });
+    assert_eq!(prompt(&app).preview, Some(Ok(counts(3, 1, 0))));
+    // Enter opens the confirmation, which sends exactly the letters counted at first.
+    assert!(app.update(Action::Submit).is_empty());
+    assert!(matches!(app.dialog, Some(Dialog::ConfirmTransform { .. })));
+    assert_eq!(
+        app.update(Action::Submit),
+        vec![Effect::ReplayTransformed {
+            scope: scope.clone(),
+            expr: ".n += 1".into()
+        }]
+    );
+}
+
+#[test]
+fn marked_letters_are_a_scope_and_a_read_only_profile_refuses() {
+    let mut app = loaded(5);
+    assert!(app.update(Action::Transform).is_empty(), "nothing marked");
+    assert!(app.status.contains("marked"), "{}", app.status);
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    let effects = app.update(Action::Transform);
+    assert!(
+        matches!(effects.as_slice(), [Effect::LoadTransform(TransformScope::Marked(ids))] if ids.len() == 2),
+        "{effects:?}"
+    );
+    // An expression failing for every letter has nothing to replay.
+    app.update(Event::TransformLoaded(Ok(2)));
+    typed(&mut app, "error");
+    let g = prompt(&app).generation;
+    app.update(Event::TransformPreview {
+        generation: g,
+        preview: Ok(counts(0, 0, 2)),
+    });
+    app.update(Action::Submit);
+    assert!(
+        matches!(app.dialog, Some(Dialog::Transform(_))),
+        "{}",
+        app.status
+    );
+    app.update(Action::Back);
+    assert!(app.dialog.is_none());
+
+    let mut ro = super::app::App::new("kafka://b/dlq".into(), true, false);
+    ro.update(Action::Triage);
+    ro.update(Action::Transform);
+    assert!(ro.dialog.is_none());
+}
