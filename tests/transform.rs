@@ -242,3 +242,40 @@ async fn avro_and_protobuf_letters_are_transformed_under_their_schemas() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_tui_previews_a_group_fix_and_replays_it_once_beside_a_cli_operator() {
+    use crate::common::race::{tui_on_triage, tui_sent};
+    let r = Race::new("tx-tui", 40).await;
+    let tui = tui_on_triage(&r);
+    tui.resize(80, 30);
+    tui.keys(&["|"]);
+    tui.wait_for("Fix 40 letter(s)");
+    // A mistake is marked at its column as it is typed, then fixed.
+    tui.keys(&[".trade += 1000 |"]);
+    tui.wait_for("column 17: expected term at the end");
+    tui.keys(&[" .fixed = true"]);
+    // Waited for by the last change itself: earlier previews had the same counts.
+    let s = tui.wait_for("+ $.fixed: true");
+    assert!(s.contains("40 change · 0 unchanged · 0 fail"), "{s}");
+    assert!(s.contains("$.trade: "), "{s}");
+    tui.keys(&["Enter"]);
+    tui.wait_for("each fixed by");
+    // A second operator runs the same fix from the command line meanwhile.
+    let cli = r.replay_all(&["--transform", FIX]).spawn().unwrap();
+    tui.keys(&["Enter"]);
+    let (sent, screen) = tui_sent(&tui);
+    let cli = cli.wait_with_output().unwrap();
+    assert!(cli.status.success(), "{}", stderr(&cli));
+    let by_cli = tally(&cli).get("replayed").copied().unwrap_or(0);
+    assert_eq!(sent + by_cli, 40, "tui {sent}, cli {by_cli}: {screen}");
+    r.assert_exactly_once().await;
+    assert_fixed_once(&r).await;
+    // A letter's history says what made it.
+    tui.keys(&["t"]);
+    tui.wait_for("TIME");
+    tui.keys(&["Enter"]);
+    tui.wait_for("payload");
+    tui.keys(&["h"]);
+    tui.wait_for("transformed by .trade += 1000 | .fixed = true");
+}

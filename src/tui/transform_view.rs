@@ -16,13 +16,16 @@ pub(super) fn prompt(p: &TransformPrompt, theme: Theme) -> Vec<Line<'static>> {
         Line::from(format!("jq> {}▏", p.input)),
     ];
     if let Some(e) = &p.error {
-        l.push(Line::styled(format!("{}^", " ".repeat(3 + e.column)), red));
+        // Drawn with a rule, not spaces: the box's wrapping trims leading spaces.
+        l.push(Line::styled(format!("{}^", "─".repeat(3 + e.column)), red));
         l.push(Line::styled(
             format!("column {}: {}", e.column, e.message),
             red,
         ));
     }
     match (&p.preview, p.loaded) {
+        // A preview is of an expression that compiled: not of this one.
+        _ if p.error.is_some() => {}
         (_, None) => l.push(Line::from(format!(
             "loading the {} letter(s)…",
             p.scope.len()
