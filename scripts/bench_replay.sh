@@ -2,6 +2,8 @@
 # Replay benchmarks on the local broker (or MORGUE_TEST_KAFKA); prints figures, asserts nothing.
 #   - bulk replay of 100k letters with the ledger on, next to a plain copy of the same letters
 #     (`kcat -C -e | kcat -P`, DLQ to a fresh topic), and the ledger's bytes per letter
+#   - a transform replay of the same 100k (`--transform`), against the plain one above,
+#     and the TUI's transform preview per keystroke on a 5,000-letter group (p50/p99)
 #   - the same by two operators at once (wall time, and duplicates in the target: must be 0)
 #   - --rate accuracy (200/s and 2000/s)
 #   - peak resident memory of a bulk replay, 10k vs 100k letters (BENCH_REPLAY_1M=1: and 1M),
@@ -88,6 +90,15 @@ k=$(echo "$t1 - $t0" | bc -l)
 printf '%-44s %7.2f s  %8.0f letters/s\n' "kcat -C -e | kcat -P (same keys and values)" "$k" "$(echo "$N / $k" | bc -l)"
 printf '%-44s %7.2f\n' "morgue / plain copy rate" "$(echo "$k / $secs" | bc -l)"
 ledger_bytes "$DLQ" "$N"
+
+echo "== transform replay, the same $N letters made by a jq expression (jaq) first"
+TR=bench-replay-tr-$id
+$PY benches/seed.py "$B" "$TR" $N 4
+topic "$TR-to" 6
+read -r tsecs trss trest <<<"$(replay "$TR" "$TR-to" --transform '.price |= (if . < 0 then -. else . end) | .venue = "XLON"')"
+printf '%-44s %7.2f s  %8.0f letters/s  (peak RSS %d MiB)  %s\n' "morgue replay --transform" "$tsecs" "$(echo "$N / $tsecs" | bc -l)" $((trss / 1024)) "$trest"
+printf '%-44s %7.2f\n' "transform / plain bulk replay rate" "$(echo "$secs / $tsecs" | bc -l)"
+"$(cargo bench --bench transform --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)" 5000
 
 echo "== two operators at once, the same $N letters"
 TWO=bench-replay-two-$id

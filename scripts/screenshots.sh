@@ -2,11 +2,12 @@
 # Makes the PNGs in screenshots/ from real tmux sessions of the binary on a live DLQ:
 # the demo's feed (UUID keys) and router keep filling two DLQs while the shots are
 # taken. Screens: the overview, the list with its preview, the detail's tabs, the
-# triage board, the replay dialog, a replay that failed again, the profile picker and
-# the light theme, and the narrow panes (narrow-*: the list, triage, detail and
+# triage board, the replay dialog, a replay that failed again, the profile picker,
+# a group fixed by a jq transform (transform.png) and the light theme, and the narrow panes (narrow-*: the list, triage, detail and
 # overview at 80x24 and 50x20). Pipeline: tmux capture-pane -e (ANSI) -> aha (HTML)
 # -> headless Chromium screenshot. Installs tmux, aha and chromium when missing.
 #   SHOTS=narrow scripts/screenshots.sh    only the narrow panes
+#   SHOTS=transform scripts/screenshots.sh only the transform prompt
 #   MORGUE_BIN=target/debug/morgue ...     that binary instead of a release build
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -123,6 +124,25 @@ keys t P
 shot profiles
 keys Escape q
 
+fi
+
+# Fixing a group with a jq transform: the triage board's ValidationError group (the
+# negative prices), the prompt with its live preview.
+if [ "$SHOTS" = all ] || [ "$SHOTS" = transform ]; then
+session "$work/config.toml" --kafka "$B" --topic "$DLQ"
+keys t
+# Groups reorder as letters arrive: move down until the selected row (blue) is it.
+for _ in 1 2 3 4 5 6; do
+  tmux capture-pane -e -p -t "$S" | grep 'ValidationError' | grep -q $'\e\[[0-9;]*44[;m]' && break
+  keys j
+done
+keys '|' '.price |= (if . < 0 then -. else . end)'
+sleep 3
+shot transform
+keys Escape q
+fi
+
+if [ "$SHOTS" = all ]; then
 # The light theme.
 session "$work/light.toml" --kafka "$B" --topic "$DLQ"
 keys j j
@@ -131,7 +151,7 @@ keys q
 fi
 
 # Narrow panes, as in a split tmux window over ssh.
-for size in 80x24 50x20; do
+[ "$SHOTS" = transform ] || for size in 80x24 50x20; do
   COLS=${size%x*} ROWS=${size#*x}
   px="$((COLS * 9 + 24)),$((ROWS * 17 + 24))"
   COLS=$COLS ROWS=$ROWS session "$work/config.toml" --kafka "$B" --topic "$DLQ"

@@ -257,7 +257,7 @@ async fn the_tui_previews_a_group_fix_and_replays_it_once_beside_a_cli_operator(
     tui.keys(&[" .fixed = true"]);
     // Waited for by the last change itself: earlier previews had the same counts.
     let s = tui.wait_for("+ $.fixed: true");
-    assert!(s.contains("40 change · 0 unchanged · 0 fail"), "{s}");
+    assert!(s.contains("40 changed · 0 unchanged · 0 failing"), "{s}");
     assert!(s.contains("$.trade: "), "{s}");
     tui.keys(&["Enter"]);
     tui.wait_for("each fixed by");

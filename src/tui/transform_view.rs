@@ -60,7 +60,7 @@ pub(super) fn prompt(p: &TransformPrompt, theme: Theme) -> Vec<Line<'static>> {
     l
 }
 
-/// `N change · M unchanged · K fail (skipped)`, and over how many letters.
+/// `N changed · M unchanged · K failing (skipped)`, and over how many letters.
 fn counts(v: &Preview, loaded: usize, scope: &TransformScope) -> String {
     let over = if loaded < scope.len() {
         format!(" — counted on the first {loaded} of {}", scope.len())
@@ -68,7 +68,7 @@ fn counts(v: &Preview, loaded: usize, scope: &TransformScope) -> String {
         String::new()
     };
     format!(
-        "{} change · {} unchanged · {} fail (skipped){over}",
+        "{} changed · {} unchanged · {} failing (skipped){over}",
         v.changed, v.unchanged, v.failed
     )
 }

@@ -265,10 +265,41 @@ pub fn to_val(v: &Json) -> Val {
     }
 }
 
-/// jaq's value as JSON (through its JSON text: numbers keep their digits).
+/// jaq's value as JSON: integers exact, a float that JSON cannot hold (NaN, ±∞) null
+/// as jq prints it, big and decimal numbers through their digits.
 pub fn to_json(v: &Val) -> Result<Json, String> {
-    let text = v.to_string();
-    serde_json::from_str(&text).map_err(|e| format!("the result is not JSON ({e}): {text}"))
+    Ok(match v {
+        Val::Null => Json::Null,
+        Val::Bool(b) => Json::Bool(*b),
+        Val::Num(jaq_json::Num::Int(i)) => Json::from(*i as i64),
+        Val::Num(jaq_json::Num::Float(f)) => {
+            serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number)
+        }
+        Val::Num(n) => {
+            let text = n.to_string();
+            match serde_json::from_str(&text) {
+                Ok(v) => v,
+                // Beyond a double (`1e1000`): the largest one, as jq prints it.
+                Err(_) => match text.parse::<f64>() {
+                    Ok(f) => Json::from(f.clamp(f64::MIN, f64::MAX)),
+                    Err(e) => return Err(format!("the number {text}: {e}")),
+                },
+            }
+        }
+        Val::TStr(b) | Val::BStr(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+        Val::Arr(a) => Json::Array(a.iter().map(to_json).collect::<Result<_, _>>()?),
+        Val::Obj(o) => {
+            let mut m = serde_json::Map::with_capacity(o.len());
+            for (k, v) in o.iter() {
+                let key = match k {
+                    Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => return Err(format!("an object key that is not a string: {other}")),
+                };
+                m.insert(key, to_json(v)?);
+            }
+            Json::Object(m)
+        }
+    })
 }
 
 /// An error's text on one line, at most 300 characters.

@@ -34,8 +34,41 @@ impl Preview {
     }
 }
 
-/// `jq` applied to each of `letters`, with the changes of the first `samples` changed.
+/// `jq` applied to each of `letters`, with the changes of the first `samples` changed;
+/// the letters are split over the machine's cores (a keystroke's answer is awaited).
 pub fn preview(jq: &Jq, letters: &[Start], reg: &Registry, samples: usize) -> Preview {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 || letters.len() < 256 {
+        return preview_one(jq, letters, reg, samples);
+    }
+    let chunk = letters.len().div_ceil(cores);
+    let parts: Vec<Preview> = std::thread::scope(|s| {
+        let handles: Vec<_> = letters
+            .chunks(chunk)
+            .map(|part| s.spawn(move || preview_one(jq, part, reg, samples)))
+            .collect();
+        handles
+            .into_iter()
+            // A part that panicked is not a count of zero: the panic goes on.
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut all = Preview::default();
+    for p in parts {
+        all.changed += p.changed;
+        all.unchanged += p.unchanged;
+        all.failed += p.failed;
+        let room = samples.saturating_sub(all.samples.len());
+        all.samples.extend(p.samples.into_iter().take(room));
+        if all.first_failure.is_none() {
+            all.first_failure = p.first_failure;
+        }
+    }
+    all
+}
+
+/// [`preview`] on one thread.
+fn preview_one(jq: &Jq, letters: &[Start], reg: &Registry, samples: usize) -> Preview {
     let mut p = Preview::default();
     for (l, start) in letters {
         let id = l.id.as_ref().map(ToString::to_string).unwrap_or_default();

@@ -220,3 +220,13 @@ fn diff_names_additions_removals_and_odd_keys() {
     let lines: Vec<_> = edits.iter().map(|e| e.line()).collect();
     assert_eq!(lines, ["- $.b[1]: 2", "$[\"c d\"]: 1 → 2", "+ $.e: true"]);
 }
+
+#[test]
+fn values_cross_to_jaq_and_back_unchanged() {
+    let v = json!({"i": -3, "big": 18446744073709551615u64, "f": 1.5, "s": "é\u{0}", "a": [null, true, {"k": []}]});
+    assert_eq!(to_json(&to_val(&v)).unwrap(), v);
+    let out = jq("[nan, infinite, 1e1000]")
+        .run(&json!(null), letter_vars(&letter(b"{}")))
+        .unwrap();
+    assert_eq!(out, json!([null, null, f64::MAX]));
+}
