@@ -131,9 +131,10 @@ fi
 if [ "$SHOTS" = all ] || [ "$SHOTS" = transform ]; then
 session "$work/config.toml" --kafka "$B" --topic "$DLQ"
 keys t
-# Groups reorder as letters arrive: move down until the selected row (blue) is it.
+# Groups reorder as letters arrive: move down until the selected row (blue: 44 or
+# 48;5;4) is it.
 for _ in 1 2 3 4 5 6; do
-  tmux capture-pane -e -p -t "$S" | grep 'ValidationError' | grep -q $'\e\[[0-9;]*44[;m]' && break
+  tmux capture-pane -e -p -t "$S" | grep 'ValidationError' | grep -q $'\e\[\(44\|48;5;4\)m' && break
   keys j
 done
 keys '|' '.price |= (if . < 0 then -. else . end)'
