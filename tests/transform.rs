@@ -279,3 +279,71 @@ async fn the_tui_previews_a_group_fix_and_replays_it_once_beside_a_cli_operator(
     tui.keys(&["h"]);
     tui.wait_for("transformed by .trade += 1000 | .fixed = true");
 }
+
+#[tokio::test]
+async fn a_takeover_that_cannot_make_the_bytes_again_sends_nothing_and_releases() {
+    let source = TestTopic::new("tx-lost-src", 1).await;
+    let dlq = TestTopic::new("tx-lost-dlq", 1).await;
+    let (url, guard) = crate::payload_formats::registry();
+    python(
+        "tests/fixtures/payload_writer.py",
+        &[&kafka_brokers(), &dlq.name, &url, &source.name],
+    );
+    let audit = std::env::temp_dir().join(unique("tx-lost-audit"));
+    let brokers = kafka_brokers();
+    let cmd = |args: &[&str], registry: bool| {
+        let mut c = crate::common::procs::morgue_cmd();
+        c.args(args)
+            .args(["--kafka", &brokers, "--topic", &dlq.name])
+            .env("MORGUE_AUDIT_LOG", &audit)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if registry {
+            c.args(["--schema-registry", &url]);
+        }
+        c
+    };
+    // The Avro letter (offset 0): claimed with its transform, then killed.
+    let fix = ".price |= (if . < 0 then -. else . end)";
+    let mut first = cmd(&["replay", "0:0", "--yes", "--transform", fix], true);
+    first.env("MORGUE_TEST_PAUSE", "announced:20000");
+    kill_at(first, "morgue-test-pause: announced", || ()).unwrap();
+    // Without the registry the value cannot be read, so the transform cannot be made
+    // again: nothing is sent, and the claim is released.
+    let second = cmd(&["replay", "0:0", "--yes", "--takeover-after", "0s"], false)
+        .output()
+        .unwrap();
+    let line = &json_lines(&second)[0];
+    assert_eq!(
+        line["reason"],
+        "transform-failed",
+        "{line} {}",
+        stderr(&second)
+    );
+    assert!(
+        read_all(&source.name).await.is_empty(),
+        "sent without its transform"
+    );
+    let listed = json_lines(&cmd(&["show", "0:0"], false).output().unwrap());
+    assert_eq!(listed[0]["state"], "new", "{}", listed[0]);
+    // With the registry back, the letter is replayed, transformed.
+    let third = cmd(&["replay", "0:0", "--yes", "--transform", fix], true)
+        .output()
+        .unwrap();
+    assert_eq!(
+        tally(&third).get("replayed"),
+        Some(&1),
+        "{}",
+        stderr(&third)
+    );
+    let read = python(
+        "tests/fixtures/value_reader.py",
+        &[&kafka_brokers(), &source.name, &url],
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(read.trim()).unwrap(),
+        serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5})
+    );
+    drop(guard);
+}

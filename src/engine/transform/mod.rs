@@ -23,7 +23,7 @@
 //! the command is interrupted; the TUI evaluates its previews off the UI thread.
 
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 use serde_json::Value as Json;
 
@@ -107,6 +107,22 @@ pub struct ParseError {
 
 type Data = data::JustLut<Val>;
 
+/// jq functions left out: they end the process (`halt`), read or write outside the
+/// letter (`input`, `env`, `debug`, `stderr`), or differ from one run to the next
+/// (`now`) — a takeover must compute the bytes the first attempt did. Using one is a
+/// mistake at its column (`unknown filter`).
+const OUTSIDE: [&str; 7] = [
+    "halt",
+    "input",
+    "inputs",
+    "env",
+    "now",
+    "debug_empty",
+    "stderr_empty",
+];
+/// The library's definitions built on [`OUTSIDE`], left out with them.
+const OUTSIDE_DEFS: [&str; 4] = ["halt", "halt_error", "stderr", "debug"];
+
 /// A compiled jq expression.
 pub struct Jq {
     spec: Spec,
@@ -153,10 +169,12 @@ impl Jq {
         }
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
+            .chain(jaq_json::defs())
+            .filter(|d| !OUTSIDE_DEFS.contains(&d.name));
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
+            .chain(jaq_json::funs())
+            .filter(|(name, _, _)| !OUTSIDE.contains(name));
         let arena = Arena::default();
         let modules = Loader::new(defs)
             .load(&arena, File { code, path: () })
@@ -213,8 +231,13 @@ impl Jq {
     fn outputs(&self, input: Val, vars: Vec<Val>, limit: usize) -> Result<Vec<Val>, String> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(vars));
         let mut out = Vec::new();
-        for v in self.filter.id.run((ctx, input)).map(unwrap_valr) {
-            out.push(v.map_err(|e| one_line(&e.to_string()))?);
+        for v in self.filter.id.run((ctx, input)) {
+            let v = v.map_err(|exn| match exn.get_err() {
+                Ok(e) => one_line(&e.to_string()),
+                // No `halt` is compiled in; were one to come, it ends this letter only.
+                Err(_) => "halt is not allowed in a transform".to_string(),
+            });
+            out.push(v?);
             if out.len() >= limit {
                 break;
             }

@@ -230,3 +230,30 @@ fn values_cross_to_jaq_and_back_unchanged() {
         .unwrap();
     assert_eq!(out, json!([null, null, f64::MAX]));
 }
+
+#[test]
+fn what_ends_the_process_or_differs_between_runs_is_refused() {
+    for expr in [
+        "halt",
+        "halt_error",
+        "1 | halt_error(1)",
+        "now",
+        "env",
+        "$ENV",
+        "input",
+        "[inputs]",
+        "debug",
+        "stderr",
+    ] {
+        let e = Jq::compile(Spec {
+            expr: expr.into(),
+            envelope: false,
+        });
+        assert!(e.is_err(), "{expr} compiled");
+    }
+    // What remains of the standard library works.
+    let out = jq("[.[] | tostring | ascii_downcase] | join(\",\")")
+        .run(&json!(["A", 1]), letter_vars(&letter(b"{}")))
+        .unwrap();
+    assert_eq!(out, json!("a,1"));
+}

@@ -64,6 +64,7 @@ impl Writer {
             entry,
             out: Outgoing { plan: p, partition },
             takes_over: false,
+            unsendable: None,
         })
     }
 
@@ -90,33 +91,31 @@ impl Writer {
         entry.pending = Some(p.clone());
         entry.force = e.force;
         let forbidden = |e: EngineError| NotDone::new(Reason::Forbidden, e.to_string());
-        let out = match &p.transform {
-            None => plan(
-                l,
-                Some(&p.topic),
-                value,
-                &self.policy,
-                p.replay_id.clone(),
-                true,
-            )
-            .map_err(forbidden)?,
-            Some(text) => {
-                let jq = compiled
-                    .kept(text)
-                    .map_err(|why| NotDone::new(Reason::TransformFailed, why))?;
-                let made = transformed(&jq, l, value.as_deref(), &self.decoders)?;
-                let mut out = plan(
-                    &made,
-                    Some(&p.topic),
-                    None,
-                    &self.policy,
-                    p.replay_id.clone(),
-                    true,
-                )
-                .map_err(forbidden)?;
+        let rid = p.replay_id.clone();
+        // The kept transform, made again from the same start. When it cannot be (its
+        // schema gone), the claim is still taken over, so the message is looked for
+        // (sent already: confirmed); not found, it is released, never sent otherwise.
+        let made = p.transform.as_ref().map(|text| {
+            let jq = compiled
+                .kept(text)
+                .map_err(|why| NotDone::new(Reason::TransformFailed, why))?;
+            transformed(&jq, l, value.as_deref(), &self.decoders)
+        });
+        let (out, unsendable) = match made {
+            None => (
+                plan(l, Some(&p.topic), value, &self.policy, rid, true).map_err(forbidden)?,
+                None,
+            ),
+            Some(Ok(made)) => {
+                let mut out = plan(&made, Some(&p.topic), None, &self.policy, rid, true)
+                    .map_err(forbidden)?;
                 out.edited = p.edited;
-                out
+                (out, None)
             }
+            Some(Err(why)) => (
+                plan(l, Some(&p.topic), value, &self.policy, rid, true).map_err(forbidden)?,
+                Some(why),
+            ),
         };
         Ok(Item {
             id,
@@ -126,6 +125,7 @@ impl Writer {
                 partition: p.partition,
             },
             takes_over: true,
+            unsendable,
         })
     }
 }

@@ -115,6 +115,9 @@ struct Item {
     /// Taken over from another claim: the earlier claims' senders are fenced, then the
     /// message is looked for, before anything is sent.
     takes_over: bool,
+    /// Taken over, but what it must send cannot be made again (its transform fails
+    /// now): confirmed if found, else released unsent, with this reason.
+    unsendable: Option<NotDone>,
 }
 
 impl Writer {
@@ -414,6 +417,7 @@ impl Writer {
             match item {
                 Ok(item) => items.push(item),
                 Err(why) if why.reason == Reason::TransformFailed => {
+                    // A fresh claim whose transform fails: nothing was claimed or sent.
                     done.push((id, ReplayOutcome::Skipped(why)));
                 }
                 Err(why) => done.push((id, ReplayOutcome::Failed(why))),

@@ -32,7 +32,13 @@ impl Writer {
             match self.recover(t, taken).await {
                 Ok((found, rest)) => {
                     sent.extend(found);
-                    items.extend(rest);
+                    for item in rest {
+                        match item.unsendable.clone() {
+                            // Provably not sent (fenced, not found): released, unsent.
+                            Some(why) => out.extend(self.clear(vec![item], &why).await),
+                            None => items.push(item),
+                        }
+                    }
                 }
                 Err((rest, why)) => out.extend(fail_items(rest, &why)),
             }

@@ -5,7 +5,9 @@
 //! value as it arrived: never from an earlier send, so no value is transformed twice.
 //! The expression is kept in the claim (`PendingReplay::transform`); a session that
 //! takes the claim over compiles it again and computes the same bytes from the same
-//! start (a takeover that cannot, its schema gone, fails that letter: nothing is sent).
+//! start. A takeover that cannot (the value's schema unreachable now) still looks for
+//! the message: found, it is confirmed; not found, the claim is released and the letter
+//! fails with `transform-failed`: nothing else is ever sent in its place.
 
 use std::collections::HashMap;
 use std::sync::Arc;
