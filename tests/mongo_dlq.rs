@@ -455,7 +455,8 @@ async fn malformed_documents_list_with_notes_and_are_not_rewritten() {
 
 /// A command that ends while the driver still has clean-up to do (a cursor left
 /// before its end, the client's sessions) exits cleanly: the driver once panicked
-/// at exit in 1 run of 40 (its connection pool torn down under its clean-up task).
+/// at exit in 1 run of 40 (its connection pool torn down under its clean-up task):
+/// 150 runs miss that 2 times in 100.
 #[tokio::test]
 async fn short_commands_exit_without_a_driver_panic() {
     let c = TestCollection::new("exit");
@@ -467,7 +468,7 @@ async fn short_commands_exit_without_a_driver_panic() {
     let runs: Vec<_> = (0..3)
         .map(|_| {
             let args = args.clone();
-            std::thread::spawn(move || (0..20).map(|_| morgue(&args, &audit())).collect::<Vec<_>>())
+            std::thread::spawn(move || (0..50).map(|_| morgue(&args, &audit())).collect::<Vec<_>>())
         })
         .collect();
     for run in runs {

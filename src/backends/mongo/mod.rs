@@ -121,11 +121,12 @@ impl MongoConfig {
         opts.server_selection_timeout
             .get_or_insert(self.connect_timeout);
         opts.app_name.get_or_insert_with(|| "morgue".to_string());
-        let client = Client::with_options(opts).map_err(|source| MongoBackendError::BadUri {
-            uri: uri.clone(),
-            source,
+        let client = clients::shared(&self.uri, self.connect_timeout, || {
+            Client::with_options(opts).map_err(|source| MongoBackendError::BadUri {
+                uri: uri.clone(),
+                source,
+            })
         })?;
-        clients::track(&client);
         let db = client.database(&self.db);
         db.run_command(doc! { "ping": 1 })
             .await
