@@ -15,24 +15,37 @@ use crate::common::*;
 /// The fix every test applies: a value transformed twice would show 2000 more.
 const FIX: &str = ".trade += 1000 | .fixed = true";
 
-/// The value each key arrived with in the source topic (each key once, or it fails).
-async fn arrived_values(r: &Race) -> HashMap<String, serde_json::Value> {
+/// The value bytes each key arrived with in the source topic (each key once, or it fails).
+async fn arrived_bytes(r: &Race) -> HashMap<String, Vec<u8>> {
     let mut m = HashMap::new();
     for l in read_all_on(&r.brokers, &r.source.name).await {
         let k = String::from_utf8(l.key.unwrap()).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&l.value.unwrap()).unwrap();
-        assert!(m.insert(k.clone(), v).is_none(), "{k} arrived twice");
+        assert!(
+            m.insert(k.clone(), l.value.unwrap()).is_none(),
+            "{k} arrived twice"
+        );
     }
     m
 }
 
-/// Every letter arrived once, made by [`FIX`] from its value as it was dead-lettered.
+/// [`arrived_bytes`] read as JSON.
+async fn arrived_values(r: &Race) -> HashMap<String, serde_json::Value> {
+    let bytes = arrived_bytes(r).await;
+    bytes
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::from_slice(&v).unwrap()))
+        .collect()
+}
+
+/// Every letter arrived once, with the very bytes [`FIX`] makes from its value as it
+/// was dead-lettered (`{"trade":i}`): compact JSON, keys in order.
 async fn assert_fixed_once(r: &Race) {
-    let got = arrived_values(r).await;
-    assert_eq!(got.len(), r.keys.len(), "{got:?}");
+    let got = arrived_bytes(r).await;
+    assert_eq!(got.len(), r.keys.len());
     for (i, k) in r.keys.iter().enumerate() {
-        let want = serde_json::json!({"trade": i + 1000, "fixed": true});
-        assert_eq!(got.get(k), Some(&want), "letter {i} ({k})");
+        let want = format!("{{\"trade\":{},\"fixed\":true}}", i + 1000);
+        let seen = got.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
+        assert_eq!(seen.as_deref(), Some(want.as_str()), "letter {i} ({k})");
     }
 }
 
@@ -52,6 +65,7 @@ async fn two_operators_running_the_same_transform_send_each_letter_once() {
     assert_eq!(replayed, 60, "{:?} {:?}", tally(&a), tally(&b));
     // The history and the audit log name the expression.
     let listed = json_lines(&r.morgue(&["list"]));
+    assert_eq!(listed.len(), 60);
     assert!(
         listed.iter().all(|l| l["history"][0]["transform"] == FIX),
         "{:?}",
@@ -346,4 +360,70 @@ async fn a_takeover_that_cannot_make_the_bytes_again_sends_nothing_and_releases(
         serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5})
     );
     drop(guard);
+}
+
+#[tokio::test]
+async fn envelope_mode_export_and_the_jq_filter_term_on_the_command_line() {
+    let r = Race::new("tx-cli", 6).await;
+    // Letters hold {"trade": i}: a jq predicate selects by value.
+    let listed = json_lines(&r.morgue(&["list", "--filter", "jq:\".trade >= 3\""]));
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let bad = r.morgue(&["list", "--filter", "jq:.trade|"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    // export --transform: the fixed values, the expression in the manifest.
+    let file = std::env::temp_dir()
+        .join(unique("tx-export"))
+        .with_extension("jsonl");
+    let out = r.morgue(&[
+        "export",
+        "--filter",
+        "jq:\".trade < 2\"",
+        "--transform",
+        FIX,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["transform"], FIX);
+    assert_eq!(lines.len(), 3, "{text}");
+    for l in &lines[1..] {
+        let v: serde_json::Value =
+            serde_json::from_str(l["value"]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(v["fixed"], true, "{l}");
+        assert!(v["trade"].as_i64().unwrap() >= 1000, "{l}");
+    }
+    assert!(
+        stderr(&out).contains("2 changed, 0 unchanged, 0 failed"),
+        "{}",
+        stderr(&out)
+    );
+    // Envelope mode: the key and a header changed too.
+    let env = r#".key = "K-5" | .headers.fixed = "yes" | .value.trade = 55"#;
+    let out = r.morgue(&[
+        "replay",
+        "--filter",
+        "jq:\".trade == 5\"",
+        "--yes",
+        "--transform-envelope",
+        "--transform",
+        env,
+    ]);
+    assert_eq!(tally(&out).get("replayed"), Some(&1), "{}", stderr(&out));
+    let sent = read_all_on(&r.brokers, &r.source.name).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].key.as_deref(), Some(&b"K-5"[..]));
+    assert_eq!(sent[0].value.as_deref(), Some(&br#"{"trade":55}"#[..]));
+    assert_eq!(sent[0].headers.last("fixed"), Some(&b"yes"[..]));
+    // The failure headers are stripped after the transform all the same.
+    assert!(
+        sent[0]
+            .headers
+            .last("kafka_dlt-exception-message")
+            .is_none()
+    );
 }

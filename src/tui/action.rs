@@ -190,8 +190,9 @@ pub enum Event {
     /// The wall clock now (epoch ms), for filters with relative times: `update`
     /// never reads the clock itself.
     Clock(i64),
-    /// The transform prompt's letters are loaded (how many), or could not be.
-    TransformLoaded(Result<usize, String>),
+    /// The transform prompt's letters are loaded (how many a replay would send, how
+    /// many it would skip as replayed before or held), or could not be.
+    TransformLoaded(Result<(usize, usize), String>),
     /// A preview of the transform prompt's expression `generation`.
     TransformPreview {
         /// Which expression it is of (older ones are dropped).

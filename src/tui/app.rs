@@ -79,6 +79,8 @@ pub enum Dialog {
         expr: String,
         /// What it does to them.
         preview: Box<crate::engine::transform::preview::Preview>,
+        /// Letters of the scope the replay skips anyway (replayed before, held).
+        skipped: usize,
     },
     /// An edit to review as a diff before it is kept.
     ReviewEdit {

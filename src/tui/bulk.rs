@@ -118,8 +118,15 @@ pub(super) async fn replay_group(
     tx: mpsc::Sender<Event>,
 ) {
     let jq = jq.as_deref();
-    let Ok(f) = Filter::parse(&query, chrono::Utc::now().timestamp_millis()) else {
-        return;
+    let f = match Filter::parse(&query, chrono::Utc::now().timestamp_millis()) {
+        Ok(f) => f,
+        Err(e) => {
+            // Nothing was replayed; a closed channel means the TUI has quit.
+            let _ = tx
+                .send(Event::Notice(format!("replay not started: {e}")))
+                .await;
+            return;
+        }
     };
     let f = f.decoding(decoders);
     let (etx, mut erx) = mpsc::channel(crate::engine::write::WINDOW_AHEAD);

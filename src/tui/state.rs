@@ -241,7 +241,7 @@ impl TransformScope {
         self.len() == 0
     }
 
-    /// `the group GROUP` or `the N marked letters`, for the prompt's title.
+    /// `N letter(s) of QUERY` or `N marked letter(s)`, for the prompt's title.
     pub fn describe(&self) -> String {
         match self {
             TransformScope::Group { query, only } => {
@@ -263,8 +263,9 @@ pub struct TransformPrompt {
     pub error: Option<crate::engine::transform::ParseError>,
     /// Stamped on the preview asked for last: older answers are dropped.
     pub generation: u64,
-    /// How many letters were loaded for previews; None while they load.
-    pub loaded: Option<usize>,
+    /// How many letters were loaded for previews, and how many of the scope a replay
+    /// would skip (replayed before, held); None while they load.
+    pub loaded: Option<(usize, usize)>,
     /// The latest preview of `input`, or why it could not be made.
     pub preview: Option<Result<crate::engine::transform::preview::Preview, String>>,
     /// The preview is of an older expression than `input`.

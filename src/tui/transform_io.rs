@@ -3,6 +3,7 @@
 //! edit when it has one, as the replay will), every keystroke's preview worked out on
 //! a blocking thread (the previous one abandoned), and the confirmed replay.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -14,7 +15,7 @@ use crate::engine::DeadLetter;
 use crate::engine::decoders::Registry;
 use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
-use crate::engine::transform::preview::{Start, preview};
+use crate::engine::transform::preview::{Start, preview_until};
 use crate::engine::transform::{Jq, Spec};
 use crate::engine::write::Writer;
 
@@ -33,6 +34,8 @@ pub(super) struct TransformIo {
     letters: Arc<Mutex<Option<Arc<Vec<Start>>>>>,
     load: Option<JoinHandle<()>>,
     preview: Option<JoinHandle<()>>,
+    /// Set when the preview running is no longer wanted: it stops between letters.
+    stop: Arc<AtomicBool>,
 }
 
 impl TransformIo {
@@ -56,12 +59,12 @@ impl TransformIo {
         self.load = Some(tokio::spawn(async move {
             let loaded = letters(scope, source, &writer, decoders).await;
             let event = match loaded {
-                Ok(all) => {
+                Ok((all, skipped)) => {
                     let n = all.len();
                     if let Ok(mut s) = slot.lock() {
                         *s = Some(Arc::new(all));
                     }
-                    Event::TransformLoaded(Ok(n))
+                    Event::TransformLoaded(Ok((n, skipped)))
                 }
                 Err(e) => Event::TransformLoaded(Err(e)),
             };
@@ -78,12 +81,16 @@ impl TransformIo {
         decoders: Arc<Registry>,
         tx: mpsc::Sender<Event>,
     ) {
+        // The blocking work of the one before goes on until told: told here.
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.preview.take() {
             h.abort();
         }
         let Some(letters) = self.letters.lock().ok().and_then(|s| s.clone()) else {
             return;
         };
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = stop.clone();
         self.preview = Some(tokio::spawn(async move {
             let worked = tokio::task::spawn_blocking(move || {
                 let jq = Jq::compile(Spec {
@@ -91,7 +98,7 @@ impl TransformIo {
                     envelope: false,
                 })
                 .map_err(|e| e.to_string())?;
-                Ok(preview(&jq, &letters, &decoders, SAMPLES))
+                Ok(preview_until(&jq, &letters, &decoders, SAMPLES, &stop))
             })
             .await
             .unwrap_or_else(|e| Err(format!("the preview stopped: {e}")));
@@ -105,13 +112,14 @@ impl TransformIo {
     }
 }
 
-/// The letters of `scope`, each with the value a replay would start from.
+/// The letters of `scope` a replay would send, each with the value it would start
+/// from, and how many it would skip.
 async fn letters(
     scope: TransformScope,
     source: Arc<dyn DeadLetterSource>,
     writer: &Writer,
     decoders: Arc<Registry>,
-) -> Result<Vec<Start>, String> {
+) -> Result<(Vec<Start>, usize), String> {
     let mut out: Vec<DeadLetter> = Vec::new();
     match scope {
         TransformScope::Marked(ids) => {
@@ -131,6 +139,8 @@ async fn letters(
                 let SourceEvent::Letters(batch) = ev else {
                     continue;
                 };
+                // Schemas first, as the replay does: payload terms read decoded values.
+                crate::engine::decoders::prepare_letters(&decoders, &batch).await;
                 let counted = |l: &DeadLetter| l.id.as_ref().is_some_and(|id| only.contains(id));
                 for l in batch.into_iter().filter(|l| counted(l) && f.matches(l)) {
                     bytes += l.size();
@@ -152,7 +162,15 @@ async fn letters(
     }
     crate::engine::decoders::prepare_letters(&decoders, &out).await;
     let state = writer.refresh(&mut out).await.map_err(|e| e.to_string())?;
-    Ok(out
+    // What the replay skips (replayed before, held, a copy) is counted apart.
+    let before = out.len();
+    out.retain(|l| {
+        l.history.is_empty()
+            && l.copy_of.is_none()
+            && l.state != crate::engine::LetterState::Replaying
+    });
+    let skipped = before - out.len();
+    let starts = out
         .into_iter()
         .map(|l| {
             let id = l.id.as_ref().map(ToString::to_string).unwrap_or_default();
@@ -163,7 +181,8 @@ async fn letters(
             let start = kept.or_else(|| l.value.clone());
             (l, start)
         })
-        .collect())
+        .collect();
+    Ok((starts, skipped))
 }
 
 /// What a replay reads and writes with: the DLQ, the writer, the decoders.

@@ -86,6 +86,7 @@ impl App {
                     scope: p.scope,
                     expr: p.input,
                     preview: Box::new(preview),
+                    skipped: p.loaded.map_or(0, |(_, s)| s),
                 });
             }
             Err(why) => {

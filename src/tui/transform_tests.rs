@@ -48,7 +48,7 @@ fn a_group_is_previewed_as_typed_and_replayed_exactly_as_counted() {
     assert!(typed(&mut app, ".n += 1").is_empty());
     assert_eq!(prompt(&app).error, None);
     // Loaded: the expression typed so far is previewed.
-    let asked = app.update(Event::TransformLoaded(Ok(4)));
+    let asked = app.update(Event::TransformLoaded(Ok((4, 0))));
     assert_eq!(
         asked,
         vec![Effect::PreviewTransform {
@@ -114,7 +114,7 @@ fn marked_letters_are_a_scope_and_a_read_only_profile_refuses() {
         "{effects:?}"
     );
     // An expression failing for every letter has nothing to replay.
-    app.update(Event::TransformLoaded(Ok(2)));
+    app.update(Event::TransformLoaded(Ok((2, 0))));
     typed(&mut app, "error");
     let g = prompt(&app).generation;
     app.update(Event::TransformPreview {
@@ -130,8 +130,12 @@ fn marked_letters_are_a_scope_and_a_read_only_profile_refuses() {
     app.update(Action::Back);
     assert!(app.dialog.is_none());
 
-    let mut ro = super::app::App::new("kafka://b/dlq".into(), true, false);
+    // A read-only profile: the group is there, the prompt is refused.
+    let mut ro = loaded(3);
+    ro.read_only = true;
     ro.update(Action::Triage);
-    ro.update(Action::Transform);
+    assert_eq!(ro.triage.groups.len(), 1);
+    assert!(ro.update(Action::Transform).is_empty());
     assert!(ro.dialog.is_none());
+    assert!(ro.status.contains("read-only"), "{}", ro.status);
 }

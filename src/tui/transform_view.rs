@@ -60,21 +60,35 @@ pub(super) fn prompt(p: &TransformPrompt, theme: Theme) -> Vec<Line<'static>> {
     l
 }
 
-/// `N changed · M unchanged · K failing (skipped)`, and over how many letters.
-fn counts(v: &Preview, loaded: usize, scope: &TransformScope) -> String {
-    let over = if loaded < scope.len() {
-        format!(" — counted on the first {loaded} of {}", scope.len())
+/// `N changed · M unchanged · K failing (skipped)`, the letters a replay skips
+/// anyway, and over how many letters when not all were loaded.
+fn counts(v: &Preview, (loaded, skipped): (usize, usize), scope: &TransformScope) -> String {
+    let before = match skipped {
+        0 => String::new(),
+        n => format!(" · {n} replayed before or held (skipped)"),
+    };
+    let over = if loaded + skipped < scope.len() {
+        format!(
+            " — counted on the first {} of {}",
+            loaded + skipped,
+            scope.len()
+        )
     } else {
         String::new()
     };
     format!(
-        "{} changed · {} unchanged · {} failing (skipped){over}",
+        "{} changed · {} unchanged · {} failing (skipped){before}{over}",
         v.changed, v.unchanged, v.failed
     )
 }
 
 /// The confirmation: what will be replayed, made by what, with which counts.
-pub(super) fn confirm(scope: &TransformScope, expr: &str, v: &Preview) -> Vec<Line<'static>> {
+pub(super) fn confirm(
+    scope: &TransformScope,
+    expr: &str,
+    v: &Preview,
+    skipped: usize,
+) -> Vec<Line<'static>> {
     let which = match scope {
         TransformScope::Group { only, .. } => format!("exactly these: {}", only.bound()),
         TransformScope::Marked(_) => "exactly the marked letters".to_string(),
@@ -82,7 +96,7 @@ pub(super) fn confirm(scope: &TransformScope, expr: &str, v: &Preview) -> Vec<Li
     vec![
         Line::from(format!("Replay {}, each fixed by:", scope.describe())),
         Line::from(format!("  {expr}")),
-        Line::from(counts(v, v.total(), scope)),
+        Line::from(counts(v, (v.total(), skipped), scope)),
         Line::from(which),
         Line::from("A letter it fails for is skipped and stays as it is; letters already"),
         Line::from("replayed are skipped; each goes to its source topic, once."),

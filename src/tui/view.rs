@@ -414,9 +414,10 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, theme: Theme) {
             scope,
             expr,
             preview,
+            skipped,
         } => (
             "replay transformed",
-            super::transform_view::confirm(scope, expr, preview),
+            super::transform_view::confirm(scope, expr, preview, *skipped),
         ),
         Dialog::ConfirmResolve(id) => (
             "resolve",

@@ -161,7 +161,10 @@ fn write(
             .map(Some)
             .map_err(|e| format!("the result does not fit the value's schema: {}", e.message))
         }
-        (_, Json::Null) => Ok(None),
+        // A null value is a tombstone: sent only where the value was null already
+        // (`.payload` on a letter without one must not delete the key downstream).
+        (Form::Null, Json::Null) => Ok(None),
+        (_, Json::Null) => Err("the result is null: a replay would send a tombstone".into()),
         (Form::Text, Json::String(s)) => Ok(Some(s.clone().into_bytes())),
         _ => serde_json::to_vec(after)
             .map(Some)

@@ -3,7 +3,7 @@
 //!
 //! An expression sees the letter's decoded value as `.` and its context as variables:
 //! `$key` (text, or `{"base64": …}` when not UTF-8; null for a null key), `$headers`
-//! (an object, name → text), `$topic`, `$partition`, `$offset`, `$id`, `$timestamp`
+//! (an object, name → the last value of that name, as `$key`), `$topic`, `$partition`, `$offset`, `$id`, `$timestamp`
 //! (ms) of the source message, and `$error` (`{message, exception, cause,
 //! cause_message, stack_trace, reason, attempts, processor}`, absent ones null).
 //!
@@ -27,8 +27,11 @@ use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 use serde_json::Value as Json;
 
+/// A transform applied to one letter, in the value's own format.
 pub mod apply;
+/// What a transform changed, path by path.
 pub mod diff;
+/// A transform's counts and first changes over many letters (the TUI prompt).
 pub mod preview;
 mod vars;
 
@@ -309,7 +312,17 @@ pub fn to_json(v: &Val) -> Result<Json, String> {
                 },
             }
         }
-        Val::TStr(b) | Val::BStr(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+        Val::TStr(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+        // A byte string (`@base64d` of binary) is not JSON text: said, not mangled.
+        Val::BStr(b) => match std::str::from_utf8(b) {
+            Ok(s) => Json::String(s.to_string()),
+            Err(_) => {
+                return Err(format!(
+                    "a byte string of {} bytes that is not UTF-8",
+                    b.len()
+                ));
+            }
+        },
         Val::Arr(a) => Json::Array(a.iter().map(to_json).collect::<Result<_, _>>()?),
         Val::Obj(o) => {
             let mut m = serde_json::Map::with_capacity(o.len());

@@ -3,6 +3,8 @@
 //! few changed ones, line by line. Pure computation: the caller runs it off the UI
 //! thread, again for every keystroke.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::diff::diff;
 use super::{Applied, Jq, apply};
 use crate::engine::decoders::Registry;
@@ -37,15 +39,27 @@ impl Preview {
 /// `jq` applied to each of `letters`, with the changes of the first `samples` changed;
 /// the letters are split over the machine's cores (a keystroke's answer is awaited).
 pub fn preview(jq: &Jq, letters: &[Start], reg: &Registry, samples: usize) -> Preview {
+    preview_until(jq, letters, reg, samples, &AtomicBool::new(false))
+}
+
+/// [`preview`], given up between two letters once `stop` is set (the expression
+/// typed on): what was counted until then is returned, and not meant to be shown.
+pub fn preview_until(
+    jq: &Jq,
+    letters: &[Start],
+    reg: &Registry,
+    samples: usize,
+    stop: &AtomicBool,
+) -> Preview {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     if cores < 2 || letters.len() < 256 {
-        return preview_one(jq, letters, reg, samples);
+        return preview_one(jq, letters, reg, samples, stop);
     }
     let chunk = letters.len().div_ceil(cores);
     let parts: Vec<Preview> = std::thread::scope(|s| {
         let handles: Vec<_> = letters
             .chunks(chunk)
-            .map(|part| s.spawn(move || preview_one(jq, part, reg, samples)))
+            .map(|part| s.spawn(move || preview_one(jq, part, reg, samples, stop)))
             .collect();
         handles
             .into_iter()
@@ -67,10 +81,19 @@ pub fn preview(jq: &Jq, letters: &[Start], reg: &Registry, samples: usize) -> Pr
     all
 }
 
-/// [`preview`] on one thread.
-fn preview_one(jq: &Jq, letters: &[Start], reg: &Registry, samples: usize) -> Preview {
+/// [`preview_until`] on one thread.
+fn preview_one(
+    jq: &Jq,
+    letters: &[Start],
+    reg: &Registry,
+    samples: usize,
+    stop: &AtomicBool,
+) -> Preview {
     let mut p = Preview::default();
     for (l, start) in letters {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let id = l.id.as_ref().map(ToString::to_string).unwrap_or_default();
         match apply(jq, l, start.as_deref(), reg) {
             Applied::Unchanged => p.unchanged += 1,

@@ -257,3 +257,27 @@ fn what_ends_the_process_or_differs_between_runs_is_refused() {
         .unwrap();
     assert_eq!(out, json!("a,1"));
 }
+
+#[test]
+fn a_null_result_is_not_a_tombstone_and_bytes_are_checked() {
+    let reg = builtin();
+    let l = letter(br#"{"n":1}"#);
+    let Applied::Failed(why) = apply(&jq(".payload"), &l, l.value.as_deref(), &reg) else {
+        panic!("a null result must fail");
+    };
+    assert!(why.contains("tombstone"), "{why}");
+    // A null value stays null.
+    let mut null = letter(b"");
+    null.value = None;
+    assert_eq!(apply(&jq("."), &null, None, &reg), Applied::Unchanged);
+    // A key written as base64 must be text.
+    let Applied::Failed(why) = apply(
+        &envelope(r#".key = {"base64": 7}"#),
+        &l,
+        l.value.as_deref(),
+        &reg,
+    ) else {
+        panic!("a bad base64 key must fail");
+    };
+    assert!(why.contains("base64"), "{why}");
+}

@@ -25,7 +25,9 @@ pub fn json_bytes(v: &Json, what: &str) -> Result<Option<Vec<u8>>, String> {
         Json::Null => Ok(None),
         Json::String(s) => Ok(Some(s.clone().into_bytes())),
         Json::Object(o) if o.len() == 1 && o.contains_key("base64") => {
-            let text = o.get("base64").and_then(Json::as_str).unwrap_or_default();
+            let Some(text) = o.get("base64").and_then(Json::as_str) else {
+                return Err(format!("{what}: {} is not {{\"base64\": TEXT}}", short(v)));
+            };
             STANDARD
                 .decode(text)
                 .map(Some)
