@@ -4,7 +4,6 @@
 //! letter with its `reason` code, `by` and `since`). A filtered replay streams: letters
 //! are read, claimed, replayed and dropped a window at a time.
 
-use super::transform::{TransformTally, dry_json};
 use crate::engine::decoders::Registry;
 use crate::engine::transform::Jq;
 use std::io::{BufRead, IsTerminal, Write};
@@ -26,6 +25,9 @@ use crate::engine::read::source::{SourceEvent, StartAt};
 use crate::engine::write::plan::ReplayPlan;
 use crate::engine::write::{NotDone, ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
 use crate::engine::{DeadLetter, LetterId};
+
+#[path = "replay_dry.rs"]
+mod dry;
 
 /// Options of `morgue replay`.
 #[derive(Debug, clap::Args)]
@@ -416,62 +418,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     let writer = writer.with_takeover_after(args.takeover_after);
     let to = args.to.as_deref();
     if args.dry_run {
-        let tally = std::cell::RefCell::new(TransformTally::default());
-        let dry = |letters: Vec<DeadLetter>| {
-            let (writer, decoders, jq, tally) = (&writer, &target.decoders, jq.as_ref(), &tally);
-            async move {
-                for l in &letters {
-                    let planned = match jq {
-                        None => writer
-                            .plan(l, to, args.force)
-                            .await
-                            .map(|p| plan_json(&p, decoders)),
-                        Some(jq) => writer.plan_with(l, to, args.force, jq).await.map(|(p, a)| {
-                            tally.borrow_mut().add(&p.letter_id, &a);
-                            dry_json(&p, &a)
-                        }),
-                    };
-                    match planned {
-                        Ok(line) => print(&line)?,
-                        Err(e) => print(
-                            &json!({"id": id_of(l), "status": "refused", "error": e.to_string()}),
-                        )?,
-                    }
-                }
-                Ok::<(), anyhow::Error>(())
-            }
-        };
-        let said = |jq: Option<&Jq>| {
-            if let Some(jq) = jq {
-                eprintln!("morgue: dry run: {}", tally.borrow().line(jq));
-            }
-        };
-        return match filter {
-            Some(f) => {
-                let mut counted = Counted::default();
-                let mut w = Windows::open(&opened, &f, None);
-                while let Some(letters) = w.next().await? {
-                    letters
-                        .iter()
-                        .filter_map(|l| l.id.as_ref())
-                        .for_each(|id| counted.insert(id));
-                    dry(letters).await?;
-                }
-                let q = args.filter.as_deref().unwrap_or_default();
-                said(jq.as_ref());
-                eprintln!(
-                    "morgue: dry run: {} letter(s) match '{q}' now ({}); nothing was written",
-                    counted.len(),
-                    counted.bound()
-                );
-                Ok(())
-            }
-            None => {
-                dry(fetch(&target, &opened, &writer, &args.ids).await?).await?;
-                said(jq.as_ref());
-                Ok(())
-            }
-        };
+        return dry::dry_run(args, filter, (&target, &opened, &writer), jq).await;
     }
     if target.read_only {
         return Err(EngineError::ReadOnly("replay".into()).into());

@@ -15,8 +15,8 @@ use crate::engine::DeadLetter;
 use crate::engine::decoders::Registry;
 use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
+use crate::engine::transform::Jq;
 use crate::engine::transform::preview::{Start, preview_until};
-use crate::engine::transform::{Jq, Spec};
 use crate::engine::write::Writer;
 
 /// Changed letters a preview shows.
@@ -93,11 +93,7 @@ impl TransformIo {
         self.stop = stop.clone();
         self.preview = Some(tokio::spawn(async move {
             let worked = tokio::task::spawn_blocking(move || {
-                let jq = Jq::compile(Spec {
-                    expr,
-                    envelope: false,
-                })
-                .map_err(|e| e.to_string())?;
+                let jq = Jq::value(&expr).map_err(|e| e.to_string())?;
                 Ok(preview_until(&jq, &letters, &decoders, SAMPLES, &stop))
             })
             .await
@@ -192,10 +188,7 @@ type Ends = (Arc<dyn DeadLetterSource>, Arc<Writer>, Arc<Registry>);
 pub(super) fn replay(scope: TransformScope, expr: String, ends: Ends, slow: mpsc::Sender<Event>) {
     let (source, writer, decoders) = ends;
     // It compiled in the prompt; a failure here is said, never a replay without it.
-    let jq = match Jq::compile(Spec {
-        expr,
-        envelope: false,
-    }) {
+    let jq = match Jq::value(&expr) {
         Ok(jq) => Arc::new(jq),
         Err(e) => {
             tokio::spawn(async move {

@@ -8,7 +8,7 @@
 use super::action::{Effect, Event};
 use super::app::{Action, App, Dialog, Screen};
 use super::state::{TransformPrompt, TransformScope};
-use crate::engine::transform::{Jq, Spec};
+use crate::engine::transform::Jq;
 
 impl App {
     /// Opens the prompt on the selected triage group, or on the marked letters.
@@ -127,13 +127,9 @@ impl App {
 /// Checks the prompt's expression and, when it compiles and the letters are loaded,
 /// asks for its preview under a new generation.
 fn ask_preview(p: &mut TransformPrompt) -> Vec<Effect> {
-    let spec = Spec {
-        expr: p.input.clone(),
-        envelope: false,
-    };
     p.error = match p.input.trim().is_empty() {
         true => None,
-        false => Jq::compile(spec).err(),
+        false => Jq::value(&p.input).err(),
     };
     p.stale = true;
     if p.error.is_some() || p.input.trim().is_empty() || p.loaded.is_none() {

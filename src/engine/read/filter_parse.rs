@@ -413,19 +413,11 @@ impl Parser<'_> {
                 return self.err(at, format!("unknown state '{value}' ({all})"));
             }
             "since" => Term::Since(self.time(&value, at)?),
-            "jq" => {
-                let spec = crate::engine::transform::Spec {
-                    expr: value,
-                    envelope: false,
-                };
-                match crate::engine::transform::Jq::compile(spec) {
-                    Ok(jq) => Term::Jq(std::sync::Arc::new(jq)),
-                    Err(e) => {
-                        let col = at + usize::from(quoted) + e.column - 1;
-                        return self.err(col, format!("jq: {}", e.message));
-                    }
-                }
-            }
+            "jq" => match crate::engine::transform::Jq::value(&value) {
+                Ok(jq) => Term::Jq(std::sync::Arc::new(jq)),
+                // The column within the expression (escapes before it not counted).
+                Err(e) => return self.err(at + usize::from(quoted) + e.column - 1, e.message),
+            },
             _ => Term::Until(self.time(&value, at)?),
         })
     }

@@ -224,6 +224,14 @@ impl Jq {
         Ok(Jq { spec, filter })
     }
 
+    /// Compiles `expr` over values (not in envelope mode): the filter term and the TUI.
+    pub fn value(expr: &str) -> Result<Jq, ParseError> {
+        Jq::compile(Spec {
+            expr: expr.to_string(),
+            envelope: false,
+        })
+    }
+
     /// What was compiled.
     pub fn spec(&self) -> &Spec {
         &self.spec
