@@ -13,12 +13,13 @@ use crate::engine::write::plan::ReplayPlan;
 /// The transform options shared by `replay` and `export`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TransformArgs {
-    /// Fix each letter with a jq expression (jaq) first: `.` is its decoded value, and
-    /// `$key`, `$headers`, `$topic`, `$partition`, `$offset`, `$id`, `$timestamp`,
-    /// `$error` its context; the result is written back in the value's own format
-    /// (under its schema for Avro, Protobuf, JSON Schema). A letter it fails for
-    /// (an error, no value, several, a result the schema refuses) is skipped with
-    /// reason `transform-failed`; the others go on
+    /// Fix each letter with a jq expression (jaq) first: `.` is its decoded value (a
+    /// replay starts from its kept edit, if any), and `$key`, `$headers`, `$topic`,
+    /// `$partition`, `$offset`, `$id`, `$timestamp`, `$error` its context; the result is
+    /// written back in the value's own format (under its schema for Avro, Protobuf,
+    /// JSON Schema). A letter it fails for (an error, no value, several, null, a result
+    /// the schema refuses) is not sent: replay skips it with reason `transform-failed`,
+    /// export leaves it out; the others go on
     #[arg(long, value_name = "EXPR", allow_hyphen_values = true)]
     pub transform: Option<String>,
     /// With --transform: `.` is `{key, value, headers}` and the result's fields
