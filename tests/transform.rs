@@ -295,7 +295,7 @@ async fn the_tui_previews_a_group_fix_and_replays_it_once_beside_a_cli_operator(
 }
 
 #[tokio::test]
-async fn a_takeover_that_cannot_make_the_bytes_again_sends_nothing_and_releases() {
+async fn a_takeover_that_cannot_make_the_bytes_again_sends_nothing_until_it_can() {
     let source = TestTopic::new("tx-lost-src", 1).await;
     let dlq = TestTopic::new("tx-lost-dlq", 1).await;
     let (url, guard) = crate::payload_formats::registry();
@@ -324,7 +324,7 @@ async fn a_takeover_that_cannot_make_the_bytes_again_sends_nothing_and_releases(
     first.env("MORGUE_TEST_PAUSE", "announced:20000");
     kill_at(first, "morgue-test-pause: announced", || ()).unwrap();
     // Without the registry the value cannot be read, so the transform cannot be made
-    // again: nothing is sent, and the claim is released.
+    // again: nothing is sent, and the letter stays claimed with its expression.
     let second = cmd(&["replay", "0:0", "--yes", "--takeover-after", "0s"], false)
         .output()
         .unwrap();
@@ -340,9 +340,10 @@ async fn a_takeover_that_cannot_make_the_bytes_again_sends_nothing_and_releases(
         "sent without its transform"
     );
     let listed = json_lines(&cmd(&["show", "0:0"], false).output().unwrap());
-    assert_eq!(listed[0]["state"], "new", "{}", listed[0]);
-    // With the registry back, the letter is replayed, transformed.
-    let third = cmd(&["replay", "0:0", "--yes", "--transform", fix], true)
+    assert_eq!(listed[0]["state"], "replaying", "{}", listed[0]);
+    // A plain replay cannot send it untransformed either: it takes the claim, and
+    // with the registry back, sends the value the claim's expression makes.
+    let third = cmd(&["replay", "0:0", "--yes", "--takeover-after", "0s"], true)
         .output()
         .unwrap();
     assert_eq!(
@@ -359,6 +360,17 @@ async fn a_takeover_that_cannot_make_the_bytes_again_sends_nothing_and_releases(
         serde_json::from_str::<serde_json::Value>(read.trim()).unwrap(),
         serde_json::json!({"id": "T-1", "price": 3.5, "qty": 5})
     );
+    // Killed after its commit (the Protobuf letter, offset 5): a takeover that cannot
+    // make the bytes again finds them sent, and confirms them.
+    let mut first = cmd(&["replay", "0:5", "--yes", "--transform", fix], true);
+    first.env("MORGUE_TEST_PAUSE", "sent:20000");
+    kill_at(first, "morgue-test-pause: sent", || ()).unwrap();
+    let second = cmd(&["replay", "0:5", "--yes", "--takeover-after", "0s"], false)
+        .output()
+        .unwrap();
+    let line = &json_lines(&second)[0];
+    assert_eq!(line["status"], "recovered", "{line} {}", stderr(&second));
+    assert_eq!(read_all(&source.name).await.len(), 2, "sent once each");
     drop(guard);
 }
 

@@ -48,6 +48,8 @@ impl TransformIo {
         decoders: Arc<Registry>,
         tx: mpsc::Sender<Event>,
     ) {
+        // A new prompt: the preview of the last one is not wanted either.
+        self.stop.store(true, Ordering::Relaxed);
         for h in [self.load.take(), self.preview.take()]
             .into_iter()
             .flatten()

@@ -132,10 +132,11 @@ fn ask_preview(p: &mut TransformPrompt) -> Vec<Effect> {
         false => Jq::value(&p.input).err(),
     };
     p.stale = true;
+    // Every change of the expression makes older previews stale, shown or not.
+    p.generation += 1;
     if p.error.is_some() || p.input.trim().is_empty() || p.loaded.is_none() {
         return Vec::new();
     }
-    p.generation += 1;
     vec![Effect::PreviewTransform {
         generation: p.generation,
         expr: p.input.clone(),

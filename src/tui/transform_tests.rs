@@ -49,10 +49,11 @@ fn a_group_is_previewed_as_typed_and_replayed_exactly_as_counted() {
     assert_eq!(prompt(&app).error, None);
     // Loaded: the expression typed so far is previewed.
     let asked = app.update(Event::TransformLoaded(Ok((4, 0))));
+    let first = prompt(&app).generation;
     assert_eq!(
         asked,
         vec![Effect::PreviewTransform {
-            generation: 1,
+            generation: first,
             expr: ".n += 1".into()
         }]
     );
@@ -68,24 +69,26 @@ fn a_group_is_previewed_as_typed_and_replayed_exactly_as_counted() {
     );
     app.update(Action::Backspace);
     let asked = app.update(Action::Backspace);
+    let now = prompt(&app).generation;
+    // One more per change of the expression: ` `, `|` and two backspaces.
+    assert_eq!(now, first + 4);
     assert_eq!(
         asked,
         vec![Effect::PreviewTransform {
-            // One more per expression that compiles: `.n += 1 ` was one too.
-            generation: 4,
+            generation: now,
             expr: ".n += 1".into()
         }]
     );
     // An answer for an older expression is dropped; enter waits for the current one.
     app.update(Event::TransformPreview {
-        generation: 3,
+        generation: first,
         preview: Ok(counts(9, 9, 9)),
     });
     assert!(prompt(&app).stale);
     app.update(Action::Submit);
     assert!(app.status.contains("wait"), "{}", app.status);
     app.update(Event::TransformPreview {
-        generation: 4,
+        generation: now,
         preview: Ok(counts(3, 1, 0)),
     });
     assert_eq!(prompt(&app).preview, Some(Ok(counts(3, 1, 0))));

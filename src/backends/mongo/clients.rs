@@ -50,13 +50,22 @@ pub fn shared<E>(
 
 /// Shuts down every client opened so far: their sessions ended and their cursors
 /// killed on the server, waited for up to two seconds each, then closed at once
-/// (a task that still holds a cursor gets an error from the driver, not a panic).
+/// (a task that still holds a cursor gets an error from the driver, not a panic),
+/// given two seconds more at most.
 pub async fn close_all() {
-    let open = std::mem::take(&mut *OPEN.lock().unwrap_or_else(|p| p.into_inner()));
-    for (_, client) in open {
-        let graceful = client.clone().shutdown();
-        if tokio::time::timeout(GRACE, graceful).await.is_err() {
-            client.shutdown().immediate(true).await;
+    // A task may open one while others close: taken again until none is left (thrice).
+    for _ in 0..3 {
+        let open = std::mem::take(&mut *OPEN.lock().unwrap_or_else(|p| p.into_inner()));
+        if open.is_empty() {
+            return;
+        }
+        for (_, client) in open {
+            let graceful = client.clone().shutdown();
+            if tokio::time::timeout(GRACE, graceful).await.is_err() {
+                // Closed at once; a server that answers nothing is not waited on either.
+                let now = client.shutdown().immediate(true);
+                let _ = tokio::time::timeout(GRACE, now).await;
+            }
         }
     }
 }

@@ -111,11 +111,14 @@ pub struct ParseError {
 type Data = data::JustLut<Val>;
 
 /// jq functions left out: they end the process (`halt`), read or write outside the
-/// letter (`input`, `env`, `debug`, `stderr`), or differ from one run to the next
-/// (`now`) — a takeover must compute the bytes the first attempt did. Using one is a
+/// letter (`input`, `env`, `debug`, `stderr`), or differ from one run or host to the
+/// next (`now`, the local time zone's `localtime`, `strflocaltime`) — a takeover must
+/// compute the bytes the first attempt did. Using one is a
 /// mistake at its column (`unknown filter`).
-const OUTSIDE: [&str; 7] = [
+const OUTSIDE: [&str; 9] = [
     "halt",
+    "localtime",
+    "strflocaltime",
     "input",
     "inputs",
     "env",

@@ -239,11 +239,12 @@ fn what_ends_the_process_or_differs_between_runs_is_refused() {
         "1 | halt_error(1)",
         "now",
         "env",
-        "$ENV",
         "input",
         "[inputs]",
         "debug",
         "stderr",
+        "0 | localtime",
+        "0 | strflocaltime(\"%H\")",
     ] {
         let e = Jq::compile(Spec {
             expr: expr.into(),

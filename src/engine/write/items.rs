@@ -93,8 +93,9 @@ impl Writer {
         let forbidden = |e: EngineError| NotDone::new(Reason::Forbidden, e.to_string());
         let rid = p.replay_id.clone();
         // The kept transform, made again from the same start. When it cannot be (its
-        // schema gone), the claim is still taken over, so the message is looked for
-        // (sent already: confirmed); not found, it is released, never sent otherwise.
+        // schema unreachable now), the claim is still taken over, so the message is
+        // looked for (sent already: confirmed); not found, it stays `replaying` with its
+        // expression for the next run, never sent otherwise.
         let made = p.transform.as_ref().map(|text| {
             let jq = compiled
                 .kept(text)

@@ -116,7 +116,7 @@ struct Item {
     /// message is looked for, before anything is sent.
     takes_over: bool,
     /// Taken over, but what it must send cannot be made again (its transform fails
-    /// now): confirmed if found, else released unsent, with this reason.
+    /// now): confirmed if found, else left `replaying` unsent, failed with this reason.
     unsendable: Option<NotDone>,
 }
 

@@ -34,8 +34,9 @@ impl Writer {
                     sent.extend(found);
                     for item in rest {
                         match item.unsendable.clone() {
-                            // Provably not sent (fenced, not found): released, unsent.
-                            Some(why) => out.extend(self.clear(vec![item], &why).await),
+                            // Not sent, and what to send cannot be made now: the claim
+                            // stays, with its expression, for a run that can.
+                            Some(why) => out.extend(fail_items(vec![item], &why)),
                             None => items.push(item),
                         }
                     }
@@ -325,10 +326,17 @@ impl Writer {
             by: self.who.clone(),
             at_ms: e.at_ms,
             edited: p.edited,
-            key: p
-                .key
-                .as_deref()
-                .map(crate::engine::model::encoding::EncodedBytes::of),
+            // The key the claim recorded: what was sent, also when a takeover found it.
+            key: item
+                .entry
+                .pending
+                .as_ref()
+                .and_then(|p| p.key.clone())
+                .or_else(|| {
+                    p.key
+                        .as_deref()
+                        .map(crate::engine::model::encoding::EncodedBytes::of)
+                }),
             transform: item
                 .entry
                 .pending

@@ -6,8 +6,9 @@
 //! The expression is kept in the claim (`PendingReplay::transform`); a session that
 //! takes the claim over compiles it again and computes the same bytes from the same
 //! start. A takeover that cannot (the value's schema unreachable now) still looks for
-//! the message: found, it is confirmed; not found, the claim is released and the letter
-//! fails with `transform-failed`: nothing else is ever sent in its place.
+//! the message: found, it is confirmed; not found, the letter stays `replaying` with its
+//! expression and fails with `transform-failed` for this run: nothing else is ever sent
+//! in its place, and the next run (the schema back) sends it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
