@@ -439,3 +439,23 @@ async fn envelope_mode_export_and_the_jq_filter_term_on_the_command_line() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_mongodb_dlq_is_replayed_transformed_once_by_two_operators() {
+    let r = Race::mongo("tx_mongo", 30).await;
+    let a = r.replay_all(&["--transform", FIX]).spawn().unwrap();
+    let b = r.replay_all(&["--transform", FIX]).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    r.assert_exactly_once().await;
+    assert_fixed_once(&r).await;
+    // The documents keep the expression in their history.
+    let listed = json_lines(&r.morgue(&["list"]));
+    assert_eq!(listed.len(), 30);
+    assert!(
+        listed.iter().all(|l| l["history"][0]["transform"] == FIX),
+        "{}",
+        listed[0]
+    );
+}

@@ -142,3 +142,47 @@ fn marked_letters_are_a_scope_and_a_read_only_profile_refuses() {
     assert!(ro.dialog.is_none());
     assert!(ro.status.contains("read-only"), "{}", ro.status);
 }
+
+#[test]
+fn the_prompt_counts_what_a_replay_skips_and_a_stopped_preview_counts_nothing_more() {
+    use crate::engine::transform::Jq;
+    use crate::engine::transform::preview::preview_until;
+    let mut app = loaded(5);
+    app.update(Action::Triage);
+    app.update(Action::Transform);
+    app.update(Event::TransformLoaded(Ok((3, 2))));
+    typed(&mut app, ".n");
+    let g = prompt(&app).generation;
+    app.update(Event::TransformPreview {
+        generation: g,
+        preview: Ok(counts(3, 0, 0)),
+    });
+    let lines = super::transform_view::prompt(
+        prompt(&app),
+        super::theme::Theme {
+            color: false,
+            palette: None,
+        },
+    );
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    assert!(
+        text.iter().any(|l| l.contains(
+            "3 changed · 0 unchanged · 0 failing (skipped) · 2 replayed before or held (skipped)"
+        )),
+        "{text:?}"
+    );
+    // A preview told to stop counts no further letter.
+    let letters: Vec<_> = (0..300)
+        .map(|i| {
+            let l = super::app::tests::letter(i);
+            let v = l.value.clone();
+            (l, v)
+        })
+        .collect();
+    let jq = Jq::value(".n += 1").unwrap();
+    let reg = crate::engine::decoders::builtin();
+    let stopped = std::sync::atomic::AtomicBool::new(true);
+    assert_eq!(preview_until(&jq, &letters, &reg, 3, &stopped).total(), 0);
+    let running = std::sync::atomic::AtomicBool::new(false);
+    assert_eq!(preview_until(&jq, &letters, &reg, 3, &running).changed, 300);
+}
