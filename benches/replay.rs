@@ -3,7 +3,7 @@
 //!   cargo bench --bench replay -- ledger-ops BROKERS DLQ TARGET N
 //!
 //! Opens the DLQ as a session does (one tailing ledger reader, one writer), then times:
-//! the first catch-up of the ledger, opening a letter (fetch + its fresh state) N
+//! loading every entry of the ledger whole (`KafkaLedger::load`, not the view's catch-up: see `catch-up`), opening a letter (fetch + its fresh state) N
 //! times, and replaying one letter (`--force`, to TARGET) N times. scripts/bench.sh
 //! runs it on a DLQ whose ledger holds 100k entries and on one whose ledger is empty.
 //!
@@ -115,7 +115,7 @@ async fn ledger_ops(brokers: &str, dlq: &str, target: &str, n: usize) {
         );
     }
     println!(
-        "ledger of {entries:>6} entries: first catch-up {first:.0} ms; open a letter {}; replay one {}",
+        "ledger of {entries:>6} entries: every entry loaded whole in {first:.0} ms; open a letter {}; replay one {}",
         pcts(open),
         pcts(replay)
     );
