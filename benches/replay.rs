@@ -3,8 +3,9 @@
 //!   cargo bench --bench replay -- ledger-ops BROKERS DLQ TARGET N
 //!
 //! Opens the DLQ as a session does (one tailing ledger reader, one writer), then times:
-//! loading every entry of the ledger whole (`KafkaLedger::load`, not the view's catch-up: see `catch-up`), opening a letter (fetch + its fresh state) N
-//! times, and replaying one letter (`--force`, to TARGET) N times. scripts/bench.sh
+//! loading every entry of the ledger whole (`KafkaLedger::load`, not the view's
+//! catch-up: see `catch-up`), opening a letter (fetch + its fresh state) N times, and
+//! replaying one letter (`--force`, to TARGET) N times. scripts/bench.sh
 //! runs it on a DLQ whose ledger holds 100k entries and on one whose ledger is empty.
 //!
 //!   cargo bench --bench replay -- record BROKERS DLQ N
