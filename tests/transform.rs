@@ -54,14 +54,20 @@ fn assert_fixed(keys: &[String], got: &HashMap<String, Vec<u8>>) {
     }
 }
 
-#[tokio::test]
-async fn two_operators_running_the_same_transform_send_each_letter_once() {
-    let r = Race::new("tx-two", 60).await;
+/// Two operators running [`FIX`] on every letter of `r` at once; both succeed.
+fn two_operators(r: &Race) -> (std::process::Output, std::process::Output) {
     let a = r.replay_all(&["--transform", FIX]).spawn().unwrap();
     let b = r.replay_all(&["--transform", FIX]).spawn().unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", stderr(&a));
     assert!(b.status.success(), "{}", stderr(&b));
+    (a, b)
+}
+
+#[tokio::test]
+async fn two_operators_running_the_same_transform_send_each_letter_once() {
+    let r = Race::new("tx-two", 60).await;
+    let (a, b) = two_operators(&r);
     r.assert_exactly_once().await;
     r.assert_reports_true(&[&a, &b]).await;
     assert_fixed_once(&r).await;
@@ -494,12 +500,9 @@ async fn envelope_mode_export_and_the_jq_filter_term_on_the_command_line() {
 #[tokio::test]
 async fn a_mongodb_dlq_is_replayed_transformed_once_by_two_operators() {
     let r = Race::mongo("tx_mongo", 30).await;
-    let a = r.replay_all(&["--transform", FIX]).spawn().unwrap();
-    let b = r.replay_all(&["--transform", FIX]).spawn().unwrap();
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success(), "{}", stderr(&a));
-    assert!(b.status.success(), "{}", stderr(&b));
+    let (a, b) = two_operators(&r);
     r.assert_exactly_once().await;
+    r.assert_reports_true(&[&a, &b]).await;
     assert_fixed_once(&r).await;
     // The documents keep the expression in their history.
     let listed = json_lines(&r.morgue(&["list"]));
