@@ -79,11 +79,7 @@ pub async fn export(backend: &BackendArgs, args: &ExportArgs) -> anyhow::Result<
                         eprintln!("morgue: left out {id}: transform failed: {why}");
                         continue;
                     }
-                    crate::engine::transform::Applied::Changed(c) => {
-                        l.value = c.value;
-                        l.key = c.key.unwrap_or(l.key);
-                        l.headers = c.headers.unwrap_or(l.headers);
-                    }
+                    crate::engine::transform::Applied::Changed(c) => c.apply_to(&mut l),
                     crate::engine::transform::Applied::Unchanged => {}
                 }
             }

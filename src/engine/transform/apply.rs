@@ -35,6 +35,19 @@ pub struct Change {
     pub after: Json,
 }
 
+impl Change {
+    /// Puts the new value, and the key and headers when they changed, into `l`.
+    pub fn apply_to(self, l: &mut DeadLetter) {
+        l.value = self.value;
+        if let Some(k) = self.key {
+            l.key = k;
+        }
+        if let Some(h) = self.headers {
+            l.headers = h;
+        }
+    }
+}
+
 /// How a value was read, hence how the result is written.
 enum Form {
     /// A registry format (Avro, Protobuf, JSON Schema, CBOR, compressed…).

@@ -186,13 +186,23 @@ impl Writer {
         target: Option<&str>,
         force: bool,
     ) -> Result<ReplayPlan, WriteError> {
+        let (l, edited) = self.plannable(letter, force).await?;
+        Ok(plan(&l, target, edited, &self.policy, new_id(), true)?)
+    }
+
+    /// `letter` with its state read fresh, and its kept edit, when a replay may plan it.
+    async fn plannable(
+        &self,
+        letter: &DeadLetter,
+        force: bool,
+    ) -> Result<(DeadLetter, Option<Vec<u8>>), WriteError> {
         let mut l = letter.clone();
         let state = self.refresh(std::slice::from_mut(&mut l)).await?;
         let edited = stored_edit(state.get(&id_of(&l)));
         if let Some(why) = self.skip_reason(&l, &state, force) {
             return Err(WriteError::Pending(why.message));
         }
-        Ok(plan(&l, target, edited, &self.policy, new_id(), true)?)
+        Ok((l, edited))
     }
 
     /// [`Writer::plan`] for a replay made by `jq`: the plan of what would be sent, and
@@ -204,19 +214,11 @@ impl Writer {
         force: bool,
         jq: &Jq,
     ) -> Result<(ReplayPlan, Applied), WriteError> {
-        let mut l = letter.clone();
-        let state = self.refresh(std::slice::from_mut(&mut l)).await?;
-        let edited = stored_edit(state.get(&id_of(&l)));
-        if let Some(why) = self.skip_reason(&l, &state, force) {
-            return Err(WriteError::Pending(why.message));
-        }
-        let applied = apply(
-            jq,
-            &l,
-            edited.as_deref().or(l.value.as_deref()),
-            &self.decoders,
-        );
-        let made = transformed::transformed(jq, &l, edited.as_deref(), &self.decoders);
+        let (l, edited) = self.plannable(letter, force).await?;
+        let start = edited.as_deref().or(l.value.as_deref());
+        let applied = apply(jq, &l, start, &self.decoders);
+        // Applied once: the plan is of what it made.
+        let made = transformed::made(jq, &l, edited.as_deref(), applied.clone());
         let mut p = match made {
             Ok(made) => plan(&made, target, None, &self.policy, new_id(), true)?,
             Err(_) => plan(&l, target, edited.clone(), &self.policy, new_id(), true)?,

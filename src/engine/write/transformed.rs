@@ -25,21 +25,23 @@ pub(super) fn transformed(
     edited: Option<&[u8]>,
     reg: &Registry,
 ) -> Result<DeadLetter, NotDone> {
+    let applied = apply(jq, l, edited.or(l.value.as_deref()), reg);
+    made(jq, l, edited, applied)
+}
+
+/// `l` as `applied` (what `jq` made of it, from `edited` or its value) leaves it.
+pub(super) fn made(
+    jq: &Jq,
+    l: &DeadLetter,
+    edited: Option<&[u8]>,
+    applied: Applied,
+) -> Result<DeadLetter, NotDone> {
     let id = l.id.as_ref().map(ToString::to_string).unwrap_or_default();
-    let base = edited.or(l.value.as_deref());
     let mut out = l.clone();
-    out.value = base.map(<[u8]>::to_vec);
-    match apply(jq, l, base, reg) {
+    out.value = edited.or(l.value.as_deref()).map(<[u8]>::to_vec);
+    match applied {
         Applied::Unchanged => {}
-        Applied::Changed(c) => {
-            out.value = c.value;
-            if let Some(k) = c.key {
-                out.key = k;
-            }
-            if let Some(h) = c.headers {
-                out.headers = h;
-            }
-        }
+        Applied::Changed(c) => c.apply_to(&mut out),
         Applied::Failed(why) => {
             return Err(NotDone::new(
                 Reason::TransformFailed,
