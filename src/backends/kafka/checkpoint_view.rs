@@ -205,7 +205,9 @@ impl View {
                 .push_key(l.key, slot, format_args!("{j} of part {i}"))?;
         }
         for &(j, src) in &part.held {
-            cand.base.push_source(src, part.letters[j as usize].key);
+            // `decode_part` refused a `j` outside the part.
+            let at = start.checked_add(j).ok_or("too many letters")?;
+            cand.base.push_source(src, at);
         }
         cand.parts.push(place);
         cand.starts.push(start);
@@ -273,10 +275,12 @@ impl View {
                     return Err(self.refused(&format!("letter '{}' shares a hash", e.id)));
                 }
                 check.push(&e.id, *slot).map_err(|e| self.refused(&e))?;
+                let place =
+                    u32::try_from(check.len() - 1).map_err(|e| self.refused(&e.to_string()))?;
                 let from = held.partition_point(|h| h.0 < *k);
                 let sources = held[from..].iter().take_while(|h| h.0 == *k).map(|h| h.1);
                 for s in sources.clone() {
-                    check.push_source(s, *k);
+                    check.push_source(s, place);
                 }
                 part.push(e, *slot, sources).map_err(|e| self.refused(&e))?;
                 if part.full() {

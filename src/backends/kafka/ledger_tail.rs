@@ -1,6 +1,8 @@
 //! The ledger view's reader: catching up with the ledger topic from the latest
-//! checkpoint (see `checkpoint_view`), record by record, and starting again from a
-//! checkpoint when the ledger is cut under it.
+//! checkpoint (see `checkpoint_view`), record by record, up to the end its watermarks
+//! give, and starting again from a checkpoint when the ledger is cut under it. The
+//! ledger's partition is assigned to the reader only while it reads (see
+//! `View::assign`).
 
 use std::time::{Duration, Instant};
 
@@ -67,7 +69,15 @@ impl View {
             let Some(hi) = hi? else {
                 return Ok(());
             };
-            self.read_to(hi)?;
+            if self.next < hi && !self.cut {
+                self.assign()?;
+                let from = self.next;
+                let read = self.read_to(hi);
+                if self.next > from {
+                    self.unassign()?;
+                }
+                read?;
+            }
             if !self.cut {
                 return Ok(());
             }
@@ -81,24 +91,20 @@ impl View {
         )))
     }
 
-    /// Assigns the ledger to `c` from the latest checkpoint, the first time (and after
-    /// a cut); the ledger's end now, or None while it does not exist. A view behind
-    /// the ledger's start is reset, to start again.
+    /// Loads the latest checkpoint, the first time (and after a cut); the ledger's end
+    /// now, or None while it does not exist. A view behind the ledger's start is
+    /// reset, to start again.
     fn start(&mut self, c: &Browser) -> Result<Option<i64>, LedgerError> {
         let topic = self.topic.clone();
-        if !self.assigned {
+        if !self.started {
             match self.cfg.partitions(c, &topic) {
                 Ok(_) => {}
                 Err(KafkaBackendError::TopicNotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
-            let start = self.bootstrap()?;
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, 0, Offset::Offset(start))
-                .map_err(|e| LedgerError::Other(e.to_string()))?;
-            c.assign(&tpl)
-                .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
-            self.assigned = true;
+            // Read on from the checkpoint's `upto` (0: none).
+            self.next = self.bootstrap()?;
+            self.started = true;
         }
         let (lo, hi) = c
             .fetch_watermarks(&topic, 0, METADATA_TIMEOUT)
@@ -141,9 +147,53 @@ impl View {
         Ok(())
     }
 
+    /// Assigns the ledger's partition to the tail reader from where the view stopped.
+    ///
+    /// Decision: the tail reader fetches only while a catch-up reads. Left assigned at
+    /// the ledger's end, it fetches again and again for nothing: a broker that answers
+    /// an empty fetch at once instead of waiting `fetch.wait.max.ms` (noida-db) is
+    /// asked again at once, about half a core of this process and as much of the
+    /// broker's (measured), and a bulk replay catches up several times a window.
+    /// Pausing the partition instead stalled the next catch-up for about a second
+    /// (librdkafka's resume); an assignment at an offset fetches at once.
+    ///
+    /// librdkafka aborts the process when a partition is taken away twice before its
+    /// fetcher has stopped once (`rd_kafka_assignment_partition_stopped`: seen when an
+    /// assignment was replaced, then taken away, with nothing read between). So it is
+    /// taken away only after this assignment has read something (its fetcher started,
+    /// which librdkafka does only once the previous one has stopped); after a
+    /// catch-up that read nothing it stays, and the next catch-up reads on from it.
+    fn assign(&mut self) -> Result<(), LedgerError> {
+        if self.assigned_at == Some(self.next) {
+            return Ok(());
+        }
+        let Some(c) = self.consumer.as_ref() else {
+            return Ok(());
+        };
+        let topic = &self.topic;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(self.next))
+            .map_err(|e| LedgerError::Other(e.to_string()))?;
+        c.assign(&tpl)
+            .map_err(|e| LedgerError::Other(format!("assigning '{topic}': {e}")))?;
+        self.assigned_at = Some(self.next);
+        Ok(())
+    }
+
+    /// Takes the ledger's partition away from the tail reader (see [`Self::assign`]);
+    /// what it fetched and the view has not read is dropped with it.
+    fn unassign(&mut self) -> Result<(), LedgerError> {
+        let Some(c) = self.consumer.as_ref() else {
+            return Ok(());
+        };
+        self.assigned_at = None;
+        c.unassign()
+            .map_err(|e| LedgerError::Other(format!("unassigning '{}': {e}", self.topic)))
+    }
+
     /// Forgets what was read, to read from the latest checkpoint again.
     fn reset(&mut self) {
-        self.assigned = false;
+        self.started = false;
         self.cut = false;
         self.next = 0;
         self.fold = Fold::default();

@@ -45,8 +45,11 @@ pub struct View {
     /// The tail reader, kept from the first catch-up on (even while the ledger topic
     /// does not exist yet: a client costs a connection and ~100 ms to set up and tear down).
     pub(super) consumer: Option<Browser>,
-    /// The ledger's partition is assigned to `consumer`.
-    pub(super) assigned: bool,
+    /// Where to read on from is known (the latest checkpoint was looked for and loaded).
+    pub(super) started: bool,
+    /// The offset the ledger's partition is assigned to `consumer` from, while it is
+    /// (only during a catch-up, or after one that read nothing: see `ledger_tail`).
+    pub(super) assigned_at: Option<i64>,
     /// Every applied entry's bytes, opened on the first one.
     pub(super) spill: Option<Spill>,
     /// Whether whole entries are kept at all (a view that only counts states keeps none).
@@ -103,7 +106,8 @@ impl View {
             cfg,
             topic: topic.to_string(),
             consumer: None,
-            assigned: false,
+            started: false,
+            assigned_at: None,
             spill: None,
             keep: true,
             next: 0,

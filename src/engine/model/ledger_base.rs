@@ -117,8 +117,8 @@ impl Base {
 #[derive(Debug, Default)]
 pub struct BaseBuilder {
     base: Base,
-    /// Source key and holder key.
-    sources: Vec<(u64, u64)>,
+    /// Source key and its holder's place.
+    sources: Vec<(u64, u32)>,
 }
 
 impl BaseBuilder {
@@ -169,34 +169,42 @@ impl BaseBuilder {
         Ok(())
     }
 
-    /// Records that source `src` (its key) is held by the letter with key `holder`.
-    pub fn push_source(&mut self, src: u64, holder: u64) {
+    /// Records that source `src` (its key) is held by the letter pushed at place
+    /// `holder` (the number of letters pushed before it).
+    pub fn push_source(&mut self, src: u64, holder: u32) {
         self.sources.push((src, holder));
     }
 
     /// The base: letters sorted by key, every source's holder found; refused when two
-    /// letters share a key or a source's holder is not among the letters.
+    /// letters share a key or a source's holder is not among the letters. Linear but
+    /// for two sorts (1M letters: sorted as (key, place) pairs, and each holder found
+    /// through the inverse of that order, not by a search per source).
     pub fn finish(self) -> Result<Base, String> {
         let BaseBuilder { base, mut sources } = self;
-        let mut order: Vec<u32> = (0..base.keys.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| base.keys[i as usize]);
-        let pick = |v: &Vec<u32>| order.iter().map(|&i| v[i as usize]).collect::<Vec<_>>();
-        let (meta, pos) = (pick(&base.meta), pick(&base.pos));
-        let keys: Vec<u64> = order.iter().map(|&i| base.keys[i as usize]).collect();
-        drop(order);
-        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("two letters share the key {:#x}", w[0]));
+        let mut order: Vec<(u64, u32)> = base.keys.iter().copied().zip(0u32..).collect();
+        order.sort_unstable();
+        if let Some(w) = order.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(format!("two letters share the key {:#x}", w[0].0));
         }
+        let keys: Vec<u64> = order.iter().map(|o| o.0).collect();
+        let meta: Vec<u32> = order.iter().map(|o| base.meta[o.1 as usize]).collect();
+        let pos: Vec<u32> = order.iter().map(|o| base.pos[o.1 as usize]).collect();
+        // Where each place went in the sorted order.
+        let mut sorted_at = vec![0u32; order.len()];
+        for (i, o) in (0u32..).zip(&order) {
+            sorted_at[o.1 as usize] = i;
+        }
+        drop(order);
         sources.sort_unstable();
         sources.dedup_by_key(|s| s.0);
         let mut src_keys = Vec::with_capacity(sources.len());
         let mut src_holders = Vec::with_capacity(sources.len());
         for (s, h) in sources {
-            let i = keys
-                .binary_search(&h)
-                .map_err(|_| format!("source {s:#x} is held by no letter of the checkpoint"))?;
+            let i = sorted_at.get(h as usize).ok_or_else(|| {
+                format!("source {s:#x} is held by no letter of the checkpoint (place {h})")
+            })?;
             src_keys.push(s);
-            src_holders.push(u32::try_from(i).map_err(|e| e.to_string())?);
+            src_holders.push(*i);
         }
         Ok(Base {
             keys,
@@ -229,7 +237,7 @@ mod tests {
             let state = EntryState::ALL[n % 5];
             b.push(id, slot(n as u32, state, n % 2 == 0)).unwrap();
             if n % 3 == 0 {
-                b.push_source(key(&format!("orders/0/{n}")), key(id));
+                b.push_source(key(&format!("orders/0/{n}")), n as u32);
             }
         }
         assert!(
@@ -261,7 +269,7 @@ mod tests {
         assert!(b.finish().unwrap_err().contains("share the key"));
         let mut b = BaseBuilder::default();
         b.push("0:1", slot(1, EntryState::New, false)).unwrap();
-        b.push_source(key("orders/0/1"), key("0:2"));
+        b.push_source(key("orders/0/1"), 1);
         assert!(b.finish().unwrap_err().contains("held by no letter"));
     }
 
