@@ -1,8 +1,8 @@
 //! The ledger view's reader: catching up with the ledger topic from the latest
 //! checkpoint (see `checkpoint_view`), record by record, up to the end its watermarks
 //! give, and starting again from a checkpoint when the ledger is cut under it. The
-//! ledger's partition is assigned to the reader only while it reads (see
-//! `View::assign`).
+//! ledger's partition is assigned to the reader while it reads (and after a read that
+//! got nothing, until the next one: see `View::assign`).
 
 use std::time::{Duration, Instant};
 
@@ -73,10 +73,13 @@ impl View {
                 self.assign()?;
                 let from = self.next;
                 let read = self.read_to(hi);
-                if self.next > from {
-                    self.unassign()?;
-                }
+                let taken = if self.next > from {
+                    self.unassign()
+                } else {
+                    Ok(())
+                };
                 read?;
+                taken?;
             }
             if !self.cut {
                 return Ok(());
@@ -194,6 +197,9 @@ impl View {
     /// Forgets what was read, to read from the latest checkpoint again.
     fn reset(&mut self) {
         self.started = false;
+        // A reader stopped by the cut fetches nothing more: assigned again from the
+        // checkpoint, even at the same offset.
+        self.assigned_at = None;
         self.cut = false;
         self.next = 0;
         self.fold = Fold::default();
