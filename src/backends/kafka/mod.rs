@@ -252,6 +252,11 @@ impl KafkaConfig {
             ("queued.max.messages.kbytes", "16384"),
             ("fetch.max.bytes", "8388608"),
             ("fetch.queue.backoff.ms", "20"),
+            // And fetches again only when fewer than 2,000 letters of a partition are
+            // left to read (librdkafka's default, 100,000, made a reader fetch the
+            // partition's end again and again while it worked through what it held:
+            // a broker that answers an empty fetch at once then spins with it).
+            ("queued.min.messages", "2000"),
         ])
         .create_with_context(Quiet)
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
