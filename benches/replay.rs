@@ -252,6 +252,13 @@ fn fold(n: usize) {
 
 #[tokio::main]
 async fn main() {
+    // MORGUE_LOG=debug: the engine's step timings on stderr (as the binary's).
+    if let Ok(f) = std::env::var("MORGUE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(f))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
