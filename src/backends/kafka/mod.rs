@@ -252,11 +252,14 @@ impl KafkaConfig {
             ("queued.max.messages.kbytes", "16384"),
             ("fetch.max.bytes", "8388608"),
             ("fetch.queue.backoff.ms", "20"),
-            // And fetches again only when fewer than 2,000 letters of a partition are
-            // left to read (librdkafka's default, 100,000, made a reader fetch the
-            // partition's end again and again while it worked through what it held:
-            // a broker that answers an empty fetch at once then spins with it).
-            ("queued.min.messages", "2000"),
+            // And fetches again only when fewer than 10,000 fetched letters (all its
+            // partitions together) wait to be read. With librdkafka's default, 100,000,
+            // a reader that held a partition's whole rest kept fetching that partition's
+            // end while it worked through it: a broker that answers an empty fetch at
+            // once (noida-db) then spins with it. Below the threshold (the end of a
+            // read, a caught-up follower) it still does; a real Kafka waits
+            // `fetch.wait.max.ms`. 10,000 keeps ~100 ms of small letters in hand.
+            ("queued.min.messages", "10000"),
         ])
         .create_with_context(Quiet)
         .map_err(|e| KafkaBackendError::BadProperty(Box::new(e)))
