@@ -115,7 +115,15 @@ impl Txn {
         records: &[TxnRecord<'_>],
     ) -> Result<Vec<i64>, TargetError> {
         let p = self.begin(slot)?;
-        match self.produce(&p, records).await {
+        let t0 = std::time::Instant::now();
+        let produced = self.produce(&p, records).await;
+        tracing::debug!(
+            "'{}': {} produced in {:?}",
+            self.id,
+            records.len(),
+            t0.elapsed()
+        );
+        match produced {
             Ok(offsets) => {
                 crate::engine::write::fault::pause("produced").await;
                 self.commit(slot, p).await?;
