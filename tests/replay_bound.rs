@@ -195,3 +195,68 @@ async fn a_filter_that_does_not_parse_refuses_to_run_and_a_leading_dash_negates(
         .collect();
     assert_eq!(keys, ["0:0", "0:2"]);
 }
+
+/// `--yes` on Kafka reads the DLQ once (no count first): bound all the same, to the
+/// letters below each partition's end offset when the run started. A matching letter
+/// produced while the run holds its first claim waits for the next run; the windows
+/// (two letters each here, two at once) report in the order read.
+#[tokio::test]
+async fn a_letter_arriving_during_a_yes_run_waits_for_the_next_one() {
+    let source = TestTopic::new("bound-yes-src", 1).await;
+    let dlq = TestTopic::new("bound-yes-dlq", 1).await;
+    let cfg = KafkaConfig::new(kafka_brokers());
+    for i in 0..7 {
+        letter(&cfg, &dlq.name, &source.name, i, "trade.Invalid").await;
+    }
+    let audit = std::env::temp_dir().join(unique("audit"));
+    let run = |pause: Option<&str>| {
+        let mut c = crate::common::procs::morgue_cmd();
+        c.args(["replay", "--kafka", &kafka_brokers(), "--topic", &dlq.name])
+            .args(["--filter", "error:trade.Invalid", "--yes"])
+            .env("MORGUE_AUDIT_LOG", &audit)
+            .env("MORGUE_TEST_WINDOW", "2")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = pause {
+            c.env("MORGUE_TEST_PAUSE", p);
+        }
+        c.spawn().unwrap()
+    };
+    let ids = |out: &std::process::Output| -> Vec<String> {
+        crate::common::procs::json_lines(out)
+            .iter()
+            .filter(|v| v["status"] == "replayed")
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let child = run(Some("announced:2000"));
+    let (child, err) = crate::common::procs::wait_marker(child, "morgue-test-pause: announced", 60);
+    // Matching, and produced while the first window is claimed: after the run began.
+    letter(&cfg, &dlq.name, &source.name, 7, "trade.Invalid").await;
+    let out = crate::common::procs::finish(child, err);
+    let err = crate::common::procs::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        ids(&out),
+        ["0:0", "0:1", "0:2", "0:3", "0:4", "0:5", "0:6"],
+        "the letters there when it started, in the order read: {err}"
+    );
+    assert!(
+        err.contains(
+            "7 letter(s): 7 replayed, 0 recovered, 0 skipped, 0 sent-unconfirmed, 0 failed"
+        ) && err.contains(
+            "7 matching letter(s) below the end offsets when it started (partition 0 offsets 0..6)"
+        ),
+        "{err}"
+    );
+    // The late letter is still new: the next run takes it, and only it.
+    let again = run(None).wait_with_output().unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        crate::common::procs::stderr(&again)
+    );
+    assert_eq!(ids(&again), ["0:7"]);
+    let arrived = read_all(&source.name).await;
+    assert_eq!(arrived.len(), 8, "each letter once");
+}

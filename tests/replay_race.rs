@@ -23,7 +23,15 @@ async fn three_processes_and_a_tui_replay_each_key_exactly_once() {
     let r = Race::new("race", N).await;
     // The TUI: triage board, replay the whole group.
     let tui = tui_on_triage(&r);
-    let procs: Vec<Child> = (0..3).map(|_| r.replay_all(&[]).spawn().unwrap()).collect();
+    // Windows of 16 letters, two at once: each process has claims in flight side by side.
+    let procs: Vec<Child> = (0..3)
+        .map(|_| {
+            r.replay_all(&[])
+                .env("MORGUE_TEST_WINDOW", "16")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     tui_replay_group(&tui);
     let outs: Vec<Output> = procs
         .into_iter()
@@ -56,11 +64,17 @@ async fn sigkill_at_each_step_of_the_protocol_never_doubles() {
         .enumerate()
     {
         let r = Race::new(&format!("kill{round}"), N).await;
-        // The victim is killed inside the window while a survivor replays alongside.
+        // The victim is killed inside a window while a survivor replays alongside; in
+        // windows of 8 letters, two at once, so two windows are in flight when it dies.
         let mut victim = r.replay_all(&[]);
-        victim.env("MORGUE_TEST_PAUSE", format!("{step}:5000"));
+        victim
+            .env("MORGUE_TEST_PAUSE", format!("{step}:5000"))
+            .env("MORGUE_TEST_WINDOW", "8");
         let survivor = kill_at(victim, &format!("morgue-test-pause: {step}"), || {
-            r.replay_all(&[]).spawn().unwrap()
+            r.replay_all(&[])
+                .env("MORGUE_TEST_WINDOW", "8")
+                .spawn()
+                .unwrap()
         });
         let survivor = survivor.unwrap_or_else(|| panic!("round {round}: never paused at {step}"));
         let out = survivor.wait_with_output().unwrap();

@@ -2,7 +2,10 @@
 //! filter, writes are confirmed (a terminal prompt or `--yes`) and carried out by the
 //! engine's [`Writer`], and each result is one JSON line on stdout (a skipped or failed
 //! letter with its `reason` code, `by` and `since`). A filtered replay streams: letters
-//! are read, claimed, replayed and dropped a window at a time.
+//! are read, claimed, replayed and dropped a window at a time, [`IN_FLIGHT`] windows at
+//! once unless paced. It is bound to the letters counted before the question; with
+//! `--yes` on Kafka (no question) it reads the DLQ once instead, bound to the letters
+//! below each partition's end offset when it started.
 
 use crate::engine::decoders::Registry;
 use crate::engine::transform::Jq;
@@ -23,7 +26,7 @@ use crate::engine::read::filter::Filter;
 use crate::engine::read::outcome;
 use crate::engine::read::source::{SourceEvent, StartAt};
 use crate::engine::write::plan::ReplayPlan;
-use crate::engine::write::{NotDone, ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
+use crate::engine::write::{NotDone, ReplayOutcome, WINDOW_BYTES, Writer, window};
 use crate::engine::{DeadLetter, LetterId};
 
 #[path = "replay_dry.rs"]
@@ -56,7 +59,8 @@ pub struct ReplayArgs {
     /// At most this many letters per second.
     #[arg(long, value_name = "N", value_parser = values::rate)]
     pub rate: Option<f64>,
-    /// Do not ask for confirmation (scripts).
+    /// Do not ask for confirmation (scripts); a filtered replay of a Kafka DLQ then reads
+    /// it once, bound to the letters below each partition's end when it starts.
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Keep this header although it would be stripped (repeatable).
@@ -131,7 +135,7 @@ async fn fetch(
 }
 
 /// The letters matching a filter (and, when given, counted before: nothing else),
-/// read a window at a time (at most [`WINDOW`] letters or [`WINDOW_BYTES`] of
+/// read a window at a time (at most [`window`] letters or [`WINDOW_BYTES`] of
 /// payload); the reader waits while a window is worked on.
 struct Windows<'f> {
     rx: mpsc::Receiver<SourceEvent>,
@@ -167,7 +171,7 @@ impl<'f> Windows<'f> {
                 }
                 bytes += l.size();
                 window.push(l);
-                if window.len() >= WINDOW || bytes >= WINDOW_BYTES {
+                if window.len() >= self::window() || bytes >= WINDOW_BYTES {
                     return Ok(Some(window));
                 }
             }
@@ -319,11 +323,22 @@ struct Tally {
     skipped: u64,
     unconfirmed: u64,
     failed: u64,
-    /// A filtered replay's count and bound, fixed before it was confirmed.
-    counted: Option<(usize, String)>,
+    /// A filtered replay's count and bound: fixed before it was confirmed, or (`--yes`
+    /// on Kafka, read once) the letters it took.
+    counted: Option<String>,
+    /// The letters handed to the writer so far.
+    read: Counted,
 }
 
 impl Tally {
+    /// Notes the letters handed to the writer.
+    fn took(&mut self, letters: &[DeadLetter]) {
+        letters
+            .iter()
+            .filter_map(|l| l.id.as_ref())
+            .for_each(|id| self.read.insert(id));
+    }
+
     fn add(&mut self, id: &str, o: &ReplayOutcome) -> anyhow::Result<()> {
         match o {
             ReplayOutcome::Replayed {
@@ -356,10 +371,7 @@ impl Tally {
             ),
             _ => String::new(),
         };
-        let of = match &self.counted {
-            Some((n, bound)) => format!("; {n} counted when confirmed ({bound})"),
-            None => String::new(),
-        };
+        let of = self.counted.as_deref().unwrap_or_default();
         let line = format!(
             "{total} letter(s): {} replayed, {} recovered, {} skipped, {} sent-unconfirmed, {} failed in {secs:.2} s{steady}{of}",
             self.replayed, self.recovered, self.skipped, self.unconfirmed, self.failed,
@@ -436,6 +448,21 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     let mut sent = 0u64;
     let rate = args.rate;
     match filter {
+        // With --yes nothing is shown before acting, so a Kafka DLQ is read once: the
+        // letters below each partition's end offset when the run starts, matching as read.
+        Some(f) if args.yes && matches!(target.dlq, Dlq::Kafka { .. }) => {
+            let w = Windows::open(&opened, &f, None);
+            readied(
+                &writer,
+                run(&writer, w, (to, args.force, jq), rate, &mut tally),
+            )
+            .await?;
+            tally.counted = Some(format!(
+                "; {} matching letter(s) below the end offsets when it started ({})",
+                tally.read.len(),
+                tally.read.bound()
+            ));
+        }
         Some(f) => {
             let q = args.filter.as_deref().unwrap_or_default();
             // What is confirmed is bound: the letters matching now, and no later one.
@@ -453,14 +480,17 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
                     counted.bound()
                 ),
             )?;
-            tally.counted = Some((counted.len(), counted.bound()));
-            let mut w = Windows::open(&opened, &f, Some(&counted));
-            while let Some(letters) = w.next().await? {
-                run_window(
-                    &writer, letters, to, args.force, jq, rate, &mut sent, &mut tally,
-                )
-                .await?;
-            }
+            tally.counted = Some(format!(
+                "; {} counted when confirmed ({})",
+                counted.len(),
+                counted.bound()
+            ));
+            let w = Windows::open(&opened, &f, Some(&counted));
+            readied(
+                &writer,
+                run(&writer, w, (to, args.force, jq), rate, &mut tally),
+            )
+            .await?;
         }
         None => {
             let letters = fetch(&target, &opened, &writer, &args.ids).await?;
@@ -472,7 +502,7 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
                     writer.dlq()
                 ),
             )?;
-            for chunk in letters.chunks(WINDOW) {
+            for chunk in letters.chunks(window()) {
                 run_window(
                     &writer,
                     chunk.to_vec(),
@@ -492,6 +522,107 @@ pub async fn replay(backend: &BackendArgs, args: &ReplayArgs) -> anyhow::Result<
     tally.finish()
 }
 
+/// Runs `work` while the writer's ledger is made ready for its first claim.
+async fn readied(
+    writer: &Writer,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let (prepared, done) = tokio::join!(writer.prepare(), work);
+    // A ledger that could not be made ready failed each claim too, every letter saying
+    // why (each claim tries again); a run that took no letter needed none.
+    if let Err(e) = prepared {
+        tracing::debug!("ledger not made ready ahead of the first claim: {e}");
+    }
+    done
+}
+
+/// Replays the windows `w` reads: paced one after the other with a rate, else overlapped.
+async fn run(
+    writer: &Writer,
+    w: Windows<'_>,
+    how: (Option<&str>, bool, Option<&Jq>),
+    rate: Option<f64>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    if rate.is_some() {
+        paced(writer, w, how, rate, tally).await
+    } else {
+        overlapped(writer, w, how, tally).await
+    }
+}
+
+/// Windows an unpaced replay works on at once: while one waits on the broker (its claim,
+/// its commit, its confirm), the next is planned and claimed.
+const IN_FLIGHT: usize = 2;
+
+/// Replays the windows `w` reads, [`IN_FLIGHT`] at a time (each its own claim and
+/// transaction), and reports each letter's outcome in the order read.
+async fn overlapped(
+    writer: &Writer,
+    mut w: Windows<'_>,
+    (to, force, jq): (Option<&str>, bool, Option<&Jq>),
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    // The reader fills a small queue of windows; the replays take them from it. A
+    // channel's receive can be raced safely, a window half-read cannot.
+    let (tx, mut rx) = mpsc::channel::<Vec<DeadLetter>>(1);
+    let read = async move {
+        while let Some(letters) = w.next().await? {
+            if tx.send(letters).await.is_err() {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    };
+    let replay = async {
+        let mut running = futures::stream::FuturesOrdered::new();
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                Some(done) = running.next(), if !running.is_empty() => {
+                    let done: Vec<(LetterId, ReplayOutcome)> = done;
+                    for (id, o) in &done {
+                        tally.add(&id.to_string(), o)?;
+                    }
+                    tally.steady.get_or_insert((Instant::now(), done.len() as u64));
+                }
+                got = rx.recv(), if reading && running.len() < IN_FLIGHT => match got {
+                    Some(letters) => {
+                        tally.started.get_or_insert_with(Instant::now);
+                        tally.took(&letters);
+                        running.push_back(async move {
+                            writer.replay_with(&letters, to, force, jq).await
+                        });
+                    }
+                    None => reading = false,
+                },
+                else => break,
+            }
+        }
+        // A reply that failed to print stops the run; the reader stops with it.
+        drop(rx);
+        anyhow::Ok(())
+    };
+    let (read, replay) = tokio::join!(read, replay);
+    replay.and(read)
+}
+
+/// Replays the windows `w` reads one after the other, in slices paced to `rate`.
+async fn paced(
+    writer: &Writer,
+    mut w: Windows<'_>,
+    (to, force, jq): (Option<&str>, bool, Option<&Jq>),
+    rate: Option<f64>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let mut sent = 0u64;
+    while let Some(letters) = w.next().await? {
+        run_window(writer, letters, to, force, jq, rate, &mut sent, tally).await?;
+    }
+    Ok(())
+}
+
 /// Replays one window; with `--rate`, in slices paced to the rate.
 #[allow(clippy::too_many_arguments)]
 async fn run_window(
@@ -507,7 +638,9 @@ async fn run_window(
     tally.started.get_or_insert_with(Instant::now);
     // With a rate, a slice is about a tenth of a second's worth of letters, more when
     // the sends fell behind the schedule (each slice costs a claim and a confirm).
-    let base = rate.map_or(WINDOW, |r| ((r / 10.0).ceil() as usize).clamp(1, WINDOW));
+    let base = rate.map_or(window(), |r| {
+        ((r / 10.0).ceil() as usize).clamp(1, window())
+    });
     let mut rest = letters.as_slice();
     while !rest.is_empty() {
         let mut n = base;
@@ -518,8 +651,9 @@ async fn run_window(
                 n = n.max(usize::try_from(due.saturating_sub(*sent - first)).unwrap_or(n));
             }
         }
-        let (part, tail) = rest.split_at(n.min(rest.len()).min(WINDOW));
+        let (part, tail) = rest.split_at(n.min(rest.len()).min(window()));
         rest = tail;
+        tally.took(part);
         for (id, o) in writer.replay_with(part, to, force, jq).await {
             tally.add(&id.to_string(), &o)?;
         }

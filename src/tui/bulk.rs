@@ -12,7 +12,7 @@ use crate::engine::read::counted::Counted;
 use crate::engine::read::filter::Filter;
 use crate::engine::read::source::{DeadLetterSource, SourceEvent, StartAt};
 use crate::engine::transform::Jq;
-use crate::engine::write::{ReplayOutcome, WINDOW, WINDOW_BYTES, Writer};
+use crate::engine::write::{ReplayOutcome, WINDOW_BYTES, Writer, window};
 use crate::engine::{DeadLetter, LetterId};
 
 /// Counts of a replay of several letters, reported as it goes.
@@ -144,7 +144,7 @@ pub(super) async fn replay_group(
             bytes += l.size();
             window.push(l);
         }
-        if window.len() >= WINDOW || bytes >= WINDOW_BYTES {
+        if window.len() >= self::window() || bytes >= WINDOW_BYTES {
             bulk.replay(&writer, &std::mem::take(&mut window), jq, &tx)
                 .await;
             bytes = 0;
@@ -178,7 +178,7 @@ pub(super) async fn replay_many(
 ) {
     let jq = jq.as_deref();
     let mut bulk = Bulk::default();
-    for chunk in ids.chunks(WINDOW) {
+    for chunk in ids.chunks(window()) {
         let mut letters = Vec::with_capacity(chunk.len());
         for id in chunk {
             match source.fetch(id).await {

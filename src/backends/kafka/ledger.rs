@@ -317,7 +317,9 @@ impl LedgerStore for KafkaLedger {
                 .map_err(|_| LedgerError::Other("ledger view poisoned".into()))?;
             self.refuse_newer(&v)?;
         }
+        let t0 = std::time::Instant::now();
         let records = self.append(&entries).await?;
+        tracing::debug!("ledger '{}': appended in {:?}", self.topic, t0.elapsed());
         let last = records.iter().map(|r| r.0).max().unwrap_or(0);
         // Read up to them: the fold's verdict on each entry is the answer. A reader that
         // does not see a new ledger topic yet (metadata not yet spread) is asked again.
@@ -365,6 +367,7 @@ impl LedgerStore for KafkaLedger {
                 })
                 .await?;
             if let Some(results) = got {
+                tracing::debug!("ledger '{}': read back in {:?}", self.topic, t0.elapsed());
                 self.maybe_checkpoint();
                 return Ok(results);
             }
@@ -378,6 +381,18 @@ impl LedgerStore for KafkaLedger {
 
     fn dlq(&self) -> String {
         format!("kafka://{}/{}", self.cfg.brokers, self.dlq)
+    }
+
+    /// Starts the appending producer (an idempotent producer's first send waits 0.5–1 s
+    /// for its producer id: it is asked for now), creates the topic, reads the ledger.
+    async fn prepare(&self) -> Result<(), LedgerError> {
+        let t0 = std::time::Instant::now();
+        // Kept by the ledger for its writes; this clone only starts it.
+        let _started = self.producer()?;
+        self.ensure_topic().await?;
+        self.catch_up().await?;
+        tracing::debug!("ledger '{}': ready in {:?}", self.topic, t0.elapsed());
+        Ok(())
     }
 
     async fn settle(&self) {

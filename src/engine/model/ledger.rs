@@ -69,6 +69,12 @@ pub trait LedgerStore: Send + Sync {
     /// The DLQ this ledger belongs to, for the audit log (`kafka://brokers/topic`).
     fn dlq(&self) -> String;
 
+    /// Makes ready what the first write needs (a Kafka ledger's topic), so that a run
+    /// can do it while it reads; a failure here is met again, and said, by that write.
+    async fn prepare(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
     /// Waits for upkeep this session started in the background (a Kafka ledger's
     /// checkpoint) to be written, before a command exits.
     async fn settle(&self) {}

@@ -163,6 +163,13 @@ impl Writer {
         &self.policy
     }
 
+    /// Makes the ledger ready for a first write while the caller reads (see
+    /// [`LedgerStore::prepare`]); refused, with nothing made, in a read-only profile.
+    pub async fn prepare(&self) -> Result<(), WriteError> {
+        self.policy.check_writable("replay")?;
+        Ok(self.ledger.prepare().await?)
+    }
+
     /// Waits for the ledger's background upkeep (see [`LedgerStore::settle`]).
     pub async fn settle(&self) {
         self.ledger.settle().await;
@@ -499,8 +506,22 @@ pub mod fault;
 pub mod plan;
 
 /// How many letters a bulk replay claims, sends and confirms together (the CLI's
-/// filtered replays and the TUI's group replays alike).
+/// filtered replays and the TUI's group replays alike): see [`window`].
 pub const WINDOW: usize = 2000;
+
+/// [`WINDOW`]; debug builds (the tests) take `MORGUE_TEST_WINDOW` instead, so that a
+/// few dozen letters make several windows.
+pub fn window() -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("MORGUE_TEST_WINDOW")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    WINDOW
+}
 /// Payload bytes a bulk replay holds at once, whatever the count.
 pub const WINDOW_BYTES: usize = 64 << 20;
 /// Batches a bulk replay's reader may hold ahead of the window being replayed.
