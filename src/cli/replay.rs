@@ -578,12 +578,20 @@ async fn overlapped(
     let replay = async {
         let mut running = futures::stream::FuturesOrdered::new();
         let mut reading = true;
+        // A report that cannot be printed stops the run: no window is taken after it,
+        // and the ones in flight finish their claim, send and confirm first.
+        let mut failed: Option<anyhow::Error> = None;
         loop {
             tokio::select! {
                 Some(done) = running.next(), if !running.is_empty() => {
                     let done: Vec<(LetterId, ReplayOutcome)> = done;
                     for (id, o) in &done {
-                        tally.add(&id.to_string(), o)?;
+                        if failed.is_none()
+                            && let Err(e) = tally.add(&id.to_string(), o)
+                        {
+                            failed = Some(e);
+                            reading = false;
+                        }
                     }
                     tally.steady.get_or_insert((Instant::now(), done.len() as u64));
                 }
@@ -600,9 +608,9 @@ async fn overlapped(
                 else => break,
             }
         }
-        // A reply that failed to print stops the run; the reader stops with it.
+        // The reader stops with the channel.
         drop(rx);
-        anyhow::Ok(())
+        failed.map_or(Ok(()), Err)
     };
     let (read, replay) = tokio::join!(read, replay);
     replay.and(read)

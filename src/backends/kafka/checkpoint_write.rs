@@ -1,12 +1,12 @@
 //! Writing a ledger checkpoint (see `checkpoint`), then removing what it covers.
 //!
 //! A session starts one, in the background, after a write of its own when the entries
-//! folded since the checkpoint it started from reach [`every`] (100,000: a replay
-//! writes two entries a letter, in a few records a window) or half the number of
-//! letters, whichever is more: the ledger then holds about a checkpoint and half as
-//! many entries again, so its size grows with the letters, and a checkpoint's cost is
-//! spread over at least half as many entries as it holds. (At 50,000, a 100k-letter
-//! replay on a new DLQ wrote four checkpoints, a sixth of its CPU; at 100,000, two.) `replay` and
+//! folded since the checkpoint it started from reach [`every`] (50,000) or half the
+//! number of letters, whichever is more: the ledger then holds about a checkpoint and
+//! half as many entries again, so its size grows with the letters, and a checkpoint's
+//! cost is spread over at least half as many entries as it holds. (100,000 was tried:
+//! a 100k-letter replay then wrote two checkpoints, not four, but left half its letters'
+//! records uncut: 156 B of ledger a letter, over the 100 B aimed at.) `replay` and
 //! `resolve` wait for the one they started before they exit (`LedgerStore::settle`);
 //! one interrupted elsewhere is left half-written (ignored) and redone by the next
 //! session. Several sessions crossing the mark at once each write one; that costs
@@ -40,7 +40,7 @@ use crate::engine::write::fault;
 /// Debug builds (the tests) take `MORGUE_TEST_CHECKPOINT_EVERY` instead, to write
 /// checkpoints often.
 pub fn every() -> u64 {
-    const EVERY: u64 = 100_000;
+    const EVERY: u64 = 50_000;
     #[cfg(debug_assertions)]
     if let Some(n) = std::env::var("MORGUE_TEST_CHECKPOINT_EVERY")
         .ok()

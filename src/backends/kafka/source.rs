@@ -262,6 +262,12 @@ impl KafkaSource {
                     let l = letter_from_message(&msg);
                     let (p, o) = (msg.partition(), msg.offset());
                     behind.retain(|&(q, hi)| !(q == p && o + 1 >= hi));
+                    // A bounded read takes only what was there when it started: a partition
+                    // read to its end is still fetched while others catch up.
+                    let late = !follow && marks.iter().any(|m| m.0 == p && o >= m.2);
+                    if late {
+                        continue;
+                    }
                     batch.push(l);
                     delivered += 1;
                     if batch.len() >= BATCH && !flush(tx, &mut batch, ledger) {
